@@ -1,0 +1,68 @@
+/*  soffa_err: the one error vocabulary of soffa.
+ *
+ *  Every fallible function returns a soffa_err_t. Codes from LMDB, errno and
+ *  ZeroMQ are translated where they enter soffa (the original code goes in
+ *  the log line); nothing else leaks. The text of each code tells a person
+ *  what was wrong and, where there is one, what to do next.
+ *  The numeric values are part of the wire protocol (Error.code): append new
+ *  codes at the end of the list, never reorder.
+ */
+#ifndef SOFFA_ERR_H
+#define SOFFA_ERR_H
+
+#define SOFFA_ERRORS(X)                                                             \
+    X(OK, "success")                                                                \
+    X(NOMEM, "out of memory")                                                       \
+    X(INVALID_ARG, "invalid argument (a programming error in the caller)")         \
+    X(MALFORMED, "message could not be decoded")                                    \
+    X(TOO_LARGE, "frame or field is larger than the limit")                         \
+    X(VERSION, "unsupported protocol or record version")                            \
+    X(ID_FORMAT, "identity number has the wrong format (expected YYMMDD-NNNC or YYYYMMDDNNNC)") \
+    X(ID_CHECKSUM, "identity number has a bad check digit")                         \
+    X(ID_DATE, "identity number holds an impossible date")                          \
+    X(KOMMUN, "unknown municipality code (see config/kommuner.csv)")                \
+    X(SKOLENHET, "school unit code must be 8 digits")                               \
+    X(ORGNR, "organisation number must be 10 digits with a valid check digit")      \
+    X(MISSING_FIELD, "a required field is missing")                                 \
+    X(BAD_FIELD, "a field has a value outside its allowed range")                   \
+    X(STORE_FULL, "store is full; raise [store] map_size and restart")              \
+    X(STORE_IO, "store could not be read or written; check the disk and the data directory") \
+    X(STORE_CORRUPT, "store is damaged; restore the data directory from a backup")  \
+    X(NOT_FOUND, "not found")                                                       \
+    X(CHAIN_BROKEN, "hash chain is broken: the history was altered")               \
+    X(PERMISSION, "permission denied; check file ownership and modes")              \
+    X(EXISTS, "already exists")                                                     \
+    X(TRANSPORT, "network transport failed")                                        \
+    X(PROTOCOL_STATE, "frame is not allowed in the current session state")          \
+    X(POLICY, "refused by policy: this role may not send this message")             \
+    X(CONSENT, "refused: no active consent covers this disclosure")                 \
+    X(NOT_AUTHORISED, "not authorised for this mailbox or scope")                   \
+    X(TIMEOUT, "timed out")                                                         \
+    X(CONFIG, "configuration is invalid")                                           \
+    X(IO, "input/output error")                                                     \
+    X(AGE, "subject's age is outside what the legal basis allows")                  \
+    X(PROTECTED, "refused: contact details are not allowed for a protected identity") \
+    X(LEGAL_BASIS, "legal basis does not match the message type")                   \
+    X(UNAVAILABLE, "service unavailable; try again later")                          \
+    X(INTERNAL, "internal error; please report it with the log")
+
+typedef enum {
+#define SOFFA_ERR_ENUM_(name, text) SOFFA_ERR_##name,
+    SOFFA_ERRORS(SOFFA_ERR_ENUM_)
+#undef SOFFA_ERR_ENUM_
+    SOFFA_ERR__COUNT
+} soffa_err_t;
+
+/* SOFFA_OK is SOFFA_ERR_OK: success is zero. */
+#define SOFFA_OK SOFFA_ERR_OK
+
+/*  Returns a static sentence describing rc; never NULL. */
+const char *soffa_strerror(soffa_err_t rc);
+
+/*  Returns the symbolic name of rc ("STORE_FULL"); never NULL. */
+const char *soffa_errname(soffa_err_t rc);
+
+/*  Translates an errno value into a soffa code. */
+soffa_err_t soffa_err_from_errno(int err);
+
+#endif

@@ -1,0 +1,73 @@
+/*  soffa_id: the identifiers soffa routes on.
+ *
+ *  Personnummer and samordningsnummer are accepted in every common written
+ *  form and turned into the canonical 12-digit form YYYYMMDDNNNC:
+ *    10 digits   YYMMDDNNNC       century: born less than 100 years ago
+ *    11 chars    YYMMDD-NNNC      same
+ *    11 chars    YYMMDD+NNNC      born in or before the year of the 100th birthday
+ *    12 digits   YYYYMMDDNNNC
+ *    13 chars    YYYYMMDD-NNNC
+ *  Leading and trailing blanks are ignored; anything else is refused.
+ *  The check digit is Luhn over YYMMDDNNN; the date must be a real calendar
+ *  date (a samordningsnummer's day is the birth day + 60) and not in the
+ *  future of the reference date.
+ *
+ *  Also: kommunkod (against the 290 municipalities built in from
+ *  config/kommuner.csv), skolenhetskod (8 digits) and organisationsnummer
+ *  (10 digits, Luhn). Identity numbers never appear in soffa's logs; these
+ *  functions do not log.
+ */
+#ifndef SOFFA_ID_H
+#define SOFFA_ID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "soffa_err.h"
+#include "soffa_time.h"
+
+typedef enum {
+    SOFFA_ID_PNR = 1,    /* personnummer */
+    SOFFA_ID_SAMNR = 2,  /* samordningsnummer (day + 60) */
+} soffa_id_kind_t;
+
+#define SOFFA_ID_LEN 12  /* canonical length, without the terminating NUL */
+
+/*  Parses `text` in any accepted form into the canonical 12-digit form.
+ *  `today` resolves the century of 10/11-character forms (NULL = today).
+ *  out: 13 bytes, NUL-terminated on success. kind may be NULL.
+ *  Returns SOFFA_OK, or SOFFA_ERR_ID_FORMAT (length, stray characters),
+ *  SOFFA_ERR_ID_DATE (no such date, or in the future), SOFFA_ERR_ID_CHECKSUM. */
+soffa_err_t soffa_id_parse(const char *text, const soffa_date_t *today, char out[13],
+                           soffa_id_kind_t *kind);
+
+/*  Checks an already canonical 12-digit number (as carried in messages).
+ *  Returns what soffa_id_parse would, plus the kind. */
+soffa_err_t soffa_id_check(const char *id12, soffa_id_kind_t *kind);
+
+/*  Birth date held by a canonical number (samordningsnummer: day - 60). */
+soffa_err_t soffa_id_birth_date(const char *id12, soffa_date_t *out);
+
+/*  Name of a kind: "personnummer" or "samordningsnummer". */
+const char *soffa_id_kind_name(soffa_id_kind_t kind);
+
+/*  Luhn check over `n` digits (the last is the check digit). */
+bool soffa_luhn_ok(const char *digits, size_t n);
+
+/*  Returns SOFFA_OK if code is one of the 290 municipalities, else SOFFA_ERR_KOMMUN. */
+soffa_err_t soffa_kommun_check(const char *code);
+
+/*  Name of municipality `code` ("Tjörn"), or NULL when unknown. Borrowed. */
+const char *soffa_kommun_name(const char *code);
+
+/*  Number of municipalities built in (290). */
+size_t soffa_kommun_count(void);
+
+/*  Returns SOFFA_OK for an 8-digit skolenhetskod, else SOFFA_ERR_SKOLENHET. */
+soffa_err_t soffa_skolenhet_check(const char *code);
+
+/*  Returns SOFFA_OK for a 10-digit (or NNNNNN-NNNN) organisationsnummer with a
+ *  valid check digit, else SOFFA_ERR_ORGNR. */
+soffa_err_t soffa_orgnr_check(const char *orgnr);
+
+#endif

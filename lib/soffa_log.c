@@ -1,0 +1,52 @@
+/*  soffa_log: one formatted line per call, written with a single write. */
+#include "soffa_log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "soffa_time.h"
+
+static const char *s_component = "soffa";
+static soffa_log_level_t s_level = SOFFA_LOG_INFO;
+static const char *const s_names[] = {"debug", "info", "warn", "error"};
+
+void
+soffa_log_setup(const char *component, soffa_log_level_t level)
+{
+    if (component)
+        s_component = component;
+    s_level = level;
+}
+
+int
+soffa_log_level_parse(const char *name)
+{
+    for (int i = 0; name && i < 4; i++)
+        if (strcmp(name, s_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void
+soffa_log(soffa_log_level_t level, const char *fmt, ...)
+{
+    if (level < s_level || level > SOFFA_LOG_ERROR)
+        return;
+    char line[1024], ts[32];
+    soffa_time_format(soffa_now_us(), ts);
+    int n = snprintf(line, sizeof line, "%s %-5s %s: ", ts, s_names[level], s_component);
+    if (n < 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - (size_t) n - 1, fmt, ap);
+    va_end(ap);
+    size_t len = (size_t) n + (m < 0 ? 0 : (size_t) m);
+    if (len > sizeof line - 2)
+        len = sizeof line - 2;
+    line[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void) w;   /* nothing sensible to do when stderr is gone */
+}

@@ -1,0 +1,196 @@
+/*  soffa_msg: the domain message (DOMAIN.md §5) behind the codec wall.
+ *
+ *  A soffa_msg_t is one decoded, owned message. Outside lib/ nobody sees the
+ *  generated protobuf-c types: broker and agents decode, validate, read the
+ *  flat soffa_msg_view_t, convert to and from JSON, and encode.
+ *
+ *  JSON form: field names as in proto/soffa_msg.proto; enumerations as their
+ *  value names without the prefix ("SL_15_15_ABSENCE"; the prefixed name is
+ *  accepted too); 16-byte ids as UUID text; other bytes as hex; business
+ *  dates as "YYYY-MM-DD"; instants as integer Unix microseconds. The payload
+ *  is one key named after its type, e.g. {"absence_reported": {...}}.
+ *
+ *  soffa_msg_validate() is the one validation every part of soffa calls:
+ *  identifier checksums, known municipality codes, enum ranges, string
+ *  lengths and the fields each type requires.
+ */
+#ifndef SOFFA_MSG_H
+#define SOFFA_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "soffa_err.h"
+
+#define SOFFA_MSG_MAX (32 * 1024)   /* largest encoded message accepted */
+
+/* The message types; values are the payload field numbers of Message. */
+#define SOFFA_MSG_TYPES(X)                                     \
+    X(ENROLMENT_CHANGED, enrolment_changed, 20)                \
+    X(ABSENCE_REPORTED, absence_reported, 21)                  \
+    X(AT_RISK_NOTICE, at_risk_notice, 22)                      \
+    X(SIGNAL_ACKNOWLEDGED, signal_acknowledged, 23)            \
+    X(KAA_CASE_OPENED, kaa_case_opened, 24)                    \
+    X(CONTACT_ATTEMPTED, contact_attempted, 25)                \
+    X(OCCUPATION_RECORDED, occupation_recorded, 26)            \
+    X(PLAN_AGREED, plan_agreed, 27)                            \
+    X(MEASURE_STARTED, measure_started, 28)                    \
+    X(MEASURE_ENDED, measure_ended, 29)                        \
+    X(KAA_CASE_CLOSED, kaa_case_closed, 30)                    \
+    X(CONSENT_RECORDED, consent_recorded, 31)                  \
+    X(CONSENT_WITHDRAWN, consent_withdrawn, 32)                \
+    X(REFERRAL_SENT, referral_sent, 33)                        \
+    X(REFERRAL_STATUS_CHANGED, referral_status_changed, 34)    \
+    X(REFERRAL_WITHDRAWN, referral_withdrawn, 35)              \
+    X(CONCERN_REPORT_FILED, concern_report_filed, 36)          \
+    X(CONCERN_REPORT_FEEDBACK, concern_report_feedback, 37)    \
+    X(SUBJECT_IDENTITY_CHANGED, subject_identity_changed, 38)
+
+typedef enum {
+    SOFFA_MT_NONE = 0,
+#define SOFFA_MT_ENUM_(NAME, name, num) SOFFA_MT_##NAME = num,
+    SOFFA_MSG_TYPES(SOFFA_MT_ENUM_)
+#undef SOFFA_MT_ENUM_
+} soffa_msg_type_t;
+
+#define SOFFA_MT_FIRST SOFFA_MT_ENROLMENT_CHANGED
+#define SOFFA_MT_LAST SOFFA_MT_SUBJECT_IDENTITY_CHANGED
+
+/* Mirrors of the proto enumerations soffa's logic decides on. The numbers
+ * are checked against the generated code at compile time in soffa_msg.c. */
+typedef enum {
+    SOFFA_LB_NONE = 0,
+    SOFFA_LB_SL_15_15_ENROLMENT = 1,
+    SOFFA_LB_SL_15_15_ABSENCE = 2,
+    SOFFA_LB_SOL_REPORT_OF_CONCERN = 3,
+    SOFFA_LB_SOL_REPORTER_FEEDBACK = 4,
+    SOFFA_LB_CONSENT_OSL_12_2 = 5,
+    SOFFA_LB_SL_29_9_INTERNAL = 6,
+} soffa_legal_basis_t;
+
+typedef enum {
+    SOFFA_ROLE_NONE = 0,
+    SOFFA_ROLE_SCHOOL = 1,
+    SOFFA_ROLE_KAA = 2,
+    SOFFA_ROLE_SOCIAL = 3,
+    SOFFA_ROLE_AF = 4,
+    SOFFA_ROLE_AUDIT = 5,
+    SOFFA_ROLE_BROKER = 6,
+} soffa_role_t;
+
+typedef enum {
+    SOFFA_PK_NONE = 0,
+    SOFFA_PK_SCHOOL_PRINCIPAL = 1,
+    SOFFA_PK_KAA = 2,
+    SOFFA_PK_SOCIAL_SERVICES = 3,
+    SOFFA_PK_ARBETSFORMEDLINGEN = 4,
+} soffa_party_kind_t;
+
+typedef enum {
+    SOFFA_TK_NONE = 0,
+    SOFFA_TK_SOCIAL_SERVICES = 1,
+    SOFFA_TK_ARBETSFORMEDLINGEN = 2,
+    SOFFA_TK_SCHOOL = 3,
+    SOFFA_TK_OTHER = 4,
+} soffa_target_kind_t;
+
+typedef enum {
+    SOFFA_CP_NONE = 0,
+    SOFFA_CP_REFERRAL = 1,
+    SOFFA_CP_STATUS_FEEDBACK = 2,
+    SOFFA_CP_CASE_SUMMARY = 3,
+} soffa_consent_purpose_t;
+
+typedef enum {
+    SOFFA_RS_NONE = 0,
+    SOFFA_RS_RECEIVED = 1,
+} soffa_referral_status_t;   /* only RECEIVED is special to policy */
+
+typedef enum {
+    SOFFA_IDT_NONE = 0,
+    SOFFA_IDT_PNR = 1,
+    SOFFA_IDT_SAMNR = 2,
+    SOFFA_IDT_LOCAL_RESERVE = 3,
+} soffa_id_type_t;
+
+typedef struct soffa_msg soffa_msg_t;
+
+/*  A flat, borrowed view of what routing and policy decide on. Pointers stay
+ *  valid as long as the message. Absent ids are NULL. */
+typedef struct {
+    soffa_msg_type_t type;
+    const uint8_t *message_id;       /* 16 bytes */
+    const uint8_t *correlation_id;   /* 16 bytes, or NULL */
+    const uint8_t *causation_id;     /* NULL when absent */
+    const uint8_t *consent_id;       /* envelope-level consent id, NULL when absent */
+    int64_t occurred_at_us;          /* business time */
+    soffa_legal_basis_t legal_basis;
+    soffa_id_type_t id_type;
+    const char *subject_id;          /* canonical 12 digits (or local reserve) */
+    const char *hemkommun;           /* subject's home municipality */
+    bool protected_identity;
+    uint32_t event_date;             /* yyyymmdd the age rules apply to, 0 if none */
+    const uint8_t *ref_id;           /* thread id in the payload: signal, referral, report, consent or case id */
+    soffa_target_kind_t target_kind; /* referral_sent */
+    int purpose;                     /* referral_sent purpose code */
+    int referral_status;             /* referral_status_changed */
+    bool has_contact;                /* any contact detail present */
+    const char *new_hemkommun;       /* kaa_case_closed, "" when absent */
+    uint32_t consent_recipients;     /* consent_recorded: bit (1 << soffa_party_kind_t) */
+    uint32_t consent_purposes;       /* consent_recorded: bit (1 << soffa_consent_purpose_t) */
+    uint32_t consent_valid_from;     /* yyyymmdd */
+    uint32_t consent_valid_to;       /* yyyymmdd */
+} soffa_msg_view_t;
+
+/* ---- Lifecycle and codec ---- */
+
+/*  Decodes len bytes. Refuses more than SOFFA_MSG_MAX. Does not validate.
+ *  Returns SOFFA_OK, SOFFA_ERR_TOO_LARGE or SOFFA_ERR_MALFORMED. */
+soffa_err_t soffa_msg_decode(const void *buf, size_t len, soffa_msg_t **out);
+
+/*  Encodes msg into a new buffer (*buf freed by the caller with free()). */
+soffa_err_t soffa_msg_encode(const soffa_msg_t *msg, uint8_t **buf, size_t *len);
+
+/*  Destroys *self_p and sets it to NULL; NULL-safe. */
+void soffa_msg_destroy(soffa_msg_t **self_p);
+
+/* ---- JSON ---- */
+
+/*  Builds a message from its JSON form. On failure `why` (may be NULL)
+ *  names the offending field. Returns SOFFA_OK, SOFFA_ERR_MALFORMED
+ *  (not JSON, unknown field, wrong type) or SOFFA_ERR_BAD_FIELD. */
+soffa_err_t soffa_msg_from_json(const char *json, soffa_msg_t **out, char *why, size_t whylen);
+
+/*  Returns the JSON text of msg (compact, keys in schema order), freed by
+ *  the caller; NULL when out of memory. */
+char *soffa_msg_to_json(const soffa_msg_t *msg);
+
+/* ---- Reading ---- */
+
+/*  Fills the flat view of msg. */
+void soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *view);
+
+/*  The payload type of msg, SOFFA_MT_NONE when it has none. */
+soffa_msg_type_t soffa_msg_type(const soffa_msg_t *msg);
+
+/*  "absence_reported" for SOFFA_MT_ABSENCE_REPORTED; "unknown" otherwise. */
+const char *soffa_msg_type_name(soffa_msg_type_t type);
+
+/*  The type whose name is `name`, SOFFA_MT_NONE when there is none. */
+soffa_msg_type_t soffa_msg_type_from_name(const char *name);
+
+/*  Name of a role ("kaa"), and back (SOFFA_ROLE_NONE when unknown). */
+const char *soffa_role_name(soffa_role_t role);
+soffa_role_t soffa_role_from_name(const char *name);
+
+/* ---- Validation ---- */
+
+/*  Checks every field of msg against the schema's rules: required fields per
+ *  type, identifier checksums, municipality codes, enum ranges, string
+ *  lengths, real dates. now_us is the reference time (0 = now).
+ *  On failure `why` (may be NULL) gets "field.path: what is wrong".
+ *  Returns SOFFA_OK or the code of the first problem found. */
+soffa_err_t soffa_msg_validate(const soffa_msg_t *msg, int64_t now_us, char *why, size_t whylen);
+
+#endif

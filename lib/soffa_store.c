@@ -1,0 +1,670 @@
+/*  soffa_store: LMDB log with indices, dedup, cursors and the hash chain. */
+#include "soffa_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "soffa_log.h"
+
+#define S_VERSION "1"
+#define S_KEY_FILE "subject.key"
+#define S_KEY_LEN 32
+#define S_HEAD_LEN (8 + SOFFA_HASH_LEN + 8)
+
+struct soffa_store {
+    MDB_env *env;
+    MDB_dbi log;                          /* seq -> hash || envelope */
+    MDB_dbi mailbox;                      /* mailbox NUL seq -> "" */
+    MDB_dbi subject;                      /* subject key || seq -> "" */
+    MDB_dbi dedup;                        /* sender NUL message id -> seq */
+    MDB_dbi cursor;                       /* consumer -> seq */
+    MDB_dbi meta;                         /* version, head */
+    bool read_only;
+    bool has_key;                         /* subject key loaded */
+    uint8_t key[S_KEY_LEN];               /* subject index secret */
+    uint64_t head_seq;                    /* last committed sequence */
+    uint8_t head_hash[SOFFA_HASH_LEN];    /* hash of the last committed record */
+    int64_t head_time;                    /* receive time of the last committed record */
+};
+
+/* ---- Helpers --------------------------------------------------------------- */
+
+soffa_err_t
+soffa_store_err(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS: return SOFFA_OK;
+    case MDB_NOTFOUND: return SOFFA_ERR_NOT_FOUND;
+    case MDB_MAP_FULL: return SOFFA_ERR_STORE_FULL;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID: return SOFFA_ERR_STORE_CORRUPT;
+    case MDB_VERSION_MISMATCH: return SOFFA_ERR_VERSION;
+    case ENOSPC:
+    case EDQUOT: return SOFFA_ERR_STORE_FULL;
+    case EACCES:
+    case EPERM:
+    case EROFS: return SOFFA_ERR_PERMISSION;
+    case ENOENT: return SOFFA_ERR_NOT_FOUND;
+    case ENOMEM: return SOFFA_ERR_NOMEM;
+    default: return SOFFA_ERR_STORE_IO;
+    }
+}
+
+static void
+s_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t) v;
+}
+
+static uint64_t
+s_get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* Reads or creates the subject index key. A key others can read is refused. */
+static soffa_err_t
+s_load_key(soffa_store_t *self, const char *dir)
+{
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, S_KEY_FILE) >= (int) sizeof path)
+        return SOFFA_ERR_INVALID_ARG;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        if (self->read_only)
+            return SOFFA_OK;   /* a copy without the key still verifies */
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return soffa_err_from_errno(errno);
+        randombytes_buf(self->key, S_KEY_LEN);
+        bool ok = write(fd, self->key, S_KEY_LEN) == S_KEY_LEN && fsync(fd) == 0;
+        close(fd);
+        if (!ok) {
+            unlink(path);
+            return SOFFA_ERR_STORE_IO;
+        }
+        self->has_key = true;
+        return SOFFA_OK;
+    }
+    if (fd < 0)
+        return soffa_err_from_errno(errno);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (st.st_mode & 077)) {
+        close(fd);
+        soffa_error("%s is readable by others; run chmod 600 on it", path);
+        return SOFFA_ERR_PERMISSION;
+    }
+    ssize_t n = read(fd, self->key, S_KEY_LEN);
+    close(fd);
+    if (n != S_KEY_LEN)
+        return SOFFA_ERR_STORE_CORRUPT;
+    self->has_key = true;
+    return SOFFA_OK;
+}
+
+/* ---- Open and close ---------------------------------------------------- */
+
+soffa_err_t
+soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
+{
+    if (!out || !opts || !opts->path)
+        return SOFFA_ERR_INVALID_ARG;
+    *out = NULL;
+    soffa_err_t rc = SOFFA_OK;
+    int mrc = 0;
+    MDB_txn *txn = NULL;
+    soffa_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return SOFFA_ERR_NOMEM;
+    self->read_only = opts->read_only;
+
+    if (!opts->read_only) {
+        if (mkdir(opts->path, 0700) != 0 && errno != EEXIST) {
+            rc = soffa_err_from_errno(errno);
+            goto fail;
+        }
+    }
+    struct stat st;
+    if (stat(opts->path, &st) != 0) {
+        rc = soffa_err_from_errno(errno);
+        goto fail;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        rc = SOFFA_ERR_INVALID_ARG;
+        goto fail;
+    }
+    rc = s_load_key(self, opts->path);
+    if (rc != SOFFA_OK)
+        goto fail;
+
+    if ((mrc = mdb_env_create(&self->env)) != 0)
+        goto lmdb_fail;
+    mdb_env_set_maxdbs(self->env, 8);
+    if ((mrc = mdb_env_set_mapsize(self->env, opts->map_size ? opts->map_size : (size_t) 1 << 30)) != 0)
+        goto lmdb_fail;
+    /* No MDB_NOSYNC / MDB_NOMETASYNC / MDB_MAPASYNC: a commit is durable. */
+    unsigned flags = MDB_NOTLS | (opts->read_only ? MDB_RDONLY : 0);
+    if ((mrc = mdb_env_open(self->env, opts->path, flags, 0600)) != 0)
+        goto lmdb_fail;
+
+    if ((mrc = mdb_txn_begin(self->env, NULL, opts->read_only ? MDB_RDONLY : 0, &txn)) != 0)
+        goto lmdb_fail;
+    unsigned create = opts->read_only ? 0 : MDB_CREATE;
+    if ((mrc = mdb_dbi_open(txn, "log", create, &self->log)) != 0
+        || (mrc = mdb_dbi_open(txn, "mailbox", create, &self->mailbox)) != 0
+        || (mrc = mdb_dbi_open(txn, "subject", create, &self->subject)) != 0
+        || (mrc = mdb_dbi_open(txn, "dedup", create, &self->dedup)) != 0
+        || (mrc = mdb_dbi_open(txn, "cursor", create, &self->cursor)) != 0
+        || (mrc = mdb_dbi_open(txn, "meta", create, &self->meta)) != 0)
+        goto lmdb_fail;
+
+    MDB_val k = {7, "version"}, v;
+    mrc = mdb_get(txn, self->meta, &k, &v);
+    if (mrc == MDB_NOTFOUND && !opts->read_only) {
+        v.mv_size = strlen(S_VERSION);
+        v.mv_data = S_VERSION;
+        if ((mrc = mdb_put(txn, self->meta, &k, &v, 0)) != 0)
+            goto lmdb_fail;
+    } else if (mrc != 0) {
+        goto lmdb_fail;
+    } else if (v.mv_size != strlen(S_VERSION) || memcmp(v.mv_data, S_VERSION, v.mv_size) != 0) {
+        rc = SOFFA_ERR_VERSION;
+        goto fail;
+    }
+    k = (MDB_val) {4, "head"};
+    mrc = mdb_get(txn, self->meta, &k, &v);
+    if (mrc == 0) {
+        if (v.mv_size != S_HEAD_LEN) {
+            rc = SOFFA_ERR_STORE_CORRUPT;
+            goto fail;
+        }
+        self->head_seq = s_get_u64(v.mv_data);
+        memcpy(self->head_hash, (uint8_t *) v.mv_data + 8, SOFFA_HASH_LEN);
+        self->head_time = (int64_t) s_get_u64((uint8_t *) v.mv_data + 8 + SOFFA_HASH_LEN);
+    } else if (mrc != MDB_NOTFOUND) {
+        goto lmdb_fail;
+    }
+    if ((mrc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        goto lmdb_fail;
+    }
+    *out = self;
+    return SOFFA_OK;
+
+lmdb_fail:
+    rc = soffa_store_err(mrc);
+    soffa_error("store %s: open failed: %s (lmdb %d)", opts->path, mdb_strerror(mrc), mrc);
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (self->env)
+        mdb_env_close(self->env);
+    sodium_memzero(self->key, sizeof self->key);
+    free(self);
+    return rc;
+}
+
+void
+soffa_store_close(soffa_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    soffa_store_t *self = *self_p;
+    mdb_env_close(self->env);
+    sodium_memzero(self->key, sizeof self->key);
+    free(self);
+    *self_p = NULL;
+}
+
+void
+soffa_store_subject_key(const soffa_store_t *self, const char *id, uint8_t out[SOFFA_SUBJECT_KEY_LEN])
+{
+    crypto_generichash(out, SOFFA_SUBJECT_KEY_LEN, (const uint8_t *) id, strlen(id), self->key,
+                       S_KEY_LEN);
+}
+
+void
+soffa_store_head(const soffa_store_t *self, uint64_t *seq, uint8_t hash[SOFFA_HASH_LEN],
+                 int64_t *time_us)
+{
+    if (seq)
+        *seq = self->head_seq;
+    if (hash)
+        memcpy(hash, self->head_hash, SOFFA_HASH_LEN);
+    if (time_us)
+        *time_us = self->head_time;
+}
+
+/* ---- Append (group commit) ------------------------------------------------- */
+
+soffa_err_t
+soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
+{
+    if (!self || (!items && n))
+        return SOFFA_ERR_INVALID_ARG;
+    if (self->read_only)
+        return SOFFA_ERR_PERMISSION;
+    if (n == 0)
+        return SOFFA_OK;
+
+    /* Tentative head; it becomes the store's only after a successful commit. */
+    uint64_t seq = self->head_seq;
+    uint8_t hash[SOFFA_HASH_LEN];
+    int64_t time_us = self->head_time;
+    memcpy(hash, self->head_hash, SOFFA_HASH_LEN);
+
+    soffa_err_t rc = SOFFA_OK;
+    int mrc = 0;
+    MDB_txn *txn = NULL;
+    uint8_t *buf = NULL;
+
+    if ((mrc = mdb_txn_begin(self->env, NULL, 0, &txn)) != 0)
+        goto lmdb_fail;
+
+    for (size_t i = 0; i < n; i++) {
+        soffa_store_item_t *it = &items[i];
+        soffa_envelope_t *env = it->env;
+        it->seq = 0;
+        it->duplicate = false;
+        size_t alen = env ? strlen(env->sender_agent) : 0;
+        if (!env || alen == 0 || env->mailbox[0] == '\0') {
+            rc = SOFFA_ERR_INVALID_ARG;
+            goto fail;
+        }
+        /* Dedup: (sender, message id) seen before returns the original seq.
+         * Earlier items of this batch are visible here too. */
+        uint8_t dkey[SOFFA_NAME_MAX + 1 + 16];
+        memcpy(dkey, env->sender_agent, alen + 1);
+        memcpy(dkey + alen + 1, env->message_id, 16);
+        MDB_val dk = {alen + 1 + 16, dkey}, dv;
+        mrc = mdb_get(txn, self->dedup, &dk, &dv);
+        if (mrc == 0 && dv.mv_size == 8) {
+            it->seq = s_get_u64(dv.mv_data);
+            it->duplicate = true;
+            continue;
+        }
+        if (mrc != MDB_NOTFOUND && mrc != 0)
+            goto lmdb_fail;
+
+        seq++;
+        env->seq = seq;
+        env->version = SOFFA_ENVELOPE_VERSION;
+        memcpy(env->prev_hash, hash, SOFFA_HASH_LEN);
+        /* Receive times never go backwards, so a time range maps to a seq range. */
+        if (env->received_at_us < time_us)
+            env->received_at_us = time_us;
+        time_us = env->received_at_us;
+        env->has_subject_key = false;
+        if (it->subject_id && it->subject_id[0] && self->has_key) {
+            soffa_store_subject_key(self, it->subject_id, env->subject_key);
+            env->has_subject_key = true;
+        }
+
+        size_t len;
+        rc = soffa_envelope_encode(env, &buf, &len);
+        if (rc != SOFFA_OK)
+            goto fail;
+        soffa_wire_hash(buf, len, hash);
+
+        uint8_t skey[8];
+        s_put_u64(skey, seq);
+        MDB_val k = {8, skey}, v = {SOFFA_HASH_LEN + len, NULL};
+        if ((mrc = mdb_put(txn, self->log, &k, &v, MDB_APPEND | MDB_RESERVE)) != 0)
+            goto lmdb_fail;
+        memcpy(v.mv_data, hash, SOFFA_HASH_LEN);
+        memcpy((uint8_t *) v.mv_data + SOFFA_HASH_LEN, buf, len);
+        free(buf);
+        buf = NULL;
+
+        size_t mlen = strlen(env->mailbox);
+        uint8_t mkey[SOFFA_NAME_MAX + 1 + 8];
+        memcpy(mkey, env->mailbox, mlen + 1);
+        s_put_u64(mkey + mlen + 1, seq);
+        MDB_val mk = {mlen + 1 + 8, mkey}, empty = {0, NULL};
+        if ((mrc = mdb_put(txn, self->mailbox, &mk, &empty, 0)) != 0)
+            goto lmdb_fail;
+
+        if (env->has_subject_key) {
+            uint8_t sk[SOFFA_SUBJECT_KEY_LEN + 8];
+            memcpy(sk, env->subject_key, SOFFA_SUBJECT_KEY_LEN);
+            s_put_u64(sk + SOFFA_SUBJECT_KEY_LEN, seq);
+            MDB_val sv = {sizeof sk, sk};
+            if ((mrc = mdb_put(txn, self->subject, &sv, &empty, 0)) != 0)
+                goto lmdb_fail;
+        }
+
+        MDB_val dval = {8, skey};
+        if ((mrc = mdb_put(txn, self->dedup, &dk, &dval, 0)) != 0)
+            goto lmdb_fail;
+        it->seq = seq;
+    }
+
+    if (seq != self->head_seq) {
+        uint8_t head[S_HEAD_LEN];
+        s_put_u64(head, seq);
+        memcpy(head + 8, hash, SOFFA_HASH_LEN);
+        s_put_u64(head + 8 + SOFFA_HASH_LEN, (uint64_t) time_us);
+        MDB_val hk = {4, "head"}, hv = {S_HEAD_LEN, head};
+        if ((mrc = mdb_put(txn, self->meta, &hk, &hv, 0)) != 0)
+            goto lmdb_fail;
+    }
+    /* The commit flushes data and meta page to disk before returning 0. */
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (mrc != 0)
+        goto lmdb_fail;
+    self->head_seq = seq;
+    memcpy(self->head_hash, hash, SOFFA_HASH_LEN);
+    self->head_time = time_us;
+    return SOFFA_OK;
+
+lmdb_fail:
+    rc = soffa_store_err(mrc);
+    soffa_error("store append of %zu record(s) failed: %s (lmdb %d)", n, mdb_strerror(mrc), mrc);
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    free(buf);
+    /* The batch is aborted whole: no item has a sequence. */
+    for (size_t i = 0; i < n; i++) {
+        items[i].seq = 0;
+        items[i].duplicate = false;
+    }
+    return rc;
+}
+
+/* ---- Reads ------------------------------------------------------------- */
+
+static soffa_err_t
+s_visit(const MDB_val *k, const MDB_val *v, soffa_store_visit_fn fn, void *ctx, int *stop)
+{
+    if (k->mv_size != 8 || v->mv_size < SOFFA_HASH_LEN)
+        return SOFFA_ERR_STORE_CORRUPT;
+    const uint8_t *p = v->mv_data;
+    *stop = fn(ctx, s_get_u64(k->mv_data), p + SOFFA_HASH_LEN, v->mv_size - SOFFA_HASH_LEN, p);
+    return SOFFA_OK;
+}
+
+soffa_err_t
+soffa_store_get(soffa_store_t *self, uint64_t seq, soffa_store_visit_fn fn, void *ctx)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    uint8_t skey[8];
+    s_put_u64(skey, seq);
+    MDB_val k = {8, skey}, v;
+    soffa_err_t rc;
+    mrc = mdb_get(txn, self->log, &k, &v);
+    if (mrc == 0) {
+        int stop;
+        rc = s_visit(&k, &v, fn, ctx, &stop);
+    } else {
+        rc = soffa_store_err(mrc);
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+soffa_err_t
+soffa_store_scan(soffa_store_t *self, uint64_t from_seq, soffa_store_visit_fn fn, void *ctx)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = mdb_cursor_open(txn, self->log, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return soffa_store_err(mrc);
+    }
+    uint8_t skey[8];
+    s_put_u64(skey, from_seq);
+    MDB_val k = {8, skey}, v;
+    soffa_err_t rc = SOFFA_OK;
+    int stop = 0;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && !stop;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if ((rc = s_visit(&k, &v, fn, ctx, &stop)) != SOFFA_OK)
+            break;
+    }
+    if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = soffa_store_err(mrc);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* Walks index `dbi` over keys that start with prefix (plen bytes) and whose
+ * trailing 8-byte seq is > after_seq, visiting the log record of each. When
+ * fn is NULL it only counts (up to cap). */
+static soffa_err_t
+s_scan_index(soffa_store_t *self, MDB_dbi dbi, const uint8_t *prefix, size_t plen,
+             uint64_t after_seq, soffa_store_visit_fn fn, void *ctx, uint64_t cap, uint64_t *count)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return soffa_store_err(mrc);
+    }
+    uint8_t start[SOFFA_NAME_MAX + 1 + 8];
+    memcpy(start, prefix, plen);
+    s_put_u64(start + plen, after_seq == UINT64_MAX ? after_seq : after_seq + 1);
+    MDB_val k = {plen + 8, start}, v;
+    soffa_err_t rc = SOFFA_OK;
+    int stop = 0;
+    uint64_t n = 0;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && !stop;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        n++;
+        if (!fn) {
+            if (cap && n >= cap)
+                break;
+            continue;
+        }
+        MDB_val lk = {8, (uint8_t *) k.mv_data + plen}, lv;
+        if ((mrc = mdb_get(txn, self->log, &lk, &lv)) != 0) {
+            rc = mrc == MDB_NOTFOUND ? SOFFA_ERR_STORE_CORRUPT : soffa_store_err(mrc);
+            break;
+        }
+        if ((rc = s_visit(&lk, &lv, fn, ctx, &stop)) != SOFFA_OK)
+            break;
+    }
+    if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = soffa_store_err(mrc);
+    if (count)
+        *count = n;
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+soffa_err_t
+soffa_store_scan_mailbox(soffa_store_t *self, const char *mailbox, uint64_t after_seq,
+                         soffa_store_visit_fn fn, void *ctx)
+{
+    size_t mlen = mailbox ? strlen(mailbox) : 0;
+    if (mlen == 0 || mlen >= SOFFA_NAME_MAX || !fn)
+        return SOFFA_ERR_INVALID_ARG;
+    return s_scan_index(self, self->mailbox, (const uint8_t *) mailbox, mlen + 1, after_seq, fn,
+                        ctx, 0, NULL);
+}
+
+soffa_err_t
+soffa_store_count_mailbox(soffa_store_t *self, const char *mailbox, uint64_t after_seq,
+                          uint64_t cap, uint64_t *count)
+{
+    size_t mlen = mailbox ? strlen(mailbox) : 0;
+    if (mlen == 0 || mlen >= SOFFA_NAME_MAX || !count)
+        return SOFFA_ERR_INVALID_ARG;
+    return s_scan_index(self, self->mailbox, (const uint8_t *) mailbox, mlen + 1, after_seq, NULL,
+                        NULL, cap, count);
+}
+
+soffa_err_t
+soffa_store_scan_subject(soffa_store_t *self, const char *id, soffa_store_visit_fn fn, void *ctx)
+{
+    if (!id || !fn)
+        return SOFFA_ERR_INVALID_ARG;
+    if (!self->has_key)
+        return SOFFA_ERR_NOT_FOUND;
+    uint8_t sk[SOFFA_SUBJECT_KEY_LEN];
+    soffa_store_subject_key(self, id, sk);
+    return s_scan_index(self, self->subject, sk, sizeof sk, 0, fn, ctx, 0, NULL);
+}
+
+/* ---- Cursors ----------------------------------------------------------- */
+
+soffa_err_t
+soffa_store_cursor_get(soffa_store_t *self, const char *consumer, uint64_t *seq)
+{
+    size_t len = consumer ? strlen(consumer) : 0;
+    if (len == 0 || len > 400 || !seq)
+        return SOFFA_ERR_INVALID_ARG;
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k = {len, (void *) consumer}, v;
+    mrc = mdb_get(txn, self->cursor, &k, &v);
+    soffa_err_t rc = SOFFA_OK;
+    *seq = 0;
+    if (mrc == 0 && v.mv_size == 8)
+        *seq = s_get_u64(v.mv_data);
+    else if (mrc == 0)
+        rc = SOFFA_ERR_STORE_CORRUPT;
+    else if (mrc != MDB_NOTFOUND)
+        rc = soffa_store_err(mrc);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+soffa_err_t
+soffa_store_cursor_set(soffa_store_t *self, const char *consumer, uint64_t seq)
+{
+    size_t len = consumer ? strlen(consumer) : 0;
+    if (len == 0 || len > 400)
+        return SOFFA_ERR_INVALID_ARG;
+    if (self->read_only)
+        return SOFFA_ERR_PERMISSION;
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    uint8_t sv[8];
+    s_put_u64(sv, seq);
+    MDB_val k = {len, (void *) consumer}, v = {8, sv};
+    if ((mrc = mdb_put(txn, self->cursor, &k, &v, 0)) != 0) {
+        mdb_txn_abort(txn);
+        return soffa_store_err(mrc);
+    }
+    return soffa_store_err(mdb_txn_commit(txn));
+}
+
+/* ---- Verify ------------------------------------------------------------ */
+
+typedef struct {
+    soffa_store_verify_t *rep;
+    uint64_t expect;                  /* next sequence expected */
+    uint8_t prev[SOFFA_HASH_LEN];     /* hash of the previous record */
+    bool broken;
+} s_verify_t;
+
+static int
+s_verify_one(void *ctx, uint64_t seq, const uint8_t *env, size_t len, const uint8_t hash[SOFFA_HASH_LEN])
+{
+    s_verify_t *v = ctx;
+    soffa_store_verify_t *rep = v->rep;
+    uint8_t h[SOFFA_HASH_LEN];
+    soffa_envelope_t e;
+
+    if (seq != v->expect) {
+        rep->bad_seq = v->expect;
+        snprintf(rep->reason, sizeof rep->reason,
+                 "record %llu is missing (the next record present is %llu)",
+                 (unsigned long long) v->expect, (unsigned long long) seq);
+        goto broken;
+    }
+    soffa_wire_hash(env, len, h);
+    if (sodium_memcmp(h, hash, SOFFA_HASH_LEN) != 0) {
+        rep->bad_seq = seq;
+        snprintf(rep->reason, sizeof rep->reason, "record %llu was altered: its content does not match its hash",
+                 (unsigned long long) seq);
+        goto broken;
+    }
+    if (soffa_envelope_decode(env, len, &e) != SOFFA_OK) {
+        rep->bad_seq = seq;
+        snprintf(rep->reason, sizeof rep->reason, "record %llu cannot be decoded", (unsigned long long) seq);
+        goto broken;
+    }
+    bool seq_ok = e.seq == seq;
+    bool link_ok = sodium_memcmp(e.prev_hash, v->prev, SOFFA_HASH_LEN) == 0;
+    uint64_t claimed = e.seq;
+    soffa_envelope_fini(&e);
+    if (!seq_ok) {
+        rep->bad_seq = seq;
+        snprintf(rep->reason, sizeof rep->reason,
+                 "record stored at %llu says it is %llu: records were moved or reordered",
+                 (unsigned long long) seq, (unsigned long long) claimed);
+        goto broken;
+    }
+    if (!link_ok) {
+        rep->bad_seq = seq;
+        snprintf(rep->reason, sizeof rep->reason,
+                 "record %llu does not link to record %llu: the history before it was changed",
+                 (unsigned long long) seq, (unsigned long long) (seq - 1));
+        goto broken;
+    }
+    memcpy(v->prev, hash, SOFFA_HASH_LEN);
+    v->expect = seq + 1;
+    rep->records++;
+    return 0;
+broken:
+    v->broken = true;
+    return 1;
+}
+
+soffa_err_t
+soffa_store_verify(soffa_store_t *self, soffa_store_verify_t *rep)
+{
+    if (!self || !rep)
+        return SOFFA_ERR_INVALID_ARG;
+    memset(rep, 0, sizeof *rep);
+    s_verify_t v = {rep, 1, {0}, false};
+    soffa_err_t rc = soffa_store_scan(self, 1, s_verify_one, &v);
+    if (rc != SOFFA_OK && !v.broken) {
+        rep->bad_seq = v.expect;
+        snprintf(rep->reason, sizeof rep->reason, "record %llu could not be read: %s",
+                 (unsigned long long) v.expect, soffa_strerror(rc));
+        return SOFFA_ERR_CHAIN_BROKEN;
+    }
+    if (v.broken)
+        return SOFFA_ERR_CHAIN_BROKEN;
+    if (v.expect - 1 != self->head_seq || sodium_memcmp(v.prev, self->head_hash, SOFFA_HASH_LEN) != 0) {
+        rep->bad_seq = v.expect;
+        snprintf(rep->reason, sizeof rep->reason,
+                 "the log ends at %llu but its head says %llu: records were removed or replaced at the end",
+                 (unsigned long long) (v.expect - 1), (unsigned long long) self->head_seq);
+        return SOFFA_ERR_CHAIN_BROKEN;
+    }
+    return SOFFA_OK;
+}

@@ -1,0 +1,121 @@
+/*  soffa_store: the durable, hash-chained log in LMDB.
+ *
+ *  One LMDB environment in a directory (created owner-only) holds:
+ *    log      seq (u64 big-endian) -> hash(32) || encoded envelope
+ *    mailbox  mailbox NUL seq      -> ""        (per-mailbox index)
+ *    subject  subject_key(16) seq  -> ""        (per-subject index; keyed hash, never the number)
+ *    dedup    sender NUL msg_id    -> seq       (idempotent publish)
+ *    cursor   consumer name        -> seq       (durable consumer cursors)
+ *    meta     "version", "head"    -> store version; last seq, hash and time
+ *  The subject index key is BLAKE2b keyed with a 32-byte secret kept in
+ *  DIR/subject.key (owner-only), created with the store.
+ *
+ *  Durability (ACID, D included): the environment is opened without
+ *  MDB_NOSYNC, MDB_NOMETASYNC or MDB_MAPASYNC, so soffa_store_append returns
+ *  SOFFA_OK only after the transaction holding the whole batch has been
+ *  flushed to disk. A batch is atomic: when any put fails (a full map, say)
+ *  the transaction is aborted and nothing of the batch is visible.
+ *  The caller acknowledges nothing before append returned SOFFA_OK.
+ *
+ *  One process writes a store; readers may be other processes. The handle is
+ *  not shared between threads.
+ */
+#ifndef SOFFA_STORE_H
+#define SOFFA_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "soffa_err.h"
+#include "soffa_wire.h"
+
+typedef struct soffa_store soffa_store_t;
+
+typedef struct {
+    const char *path;      /* directory; created 0700 when missing (unless read_only) */
+    size_t map_size;       /* bytes; 0 = 1 GiB */
+    bool read_only;        /* open an existing store (or a copy of one) without writing */
+} soffa_store_opts_t;
+
+/*  One envelope to append. In: env (every field but seq, prev_hash and
+ *  subject_key), subject_id (canonical id or NULL; hashed, never stored).
+ *  Out: seq, and duplicate when (sender, message id) was stored before, in
+ *  which case seq is the original and nothing new is stored. */
+typedef struct {
+    soffa_envelope_t *env;
+    const char *subject_id;
+    uint64_t seq;
+    bool duplicate;
+} soffa_store_item_t;
+
+/*  Visitor for scans: called with the stored bytes of one record (valid only
+ *  during the call). Return 0 to go on, anything else to stop. */
+typedef int (*soffa_store_visit_fn)(void *ctx, uint64_t seq, const uint8_t *env, size_t len,
+                                    const uint8_t hash[SOFFA_HASH_LEN]);
+
+/*  What verify found. */
+typedef struct {
+    uint64_t records;      /* records checked */
+    uint64_t bad_seq;      /* first sequence found wrong (0 when intact) */
+    char reason[160];      /* what is wrong there */
+} soffa_store_verify_t;
+
+/*  Opens (creating if needed) the store at opts->path.
+ *  Returns SOFFA_OK, SOFFA_ERR_PERMISSION, SOFFA_ERR_STORE_IO,
+ *  SOFFA_ERR_STORE_CORRUPT, SOFFA_ERR_VERSION or SOFFA_ERR_NOT_FOUND (read-only
+ *  open of a missing store). */
+soffa_err_t soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts);
+
+/*  Closes *self_p and sets it to NULL; NULL-safe, idempotent. */
+void soffa_store_close(soffa_store_t **self_p);
+
+/*  Appends n items in one durable transaction (group commit), filling in
+ *  seq, prev_hash and subject_key of each envelope, and each item's seq and
+ *  duplicate flag. Nothing is visible, and no seq is valid, unless it returns
+ *  SOFFA_OK. Returns SOFFA_OK, SOFFA_ERR_STORE_FULL (raise [store] map_size),
+ *  SOFFA_ERR_STORE_IO, SOFFA_ERR_TOO_LARGE, SOFFA_ERR_INVALID_ARG. */
+soffa_err_t soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n);
+
+/*  Last sequence, its hash (may be NULL) and receive time (may be NULL);
+ *  seq 0 for an empty store. */
+void soffa_store_head(const soffa_store_t *self, uint64_t *seq, uint8_t hash[SOFFA_HASH_LEN],
+                      int64_t *time_us);
+
+/*  Calls fn for one record. Returns SOFFA_OK or SOFFA_ERR_NOT_FOUND. */
+soffa_err_t soffa_store_get(soffa_store_t *self, uint64_t seq, soffa_store_visit_fn fn, void *ctx);
+
+/*  Calls fn for each record with seq >= from_seq, in order. */
+soffa_err_t soffa_store_scan(soffa_store_t *self, uint64_t from_seq, soffa_store_visit_fn fn,
+                             void *ctx);
+
+/*  Calls fn for each record of `mailbox` with seq > after_seq, in order. */
+soffa_err_t soffa_store_scan_mailbox(soffa_store_t *self, const char *mailbox, uint64_t after_seq,
+                                     soffa_store_visit_fn fn, void *ctx);
+
+/*  Calls fn for each record about subject `id` (canonical), in order. */
+soffa_err_t soffa_store_scan_subject(soffa_store_t *self, const char *id, soffa_store_visit_fn fn,
+                                     void *ctx);
+
+/*  Number of records in `mailbox` with seq > after_seq (capped at `cap`, 0 = no cap). */
+soffa_err_t soffa_store_count_mailbox(soffa_store_t *self, const char *mailbox, uint64_t after_seq,
+                                      uint64_t cap, uint64_t *count);
+
+/*  The keyed hash soffa uses for subject `id` in place of the number. */
+void soffa_store_subject_key(const soffa_store_t *self, const char *id,
+                             uint8_t out[SOFFA_SUBJECT_KEY_LEN]);
+
+/*  Durable consumer cursor: the last sequence the consumer acknowledged
+ *  (0 when it never did). set commits before returning. */
+soffa_err_t soffa_store_cursor_get(soffa_store_t *self, const char *consumer, uint64_t *seq);
+soffa_err_t soffa_store_cursor_set(soffa_store_t *self, const char *consumer, uint64_t seq);
+
+/*  Walks the whole chain: every record's hash, decoding, sequence and link
+ *  to its predecessor, and the head. Returns SOFFA_OK when intact, or
+ *  SOFFA_ERR_CHAIN_BROKEN with rep->bad_seq and rep->reason. */
+soffa_err_t soffa_store_verify(soffa_store_t *self, soffa_store_verify_t *rep);
+
+/*  Translates an LMDB (or errno) return code; exported for the tests. */
+soffa_err_t soffa_store_err(int mdb_rc);
+
+#endif

@@ -1,0 +1,161 @@
+/*  soffa_time: calendar arithmetic without time zones or locale. */
+#include "soffa_time.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static bool
+s_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+int
+soffa_date_days_in_month(int year, int month)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (month < 1 || month > 12)
+        return 0;
+    return month == 2 && s_leap(year) ? 29 : days[month - 1];
+}
+
+bool
+soffa_date_valid(int year, int month, int day)
+{
+    if (year < 1 || year > 9999)
+        return false;
+    int dim = soffa_date_days_in_month(year, month);
+    return dim > 0 && day >= 1 && day <= dim;
+}
+
+bool
+soffa_date_from_int(uint32_t v, soffa_date_t *out)
+{
+    soffa_date_t d = {(int) (v / 10000), (int) (v / 100 % 100), (int) (v % 100)};
+    if (!soffa_date_valid(d.year, d.month, d.day))
+        return false;
+    if (out)
+        *out = d;
+    return true;
+}
+
+uint32_t
+soffa_date_to_int(soffa_date_t d)
+{
+    return (uint32_t) (d.year * 10000 + d.month * 100 + d.day);
+}
+
+/* Days from civil: the classic era-based algorithm, exact for all years. */
+int64_t
+soffa_date_to_days(soffa_date_t d)
+{
+    int64_t y = d.year - (d.month <= 2);
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t mp = (d.month + 9) % 12;
+    int64_t doy = (153 * mp + 2) / 5 + d.day - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+int
+soffa_date_cmp(soffa_date_t a, soffa_date_t b)
+{
+    uint32_t x = soffa_date_to_int(a), y = soffa_date_to_int(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+}
+
+int
+soffa_date_age(soffa_date_t birth, soffa_date_t on)
+{
+    int age = on.year - birth.year;
+    if (on.month < birth.month || (on.month == birth.month && on.day < birth.day))
+        age--;
+    return age;
+}
+
+soffa_date_t
+soffa_date_from_us(int64_t t_us)
+{
+    int64_t z = (t_us >= 0 ? t_us : t_us - 86400000000LL + 1) / 86400000000LL + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int d = (int) (doy - (153 * mp + 2) / 5 + 1);
+    int m = (int) (mp < 10 ? mp + 3 : mp - 9);
+    int y = (int) (yoe + era * 400 + (m <= 2));
+    return (soffa_date_t) {y, m, d};
+}
+
+int64_t
+soffa_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t
+soffa_mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+soffa_date_t
+soffa_date_today(void)
+{
+    return soffa_date_from_us(soffa_now_us());
+}
+
+bool
+soffa_date_parse(const char *text, soffa_date_t *out)
+{
+    char digits[9];
+    size_t n = 0;
+    if (!text)
+        return false;
+    size_t len = strlen(text);
+    if (len == 10) {
+        if (text[4] != '-' || text[7] != '-')
+            return false;
+        for (size_t i = 0; i < len; i++)
+            if (i != 4 && i != 7)
+                digits[n++] = text[i];
+    } else if (len == 8) {
+        memcpy(digits, text, 8);
+        n = 8;
+    } else {
+        return false;
+    }
+    uint32_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char) digits[i]))
+            return false;
+        v = v * 10 + (uint32_t) (digits[i] - '0');
+    }
+    return soffa_date_from_int(v, out);
+}
+
+void
+soffa_date_format(soffa_date_t d, char buf[11])
+{
+    unsigned y = (unsigned) d.year % 10000, m = (unsigned) d.month % 100, dd = (unsigned) d.day % 100;
+    snprintf(buf, 11, "%04u-%02u-%02u", y, m, dd);
+}
+
+void
+soffa_time_format(int64_t t_us, char buf[32])
+{
+    soffa_date_t d = soffa_date_from_us(t_us);
+    int64_t in_day = t_us - soffa_date_to_days(d) * 86400000000LL;
+    int64_t ms = in_day / 1000;
+    snprintf(buf, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", d.year % 10000, d.month % 100,
+             d.day % 100, (int) (ms / 3600000), (int) (ms / 60000 % 60), (int) (ms / 1000 % 60),
+             (int) (ms % 1000));
+}

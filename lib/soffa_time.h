@@ -1,0 +1,62 @@
+/*  soffa_time: calendar dates and clock readings.
+ *
+ *  Business dates travel as yyyymmdd integers; instants as Unix microseconds
+ *  in UTC. Dates here are proleptic Gregorian, which covers every date a
+ *  personnummer can hold (1800 onwards).
+ */
+#ifndef SOFFA_TIME_H
+#define SOFFA_TIME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    int year;   /* four digits */
+    int month;  /* 1..12 */
+    int day;    /* 1..31 */
+} soffa_date_t;
+
+/*  True if y-m-d is a real calendar date (leap years included). */
+bool soffa_date_valid(int year, int month, int day);
+
+/*  Days in month m of year y, or 0 when m is out of range. */
+int soffa_date_days_in_month(int year, int month);
+
+/*  Converts yyyymmdd; returns false for a value that is not a real date. */
+bool soffa_date_from_int(uint32_t yyyymmdd, soffa_date_t *out);
+
+/*  Returns the yyyymmdd integer of d. */
+uint32_t soffa_date_to_int(soffa_date_t d);
+
+/*  Days since 1970-01-01 (negative before). */
+int64_t soffa_date_to_days(soffa_date_t d);
+
+/*  Whole years of age on day `on` for someone born on `birth`
+ *  (a birthday on 29 February counts as reached on 1 March in other years). */
+int soffa_date_age(soffa_date_t birth, soffa_date_t on);
+
+/*  Compares two dates: <0, 0, >0. */
+int soffa_date_cmp(soffa_date_t a, soffa_date_t b);
+
+/*  The UTC date of instant t (Unix microseconds). */
+soffa_date_t soffa_date_from_us(int64_t t_us);
+
+/*  Today's UTC date. */
+soffa_date_t soffa_date_today(void);
+
+/*  The wall clock now, Unix microseconds. */
+int64_t soffa_now_us(void);
+
+/*  A monotonic clock, microseconds, for timeouts and latency. */
+int64_t soffa_mono_us(void);
+
+/*  Parses "YYYY-MM-DD" (or "YYYYMMDD"); returns false if it is not a date. */
+bool soffa_date_parse(const char *text, soffa_date_t *out);
+
+/*  Formats d as "YYYY-MM-DD" into buf (at least 11 bytes). */
+void soffa_date_format(soffa_date_t d, char buf[11]);
+
+/*  Formats instant t as RFC 3339 UTC with milliseconds (at least 25 bytes). */
+void soffa_time_format(int64_t t_us, char buf[32]);
+
+#endif

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# soffa.sh: set-up, build, tests and demo in one place.
+#
+#   ./soffa.sh test    install missing Debian packages, build, and run the whole
+#                      test suite twice: a normal build and an ASan+UBSan build
+#   ./soffa.sh build   install missing packages and build (build/)
+#   ./soffa.sh deps    only install missing packages
+#
+# Packages are installed with apt-get only when one is missing. Run as root,
+# or as a user with sudo.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+JOBS=$(nproc 2>/dev/null || echo 2)
+PACKAGES=(gcc make cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
+          liblmdb-dev libcriterion-dev libsodium-dev libinih-dev libjansson-dev)
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+deps() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "installing missing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+}
+
+# build DIR [cmake options...]
+build() {
+    local dir=$1
+    shift
+    cmake -S "$ROOT" -B "$dir" -DSOFFA_WERROR=ON "$@" >/dev/null
+    cmake --build "$dir" -j"$JOBS"
+}
+
+run_tests() {
+    local dir=$1
+    (cd "$dir" && ctest --output-on-failure --timeout 600 -j"$JOBS")
+}
+
+case "${1:-help}" in
+deps)
+    deps
+    ;;
+build)
+    deps
+    build "$ROOT/build"
+    ;;
+test)
+    deps
+    say "normal build (build/)"
+    build "$ROOT/build"
+    say "test suite, normal build"
+    run_tests "$ROOT/build"
+    say "sanitizer build: AddressSanitizer + UndefinedBehaviorSanitizer (build-san/)"
+    build "$ROOT/build-san" -DSOFFA_SANITIZE=ON
+    say "test suite, sanitizer build"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run_tests "$ROOT/build-san"
+    say "all tests passed in both builds"
+    ;;
+help | -h | --help)
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    ;;
+*)
+    echo "soffa.sh: unknown command '$1' (try ./soffa.sh help)" >&2
+    exit 2
+    ;;
+esac

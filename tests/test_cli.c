@@ -1,0 +1,76 @@
+/*  Tests for the soffa command line, run as a real process. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testkit.h"
+
+#define SOFFA SOFFA_BIN_DIR "/soffa"
+
+static int
+run(char *out_err[2], const char *a1, const char *a2, const char *a3, const char *a4)
+{
+    char *argv[] = {SOFFA, (char *) a1, (char *) a2, (char *) a3, (char *) a4, NULL};
+    return tk_run(argv, &out_err[0], &out_err[1]);
+}
+
+static void
+done(char *oe[2])
+{
+    free(oe[0]);
+    free(oe[1]);
+}
+
+Test(cli, check_id_prints_the_canonical_form)
+{
+    char *oe[2];
+    cr_assert_eq(run(oe, "check-id", "640823-3234", NULL, NULL), 0);
+    cr_assert_str_eq(oe[0], "196408233234 personnummer\n");
+    cr_assert_str_eq(oe[1], "");
+    done(oe);
+    cr_assert_eq(run(oe, "check-id", "701063-2391", NULL, NULL), 0);
+    cr_assert_str_eq(oe[0], "197010632391 samordningsnummer\n");
+    done(oe);
+    cr_assert_eq(run(oe, "check-id", "--json", "811218-9876", NULL), 0);
+    cr_assert_str_eq(oe[0], "{\"id\":\"198112189876\",\"kind\":\"personnummer\",\"birth_date\":\"1981-12-18\"}\n");
+    done(oe);
+    /* The reference date decides the century of short forms. */
+    cr_assert_eq(run(oe, "check-id", "--today", "2026-11-23", "261122-1234"), 1);
+    done(oe);
+}
+
+Test(cli, check_id_says_what_is_wrong_without_repeating_the_number)
+{
+    char *oe[2];
+    cr_assert_eq(run(oe, "check-id", "640823-3235", NULL, NULL), 1);
+    cr_assert_str_eq(oe[0], "");
+    cr_assert(strstr(oe[1], "bad check digit") != NULL, "%s", oe[1]);
+    cr_assert(strstr(oe[1], "3235") == NULL, "the number was echoed");
+    cr_assert_eq(strchr(oe[1], '\n'), oe[1] + strlen(oe[1]) - 1, "one line");
+    done(oe);
+    cr_assert_eq(run(oe, "check-id", "641323-3234", NULL, NULL), 1);
+    cr_assert(strstr(oe[1], "impossible date") != NULL, "%s", oe[1]);
+    done(oe);
+    cr_assert_eq(run(oe, "check-id", "64082-3234", NULL, NULL), 1);
+    cr_assert(strstr(oe[1], "bad format") != NULL, "%s", oe[1]);
+    done(oe);
+}
+
+Test(cli, usage_errors_and_help)
+{
+    char *oe[2];
+    cr_assert_eq(run(oe, "check-id", NULL, NULL, NULL), 2);
+    cr_assert(strstr(oe[1], "no number given") != NULL, "%s", oe[1]);
+    done(oe);
+    cr_assert_eq(run(oe, "check-id", "--bogus", "640823-3234", NULL), 2);
+    done(oe);
+    cr_assert_eq(run(oe, "check-id", "--help", NULL, NULL), 0);
+    cr_assert(strstr(oe[0], "usage: soffa check-id") != NULL);
+    done(oe);
+    cr_assert_eq(run(oe, "--help", NULL, NULL, NULL), 0);
+    cr_assert(strstr(oe[0], "check-id") != NULL);
+    done(oe);
+    cr_assert_eq(run(oe, "frobnicate", NULL, NULL, NULL), 2);
+    cr_assert(strstr(oe[1], "unknown command") != NULL);
+    done(oe);
+}

@@ -1,0 +1,329 @@
+/*  Tests for soffa_msg: codec, JSON form and validation of every type. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "soffa_msg.h"
+#include "soffa_time.h"
+#include "testkit.h"
+
+static char PUPIL[13];         /* made-up pupil, 18 years old */
+static const char *TJORN = "1419";
+
+static void
+setup(void)
+{
+    tk_pnr(2008, 3, 14, 271, 0, PUPIL);
+}
+
+TestSuite(msg, .init = setup);
+
+/* Decodes JSON text, then validates: the first error either step gives. */
+static soffa_err_t
+check_json(const char *text, char *why, size_t whylen)
+{
+    soffa_msg_t *m = NULL;
+    soffa_err_t rc = soffa_msg_from_json(text, &m, why, whylen);
+    if (rc == SOFFA_OK)
+        rc = soffa_msg_validate(m, 0, why, whylen);
+    soffa_msg_destroy(&m);
+    return rc;
+}
+
+/* A valid message of `type` as a jansson object, for mutation. */
+static json_t *
+base(soffa_msg_type_t type)
+{
+    char *s = tk_msg_json(type, PUPIL, TJORN);
+    json_t *j = json_loads(s, 0, NULL);
+    free(s);
+    cr_assert_not_null(j);
+    return j;
+}
+
+static soffa_err_t
+check(json_t *j, char *why, size_t whylen)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    soffa_err_t rc = check_json(s, why, whylen);
+    free(s);
+    json_decref(j);
+    return rc;
+}
+
+Test(msg, every_type_round_trips_through_json_and_the_codec)
+{
+    int types = 0;
+    for (int t = SOFFA_MT_FIRST; t <= SOFFA_MT_LAST; t++) {
+        soffa_msg_t *m = tk_msg((soffa_msg_type_t) t, PUPIL, TJORN);
+        char why[256] = "";
+        cr_assert_eq(soffa_msg_validate(m, 0, why, sizeof why), SOFFA_OK, "%s: %s",
+                     soffa_msg_type_name(t), why);
+        cr_assert_eq(soffa_msg_type(m), t);
+        uint8_t *buf;
+        size_t len;
+        cr_assert_eq(soffa_msg_encode(m, &buf, &len), SOFFA_OK);
+        soffa_msg_t *back = NULL;
+        cr_assert_eq(soffa_msg_decode(buf, len, &back), SOFFA_OK);
+        char *j1 = soffa_msg_to_json(m), *j2 = soffa_msg_to_json(back);
+        cr_assert_str_eq(j1, j2, "%s differs after the codec", soffa_msg_type_name(t));
+        /* The JSON form reads back to the same bytes. */
+        soffa_msg_t *again = NULL;
+        cr_assert_eq(soffa_msg_from_json(j2, &again, why, sizeof why), SOFFA_OK, "%s", why);
+        uint8_t *buf2;
+        size_t len2;
+        cr_assert_eq(soffa_msg_encode(again, &buf2, &len2), SOFFA_OK);
+        cr_assert_eq(len, len2);
+        cr_assert_eq(memcmp(buf, buf2, len), 0);
+        free(j1);
+        free(j2);
+        free(buf);
+        free(buf2);
+        soffa_msg_destroy(&m);
+        soffa_msg_destroy(&back);
+        soffa_msg_destroy(&again);
+        cr_assert_null(m);
+        types++;
+    }
+    cr_assert_eq(types, 19);
+}
+
+Test(msg, view_exposes_what_routing_needs)
+{
+    soffa_msg_t *m = tk_msg(SOFFA_MT_REFERRAL_SENT, PUPIL, TJORN);
+    soffa_msg_view_t v;
+    soffa_msg_view(m, &v);
+    cr_assert_eq(v.type, SOFFA_MT_REFERRAL_SENT);
+    cr_assert_str_eq(v.subject_id, PUPIL);
+    cr_assert_str_eq(v.hemkommun, "1419");
+    cr_assert_eq(v.legal_basis, SOFFA_LB_CONSENT_OSL_12_2);
+    cr_assert_not_null(v.consent_id);
+    cr_assert_not_null(v.ref_id);
+    cr_assert_eq(v.target_kind, SOFFA_TK_ARBETSFORMEDLINGEN);
+    cr_assert(v.has_contact);
+    soffa_msg_destroy(&m);
+
+    m = tk_msg(SOFFA_MT_CONSENT_RECORDED, PUPIL, TJORN);
+    soffa_msg_view(m, &v);
+    cr_assert(v.consent_recipients & (1u << SOFFA_PK_ARBETSFORMEDLINGEN));
+    cr_assert(v.consent_recipients & (1u << SOFFA_PK_SOCIAL_SERVICES));
+    cr_assert_not(v.consent_recipients & (1u << SOFFA_PK_KAA));
+    cr_assert(v.consent_purposes & (1u << SOFFA_CP_STATUS_FEEDBACK));
+    cr_assert_eq(v.consent_valid_to, 20271031u);
+    soffa_msg_destroy(&m);
+
+    m = tk_msg(SOFFA_MT_ABSENCE_REPORTED, PUPIL, TJORN);
+    soffa_msg_view(m, &v);
+    cr_assert_eq(v.event_date, 20261015u);
+    soffa_msg_destroy(&m);
+}
+
+Test(msg, type_and_role_names)
+{
+    cr_assert_str_eq(soffa_msg_type_name(SOFFA_MT_ABSENCE_REPORTED), "absence_reported");
+    cr_assert_eq(soffa_msg_type_from_name("referral_sent"), SOFFA_MT_REFERRAL_SENT);
+    cr_assert_eq(soffa_msg_type_from_name("nonsense"), SOFFA_MT_NONE);
+    cr_assert_str_eq(soffa_msg_type_name((soffa_msg_type_t) 99), "unknown");
+    cr_assert_eq(soffa_role_from_name("kaa"), SOFFA_ROLE_KAA);
+    cr_assert_str_eq(soffa_role_name(SOFFA_ROLE_AF), "af");
+    cr_assert_eq(soffa_role_from_name("root"), SOFFA_ROLE_NONE);
+}
+
+Test(msg, garbage_truncated_and_oversized_input_is_refused)
+{
+    soffa_msg_t *m = tk_msg(SOFFA_MT_ENROLMENT_CHANGED, PUPIL, TJORN);
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(soffa_msg_encode(m, &buf, &len), SOFFA_OK);
+    soffa_msg_destroy(&m);
+    /* Every strict prefix fails to decode or fails validation. */
+    for (size_t cut = 0; cut < len; cut++) {
+        soffa_msg_t *p = NULL;
+        soffa_err_t rc = soffa_msg_decode(buf, cut, &p);
+        if (rc == SOFFA_OK)
+            rc = soffa_msg_validate(p, 0, NULL, 0);
+        cr_assert_neq(rc, SOFFA_OK, "prefix of %zu of %zu bytes accepted", cut, len);
+        soffa_msg_destroy(&p);
+    }
+    free(buf);
+
+    uint8_t *big = calloc(1, SOFFA_MSG_MAX + 1);
+    cr_assert_eq(soffa_msg_decode(big, SOFFA_MSG_MAX + 1, &m), SOFFA_ERR_TOO_LARGE);
+    cr_assert_null(m);
+    free(big);
+
+    /* Pseudo-random garbage: never a crash, never a valid message. */
+    uint32_t x = 12345;
+    uint8_t junk[512];
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t) (round % 512);
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            junk[i] = (uint8_t) (x >> 16);
+        }
+        soffa_msg_t *p = NULL;
+        soffa_err_t rc = soffa_msg_decode(junk, n, &p);
+        if (rc == SOFFA_OK)
+            rc = soffa_msg_validate(p, 0, NULL, 0);
+        cr_assert_neq(rc, SOFFA_OK, "garbage round %d accepted", round);
+        soffa_msg_destroy(&p);
+    }
+}
+
+Test(msg, enum_out_of_range_on_the_wire_is_refused)
+{
+    soffa_msg_t *m = tk_msg(SOFFA_MT_ABSENCE_REPORTED, PUPIL, TJORN);
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(soffa_msg_encode(m, &buf, &len), SOFFA_OK);
+    soffa_msg_destroy(&m);
+    /* Append legal_basis (field 7, varint) = 99: the last value wins. */
+    buf = realloc(buf, len + 2);
+    buf[len] = 0x38;
+    buf[len + 1] = 99;
+    cr_assert_eq(soffa_msg_decode(buf, len + 2, &m), SOFFA_OK);
+    char why[256];
+    cr_assert_eq(soffa_msg_validate(m, 0, why, sizeof why), SOFFA_ERR_BAD_FIELD);
+    cr_assert(strstr(why, "legal_basis") != NULL, "%s", why);
+    soffa_msg_destroy(&m);
+    free(buf);
+}
+
+Test(msg, identifiers_are_checked)
+{
+    char why[256];
+    json_t *j = base(SOFFA_MT_ABSENCE_REPORTED);
+    char bad[13];
+    memcpy(bad, PUPIL, 13);
+    bad[11] = (char) ('0' + (PUPIL[11] - '0' + 1) % 10);
+    json_object_set_new(json_object_get(j, "subject"), "id", json_string(bad));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_ID_CHECKSUM);
+    cr_assert(strstr(why, "subject.id") != NULL, "%s", why);
+
+    j = base(SOFFA_MT_ABSENCE_REPORTED);
+    json_object_set_new(json_object_get(j, "subject"), "hemkommun", json_string("1400"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_KOMMUN);
+    cr_assert(strstr(why, "subject.hemkommun") != NULL, "%s", why);
+
+    j = base(SOFFA_MT_ABSENCE_REPORTED);
+    json_object_set_new(json_object_get(j, "subject"), "id_type", json_string("SAMNR"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD);
+
+    j = base(SOFFA_MT_ABSENCE_REPORTED);
+    json_object_set_new(json_object_get(j, "absence_reported"), "school_unit", json_string("1234"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_SKOLENHET);
+
+    j = base(SOFFA_MT_ABSENCE_REPORTED);
+    json_object_set_new(json_object_get(j, "subject"), "id_type", json_string("LOCAL_RESERVE"));
+    json_object_set_new(json_object_get(j, "subject"), "id", json_string("RES0042"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s", why);
+}
+
+Test(msg, required_fields_and_ranges)
+{
+    char why[256];
+    json_t *j = base(SOFFA_MT_ABSENCE_REPORTED);
+    json_object_del(json_object_get(j, "absence_reported"), "school_unit");
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_MISSING_FIELD);
+
+    j = base(SOFFA_MT_ABSENCE_REPORTED);
+    json_object_set_new(json_object_get(j, "absence_reported"), "period_to", json_string("2026-08-01"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD);
+    cr_assert(strstr(why, "period_to") != NULL, "%s", why);
+
+    j = base(SOFFA_MT_REFERRAL_SENT);
+    json_object_del(j, "consent_id");
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_MISSING_FIELD);
+    cr_assert(strstr(why, "consent_id") != NULL, "%s", why);
+
+    j = base(SOFFA_MT_REFERRAL_SENT);
+    json_object_set_new(json_object_get(j, "referral_sent"), "purpose", json_string("SOC_SUPPORT_CONTACT"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD);
+
+    j = base(SOFFA_MT_CONSENT_RECORDED);
+    json_object_set_new(json_object_get(j, "consent_recorded"), "valid_to", json_string("2027-12-01"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD);
+    cr_assert(strstr(why, "12 months") != NULL, "%s", why);
+
+    j = base(SOFFA_MT_ENROLMENT_CHANGED);
+    json_object_set_new(json_object_get(j, "enrolment_changed"), "event", json_string("STARTED"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD, "leave reason with STARTED");
+
+    j = base(SOFFA_MT_CONCERN_REPORT_FILED);
+    json_object_set_new(json_object_get(j, "concern_report_filed"), "concern_codes", json_array());
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_MISSING_FIELD);
+
+    j = base(SOFFA_MT_KAA_CASE_CLOSED);
+    json_object_set_new(json_object_get(j, "kaa_case_closed"), "reason", json_string("TURNED_20"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD, "new_hemkommun without MOVED_OUT");
+
+    j = base(SOFFA_MT_ABSENCE_REPORTED);
+    json_object_del(j, "absence_reported");
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_MISSING_FIELD);
+
+    j = base(SOFFA_MT_ABSENCE_REPORTED);
+    json_object_set_new(j, "schema_version", json_string("2.0"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_VERSION);
+
+    j = base(SOFFA_MT_ABSENCE_REPORTED);
+    json_object_set_new(j, "occurred_at_us", json_integer(soffa_now_us() + 3LL * 86400 * 1000000));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD, "occurred in the future");
+}
+
+Test(msg, text_limits_and_control_characters)
+{
+    char why[256];
+    char note[302];
+    memset(note, 'a', 300);
+    note[300] = '\0';
+    json_t *j = base(SOFFA_MT_AT_RISK_NOTICE);
+    json_object_set_new(json_object_get(j, "at_risk_notice"), "note", json_string(note));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "300 characters is the limit: %s", why);
+    note[300] = 'a';
+    note[301] = '\0';
+    j = base(SOFFA_MT_AT_RISK_NOTICE);
+    json_object_set_new(json_object_get(j, "at_risk_notice"), "note", json_string(note));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_TOO_LARGE);
+    /* 300 characters of å (two bytes each) is still 300 characters. */
+    char wide[601];
+    for (int i = 0; i < 300; i++)
+        memcpy(wide + 2 * i, "\xc3\xa5", 2);
+    wide[600] = '\0';
+    j = base(SOFFA_MT_AT_RISK_NOTICE);
+    json_object_set_new(json_object_get(j, "at_risk_notice"), "note", json_string(wide));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s", why);
+    j = base(SOFFA_MT_AT_RISK_NOTICE);
+    json_object_set_new(json_object_get(j, "at_risk_notice"), "note", json_string("bell\x07"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD);
+}
+
+Test(msg, json_errors_name_the_field)
+{
+    char why[256];
+    soffa_msg_t *m = NULL;
+    cr_assert_eq(soffa_msg_from_json("{\"nonsense\": 1}", &m, why, sizeof why), SOFFA_ERR_MALFORMED);
+    cr_assert(strstr(why, "nonsense") != NULL, "%s", why);
+    cr_assert_eq(soffa_msg_from_json("{\"legal_basis\": \"MAYBE\"}", &m, why, sizeof why), SOFFA_ERR_BAD_FIELD);
+    cr_assert(strstr(why, "legal_basis") != NULL, "%s", why);
+    cr_assert_eq(soffa_msg_from_json("[1,2]", &m, why, sizeof why), SOFFA_ERR_MALFORMED);
+    cr_assert_eq(soffa_msg_from_json("{", &m, why, sizeof why), SOFFA_ERR_MALFORMED);
+    cr_assert_eq(soffa_msg_from_json("{\"subject\": {\"id\": 5}}", &m, why, sizeof why), SOFFA_ERR_MALFORMED);
+    cr_assert(strstr(why, "subject.id") != NULL, "%s", why);
+    cr_assert_eq(soffa_msg_from_json("{\"absence_reported\": {}, \"at_risk_notice\": {}}", &m, why, sizeof why),
+                 SOFFA_ERR_MALFORMED, "two payloads");
+    cr_assert_eq(soffa_msg_from_json("{\"kaa_case_opened\": {\"source_signal_ids\": [\"zz\"]}}", &m, why, sizeof why),
+                 SOFFA_ERR_BAD_FIELD);
+    cr_assert_eq(soffa_msg_from_json("{\"plan_agreed\": {\"measures\": [{\"measure_type\": \"SYV\"}, {\"bogus\": 1}]}}",
+                                     &m, why, sizeof why), SOFFA_ERR_MALFORMED);
+    cr_assert_null(m);
+}
+
+Test(msg, message_id_must_be_uuid_v7)
+{
+    char why[256];
+    json_t *j = base(SOFFA_MT_ABSENCE_REPORTED);
+    json_object_set_new(j, "message_id", json_string("123e4567-e89b-42d3-a456-426614174000"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD);
+    cr_assert(strstr(why, "UUIDv7") != NULL, "%s", why);
+}

@@ -1,0 +1,642 @@
+/*  Tests for soffa_store: durability, dedup, cursors, indices, the chain. */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "soffa_store.h"
+#include "soffa_time.h"
+#include "soffa_uuid.h"
+#include "testkit.h"
+
+/* One envelope with its encoded body, ready for append. */
+typedef struct {
+    soffa_envelope_t env;
+    uint8_t *body;
+    char subject[13];
+} rec_t;
+
+static void
+rec_make(rec_t *r, soffa_msg_type_t type, const char *pnr, const char *mailbox, const char *sender)
+{
+    memset(r, 0, sizeof *r);
+    soffa_msg_t *m = tk_msg(type, pnr, "1419");
+    size_t len;
+    cr_assert_eq(soffa_msg_encode(m, &r->body, &len), SOFFA_OK);
+    soffa_msg_view_t v;
+    soffa_msg_view(m, &v);
+    memcpy(r->env.message_id, v.message_id, 16);
+    soffa_msg_destroy(&m);
+    r->env.body = r->body;
+    r->env.body_len = len;
+    r->env.kind = SOFFA_RK_MESSAGE;
+    r->env.sender_role = SOFFA_ROLE_SCHOOL;
+    r->env.received_at_us = soffa_now_us();
+    snprintf(r->env.sender_agent, sizeof r->env.sender_agent, "%s", sender);
+    snprintf(r->env.mailbox, sizeof r->env.mailbox, "%s", mailbox);
+    memcpy(r->subject, pnr, 13);
+}
+
+static void
+rec_free(rec_t *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(r[i].body);
+}
+
+static soffa_err_t
+append(soffa_store_t *st, rec_t *r, size_t n, soffa_store_item_t *items)
+{
+    for (size_t i = 0; i < n; i++)
+        items[i] = (soffa_store_item_t) {.env = &r[i].env, .subject_id = r[i].subject};
+    return soffa_store_append(st, items, n);
+}
+
+static soffa_store_t *
+open_store(const char *dir, size_t map)
+{
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t o = {.path = dir, .map_size = map};
+    cr_assert_eq(soffa_store_open(&st, &o), SOFFA_OK);
+    return st;
+}
+
+typedef struct {
+    uint64_t seqs[4096];
+    size_t n;
+    char mailbox[64];
+} collect_t;
+
+static int
+collect(void *ctx, uint64_t seq, const uint8_t *env, size_t len, const uint8_t hash[32])
+{
+    collect_t *c = ctx;
+    soffa_envelope_t e;
+    cr_assert_eq(soffa_envelope_decode(env, len, &e), SOFFA_OK);
+    cr_assert_eq(e.seq, seq);
+    uint8_t h[32];
+    soffa_wire_hash(env, len, h);
+    cr_assert_eq(memcmp(h, hash, 32), 0);
+    snprintf(c->mailbox, sizeof c->mailbox, "%s", e.mailbox);
+    soffa_envelope_fini(&e);
+    if (c->n < 4096)
+        c->seqs[c->n++] = seq;
+    return 0;
+}
+
+static char PUPIL[13], OTHER[13];
+
+static void
+setup(void)
+{
+    tk_pnr(2008, 3, 14, 271, 0, PUPIL);
+    tk_pnr(2009, 6, 2, 384, 0, OTHER);
+}
+
+TestSuite(store, .init = setup);
+
+Test(store, append_reopen_and_read_back)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[3];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+    rec_make(&r[1], SOFFA_MT_ENROLMENT_CHANGED, OTHER, "kaa/1419", "school-1415");
+    rec_make(&r[2], SOFFA_MT_ABSENCE_REPORTED, OTHER, "kaa/1415", "school-1415");
+    soffa_store_item_t it[3];
+    cr_assert_eq(append(st, r, 3, it), SOFFA_OK);
+    cr_assert_eq(it[0].seq, 1);
+    cr_assert_eq(it[2].seq, 3);
+    cr_assert_not(it[1].duplicate);
+    uint8_t head_hash[32];
+    soffa_store_close(&st);
+    cr_assert_null(st);
+    soffa_store_close(&st);   /* idempotent */
+
+    st = open_store(dir, 0);
+    uint64_t head;
+    soffa_store_head(st, &head, head_hash, NULL);
+    cr_assert_eq(head, 3);
+    collect_t c = {0};
+    cr_assert_eq(soffa_store_scan(st, 1, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 3);
+    cr_assert_eq(soffa_store_get(st, 2, collect, &c), SOFFA_OK);
+    cr_assert_eq(soffa_store_get(st, 4, collect, &c), SOFFA_ERR_NOT_FOUND);
+    /* The chain: record 2 links to record 1's hash. */
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(rep.records, 3);
+    /* Appending after reopen continues the chain. */
+    rec_t more;
+    rec_make(&more, SOFFA_MT_REFERRAL_SENT, PUPIL, "af/1419", "kaa-1419");
+    cr_assert_eq(append(st, &more, 1, it), SOFFA_OK);
+    cr_assert_eq(it[0].seq, 4);
+    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    soffa_store_close(&st);
+    rec_free(r, 3);
+    rec_free(&more, 1);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+Test(store, mailbox_index_scans_and_counts)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[6];
+    for (int i = 0; i < 6; i++)
+        rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, PUPIL, i % 2 ? "kaa/1419" : "kaa/1415", "school-1415");
+    soffa_store_item_t it[6];
+    cr_assert_eq(append(st, r, 6, it), SOFFA_OK);
+    collect_t c = {0};
+    cr_assert_eq(soffa_store_scan_mailbox(st, "kaa/1419", 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 3);
+    cr_assert_eq(c.seqs[0], 2);
+    cr_assert_eq(c.seqs[2], 6);
+    cr_assert_str_eq(c.mailbox, "kaa/1419");
+    c.n = 0;
+    cr_assert_eq(soffa_store_scan_mailbox(st, "kaa/1419", 2, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 2);
+    cr_assert_eq(c.seqs[0], 4);
+    c.n = 0;
+    /* "kaa/141" is a prefix of both names but names neither mailbox. */
+    cr_assert_eq(soffa_store_scan_mailbox(st, "kaa/141", 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 0);
+    uint64_t n;
+    cr_assert_eq(soffa_store_count_mailbox(st, "kaa/1415", 0, 0, &n), SOFFA_OK);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(soffa_store_count_mailbox(st, "kaa/1415", 3, 0, &n), SOFFA_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(soffa_store_count_mailbox(st, "af/1415", 0, 0, &n), SOFFA_OK);
+    cr_assert_eq(n, 0);
+    soffa_store_close(&st);
+    rec_free(r, 6);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+Test(store, duplicate_msg_id_returns_original_seq)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[2];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+    rec_make(&r[1], SOFFA_MT_ABSENCE_REPORTED, OTHER, "kaa/1419", "school-1415");
+    soffa_store_item_t it[3];
+    cr_assert_eq(append(st, r, 2, it), SOFFA_OK);
+    /* The retry of record 0: same sender, same message id. */
+    cr_assert_eq(append(st, r, 1, it), SOFFA_OK);
+    cr_assert(it[0].duplicate);
+    cr_assert_eq(it[0].seq, 1);
+    uint64_t head;
+    soffa_store_head(st, &head, NULL, NULL);
+    cr_assert_eq(head, 2, "a retry stored something");
+    /* A batch holding the same message twice stores it once. */
+    rec_t twin[2];
+    rec_make(&twin[0], SOFFA_MT_ENROLMENT_CHANGED, PUPIL, "kaa/1419", "school-1415");
+    twin[1] = twin[0];
+    twin[1].body = NULL;   /* shares twin[0]'s body; freed once */
+    twin[1].env.body = twin[0].body;
+    cr_assert_eq(append(st, twin, 2, it), SOFFA_OK);
+    cr_assert_eq(it[0].seq, 3);
+    cr_assert(it[1].duplicate);
+    cr_assert_eq(it[1].seq, 3);
+    /* Another sender may use the same id: it is a different message. */
+    snprintf(r[0].env.sender_agent, sizeof r[0].env.sender_agent, "school-1480");
+    cr_assert_eq(append(st, r, 1, it), SOFFA_OK);
+    cr_assert_not(it[0].duplicate);
+    cr_assert_eq(it[0].seq, 4);
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    soffa_store_close(&st);
+    rec_free(r, 2);
+    rec_free(twin, 1);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+Test(store, cursors_survive_reopen)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    uint64_t seq = 99;
+    cr_assert_eq(soffa_store_cursor_get(st, "kaa-1419/kaa/1419", &seq), SOFFA_OK);
+    cr_assert_eq(seq, 0, "a new consumer starts at 0");
+    cr_assert_eq(soffa_store_cursor_set(st, "kaa-1419/kaa/1419", 41), SOFFA_OK);
+    cr_assert_eq(soffa_store_cursor_set(st, "af-1419/af/1419", 7), SOFFA_OK);
+    soffa_store_close(&st);
+    st = open_store(dir, 0);
+    cr_assert_eq(soffa_store_cursor_get(st, "kaa-1419/kaa/1419", &seq), SOFFA_OK);
+    cr_assert_eq(seq, 41);
+    cr_assert_eq(soffa_store_cursor_get(st, "af-1419/af/1419", &seq), SOFFA_OK);
+    cr_assert_eq(seq, 7);
+    cr_assert_eq(soffa_store_cursor_get(st, "", &seq), SOFFA_ERR_INVALID_ARG);
+    soffa_store_close(&st);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* Every key of every database in the environment, as one callback. */
+static void
+each_key(const char *dir, void (*fn)(const MDB_val *key, void *ctx), void *ctx)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    const char *names[] = {NULL, "log", "mailbox", "subject", "dedup", "cursor", "meta"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        MDB_dbi dbi;
+        MDB_cursor *cur;
+        MDB_val k, v;
+        cr_assert_eq(mdb_dbi_open(txn, names[i], 0, &dbi), 0);
+        cr_assert_eq(mdb_cursor_open(txn, dbi, &cur), 0);
+        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+            fn(&k, ctx);
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+static void
+no_pnr_in_key(const MDB_val *k, void *ctx)
+{
+    const char *pnr = ctx;
+    for (size_t off = 0; off + 10 <= k->mv_size; off++) {
+        cr_assert(memcmp((char *) k->mv_data + off, pnr + 2, 10) != 0, "a personnummer appears in a key");
+    }
+}
+
+static void
+count_key(const MDB_val *k, void *ctx)
+{
+    (void) k;
+    (*(int *) ctx)++;
+}
+
+Test(store, subject_index_finds_a_person_without_the_number_in_any_key)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[5];
+    const char *who[] = {PUPIL, OTHER, PUPIL, OTHER, PUPIL};
+    for (int i = 0; i < 5; i++)
+        rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, who[i], "kaa/1419", "school-1415");
+    soffa_store_item_t it[5];
+    cr_assert_eq(append(st, r, 5, it), SOFFA_OK);
+    collect_t c = {0};
+    cr_assert_eq(soffa_store_scan_subject(st, PUPIL, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 3);
+    cr_assert_eq(c.seqs[0], 1);
+    cr_assert_eq(c.seqs[1], 3);
+    cr_assert_eq(c.seqs[2], 5);
+    c.n = 0;
+    cr_assert_eq(soffa_store_scan_subject(st, OTHER, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 2);
+    /* Another store has another key: the same person hashes differently. */
+    char *dir2 = tk_tmpdir("store");
+    soffa_store_t *st2 = open_store(dir2, 0);
+    uint8_t k1[16], k2[16];
+    soffa_store_subject_key(st, PUPIL, k1);
+    soffa_store_subject_key(st2, PUPIL, k2);
+    cr_assert_neq(memcmp(k1, k2, 16), 0);
+    soffa_store_close(&st2);
+    soffa_store_close(&st);
+
+    int keys = 0;
+    each_key(dir, count_key, &keys);
+    cr_assert_gt(keys, 15, "the check below must see the index keys");
+    each_key(dir, no_pnr_in_key, PUPIL);
+    each_key(dir, no_pnr_in_key, OTHER);
+    rec_free(r, 5);
+    tk_rmrf(dir);
+    tk_rmrf(dir2);
+    free(dir);
+    free(dir2);
+}
+
+Test(store, files_are_owner_only_and_a_shared_key_is_refused)
+{
+    char *dir = tk_tmpdir("store");
+    char path[512];
+    snprintf(path, sizeof path, "%s/db", dir);
+    soffa_store_t *st = open_store(path, 0);
+    soffa_store_close(&st);
+    struct stat s;
+    cr_assert_eq(stat(path, &s), 0);
+    cr_assert_eq(s.st_mode & 0777, 0700);
+    const char *files[] = {"subject.key", "data.mdb", "lock.mdb"};
+    for (size_t i = 0; i < 3; i++) {
+        char f[600];
+        snprintf(f, sizeof f, "%s/%s", path, files[i]);
+        cr_assert_eq(stat(f, &s), 0, "%s", files[i]);
+        cr_assert_eq(s.st_mode & 077, 0, "%s is open to others", files[i]);
+    }
+    char key[600];
+    snprintf(key, sizeof key, "%s/subject.key", path);
+    chmod(key, 0644);
+    soffa_store_opts_t o = {.path = path};
+    cr_assert_eq(soffa_store_open(&st, &o), SOFFA_ERR_PERMISSION);
+    cr_assert_null(st);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* Opens the raw LMDB log of a closed store for tampering. */
+static void
+tamper(const char *dir, void (*fn)(MDB_txn *txn, MDB_dbi log, MDB_dbi meta))
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi log, meta;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "log", 0, &log), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    fn(txn, log, meta);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static MDB_val
+key_of(uint64_t seq, uint8_t buf[8])
+{
+    for (int i = 7; i >= 0; i--, seq >>= 8)
+        buf[i] = (uint8_t) seq;
+    return (MDB_val) {8, buf};
+}
+
+static void
+flip_byte_of_5(MDB_txn *txn, MDB_dbi log, MDB_dbi meta)
+{
+    (void) meta;
+    uint8_t kb[8];
+    MDB_val k = key_of(5, kb), v;
+    cr_assert_eq(mdb_get(txn, log, &k, &v), 0);
+    uint8_t *copy = malloc(v.mv_size);
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[v.mv_size - 10] ^= 0x01;   /* a byte inside the message body */
+    MDB_val nv = {v.mv_size, copy};
+    cr_assert_eq(mdb_put(txn, log, &k, &nv, 0), 0);
+    free(copy);
+}
+
+static void
+delete_5(MDB_txn *txn, MDB_dbi log, MDB_dbi meta)
+{
+    (void) meta;
+    uint8_t kb[8];
+    MDB_val k = key_of(5, kb);
+    cr_assert_eq(mdb_del(txn, log, &k, NULL), 0);
+}
+
+static void
+swap_5_and_6(MDB_txn *txn, MDB_dbi log, MDB_dbi meta)
+{
+    (void) meta;
+    uint8_t k5b[8], k6b[8];
+    MDB_val k5 = key_of(5, k5b), k6 = key_of(6, k6b), v5, v6;
+    cr_assert_eq(mdb_get(txn, log, &k5, &v5), 0);
+    cr_assert_eq(mdb_get(txn, log, &k6, &v6), 0);
+    uint8_t *c5 = malloc(v5.mv_size), *c6 = malloc(v6.mv_size);
+    memcpy(c5, v5.mv_data, v5.mv_size);
+    memcpy(c6, v6.mv_data, v6.mv_size);
+    MDB_val n5 = {v6.mv_size, c6}, n6 = {v5.mv_size, c5};
+    cr_assert_eq(mdb_put(txn, log, &k5, &n5, 0), 0);
+    cr_assert_eq(mdb_put(txn, log, &k6, &n6, 0), 0);
+    free(c5);
+    free(c6);
+}
+
+static void
+drop_last(MDB_txn *txn, MDB_dbi log, MDB_dbi meta)
+{
+    (void) meta;
+    uint8_t kb[8];
+    MDB_val k = key_of(8, kb);
+    cr_assert_eq(mdb_del(txn, log, &k, NULL), 0);
+}
+
+static void
+check_tamper(void (*fn)(MDB_txn *, MDB_dbi, MDB_dbi), uint64_t want_seq, const char *want_word)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[8];
+    for (int i = 0; i < 8; i++)
+        rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, i % 2 ? PUPIL : OTHER, "kaa/1419", "school-1415");
+    soffa_store_item_t it[8];
+    cr_assert_eq(append(st, r, 4, it), SOFFA_OK);
+    cr_assert_eq(append(st, r + 4, 4, it), SOFFA_OK);
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    soffa_store_close(&st);
+    tamper(dir, fn);
+    soffa_store_opts_t ro = {.path = dir, .read_only = true};
+    cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
+    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_ERR_CHAIN_BROKEN, "tampering not found");
+    cr_assert_eq(rep.bad_seq, want_seq, "reported %llu: %s", (unsigned long long) rep.bad_seq, rep.reason);
+    cr_assert(strstr(rep.reason, want_word) != NULL, "%s", rep.reason);
+    soffa_store_close(&st);
+    rec_free(r, 8);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+Test(store, flipped_byte_is_found_at_its_sequence)
+{
+    check_tamper(flip_byte_of_5, 5, "altered");
+}
+
+Test(store, deleted_record_is_found)
+{
+    check_tamper(delete_5, 5, "missing");
+}
+
+Test(store, swapped_records_are_found)
+{
+    check_tamper(swap_5_and_6, 5, "reordered");
+}
+
+Test(store, removed_tail_is_found)
+{
+    check_tamper(drop_last, 8, "removed");
+}
+
+Test(store, full_map_fails_the_whole_batch_cleanly)
+{
+    char *dir = tk_tmpdir("store");
+    size_t map = 256 * 1024;
+    soffa_store_t *st = open_store(dir, map);
+    rec_t r[16];
+    for (int i = 0; i < 16; i++)
+        rec_make(&r[i], SOFFA_MT_REFERRAL_SENT, PUPIL, "af/1419", "kaa-1419");
+    soffa_store_item_t it[16];
+    soffa_err_t rc = SOFFA_OK;
+    int batches = 0;
+    uint64_t head_before = 0;
+    uint8_t hash_before[32];
+    while (rc == SOFFA_OK && batches < 10000) {
+        soffa_store_head(st, &head_before, hash_before, NULL);
+        /* Fresh message ids each round so nothing is a duplicate. */
+        for (int i = 0; i < 16; i++)
+            soffa_uuid7(r[i].env.message_id);
+        rc = append(st, r, 16, it);
+        batches++;
+    }
+    cr_assert_eq(rc, SOFFA_ERR_STORE_FULL, "got %s after %d batches", soffa_errname(rc), batches);
+    cr_assert_gt(batches, 2);
+    cr_assert(strstr(soffa_strerror(rc), "map_size") != NULL);
+    for (int i = 0; i < 16; i++)
+        cr_assert_eq(it[i].seq, 0, "a failed batch handed out a sequence");
+    uint64_t head;
+    uint8_t hash[32];
+    soffa_store_head(st, &head, hash, NULL);
+    cr_assert_eq(head, head_before);
+    cr_assert_eq(memcmp(hash, hash_before, 32), 0);
+    collect_t c = {0};
+    cr_assert_eq(soffa_store_get(st, head + 1, collect, &c), SOFFA_ERR_NOT_FOUND);
+    soffa_store_close(&st);
+    /* Reopened with room, everything committed is there and verifies, and
+     * appends work again. */
+    st = open_store(dir, 4 * map);
+    soffa_store_head(st, &head, NULL, NULL);
+    cr_assert_eq(head, head_before);
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(rep.records, head_before);
+    for (int i = 0; i < 16; i++)
+        soffa_uuid7(r[i].env.message_id);
+    cr_assert_eq(append(st, r, 16, it), SOFFA_OK);
+    cr_assert_eq(it[0].seq, head_before + 1);
+    soffa_store_close(&st);
+    rec_free(r, 16);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* The child appends batches of 8 forever, reporting each committed batch's
+ * last sequence on a pipe; message ids are derived from (batch, item) so the
+ * parent can recognise them. */
+static void
+child_appender(const char *dir, int wfd)
+{
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t o = {.path = dir};
+    if (soffa_store_open(&st, &o) != SOFFA_OK)
+        _exit(3);
+    rec_t r[8];
+    for (int i = 0; i < 8; i++)
+        rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, i % 2 ? PUPIL : OTHER, "kaa/1419", "school-1415");
+    for (uint32_t b = 0;; b++) {
+        soffa_store_item_t it[8];
+        for (uint32_t i = 0; i < 8; i++) {
+            memset(r[i].env.message_id, 0, 16);
+            memcpy(r[i].env.message_id, &b, 4);
+            memcpy(r[i].env.message_id + 4, &i, 4);
+        }
+        if (append(st, r, 8, it) != SOFFA_OK)
+            _exit(4);
+        uint64_t last = it[7].seq;
+        if (write(wfd, &last, sizeof last) != sizeof last)
+            _exit(5);
+    }
+}
+
+Test(store, sigkill_during_appends_loses_nothing_committed, .timeout = 120)
+{
+    for (int round = 0; round < 3; round++) {
+        char *dir = tk_tmpdir("store");
+        int p[2];
+        cr_assert_eq(pipe(p), 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(p[0]);
+            child_appender(dir, p[1]);
+        }
+        close(p[1]);
+        uint64_t last = 0, got;
+        int reports = 0;
+        /* Kill after a varying number of committed batches, mid-stream. */
+        while (reports < 20 + round * 15 && read(p[0], &got, sizeof got) == sizeof got) {
+            last = got;
+            reports++;
+        }
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(WIFSIGNALED(status), "the child died on its own (status %d)", status);
+        /* Reports written before the kill but not read yet count too. */
+        while (read(p[0], &got, sizeof got) == sizeof got)
+            last = got;
+        close(p[0]);
+        cr_assert_gt(last, 0);
+
+        soffa_store_t *st = open_store(dir, 0);
+        uint64_t head;
+        soffa_store_head(st, &head, NULL, NULL);
+        cr_assert_geq(head, last, "committed %llu, store has %llu", (unsigned long long) last,
+                      (unsigned long long) head);
+        cr_assert_eq(head % 8, 0, "a batch was half stored");
+        soffa_store_verify_t rep;
+        cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+        cr_assert_eq(rep.records, head);
+        /* Every reported batch is there: its ids are duplicates now. */
+        rec_t r[8];
+        for (int i = 0; i < 8; i++)
+            rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+        for (uint32_t b = 0; b < last / 8; b++) {
+            soffa_store_item_t it[8];
+            for (uint32_t i = 0; i < 8; i++) {
+                memset(r[i].env.message_id, 0, 16);
+                memcpy(r[i].env.message_id, &b, 4);
+                memcpy(r[i].env.message_id + 4, &i, 4);
+            }
+            cr_assert_eq(append(st, r, 8, it), SOFFA_OK);
+            for (int i = 0; i < 8; i++) {
+                cr_assert(it[i].duplicate, "batch %u item %d was lost", b, i);
+                cr_assert_eq(it[i].seq, (uint64_t) b * 8 + (uint64_t) i + 1);
+            }
+        }
+        soffa_store_head(st, &head, NULL, NULL);
+        soffa_store_close(&st);
+        rec_free(r, 8);
+        tk_rmrf(dir);
+        free(dir);
+    }
+}
+
+Test(store, read_only_open_of_a_copy_verifies_and_refuses_writes)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[2];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+    rec_make(&r[1], SOFFA_MT_ABSENCE_REPORTED, OTHER, "kaa/1419", "school-1415");
+    soffa_store_item_t it[2];
+    cr_assert_eq(append(st, r, 2, it), SOFFA_OK);
+    soffa_store_close(&st);
+    soffa_store_opts_t ro = {.path = dir, .read_only = true};
+    cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(rep.records, 2);
+    cr_assert_eq(append(st, r, 1, it), SOFFA_ERR_PERMISSION);
+    soffa_store_close(&st);
+    soffa_store_opts_t missing = {.path = "/tmp/soffa-test-does-not-exist", .read_only = true};
+    cr_assert_eq(soffa_store_open(&st, &missing), SOFFA_ERR_NOT_FOUND);
+    rec_free(r, 2);
+    tk_rmrf(dir);
+    free(dir);
+}

@@ -1,0 +1,57 @@
+/*  Tests for soffa_time: calendar rules and conversions. */
+#include <criterion/criterion.h>
+
+#include "soffa_time.h"
+
+Test(time, leap_years)
+{
+    cr_assert(soffa_date_valid(2000, 2, 29));
+    cr_assert(soffa_date_valid(2024, 2, 29));
+    cr_assert_not(soffa_date_valid(1900, 2, 29));
+    cr_assert_not(soffa_date_valid(2023, 2, 29));
+    cr_assert_not(soffa_date_valid(2026, 4, 31));
+    cr_assert_not(soffa_date_valid(2026, 13, 1));
+    cr_assert_not(soffa_date_valid(2026, 0, 1));
+    cr_assert_not(soffa_date_valid(2026, 1, 0));
+}
+
+Test(time, days_and_instants_round_trip)
+{
+    soffa_date_t epoch = {1970, 1, 1};
+    cr_assert_eq(soffa_date_to_days(epoch), 0);
+    soffa_date_t d = {2026, 11, 23};
+    int64_t us = soffa_date_to_days(d) * 86400000000LL + 5000;
+    soffa_date_t back = soffa_date_from_us(us);
+    cr_assert_eq(soffa_date_cmp(d, back), 0);
+    soffa_date_t old = {1899, 12, 31};
+    back = soffa_date_from_us(soffa_date_to_days(old) * 86400000000LL);
+    cr_assert_eq(soffa_date_cmp(old, back), 0, "got %d-%d-%d", back.year, back.month, back.day);
+}
+
+Test(time, age_counts_whole_years)
+{
+    soffa_date_t birth = {2006, 11, 24}, before = {2026, 11, 23}, on = {2026, 11, 24};
+    cr_assert_eq(soffa_date_age(birth, before), 19);
+    cr_assert_eq(soffa_date_age(birth, on), 20);
+    soffa_date_t leap = {2008, 2, 29}, feb28 = {2026, 2, 28}, mar1 = {2026, 3, 1};
+    cr_assert_eq(soffa_date_age(leap, feb28), 17);
+    cr_assert_eq(soffa_date_age(leap, mar1), 18);
+}
+
+Test(time, parse_and_format)
+{
+    soffa_date_t d;
+    cr_assert(soffa_date_parse("2026-02-28", &d));
+    cr_assert_eq(soffa_date_to_int(d), 20260228u);
+    cr_assert(soffa_date_parse("20240229", &d));
+    cr_assert_not(soffa_date_parse("2026-02-29", &d));
+    cr_assert_not(soffa_date_parse("2026/02/01", &d));
+    cr_assert_not(soffa_date_parse("2026-2-1", &d));
+    cr_assert_not(soffa_date_parse(NULL, &d));
+    char buf[11];
+    soffa_date_format((soffa_date_t) {2026, 3, 7}, buf);
+    cr_assert_str_eq(buf, "2026-03-07");
+    char ts[32];
+    soffa_time_format(0, ts);
+    cr_assert_str_eq(ts, "1970-01-01T00:00:00.000Z");
+}

@@ -1,0 +1,231 @@
+/*  testkit: made-up identities, valid messages of every type, processes. */
+#include "testkit.h"
+
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "soffa_id.h"
+#include "soffa_time.h"
+#include "soffa_uuid.h"
+
+void
+tk_pnr(int year, int month, int day, int birth_no, int samnr, char out[13])
+{
+    char d[32];
+    snprintf(d, sizeof d, "%04u%02u%02u%03u0", (unsigned) year % 10000, (unsigned) month % 100,
+             (unsigned) (day + (samnr ? 60 : 0)) % 100, (unsigned) birth_no % 1000);
+    for (int c = 0; c <= 9; c++) {
+        d[11] = (char) ('0' + c);
+        if (soffa_luhn_ok(d + 2, 10))
+            break;
+    }
+    memcpy(out, d, 13);
+}
+
+static json_t *
+s_uuid(void)
+{
+    uint8_t id[16];
+    char s[SOFFA_UUID_STR];
+    soffa_uuid7(id);
+    soffa_uuid_format(id, s);
+    return json_string(s);
+}
+
+static json_t *
+s_payload(soffa_msg_type_t type, const char *hemkommun, const char **basis)
+{
+    *basis = "SL_29_9_INTERNAL";
+    switch (type) {
+    case SOFFA_MT_ENROLMENT_CHANGED:
+        *basis = "SL_15_15_ENROLMENT";
+        return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "event", "LEFT", "effective_date",
+                         "2026-10-01", "school_unit", "12345678", "school_form", "GY",
+                         "programme_code", "SA", "leave_reason", "DISCONTINUED");
+    case SOFFA_MT_ABSENCE_REPORTED:
+        *basis = "SL_15_15_ABSENCE";
+        return json_pack("{s:s, s:s, s:s, s:b, s:s, s:s}", "period_from", "2026-09-01", "period_to",
+                         "2026-10-15", "unexcused_band", "SIGNIFICANT", "investigation_started", 1,
+                         "reported_to_csn", "YES", "school_unit", "12345678");
+    case SOFFA_MT_AT_RISK_NOTICE:
+        *basis = "CONSENT_OSL_12_2";
+        return json_pack("{s:s, s:s, s:s}", "risk_code", "REDUCED_PLAN", "note",
+                         "Studerar med reducerat program sedan oktober.", "school_unit", "12345678");
+    case SOFFA_MT_SIGNAL_ACKNOWLEDGED:
+        return json_pack("{s:o, s:s}", "signal_id", s_uuid(), "result", "REGISTERED");
+    case SOFFA_MT_KAA_CASE_OPENED:
+        return json_pack("{s:o, s:s, s:[o]}", "case_id", s_uuid(), "registration_reason",
+                         "DROPOUT_NATIONAL", "source_signal_ids", s_uuid());
+    case SOFFA_MT_CONTACT_ATTEMPTED:
+        return json_pack("{s:o, s:i, s:s, s:s}", "case_id", s_uuid(), "attempt_no", 1, "channel",
+                         "PHONE", "outcome", "REACHED");
+    case SOFFA_MT_OCCUPATION_RECORDED:
+        return json_pack("{s:o, s:s, s:s}", "case_id", s_uuid(), "as_of", "2026-11-01",
+                         "occupation", "NONE");
+    case SOFFA_MT_PLAN_AGREED:
+        return json_pack("{s:o, s:o, s:s, s:[{s:o, s:s}], s:s}", "case_id", s_uuid(), "plan_id",
+                         s_uuid(), "goal", "RETURN_TO_STUDIES", "measures", "measure_id", s_uuid(),
+                         "measure_type", "SYV", "review_date", "2027-01-15");
+    case SOFFA_MT_MEASURE_STARTED:
+        return json_pack("{s:o, s:o, s:s, s:{s:s, s:s}, s:s}", "case_id", s_uuid(), "measure_id",
+                         s_uuid(), "measure_type", "PRAKTIK", "provider", "kind",
+                         "ARBETSFORMEDLINGEN", "kommunkod", hemkommun, "start", "2026-11-10");
+    case SOFFA_MT_MEASURE_ENDED:
+        return json_pack("{s:o, s:o, s:s, s:s, s:s}", "case_id", s_uuid(), "measure_id", s_uuid(),
+                         "measure_type", "PRAKTIK", "end", "2026-11-20", "outcome", "COMPLETED");
+    case SOFFA_MT_KAA_CASE_CLOSED:
+        return json_pack("{s:o, s:s, s:s}", "case_id", s_uuid(), "reason", "MOVED_OUT",
+                         "new_hemkommun", "1480");
+    case SOFFA_MT_CONSENT_RECORDED:
+        return json_pack("{s:o, s:[{s:s}], s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s]}, s:s, s:s, s:s, s:s}",
+                         "consent_id", s_uuid(), "granted_by", "role", "YOUTH", "youth_age_at_grant",
+                         18, "maturity_assessed", 1, "scope", "recipients", "ARBETSFORMEDLINGEN",
+                         "SOCIAL_SERVICES", "purposes", "REFERRAL", "STATUS_FEEDBACK",
+                         "data_categories", "IDENTITY", "CONTACT", "form", "WRITTEN", "valid_from",
+                         "2026-11-01", "valid_to", "2027-10-31", "recorded_by", "handl-17");
+    case SOFFA_MT_CONSENT_WITHDRAWN:
+        return json_pack("{s:o, s:I, s:s}", "consent_id", s_uuid(), "withdrawn_at_us",
+                         (json_int_t) soffa_now_us(), "by", "YOUTH");
+    case SOFFA_MT_REFERRAL_SENT:
+        *basis = "CONSENT_OSL_12_2";
+        return json_pack("{s:o, s:s, s:s, s:{s:s}, s:s, s:s}", "referral_id", s_uuid(),
+                         "target_kind", "ARBETSFORMEDLINGEN", "purpose", "AF_YOUTH_PROGRAMME",
+                         "contact", "phone", "070-000 00 00", "summary",
+                         "Vill komma ut i praktik, har samtyckt till kontakt.", "respond_by",
+                         "2026-12-15");
+    case SOFFA_MT_REFERRAL_STATUS_CHANGED:
+        *basis = "CONSENT_OSL_12_2";
+        return json_pack("{s:o, s:s}", "referral_id", s_uuid(), "status", "ACCEPTED");
+    case SOFFA_MT_REFERRAL_WITHDRAWN:
+        *basis = "CONSENT_OSL_12_2";
+        return json_pack("{s:o, s:s}", "referral_id", s_uuid(), "reason", "CONSENT_WITHDRAWN");
+    case SOFFA_MT_CONCERN_REPORT_FILED:
+        *basis = "SOL_REPORT_OF_CONCERN";
+        return json_pack("{s:o, s:s, s:[s], s:s, s:b}", "report_id", s_uuid(), "reporter_role",
+                         "SCHOOL_STAFF", "concern_codes", "NEGLECT", "description",
+                         "Eleven har berättat om oro hemma.", "urgent", 0);
+    case SOFFA_MT_CONCERN_REPORT_FEEDBACK:
+        *basis = "SOL_REPORTER_FEEDBACK";
+        return json_pack("{s:o, s:s}", "report_id", s_uuid(), "feedback", "INVESTIGATION_OPENED");
+    case SOFFA_MT_SUBJECT_IDENTITY_CHANGED: {
+        char oldp[13], newp[13];
+        tk_pnr(2008, 3, 14, 271, 0, oldp);
+        tk_pnr(2008, 3, 15, 286, 0, newp);
+        return json_pack("{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:s}", "old_id", "id_type", "PNR",
+                         "id", oldp, "hemkommun", hemkommun, "new_id", "id_type", "PNR", "id",
+                         newp, "hemkommun", hemkommun, "source", "NAVET");
+    }
+    default:
+        return NULL;
+    }
+}
+
+char *
+tk_msg_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
+{
+    const char *basis;
+    json_t *payload = s_payload(type, hemkommun, &basis);
+    cr_assert_not_null(payload, "no test payload for type %d", type);
+    int64_t now = soffa_now_us();
+    soffa_id_kind_t kind = SOFFA_ID_PNR;
+    soffa_id_check(pnr, &kind);
+    json_t *m = json_pack("{s:o, s:s, s:I, s:I, s:{s:s, s:s}, s:s, s:o}", "message_id", s_uuid(),
+                          "schema_version", "1.0", "occurred_at_us", (json_int_t) (now - 3600000000LL),
+                          "sent_at_us", (json_int_t) now, "subject", "id_type",
+                          kind == SOFFA_ID_SAMNR ? "SAMNR" : "PNR", "id", pnr, "legal_basis", basis,
+                          "correlation_id", s_uuid());
+    json_object_set_new(json_object_get(m, "subject"), "hemkommun", json_string(hemkommun));
+    if (strcmp(basis, "CONSENT_OSL_12_2") == 0)
+        json_object_set_new(m, "consent_id", s_uuid());
+    json_object_set_new(m, soffa_msg_type_name(type), payload);
+    char *s = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(m);
+    return s;
+}
+
+soffa_msg_t *
+tk_msg(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
+{
+    char *j = tk_msg_json(type, pnr, hemkommun);
+    char why[256] = "";
+    soffa_msg_t *msg = NULL;
+    soffa_err_t rc = soffa_msg_from_json(j, &msg, why, sizeof why);
+    cr_assert_eq(rc, SOFFA_OK, "from_json(%s): %s", soffa_msg_type_name(type), why);
+    free(j);
+    return msg;
+}
+
+char *
+tk_tmpdir(const char *tag)
+{
+    char tmpl[256];
+    snprintf(tmpl, sizeof tmpl, "/tmp/soffa-test-%s-XXXXXX", tag);
+    char *p = mkdtemp(tmpl);
+    cr_assert_not_null(p, "mkdtemp");
+    return strdup(p);
+}
+
+void
+tk_rmrf(const char *path)
+{
+    if (!path || strncmp(path, "/tmp/soffa-test-", 16) != 0)
+        return;   /* only ever our own temporary trees */
+    char *argv[] = {"rm", "-rf", (char *) path, NULL};
+    tk_run(argv, NULL, NULL);
+}
+
+static char *
+s_slurp(int fd)
+{
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    ssize_t n;
+    while (buf && (n = read(fd, buf + len, cap - len - 1)) > 0) {
+        len += (size_t) n;
+        if (cap - len < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+    }
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+int
+tk_run(char *const argv[], char **out, char **err)
+{
+    char opath[] = "/tmp/soffa-tk-out-XXXXXX", epath[] = "/tmp/soffa-tk-err-XXXXXX";
+    int ofd = mkstemp(opath), efd = mkstemp(epath);
+    if (ofd < 0 || efd < 0)
+        return -1;
+    unlink(opath);
+    unlink(epath);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(ofd, 1);
+        dup2(efd, 2);
+        int nul = open("/dev/null", O_RDONLY);
+        dup2(nul, 0);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    lseek(ofd, 0, SEEK_SET);
+    lseek(efd, 0, SEEK_SET);
+    if (out)
+        *out = s_slurp(ofd);
+    if (err)
+        *err = s_slurp(efd);
+    close(ofd);
+    close(efd);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
