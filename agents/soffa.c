@@ -13,6 +13,7 @@
 
 #include "soffa_err.h"
 #include "soffa_id.h"
+#include "soffa_keys.h"
 #include "soffa_time.h"
 
 typedef struct {
@@ -23,6 +24,7 @@ typedef struct {
 } s_command_t;
 
 static int s_cmd_check_id(int argc, char **argv);
+static int s_cmd_keygen(int argc, char **argv);
 
 static const s_command_t s_commands[] = {
     {"check-id", "check a personnummer or samordningsnummer and print its canonical form",
@@ -38,6 +40,13 @@ static const s_command_t s_commands[] = {
      "  --today YYYY-MM-DD   reference date for the century of short forms\n"
      "\n"
      "Exit status: 0 valid, 1 invalid (one line on stderr says why), 2 usage.\n"},
+    {"keygen", "make a CurveZMQ key pair: NAME.key (secret, 0600) and NAME.pub", s_cmd_keygen,
+     "usage: soffa keygen NAME\n"
+     "\n"
+     "Writes a new CurveZMQ key pair: NAME.key (public and secret key, mode 0600;\n"
+     "keep it on the host that uses it) and NAME.pub (the public key alone, to\n"
+     "put in the broker's configuration). Prints the public key. Never\n"
+     "overwrites an existing key.\n"},
 };
 
 static void
@@ -110,6 +119,38 @@ s_cmd_check_id(int argc, char **argv)
     } else {
         printf("%s %s\n", canon, soffa_id_kind_name(kind));
     }
+    return 0;
+}
+
+static int
+s_cmd_keygen(int argc, char **argv)
+{
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(s_commands[1].usage, stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-') {
+        fprintf(stderr, "soffa keygen: give one NAME (see soffa keygen --help)\n");
+        return 2;
+    }
+    soffa_err_t rc = soffa_keys_generate(argv[1]);
+    if (rc == SOFFA_ERR_EXISTS) {
+        fprintf(stderr, "soffa keygen: %s.key or %s.pub already exists; pick another name or remove them\n",
+                argv[1], argv[1]);
+        return 1;
+    }
+    if (rc != SOFFA_OK) {
+        fprintf(stderr, "soffa keygen: cannot write %s.key: %s\n", argv[1], soffa_strerror(rc));
+        return 1;
+    }
+    char pub[SOFFA_Z85_KEY];
+    char path[4096];
+    snprintf(path, sizeof path, "%s.pub", argv[1]);
+    if (soffa_keys_load_public(path, pub) != SOFFA_OK) {
+        fprintf(stderr, "soffa keygen: %s was written but cannot be read back\n", path);
+        return 1;
+    }
+    printf("%s\n", pub);
     return 0;
 }
 

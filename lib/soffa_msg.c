@@ -28,6 +28,7 @@ _Static_assert((int) SOFFA_PK_ARBETSFORMEDLINGEN == (int) SOFFA__PARTY_KIND__PK_
 _Static_assert((int) SOFFA_TK_OTHER == (int) SOFFA__TARGET_KIND__TK_OTHER, "tk");
 _Static_assert((int) SOFFA_CP_CASE_SUMMARY == (int) SOFFA__CONSENT_PURPOSE__CP_CASE_SUMMARY, "cp");
 _Static_assert((int) SOFFA_RS_RECEIVED == (int) SOFFA__REFERRAL_STATUS__RS_RECEIVED, "rs");
+_Static_assert((int) SOFFA_DC_CONTACT == (int) SOFFA__DATA_CATEGORY__DC_CONTACT, "dc");
 _Static_assert((int) SOFFA_IDT_LOCAL_RESERVE == (int) SOFFA__ID_TYPE__ID_LOCAL_RESERVE, "idt");
 #define SOFFA_MT_CHECK_(NAME, name, num) \
     _Static_assert((int) SOFFA_MT_##NAME == (int) SOFFA__MESSAGE__PAYLOAD_##NAME, #name);
@@ -582,6 +583,8 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     v->new_hemkommun = "";
     v->subject_id = "";
     v->hemkommun = "";
+    v->claimed_kommun = "";
+    v->claimed_unit = "";
     if (!msg)
         return;
     const Soffa__Message *m = msg->pb;
@@ -600,13 +603,18 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     }
     if (m->occurred_at_us > 0)
         v->event_date = soffa_date_to_int(soffa_date_from_us(m->occurred_at_us));
+    if (m->sender) {
+        v->claimed_kind = m->sender->kind;
+        v->claimed_kommun = m->sender->kommunkod ? m->sender->kommunkod : "";
+        v->claimed_unit = m->sender->unit_id ? m->sender->unit_id : "";
+    }
 
     switch (m->payload_case) {
     case SOFFA__MESSAGE__PAYLOAD_ENROLMENT_CHANGED:
         v->event_date = m->enrolment_changed->effective_date;
         break;
     case SOFFA__MESSAGE__PAYLOAD_ABSENCE_REPORTED:
-        v->event_date = m->absence_reported->period_to;
+        v->event_date = m->absence_reported->period_from;
         break;
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED:
         v->ref_id = s_id16(m->signal_acknowledged->signal_id);
@@ -645,6 +653,9 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
             for (size_t i = 0; i < c->scope->n_purposes; i++)
                 if (c->scope->purposes[i] > 0 && c->scope->purposes[i] < 32)
                     v->consent_purposes |= 1u << c->scope->purposes[i];
+            for (size_t i = 0; i < c->scope->n_data_categories; i++)
+                if (c->scope->data_categories[i] > 0 && c->scope->data_categories[i] < 32)
+                    v->consent_categories |= 1u << c->scope->data_categories[i];
         }
         break;
     }

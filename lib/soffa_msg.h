@@ -141,7 +141,13 @@ typedef struct {
     uint32_t consent_purposes;       /* consent_recorded: bit (1 << soffa_consent_purpose_t) */
     uint32_t consent_valid_from;     /* yyyymmdd */
     uint32_t consent_valid_to;       /* yyyymmdd */
+    uint32_t consent_categories;     /* consent_recorded: bit (1 << DataCategory) */
+    int claimed_kind;                /* sender.kind as claimed (soffa_party_kind_t), 0 if absent */
+    const char *claimed_kommun;      /* sender.kommunkod as claimed, "" if absent */
+    const char *claimed_unit;        /* sender.unit_id as claimed, "" if absent */
 } soffa_msg_view_t;
+
+#define SOFFA_DC_CONTACT 2           /* DataCategory CONTACT */
 
 /* ---- Lifecycle and codec ---- */
 

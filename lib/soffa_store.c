@@ -17,6 +17,7 @@
 #define S_KEY_FILE "subject.key"
 #define S_KEY_LEN 32
 #define S_HEAD_LEN (8 + SOFFA_HASH_LEN + 8)
+#define S_REC_HDR (SOFFA_HASH_LEN + 1)   /* hash, tag */
 
 struct soffa_store {
     MDB_env *env;
@@ -26,6 +27,7 @@ struct soffa_store {
     MDB_dbi dedup;                        /* sender NUL message id -> seq */
     MDB_dbi cursor;                       /* consumer -> seq */
     MDB_dbi meta;                         /* version, head */
+    MDB_dbi ref;                          /* reference key -> seq */
     bool read_only;
     bool has_key;                         /* subject key loaded */
     uint8_t key[S_KEY_LEN];               /* subject index secret */
@@ -167,7 +169,8 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
         || (mrc = mdb_dbi_open(txn, "subject", create, &self->subject)) != 0
         || (mrc = mdb_dbi_open(txn, "dedup", create, &self->dedup)) != 0
         || (mrc = mdb_dbi_open(txn, "cursor", create, &self->cursor)) != 0
-        || (mrc = mdb_dbi_open(txn, "meta", create, &self->meta)) != 0)
+        || (mrc = mdb_dbi_open(txn, "meta", create, &self->meta)) != 0
+        || (mrc = mdb_dbi_open(txn, "ref", create, &self->ref)) != 0)
         goto lmdb_fail;
 
     MDB_val k = {7, "version"}, v;
@@ -249,6 +252,14 @@ soffa_store_head(const soffa_store_t *self, uint64_t *seq, uint8_t hash[SOFFA_HA
 
 /* ---- Append (group commit) ------------------------------------------------- */
 
+static uint8_t
+s_tag(const soffa_envelope_t *env)
+{
+    if (env->kind == SOFFA_RK_MESSAGE)
+        return (uint8_t) env->msg_type;
+    return (uint8_t) (0x80 | env->kind);
+}
+
 soffa_err_t
 soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
 {
@@ -320,13 +331,31 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
 
         uint8_t skey[8];
         s_put_u64(skey, seq);
-        MDB_val k = {8, skey}, v = {SOFFA_HASH_LEN + len, NULL};
+        MDB_val k = {8, skey}, v = {S_REC_HDR + len, NULL};
         if ((mrc = mdb_put(txn, self->log, &k, &v, MDB_APPEND | MDB_RESERVE)) != 0)
             goto lmdb_fail;
         memcpy(v.mv_data, hash, SOFFA_HASH_LEN);
-        memcpy((uint8_t *) v.mv_data + SOFFA_HASH_LEN, buf, len);
+        ((uint8_t *) v.mv_data)[SOFFA_HASH_LEN] = s_tag(env);
+        memcpy((uint8_t *) v.mv_data + S_REC_HDR, buf, len);
         free(buf);
         buf = NULL;
+
+        for (size_t r = 0; r < it->n_refs && r < SOFFA_STORE_REFS; r++) {
+            uint8_t rk[SOFFA_STORE_REF_MAX + 8];
+            size_t rlen = it->refs[r].len;
+            if (rlen == 0 || rlen > SOFFA_STORE_REF_MAX) {
+                rc = SOFFA_ERR_INVALID_ARG;
+                goto fail;
+            }
+            memcpy(rk, it->refs[r].key, rlen);
+            if (rk[rlen - 1] == '*') {   /* a shared prefix: make the key unique */
+                s_put_u64(rk + rlen, seq);
+                rlen += 8;
+            }
+            MDB_val rkv = {rlen, rk}, rv = {8, skey};
+            if ((mrc = mdb_put(txn, self->ref, &rkv, &rv, 0)) != 0)
+                goto lmdb_fail;
+        }
 
         size_t mlen = strlen(env->mailbox);
         uint8_t mkey[SOFFA_NAME_MAX + 1 + 8];
@@ -390,10 +419,12 @@ fail:
 static soffa_err_t
 s_visit(const MDB_val *k, const MDB_val *v, soffa_store_visit_fn fn, void *ctx, int *stop)
 {
-    if (k->mv_size != 8 || v->mv_size < SOFFA_HASH_LEN)
+    if (k->mv_size != 8 || v->mv_size < S_REC_HDR)
         return SOFFA_ERR_STORE_CORRUPT;
     const uint8_t *p = v->mv_data;
-    *stop = fn(ctx, s_get_u64(k->mv_data), p + SOFFA_HASH_LEN, v->mv_size - SOFFA_HASH_LEN, p);
+    soffa_store_rec_t rec = {s_get_u64(k->mv_data), p + S_REC_HDR, v->mv_size - S_REC_HDR, p,
+                             p[SOFFA_HASH_LEN]};
+    *stop = fn(ctx, &rec);
     return SOFFA_OK;
 }
 
@@ -521,7 +552,8 @@ soffa_store_count_mailbox(soffa_store_t *self, const char *mailbox, uint64_t aft
 }
 
 soffa_err_t
-soffa_store_scan_subject(soffa_store_t *self, const char *id, soffa_store_visit_fn fn, void *ctx)
+soffa_store_scan_subject(soffa_store_t *self, const char *id, uint64_t after_seq,
+                         soffa_store_visit_fn fn, void *ctx)
 {
     if (!id || !fn)
         return SOFFA_ERR_INVALID_ARG;
@@ -529,7 +561,159 @@ soffa_store_scan_subject(soffa_store_t *self, const char *id, soffa_store_visit_
         return SOFFA_ERR_NOT_FOUND;
     uint8_t sk[SOFFA_SUBJECT_KEY_LEN];
     soffa_store_subject_key(self, id, sk);
-    return s_scan_index(self, self->subject, sk, sizeof sk, 0, fn, ctx, 0, NULL);
+    return s_scan_index(self, self->subject, sk, sizeof sk, after_seq, fn, ctx, 0, NULL);
+}
+
+soffa_err_t
+soffa_store_mailboxes(soffa_store_t *self, int (*fn)(void *, const char *, uint64_t, uint64_t), void *ctx)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = mdb_cursor_open(txn, self->mailbox, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return soffa_store_err(mrc);
+    }
+    char name[SOFFA_NAME_MAX] = "";
+    uint64_t count = 0, last = 0;
+    MDB_val k, v;
+    soffa_err_t rc = SOFFA_OK;
+    int stop = 0;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !stop;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        size_t nlen = k.mv_size >= 9 ? k.mv_size - 9 : 0;
+        if (k.mv_size < 10 || nlen >= SOFFA_NAME_MAX || ((char *) k.mv_data)[nlen] != '\0') {
+            rc = SOFFA_ERR_STORE_CORRUPT;
+            break;
+        }
+        if (strlen(name) != nlen || memcmp(name, k.mv_data, nlen) != 0) {
+            if (count && (stop = fn(ctx, name, count, last)))
+                break;
+            memcpy(name, k.mv_data, nlen);
+            name[nlen] = '\0';
+            count = 0;
+        }
+        count++;
+        last = s_get_u64((uint8_t *) k.mv_data + nlen + 1);
+    }
+    if (rc == SOFFA_OK && !stop && count)
+        fn(ctx, name, count, last);
+    if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = soffa_store_err(mrc);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* One get from a database in its own read transaction. */
+static soffa_err_t
+s_get_u64_value(soffa_store_t *self, MDB_dbi dbi, const void *key, size_t len, uint64_t *seq)
+{
+    if (!key || len == 0 || len > 500 || !seq)
+        return SOFFA_ERR_INVALID_ARG;
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k = {len, (void *) key}, v;
+    mrc = mdb_get(txn, dbi, &k, &v);
+    soffa_err_t rc = soffa_store_err(mrc);
+    if (mrc == 0) {
+        if (v.mv_size == 8)
+            *seq = s_get_u64(v.mv_data);
+        else
+            rc = SOFFA_ERR_STORE_CORRUPT;
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+soffa_err_t
+soffa_store_ref_get(soffa_store_t *self, const void *key, size_t len, uint64_t *seq)
+{
+    return s_get_u64_value(self, self->ref, key, len, seq);
+}
+
+soffa_err_t
+soffa_store_dedup_get(soffa_store_t *self, const char *sender, const uint8_t msg_id[16], uint64_t *seq)
+{
+    size_t alen = sender ? strlen(sender) : 0;
+    if (alen == 0 || alen >= SOFFA_NAME_MAX)
+        return SOFFA_ERR_INVALID_ARG;
+    uint8_t dkey[SOFFA_NAME_MAX + 1 + 16];
+    memcpy(dkey, sender, alen + 1);
+    memcpy(dkey + alen + 1, msg_id, 16);
+    return s_get_u64_value(self, self->dedup, dkey, alen + 1 + 16, seq);
+}
+
+soffa_err_t
+soffa_store_ref_scan(soffa_store_t *self, const void *prefix, size_t plen, int (*fn)(void *, uint64_t),
+                     void *ctx)
+{
+    if (!prefix || plen == 0 || !fn)
+        return SOFFA_ERR_INVALID_ARG;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = mdb_cursor_open(txn, self->ref, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return soffa_store_err(mrc);
+    }
+    MDB_val k = {plen, (void *) prefix}, v;
+    soffa_err_t rc = SOFFA_OK;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        if (v.mv_size != 8) {
+            rc = SOFFA_ERR_STORE_CORRUPT;
+            break;
+        }
+        if (fn(ctx, s_get_u64(v.mv_data)))
+            break;
+    }
+    if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = soffa_store_err(mrc);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+static int
+s_time_of(void *ctx, const soffa_store_rec_t *rec)
+{
+    soffa_envelope_t e;
+    int64_t *t = ctx;
+    *t = INT64_MIN;
+    if (soffa_envelope_decode(rec->env, rec->len, &e) == SOFFA_OK) {
+        *t = e.received_at_us;
+        soffa_envelope_fini(&e);
+    }
+    return 1;
+}
+
+soffa_err_t
+soffa_store_seq_at_time(soffa_store_t *self, int64_t t_us, uint64_t *seq)
+{
+    /* Receive times never decrease with the sequence: binary search. */
+    uint64_t lo = 1, hi = self->head_seq + 1;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        int64_t t = INT64_MIN;
+        soffa_err_t rc = soffa_store_get(self, mid, s_time_of, &t);
+        if (rc != SOFFA_OK)
+            return rc;
+        if (t < t_us)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *seq = lo;
+    return SOFFA_OK;
 }
 
 /* ---- Cursors ----------------------------------------------------------- */
@@ -580,6 +764,34 @@ soffa_store_cursor_set(soffa_store_t *self, const char *consumer, uint64_t seq)
     return soffa_store_err(mdb_txn_commit(txn));
 }
 
+soffa_err_t
+soffa_store_cursor_set_many(soffa_store_t *self, const soffa_store_cursor_t *c, size_t n)
+{
+    if (self->read_only)
+        return SOFFA_ERR_PERMISSION;
+    if (n == 0)
+        return SOFFA_OK;
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = c[i].consumer ? strlen(c[i].consumer) : 0;
+        if (len == 0 || len > 400) {
+            mdb_txn_abort(txn);
+            return SOFFA_ERR_INVALID_ARG;
+        }
+        uint8_t sv[8];
+        s_put_u64(sv, c[i].seq);
+        MDB_val k = {len, (void *) c[i].consumer}, v = {8, sv};
+        if ((mrc = mdb_put(txn, self->cursor, &k, &v, 0)) != 0) {
+            mdb_txn_abort(txn);
+            return soffa_store_err(mrc);
+        }
+    }
+    return soffa_store_err(mdb_txn_commit(txn));
+}
+
 /* ---- Verify ------------------------------------------------------------ */
 
 typedef struct {
@@ -590,9 +802,12 @@ typedef struct {
 } s_verify_t;
 
 static int
-s_verify_one(void *ctx, uint64_t seq, const uint8_t *env, size_t len, const uint8_t hash[SOFFA_HASH_LEN])
+s_verify_one(void *ctx, const soffa_store_rec_t *rec)
 {
     s_verify_t *v = ctx;
+    uint64_t seq = rec->seq;
+    const uint8_t *env = rec->env, *hash = rec->hash;
+    size_t len = rec->len;
     soffa_store_verify_t *rep = v->rep;
     uint8_t h[SOFFA_HASH_LEN];
     soffa_envelope_t e;
@@ -618,8 +833,15 @@ s_verify_one(void *ctx, uint64_t seq, const uint8_t *env, size_t len, const uint
     }
     bool seq_ok = e.seq == seq;
     bool link_ok = sodium_memcmp(e.prev_hash, v->prev, SOFFA_HASH_LEN) == 0;
+    bool tag_ok = rec->tag == s_tag(&e);
     uint64_t claimed = e.seq;
     soffa_envelope_fini(&e);
+    if (!tag_ok) {
+        rep->bad_seq = seq;
+        snprintf(rep->reason, sizeof rep->reason, "record %llu has a type tag that does not match its content",
+                 (unsigned long long) seq);
+        goto broken;
+    }
     if (!seq_ok) {
         rep->bad_seq = seq;
         snprintf(rep->reason, sizeof rep->reason,

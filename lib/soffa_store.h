@@ -1,11 +1,12 @@
 /*  soffa_store: the durable, hash-chained log in LMDB.
  *
  *  One LMDB environment in a directory (created owner-only) holds:
- *    log      seq (u64 big-endian) -> hash(32) || encoded envelope
+ *    log      seq (u64 big-endian) -> hash(32) || tag(1) || encoded envelope
  *    mailbox  mailbox NUL seq      -> ""        (per-mailbox index)
  *    subject  subject_key(16) seq  -> ""        (per-subject index; keyed hash, never the number)
  *    dedup    sender NUL msg_id    -> seq       (idempotent publish)
  *    cursor   consumer name        -> seq       (durable consumer cursors)
+ *    ref      caller's key         -> seq       (ids a record can be found by)
  *    meta     "version", "head"    -> store version; last seq, hash and time
  *  The subject index key is BLAKE2b keyed with a 32-byte secret kept in
  *  DIR/subject.key (owner-only), created with the store.
@@ -38,21 +39,48 @@ typedef struct {
     bool read_only;        /* open an existing store (or a copy of one) without writing */
 } soffa_store_opts_t;
 
+#define SOFFA_STORE_REF_MAX 40   /* longest reference key */
+#define SOFFA_STORE_REFS 3       /* references per record */
+
+/*  A key a record can be found by later (a referral id, say). */
+typedef struct {
+    uint8_t key[SOFFA_STORE_REF_MAX];
+    size_t len;
+} soffa_store_ref_t;
+
 /*  One envelope to append. In: env (every field but seq, prev_hash and
- *  subject_key), subject_id (canonical id or NULL; hashed, never stored).
+ *  subject_key), subject_id (canonical id or NULL; hashed, never stored),
+ *  refs (keys to find the record by; the seq is appended to keys that end in
+ *  a '*' byte so that many records can share a prefix).
  *  Out: seq, and duplicate when (sender, message id) was stored before, in
  *  which case seq is the original and nothing new is stored. */
 typedef struct {
     soffa_envelope_t *env;
     const char *subject_id;
+    soffa_store_ref_t refs[SOFFA_STORE_REFS];
+    size_t n_refs;
     uint64_t seq;
     bool duplicate;
 } soffa_store_item_t;
 
-/*  Visitor for scans: called with the stored bytes of one record (valid only
- *  during the call). Return 0 to go on, anything else to stop. */
-typedef int (*soffa_store_visit_fn)(void *ctx, uint64_t seq, const uint8_t *env, size_t len,
-                                    const uint8_t hash[SOFFA_HASH_LEN]);
+/*  One stored record as a visitor sees it; the bytes are valid only during
+ *  the call. tag is env->msg_type (or 0x80 + kind for non-messages). */
+typedef struct {
+    uint64_t seq;
+    const uint8_t *env;
+    size_t len;
+    const uint8_t *hash;   /* SOFFA_HASH_LEN bytes */
+    uint8_t tag;
+} soffa_store_rec_t;
+
+/*  Visitor for scans. Return 0 to go on, anything else to stop. */
+typedef int (*soffa_store_visit_fn)(void *ctx, const soffa_store_rec_t *rec);
+
+/*  One consumer cursor to write. */
+typedef struct {
+    const char *consumer;
+    uint64_t seq;
+} soffa_store_cursor_t;
 
 /*  What verify found. */
 typedef struct {
@@ -93,13 +121,36 @@ soffa_err_t soffa_store_scan(soffa_store_t *self, uint64_t from_seq, soffa_store
 soffa_err_t soffa_store_scan_mailbox(soffa_store_t *self, const char *mailbox, uint64_t after_seq,
                                      soffa_store_visit_fn fn, void *ctx);
 
-/*  Calls fn for each record about subject `id` (canonical), in order. */
-soffa_err_t soffa_store_scan_subject(soffa_store_t *self, const char *id, soffa_store_visit_fn fn,
-                                     void *ctx);
+/*  Calls fn for each record about subject `id` (canonical) with seq >
+ *  after_seq, in order. */
+soffa_err_t soffa_store_scan_subject(soffa_store_t *self, const char *id, uint64_t after_seq,
+                                     soffa_store_visit_fn fn, void *ctx);
+
+/*  The sequence stored under reference key (SOFFA_ERR_NOT_FOUND if none). */
+soffa_err_t soffa_store_ref_get(soffa_store_t *self, const void *key, size_t len, uint64_t *seq);
+
+/*  Calls fn(ctx, seq) for every reference key starting with prefix, in key
+ *  order; fn returns non-zero to stop. */
+soffa_err_t soffa_store_ref_scan(soffa_store_t *self, const void *prefix, size_t plen,
+                                 int (*fn)(void *ctx, uint64_t seq), void *ctx);
+
+/*  The original sequence of (sender, message id), or SOFFA_ERR_NOT_FOUND. */
+soffa_err_t soffa_store_dedup_get(soffa_store_t *self, const char *sender, const uint8_t msg_id[16],
+                                  uint64_t *seq);
+
+/*  The first sequence whose receive time is >= t_us (head + 1 when none). */
+soffa_err_t soffa_store_seq_at_time(soffa_store_t *self, int64_t t_us, uint64_t *seq);
 
 /*  Number of records in `mailbox` with seq > after_seq (capped at `cap`, 0 = no cap). */
 soffa_err_t soffa_store_count_mailbox(soffa_store_t *self, const char *mailbox, uint64_t after_seq,
                                       uint64_t cap, uint64_t *count);
+
+/*  Calls fn(ctx, mailbox, count, last_seq) once per mailbox that holds
+ *  records, in name order (one pass over the mailbox index). */
+soffa_err_t soffa_store_mailboxes(soffa_store_t *self,
+                                  int (*fn)(void *ctx, const char *mailbox, uint64_t count,
+                                            uint64_t last_seq),
+                                  void *ctx);
 
 /*  The keyed hash soffa uses for subject `id` in place of the number. */
 void soffa_store_subject_key(const soffa_store_t *self, const char *id,
@@ -109,6 +160,9 @@ void soffa_store_subject_key(const soffa_store_t *self, const char *id,
  *  (0 when it never did). set commits before returning. */
 soffa_err_t soffa_store_cursor_get(soffa_store_t *self, const char *consumer, uint64_t *seq);
 soffa_err_t soffa_store_cursor_set(soffa_store_t *self, const char *consumer, uint64_t seq);
+
+/*  Writes n cursors in one transaction. */
+soffa_err_t soffa_store_cursor_set_many(soffa_store_t *self, const soffa_store_cursor_t *c, size_t n);
 
 /*  Walks the whole chain: every record's hash, decoding, sequence and link
  *  to its predecessor, and the head. Returns SOFFA_OK when intact, or

@@ -66,6 +66,7 @@ soffa_envelope_encode(const soffa_envelope_t *env, uint8_t **buf, size_t *len)
         e.subject_key.data = (uint8_t *) env->subject_key;
         e.subject_key.len = SOFFA_SUBJECT_KEY_LEN;
     }
+    e.message_type = env->msg_type;
     size_t n = soffa__envelope__get_packed_size(&e);
     if (n > S_ENVELOPE_MAX)
         return SOFFA_ERR_TOO_LARGE;
@@ -111,6 +112,7 @@ soffa_envelope_decode(const void *buf, size_t len, soffa_envelope_t *out)
         memcpy(out->subject_key, e->subject_key.data, SOFFA_SUBJECT_KEY_LEN);
         out->has_subject_key = true;
     }
+    out->msg_type = e->message_type;
     return SOFFA_OK;
 fail:
     soffa_envelope_fini(out);
@@ -125,6 +127,55 @@ soffa_envelope_fini(soffa_envelope_t *env)
     if (env->pb_)
         soffa__envelope__free_unpacked(env->pb_, NULL);
     memset(env, 0, sizeof *env);
+}
+
+/* ---- Access records ------------------------------------------------------ */
+
+soffa_err_t
+soffa_access_encode(const soffa_access_t *a, uint8_t **buf, size_t *len)
+{
+    Soffa__AccessRecord r = SOFFA__ACCESS_RECORD__INIT;
+    r.agent = (char *) a->agent;
+    r.role = (Soffa__Role) a->role;
+    r.request = (char *) a->request;
+    r.filter = (char *) a->filter;
+    if (a->has_subject_key) {
+        r.subject_key.data = (uint8_t *) a->subject_key;
+        r.subject_key.len = SOFFA_SUBJECT_KEY_LEN;
+    }
+    r.records = a->records;
+    size_t n = soffa__access_record__get_packed_size(&r);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b)
+        return SOFFA_ERR_NOMEM;
+    soffa__access_record__pack(&r, b);
+    *buf = b;
+    *len = n;
+    return SOFFA_OK;
+}
+
+soffa_err_t
+soffa_access_decode(const void *buf, size_t len, soffa_access_t *out)
+{
+    soffa_err_t rc = SOFFA_OK;
+    memset(out, 0, sizeof *out);
+    if (len > S_ENVELOPE_MAX)
+        return SOFFA_ERR_TOO_LARGE;
+    Soffa__AccessRecord *r = soffa__access_record__unpack(NULL, len, buf);
+    if (!r)
+        return SOFFA_ERR_MALFORMED;
+    S_TRY(s_copy(out->agent, sizeof out->agent, r->agent));
+    out->role = (soffa_role_t) r->role;
+    S_TRY(s_copy(out->request, sizeof out->request, r->request));
+    S_TRY(s_copy(out->filter, sizeof out->filter, r->filter));
+    if (r->subject_key.len == SOFFA_SUBJECT_KEY_LEN) {
+        memcpy(out->subject_key, r->subject_key.data, SOFFA_SUBJECT_KEY_LEN);
+        out->has_subject_key = true;
+    }
+    out->records = r->records;
+fail:
+    soffa__access_record__free_unpacked(r, NULL);
+    return rc;
 }
 
 /* ---- Frames ------------------------------------------------------------ */

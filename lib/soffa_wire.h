@@ -49,6 +49,7 @@ typedef struct {
     size_t body_len;
     uint8_t subject_key[SOFFA_SUBJECT_KEY_LEN];
     bool has_subject_key;
+    uint32_t msg_type;                /* soffa_msg_type_t of the body, 0 for other kinds */
     void *pb_;                        /* private: decoded object owning body */
 } soffa_envelope_t;
 
@@ -126,6 +127,23 @@ typedef struct {
     size_t n_statuses;
     void *pb_;                        /* private */
 } soffa_frame_t;
+
+/*  A read of the history, kept in the log as an RK_ACCESS record. */
+typedef struct {
+    char agent[SOFFA_NAME_MAX];        /* who read */
+    soffa_role_t role;
+    char request[32];                  /* replay, history, stats */
+    char filter[256];                  /* the filter as text (no identity numbers) */
+    uint8_t subject_key[SOFFA_SUBJECT_KEY_LEN];
+    bool has_subject_key;
+    uint64_t records;                  /* records returned */
+} soffa_access_t;
+
+/*  Encodes an access record into a new buffer (free with free()). */
+soffa_err_t soffa_access_encode(const soffa_access_t *a, uint8_t **buf, size_t *len);
+
+/*  Decodes an access record. */
+soffa_err_t soffa_access_decode(const void *buf, size_t len, soffa_access_t *out);
 
 /* ---- Hash chain ---- */
 

@@ -115,7 +115,7 @@ Test(msg, view_exposes_what_routing_needs)
 
     m = tk_msg(SOFFA_MT_ABSENCE_REPORTED, PUPIL, TJORN);
     soffa_msg_view(m, &v);
-    cr_assert_eq(v.event_date, 20261015u);
+    cr_assert_eq(v.event_date, 20260901u);
     soffa_msg_destroy(&m);
 }
 

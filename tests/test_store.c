@@ -36,6 +36,7 @@ rec_make(rec_t *r, soffa_msg_type_t type, const char *pnr, const char *mailbox, 
     r->env.body = r->body;
     r->env.body_len = len;
     r->env.kind = SOFFA_RK_MESSAGE;
+    r->env.msg_type = (uint32_t) type;
     r->env.sender_role = SOFFA_ROLE_SCHOOL;
     r->env.received_at_us = soffa_now_us();
     snprintf(r->env.sender_agent, sizeof r->env.sender_agent, "%s", sender);
@@ -74,9 +75,12 @@ typedef struct {
 } collect_t;
 
 static int
-collect(void *ctx, uint64_t seq, const uint8_t *env, size_t len, const uint8_t hash[32])
+collect(void *ctx, const soffa_store_rec_t *rec)
 {
     collect_t *c = ctx;
+    uint64_t seq = rec->seq;
+    const uint8_t *env = rec->env, *hash = rec->hash;
+    size_t len = rec->len;
     soffa_envelope_t e;
     cr_assert_eq(soffa_envelope_decode(env, len, &e), SOFFA_OK);
     cr_assert_eq(e.seq, seq);
@@ -252,7 +256,7 @@ each_key(const char *dir, void (*fn)(const MDB_val *key, void *ctx), void *ctx)
     mdb_env_set_maxdbs(env, 8);
     cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
     cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-    const char *names[] = {NULL, "log", "mailbox", "subject", "dedup", "cursor", "meta"};
+    const char *names[] = {NULL, "log", "mailbox", "subject", "dedup", "cursor", "meta", "ref"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         MDB_dbi dbi;
         MDB_cursor *cur;
@@ -294,13 +298,13 @@ Test(store, subject_index_finds_a_person_without_the_number_in_any_key)
     soffa_store_item_t it[5];
     cr_assert_eq(append(st, r, 5, it), SOFFA_OK);
     collect_t c = {0};
-    cr_assert_eq(soffa_store_scan_subject(st, PUPIL, collect, &c), SOFFA_OK);
+    cr_assert_eq(soffa_store_scan_subject(st, PUPIL, 0, collect, &c), SOFFA_OK);
     cr_assert_eq(c.n, 3);
     cr_assert_eq(c.seqs[0], 1);
     cr_assert_eq(c.seqs[1], 3);
     cr_assert_eq(c.seqs[2], 5);
     c.n = 0;
-    cr_assert_eq(soffa_store_scan_subject(st, OTHER, collect, &c), SOFFA_OK);
+    cr_assert_eq(soffa_store_scan_subject(st, OTHER, 0, collect, &c), SOFFA_OK);
     cr_assert_eq(c.n, 2);
     /* Another store has another key: the same person hashes differently. */
     char *dir2 = tk_tmpdir("store");
@@ -637,6 +641,82 @@ Test(store, read_only_open_of_a_copy_verifies_and_refuses_writes)
     soffa_store_opts_t missing = {.path = "/tmp/soffa-test-does-not-exist", .read_only = true};
     cr_assert_eq(soffa_store_open(&st, &missing), SOFFA_ERR_NOT_FOUND);
     rec_free(r, 2);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+static int
+ref_collect(void *ctx, uint64_t seq)
+{
+    collect_t *c = ctx;
+    c->seqs[c->n++] = seq;
+    return 0;
+}
+
+Test(store, references_dedup_lookup_time_search_and_cursor_batches)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[4];
+    for (int i = 0; i < 4; i++) {
+        rec_make(&r[i], SOFFA_MT_REFERRAL_SENT, PUPIL, "af/1419", "kaa-1419");
+        r[i].env.received_at_us = 1000 * (i + 1);
+    }
+    r[2].env.received_at_us = 500;   /* a clock step back is clamped forward */
+    soffa_store_item_t it[4];
+    for (int i = 0; i < 4; i++) {
+        it[i] = (soffa_store_item_t) {.env = &r[i].env, .subject_id = PUPIL, .n_refs = 2};
+        memcpy(it[i].refs[0].key, "R", 1);
+        memcpy(it[i].refs[0].key + 1, r[i].env.message_id, 16);
+        it[i].refs[0].len = 17;
+        memcpy(it[i].refs[1].key, "Xconsent-1*", 11);   /* many records under one prefix */
+        it[i].refs[1].len = 11;
+    }
+    cr_assert_eq(soffa_store_append(st, it, 4), SOFFA_OK);
+    uint8_t key[17] = {'R'};
+    memcpy(key + 1, r[2].env.message_id, 16);
+    uint64_t seq = 0;
+    cr_assert_eq(soffa_store_ref_get(st, key, 17, &seq), SOFFA_OK);
+    cr_assert_eq(seq, 3);
+    key[1] ^= 0xff;
+    cr_assert_eq(soffa_store_ref_get(st, key, 17, &seq), SOFFA_ERR_NOT_FOUND);
+    collect_t c = {0};
+    cr_assert_eq(soffa_store_ref_scan(st, "Xconsent-1*", 11, ref_collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 4);
+    cr_assert_eq(c.seqs[3], 4);
+    c.n = 0;
+    cr_assert_eq(soffa_store_ref_scan(st, "Xconsent-2*", 11, ref_collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 0);
+
+    cr_assert_eq(soffa_store_dedup_get(st, "kaa-1419", r[1].env.message_id, &seq), SOFFA_OK);
+    cr_assert_eq(seq, 2);
+    cr_assert_eq(soffa_store_dedup_get(st, "kaa-1415", r[1].env.message_id, &seq), SOFFA_ERR_NOT_FOUND);
+
+    /* Times stored: 1000, 2000, 2000 (clamped), 4000. */
+    cr_assert_eq(soffa_store_seq_at_time(st, 0, &seq), SOFFA_OK);
+    cr_assert_eq(seq, 1);
+    cr_assert_eq(soffa_store_seq_at_time(st, 1500, &seq), SOFFA_OK);
+    cr_assert_eq(seq, 2);
+    cr_assert_eq(soffa_store_seq_at_time(st, 2001, &seq), SOFFA_OK);
+    cr_assert_eq(seq, 4);
+    cr_assert_eq(soffa_store_seq_at_time(st, 9999, &seq), SOFFA_OK);
+    cr_assert_eq(seq, 5);
+
+    c.n = 0;
+    cr_assert_eq(soffa_store_scan_subject(st, PUPIL, 2, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 2);
+    cr_assert_eq(c.seqs[0], 3);
+
+    soffa_store_cursor_t cs[2] = {{"a|af/1419", 3}, {"b|af/1419", 4}};
+    cr_assert_eq(soffa_store_cursor_set_many(st, cs, 2), SOFFA_OK);
+    soffa_store_close(&st);
+    st = open_store(dir, 0);
+    cr_assert_eq(soffa_store_cursor_get(st, "b|af/1419", &seq), SOFFA_OK);
+    cr_assert_eq(seq, 4);
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    soffa_store_close(&st);
+    rec_free(r, 4);
     tk_rmrf(dir);
     free(dir);
 }

@@ -84,6 +84,7 @@ s_payload(soffa_msg_type_t type, const char *hemkommun, const char **basis)
         return json_pack("{s:o, s:s, s:s}", "case_id", s_uuid(), "reason", "MOVED_OUT",
                          "new_hemkommun", "1480");
     case SOFFA_MT_CONSENT_RECORDED:
+        *basis = "CONSENT_OSL_12_2";
         return json_pack("{s:o, s:[{s:s}], s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s]}, s:s, s:s, s:s, s:s}",
                          "consent_id", s_uuid(), "granted_by", "role", "YOUTH", "youth_age_at_grant",
                          18, "maturity_assessed", 1, "scope", "recipients", "ARBETSFORMEDLINGEN",
@@ -91,6 +92,7 @@ s_payload(soffa_msg_type_t type, const char *hemkommun, const char **basis)
                          "data_categories", "IDENTITY", "CONTACT", "form", "WRITTEN", "valid_from",
                          "2026-11-01", "valid_to", "2027-10-31", "recorded_by", "handl-17");
     case SOFFA_MT_CONSENT_WITHDRAWN:
+        *basis = "CONSENT_OSL_12_2";
         return json_pack("{s:o, s:I, s:s}", "consent_id", s_uuid(), "withdrawn_at_us",
                          (json_int_t) soffa_now_us(), "by", "YOUTH");
     case SOFFA_MT_REFERRAL_SENT:
@@ -142,7 +144,10 @@ tk_msg_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
                           kind == SOFFA_ID_SAMNR ? "SAMNR" : "PNR", "id", pnr, "legal_basis", basis,
                           "correlation_id", s_uuid());
     json_object_set_new(json_object_get(m, "subject"), "hemkommun", json_string(hemkommun));
-    if (strcmp(basis, "CONSENT_OSL_12_2") == 0)
+    json_t *own = json_object_get(payload, "consent_id");   /* a consent names itself */
+    if (own)
+        json_object_set_new(m, "consent_id", json_copy(own));
+    else if (strcmp(basis, "CONSENT_OSL_12_2") == 0)
         json_object_set_new(m, "consent_id", s_uuid());
     json_object_set_new(m, soffa_msg_type_name(type), payload);
     char *s = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -228,4 +233,214 @@ tk_run(char *const argv[], char **out, char **err)
     close(ofd);
     close(efd);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- Broker process harness --------------------------------------------------------- */
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "soffa_keys.h"
+#include "soffa_wire.h"
+
+const char *const TK_AGENTS[][5] = {
+    {"school-1415", "school", "1415", "12345678", ""},
+    {"kaa-1415", "kaa", "1415", "", ""},
+    {"kaa-1419", "kaa", "1419", "", ""},
+    {"social-1419", "social", "1419", "", ""},
+    {"af-1419", "af", "1419", "", ""},
+    {"audit-1419", "audit", "", "", "*/1419, audit/access, school/*"},
+    {"audit-1415", "audit", "", "", "*/1415"},
+    {"audit-all", "audit", "", "", "*"},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static int
+s_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *) &a, sizeof a) != 0 || getsockname(fd, (struct sockaddr *) &a, &len) != 0)
+        cr_assert_fail("cannot find a free port");
+    int port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+bool
+tk_broker_spawn(tk_broker_t *b)
+{
+    char log[400];
+    snprintf(log, sizeof log, "%s/broker.log", b->dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execl(SOFFA_BIN_DIR "/soffa-broker", "soffa-broker", "--config", b->config, (char *) NULL);
+        _exit(127);
+    }
+    b->pid = pid;
+    /* Up when a configured agent gets a WELCOME. */
+    for (int i = 0; i < 100; i++) {
+        soffa_client_t *c = NULL;
+        if (tk_client_try(b, "audit-1419", false, 200, &c) == SOFFA_OK) {
+            soffa_client_close(&c);
+            return true;
+        }
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            b->pid = 0;
+            return false;
+        }
+    }
+    return false;
+}
+
+tk_broker_t *
+tk_broker_start(const char *extra_ini)
+{
+    tk_broker_t *b = calloc(1, sizeof *b);
+    char *dir = tk_tmpdir("broker");
+    snprintf(b->dir, sizeof b->dir, "%s", dir);
+    free(dir);
+    snprintf(b->ipc, sizeof b->ipc, "ipc://%s/broker.sock", b->dir);
+    snprintf(b->tcp, sizeof b->tcp, "tcp://127.0.0.1:%d", s_free_port());
+    snprintf(b->config, sizeof b->config, "%s/broker.ini", b->dir);
+    char path[400];
+    snprintf(path, sizeof path, "%s/broker", b->dir);
+    cr_assert_eq(soffa_keys_generate(path), SOFFA_OK);
+    snprintf(path, sizeof path, "%s/broker.pub", b->dir);
+    cr_assert_eq(soffa_keys_load_public(path, b->broker_pub), SOFFA_OK);
+    FILE *f = fopen(b->config, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "[broker]\nendpoint = %s\nipc_endpoint = %s\nsecret_key = broker.key\ndata_dir = data\n"
+               "log_level = debug\nheartbeat_ms = 500\nexpiry_ms = 1500\n%s\n",
+            b->tcp, b->ipc, extra_ini ? extra_ini : "");
+    for (int i = 0; TK_AGENTS[i][0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", b->dir, TK_AGENTS[i][0]);
+        cr_assert_eq(soffa_keys_generate(path), SOFFA_OK);
+        fprintf(f, "\n[agent %s]\npublic_key = %s.pub\nrole = %s\n", TK_AGENTS[i][0], TK_AGENTS[i][0], TK_AGENTS[i][1]);
+        if (TK_AGENTS[i][2][0])
+            fprintf(f, "kommun = %s\n", TK_AGENTS[i][2]);
+        if (TK_AGENTS[i][3][0])
+            fprintf(f, "unit = %s\n", TK_AGENTS[i][3]);
+        if (TK_AGENTS[i][4][0])
+            fprintf(f, "scope = %s\n", TK_AGENTS[i][4]);
+    }
+    /* A key nobody configured. */
+    snprintf(path, sizeof path, "%s/stranger", b->dir);
+    cr_assert_eq(soffa_keys_generate(path), SOFFA_OK);
+    fclose(f);
+    cr_assert(tk_broker_spawn(b), "the broker did not start; see %s/broker.log", b->dir);
+    return b;
+}
+
+void
+tk_broker_stop(tk_broker_t *b, int sig)
+{
+    if (!b->pid)
+        return;
+    kill(b->pid, sig);
+    int status;
+    waitpid(b->pid, &status, 0);
+    if (sig == SIGTERM)
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the broker did not stop cleanly (status %d)", status);
+    b->pid = 0;
+}
+
+void
+tk_broker_free(tk_broker_t *b)
+{
+    if (!b)
+        return;
+    tk_broker_stop(b, SIGTERM);
+    tk_rmrf(b->dir);
+    free(b);
+}
+
+soffa_err_t
+tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeout_ms, soffa_client_t **out)
+{
+    char path[400], pub[41], sec[41];
+    snprintf(path, sizeof path, "%s/%s.key", b->dir, name);
+    cr_assert_eq(soffa_keys_load_secret(path, pub, sec), SOFFA_OK, "key of %s", name);
+    soffa_client_opts_t o = {.endpoint = tcp ? b->tcp : b->ipc, .server_public = b->broker_pub,
+                             .public_key = pub, .secret_key = sec, .name = name, .timeout_ms = timeout_ms};
+    return soffa_client_connect(out, &o, NULL);
+}
+
+soffa_client_t *
+tk_client(tk_broker_t *b, const char *name, bool tcp)
+{
+    soffa_client_t *c = NULL;
+    soffa_err_t rc = tk_client_try(b, name, tcp, 3000, &c);
+    cr_assert_eq(rc, SOFFA_OK, "%s could not connect: %s", name, soffa_strerror(rc));
+    return c;
+}
+
+soffa_err_t
+tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why)
+{
+    char w[256] = "";
+    soffa_msg_t *m = NULL;
+    soffa_err_t rc = soffa_msg_from_json(json, &m, w, sizeof w);
+    cr_assert_eq(rc, SOFFA_OK, "test message does not parse: %s", w);
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(soffa_msg_encode(m, &buf, &len), SOFFA_OK);
+    soffa_msg_destroy(&m);
+    bool dup;
+    uint64_t s = 0;
+    rc = soffa_client_publish(c, buf, len, &s, &dup, mailbox, why ? why : w, 256);
+    if (seq)
+        *seq = s;
+    free(buf);
+    return rc;
+}
+
+size_t
+tk_collect(soffa_client_t *c, const char *mailbox, uint32_t window, bool ack, size_t max, int wait_ms, int *types,
+           uint64_t *seqs)
+{
+    soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = window};
+    snprintf(sub.mailbox, sizeof sub.mailbox, "%s", mailbox);
+    cr_assert_eq(soffa_client_send(c, &sub), SOFFA_OK);
+    size_t n = 0;
+    int64_t deadline = soffa_mono_us() + (int64_t) wait_ms * 1000;
+    while (n < max) {
+        int64_t left = (deadline - soffa_mono_us()) / 1000;
+        if (left <= 0)
+            break;
+        soffa_frame_t f;
+        if (soffa_client_recv(c, &f, (int) left) != SOFFA_OK) {
+            soffa_frame_fini(&f);
+            continue;
+        }
+        if (f.type == SOFFA_FRAME_ERROR)
+            cr_assert_fail("subscribe to %s refused: %s", mailbox, f.text);
+        if (f.type == SOFFA_FRAME_DELIVER) {
+            soffa_envelope_t e;
+            cr_assert_eq(soffa_envelope_decode(f.data, f.data_len, &e), SOFFA_OK);
+            if (types)
+                types[n] = (int) e.msg_type;
+            if (seqs)
+                seqs[n] = f.seq;
+            soffa_envelope_fini(&e);
+            n++;
+            if (ack) {
+                soffa_frame_t a = {.type = SOFFA_FRAME_ACK, .seq = f.seq};
+                snprintf(a.mailbox, sizeof a.mailbox, "%s", mailbox);
+                soffa_client_send(c, &a);
+            }
+        }
+        soffa_frame_fini(&f);
+    }
+    return n;
 }

@@ -34,3 +34,51 @@ void tk_rmrf(const char *path);
 int tk_run(char *const argv[], char **out, char **err);
 
 #endif
+
+/* ---- A real broker process for integration tests ---- */
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "soffa_client.h"
+
+typedef struct {
+    char dir[256];           /* temporary directory: keys, config, data */
+    char ipc[300];           /* ipc:// endpoint */
+    char tcp[64];            /* tcp:// endpoint */
+    char config[300];
+    char broker_pub[41];
+    pid_t pid;               /* 0 when not running */
+} tk_broker_t;
+
+/*  The agents every test broker knows: name, role, kommun, unit, scope. */
+extern const char *const TK_AGENTS[][5];
+
+/*  Creates keys and config in a new directory (extra_ini is appended to the
+ *  [broker]/[store] part, e.g. "[store]\nmap_size = 1MiB\n"), starts the
+ *  broker and waits until it answers. */
+tk_broker_t *tk_broker_start(const char *extra_ini);
+
+/*  (Re)starts the broker process of b. Returns false if it did not come up. */
+bool tk_broker_spawn(tk_broker_t *b);
+
+/*  Stops the broker with sig (SIGTERM waits for a clean exit; SIGKILL kills). */
+void tk_broker_stop(tk_broker_t *b, int sig);
+
+/*  Stops the broker and removes its directory. */
+void tk_broker_free(tk_broker_t *b);
+
+/*  A connected client for agent `name` (its key from the broker's dir);
+ *  over ipc unless tcp. Asserts success. */
+soffa_client_t *tk_client(tk_broker_t *b, const char *name, bool tcp);
+
+/*  Same, returning the error instead of asserting. */
+soffa_err_t tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeout_ms, soffa_client_t **out);
+
+/*  Publishes JSON; returns the broker's code. mailbox/why may be NULL. */
+soffa_err_t tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why);
+
+/*  Subscribes and collects up to max deliveries (waiting up to wait_ms in
+ *  total, ack each when ack is true): types[] and seqs[] get what came. */
+size_t tk_collect(soffa_client_t *c, const char *mailbox, uint32_t window, bool ack, size_t max, int wait_ms,
+                  int *types, uint64_t *seqs);

@@ -1,0 +1,85 @@
+/*  soffa-broker: the daemon. Reads its INI file, opens the store, serves
+ *  agents until SIGTERM or SIGINT, then finishes the commit in flight and
+ *  stops cleanly. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "soffa_broker.h"
+#include "soffa_log.h"
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void
+s_on_signal(int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
+static void
+s_usage(FILE *out)
+{
+    fputs("usage: soffa-broker --config FILE [--check]\n"
+          "\n"
+          "Runs the soffa broker in the foreground; logs go to stderr.\n"
+          "  --config FILE   the broker's INI file (see config/broker.ini)\n"
+          "  --check         check the configuration, print the effective settings, exit\n"
+          "SIGTERM or SIGINT stop it cleanly.\n",
+          out);
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config = NULL;
+    int check = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config = argv[++i];
+        } else if (strcmp(argv[i], "--check") == 0) {
+            check = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            s_usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "soffa-broker: unknown argument '%s'\n", argv[i]);
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (!config) {
+        s_usage(stderr);
+        return 2;
+    }
+    soffa_log_setup("soffa-broker", SOFFA_LOG_INFO);
+    char why[1024] = "";
+    soffa_broker_t *broker = NULL;
+    soffa_err_t rc = soffa_broker_new(&broker, config, why, sizeof why);
+    if (rc != SOFFA_OK) {
+        fprintf(stderr, "soffa-broker: %s\n", why[0] ? why : soffa_strerror(rc));
+        return 1;
+    }
+    if (check) {
+        soffa_broker_print_config(broker, stdout);
+        soffa_broker_destroy(&broker);
+        return 0;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;   /* no SA_RESTART: the poll wakes up */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rc = soffa_broker_open(broker, why, sizeof why);
+    if (rc != SOFFA_OK) {
+        soffa_error("cannot start: %s", why[0] ? why : soffa_strerror(rc));
+        soffa_broker_destroy(&broker);
+        return 1;
+    }
+    rc = soffa_broker_run(broker, &s_stop);
+    soffa_broker_destroy(&broker);
+    soffa_info("stopped");
+    return rc == SOFFA_OK ? 0 : 1;
+}

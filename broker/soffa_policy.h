@@ -1,0 +1,98 @@
+/*  soffa_policy: who may send what to whom (DOMAIN.md §5.5), in one table.
+ *
+ *  For each (message type, sender role) the table gives the legal basis the
+ *  message must carry, where it goes, and which checks apply: the subject's
+ *  age, the consent it rests on, the sender's scope, and for replies the
+ *  message being answered. Everything not in the table is refused. The
+ *  module decides only; it reads referenced records through a callback and
+ *  never touches the store itself.
+ *
+ *  Mailboxes:
+ *    kaa/K             signals and answers for the KAA of municipality K
+ *    kaa-journal/K     KAA K's own case events and consents (read by no agent)
+ *    social/K, af/K    referrals and concern reports for municipality K
+ *    school/A          answers to school agent A
+ *    school-journal/A  consents recorded by school agent A
+ */
+#ifndef SOFFA_POLICY_H
+#define SOFFA_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "soffa_msg.h"
+#include "soffa_store.h"
+#include "soffa_time.h"
+#include "soffa_wire.h"
+
+#define SOFFA_SCOPE_MAX 512
+
+/*  An authenticated agent, from the broker's configuration. */
+typedef struct {
+    char name[SOFFA_NAME_MAX];      /* agent name; the ZAP user id */
+    soffa_role_t role;
+    char kommun[5];                 /* municipality served ("" for audit) */
+    char unit[33];                  /* school unit code, optional */
+    char public_key[41];            /* Z85 */
+    char scope[SOFFA_SCOPE_MAX];    /* audit: mailbox patterns it may replay, comma-separated */
+} soffa_identity_t;
+
+/*  A record the message refers to, as the broker found it. */
+typedef struct {
+    uint64_t seq;
+    char sender[SOFFA_NAME_MAX];
+    soffa_role_t sender_role;
+    char sender_kommun[5];
+    char mailbox[SOFFA_NAME_MAX];
+    soffa_msg_t *msg;               /* owned */
+    soffa_msg_view_t view;          /* of msg */
+} soffa_policy_ref_t;
+
+/*  Lookup of a record by reference kind and 16-byte id:
+ *    'M' a signal by message id, 'R' a referral by referral id,
+ *    'C' a concern report by report id, 'K' a consent by consent id,
+ *    'W' the withdrawal of a consent by consent id.
+ *  Returns SOFFA_OK (out filled, release with soffa_policy_ref_fini),
+ *  SOFFA_ERR_NOT_FOUND, or another error. */
+typedef soffa_err_t (*soffa_policy_find_fn)(void *ctx, char kind, const uint8_t id[16],
+                                            soffa_policy_ref_t *out);
+
+/*  The outcome of a decision that allows the message. */
+typedef struct {
+    char mailbox[SOFFA_NAME_MAX];                 /* destination */
+    soffa_store_ref_t refs[SOFFA_STORE_REFS];     /* keys to index the record under */
+    size_t n_refs;
+} soffa_policy_decision_t;
+
+/*  The inbox of an identity ("kaa/1419"), or its journal. */
+void soffa_policy_inbox(const soffa_identity_t *id, char out[SOFFA_NAME_MAX]);
+void soffa_policy_journal(const soffa_identity_t *id, char out[SOFFA_NAME_MAX]);
+
+/*  True if an identity may read mailbox (its inbox; audit: its scope). */
+bool soffa_policy_may_read(const soffa_identity_t *id, const char *mailbox);
+
+/*  True if an audit identity may replay mailbox (scope patterns, fnmatch). */
+bool soffa_policy_may_replay(const soffa_identity_t *id, const char *mailbox);
+
+/*  True if the message type needs records looked up (answers, referrals,
+ *  consents): the broker commits pending writes before deciding those. */
+bool soffa_policy_needs_lookup(soffa_msg_type_t type);
+
+/*  Decides a validated message from `sender`. today is the date consents
+ *  and ages are judged on. Returns SOFFA_OK with *out filled, or the refusal
+ *  (SOFFA_ERR_POLICY, SOFFA_ERR_LEGAL_BASIS, SOFFA_ERR_CONSENT,
+ *  SOFFA_ERR_AGE, SOFFA_ERR_PROTECTED, SOFFA_ERR_NOT_AUTHORISED,
+ *  SOFFA_ERR_NOT_FOUND, SOFFA_ERR_EXISTS) with `why` for the sender. */
+soffa_err_t soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg,
+                                soffa_date_t today, soffa_policy_find_fn find, void *ctx,
+                                soffa_policy_decision_t *out, char *why, size_t whylen);
+
+/*  Whether a stored referral may still be delivered: its consent exists, is
+ *  not withdrawn and is valid today. */
+bool soffa_policy_referral_deliverable(const soffa_msg_view_t *referral, soffa_date_t today,
+                                       soffa_policy_find_fn find, void *ctx);
+
+/*  Releases what a lookup filled in. */
+void soffa_policy_ref_fini(soffa_policy_ref_t *ref);
+
+#endif
