@@ -11,6 +11,7 @@
  *    ack        = C:ACK                  ; cumulative, per mailbox; frees window
  *    credit     = C:CREDIT               ; mailbox: sets its window;
  *                                        ; "" : grants more replay deliveries
+ *                                        ; (ignored when no replay runs)
  *    replay     = C:REPLAY ( *S:DELIVER S:REPLAY-END / S:ERROR )   ; audit only
  *    status     = C:STATUS-REQUEST S:STATUS-REPLY
  *    ping       = C:PING S:PONG          ; at least every heartbeat_ms
@@ -998,10 +999,10 @@ static void
 s_on_credit(soffa_broker_t *self, s_session_t *s, const soffa_frame_t *f)
 {
     if (f->mailbox[0] == '\0') {
-        if (s->state != S_REPLAYING) {
-            s_send_error(self, s->rid, s->rid_len, 0, SOFFA_ERR_PROTOCOL_STATE, "no replay in progress");
+        /* Credit that crosses the end of a replay on the wire is stale, not
+         * an error. */
+        if (s->state != S_REPLAYING)
             return;
-        }
         s->replay.credit += f->credit;
         s_pump_replay(self, s);
         return;

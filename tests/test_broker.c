@@ -422,3 +422,543 @@ Test(broker, it_05_identity_unknown_keys_other_mailboxes_and_the_sender)
     soffa_client_close(&k15);
     tk_broker_free(b);
 }
+
+/* Encodes a JSON message for raw publishing. */
+static uint8_t *
+encode(json_t *j, size_t *len)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    soffa_msg_t *m = NULL;
+    cr_assert_eq(soffa_msg_from_json(s, &m, NULL, 0), SOFFA_OK);
+    uint8_t *buf;
+    cr_assert_eq(soffa_msg_encode(m, &buf, len), SOFFA_OK);
+    soffa_msg_destroy(&m);
+    free(s);
+    json_decref(j);
+    return buf;
+}
+
+Test(broker, it_06_retries_are_stored_once_and_sigkill_loses_nothing_acknowledged)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    size_t len;
+    uint8_t *buf = encode(J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), &len);
+    uint64_t seq1 = 0, seq2 = 0;
+    bool dup = true;
+    char why[256];
+    cr_assert_eq(soffa_client_publish(s, buf, len, &seq1, &dup, NULL, why, sizeof why), SOFFA_OK);
+    cr_assert_not(dup);
+    cr_assert_eq(soffa_client_publish(s, buf, len, &seq2, &dup, NULL, why, sizeof why), SOFFA_OK);
+    cr_assert(dup, "the retry was not recognised");
+    cr_assert_eq(seq1, seq2);
+    free(buf);
+
+    /* 300 acknowledged publishes, pipelined 30 at a time, then SIGKILL. */
+    enum { N = 300 };
+    uint64_t acked = 1;   /* the absence above */
+    for (int round = 0; round < N / 30; round++) {
+        uint64_t tags[30];
+        for (int i = 0; i < 30; i++) {
+            uint8_t *m = encode(J(SOFFA_MT_ENROLMENT_CHANGED, PUPIL, "1419"), &len);
+            soffa_frame_t p = {.type = SOFFA_FRAME_PUBLISH, .tag = soffa_client_next_tag(s), .data = m, .data_len = len};
+            tags[i] = p.tag;
+            cr_assert_eq(soffa_client_send(s, &p), SOFFA_OK);
+            free(m);
+        }
+        for (int got = 0; got < 30;) {
+            soffa_frame_t f;
+            cr_assert_eq(soffa_client_recv(s, &f, 5000), SOFFA_OK, "no acknowledgement");
+            cr_assert_eq(f.type, SOFFA_FRAME_PUBLISH_ACK, "%s", f.text);
+            cr_assert_geq(f.tag, tags[0]);
+            got++;
+            acked++;
+            soffa_frame_fini(&f);
+        }
+    }
+    soffa_client_close(&s);
+    tk_broker_stop(b, SIGKILL);
+    cr_assert(tk_broker_spawn(b), "no restart after SIGKILL");
+
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    uint64_t seqs[N + 10];
+    size_t n = tk_collect(k, "kaa/1419", 64, true, N + 10, 5000, NULL, seqs);
+    cr_assert_eq(n, acked, "acknowledged %llu, delivered %zu after the restart", (unsigned long long) acked, n);
+    for (size_t i = 1; i < n; i++)
+        cr_assert_gt(seqs[i], seqs[i - 1], "out of order");
+    soffa_client_close(&k);
+    tk_broker_stop(b, SIGTERM);
+
+    /* The chain of the store the killed broker left verifies. */
+    char path[400];
+    snprintf(path, sizeof path, "%s/data", b->dir);
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t ro = {.path = path, .read_only = true};
+    cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_geq(rep.records, acked);
+    soffa_store_close(&st);
+    tk_broker_free(b);
+}
+
+/* A raw CURVE DEALER, to send what soffa_client never would. */
+static void *
+raw_dealer(tk_broker_t *b, void *ctx, const char *name)
+{
+    char path[400], pub[41], sec[41];
+    snprintf(path, sizeof path, "%s/%s.key", b->dir, name);
+    cr_assert_eq(soffa_keys_load_secret(path, pub, sec), SOFFA_OK);
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, b->broker_pub, 41);
+    zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, pub, 41);
+    zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, sec, 41);
+    cr_assert_eq(zmq_connect(d, b->ipc), 0);
+    return d;
+}
+
+/* Sends bytes, expects an ERROR frame with `code`. */
+static void
+expect_error(void *d, const void *buf, size_t len, soffa_err_t code)
+{
+    cr_assert_geq(zmq_send(d, buf, len, 0), 0);
+    zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+    cr_assert_eq(zmq_poll(&it, 1, 3000), 1, "no answer from the broker");
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    cr_assert_geq(zmq_msg_recv(&m, d, 0), 0);
+    soffa_frame_t f;
+    cr_assert_eq(soffa_frame_decode(zmq_msg_data(&m), zmq_msg_size(&m), &f), SOFFA_OK);
+    cr_assert_eq(f.type, SOFFA_FRAME_ERROR, "got %s", soffa_frame_type_name(f.type));
+    cr_assert_eq(f.code, code, "got %s (%s), wanted %s", soffa_errname(f.code), f.text, soffa_errname(code));
+    soffa_frame_fini(&f);
+    zmq_msg_close(&m);
+}
+
+static void
+send_frame(void *d, const soffa_frame_t *f)
+{
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(soffa_frame_encode(f, &buf, &len), SOFFA_OK);
+    cr_assert_geq(zmq_send(d, buf, len, 0), 0);
+    free(buf);
+}
+
+Test(broker, it_07_bad_frames_get_errors_and_the_broker_serves_the_next_client)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    void *ctx = zmq_ctx_new();
+    void *d = raw_dealer(b, ctx, "school-1415");
+
+    /* Before HELLO only HELLO and PING are allowed. */
+    size_t len;
+    uint8_t *msg = encode(J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), &len);
+    soffa_frame_t p = {.type = SOFFA_FRAME_PUBLISH, .tag = 1, .data = msg, .data_len = len};
+    uint8_t *buf;
+    size_t blen;
+    cr_assert_eq(soffa_frame_encode(&p, &buf, &blen), SOFFA_OK);
+    expect_error(d, buf, blen, SOFFA_ERR_PROTOCOL_STATE);
+
+    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
+    send_frame(d, &hello);
+    zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+    cr_assert_eq(zmq_poll(&it, 1, 3000), 1);
+    char junk[64];
+    zmq_recv(d, junk, sizeof junk, 0);
+
+    /* Garbage, truncation, a broker-only frame, a huge frame. */
+    const char garbage[] = "\xff\xfe\x00this is not a frame\x07";
+    expect_error(d, garbage, sizeof garbage, SOFFA_ERR_MALFORMED);
+    expect_error(d, buf, blen - 7, SOFFA_ERR_MALFORMED);
+    soffa_frame_t w = {.type = SOFFA_FRAME_WELCOME};
+    uint8_t *wb;
+    size_t wl;
+    cr_assert_eq(soffa_frame_encode(&w, &wb, &wl), SOFFA_OK);
+    expect_error(d, wb, wl, SOFFA_ERR_PROTOCOL_STATE);
+    free(wb);
+    uint8_t *big = calloc(1, SOFFA_WIRE_MAX_FRAME + 100);
+    expect_error(d, big, SOFFA_WIRE_MAX_FRAME + 100, SOFFA_ERR_TOO_LARGE);
+    free(big);
+    /* A message inside a valid frame that is itself garbage. */
+    soffa_frame_t bad = {.type = SOFFA_FRAME_PUBLISH, .tag = 9, .data = (const uint8_t *) garbage, .data_len = sizeof garbage};
+    cr_assert_eq(soffa_frame_encode(&bad, &wb, &wl), SOFFA_OK);
+    expect_error(d, wb, wl, SOFFA_ERR_MALFORMED);
+    free(wb);
+    /* Replay is for auditors. */
+    soffa_frame_t rp = {.type = SOFFA_FRAME_REPLAY, .tag = 5};
+    cr_assert_eq(soffa_frame_encode(&rp, &wb, &wl), SOFFA_OK);
+    expect_error(d, wb, wl, SOFFA_ERR_NOT_AUTHORISED);
+    free(wb);
+    /* After all that, the same session still publishes. */
+    cr_assert_geq(zmq_send(d, buf, blen, 0), 0);
+    cr_assert_eq(zmq_poll(&it, 1, 3000), 1);
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    zmq_msg_recv(&m, d, 0);
+    soffa_frame_t f;
+    cr_assert_eq(soffa_frame_decode(zmq_msg_data(&m), zmq_msg_size(&m), &f), SOFFA_OK);
+    cr_assert_eq(f.type, SOFFA_FRAME_PUBLISH_ACK, "%s", f.text);
+    soffa_frame_fini(&f);
+    zmq_msg_close(&m);
+    free(buf);
+    free(msg);
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+
+    /* And a new client is served within a second. */
+    soffa_client_t *c = NULL;
+    cr_assert_eq(tk_client_try(b, "kaa-1419", true, 1000, &c), SOFFA_OK);
+    int types[4];
+    cr_assert_eq(tk_collect(c, "kaa/1419", 4, true, 4, 1000, types, NULL), 1);
+    soffa_client_close(&c);
+    tk_broker_free(b);
+}
+
+Test(broker, it_08_a_stalled_consumer_does_not_stop_another)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    for (int i = 0; i < 60; i++) {
+        pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, i % 2 ? "1419" : "1415"), i % 2 ? "kaa/1419" : "kaa/1415");
+    }
+    /* kaa-1415 takes a window of 4 and never acknowledges. */
+    soffa_client_t *slow = tk_client(b, "kaa-1415", false);
+    size_t n15 = tk_collect(slow, "kaa/1415", 4, false, 30, 700, NULL, NULL);
+    cr_assert_eq(n15, 4, "the window was not respected: %zu in flight", n15);
+    soffa_client_t *fast = tk_client(b, "kaa-1419", false);
+    size_t n19 = tk_collect(fast, "kaa/1419", 8, true, 30, 3000, NULL, NULL);
+    cr_assert_eq(n19, 30);
+    /* More arrives while the slow one still sits on its four. */
+    for (int i = 0; i < 10; i++)
+        pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), "kaa/1419");
+    soffa_frame_t f;
+    size_t more = 0;
+    while (more < 10 && soffa_client_recv(fast, &f, 2000) == SOFFA_OK) {
+        if (f.type == SOFFA_FRAME_DELIVER) {
+            more++;
+            soffa_frame_t a = {.type = SOFFA_FRAME_ACK, .seq = f.seq};
+            strcpy(a.mailbox, "kaa/1419");
+            soffa_client_send(fast, &a);
+        }
+        soffa_frame_fini(&f);
+    }
+    cr_assert_eq(more, 10);
+    cr_assert_eq(soffa_client_recv(slow, &f, 300), SOFFA_ERR_TIMEOUT, "the slow reader got more than its window");
+    soffa_client_close(&s);
+    soffa_client_close(&slow);
+    soffa_client_close(&fast);
+    tk_broker_free(b);
+}
+
+Test(broker, it_09_delivery_resumes_after_the_last_acknowledged_sequence)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    for (int i = 0; i < 10; i++)
+        pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), "kaa/1419");
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    uint64_t seqs[10];
+    cr_assert_eq(tk_collect(k, "kaa/1419", 10, false, 10, 1500, NULL, seqs), 10);
+    soffa_frame_t a = {.type = SOFFA_FRAME_ACK, .seq = seqs[4]};
+    strcpy(a.mailbox, "kaa/1419");
+    soffa_client_send(k, &a);
+    /* An ack for something never delivered is an error, not a jump. */
+    a.seq = seqs[9] + 100;
+    soffa_client_send(k, &a);
+    soffa_frame_t f;
+    cr_assert_eq(soffa_client_recv(k, &f, 2000), SOFFA_OK);
+    cr_assert_eq(f.type, SOFFA_FRAME_ERROR);
+    cr_assert_eq(f.code, SOFFA_ERR_PROTOCOL_STATE);
+    soffa_frame_fini(&f);
+    soffa_client_close(&k);
+    usleep(300 * 1000);   /* the cursor flush interval */
+
+    /* A new session (same agent) gets 6..10 again: at least once. */
+    k = tk_client(b, "kaa-1419", true);
+    uint64_t again[10];
+    size_t n = tk_collect(k, "kaa/1419", 10, true, 10, 1500, NULL, again);
+    cr_assert_eq(n, 5, "got %zu", n);
+    cr_assert_eq(again[0], seqs[5]);
+    cr_assert_eq(again[4], seqs[9]);
+    soffa_client_close(&k);
+
+    /* And across a broker restart, nothing is delivered twice once acked. */
+    usleep(300 * 1000);
+    tk_broker_stop(b, SIGTERM);
+    cr_assert(tk_broker_spawn(b));
+    k = tk_client(b, "kaa-1419", false);
+    cr_assert_eq(tk_collect(k, "kaa/1419", 10, true, 10, 700, NULL, NULL), 0);
+    soffa_client_close(&k);
+    soffa_client_close(&s);
+    tk_broker_free(b);
+}
+
+Test(broker, it_10_silent_sessions_expire_and_their_deliveries_come_again)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    for (int i = 0; i < 3; i++)
+        pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), "kaa/1419");
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    cr_assert_eq(tk_collect(k, "kaa/1419", 10, false, 3, 1000, NULL, NULL), 3);
+    /* Silent past expiry_ms (1500 in tests): the broker drops the session. */
+    usleep(2500 * 1000);
+    soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = 10};
+    strcpy(sub.mailbox, "kaa/1419");
+    soffa_client_send(k, &sub);
+    soffa_frame_t f;
+    cr_assert_eq(soffa_client_recv(k, &f, 2000), SOFFA_OK);
+    cr_assert_eq(f.type, SOFFA_FRAME_ERROR, "the expired session was still open");
+    cr_assert_eq(f.code, SOFFA_ERR_PROTOCOL_STATE);
+    soffa_frame_fini(&f);
+    soffa_client_close(&k);
+    k = tk_client(b, "kaa-1419", false);
+    cr_assert_eq(tk_collect(k, "kaa/1419", 10, true, 3, 1500, NULL, NULL), 3, "in-flight messages were not redelivered");
+    soffa_client_close(&k);
+    soffa_client_close(&s);
+    tk_broker_free(b);
+}
+
+/* Runs a replay and collects what comes: returns the count the broker
+ * reported (or -code on error); types/seqs get the deliveries. */
+static long
+replay(soffa_client_t *c, const soffa_replay_filter_t *fl, const char *request, int *types, uint64_t *seqs,
+       size_t max, uint64_t *access_seq)
+{
+    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = soffa_client_next_tag(c), .filter = *fl};
+    snprintf(r.text, sizeof r.text, "%s", request);
+    cr_assert_eq(soffa_client_send(c, &r), SOFFA_OK);
+    size_t n = 0;
+    for (;;) {
+        soffa_frame_t f;
+        soffa_err_t rc = soffa_client_recv(c, &f, 5000);
+        cr_assert_eq(rc, SOFFA_OK, "replay stalled");
+        if (f.type == SOFFA_FRAME_ERROR) {
+            long code = -(long) f.code;
+            soffa_frame_fini(&f);
+            return code;
+        }
+        if (f.type == SOFFA_FRAME_DELIVER) {
+            cr_assert_eq(f.tag, r.tag);
+            soffa_envelope_t e;
+            cr_assert_eq(soffa_envelope_decode(f.data, f.data_len, &e), SOFFA_OK);
+            if (n < max) {
+                if (types)
+                    types[n] = e.kind == SOFFA_RK_ACCESS ? -1 : (int) e.msg_type;
+                if (seqs)
+                    seqs[n] = f.seq;
+            }
+            n++;
+            soffa_envelope_fini(&e);
+            if (n % 200 == 0) {
+                soffa_frame_t cr = {.type = SOFFA_FRAME_CREDIT, .credit = 200};
+                soffa_client_send(c, &cr);
+            }
+        }
+        if (f.type == SOFFA_FRAME_REPLAY_END) {
+            cr_assert_eq(f.count, n, "REPLAY-END counts %llu, %zu came", (unsigned long long) f.count, n);
+            if (access_seq)
+                *access_seq = f.access_seq;
+            soffa_frame_fini(&f);
+            return (long) n;
+        }
+        soffa_frame_fini(&f);
+    }
+}
+
+Test(broker, it_11_replay_within_scope_and_every_replay_is_logged)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    for (int i = 0; i < 5; i++)
+        pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, i < 3 ? PUPIL : CHILD, "1419"), "kaa/1419");
+    for (int i = 0; i < 4; i++)
+        pub_ok(s, J(SOFFA_MT_ENROLMENT_CHANGED, PUPIL, "1415"), "kaa/1415");
+    /* 450 more, to need more than the first credit. */
+    for (int i = 0; i < 450; i++)
+        pub_ok(s, J(SOFFA_MT_ENROLMENT_CHANGED, CHILD, "1419"), "kaa/1419");
+
+    soffa_client_t *au = tk_client(b, "audit-1419", false);
+    soffa_replay_filter_t fl = {0};
+    strcpy(fl.mailbox, "kaa/1419");
+    uint64_t acc1 = 0;
+    int types[600];
+    cr_assert_eq(replay(au, &fl, "replay", types, NULL, 600, &acc1), 455);
+    cr_assert_gt(acc1, 0);
+
+    /* By subject: the pupil's 3 absences in 1419; the 1415 records are outside the scope. */
+    memset(&fl, 0, sizeof fl);
+    strcpy(fl.subject_id, PUPIL);
+    long hn = replay(au, &fl, "history", types, NULL, 600, NULL);
+    cr_assert_eq(hn, 3, "history gave %ld", hn);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(types[i], SOFFA_MT_ABSENCE_REPORTED);
+    /* By type and sequence range. */
+    memset(&fl, 0, sizeof fl);
+    fl.message_type = SOFFA_MT_ABSENCE_REPORTED;
+    fl.from_seq = 2;
+    fl.to_seq = 4;
+    cr_assert_eq(replay(au, &fl, "replay", types, NULL, 600, NULL), 3);
+    /* By time: everything from now on is nothing (yet). */
+    memset(&fl, 0, sizeof fl);
+    fl.from_us = soffa_now_us() + 1000000;
+    cr_assert_eq(replay(au, &fl, "replay", types, NULL, 600, NULL), 0);
+
+    /* Out of scope: refused; a non-auditor: refused. */
+    memset(&fl, 0, sizeof fl);
+    strcpy(fl.mailbox, "kaa/1415");
+    cr_assert_eq(replay(au, &fl, "replay", NULL, NULL, 0, NULL), -SOFFA_ERR_NOT_AUTHORISED);
+    soffa_client_t *au15 = tk_client(b, "audit-1415", false);
+    strcpy(fl.mailbox, "kaa/1415");
+    cr_assert_eq(replay(au15, &fl, "replay", NULL, NULL, 0, NULL), 4);
+    memset(&fl, 0, sizeof fl);
+    strcpy(fl.subject_id, PUPIL);
+    cr_assert_eq(replay(au15, &fl, "history", NULL, NULL, 0, NULL), 4, "the 1415 auditor sees only 1415");
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    memset(&fl, 0, sizeof fl);
+    cr_assert_eq(replay(k, &fl, "replay", NULL, NULL, 0, NULL), -SOFFA_ERR_NOT_AUTHORISED);
+
+    /* The access log holds the replays, with counts, and no identity number. */
+    memset(&fl, 0, sizeof fl);
+    strcpy(fl.mailbox, "audit/access");
+    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = 77, .filter = fl};
+    strcpy(r.text, "access-log");
+    soffa_client_send(au, &r);
+    int records = 0, mine = 0;
+    bool saw_history = false, saw_455 = false;
+    for (;;) {
+        soffa_frame_t f;
+        cr_assert_eq(soffa_client_recv(au, &f, 3000), SOFFA_OK);
+        if (f.type == SOFFA_FRAME_REPLAY_END) {
+            soffa_frame_fini(&f);
+            break;
+        }
+        cr_assert_eq(f.type, SOFFA_FRAME_DELIVER);
+        soffa_envelope_t e;
+        cr_assert_eq(soffa_envelope_decode(f.data, f.data_len, &e), SOFFA_OK);
+        cr_assert_eq(e.kind, SOFFA_RK_ACCESS);
+        soffa_access_t a;
+        cr_assert_eq(soffa_access_decode(e.body, e.body_len, &a), SOFFA_OK);
+        cr_assert(strstr(a.filter, PUPIL + 2) == NULL, "an identity number in the access log");
+        saw_history |= strcmp(a.request, "history") == 0 && strcmp(a.agent, "audit-1419") == 0 && a.records == 3;
+        saw_455 |= a.records == 455 && strstr(a.filter, "mailbox kaa/1419") != NULL;
+        records++;
+        mine += strcmp(a.agent, "audit-1419") == 0;
+        soffa_envelope_fini(&e);
+        soffa_frame_fini(&f);
+    }
+    /* audit-1419 made 4 completed replays before this one and audit-1415
+     * made 2 (refusals are not reads); audit/access is in audit-1419's scope. */
+    cr_assert_eq(records, 6, "access log holds %d records", records);
+    cr_assert_eq(mine, 4);
+    cr_assert(saw_history);
+    cr_assert(saw_455);
+    soffa_client_close(&s);
+    soffa_client_close(&au);
+    soffa_client_close(&au15);
+    soffa_client_close(&k);
+    tk_broker_free(b);
+}
+
+Test(broker, it_12_status_shows_depth_readers_lag_and_mailboxes_nobody_reads)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    /* Stockholm (0180) has no agent: its signals wait with no reader. */
+    for (int i = 0; i < 3; i++)
+        pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "0180"), "kaa/0180");
+    for (int i = 0; i < 2; i++)
+        pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), "kaa/1419");
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    cr_assert_eq(tk_collect(k, "kaa/1419", 1, false, 1, 1000, NULL, NULL), 1);
+
+    soffa_client_t *au = tk_client(b, "audit-all", false);
+    soffa_frame_t req = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = 3};
+    soffa_client_send(au, &req);
+    soffa_frame_t f;
+    cr_assert_eq(soffa_client_recv(au, &f, 3000), SOFFA_OK);
+    cr_assert_eq(f.type, SOFFA_FRAME_STATUS_REPLY);
+    cr_assert_eq(f.head_seq, 5);
+    bool saw0180 = false, saw1419 = false;
+    for (size_t i = 0; i < f.n_statuses; i++) {
+        const soffa_mailbox_status_t *m = &f.statuses[i];
+        if (strcmp(m->mailbox, "kaa/0180") == 0) {
+            saw0180 = true;
+            cr_assert_eq(m->depth, 3);
+            cr_assert_eq(m->consumers, 0);
+            cr_assert_eq(m->lag, 3);
+            cr_assert(m->no_reader);
+            cr_assert_gt(m->oldest_undelivered_us, 0);
+        }
+        if (strcmp(m->mailbox, "kaa/1419") == 0) {
+            saw1419 = true;
+            cr_assert_eq(m->depth, 2);
+            cr_assert_eq(m->consumers, 1);
+            cr_assert_eq(m->lag, 2, "nothing acknowledged yet");
+            cr_assert_not(m->no_reader);
+        }
+    }
+    cr_assert(saw0180 && saw1419);
+    soffa_frame_fini(&f);
+    /* An agent sees only its own mailbox. */
+    soffa_client_send(s, &req);
+    cr_assert_eq(soffa_client_recv(s, &f, 3000), SOFFA_OK);
+    cr_assert_eq(f.type, SOFFA_FRAME_STATUS_REPLY);
+    for (size_t i = 0; i < f.n_statuses; i++)
+        cr_assert_str_eq(f.statuses[i].mailbox, "school/school-1415");
+    soffa_frame_fini(&f);
+    soffa_client_close(&s);
+    soffa_client_close(&k);
+    soffa_client_close(&au);
+    tk_broker_free(b);
+}
+
+Test(broker, it_13_configuration_errors_name_what_to_fix)
+{
+    char *dir = tk_tmpdir("brokercfg");
+    char path[400];
+    snprintf(path, sizeof path, "%s/broker.ini", dir);
+    const char *cases[][2] = {
+        {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\nbogus = 1\n", "unknown key 'bogus'"},
+        {"[broker]\nsecret_key = k\ndata_dir = d\n", "needs endpoint"},
+        {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\n[store]\nmap_size = lots\n", "map_size"},
+        {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\nheartbeat_ms = 5\n", "heartbeat_ms must be in"},
+        {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\n[agent x]\npublic_key = rJ9t1U5eOLYkY7(Ro5YDw0nFiMaWw-rCwwWzA*ck\nrole = kaa\nkommun = 9999\n", "290 municipality codes"},
+        {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\n[agent x]\npublic_key = nope\nrole = kaa\nkommun = 1419\n", "neither a Z85 key"},
+        {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\n[agent x]\npublic_key = rJ9t1U5eOLYkY7(Ro5YDw0nFiMaWw-rCwwWzA*ck\nrole = audit\n", "needs scope"},
+        {"[nonsense]\nx = 1\n", "unknown section"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(cases[i][0], f);
+        fclose(f);
+        char *out = NULL, *err = NULL;
+        char *argv[] = {SOFFA_BIN_DIR "/soffa-broker", "--config", path, NULL};
+        int rc = tk_run(argv, &out, &err);
+        cr_assert_eq(rc, 1, "case %zu: exit %d", i, rc);
+        cr_assert(strstr(err, cases[i][1]) != NULL, "case %zu: '%s'", i, err);
+        free(out);
+        free(err);
+    }
+    /* --check prints the effective settings, defaults included. */
+    FILE *f = fopen(path, "w");
+    fputs("[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\n", f);
+    fclose(f);
+    char *out = NULL, *err = NULL;
+    char *argv[] = {SOFFA_BIN_DIR "/soffa-broker", "--config", path, "--check", NULL};
+    cr_assert_eq(tk_run(argv, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "store.map_size = 1073741824") != NULL, "%s", out);
+    cr_assert(strstr(out, "broker.heartbeat_ms = 2000") != NULL, "%s", out);
+    free(out);
+    free(err);
+    /* The example configuration in config/ is valid. */
+    char *argv2[] = {SOFFA_BIN_DIR "/soffa-broker", "--config", SOFFA_SOURCE_DIR "/config/broker.ini", "--check", NULL};
+    cr_assert_eq(tk_run(argv2, &out, &err), 0, "config/broker.ini: %s", err);
+    free(out);
+    free(err);
+    tk_rmrf(dir);
+    free(dir);
+}
