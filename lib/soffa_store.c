@@ -252,6 +252,15 @@ soffa_store_head(const soffa_store_t *self, uint64_t *seq, uint8_t hash[SOFFA_HA
 
 /* ---- Append (group commit) ------------------------------------------------- */
 
+/* Dedup key: message id first. Message ids are UUIDv7 (time first), so new
+ * keys land at the end of the tree and a commit dirties few of its pages. */
+static void
+s_dedup_key(uint8_t *out, const uint8_t msg_id[16], const char *sender, size_t alen)
+{
+    memcpy(out, msg_id, 16);
+    memcpy(out + 16, sender, alen);
+}
+
 static uint8_t
 s_tag(const soffa_envelope_t *env)
 {
@@ -296,10 +305,9 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
         }
         /* Dedup: (sender, message id) seen before returns the original seq.
          * Earlier items of this batch are visible here too. */
-        uint8_t dkey[SOFFA_NAME_MAX + 1 + 16];
-        memcpy(dkey, env->sender_agent, alen + 1);
-        memcpy(dkey + alen + 1, env->message_id, 16);
-        MDB_val dk = {alen + 1 + 16, dkey}, dv;
+        uint8_t dkey[16 + SOFFA_NAME_MAX];
+        s_dedup_key(dkey, env->message_id, env->sender_agent, alen);
+        MDB_val dk = {16 + alen, dkey}, dv;
         mrc = mdb_get(txn, self->dedup, &dk, &dv);
         if (mrc == 0 && dv.mv_size == 8) {
             it->seq = s_get_u64(dv.mv_data);
@@ -642,10 +650,9 @@ soffa_store_dedup_get(soffa_store_t *self, const char *sender, const uint8_t msg
     size_t alen = sender ? strlen(sender) : 0;
     if (alen == 0 || alen >= SOFFA_NAME_MAX)
         return SOFFA_ERR_INVALID_ARG;
-    uint8_t dkey[SOFFA_NAME_MAX + 1 + 16];
-    memcpy(dkey, sender, alen + 1);
-    memcpy(dkey + alen + 1, msg_id, 16);
-    return s_get_u64_value(self, self->dedup, dkey, alen + 1 + 16, seq);
+    uint8_t dkey[16 + SOFFA_NAME_MAX];
+    s_dedup_key(dkey, msg_id, sender, alen);
+    return s_get_u64_value(self, self->dedup, dkey, 16 + alen, seq);
 }
 
 soffa_err_t

@@ -4,7 +4,7 @@
  *    log      seq (u64 big-endian) -> hash(32) || tag(1) || encoded envelope
  *    mailbox  mailbox NUL seq      -> ""        (per-mailbox index)
  *    subject  subject_key(16) seq  -> ""        (per-subject index; keyed hash, never the number)
- *    dedup    sender NUL msg_id    -> seq       (idempotent publish)
+ *    dedup    msg_id sender        -> seq       (idempotent publish)
  *    cursor   consumer name        -> seq       (durable consumer cursors)
  *    ref      caller's key         -> seq       (ids a record can be found by)
  *    meta     "version", "head"    -> store version; last seq, hash and time
