@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # soffa.sh: set-up, build, tests and demo in one place.
 #
+#   ./soffa.sh demo    install missing Debian packages, build, and play the demo:
+#                      a network of agencies handles one young person end to end
 #   ./soffa.sh test    install missing Debian packages, build, and run the whole
 #                      test suite twice: a normal build and an ASan+UBSan build
 #   ./soffa.sh build   install missing packages and build (build/)
@@ -44,6 +46,13 @@ run_tests() {
 }
 
 case "${1:-help}" in
+demo)
+    deps
+    say "building (build/)"
+    build "$ROOT/build" >/dev/null
+    say "the demo"
+    bash "$ROOT/agents/demo.sh" "$ROOT/build"
+    ;;
 deps)
     deps
     ;;
@@ -65,7 +74,7 @@ test)
     say "all tests passed in both builds"
     ;;
 help | -h | --help)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     ;;
 *)
     echo "soffa.sh: unknown command '$1' (try ./soffa.sh help)" >&2

@@ -16,6 +16,8 @@
  *    status     = C:STATUS-REQUEST S:STATUS-REPLY
  *    ping       = C:PING S:PONG          ; at least every heartbeat_ms
  *
+ *  Only HELLO is allowed in NEW (an agent's PING answered with ERROR tells it
+ *  the broker has forgotten its session, so it greets again).
  *  Session states (s_state_t):  NEW --HELLO--> READY --REPLAY--> REPLAYING
  *  --(replay done)--> READY. A session silent for longer than expiry_ms is
  *  dropped; its unacknowledged deliveries go out again when it returns. A
@@ -1335,8 +1337,11 @@ s_on_frame(soffa_broker_t *self, s_session_t *s, const uint8_t *buf, size_t len)
     /* Which frames each state allows. */
     bool ok;
     switch (f.type) {
-    case SOFFA_FRAME_HELLO:
-    case SOFFA_FRAME_PING: ok = true; break;
+    case SOFFA_FRAME_HELLO: ok = true; break;
+    /* A PING in NEW means the agent had a session this broker no longer
+     * knows (it restarted, or expired the session): the error tells the
+     * agent to greet and subscribe again. */
+    case SOFFA_FRAME_PING: ok = s->state != S_NEW; break;
     case SOFFA_FRAME_PUBLISH:
     case SOFFA_FRAME_SUBSCRIBE:
     case SOFFA_FRAME_ACK:

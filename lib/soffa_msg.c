@@ -5,11 +5,13 @@
  */
 #include "soffa_msg.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "soffa_id.h"
 #include "soffa_msg.pb-c.h"
@@ -566,6 +568,164 @@ soffa_msg_from_json(const char *text, soffa_msg_t **out, char *why, size_t whyle
     self->pb = (Soffa__Message *) m;
     *out = self;
     return SOFFA_OK;
+}
+
+/* ---- Command-line text into JSON ------------------------------------------ */
+
+static const ProtobufCMessageDescriptor *
+s_part_descriptor(const char *part)
+{
+    if (strcmp(part, "message") == 0)
+        return &soffa__message__descriptor;
+    const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(&soffa__message__descriptor, part);
+    if (!f || !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+        return NULL;
+    return f->descriptor;
+}
+
+/* One text value as the JSON the field takes. */
+static json_t *
+s_text_value(const ProtobufCFieldDescriptor *f, const char *t, char *why, size_t whylen)
+{
+    char *end;
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_BOOL:
+        if (!strcmp(t, "true") || !strcmp(t, "yes") || !strcmp(t, "1"))
+            return json_true();
+        if (!strcmp(t, "false") || !strcmp(t, "no") || !strcmp(t, "0"))
+            return json_false();
+        snprintf(why, whylen, "--%s takes yes or no", f->name);
+        return NULL;
+    case PROTOBUF_C_TYPE_ENUM: {
+        const ProtobufCEnumDescriptor *ed = f->descriptor;
+        for (unsigned i = 0; i < ed->n_values; i++)
+            if (strcasecmp(t, s_enum_short(ed->values[i].name)) == 0 && ed->values[i].value != 0)
+                return json_string(s_enum_short(ed->values[i].name));
+        size_t o = (size_t) snprintf(why, whylen, "--%s takes one of:", f->name);
+        for (unsigned i = 1; i < ed->n_values && o < whylen; i++)
+            o += (size_t) snprintf(why + o, whylen - o, " %s", s_enum_short(ed->values[i].name));
+        return NULL;
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        uint8_t id[SOFFA_UUID_LEN];
+        char s[SOFFA_UUID_STR];
+        if (strcmp(t, "new") == 0) {
+            soffa_uuid7(id);
+            soffa_uuid_format(id, s);
+            return json_string(s);
+        }
+        if (!soffa_uuid_parse(t, id)) {
+            snprintf(why, whylen, "--%s takes an id (8-4-4-4-12 hex)", f->name);
+            return NULL;
+        }
+        soffa_uuid_format(id, s);
+        return json_string(s);
+    }
+    case PROTOBUF_C_TYPE_STRING:
+        return json_string(t);
+    case PROTOBUF_C_TYPE_MESSAGE:
+        snprintf(why, whylen, "--%s is a group of fields; set its parts as --%s.FIELD", f->name, f->name);
+        return NULL;
+    default:
+        if (s_is_date_field(f->name)) {
+            soffa_date_t d;
+            if (!soffa_date_parse(t, &d)) {
+                snprintf(why, whylen, "--%s takes a date YYYY-MM-DD", f->name);
+                return NULL;
+            }
+            char buf[11];
+            soffa_date_format(d, buf);
+            return json_string(buf);
+        }
+        errno = 0;
+        long long v = strtoll(t, &end, 10);
+        if (end == t || *end || errno) {
+            snprintf(why, whylen, "--%s takes a whole number", f->name);
+            return NULL;
+        }
+        return json_integer(v);
+    }
+}
+
+soffa_err_t
+soffa_msg_json_set(void *obj, const char *part, const char *path, const char *text, char *why, size_t whylen)
+{
+    char dummy[8];
+    if (!why || !whylen) {
+        why = dummy;
+        whylen = sizeof dummy;
+    }
+    const ProtobufCMessageDescriptor *d = s_part_descriptor(part);
+    if (!d || !obj || !path || !text) {
+        snprintf(why, whylen, "no such message part '%s'", part ? part : "");
+        return SOFFA_ERR_BAD_FIELD;
+    }
+    json_t *o = obj;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *save = NULL, *name = strtok_r(buf, ".", &save);
+    while (name) {
+        char *rest = strtok_r(NULL, ".", &save);
+        const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+        if (!f || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+            snprintf(why, whylen, "--%s: %s has no such field", path, part);
+            return SOFFA_ERR_BAD_FIELD;
+        }
+        if (rest) {
+            if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED) {
+                snprintf(why, whylen, "--%s: %s has no parts", path, name);
+                return SOFFA_ERR_BAD_FIELD;
+            }
+            json_t *sub = json_object_get(o, name);
+            if (!sub) {
+                sub = json_object();
+                json_object_set_new(o, name, sub);
+            }
+            o = sub;
+            d = f->descriptor;
+            name = rest;
+            continue;
+        }
+        json_t *v;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            v = json_array();
+            char list[1024];
+            snprintf(list, sizeof list, "%s", text);
+            char *s2 = NULL;
+            for (char *item = strtok_r(list, ",", &s2); item; item = strtok_r(NULL, ",", &s2)) {
+                while (*item == ' ')
+                    item++;
+                if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+                    /* A list of groups: each item sets the group's first field. */
+                    const ProtobufCMessageDescriptor *gd = f->descriptor;
+                    json_t *g = json_object();
+                    json_t *gv = gd->n_fields ? s_text_value(&gd->fields[0], item, why, whylen) : NULL;
+                    if (!gv) {
+                        json_decref(g);
+                        json_decref(v);
+                        return SOFFA_ERR_BAD_FIELD;
+                    }
+                    json_object_set_new(g, gd->fields[0].name, gv);
+                    json_array_append_new(v, g);
+                    continue;
+                }
+                json_t *e = s_text_value(f, item, why, whylen);
+                if (!e) {
+                    json_decref(v);
+                    return SOFFA_ERR_BAD_FIELD;
+                }
+                json_array_append_new(v, e);
+            }
+        } else {
+            v = s_text_value(f, text, why, whylen);
+            if (!v)
+                return SOFFA_ERR_BAD_FIELD;
+        }
+        json_object_set_new(o, name, v);
+        return SOFFA_OK;
+    }
+    snprintf(why, whylen, "--%s: empty field name", path);
+    return SOFFA_ERR_BAD_FIELD;
 }
 
 /* ---- View ------------------------------------------------------------- */

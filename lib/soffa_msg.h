@@ -172,6 +172,16 @@ soffa_err_t soffa_msg_from_json(const char *json, soffa_msg_t **out, char *why, 
  *  the caller; NULL when out of memory. */
 char *soffa_msg_to_json(const soffa_msg_t *msg);
 
+/*  Sets field `path` (dotted, e.g. "scope.recipients") of `obj` (a jansson
+ *  object holding the JSON form of message part `part`: "message" or a
+ *  payload type name such as "absence_reported") from command-line text,
+ *  coerced by the schema: numbers, true/false, codes by name, dates as
+ *  YYYY-MM-DD, ids as UUID text ("new" makes a fresh UUIDv7), and repeated
+ *  fields from comma-separated lists. Returns SOFFA_OK, or
+ *  SOFFA_ERR_BAD_FIELD with `why` naming the field and what it takes. */
+soffa_err_t soffa_msg_json_set(void *obj, const char *part, const char *path, const char *text, char *why,
+                               size_t whylen);
+
 /* ---- Reading ---- */
 
 /*  Fills the flat view of msg. */

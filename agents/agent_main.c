@@ -1,0 +1,72 @@
+/*  soffa-agent: the daemon at an agency site. Runs in the foreground, logs
+ *  to stderr, stops cleanly on SIGTERM/SIGINT. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "soffa_agent.h"
+#include "soffa_log.h"
+
+static volatile sig_atomic_t s_stop = 0;
+
+static void
+s_on_signal(int sig)
+{
+    (void) sig;
+    s_stop = 1;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *config = NULL;
+    int check = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+            config = argv[++i];
+        } else if (!strcmp(argv[i], "--check")) {
+            check = 1;
+        } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            puts("usage: soffa-agent --config FILE [--check]\n\n"
+                 "Runs a soffa agent in the foreground (see config/agent.ini).\n"
+                 "  --check   check the configuration, print the effective settings, exit");
+            return 0;
+        } else {
+            fprintf(stderr, "soffa-agent: unknown argument '%s' (see soffa-agent --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!config) {
+        fprintf(stderr, "soffa-agent: --config FILE is required (see soffa-agent --help)\n");
+        return 2;
+    }
+    soffa_log_setup("soffa-agent", SOFFA_LOG_INFO);
+    char why[1024] = "";
+    soffa_agent_t *agent = NULL;
+    soffa_err_t rc = soffa_agent_new(&agent, config, why, sizeof why);
+    if (rc != SOFFA_OK) {
+        fprintf(stderr, "soffa-agent: %s\n", why[0] ? why : soffa_strerror(rc));
+        return 1;
+    }
+    if (check) {
+        soffa_agent_print_config(agent, stdout);
+        soffa_agent_destroy(&agent);
+        return 0;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = s_on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rc = soffa_agent_open(agent, why, sizeof why);
+    if (rc != SOFFA_OK) {
+        soffa_error("cannot start: %s", why);
+        soffa_agent_destroy(&agent);
+        return 1;
+    }
+    rc = soffa_agent_run(agent, &s_stop);
+    soffa_agent_destroy(&agent);
+    soffa_info("stopped");
+    return rc == SOFFA_OK ? 0 : 1;
+}

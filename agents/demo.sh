@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The soffa demo: a Tjörn pupil at a Stenungsund school, end to end.
+#
+#   agents/demo.sh BUILD_DIR
+#
+# Brings up a local network (broker + one agent of each role) in a temporary
+# directory, plays the story step by step with the real command line, checks
+# at every step that each party received what it should, in order, and takes
+# the network down again. Exit status 0 when every check held. The test suite
+# runs this same script.
+set -euo pipefail
+
+BUILD=${1:?usage: agents/demo.sh BUILD_DIR}
+BUILD=$(cd "$BUILD" && pwd)
+SOFFA="$BUILD/soffa"
+NET=$(mktemp -d /tmp/soffa-demo-XXXXXX)
+trap '"$SOFFA" down "$NET" >/dev/null 2>&1 || true; rm -rf "$NET"' EXIT
+
+bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
+say() { printf '  %s\n' "$*"; }
+# run AGENT ARGS...: shows the command as a person would type it, then runs it.
+run() {
+    local agent=$1
+    shift
+    printf '  \033[2m$ soffa --agent %s %s\033[0m\n' "$agent" "$*"
+    "$SOFFA" --net "$NET" --agent "$agent" "$@" 2>&1 | sed 's/^/    /'
+    return "${PIPESTATUS[0]}"
+}
+# types AGENT: the message types in AGENT's inbox, in order, one line.
+types() {
+    "$SOFFA" --net "$NET" --agent "$1" --json inbox | grep -o '"type":"[a-z_]*"' | cut -d'"' -f4 | tr '\n' ' ' | sed 's/ $//'
+}
+check() {   # check WHAT EXPECTED ACTUAL
+    if [ "$2" != "$3" ]; then
+        printf '\n  CHECK FAILED: %s\n    expected: %s\n    got:      %s\n' "$1" "$2" "$3" >&2
+        exit 1
+    fi
+    printf '  \033[32mok\033[0m  %s\n' "$1"
+}
+
+# A made-up pupil born 14 March 2008 (18 years old in the story); not a real
+# person's number. Registered in Tjörn (1419), studying in Stenungsund (1415).
+PUPIL=080314-2710
+TODAY=$(date +%F)
+
+bold "1. A network of agencies comes up"
+"$SOFFA" up "$NET" | sed 's/^/  /'
+
+bold "2. The school in Stenungsund reports significant absence"
+say "The pupil lives in Tjörn, so the law (SL 15:15) says Tjörn's KAA must hear of it."
+say "Tjörn's KAA caseworker watches the inbox live:"
+"$SOFFA" --net "$NET" --agent kaa-1419 watch > "$NET/watch.out" &
+WATCH=$!
+sleep 0.5
+run school-1415 signal absence --pupil $PUPIL --hemkommun 1419 --period-from 2026-09-01 \
+    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --investigation-started yes --school-unit 14150001
+for _ in $(seq 50); do grep -q absence_reported "$NET/watch.out" && break; sleep 0.1; done
+kill $WATCH 2>/dev/null || true
+wait $WATCH 2>/dev/null || true
+say "What appeared on the caseworker's screen in Tjörn:"
+sed 's/^/    /' "$NET/watch.out"
+check "Tjörn's KAA received the signal" "absence_reported" "$(types kaa-1419)"
+check "Stenungsund's KAA received nothing" "" "$(types kaa-1415)"
+
+bold "3. Tjörn's KAA acknowledges the signal; the school sees the receipt"
+run kaa-1419 ack --re last --result REGISTERED
+sleep 0.3
+check "the school received the acknowledgement" "signal_acknowledged" "$(types school-1415)"
+
+bold "4. The KAA opens a case and reaches the young person by phone"
+CASE=$(cat /proc/sys/kernel/random/uuid)
+run kaa-1419 case open --re 1 --case-id "$CASE" --registration-reason DROPOUT_NATIONAL
+run kaa-1419 case contact --re 1 --case-id "$CASE" --attempt-no 1 --channel PHONE --outcome REACHED
+run kaa-1419 case occupation --re 1 --case-id "$CASE" --as-of "$TODAY" --occupation NONE
+
+bold "5. The young person consents to a referral to Arbetsförmedlingen"
+run kaa-1419 consent record --re 1 --youth-age-at-grant 18 --maturity-assessed yes \
+    --scope.recipients ARBETSFORMEDLINGEN --scope.purposes REFERRAL,STATUS_FEEDBACK \
+    --scope.data-categories IDENTITY,OCCUPATION --valid-from "$TODAY" \
+    --valid-to "$(date -d '+6 months' +%F)" --recorded-by handlaggare-7 | tee "$NET/consent.out"
+CONSENT=$(awk '/consent_id/ {print $2}' "$NET/consent.out")
+say "(consent id $CONSENT)"
+
+bold "6. The KAA refers the young person to Arbetsförmedlingen"
+run kaa-1419 refer af --re 1 --consent "$CONSENT" --purpose AF_YOUTH_PROGRAMME \
+    --summary "Vill komma ut i praktik inom handel."
+sleep 0.3
+check "Arbetsförmedlingen received the referral" "referral_sent" "$(types af-1419)"
+
+bold "7. Arbetsförmedlingen answers: received, then accepted"
+run af-1419 referral status --re last --status RECEIVED
+run af-1419 referral status --re last --status ACCEPTED
+sleep 0.3
+check "the KAA received both answers, in order" \
+    "absence_reported referral_status_changed referral_status_changed" "$(types kaa-1419)"
+
+bold "8. A referral to social services without consent is refused"
+say "The consent covers Arbetsförmedlingen only; social services secrecy (OSL 26:1) needs more."
+if run kaa-1419 refer social --re 1 --consent "$CONSENT"; then
+    check "the referral to social services is refused" "refused" "accepted"
+fi
+check "nothing reached social services" "" "$(types social-1419)"
+
+bold "9. A measure starts and ends, and the case is closed"
+MEASURE=$(cat /proc/sys/kernel/random/uuid)
+run kaa-1419 case measure-start --re 1 --case-id "$CASE" --measure-id "$MEASURE" --measure-type AF_PROGRAMME --start "$TODAY"
+run af-1419 referral status --re last --status COMPLETED
+run kaa-1419 case measure-end --re 1 --case-id "$CASE" --measure-id "$MEASURE" --measure-type AF_PROGRAMME \
+    --end "$TODAY" --outcome COMPLETED
+run kaa-1419 case close --re 1 --case-id "$CASE" --reason STARTED_EQUIVALENT
+sleep 0.3
+
+bold "10. The auditor replays the pupil's whole history and verifies the chain"
+run audit history --pupil $PUPIL | tee "$NET/history.out"
+HIST=$(grep -o 'seq [0-9]* .*  [a-z_]* ' "$NET/history.out" | awk '{print $5}' | tr '\n' ' ' | sed 's/ $//')
+check "the history shows every step, in order" \
+    "absence_reported signal_acknowledged kaa_case_opened contact_attempted occupation_recorded consent_recorded referral_sent referral_status_changed referral_status_changed measure_started referral_status_changed measure_ended kaa_case_closed" \
+    "$HIST"
+run audit access-log --pupil $PUPIL | tee "$NET/access.out"
+grep -q "audit read 13 record(s)" "$NET/access.out" || check "the history read is in the access log" "logged" "missing"
+printf '  \033[2m$ soffa verify %s\033[0m\n' "$NET/broker/data"
+"$SOFFA" verify "$NET/broker/data" | tee "$NET/verify.out" | sed 's/^/    /'
+grep -q '^intact' "$NET/verify.out" || check "the chain verifies" "intact" "$(cat "$NET/verify.out")"
+run kaa-1419 status
+
+bold "11. The network goes down"
+"$SOFFA" down "$NET" | sed 's/^/  /'
+say "Every check held."

@@ -1,0 +1,423 @@
+/*  soffa_box: LMDB-backed outbox and inbox of one agent. */
+#include "soffa_box.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "soffa_log.h"
+#include "soffa_store.h"
+#include "soffa_time.h"
+
+#define S_IN_HDR (1 + 4 + 8 + 8)   /* state, attempts, next try, received */
+
+struct soffa_box {
+    MDB_env *env;
+    MDB_dbi outbox, sent, inbox, imsg, meta;
+};
+
+static void
+s_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t) v;
+}
+
+static uint64_t
+s_get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+#define S_MDB(expr)                  \
+    do {                             \
+        mrc = (expr);                \
+        if (mrc != 0)                \
+            goto fail;               \
+    } while (0)
+
+soffa_err_t
+soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size)
+{
+    *out = NULL;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return soffa_err_from_errno(errno);
+    soffa_box_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return SOFFA_ERR_NOMEM;
+    int mrc;
+    MDB_txn *txn = NULL;
+    S_MDB(mdb_env_create(&self->env));
+    mdb_env_set_maxdbs(self->env, 8);
+    S_MDB(mdb_env_set_mapsize(self->env, map_size ? map_size : (size_t) 256 << 20));
+    S_MDB(mdb_env_open(self->env, dir, MDB_NOTLS, 0600));
+    S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
+    S_MDB(mdb_dbi_open(txn, "outbox", MDB_CREATE, &self->outbox));
+    S_MDB(mdb_dbi_open(txn, "sent", MDB_CREATE, &self->sent));
+    S_MDB(mdb_dbi_open(txn, "inbox", MDB_CREATE, &self->inbox));
+    S_MDB(mdb_dbi_open(txn, "imsg", MDB_CREATE, &self->imsg));
+    S_MDB(mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta));
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (mrc != 0)
+        goto fail;
+    *out = self;
+    return SOFFA_OK;
+fail:
+    soffa_error("agent store %s: %s", dir, mdb_strerror(mrc));
+    if (txn)
+        mdb_txn_abort(txn);
+    if (self->env)
+        mdb_env_close(self->env);
+    free(self);
+    return soffa_store_err(mrc);
+}
+
+void
+soffa_box_close(soffa_box_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mdb_env_close((*self_p)->env);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+/* ---- Outbox ---------------------------------------------------------------- */
+
+soffa_err_t
+soffa_box_outbox_put(soffa_box_t *self, const uint8_t msg_id[16], const uint8_t *msg, size_t len, uint64_t *local_id)
+{
+    int mrc;
+    MDB_txn *txn = NULL;
+    S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
+    MDB_val nk = {4, "next"}, nv;
+    uint64_t next = 1;
+    mrc = mdb_get(txn, self->meta, &nk, &nv);
+    if (mrc == 0 && nv.mv_size == 8)
+        next = s_get_u64(nv.mv_data);
+    else if (mrc != MDB_NOTFOUND && mrc != 0)
+        goto fail;
+    uint8_t kb[8], nb[8];
+    s_put_u64(kb, next);
+    s_put_u64(nb, next + 1);
+    MDB_val k = {8, kb}, v = {16 + len, NULL};
+    S_MDB(mdb_put(txn, self->outbox, &k, &v, MDB_RESERVE | MDB_APPEND));
+    memcpy(v.mv_data, msg_id, 16);
+    memcpy((uint8_t *) v.mv_data + 16, msg, len);
+    nv = (MDB_val) {8, nb};
+    S_MDB(mdb_put(txn, self->meta, &nk, &nv, 0));
+    mrc = mdb_txn_commit(txn);   /* durable before the caller answers */
+    txn = NULL;
+    if (mrc != 0)
+        goto fail;
+    *local_id = next;
+    return SOFFA_OK;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    return soffa_store_err(mrc);
+}
+
+soffa_err_t
+soffa_box_outbox_scan(soffa_box_t *self, uint64_t after,
+                      int (*fn)(void *, uint64_t, const uint8_t *, const uint8_t *, size_t), void *ctx)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = mdb_cursor_open(txn, self->outbox, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return soffa_store_err(mrc);
+    }
+    uint8_t kb[8];
+    s_put_u64(kb, after + 1);
+    MDB_val k = {8, kb}, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8 || v.mv_size < 16)
+            continue;
+        const uint8_t *p = v.mv_data;
+        if (fn(ctx, s_get_u64(k.mv_data), p, p + 16, v.mv_size - 16))
+            break;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return SOFFA_OK;
+}
+
+soffa_err_t
+soffa_box_outbox_done(soffa_box_t *self, uint64_t local_id, const uint8_t msg_id[16], const soffa_box_sent_t *r)
+{
+    int mrc;
+    MDB_txn *txn = NULL;
+    S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
+    uint8_t kb[8];
+    s_put_u64(kb, local_id);
+    MDB_val k = {8, kb};
+    mrc = mdb_del(txn, self->outbox, &k, NULL);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        goto fail;
+    MDB_val sk = {16, (void *) msg_id}, sv = {sizeof *r, (void *) r};
+    S_MDB(mdb_put(txn, self->sent, &sk, &sv, 0));
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (mrc != 0)
+        goto fail;
+    return SOFFA_OK;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    return soffa_store_err(mrc);
+}
+
+static uint64_t
+s_entries(soffa_box_t *self, MDB_dbi dbi)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    if (mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0;
+    uint64_t n = mdb_stat(txn, dbi, &st) == 0 ? st.ms_entries : 0;
+    mdb_txn_abort(txn);
+    return n;
+}
+
+uint64_t
+soffa_box_outbox_count(soffa_box_t *self)
+{
+    return s_entries(self, self->outbox);
+}
+
+soffa_err_t
+soffa_box_sent_get(soffa_box_t *self, const uint8_t msg_id[16], soffa_box_sent_t *out)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k = {16, (void *) msg_id}, v;
+    mrc = mdb_get(txn, self->sent, &k, &v);
+    if (mrc == 0 && v.mv_size == sizeof *out)
+        memcpy(out, v.mv_data, sizeof *out);
+    mdb_txn_abort(txn);
+    return mrc == 0 ? SOFFA_OK : soffa_store_err(mrc);
+}
+
+/* ---- Inbox ----------------------------------------------------------------- */
+
+static uint64_t
+s_last(MDB_txn *txn, MDB_dbi meta, const char *mailbox)
+{
+    char key[SOFFA_NAME_MAX + 8];
+    int n = snprintf(key, sizeof key, "last:%s", mailbox);
+    MDB_val k = {(size_t) n, key}, v;
+    if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 8)
+        return s_get_u64(v.mv_data);
+    return 0;
+}
+
+uint64_t
+soffa_box_inbox_last(soffa_box_t *self, const char *mailbox)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0;
+    uint64_t last = s_last(txn, self->meta, mailbox);
+    mdb_txn_abort(txn);
+    return last;
+}
+
+soffa_err_t
+soffa_box_inbox_put(soffa_box_t *self, const char *mailbox, soffa_box_delivery_t *d, size_t n, soffa_in_state_t state)
+{
+    int mrc;
+    MDB_txn *txn = NULL;
+    S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
+    uint64_t last = s_last(txn, self->meta, mailbox);
+    int64_t now = soffa_now_us();
+    for (size_t i = 0; i < n; i++) {
+        d[i].stored = false;
+        if (d[i].seq <= last)
+            continue;   /* a redelivery of something already stored */
+        uint8_t kb[8];
+        s_put_u64(kb, d[i].seq);
+        MDB_val k = {8, kb}, v = {S_IN_HDR + d[i].len, NULL};
+        S_MDB(mdb_put(txn, self->inbox, &k, &v, MDB_RESERVE));
+        uint8_t *p = v.mv_data;
+        p[0] = (uint8_t) state;
+        memset(p + 1, 0, 4 + 8);
+        s_put_u64(p + 13, (uint64_t) now);
+        memcpy(p + S_IN_HDR, d[i].env, d[i].len);
+        if (d[i].msg_id) {
+            MDB_val mk = {16, (void *) d[i].msg_id}, mv = {8, kb};
+            S_MDB(mdb_put(txn, self->imsg, &mk, &mv, 0));
+        }
+        last = d[i].seq;
+        d[i].stored = true;
+    }
+    char key[SOFFA_NAME_MAX + 8];
+    int kl = snprintf(key, sizeof key, "last:%s", mailbox);
+    uint8_t lb[8];
+    s_put_u64(lb, last);
+    MDB_val lk = {(size_t) kl, key}, lv = {8, lb};
+    S_MDB(mdb_put(txn, self->meta, &lk, &lv, 0));
+    mrc = mdb_txn_commit(txn);   /* durable before the broker hears an ack */
+    txn = NULL;
+    if (mrc != 0)
+        goto fail;
+    return SOFFA_OK;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    for (size_t i = 0; i < n; i++)
+        d[i].stored = false;
+    return soffa_store_err(mrc);
+}
+
+static soffa_box_in_t
+s_in(const MDB_val *k, const MDB_val *v)
+{
+    const uint8_t *p = v->mv_data;
+    soffa_box_in_t in = {s_get_u64(k->mv_data), (soffa_in_state_t) p[0],
+                         (uint32_t) p[1] << 24 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 8 | p[4],
+                         (int64_t) s_get_u64(p + 5), (int64_t) s_get_u64(p + 13), p + S_IN_HDR, v->mv_size - S_IN_HDR};
+    return in;
+}
+
+soffa_err_t
+soffa_box_inbox_scan(soffa_box_t *self, uint64_t after, int (*fn)(void *, const soffa_box_in_t *), void *ctx)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = mdb_cursor_open(txn, self->inbox, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return soffa_store_err(mrc);
+    }
+    uint8_t kb[8];
+    s_put_u64(kb, after + 1);
+    MDB_val k = {8, kb}, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8 || v.mv_size < S_IN_HDR)
+            continue;
+        soffa_box_in_t in = s_in(&k, &v);
+        if (fn(ctx, &in))
+            break;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return SOFFA_OK;
+}
+
+soffa_err_t
+soffa_box_inbox_get(soffa_box_t *self, uint64_t seq, int (*fn)(void *, const soffa_box_in_t *), void *ctx)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    uint8_t kb[8];
+    s_put_u64(kb, seq);
+    MDB_val k = {8, kb}, v;
+    mrc = mdb_get(txn, self->inbox, &k, &v);
+    if (mrc == 0 && v.mv_size >= S_IN_HDR) {
+        soffa_box_in_t in = s_in(&k, &v);
+        fn(ctx, &in);
+    }
+    mdb_txn_abort(txn);
+    return mrc == 0 ? SOFFA_OK : soffa_store_err(mrc);
+}
+
+soffa_err_t
+soffa_box_inbox_find(soffa_box_t *self, const uint8_t msg_id[16], uint64_t *seq)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k = {16, (void *) msg_id}, v;
+    mrc = mdb_get(txn, self->imsg, &k, &v);
+    if (mrc == 0 && v.mv_size == 8)
+        *seq = s_get_u64(v.mv_data);
+    mdb_txn_abort(txn);
+    return mrc == 0 ? SOFFA_OK : soffa_store_err(mrc);
+}
+
+soffa_err_t
+soffa_box_inbox_set_state(soffa_box_t *self, uint64_t seq, soffa_in_state_t state, uint32_t attempts, int64_t next_try_us)
+{
+    int mrc;
+    MDB_txn *txn = NULL;
+    S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
+    uint8_t kb[8];
+    s_put_u64(kb, seq);
+    MDB_val k = {8, kb}, v;
+    S_MDB(mdb_get(txn, self->inbox, &k, &v));
+    if (v.mv_size < S_IN_HDR) {
+        mdb_txn_abort(txn);
+        return SOFFA_ERR_STORE_CORRUPT;
+    }
+    uint8_t *copy = malloc(v.mv_size);
+    if (!copy) {
+        mdb_txn_abort(txn);
+        return SOFFA_ERR_NOMEM;
+    }
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[0] = (uint8_t) state;
+    copy[1] = (uint8_t) (attempts >> 24);
+    copy[2] = (uint8_t) (attempts >> 16);
+    copy[3] = (uint8_t) (attempts >> 8);
+    copy[4] = (uint8_t) attempts;
+    s_put_u64(copy + 5, (uint64_t) next_try_us);
+    MDB_val nv = {v.mv_size, copy};
+    mrc = mdb_put(txn, self->inbox, &k, &nv, 0);
+    free(copy);
+    if (mrc != 0)
+        goto fail;
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (mrc != 0)
+        goto fail;
+    return SOFFA_OK;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    return soffa_store_err(mrc);
+}
+
+typedef struct {
+    uint64_t total, fresh, failed;
+} s_counts_t;
+
+static int
+s_count(void *ctx, const soffa_box_in_t *in)
+{
+    s_counts_t *c = ctx;
+    c->total++;
+    c->fresh += in->state == SOFFA_IN_NEW;
+    c->failed += in->state == SOFFA_IN_FAILED;
+    return 0;
+}
+
+void
+soffa_box_inbox_counts(soffa_box_t *self, uint64_t *total, uint64_t *fresh, uint64_t *failed)
+{
+    s_counts_t c = {0, 0, 0};
+    soffa_box_inbox_scan(self, 0, s_count, &c);
+    if (total)
+        *total = c.total;
+    if (fresh)
+        *fresh = c.fresh;
+    if (failed)
+        *failed = c.failed;
+}

@@ -1,0 +1,111 @@
+/*  soffa_box: an agent's durable outbox and inbox, in its own LMDB file.
+ *
+ *    outbox  local id (u64)      -> message id(16) || encoded message
+ *    sent    message id          -> result (time, seq, code, mailbox, reason)
+ *    inbox   seq (u64)           -> state, attempts, next try, received || envelope
+ *    imsg    message id          -> seq            (find a delivered message)
+ *    meta    "last:" mailbox     -> last stored seq; "next" -> next local id
+ *
+ *  Every write commits durably before the call returns (no MDB_NOSYNC): a
+ *  message handed to the agent is on disk before the command returns, and a
+ *  delivery is on disk before the agent acknowledges it to the broker.
+ */
+#ifndef SOFFA_BOX_H
+#define SOFFA_BOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "soffa_err.h"
+#include "soffa_wire.h"
+
+typedef struct soffa_box soffa_box_t;
+
+typedef enum {
+    SOFFA_IN_NEW = 0,      /* stored; its hook has not succeeded yet */
+    SOFFA_IN_DONE = 1,     /* handled (hook succeeded, or no hook) */
+    SOFFA_IN_FAILED = 2,   /* hook failed too often: parked until retried */
+} soffa_in_state_t;
+
+/*  The outcome of one sent message. code is SOFFA_OK when acknowledged. */
+typedef struct {
+    int64_t at_us;
+    uint64_t seq;
+    uint32_t code;
+    char mailbox[SOFFA_NAME_MAX];
+    char reason[256];
+} soffa_box_sent_t;
+
+/*  One inbox record as a visitor sees it (bytes valid during the call). */
+typedef struct {
+    uint64_t seq;
+    soffa_in_state_t state;
+    uint32_t attempts;
+    int64_t next_try_us;
+    int64_t received_us;
+    const uint8_t *env;
+    size_t len;
+} soffa_box_in_t;
+
+/*  One delivery to store. */
+typedef struct {
+    uint64_t seq;
+    const uint8_t *env;
+    size_t len;
+    const uint8_t *msg_id;   /* 16 bytes, or NULL */
+    bool stored;             /* out: false when it was a redelivery */
+} soffa_box_delivery_t;
+
+soffa_err_t soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size);
+void soffa_box_close(soffa_box_t **self_p);
+
+/*  Stores an encoded message in the outbox; *local_id orders it. */
+soffa_err_t soffa_box_outbox_put(soffa_box_t *self, const uint8_t msg_id[16], const uint8_t *msg, size_t len,
+                                 uint64_t *local_id);
+
+/*  Visits outbox entries with local id > after, oldest first; fn returns
+ *  non-zero to stop. */
+soffa_err_t soffa_box_outbox_scan(soffa_box_t *self, uint64_t after,
+                                  int (*fn)(void *ctx, uint64_t local_id, const uint8_t msg_id[16],
+                                            const uint8_t *msg, size_t len),
+                                  void *ctx);
+
+/*  Removes an outbox entry and records its outcome, in one transaction. */
+soffa_err_t soffa_box_outbox_done(soffa_box_t *self, uint64_t local_id, const uint8_t msg_id[16],
+                                  const soffa_box_sent_t *result);
+
+/*  Entries waiting in the outbox. */
+uint64_t soffa_box_outbox_count(soffa_box_t *self);
+
+/*  The recorded outcome of message msg_id (SOFFA_ERR_NOT_FOUND if none). */
+soffa_err_t soffa_box_sent_get(soffa_box_t *self, const uint8_t msg_id[16], soffa_box_sent_t *out);
+
+/*  Stores deliveries of `mailbox` in one transaction, skipping sequences
+ *  at or below the last one stored (redeliveries). state is the initial
+ *  state of new records. */
+soffa_err_t soffa_box_inbox_put(soffa_box_t *self, const char *mailbox, soffa_box_delivery_t *d, size_t n,
+                                soffa_in_state_t state);
+
+/*  The last sequence stored for mailbox (0 when none). */
+uint64_t soffa_box_inbox_last(soffa_box_t *self, const char *mailbox);
+
+/*  Visits inbox records with seq > after, in order. */
+soffa_err_t soffa_box_inbox_scan(soffa_box_t *self, uint64_t after, int (*fn)(void *ctx, const soffa_box_in_t *in),
+                                 void *ctx);
+
+/*  Visits one inbox record. */
+soffa_err_t soffa_box_inbox_get(soffa_box_t *self, uint64_t seq, int (*fn)(void *ctx, const soffa_box_in_t *in),
+                                void *ctx);
+
+/*  The seq of the delivered message msg_id (SOFFA_ERR_NOT_FOUND if none). */
+soffa_err_t soffa_box_inbox_find(soffa_box_t *self, const uint8_t msg_id[16], uint64_t *seq);
+
+/*  Changes the processing state of one inbox record. */
+soffa_err_t soffa_box_inbox_set_state(soffa_box_t *self, uint64_t seq, soffa_in_state_t state, uint32_t attempts,
+                                      int64_t next_try_us);
+
+/*  Counts of inbox records: all, and by state. */
+void soffa_box_inbox_counts(soffa_box_t *self, uint64_t *total, uint64_t *fresh, uint64_t *failed);
+
+#endif

@@ -1,0 +1,93 @@
+/*  soffa_record: envelope and message to JSON, and a one-line summary. */
+#include "soffa_record.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "soffa_msg.h"
+#include "soffa_time.h"
+#include "soffa_wire.h"
+
+static json_t *
+s_hex(const uint8_t *b, size_t n)
+{
+    char s[2 * 64 + 1];
+    static const char hex[] = "0123456789abcdef";
+    if (n > 64)
+        n = 64;
+    for (size_t i = 0; i < n; i++) {
+        s[2 * i] = hex[b[i] >> 4];
+        s[2 * i + 1] = hex[b[i] & 15];
+    }
+    s[2 * n] = '\0';
+    return json_string(s);
+}
+
+json_t *
+soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash)
+{
+    soffa_envelope_t e;
+    if (soffa_envelope_decode(env, len, &e) != SOFFA_OK)
+        return NULL;
+    char ts[32];
+    soffa_time_format(e.received_at_us, ts);
+    json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}}", "seq", (json_int_t) e.seq, "mailbox",
+                          e.mailbox, "kind", e.kind == SOFFA_RK_ACCESS ? "access" : "message", "received_at", ts,
+                          "received_at_us", (json_int_t) e.received_at_us, "sender", "agent", e.sender_agent, "role",
+                          soffa_role_name(e.sender_role), "kommun", e.sender_kommun, "unit", e.sender_unit);
+    if (!o) {
+        soffa_envelope_fini(&e);
+        return NULL;
+    }
+    if (hash)
+        json_object_set_new(o, "hash", s_hex(hash, SOFFA_HASH_LEN));
+    json_object_set_new(o, "prev_hash", s_hex(e.prev_hash, SOFFA_HASH_LEN));
+    if (e.kind == SOFFA_RK_MESSAGE) {
+        json_object_set_new(o, "type", json_string(soffa_msg_type_name((soffa_msg_type_t) e.msg_type)));
+        soffa_msg_t *m = NULL;
+        if (soffa_msg_decode(e.body, e.body_len, &m) == SOFFA_OK) {
+            char *s = soffa_msg_to_json(m);
+            json_t *mj = s ? json_loads(s, 0, NULL) : NULL;
+            if (mj)
+                json_object_set_new(o, "message", mj);
+            free(s);
+        }
+        soffa_msg_destroy(&m);
+    } else if (e.kind == SOFFA_RK_ACCESS) {
+        json_object_set_new(o, "type", json_string("access"));
+        soffa_access_t a;
+        if (soffa_access_decode(e.body, e.body_len, &a) == SOFFA_OK)
+            json_object_set_new(o, "access", json_pack("{s:s, s:s, s:s, s:s, s:I}", "agent", a.agent, "role",
+                                                       soffa_role_name(a.role), "request", a.request, "filter",
+                                                       a.filter, "records", (json_int_t) a.records));
+    }
+    soffa_envelope_fini(&e);
+    return o;
+}
+
+void
+soffa_record_line(json_t *rec, char *out, size_t outlen)
+{
+    const char *ts = json_string_value(json_object_get(rec, "received_at"));
+    const char *type = json_string_value(json_object_get(rec, "type"));
+    const char *from = json_string_value(json_object_get(json_object_get(rec, "sender"), "agent"));
+    json_t *m = json_object_get(rec, "message");
+    json_t *subj = json_object_get(m, "subject");
+    const char *pid = json_string_value(json_object_get(subj, "id"));
+    const char *hem = json_string_value(json_object_get(subj, "hemkommun"));
+    char when[20] = "";
+    if (ts)
+        snprintf(when, sizeof when, "%.10s %.5s", ts, ts + 11);
+    if (json_object_get(rec, "access")) {
+        json_t *a = json_object_get(rec, "access");
+        snprintf(out, outlen, "seq %-6lld %s  %-24s %s read %lld record(s): %s",
+                 (long long) json_integer_value(json_object_get(rec, "seq")), when, "access",
+                 json_string_value(json_object_get(a, "agent")), (long long) json_integer_value(json_object_get(a, "records")),
+                 json_string_value(json_object_get(a, "filter")));
+        return;
+    }
+    snprintf(out, outlen, "seq %-6lld %s  %-24s from %-12s to %-18s pupil %s (%s)",
+             (long long) json_integer_value(json_object_get(rec, "seq")), when, type ? type : "?", from ? from : "?",
+             json_string_value(json_object_get(rec, "mailbox")), pid ? pid : "-", hem ? hem : "-");
+}
