@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Integration tests for soffa-agent and the soffa command line, with real
+# broker and agent processes over real sockets and real LMDB files.
+#
+#   tests/it_agents.sh BUILD_DIR
+#
+# Prints one line per check and a closing "N passed, N failed" line.
+set -uo pipefail
+
+BUILD=$(cd "${1:?usage: tests/it_agents.sh BUILD_DIR}" && pwd)
+SOFFA="$BUILD/soffa"
+NET=$(mktemp -d /tmp/soffa-it-XXXXXX)
+PASS=0
+FAIL=0
+trap '"$SOFFA" down "$NET" >/dev/null 2>&1; pkill -f "$NET/" 2>/dev/null; rm -rf "$NET"' EXIT
+
+ok() { PASS=$((PASS + 1)); echo "[PASS] $1"; }
+bad() { FAIL=$((FAIL + 1)); echo "[FAIL] $1"; [ $# -gt 1 ] && printf '       %s\n' "${@:2}"; }
+expect() {   # expect NAME EXPECTED ACTUAL
+    if [ "$2" == "$3" ]; then ok "$1"; else bad "$1" "expected: $2" "got:      $3"; fi
+}
+s() { local a=$1; shift; "$SOFFA" --net "$NET" --agent "$a" "$@"; }
+count() { s "$1" --json inbox --limit 100000 | grep -c '"seq"' || true; }
+pid_of() { awk -v n="$1" '$1 == n {print $2}' "$NET/pids"; }
+stop_proc() {   # stop_proc NAME SIGNAL
+    local p
+    p=$(pid_of "$1")
+    kill "-$2" "$p" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+}
+start_agent() {   # start_agent NAME: restart an agent and record its pid
+    setsid "$BUILD/soffa-agent" --config "$NET/$1/agent.ini" >>"$NET/$1/agent.log" 2>&1 </dev/null &
+    local p=$!
+    sed -i "s/^$1 .*/$1 $p/" "$NET/pids"
+    for _ in $(seq 100); do s "$1" --json status 2>/dev/null | grep -q '"connected":true' && return; sleep 0.1; done
+}
+start_broker() {
+    setsid "$BUILD/soffa-broker" --config "$NET/broker/broker.ini" >>"$NET/broker/broker.log" 2>&1 </dev/null &
+    local p=$!
+    sed -i "s/^broker .*/broker $p/" "$NET/pids"
+}
+wait_count() {   # wait_count AGENT N: until AGENT's inbox holds N (max 15 s)
+    for _ in $(seq 150); do [ "$(count "$1")" -ge "$2" ] && return; sleep 0.1; done
+}
+pupil() {   # pupil N: a made-up, valid 10-digit personnummer, born 2008
+    local d
+    d=$(printf '0803%02d%03d' $(( $1 % 28 + 1 )) $(( $1 % 900 + 100 )))
+    local sum=0 i v
+    for i in 0 1 2 3 4 5 6 7 8; do
+        v=$(( ${d:$i:1} * (i % 2 == 0 ? 2 : 1) ))
+        sum=$(( sum + v / 10 + v % 10 ))
+    done
+    echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
+}
+absence() {   # absence N [--wait MS]
+    s school-1415 signal absence --pupil "$(pupil "$1")" --hemkommun 1419 --period-from 2026-09-01 \
+        --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 "${@:2}"
+}
+
+"$SOFFA" up "$NET" >/dev/null || { echo "[FAIL] soffa up"; echo "0 passed, 1 failed"; exit 1; }
+
+# ---- it_20: refusals reach the person who typed the command ----
+out=$(s school-1415 refer af --pupil "$(pupil 1)" --hemkommun 1419 --consent new 2>&1); rc=$?
+expect "it_20 a refused command exits 1" 1 $rc
+case "$out" in *"may not send referral_sent"*"[POLICY]"*) ok "it_20 the broker's reason is shown";; *) bad "it_20 the broker's reason is shown" "$out";; esac
+out=$(s school-1415 signal absence --pupil 080314-2711 --hemkommun 1419 2>&1); rc=$?
+expect "it_20 a bad identity number is refused before anything is stored" 1 $rc
+case "$out" in *"check digit"*) ok "it_20 ... and says why";; *) bad "it_20 ... and says why" "$out";; esac
+out=$(s school-1415 signal absence --pupil "$(pupil 1)" --hemkommun 1419 --unexcused-band HUGE 2>&1); rc=$?
+case "$out" in *"SIGNIFICANT EXTENSIVE TOTAL"*) ok "it_20 a bad code lists the allowed ones";; *) bad "it_20 a bad code lists the allowed ones" "$out";; esac
+expect "it_20 nothing was left in the outbox" 0 "$(s school-1415 --json status | grep -o '"outbox":[0-9]*' | cut -d: -f2)"
+
+# ---- it_21: the broker is down for a while; nothing handed over is lost ----
+stop_proc broker TERM
+for i in $(seq 1 20); do absence "$((100 + i))" --wait 200 >/dev/null 2>&1; done
+expect "it_21 the school agent kept all 20 in its outbox" 20 "$(s school-1415 --json status | grep -o '"outbox":[0-9]*' | cut -d: -f2)"
+sleep 2
+start_broker
+wait_count kaa-1419 20
+sleep 1
+expect "it_21 every signal reached Tjörn's KAA after the broker returned, once each" 20 "$(count kaa-1419)"
+expect "it_21 no message id twice" 20 "$(s kaa-1419 --json inbox --limit 1000 | grep -o '"message_id":"[^"]*"' | sort -u | wc -l)"
+expect "it_21 the outbox is empty again" 0 "$(s school-1415 --json status | grep -o '"outbox":[0-9]*' | cut -d: -f2)"
+
+# ---- it_22: CSV import with good and bad rows ----
+{
+    echo "type,pupil,hemkommun,period_from,period_to,unexcused_band,school_unit,event,effective_date,school_form"
+    for i in $(seq 1 30); do
+        echo "absence,$(pupil "$((200 + i))"),1419,2026-09-01,2026-11-13,SIGNIFICANT,14150001,,,"
+    done
+    echo "absence,080314-2711,1419,2026-09-01,2026-11-13,SIGNIFICANT,14150001,,,"
+    echo "absence,$(pupil 300),1499x,2026-09-01,2026-11-13,SIGNIFICANT,14150001,,,"
+    echo "# a comment line"
+    echo "absence,$(pupil 301),1419,2026-09-31,2026-11-13,SIGNIFICANT,14150001,,,"
+    echo "enrolment,$(pupil 302),1419,,,,14150001,LEFT,2026-10-01,GY"
+    echo "transfer,$(pupil 303),1419,,,,14150001,,,"
+    echo "absence,$(pupil 304),1419,2026-09-01"
+} > "$NET/export.csv"
+out=$(s school-1415 import "$NET/export.csv" 2>&1); rc=$?
+expect "it_22 import exits 1 when a row is bad" 1 $rc
+for want in ":32: " ":33: " ":35: " ":37: " ":38: "; do
+    case "$out" in *"export.csv$want"*) ok "it_22 bad row reported with its line number ($want)";; *) bad "it_22 bad row reported ($want)" "$out";; esac
+done
+case "$out" in *"31 row(s) queued"*"5 bad row(s)"*) ok "it_22 good rows queued, bad rows counted";; *) bad "it_22 counts" "$out";; esac
+wait_count kaa-1419 51
+expect "it_22 the 31 good rows were delivered" 51 "$(count kaa-1419)"
+
+# ---- it_23: an agent killed with SIGKILL while receiving has everything exactly once ----
+for i in $(seq 1 150); do echo "absence,$(pupil "$((400 + i))"),1419,2026-09-01,2026-11-13,SIGNIFICANT,14150001"; done |
+    sed '1i type,pupil,hemkommun,period_from,period_to,unexcused_band,school_unit' > "$NET/burst.csv"
+s school-1415 import "$NET/burst.csv" >/dev/null 2>&1 &
+IMPORT=$!
+wait_count kaa-1419 80
+AT_KILL=$(count kaa-1419)
+stop_proc kaa-1419 KILL
+wait $IMPORT
+start_agent kaa-1419
+if [ "$AT_KILL" -lt 201 ]; then ok "it_23 the agent was killed mid-stream ($AT_KILL of 201 stored)"; else bad "it_23 kill mid-stream" "all 201 had arrived before the kill"; fi
+wait_count kaa-1419 201
+sleep 1
+expect "it_23 after SIGKILL and restart the inbox holds every message" 201 "$(count kaa-1419)"
+expect "it_23 ... each exactly once" 201 "$(s kaa-1419 --json inbox --limit 100000 | grep -o '"seq":[0-9]*' | sort -u | wc -l)"
+
+# ---- it_24: hooks feed a script; a failing hook parks its message and blocks nothing ----
+stop_proc af-1419 TERM
+cat > "$NET/hook.sh" <<'HOOK'
+#!/bin/sh
+# Fails for the second message until the file "fixed" exists.
+dir=$(dirname "$0")
+if [ "$SOFFA_SEQ" = "$(cat "$dir/fail-seq" 2>/dev/null)" ] && [ ! -e "$dir/fixed" ]; then exit 3; fi
+cat > "$dir/hooked-$SOFFA_SEQ.json"
+HOOK
+chmod +x "$NET/hook.sh"
+printf 'hook = %s/hook.sh\nhook_retries = 3\nhook_backoff_ms = 50\n' "$NET" >> "$NET/af-1419/agent.ini"
+start_agent af-1419
+CONSENT=$(s kaa-1419 consent record --re last --youth-age-at-grant 18 --maturity-assessed yes \
+    --scope.recipients ARBETSFORMEDLINGEN --scope.purposes REFERRAL --scope.data-categories IDENTITY \
+    --valid-from "$(date +%F)" --valid-to "$(date -d '+1 month' +%F)" --recorded-by h1 | awk '/consent_id/ {print $2}')
+s kaa-1419 refer af --re last --consent "$CONSENT" >/dev/null
+FAILSEQ=$(s kaa-1419 refer af --re last --consent "$CONSENT" | awk '/accepted/ {gsub(/[()]/, ""); print $NF}')
+echo "$FAILSEQ" > "$NET/fail-seq"
+s kaa-1419 refer af --re last --consent "$CONSENT" >/dev/null
+for _ in $(seq 100); do [ "$(ls "$NET"/hooked-*.json 2>/dev/null | wc -l)" -ge 2 ] && \
+    s af-1419 --json inbox --failed | grep -q '"seq"' && break; sleep 0.1; done
+expect "it_24 the hook got the messages around the failing one" 2 "$(ls "$NET"/hooked-*.json 2>/dev/null | wc -l)"
+grep -q '"type":"referral_sent"' "$NET"/hooked-*.json && ok "it_24 the hook receives the message as JSON" || bad "it_24 hook input is JSON"
+expect "it_24 the failing message is parked" "$FAILSEQ" "$(s af-1419 --json inbox --failed | grep -o '"seq":[0-9]*' | cut -d: -f2)"
+s af-1419 status | grep -q "1 failed" && ok "it_24 status shows the parked message" || bad "it_24 status shows the parked message" "$(s af-1419 status)"
+touch "$NET/fixed"
+s af-1419 retry "$FAILSEQ" >/dev/null
+for _ in $(seq 50); do [ -e "$NET/hooked-$FAILSEQ.json" ] && break; sleep 0.1; done
+[ -e "$NET/hooked-$FAILSEQ.json" ] && ok "it_24 'soffa retry' hands it to the hook again" || bad "it_24 retry"
+expect "it_24 nothing is parked any more" "" "$(s af-1419 --json inbox --failed | grep -o '"seq":[0-9]*')"
+
+# ---- it_25: the control socket and keys are owner-only ----
+expect "it_25 control socket mode" 600 "$(stat -c %a "$NET/kaa-1419/data/control.sock")"
+expect "it_25 key file mode" 600 "$(stat -c %a "$NET/kaa-1419/kaa-1419.key")"
+expect "it_25 agent store mode" 700 "$(stat -c %a "$NET/kaa-1419/data")"
+
+"$SOFFA" down "$NET" >/dev/null
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
