@@ -152,6 +152,19 @@ for _ in $(seq 50); do [ -e "$NET/hooked-$FAILSEQ.json" ] && break; sleep 0.1; d
 [ -e "$NET/hooked-$FAILSEQ.json" ] && ok "it_24 'soffa retry' hands it to the hook again" || bad "it_24 retry"
 expect "it_24 nothing is parked any more" "" "$(s af-1419 --json inbox --failed | grep -o '"seq":[0-9]*')"
 
+# ---- it_26: the example configuration checks, and a bad one says what to fix ----
+mkdir -p "$NET/cfg"
+cp "$(dirname "$0")/../config/agent.ini" "$NET/cfg/agent.ini"
+( cd "$NET/cfg" && "$SOFFA" keygen kaa-1419 >/dev/null && "$SOFFA" keygen broker >/dev/null )
+out=$("$BUILD/soffa-agent" --config "$NET/cfg/agent.ini" --check 2>&1); rc=$?
+expect "it_26 config/agent.ini is valid" 0 $rc
+printf '[agent]\nname = x\nbroker = tcp://127.0.0.1:1\nbroker_key = broker.pub\nkey = kaa-1419.key\ndata_dir = d\nwindow = 0\n' > "$NET/cfg/bad.ini"
+out=$("$BUILD/soffa-agent" --config "$NET/cfg/bad.ini" --check 2>&1); rc=$?
+case "$rc:$out" in 1:*"window must be in 1..1024"*) ok "it_26 an out-of-range value names the key and the range";; *) bad "it_26 bad config" "$out";; esac
+chmod 644 "$NET/cfg/kaa-1419.key"
+out=$("$BUILD/soffa-agent" --config "$NET/cfg/agent.ini" --check 2>&1); rc=$?
+case "$rc:$out" in 1:*"chmod 600"*) ok "it_26 a key file others can read is refused";; *) bad "it_26 readable key refused" "$out";; esac
+
 # ---- it_25: the control socket and keys are owner-only ----
 expect "it_25 control socket mode" 600 "$(stat -c %a "$NET/kaa-1419/data/control.sock")"
 expect "it_25 key file mode" 600 "$(stat -c %a "$NET/kaa-1419/kaa-1419.key")"
