@@ -302,6 +302,13 @@ s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, c
     const char *own = s_own_id(type);
     if (own && !json_object_get(pl, own))
         soffa_msg_json_set(pl, tname, own, "new", why, sizeof why);
+    if (type == SOFFA_MT_CONSENT_WITHDRAWN) {
+        /* `--consent ID` names the consent withdrawn; it happened now unless told. */
+        if (!json_object_get(pl, "consent_id") && json_object_get(m, "consent_id"))
+            json_object_set(pl, "consent_id", json_object_get(m, "consent_id"));
+        if (!json_object_get(pl, "withdrawn_at_us"))
+            json_object_set_new(pl, "withdrawn_at_us", json_integer(soffa_now_us()));
+    }
     if (type == SOFFA_MT_CONSENT_RECORDED || type == SOFFA_MT_CONSENT_WITHDRAWN)
         json_object_set(m, "consent_id", json_object_get(pl, "consent_id"));
     json_object_set(m, tname, pl);

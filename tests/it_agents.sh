@@ -152,6 +152,12 @@ for _ in $(seq 50); do [ -e "$NET/hooked-$FAILSEQ.json" ] && break; sleep 0.1; d
 [ -e "$NET/hooked-$FAILSEQ.json" ] && ok "it_24 'soffa retry' hands it to the hook again" || bad "it_24 retry"
 expect "it_24 nothing is parked any more" "" "$(s af-1419 --json inbox --failed | grep -o '"seq":[0-9]*')"
 
+# ---- it_27: withdrawing a consent from the command line stops new referrals on it ----
+out=$(s kaa-1419 consent withdraw --re last --consent "$CONSENT" 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted: consent withdraw -> kaa-journal/1419"*) ok "it_27 consent withdrawn with --consent alone";; *) bad "it_27 consent withdraw" "$out";; esac
+out=$(s kaa-1419 refer af --re last --consent "$CONSENT" 2>&1); rc=$?
+case "$rc:$out" in 1:*"withdrawn"*"[CONSENT]"*) ok "it_27 a referral on a withdrawn consent is refused";; *) bad "it_27 refused after withdrawal" "$out";; esac
+
 # ---- it_26: the example configuration checks, and a bad one says what to fix ----
 mkdir -p "$NET/cfg"
 cp "$(dirname "$0")/../config/agent.ini" "$NET/cfg/agent.ini"
