@@ -14,7 +14,18 @@ BUILD=${1:?usage: agents/demo.sh BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
 SOFFA="$BUILD/soffa"
 NET=$(mktemp -d /tmp/soffa-demo-XXXXXX)
-trap '"$SOFFA" down "$NET" >/dev/null 2>&1 || true; rm -rf "$NET"' EXIT
+finish() {
+    local rc=$?
+    "$SOFFA" down "$NET" >/dev/null 2>&1 || true
+    if [ $rc -ne 0 ]; then
+        # Leave the evidence in the output for whoever reads the failure.
+        for log in "$NET"/broker/broker.log "$NET"/*/agent.log; do
+            [ -f "$log" ] && { echo "---- tail of $log"; tail -n 25 "$log"; }
+        done
+    fi
+    rm -rf "$NET"
+}
+trap finish EXIT
 
 bold() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 say() { printf '  %s\n' "$*"; }
@@ -118,8 +129,10 @@ check "the history shows every step, in order" \
     "$HIST"
 run audit access-log --pupil $PUPIL | tee "$NET/access.out"
 grep -q "audit read 13 record(s)" "$NET/access.out" || check "the history read is in the access log" "logged" "missing"
-printf '  \033[2m$ soffa verify %s\033[0m\n' "$NET/broker/data"
-"$SOFFA" verify "$NET/broker/data" | tee "$NET/verify.out" | sed 's/^/    /'
+say "The broker signs a checkpoint of the chain every 10 records; verify checks them"
+say "against the broker's public key, offline, on the data directory (or a copy)."
+printf '  \033[2m$ soffa verify %s --key %s\033[0m\n' "$NET/broker/data" "$NET/broker/data/checkpoint.pub"
+"$SOFFA" verify "$NET/broker/data" --key "$NET/broker/data/checkpoint.pub" | tee "$NET/verify.out" | sed 's/^/    /'
 grep -q '^intact' "$NET/verify.out" || check "the chain verifies" "intact" "$(cat "$NET/verify.out")"
 run kaa-1419 status
 

@@ -722,33 +722,90 @@ s_cmd_access_log(s_ctx_t *c)
     return s_replay_common(c, "access-log", "access-log", true);
 }
 
+static bool
+s_read_hex_key(const char *text_or_file, uint8_t out[32])
+{
+    char buf[200];
+    const char *t = text_or_file;
+    if (strlen(t) != 64) {
+        FILE *f = fopen(t, "r");
+        if (!f || !fgets(buf, sizeof buf, f)) {
+            if (f)
+                fclose(f);
+            return false;
+        }
+        fclose(f);
+        buf[strcspn(buf, "\r\n")] = '\0';
+        t = buf;
+    }
+    if (strlen(t) != 64)
+        return false;
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(t + 2 * i, "%2x", &v) != 1)
+            return false;
+        out[i] = (uint8_t) v;
+    }
+    return true;
+}
+
 static int
 s_cmd_verify(s_ctx_t *c)
 {
-    if (s_want_help(c->argc, c->argv) || c->argc != 2) {
-        puts("usage: soffa verify DATA_DIR [--json]\n\n"
-             "Checks the hash chain of a broker's store offline, read-only: works on a copy\n"
-             "or a backup without a running broker. Reports the first sequence that was\n"
-             "altered, removed or reordered. Exit status 0 intact, 1 broken.");
-        return c->argc == 2 ? 0 : 2;
+    const char *dir = NULL, *key = NULL;
+    for (int i = 1; i < c->argc; i++) {
+        if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h"))
+            dir = NULL, i = c->argc + 1;
+        else if (!strcmp(c->argv[i], "--key") && i + 1 < c->argc)
+            key = c->argv[++i];
+        else if (!dir && c->argv[i][0] != '-')
+            dir = c->argv[i];
+        else
+            return s_die("verify", 2, "unknown argument '%s' (see soffa verify --help)", c->argv[i]);
+    }
+    if (!dir) {
+        puts("usage: soffa verify DATA_DIR [--key HEX|FILE] [--json]\n\n"
+             "Checks a broker's store offline and read-only (the live store, a copy or a\n"
+             "backup; no broker needed): every record's hash, its place and its link to the\n"
+             "one before, and every signed checkpoint. --key is the broker's checkpoint\n"
+             "public key (64 hex digits, or a file holding them) obtained from the broker's\n"
+             "operator; without it, DATA_DIR/checkpoint.pub is used, which proves only as\n"
+             "much as that copy can be trusted. Reports the first record that was altered,\n"
+             "removed or reordered. Exit status 0 intact, 1 broken.");
+        return s_want_help(c->argc, c->argv) ? 0 : 2;
+    }
+    uint8_t pk[32];
+    char note[1300] = "";
+    if (key) {
+        if (!s_read_hex_key(key, pk))
+            return s_die("verify", 2, "--key takes 64 hex digits or a file holding them");
+    } else {
+        char pp[1100];
+        snprintf(pp, sizeof pp, "%s/checkpoint.pub", dir);
+        if (!s_read_hex_key(pp, pk))
+            return s_die("verify", 1, "no --key given and %s is missing; ask the broker's operator for its checkpoint key", pp);
+        snprintf(note, sizeof note, " (against %s; give --key from the operator for proof against a tampered copy)", pp);
     }
     soffa_store_t *st = NULL;
-    soffa_store_opts_t o = {.path = c->argv[1], .read_only = true};
+    soffa_store_opts_t o = {.path = dir, .read_only = true};
     soffa_err_t rc = soffa_store_open(&st, &o);
     if (rc != SOFFA_OK)
-        return s_die("verify", 1, "cannot open the store at %s: %s", c->argv[1], soffa_strerror(rc));
+        return s_die("verify", 1, "cannot open the store at %s: %s", dir, soffa_strerror(rc));
     soffa_store_verify_t rep;
-    rc = soffa_store_verify(st, &rep);
+    rc = soffa_store_verify(st, pk, &rep);
     soffa_store_close(&st);
     if (c->json) {
-        json_t *j = json_pack("{s:b, s:I, s:I, s:s}", "intact", rc == SOFFA_OK, "records", (json_int_t) rep.records,
+        json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:s}", "intact", rc == SOFFA_OK, "records", (json_int_t) rep.records,
+                              "checkpoints", (json_int_t) rep.checkpoints, "signed_up_to", (json_int_t) rep.last_signed,
                               "bad_seq", (json_int_t) rep.bad_seq, "reason", rep.reason);
         char *s = json_dumps(j, JSON_COMPACT);
         puts(s);
         free(s);
         json_decref(j);
     } else if (rc == SOFFA_OK) {
-        printf("intact: %llu record(s), every hash and link checks out\n", (unsigned long long) rep.records);
+        printf("intact: %llu record(s), every hash and link checks out; %llu signed checkpoint(s), the newest vouching for 1..%llu%s\n",
+               (unsigned long long) rep.records, (unsigned long long) rep.checkpoints,
+               (unsigned long long) rep.last_signed, note);
     } else {
         printf("BROKEN at seq %llu: %s\n", (unsigned long long) rep.bad_seq, rep.reason);
     }
@@ -1119,7 +1176,8 @@ s_cmd_up(s_ctx_t *c)
     if (!f)
         return s_die("up", 1, "cannot write %s", path);
     fprintf(f, "; made by soffa up\n[broker]\nendpoint = tcp://127.0.0.1:%d\nipc_endpoint = ipc://%s/broker/broker.sock\n"
-               "secret_key = broker.key\ndata_dir = data\nheartbeat_ms = 1000\nexpiry_ms = 5000\n",
+               "secret_key = broker.key\ndata_dir = data\nheartbeat_ms = 1000\nexpiry_ms = 5000\n"
+               "[audit]\ncheckpoint_every = 10\ncheckpoint_ms = 10000\n",
             port, abs);
     for (size_t i = 0; i < S_NODES; i++) {
         const s_node_t *n = &s_nodes[i];

@@ -35,12 +35,15 @@
 #include "soffa_broker.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -77,6 +80,8 @@ typedef struct {
     int64_t batch_max;             /* most publishes per commit */
     int64_t window_max;            /* largest credit window a consumer may ask for */
     int64_t cursor_flush_ms;       /* how often acknowledged cursors are written */
+    int64_t checkpoint_every;      /* records between signed checkpoints */
+    int64_t checkpoint_ms;         /* longest time between signed checkpoints */
 } s_cfg_t;
 
 static const soffa_cfg_key_t s_broker_keys[] = {
@@ -93,6 +98,10 @@ static const soffa_cfg_key_t s_store_keys[] = {
     {"map_size", SOFFA_CFG_SIZE, "1GiB", 64 * 1024, (int64_t) 1 << 42, offsetof(s_cfg_t, map_size), 0, "largest size of the store"},
     {"batch_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(s_cfg_t, batch_max), 0, "most publishes per commit"},
     {"cursor_flush_ms", SOFFA_CFG_INT, "100", 1, 60000, offsetof(s_cfg_t, cursor_flush_ms), 0, "how often acknowledged positions are written"},
+};
+static const soffa_cfg_key_t s_audit_keys[] = {
+    {"checkpoint_every", SOFFA_CFG_INT, "1000", 1, 100000000, offsetof(s_cfg_t, checkpoint_every), 0, "records between signed checkpoints"},
+    {"checkpoint_ms", SOFFA_CFG_INT, "60000", 100, 86400000, offsetof(s_cfg_t, checkpoint_ms), 0, "longest time between signed checkpoints"},
 };
 static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(s_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
@@ -192,6 +201,9 @@ struct soffa_broker {
     size_t n_pending;
     int64_t started_at_us;
     int64_t next_flush, next_expiry;  /* monotonic µs */
+    uint8_t sign_sk[SOFFA_SIGN_SECRET]; /* checkpoint signing key */
+    uint64_t cp_seq;                  /* the newest record a checkpoint covers (or the last checkpoint) */
+    int64_t cp_at;                    /* monotonic µs of the last checkpoint */
     uint64_t published, refused, delivered;
 };
 
@@ -286,6 +298,7 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         {"broker", false, s_broker_keys, sizeof s_broker_keys / sizeof *s_broker_keys, &self->cfg, NULL, NULL},
         {"store", false, s_store_keys, sizeof s_store_keys / sizeof *s_store_keys, &self->cfg, NULL, NULL},
         {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, &self->cfg, NULL, NULL},
+        {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, &self->cfg, NULL, NULL},
         {"agent", true, s_agent_keys, sizeof s_agent_keys / sizeof *s_agent_keys, NULL, s_add_agent, self},
     };
     soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
@@ -327,6 +340,8 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
     fprintf(out, "store.map_size = %zu\nstore.batch_max = %lld\nstore.cursor_flush_ms = %lld\n", c->map_size,
             (long long) c->batch_max, (long long) c->cursor_flush_ms);
     fprintf(out, "delivery.window_max = %lld\n", (long long) c->window_max);
+    fprintf(out, "audit.checkpoint_every = %lld\naudit.checkpoint_ms = %lld\n", (long long) c->checkpoint_every,
+            (long long) c->checkpoint_ms);
     for (size_t i = 0; i < self->n_ids; i++) {
         const soffa_identity_t *id = &self->ids[i];
         fprintf(out, "agent.%s = role %s, kommun %s%s%s%s%s, key %.8s...\n", id->name, soffa_role_name(id->role),
@@ -1514,6 +1529,104 @@ s_zap_handle(soffa_broker_t *self)
     }
 }
 
+/* ---- Signed checkpoints ---------------------------------------------------------------- */
+
+/* Loads DATA/checkpoint.key, or makes it (and checkpoint.pub) on first start. */
+static soffa_err_t
+s_signing_key(soffa_broker_t *self, const char *data, char *why, size_t whylen)
+{
+    char kp[1100], pp[1100];
+    snprintf(kp, sizeof kp, "%s/checkpoint.key", data);
+    snprintf(pp, sizeof pp, "%s/checkpoint.pub", data);
+    FILE *f = fopen(kp, "re");
+    if (!f && errno == ENOENT) {
+        uint8_t pk[SOFFA_SIGN_PUBLIC];
+        crypto_sign_keypair(pk, self->sign_sk);
+        int fd = open(kp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        bool ok = fd >= 0 && write(fd, self->sign_sk, SOFFA_SIGN_SECRET) == SOFFA_SIGN_SECRET && fsync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+        char hex[2 * SOFFA_SIGN_PUBLIC + 2];
+        sodium_bin2hex(hex, sizeof hex, pk, SOFFA_SIGN_PUBLIC);
+        FILE *pf = ok ? fopen(pp, "we") : NULL;
+        ok = pf && fprintf(pf, "%s\n", hex) > 0;
+        if (pf)
+            ok &= fclose(pf) == 0;
+        if (!ok) {
+            snprintf(why, whylen, "cannot write the checkpoint key %s", kp);
+            return SOFFA_ERR_IO;
+        }
+        soffa_info("made the checkpoint signing key; its public half is %s (also in %s)", hex, pp);
+        return SOFFA_OK;
+    }
+    if (!f) {
+        snprintf(why, whylen, "cannot read %s: %s", kp, strerror(errno));
+        return soffa_err_from_errno(errno);
+    }
+    struct stat st;
+    bool ok = fstat(fileno(f), &st) == 0 && !(st.st_mode & 077);
+    size_t n = ok ? fread(self->sign_sk, 1, SOFFA_SIGN_SECRET, f) : 0;
+    fclose(f);
+    if (!ok) {
+        snprintf(why, whylen, "%s can be read by others; run chmod 600 on it", kp);
+        return SOFFA_ERR_PERMISSION;
+    }
+    if (n != SOFFA_SIGN_SECRET) {
+        snprintf(why, whylen, "%s is damaged (not a 64-byte key)", kp);
+        return SOFFA_ERR_STORE_CORRUPT;
+    }
+    return SOFFA_OK;
+}
+
+/* Appends a signed checkpoint of the head, in its own durable commit. */
+static void
+s_checkpoint(soffa_broker_t *self)
+{
+    s_commit(self);
+    soffa_checkpoint_t cp = {.at_us = soffa_now_us()};
+    soffa_store_head(self->store, &cp.covers_seq, cp.head_hash, NULL);
+    if (cp.covers_seq == 0 || cp.covers_seq <= self->cp_seq)
+        return;
+    soffa_checkpoint_sign(&cp, self->sign_sk);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    if (soffa_checkpoint_encode(&cp, &body, &len) != SOFFA_OK)
+        return;
+    soffa_envelope_t env = {.body = body, .body_len = len, .kind = SOFFA_RK_CHECKPOINT,
+                            .sender_role = SOFFA_ROLE_BROKER, .received_at_us = cp.at_us};
+    soffa_uuid7(env.message_id);
+    snprintf(env.sender_agent, sizeof env.sender_agent, "%s", self->cfg.name);
+    snprintf(env.mailbox, sizeof env.mailbox, "audit/checkpoint");
+    soffa_store_item_t it = {.env = &env};
+    soffa_err_t rc = soffa_store_append(self->store, &it, 1);
+    free(body);
+    if (rc != SOFFA_OK) {
+        soffa_warn("checkpoint not written: %s", soffa_strerror(rc));
+        return;
+    }
+    self->cp_seq = it.seq;
+    self->cp_at = soffa_mono_us();
+    s_mailbox_t *m = s_mailbox(self, "audit/checkpoint");
+    if (m) {
+        m->depth++;
+        m->last_seq = it.seq;
+    }
+    soffa_debug("signed checkpoint at seq %llu covers 1..%llu", (unsigned long long) it.seq,
+                (unsigned long long) cp.covers_seq);
+}
+
+static void
+s_checkpoint_tick(soffa_broker_t *self)
+{
+    uint64_t head;
+    soffa_store_head(self->store, &head, NULL, NULL);
+    if (head <= self->cp_seq)
+        return;
+    if (head - self->cp_seq >= (uint64_t) self->cfg.checkpoint_every
+        || soffa_mono_us() - self->cp_at >= self->cfg.checkpoint_ms * 1000)
+        s_checkpoint(self);
+}
+
 /* ---- Open, run, destroy --------------------------------------------------------------- */
 
 soffa_err_t
@@ -1542,6 +1655,11 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
         snprintf(why, whylen, "store %s: %s", path, soffa_strerror(rc));
         return rc;
     }
+    rc = s_signing_key(self, path, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    soffa_store_head(self->store, &self->cp_seq, NULL, NULL);   /* checkpoint from the next record on */
+    self->cp_at = soffa_mono_us();
     self->pending = calloc((size_t) self->cfg.batch_max + 1, sizeof *self->pending);
     if (!self->pending)
         return SOFFA_ERR_NOMEM;
@@ -1642,9 +1760,12 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
             soffa_map_each(self->sessions, s_wake_replay, self);
             self->next_expiry = now + 500000;
         }
+        s_checkpoint_tick(self);
     }
-    /* Stop: everything read has been committed and answered above. */
+    /* Stop: everything read has been committed and answered above; a last
+     * checkpoint vouches for all of it. */
     s_commit(self);
+    s_checkpoint(self);
     s_flush_cursors(self);
     soffa_info("stopping: %llu published, %llu refused, %llu delivered", (unsigned long long) self->published,
                (unsigned long long) self->refused, (unsigned long long) self->delivered);
@@ -1707,6 +1828,7 @@ soffa_broker_destroy(soffa_broker_t **self_p)
     soffa_map_destroy(&self->by_key);
     free(self->ids);
     explicit_bzero(self->secret_key, sizeof self->secret_key);
+    sodium_memzero(self->sign_sk, sizeof self->sign_sk);
     free(self);
     *self_p = NULL;
 }

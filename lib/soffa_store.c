@@ -806,7 +806,36 @@ typedef struct {
     uint64_t expect;                  /* next sequence expected */
     uint8_t prev[SOFFA_HASH_LEN];     /* hash of the previous record */
     bool broken;
+    const uint8_t *trusted;           /* the signer checkpoints must have, or NULL */
+    uint8_t first_key[SOFFA_SIGN_PUBLIC];
+    bool have_key;
 } s_verify_t;
+
+/* Checks the checkpoint in envelope e at seq; returns NULL or what is wrong. */
+static const char *
+s_verify_checkpoint(s_verify_t *v, const soffa_envelope_t *e, uint64_t seq)
+{
+    soffa_checkpoint_t cp;
+    if (soffa_checkpoint_decode(e->body, e->body_len, &cp) != SOFFA_OK)
+        return "is a checkpoint that cannot be decoded";
+    if (cp.covers_seq != seq - 1 || sodium_memcmp(cp.head_hash, v->prev, SOFFA_HASH_LEN) != 0)
+        return "is a checkpoint that does not vouch for the record before it";
+    const uint8_t *key = v->trusted;
+    if (!key) {
+        if (!v->have_key) {
+            memcpy(v->first_key, cp.public_key, SOFFA_SIGN_PUBLIC);
+            v->have_key = true;
+        }
+        key = v->first_key;
+    }
+    if (sodium_memcmp(cp.public_key, key, SOFFA_SIGN_PUBLIC) != 0)
+        return "is a checkpoint signed by another key than the broker's";
+    if (!soffa_checkpoint_valid(&cp, key))
+        return "is a checkpoint with a bad signature";
+    v->rep->checkpoints++;
+    v->rep->last_signed = seq - 1;
+    return NULL;
+}
 
 static int
 s_verify_one(void *ctx, const soffa_store_rec_t *rec)
@@ -842,7 +871,13 @@ s_verify_one(void *ctx, const soffa_store_rec_t *rec)
     bool link_ok = sodium_memcmp(e.prev_hash, v->prev, SOFFA_HASH_LEN) == 0;
     bool tag_ok = rec->tag == s_tag(&e);
     uint64_t claimed = e.seq;
+    const char *cp_wrong = seq_ok && link_ok && e.kind == SOFFA_RK_CHECKPOINT ? s_verify_checkpoint(v, &e, seq) : NULL;
     soffa_envelope_fini(&e);
+    if (cp_wrong) {
+        rep->bad_seq = seq;
+        snprintf(rep->reason, sizeof rep->reason, "record %llu %s", (unsigned long long) seq, cp_wrong);
+        goto broken;
+    }
     if (!tag_ok) {
         rep->bad_seq = seq;
         snprintf(rep->reason, sizeof rep->reason, "record %llu has a type tag that does not match its content",
@@ -873,12 +908,12 @@ broken:
 }
 
 soffa_err_t
-soffa_store_verify(soffa_store_t *self, soffa_store_verify_t *rep)
+soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_verify_t *rep)
 {
     if (!self || !rep)
         return SOFFA_ERR_INVALID_ARG;
     memset(rep, 0, sizeof *rep);
-    s_verify_t v = {rep, 1, {0}, false};
+    s_verify_t v = {.rep = rep, .expect = 1, .trusted = trusted_key};
     soffa_err_t rc = soffa_store_scan(self, 1, s_verify_one, &v);
     if (rc != SOFFA_OK && !v.broken) {
         rep->bad_seq = v.expect;

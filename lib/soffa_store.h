@@ -85,6 +85,8 @@ typedef struct {
 /*  What verify found. */
 typedef struct {
     uint64_t records;      /* records checked */
+    uint64_t checkpoints;  /* signed checkpoints checked */
+    uint64_t last_signed;  /* highest sequence a valid checkpoint vouches for */
     uint64_t bad_seq;      /* first sequence found wrong (0 when intact) */
     char reason[160];      /* what is wrong there */
 } soffa_store_verify_t;
@@ -165,9 +167,12 @@ soffa_err_t soffa_store_cursor_set(soffa_store_t *self, const char *consumer, ui
 soffa_err_t soffa_store_cursor_set_many(soffa_store_t *self, const soffa_store_cursor_t *c, size_t n);
 
 /*  Walks the whole chain: every record's hash, decoding, sequence and link
- *  to its predecessor, and the head. Returns SOFFA_OK when intact, or
- *  SOFFA_ERR_CHAIN_BROKEN with rep->bad_seq and rep->reason. */
-soffa_err_t soffa_store_verify(soffa_store_t *self, soffa_store_verify_t *rep);
+ *  to its predecessor, and the head. Every checkpoint must vouch for the
+ *  record just before it and carry a valid signature: by trusted_key
+ *  (32 bytes) when given, else by one and the same key throughout.
+ *  Returns SOFFA_OK when intact, or SOFFA_ERR_CHAIN_BROKEN with
+ *  rep->bad_seq and rep->reason. */
+soffa_err_t soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_verify_t *rep);
 
 /*  Translates an LMDB (or errno) return code; exported for the tests. */
 soffa_err_t soffa_store_err(int mdb_rc);

@@ -30,7 +30,21 @@ typedef enum {
     SOFFA_RK_NONE = 0,
     SOFFA_RK_MESSAGE = 1,   /* body is an encoded domain message */
     SOFFA_RK_ACCESS = 2,    /* body is an encoded access record */
+    SOFFA_RK_CHECKPOINT = 3, /* body is an encoded, signed checkpoint */
 } soffa_record_kind_t;
+
+#define SOFFA_SIGN_PUBLIC 32
+#define SOFFA_SIGN_SECRET 64
+#define SOFFA_SIGNATURE 64
+
+/*  A signed checkpoint of the chain head. */
+typedef struct {
+    uint64_t covers_seq;                       /* last record it vouches for */
+    uint8_t head_hash[SOFFA_HASH_LEN];         /* that record's hash */
+    int64_t at_us;
+    uint8_t public_key[SOFFA_SIGN_PUBLIC];     /* the signer */
+    uint8_t signature[SOFFA_SIGNATURE];
+} soffa_checkpoint_t;
 
 /*  A stored envelope. */
 typedef struct {
@@ -144,6 +158,16 @@ soffa_err_t soffa_access_encode(const soffa_access_t *a, uint8_t **buf, size_t *
 
 /*  Decodes an access record. */
 soffa_err_t soffa_access_decode(const void *buf, size_t len, soffa_access_t *out);
+
+/*  Signs cp (covers_seq, head_hash, at_us) with an Ed25519 secret key;
+ *  fills public_key and signature. */
+void soffa_checkpoint_sign(soffa_checkpoint_t *cp, const uint8_t secret[SOFFA_SIGN_SECRET]);
+
+/*  True if cp's signature is valid for `public_key` (NULL: the key in cp). */
+bool soffa_checkpoint_valid(const soffa_checkpoint_t *cp, const uint8_t *public_key);
+
+soffa_err_t soffa_checkpoint_encode(const soffa_checkpoint_t *cp, uint8_t **buf, size_t *len);
+soffa_err_t soffa_checkpoint_decode(const void *buf, size_t len, soffa_checkpoint_t *out);
 
 /* ---- Hash chain ---- */
 

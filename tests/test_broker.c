@@ -2,7 +2,9 @@
  *  tcp, CURVE), a real LMDB directory. Scenarios are numbered by area. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <lmdb.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -496,7 +498,7 @@ Test(broker, it_06_retries_are_stored_once_and_sigkill_loses_nothing_acknowledge
     soffa_store_opts_t ro = {.path = path, .read_only = true};
     cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
     soffa_store_verify_t rep;
-    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
     cr_assert_geq(rep.records, acked);
     soffa_store_close(&st);
     tk_broker_free(b);
@@ -961,4 +963,65 @@ Test(broker, it_13_configuration_errors_name_what_to_fix)
     free(err);
     tk_rmrf(dir);
     free(dir);
+}
+
+Test(broker, it_14_the_broker_signs_checkpoints_and_verify_checks_a_copy_offline)
+{
+    tk_broker_t *b = tk_broker_start("[audit]\ncheckpoint_every = 5\n");
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    for (int i = 0; i < 12; i++)
+        pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), "kaa/1419");
+    usleep(300 * 1000);
+    soffa_client_close(&s);
+    tk_broker_stop(b, SIGTERM);   /* a last checkpoint on the way out */
+
+    char data[300], copy[300], pub[400], cmd[2000];
+    snprintf(data, sizeof data, "%s/data", b->dir);
+    snprintf(copy, sizeof copy, "%s/copy", b->dir);
+    snprintf(pub, sizeof pub, "%s/checkpoint.pub", data);
+    struct stat st;
+    cr_assert_eq(stat(pub, &st), 0, "no checkpoint.pub");
+    snprintf(data, sizeof data, "%s/data/checkpoint.key", b->dir);
+    cr_assert_eq(stat(data, &st), 0);
+    cr_assert_eq(st.st_mode & 077, 0, "the signing key is open to others");
+    snprintf(data, sizeof data, "%s/data", b->dir);
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && rm -f '%s/checkpoint.key' '%s/lock.mdb'", data, copy, copy, copy);
+    cr_assert_eq(system(cmd), 0);
+
+    char *out = NULL, *err = NULL;
+    char *argv[] = {SOFFA_BIN_DIR "/soffa", "verify", copy, "--key", pub, NULL};
+    cr_assert_eq(tk_run(argv, &out, &err), 0, "%s%s", out, err);
+    cr_assert(strstr(out, "intact") != NULL, "%s", out);
+    unsigned long records = 0, cps = 0;
+    cr_assert_eq(sscanf(out, "intact: %lu record(s), every hash and link checks out; %lu signed", &records, &cps), 2, "%s", out);
+    cr_assert_geq(cps, 3, "checkpoints: %s", out);
+    cr_assert_eq(records, 12 + cps);
+    free(out);
+    free(err);
+
+    /* The copy with one byte of record 3 changed is reported, at 3. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi log;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    cr_assert_eq(mdb_env_open(env, copy, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "log", 0, &log), 0);
+    uint8_t kb[8] = {0, 0, 0, 0, 0, 0, 0, 3};
+    MDB_val k = {8, kb}, v;
+    cr_assert_eq(mdb_get(txn, log, &k, &v), 0);
+    uint8_t *val = malloc(v.mv_size);
+    memcpy(val, v.mv_data, v.mv_size);
+    val[v.mv_size - 20] ^= 0x40;
+    MDB_val nv = {v.mv_size, val};
+    cr_assert_eq(mdb_put(txn, log, &k, &nv, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    free(val);
+    cr_assert_eq(tk_run(argv, &out, &err), 1, "a tampered copy passed: %s", out);
+    cr_assert(strstr(out, "BROKEN at seq 3") != NULL, "%s", out);
+    free(out);
+    free(err);
+    tk_broker_free(b);
 }

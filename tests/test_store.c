@@ -134,14 +134,14 @@ Test(store, append_reopen_and_read_back)
     cr_assert_eq(soffa_store_get(st, 4, collect, &c), SOFFA_ERR_NOT_FOUND);
     /* The chain: record 2 links to record 1's hash. */
     soffa_store_verify_t rep;
-    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
     cr_assert_eq(rep.records, 3);
     /* Appending after reopen continues the chain. */
     rec_t more;
     rec_make(&more, SOFFA_MT_REFERRAL_SENT, PUPIL, "af/1419", "kaa-1419");
     cr_assert_eq(append(st, &more, 1, it), SOFFA_OK);
     cr_assert_eq(it[0].seq, 4);
-    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
     soffa_store_close(&st);
     rec_free(r, 3);
     rec_free(&more, 1);
@@ -217,7 +217,7 @@ Test(store, duplicate_msg_id_returns_original_seq)
     cr_assert_not(it[0].duplicate);
     cr_assert_eq(it[0].seq, 4);
     soffa_store_verify_t rep;
-    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
     soffa_store_close(&st);
     rec_free(r, 2);
     rec_free(twin, 1);
@@ -444,12 +444,12 @@ check_tamper(void (*fn)(MDB_txn *, MDB_dbi, MDB_dbi), uint64_t want_seq, const c
     cr_assert_eq(append(st, r, 4, it), SOFFA_OK);
     cr_assert_eq(append(st, r + 4, 4, it), SOFFA_OK);
     soffa_store_verify_t rep;
-    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
     soffa_store_close(&st);
     tamper(dir, fn);
     soffa_store_opts_t ro = {.path = dir, .read_only = true};
     cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
-    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_ERR_CHAIN_BROKEN, "tampering not found");
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_ERR_CHAIN_BROKEN, "tampering not found");
     cr_assert_eq(rep.bad_seq, want_seq, "reported %llu: %s", (unsigned long long) rep.bad_seq, rep.reason);
     cr_assert(strstr(rep.reason, want_word) != NULL, "%s", rep.reason);
     soffa_store_close(&st);
@@ -518,7 +518,7 @@ Test(store, full_map_fails_the_whole_batch_cleanly)
     soffa_store_head(st, &head, NULL, NULL);
     cr_assert_eq(head, head_before);
     soffa_store_verify_t rep;
-    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
     cr_assert_eq(rep.records, head_before);
     for (int i = 0; i < 16; i++)
         soffa_uuid7(r[i].env.message_id);
@@ -594,7 +594,7 @@ Test(store, sigkill_during_appends_loses_nothing_committed, .timeout = 120)
                       (unsigned long long) head);
         cr_assert_eq(head % 8, 0, "a batch was half stored");
         soffa_store_verify_t rep;
-        cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+        cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
         cr_assert_eq(rep.records, head);
         /* Every reported batch is there: its ids are duplicates now. */
         rec_t r[8];
@@ -634,7 +634,7 @@ Test(store, read_only_open_of_a_copy_verifies_and_refuses_writes)
     soffa_store_opts_t ro = {.path = dir, .read_only = true};
     cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
     soffa_store_verify_t rep;
-    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
     cr_assert_eq(rep.records, 2);
     cr_assert_eq(append(st, r, 1, it), SOFFA_ERR_PERMISSION);
     soffa_store_close(&st);
@@ -714,9 +714,184 @@ Test(store, references_dedup_lookup_time_search_and_cursor_batches)
     cr_assert_eq(soffa_store_cursor_get(st, "b|af/1419", &seq), SOFFA_OK);
     cr_assert_eq(seq, 4);
     soffa_store_verify_t rep;
-    cr_assert_eq(soffa_store_verify(st, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
     soffa_store_close(&st);
     rec_free(r, 4);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* ---- Signed checkpoints ---- */
+
+#include <sodium.h>
+
+/* Appends a checkpoint of the current head, signed with sk. */
+static void
+append_checkpoint(soffa_store_t *st, const uint8_t sk[64])
+{
+    soffa_checkpoint_t cp = {.at_us = soffa_now_us()};
+    soffa_store_head(st, &cp.covers_seq, cp.head_hash, NULL);
+    soffa_checkpoint_sign(&cp, sk);
+    uint8_t *body;
+    size_t len;
+    cr_assert_eq(soffa_checkpoint_encode(&cp, &body, &len), SOFFA_OK);
+    soffa_envelope_t env = {.body = body, .body_len = len, .kind = SOFFA_RK_CHECKPOINT,
+                            .sender_role = SOFFA_ROLE_BROKER, .received_at_us = soffa_now_us()};
+    soffa_uuid7(env.message_id);
+    strcpy(env.sender_agent, "soffa-broker");
+    strcpy(env.mailbox, "audit/checkpoint");
+    soffa_store_item_t it = {.env = &env};
+    cr_assert_eq(soffa_store_append(st, &it, 1), SOFFA_OK);
+    free(body);
+}
+
+/* What a careful forger does: change record `from` (its body, or re-sign a
+ * checkpoint with forger_sk), then recompute the hash and link of every
+ * record after it and the head, so that the plain chain checks out. */
+static void
+rechain_from(const char *dir, uint64_t from, const uint8_t *forger_sk)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi log, meta;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 8);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "log", 0, &log), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    uint8_t prev[32], kb[8];
+    uint64_t seq = from;
+    MDB_val k = key_of(from - 1, kb), v;
+    cr_assert_eq(mdb_get(txn, log, &k, &v), 0);
+    memcpy(prev, v.mv_data, 32);
+    for (;; seq++) {
+        k = key_of(seq, kb);
+        if (mdb_get(txn, log, &k, &v) != 0)
+            break;
+        soffa_envelope_t e;
+        cr_assert_eq(soffa_envelope_decode((uint8_t *) v.mv_data + 33, v.mv_size - 33, &e), SOFFA_OK);
+        uint8_t tag = ((uint8_t *) v.mv_data)[32];
+        uint8_t *newbody = NULL;
+        size_t newlen = 0;
+        if (seq == from && e.kind == SOFFA_RK_CHECKPOINT && forger_sk) {
+            soffa_checkpoint_t cp;
+            cr_assert_eq(soffa_checkpoint_decode(e.body, e.body_len, &cp), SOFFA_OK);
+            memcpy(cp.head_hash, prev, 32);
+            soffa_checkpoint_sign(&cp, forger_sk);
+            cr_assert_eq(soffa_checkpoint_encode(&cp, &newbody, &newlen), SOFFA_OK);
+        } else if (seq == from) {
+            newbody = malloc(e.body_len);
+            memcpy(newbody, e.body, e.body_len);
+            newbody[e.body_len - 5] ^= 0x01;   /* the history itself changed */
+            newlen = e.body_len;
+        }
+        if (newbody) {
+            e.body = newbody;
+            e.body_len = newlen;
+        }
+        memcpy(e.prev_hash, prev, 32);
+        uint8_t *enc;
+        size_t len;
+        cr_assert_eq(soffa_envelope_encode(&e, &enc, &len), SOFFA_OK);
+        uint8_t *val = malloc(33 + len);
+        soffa_wire_hash(enc, len, val);
+        val[32] = tag;
+        memcpy(val + 33, enc, len);
+        memcpy(prev, val, 32);
+        MDB_val nv = {33 + len, val};
+        cr_assert_eq(mdb_put(txn, log, &k, &nv, 0), 0);
+        free(val);
+        free(enc);
+        free(newbody);
+        soffa_envelope_fini(&e);
+    }
+    uint8_t head[48];
+    MDB_val hk = {4, "head"}, hv;
+    cr_assert_eq(mdb_get(txn, meta, &hk, &hv), 0);
+    memcpy(head, hv.mv_data, 48);
+    memcpy(head + 8, prev, 32);
+    hv = (MDB_val) {48, head};
+    cr_assert_eq(mdb_put(txn, meta, &hk, &hv, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* 4 records, checkpoint (5), 4 records, checkpoint (10), 2 records. */
+static char *
+signed_store(uint8_t pk[32], uint8_t sk[64])
+{
+    crypto_sign_keypair(pk, sk);
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[10];
+    for (int i = 0; i < 10; i++)
+        rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, i % 2 ? PUPIL : OTHER, "kaa/1419", "school-1415");
+    soffa_store_item_t it[10];
+    cr_assert_eq(append(st, r, 4, it), SOFFA_OK);
+    append_checkpoint(st, sk);
+    cr_assert_eq(append(st, r + 4, 4, it), SOFFA_OK);
+    append_checkpoint(st, sk);
+    cr_assert_eq(append(st, r + 8, 2, it), SOFFA_OK);
+    soffa_store_close(&st);
+    rec_free(r, 10);
+    return dir;
+}
+
+static soffa_err_t
+verify_dir(const char *dir, const uint8_t *pk, soffa_store_verify_t *rep)
+{
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t ro = {.path = dir, .read_only = true};
+    cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
+    soffa_err_t rc = soffa_store_verify(st, pk, rep);
+    soffa_store_close(&st);
+    return rc;
+}
+
+Test(store, signed_checkpoints_verify_against_the_broker_key)
+{
+    uint8_t pk[32], sk[64], other_pk[32], other_sk[64];
+    char *dir = signed_store(pk, sk);
+    soffa_store_verify_t rep;
+    cr_assert_eq(verify_dir(dir, pk, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(rep.records, 12);
+    cr_assert_eq(rep.checkpoints, 2);
+    cr_assert_eq(rep.last_signed, 9);
+    crypto_sign_keypair(other_pk, other_sk);
+    cr_assert_eq(verify_dir(dir, other_pk, &rep), SOFFA_ERR_CHAIN_BROKEN, "another key was accepted");
+    cr_assert_eq(rep.bad_seq, 5);
+    cr_assert(strstr(rep.reason, "another key") != NULL, "%s", rep.reason);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+Test(store, history_rewritten_with_recomputed_hashes_is_caught_by_a_checkpoint)
+{
+    uint8_t pk[32], sk[64];
+    char *dir = signed_store(pk, sk);
+    rechain_from(dir, 7, NULL);   /* change record 7, recompute every hash after it */
+    soffa_store_verify_t rep;
+    cr_assert_eq(verify_dir(dir, pk, &rep), SOFFA_ERR_CHAIN_BROKEN, "a rewritten history passed");
+    cr_assert_eq(rep.bad_seq, 10, "reported %llu: %s", (unsigned long long) rep.bad_seq, rep.reason);
+    cr_assert(strstr(rep.reason, "does not vouch") != NULL, "%s", rep.reason);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+Test(store, a_forged_checkpoint_is_caught)
+{
+    uint8_t pk[32], sk[64], fpk[32], fsk[64];
+    crypto_sign_keypair(fpk, fsk);
+    char *dir = signed_store(pk, sk);
+    rechain_from(dir, 10, fsk);   /* re-sign checkpoint 10 with the forger's key */
+    soffa_store_verify_t rep;
+    cr_assert_eq(verify_dir(dir, pk, &rep), SOFFA_ERR_CHAIN_BROKEN, "a forged checkpoint passed");
+    cr_assert_eq(rep.bad_seq, 10);
+    cr_assert(strstr(rep.reason, "another key") != NULL, "%s", rep.reason);
+    /* Without the trusted key, it still differs from the earlier checkpoint's key. */
+    cr_assert_eq(verify_dir(dir, NULL, &rep), SOFFA_ERR_CHAIN_BROKEN);
+    cr_assert_eq(rep.bad_seq, 10);
     tk_rmrf(dir);
     free(dir);
 }
