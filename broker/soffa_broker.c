@@ -759,9 +759,8 @@ s_collect_seq(void *ctx, uint64_t seq)
 static void
 s_after_withdrawal(soffa_broker_t *self, const uint8_t consent_id[16], const uint8_t cause[16])
 {
-    uint8_t prefix[18] = {'X'};
+    uint8_t prefix[17] = {'X'};
     memcpy(prefix + 1, consent_id, 16);
-    prefix[17] = '*';
     s_seqs_t seqs = {.n = 0};
     soffa_store_ref_scan(self->store, prefix, sizeof prefix, s_collect_seq, &seqs);
     for (size_t i = 0; i < seqs.n; i++) {

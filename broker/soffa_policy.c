@@ -447,8 +447,7 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
         r->key[0] = (uint8_t) kinds[i];
         memcpy(r->key + 1, ids[i], 16);
         r->len = 17;
-        if (kinds[i] == 'X')   /* many referrals per consent: a shared prefix */
-            r->key[r->len++] = '*';
+        r->shared = kinds[i] == 'X';   /* many referrals per consent */
     }
     return SOFFA_OK;
 }

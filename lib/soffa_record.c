@@ -32,8 +32,9 @@ soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash)
         return NULL;
     char ts[32];
     soffa_time_format(e.received_at_us, ts);
+    const char *kind = e.kind == SOFFA_RK_ACCESS ? "access" : e.kind == SOFFA_RK_CHECKPOINT ? "checkpoint" : "message";
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}}", "seq", (json_int_t) e.seq, "mailbox",
-                          e.mailbox, "kind", e.kind == SOFFA_RK_ACCESS ? "access" : "message", "received_at", ts,
+                          e.mailbox, "kind", kind, "received_at", ts,
                           "received_at_us", (json_int_t) e.received_at_us, "sender", "agent", e.sender_agent, "role",
                           soffa_role_name(e.sender_role), "kommun", e.sender_kommun, "unit", e.sender_unit);
     if (!o) {
@@ -54,6 +55,13 @@ soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash)
             free(s);
         }
         soffa_msg_destroy(&m);
+    } else if (e.kind == SOFFA_RK_CHECKPOINT) {
+        json_object_set_new(o, "type", json_string("checkpoint"));
+        soffa_checkpoint_t cp;
+        if (soffa_checkpoint_decode(e.body, e.body_len, &cp) == SOFFA_OK)
+            json_object_set_new(o, "checkpoint", json_pack("{s:I, s:o, s:o}", "covers_seq", (json_int_t) cp.covers_seq,
+                                                           "head_hash", s_hex(cp.head_hash, SOFFA_HASH_LEN),
+                                                           "signature", s_hex(cp.signature, SOFFA_SIGNATURE)));
     } else if (e.kind == SOFFA_RK_ACCESS) {
         json_object_set_new(o, "type", json_string("access"));
         soffa_access_t a;
@@ -79,6 +87,12 @@ soffa_record_line(json_t *rec, char *out, size_t outlen)
     char when[20] = "";
     if (ts)
         snprintf(when, sizeof when, "%.10s %.5s", ts, ts + 11);
+    if (json_object_get(rec, "checkpoint")) {
+        snprintf(out, outlen, "seq %-6lld %s  %-24s vouches for 1..%lld", (long long) json_integer_value(json_object_get(rec, "seq")),
+                 when, "signed checkpoint",
+                 (long long) json_integer_value(json_object_get(json_object_get(rec, "checkpoint"), "covers_seq")));
+        return;
+    }
     if (json_object_get(rec, "access")) {
         json_t *a = json_object_get(rec, "access");
         snprintf(out, outlen, "seq %-6lld %s  %-24s %s read %lld record(s): %s",

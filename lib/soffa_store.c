@@ -356,7 +356,7 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
                 goto fail;
             }
             memcpy(rk, it->refs[r].key, rlen);
-            if (rk[rlen - 1] == '*') {   /* a shared prefix: make the key unique */
+            if (it->refs[r].shared) {   /* many records under one prefix */
                 s_put_u64(rk + rlen, seq);
                 rlen += 8;
             }

@@ -42,16 +42,18 @@ typedef struct {
 #define SOFFA_STORE_REF_MAX 40   /* longest reference key */
 #define SOFFA_STORE_REFS 3       /* references per record */
 
-/*  A key a record can be found by later (a referral id, say). */
+/*  A key a record can be found by later (a referral id, say). A shared key
+ *  (many records under one prefix, found with soffa_store_ref_scan) gets the
+ *  record's sequence appended to make it unique. */
 typedef struct {
     uint8_t key[SOFFA_STORE_REF_MAX];
     size_t len;
+    bool shared;
 } soffa_store_ref_t;
 
 /*  One envelope to append. In: env (every field but seq, prev_hash and
  *  subject_key), subject_id (canonical id or NULL; hashed, never stored),
- *  refs (keys to find the record by; the seq is appended to keys that end in
- *  a '*' byte so that many records can share a prefix).
+ *  refs (keys to find the record by).
  *  Out: seq, and duplicate when (sender, message id) was stored before, in
  *  which case seq is the original and nothing new is stored. */
 typedef struct {

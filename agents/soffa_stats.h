@@ -1,0 +1,40 @@
+/*  soffa_stats: a municipality's KAA key figures from its history.
+ *
+ *  Input: the records an auditor's replay returned (JSON, see
+ *  soffa_record). Figures count events whose business date (occurred_at)
+ *  lies in [from, to], for the mailboxes of municipality K (kaa/K,
+ *  kaa-journal/K, af/K, social/K):
+ *    signals          school signals to kaa/K, by kind
+ *    signalled        distinct youths with a signal
+ *    registered       distinct youths with a case opened
+ *    contacted        registered youths with a contact attempt that REACHED them;
+ *                     median days from their first signal to the first such contact
+ *    with_plan        registered youths with an agreed plan
+ *    in_measure       registered youths with a measure started
+ *    referrals        by agency (af, social): sent; outcomes (each referral's
+ *                     latest status); median days to the first answer
+ *    closures         cases closed, by reason
+ *    monthly          signals, registered, contacted, referrals, closures per month
+ *  Every count is split by legal sex, read from the birth number's parity at
+ *  counting time and never stored (DOMAIN.md §5.6); counts of 1 to 4 are
+ *  suppressed (null in JSON, "<5" in text); a share needs at least 5 in its
+ *  denominator.
+ */
+#ifndef SOFFA_STATS_H
+#define SOFFA_STATS_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "soffa_time.h"
+
+/*  Computes the figures; returns a new JSON object. */
+json_t *soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soffa_date_t to);
+
+/*  Writes the figures as a table for people, as CSV, or as a self-contained
+ *  HTML page (XHTML, inline SVG charts of the monthly series). */
+void soffa_stats_table(json_t *stats, FILE *out);
+void soffa_stats_csv(json_t *stats, FILE *out);
+void soffa_stats_html(json_t *stats, FILE *out);
+
+#endif
