@@ -465,6 +465,21 @@ s_cmd_inbox(s_ctx_t *c)
     json_array_foreach(json_object_get(a, "messages"), i, rec) s_print_record(c, rec);
     if (!c->json && json_array_size(json_object_get(a, "messages")) == 0)
         puts("(no messages)");
+    /* What this agent sent that is still waiting past its deadline. */
+    json_array_foreach(json_object_get(a, "overdue"), i, rec) {
+        if (c->json) {
+            json_t *o = json_pack("{s:O}", "overdue", rec);
+            char *s = json_dumps(o, JSON_COMPACT);
+            puts(s);
+            free(s);
+            json_decref(o);
+        } else {
+            printf("OVERDUE  %s %s sent %s: no %s yet (%llds past the deadline)\n",
+                   json_string_value(json_object_get(rec, "type")), json_string_value(json_object_get(rec, "message_id")),
+                   json_string_value(json_object_get(rec, "sent_at")), json_string_value(json_object_get(rec, "waiting_for")),
+                   (long long) json_integer_value(json_object_get(rec, "overdue_s")));
+        }
+    }
     json_decref(a);
     return 0;
 }
@@ -580,6 +595,12 @@ s_cmd_status(s_ctx_t *c)
            (long long) json_integer_value(json_object_get(a, "refused")));
     const char *last = json_string_value(json_object_get(a, "last_delivery"));
     printf("  last delivery %s\n", last && *last ? last : "-");
+    json_t *od = json_object_get(a, "overdue");
+    long long os = (long long) json_integer_value(json_object_get(od, "signals")),
+              orf = (long long) json_integer_value(json_object_get(od, "referrals"));
+    if (os || orf)
+        printf("  OVERDUE: %lld signal(s) not acknowledged, %lld referral(s) not received in time (soffa inbox lists them)\n",
+               os, orf);
     json_t *b = json_object_get(a, "broker");
     if (b) {
         printf("broker: head seq %lld, %d session(s)\n", (long long) json_integer_value(json_object_get(b, "head_seq")),
@@ -592,10 +613,13 @@ s_cmd_status(s_ctx_t *c)
             char wait[64] = "";
             if (oldest)
                 snprintf(wait, sizeof wait, "  oldest waiting %llds", (long long) ((now - oldest) / 1000000));
-            printf("  %-24s depth %-6lld readers %d  lag %-5lld%s%s\n", json_string_value(json_object_get(m, "mailbox")),
+            char odue[48] = "";
+            if (json_integer_value(json_object_get(m, "overdue")))
+                snprintf(odue, sizeof odue, "  OVERDUE %lld", (long long) json_integer_value(json_object_get(m, "overdue")));
+            printf("  %-24s depth %-6lld readers %d  lag %-5lld%s%s%s\n", json_string_value(json_object_get(m, "mailbox")),
                    (long long) json_integer_value(json_object_get(m, "depth")), (int) json_integer_value(json_object_get(m, "consumers")),
                    (long long) json_integer_value(json_object_get(m, "lag")), wait,
-                   json_is_true(json_object_get(m, "no_reader")) ? "  NO READER" : "");
+                   json_is_true(json_object_get(m, "no_reader")) ? "  NO READER" : "", odue);
         }
     }
     json_decref(a);

@@ -55,6 +55,8 @@ typedef struct {
     int64_t hook_backoff_ms;
     int64_t hook_timeout_ms;
     size_t map_size;
+    int64_t signal_ack_due;        /* ms: a signal unacknowledged this long is overdue */
+    int64_t referral_receipt_due;  /* ms: a referral not received this long is overdue */
 } s_cfg_t;
 
 static const soffa_cfg_key_t s_keys[] = {
@@ -73,6 +75,8 @@ static const soffa_cfg_key_t s_keys[] = {
     {"hook_backoff_ms", SOFFA_CFG_INT, "1000", 10, 3600000, offsetof(s_cfg_t, hook_backoff_ms), 0, "first wait after a failed hook (doubles)"},
     {"hook_timeout_ms", SOFFA_CFG_INT, "30000", 100, 3600000, offsetof(s_cfg_t, hook_timeout_ms), 0, "a hook running longer is stopped and counts as failed"},
     {"map_size", SOFFA_CFG_SIZE, "256MiB", 1024 * 1024, (int64_t) 1 << 40, offsetof(s_cfg_t, map_size), 0, "largest size of the agent's store"},
+    {"signal_ack_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(s_cfg_t, signal_ack_due), 0, "a signal not acknowledged within this is overdue"},
+    {"referral_receipt_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(s_cfg_t, referral_receipt_due), 0, "a referral not received within this is overdue"},
 };
 
 /* ---- State ------------------------------------------------------------------------ */
@@ -185,6 +189,8 @@ soffa_agent_print_config(const soffa_agent_t *self, FILE *out)
             (long long) c->heartbeat_ms, (long long) c->reconnect_max_ms, c->hook);
     fprintf(out, "agent.hook_retries = %lld\nagent.hook_backoff_ms = %lld\nagent.hook_timeout_ms = %lld\nagent.map_size = %zu\n",
             (long long) c->hook_retries, (long long) c->hook_backoff_ms, (long long) c->hook_timeout_ms, c->map_size);
+    fprintf(out, "agent.signal_ack_due = %lld ms\nagent.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
+            (long long) c->referral_receipt_due);
 }
 
 /* ---- Control answers ---------------------------------------------------------------- */
@@ -257,15 +263,17 @@ s_disconnect(soffa_agent_t *self, const char *why)
     self->n_flight = 0;
     self->out_next = 0;
     self->next_connect = soffa_mono_us() + self->backoff_ms * 1000;
-    /* Those waiting for a broker answer get what the agent knows. */
+    /* A replay or status cannot survive the session; a sent message keeps
+     * its waiter: it goes out again after the reconnect, and its answer (or
+     * the waiter's deadline) ends the wait. */
     for (size_t i = 0; i < S_MAX_WAITERS; i++) {
         s_waiter_t *w = &self->waiters[i];
         if (!w->used)
             continue;
         if (w->kind == S_W_REPLAY)
             s_waiter_done(self, w, s_fail(SOFFA_ERR_UNAVAILABLE, "the broker went away during the replay; try again"));
-        else
-            w->deadline = 0;   /* answered at the next tick */
+        else if (w->kind == S_W_STATUS)
+            w->deadline = 0;   /* answered at the next tick with what the agent knows */
     }
 }
 
@@ -358,17 +366,34 @@ typedef struct {
     uint64_t local_id;
     uint8_t msg_id[16];
     bool found;
+    bool awaits;           /* the message expects an answer */
+    uint8_t awaited[16];   /* the id that answer will name */
+    uint32_t type;
 } s_find_out_t;
 
 static int
 s_find_out(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t *msg, size_t len)
 {
-    (void) msg;
-    (void) len;
     s_find_out_t *f = ctx;
-    if (local_id == f->local_id) {
-        memcpy(f->msg_id, msg_id, 16);
-        f->found = true;
+    if (local_id != f->local_id)
+        return 1;
+    memcpy(f->msg_id, msg_id, 16);
+    f->found = true;
+    soffa_msg_t *m = NULL;
+    if (soffa_msg_decode(msg, len, &m) == SOFFA_OK) {
+        soffa_msg_view_t v;
+        soffa_msg_view(m, &v);
+        f->type = (uint32_t) v.type;
+        const uint8_t *aw = v.type == SOFFA_MT_ENROLMENT_CHANGED || v.type == SOFFA_MT_ABSENCE_REPORTED
+                                    || v.type == SOFFA_MT_AT_RISK_NOTICE
+                                ? v.message_id
+                            : v.type == SOFFA_MT_REFERRAL_SENT ? v.ref_id
+                                                                : NULL;
+        if (aw) {
+            memcpy(f->awaited, aw, 16);
+            f->awaits = true;
+        }
+        soffa_msg_destroy(&m);
     }
     return 1;
 }
@@ -415,6 +440,12 @@ s_on_publish_answer(soffa_agent_t *self, const soffa_frame_t *f)
     soffa_box_sent_t r = {.at_us = soffa_now_us()};
     char mid[SOFFA_UUID_STR];
     soffa_uuid_format(fo.msg_id, mid);
+    if (f->type == SOFFA_FRAME_PUBLISH_ACK && fo.awaits) {
+        /* A signal awaits its acknowledgement, a referral its receipt. */
+        soffa_box_await_t aw = {.type = fo.type, .sent_us = r.at_us};
+        memcpy(aw.msg_id, fo.msg_id, 16);
+        soffa_box_await_put(self->box, fo.awaited, &aw);
+    }
     if (f->type == SOFFA_FRAME_PUBLISH_ACK) {
         r.seq = f->seq;
         snprintf(r.mailbox, sizeof r.mailbox, "%s", f->mailbox);
@@ -440,6 +471,56 @@ s_on_publish_answer(soffa_agent_t *self, const soffa_frame_t *f)
 }
 
 /* ---- Inbox -------------------------------------------------------------------------- */
+
+/* An acknowledgement or a referral status closes what the agent awaits. */
+static void
+s_note_answer(soffa_agent_t *self, const soffa_envelope_t *e)
+{
+    if (e->msg_type != SOFFA_MT_SIGNAL_ACKNOWLEDGED && e->msg_type != SOFFA_MT_REFERRAL_STATUS_CHANGED)
+        return;
+    soffa_msg_t *m = NULL;
+    if (soffa_msg_decode(e->body, e->body_len, &m) != SOFFA_OK)
+        return;
+    soffa_msg_view_t v;
+    soffa_msg_view(m, &v);
+    if (v.ref_id)
+        soffa_box_await_answer(self->box, v.ref_id, soffa_now_us());
+    soffa_msg_destroy(&m);
+}
+
+typedef struct {
+    soffa_agent_t *self;
+    int64_t now;
+    uint64_t signals, referrals;
+    json_t *list;              /* overdue entries, or NULL to count only */
+} s_overdue_t;
+
+static int
+s_overdue_one(void *ctx, const uint8_t awaited[16], const soffa_box_await_t *a)
+{
+    (void) awaited;
+    s_overdue_t *o = ctx;
+    if (a->answered_us)
+        return 0;
+    bool referral = a->type == SOFFA_MT_REFERRAL_SENT;
+    int64_t due = (referral ? o->self->cfg.referral_receipt_due : o->self->cfg.signal_ack_due) * 1000;
+    if (o->now - a->sent_us < due)
+        return 0;
+    if (referral)
+        o->referrals++;
+    else
+        o->signals++;
+    if (o->list) {
+        char mid[SOFFA_UUID_STR], ts[32];
+        soffa_uuid_format(a->msg_id, mid);
+        soffa_time_format(a->sent_us, ts);
+        json_array_append_new(o->list, json_pack("{s:s, s:s, s:s, s:s, s:I}", "message_id", mid, "type",
+                                                 soffa_msg_type_name((soffa_msg_type_t) a->type), "sent_at", ts,
+                                                 "waiting_for", referral ? "receipt" : "acknowledgement",
+                                                 "overdue_s", (json_int_t) ((o->now - a->sent_us - due) / 1000000)));
+    }
+    return 0;
+}
 
 static void
 s_on_deliveries(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
@@ -477,6 +558,7 @@ s_on_deliveries(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
         for (size_t i = 0; i < k; i++) {
             if (d[i].stored) {
                 self->last_delivery_us = soffa_now_us();
+                s_note_answer(self, &e[i]);
                 soffa_info("received seq %llu (%s) from %s", (unsigned long long) d[i].seq,
                            soffa_msg_type_name((soffa_msg_type_t) e[i].msg_type), e[i].sender_agent);
             } else {
@@ -520,13 +602,11 @@ s_read_broker(soffa_agent_t *self)
         switch (f.type) {
         case SOFFA_FRAME_PUBLISH_ACK: s_on_publish_answer(self, &f); break;
         case SOFFA_FRAME_ERROR:
-            if (f.tag && s_waiter_find(self, S_W_REPLAY, f.tag)) {
-                s_waiter_done(self, s_waiter_find(self, S_W_REPLAY, f.tag), s_fail((soffa_err_t) f.code, f.text));
-            } else if (f.tag) {
-                s_on_publish_answer(self, &f);
-            } else if (f.code == SOFFA_ERR_PROTOCOL_STATE) {
-                /* The broker no longer knows this session (it restarted or
-                 * expired us): greet again. */
+            if (f.code == SOFFA_ERR_PROTOCOL_STATE) {
+                /* The broker no longer knows this session (it restarted, or
+                 * expired us): greet again now. Whatever was in flight is
+                 * sent again after the greeting, and those waiting for an
+                 * answer keep waiting for it. */
                 soffa_frame_fini(&f);
                 s_on_deliveries(self, batch, nb);
                 for (size_t j = 0; j < nb; j++)
@@ -534,6 +614,10 @@ s_read_broker(soffa_agent_t *self)
                 s_disconnect(self, "the broker forgot this session");
                 self->next_connect = 0;
                 return;
+            } else if (f.tag && s_waiter_find(self, S_W_REPLAY, f.tag)) {
+                s_waiter_done(self, s_waiter_find(self, S_W_REPLAY, f.tag), s_fail((soffa_err_t) f.code, f.text));
+            } else if (f.tag) {
+                s_on_publish_answer(self, &f);
             } else {
                 soffa_warn("broker says: %s: %s", soffa_errname((soffa_err_t) f.code), f.text);
             }
@@ -567,11 +651,11 @@ s_read_broker(soffa_agent_t *self)
                 json_t *mbs = json_array();
                 for (size_t j = 0; j < f.n_statuses; j++) {
                     const soffa_mailbox_status_t *m = &f.statuses[j];
-                    json_array_append_new(mbs, json_pack("{s:s, s:I, s:I, s:i, s:I, s:I, s:b}", "mailbox", m->mailbox,
+                    json_array_append_new(mbs, json_pack("{s:s, s:I, s:I, s:i, s:I, s:I, s:b, s:I}", "mailbox", m->mailbox,
                                                          "depth", (json_int_t) m->depth, "last_seq", (json_int_t) m->last_seq,
                                                          "consumers", (int) m->consumers, "lag", (json_int_t) m->lag,
                                                          "oldest_undelivered_us", (json_int_t) m->oldest_undelivered_us,
-                                                         "no_reader", m->no_reader));
+                                                         "no_reader", m->no_reader, "overdue", (json_int_t) m->overdue));
                 }
                 json_object_set_new(w->acc, "broker", json_pack("{s:I, s:i, s:I, s:o}", "head_seq",
                                                                 (json_int_t) f.head_seq, "sessions", (int) f.sessions,
@@ -905,11 +989,14 @@ s_status_json(soffa_agent_t *self)
     char ts[32] = "";
     if (self->last_delivery_us)
         soffa_time_format(self->last_delivery_us, ts);
-    return json_pack("{s:b, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I}", "ok", 1, "agent", self->cfg.name,
+    s_overdue_t o = {self, soffa_now_us(), 0, 0, NULL};
+    soffa_box_await_scan(self->box, s_overdue_one, &o);
+    return json_pack("{s:b, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:{s:I, s:I}}", "ok", 1, "agent", self->cfg.name,
                      "role", soffa_role_name(self->role), "connected", self->client != NULL, "broker_endpoint",
                      self->cfg.broker, "mailbox", self->mailbox, "outbox", (json_int_t) soffa_box_outbox_count(self->box),
                      "inbox", (json_int_t) total, "inbox_new", (json_int_t) fresh, "inbox_failed", (json_int_t) failed,
-                     "last_delivery", ts, "refused", (json_int_t) self->refused);
+                     "last_delivery", ts, "refused", (json_int_t) self->refused, "overdue", "signals",
+                     (json_int_t) o.signals, "referrals", (json_int_t) o.referrals);
 }
 
 typedef struct {
@@ -989,7 +1076,9 @@ s_on_control(soffa_agent_t *self)
                                             ? json_integer_value(json_object_get(req, "limit"))
                                             : 1000)};
                 soffa_box_inbox_scan(self->box, (uint64_t) json_integer_value(json_object_get(req, "after")), s_list_one, &l);
-                s_reply(self, rid, rid_len, json_pack("{s:b, s:o}", "ok", 1, "messages", l.arr));
+                s_overdue_t o = {self, soffa_now_us(), 0, 0, json_array()};
+                soffa_box_await_scan(self->box, s_overdue_one, &o);
+                s_reply(self, rid, rid_len, json_pack("{s:b, s:o, s:o}", "ok", 1, "messages", l.arr, "overdue", o.list));
             } else if (!strcmp(cmd, "show")) {
                 const char *id = json_string_value(json_object_get(req, "id"));
                 json_t *rec = id ? s_inbox_lookup(self, id) : NULL;

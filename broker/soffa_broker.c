@@ -82,6 +82,8 @@ typedef struct {
     int64_t cursor_flush_ms;       /* how often acknowledged cursors are written */
     int64_t checkpoint_every;      /* records between signed checkpoints */
     int64_t checkpoint_ms;         /* longest time between signed checkpoints */
+    int64_t signal_ack_due;        /* ms before an unacknowledged signal is overdue */
+    int64_t referral_receipt_due;  /* ms before a referral not received is overdue */
 } s_cfg_t;
 
 static const soffa_cfg_key_t s_broker_keys[] = {
@@ -102,6 +104,8 @@ static const soffa_cfg_key_t s_store_keys[] = {
 static const soffa_cfg_key_t s_audit_keys[] = {
     {"checkpoint_every", SOFFA_CFG_INT, "1000", 1, 100000000, offsetof(s_cfg_t, checkpoint_every), 0, "records between signed checkpoints"},
     {"checkpoint_ms", SOFFA_CFG_INT, "60000", 100, 86400000, offsetof(s_cfg_t, checkpoint_ms), 0, "longest time between signed checkpoints"},
+    {"signal_ack_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(s_cfg_t, signal_ack_due), 0, "a signal not acknowledged within this is overdue"},
+    {"referral_receipt_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(s_cfg_t, referral_receipt_due), 0, "a referral not received within this is overdue"},
 };
 static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(s_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
@@ -342,6 +346,8 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
     fprintf(out, "delivery.window_max = %lld\n", (long long) c->window_max);
     fprintf(out, "audit.checkpoint_every = %lld\naudit.checkpoint_ms = %lld\n", (long long) c->checkpoint_every,
             (long long) c->checkpoint_ms);
+    fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
+            (long long) c->referral_receipt_due);
     for (size_t i = 0; i < self->n_ids; i++) {
         const soffa_identity_t *id = &self->ids[i];
         fprintf(out, "agent.%s = role %s, kommun %s%s%s%s%s, key %.8s...\n", id->name, soffa_role_name(id->role),
@@ -1264,6 +1270,45 @@ s_first_time(void *ctx, const soffa_store_rec_t *rec)
     return 1;
 }
 
+typedef struct {
+    soffa_broker_t *self;
+    int64_t cutoff_us;             /* records received before this are past due */
+    uint64_t overdue;
+    uint64_t scanned;
+} s_overdue_t;
+
+static int
+s_overdue_one(void *ctx, const soffa_store_rec_t *rec)
+{
+    s_overdue_t *o = ctx;
+    if (++o->scanned > 1000000)
+        return 1;   /* bounded: status stays cheap on huge mailboxes */
+    bool signal = rec->tag == SOFFA_MT_ENROLMENT_CHANGED || rec->tag == SOFFA_MT_ABSENCE_REPORTED
+               || rec->tag == SOFFA_MT_AT_RISK_NOTICE;
+    if (!signal && rec->tag != SOFFA_MT_REFERRAL_SENT)
+        return 0;
+    soffa_envelope_t e;
+    if (soffa_envelope_decode(rec->env, rec->len, &e) != SOFFA_OK)
+        return 0;
+    bool past = e.received_at_us < o->cutoff_us;
+    soffa_msg_t *m = NULL;
+    if (past && soffa_msg_decode(e.body, e.body_len, &m) == SOFFA_OK) {
+        soffa_msg_view_t v;
+        soffa_msg_view(m, &v);
+        const uint8_t *id = signal ? v.message_id : v.ref_id;
+        uint8_t key[17] = {(uint8_t) (signal ? 'A' : 'S')};
+        uint64_t seq;
+        if (id) {
+            memcpy(key + 1, id, 16);
+            if (soffa_store_ref_get(o->self->store, key, sizeof key, &seq) == SOFFA_ERR_NOT_FOUND)
+                o->overdue++;
+        }
+        soffa_msg_destroy(&m);
+    }
+    soffa_envelope_fini(&e);
+    return past ? 0 : 1;   /* records are in receive order: the rest are not due yet */
+}
+
 static int
 s_status_one(void *ctx, const void *k, size_t kl, void *v)
 {
@@ -1319,6 +1364,17 @@ s_status_one(void *ctx, const void *k, size_t kl, void *v)
     }
     s->lag = lag;
     s->no_reader = lag > 0 && s->consumers == 0;
+    /* Business receipts: signals to a KAA await an acknowledgement, referrals
+     * to an agency a status; past the deadline they count as overdue. */
+    bool signals = !strncmp(m->name, "kaa/", 4);
+    bool referrals = !strncmp(m->name, "af/", 3) || !strncmp(m->name, "social/", 7);
+    if (signals || referrals) {
+        s_overdue_t od = {st->self, soffa_now_us() - 1000 * (signals ? st->self->cfg.signal_ack_due
+                                                                        : st->self->cfg.referral_receipt_due),
+                          0, 0};
+        soffa_store_scan_mailbox(st->self->store, m->name, 0, s_overdue_one, &od);
+        s->overdue = od.overdue;
+    }
     return 0;
 }
 

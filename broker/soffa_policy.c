@@ -438,6 +438,8 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
     case SOFFA_MT_CONCERN_REPORT_FILED: kinds[0] = 'C'; ids[0] = v.ref_id; break;
     case SOFFA_MT_CONSENT_RECORDED: kinds[0] = 'K'; ids[0] = v.ref_id; break;
     case SOFFA_MT_CONSENT_WITHDRAWN: kinds[0] = 'W'; ids[0] = v.ref_id; break;
+    case SOFFA_MT_SIGNAL_ACKNOWLEDGED: kinds[0] = 'A'; ids[0] = v.ref_id; break;        /* the signal is answered */
+    case SOFFA_MT_REFERRAL_STATUS_CHANGED: kinds[0] = 'S'; ids[0] = v.ref_id; break;    /* the referral is received */
     default: break;
     }
     for (int i = 0; i < 2; i++) {

@@ -16,7 +16,7 @@
 
 struct soffa_box {
     MDB_env *env;
-    MDB_dbi outbox, sent, inbox, imsg, meta;
+    MDB_dbi outbox, sent, inbox, imsg, meta, await;
 };
 
 static void
@@ -63,6 +63,7 @@ soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size)
     S_MDB(mdb_dbi_open(txn, "inbox", MDB_CREATE, &self->inbox));
     S_MDB(mdb_dbi_open(txn, "imsg", MDB_CREATE, &self->imsg));
     S_MDB(mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta));
+    S_MDB(mdb_dbi_open(txn, "await", MDB_CREATE, &self->await));
     mrc = mdb_txn_commit(txn);
     txn = NULL;
     if (mrc != 0)
@@ -420,4 +421,87 @@ soffa_box_inbox_counts(soffa_box_t *self, uint64_t *total, uint64_t *fresh, uint
         *fresh = c.fresh;
     if (failed)
         *failed = c.failed;
+}
+
+/* ---- Awaited answers --------------------------------------------------------- */
+
+soffa_err_t
+soffa_box_await_put(soffa_box_t *self, const uint8_t awaited[16], const soffa_box_await_t *a)
+{
+    int mrc;
+    MDB_txn *txn = NULL;
+    S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
+    MDB_val k = {16, (void *) awaited}, v = {sizeof *a, (void *) a};
+    mrc = mdb_put(txn, self->await, &k, &v, MDB_NOOVERWRITE);
+    if (mrc == MDB_KEYEXIST)
+        mrc = 0;   /* a retry: the first record stands */
+    if (mrc != 0)
+        goto fail;
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (mrc != 0)
+        goto fail;
+    return SOFFA_OK;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    return soffa_store_err(mrc);
+}
+
+soffa_err_t
+soffa_box_await_answer(soffa_box_t *self, const uint8_t awaited[16], int64_t at_us)
+{
+    int mrc;
+    MDB_txn *txn = NULL;
+    S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
+    MDB_val k = {16, (void *) awaited}, v;
+    S_MDB(mdb_get(txn, self->await, &k, &v));
+    soffa_box_await_t a;
+    if (v.mv_size != sizeof a) {
+        mdb_txn_abort(txn);
+        return SOFFA_ERR_STORE_CORRUPT;
+    }
+    memcpy(&a, v.mv_data, sizeof a);
+    if (a.answered_us) {
+        mdb_txn_abort(txn);
+        return SOFFA_OK;
+    }
+    a.answered_us = at_us;
+    v = (MDB_val) {sizeof a, &a};
+    S_MDB(mdb_put(txn, self->await, &k, &v, 0));
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (mrc != 0)
+        goto fail;
+    return SOFFA_OK;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    return soffa_store_err(mrc);
+}
+
+soffa_err_t
+soffa_box_await_scan(soffa_box_t *self, int (*fn)(void *, const uint8_t *, const soffa_box_await_t *), void *ctx)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = mdb_cursor_open(txn, self->await, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return soffa_store_err(mrc);
+    }
+    MDB_val k, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        soffa_box_await_t a;
+        if (k.mv_size != 16 || v.mv_size != sizeof a)
+            continue;
+        memcpy(&a, v.mv_data, sizeof a);
+        if (fn(ctx, k.mv_data, &a))
+            break;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return SOFFA_OK;
 }

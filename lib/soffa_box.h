@@ -4,6 +4,7 @@
  *    sent    message id          -> result (time, seq, code, mailbox, reason)
  *    inbox   seq (u64)           -> state, attempts, next try, received || envelope
  *    imsg    message id          -> seq            (find a delivered message)
+ *    await   awaited id          -> what was sent and whether it was answered
  *    meta    "last:" mailbox     -> last stored seq; "next" -> next local id
  *
  *  Every write commits durably before the call returns (no MDB_NOSYNC): a
@@ -56,6 +57,27 @@ typedef struct {
     const uint8_t *msg_id;   /* 16 bytes, or NULL */
     bool stored;             /* out: false when it was a redelivery */
 } soffa_box_delivery_t;
+
+/*  A sent message that expects an answer (a signal its acknowledgement, a
+ *  referral its receipt), keyed by the id the answer will name. */
+typedef struct {
+    uint8_t msg_id[16];
+    uint32_t type;           /* soffa_msg_type_t of what was sent */
+    int64_t sent_us;
+    int64_t answered_us;     /* 0 while unanswered */
+} soffa_box_await_t;
+
+/*  Records that the message awaits an answer naming `awaited`. */
+soffa_err_t soffa_box_await_put(soffa_box_t *self, const uint8_t awaited[16], const soffa_box_await_t *a);
+
+/*  Marks the answer to `awaited` (the first answer counts). SOFFA_ERR_NOT_FOUND
+ *  when nothing awaits it. */
+soffa_err_t soffa_box_await_answer(soffa_box_t *self, const uint8_t awaited[16], int64_t at_us);
+
+/*  Visits every awaiting record; fn returns non-zero to stop. */
+soffa_err_t soffa_box_await_scan(soffa_box_t *self, int (*fn)(void *ctx, const uint8_t awaited[16],
+                                                              const soffa_box_await_t *a),
+                                 void *ctx);
 
 soffa_err_t soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size);
 void soffa_box_close(soffa_box_t **self_p);

@@ -63,6 +63,33 @@ soffa_cfg_parse_size(const char *text, uint64_t *out)
 }
 
 bool
+soffa_cfg_parse_duration(const char *text, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || errno || v < 0)
+        return false;
+    int64_t mul;
+    if (*end == '\0' || !strcmp(end, "ms"))
+        mul = 1;
+    else if (!strcmp(end, "s"))
+        mul = 1000;
+    else if (!strcmp(end, "m"))
+        mul = 60000;
+    else if (!strcmp(end, "h"))
+        mul = 3600000;
+    else if (!strcmp(end, "d"))
+        mul = 86400000;
+    else
+        return false;
+    if (v > INT64_MAX / mul)
+        return false;
+    *ms = v * mul;
+    return true;
+}
+
+bool
 soffa_cfg_path(const char *base, const char *file, char *out, size_t outlen)
 {
     if (!file || !*file)
@@ -129,6 +156,19 @@ s_set(s_ctx_t *c, const soffa_cfg_key_t *k, void *target, const char *value)
             return false;
         }
         *(size_t *) field = (size_t) v;
+        return true;
+    }
+    case SOFFA_CFG_DURATION: {
+        int64_t ms;
+        if (!soffa_cfg_parse_duration(value, &ms)) {
+            s_fail(c, "%s must be a duration such as 5d, 2h, 15m or 90s, not '%s'", k->key, value);
+            return false;
+        }
+        if (ms < k->min || ms > k->max) {
+            s_fail(c, "%s is out of range%s", k->key, "");
+            return false;
+        }
+        *(int64_t *) field = ms;
         return true;
     }
     case SOFFA_CFG_BOOL:

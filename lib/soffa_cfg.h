@@ -21,6 +21,7 @@ typedef enum {
     SOFFA_CFG_INT,    /* int64_t, min..max */
     SOFFA_CFG_SIZE,   /* size_t bytes, suffixes KiB MiB GiB, min..max */
     SOFFA_CFG_BOOL,   /* bool: true/false/yes/no/on/off/1/0 */
+    SOFFA_CFG_DURATION, /* int64_t milliseconds from "90s", "15m", "2h", "5d" or plain ms, min..max */
 } soffa_cfg_type_t;
 
 typedef struct {
@@ -48,6 +49,9 @@ typedef struct {
  *  (no such file) or SOFFA_ERR_CONFIG. */
 soffa_err_t soffa_cfg_load(const char *path, const soffa_cfg_section_t *sections, size_t n,
                            char *why, size_t whylen);
+
+/*  Parses "5d", "2h", "15m", "90s", "250ms" or a plain number of ms. */
+bool soffa_cfg_parse_duration(const char *text, int64_t *ms);
 
 /*  Parses "64MiB" and friends; returns false on error. */
 bool soffa_cfg_parse_size(const char *text, uint64_t *out);

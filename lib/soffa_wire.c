@@ -434,6 +434,7 @@ soffa_frame_encode(const soffa_frame_t *f, uint8_t **buf, size_t *len)
                 ms[i].lag = s->lag;
                 ms[i].oldest_undelivered_us = s->oldest_undelivered_us;
                 ms[i].no_reader = s->no_reader;
+                ms[i].overdue = s->overdue;
                 ms_ptrs[i] = &ms[i];
             }
         }
@@ -604,6 +605,7 @@ soffa_frame_decode(const void *buf, size_t len, soffa_frame_t *out)
                 s->lag = m->lag;
                 s->oldest_undelivered_us = m->oldest_undelivered_us;
                 s->no_reader = m->no_reader;
+                s->overdue = m->overdue;
             }
         }
         break;

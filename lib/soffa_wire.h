@@ -105,6 +105,7 @@ typedef struct {
     uint64_t lag;
     int64_t oldest_undelivered_us;
     bool no_reader;
+    uint64_t overdue;                 /* answers missing past their deadline */
 } soffa_mailbox_status_t;
 
 /*  One protocol frame. Which fields mean something depends on type; the

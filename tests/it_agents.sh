@@ -158,6 +158,38 @@ case "$rc:$out" in 0:*"accepted: consent withdraw -> kaa-journal/1419"*) ok "it_
 out=$(s kaa-1419 refer af --re last --consent "$CONSENT" 2>&1); rc=$?
 case "$rc:$out" in 1:*"withdrawn"*"[CONSENT]"*) ok "it_27 a referral on a withdrawn consent is refused";; *) bad "it_27 refused after withdrawal" "$out";; esac
 
+# ---- it_28: business receipts: answers missing past their deadline are flagged ----
+sed -i 's/^checkpoint_ms = .*/&\nsignal_ack_due = 2s\nreferral_receipt_due = 2s/' "$NET/broker/broker.ini"
+printf 'signal_ack_due = 2s\nreferral_receipt_due = 2s\n' >> "$NET/school-1415/agent.ini"
+printf 'signal_ack_due = 2s\nreferral_receipt_due = 2s\n' >> "$NET/kaa-1419/agent.ini"
+stop_proc kaa-1419 TERM
+stop_proc school-1415 TERM
+stop_proc broker TERM
+start_broker
+start_agent school-1415
+start_agent kaa-1419
+A=$(absence 900 | awk '/message id/ {print $3}')
+B=$(s school-1415 signal absence --pupil "$(pupil 901)" --hemkommun 1415 --period-from 2026-09-01 --period-to 2026-11-13 \
+    --unexcused-band SIGNIFICANT --school-unit 14150001 | awk '/message id/ {print $3}')
+wait_count kaa-1419 202
+s kaa-1419 ack --re "$A" --result REGISTERED >/dev/null
+sleep 3
+INB=$(s school-1415 inbox)
+case "$INB" in *"OVERDUE  absence_reported $B"*"no acknowledgement yet"*) ok "it_28 the school's inbox shows its unacknowledged signal as overdue";; *) bad "it_28 school inbox overdue" "$INB";; esac
+case "$INB" in *"$A"*) bad "it_28 an acknowledged signal is not overdue" "$INB";; *) ok "it_28 an acknowledged signal is not overdue";; esac
+s school-1415 status | grep -q "OVERDUE: [0-9]* signal(s) not acknowledged" && ok "it_28 the school's status counts overdue signals" || bad "it_28 school status" "$(s school-1415 status)"
+K=$(s kaa-1419 --json status | grep -o '"overdue":{[^}]*}')
+expect "it_28 the KAA's referrals nobody has received are overdue" '"overdue":{"signals":0,"referrals":3}' "$K"
+# af-1419 still holds a session from before the broker's restart: its
+# command must go through all the same, not just be queued.
+R=$(s af-1419 referral status --re last --status RECEIVED 2>&1)
+case "$R" in "accepted: referral status -> kaa/1419"*) ok "it_28 an agent whose session the restarted broker forgot gets its command through";; *) bad "it_28 stale session" "$R";; esac
+sleep 0.5
+expect "it_28 ... and a receipt clears one" '"overdue":{"signals":0,"referrals":2}' "$(s kaa-1419 --json status | grep -o '"overdue":{[^}]*}')"
+OV=$(s audit --json status | grep -o '"mailbox":"kaa/1415"[^}]*')
+case "$OV" in *'"overdue":1'*) ok "it_28 the broker's status counts overdue signals per mailbox";; *) bad "it_28 broker overdue per mailbox" "$OV";; esac
+case "$(s audit --json status | grep -o '"mailbox":"af/1419"[^}]*')" in *'"overdue":2'*) ok "it_28 ... and overdue referrals";; *) bad "it_28 broker overdue referrals" "$(s audit --json status)";; esac
+
 # ---- it_26: the example configuration checks, and a bad one says what to fix ----
 mkdir -p "$NET/cfg"
 cp "$(dirname "$0")/../config/agent.ini" "$NET/cfg/agent.ini"
