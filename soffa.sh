@@ -4,7 +4,8 @@
 #   ./soffa.sh demo    install missing Debian packages, build, and play the demo:
 #                      a network of agencies handles one young person end to end
 #   ./soffa.sh test    install missing Debian packages, build, and run the whole
-#                      test suite twice: a normal build and an ASan+UBSan build
+#                      test suite twice (a normal build and an ASan+UBSan build),
+#                      then run each libFuzzer target for FUZZ_SECONDS (default 30)
 #   ./soffa.sh build   install missing packages and build (build/)
 #   ./soffa.sh deps    only install missing packages
 #
@@ -15,7 +16,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(gcc make cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
-          liblmdb-dev libcriterion-dev libsodium-dev libinih-dev libjansson-dev libxml2-utils)
+          liblmdb-dev libcriterion-dev libsodium-dev libinih-dev libjansson-dev libxml2-utils
+          clang libclang-rt-14-dev)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -38,6 +40,30 @@ build() {
     shift
     cmake -S "$ROOT" -B "$dir" -DSOFFA_WERROR=ON "$@" >/dev/null
     cmake --build "$dir" -j"$JOBS"
+}
+
+# Builds the libFuzzer targets with clang and runs each for FUZZ_SECONDS
+# against the seed corpus in tests/fuzz/corpus; any crash fails.
+fuzz() {
+    local secs=${FUZZ_SECONDS:-30} dir="$ROOT/build-fuzz" failed=0 passed=0
+    say "fuzzing: build (build-fuzz/) and ${secs}s per target"
+    CC=clang build "$dir" -DSOFFA_FUZZ=ON >/dev/null
+    for t in frame msg policy id csv; do
+        local work
+        work=$(mktemp -d /tmp/soffa-fuzz-XXXXXX)
+        if (cd "$work" && "$dir/fuzz_$t" "$work" "$ROOT/tests/fuzz/corpus/$t" -max_total_time="$secs" \
+                -rss_limit_mb=2048 -print_final_stats=1 >"$work/log" 2>&1); then
+            printf '  fuzz_%-7s %s executions, no crash\n' "$t" "$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/log" | grep -o '[0-9]*$')"
+            passed=$((passed + 1))
+        else
+            echo "  fuzz_$t FOUND A CRASH:"
+            grep -E 'ERROR|SUMMARY|runtime error|Test unit written|Base64' "$work/log" | sed 's/^/    /'
+            failed=$((failed + 1))
+        fi
+        rm -rf "$work"
+    done
+    echo "fuzz: $passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
 }
 
 run_tests() {
@@ -72,9 +98,14 @@ test)
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_tests "$ROOT/build-san"
     say "all tests passed in both builds"
+    fuzz
+    ;;
+fuzz)
+    deps
+    fuzz
     ;;
 help | -h | --help)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     ;;
 *)
     echo "soffa.sh: unknown command '$1' (try ./soffa.sh help)" >&2

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "soffa_csv.h"
 #include "soffa_err.h"
 #include "soffa_id.h"
 #include "soffa_keys.h"
@@ -923,40 +924,6 @@ s_cmd_stats(s_ctx_t *c)
 
 /* ---- CSV import ------------------------------------------------------------------------ */
 
-static size_t
-s_csv_split(char *line, char **cols, size_t max)
-{
-    size_t n = 0;
-    char *p = line;
-    while (n < max) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        char *start = p;
-        if (*p == '"') {
-            start = ++p;
-            while (*p && *p != '"')
-                p++;
-            if (*p == '"')
-                *p++ = '\0';
-            while (*p && *p != ',')
-                p++;
-        } else {
-            while (*p && *p != ',')
-                p++;
-        }
-        char *end = p;
-        bool last = *p == '\0';
-        *p = '\0';
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
-            *--end = '\0';
-        cols[n++] = start;
-        if (last)
-            break;
-        p++;
-    }
-    return n;
-}
-
 static soffa_msg_type_t
 s_csv_type(const char *t)
 {
@@ -1002,7 +969,7 @@ s_cmd_import(s_ctx_t *c)
             continue;
         if (!nh) {
             memcpy(header, line, sizeof header);
-            nh = s_csv_split(header, hcols, 64);
+            nh = soffa_csv_split(header, hcols, 64);
             bool has_type = false, has_pupil = false, has_hem = false;
             for (size_t i = 0; i < nh; i++) {
                 has_type |= !strcmp(hcols[i], "type");
@@ -1016,7 +983,7 @@ s_cmd_import(s_ctx_t *c)
             }
             continue;
         }
-        size_t n = s_csv_split(line, cols, 64);
+        size_t n = soffa_csv_split(line, cols, 64);
         const char *why = NULL;
         char whybuf[400];
         if (n != nh) {

@@ -910,10 +910,12 @@ s_cmd_send(soffa_agent_t *self, const uint8_t *rid, size_t rid_len, json_t *req)
             json_object_foreach(om, oname, opl) {
                 if (soffa_msg_type_from_name(oname) == SOFFA_MT_NONE)
                     continue;
+                /* Only ids the answer's own type has, and never the id a
+                 * message introduces itself (a new referral's id). */
                 static const char *const refs[] = {"referral_id", "report_id", "case_id"};
                 for (size_t r = 0; r < 3; r++)
                     if (!json_object_get(pl, refs[r]) && json_object_get(opl, refs[r])
-                        && soffa_msg_type_from_name(key) != SOFFA_MT_REFERRAL_SENT)
+                        && soffa_msg_has_field(key, refs[r]) && soffa_msg_type_from_name(key) != SOFFA_MT_REFERRAL_SENT)
                         json_object_set(pl, refs[r], json_object_get(opl, refs[r]));
             }
         }

@@ -647,6 +647,13 @@ s_text_value(const ProtobufCFieldDescriptor *f, const char *t, char *why, size_t
     }
 }
 
+bool
+soffa_msg_has_field(const char *part, const char *field)
+{
+    const ProtobufCMessageDescriptor *d = part ? s_part_descriptor(part) : NULL;
+    return d && field && protobuf_c_message_descriptor_get_field_by_name(d, field) != NULL;
+}
+
 soffa_err_t
 soffa_msg_json_set(void *obj, const char *part, const char *path, const char *text, char *why, size_t whylen)
 {

@@ -182,6 +182,10 @@ char *soffa_msg_to_json(const soffa_msg_t *msg);
 soffa_err_t soffa_msg_json_set(void *obj, const char *part, const char *path, const char *text, char *why,
                                size_t whylen);
 
+/*  True if message part `part` ("message" or a payload type name) has a
+ *  field called `field`. */
+bool soffa_msg_has_field(const char *part, const char *field);
+
 /* ---- Reading ---- */
 
 /*  Fills the flat view of msg. */

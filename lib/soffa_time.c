@@ -44,6 +44,9 @@ soffa_date_from_int(uint32_t v, soffa_date_t *out)
 uint32_t
 soffa_date_to_int(soffa_date_t d)
 {
+    /* Dates outside years 1..9999 have no yyyymmdd form: 0. */
+    if (d.year < 1 || d.year > 9999 || d.month < 0 || d.month > 99 || d.day < 0 || d.day > 99)
+        return 0;
     return (uint32_t) (d.year * 10000 + d.month * 100 + d.day);
 }
 
@@ -79,6 +82,13 @@ soffa_date_age(soffa_date_t birth, soffa_date_t on)
 soffa_date_t
 soffa_date_from_us(int64_t t_us)
 {
+    /* Any instant maps to a date: beyond years 1..9999 it is clamped, so
+     * nothing downstream meets an overflowing year. */
+    const int64_t lo = -62135596800LL * 1000000, hi = 253402300799LL * 1000000;
+    if (t_us < lo)
+        t_us = lo;
+    if (t_us > hi)
+        t_us = hi;
     int64_t z = (t_us >= 0 ? t_us : t_us - 86400000000LL + 1) / 86400000000LL + 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
     int64_t doe = z - era * 146097;

@@ -190,6 +190,10 @@ OV=$(s audit --json status | grep -o '"mailbox":"kaa/1415"[^}]*')
 case "$OV" in *'"overdue":1'*) ok "it_28 the broker's status counts overdue signals per mailbox";; *) bad "it_28 broker overdue per mailbox" "$OV";; esac
 case "$(s audit --json status | grep -o '"mailbox":"af/1419"[^}]*')" in *'"overdue":2'*) ok "it_28 ... and overdue referrals";; *) bad "it_28 broker overdue referrals" "$(s audit --json status)";; esac
 
+# ---- it_29: answering a message of another kind never copies fields the answer lacks ----
+out=$(s af-1419 concern feedback --re last --feedback INVESTIGATION_OPENED 2>&1); rc=$?
+case "$rc:$out" in 1:*"concern_report_feedback.report_id: required"*) ok "it_29 feedback pointed at a referral says what is missing, not an unknown field";; *) bad "it_29 feedback on a referral" "$out";; esac
+
 # ---- it_26: the example configuration checks, and a bad one says what to fix ----
 mkdir -p "$NET/cfg"
 cp "$(dirname "$0")/../config/agent.ini" "$NET/cfg/agent.ini"

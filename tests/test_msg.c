@@ -1,6 +1,7 @@
 /*  Tests for soffa_msg: codec, JSON form and validation of every type. */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -326,4 +327,36 @@ Test(msg, message_id_must_be_uuid_v7)
     json_object_set_new(j, "message_id", json_string("123e4567-e89b-42d3-a456-426614174000"));
     cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD);
     cr_assert(strstr(why, "UUIDv7") != NULL, "%s", why);
+}
+
+Test(msg, schema_field_lookup)
+{
+    cr_assert(soffa_msg_has_field("referral_status_changed", "referral_id"));
+    cr_assert_not(soffa_msg_has_field("concern_report_feedback", "referral_id"));
+    cr_assert(soffa_msg_has_field("message", "consent_id"));
+    cr_assert_not(soffa_msg_has_field("no_such_type", "x"));
+    cr_assert_not(soffa_msg_has_field(NULL, "x"));
+}
+
+/* Regression inputs found by the fuzzers: decoding, validating and viewing
+ * them must be defined behaviour (the sanitizer build checks). */
+Test(msg, fuzz_regressions_decode_validate_and_view_safely)
+{
+    const char *const b64[] = {
+        "ChABogiBeDRzwJ9WXrUs2ivHEgMxLjAYgZn2zZPNk55l+gE2ChABogiBeDN6sZY9CBORM2BdEgIIARgSKgwKAgQDUgIBAhoCAQIwATiD0tQJQLub1QlKAmg3",
+        "ChABogiBeZt85pzk01ZV34TMEgMxLjAYtY2MzpOe/5h/MhYIARIMMjAwODAzMTQyNzEwIgQxNDE5OAVCEAGiCIF4M3qxlj0IE5EzYF1KEAGiCIF2iHtIkvyLJFGEFWVSEAGiCIF5mXeZdzWMr1z/tpHIyZoCFEoQAaJ4SHa5mk5MsnQg7KsQAQ==",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        uint8_t buf[512];
+        size_t len = 0;
+        cr_assert_eq(sodium_base642bin(buf, sizeof buf, b64[i], strlen(b64[i]), NULL, &len, NULL,
+                                       sodium_base64_VARIANT_ORIGINAL), 0);
+        soffa_msg_t *m = NULL;
+        if (soffa_msg_decode(buf, len, &m) == SOFFA_OK) {
+            soffa_msg_view_t v;
+            soffa_msg_view(m, &v);
+            cr_assert_neq(soffa_msg_validate(m, 0, NULL, 0), SOFFA_OK, "regression %zu validated", i);
+            soffa_msg_destroy(&m);
+        }
+    }
 }

@@ -1,6 +1,8 @@
 /*  Tests for soffa_time: calendar rules and conversions. */
 #include <criterion/criterion.h>
 
+#include <stdint.h>
+
 #include "soffa_time.h"
 
 Test(time, leap_years)
@@ -54,4 +56,19 @@ Test(time, parse_and_format)
     char ts[32];
     soffa_time_format(0, ts);
     cr_assert_str_eq(ts, "1970-01-01T00:00:00.000Z");
+}
+
+/* Regression (found by fuzz_msg and fuzz_policy): a message whose business
+ * time lay ~230,000 years ahead made the date arithmetic overflow. */
+Test(time, any_instant_maps_to_a_date_without_overflow)
+{
+    soffa_date_t d = soffa_date_from_us(INT64_MAX);
+    cr_assert_eq(d.year, 9999);
+    d = soffa_date_from_us(INT64_MIN);
+    cr_assert_eq(d.year, 1);
+    d = soffa_date_from_us(7356000000000000000LL);
+    cr_assert_leq(d.year, 9999);
+    cr_assert_eq(soffa_date_to_int((soffa_date_t) {233132, 1, 1}), 0u);
+    cr_assert_eq(soffa_date_to_int((soffa_date_t) {-5, 1, 1}), 0u);
+    cr_assert_eq(soffa_date_to_int((soffa_date_t) {2026, 11, 23}), 20261123u);
 }
