@@ -205,6 +205,7 @@ struct soffa_broker {
     size_t n_pending;
     int64_t started_at_us;
     int64_t next_flush, next_expiry;  /* monotonic µs */
+    int64_t last_drain;               /* monotonic µs when the router was last read empty */
     uint8_t sign_sk[SOFFA_SIGN_SECRET]; /* checkpoint signing key */
     uint64_t cp_seq;                  /* the newest record a checkpoint covers (or the last checkpoint) */
     int64_t cp_at;                    /* monotonic µs of the last checkpoint */
@@ -615,6 +616,10 @@ s_session_drop(soffa_broker_t *self, s_session_t *s, const char *why)
     free(s);
 }
 
+/* A session is silent when nothing had come from it for expiry_ms at the
+ * last moment the broker had read everything queued (last_drain), not at
+ * wall-clock now: a broker that stalls (a slow disk) must not take the pings
+ * waiting in its own queue for silence. */
 typedef struct {
     soffa_broker_t *self;
     int64_t now;
@@ -639,7 +644,7 @@ static void
 s_expire_sessions(soffa_broker_t *self)
 {
     for (;;) {
-        s_expire_t e = {self, soffa_mono_us(), NULL};
+        s_expire_t e = {self, self->last_drain, NULL};
         soffa_map_each(self->sessions, s_find_expired, &e);
         if (!e.victim)
             return;
@@ -1479,6 +1484,7 @@ s_read_router(soffa_broker_t *self)
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, self->router, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid);
+            self->last_drain = soffa_mono_us();   /* everything queued has been read */
             return;
         }
         zmq_msg_init(&body);
@@ -1787,6 +1793,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
 {
     zmq_pollitem_t items[2] = {{self->router, 0, ZMQ_POLLIN, 0}, {self->zap, 0, ZMQ_POLLIN, 0}};
     int64_t now = soffa_mono_us();
+    self->last_drain = now;
     self->next_flush = now + self->cfg.cursor_flush_ms * 1000;
     self->next_expiry = now + 500000;
     while (!*stop) {
@@ -1800,6 +1807,8 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
         uint64_t before = self->published;
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             s_read_router(self);
+        else if (n == 0)
+            self->last_drain = soffa_mono_us();   /* nothing was waiting */
         s_commit(self);
         if (self->published != before)
             s_wake_all(self);

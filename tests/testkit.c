@@ -239,6 +239,7 @@ tk_run(char *const argv[], char **out, char **err)
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -278,6 +279,8 @@ tk_broker_spawn(tk_broker_t *b)
     snprintf(log, sizeof log, "%s/broker.log", b->dir);
     pid_t pid = fork();
     if (pid == 0) {
+        /* A test that fails stops where it is: the broker must not outlive it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) {
             dup2(fd, 2);
