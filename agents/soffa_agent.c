@@ -114,6 +114,7 @@ struct soffa_agent {
     s_flight_t flight[S_OUT_WINDOW];
     size_t n_flight;
     uint64_t out_next;             /* outbox entries up to this local id are in flight or done */
+    int64_t resend_at;             /* monotonic µs: no sending before (after a transient refusal) */
     int64_t last_delivery_us;
     uint64_t refused;
     s_waiter_t waiters[S_MAX_WAITERS];
@@ -344,7 +345,7 @@ s_send_one(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t
 static void
 s_send_outbox(soffa_agent_t *self)
 {
-    if (!self->client || self->n_flight >= S_OUT_WINDOW)
+    if (!self->client || self->n_flight >= S_OUT_WINDOW || soffa_mono_us() < self->resend_at)
         return;
     s_out_t o = {self, false};
     soffa_box_outbox_scan(self->box, self->out_next, s_send_one, &o);
@@ -428,9 +429,11 @@ s_on_publish_answer(soffa_agent_t *self, const soffa_frame_t *f)
     if (f->type == SOFFA_FRAME_ERROR && s_transient(f->code)) {
         soffa_warn("broker could not take outbox entry %llu yet (%s): kept, will retry", (unsigned long long) f->tag,
                    f->text);
-        /* Try the whole outbox again after a pause. */
+        /* Try the whole outbox again after a pause (a full store, say):
+         * the broker is not hammered meanwhile. */
         self->out_next = 0;
         self->n_flight = 0;
+        self->resend_at = soffa_mono_us() + 1000000;
         if (w)
             s_waiter_done(self, w, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "note",
                                              "the broker cannot take it yet; it stays in the outbox and is retried",
