@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "soffa_bytes.h"
 #include "soffa_log.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
@@ -19,21 +20,6 @@ struct soffa_box {
     MDB_dbi outbox, sent, inbox, imsg, meta, await;
 };
 
-static void
-s_put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t) v;
-}
-
-static uint64_t
-s_get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 #define S_MDB(expr)                  \
     do {                             \
@@ -102,12 +88,12 @@ soffa_box_outbox_put(soffa_box_t *self, const uint8_t msg_id[16], const uint8_t 
     uint64_t next = 1;
     mrc = mdb_get(txn, self->meta, &nk, &nv);
     if (mrc == 0 && nv.mv_size == 8)
-        next = s_get_u64(nv.mv_data);
+        next = soffa_bytes_get_u64(nv.mv_data);
     else if (mrc != MDB_NOTFOUND && mrc != 0)
         goto fail;
     uint8_t kb[8], nb[8];
-    s_put_u64(kb, next);
-    s_put_u64(nb, next + 1);
+    soffa_bytes_put_u64(kb, next);
+    soffa_bytes_put_u64(nb, next + 1);
     MDB_val k = {8, kb}, v = {16 + len, NULL};
     S_MDB(mdb_put(txn, self->outbox, &k, &v, MDB_RESERVE | MDB_APPEND));
     memcpy(v.mv_data, msg_id, 16);
@@ -140,13 +126,13 @@ soffa_box_outbox_scan(soffa_box_t *self, uint64_t after,
         return soffa_store_err(mrc);
     }
     uint8_t kb[8];
-    s_put_u64(kb, after + 1);
+    soffa_bytes_put_u64(kb, after + 1);
     MDB_val k = {8, kb}, v;
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 8 || v.mv_size < 16)
             continue;
         const uint8_t *p = v.mv_data;
-        if (fn(ctx, s_get_u64(k.mv_data), p, p + 16, v.mv_size - 16))
+        if (fn(ctx, soffa_bytes_get_u64(k.mv_data), p, p + 16, v.mv_size - 16))
             break;
     }
     mdb_cursor_close(cur);
@@ -161,7 +147,7 @@ soffa_box_outbox_done(soffa_box_t *self, uint64_t local_id, const uint8_t msg_id
     MDB_txn *txn = NULL;
     S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
     uint8_t kb[8];
-    s_put_u64(kb, local_id);
+    soffa_bytes_put_u64(kb, local_id);
     MDB_val k = {8, kb};
     mrc = mdb_del(txn, self->outbox, &k, NULL);
     if (mrc != 0 && mrc != MDB_NOTFOUND)
@@ -221,7 +207,7 @@ s_last(MDB_txn *txn, MDB_dbi meta, const char *mailbox)
     int n = snprintf(key, sizeof key, "last:%s", mailbox);
     MDB_val k = {(size_t) n, key}, v;
     if (mdb_get(txn, meta, &k, &v) == 0 && v.mv_size == 8)
-        return s_get_u64(v.mv_data);
+        return soffa_bytes_get_u64(v.mv_data);
     return 0;
 }
 
@@ -249,13 +235,13 @@ soffa_box_inbox_put(soffa_box_t *self, const char *mailbox, soffa_box_delivery_t
         if (d[i].seq <= last)
             continue;   /* a redelivery of something already stored */
         uint8_t kb[8];
-        s_put_u64(kb, d[i].seq);
+        soffa_bytes_put_u64(kb, d[i].seq);
         MDB_val k = {8, kb}, v = {S_IN_HDR + d[i].len, NULL};
         S_MDB(mdb_put(txn, self->inbox, &k, &v, MDB_RESERVE));
         uint8_t *p = v.mv_data;
         p[0] = (uint8_t) state;
         memset(p + 1, 0, 4 + 8);
-        s_put_u64(p + 13, (uint64_t) now);
+        soffa_bytes_put_u64(p + 13, (uint64_t) now);
         memcpy(p + S_IN_HDR, d[i].env, d[i].len);
         if (d[i].msg_id) {
             MDB_val mk = {16, (void *) d[i].msg_id}, mv = {8, kb};
@@ -267,7 +253,7 @@ soffa_box_inbox_put(soffa_box_t *self, const char *mailbox, soffa_box_delivery_t
     char key[SOFFA_NAME_MAX + 8];
     int kl = snprintf(key, sizeof key, "last:%s", mailbox);
     uint8_t lb[8];
-    s_put_u64(lb, last);
+    soffa_bytes_put_u64(lb, last);
     MDB_val lk = {(size_t) kl, key}, lv = {8, lb};
     S_MDB(mdb_put(txn, self->meta, &lk, &lv, 0));
     mrc = mdb_txn_commit(txn);   /* durable before the broker hears an ack */
@@ -287,9 +273,9 @@ static soffa_box_in_t
 s_in(const MDB_val *k, const MDB_val *v)
 {
     const uint8_t *p = v->mv_data;
-    soffa_box_in_t in = {s_get_u64(k->mv_data), (soffa_in_state_t) p[0],
+    soffa_box_in_t in = {soffa_bytes_get_u64(k->mv_data), (soffa_in_state_t) p[0],
                          (uint32_t) p[1] << 24 | (uint32_t) p[2] << 16 | (uint32_t) p[3] << 8 | p[4],
-                         (int64_t) s_get_u64(p + 5), (int64_t) s_get_u64(p + 13), p + S_IN_HDR, v->mv_size - S_IN_HDR};
+                         (int64_t) soffa_bytes_get_u64(p + 5), (int64_t) soffa_bytes_get_u64(p + 13), p + S_IN_HDR, v->mv_size - S_IN_HDR};
     return in;
 }
 
@@ -306,7 +292,7 @@ soffa_box_inbox_scan(soffa_box_t *self, uint64_t after, int (*fn)(void *, const 
         return soffa_store_err(mrc);
     }
     uint8_t kb[8];
-    s_put_u64(kb, after + 1);
+    soffa_bytes_put_u64(kb, after + 1);
     MDB_val k = {8, kb}, v;
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != 8 || v.mv_size < S_IN_HDR)
@@ -328,7 +314,7 @@ soffa_box_inbox_get(soffa_box_t *self, uint64_t seq, int (*fn)(void *, const sof
     if (mrc != 0)
         return soffa_store_err(mrc);
     uint8_t kb[8];
-    s_put_u64(kb, seq);
+    soffa_bytes_put_u64(kb, seq);
     MDB_val k = {8, kb}, v;
     mrc = mdb_get(txn, self->inbox, &k, &v);
     if (mrc == 0 && v.mv_size >= S_IN_HDR) {
@@ -349,7 +335,7 @@ soffa_box_inbox_find(soffa_box_t *self, const uint8_t msg_id[16], uint64_t *seq)
     MDB_val k = {16, (void *) msg_id}, v;
     mrc = mdb_get(txn, self->imsg, &k, &v);
     if (mrc == 0 && v.mv_size == 8)
-        *seq = s_get_u64(v.mv_data);
+        *seq = soffa_bytes_get_u64(v.mv_data);
     mdb_txn_abort(txn);
     return mrc == 0 ? SOFFA_OK : soffa_store_err(mrc);
 }
@@ -361,7 +347,7 @@ soffa_box_inbox_set_state(soffa_box_t *self, uint64_t seq, soffa_in_state_t stat
     MDB_txn *txn = NULL;
     S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
     uint8_t kb[8];
-    s_put_u64(kb, seq);
+    soffa_bytes_put_u64(kb, seq);
     MDB_val k = {8, kb}, v;
     S_MDB(mdb_get(txn, self->inbox, &k, &v));
     if (v.mv_size < S_IN_HDR) {
@@ -379,7 +365,7 @@ soffa_box_inbox_set_state(soffa_box_t *self, uint64_t seq, soffa_in_state_t stat
     copy[2] = (uint8_t) (attempts >> 16);
     copy[3] = (uint8_t) (attempts >> 8);
     copy[4] = (uint8_t) attempts;
-    s_put_u64(copy + 5, (uint64_t) next_try_us);
+    soffa_bytes_put_u64(copy + 5, (uint64_t) next_try_us);
     MDB_val nv = {v.mv_size, copy};
     mrc = mdb_put(txn, self->inbox, &k, &nv, 0);
     free(copy);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "soffa_bytes.h"
 #include "soffa_log.h"
 
 #define S_VERSION "1"
@@ -60,21 +61,6 @@ soffa_store_err(int rc)
     }
 }
 
-static void
-s_put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t) v;
-}
-
-static uint64_t
-s_get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
 
 /* Reads or creates the subject index key. A key others can read is refused. */
 static soffa_err_t
@@ -193,9 +179,9 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
             rc = SOFFA_ERR_STORE_CORRUPT;
             goto fail;
         }
-        self->head_seq = s_get_u64(v.mv_data);
+        self->head_seq = soffa_bytes_get_u64(v.mv_data);
         memcpy(self->head_hash, (uint8_t *) v.mv_data + 8, SOFFA_HASH_LEN);
-        self->head_time = (int64_t) s_get_u64((uint8_t *) v.mv_data + 8 + SOFFA_HASH_LEN);
+        self->head_time = (int64_t) soffa_bytes_get_u64((uint8_t *) v.mv_data + 8 + SOFFA_HASH_LEN);
     } else if (mrc != MDB_NOTFOUND) {
         goto lmdb_fail;
     }
@@ -310,7 +296,7 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
         MDB_val dk = {16 + alen, dkey}, dv;
         mrc = mdb_get(txn, self->dedup, &dk, &dv);
         if (mrc == 0 && dv.mv_size == 8) {
-            it->seq = s_get_u64(dv.mv_data);
+            it->seq = soffa_bytes_get_u64(dv.mv_data);
             it->duplicate = true;
             continue;
         }
@@ -338,7 +324,7 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
         soffa_wire_hash(buf, len, hash);
 
         uint8_t skey[8];
-        s_put_u64(skey, seq);
+        soffa_bytes_put_u64(skey, seq);
         MDB_val k = {8, skey}, v = {S_REC_HDR + len, NULL};
         if ((mrc = mdb_put(txn, self->log, &k, &v, MDB_APPEND | MDB_RESERVE)) != 0)
             goto lmdb_fail;
@@ -357,7 +343,7 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
             }
             memcpy(rk, it->refs[r].key, rlen);
             if (it->refs[r].shared) {   /* many records under one prefix */
-                s_put_u64(rk + rlen, seq);
+                soffa_bytes_put_u64(rk + rlen, seq);
                 rlen += 8;
             }
             MDB_val rkv = {rlen, rk}, rv = {8, skey};
@@ -368,7 +354,7 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
         size_t mlen = strlen(env->mailbox);
         uint8_t mkey[SOFFA_NAME_MAX + 1 + 8];
         memcpy(mkey, env->mailbox, mlen + 1);
-        s_put_u64(mkey + mlen + 1, seq);
+        soffa_bytes_put_u64(mkey + mlen + 1, seq);
         MDB_val mk = {mlen + 1 + 8, mkey}, empty = {0, NULL};
         if ((mrc = mdb_put(txn, self->mailbox, &mk, &empty, 0)) != 0)
             goto lmdb_fail;
@@ -376,7 +362,7 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
         if (env->has_subject_key) {
             uint8_t sk[SOFFA_SUBJECT_KEY_LEN + 8];
             memcpy(sk, env->subject_key, SOFFA_SUBJECT_KEY_LEN);
-            s_put_u64(sk + SOFFA_SUBJECT_KEY_LEN, seq);
+            soffa_bytes_put_u64(sk + SOFFA_SUBJECT_KEY_LEN, seq);
             MDB_val sv = {sizeof sk, sk};
             if ((mrc = mdb_put(txn, self->subject, &sv, &empty, 0)) != 0)
                 goto lmdb_fail;
@@ -390,9 +376,9 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
 
     if (seq != self->head_seq) {
         uint8_t head[S_HEAD_LEN];
-        s_put_u64(head, seq);
+        soffa_bytes_put_u64(head, seq);
         memcpy(head + 8, hash, SOFFA_HASH_LEN);
-        s_put_u64(head + 8 + SOFFA_HASH_LEN, (uint64_t) time_us);
+        soffa_bytes_put_u64(head + 8 + SOFFA_HASH_LEN, (uint64_t) time_us);
         MDB_val hk = {4, "head"}, hv = {S_HEAD_LEN, head};
         if ((mrc = mdb_put(txn, self->meta, &hk, &hv, 0)) != 0)
             goto lmdb_fail;
@@ -430,7 +416,7 @@ s_visit(const MDB_val *k, const MDB_val *v, soffa_store_visit_fn fn, void *ctx, 
     if (k->mv_size != 8 || v->mv_size < S_REC_HDR)
         return SOFFA_ERR_STORE_CORRUPT;
     const uint8_t *p = v->mv_data;
-    soffa_store_rec_t rec = {s_get_u64(k->mv_data), p + S_REC_HDR, v->mv_size - S_REC_HDR, p,
+    soffa_store_rec_t rec = {soffa_bytes_get_u64(k->mv_data), p + S_REC_HDR, v->mv_size - S_REC_HDR, p,
                              p[SOFFA_HASH_LEN]};
     *stop = fn(ctx, &rec);
     return SOFFA_OK;
@@ -444,7 +430,7 @@ soffa_store_get(soffa_store_t *self, uint64_t seq, soffa_store_visit_fn fn, void
     if (mrc != 0)
         return soffa_store_err(mrc);
     uint8_t skey[8];
-    s_put_u64(skey, seq);
+    soffa_bytes_put_u64(skey, seq);
     MDB_val k = {8, skey}, v;
     soffa_err_t rc;
     mrc = mdb_get(txn, self->log, &k, &v);
@@ -471,7 +457,7 @@ soffa_store_scan(soffa_store_t *self, uint64_t from_seq, soffa_store_visit_fn fn
         return soffa_store_err(mrc);
     }
     uint8_t skey[8];
-    s_put_u64(skey, from_seq);
+    soffa_bytes_put_u64(skey, from_seq);
     MDB_val k = {8, skey}, v;
     soffa_err_t rc = SOFFA_OK;
     int stop = 0;
@@ -505,7 +491,7 @@ s_scan_index(soffa_store_t *self, MDB_dbi dbi, const uint8_t *prefix, size_t ple
     }
     uint8_t start[SOFFA_NAME_MAX + 1 + 8];
     memcpy(start, prefix, plen);
-    s_put_u64(start + plen, after_seq == UINT64_MAX ? after_seq : after_seq + 1);
+    soffa_bytes_put_u64(start + plen, after_seq == UINT64_MAX ? after_seq : after_seq + 1);
     MDB_val k = {plen + 8, start}, v;
     soffa_err_t rc = SOFFA_OK;
     int stop = 0;
@@ -604,7 +590,7 @@ soffa_store_mailboxes(soffa_store_t *self, int (*fn)(void *, const char *, uint6
             count = 0;
         }
         count++;
-        last = s_get_u64((uint8_t *) k.mv_data + nlen + 1);
+        last = soffa_bytes_get_u64((uint8_t *) k.mv_data + nlen + 1);
     }
     if (rc == SOFFA_OK && !stop && count)
         fn(ctx, name, count, last);
@@ -630,7 +616,7 @@ s_get_u64_value(soffa_store_t *self, MDB_dbi dbi, const void *key, size_t len, u
     soffa_err_t rc = soffa_store_err(mrc);
     if (mrc == 0) {
         if (v.mv_size == 8)
-            *seq = s_get_u64(v.mv_data);
+            *seq = soffa_bytes_get_u64(v.mv_data);
         else
             rc = SOFFA_ERR_STORE_CORRUPT;
     }
@@ -680,7 +666,7 @@ soffa_store_ref_scan(soffa_store_t *self, const void *prefix, size_t plen, int (
             rc = SOFFA_ERR_STORE_CORRUPT;
             break;
         }
-        if (fn(ctx, s_get_u64(v.mv_data)))
+        if (fn(ctx, soffa_bytes_get_u64(v.mv_data)))
             break;
     }
     if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -740,7 +726,7 @@ soffa_store_cursor_get(soffa_store_t *self, const char *consumer, uint64_t *seq)
     soffa_err_t rc = SOFFA_OK;
     *seq = 0;
     if (mrc == 0 && v.mv_size == 8)
-        *seq = s_get_u64(v.mv_data);
+        *seq = soffa_bytes_get_u64(v.mv_data);
     else if (mrc == 0)
         rc = SOFFA_ERR_STORE_CORRUPT;
     else if (mrc != MDB_NOTFOUND)
@@ -762,7 +748,7 @@ soffa_store_cursor_set(soffa_store_t *self, const char *consumer, uint64_t seq)
     if (mrc != 0)
         return soffa_store_err(mrc);
     uint8_t sv[8];
-    s_put_u64(sv, seq);
+    soffa_bytes_put_u64(sv, seq);
     MDB_val k = {len, (void *) consumer}, v = {8, sv};
     if ((mrc = mdb_put(txn, self->cursor, &k, &v, 0)) != 0) {
         mdb_txn_abort(txn);
@@ -789,7 +775,7 @@ soffa_store_cursor_set_many(soffa_store_t *self, const soffa_store_cursor_t *c, 
             return SOFFA_ERR_INVALID_ARG;
         }
         uint8_t sv[8];
-        s_put_u64(sv, c[i].seq);
+        soffa_bytes_put_u64(sv, c[i].seq);
         MDB_val k = {len, (void *) c[i].consumer}, v = {8, sv};
         if ((mrc = mdb_put(txn, self->cursor, &k, &v, 0)) != 0) {
             mdb_txn_abort(txn);

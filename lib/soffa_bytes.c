@@ -1,0 +1,18 @@
+/*  soffa_bytes: big-endian encoding of sequence numbers and times. */
+#include "soffa_bytes.h"
+
+void
+soffa_bytes_put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t) v;
+}
+
+uint64_t
+soffa_bytes_get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
