@@ -321,16 +321,11 @@ s_connect(soffa_agent_t *self)
 
 /* ---- Outbox ------------------------------------------------------------------------- */
 
-typedef struct {
-    soffa_agent_t *self;
-    bool stop;
-} s_out_t;
-
 static int
 s_send_one(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t *msg, size_t len)
 {
     (void) msg_id;
-    soffa_agent_t *self = ((s_out_t *) ctx)->self;
+    soffa_agent_t *self = ctx;
     if (self->n_flight >= S_OUT_WINDOW)
         return 1;
     soffa_frame_t p = {.type = SOFFA_FRAME_PUBLISH, .tag = local_id, .data = msg, .data_len = len};
@@ -347,8 +342,7 @@ s_send_outbox(soffa_agent_t *self)
 {
     if (!self->client || self->n_flight >= S_OUT_WINDOW || soffa_mono_us() < self->resend_at)
         return;
-    s_out_t o = {self, false};
-    soffa_box_outbox_scan(self->box, self->out_next, s_send_one, &o);
+    soffa_box_outbox_scan(self->box, self->out_next, s_send_one, self);
 }
 
 static bool

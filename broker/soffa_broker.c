@@ -739,8 +739,8 @@ s_commit(soffa_broker_t *self)
     /* The loop wakes the readers of the mailboxes that grew. */
 }
 
-/* Adds a record the broker itself writes (a withdrawal notice, an access
- * record) to the pending batch. Takes ownership of body. */
+/* A fresh, zeroed slot in the pending batch (committing first when the
+ * batch is full). The caller fills it; the batch frees its body. */
 static s_pending_t *
 s_pending_add(soffa_broker_t *self)
 {

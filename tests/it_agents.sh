@@ -10,18 +10,10 @@ set -uo pipefail
 BUILD=$(cd "${1:?usage: tests/it_agents.sh BUILD_DIR}" && pwd)
 SOFFA="$BUILD/soffa"
 NET=$(mktemp -d /tmp/soffa-it-XXXXXX)
-PASS=0
-FAIL=0
+. "$(dirname "${BASH_SOURCE[0]}")/itlib.sh"
 trap '"$SOFFA" down "$NET" >/dev/null 2>&1; pkill -f "$NET/" 2>/dev/null; rm -rf "$NET"' EXIT
 
-ok() { PASS=$((PASS + 1)); echo "[PASS] $1"; }
-bad() { FAIL=$((FAIL + 1)); echo "[FAIL] $1"; [ $# -gt 1 ] && printf '       %s\n' "${@:2}"; }
-expect() {   # expect NAME EXPECTED ACTUAL
-    if [ "$2" == "$3" ]; then ok "$1"; else bad "$1" "expected: $2" "got:      $3"; fi
-}
 s() { local a=$1; shift; "$SOFFA" --net "$NET" --agent "$a" "$@"; }
-count() { s "$1" --json inbox --limit 100000 | grep -c '"seq"' || true; }
-pid_of() { awk -v n="$1" '$1 == n {print $2}' "$NET/pids"; }
 stop_proc() {   # stop_proc NAME SIGNAL
     local p
     p=$(pid_of "$1")
@@ -41,16 +33,6 @@ start_broker() {
 }
 wait_count() {   # wait_count AGENT N: until AGENT's inbox holds N (max 15 s)
     for _ in $(seq 150); do [ "$(count "$1")" -ge "$2" ] && return; sleep 0.1; done
-}
-pupil() {   # pupil N: a made-up, valid 10-digit personnummer, born 2008
-    local d
-    d=$(printf '0803%02d%03d' $(( $1 % 28 + 1 )) $(( $1 % 900 + 100 )))
-    local sum=0 i v
-    for i in 0 1 2 3 4 5 6 7 8; do
-        v=$(( ${d:$i:1} * (i % 2 == 0 ? 2 : 1) ))
-        sum=$(( sum + v / 10 + v % 10 ))
-    done
-    echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
 }
 absence() {   # absence N [--wait MS]
     s school-1415 signal absence --pupil "$(pupil "$1")" --hemkommun 1419 --period-from 2026-09-01 \
@@ -213,5 +195,4 @@ expect "it_25 key file mode" 600 "$(stat -c %a "$NET/kaa-1419/kaa-1419.key")"
 expect "it_25 agent store mode" 700 "$(stat -c %a "$NET/kaa-1419/data")"
 
 "$SOFFA" down "$NET" >/dev/null
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish_report

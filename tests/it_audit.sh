@@ -9,27 +9,13 @@ set -uo pipefail
 BUILD=$(cd "${1:?usage: tests/it_audit.sh BUILD_DIR}" && pwd)
 SOFFA="$BUILD/soffa"
 NET=$(mktemp -d /tmp/soffa-au-XXXXXX)
-PASS=0
-FAIL=0
+. "$(dirname "${BASH_SOURCE[0]}")/itlib.sh"
 trap '"$SOFFA" down "$NET" >/dev/null 2>&1; rm -rf "$NET"' EXIT
-ok() { PASS=$((PASS + 1)); echo "[PASS] $1"; }
-bad() { FAIL=$((FAIL + 1)); echo "[FAIL] $1"; [ $# -gt 1 ] && printf '       %s\n' "${@:2}"; }
-expect() { if [ "$2" == "$3" ]; then ok "$1"; else bad "$1" "expected: $2" "got:      $3"; fi; }
 s() { local a=$1; shift; "$SOFFA" --net "$NET" --agent "$a" "$@" >/dev/null 2>>"$NET/errors" || echo "command failed: $a $*" >>"$NET/errors"; }
 q() { local a=$1; shift; "$SOFFA" --net "$NET" --agent "$a" "$@"; }
 
-# pupil I: made-up and valid, born 2008; its birth number ends in I % 10, so
-# odd I is a man and even I a woman (legal sex is the birth number's parity).
-pupil() {
-    local d
-    d=$(printf '0803%02d%03d' $(( $1 % 28 + 1 )) $(( $1 % 900 + 100 )))
-    local sum=0 i v
-    for i in 0 1 2 3 4 5 6 7 8; do
-        v=$(( ${d:$i:1} * (i % 2 == 0 ? 2 : 1) ))
-        sum=$(( sum + v / 10 + v % 10 ))
-    done
-    echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
-}
+# pupil I (tests/itlib.sh): odd I is a man and even I a woman (legal sex is
+# the birth number's parity).
 # The business date of pupil I's first signal: I=1..15 in September,
 # 16..30 in October, 31..40 in November. day I N: that date plus N days.
 sigdate() {
@@ -174,5 +160,4 @@ expect "the access log of the pupil lists the reads of the pupil's records" 4 \
     "$(q audit access-log --pupil "$P1" --json | grep -c '"request":"history"')"
 case "$LOG" in *"${P1//-/}"*|*"$(echo "$P1" | tr -d -)"*) bad "no identity number in the access log";; *) ok "no identity number in the access log";; esac
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish_report

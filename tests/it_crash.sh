@@ -11,14 +11,9 @@ BUILD=$(cd "${1:?usage: tests/it_crash.sh BUILD_DIR [KILLS]}" && pwd)
 KILLS=${2:-20}
 SOFFA="$BUILD/soffa"
 NET=$(mktemp -d /tmp/soffa-cr-XXXXXX)
-PASS=0
-FAIL=0
+. "$(dirname "${BASH_SOURCE[0]}")/itlib.sh"
 trap '"$SOFFA" down "$NET" >/dev/null 2>&1; pkill -f "$NET/" 2>/dev/null; rm -rf "$NET"' EXIT
-ok() { PASS=$((PASS + 1)); echo "[PASS] $1"; }
-bad() { FAIL=$((FAIL + 1)); echo "[FAIL] $1"; [ $# -gt 1 ] && printf '       %s\n' "${@:2}"; }
-expect() { if [ "$2" == "$3" ]; then ok "$1"; else bad "$1" "expected: $2" "got:      $3"; fi; }
 s() { local a=$1; shift; "$SOFFA" --net "$NET" --agent "$a" "$@"; }
-pid_of() { awk -v n="$1" '$1 == n {print $2}' "$NET/pids"; }
 start() {   # start NAME: (re)start the broker or an agent and record its pid
     local bin cfg log
     if [ "$1" = broker ]; then bin=soffa-broker cfg="$NET/broker/broker.ini" log="$NET/broker/broker.log"
@@ -29,15 +24,7 @@ start() {   # start NAME: (re)start the broker or an agent and record its pid
     sed -i "s/^$1 .*/$1 $p/" "$NET/pids"
 }
 kill9() { local p; p=$(pid_of "$1"); kill -KILL "$p" 2>/dev/null; while kill -0 "$p" 2>/dev/null; do sleep 0.02; done; }
-outbox() { s "$1" --json status 2>/dev/null | grep -o '"outbox":[0-9]*' | cut -d: -f2; }
-count() { s "$1" --json inbox --limit 1000000 | grep -c '"seq"'; }
 ids() { s "$1" --json inbox --limit 1000000 | grep -o '"message_id":"[^"]*"' | sort -u | wc -l; }
-pupil() {
-    local d sum=0 i v
-    d=$(printf '0803%02d%03d' $(( $1 % 28 + 1 )) $(( $1 % 900 + 100 )))
-    for i in 0 1 2 3 4 5 6 7 8; do v=$(( ${d:$i:1} * (i % 2 == 0 ? 2 : 1) )); sum=$(( sum + v / 10 + v % 10 )); done
-    echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
-}
 csv() {   # csv FILE FIRST N: N absence rows, alternating Tjörn and Stenungsund
     { echo "type,pupil,hemkommun,period_from,period_to,unexcused_band,school_unit"
       for i in $(seq "$2" $(( $2 + $3 - 1 ))); do
@@ -104,5 +91,4 @@ J=$(s audit --json replay --mailbox kaa-journal/1419 | grep -o '"message_id":"[^
 expect "no journal entry stored twice" 0 "$J"
 V=$("$SOFFA" verify "$NET/broker/data" --key "$NET/broker/data/checkpoint.pub")
 case "$V" in intact*) ok "the chain verifies after $KILLS kills: $V";; *) bad "chain verifies" "$V";; esac
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish_report

@@ -10,14 +10,9 @@ set -uo pipefail
 BUILD=$(cd "${1:?usage: tests/it_full.sh BUILD_DIR}" && pwd)
 SOFFA="$BUILD/soffa"
 NET=$(mktemp -d /tmp/soffa-fu-XXXXXX)
-PASS=0
-FAIL=0
+. "$(dirname "${BASH_SOURCE[0]}")/itlib.sh"
 trap '"$SOFFA" down "$NET" >/dev/null 2>&1; pkill -f "$NET/" 2>/dev/null; rm -rf "$NET"' EXIT
-ok() { PASS=$((PASS + 1)); echo "[PASS] $1"; }
-bad() { FAIL=$((FAIL + 1)); echo "[FAIL] $1"; [ $# -gt 1 ] && printf '       %s\n' "${@:2}"; }
-expect() { if [ "$2" == "$3" ]; then ok "$1"; else bad "$1" "expected: $2" "got:      $3"; fi; }
 s() { local a=$1; shift; "$SOFFA" --net "$NET" --agent "$a" "$@"; }
-pid_of() { awk -v n="$1" '$1 == n {print $2}' "$NET/pids"; }
 restart_broker() {
     local p
     p=$(pid_of broker)
@@ -26,14 +21,6 @@ restart_broker() {
     p=$!
     disown "$p"
     sed -i "s/^broker .*/broker $p/" "$NET/pids"
-}
-outbox() { s "$1" --json status | grep -o '"outbox":[0-9]*' | cut -d: -f2; }
-count() { s "$1" --json inbox --limit 100000 | grep -c '"seq"'; }
-pupil() {
-    local d sum=0 i v
-    d=$(printf '0803%02d%03d' $(( $1 % 28 + 1 )) $(( $1 % 900 + 100 )))
-    for i in 0 1 2 3 4 5 6 7 8; do v=$(( ${d:$i:1} * (i % 2 == 0 ? 2 : 1) )); sum=$(( sum + v / 10 + v % 10 )); done
-    echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
 }
 
 "$SOFFA" up "$NET" >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
@@ -68,5 +55,4 @@ expect "... and Tjörn's KAA holds every signal" $((N + 1)) "$(count kaa-1419)"
 expect "... each once" $((N + 1)) "$(s kaa-1419 --json inbox --limit 100000 | grep -o '"message_id":"[^"]*"' | sort -u | wc -l)"
 V=$("$SOFFA" verify "$NET/broker/data" --key "$NET/broker/data/checkpoint.pub")
 case "$V" in intact*) ok "the chain verifies";; *) bad "chain" "$V";; esac
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish_report

@@ -1,0 +1,31 @@
+# Helpers shared by the integration scripts (tests/it_*.sh). Source it after
+# setting SOFFA (the soffa binary) and NET (the network directory).
+
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); echo "[PASS] $1"; }
+bad() { FAIL=$((FAIL + 1)); echo "[FAIL] $1"; [ $# -gt 1 ] && printf '       %s\n' "${@:2}"; }
+expect() {   # expect NAME EXPECTED ACTUAL
+    if [ "$2" == "$3" ]; then ok "$1"; else bad "$1" "expected: $2" "got:      $3"; fi
+}
+# Prints the closing line and returns the outcome.
+finish_report() {
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+}
+# The pid soffa up (or a restart) recorded for NAME.
+pid_of() { awk -v n="$1" '$1 == n {print $2}' "$NET/pids"; }
+# Messages waiting in agent NAME's outbox; messages in its inbox.
+outbox() { "$SOFFA" --net "$NET" --agent "$1" --json status 2>/dev/null | grep -o '"outbox":[0-9]*' | cut -d: -f2; }
+count() { "$SOFFA" --net "$NET" --agent "$1" --json inbox --limit 1000000 | grep -c '"seq"' || true; }
+# pupil N: a made-up, valid personnummer born in 2008 (YYMMDD-NNNC). Its
+# birth number ends in N % 10, so odd N is a man and even N a woman.
+pupil() {
+    local d sum=0 i v
+    d=$(printf '0803%02d%03d' $(( $1 % 28 + 1 )) $(( $1 % 900 + 100 )))
+    for i in 0 1 2 3 4 5 6 7 8; do
+        v=$(( ${d:$i:1} * (i % 2 == 0 ? 2 : 1) ))
+        sum=$(( sum + v / 10 + v % 10 ))
+    done
+    echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
+}
