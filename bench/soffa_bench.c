@@ -63,33 +63,62 @@ s_pnr(int year, int month, int day, int birth_no, char out[13])
 static const char *const s_kommuner[] = {"1419", "1415", "1480", "1481", "0180", "1280", "1384", "2584",
                                          "0114", "1401", "1402", "1407", "1440", "1441", "1442", "1462"};
 
-/* An encoded absence report about pupil i. */
+/* A 10-digit number that passes the Luhn check, from a 9-digit stem. */
+static void
+s_luhn10(long stem, char out[11])
+{
+    snprintf(out, 11, "%09ld0", stem % 1000000000L);
+    for (int c = 0; c <= 9; c++) {
+        out[9] = (char) ('0' + c);
+        if (soffa_luhn_ok(out, 10))
+            break;
+    }
+}
+
+/* Message i of the traffic: absence reports and enrolment changes (3:1)
+ * about made-up pupils from the municipalities above, with the sender's
+ * organisation, unit and user reference filled in as a school system would:
+ * about 300 bytes encoded. */
 static uint8_t *
 s_message(long i, size_t *len)
 {
     soffa_date_t today = soffa_date_today();
-    char pnr[13];
+    char pnr[13], org[11];
     s_pnr(today.year - 17, 1 + (int) (i % 12), 1 + (int) (i % 28), 1 + (int) (i % 997), pnr);
-    uint8_t id[16], corr[16];
-    char ids[SOFFA_UUID_STR], cs[SOFFA_UUID_STR];
+    s_luhn10(212000000L + i % 50, org);
+    uint8_t id[16], corr[16], cause[16];
+    char ids[SOFFA_UUID_STR], cs[SOFFA_UUID_STR], cz[SOFFA_UUID_STR];
     soffa_uuid7(id);
     soffa_uuid7(corr);
+    soffa_uuid7(cause);
     soffa_uuid_format(id, ids);
     soffa_uuid_format(corr, cs);
+    soffa_uuid_format(cause, cz);
     int64_t now = soffa_now_us();
-    char json[1024];
+    int term = today.year - (today.month < 10);
+    char payload[400];
+    if (i % 4 == 3)
+        snprintf(payload, sizeof payload,
+                 "\"legal_basis\":\"SL_15_15_ENROLMENT\",\"enrolment_changed\":{\"event\":\"LEFT\","
+                 "\"effective_date\":\"%04d-10-15\",\"school_unit\":\"12345678\",\"school_form\":\"GY\","
+                 "\"programme_code\":\"SAEKO\",\"leave_reason\":\"DISCONTINUED\"}",
+                 term);
+    else
+        snprintf(payload, sizeof payload,
+                 "\"legal_basis\":\"SL_15_15_ABSENCE\",\"absence_reported\":{\"period_from\":\"%04d-09-01\","
+                 "\"period_to\":\"%04d-10-15\",\"unexcused_band\":\"SIGNIFICANT\",\"investigation_started\":true,"
+                 "\"reported_to_csn\":\"YES\",\"school_unit\":\"12345678\"}",
+                 term, term);
+    char json[1400];
     snprintf(json, sizeof json,
              "{\"message_id\":\"%s\",\"schema_version\":\"1.0\",\"occurred_at_us\":%lld,\"sent_at_us\":%lld,"
-             "\"sender\":{\"kind\":\"SCHOOL_PRINCIPAL\",\"actor_ref\":\"rektor-%ld\"},"
+             "\"sender\":{\"kind\":\"SCHOOL_PRINCIPAL\",\"org_nr\":\"%s\",\"kommunkod\":\"1415\","
+             "\"unit_id\":\"12345678\",\"actor_ref\":\"urn:sis:hsa:SE2321000131-E%012ld:rektor:gymnasiet\"},"
              "\"subject\":{\"id_type\":\"PNR\",\"id\":\"%s\",\"hemkommun\":\"%s\"},"
-             "\"legal_basis\":\"SL_15_15_ABSENCE\",\"correlation_id\":\"%s\","
-             "\"classification\":{\"secrecy_ref\":\"OSL 23:1\",\"level\":\"SECRET\"},"
-             "\"absence_reported\":{\"period_from\":\"%04d-09-01\",\"period_to\":\"%04d-10-15\","
-             "\"unexcused_band\":\"SIGNIFICANT\",\"investigation_started\":true,\"reported_to_csn\":\"YES\","
-             "\"school_unit\":\"12345678\"}}",
-             ids, (long long) now - 86400000000LL, (long long) now, i % 50, pnr,
-             s_kommuner[i % (sizeof s_kommuner / sizeof *s_kommuner)], cs, today.year - (today.month < 10),
-             today.year - (today.month < 10));
+             "\"correlation_id\":\"%s\",\"causation_id\":\"%s\","
+             "\"classification\":{\"secrecy_ref\":\"OSL 23:1 st. 1, OSL 26:1\",\"level\":\"SECRET\"},%s}",
+             ids, (long long) now - 86400000000LL, (long long) now, org, i % 50, pnr,
+             s_kommuner[i % (sizeof s_kommuner / sizeof *s_kommuner)], cs, cz, payload);
     soffa_msg_t *m = NULL;
     uint8_t *buf = NULL;
     if (soffa_msg_from_json(json, &m, NULL, 0) != SOFFA_OK || soffa_msg_encode(m, &buf, len) != SOFFA_OK) {
@@ -128,9 +157,9 @@ s_broker_up(s_broker_t *b, const s_opts_t *o)
     if (!f)
         return false;
     /* The production settings, apart from where things live. */
-    fprintf(f, "[broker]\nendpoint = %s\nsecret_key = broker.key\ndata_dir = data\nlog_level = warn\n"
+    fprintf(f, "[broker]\nendpoint = %s\nsecret_key = broker.key\ndata_dir = data\nlog_level = %s\n"
                "[store]\nmap_size = 16GiB\n",
-            b->endpoint);
+            b->endpoint, getenv("SOFFA_BENCH_LOG") ? getenv("SOFFA_BENCH_LOG") : "warn");
     for (int i = 0; i < o->publishers; i++) {
         char name[64], pub[41];
         snprintf(name, sizeof name, "bench-school-%d", i);

@@ -210,6 +210,7 @@ struct soffa_broker {
     uint64_t cp_seq;                  /* the newest record a checkpoint covers (or the last checkpoint) */
     int64_t cp_at;                    /* monotonic µs of the last checkpoint */
     uint64_t published, refused, delivered;
+    uint64_t commits, commit_us;   /* group commits and the time spent in them */
 };
 
 /* ---- Configuration loading ------------------------------------------------------ */
@@ -687,7 +688,10 @@ s_commit(soffa_broker_t *self)
         memcpy(items[i].refs, p->dec.refs, sizeof items[i].refs);
         items[i].n_refs = p->dec.n_refs;
     }
+    int64_t t0 = soffa_mono_us();
     soffa_err_t rc = soffa_store_append(self->store, items, n);
+    self->commits++;
+    self->commit_us += (uint64_t) (soffa_mono_us() - t0);
     /* ---- Only now, after the commit returned, may anything be acknowledged. ---- */
     for (size_t i = 0; i < n; i++) {
         s_pending_t *p = &self->pending[i];
@@ -1831,7 +1835,9 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
     s_commit(self);
     s_checkpoint(self);
     s_flush_cursors(self);
-    soffa_info("stopping: %llu published, %llu refused, %llu delivered", (unsigned long long) self->published,
+    soffa_info("stopping: %llu published in %llu commits (%.3f ms each on average), %llu refused, %llu delivered",
+               (unsigned long long) self->published, (unsigned long long) self->commits,
+               self->commits ? (double) self->commit_us / 1000.0 / (double) self->commits : 0.0,
                (unsigned long long) self->refused, (unsigned long long) self->delivered);
     return SOFFA_OK;
 }

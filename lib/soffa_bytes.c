@@ -16,3 +16,12 @@ soffa_bytes_get_u64(const uint8_t *p)
         v = v << 8 | p[i];
     return v;
 }
+
+void
+soffa_bytes_put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 3; i >= 0; i--) {
+        p[i] = (uint8_t) v;
+        v >>= 8;
+    }
+}

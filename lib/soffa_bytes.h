@@ -11,4 +11,7 @@ void soffa_bytes_put_u64(uint8_t *p, uint64_t v);
 /*  Reads 8 big-endian bytes at p. */
 uint64_t soffa_bytes_get_u64(const uint8_t *p);
 
+/*  Writes v as 4 big-endian bytes at p. */
+void soffa_bytes_put_u32(uint8_t *p, uint32_t v);
+
 #endif

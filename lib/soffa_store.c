@@ -14,7 +14,14 @@
 #include "soffa_bytes.h"
 #include "soffa_log.h"
 
-#define S_VERSION "1"
+#define S_VERSION "2"   /* 2: subject index in seq buckets */
+/* The subject index is split into buckets of 2^S_BUCKET_BITS sequence numbers,
+ * key = bucket(u32) || subject_key || seq. A commit then dirties only the few
+ * pages of the newest bucket instead of one random page per record, and the
+ * cost of a publish does not grow with history. A lookup seeks once per
+ * bucket: about 10,000 seeks for 10 million records. */
+#define S_BUCKET_BITS 10
+#define S_SUBJECT_KEY (4 + SOFFA_SUBJECT_KEY_LEN + 8)
 #define S_KEY_FILE "subject.key"
 #define S_KEY_LEN 32
 #define S_HEAD_LEN (8 + SOFFA_HASH_LEN + 8)
@@ -255,6 +262,58 @@ s_tag(const soffa_envelope_t *env)
     return (uint8_t) (0x80 | env->kind);
 }
 
+/* Per-mailbox totals live in meta under "m:" NAME -> count(u64) last(u64),
+ * so that the broker learns its mailboxes without scanning the index. */
+#define S_MSTAT_PREFIX "m:"
+#define S_MSTAT_MAX 64
+
+typedef struct {
+    const char *name;
+    uint64_t added, last;
+} s_mstat_t;
+
+static int
+s_mstat_flush(soffa_store_t *self, MDB_txn *txn, s_mstat_t *ms, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++) {
+        uint8_t key[2 + SOFFA_NAME_MAX], val[16] = {0};
+        size_t nlen = strlen(ms[i].name);
+        memcpy(key, S_MSTAT_PREFIX, 2);
+        memcpy(key + 2, ms[i].name, nlen);
+        MDB_val k = {2 + nlen, key}, v;
+        int mrc = mdb_get(txn, self->meta, &k, &v);
+        if (mrc == 0 && v.mv_size == 16)
+            memcpy(val, v.mv_data, 16);
+        else if (mrc != MDB_NOTFOUND && mrc != 0)
+            return mrc;
+        soffa_bytes_put_u64(val, soffa_bytes_get_u64(val) + ms[i].added);
+        soffa_bytes_put_u64(val + 8, ms[i].last);
+        v = (MDB_val) {16, val};
+        if ((mrc = mdb_put(txn, self->meta, &k, &v, 0)) != 0)
+            return mrc;
+    }
+    *n = 0;
+    return 0;
+}
+
+static int
+s_mstat_add(soffa_store_t *self, MDB_txn *txn, s_mstat_t *ms, size_t *n, const char *name, uint64_t seq)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(ms[i].name, name) == 0) {
+            ms[i].added++;
+            ms[i].last = seq;
+            return 0;
+        }
+    if (*n == S_MSTAT_MAX) {
+        int mrc = s_mstat_flush(self, txn, ms, n);
+        if (mrc != 0)
+            return mrc;
+    }
+    ms[(*n)++] = (s_mstat_t) {name, 1, seq};
+    return 0;
+}
+
 soffa_err_t
 soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
 {
@@ -275,6 +334,8 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
     int mrc = 0;
     MDB_txn *txn = NULL;
     uint8_t *buf = NULL;
+    s_mstat_t ms[S_MSTAT_MAX];
+    size_t n_ms = 0;
 
     if ((mrc = mdb_txn_begin(self->env, NULL, 0, &txn)) != 0)
         goto lmdb_fail;
@@ -356,13 +417,15 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
         memcpy(mkey, env->mailbox, mlen + 1);
         soffa_bytes_put_u64(mkey + mlen + 1, seq);
         MDB_val mk = {mlen + 1 + 8, mkey}, empty = {0, NULL};
-        if ((mrc = mdb_put(txn, self->mailbox, &mk, &empty, 0)) != 0)
+        if ((mrc = mdb_put(txn, self->mailbox, &mk, &empty, 0)) != 0
+            || (mrc = s_mstat_add(self, txn, ms, &n_ms, env->mailbox, seq)) != 0)
             goto lmdb_fail;
 
         if (env->has_subject_key) {
-            uint8_t sk[SOFFA_SUBJECT_KEY_LEN + 8];
-            memcpy(sk, env->subject_key, SOFFA_SUBJECT_KEY_LEN);
-            soffa_bytes_put_u64(sk + SOFFA_SUBJECT_KEY_LEN, seq);
+            uint8_t sk[S_SUBJECT_KEY];
+            soffa_bytes_put_u32(sk, (uint32_t) (seq >> S_BUCKET_BITS));
+            memcpy(sk + 4, env->subject_key, SOFFA_SUBJECT_KEY_LEN);
+            soffa_bytes_put_u64(sk + 4 + SOFFA_SUBJECT_KEY_LEN, seq);
             MDB_val sv = {sizeof sk, sk};
             if ((mrc = mdb_put(txn, self->subject, &sv, &empty, 0)) != 0)
                 goto lmdb_fail;
@@ -374,6 +437,8 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
         it->seq = seq;
     }
 
+    if ((mrc = s_mstat_flush(self, txn, ms, &n_ms)) != 0)
+        goto lmdb_fail;
     if (seq != self->head_seq) {
         uint8_t head[S_HEAD_LEN];
         soffa_bytes_put_u64(head, seq);
@@ -473,30 +538,20 @@ soffa_store_scan(soffa_store_t *self, uint64_t from_seq, soffa_store_visit_fn fn
     return rc;
 }
 
-/* Walks index `dbi` over keys that start with prefix (plen bytes) and whose
- * trailing 8-byte seq is > after_seq, visiting the log record of each. When
- * fn is NULL it only counts (up to cap). */
+/* Visits the index entries prefix || seq with seq > after_seq in txn (all of
+ * them with fn NULL, counting up to cap); *stop is set when fn asked to stop. */
 static soffa_err_t
-s_scan_index(soffa_store_t *self, MDB_dbi dbi, const uint8_t *prefix, size_t plen,
-             uint64_t after_seq, soffa_store_visit_fn fn, void *ctx, uint64_t cap, uint64_t *count)
+s_scan_in(soffa_store_t *self, MDB_txn *txn, MDB_cursor *cur, const uint8_t *prefix, size_t plen,
+          uint64_t after_seq, soffa_store_visit_fn fn, void *ctx, uint64_t cap, uint64_t *count, int *stop)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
-    if (mrc != 0)
-        return soffa_store_err(mrc);
-    if ((mrc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
-        mdb_txn_abort(txn);
-        return soffa_store_err(mrc);
-    }
     uint8_t start[SOFFA_NAME_MAX + 1 + 8];
     memcpy(start, prefix, plen);
     soffa_bytes_put_u64(start + plen, after_seq == UINT64_MAX ? after_seq : after_seq + 1);
     MDB_val k = {plen + 8, start}, v;
     soffa_err_t rc = SOFFA_OK;
-    int stop = 0;
     uint64_t n = 0;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && !stop;
+    int mrc;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && !*stop;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         if (k.mv_size != plen + 8 || memcmp(k.mv_data, prefix, plen) != 0)
             break;
@@ -511,13 +566,32 @@ s_scan_index(soffa_store_t *self, MDB_dbi dbi, const uint8_t *prefix, size_t ple
             rc = mrc == MDB_NOTFOUND ? SOFFA_ERR_STORE_CORRUPT : soffa_store_err(mrc);
             break;
         }
-        if ((rc = s_visit(&lk, &lv, fn, ctx, &stop)) != SOFFA_OK)
+        if ((rc = s_visit(&lk, &lv, fn, ctx, stop)) != SOFFA_OK)
             break;
     }
     if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = soffa_store_err(mrc);
     if (count)
         *count = n;
+    return rc;
+}
+
+/* s_scan_in in a read transaction of its own. */
+static soffa_err_t
+s_scan_index(soffa_store_t *self, MDB_dbi dbi, const uint8_t *prefix, size_t plen, uint64_t after_seq,
+             soffa_store_visit_fn fn, void *ctx, uint64_t cap, uint64_t *count)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return soffa_store_err(mrc);
+    }
+    int stop = 0;
+    soffa_err_t rc = s_scan_in(self, txn, cur, prefix, plen, after_seq, fn, ctx, cap, count, &stop);
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return rc;
@@ -553,9 +627,33 @@ soffa_store_scan_subject(soffa_store_t *self, const char *id, uint64_t after_seq
         return SOFFA_ERR_INVALID_ARG;
     if (!self->has_key)
         return SOFFA_ERR_NOT_FOUND;
-    uint8_t sk[SOFFA_SUBJECT_KEY_LEN];
-    soffa_store_subject_key(self, id, sk);
-    return s_scan_index(self, self->subject, sk, sizeof sk, after_seq, fn, ctx, 0, NULL);
+    uint8_t sk[4 + SOFFA_SUBJECT_KEY_LEN];
+    soffa_store_subject_key(self, id, sk + 4);
+    uint64_t from = after_seq == UINT64_MAX ? after_seq : after_seq + 1;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = mdb_cursor_open(txn, self->subject, &cur)) != 0) {
+        mdb_txn_abort(txn);
+        return soffa_store_err(mrc);
+    }
+    /* The newest bucket is the one of the last key. */
+    MDB_val k, v;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    uint64_t last = mrc == 0 && k.mv_size == S_SUBJECT_KEY ? soffa_bytes_get_u64((uint8_t *) k.mv_data + 4 + SOFFA_SUBJECT_KEY_LEN) : 0;
+    soffa_err_t rc = mrc == 0 || mrc == MDB_NOTFOUND ? SOFFA_OK : soffa_store_err(mrc);
+    /* One seek per bucket, oldest first, so records come in seq order. */
+    int stop = 0;
+    for (uint64_t b = from >> S_BUCKET_BITS; rc == SOFFA_OK && !stop && from <= last && b <= last >> S_BUCKET_BITS; b++) {
+        soffa_bytes_put_u32(sk, (uint32_t) b);
+        uint64_t first = b << S_BUCKET_BITS;
+        rc = s_scan_in(self, txn, cur, sk, sizeof sk, (first > from ? first : from) - 1, fn, ctx, 0, NULL, &stop);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
 }
 
 soffa_err_t
@@ -566,34 +664,27 @@ soffa_store_mailboxes(soffa_store_t *self, int (*fn)(void *, const char *, uint6
     int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
     if (mrc != 0)
         return soffa_store_err(mrc);
-    if ((mrc = mdb_cursor_open(txn, self->mailbox, &cur)) != 0) {
+    if ((mrc = mdb_cursor_open(txn, self->meta, &cur)) != 0) {
         mdb_txn_abort(txn);
         return soffa_store_err(mrc);
     }
-    char name[SOFFA_NAME_MAX] = "";
-    uint64_t count = 0, last = 0;
-    MDB_val k, v;
+    MDB_val k = {2, S_MSTAT_PREFIX}, v;
     soffa_err_t rc = SOFFA_OK;
-    int stop = 0;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !stop;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        size_t nlen = k.mv_size >= 9 ? k.mv_size - 9 : 0;
-        if (k.mv_size < 10 || nlen >= SOFFA_NAME_MAX || ((char *) k.mv_data)[nlen] != '\0') {
+        if (k.mv_size < 2 || memcmp(k.mv_data, S_MSTAT_PREFIX, 2) != 0)
+            break;
+        size_t nlen = k.mv_size - 2;
+        if (nlen == 0 || nlen >= SOFFA_NAME_MAX || v.mv_size != 16) {
             rc = SOFFA_ERR_STORE_CORRUPT;
             break;
         }
-        if (strlen(name) != nlen || memcmp(name, k.mv_data, nlen) != 0) {
-            if (count && (stop = fn(ctx, name, count, last)))
-                break;
-            memcpy(name, k.mv_data, nlen);
-            name[nlen] = '\0';
-            count = 0;
-        }
-        count++;
-        last = soffa_bytes_get_u64((uint8_t *) k.mv_data + nlen + 1);
+        char name[SOFFA_NAME_MAX];
+        memcpy(name, (char *) k.mv_data + 2, nlen);
+        name[nlen] = '\0';
+        if (fn(ctx, name, soffa_bytes_get_u64(v.mv_data), soffa_bytes_get_u64((uint8_t *) v.mv_data + 8)))
+            break;
     }
-    if (rc == SOFFA_OK && !stop && count)
-        fn(ctx, name, count, last);
     if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = soffa_store_err(mrc);
     mdb_cursor_close(cur);

@@ -3,7 +3,8 @@
  *  One LMDB environment in a directory (created owner-only) holds:
  *    log      seq (u64 big-endian) -> hash(32) || tag(1) || encoded envelope
  *    mailbox  mailbox NUL seq      -> ""        (per-mailbox index)
- *    subject  subject_key(16) seq  -> ""        (per-subject index; keyed hash, never the number)
+ *    subject  bucket(4) subject_key(16) seq -> "" (per-subject index; keyed hash, never the
+ *             number; bucket = seq / 1024, so that writes stay in the newest pages)
  *    dedup    msg_id sender        -> seq       (idempotent publish)
  *    cursor   consumer name        -> seq       (durable consumer cursors)
  *    ref      caller's key         -> seq       (ids a record can be found by)
@@ -150,7 +151,7 @@ soffa_err_t soffa_store_count_mailbox(soffa_store_t *self, const char *mailbox, 
                                       uint64_t cap, uint64_t *count);
 
 /*  Calls fn(ctx, mailbox, count, last_seq) once per mailbox that holds
- *  records, in name order (one pass over the mailbox index). */
+ *  records, in name order (from totals kept with every commit; no scan). */
 soffa_err_t soffa_store_mailboxes(soffa_store_t *self,
                                   int (*fn)(void *ctx, const char *mailbox, uint64_t count,
                                             uint64_t last_seq),

@@ -328,6 +328,128 @@ Test(store, subject_index_finds_a_person_without_the_number_in_any_key)
     free(dir2);
 }
 
+typedef struct {
+    char names[128][32];
+    uint64_t count[128], last[128];
+    size_t n;
+} mboxes_t;
+
+static int
+list_mailbox(void *ctx, const char *name, uint64_t count, uint64_t last)
+{
+    mboxes_t *m = ctx;
+    cr_assert_lt(m->n, 128);
+    snprintf(m->names[m->n], sizeof m->names[m->n], "%s", name);
+    m->count[m->n] = count;
+    m->last[m->n++] = last;
+    return 0;
+}
+
+/* The broker learns its mailboxes at start from totals the store keeps with
+ * every commit: right after batches, duplicates, a batch with more mailboxes
+ * than fit the per-commit table, and a reopen. */
+Test(store, mailbox_totals_are_kept_with_every_commit)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    static rec_t r[200];
+    static soffa_store_item_t it[200];
+    /* 1..100 go to 100 mailboxes kaa/1000..kaa/1099 in one batch. */
+    for (int i = 0; i < 100; i++) {
+        char mb[32];
+        snprintf(mb, sizeof mb, "kaa/%04d", 1000 + i);
+        rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, PUPIL, mb, "school-1415");
+    }
+    cr_assert_eq(append(st, r, 100, it), SOFFA_OK);
+    /* 101..150 to kaa/1050 in two batches; then 10 retries of earlier ones. */
+    for (int i = 100; i < 150; i++)
+        rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, OTHER, "kaa/1050", "school-1415");
+    cr_assert_eq(append(st, r + 100, 20, it + 100), SOFFA_OK);
+    cr_assert_eq(append(st, r + 120, 30, it + 120), SOFFA_OK);
+    cr_assert_eq(append(st, r + 90, 10, it + 90), SOFFA_OK);
+    for (int i = 90; i < 100; i++)
+        cr_assert(it[i].duplicate);
+    for (int pass = 0; pass < 2; pass++) {
+        mboxes_t m = {0};
+        cr_assert_eq(soffa_store_mailboxes(st, list_mailbox, &m), SOFFA_OK);
+        cr_assert_eq(m.n, 100);
+        for (size_t i = 0; i < m.n; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "kaa/%04zu", 1000 + i);
+            cr_assert_str_eq(m.names[i], want);
+            cr_assert_eq(m.count[i], i == 50 ? 51 : 1, "%s has %llu", m.names[i], (unsigned long long) m.count[i]);
+            cr_assert_eq(m.last[i], i == 50 ? 150 : i + 1);
+        }
+        soffa_store_close(&st);
+        st = open_store(dir, 0);
+    }
+    soffa_store_close(&st);
+    rec_free(r, 150);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+typedef struct {
+    uint64_t seen, stop_after;
+} stop_t;
+
+static int
+stop_early(void *ctx, const soffa_store_rec_t *rec)
+{
+    (void) rec;
+    stop_t *s = ctx;
+    return ++s->seen >= s->stop_after;
+}
+
+/* The subject index is kept in buckets of 1024 sequence numbers: a person's
+ * records in many buckets, at their edges and in empty stretches, all come
+ * back once each and in order, from any starting point. */
+Test(store, subject_index_spans_buckets_in_order)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    enum { N = 5000 };
+    static rec_t r[N];
+    static soffa_store_item_t it[N];
+    /* PUPIL at bucket edges and scattered; nothing about PUPIL in 2048..3071. */
+    static const uint64_t at[] = {1, 2, 1023, 1024, 1025, 2047, 3072, 4095, 4096, 4999, 5000};
+    size_t n_at = sizeof at / sizeof *at;
+    for (uint64_t seq = 1; seq <= N; seq++) {
+        bool mine = false;
+        for (size_t j = 0; j < n_at; j++)
+            mine |= at[j] == seq;
+        rec_make(&r[seq - 1], SOFFA_MT_ABSENCE_REPORTED, mine ? PUPIL : OTHER, "kaa/1419", "school-1415");
+    }
+    for (size_t off = 0; off < N; off += 700)   /* several commits */
+        cr_assert_eq(append(st, r + off, off + 700 <= N ? 700 : N - off, it + off), SOFFA_OK);
+    uint64_t afters[] = {0, 1, 1022, 1023, 1024, 2046, 2047, 2048, 4998, 4999, 5000, 9000};
+    for (size_t a = 0; a < sizeof afters / sizeof *afters; a++) {
+        collect_t c = {0};
+        cr_assert_eq(soffa_store_scan_subject(st, PUPIL, afters[a], collect, &c), SOFFA_OK);
+        size_t want = 0;
+        for (size_t j = 0; j < n_at; j++)
+            if (at[j] > afters[a]) {
+                cr_assert_lt(want, c.n, "after %llu: too few records", (unsigned long long) afters[a]);
+                cr_assert_eq(c.seqs[want], at[j], "after %llu: record %zu is seq %llu, not %llu",
+                             (unsigned long long) afters[a], want, (unsigned long long) c.seqs[want],
+                             (unsigned long long) at[j]);
+                want++;
+            }
+        cr_assert_eq(c.n, want, "after %llu: %zu records, expected %zu", (unsigned long long) afters[a], c.n, want);
+    }
+    collect_t c = {0};
+    cr_assert_eq(soffa_store_scan_subject(st, OTHER, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 4096, "collect keeps at most 4096");
+    /* A visitor that stops is not called again, even across buckets. */
+    stop_t sp = {0, 4};
+    cr_assert_eq(soffa_store_scan_subject(st, PUPIL, 0, stop_early, &sp), SOFFA_OK);
+    cr_assert_eq(sp.seen, 4);
+    soffa_store_close(&st);
+    rec_free(r, N);
+    tk_rmrf(dir);
+    free(dir);
+}
+
 Test(store, files_are_owner_only_and_a_shared_key_is_refused)
 {
     char *dir = tk_tmpdir("store");
