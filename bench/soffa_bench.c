@@ -2,21 +2,39 @@
  *
  *  By default it brings up its own broker (the real soffa-broker process,
  *  real LMDB, CURVE over TCP, the production settings) in a temporary
- *  directory with generated keys, drives traffic, and prints a table (or
- *  --json). Scenarios so far:
- *    publish   P publishers with W messages in flight each send N messages
- *              (absence reports, ~300 bytes, many made-up pupils and
- *              municipalities): durable messages per second (each
- *              acknowledged only after its commit) and publish-to-ack latency.
+ *  directory with generated keys, drives one scenario and prints a table
+ *  (or --json). With --target it drives a running broker instead, using
+ *  keys made by `soffa-bench keys DIR`.
+ *
+ *    publish      P publishers, W messages in flight each, N messages:
+ *                 durable messages per second (each acknowledged only after
+ *                 its commit) and publish-to-ack latency. --prefill fills
+ *                 the store first, to show the cost does not grow with it.
+ *    latency      one publisher at a fixed rate for a fixed time, consumers
+ *                 subscribed to every mailbox: publish-to-delivery latency
+ *                 at the receiving agent's session.
+ *    consume      N stored messages over C mailboxes, one consumer each,
+ *                 acknowledging what it receives: deliveries per second.
+ *                 --stalled adds consumers that stop reading.
+ *    replay       one auditor replays N stored messages: messages per second.
+ *    connections  K agents connect with CURVE and stay idle: time until all
+ *                 are connected, and the broker's resident memory.
+ *
+ *  The traffic is the real schema: absence reports and enrolment changes
+ *  (3:1) about made-up pupils who pass the identity checks, from many
+ *  municipalities, about 250 bytes each encoded.
  */
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -24,27 +42,42 @@
 #include "soffa_id.h"
 #include "soffa_keys.h"
 #include "soffa_msg.h"
+#include "soffa_store.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
 
+#define S_POOL 1024   /* distinct message bodies; each send gets its own id */
+
 typedef struct {
     const char *scenario;
-    int publishers;      /* P */
-    int window;          /* W */
-    long messages;       /* N */
+    int publishers;      /* -P */
+    int window;          /* -W */
+    long messages;       /* -n, 0 = the scenario's default */
+    int rate;            /* -r, latency */
+    int seconds;         /* -t, latency */
+    int mailboxes;       /* -C: municipalities the traffic goes to */
+    int credit;          /* consumers' window */
+    int stalled;         /* consume: consumers that stop reading */
+    int agents;          /* -K, connections */
+    long prefill;        /* records stored before the run */
     bool json;
     const char *broker_bin;
     int port;
+    const char *target;      /* a running broker's endpoint */
+    const char *broker_key;  /* its public key file */
+    const char *keys_dir;    /* keys from `soffa-bench keys` */
+    long map_gib;
 } s_opts_t;
 
 typedef struct {
-    char dir[256];
-    char endpoint[64];
+    char dir[512];           /* keys, config, store */
+    char endpoint[256];
     char broker_pub[41];
-    pid_t pid;
+    pid_t pid;               /* 0 when driving a running broker */
+    bool own_dir;
 } s_broker_t;
 
-/* ---- Test data: made-up pupils across municipalities ---- */
+/* ---- Test data: made-up pupils across municipalities ------------------------- */
 
 static void
 s_pnr(int year, int month, int day, int birth_no, char out[13])
@@ -60,9 +93,6 @@ s_pnr(int year, int month, int day, int birth_no, char out[13])
     memcpy(out, d, 13);
 }
 
-static const char *const s_kommuner[] = {"1419", "1415", "1480", "1481", "0180", "1280", "1384", "2584",
-                                         "0114", "1401", "1402", "1407", "1440", "1441", "1442", "1462"};
-
 /* A 10-digit number that passes the Luhn check, from a 9-digit stem. */
 static void
 s_luhn10(long stem, char out[11])
@@ -75,102 +105,277 @@ s_luhn10(long stem, char out[11])
     }
 }
 
-/* Message i of the traffic: absence reports and enrolment changes (3:1)
- * about made-up pupils from the municipalities above, with the sender's
- * organisation, unit and user reference filled in as a school system would:
- * about 300 bytes encoded. */
-static uint8_t *
-s_message(long i, size_t *len)
+/* Municipality j of the traffic: spread over the whole country. */
+static const char *
+s_kommun(int j)
 {
-    soffa_date_t today = soffa_date_today();
-    char pnr[13], org[11];
-    s_pnr(today.year - 17, 1 + (int) (i % 12), 1 + (int) (i % 28), 1 + (int) (i % 997), pnr);
-    s_luhn10(212000000L + i % 50, org);
-    uint8_t id[16], corr[16], cause[16];
-    char ids[SOFFA_UUID_STR], cs[SOFFA_UUID_STR], cz[SOFFA_UUID_STR];
-    soffa_uuid7(id);
-    soffa_uuid7(corr);
-    soffa_uuid7(cause);
-    soffa_uuid_format(id, ids);
-    soffa_uuid_format(corr, cs);
-    soffa_uuid_format(cause, cz);
-    int64_t now = soffa_now_us();
-    int term = today.year - (today.month < 10);
-    char payload[400];
-    if (i % 4 == 3)
-        snprintf(payload, sizeof payload,
-                 "\"legal_basis\":\"SL_15_15_ENROLMENT\",\"enrolment_changed\":{\"event\":\"LEFT\","
-                 "\"effective_date\":\"%04d-10-15\",\"school_unit\":\"12345678\",\"school_form\":\"GY\","
-                 "\"programme_code\":\"SAEKO\",\"leave_reason\":\"DISCONTINUED\"}",
-                 term);
-    else
-        snprintf(payload, sizeof payload,
-                 "\"legal_basis\":\"SL_15_15_ABSENCE\",\"absence_reported\":{\"period_from\":\"%04d-09-01\","
-                 "\"period_to\":\"%04d-10-15\",\"unexcused_band\":\"SIGNIFICANT\",\"investigation_started\":true,"
-                 "\"reported_to_csn\":\"YES\",\"school_unit\":\"12345678\"}",
-                 term, term);
-    char json[1400];
-    snprintf(json, sizeof json,
-             "{\"message_id\":\"%s\",\"schema_version\":\"1.0\",\"occurred_at_us\":%lld,\"sent_at_us\":%lld,"
-             "\"sender\":{\"kind\":\"SCHOOL_PRINCIPAL\",\"org_nr\":\"%s\",\"kommunkod\":\"1415\","
-             "\"unit_id\":\"12345678\",\"actor_ref\":\"urn:sis:hsa:SE2321000131-E%012ld:rektor:gymnasiet\"},"
-             "\"subject\":{\"id_type\":\"PNR\",\"id\":\"%s\",\"hemkommun\":\"%s\"},"
-             "\"correlation_id\":\"%s\",\"causation_id\":\"%s\","
-             "\"classification\":{\"secrecy_ref\":\"OSL 23:1 st. 1, OSL 26:1\",\"level\":\"SECRET\"},%s}",
-             ids, (long long) now - 86400000000LL, (long long) now, org, i % 50, pnr,
-             s_kommuner[i % (sizeof s_kommuner / sizeof *s_kommuner)], cs, cz, payload);
-    soffa_msg_t *m = NULL;
-    uint8_t *buf = NULL;
-    if (soffa_msg_from_json(json, &m, NULL, 0) != SOFFA_OK || soffa_msg_encode(m, &buf, len) != SOFFA_OK) {
-        fprintf(stderr, "soffa-bench: could not build a test message\n");
-        exit(1);
-    }
-    soffa_msg_destroy(&m);
-    return buf;
+    size_t n = soffa_kommun_count();
+    return soffa_kommun_at(((size_t) j * 37) % n);
 }
 
-/* ---- Our own broker ---- */
+typedef struct {
+    uint8_t *body[S_POOL];
+    size_t len[S_POOL];
+    char pnr[S_POOL][13];
+    int kommun[S_POOL];       /* index for s_kommun */
+    soffa_msg_type_t type[S_POOL];
+    size_t bytes;             /* sum of len */
+} s_pool_t;
 
-static int
-s_write_key(const char *dir, const char *name, char pub[41], char sec[41])
+/* Message i: absence reports and enrolment changes (3:1) about a made-up
+ * pupil of municipality i % mailboxes, with the sender's organisation, unit
+ * and user reference filled in as a school system would. */
+static bool
+s_pool_make(s_pool_t *pool, int mailboxes)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (soffa_keys_generate(path) != SOFFA_OK)
-        return -1;
+    soffa_date_t today = soffa_date_today();
+    int term = today.year - (today.month < 10);
+    memset(pool, 0, sizeof *pool);
+    for (long i = 0; i < S_POOL; i++) {
+        char org[11], ids[SOFFA_UUID_STR], cs[SOFFA_UUID_STR], cz[SOFFA_UUID_STR];
+        uint8_t u[16];
+        s_pnr(today.year - 17, 1 + (int) (i % 12), 1 + (int) (i % 28), 1 + (int) (i % 997), pool->pnr[i]);
+        s_luhn10(212000000L + i % 50, org);
+        soffa_uuid7(u);
+        soffa_uuid_format(u, ids);
+        soffa_uuid7(u);
+        soffa_uuid_format(u, cs);
+        soffa_uuid7(u);
+        soffa_uuid_format(u, cz);
+        pool->kommun[i] = (int) (i % mailboxes);
+        int64_t now = soffa_now_us();
+        char payload[400], json[1400];
+        if (i % 4 == 3) {
+            pool->type[i] = SOFFA_MT_ENROLMENT_CHANGED;
+            snprintf(payload, sizeof payload,
+                     "\"legal_basis\":\"SL_15_15_ENROLMENT\",\"enrolment_changed\":{\"event\":\"LEFT\","
+                     "\"effective_date\":\"%04d-10-15\",\"school_unit\":\"12345678\",\"school_form\":\"GY\","
+                     "\"programme_code\":\"SAEKO\",\"leave_reason\":\"DISCONTINUED\"}",
+                     term);
+        } else {
+            pool->type[i] = SOFFA_MT_ABSENCE_REPORTED;
+            snprintf(payload, sizeof payload,
+                     "\"legal_basis\":\"SL_15_15_ABSENCE\",\"absence_reported\":{\"period_from\":\"%04d-09-01\","
+                     "\"period_to\":\"%04d-10-15\",\"unexcused_band\":\"SIGNIFICANT\",\"investigation_started\":true,"
+                     "\"reported_to_csn\":\"YES\",\"school_unit\":\"12345678\"}",
+                     term, term);
+        }
+        snprintf(json, sizeof json,
+                 "{\"message_id\":\"%s\",\"schema_version\":\"1.0\",\"occurred_at_us\":%lld,\"sent_at_us\":%lld,"
+                 "\"sender\":{\"kind\":\"SCHOOL_PRINCIPAL\",\"org_nr\":\"%s\",\"kommunkod\":\"1415\","
+                 "\"unit_id\":\"12345678\",\"actor_ref\":\"urn:sis:hsa:SE2321000131-E%012ld:rektor:gymnasiet\"},"
+                 "\"subject\":{\"id_type\":\"PNR\",\"id\":\"%s\",\"hemkommun\":\"%s\"},"
+                 "\"correlation_id\":\"%s\",\"causation_id\":\"%s\","
+                 "\"classification\":{\"secrecy_ref\":\"OSL 23:1 st. 1, OSL 26:1\",\"level\":\"SECRET\"},%s}",
+                 ids, (long long) now - 86400000000LL, (long long) now, org, i % 50, pool->pnr[i],
+                 s_kommun(pool->kommun[i]), cs, cz, payload);
+        soffa_msg_t *m = NULL;
+        char why[256] = "";
+        if (soffa_msg_from_json(json, &m, why, sizeof why) != SOFFA_OK
+            || soffa_msg_encode(m, &pool->body[i], &pool->len[i]) != SOFFA_OK) {
+            fprintf(stderr, "soffa-bench: could not build a test message: %s\n", why);
+            soffa_msg_destroy(&m);
+            return false;
+        }
+        soffa_msg_destroy(&m);
+        /* The message id must be the first field, so that each send can
+         * carry its own id without encoding the message again. */
+        if (pool->len[i] < 18 || pool->body[i][0] != 0x0a || pool->body[i][1] != 16) {
+            fprintf(stderr, "soffa-bench: unexpected message encoding\n");
+            return false;
+        }
+        pool->bytes += pool->len[i];
+    }
+    return true;
+}
+
+static void
+s_pool_free(s_pool_t *pool)
+{
+    for (int i = 0; i < S_POOL; i++)
+        free(pool->body[i]);
+}
+
+/* Message number i: body i % S_POOL with a fresh UUIDv7 whose last four
+ * bytes are i, so that a receiver knows which send it was. */
+static uint8_t *
+s_msg(const s_pool_t *pool, long i, size_t *len)
+{
+    size_t k = (size_t) i % S_POOL;
+    uint8_t *b = malloc(pool->len[k]);
+    if (!b)
+        return NULL;
+    memcpy(b, pool->body[k], pool->len[k]);
+    soffa_uuid7(b + 2);
+    b[14] = (uint8_t) (i >> 24);
+    b[15] = (uint8_t) (i >> 16);
+    b[16] = (uint8_t) (i >> 8);
+    b[17] = (uint8_t) i;
+    *len = pool->len[k];
+    return b;
+}
+
+static long
+s_msg_index(const uint8_t id[16])
+{
+    return (long) ((uint32_t) id[12] << 24 | (uint32_t) id[13] << 16 | (uint32_t) id[14] << 8 | id[15]);
+}
+
+/* ---- Keys, configuration and the broker --------------------------------------- */
+
+static bool
+s_key(const char *dir, const char *name, char pub[41], char sec[41])
+{
+    char path[1024];
     snprintf(path, sizeof path, "%s/%s.key", dir, name);
-    return soffa_keys_load_secret(path, pub, sec) == SOFFA_OK ? 0 : -1;
+    if (access(path, R_OK) != 0) {
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (soffa_keys_generate(path) != SOFFA_OK)
+            return false;
+        snprintf(path, sizeof path, "%s/%s.key", dir, name);
+    }
+    return soffa_keys_load_secret(path, pub, sec) == SOFFA_OK;
+}
+
+/* Writes the agents' keys into dir and their [agent] sections to f. */
+static bool
+s_agents(const s_opts_t *o, const char *dir, FILE *f)
+{
+    char pub[41], sec[41], name[64];
+    for (int i = 0; i < o->publishers; i++) {
+        snprintf(name, sizeof name, "bench-school-%d", i);
+        if (!s_key(dir, name, pub, sec))
+            return false;
+        fprintf(f, "[agent %s]\npublic_key = %s\nrole = school\nkommun = 1415\nunit = 12345678\n", name, pub);
+    }
+    for (int j = 0; j < o->mailboxes + o->stalled; j++) {
+        snprintf(name, sizeof name, "bench-kaa-%s", s_kommun(j));
+        if (!s_key(dir, name, pub, sec))
+            return false;
+        fprintf(f, "[agent %s]\npublic_key = %s\nrole = kaa\nkommun = %s\n", name, pub, s_kommun(j));
+    }
+    if (!s_key(dir, "bench-audit", pub, sec))
+        return false;
+    fprintf(f, "[agent bench-audit]\npublic_key = %s\nrole = audit\nscope = *\n", pub);
+    for (int i = 0; i < o->agents; i++) {
+        snprintf(name, sizeof name, "bench-idle-%d", i);
+        if (!s_key(dir, name, pub, sec))
+            return false;
+        fprintf(f, "[agent %s]\npublic_key = %s\nrole = school\nkommun = 1415\nunit = 12345678\n", name, pub);
+    }
+    return true;
+}
+
+/* Writes records straight into the broker's store before it starts, as the
+ * broker would have stored them: count records, spread over the mailboxes
+ * (plus the stalled ones), in commits of 10,000. */
+static bool
+s_prefill(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool, long count)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/data", b->dir);
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t so = {.path = path, .map_size = (size_t) o->map_gib << 30};
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+        return false;
+    if (soffa_store_open(&st, &so) != SOFFA_OK)
+        return false;
+    enum { BATCH = 10000 };
+    soffa_envelope_t *env = calloc(BATCH, sizeof *env);
+    soffa_store_item_t *it = calloc(BATCH, sizeof *it);
+    uint8_t **bodies = calloc(BATCH, sizeof *bodies);
+    bool ok = env && it && bodies;
+    int64_t t0 = soffa_mono_us();
+    for (long done = 0; ok && done < count;) {
+        size_t n = (size_t) (count - done < BATCH ? count - done : BATCH);
+        for (size_t k = 0; k < n; k++) {
+            long i = done + (long) k;
+            size_t len, p = (size_t) i % S_POOL;
+            bodies[k] = s_msg(pool, i, &len);
+            if (!bodies[k]) {
+                ok = false;
+                n = k;
+                break;
+            }
+            soffa_envelope_t *e = &env[k];
+            memset(e, 0, sizeof *e);
+            e->body = bodies[k];
+            e->body_len = len;
+            e->kind = SOFFA_RK_MESSAGE;
+            e->msg_type = (uint32_t) pool->type[p];
+            memcpy(e->message_id, bodies[k] + 2, 16);
+            snprintf(e->sender_agent, sizeof e->sender_agent, "bench-school-%ld", i % (o->publishers ? o->publishers : 1));
+            e->sender_role = SOFFA_ROLE_SCHOOL;
+            snprintf(e->sender_kommun, sizeof e->sender_kommun, "1415");
+            snprintf(e->sender_unit, sizeof e->sender_unit, "12345678");
+            e->received_at_us = soffa_now_us();
+            snprintf(e->mailbox, sizeof e->mailbox, "kaa/%s", s_kommun(pool->kommun[p]));
+            it[k] = (soffa_store_item_t) {.env = e, .subject_id = pool->pnr[p], .n_refs = 1};
+            it[k].refs[0].key[0] = 'M';   /* as the policy keys a signal */
+            memcpy(it[k].refs[0].key + 1, e->message_id, 16);
+            it[k].refs[0].len = 17;
+        }
+        if (ok && soffa_store_append(st, it, n) != SOFFA_OK)
+            ok = false;
+        for (size_t k = 0; k < n; k++)
+            free(bodies[k]);
+        done += (long) n;
+        if (!o->json && count >= 1000000 && done % 1000000 == 0)
+            fprintf(stderr, "soffa-bench: stored %ld of %ld (%.0f s)\n", done, count,
+                    (double) (soffa_mono_us() - t0) / 1e6);
+    }
+    free(env);
+    free(it);
+    free(bodies);
+    soffa_store_close(&st);
+    return ok;
 }
 
 static bool
-s_broker_up(s_broker_t *b, const s_opts_t *o)
+s_broker_up(s_broker_t *b, const s_opts_t *o, const s_pool_t *pool)
 {
+    char path[1024];
+    if (o->target) {
+        snprintf(b->dir, sizeof b->dir, "%s", o->keys_dir);
+        snprintf(b->endpoint, sizeof b->endpoint, "%s", o->target);
+        if (soffa_keys_load_public(o->broker_key, b->broker_pub) != SOFFA_OK) {
+            fprintf(stderr, "soffa-bench: cannot read the broker's public key %s\n", o->broker_key);
+            return false;
+        }
+        /* Its agents must be in the broker's configuration already. */
+        FILE *devnull = fopen("/dev/null", "w");
+        bool ok = devnull && s_agents(o, b->dir, devnull);
+        if (devnull)
+            fclose(devnull);
+        return ok;
+    }
     snprintf(b->dir, sizeof b->dir, "/tmp/soffa-bench-XXXXXX");
     if (!mkdtemp(b->dir))
         return false;
+    b->own_dir = true;
     snprintf(b->endpoint, sizeof b->endpoint, "tcp://127.0.0.1:%d", o->port);
-    char sec[41], path[512];
-    if (s_write_key(b->dir, "broker", b->broker_pub, sec) != 0)
+    char sec[41];
+    if (!s_key(b->dir, "broker", b->broker_pub, sec))
         return false;
     snprintf(path, sizeof path, "%s/broker.ini", b->dir);
     FILE *f = fopen(path, "w");
     if (!f)
         return false;
-    /* The production settings, apart from where things live. */
+    /* The production settings, apart from where things live and the map size. */
     fprintf(f, "[broker]\nendpoint = %s\nsecret_key = broker.key\ndata_dir = data\nlog_level = %s\n"
-               "[store]\nmap_size = 16GiB\n",
-            b->endpoint, getenv("SOFFA_BENCH_LOG") ? getenv("SOFFA_BENCH_LOG") : "warn");
-    for (int i = 0; i < o->publishers; i++) {
-        char name[64], pub[41];
-        snprintf(name, sizeof name, "bench-school-%d", i);
-        if (s_write_key(b->dir, name, pub, sec) != 0) {
-            fclose(f);
-            return false;
-        }
-        fprintf(f, "[agent %s]\npublic_key = %s\nrole = school\nkommun = 1415\nunit = 12345678\n", name, pub);
-    }
+               "[store]\nmap_size = %ldGiB\n",
+            b->endpoint, getenv("SOFFA_BENCH_LOG") ? getenv("SOFFA_BENCH_LOG") : "warn", o->map_gib);
+    bool ok = s_agents(o, b->dir, f);
     fclose(f);
+    if (!ok)
+        return false;
+    if (o->prefill > 0 && !s_prefill(o, b, pool, o->prefill)) {
+        fprintf(stderr, "soffa-bench: could not fill the store\n");
+        return false;
+    }
     b->pid = fork();
+    if (b->pid < 0)
+        return false;
     if (b->pid == 0) {
         execl(o->broker_bin, "soffa-broker", "--config", path, (char *) NULL);
         fprintf(stderr, "soffa-bench: cannot run %s: %s\n", o->broker_bin, strerror(errno));
@@ -186,15 +391,20 @@ s_broker_down(s_broker_t *b)
         kill(b->pid, SIGTERM);
         waitpid(b->pid, NULL, 0);
     }
+    if (!b->own_dir)
+        return;
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", b->dir);
     if (strncmp(b->dir, "/tmp/soffa-bench-", 17) == 0 && system(cmd) != 0)
         fprintf(stderr, "soffa-bench: could not remove %s\n", b->dir);
 }
 
+/* A field of /proc/PID/status in kB, -1 when unknown. */
 static long
-s_rss_kb(pid_t pid, const char *field)
+s_proc_kb(pid_t pid, const char *field)
 {
+    if (pid <= 0)
+        return -1;
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
     FILE *f = fopen(path, "r");
@@ -207,6 +417,23 @@ s_rss_kb(pid_t pid, const char *field)
     return kb;
 }
 
+static soffa_client_t *
+s_connect(const s_broker_t *b, void *ctx, const char *name)
+{
+    char pub[41], sec[41];
+    if (!s_key(b->dir, name, pub, sec))
+        return NULL;
+    soffa_client_opts_t co = {.endpoint = b->endpoint, .server_public = b->broker_pub, .public_key = pub,
+                              .secret_key = sec, .name = name, .timeout_ms = 30000, .zmq_ctx = ctx};
+    soffa_client_t *c = NULL;
+    soffa_err_t rc = soffa_client_connect(&c, &co, NULL);
+    if (rc != SOFFA_OK)
+        fprintf(stderr, "soffa-bench: %s could not connect: %s\n", name, soffa_strerror(rc));
+    return c;
+}
+
+/* ---- Figures ------------------------------------------------------------------ */
+
 static int
 s_cmp_i64(const void *a, const void *b)
 {
@@ -214,44 +441,90 @@ s_cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* ---- publish ---- */
+typedef struct {
+    double p50, p90, p99, p999, max;   /* ms */
+} s_pct_t;
+
+static s_pct_t
+s_percentiles(int64_t *us, long n)
+{
+    s_pct_t p = {0};
+    if (n <= 0)
+        return p;
+    qsort(us, (size_t) n, sizeof *us, s_cmp_i64);
+#define AT(q) ((double) us[(size_t) ((double) (n - 1) * (q) + 0.5)] / 1000.0)
+    p = (s_pct_t) {AT(0.5), AT(0.9), AT(0.99), AT(0.999), (double) us[n - 1] / 1000.0};
+#undef AT
+    return p;
+}
+
+static void
+s_print_pct(const char *what, s_pct_t p)
+{
+    printf("  %-30s %9.3f ms\n  %-30s %9.3f ms\n  %-30s %9.3f ms\n  %-30s %9.3f ms\n  %-30s %9.3f ms\n", what,
+           p.p50, "p90", p.p90, "p99", p.p99, "p99.9", p.p999, "max", p.max);
+}
+
+static void
+s_json_pct(json_t *j, const char *prefix, s_pct_t p)
+{
+    char k[64];
+    double v[] = {p.p50, p.p90, p.p99, p.p999, p.max};
+    const char *names[] = {"p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(k, sizeof k, "%s%s", prefix, names[i]);
+        json_object_set_new(j, k, json_real(v[i]));
+    }
+}
+
+/* Prints the common tail (broker memory) and the JSON object. */
+static void
+s_report(const s_opts_t *o, const s_broker_t *b, json_t *j)
+{
+    long hwm = s_proc_kb(b->pid, "VmHWM:"), anon = s_proc_kb(b->pid, "RssAnon:"), rss = s_proc_kb(b->pid, "VmRSS:");
+    json_object_set_new(j, "broker_peak_rss_kb", json_integer(hwm));
+    json_object_set_new(j, "broker_rss_kb", json_integer(rss));
+    json_object_set_new(j, "broker_anon_rss_kb", json_integer(anon));
+    json_object_set_new(j, "prefilled", json_integer(o->prefill));
+    if (o->json) {
+        char *s = json_dumps(j, JSON_COMPACT);
+        puts(s);
+        free(s);
+    } else if (b->pid > 0) {
+        printf("  %-30s %9ld kB\n  %-30s %9ld kB (of which private: %ld kB)\n", "broker peak resident", hwm,
+               "broker resident now", rss, anon);
+    }
+    json_decref(j);
+}
+
+/* ---- publish ------------------------------------------------------------------ */
 
 static int
-s_publish(const s_opts_t *o, s_broker_t *b)
+s_publish(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
 {
-    long n = o->messages;
+    long n = o->messages ? o->messages : 200000;
     size_t *lens = calloc((size_t) n, sizeof *lens);
     uint8_t **msgs = calloc((size_t) n, sizeof *msgs);
     int64_t *sent_at = calloc((size_t) n, sizeof *sent_at), *lat = calloc((size_t) n, sizeof *lat);
-    if (!lens || !msgs || !sent_at || !lat)
+    soffa_client_t **c = calloc((size_t) o->publishers, sizeof *c);
+    zmq_pollitem_t *items = calloc((size_t) o->publishers, sizeof *items);
+    long *next = calloc((size_t) o->publishers, sizeof *next), *inflight = calloc((size_t) o->publishers, sizeof *inflight);
+    if (!lens || !msgs || !sent_at || !lat || !c || !items || !next || !inflight)
         return 1;
     size_t bytes = 0;
     for (long i = 0; i < n; i++) {
-        msgs[i] = s_message(i, &lens[i]);
+        if (!(msgs[i] = s_msg(pool, i, &lens[i])))
+            return 1;
         bytes += lens[i];
     }
     void *ctx = zmq_ctx_new();
     zmq_ctx_set(ctx, ZMQ_IO_THREADS, 1);
-    soffa_client_t **c = calloc((size_t) o->publishers, sizeof *c);
+    int rc = 1;
     for (int p = 0; p < o->publishers; p++) {
-        char name[64], path[512], pub[41], sec[41];
+        char name[64];
         snprintf(name, sizeof name, "bench-school-%d", p);
-        snprintf(path, sizeof path, "%s/%s.key", b->dir, name);
-        if (soffa_keys_load_secret(path, pub, sec) != SOFFA_OK)
-            return 1;
-        soffa_client_opts_t co = {.endpoint = b->endpoint, .server_public = b->broker_pub, .public_key = pub,
-                                  .secret_key = sec, .name = name, .timeout_ms = 10000, .zmq_ctx = ctx};
-        soffa_err_t rc = SOFFA_ERR_TIMEOUT;
-        for (int tries = 0; tries < 50 && rc != SOFFA_OK; tries++)
-            rc = soffa_client_connect(&c[p], &co, NULL);
-        if (rc != SOFFA_OK) {
-            fprintf(stderr, "soffa-bench: publisher %d could not connect: %s\n", p, soffa_strerror(rc));
-            return 1;
-        }
-    }
-    zmq_pollitem_t *items = calloc((size_t) o->publishers, sizeof *items);
-    long *next = calloc((size_t) o->publishers, sizeof *next), *inflight = calloc((size_t) o->publishers, sizeof *inflight);
-    for (int p = 0; p < o->publishers; p++) {
+        if (!(c[p] = s_connect(b, ctx, name)))
+            goto out;
         items[p] = (zmq_pollitem_t) {soffa_client_socket(c[p]), 0, ZMQ_POLLIN, 0};
         next[p] = p;   /* publisher p sends messages p, p+P, p+2P, ... */
     }
@@ -270,9 +543,9 @@ s_publish(const s_opts_t *o, s_broker_t *b)
                 next[p] += o->publishers;
             }
         }
-        if (zmq_poll(items, o->publishers, 10000) <= 0) {
-            fprintf(stderr, "soffa-bench: no answer from the broker for 10 s\n");
-            return 1;
+        if (zmq_poll(items, o->publishers, 30000) <= 0) {
+            fprintf(stderr, "soffa-bench: no answer from the broker for 30 s\n");
+            goto out;
         }
         for (int p = 0; p < o->publishers; p++) {
             if (!(items[p].revents & ZMQ_POLLIN))
@@ -282,7 +555,7 @@ s_publish(const s_opts_t *o, s_broker_t *b)
                 int64_t now = soffa_mono_us();
                 if (f.type == SOFFA_FRAME_PUBLISH_ACK || f.type == SOFFA_FRAME_ERROR) {
                     long i = (long) f.tag - 1;
-                    if (i >= 0 && i < n)
+                    if (i >= 0 && i < n && done < n)
                         lat[done] = now - sent_at[i];
                     if (f.type == SOFFA_FRAME_ERROR && errors++ == 0)
                         fprintf(stderr, "soffa-bench: refused: %s\n", f.text);
@@ -294,31 +567,24 @@ s_publish(const s_opts_t *o, s_broker_t *b)
         }
     }
     int64_t elapsed = soffa_mono_us() - t0;
-    qsort(lat, (size_t) n, sizeof *lat, s_cmp_i64);
     double rate = (double) n / ((double) elapsed / 1e6);
-    long rss = b->pid > 0 ? s_rss_kb(b->pid, "VmHWM:") : -1;
-#define PCT(q) ((double) lat[(size_t) ((double) (n - 1) * (q))] / 1000.0)
-    if (o->json) {
-        json_t *j = json_pack("{s:s, s:i, s:i, s:I, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I}", "scenario",
-                              "publish", "publishers", o->publishers, "window", o->window, "messages",
-                              (json_int_t) n, "message_bytes", (int) (bytes / (size_t) n), "msgs_per_s", rate,
-                              "p50_ms", PCT(0.5), "p90_ms", PCT(0.9), "p99_ms", PCT(0.99), "p999_ms", PCT(0.999),
-                              "max_ms", (double) lat[n - 1] / 1000.0, "errors", (json_int_t) errors,
-                              "broker_peak_rss_kb", (json_int_t) rss);
-        char *s = json_dumps(j, JSON_COMPACT);
-        puts(s);
-        free(s);
-        json_decref(j);
-    } else {
-        printf("soffa-bench publish: %d publishers x %d in flight, %ld messages of ~%zu bytes, durable\n",
-               o->publishers, o->window, n, bytes / (size_t) n);
-        printf("  %-28s %12.0f msgs/s\n", "throughput", rate);
-        printf("  %-28s %8.3f ms\n  %-28s %8.3f ms\n  %-28s %8.3f ms\n  %-28s %8.3f ms\n  %-28s %8.3f ms\n",
-               "publish-to-ack p50", PCT(0.5), "p90", PCT(0.9), "p99", PCT(0.99), "p99.9", PCT(0.999), "max",
-               (double) lat[n - 1] / 1000.0);
-        printf("  %-28s %12ld\n  %-28s %9ld kB\n", "refused", errors, "broker peak resident", rss);
+    s_pct_t pc = s_percentiles(lat, n);
+    json_t *j = json_pack("{s:s, s:i, s:i, s:I, s:i, s:f, s:I}", "scenario", "publish", "publishers",
+                          o->publishers, "window", o->window, "messages", (json_int_t) n, "message_bytes",
+                          (int) (bytes / (size_t) n), "msgs_per_s", rate, "errors", (json_int_t) errors);
+    s_json_pct(j, "", pc);
+    if (!o->json) {
+        printf("soffa-bench publish: %d publishers x %d in flight, %ld messages of ~%zu bytes, durable%s\n",
+               o->publishers, o->window, n, bytes / (size_t) n, o->prefill ? "" : ", empty store");
+        if (o->prefill)
+            printf("  %-30s %9ld\n", "records stored before", o->prefill);
+        printf("  %-30s %9.0f msgs/s\n", "throughput", rate);
+        s_print_pct("publish-to-ack p50", pc);
+        printf("  %-30s %9ld\n", "refused", errors);
     }
-#undef PCT
+    s_report(o, b, j);
+    rc = errors ? 1 : 0;
+out:
     for (int p = 0; p < o->publishers; p++)
         soffa_client_close(&c[p]);
     zmq_ctx_term(ctx);
@@ -332,26 +598,527 @@ s_publish(const s_opts_t *o, s_broker_t *b)
     free(next);
     free(inflight);
     free(c);
-    return errors ? 1 : 0;
+    return rc;
 }
+
+/* ---- Consumers ---------------------------------------------------------------- */
+
+typedef struct {
+    soffa_client_t *c;
+    char mailbox[32];
+    uint64_t received, last_seq;
+    bool stalled;             /* subscribed, then never reads */
+} s_consumer_t;
+
+/* Connects consumer j and subscribes it to its mailbox. */
+static bool
+s_consumer_up(s_consumer_t *k, const s_broker_t *b, void *ctx, int j, int credit)
+{
+    char name[64];
+    snprintf(name, sizeof name, "bench-kaa-%s", s_kommun(j));
+    snprintf(k->mailbox, sizeof k->mailbox, "kaa/%s", s_kommun(j));
+    if (!(k->c = s_connect(b, ctx, name)))
+        return false;
+    soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = (uint32_t) credit};
+    snprintf(sub.mailbox, sizeof sub.mailbox, "%s", k->mailbox);
+    return soffa_client_send(k->c, &sub) == SOFFA_OK;
+}
+
+/* Takes every delivery waiting for consumer k, calls seen(ctx, envelope
+ * bytes, len, receive time) for each, then acknowledges the last one (one
+ * cumulative ACK, as an agent does after storing a batch). Returns how many. */
+static long
+s_consumer_drain(s_consumer_t *k, void (*seen)(void *, const soffa_frame_t *, int64_t), void *ctx)
+{
+    long got = 0;
+    soffa_frame_t f;
+    while (soffa_client_recv(k->c, &f, 0) == SOFFA_OK) {
+        int64_t now = soffa_mono_us();
+        if (f.type == SOFFA_FRAME_DELIVER) {
+            if (seen)
+                seen(ctx, &f, now);
+            if (f.seq > k->last_seq)
+                k->last_seq = f.seq;
+            got++;
+        } else if (f.type == SOFFA_FRAME_ERROR) {
+            fprintf(stderr, "soffa-bench: %s: %s\n", k->mailbox, f.text);
+        }
+        soffa_frame_fini(&f);
+    }
+    if (got) {
+        soffa_frame_t ack = {.type = SOFFA_FRAME_ACK, .seq = k->last_seq};
+        snprintf(ack.mailbox, sizeof ack.mailbox, "%s", k->mailbox);
+        soffa_client_send(k->c, &ack);
+        k->received += (uint64_t) got;
+    }
+    return got;
+}
+
+/* ---- latency ------------------------------------------------------------------ */
+
+/* The receiving side runs in a thread of its own, blocked in zmq_poll, so
+ * that a delivery is stamped the moment it arrives. */
+typedef struct {
+    s_consumer_t *k;
+    int n_k;
+    int64_t *sent_at;          /* written by the publisher before each send */
+    int64_t *lat;
+    long n, got, unknown;
+    int stop;                  /* set by the publisher when it is done */
+} s_lat_t;
+
+static void
+s_lat_seen(void *ctx, const soffa_frame_t *f, int64_t now)
+{
+    s_lat_t *l = ctx;
+    soffa_envelope_t e;
+    if (soffa_envelope_decode(f->data, f->data_len, &e) != SOFFA_OK) {
+        l->unknown++;
+        return;
+    }
+    long i = s_msg_index(e.message_id);
+    soffa_envelope_fini(&e);
+    int64_t t = i >= 0 && i < l->n ? __atomic_load_n(&l->sent_at[i], __ATOMIC_ACQUIRE) : 0;
+    if (t == 0 || l->got >= l->n) {
+        l->unknown++;
+        return;
+    }
+    l->lat[l->got++] = now - t;
+}
+
+static void *
+s_lat_receiver(void *arg)
+{
+    s_lat_t *l = arg;
+    zmq_pollitem_t items[512];
+    for (int j = 0; j < l->n_k; j++)
+        items[j] = (zmq_pollitem_t) {soffa_client_socket(l->k[j].c), 0, ZMQ_POLLIN, 0};
+    while (!__atomic_load_n(&l->stop, __ATOMIC_ACQUIRE) || l->got + l->unknown < l->n) {
+        int r = zmq_poll(items, l->n_k, 100);
+        if (r < 0)
+            break;
+        if (r == 0 && __atomic_load_n(&l->stop, __ATOMIC_ACQUIRE) == 2)
+            break;   /* the publisher gave up waiting */
+        for (int j = 0; j < l->n_k; j++)
+            if (items[j].revents & ZMQ_POLLIN)
+                s_consumer_drain(&l->k[j], s_lat_seen, l);
+    }
+    return NULL;
+}
+
+static void
+s_sleep_until(int64_t mono_us)
+{
+    struct timespec ts = {(time_t) (mono_us / 1000000), (long) (mono_us % 1000000) * 1000};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+static int
+s_latency(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
+{
+    long n = (long) o->rate * o->seconds;
+    if (o->mailboxes > 512)
+        return 2;
+    int64_t *sent_at = calloc((size_t) n, sizeof *sent_at), *lat = calloc((size_t) n, sizeof *lat),
+            *ack = calloc((size_t) n, sizeof *ack);
+    s_consumer_t *k = calloc((size_t) o->mailboxes, sizeof *k);
+    if (!sent_at || !lat || !ack || !k)
+        return 1;
+    void *ctx = zmq_ctx_new();
+    int rc = 1;
+    bool started = false;
+    pthread_t th;
+    s_lat_t l = {k, o->mailboxes, sent_at, lat, n, 0, 0, 0};
+    soffa_client_t *pub = s_connect(b, ctx, "bench-school-0");
+    if (!pub)
+        goto out;
+    for (int j = 0; j < o->mailboxes; j++)
+        if (!s_consumer_up(&k[j], b, ctx, j, o->credit))
+            goto out;
+    usleep(200000);   /* let the subscriptions settle */
+    if (pthread_create(&th, NULL, s_lat_receiver, &l) != 0)
+        goto out;
+    started = true;
+    /* soffa_mono_us is CLOCK_MONOTONIC: the schedule is absolute. */
+    long sent = 0, late = 0, errors = 0;
+    int64_t period = 1000000 / o->rate, t0 = soffa_mono_us() + 1000;
+    for (; sent < n; sent++) {
+        int64_t due = t0 + sent * period, now = soffa_mono_us();
+        if (now < due)
+            s_sleep_until(due);
+        else if (now - due > 1000)
+            late++;
+        size_t len;
+        uint8_t *m = s_msg(pool, sent, &len);
+        soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH, .tag = (uint64_t) sent + 1, .data = m, .data_len = len};
+        int64_t t = soffa_mono_us();
+        __atomic_store_n(&sent_at[sent], t, __ATOMIC_RELEASE);
+        bool ok = m && soffa_client_send(pub, &f) == SOFFA_OK;
+        free(m);
+        if (!ok)
+            break;
+        /* Closed loop: wait for this publish's answer. */
+        soffa_frame_t r;
+        bool answered = false;
+        while (!answered && soffa_client_recv(pub, &r, 30000) == SOFFA_OK) {
+            if ((r.type == SOFFA_FRAME_PUBLISH_ACK || r.type == SOFFA_FRAME_ERROR) && r.tag == (uint64_t) sent + 1) {
+                ack[sent] = soffa_mono_us() - t;
+                answered = true;
+                if (r.type == SOFFA_FRAME_ERROR && errors++ == 0)
+                    fprintf(stderr, "soffa-bench: refused: %s\n", r.text);
+            }
+            soffa_frame_fini(&r);
+        }
+        if (!answered) {
+            fprintf(stderr, "soffa-bench: no answer to publish %ld\n", sent);
+            break;
+        }
+    }
+    /* Wait for the last deliveries (at most 10 s). */
+    __atomic_store_n(&l.stop, 1, __ATOMIC_RELEASE);
+    int64_t give_up = soffa_mono_us() + 10000000;
+    while (__atomic_load_n(&l.got, __ATOMIC_RELAXED) < sent && soffa_mono_us() < give_up)
+        usleep(10000);
+    __atomic_store_n(&l.stop, 2, __ATOMIC_RELEASE);
+    pthread_join(th, NULL);
+    started = false;
+    s_pct_t e2e = s_percentiles(lat, l.got), pa = s_percentiles(ack, sent);
+    json_t *j = json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:I, s:i}", "scenario", "latency", "rate", o->rate,
+                          "seconds", o->seconds, "sent", (json_int_t) sent, "received", (json_int_t) l.got,
+                          "late_sends", (json_int_t) late, "errors", (json_int_t) errors, "mailboxes",
+                          o->mailboxes);
+    s_json_pct(j, "e2e_", e2e);
+    s_json_pct(j, "ack_", pa);
+    if (!o->json) {
+        printf("soffa-bench latency: %d msgs/s for %d s, durable, closed loop, %d receiving agents\n", o->rate,
+               o->seconds, o->mailboxes);
+        printf("  %-30s %9ld of %ld (%ld sent more than 1 ms late)\n", "received", l.got, sent, late);
+        s_print_pct("publish-to-delivery p50", e2e);
+        printf("  %-30s %9.3f ms\n  %-30s %9.3f ms\n", "publish-to-ack p50", pa.p50, "publish-to-ack p99", pa.p99);
+    }
+    s_report(o, b, j);
+    rc = l.got == n && sent == n && errors == 0 ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "soffa-bench: %ld of %ld delivered, %ld refused, %ld unknown\n", l.got, n, errors, l.unknown);
+out:
+    if (started) {
+        __atomic_store_n(&l.stop, 2, __ATOMIC_RELEASE);
+        pthread_join(th, NULL);
+    }
+    soffa_client_close(&pub);
+    for (int x = 0; x < o->mailboxes; x++)
+        soffa_client_close(&k[x].c);
+    zmq_ctx_term(ctx);
+    free(sent_at);
+    free(lat);
+    free(ack);
+    free(k);
+    return rc;
+}
+
+/* ---- consume ------------------------------------------------------------------ */
+
+static int
+s_consume(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
+{
+    /* The store holds o->prefill records over mailboxes + stalled mailboxes;
+     * the reading consumers should get their share. */
+    int boxes = o->mailboxes + o->stalled;
+    long want = 0;
+    for (long i = 0; i < o->prefill; i++)
+        want += pool->kommun[i % S_POOL] < o->mailboxes;
+    s_consumer_t *k = calloc((size_t) boxes, sizeof *k);
+    zmq_pollitem_t *items = calloc((size_t) boxes, sizeof *items);
+    if (!k || !items)
+        return 1;
+    void *ctx = zmq_ctx_new();
+    int rc = 1;
+    long rss_before = s_proc_kb(b->pid, "VmRSS:"), anon_before = s_proc_kb(b->pid, "RssAnon:");
+    for (int j = o->mailboxes; j < boxes; j++) {
+        /* A stalled reader: subscribes with the same window, never reads. */
+        if (!s_consumer_up(&k[j], b, ctx, j, o->credit))
+            goto out;
+        k[j].stalled = true;
+    }
+    int64_t t0 = soffa_mono_us();
+    for (int j = 0; j < o->mailboxes; j++) {
+        if (!s_consumer_up(&k[j], b, ctx, j, o->credit))
+            goto out;
+        items[j] = (zmq_pollitem_t) {soffa_client_socket(k[j].c), 0, ZMQ_POLLIN, 0};
+    }
+    long got = 0;
+    while (got < want) {
+        int r = zmq_poll(items, o->mailboxes, 30000);
+        if (r <= 0) {
+            fprintf(stderr, "soffa-bench: no deliveries for 30 s (%ld of %ld)\n", got, want);
+            goto out;
+        }
+        for (int j = 0; j < o->mailboxes; j++)
+            if (items[j].revents & ZMQ_POLLIN)
+                got += s_consumer_drain(&k[j], NULL, NULL);
+    }
+    int64_t elapsed = soffa_mono_us() - t0;
+    double rate = (double) got / ((double) elapsed / 1e6);
+    long rss_after = s_proc_kb(b->pid, "VmRSS:"), anon_after = s_proc_kb(b->pid, "RssAnon:");
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:I, s:f, s:I, s:I, s:I, s:I}", "scenario", "consume", "mailboxes",
+                          o->mailboxes, "stalled", o->stalled, "window", o->credit, "messages", (json_int_t) got,
+                          "msgs_per_s", rate, "rss_before_kb", (json_int_t) rss_before, "rss_after_kb",
+                          (json_int_t) rss_after, "anon_before_kb", (json_int_t) anon_before, "anon_after_kb",
+                          (json_int_t) anon_after);
+    if (!o->json) {
+        printf("soffa-bench consume: %ld stored messages to %d consumers (window %d, acknowledged)%s\n", got,
+               o->mailboxes, o->credit, o->stalled ? "" : "");
+        if (o->stalled)
+            printf("  %-30s %9d (subscribed, never reading)\n", "stalled consumers", o->stalled);
+        printf("  %-30s %9.0f msgs/s\n", "delivery throughput", rate);
+        if (b->pid > 0)
+            printf("  %-30s %9ld -> %ld kB (private %ld -> %ld kB)\n", "broker resident before/after", rss_before,
+                   rss_after, anon_before, anon_after);
+    }
+    s_report(o, b, j);
+    rc = 0;
+out:
+    for (int x = 0; x < boxes; x++)
+        soffa_client_close(&k[x].c);
+    zmq_ctx_term(ctx);
+    free(k);
+    free(items);
+    return rc;
+}
+
+/* ---- replay ------------------------------------------------------------------- */
+
+static int
+s_replay(const s_opts_t *o, const s_broker_t *b)
+{
+    void *ctx = zmq_ctx_new();
+    int rc = 1;
+    soffa_client_t *c = s_connect(b, ctx, "bench-audit");
+    if (!c)
+        goto out;
+    soffa_frame_t rq = {.type = SOFFA_FRAME_REPLAY, .tag = 1};
+    snprintf(rq.text, sizeof rq.text, "benchmark");
+    int64_t t0 = soffa_mono_us();
+    if (soffa_client_send(c, &rq) != SOFFA_OK)
+        goto out;
+    long got = 0, granted = 0, bytes = 0;
+    uint64_t end_count = 0;
+    bool ended = false;
+    while (!ended) {
+        soffa_frame_t f;
+        soffa_err_t r = soffa_client_recv(c, &f, 30000);
+        if (r != SOFFA_OK) {
+            fprintf(stderr, "soffa-bench: replay stalled after %ld records\n", got);
+            goto out;
+        }
+        if (f.type == SOFFA_FRAME_DELIVER) {
+            got++;
+            bytes += (long) f.data_len;
+            /* Grant more as the auditor's agent does, in steps. */
+            if (++granted >= 128) {
+                soffa_frame_t cr = {.type = SOFFA_FRAME_CREDIT, .credit = (uint32_t) granted};
+                soffa_client_send(c, &cr);
+                granted = 0;
+            }
+        } else if (f.type == SOFFA_FRAME_REPLAY_END) {
+            ended = true;
+            end_count = f.count;
+        } else if (f.type == SOFFA_FRAME_ERROR) {
+            fprintf(stderr, "soffa-bench: replay refused: %s\n", f.text);
+            soffa_frame_fini(&f);
+            goto out;
+        }
+        soffa_frame_fini(&f);
+    }
+    int64_t elapsed = soffa_mono_us() - t0;
+    double rate = (double) got / ((double) elapsed / 1e6);
+    json_t *j = json_pack("{s:s, s:I, s:I, s:f, s:f}", "scenario", "replay", "messages", (json_int_t) got,
+                          "broker_counted", (json_int_t) end_count, "msgs_per_s", rate, "mb_per_s",
+                          (double) bytes / ((double) elapsed / 1e6) / 1e6);
+    if (!o->json) {
+        printf("soffa-bench replay: one auditor replays the whole history (%ld records)\n", got);
+        printf("  %-30s %9.0f msgs/s (%.0f MB/s of envelopes)\n", "replay throughput", rate,
+               (double) bytes / ((double) elapsed / 1e6) / 1e6);
+    }
+    s_report(o, b, j);
+    rc = (long) end_count == got && got >= o->prefill ? 0 : 1;
+    if (rc)
+        fprintf(stderr, "soffa-bench: replay returned %ld records, the broker counted %llu, %ld stored\n", got,
+                (unsigned long long) end_count, o->prefill);
+out:
+    soffa_client_close(&c);
+    zmq_ctx_term(ctx);
+    return rc;
+}
+
+/* ---- connections -------------------------------------------------------------- */
+
+static int
+s_connections(const s_opts_t *o, const s_broker_t *b)
+{
+    int n = o->agents;
+    soffa_client_t **c = calloc((size_t) n, sizeof *c);
+    zmq_pollitem_t *items = calloc((size_t) n, sizeof *items);
+    bool *welcomed = calloc((size_t) n, sizeof *welcomed);
+    if (!c || !items || !welcomed)
+        return 1;
+    void *ctx = zmq_ctx_new();
+    zmq_ctx_set(ctx, ZMQ_MAX_SOCKETS, n + 64);
+    zmq_ctx_set(ctx, ZMQ_IO_THREADS, 1);
+    int rc = 1, connected = 0;
+    long rss_before = s_proc_kb(b->pid, "VmRSS:");
+    int64_t t0 = soffa_mono_us();
+    for (int i = 0; i < n; i++) {
+        char name[64], pub[41], sec[41];
+        snprintf(name, sizeof name, "bench-idle-%d", i);
+        if (!s_key(b->dir, name, pub, sec))
+            goto out;
+        soffa_client_opts_t co = {.endpoint = b->endpoint, .server_public = b->broker_pub, .public_key = pub,
+                                  .secret_key = sec, .name = name, .timeout_ms = 30000, .zmq_ctx = ctx};
+        if (soffa_client_open(&c[i], &co) != SOFFA_OK) {
+            fprintf(stderr, "soffa-bench: agent %d could not open a connection\n", i);
+            goto out;
+        }
+        items[i] = (zmq_pollitem_t) {soffa_client_socket(c[i]), 0, ZMQ_POLLIN, 0};
+    }
+    int64_t last_ping = soffa_mono_us();
+    while (connected < n) {
+        if (zmq_poll(items, n, 1000) < 0)
+            goto out;
+        for (int i = 0; i < n; i++) {
+            if (!(items[i].revents & ZMQ_POLLIN))
+                continue;
+            soffa_frame_t f;
+            while (soffa_client_recv(c[i], &f, 0) == SOFFA_OK) {
+                if (f.type == SOFFA_FRAME_WELCOME && !welcomed[i]) {
+                    welcomed[i] = true;
+                    connected++;
+                } else if (f.type == SOFFA_FRAME_ERROR) {
+                    fprintf(stderr, "soffa-bench: agent %d refused: %s\n", i, f.text);
+                }
+                soffa_frame_fini(&f);
+            }
+        }
+        if (soffa_mono_us() - t0 > 120000000) {
+            fprintf(stderr, "soffa-bench: only %d of %d connected after 120 s\n", connected, n);
+            goto out;
+        }
+    }
+    int64_t elapsed = soffa_mono_us() - t0;
+    /* Stay connected and idle (pinging as agents do) for a while. */
+    int64_t until = soffa_mono_us() + 3000000;
+    while (soffa_mono_us() < until) {
+        if (soffa_mono_us() - last_ping > 1000000) {
+            for (int i = 0; i < n; i++) {
+                soffa_frame_t p = {.type = SOFFA_FRAME_PING, .tag = 1};
+                soffa_client_send(c[i], &p);
+            }
+            last_ping = soffa_mono_us();
+        }
+        zmq_poll(items, n, 100);
+        for (int i = 0; i < n; i++) {
+            soffa_frame_t f;
+            while ((items[i].revents & ZMQ_POLLIN) && soffa_client_recv(c[i], &f, 0) == SOFFA_OK)
+                soffa_frame_fini(&f);
+        }
+    }
+    /* The broker's own count of sessions. */
+    uint32_t sessions = 0;
+    soffa_client_t *a = s_connect(b, ctx, "bench-audit");
+    if (a) {
+        soffa_frame_t rq = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = 7}, f;
+        if (soffa_client_send(a, &rq) == SOFFA_OK) {
+            while (soffa_client_recv(a, &f, 30000) == SOFFA_OK) {
+                bool done = f.type == SOFFA_FRAME_STATUS_REPLY;
+                if (done)
+                    sessions = f.sessions;
+                soffa_frame_fini(&f);
+                if (done)
+                    break;
+            }
+        }
+        soffa_client_close(&a);
+    }
+    long rss = s_proc_kb(b->pid, "VmRSS:");
+    json_t *j = json_pack("{s:s, s:i, s:i, s:f, s:i, s:I, s:I}", "scenario", "connections", "agents", n,
+                          "connected", connected, "seconds_to_connect", (double) elapsed / 1e6, "broker_sessions",
+                          (int) sessions, "rss_before_kb", (json_int_t) rss_before, "rss_connected_kb",
+                          (json_int_t) rss);
+    if (!o->json) {
+        printf("soffa-bench connections: %d agents connect with CURVE and stay idle\n", n);
+        printf("  %-30s %9.2f s\n  %-30s %9u (including the one asking)\n", "all connected after",
+               (double) elapsed / 1e6, "sessions the broker reports", sessions);
+        if (b->pid > 0)
+            printf("  %-30s %9ld kB (before: %ld kB)\n", "broker resident, connected", rss, rss_before);
+    }
+    s_report(o, b, j);
+    rc = connected == n && sessions >= (uint32_t) n ? 0 : 1;
+out:
+    for (int i = 0; i < n; i++)
+        soffa_client_close(&c[i]);
+    zmq_ctx_term(ctx);
+    free(c);
+    free(items);
+    free(welcomed);
+    return rc;
+}
+
+/* ---- main --------------------------------------------------------------------- */
 
 static void
 s_usage(FILE *out)
 {
-    fputs("usage: soffa-bench publish [-P publishers] [-W in-flight] [-n messages] [--json]\n"
-          "                          [--broker-bin PATH] [--port N]\n"
+    fputs("usage: soffa-bench SCENARIO [options]\n"
+          "       soffa-bench keys DIR [options]   keys for --target, and the [agent] sections to add\n"
           "\n"
           "Starts its own soffa-broker (CURVE over TCP, durable LMDB store in a temporary\n"
-          "directory), drives the scenario and prints the figures.\n"
-          "  publish   durable publishes per second and publish-to-ack latency\n"
-          "Defaults: -P 16 -W 16 -n 200000, port 25570.\n",
+          "directory, the production settings), drives the scenario and prints the figures.\n"
+          "\n"
+          "Scenarios (defaults in brackets):\n"
+          "  publish      durable publishes per second and publish-to-ack latency\n"
+          "               -P publishers [16]  -W in flight each [16]  -n messages [200000]\n"
+          "               --prefill N: store N records first (10000000 for the history test)\n"
+          "  latency      publish-to-delivery latency at a fixed rate, closed loop\n"
+          "               -r msgs/s [1000]  -t seconds [10]  -C receiving agents [16]\n"
+          "  consume      deliveries per second to consumers that acknowledge\n"
+          "               -n stored messages [200000]  -C consumers [16]  --window N [1024]\n"
+          "               --stalled N: also N consumers that subscribe and never read [0]\n"
+          "  replay       an auditor replays the history: -n stored messages [1000000]\n"
+          "  connections  -K idle agents connecting with CURVE [2500]\n"
+          "\n"
+          "Common: --json  --port N [25570]  --map-size GiB [16]  --broker-bin PATH\n"
+          "        --target ENDPOINT --broker-key FILE.pub --keys DIR: drive a running broker\n"
+          "        whose configuration has the sections `soffa-bench keys DIR` printed\n"
+          "        (prefilling needs the broker's own directory: not with --target).\n"
+          "Every scenario prints the broker's peak resident memory (own broker only).\n"
+          "SOFFA_BENCH_LOG=info shows the broker's log, including its commit count.\n",
           out);
+}
+
+static bool
+s_int_arg(int argc, char **argv, int *i, const char *name, long *out)
+{
+    if (strcmp(argv[*i], name) != 0)
+        return false;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "soffa-bench: %s needs a number\n", name);
+        exit(2);
+    }
+    char *end;
+    *out = strtol(argv[++*i], &end, 10);
+    if (*end || *out < 0) {
+        fprintf(stderr, "soffa-bench: %s wants a whole number, not '%s'\n", name, argv[*i]);
+        exit(2);
+    }
+    return true;
 }
 
 int
 main(int argc, char **argv)
 {
-    s_opts_t o = {.publishers = 16, .window = 16, .messages = 200000, .port = 25570};
+    s_opts_t o = {.publishers = -1, .window = 16, .rate = 1000, .seconds = 10, .mailboxes = 16, .credit = 1024,
+                  .agents = 0, .port = 25570, .map_gib = 16, .prefill = -1};
     char bin[1024];
     ssize_t len = readlink("/proc/self/exe", bin, sizeof bin - 20);
     if (len > 0) {
@@ -360,40 +1127,140 @@ main(int argc, char **argv)
         strcpy(slash ? slash + 1 : bin, "soffa-broker");
         o.broker_bin = bin;
     }
+    const char *keys_out = NULL;
+    long agents = -1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-P") && i + 1 < argc)
-            o.publishers = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-W") && i + 1 < argc)
-            o.window = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "-n") && i + 1 < argc)
-            o.messages = atol(argv[++i]);
+        long v;
+        if (s_int_arg(argc, argv, &i, "-P", &v))
+            o.publishers = (int) v;
+        else if (s_int_arg(argc, argv, &i, "-W", &v))
+            o.window = (int) v;
+        else if (s_int_arg(argc, argv, &i, "-n", &v))
+            o.messages = v;
+        else if (s_int_arg(argc, argv, &i, "-r", &v))
+            o.rate = (int) v;
+        else if (s_int_arg(argc, argv, &i, "-t", &v))
+            o.seconds = (int) v;
+        else if (s_int_arg(argc, argv, &i, "-C", &v))
+            o.mailboxes = (int) v;
+        else if (s_int_arg(argc, argv, &i, "-K", &v))
+            agents = v;
+        else if (s_int_arg(argc, argv, &i, "--window", &v))
+            o.credit = (int) v;
+        else if (s_int_arg(argc, argv, &i, "--stalled", &v))
+            o.stalled = (int) v;
+        else if (s_int_arg(argc, argv, &i, "--prefill", &v))
+            o.prefill = v;
+        else if (s_int_arg(argc, argv, &i, "--port", &v))
+            o.port = (int) v;
+        else if (s_int_arg(argc, argv, &i, "--map-size", &v))
+            o.map_gib = v;
         else if (!strcmp(argv[i], "--json"))
             o.json = true;
         else if (!strcmp(argv[i], "--broker-bin") && i + 1 < argc)
             o.broker_bin = argv[++i];
-        else if (!strcmp(argv[i], "--port") && i + 1 < argc)
-            o.port = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--target") && i + 1 < argc)
+            o.target = argv[++i];
+        else if (!strcmp(argv[i], "--broker-key") && i + 1 < argc)
+            o.broker_key = argv[++i];
+        else if (!strcmp(argv[i], "--keys") && i + 1 < argc)
+            o.keys_dir = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             s_usage(stdout);
             return 0;
         } else if (argv[i][0] != '-' && !o.scenario)
             o.scenario = argv[i];
+        else if (argv[i][0] != '-' && o.scenario && !strcmp(o.scenario, "keys") && !keys_out)
+            keys_out = argv[i];
         else {
             fprintf(stderr, "soffa-bench: unknown argument '%s'\n", argv[i]);
             s_usage(stderr);
             return 2;
         }
     }
-    if (!o.scenario || strcmp(o.scenario, "publish") != 0 || o.publishers < 1 || o.window < 1 || o.messages < 1) {
+    static const char *const scenarios[] = {"publish", "latency", "consume", "replay", "connections", "keys"};
+    bool known = false;
+    for (size_t i = 0; o.scenario && i < sizeof scenarios / sizeof *scenarios; i++)
+        known |= !strcmp(o.scenario, scenarios[i]);
+    if (!known) {
+        if (o.scenario)
+            fprintf(stderr, "soffa-bench: no scenario '%s'\n", o.scenario);
         s_usage(stderr);
         return 2;
     }
-    s_broker_t b = {0};
-    if (!s_broker_up(&b, &o)) {
-        fprintf(stderr, "soffa-bench: could not set up a broker\n");
+    /* Who takes part in each scenario. */
+    bool pub = !strcmp(o.scenario, "publish"), lat = !strcmp(o.scenario, "latency"),
+         con = !strcmp(o.scenario, "consume"), rep = !strcmp(o.scenario, "replay"),
+         cnx = !strcmp(o.scenario, "connections"), keys = !strcmp(o.scenario, "keys");
+    if (o.publishers < 0)
+        o.publishers = pub || keys ? 16 : 1;
+    if (lat)
+        o.publishers = 1;
+    o.agents = (int) (agents >= 0 ? agents : cnx || keys ? 2500 : 0);
+    if (o.prefill < 0)
+        o.prefill = con ? (o.messages ? o.messages : 200000) : rep ? (o.messages ? o.messages : 1000000) : 0;
+    if (o.publishers < 1 || o.window < 1 || o.rate < 1 || o.rate > 1000000 || o.seconds < 1 || o.mailboxes < 1
+        || o.mailboxes + o.stalled > (int) soffa_kommun_count() || o.credit < 1 || (cnx && o.agents < 1)
+        || o.map_gib < 1) {
+        fprintf(stderr, "soffa-bench: a count is out of range (-C and --stalled together at most %zu)\n",
+                soffa_kommun_count());
+        return 2;
+    }
+    if (keys) {
+        if (!keys_out) {
+            s_usage(stderr);
+            return 2;
+        }
+        if (mkdir(keys_out, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "soffa-bench: cannot make %s: %s\n", keys_out, strerror(errno));
+            return 1;
+        }
+        return s_agents(&o, keys_out, stdout) ? 0 : 1;
+    }
+    if (o.target && (!o.broker_key || !o.keys_dir)) {
+        fprintf(stderr, "soffa-bench: --target needs --broker-key and --keys\n");
+        return 2;
+    }
+    if (o.target && o.prefill > 0) {
+        fprintf(stderr, "soffa-bench: prefilling writes the broker's store directly: not with --target\n");
+        return 2;
+    }
+    if (cnx) {
+        /* Each agent is a socket here and a connection in the broker. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    s_pool_t *pool = malloc(sizeof *pool);
+    if (!pool || !s_pool_make(pool, o.mailboxes + o.stalled)) {
+        free(pool);
         return 1;
     }
-    int rc = s_publish(&o, &b);
+    s_broker_t b = {0};
+    int rc = 1;
+    void *ctx = zmq_ctx_new();
+    soffa_client_t *ready = NULL;
+    if (!s_broker_up(&b, &o, pool)) {
+        fprintf(stderr, "soffa-bench: could not set up a broker\n");
+    } else if (!(ready = s_connect(&b, ctx, "bench-audit"))) {
+        fprintf(stderr, "soffa-bench: the broker did not answer\n");   /* started and serving from here */
+    } else if (pub) {
+        rc = s_publish(&o, &b, pool);
+    } else if (lat) {
+        rc = s_latency(&o, &b, pool);
+    } else if (con) {
+        rc = s_consume(&o, &b, pool);
+    } else if (rep) {
+        rc = s_replay(&o, &b);
+    } else {
+        rc = s_connections(&o, &b);
+    }
+    soffa_client_close(&ready);
+    zmq_ctx_term(ctx);
     s_broker_down(&b);
+    s_pool_free(pool);
+    free(pool);
     return rc;
 }

@@ -73,7 +73,7 @@ soffa_client_recv(soffa_client_t *self, soffa_frame_t *f, int timeout_ms)
 }
 
 soffa_err_t
-soffa_client_connect(soffa_client_t **out, const soffa_client_opts_t *o, soffa_frame_t *welcome)
+soffa_client_open(soffa_client_t **out, const soffa_client_opts_t *o)
 {
     if (!out || !o || !o->endpoint || !o->server_public || !o->public_key || !o->secret_key)
         return SOFFA_ERR_INVALID_ARG;
@@ -108,6 +108,21 @@ soffa_client_connect(soffa_client_t **out, const soffa_client_opts_t *o, soffa_f
     /* The HELLO waits in the queue until the CURVE handshake completes. */
     if ((rc = soffa_client_send(self, &hello)) != SOFFA_OK)
         goto fail;
+    *out = self;
+    return SOFFA_OK;
+fail:
+    soffa_client_close(&self);
+    return rc;
+}
+
+soffa_err_t
+soffa_client_connect(soffa_client_t **out, const soffa_client_opts_t *o, soffa_frame_t *welcome)
+{
+    soffa_client_t *self = NULL;
+    soffa_err_t rc = soffa_client_open(&self, o);
+    if (rc != SOFFA_OK)
+        return rc;
+    *out = NULL;
     soffa_frame_t f;
     rc = soffa_client_recv(self, &f, self->timeout_ms);
     if (rc != SOFFA_OK)

@@ -35,6 +35,11 @@ typedef struct {
 soffa_err_t soffa_client_connect(soffa_client_t **out, const soffa_client_opts_t *opts,
                                  soffa_frame_t *welcome);
 
+/*  Like connect, but returns as soon as HELLO is queued: the first frame
+ *  soffa_client_recv then returns is the WELCOME or the refusal. For
+ *  opening many connections at once. */
+soffa_err_t soffa_client_open(soffa_client_t **out, const soffa_client_opts_t *opts);
+
 /*  Closes *self_p (pending frames are dropped) and sets it to NULL. */
 void soffa_client_close(soffa_client_t **self_p);
 

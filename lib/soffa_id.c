@@ -205,6 +205,12 @@ soffa_kommun_count(void)
     return soffa_kommun_rows_count;
 }
 
+const char *
+soffa_kommun_at(size_t i)
+{
+    return i < soffa_kommun_rows_count ? soffa_kommun_rows[i].code : NULL;
+}
+
 soffa_err_t
 soffa_skolenhet_check(const char *code)
 {

@@ -63,6 +63,9 @@ const char *soffa_kommun_name(const char *code);
 /*  Number of municipalities built in (290). */
 size_t soffa_kommun_count(void);
 
+/*  Code of municipality i (0 <= i < soffa_kommun_count()) in code order, NULL past the end. */
+const char *soffa_kommun_at(size_t i);
+
 /*  Returns SOFFA_OK for an 8-digit skolenhetskod, else SOFFA_ERR_SKOLENHET. */
 soffa_err_t soffa_skolenhet_check(const char *code);
 

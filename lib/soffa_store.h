@@ -4,7 +4,7 @@
  *    log      seq (u64 big-endian) -> hash(32) || tag(1) || encoded envelope
  *    mailbox  mailbox NUL seq      -> ""        (per-mailbox index)
  *    subject  bucket(4) subject_key(16) seq -> "" (per-subject index; keyed hash, never the
- *             number; bucket = seq / 1024, so that writes stay in the newest pages)
+ *             number; bucket = seq / 256, so that writes stay in the newest pages)
  *    dedup    msg_id sender        -> seq       (idempotent publish)
  *    cursor   consumer name        -> seq       (durable consumer cursors)
  *    ref      caller's key         -> seq       (ids a record can be found by)

@@ -149,6 +149,11 @@ Test(id, canonical_check_and_birth_date)
 Test(id, municipality_codes)
 {
     cr_assert_eq(soffa_kommun_count(), 290);
+    cr_assert_str_eq(soffa_kommun_at(0), "0114");
+    cr_assert_str_eq(soffa_kommun_at(289), "2584");
+    cr_assert_null(soffa_kommun_at(290));
+    for (size_t i = 1; i < 290; i++)
+        cr_assert_lt(strcmp(soffa_kommun_at(i - 1), soffa_kommun_at(i)), 0, "codes in order");
     cr_assert_str_eq(soffa_kommun_name("1419"), "Tjörn");
     cr_assert_str_eq(soffa_kommun_name("1415"), "Stenungsund");
     cr_assert_str_eq(soffa_kommun_name("0180"), "Stockholm");

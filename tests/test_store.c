@@ -401,7 +401,7 @@ stop_early(void *ctx, const soffa_store_rec_t *rec)
     return ++s->seen >= s->stop_after;
 }
 
-/* The subject index is kept in buckets of 1024 sequence numbers: a person's
+/* The subject index is kept in buckets of 256 sequence numbers: a person's
  * records in many buckets, at their edges and in empty stretches, all come
  * back once each and in order, from any starting point. */
 Test(store, subject_index_spans_buckets_in_order)
