@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -43,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -187,6 +189,7 @@ typedef struct {
     soffa_policy_decision_t dec;
     bool withdraws;                   /* a consent withdrawal: follow up after commit */
     uint8_t consent_id[16];
+    bool checkpoint;                  /* the broker's own signed checkpoint */
 } s_pending_t;
 
 struct soffa_broker {
@@ -201,14 +204,29 @@ struct soffa_broker {
     void *ctx, *router, *zap;
     soffa_map_t *sessions;            /* routing id -> session */
     soffa_map_t *mailboxes;           /* name -> mailbox */
-    s_pending_t *pending;
+    s_pending_t *pending;             /* publishes read since the last hand-over */
     size_t n_pending;
+    /* The writer thread commits one batch (flight) while the main thread
+     * reads and checks the next. Nothing in flight is acknowledged before
+     * the writer's commit has returned. */
+    s_pending_t *flight;
+    size_t n_flight;
+    soffa_store_item_t *flight_items;
+    soffa_err_t flight_rc;
+    bool in_flight;                   /* handed to the writer, not finished */
+    int writer_job;                   /* 0 idle, 1 commit flight, 2 quit (under wmu) */
+    bool writer_started;
+    pthread_t writer;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    int done_fd;                      /* eventfd: the writer finished a job */
     int64_t started_at_us;
     int64_t next_flush, next_expiry;  /* monotonic µs */
     int64_t last_drain;               /* monotonic µs when the router was last read empty */
     uint8_t sign_sk[SOFFA_SIGN_SECRET]; /* checkpoint signing key */
     uint64_t cp_seq;                  /* the newest record a checkpoint covers (or the last checkpoint) */
     int64_t cp_at;                    /* monotonic µs of the last checkpoint */
+    bool cp_force;                    /* the next commit starts with a checkpoint */
     uint64_t published, refused, delivered;
     uint64_t commits, commit_us;   /* group commits and the time spent in them */
 };
@@ -665,36 +683,51 @@ s_pending_clear(soffa_broker_t *self)
     self->n_pending = 0;
 }
 
-/* Appends the pending batch in one transaction, then answers every publish
- * in it: acknowledgements only after a successful commit. */
-static void
-s_commit(soffa_broker_t *self)
+static bool s_checkpoint_due(soffa_broker_t *self);
+static bool s_checkpoint_make(soffa_broker_t *self, s_pending_t *p);
+
+/* The writer thread: commits the flight batch when asked, then tells the
+ * main thread through done_fd. It touches nothing but the flight items and
+ * the store's write side. */
+static void *
+s_writer_main(void *arg)
 {
-    size_t n = self->n_pending;
-    if (n == 0)
-        return;
-    soffa_store_item_t *items = calloc(n, sizeof *items);
-    if (!items) {
-        for (size_t i = 0; i < n; i++)
-            s_send_error(self, self->pending[i].rid, self->pending[i].rid_len, self->pending[i].tag,
-                         SOFFA_ERR_NOMEM, NULL);
-        s_pending_clear(self);
-        return;
+    soffa_broker_t *self = arg;
+    pthread_mutex_lock(&self->wmu);
+    for (;;) {
+        while (self->writer_job == 0)
+            pthread_cond_wait(&self->wcv, &self->wmu);
+        if (self->writer_job == 2)
+            break;
+        pthread_mutex_unlock(&self->wmu);
+        int64_t t0 = soffa_mono_us();
+        soffa_err_t rc = soffa_store_append(self->store, self->flight_items, self->n_flight);
+        int64_t took = soffa_mono_us() - t0;
+        pthread_mutex_lock(&self->wmu);
+        self->flight_rc = rc;
+        self->commit_us += (uint64_t) took;
+        self->writer_job = 0;
+        pthread_cond_broadcast(&self->wcv);
+        uint64_t one = 1;
+        if (write(self->done_fd, &one, sizeof one) != sizeof one)
+            soffa_debug("writer: could not signal the main thread");
     }
-    for (size_t i = 0; i < n; i++) {
-        s_pending_t *p = &self->pending[i];
-        items[i].env = &p->env;
-        items[i].subject_id = p->subject[0] ? p->subject : NULL;
-        memcpy(items[i].refs, p->dec.refs, sizeof items[i].refs);
-        items[i].n_refs = p->dec.n_refs;
-    }
-    int64_t t0 = soffa_mono_us();
-    soffa_err_t rc = soffa_store_append(self->store, items, n);
+    pthread_mutex_unlock(&self->wmu);
+    return NULL;
+}
+
+/* Answers every publish of the finished flight: acknowledgements only after
+ * its commit returned; then the follow-ups that need the committed records. */
+static void
+s_flight_done(soffa_broker_t *self)
+{
+    size_t n = self->n_flight;
+    soffa_err_t rc = self->flight_rc;
+    soffa_store_item_t *items = self->flight_items;
     self->commits++;
-    self->commit_us += (uint64_t) (soffa_mono_us() - t0);
     /* ---- Only now, after the commit returned, may anything be acknowledged. ---- */
     for (size_t i = 0; i < n; i++) {
-        s_pending_t *p = &self->pending[i];
+        s_pending_t *p = &self->flight[i];
         if (rc != SOFFA_OK) {
             s_send_error(self, p->rid, p->rid_len, p->tag, rc, NULL);
             continue;
@@ -708,7 +741,12 @@ s_commit(soffa_broker_t *self)
                 m->depth++;
                 m->last_seq = items[i].seq;
             }
-            self->published++;
+            if (p->checkpoint) {
+                self->cp_seq = items[i].seq;
+                soffa_debug("signed checkpoint at seq %llu", (unsigned long long) items[i].seq);
+            } else {
+                self->published++;
+            }
         }
         if (p->rid_len && !s_send(self, p->rid, p->rid_len, &ack))
             soffa_debug("acknowledgement of seq %llu not delivered; the sender will retry",
@@ -716,31 +754,98 @@ s_commit(soffa_broker_t *self)
     }
     if (rc == SOFFA_OK)
         soffa_debug("committed %zu record(s)", n);
-    /* Follow-ups that need the committed records. */
-    bool any_withdraw = false;
+    /* Follow-ups commit on their own (s_commit), which reuses the flight
+     * buffer: take what they need out of it first. */
+    size_t n_w = 0;
     for (size_t i = 0; rc == SOFFA_OK && i < n; i++)
-        any_withdraw |= self->pending[i].withdraws && !items[i].duplicate;
-    if (any_withdraw) {
-        size_t m = n;
-        s_pending_t *copy = malloc(m * sizeof *copy);
-        bool *dup = malloc(m * sizeof *dup);
-        if (copy && dup) {
-            memcpy(copy, self->pending, m * sizeof *copy);
-            for (size_t i = 0; i < m; i++)
-                dup[i] = items[i].duplicate;
-            self->n_pending = 0;   /* bodies now owned by copy */
-            for (size_t i = 0; i < m; i++)
-                if (copy[i].withdraws && !dup[i])
-                    s_after_withdrawal(self, copy[i].consent_id, copy[i].env.message_id);
-            for (size_t i = 0; i < m; i++)
-                free(copy[i].body);
+        n_w += self->flight[i].withdraws && !items[i].duplicate;
+    uint8_t (*w)[32] = n_w ? malloc(n_w * sizeof *w) : NULL;
+    if (n_w && !w)
+        soffa_error("out of memory: referral-withdrawn notices for %zu withdrawal(s) not sent", n_w);
+    size_t k = 0;
+    for (size_t i = 0; w && i < n; i++)
+        if (self->flight[i].withdraws && !items[i].duplicate) {
+            memcpy(w[k], self->flight[i].consent_id, 16);
+            memcpy(w[k++] + 16, self->flight[i].env.message_id, 16);
         }
-        free(copy);
-        free(dup);
-    }
-    free(items);
-    s_pending_clear(self);
+    for (size_t i = 0; i < n; i++)
+        free(self->flight[i].body);
+    self->n_flight = 0;
+    self->in_flight = false;
+    for (size_t i = 0; i < k; i++)
+        s_after_withdrawal(self, w[i], w[i] + 16);
+    free(w);
     /* The loop wakes the readers of the mailboxes that grew. */
+}
+
+/* Waits for the batch in flight, if any, and answers it. */
+static void
+s_flight_wait(soffa_broker_t *self)
+{
+    if (!self->in_flight)
+        return;
+    pthread_mutex_lock(&self->wmu);
+    while (self->writer_job != 0)
+        pthread_cond_wait(&self->wcv, &self->wmu);
+    pthread_mutex_unlock(&self->wmu);
+    uint64_t v;
+    if (read(self->done_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+        soffa_debug("writer signal: %s", strerror(errno));
+    s_flight_done(self);
+}
+
+/* Hands the pending publishes to the writer when it is free. */
+static void
+s_submit(soffa_broker_t *self)
+{
+    if (self->in_flight)
+        return;
+    bool cp = s_checkpoint_due(self);
+    if (self->n_pending == 0 && !cp)
+        return;
+    s_pending_t *t = self->flight;
+    self->flight = self->pending;
+    self->pending = t;
+    self->n_flight = self->n_pending;
+    self->n_pending = 0;
+    /* A due checkpoint goes first: it covers exactly the records before it. */
+    if (cp) {
+        memmove(self->flight + 1, self->flight, self->n_flight * sizeof *self->flight);
+        memset(self->flight, 0, sizeof *self->flight);
+        if (s_checkpoint_make(self, &self->flight[0]))
+            self->n_flight++;
+        else
+            memmove(self->flight, self->flight + 1, self->n_flight * sizeof *self->flight);
+    }
+    if (self->n_flight == 0)
+        return;
+    for (size_t i = 0; i < self->n_flight; i++) {
+        s_pending_t *p = &self->flight[i];
+        soffa_store_item_t *it = &self->flight_items[i];
+        memset(it, 0, sizeof *it);
+        it->env = &p->env;
+        it->subject_id = p->subject[0] ? p->subject : NULL;
+        memcpy(it->refs, p->dec.refs, sizeof it->refs);
+        it->n_refs = p->dec.n_refs;
+    }
+    self->in_flight = true;
+    pthread_mutex_lock(&self->wmu);
+    self->writer_job = 1;
+    pthread_cond_broadcast(&self->wcv);
+    pthread_mutex_unlock(&self->wmu);
+}
+
+/* Makes everything read so far durable and answered before returning: the
+ * batch in flight, then the pending one. Whatever reads or writes the store
+ * outside the publish path calls this first. */
+static void
+s_commit(soffa_broker_t *self)
+{
+    s_flight_wait(self);
+    if (self->n_pending == 0)
+        return;
+    s_submit(self);
+    s_flight_wait(self);
 }
 
 /* A fresh, zeroed slot in the pending batch (committing first when the
@@ -1236,6 +1341,7 @@ s_on_replay(soffa_broker_t *self, s_session_t *s, const soffa_frame_t *f)
                      "the subject filter is not a valid 12-digit identity number");
         return;
     }
+    s_commit(self);   /* the replay sees everything acknowledged so far */
     memset(&s->replay, 0, sizeof s->replay);
     s->replay.tag = f->tag;
     s->replay.f = *fl;
@@ -1643,53 +1749,54 @@ s_signing_key(soffa_broker_t *self, const char *data, char *why, size_t whylen)
     return SOFFA_OK;
 }
 
-/* Appends a signed checkpoint of the head, in its own durable commit. */
+/* Fills p with a signed checkpoint of the committed head, to be the first
+ * record of the next commit. False when there is nothing new to cover. */
+static bool
+s_checkpoint_make(soffa_broker_t *self, s_pending_t *p)
+{
+    soffa_checkpoint_t cp = {.at_us = soffa_now_us()};
+    soffa_store_head(self->store, &cp.covers_seq, cp.head_hash, NULL);
+    if (cp.covers_seq == 0 || cp.covers_seq <= self->cp_seq)
+        return false;
+    soffa_checkpoint_sign(&cp, self->sign_sk);
+    size_t len = 0;
+    if (soffa_checkpoint_encode(&cp, &p->body, &len) != SOFFA_OK)
+        return false;
+    p->checkpoint = true;
+    p->env = (soffa_envelope_t) {.body = p->body, .body_len = len, .kind = SOFFA_RK_CHECKPOINT,
+                                 .sender_role = SOFFA_ROLE_BROKER, .received_at_us = cp.at_us};
+    soffa_uuid7(p->env.message_id);
+    snprintf(p->env.sender_agent, sizeof p->env.sender_agent, "%s", self->cfg.name);
+    snprintf(p->env.mailbox, sizeof p->env.mailbox, "audit/checkpoint");
+    self->cp_at = soffa_mono_us();
+    self->cp_force = false;
+    return true;
+}
+
+/* Whether the next commit should start with a checkpoint (only between
+ * commits: the head is the writer's while one is in flight). */
+static bool
+s_checkpoint_due(soffa_broker_t *self)
+{
+    if (self->in_flight)
+        return false;
+    uint64_t head;
+    soffa_store_head(self->store, &head, NULL, NULL);
+    if (head <= self->cp_seq)
+        return false;
+    return self->cp_force || head - self->cp_seq >= (uint64_t) self->cfg.checkpoint_every
+           || soffa_mono_us() - self->cp_at >= self->cfg.checkpoint_ms * 1000;
+}
+
+/* Commits a signed checkpoint of everything so far, now (on stop). */
 static void
 s_checkpoint(soffa_broker_t *self)
 {
     s_commit(self);
-    soffa_checkpoint_t cp = {.at_us = soffa_now_us()};
-    soffa_store_head(self->store, &cp.covers_seq, cp.head_hash, NULL);
-    if (cp.covers_seq == 0 || cp.covers_seq <= self->cp_seq)
-        return;
-    soffa_checkpoint_sign(&cp, self->sign_sk);
-    uint8_t *body = NULL;
-    size_t len = 0;
-    if (soffa_checkpoint_encode(&cp, &body, &len) != SOFFA_OK)
-        return;
-    soffa_envelope_t env = {.body = body, .body_len = len, .kind = SOFFA_RK_CHECKPOINT,
-                            .sender_role = SOFFA_ROLE_BROKER, .received_at_us = cp.at_us};
-    soffa_uuid7(env.message_id);
-    snprintf(env.sender_agent, sizeof env.sender_agent, "%s", self->cfg.name);
-    snprintf(env.mailbox, sizeof env.mailbox, "audit/checkpoint");
-    soffa_store_item_t it = {.env = &env};
-    soffa_err_t rc = soffa_store_append(self->store, &it, 1);
-    free(body);
-    if (rc != SOFFA_OK) {
-        soffa_warn("checkpoint not written: %s", soffa_strerror(rc));
-        return;
-    }
-    self->cp_seq = it.seq;
-    self->cp_at = soffa_mono_us();
-    s_mailbox_t *m = s_mailbox(self, "audit/checkpoint");
-    if (m) {
-        m->depth++;
-        m->last_seq = it.seq;
-    }
-    soffa_debug("signed checkpoint at seq %llu covers 1..%llu", (unsigned long long) it.seq,
-                (unsigned long long) cp.covers_seq);
-}
-
-static void
-s_checkpoint_tick(soffa_broker_t *self)
-{
-    uint64_t head;
-    soffa_store_head(self->store, &head, NULL, NULL);
-    if (head <= self->cp_seq)
-        return;
-    if (head - self->cp_seq >= (uint64_t) self->cfg.checkpoint_every
-        || soffa_mono_us() - self->cp_at >= self->cfg.checkpoint_ms * 1000)
-        s_checkpoint(self);
+    self->cp_force = true;
+    s_submit(self);
+    s_flight_wait(self);
+    self->cp_force = false;
 }
 
 /* ---- Open, run, destroy --------------------------------------------------------------- */
@@ -1726,8 +1833,17 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     soffa_store_head(self->store, &self->cp_seq, NULL, NULL);   /* checkpoint from the next record on */
     self->cp_at = soffa_mono_us();
     self->pending = calloc((size_t) self->cfg.batch_max + 1, sizeof *self->pending);
-    if (!self->pending)
+    self->flight = calloc((size_t) self->cfg.batch_max + 1, sizeof *self->flight);
+    self->flight_items = calloc((size_t) self->cfg.batch_max + 1, sizeof *self->flight_items);
+    if (!self->pending || !self->flight || !self->flight_items)
         return SOFFA_ERR_NOMEM;
+    self->done_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (self->done_fd < 0)
+        return SOFFA_ERR_IO;
+    if (pthread_mutex_init(&self->wmu, NULL) != 0 || pthread_cond_init(&self->wcv, NULL) != 0
+        || pthread_create(&self->writer, NULL, s_writer_main, self) != 0)
+        return SOFFA_ERR_NOMEM;
+    self->writer_started = true;
 
     self->ctx = zmq_ctx_new();
     if (!self->ctx)
@@ -1795,13 +1911,14 @@ s_wake_all(soffa_broker_t *self)
 soffa_err_t
 soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
 {
-    zmq_pollitem_t items[2] = {{self->router, 0, ZMQ_POLLIN, 0}, {self->zap, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[3] = {{self->router, 0, ZMQ_POLLIN, 0}, {self->zap, 0, ZMQ_POLLIN, 0},
+                               {NULL, self->done_fd, ZMQ_POLLIN, 0}};
     int64_t now = soffa_mono_us();
     self->last_drain = now;
     self->next_flush = now + self->cfg.cursor_flush_ms * 1000;
     self->next_expiry = now + 500000;
     while (!*stop) {
-        int n = zmq_poll(items, 2, 50);
+        int n = zmq_poll(items, 3, 50);
         if (n < 0 && errno != EINTR) {
             soffa_error("poll failed: %s", zmq_strerror(errno));
             return SOFFA_ERR_TRANSPORT;
@@ -1809,11 +1926,13 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
         if (n > 0 && (items[1].revents & ZMQ_POLLIN))
             s_zap_handle(self);
         uint64_t before = self->published;
+        if (n > 0 && (items[2].revents & ZMQ_POLLIN))
+            s_flight_wait(self);   /* done: answer it */
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             s_read_router(self);
         else if (n == 0)
             self->last_drain = soffa_mono_us();   /* nothing was waiting */
-        s_commit(self);
+        s_submit(self);   /* what was read (and a due checkpoint) goes to the writer once it is free */
         if (self->published != before)
             s_wake_all(self);
         now = soffa_mono_us();
@@ -1828,7 +1947,6 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
             soffa_map_each(self->sessions, s_wake_replay, self);
             self->next_expiry = now + 500000;
         }
-        s_checkpoint_tick(self);
     }
     /* Stop: everything read has been committed and answered above; a last
      * checkpoint vouches for all of it. */
@@ -1889,10 +2007,29 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         zmq_close(self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
+    if (self->writer_started) {
+        pthread_mutex_lock(&self->wmu);
+        while (self->writer_job == 1)
+            pthread_cond_wait(&self->wcv, &self->wmu);
+        self->writer_job = 2;
+        pthread_cond_broadcast(&self->wcv);
+        pthread_mutex_unlock(&self->wmu);
+        pthread_join(self->writer, NULL);
+        pthread_mutex_destroy(&self->wmu);
+        pthread_cond_destroy(&self->wcv);
+    }
+    if (self->done_fd > 0)
+        close(self->done_fd);
     if (self->pending) {
         s_pending_clear(self);
         free(self->pending);
     }
+    if (self->flight) {
+        for (size_t i = 0; i < self->n_flight; i++)
+            free(self->flight[i].body);
+        free(self->flight);
+    }
+    free(self->flight_items);
     soffa_store_close(&self->store);
     soffa_map_destroy(&self->by_name);
     soffa_map_destroy(&self->by_key);

@@ -217,7 +217,7 @@ Test(broker, it_02_every_allowed_row_reaches_its_mailbox)
     /* What the readers received, in order. */
     int types[32];
     size_t n = tk_collect(s, "school/school-1415", 16, true, 32, 800, types, NULL);
-    cr_assert_eq(n, 2);
+    cr_assert_eq(n, 2, "n=%zu %s", n, b->dir);
     cr_assert_eq(types[0], SOFFA_MT_SIGNAL_ACKNOWLEDGED);
     cr_assert_eq(types[1], SOFFA_MT_CONCERN_REPORT_FEEDBACK);
     n = tk_collect(k, "kaa/1419", 16, true, 32, 800, types, NULL);
