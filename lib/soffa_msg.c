@@ -983,15 +983,29 @@ s_kommun(s_vctx_t *c, const char *field, const char *s, bool required)
     return SOFFA_OK;
 }
 
+/* field + suffix into out (cheaper than snprintf on every valid message). */
+static void
+s_path(char *out, size_t cap, const char *field, const char *suffix)
+{
+    size_t a = strlen(field), b = strlen(suffix);
+    if (a >= cap)
+        a = cap - 1;
+    if (b >= cap - a)
+        b = cap - a - 1;
+    memcpy(out, field, a);
+    memcpy(out + a, suffix, b);
+    out[a + b] = '\0';
+}
+
 static soffa_err_t
 s_person(s_vctx_t *c, const char *field, const Soffa__PersonRef *p)
 {
     char f[64];
     if (!p)
         return s_bad(c, SOFFA_ERR_MISSING_FIELD, field, "required");
-    snprintf(f, sizeof f, "%s.id_type", field);
+    s_path(f, sizeof f, field, ".id_type");
     S_CHECK(s_enum(c, f, p->id_type, 1, 3, true));
-    snprintf(f, sizeof f, "%s.id", field);
+    s_path(f, sizeof f, field, ".id");
     if (p->id_type == SOFFA__ID_TYPE__ID_LOCAL_RESERVE) {
         size_t n = strlen(p->id);
         if (n == 0 || n > 12)
@@ -1008,7 +1022,7 @@ s_person(s_vctx_t *c, const char *field, const Soffa__PersonRef *p)
             return s_bad(c, SOFFA_ERR_BAD_FIELD, f, "id_type says %s but the number is a %s",
                          p->id_type == SOFFA__ID_TYPE__ID_SAMNR ? "SAMNR" : "PNR", soffa_id_kind_name(kind));
     }
-    snprintf(f, sizeof f, "%s.hemkommun", field);
+    s_path(f, sizeof f, field, ".hemkommun");
     return s_kommun(c, f, p->hemkommun, true);
 }
 
@@ -1018,17 +1032,17 @@ s_party(s_vctx_t *c, const char *field, const Soffa__Party *p)
     char f[64];
     if (!p)
         return SOFFA_OK;
-    snprintf(f, sizeof f, "%s.kind", field);
+    s_path(f, sizeof f, field, ".kind");
     S_CHECK(s_enum(c, f, p->kind, 1, 5, false));
     if (p->org_nr && *p->org_nr && soffa_orgnr_check(p->org_nr) != SOFFA_OK) {
-        snprintf(f, sizeof f, "%s.org_nr", field);
+        s_path(f, sizeof f, field, ".org_nr");
         return s_bad(c, SOFFA_ERR_ORGNR, f, "%s", soffa_strerror(SOFFA_ERR_ORGNR));
     }
-    snprintf(f, sizeof f, "%s.kommunkod", field);
+    s_path(f, sizeof f, field, ".kommunkod");
     S_CHECK(s_kommun(c, f, p->kommunkod, false));
-    snprintf(f, sizeof f, "%s.unit_id", field);
+    s_path(f, sizeof f, field, ".unit_id");
     S_CHECK(s_text(c, f, p->unit_id, 32, false));
-    snprintf(f, sizeof f, "%s.actor_ref", field);
+    s_path(f, sizeof f, field, ".actor_ref");
     return s_text(c, f, p->actor_ref, 64, false);
 }
 
