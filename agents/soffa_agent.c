@@ -399,6 +399,7 @@ s_transient(uint32_t code)
 {
     switch (code) {
     case SOFFA_ERR_STORE_FULL:
+    case SOFFA_ERR_DISK_FULL:
     case SOFFA_ERR_STORE_IO:
     case SOFFA_ERR_NOMEM:
     case SOFFA_ERR_UNAVAILABLE:

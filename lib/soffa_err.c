@@ -38,7 +38,7 @@ soffa_err_from_errno(int err)
     case ENOENT: return SOFFA_ERR_NOT_FOUND;
     case EEXIST: return SOFFA_ERR_EXISTS;
     case ENOSPC:
-    case EDQUOT: return SOFFA_ERR_STORE_FULL;
+    case EDQUOT: return SOFFA_ERR_DISK_FULL;
     case EINVAL: return SOFFA_ERR_INVALID_ARG;
     case ETIMEDOUT:
     case EAGAIN: return SOFFA_ERR_TIMEOUT;

@@ -44,7 +44,8 @@
     X(PROTECTED, "refused: contact details are not allowed for a protected identity") \
     X(LEGAL_BASIS, "legal basis does not match the message type")                   \
     X(UNAVAILABLE, "service unavailable; try again later")                          \
-    X(INTERNAL, "internal error; please report it with the log")
+    X(INTERNAL, "internal error; please report it with the log")                    \
+    X(DISK_FULL, "the disk holding the store is full; free space on it and publishing resumes")
 
 typedef enum {
 #define SOFFA_ERR_ENUM_(name, text) SOFFA_ERR_##name,

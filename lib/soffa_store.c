@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "soffa_bytes.h"
@@ -58,7 +59,7 @@ soffa_store_err(int rc)
     case MDB_INVALID: return SOFFA_ERR_STORE_CORRUPT;
     case MDB_VERSION_MISMATCH: return SOFFA_ERR_VERSION;
     case ENOSPC:
-    case EDQUOT: return SOFFA_ERR_STORE_FULL;
+    case EDQUOT: return SOFFA_ERR_DISK_FULL;
     case EACCES:
     case EPERM:
     case EROFS: return SOFFA_ERR_PERMISSION;
@@ -262,6 +263,20 @@ s_tag(const soffa_envelope_t *env)
     return (uint8_t) (0x80 | env->kind);
 }
 
+/* A failed commit: a full disk often shows as a short write (EIO) rather
+ * than ENOSPC, so look at the free space before calling it an I/O error. */
+static soffa_err_t
+s_append_err(soffa_store_t *self, int mrc)
+{
+    soffa_err_t rc = soffa_store_err(mrc);
+    const char *path = NULL;
+    struct statvfs fs;
+    if (rc == SOFFA_ERR_STORE_IO && mdb_env_get_path(self->env, &path) == 0 && path && statvfs(path, &fs) == 0
+        && (uint64_t) fs.f_bavail * fs.f_frsize < (uint64_t) 1 << 20)
+        rc = SOFFA_ERR_DISK_FULL;
+    return rc;
+}
+
 /* Per-mailbox totals live in meta under "m:" NAME -> count(u64) last(u64),
  * so that the broker learns its mailboxes without scanning the index. */
 #define S_MSTAT_PREFIX "m:"
@@ -459,8 +474,9 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
     return SOFFA_OK;
 
 lmdb_fail:
-    rc = soffa_store_err(mrc);
-    soffa_error("store append of %zu record(s) failed: %s (lmdb %d)", n, mdb_strerror(mrc), mrc);
+    rc = s_append_err(self, mrc);
+    soffa_error("store append of %zu record(s) failed: %s (lmdb %d): %s", n, mdb_strerror(mrc), mrc,
+                soffa_strerror(rc));
 fail:
     if (txn)
         mdb_txn_abort(txn);

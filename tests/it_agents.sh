@@ -52,16 +52,26 @@ out=$(s school-1415 signal absence --pupil "$(pupil 1)" --hemkommun 1419 --unexc
 case "$out" in *"SIGNIFICANT EXTENSIVE TOTAL"*) ok "it_20 a bad code lists the allowed ones";; *) bad "it_20 a bad code lists the allowed ones" "$out";; esac
 expect "it_20 nothing was left in the outbox" 0 "$(s school-1415 --json status | grep -o '"outbox":[0-9]*' | cut -d: -f2)"
 
-# ---- it_21: the broker is down for a while; nothing handed over is lost ----
+# ---- it_21: the broker is down for longer than the agents' reconnect ----
+# ---- backoff ceiling; nothing handed over is lost, and order is kept ----
+CEIL=$(sed -n 's/^reconnect_max_ms *= *//p' "$NET/school-1415/agent.ini")
 stop_proc broker TERM
+T0=$(date +%s%N)
 for i in $(seq 1 20); do absence "$((100 + i))" --wait 200 >/dev/null 2>&1; done
 expect "it_21 the school agent kept all 20 in its outbox" 20 "$(s school-1415 --json status | grep -o '"outbox":[0-9]*' | cut -d: -f2)"
-sleep 2
+# Keep the broker away for three backoff ceilings in all.
+while [ $(( ($(date +%s%N) - T0) / 1000000 )) -lt $(( 3 * CEIL )) ]; do sleep 0.2; done
+OUTAGE_MS=$(( ($(date +%s%N) - T0) / 1000000 ))
+expect "it_21 during the outage the agent reports it is not connected" false "$(s school-1415 --json status | grep -o '"connected":[a-z]*' | head -1 | cut -d: -f2)"
 start_broker
 wait_count kaa-1419 20
 sleep 1
+echo "       (outage ${OUTAGE_MS} ms; reconnect ceiling ${CEIL} ms)"
 expect "it_21 every signal reached Tjörn's KAA after the broker returned, once each" 20 "$(count kaa-1419)"
 expect "it_21 no message id twice" 20 "$(s kaa-1419 --json inbox --limit 1000 | grep -o '"message_id":"[^"]*"' | sort -u | wc -l)"
+WANT=$(for i in $(seq 1 20); do p=$(pupil "$((100 + i))"); echo "20${p:0:6}${p:7:4}"; done | tr '\n' ' ')
+GOT=$(s kaa-1419 --json inbox --limit 1000 | grep -o '"subject":{"id_type":"PNR","id":"[0-9]*"' | grep -o '[0-9]\{12\}' | tr '\n' ' ')
+expect "it_21 they arrived in the order the school handed them over" "$WANT" "$GOT"
 expect "it_21 the outbox is empty again" 0 "$(s school-1415 --json status | grep -o '"outbox":[0-9]*' | cut -d: -f2)"
 
 # ---- it_22: CSV import with good and bad rows ----

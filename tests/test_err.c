@@ -31,7 +31,8 @@ Test(err, unknown_code_is_said_so)
 
 Test(err, errno_is_translated)
 {
-    cr_assert_eq(soffa_err_from_errno(ENOSPC), SOFFA_ERR_STORE_FULL);
+    cr_assert_eq(soffa_err_from_errno(ENOSPC), SOFFA_ERR_DISK_FULL);
+    cr_assert(strstr(soffa_strerror(SOFFA_ERR_DISK_FULL), "free space") != NULL);
     cr_assert_eq(soffa_err_from_errno(EACCES), SOFFA_ERR_PERMISSION);
     cr_assert_eq(soffa_err_from_errno(ENOENT), SOFFA_ERR_NOT_FOUND);
     cr_assert_eq(soffa_err_from_errno(EIO), SOFFA_ERR_IO);
