@@ -1585,11 +1585,16 @@ s_on_frame(soffa_broker_t *self, s_session_t *s, const uint8_t *buf, size_t len)
     soffa_frame_fini(&f);
 }
 
-/* Reads up to batch_max messages from the router without blocking. */
+/* Reads up to 256 messages from the router without blocking: few enough
+ * that the loop comes round to new connections (ZAP), finished commits and
+ * timers often, even under a flood. The batch still grows across reads
+ * while a commit is in flight. */
+#define S_READ_MAX 256
+
 static void
 s_read_router(soffa_broker_t *self)
 {
-    for (int64_t i = 0; i < self->cfg.batch_max; i++) {
+    for (int64_t i = 0; i < S_READ_MAX; i++) {
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, self->router, ZMQ_DONTWAIT) < 0) {

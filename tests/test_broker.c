@@ -1025,3 +1025,83 @@ Test(broker, it_14_the_broker_signs_checkpoints_and_verify_checks_a_copy_offline
     free(err);
     tk_broker_free(b);
 }
+
+/* A client that floods publishes and never reads an answer: the broker
+ * stays up, stores what it read, keeps other clients served (one connects
+ * and gets a delivery within a second while the flood goes on), and the
+ * flooder finds its answers waiting when it finally reads. */
+Test(broker, it_15_a_flood_of_publishes_without_reading_answers)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    void *ctx = zmq_ctx_new();
+    enum { N = 20000 };
+    static uint8_t *frames[N];
+    static size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        size_t len;
+        uint8_t *msg = encode(J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), &len);
+        soffa_frame_t p = {.type = SOFFA_FRAME_PUBLISH, .tag = (uint64_t) i + 1, .data = msg, .data_len = len};
+        cr_assert_eq(soffa_frame_encode(&p, &frames[i], &lens[i]), SOFFA_OK);
+        free(msg);
+    }
+    /* The session starts once everything is encoded (a silent session expires). */
+    void *d = raw_dealer(b, ctx, "school-1415");
+    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
+    send_frame(d, &hello);
+    zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+    cr_assert_eq(zmq_poll(&it, 1, 3000), 1);
+    char junk[512];
+    zmq_recv(d, junk, sizeof junk, 0);
+    for (int i = 0; i < N; i++) {
+        cr_assert_geq(zmq_send(d, frames[i], lens[i], 0), 0);
+        free(frames[i]);
+        if (i == N / 2) {
+            /* Half-way: another agent connects and is served within a second. */
+            soffa_client_t *c = NULL;
+            int64_t t0 = soffa_mono_us();
+            cr_assert_eq(tk_client_try(b, "kaa-1419", true, 1000, &c), SOFFA_OK, "no session within a second");
+            int types[1];
+            size_t got = tk_collect(c, "kaa/1419", 4, true, 1, 1000, types, NULL);
+            cr_assert_eq(got, 1, "no delivery within a second during the flood (%lld ms)", (long long) (soffa_mono_us() - t0) / 1000);
+            cr_assert_lt(soffa_mono_us() - t0, 2000000, "served after %lld ms", (long long) (soffa_mono_us() - t0) / 1000);
+            soffa_client_close(&c);
+        }
+    }
+    cr_assert_eq(kill(b->pid, 0), 0, "the broker died under the flood");
+    /* Now the flooder reads: every publish got its answer, in order. */
+    size_t acks = 0;
+    uint64_t last_tag = 0;
+    bool in_order = true;
+    int64_t until = soffa_mono_us() + 30000000;
+    while (acks < N && soffa_mono_us() < until) {
+        if (zmq_poll(&it, 1, 1000) != 1)
+            continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, d, 0);
+        soffa_frame_t f;
+        if (soffa_frame_decode(zmq_msg_data(&m), zmq_msg_size(&m), &f) == SOFFA_OK) {
+            if (f.type == SOFFA_FRAME_PUBLISH_ACK) {
+                acks++;
+                in_order &= f.tag > last_tag;
+                last_tag = f.tag;
+            }
+            soffa_frame_fini(&f);
+        }
+        zmq_msg_close(&m);
+    }
+    cr_assert_eq(acks, N, "%zu of %d publishes were answered", acks, N);
+    cr_assert(in_order, "answers came out of order");
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+    /* And all of them are stored. */
+    soffa_client_t *au = tk_client(b, "audit-all", false);
+    soffa_frame_t req = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = 3}, f;
+    soffa_client_send(au, &req);
+    cr_assert_eq(soffa_client_recv(au, &f, 5000), SOFFA_OK);
+    cr_assert_eq(f.type, SOFFA_FRAME_STATUS_REPLY);
+    cr_assert_geq(f.head_seq, N, "head %llu", (unsigned long long) f.head_seq);
+    soffa_frame_fini(&f);
+    soffa_client_close(&au);
+    tk_broker_free(b);
+}
