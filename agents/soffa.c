@@ -105,9 +105,20 @@ s_call(s_ctx_t *c, const char *cmd, json_t *req, int timeout_ms)
         return NULL;
     }
     struct stat st;
+    if (stat(path, &st) != 0 && (errno == EACCES || errno == EPERM)) {
+        json_decref(req);
+        s_die(cmd, 1, "permission denied on %s: only the agent's own user may use it (run soffa as that user)", path);
+        return NULL;
+    }
     if (stat(path, &st) != 0) {
         json_decref(req);
         s_die(cmd, 1, "no agent listens at %s (is it running? 'soffa up' starts a local network)", path);
+        return NULL;
+    }
+    if (access(path, R_OK | W_OK) != 0) {
+        json_decref(req);
+        s_die(cmd, 1, "permission denied on %s: it belongs to %s user (run soffa as the agent's user)", path,
+              st.st_uid == getuid() ? "this" : "another");
         return NULL;
     }
     void *ctx = zmq_ctx_new();

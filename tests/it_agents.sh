@@ -203,6 +203,28 @@ case "$rc:$out" in 1:*"chmod 600"*) ok "it_26 a key file others can read is refu
 expect "it_25 control socket mode" 600 "$(stat -c %a "$NET/kaa-1419/data/control.sock")"
 expect "it_25 key file mode" 600 "$(stat -c %a "$NET/kaa-1419/kaa-1419.key")"
 expect "it_25 agent store mode" 700 "$(stat -c %a "$NET/kaa-1419/data")"
+expect "it_25 agent store file mode" 600 "$(stat -c %a "$NET/kaa-1419/data/data.mdb")"
+expect "it_25 broker key and store" "600 700 600" "$(stat -c %a "$NET/broker/broker.key" "$NET/broker/data" "$NET/broker/data/data.mdb" | tr '\n' ' ' | sed 's/ $//')"
+
+# ---- it_30: another local user can neither use an agent nor read its files ----
+# Even with the network directory opened up, only the owner's modes stand
+# between another user and the agent; then even the data directory.
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    as_other() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+    chmod 755 "$NET" "$NET/kaa-1419"
+    out=$(as_other "$SOFFA" --net "$NET" --agent kaa-1419 status 2>&1); rc=$?
+    case "$rc:$out" in 1:*"permission denied"*) ok "it_30 another user's soffa is turned away with a clear reason";; *) bad "it_30 other user, status" "$rc $out";; esac
+    as_other cat "$NET/kaa-1419/kaa-1419.key" >/dev/null 2>&1; expect "it_30 ... cannot read the agent's key" 1 $?
+    as_other ls "$NET/kaa-1419/data" >/dev/null 2>&1; expect "it_30 ... cannot list the agent's store" 2 $?
+    chmod 711 "$NET/kaa-1419/data"   # an operator's slip: the socket itself still holds
+    out=$(as_other "$SOFFA" --net "$NET" --agent kaa-1419 inbox 2>&1); rc=$?
+    case "$rc:$out" in 1:*"permission denied"*) ok "it_30 ... nor use the control socket itself";; *) bad "it_30 other user, socket" "$rc $out";; esac
+    as_other cat "$NET/kaa-1419/data/data.mdb" >/dev/null 2>&1; expect "it_30 ... nor read the store file" 1 $?
+    chmod 700 "$NET/kaa-1419/data"; chmod 700 "$NET" "$NET/kaa-1419"
+    expect "it_30 the owner still gets through" 0 "$(s kaa-1419 status >/dev/null 2>&1; echo $?)"
+else
+    bad "it_30 needs root (to act as another user with setpriv)" "run the suite as root, as ./soffa.sh test does"
+fi
 
 "$SOFFA" down "$NET" >/dev/null
 finish_report
