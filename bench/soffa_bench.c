@@ -1023,7 +1023,9 @@ s_connections(const s_opts_t *o, const s_broker_t *b)
                 soffa_frame_fini(&f);
         }
     }
-    /* The broker's own count of sessions. */
+    long rss = s_proc_kb(b->pid, "VmRSS:"), anon = s_proc_kb(b->pid, "RssAnon:");
+    /* The broker's own count of sessions (a status request, which also
+     * reads the mailboxes to count lag and overdue receipts). */
     uint32_t sessions = 0;
     soffa_client_t *a = s_connect(b, ctx, "bench-audit");
     if (a) {
@@ -1040,17 +1042,17 @@ s_connections(const s_opts_t *o, const s_broker_t *b)
         }
         soffa_client_close(&a);
     }
-    long rss = s_proc_kb(b->pid, "VmRSS:");
-    json_t *j = json_pack("{s:s, s:i, s:i, s:f, s:i, s:I, s:I}", "scenario", "connections", "agents", n,
+    json_t *j = json_pack("{s:s, s:i, s:i, s:f, s:i, s:I, s:I, s:I}", "scenario", "connections", "agents", n,
                           "connected", connected, "seconds_to_connect", (double) elapsed / 1e6, "broker_sessions",
                           (int) sessions, "rss_before_kb", (json_int_t) rss_before, "rss_connected_kb",
-                          (json_int_t) rss);
+                          (json_int_t) rss, "anon_connected_kb", (json_int_t) anon);
     if (!o->json) {
         printf("soffa-bench connections: %d agents connect with CURVE and stay idle\n", n);
         printf("  %-30s %9.2f s\n  %-30s %9u (including the one asking)\n", "all connected after",
                (double) elapsed / 1e6, "sessions the broker reports", sessions);
         if (b->pid > 0)
-            printf("  %-30s %9ld kB (before: %ld kB)\n", "broker resident, connected", rss, rss_before);
+            printf("  %-30s %9ld kB (private %ld kB; before: %ld kB)\n", "broker resident, connected", rss, anon,
+                   rss_before);
     }
     s_report(o, b, j);
     rc = connected == n && sessions >= (uint32_t) n ? 0 : 1;

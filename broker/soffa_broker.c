@@ -192,6 +192,17 @@ typedef struct {
     bool checkpoint;                  /* the broker's own signed checkpoint */
 } s_pending_t;
 
+/* A consumer's acknowledged position, waiting to be written. */
+typedef struct {
+    char key[2 * SOFFA_NAME_MAX + 2];
+    uint64_t seq;
+} s_cursor_rec_t;
+
+typedef struct {
+    s_cursor_rec_t *v;
+    size_t n, cap;
+} s_cursors_t;
+
 struct soffa_broker {
     char config_path[1024];
     s_cfg_t cfg;
@@ -220,6 +231,10 @@ struct soffa_broker {
     pthread_mutex_t wmu;
     pthread_cond_t wcv;
     int done_fd;                      /* eventfd: the writer finished a job */
+    s_cursors_t cur_pending;          /* cursors for the next commit */
+    s_cursors_t cur_flight;           /* cursors in the commit in flight */
+    soffa_store_cursor_t *cur_items;  /* the writer's view of cur_flight */
+    size_t cur_items_cap;
     int64_t started_at_us;
     int64_t next_flush, next_expiry;  /* monotonic µs */
     int64_t last_drain;               /* monotonic µs when the router was last read empty */
@@ -603,12 +618,22 @@ s_flush_one(void *ctx, const void *k, size_t kl, void *v)
     for (size_t i = 0; i < s->n_consumers; i++) {
         s_consumer_t *c = s->consumers[i];
         if (c->acked > c->flushed) {
-            soffa_store_cursor_t cur = {c->cursor_key, c->acked};
-            soffa_err_t rc = soffa_store_cursor_set_many(self->store, &cur, 1);
-            if (rc == SOFFA_OK)
-                c->flushed = c->acked;
-            else
-                soffa_warn("cursor of %s not saved: %s", c->cursor_key, soffa_strerror(rc));
+            s_cursors_t *q = &self->cur_pending;
+            if (q->n == q->cap) {
+                size_t cap = q->cap ? 2 * q->cap : 64;
+                s_cursor_rec_t *grown = realloc(q->v, cap * sizeof *grown);
+                if (!grown) {
+                    soffa_warn("cursor of %s not saved now: out of memory", c->cursor_key);
+                    continue;
+                }
+                q->v = grown;
+                q->cap = cap;
+            }
+            snprintf(q->v[q->n].key, sizeof q->v[q->n].key, "%s", c->cursor_key);
+            q->v[q->n++].seq = c->acked;
+            /* Written with the next commit; if that fails, the deliveries
+             * since the last saved position come again (agents drop them). */
+            c->flushed = c->acked;
         }
     }
     return 0;
@@ -701,7 +726,8 @@ s_writer_main(void *arg)
             break;
         pthread_mutex_unlock(&self->wmu);
         int64_t t0 = soffa_mono_us();
-        soffa_err_t rc = soffa_store_append(self->store, self->flight_items, self->n_flight);
+        soffa_err_t rc = soffa_store_append_cursors(self->store, self->flight_items, self->n_flight,
+                                                    self->cur_items, self->cur_flight.n);
         int64_t took = soffa_mono_us() - t0;
         pthread_mutex_lock(&self->wmu);
         self->flight_rc = rc;
@@ -753,7 +779,11 @@ s_flight_done(soffa_broker_t *self)
                         (unsigned long long) items[i].seq);
     }
     if (rc == SOFFA_OK)
-        soffa_debug("committed %zu record(s)", n);
+        soffa_debug("committed %zu record(s) and %zu cursor(s)", n, self->cur_flight.n);
+    else if (self->cur_flight.n)
+        soffa_warn("%zu consumer cursor(s) not saved (%s); their deliveries since may come again",
+                   self->cur_flight.n, soffa_strerror(rc));
+    self->cur_flight.n = 0;
     /* Follow-ups commit on their own (s_commit), which reuses the flight
      * buffer: take what they need out of it first. */
     size_t n_w = 0;
@@ -801,8 +831,21 @@ s_submit(soffa_broker_t *self)
     if (self->in_flight)
         return;
     bool cp = s_checkpoint_due(self);
-    if (self->n_pending == 0 && !cp)
+    if (self->n_pending == 0 && !cp && self->cur_pending.n == 0)
         return;
+    if (self->cur_items_cap < self->cur_pending.n) {
+        soffa_store_cursor_t *ci = realloc(self->cur_items, self->cur_pending.cap * sizeof *ci);
+        if (!ci)
+            return;   /* tried again on the next round */
+        self->cur_items = ci;
+        self->cur_items_cap = self->cur_pending.cap;
+    }
+    s_cursors_t ct = self->cur_flight;
+    self->cur_flight = self->cur_pending;
+    self->cur_pending = ct;
+    self->cur_pending.n = 0;
+    for (size_t i = 0; i < self->cur_flight.n; i++)
+        self->cur_items[i] = (soffa_store_cursor_t) {self->cur_flight.v[i].key, self->cur_flight.v[i].seq};
     s_pending_t *t = self->flight;
     self->flight = self->pending;
     self->pending = t;
@@ -817,7 +860,7 @@ s_submit(soffa_broker_t *self)
         else
             memmove(self->flight, self->flight + 1, self->n_flight * sizeof *self->flight);
     }
-    if (self->n_flight == 0)
+    if (self->n_flight == 0 && self->cur_flight.n == 0)
         return;
     for (size_t i = 0; i < self->n_flight; i++) {
         s_pending_t *p = &self->flight[i];
@@ -842,7 +885,7 @@ static void
 s_commit(soffa_broker_t *self)
 {
     s_flight_wait(self);
-    if (self->n_pending == 0)
+    if (self->n_pending == 0 && self->cur_pending.n == 0)
         return;
     s_submit(self);
     s_flight_wait(self);
@@ -1958,6 +2001,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
     s_commit(self);
     s_checkpoint(self);
     s_flush_cursors(self);
+    s_commit(self);
     soffa_info("stopping: %llu published in %llu commits (%.3f ms each on average), %llu refused, %llu delivered",
                (unsigned long long) self->published, (unsigned long long) self->commits,
                self->commits ? (double) self->commit_us / 1000.0 / (double) self->commits : 0.0,
@@ -1997,8 +2041,10 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         return;
     soffa_broker_t *self = *self_p;
     if (self->sessions) {
-        if (self->store)
+        if (self->store && self->writer_started) {
             s_flush_cursors(self);
+            s_commit(self);
+        }
         soffa_map_each(self->sessions, s_free_session, NULL);
         soffa_map_destroy(&self->sessions);
     }
@@ -2035,6 +2081,9 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         free(self->flight);
     }
     free(self->flight_items);
+    free(self->cur_pending.v);
+    free(self->cur_flight.v);
+    free(self->cur_items);
     soffa_store_close(&self->store);
     soffa_map_destroy(&self->by_name);
     soffa_map_destroy(&self->by_key);

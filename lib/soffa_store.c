@@ -332,11 +332,18 @@ s_mstat_add(soffa_store_t *self, MDB_txn *txn, s_mstat_t *ms, size_t *n, const c
 soffa_err_t
 soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
 {
-    if (!self || (!items && n))
+    return soffa_store_append_cursors(self, items, n, NULL, 0);
+}
+
+soffa_err_t
+soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_t n, const soffa_store_cursor_t *cur,
+                           size_t n_cur)
+{
+    if (!self || (!items && n) || (!cur && n_cur))
         return SOFFA_ERR_INVALID_ARG;
     if (self->read_only)
         return SOFFA_ERR_PERMISSION;
-    if (n == 0)
+    if (n == 0 && n_cur == 0)
         return SOFFA_OK;
 
     /* Tentative head; it becomes the store's only after a successful commit. */
@@ -454,6 +461,18 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
 
     if ((mrc = s_mstat_flush(self, txn, ms, &n_ms)) != 0)
         goto lmdb_fail;
+    for (size_t i = 0; i < n_cur; i++) {
+        size_t len = cur[i].consumer ? strlen(cur[i].consumer) : 0;
+        if (len == 0 || len > 400) {
+            rc = SOFFA_ERR_INVALID_ARG;
+            goto fail;
+        }
+        uint8_t sv[8];
+        soffa_bytes_put_u64(sv, cur[i].seq);
+        MDB_val ck = {len, (void *) cur[i].consumer}, cv = {8, sv};
+        if ((mrc = mdb_put(txn, self->cursor, &ck, &cv, 0)) != 0)
+            goto lmdb_fail;
+    }
     if (seq != self->head_seq) {
         uint8_t head[S_HEAD_LEN];
         soffa_bytes_put_u64(head, seq);

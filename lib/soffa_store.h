@@ -80,7 +80,7 @@ typedef struct {
 typedef int (*soffa_store_visit_fn)(void *ctx, const soffa_store_rec_t *rec);
 
 /*  One consumer cursor to write. */
-typedef struct {
+typedef struct soffa_store_cursor {
     const char *consumer;
     uint64_t seq;
 } soffa_store_cursor_t;
@@ -109,6 +109,11 @@ void soffa_store_close(soffa_store_t **self_p);
  *  SOFFA_OK. Returns SOFFA_OK, SOFFA_ERR_STORE_FULL (raise [store] map_size),
  *  SOFFA_ERR_STORE_IO, SOFFA_ERR_TOO_LARGE, SOFFA_ERR_INVALID_ARG. */
 soffa_err_t soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n);
+
+/*  soffa_store_append, and in the same transaction n_cur consumer cursors
+ *  (as soffa_store_cursor_set_many): what the broker commits together. */
+soffa_err_t soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_t n,
+                                       const soffa_store_cursor_t *cur, size_t n_cur);
 
 /*  Last sequence, its hash (may be NULL) and receive time (may be NULL);
  *  seq 0 for an empty store. */

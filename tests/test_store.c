@@ -1047,3 +1047,46 @@ Test(store, reference_ids_ending_in_any_byte_are_found)
     tk_rmrf(dir);
     free(dir);
 }
+
+/* The broker writes consumer cursors in the same commit as the records:
+ * both land together, cursors alone commit too, and a bad cursor fails the
+ * whole commit with nothing of it stored. */
+Test(store, cursors_ride_in_the_records_commit)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[3];
+    soffa_store_item_t it[3];
+    for (int i = 0; i < 3; i++)
+        rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+    for (int i = 0; i < 3; i++)
+        it[i] = (soffa_store_item_t) {.env = &r[i].env, .subject_id = r[i].subject};
+    soffa_store_cursor_t cur[2] = {{"kaa-1419|kaa/1419", 5}, {"af-1419|af/1419", 9}};
+    cr_assert_eq(soffa_store_append_cursors(st, it, 2, cur, 2), SOFFA_OK);
+    uint64_t seq = 0, head = 0;
+    cr_assert_eq(soffa_store_cursor_get(st, "kaa-1419|kaa/1419", &seq), SOFFA_OK);
+    cr_assert_eq(seq, 5);
+    soffa_store_head(st, &head, NULL, NULL);
+    cr_assert_eq(head, 2);
+    /* Cursors alone. */
+    soffa_store_cursor_t later = {"kaa-1419|kaa/1419", 6};
+    cr_assert_eq(soffa_store_append_cursors(st, NULL, 0, &later, 1), SOFFA_OK);
+    cr_assert_eq(soffa_store_cursor_get(st, "kaa-1419|kaa/1419", &seq), SOFFA_OK);
+    cr_assert_eq(seq, 6);
+    /* A nameless cursor fails the commit: the record is not stored either. */
+    soffa_store_cursor_t bad[2] = {{"af-1419|af/1419", 12}, {"", 1}};
+    cr_assert_eq(soffa_store_append_cursors(st, it + 2, 1, bad, 2), SOFFA_ERR_INVALID_ARG);
+    soffa_store_head(st, &head, NULL, NULL);
+    cr_assert_eq(head, 2);
+    cr_assert_eq(it[2].seq, 0);
+    cr_assert_eq(soffa_store_cursor_get(st, "af-1419|af/1419", &seq), SOFFA_OK);
+    cr_assert_eq(seq, 9);
+    soffa_store_close(&st);
+    st = open_store(dir, 0);
+    cr_assert_eq(soffa_store_cursor_get(st, "af-1419|af/1419", &seq), SOFFA_OK);
+    cr_assert_eq(seq, 9);
+    soffa_store_close(&st);
+    rec_free(r, 3);
+    tk_rmrf(dir);
+    free(dir);
+}
