@@ -1912,6 +1912,11 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     zmq_setsockopt(self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
+    /* A national rollout reconnects all at once after a restart: with
+     * ZeroMQ's default backlog of 100, the rest wait out TCP's SYN retries
+     * (1 s, 3 s, ...). The kernel caps this at net.core.somaxconn. */
+    int backlog = 4096;
+    zmq_setsockopt(self->router, ZMQ_BACKLOG, &backlog, sizeof backlog);
     zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
     if (zmq_bind(self->router, self->cfg.endpoint) != 0) {
         snprintf(why, whylen, "cannot listen on %s: %s", self->cfg.endpoint, zmq_strerror(errno));
