@@ -481,7 +481,8 @@ s_json_pct(json_t *j, const char *prefix, s_pct_t p)
 static void
 s_report(const s_opts_t *o, const s_broker_t *b, json_t *j)
 {
-    long hwm = s_proc_kb(b->pid, "VmHWM:"), anon = s_proc_kb(b->pid, "RssAnon:"), rss = s_proc_kb(b->pid, "VmRSS:");
+    /* RSS first: the high-water mark read after it cannot be below it. */
+    long rss = s_proc_kb(b->pid, "VmRSS:"), anon = s_proc_kb(b->pid, "RssAnon:"), hwm = s_proc_kb(b->pid, "VmHWM:");
     json_object_set_new(j, "broker_peak_rss_kb", json_integer(hwm));
     json_object_set_new(j, "broker_rss_kb", json_integer(rss));
     json_object_set_new(j, "broker_anon_rss_kb", json_integer(anon));

@@ -510,6 +510,19 @@ fail:
 
 /* ---- Reads ------------------------------------------------------------- */
 
+/* A read transaction with a cursor on dbi; 0 or an LMDB error (nothing
+ * left open). Close with mdb_cursor_close and mdb_txn_abort. */
+static int
+s_read_cursor(soffa_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur)
+{
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn);
+    if (mrc != 0)
+        return mrc;
+    if ((mrc = mdb_cursor_open(*txn, dbi, cur)) != 0)
+        mdb_txn_abort(*txn);
+    return mrc;
+}
+
 static soffa_err_t
 s_visit(const MDB_val *k, const MDB_val *v, soffa_store_visit_fn fn, void *ctx, int *stop)
 {
@@ -549,13 +562,9 @@ soffa_store_scan(soffa_store_t *self, uint64_t from_seq, soffa_store_visit_fn fn
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    int mrc = s_read_cursor(self, self->log, &txn, &cur);
     if (mrc != 0)
         return soffa_store_err(mrc);
-    if ((mrc = mdb_cursor_open(txn, self->log, &cur)) != 0) {
-        mdb_txn_abort(txn);
-        return soffa_store_err(mrc);
-    }
     uint8_t skey[8];
     soffa_bytes_put_u64(skey, from_seq);
     MDB_val k = {8, skey}, v;
@@ -618,13 +627,9 @@ s_scan_index(soffa_store_t *self, MDB_dbi dbi, const uint8_t *prefix, size_t ple
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    int mrc = s_read_cursor(self, dbi, &txn, &cur);
     if (mrc != 0)
         return soffa_store_err(mrc);
-    if ((mrc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
-        mdb_txn_abort(txn);
-        return soffa_store_err(mrc);
-    }
     int stop = 0;
     soffa_err_t rc = s_scan_in(self, txn, cur, prefix, plen, after_seq, fn, ctx, cap, count, &stop);
     mdb_cursor_close(cur);
@@ -667,13 +672,9 @@ soffa_store_scan_subject(soffa_store_t *self, const char *id, uint64_t after_seq
     uint64_t from = after_seq == UINT64_MAX ? after_seq : after_seq + 1;
     MDB_txn *txn;
     MDB_cursor *cur;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    int mrc = s_read_cursor(self, self->subject, &txn, &cur);
     if (mrc != 0)
         return soffa_store_err(mrc);
-    if ((mrc = mdb_cursor_open(txn, self->subject, &cur)) != 0) {
-        mdb_txn_abort(txn);
-        return soffa_store_err(mrc);
-    }
     /* The newest bucket is the one of the last key (its seq need not be the
      * newest: keys sort by subject within a bucket). An empty index has none. */
     MDB_val k, v;
@@ -697,13 +698,9 @@ soffa_store_mailboxes(soffa_store_t *self, int (*fn)(void *, const char *, uint6
 {
     MDB_txn *txn;
     MDB_cursor *cur;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    int mrc = s_read_cursor(self, self->meta, &txn, &cur);
     if (mrc != 0)
         return soffa_store_err(mrc);
-    if ((mrc = mdb_cursor_open(txn, self->meta, &cur)) != 0) {
-        mdb_txn_abort(txn);
-        return soffa_store_err(mrc);
-    }
     MDB_val k = {2, S_MSTAT_PREFIX}, v;
     soffa_err_t rc = SOFFA_OK;
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;
@@ -776,13 +773,9 @@ soffa_store_ref_scan(soffa_store_t *self, const void *prefix, size_t plen, int (
         return SOFFA_ERR_INVALID_ARG;
     MDB_txn *txn;
     MDB_cursor *cur;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    int mrc = s_read_cursor(self, self->ref, &txn, &cur);
     if (mrc != 0)
         return soffa_store_err(mrc);
-    if ((mrc = mdb_cursor_open(txn, self->ref, &cur)) != 0) {
-        mdb_txn_abort(txn);
-        return soffa_store_err(mrc);
-    }
     MDB_val k = {plen, (void *) prefix}, v;
     soffa_err_t rc = SOFFA_OK;
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;

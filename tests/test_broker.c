@@ -549,6 +549,18 @@ send_frame(void *d, const soffa_frame_t *f)
     free(buf);
 }
 
+/* Greets on a raw socket and takes the WELCOME. */
+static void
+raw_hello(void *d)
+{
+    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
+    send_frame(d, &hello);
+    zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+    cr_assert_eq(zmq_poll(&it, 1, 3000), 1, "no WELCOME");
+    char junk[512];
+    zmq_recv(d, junk, sizeof junk, 0);
+}
+
 Test(broker, it_07_bad_frames_get_errors_and_the_broker_serves_the_next_client)
 {
     tk_broker_t *b = tk_broker_start(NULL);
@@ -564,12 +576,8 @@ Test(broker, it_07_bad_frames_get_errors_and_the_broker_serves_the_next_client)
     cr_assert_eq(soffa_frame_encode(&p, &buf, &blen), SOFFA_OK);
     expect_error(d, buf, blen, SOFFA_ERR_PROTOCOL_STATE);
 
-    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
-    send_frame(d, &hello);
+    raw_hello(d);
     zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
-    cr_assert_eq(zmq_poll(&it, 1, 3000), 1);
-    char junk[64];
-    zmq_recv(d, junk, sizeof junk, 0);
 
     /* Garbage, truncation, a broker-only frame, a huge frame. */
     const char garbage[] = "\xff\xfe\x00this is not a frame\x07";
@@ -1046,12 +1054,8 @@ Test(broker, it_15_a_flood_of_publishes_without_reading_answers)
     }
     /* The session starts once everything is encoded (a silent session expires). */
     void *d = raw_dealer(b, ctx, "school-1415");
-    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
-    send_frame(d, &hello);
+    raw_hello(d);
     zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
-    cr_assert_eq(zmq_poll(&it, 1, 3000), 1);
-    char junk[512];
-    zmq_recv(d, junk, sizeof junk, 0);
     for (int i = 0; i < N; i++) {
         cr_assert_geq(zmq_send(d, frames[i], lens[i], 0), 0);
         free(frames[i]);
