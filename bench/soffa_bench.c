@@ -576,7 +576,7 @@ s_publish(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
     s_json_pct(j, "", pc);
     if (!o->json) {
         printf("soffa-bench publish: %d publishers x %d in flight, %ld messages of ~%zu bytes, durable%s\n",
-               o->publishers, o->window, n, bytes / (size_t) n, o->prefill ? "" : ", empty store");
+               o->publishers, o->window, n, bytes / (size_t) n, o->prefill || o->target ? "" : ", empty store");
         if (o->prefill)
             printf("  %-30s %9ld\n", "records stored before", o->prefill);
         printf("  %-30s %9.0f msgs/s\n", "throughput", rate);
