@@ -112,32 +112,54 @@ fail:
     return soffa_store_err(mrc);
 }
 
-soffa_err_t
-soffa_box_outbox_scan(soffa_box_t *self, uint64_t after,
-                      int (*fn)(void *, uint64_t, const uint8_t *, const uint8_t *, size_t), void *ctx)
+/* Calls fn(ctx, key, value) for the entries of dbi in key order, from the
+ * first key >= start (8-byte big-endian) or, with start 0, from the first,
+ * until fn returns non-zero. */
+static soffa_err_t
+s_each(soffa_box_t *self, MDB_dbi dbi, uint64_t start, int (*fn)(void *, const MDB_val *, const MDB_val *), void *ctx)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
     int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
     if (mrc != 0)
         return soffa_store_err(mrc);
-    if ((mrc = mdb_cursor_open(txn, self->outbox, &cur)) != 0) {
+    if ((mrc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
         mdb_txn_abort(txn);
         return soffa_store_err(mrc);
     }
     uint8_t kb[8];
-    soffa_bytes_put_u64(kb, after + 1);
+    soffa_bytes_put_u64(kb, start);
     MDB_val k = {8, kb}, v;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8 || v.mv_size < 16)
-            continue;
-        const uint8_t *p = v.mv_data;
-        if (fn(ctx, soffa_bytes_get_u64(k.mv_data), p, p + 16, v.mv_size - 16))
+    for (mrc = mdb_cursor_get(cur, &k, &v, start ? MDB_SET_RANGE : MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        if (fn(ctx, &k, &v))
             break;
-    }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     return SOFFA_OK;
+}
+
+typedef struct {
+    int (*fn)(void *, uint64_t, const uint8_t *, const uint8_t *, size_t);
+    void *ctx;
+} s_out_visit_t;
+
+static int
+s_out_visit(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+    s_out_visit_t *o = ctx;
+    if (k->mv_size != 8 || v->mv_size < 16)
+        return 0;
+    const uint8_t *p = v->mv_data;
+    return o->fn(o->ctx, soffa_bytes_get_u64(k->mv_data), p, p + 16, v->mv_size - 16);
+}
+
+soffa_err_t
+soffa_box_outbox_scan(soffa_box_t *self, uint64_t after,
+                      int (*fn)(void *, uint64_t, const uint8_t *, const uint8_t *, size_t), void *ctx)
+{
+    s_out_visit_t o = {fn, ctx};
+    return s_each(self, self->outbox, after + 1, s_out_visit, &o);
 }
 
 soffa_err_t
@@ -279,31 +301,26 @@ s_in(const MDB_val *k, const MDB_val *v)
     return in;
 }
 
+typedef struct {
+    int (*fn)(void *, const soffa_box_in_t *);
+    void *ctx;
+} s_in_visit_t;
+
+static int
+s_in_visit(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+    s_in_visit_t *o = ctx;
+    if (k->mv_size != 8 || v->mv_size < S_IN_HDR)
+        return 0;
+    soffa_box_in_t in = s_in(k, v);
+    return o->fn(o->ctx, &in);
+}
+
 soffa_err_t
 soffa_box_inbox_scan(soffa_box_t *self, uint64_t after, int (*fn)(void *, const soffa_box_in_t *), void *ctx)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
-    if (mrc != 0)
-        return soffa_store_err(mrc);
-    if ((mrc = mdb_cursor_open(txn, self->inbox, &cur)) != 0) {
-        mdb_txn_abort(txn);
-        return soffa_store_err(mrc);
-    }
-    uint8_t kb[8];
-    soffa_bytes_put_u64(kb, after + 1);
-    MDB_val k = {8, kb}, v;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != 8 || v.mv_size < S_IN_HDR)
-            continue;
-        soffa_box_in_t in = s_in(&k, &v);
-        if (fn(ctx, &in))
-            break;
-    }
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    return SOFFA_OK;
+    s_in_visit_t o = {fn, ctx};
+    return s_each(self, self->inbox, after + 1, s_in_visit, &o);
 }
 
 soffa_err_t
@@ -466,28 +483,25 @@ fail:
     return soffa_store_err(mrc);
 }
 
+typedef struct {
+    int (*fn)(void *, const uint8_t *, const soffa_box_await_t *);
+    void *ctx;
+} s_await_visit_t;
+
+static int
+s_await_visit(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+    s_await_visit_t *o = ctx;
+    soffa_box_await_t a;
+    if (k->mv_size != 16 || v->mv_size != sizeof a)
+        return 0;
+    memcpy(&a, v->mv_data, sizeof a);
+    return o->fn(o->ctx, k->mv_data, &a);
+}
+
 soffa_err_t
 soffa_box_await_scan(soffa_box_t *self, int (*fn)(void *, const uint8_t *, const soffa_box_await_t *), void *ctx)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
-    if (mrc != 0)
-        return soffa_store_err(mrc);
-    if ((mrc = mdb_cursor_open(txn, self->await, &cur)) != 0) {
-        mdb_txn_abort(txn);
-        return soffa_store_err(mrc);
-    }
-    MDB_val k, v;
-    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        soffa_box_await_t a;
-        if (k.mv_size != 16 || v.mv_size != sizeof a)
-            continue;
-        memcpy(&a, v.mv_data, sizeof a);
-        if (fn(ctx, k.mv_data, &a))
-            break;
-    }
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    return SOFFA_OK;
+    s_await_visit_t o = {fn, ctx};
+    return s_each(self, self->await, 0, s_await_visit, &o);
 }

@@ -266,7 +266,7 @@ s_tag(const soffa_envelope_t *env)
 /* A failed commit: a full disk often shows as a short write (EIO) rather
  * than ENOSPC, so look at the free space before calling it an I/O error. */
 static soffa_err_t
-s_append_err(soffa_store_t *self, int mrc)
+s_write_err(soffa_store_t *self, int mrc)
 {
     soffa_err_t rc = soffa_store_err(mrc);
     const char *path = NULL;
@@ -493,9 +493,9 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
     return SOFFA_OK;
 
 lmdb_fail:
-    rc = s_append_err(self, mrc);
-    soffa_error("store append of %zu record(s) failed: %s (lmdb %d): %s", n, mdb_strerror(mrc), mrc,
-                soffa_strerror(rc));
+    rc = s_write_err(self, mrc);
+    soffa_error("store commit of %zu record(s) and %zu cursor(s) failed: %s (lmdb %d): %s", n, n_cur,
+                mdb_strerror(mrc), mrc, soffa_strerror(rc));
 fail:
     if (txn)
         mdb_txn_abort(txn);
@@ -521,6 +521,18 @@ s_read_cursor(soffa_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur)
     if ((mrc = mdb_cursor_open(*txn, dbi, cur)) != 0)
         mdb_txn_abort(*txn);
     return mrc;
+}
+
+/* Ends what s_read_cursor began; rc, or the LMDB error mrc that stopped a
+ * walk early (running off the end is not an error). */
+static soffa_err_t
+s_read_end(MDB_txn *txn, MDB_cursor *cur, soffa_err_t rc, int mrc)
+{
+    if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = soffa_store_err(mrc);
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return rc;
 }
 
 static soffa_err_t
@@ -575,11 +587,7 @@ soffa_store_scan(soffa_store_t *self, uint64_t from_seq, soffa_store_visit_fn fn
         if ((rc = s_visit(&k, &v, fn, ctx, &stop)) != SOFFA_OK)
             break;
     }
-    if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = soffa_store_err(mrc);
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    return rc;
+    return s_read_end(txn, cur, rc, mrc);
 }
 
 /* Visits the index entries prefix || seq with seq > after_seq in txn (all of
@@ -632,9 +640,7 @@ s_scan_index(soffa_store_t *self, MDB_dbi dbi, const uint8_t *prefix, size_t ple
         return soffa_store_err(mrc);
     int stop = 0;
     soffa_err_t rc = s_scan_in(self, txn, cur, prefix, plen, after_seq, fn, ctx, cap, count, &stop);
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    return rc;
+    return s_read_end(txn, cur, rc, 0);
 }
 
 soffa_err_t
@@ -688,9 +694,7 @@ soffa_store_scan_subject(soffa_store_t *self, const char *id, uint64_t after_seq
         uint64_t first = b << S_BUCKET_BITS;
         rc = s_scan_in(self, txn, cur, sk, sizeof sk, (first > from ? first : from) - 1, fn, ctx, 0, NULL, &stop);
     }
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    return rc;
+    return s_read_end(txn, cur, rc, 0);
 }
 
 soffa_err_t
@@ -718,11 +722,7 @@ soffa_store_mailboxes(soffa_store_t *self, int (*fn)(void *, const char *, uint6
         if (fn(ctx, name, soffa_bytes_get_u64(v.mv_data), soffa_bytes_get_u64((uint8_t *) v.mv_data + 8)))
             break;
     }
-    if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = soffa_store_err(mrc);
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    return rc;
+    return s_read_end(txn, cur, rc, mrc);
 }
 
 /* One get from a database in its own read transaction. */
@@ -789,11 +789,7 @@ soffa_store_ref_scan(soffa_store_t *self, const void *prefix, size_t plen, int (
         if (fn(ctx, soffa_bytes_get_u64(v.mv_data)))
             break;
     }
-    if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
-        rc = soffa_store_err(mrc);
-    mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
-    return rc;
+    return s_read_end(txn, cur, rc, mrc);
 }
 
 static int
@@ -880,29 +876,7 @@ soffa_store_cursor_set(soffa_store_t *self, const char *consumer, uint64_t seq)
 soffa_err_t
 soffa_store_cursor_set_many(soffa_store_t *self, const soffa_store_cursor_t *c, size_t n)
 {
-    if (self->read_only)
-        return SOFFA_ERR_PERMISSION;
-    if (n == 0)
-        return SOFFA_OK;
-    MDB_txn *txn;
-    int mrc = mdb_txn_begin(self->env, NULL, 0, &txn);
-    if (mrc != 0)
-        return soffa_store_err(mrc);
-    for (size_t i = 0; i < n; i++) {
-        size_t len = c[i].consumer ? strlen(c[i].consumer) : 0;
-        if (len == 0 || len > 400) {
-            mdb_txn_abort(txn);
-            return SOFFA_ERR_INVALID_ARG;
-        }
-        uint8_t sv[8];
-        soffa_bytes_put_u64(sv, c[i].seq);
-        MDB_val k = {len, (void *) c[i].consumer}, v = {8, sv};
-        if ((mrc = mdb_put(txn, self->cursor, &k, &v, 0)) != 0) {
-            mdb_txn_abort(txn);
-            return soffa_store_err(mrc);
-        }
-    }
-    return soffa_store_err(mdb_txn_commit(txn));
+    return soffa_store_append_cursors(self, NULL, 0, c, n);
 }
 
 /* ---- Verify ------------------------------------------------------------ */
