@@ -28,6 +28,18 @@ struct soffa_box {
             goto fail;               \
     } while (0)
 
+/* Ends a write transaction: commits it (durable before the caller answers)
+ * when mrc is 0, else aborts it (txn may be NULL). */
+static soffa_err_t
+s_end(MDB_txn *txn, int mrc)
+{
+    if (mrc == 0)
+        mrc = mdb_txn_commit(txn);
+    else if (txn)
+        mdb_txn_abort(txn);
+    return soffa_store_err(mrc);
+}
+
 soffa_err_t
 soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size)
 {
@@ -176,15 +188,9 @@ soffa_box_outbox_done(soffa_box_t *self, uint64_t local_id, const uint8_t msg_id
         goto fail;
     MDB_val sk = {16, (void *) msg_id}, sv = {sizeof *r, (void *) r};
     S_MDB(mdb_put(txn, self->sent, &sk, &sv, 0));
-    mrc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (mrc != 0)
-        goto fail;
-    return SOFFA_OK;
+    return s_end(txn, 0);
 fail:
-    if (txn)
-        mdb_txn_abort(txn);
-    return soffa_store_err(mrc);
+    return s_end(txn, mrc);
 }
 
 static uint64_t
@@ -388,15 +394,9 @@ soffa_box_inbox_set_state(soffa_box_t *self, uint64_t seq, soffa_in_state_t stat
     free(copy);
     if (mrc != 0)
         goto fail;
-    mrc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (mrc != 0)
-        goto fail;
-    return SOFFA_OK;
+    return s_end(txn, 0);
 fail:
-    if (txn)
-        mdb_txn_abort(txn);
-    return soffa_store_err(mrc);
+    return s_end(txn, mrc);
 }
 
 typedef struct {
@@ -440,15 +440,9 @@ soffa_box_await_put(soffa_box_t *self, const uint8_t awaited[16], const soffa_bo
         mrc = 0;   /* a retry: the first record stands */
     if (mrc != 0)
         goto fail;
-    mrc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (mrc != 0)
-        goto fail;
-    return SOFFA_OK;
+    return s_end(txn, 0);
 fail:
-    if (txn)
-        mdb_txn_abort(txn);
-    return soffa_store_err(mrc);
+    return s_end(txn, mrc);
 }
 
 soffa_err_t
@@ -472,15 +466,9 @@ soffa_box_await_answer(soffa_box_t *self, const uint8_t awaited[16], int64_t at_
     a.answered_us = at_us;
     v = (MDB_val) {sizeof a, &a};
     S_MDB(mdb_put(txn, self->await, &k, &v, 0));
-    mrc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (mrc != 0)
-        goto fail;
-    return SOFFA_OK;
+    return s_end(txn, 0);
 fail:
-    if (txn)
-        mdb_txn_abort(txn);
-    return soffa_store_err(mrc);
+    return s_end(txn, mrc);
 }
 
 typedef struct {
