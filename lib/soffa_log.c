@@ -46,7 +46,20 @@ soffa_log(soffa_log_level_t level, const char *fmt, ...)
     size_t len = (size_t) n + (m < 0 ? 0 : (size_t) m);
     if (len > sizeof line - 2)
         len = sizeof line - 2;
-    line[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, line, len);
+    /* Client-supplied text (a HELLO's client name, a mailbox, a key) must
+     * not forge a line of its own: every control character is written as
+     * \xNN, so one call is always exactly one line. */
+    char out[4 * sizeof line];
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char) line[i];
+        if (c < 0x20 || c == 0x7f || c == '\\') {
+            o += (size_t) snprintf(out + o, sizeof out - o, c == '\\' ? "\\\\" : "\\x%02x", c);
+        } else {
+            out[o++] = (char) c;
+        }
+    }
+    out[o++] = '\n';
+    ssize_t w = write(STDERR_FILENO, out, o);
     (void) w;   /* nothing sensible to do when stderr is gone */
 }

@@ -425,16 +425,12 @@ Test(broker, it_05_identity_unknown_keys_other_mailboxes_and_the_sender)
     tk_broker_free(b);
 }
 
-/* Encodes a JSON message for raw publishing. */
+/* Encodes a JSON message for raw publishing (frees j). */
 static uint8_t *
 encode(json_t *j, size_t *len)
 {
     char *s = json_dumps(j, JSON_COMPACT);
-    soffa_msg_t *m = NULL;
-    cr_assert_eq(soffa_msg_from_json(s, &m, NULL, 0), SOFFA_OK);
-    uint8_t *buf;
-    cr_assert_eq(soffa_msg_encode(m, &buf, len), SOFFA_OK);
-    soffa_msg_destroy(&m);
+    uint8_t *buf = tk_encode_json(s, len);
     free(s);
     json_decref(j);
     return buf;
@@ -504,68 +500,11 @@ Test(broker, it_06_retries_are_stored_once_and_sigkill_loses_nothing_acknowledge
     tk_broker_free(b);
 }
 
-/* A raw CURVE DEALER, to send what soffa_client never would. */
-static void *
-raw_dealer(tk_broker_t *b, void *ctx, const char *name)
-{
-    char path[400], pub[41], sec[41];
-    snprintf(path, sizeof path, "%s/%s.key", b->dir, name);
-    cr_assert_eq(soffa_keys_load_secret(path, pub, sec), SOFFA_OK);
-    void *d = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 0;
-    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, b->broker_pub, 41);
-    zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, pub, 41);
-    zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, sec, 41);
-    cr_assert_eq(zmq_connect(d, b->ipc), 0);
-    return d;
-}
-
-/* Sends bytes, expects an ERROR frame with `code`. */
-static void
-expect_error(void *d, const void *buf, size_t len, soffa_err_t code)
-{
-    cr_assert_geq(zmq_send(d, buf, len, 0), 0);
-    zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
-    cr_assert_eq(zmq_poll(&it, 1, 3000), 1, "no answer from the broker");
-    zmq_msg_t m;
-    zmq_msg_init(&m);
-    cr_assert_geq(zmq_msg_recv(&m, d, 0), 0);
-    soffa_frame_t f;
-    cr_assert_eq(soffa_frame_decode(zmq_msg_data(&m), zmq_msg_size(&m), &f), SOFFA_OK);
-    cr_assert_eq(f.type, SOFFA_FRAME_ERROR, "got %s", soffa_frame_type_name(f.type));
-    cr_assert_eq(f.code, code, "got %s (%s), wanted %s", soffa_errname(f.code), f.text, soffa_errname(code));
-    soffa_frame_fini(&f);
-    zmq_msg_close(&m);
-}
-
-static void
-send_frame(void *d, const soffa_frame_t *f)
-{
-    uint8_t *buf;
-    size_t len;
-    cr_assert_eq(soffa_frame_encode(f, &buf, &len), SOFFA_OK);
-    cr_assert_geq(zmq_send(d, buf, len, 0), 0);
-    free(buf);
-}
-
-/* Greets on a raw socket and takes the WELCOME. */
-static void
-raw_hello(void *d)
-{
-    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
-    send_frame(d, &hello);
-    zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
-    cr_assert_eq(zmq_poll(&it, 1, 3000), 1, "no WELCOME");
-    char junk[512];
-    zmq_recv(d, junk, sizeof junk, 0);
-}
-
 Test(broker, it_07_bad_frames_get_errors_and_the_broker_serves_the_next_client)
 {
     tk_broker_t *b = tk_broker_start(NULL);
     void *ctx = zmq_ctx_new();
-    void *d = raw_dealer(b, ctx, "school-1415");
+    void *d = tk_raw_dealer(b, ctx, "school-1415");
 
     /* Before HELLO only HELLO and PING are allowed. */
     size_t len;
@@ -574,33 +513,33 @@ Test(broker, it_07_bad_frames_get_errors_and_the_broker_serves_the_next_client)
     uint8_t *buf;
     size_t blen;
     cr_assert_eq(soffa_frame_encode(&p, &buf, &blen), SOFFA_OK);
-    expect_error(d, buf, blen, SOFFA_ERR_PROTOCOL_STATE);
+    tk_expect_error(d, buf, blen, SOFFA_ERR_PROTOCOL_STATE);
 
-    raw_hello(d);
+    tk_raw_hello(d);
     zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
 
     /* Garbage, truncation, a broker-only frame, a huge frame. */
     const char garbage[] = "\xff\xfe\x00this is not a frame\x07";
-    expect_error(d, garbage, sizeof garbage, SOFFA_ERR_MALFORMED);
-    expect_error(d, buf, blen - 7, SOFFA_ERR_MALFORMED);
+    tk_expect_error(d, garbage, sizeof garbage, SOFFA_ERR_MALFORMED);
+    tk_expect_error(d, buf, blen - 7, SOFFA_ERR_MALFORMED);
     soffa_frame_t w = {.type = SOFFA_FRAME_WELCOME};
     uint8_t *wb;
     size_t wl;
     cr_assert_eq(soffa_frame_encode(&w, &wb, &wl), SOFFA_OK);
-    expect_error(d, wb, wl, SOFFA_ERR_PROTOCOL_STATE);
+    tk_expect_error(d, wb, wl, SOFFA_ERR_PROTOCOL_STATE);
     free(wb);
     uint8_t *big = calloc(1, SOFFA_WIRE_MAX_FRAME + 100);
-    expect_error(d, big, SOFFA_WIRE_MAX_FRAME + 100, SOFFA_ERR_TOO_LARGE);
+    tk_expect_error(d, big, SOFFA_WIRE_MAX_FRAME + 100, SOFFA_ERR_TOO_LARGE);
     free(big);
     /* A message inside a valid frame that is itself garbage. */
     soffa_frame_t bad = {.type = SOFFA_FRAME_PUBLISH, .tag = 9, .data = (const uint8_t *) garbage, .data_len = sizeof garbage};
     cr_assert_eq(soffa_frame_encode(&bad, &wb, &wl), SOFFA_OK);
-    expect_error(d, wb, wl, SOFFA_ERR_MALFORMED);
+    tk_expect_error(d, wb, wl, SOFFA_ERR_MALFORMED);
     free(wb);
     /* Replay is for auditors. */
     soffa_frame_t rp = {.type = SOFFA_FRAME_REPLAY, .tag = 5};
     cr_assert_eq(soffa_frame_encode(&rp, &wb, &wl), SOFFA_OK);
-    expect_error(d, wb, wl, SOFFA_ERR_NOT_AUTHORISED);
+    tk_expect_error(d, wb, wl, SOFFA_ERR_NOT_AUTHORISED);
     free(wb);
     /* After all that, the same session still publishes. */
     cr_assert_geq(zmq_send(d, buf, blen, 0), 0);
@@ -1053,8 +992,8 @@ Test(broker, it_15_a_flood_of_publishes_without_reading_answers)
         free(msg);
     }
     /* The session starts once everything is encoded (a silent session expires). */
-    void *d = raw_dealer(b, ctx, "school-1415");
-    raw_hello(d);
+    void *d = tk_raw_dealer(b, ctx, "school-1415");
+    tk_raw_hello(d);
     zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < N; i++) {
         cr_assert_geq(zmq_send(d, frames[i], lens[i], 0), 0);

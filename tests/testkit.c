@@ -244,6 +244,8 @@ tk_run(char *const argv[], char **out, char **err)
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <zmq.h>
+
 #include "soffa_keys.h"
 #include "soffa_wire.h"
 
@@ -446,4 +448,81 @@ tk_collect(soffa_client_t *c, const char *mailbox, uint32_t window, bool ack, si
         soffa_frame_fini(&f);
     }
     return n;
+}
+
+/* ---- Raw CURVE sockets, to send what soffa_client never would ---- */
+
+uint8_t *
+tk_encode_json(const char *json, size_t *len)
+{
+    soffa_msg_t *m = NULL;
+    char why[256] = "";
+    cr_assert_eq(soffa_msg_from_json(json, &m, why, sizeof why), SOFFA_OK, "test message does not parse: %s", why);
+    uint8_t *buf;
+    cr_assert_eq(soffa_msg_encode(m, &buf, len), SOFFA_OK);
+    soffa_msg_destroy(&m);
+    return buf;
+}
+
+void *
+tk_raw_dealer(tk_broker_t *b, void *ctx, const char *name)
+{
+    char path[400], pub[41], sec[41];
+    snprintf(path, sizeof path, "%s/%s.key", b->dir, name);
+    cr_assert_eq(soffa_keys_load_secret(path, pub, sec), SOFFA_OK);
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, b->broker_pub, 41);
+    zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, pub, 41);
+    zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, sec, 41);
+    cr_assert_eq(zmq_connect(d, b->ipc), 0);
+    return d;
+}
+
+bool
+tk_raw_recv(void *d, soffa_frame_t *f, int timeout_ms)
+{
+    zmq_pollitem_t it = {d, 0, ZMQ_POLLIN, 0};
+    memset(f, 0, sizeof *f);
+    if (zmq_poll(&it, 1, timeout_ms) != 1)
+        return false;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    cr_assert_geq(zmq_msg_recv(&m, d, 0), 0);
+    cr_assert_eq(soffa_frame_decode(zmq_msg_data(&m), zmq_msg_size(&m), f), SOFFA_OK);
+    zmq_msg_close(&m);
+    return true;
+}
+
+void
+tk_expect_error(void *d, const void *buf, size_t len, soffa_err_t code)
+{
+    cr_assert_geq(zmq_send(d, buf, len, 0), 0);
+    soffa_frame_t f;
+    cr_assert(tk_raw_recv(d, &f, 3000), "no answer from the broker");
+    cr_assert_eq(f.type, SOFFA_FRAME_ERROR, "got %s", soffa_frame_type_name(f.type));
+    cr_assert_eq(f.code, code, "got %s (%s), wanted %s", soffa_errname(f.code), f.text, soffa_errname(code));
+    soffa_frame_fini(&f);
+}
+
+void
+tk_send_frame(void *d, const soffa_frame_t *f)
+{
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(soffa_frame_encode(f, &buf, &len), SOFFA_OK);
+    cr_assert_geq(zmq_send(d, buf, len, 0), 0);
+    free(buf);
+}
+
+void
+tk_raw_hello(void *d)
+{
+    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
+    tk_send_frame(d, &hello);
+    soffa_frame_t f;
+    cr_assert(tk_raw_recv(d, &f, 3000), "no WELCOME");
+    cr_assert_eq(f.type, SOFFA_FRAME_WELCOME, "got %s: %s", soffa_frame_type_name(f.type), f.text);
+    soffa_frame_fini(&f);
 }

@@ -78,6 +78,26 @@ soffa_err_t tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeou
 /*  Publishes JSON; returns the broker's code. mailbox/why may be NULL. */
 soffa_err_t tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why);
 
+/*  Encodes a JSON message (asserting it parses); free with free(). */
+uint8_t *tk_encode_json(const char *json, size_t *len);
+
+/*  A raw CURVE DEALER on ctx with agent `name`'s key, connected over ipc:
+ *  for sending what soffa_client never would. */
+void *tk_raw_dealer(tk_broker_t *b, void *ctx, const char *name);
+
+/*  Receives and decodes one frame within timeout_ms (release with
+ *  soffa_frame_fini); false when nothing came. */
+bool tk_raw_recv(void *d, soffa_frame_t *f, int timeout_ms);
+
+/*  Sends bytes and expects an ERROR frame with `code`. */
+void tk_expect_error(void *d, const void *buf, size_t len, soffa_err_t code);
+
+/*  Encodes and sends one frame. */
+void tk_send_frame(void *d, const soffa_frame_t *f);
+
+/*  Greets on a raw socket and takes the WELCOME. */
+void tk_raw_hello(void *d);
+
 /*  Subscribes and collects up to max deliveries (waiting up to wait_ms in
  *  total, ack each when ack is true): types[] and seqs[] get what came. */
 size_t tk_collect(soffa_client_t *c, const char *mailbox, uint32_t window, bool ack, size_t max, int wait_ms,
