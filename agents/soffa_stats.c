@@ -235,7 +235,7 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
             continue;
         read++;
         int64_t occ = json_integer_value(json_object_get(m, "occurred_at_us"));
-        soffa_date_t d = soffa_date_from_us(occ);
+        soffa_date_t d = soffa_date_local(occ);
         long day = (long) soffa_date_to_days(d);
         if (day < lo || day > hi)
             continue;

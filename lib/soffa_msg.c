@@ -769,7 +769,7 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->protected_identity = m->subject->protected_identity;
     }
     if (m->occurred_at_us > 0)
-        v->event_date = soffa_date_to_int(soffa_date_from_us(m->occurred_at_us));
+        v->event_date = soffa_date_to_int(soffa_date_local(m->occurred_at_us));
     if (m->sender) {
         v->claimed_kind = m->sender->kind;
         v->claimed_kommun = m->sender->kommunkod ? m->sender->kommunkod : "";

@@ -1,4 +1,5 @@
-/*  soffa_time: calendar arithmetic without time zones or locale. */
+/*  soffa_time: calendar arithmetic and Stockholm time, without the C
+ *  library's time zones or locale (the result never depends on TZ). */
 #include "soffa_time.h"
 
 #include <ctype.h>
@@ -117,10 +118,57 @@ soffa_mono_us(void)
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The instant of 01:00 UTC on the last Sunday of `month` in `year`. */
+static int64_t
+s_last_sunday_0100_utc(int year, int month)
+{
+    soffa_date_t last = {year, month, soffa_date_days_in_month(year, month)};
+    int64_t days = soffa_date_to_days(last);
+    /* 1970-01-01 was a Thursday: weekday 0 = Sunday is (days + 4) % 7. */
+    int64_t wd = ((days + 4) % 7 + 7) % 7;
+    return ((days - wd) * 86400 + 3600) * 1000000;
+}
+
+int
+soffa_stockholm_offset_s(int64_t t_us)
+{
+    soffa_date_t d = soffa_date_from_us(t_us);
+    if (d.month < 3 || d.month > 10)
+        return 3600;
+    if (d.month > 3 && d.month < 10)
+        return 7200;
+    int64_t edge = s_last_sunday_0100_utc(d.year, d.month);
+    if (d.month == 3)
+        return t_us >= edge ? 7200 : 3600;
+    return t_us >= edge ? 3600 : 7200;
+}
+
+soffa_date_t
+soffa_date_local(int64_t t_us)
+{
+    /* Clamp first so that adding the offset cannot overflow. */
+    const int64_t lim = 253402300799LL * 1000000;
+    if (t_us > lim)
+        t_us = lim;
+    if (t_us < -lim)
+        t_us = -lim;
+    return soffa_date_from_us(t_us + (int64_t) soffa_stockholm_offset_s(t_us) * 1000000);
+}
+
+int64_t
+soffa_date_local_start_us(soffa_date_t d)
+{
+    int64_t utc_midnight = soffa_date_to_days(d) * 86400LL * 1000000;
+    /* Midnight local is 1 or 2 hours before UTC midnight; the offset at
+     * that instant decides which (no change happens near midnight). */
+    int64_t guess = utc_midnight - 3600LL * 1000000;
+    return utc_midnight - (int64_t) soffa_stockholm_offset_s(guess) * 1000000;
+}
+
 soffa_date_t
 soffa_date_today(void)
 {
-    return soffa_date_from_us(soffa_now_us());
+    return soffa_date_local(soffa_now_us());
 }
 
 bool
@@ -168,4 +216,27 @@ soffa_time_format(int64_t t_us, char buf[32])
     snprintf(buf, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", d.year % 10000, d.month % 100,
              d.day % 100, (int) (ms / 3600000), (int) (ms / 60000 % 60), (int) (ms / 1000 % 60),
              (int) (ms % 1000));
+}
+
+void
+soffa_time_format_local(int64_t t_us, char buf[32])
+{
+    int64_t off = (int64_t) soffa_stockholm_offset_s(t_us) * 1000000;
+    soffa_date_t d = soffa_date_local(t_us);
+    int64_t sec = ((t_us + off) / 1000000) % 86400;
+    if (sec < 0)
+        sec += 86400;
+    snprintf(buf, 32, "%04d-%02d-%02d %02d:%02d", d.year, d.month, d.day, (int) (sec / 3600), (int) (sec / 60 % 60));
+}
+
+void
+soffa_time_format_local_rfc3339(int64_t t_us, char buf[32])
+{
+    int off = soffa_stockholm_offset_s(t_us);
+    soffa_date_t d = soffa_date_local(t_us);
+    int64_t sec = ((t_us + (int64_t) off * 1000000) / 1000000) % 86400;
+    if (sec < 0)
+        sec += 86400;
+    snprintf(buf, 32, "%04d-%02d-%02dT%02d:%02d:%02d+%02d:00", d.year, d.month, d.day, (int) (sec / 3600),
+             (int) (sec / 60 % 60), (int) (sec % 60), off / 3600);
 }

@@ -41,7 +41,23 @@ int soffa_date_cmp(soffa_date_t a, soffa_date_t b);
 /*  The UTC date of instant t (Unix microseconds). */
 soffa_date_t soffa_date_from_us(int64_t t_us);
 
-/*  Today's UTC date. */
+/* ---- Europe/Stockholm: the time zone of every business date ----
+ * Business dates (ages, consent validity, deadlines, what a person reads)
+ * are Swedish dates; instants stay UTC inside soffa. Swedish time is CET
+ * (UTC+1), and CEST (UTC+2) from 01:00 UTC on the last Sunday of March to
+ * 01:00 UTC on the last Sunday of October (the EU rule, in force since
+ * 1996; earlier instants use the same rule). */
+
+/*  Seconds Stockholm is ahead of UTC at instant t: 3600 or 7200. */
+int soffa_stockholm_offset_s(int64_t t_us);
+
+/*  The Stockholm date of instant t. */
+soffa_date_t soffa_date_local(int64_t t_us);
+
+/*  The instant (Unix µs) at which date d begins in Stockholm (00:00 local). */
+int64_t soffa_date_local_start_us(soffa_date_t d);
+
+/*  Today's business date: the date in Stockholm now. */
 soffa_date_t soffa_date_today(void);
 
 /*  The wall clock now, Unix microseconds. */
@@ -58,5 +74,12 @@ void soffa_date_format(soffa_date_t d, char buf[11]);
 
 /*  Formats instant t as RFC 3339 UTC with milliseconds (at least 25 bytes). */
 void soffa_time_format(int64_t t_us, char buf[32]);
+
+/*  Formats instant t for people, in Stockholm time: "2026-11-27 16:05". */
+void soffa_time_format_local(int64_t t_us, char buf[32]);
+
+/*  Formats instant t as RFC 3339 with Stockholm's offset and seconds:
+ *  "2026-11-27T16:05:09+01:00" (at least 26 bytes). */
+void soffa_time_format_local_rfc3339(int64_t t_us, char buf[32]);
 
 #endif

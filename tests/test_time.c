@@ -72,3 +72,48 @@ Test(time, any_instant_maps_to_a_date_without_overflow)
     cr_assert_eq(soffa_date_to_int((soffa_date_t) {-5, 1, 1}), 0u);
     cr_assert_eq(soffa_date_to_int((soffa_date_t) {2026, 11, 23}), 20261123u);
 }
+
+/* Business dates are Swedish dates (issue 13, rule 4). */
+static int64_t
+s_utc(int y, int mo, int d, int h, int mi, int s)
+{
+    soffa_date_t day = {y, mo, d};
+    return (soffa_date_to_days(day) * 86400 + h * 3600 + mi * 60 + s) * 1000000LL;
+}
+
+Test(time, stockholm_offset_follows_the_eu_rule)
+{
+    /* 2026: summer time from 29 March 01:00 UTC to 25 October 01:00 UTC. */
+    cr_assert_eq(soffa_stockholm_offset_s(s_utc(2026, 3, 29, 0, 59, 59)), 3600);
+    cr_assert_eq(soffa_stockholm_offset_s(s_utc(2026, 3, 29, 1, 0, 0)), 7200);
+    cr_assert_eq(soffa_stockholm_offset_s(s_utc(2026, 10, 25, 0, 59, 59)), 7200);
+    cr_assert_eq(soffa_stockholm_offset_s(s_utc(2026, 10, 25, 1, 0, 0)), 3600);
+    cr_assert_eq(soffa_stockholm_offset_s(s_utc(2026, 1, 15, 12, 0, 0)), 3600);
+    cr_assert_eq(soffa_stockholm_offset_s(s_utc(2026, 7, 15, 12, 0, 0)), 7200);
+    /* 2024: 31 March and 27 October. */
+    cr_assert_eq(soffa_stockholm_offset_s(s_utc(2024, 3, 31, 1, 0, 0)), 7200);
+    cr_assert_eq(soffa_stockholm_offset_s(s_utc(2024, 3, 30, 23, 0, 0)), 3600);
+    cr_assert_eq(soffa_stockholm_offset_s(s_utc(2024, 10, 27, 0, 30, 0)), 7200);
+}
+
+Test(time, the_swedish_day_starts_before_the_utc_day)
+{
+    /* 23:30 UTC on 26 November is already the 27th in Stockholm. */
+    soffa_date_t d = soffa_date_local(s_utc(2026, 11, 26, 23, 30, 0));
+    cr_assert_eq(soffa_date_to_int(d), 20261127u);
+    d = soffa_date_local(s_utc(2026, 11, 26, 22, 59, 59));
+    cr_assert_eq(soffa_date_to_int(d), 20261126u);
+    /* In summer two hours ahead. */
+    d = soffa_date_local(s_utc(2026, 6, 30, 22, 0, 0));
+    cr_assert_eq(soffa_date_to_int(d), 20260701u);
+    soffa_date_t nov27 = {2026, 11, 27}, jul1 = {2026, 7, 1};
+    cr_assert_eq(soffa_date_local_start_us(nov27), s_utc(2026, 11, 26, 23, 0, 0));
+    cr_assert_eq(soffa_date_local_start_us(jul1), s_utc(2026, 6, 30, 22, 0, 0));
+    char buf[32];
+    soffa_time_format_local(s_utc(2026, 11, 27, 15, 5, 9), buf);
+    cr_assert_str_eq(buf, "2026-11-27 16:05");
+    soffa_time_format_local_rfc3339(s_utc(2026, 7, 1, 10, 0, 0), buf);
+    cr_assert_str_eq(buf, "2026-07-01T12:00:00+02:00");
+    /* Today is the Stockholm date of now. */
+    cr_assert_eq(soffa_date_to_int(soffa_date_today()), soffa_date_to_int(soffa_date_local(soffa_now_us())));
+}
