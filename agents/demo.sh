@@ -129,10 +129,12 @@ check "the history shows every step, in order" \
     "$HIST"
 run audit access-log --pupil $PUPIL | tee "$NET/access.out"
 grep -q "audit read 13 record(s)" "$NET/access.out" || check "the history read is in the access log" "logged" "missing"
-say "The broker signs a checkpoint of the chain every 10 records; verify checks them"
-say "against the broker's public key, offline, on the data directory (or a copy)."
-printf '  \033[2m$ soffa verify %s --key %s\033[0m\n' "$NET/broker/data" "$NET/broker/data/checkpoint.pub"
-"$SOFFA" verify "$NET/broker/data" --key "$NET/broker/data/checkpoint.pub" | tee "$NET/verify.out" | sed 's/^/    /'
+say "The broker signs a checkpoint of the chain every 10 records, with a key kept outside"
+say "its data directory; the auditor's agent keeps every checkpoint it receives. verify"
+say "checks the chain against the broker's public key and the auditor's checkpoints,"
+say "offline, on the data directory (or a copy)."
+printf '  \033[2m$ soffa verify %s --key %s --against %s\033[0m\n' "$NET/broker/data" "$NET/broker/checkpoint.pub" "$NET/audit/data"
+"$SOFFA" verify "$NET/broker/data" --key "$NET/broker/checkpoint.pub" --against "$NET/audit/data" | tee "$NET/verify.out" | sed 's/^/    /'
 grep -q '^intact' "$NET/verify.out" || check "the chain verifies" "intact" "$(cat "$NET/verify.out")"
 run kaa-1419 status
 

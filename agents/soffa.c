@@ -21,8 +21,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <zmq.h>
 
+#include "soffa_box.h"
 #include "soffa_csv.h"
 #include "soffa_err.h"
 #include "soffa_id.h"
@@ -607,6 +609,10 @@ s_cmd_status(s_ctx_t *c)
            (long long) json_integer_value(json_object_get(a, "refused")));
     const char *last = json_string_value(json_object_get(a, "last_delivery"));
     printf("  last delivery %s\n", last && *last ? last : "-");
+    json_t *closed = json_object_get(a, "session_closed");
+    if (closed)
+        printf("  SESSION CLOSED BY THE BROKER at %s: %s\n", json_string_value(json_object_get(closed, "at")),
+               json_string_value(json_object_get(closed, "why")));
     json_t *od = json_object_get(a, "overdue");
     long long os = (long long) json_integer_value(json_object_get(od, "signals")),
               orf = (long long) json_integer_value(json_object_get(od, "referrals"));
@@ -671,11 +677,13 @@ s_replay_common(s_ctx_t *c, const char *cmd, const char *request, bool access_on
             }
             json_object_set_new(fl, "message_type", json_integer(t));
         } else if ((!strcmp(a, "--from") || !strcmp(a, "--to") || !strcmp(a, "--as-of")) && soffa_date_parse(v, &d)) {
-            int64_t day = soffa_date_to_days(d) * 86400000000LL;
+            /* Dates are Swedish days: from 00:00 in Stockholm. */
+            int64_t day = soffa_date_local_start_us(d);
+            soffa_date_t next = soffa_date_local(day + 36 * 3600000000LL);
             if (!strcmp(a, "--from"))
                 json_object_set_new(fl, "from_us", json_integer(day));
             else
-                json_object_set_new(fl, "to_us", json_integer(day + 86400000000LL));   /* the whole day */
+                json_object_set_new(fl, "to_us", json_integer(soffa_date_local_start_us(next)));   /* the whole day */
             if (!strcmp(a, "--as-of"))
                 as_of = v;
         } else if (!strcmp(a, "--from-seq")) {
@@ -707,17 +715,39 @@ s_replay_common(s_ctx_t *c, const char *cmd, const char *request, bool access_on
     json_t *rec;
     if (!c->json && as_of)
         printf("what soffa held about this pupil by the end of %s:\n", as_of);
+    /* A read is recorded when it opens and when it ends: the access log
+     * shows one line per read (its end), and an opening with no end
+     * (a read under way, or one that ended without a record). */
+    json_t *ended = json_object();
+    json_array_foreach(json_object_get(a, "records"), i, rec) {
+        json_t *ac = json_object_get(rec, "access");
+        const char *st = json_string_value(json_object_get(ac, "state"));
+        if (st && strcmp(st, "opened") != 0) {
+            char k[32];
+            snprintf(k, sizeof k, "%lld", (long long) json_integer_value(json_object_get(ac, "opened_seq")));
+            json_object_set_new(ended, k, json_true());
+        }
+    }
     json_array_foreach(json_object_get(a, "records"), i, rec) {
         const char *kind = json_string_value(json_object_get(rec, "kind"));
         /* The access log lists reads; a history lists what happened to the
          * young person; a replay lists every record. */
         if (access_only && (!kind || strcmp(kind, "access")))
             continue;
+        json_t *ac = json_object_get(rec, "access");
+        const char *st = json_string_value(json_object_get(ac, "state"));
+        if (access_only && st && !strcmp(st, "opened")) {
+            char k[32];
+            snprintf(k, sizeof k, "%lld", (long long) json_integer_value(json_object_get(rec, "seq")));
+            if (json_object_get(ended, k))
+                continue;
+        }
         if (!strcmp(request, "history") && (!kind || strcmp(kind, "message")))
             continue;
         s_print_record(c, rec);
         shown++;
     }
+    json_decref(ended);
     if (!c->json)
         printf("%zu record(s); this read is itself logged at seq %lld\n", shown,
                (long long) json_integer_value(json_object_get(a, "access_seq")));
@@ -790,43 +820,95 @@ s_read_hex_key(const char *text_or_file, uint8_t out[32])
     return true;
 }
 
+/* The checkpoints an auditor's agent received, held against the store. */
+typedef struct {
+    soffa_store_t *st;
+    const uint8_t *pk;
+    uint64_t held, newest;
+    char wrong[160];
+} s_against_t;
+
+static int
+s_store_hash(void *ctx, const soffa_store_rec_t *rec)
+{
+    memcpy(ctx, rec->hash, SOFFA_HASH_LEN);
+    return 1;
+}
+
+static int
+s_against_one(void *ctx, const soffa_box_in_t *in)
+{
+    s_against_t *a = ctx;
+    soffa_envelope_t e;
+    if (soffa_envelope_decode(in->env, in->len, &e) != SOFFA_OK)
+        return 0;
+    if (e.kind == SOFFA_RK_CHECKPOINT) {
+        soffa_checkpoint_t cp;
+        uint8_t mine[SOFFA_HASH_LEN], theirs[SOFFA_HASH_LEN];
+        soffa_wire_hash(in->env, in->len, mine);
+        bool ok = soffa_checkpoint_decode(e.body, e.body_len, &cp) == SOFFA_OK && soffa_checkpoint_valid(&cp, a->pk);
+        if (!ok) {
+            snprintf(a->wrong, sizeof a->wrong, "the auditor's checkpoint at seq %llu is not signed by that key",
+                     (unsigned long long) in->seq);
+        } else if (soffa_store_get(a->st, in->seq, s_store_hash, theirs) != SOFFA_OK) {
+            snprintf(a->wrong, sizeof a->wrong,
+                     "the store has no record %llu, where the auditor holds a signed checkpoint: records were removed",
+                     (unsigned long long) in->seq);
+        } else if (sodium_memcmp(mine, theirs, SOFFA_HASH_LEN) != 0) {
+            snprintf(a->wrong, sizeof a->wrong,
+                     "record %llu is not the signed checkpoint the auditor received there: the history was rewritten",
+                     (unsigned long long) in->seq);
+        } else {
+            a->held++;
+            if (in->seq > a->newest)
+                a->newest = in->seq;
+        }
+    }
+    soffa_envelope_fini(&e);
+    return a->wrong[0] != '\0';
+}
+
 static int
 s_cmd_verify(s_ctx_t *c)
 {
-    const char *dir = NULL, *key = NULL;
+    const char *dir = NULL, *key = NULL, *against = NULL;
+    long long max_unsigned = 2048;
     for (int i = 1; i < c->argc; i++) {
         if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h"))
             dir = NULL, i = c->argc + 1;
         else if (!strcmp(c->argv[i], "--key") && i + 1 < c->argc)
             key = c->argv[++i];
-        else if (!dir && c->argv[i][0] != '-')
+        else if (!strcmp(c->argv[i], "--against") && i + 1 < c->argc)
+            against = c->argv[++i];
+        else if (!strcmp(c->argv[i], "--max-unsigned") && i + 1 < c->argc) {
+            char *end;
+            max_unsigned = strtoll(c->argv[++i], &end, 10);
+            if (*end || max_unsigned < 0)
+                return s_die("verify", 2, "--max-unsigned takes a number of records");
+        } else if (!dir && c->argv[i][0] != '-')
             dir = c->argv[i];
         else
             return s_die("verify", 2, "unknown argument '%s' (see soffa verify --help)", c->argv[i]);
     }
-    if (!dir) {
-        puts("usage: soffa verify DATA_DIR [--key HEX|FILE] [--json]\n\n"
+    if (!dir || !key) {
+        puts("usage: soffa verify DATA_DIR --key HEX|FILE [--against AUDIT_DATA_DIR] [--max-unsigned N] [--json]\n\n"
              "Checks a broker's store offline and read-only (the live store, a copy or a\n"
              "backup; no broker needed): every record's hash, its place and its link to the\n"
              "one before, and every signed checkpoint. --key is the broker's checkpoint\n"
-             "public key (64 hex digits, or a file holding them) obtained from the broker's\n"
-             "operator; without it, DATA_DIR/checkpoint.pub is used, which proves only as\n"
-             "much as that copy can be trusted. Reports the first record that was altered,\n"
-             "removed or reordered. Exit status 0 intact, 1 broken.");
+             "public key (64 hex digits, or a file holding them), obtained from the broker's\n"
+             "operator and kept apart from the store. A store with no signed checkpoint, or\n"
+             "with more than N records after its last one (--max-unsigned, default 2048: the\n"
+             "broker signs every [audit] checkpoint_every records, at most a batch later),\n"
+             "is not vouched for and fails. --against checks the store against the signed\n"
+             "checkpoints an auditor's agent received (its data directory): each must be in\n"
+             "the store, byte for byte, so a history rewritten or cut short is caught even\n"
+             "by someone who holds the signing key. Reports the first record that was\n"
+             "altered, removed or reordered. Exit status 0 intact, 1 broken or not vouched for.");
         return s_want_help(c->argc, c->argv) ? 0 : 2;
     }
     uint8_t pk[32];
-    char note[1300] = "";
-    if (key) {
-        if (!s_read_hex_key(key, pk))
-            return s_die("verify", 2, "--key takes 64 hex digits or a file holding them");
-    } else {
-        char pp[1100];
-        snprintf(pp, sizeof pp, "%s/checkpoint.pub", dir);
-        if (!s_read_hex_key(pp, pk))
-            return s_die("verify", 1, "no --key given and %s is missing; ask the broker's operator for its checkpoint key", pp);
-        snprintf(note, sizeof note, " (against %s; give --key from the operator for proof against a tampered copy)", pp);
-    }
+    if (!s_read_hex_key(key, pk))
+        return s_die("verify", 2, "--key takes 64 hex digits or a file holding them");
     soffa_store_t *st = NULL;
     soffa_store_opts_t o = {.path = dir, .read_only = true};
     soffa_err_t rc = soffa_store_open(&st, &o);
@@ -834,11 +916,50 @@ s_cmd_verify(s_ctx_t *c)
         return s_die("verify", 1, "cannot open the store at %s: %s", dir, soffa_strerror(rc));
     soffa_store_verify_t rep;
     rc = soffa_store_verify(st, pk, &rep);
+    if (rc == SOFFA_OK && rep.records && rep.checkpoints == 0) {
+        rc = SOFFA_ERR_CHAIN_BROKEN;
+        rep.bad_seq = 1;
+        snprintf(rep.reason, sizeof rep.reason,
+                 "no signed checkpoint: nothing vouches for these %llu record(s) (were the checkpoints removed?)",
+                 (unsigned long long) rep.records);
+    } else if (rc == SOFFA_OK && (long long) rep.unsigned_tail > max_unsigned) {
+        rc = SOFFA_ERR_CHAIN_BROKEN;
+        rep.bad_seq = rep.last_signed + 2;
+        snprintf(rep.reason, sizeof rep.reason,
+                 "%llu record(s) after the last signed checkpoint, more than the broker leaves unsigned (%lld)",
+                 (unsigned long long) rep.unsigned_tail, max_unsigned);
+    }
+    s_against_t ag = {.st = st, .pk = pk};
+    if (rc == SOFFA_OK && against) {
+        soffa_box_t *box = NULL;
+        soffa_err_t brc = soffa_box_open(&box, against, 0);
+        if (brc != SOFFA_OK) {
+            soffa_store_close(&st);
+            return s_die("verify", 1, "cannot open the auditor's store at %s: %s", against, soffa_strerror(brc));
+        }
+        soffa_box_inbox_scan(box, 0, s_against_one, &ag);
+        soffa_box_close(&box);
+        if (ag.wrong[0]) {
+            rc = SOFFA_ERR_CHAIN_BROKEN;
+            snprintf(rep.reason, sizeof rep.reason, "%.159s", ag.wrong);
+            rep.bad_seq = 0;
+        } else if (ag.held == 0) {
+            rc = SOFFA_ERR_CHAIN_BROKEN;
+            snprintf(rep.reason, sizeof rep.reason, "the auditor's store at %s holds no checkpoint to check against", against);
+        }
+    }
     soffa_store_close(&st);
+    char note[200] = "";
+    if (against && rc == SOFFA_OK)
+        snprintf(note, sizeof note, "; all %llu checkpoint(s) the auditor holds are in it, the newest at seq %llu",
+                 (unsigned long long) ag.held, (unsigned long long) ag.newest);
     if (c->json) {
-        json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:s}", "intact", rc == SOFFA_OK, "records", (json_int_t) rep.records,
+        json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "intact", rc == SOFFA_OK, "records", (json_int_t) rep.records,
                               "checkpoints", (json_int_t) rep.checkpoints, "signed_up_to", (json_int_t) rep.last_signed,
-                              "bad_seq", (json_int_t) rep.bad_seq, "reason", rep.reason);
+                              "unsigned_tail", (json_int_t) rep.unsigned_tail, "bad_seq", (json_int_t) rep.bad_seq,
+                              "reason", rep.reason);
+        if (against)
+            json_object_set_new(j, "auditor_checkpoints", json_integer((json_int_t) ag.held));
         char *s = json_dumps(j, JSON_COMPACT);
         puts(s);
         free(s);
@@ -847,8 +968,10 @@ s_cmd_verify(s_ctx_t *c)
         printf("intact: %llu record(s), every hash and link checks out; %llu signed checkpoint(s), the newest vouching for 1..%llu%s\n",
                (unsigned long long) rep.records, (unsigned long long) rep.checkpoints,
                (unsigned long long) rep.last_signed, note);
-    } else {
+    } else if (rep.bad_seq) {
         printf("BROKEN at seq %llu: %s\n", (unsigned long long) rep.bad_seq, rep.reason);
+    } else {
+        printf("BROKEN: %s\n", rep.reason);
     }
     return rc == SOFFA_OK ? 0 : 1;
 }

@@ -92,6 +92,8 @@ typedef struct {
     int64_t deadline;              /* monotonic µs */
     json_t *acc;                   /* STATUS: our part; REPLAY: records */
     uint8_t msg_id[16];
+    uint64_t rp_seq;               /* REPLAY: the last record read, not yet acknowledged (0: none) */
+    uint8_t rp_hash[SOFFA_HASH_LEN];
 } s_waiter_t;
 
 typedef struct {
@@ -117,6 +119,9 @@ struct soffa_agent {
     int64_t resend_at;             /* monotonic µs: no sending before (after a transient refusal) */
     int64_t last_delivery_us;
     uint64_t refused;
+    uint64_t status_receipt;       /* of the broker's last STATUS-REPLY on this connection */
+    int64_t closed_at_us;          /* when the broker last closed our session (another connection took over) */
+    char closed_why[256];
     s_waiter_t waiters[S_MAX_WAITERS];
     /* hook */
     pid_t hook_pid;
@@ -261,6 +266,7 @@ s_disconnect(soffa_agent_t *self, const char *why)
         return;
     soffa_warn("disconnected from the broker: %s", why);
     soffa_client_close(&self->client);
+    self->status_receipt = 0;
     self->n_flight = 0;
     self->out_next = 0;
     self->next_connect = soffa_mono_us() + self->backoff_ms * 1000;
@@ -550,7 +556,8 @@ s_on_deliveries(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
         soffa_error("deliveries not stored (%s); the broker will deliver them again", soffa_strerror(rc));
     } else if (k) {
         /* Durable in the inbox: now, and only now, acknowledge. */
-        soffa_frame_t ack = {.type = SOFFA_FRAME_ACK, .seq = frames[k - 1].seq};
+        soffa_frame_t ack = {.type = SOFFA_FRAME_ACK, .seq = frames[k - 1].seq, .has_hash = true};
+        memcpy(ack.hash, frames[k - 1].hash, SOFFA_HASH_LEN);
         snprintf(ack.mailbox, sizeof ack.mailbox, "%s", self->mailbox);
         soffa_client_send(self->client, &ack);
         for (size_t i = 0; i < k; i++) {
@@ -600,7 +607,21 @@ s_read_broker(soffa_agent_t *self)
         switch (f.type) {
         case SOFFA_FRAME_PUBLISH_ACK: s_on_publish_answer(self, &f); break;
         case SOFFA_FRAME_ERROR:
-            if (f.code == SOFFA_ERR_PROTOCOL_STATE) {
+            if (f.code == SOFFA_ERR_SESSION_CLOSED && f.tag == 0) {
+                /* Another connection with our key took over (a second agent
+                 * with this key, or a stolen key): say so loudly, keep what
+                 * we have, and come back only after the longest backoff. */
+                soffa_error("the broker closed this agent's session: %s", f.text);
+                self->closed_at_us = soffa_now_us();
+                snprintf(self->closed_why, sizeof self->closed_why, "%s", f.text);
+                soffa_frame_fini(&f);
+                s_on_deliveries(self, batch, nb);
+                for (size_t j = 0; j < nb; j++)
+                    soffa_frame_fini(&batch[j]);
+                s_disconnect(self, "the broker closed the session");
+                self->next_connect = soffa_mono_us() + self->cfg.reconnect_max_ms * 1000;
+                return;
+            } else if (f.code == SOFFA_ERR_PROTOCOL_STATE) {
                 /* The broker no longer knows this session (it restarted, or
                  * expired us): greet again now. Whatever was in flight is
                  * sent again after the greeting, and those waiting for an
@@ -626,9 +647,10 @@ s_read_broker(soffa_agent_t *self)
                 json_t *rec = soffa_record_json(f.data, f.data_len, f.has_hash ? f.hash : NULL);
                 if (rec)
                     json_array_append_new(w->acc, rec);
-                if (json_array_size(w->acc) % 200 == 0) {
-                    soffa_frame_t c = {.type = SOFFA_FRAME_CREDIT, .credit = 200};
-                    soffa_client_send(self->client, &c);
+                /* Read: acknowledged once this batch is read (below). */
+                if (f.has_hash) {
+                    w->rp_seq = f.seq;
+                    memcpy(w->rp_hash, f.hash, SOFFA_HASH_LEN);
                 }
                 w->deadline = soffa_mono_us() + 30000000;
             }
@@ -644,6 +666,7 @@ s_read_broker(soffa_agent_t *self)
             break;
         }
         case SOFFA_FRAME_STATUS_REPLY: {
+            self->status_receipt = f.receipt;
             s_waiter_t *w = s_waiter_find(self, S_W_STATUS, f.tag);
             if (w) {
                 json_t *mbs = json_array();
@@ -672,6 +695,17 @@ s_read_broker(soffa_agent_t *self)
     s_on_deliveries(self, batch, nb);
     for (size_t j = 0; j < nb; j++)
         soffa_frame_fini(&batch[j]);
+    /* What a replay sent so far is read: free its window, naming the last
+     * record read and its hash, the proof the broker asks for. */
+    for (size_t i = 0; self->client && i < S_MAX_WAITERS; i++) {
+        s_waiter_t *w = &self->waiters[i];
+        if (w->used && w->kind == S_W_REPLAY && w->rp_seq) {
+            soffa_frame_t c = {.type = SOFFA_FRAME_REPLAY_ACK, .tag = w->key, .seq = w->rp_seq, .has_hash = true};
+            memcpy(c.hash, w->rp_hash, SOFFA_HASH_LEN);
+            soffa_client_send(self->client, &c);
+            w->rp_seq = 0;
+        }
+    }
 }
 
 /* ---- Hooks -------------------------------------------------------------------------- */
@@ -991,12 +1025,18 @@ s_status_json(soffa_agent_t *self)
         soffa_time_format(self->last_delivery_us, ts);
     s_overdue_t o = {self, soffa_now_us(), 0, 0, NULL};
     soffa_box_await_scan(self->box, s_overdue_one, &o);
-    return json_pack("{s:b, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:{s:I, s:I}}", "ok", 1, "agent", self->cfg.name,
+    json_t *st = json_pack("{s:b, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:{s:I, s:I}}", "ok", 1, "agent", self->cfg.name,
                      "role", soffa_role_name(self->role), "connected", self->client != NULL, "broker_endpoint",
                      self->cfg.broker, "mailbox", self->mailbox, "outbox", (json_int_t) soffa_box_outbox_count(self->box),
                      "inbox", (json_int_t) total, "inbox_new", (json_int_t) fresh, "inbox_failed", (json_int_t) failed,
                      "last_delivery", ts, "refused", (json_int_t) self->refused, "overdue", "signals",
                      (json_int_t) o.signals, "referrals", (json_int_t) o.referrals);
+    if (st && self->closed_at_us) {
+        char at[32];
+        soffa_time_format(self->closed_at_us, at);
+        json_object_set_new(st, "session_closed", json_pack("{s:s, s:s}", "at", at, "why", self->closed_why));
+    }
+    return st;
 }
 
 typedef struct {
@@ -1062,7 +1102,7 @@ s_on_control(soffa_agent_t *self)
                 if (self->client && json_is_true(json_object_get(req, "broker"))) {
                     uint64_t tag = soffa_client_next_tag(self->client);
                     w = s_waiter_new(self, S_W_STATUS, rid, rid_len, tag, 3000);
-                    soffa_frame_t sr = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = tag};
+                    soffa_frame_t sr = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = tag, .receipt = self->status_receipt};
                     if (w && soffa_client_send(self->client, &sr) == SOFFA_OK)
                         w->acc = st;
                     else if (w)

@@ -608,6 +608,7 @@ typedef struct {
     soffa_client_t *c;
     char mailbox[32];
     uint64_t received, last_seq;
+    uint8_t last_hash[SOFFA_HASH_LEN];   /* of last_seq, for the ACK */
     bool stalled;             /* subscribed, then never reads */
 } s_consumer_t;
 
@@ -638,8 +639,10 @@ s_consumer_drain(s_consumer_t *k, void (*seen)(void *, const soffa_frame_t *, in
         if (f.type == SOFFA_FRAME_DELIVER) {
             if (seen)
                 seen(ctx, &f, now);
-            if (f.seq > k->last_seq)
+            if (f.seq > k->last_seq) {
                 k->last_seq = f.seq;
+                memcpy(k->last_hash, f.hash, SOFFA_HASH_LEN);
+            }
             got++;
         } else if (f.type == SOFFA_FRAME_ERROR) {
             fprintf(stderr, "soffa-bench: %s: %s\n", k->mailbox, f.text);
@@ -647,7 +650,8 @@ s_consumer_drain(s_consumer_t *k, void (*seen)(void *, const soffa_frame_t *, in
         soffa_frame_fini(&f);
     }
     if (got) {
-        soffa_frame_t ack = {.type = SOFFA_FRAME_ACK, .seq = k->last_seq};
+        soffa_frame_t ack = {.type = SOFFA_FRAME_ACK, .seq = k->last_seq, .has_hash = true};
+        memcpy(ack.hash, k->last_hash, SOFFA_HASH_LEN);
         snprintf(ack.mailbox, sizeof ack.mailbox, "%s", k->mailbox);
         soffa_client_send(k->c, &ack);
         k->received += (uint64_t) got;
@@ -898,17 +902,29 @@ s_replay(const s_opts_t *o, const s_broker_t *b)
     soffa_client_t *c = s_connect(b, ctx, "bench-audit");
     if (!c)
         goto out;
-    soffa_frame_t rq = {.type = SOFFA_FRAME_REPLAY, .tag = 1};
-    snprintf(rq.text, sizeof rq.text, "benchmark");
+    soffa_frame_t rq = {.type = SOFFA_FRAME_REPLAY, .tag = 1, .credit = 1024};
+    snprintf(rq.text, sizeof rq.text, "replay");
     int64_t t0 = soffa_mono_us();
     if (soffa_client_send(c, &rq) != SOFFA_OK)
         goto out;
-    long got = 0, granted = 0, bytes = 0;
+    long got = 0, unacked = 0, bytes = 0;
+    uint64_t last_seq = 0;
+    uint8_t last_hash[SOFFA_HASH_LEN];
     uint64_t end_count = 0;
     bool ended = false;
     while (!ended) {
         soffa_frame_t f;
-        soffa_err_t r = soffa_client_recv(c, &f, 30000);
+        soffa_err_t r = soffa_client_recv(c, &f, 0);
+        if (r == SOFFA_ERR_TIMEOUT && unacked) {
+            /* Everything here is read: free the window as the auditor's
+             * agent does, naming the last record read and its hash. */
+            soffa_frame_t ra = {.type = SOFFA_FRAME_REPLAY_ACK, .tag = 1, .seq = last_seq, .has_hash = true};
+            memcpy(ra.hash, last_hash, SOFFA_HASH_LEN);
+            soffa_client_send(c, &ra);
+            unacked = 0;
+        }
+        if (r == SOFFA_ERR_TIMEOUT)
+            r = soffa_client_recv(c, &f, 30000);
         if (r != SOFFA_OK) {
             fprintf(stderr, "soffa-bench: replay stalled after %ld records\n", got);
             goto out;
@@ -916,12 +932,9 @@ s_replay(const s_opts_t *o, const s_broker_t *b)
         if (f.type == SOFFA_FRAME_DELIVER) {
             got++;
             bytes += (long) f.data_len;
-            /* Grant more as the auditor's agent does, in steps. */
-            if (++granted >= 128) {
-                soffa_frame_t cr = {.type = SOFFA_FRAME_CREDIT, .credit = (uint32_t) granted};
-                soffa_client_send(c, &cr);
-                granted = 0;
-            }
+            last_seq = f.seq;
+            memcpy(last_hash, f.hash, SOFFA_HASH_LEN);
+            unacked++;
         } else if (f.type == SOFFA_FRAME_REPLAY_END) {
             ended = true;
             end_count = f.count;

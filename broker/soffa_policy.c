@@ -91,6 +91,9 @@ s_inbox_of(soffa_role_t role, const char *agent, const char *kommun, char out[SO
     case SOFFA_ROLE_KAA: snprintf(out, SOFFA_NAME_MAX, "kaa/%.4s", kommun); break;
     case SOFFA_ROLE_SOCIAL: snprintf(out, SOFFA_NAME_MAX, "social/%.4s", kommun); break;
     case SOFFA_ROLE_AF: snprintf(out, SOFFA_NAME_MAX, "af/%.4s", kommun); break;
+    /* An auditor's agent keeps every signed checkpoint it is given: its own
+     * copy of the chain heads, for soffa verify --against. */
+    case SOFFA_ROLE_AUDIT: snprintf(out, SOFFA_NAME_MAX, "audit/checkpoint"); break;
     default: out[0] = '\0'; break;
     }
 }
@@ -229,10 +232,18 @@ soffa_policy_referral_deliverable(const soffa_msg_view_t *referral, soffa_date_t
     return rc == SOFFA_OK;
 }
 
+bool
+soffa_policy_is_inbox(const char *mailbox)
+{
+    return mailbox
+           && (!strncmp(mailbox, "kaa/", 4) || !strncmp(mailbox, "social/", 7) || !strncmp(mailbox, "af/", 3)
+               || !strncmp(mailbox, "school/", 7));
+}
+
 soffa_err_t
 soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soffa_date_t today,
-                    soffa_policy_find_fn find, void *ctx, soffa_policy_decision_t *out, char *why,
-                    size_t whylen)
+                    const soffa_policy_facts_t *facts, soffa_policy_find_fn find, void *ctx,
+                    soffa_policy_decision_t *out, char *why, size_t whylen)
 {
     soffa_msg_view_t v;
     soffa_msg_view(msg, &v);
@@ -269,10 +280,18 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
         return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
                         "the message claims school unit %s; %s is %s", v.claimed_unit, sender->name, sender->unit);
 
-    /* 3. Protected identities: no contact details, whatever else holds. */
-    if (v.protected_identity && v.has_contact)
+    /* 3. Protected identities: no contact details, whatever else holds;
+     * once any message said so, soffa remembers it until the KAA of the
+     * home municipality lifts it. */
+    bool remembered = facts && facts->subject_protected;
+    if ((v.protected_identity || (remembered && !v.protection_lifted)) && v.has_contact)
         return s_refuse(why, whylen, SOFFA_ERR_PROTECTED,
-                        "the young person has a protected identity; remove the phone and e-mail");
+                        "the young person has a protected identity%s; remove the phone and e-mail",
+                        v.protected_identity ? "" : " (an earlier message said so)");
+    if (v.protection_lifted && (sender->role != SOFFA_ROLE_KAA || strcmp(sender->kommun, v.hemkommun) != 0))
+        return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "only the KAA of the home municipality (%s) may say that an identity is no longer protected",
+                        v.hemkommun);
 
     /* 4. Age. Reserve numbers carry no birth date and pass. */
     int age = s_age(&v);
@@ -441,6 +460,21 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
     case SOFFA_MT_SIGNAL_ACKNOWLEDGED: kinds[0] = 'A'; ids[0] = v.ref_id; break;        /* the signal is answered */
     case SOFFA_MT_REFERRAL_STATUS_CHANGED: kinds[0] = 'S'; ids[0] = v.ref_id; break;    /* the referral is received */
     default: break;
+    }
+    /* 10. Receipts: what this record awaits, and what it answers. */
+    if (v.type == SOFFA_MT_ENROLMENT_CHANGED || v.type == SOFFA_MT_ABSENCE_REPORTED
+        || v.type == SOFFA_MT_AT_RISK_NOTICE) {
+        out->awaits = SOFFA_POLICY_AWAIT_ACK;
+        memcpy(out->awaits_id, v.message_id, 16);
+    } else if (v.type == SOFFA_MT_REFERRAL_SENT && v.ref_id) {
+        out->awaits = SOFFA_POLICY_AWAIT_STATUS;
+        memcpy(out->awaits_id, v.ref_id, 16);
+    } else if (v.type == SOFFA_MT_SIGNAL_ACKNOWLEDGED && v.ref_id) {
+        out->answers = SOFFA_POLICY_AWAIT_ACK;
+        memcpy(out->answers_id, v.ref_id, 16);
+    } else if (v.type == SOFFA_MT_REFERRAL_STATUS_CHANGED && v.ref_id) {
+        out->answers = SOFFA_POLICY_AWAIT_STATUS;
+        memcpy(out->answers_id, v.ref_id, 16);
     }
     for (int i = 0; i < 2; i++) {
         if (!kinds[i] || !ids[i])

@@ -13,6 +13,8 @@
  *    social/K, af/K    referrals and concern reports for municipality K
  *    school/A          answers to school agent A
  *    school-journal/A  consents recorded by school agent A
+ *    audit/checkpoint  the broker's signed checkpoints (read by every auditor's agent)
+ *    audit/access      one record when a read of the history opens, one when it ends
  */
 #ifndef SOFFA_POLICY_H
 #define SOFFA_POLICY_H
@@ -57,12 +59,25 @@ typedef struct {
 typedef soffa_err_t (*soffa_policy_find_fn)(void *ctx, char kind, const uint8_t id[16],
                                             soffa_policy_ref_t *out);
 
+/*  Receipt kinds: the answer a record awaits, or gives. */
+#define SOFFA_POLICY_AWAIT_ACK 'A'       /* a signal awaits the KAA's acknowledgement */
+#define SOFFA_POLICY_AWAIT_STATUS 'S'    /* a referral awaits the agency's status */
+
 /*  The outcome of a decision that allows the message. */
 typedef struct {
     char mailbox[SOFFA_NAME_MAX];                 /* destination */
     soffa_store_ref_t refs[SOFFA_STORE_REFS];     /* keys to index the record under */
     size_t n_refs;
+    char awaits;                                  /* the receipt this record awaits (0: none) */
+    uint8_t awaits_id[16];                        /* ... named by this id */
+    char answers;                                 /* the receipt this record gives (0: none) */
+    uint8_t answers_id[16];                       /* ... for this id */
 } soffa_policy_decision_t;
+
+/*  What the broker knows beyond the message itself. */
+typedef struct {
+    bool subject_protected;                       /* an earlier message marked the subject protected */
+} soffa_policy_facts_t;
 
 /*  The inbox of an identity ("kaa/1419"), or its journal. */
 void soffa_policy_inbox(const soffa_identity_t *id, char out[SOFFA_NAME_MAX]);
@@ -79,13 +94,20 @@ bool soffa_policy_may_replay(const soffa_identity_t *id, const char *mailbox);
 bool soffa_policy_needs_lookup(soffa_msg_type_t type);
 
 /*  Decides a validated message from `sender`. today is the date consents
- *  and ages are judged on. Returns SOFFA_OK with *out filled, or the refusal
+ *  and ages are judged on; facts (may be NULL) what the broker remembers
+ *  about the subject. Returns SOFFA_OK with *out filled, or the refusal
  *  (SOFFA_ERR_POLICY, SOFFA_ERR_LEGAL_BASIS, SOFFA_ERR_CONSENT,
  *  SOFFA_ERR_AGE, SOFFA_ERR_PROTECTED, SOFFA_ERR_NOT_AUTHORISED,
  *  SOFFA_ERR_NOT_FOUND, SOFFA_ERR_EXISTS) with `why` for the sender. */
 soffa_err_t soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg,
-                                soffa_date_t today, soffa_policy_find_fn find, void *ctx,
-                                soffa_policy_decision_t *out, char *why, size_t whylen);
+                                soffa_date_t today, const soffa_policy_facts_t *facts,
+                                soffa_policy_find_fn find, void *ctx, soffa_policy_decision_t *out,
+                                char *why, size_t whylen);
+
+/*  True if mailbox is an agent's inbox (kaa/, social/, af/, school/):
+ *  records waiting there with nobody reading are worth a warning. The
+ *  broker's own mailboxes (journals, audit/...) are not. */
+bool soffa_policy_is_inbox(const char *mailbox);
 
 /*  Whether a stored referral may still be delivered: its consent exists, is
  *  not withdrawn and is valid today. */

@@ -45,7 +45,8 @@
     X(LEGAL_BASIS, "legal basis does not match the message type")                   \
     X(UNAVAILABLE, "service unavailable; try again later")                          \
     X(INTERNAL, "internal error; please report it with the log")                    \
-    X(DISK_FULL, "the disk holding the store is full; free space on it and publishing resumes")
+    X(DISK_FULL, "the disk holding the store is full; free space on it and publishing resumes") \
+    X(SESSION_CLOSED, "the broker closed this session (another connection with the same key took over, or the key has too many sessions); reconnect, and if it happens again check that no second agent uses this key")
 
 typedef enum {
 #define SOFFA_ERR_ENUM_(name, text) SOFFA_ERR_##name,

@@ -60,6 +60,43 @@ soffa_msg_decode(const void *buf, size_t len, soffa_msg_t **out)
     return SOFFA_OK;
 }
 
+/* True if m, or any message inside it, carries fields the schema lacks. */
+static bool
+s_has_unknown(const ProtobufCMessage *m)
+{
+    if (!m)
+        return false;
+    if (m->n_unknown_fields)
+        return true;
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        const char *base = (const char *) m + f->offset;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *) ((const char *) m + f->quantifier_offset);
+            ProtobufCMessage *const *v = *(ProtobufCMessage *const *const *) base;
+            for (size_t j = 0; j < n; j++)
+                if (s_has_unknown(v[j]))
+                    return true;
+        } else if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            if (*(const uint32_t *) ((const char *) m + f->quantifier_offset) == f->id
+                && s_has_unknown(*(ProtobufCMessage *const *) base))
+                return true;
+        } else if (s_has_unknown(*(ProtobufCMessage *const *) base)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+soffa_msg_has_unknown_fields(const soffa_msg_t *msg)
+{
+    return msg && s_has_unknown(&msg->pb->base);
+}
+
 soffa_err_t
 soffa_msg_encode(const soffa_msg_t *msg, uint8_t **buf, size_t *len)
 {
@@ -767,6 +804,7 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->subject_id = m->subject->id;
         v->hemkommun = m->subject->hemkommun;
         v->protected_identity = m->subject->protected_identity;
+        v->protection_lifted = m->subject->protection_lifted;
     }
     if (m->occurred_at_us > 0)
         v->event_date = soffa_date_to_int(soffa_date_local(m->occurred_at_us));
@@ -1021,6 +1059,10 @@ s_person(s_vctx_t *c, const char *field, const Soffa__PersonRef *p)
         if ((kind == SOFFA_ID_SAMNR) != (p->id_type == SOFFA__ID_TYPE__ID_SAMNR))
             return s_bad(c, SOFFA_ERR_BAD_FIELD, f, "id_type says %s but the number is a %s",
                          p->id_type == SOFFA__ID_TYPE__ID_SAMNR ? "SAMNR" : "PNR", soffa_id_kind_name(kind));
+    }
+    if (p->protected_identity && p->protection_lifted) {
+        s_path(f, sizeof f, field, ".protection_lifted");
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, f, "an identity cannot be both protected and no longer protected");
     }
     s_path(f, sizeof f, field, ".hemkommun");
     return s_kommun(c, f, p->hemkommun, true);
@@ -1279,4 +1321,46 @@ soffa_msg_validate(const soffa_msg_t *msg, int64_t now_us, char *why, size_t why
         S_CHECK(s_enum(&c, "classification.level", m->classification->level, 1, 3, false));
     }
     return s_payload(&c, m);
+}
+
+/* ---- Messages the broker writes itself ---- */
+
+soffa_err_t
+soffa_msg_referral_withdrawn(const soffa_msg_t *referral, const uint8_t consent_id[16], const uint8_t cause[16],
+                             const uint8_t message_id[16], int64_t now_us, uint8_t **buf, size_t *len)
+{
+    if (!referral || !consent_id || !cause || !message_id || !buf || !len)
+        return SOFFA_ERR_INVALID_ARG;
+    const Soffa__Message *r = referral->pb;
+    if (r->payload_case != SOFFA__MESSAGE__PAYLOAD_REFERRAL_SENT || !r->subject
+        || r->referral_sent->referral_id.len != SOFFA_UUID_LEN)
+        return SOFFA_ERR_INVALID_ARG;
+    Soffa__PersonRef subject = SOFFA__PERSON_REF__INIT;
+    subject.id_type = r->subject->id_type;
+    subject.id = r->subject->id;
+    subject.protected_identity = r->subject->protected_identity;
+    subject.hemkommun = r->subject->hemkommun;
+    Soffa__ReferralWithdrawn w = SOFFA__REFERRAL_WITHDRAWN__INIT;
+    w.referral_id = r->referral_sent->referral_id;
+    w.reason = SOFFA__WITHDRAW_REASON__WR_CONSENT_WITHDRAWN;
+    Soffa__Message m = SOFFA__MESSAGE__INIT;
+    m.message_id = (ProtobufCBinaryData) {SOFFA_UUID_LEN, (uint8_t *) message_id};
+    m.schema_version = "1.0";
+    m.occurred_at_us = now_us;
+    m.sent_at_us = now_us;
+    m.subject = &subject;
+    m.legal_basis = SOFFA__LEGAL_BASIS__LB_CONSENT_OSL_12_2;
+    m.consent_id = (ProtobufCBinaryData) {SOFFA_UUID_LEN, (uint8_t *) consent_id};
+    m.correlation_id = r->correlation_id.len == SOFFA_UUID_LEN ? r->correlation_id : w.referral_id;
+    m.causation_id = (ProtobufCBinaryData) {SOFFA_UUID_LEN, (uint8_t *) cause};
+    m.payload_case = SOFFA__MESSAGE__PAYLOAD_REFERRAL_WITHDRAWN;
+    m.referral_withdrawn = &w;
+    size_t n = soffa__message__get_packed_size(&m);
+    uint8_t *b = malloc(n ? n : 1);
+    if (!b)
+        return SOFFA_ERR_NOMEM;
+    soffa__message__pack(&m, b);
+    *buf = b;
+    *len = n;
+    return SOFFA_OK;
 }

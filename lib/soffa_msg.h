@@ -130,6 +130,7 @@ typedef struct {
     const char *subject_id;          /* canonical 12 digits (or local reserve) */
     const char *hemkommun;           /* subject's home municipality */
     bool protected_identity;
+    bool protection_lifted;          /* the home municipality's KAA says protection has ended */
     uint32_t event_date;             /* yyyymmdd the age rules apply to, 0 if none */
     const uint8_t *ref_id;           /* thread id in the payload: signal, referral, report, consent or case id */
     soffa_target_kind_t target_kind; /* referral_sent */
@@ -160,6 +161,18 @@ soffa_err_t soffa_msg_encode(const soffa_msg_t *msg, uint8_t **buf, size_t *len)
 
 /*  Destroys *self_p and sets it to NULL; NULL-safe. */
 void soffa_msg_destroy(soffa_msg_t **self_p);
+
+/*  True if msg, or a message inside it, carries fields the schema does not
+ *  know (which soffa can neither validate nor show, so never stores). */
+bool soffa_msg_has_unknown_fields(const soffa_msg_t *msg);
+
+/*  The referral_withdrawn the broker sends when the consent a referral
+ *  rests on is withdrawn: same subject and thread as `referral` (a decoded
+ *  referral_sent), reason CONSENT_WITHDRAWN, caused by the withdrawal
+ *  `cause`. Encoded into *buf (free with free()). */
+soffa_err_t soffa_msg_referral_withdrawn(const soffa_msg_t *referral, const uint8_t consent_id[16],
+                                         const uint8_t cause[16], const uint8_t message_id[16], int64_t now_us,
+                                         uint8_t **buf, size_t *len);
 
 /* ---- JSON ---- */
 

@@ -66,9 +66,15 @@ soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash)
         json_object_set_new(o, "type", json_string("access"));
         soffa_access_t a;
         if (soffa_access_decode(e.body, e.body_len, &a) == SOFFA_OK)
-            json_object_set_new(o, "access", json_pack("{s:s, s:s, s:s, s:s, s:I}", "agent", a.agent, "role",
-                                                       soffa_role_name(a.role), "request", a.request, "filter",
-                                                       a.filter, "records", (json_int_t) a.records));
+            json_object_set_new(o, "access",
+                                json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:I}", "agent", a.agent, "role",
+                                          soffa_role_name(a.role), "request", a.request, "filter", a.filter, "records",
+                                          (json_int_t) a.records, "state",
+                                          a.state == SOFFA_ACCESS_OPENED      ? "opened"
+                                          : a.state == SOFFA_ACCESS_CUT_OFF   ? "cut_off"
+                                          : a.state == SOFFA_ACCESS_COMPLETED ? "completed"
+                                                                              : "unknown",
+                                          "opened_seq", (json_int_t) a.opened_seq));
     }
     soffa_envelope_fini(&e);
     return o;
@@ -84,8 +90,12 @@ soffa_record_line(json_t *rec, char *out, size_t outlen)
     json_t *subj = json_object_get(m, "subject");
     const char *pid = json_string_value(json_object_get(subj, "id"));
     const char *hem = json_string_value(json_object_get(subj, "hemkommun"));
-    char when[20] = "";
-    if (ts)
+    /* People read Swedish time. */
+    char when[32] = "";
+    json_int_t at = json_integer_value(json_object_get(rec, "received_at_us"));
+    if (at)
+        soffa_time_format_local(at, when);
+    else if (ts)
         snprintf(when, sizeof when, "%.10s %.5s", ts, ts + 11);
     if (json_object_get(rec, "checkpoint")) {
         snprintf(out, outlen, "seq %-6lld %s  %-24s vouches for 1..%lld", (long long) json_integer_value(json_object_get(rec, "seq")),
@@ -95,10 +105,18 @@ soffa_record_line(json_t *rec, char *out, size_t outlen)
     }
     if (json_object_get(rec, "access")) {
         json_t *a = json_object_get(rec, "access");
-        snprintf(out, outlen, "seq %-6lld %s  %-24s %s read %lld record(s): %s",
-                 (long long) json_integer_value(json_object_get(rec, "seq")), when, "access",
-                 json_string_value(json_object_get(a, "agent")), (long long) json_integer_value(json_object_get(a, "records")),
-                 json_string_value(json_object_get(a, "filter")));
+        const char *state = json_string_value(json_object_get(a, "state"));
+        if (state && !strcmp(state, "opened"))
+            snprintf(out, outlen, "seq %-6lld %s  %-24s %s opened a read (%s): %s",
+                     (long long) json_integer_value(json_object_get(rec, "seq")), when, "access",
+                     json_string_value(json_object_get(a, "agent")), json_string_value(json_object_get(a, "request")),
+                     json_string_value(json_object_get(a, "filter")));
+        else
+            snprintf(out, outlen, "seq %-6lld %s  %-24s %s read %lld record(s)%s: %s",
+                     (long long) json_integer_value(json_object_get(rec, "seq")), when, "access",
+                     json_string_value(json_object_get(a, "agent")), (long long) json_integer_value(json_object_get(a, "records")),
+                     state && !strcmp(state, "cut_off") ? " before it was cut off" : "",
+                     json_string_value(json_object_get(a, "filter")));
         return;
     }
     snprintf(out, outlen, "seq %-6lld %s  %-24s from %-12s to %-18s pupil %s (%s)",

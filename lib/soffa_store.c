@@ -15,7 +15,8 @@
 #include "soffa_bytes.h"
 #include "soffa_log.h"
 
-#define S_VERSION "2"   /* 2: subject index in seq buckets */
+#define S_VERSION "3"   /* 2: subject index in seq buckets; 3: mailbox ordinals, state table */
+#define S_VERSION_2 "2"
 /* The subject index is split into buckets of 2^S_BUCKET_BITS sequence numbers,
  * key = bucket(u32) || subject_key || seq. A commit then dirties only the few
  * pages of the newest bucket instead of one random page per record, and the
@@ -31,12 +32,13 @@
 struct soffa_store {
     MDB_env *env;
     MDB_dbi log;                          /* seq -> hash || envelope */
-    MDB_dbi mailbox;                      /* mailbox NUL seq -> "" */
+    MDB_dbi mailbox;                      /* mailbox NUL seq -> ordinal in the mailbox (u64) */
     MDB_dbi subject;                      /* subject key || seq -> "" */
     MDB_dbi dedup;                        /* sender NUL message id -> seq */
     MDB_dbi cursor;                       /* consumer -> seq */
     MDB_dbi meta;                         /* version, head */
     MDB_dbi ref;                          /* reference key -> seq */
+    MDB_dbi state;                        /* the broker's derived state: key -> value */
     bool read_only;
     bool has_key;                         /* subject key loaded */
     uint8_t key[S_KEY_LEN];               /* subject index secret */
@@ -147,7 +149,7 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
 
     if ((mrc = mdb_env_create(&self->env)) != 0)
         goto lmdb_fail;
-    mdb_env_set_maxdbs(self->env, 8);
+    mdb_env_set_maxdbs(self->env, 12);
     if ((mrc = mdb_env_set_mapsize(self->env, opts->map_size ? opts->map_size : (size_t) 1 << 30)) != 0)
         goto lmdb_fail;
     /* No MDB_NOSYNC / MDB_NOMETASYNC / MDB_MAPASYNC: a commit is durable. */
@@ -166,6 +168,11 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
         || (mrc = mdb_dbi_open(txn, "meta", create, &self->meta)) != 0
         || (mrc = mdb_dbi_open(txn, "ref", create, &self->ref)) != 0)
         goto lmdb_fail;
+    /* A version-2 store has no state table: it is refused below, or made by
+     * soffa_store_upgrade. */
+    mrc = mdb_dbi_open(txn, "state", create, &self->state);
+    if (mrc != 0 && !(mrc == MDB_NOTFOUND && opts->read_only))
+        goto lmdb_fail;
 
     MDB_val k = {7, "version"}, v;
     mrc = mdb_get(txn, self->meta, &k, &v);
@@ -177,6 +184,9 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
     } else if (mrc != 0) {
         goto lmdb_fail;
     } else if (v.mv_size != strlen(S_VERSION) || memcmp(v.mv_data, S_VERSION, v.mv_size) != 0) {
+        soffa_error("store %s has format version %.*s; this soffa reads version %s: run soffa-broker --upgrade-store "
+                    "(it takes a backup first)", opts->path, (int) (v.mv_size < 16 ? v.mv_size : 16),
+                    (const char *) v.mv_data, S_VERSION);
         rc = SOFFA_ERR_VERSION;
         goto fail;
     }
@@ -284,40 +294,58 @@ s_write_err(soffa_store_t *self, int mrc)
 
 typedef struct {
     const char *name;
+    uint64_t base;                 /* count stored before this batch */
     uint64_t added, last;
 } s_mstat_t;
+
+/* The stored count of a mailbox (0 when it has none yet). */
+static int
+s_mstat_get(soffa_store_t *self, MDB_txn *txn, const char *name, uint64_t *count)
+{
+    uint8_t key[2 + SOFFA_NAME_MAX];
+    size_t nlen = strlen(name);
+    memcpy(key, S_MSTAT_PREFIX, 2);
+    memcpy(key + 2, name, nlen);
+    MDB_val k = {2 + nlen, key}, v;
+    int mrc = mdb_get(txn, self->meta, &k, &v);
+    *count = 0;
+    if (mrc == 0 && v.mv_size == 16)
+        *count = soffa_bytes_get_u64(v.mv_data);
+    else if (mrc == 0)
+        return MDB_CORRUPTED;
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
 
 static int
 s_mstat_flush(soffa_store_t *self, MDB_txn *txn, s_mstat_t *ms, size_t *n)
 {
     for (size_t i = 0; i < *n; i++) {
-        uint8_t key[2 + SOFFA_NAME_MAX], val[16] = {0};
+        uint8_t key[2 + SOFFA_NAME_MAX], val[16];
         size_t nlen = strlen(ms[i].name);
         memcpy(key, S_MSTAT_PREFIX, 2);
         memcpy(key + 2, ms[i].name, nlen);
-        MDB_val k = {2 + nlen, key}, v;
-        int mrc = mdb_get(txn, self->meta, &k, &v);
-        if (mrc == 0 && v.mv_size == 16)
-            memcpy(val, v.mv_data, 16);
-        else if (mrc != MDB_NOTFOUND && mrc != 0)
-            return mrc;
-        soffa_bytes_put_u64(val, soffa_bytes_get_u64(val) + ms[i].added);
+        soffa_bytes_put_u64(val, ms[i].base + ms[i].added);
         soffa_bytes_put_u64(val + 8, ms[i].last);
-        v = (MDB_val) {16, val};
-        if ((mrc = mdb_put(txn, self->meta, &k, &v, 0)) != 0)
+        MDB_val k = {2 + nlen, key}, v = {16, val};
+        int mrc = mdb_put(txn, self->meta, &k, &v, 0);
+        if (mrc != 0)
             return mrc;
     }
     *n = 0;
     return 0;
 }
 
+/* Counts one more record of mailbox `name` at seq; *ordinal gets its place
+ * in the mailbox (1 for the first record ever). */
 static int
-s_mstat_add(soffa_store_t *self, MDB_txn *txn, s_mstat_t *ms, size_t *n, const char *name, uint64_t seq)
+s_mstat_add(soffa_store_t *self, MDB_txn *txn, s_mstat_t *ms, size_t *n, const char *name, uint64_t seq,
+            uint64_t *ordinal)
 {
     for (size_t i = 0; i < *n; i++)
         if (strcmp(ms[i].name, name) == 0) {
             ms[i].added++;
             ms[i].last = seq;
+            *ordinal = ms[i].base + ms[i].added;
             return 0;
         }
     if (*n == S_MSTAT_MAX) {
@@ -325,7 +353,42 @@ s_mstat_add(soffa_store_t *self, MDB_txn *txn, s_mstat_t *ms, size_t *n, const c
         if (mrc != 0)
             return mrc;
     }
-    ms[(*n)++] = (s_mstat_t) {name, 1, seq};
+    uint64_t base;
+    int mrc = s_mstat_get(self, txn, name, &base);
+    if (mrc != 0)
+        return mrc;
+    ms[(*n)++] = (s_mstat_t) {name, base, 1, seq};
+    *ordinal = base + 1;
+    return 0;
+}
+
+/* Applies an item's state operations (seq is the item's sequence). */
+static int
+s_state_apply(soffa_store_t *self, MDB_txn *txn, const soffa_store_item_t *it, uint64_t seq)
+{
+    for (size_t i = 0; i < it->n_state && i < SOFFA_STORE_STATE_OPS; i++) {
+        const soffa_store_state_op_t *op = &it->state[i];
+        if (op->klen == 0 || op->klen > SOFFA_STORE_STATE_KEY || op->vlen > SOFFA_STORE_STATE_VAL)
+            return EINVAL;
+        MDB_val k = {op->klen, (void *) op->key};
+        if (op->del) {
+            int mrc = mdb_del(txn, self->state, &k, NULL);
+            if (mrc != 0 && mrc != MDB_NOTFOUND)
+                return mrc;
+            continue;
+        }
+        uint8_t val[SOFFA_STORE_STATE_VAL + 8];
+        memcpy(val, op->val, op->vlen);
+        size_t vlen = op->vlen;
+        if (op->with_seq) {
+            soffa_bytes_put_u64(val + vlen, seq);
+            vlen += 8;
+        }
+        MDB_val v = {vlen, val};
+        int mrc = mdb_put(txn, self->state, &k, &v, 0);
+        if (mrc != 0)
+            return mrc;
+    }
     return 0;
 }
 
@@ -438,9 +501,13 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
         uint8_t mkey[SOFFA_NAME_MAX + 1 + 8];
         memcpy(mkey, env->mailbox, mlen + 1);
         soffa_bytes_put_u64(mkey + mlen + 1, seq);
-        MDB_val mk = {mlen + 1 + 8, mkey}, empty = {0, NULL};
-        if ((mrc = mdb_put(txn, self->mailbox, &mk, &empty, 0)) != 0
-            || (mrc = s_mstat_add(self, txn, ms, &n_ms, env->mailbox, seq)) != 0)
+        uint64_t ordinal;
+        uint8_t oval[8];
+        MDB_val mk = {mlen + 1 + 8, mkey}, ov = {8, oval}, empty = {0, NULL};
+        if ((mrc = s_mstat_add(self, txn, ms, &n_ms, env->mailbox, seq, &ordinal)) != 0)
+            goto lmdb_fail;
+        soffa_bytes_put_u64(oval, ordinal);
+        if ((mrc = mdb_put(txn, self->mailbox, &mk, &ov, 0)) != 0 || (mrc = s_state_apply(self, txn, it, seq)) != 0)
             goto lmdb_fail;
 
         if (env->has_subject_key) {
@@ -725,6 +792,191 @@ soffa_store_mailboxes(soffa_store_t *self, int (*fn)(void *, const char *, uint6
     return s_read_end(txn, cur, rc, mrc);
 }
 
+soffa_err_t
+soffa_store_mailbox_rank(soffa_store_t *self, const char *mailbox, uint64_t seq, uint64_t *count)
+{
+    size_t mlen = mailbox ? strlen(mailbox) : 0;
+    if (mlen == 0 || mlen >= SOFFA_NAME_MAX || !count)
+        return SOFFA_ERR_INVALID_ARG;
+    *count = 0;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = s_read_cursor(self, self->mailbox, &txn, &cur);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    /* The last entry before (mailbox, seq + 1) holds the answer. */
+    uint8_t key[SOFFA_NAME_MAX + 1 + 8];
+    memcpy(key, mailbox, mlen + 1);
+    soffa_bytes_put_u64(key + mlen + 1, seq == UINT64_MAX ? seq : seq + 1);
+    MDB_val k = {mlen + 1 + 8, key}, v;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    if (mrc == 0)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    else if (mrc == MDB_NOTFOUND)
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    soffa_err_t rc = SOFFA_OK;
+    if (mrc == 0 && k.mv_size == mlen + 1 + 8 && memcmp(k.mv_data, mailbox, mlen + 1) == 0) {
+        if (v.mv_size == 8)
+            *count = soffa_bytes_get_u64(v.mv_data);
+        else
+            rc = SOFFA_ERR_STORE_CORRUPT;
+    }
+    return s_read_end(txn, cur, rc, mrc);
+}
+
+soffa_err_t
+soffa_store_state_get(soffa_store_t *self, const void *key, size_t klen, void *val, size_t cap, size_t *vlen)
+{
+    if (!key || klen == 0 || klen > SOFFA_STORE_STATE_KEY)
+        return SOFFA_ERR_INVALID_ARG;
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k = {klen, (void *) key}, v;
+    mrc = mdb_get(txn, self->state, &k, &v);
+    if (mrc == 0) {
+        if (val)
+            memcpy(val, v.mv_data, v.mv_size < cap ? v.mv_size : cap);
+        if (vlen)
+            *vlen = v.mv_size;
+    }
+    mdb_txn_abort(txn);
+    return soffa_store_err(mrc);
+}
+
+soffa_err_t
+soffa_store_state_scan(soffa_store_t *self, const void *prefix, size_t plen,
+                       int (*fn)(void *, const uint8_t *, size_t, const uint8_t *, size_t), void *ctx)
+{
+    if (!fn || (plen && !prefix))
+        return SOFFA_ERR_INVALID_ARG;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = s_read_cursor(self, self->state, &txn, &cur);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k = {plen, (void *) prefix}, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST); mrc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        if (fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
+            break;
+    }
+    return s_read_end(txn, cur, SOFFA_OK, mrc);
+}
+
+soffa_err_t
+soffa_store_state_write(soffa_store_t *self, const soffa_store_state_op_t *ops, size_t n)
+{
+    if (!self || (!ops && n))
+        return SOFFA_ERR_INVALID_ARG;
+    if (self->read_only)
+        return SOFFA_ERR_PERMISSION;
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    for (size_t i = 0; i < n && mrc == 0; i += SOFFA_STORE_STATE_OPS) {
+        soffa_store_item_t it = {.n_state = n - i < SOFFA_STORE_STATE_OPS ? n - i : SOFFA_STORE_STATE_OPS};
+        memcpy(it.state, ops + i, it.n_state * sizeof *ops);
+        for (size_t j = 0; j < it.n_state; j++)
+            if (it.state[j].with_seq)
+                mrc = EINVAL;
+        if (mrc == 0)
+            mrc = s_state_apply(self, txn, &it, 0);
+    }
+    if (mrc != 0) {
+        mdb_txn_abort(txn);
+        return s_write_err(self, mrc);
+    }
+    mrc = mdb_txn_commit(txn);
+    return mrc == 0 ? SOFFA_OK : s_write_err(self, mrc);
+}
+
+/* ---- Upgrade ----------------------------------------------------------- */
+
+/* Version 2 -> 3: every mailbox index entry gets its ordinal, the state
+ * table is created (empty), and the version becomes 3. */
+static int
+s_upgrade_2(MDB_txn *txn, MDB_dbi mbox)
+{
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, mbox, &cur);
+    if (mrc != 0)
+        return mrc;
+    MDB_val k, v;
+    char name[SOFFA_NAME_MAX + 1] = "";
+    uint64_t ordinal = 0;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < 9 || k.mv_size - 8 > sizeof name || ((char *) k.mv_data)[k.mv_size - 9] != '\0') {
+            mrc = MDB_CORRUPTED;
+            break;
+        }
+        if (strcmp(name, k.mv_data) != 0) {
+            memcpy(name, k.mv_data, k.mv_size - 8);
+            ordinal = 0;
+        }
+        /* The key lives in the page the put rewrites: copy it first. */
+        uint8_t key[SOFFA_NAME_MAX + 1 + 8], ov[8];
+        memcpy(key, k.mv_data, k.mv_size);
+        soffa_bytes_put_u64(ov, ++ordinal);
+        MDB_val nk = {k.mv_size, key}, nv = {8, ov};
+        if ((mrc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+soffa_err_t
+soffa_store_upgrade(const char *path, size_t map_size, char from[8])
+{
+    if (!path || !from)
+        return SOFFA_ERR_INVALID_ARG;
+    from[0] = '\0';
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi meta, mbox, state;
+    soffa_err_t rc = SOFFA_OK;
+    int mrc;
+    if ((mrc = mdb_env_create(&env)) != 0)
+        return soffa_store_err(mrc);
+    mdb_env_set_maxdbs(env, 12);
+    if ((mrc = mdb_env_set_mapsize(env, map_size ? map_size : (size_t) 1 << 30)) != 0
+        || (mrc = mdb_env_open(env, path, MDB_NOTLS, 0600)) != 0
+        || (mrc = mdb_txn_begin(env, NULL, 0, &txn)) != 0 || (mrc = mdb_dbi_open(txn, "meta", 0, &meta)) != 0)
+        goto out;
+    MDB_val k = {7, "version"}, v;
+    if ((mrc = mdb_get(txn, meta, &k, &v)) != 0)
+        goto out;
+    snprintf(from, 8, "%.*s", (int) (v.mv_size < 7 ? v.mv_size : 7), (const char *) v.mv_data);
+    if (strcmp(from, S_VERSION) == 0)
+        goto out;   /* nothing to do */
+    if (strcmp(from, S_VERSION_2) != 0) {
+        rc = SOFFA_ERR_VERSION;
+        goto out;
+    }
+    if ((mrc = mdb_dbi_open(txn, "mailbox", 0, &mbox)) != 0 || (mrc = s_upgrade_2(txn, mbox)) != 0
+        || (mrc = mdb_dbi_open(txn, "state", MDB_CREATE, &state)) != 0)
+        goto out;
+    v = (MDB_val) {strlen(S_VERSION), S_VERSION};
+    if ((mrc = mdb_put(txn, meta, &k, &v, 0)) != 0)
+        goto out;
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (rc == SOFFA_OK && mrc != 0) {
+        rc = soffa_store_err(mrc);
+        soffa_error("store %s: upgrade failed: %s (lmdb %d)", path, mdb_strerror(mrc), mrc);
+    }
+    mdb_env_close(env);
+    return rc;
+}
+
 /* One get from a database in its own read transaction. */
 static soffa_err_t
 s_get_u64_value(soffa_store_t *self, MDB_dbi dbi, const void *key, size_t len, uint64_t *seq)
@@ -1003,6 +1255,7 @@ soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_
     }
     if (v.broken)
         return SOFFA_ERR_CHAIN_BROKEN;
+    rep->unsigned_tail = rep->checkpoints ? rep->records - (rep->last_signed + 1) : rep->records;
     if (v.expect - 1 != self->head_seq || sodium_memcmp(v.prev, self->head_hash, SOFFA_HASH_LEN) != 0) {
         rep->bad_seq = v.expect;
         snprintf(rep->reason, sizeof rep->reason,

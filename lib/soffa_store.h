@@ -2,12 +2,16 @@
  *
  *  One LMDB environment in a directory (created owner-only) holds:
  *    log      seq (u64 big-endian) -> hash(32) || tag(1) || encoded envelope
- *    mailbox  mailbox NUL seq      -> ""        (per-mailbox index)
+ *    mailbox  mailbox NUL seq      -> ordinal   (per-mailbox index; the record's place in
+ *             its mailbox, 1 for the first, so counts are one seek away)
  *    subject  bucket(4) subject_key(16) seq -> "" (per-subject index; keyed hash, never the
  *             number; bucket = seq / 256, so that writes stay in the newest pages)
  *    dedup    msg_id sender        -> seq       (idempotent publish)
  *    cursor   consumer name        -> seq       (durable consumer cursors)
  *    ref      caller's key         -> seq       (ids a record can be found by)
+ *    state    caller's key         -> value     (the broker's state derived from the
+ *             records: answers awaited, protected subjects, ...; changed
+ *             in the same transaction as the record that changes it)
  *    meta     "version", "head"    -> store version; last seq, hash and time
  *  The subject index key is BLAKE2b keyed with a 32-byte secret kept in
  *  DIR/subject.key (owner-only), created with the store.
@@ -52,6 +56,21 @@ typedef struct {
     bool shared;
 } soffa_store_ref_t;
 
+#define SOFFA_STORE_STATE_KEY 48  /* longest state key */
+#define SOFFA_STORE_STATE_VAL 96  /* longest state value (before an appended seq) */
+#define SOFFA_STORE_STATE_OPS 4   /* state operations per record */
+
+/*  A change of the derived state, committed with its record: put key ->
+ *  val (with the record's seq appended when with_seq), or delete key. */
+typedef struct {
+    uint8_t key[SOFFA_STORE_STATE_KEY];
+    size_t klen;
+    uint8_t val[SOFFA_STORE_STATE_VAL];
+    size_t vlen;
+    bool with_seq;
+    bool del;
+} soffa_store_state_op_t;
+
 /*  One envelope to append. In: env (every field but seq, prev_hash and
  *  subject_key), subject_id (canonical id or NULL; hashed, never stored),
  *  refs (keys to find the record by).
@@ -62,6 +81,8 @@ typedef struct {
     const char *subject_id;
     soffa_store_ref_t refs[SOFFA_STORE_REFS];
     size_t n_refs;
+    soffa_store_state_op_t state[SOFFA_STORE_STATE_OPS];   /* applied in order, with the record */
+    size_t n_state;
     uint64_t seq;
     bool duplicate;
 } soffa_store_item_t;
@@ -90,6 +111,7 @@ typedef struct {
     uint64_t records;      /* records checked */
     uint64_t checkpoints;  /* signed checkpoints checked */
     uint64_t last_signed;  /* highest sequence a valid checkpoint vouches for */
+    uint64_t unsigned_tail; /* records after the last checkpoint (all of them when there is none) */
     uint64_t bad_seq;      /* first sequence found wrong (0 when intact) */
     char reason[160];      /* what is wrong there */
 } soffa_store_verify_t;
@@ -154,6 +176,33 @@ soffa_err_t soffa_store_seq_at_time(soffa_store_t *self, int64_t t_us, uint64_t 
 /*  Number of records in `mailbox` with seq > after_seq (capped at `cap`, 0 = no cap). */
 soffa_err_t soffa_store_count_mailbox(soffa_store_t *self, const char *mailbox, uint64_t after_seq,
                                       uint64_t cap, uint64_t *count);
+
+/*  How many records of `mailbox` have a sequence <= seq (one seek). */
+soffa_err_t soffa_store_mailbox_rank(soffa_store_t *self, const char *mailbox, uint64_t seq, uint64_t *count);
+
+/*  The derived state under key: copies at most cap bytes into val and sets
+ *  *vlen to the value's length. Returns SOFFA_OK or SOFFA_ERR_NOT_FOUND. */
+soffa_err_t soffa_store_state_get(soffa_store_t *self, const void *key, size_t klen, void *val, size_t cap,
+                                  size_t *vlen);
+
+/*  Calls fn for every state entry whose key starts with prefix, in key
+ *  order; fn returns non-zero to stop. */
+soffa_err_t soffa_store_state_scan(soffa_store_t *self, const void *prefix, size_t plen,
+                                   int (*fn)(void *ctx, const uint8_t *key, size_t klen, const uint8_t *val,
+                                             size_t vlen),
+                                   void *ctx);
+
+/*  Applies n state operations in one durable transaction of their own
+ *  (rebuilding derived state; with_seq is not allowed here). */
+soffa_err_t soffa_store_state_write(soffa_store_t *self, const soffa_store_state_op_t *ops, size_t n);
+
+/*  Converts the store in directory `path` (not open elsewhere) from an
+ *  earlier format to the current one, in one transaction: nothing changes
+ *  if it fails. `from` gets the version found ("2"); a current store is left
+ *  alone. The derived state a new format adds starts empty; the caller
+ *  rebuilds it with soffa_store_state_write. Returns SOFFA_OK,
+ *  SOFFA_ERR_VERSION (a format it cannot convert) or a store error. */
+soffa_err_t soffa_store_upgrade(const char *path, size_t map_size, char from[8]);
 
 /*  Calls fn(ctx, mailbox, count, last_seq) once per mailbox that holds
  *  records, in name order (from totals kept with every commit; no scan). */

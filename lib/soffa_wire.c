@@ -144,6 +144,8 @@ soffa_access_encode(const soffa_access_t *a, uint8_t **buf, size_t *len)
         r.subject_key.len = SOFFA_SUBJECT_KEY_LEN;
     }
     r.records = a->records;
+    r.state = (Soffa__AccessState) a->state;
+    r.opened_seq = a->opened_seq;
     size_t n = soffa__access_record__get_packed_size(&r);
     uint8_t *b = malloc(n ? n : 1);
     if (!b)
@@ -173,6 +175,8 @@ soffa_access_decode(const void *buf, size_t len, soffa_access_t *out)
         out->has_subject_key = true;
     }
     out->records = r->records;
+    out->state = (soffa_access_state_t) r->state;
+    out->opened_seq = r->opened_seq;
 fail:
     soffa__access_record__free_unpacked(r, NULL);
     return rc;
@@ -260,7 +264,7 @@ soffa_checkpoint_decode(const void *buf, size_t len, soffa_checkpoint_t *out)
 
 static const char *const s_frame_names[] = {
     "none", "hello", "welcome", "publish", "publish-ack", "error", "subscribe", "deliver",
-    "ack", "credit", "replay", "replay-end", "ping", "pong", "status-request", "status-reply"};
+    "ack", "credit", "replay", "replay-end", "ping", "pong", "status-request", "status-reply", "replay-ack"};
 
 const char *
 soffa_frame_type_name(soffa_frame_type_t type)
@@ -293,6 +297,7 @@ soffa_frame_encode(const soffa_frame_t *f, uint8_t **buf, size_t *len)
     Soffa__Pong pong = SOFFA__PONG__INIT;
     Soffa__StatusRequest sreq = SOFFA__STATUS_REQUEST__INIT;
     Soffa__StatusReply srep = SOFFA__STATUS_REPLY__INIT;
+    Soffa__ReplayAck rack = SOFFA__REPLAY_ACK__INIT;
     char *mb_ptrs[SOFFA_WELCOME_MAX], *km_ptrs[SOFFA_WELCOME_MAX];
     Soffa__MailboxStatus *ms = NULL, **ms_ptrs = NULL;
     soffa_err_t rc = SOFFA_OK;
@@ -366,6 +371,10 @@ soffa_frame_encode(const soffa_frame_t *f, uint8_t **buf, size_t *len)
     case SOFFA_FRAME_ACK:
         ack.mailbox = (char *) f->mailbox;
         ack.seq = f->seq;
+        if (f->has_hash) {
+            ack.hash.data = (uint8_t *) f->hash;
+            ack.hash.len = SOFFA_HASH_LEN;
+        }
         fr.body_case = SOFFA__FRAME__BODY_ACK;
         fr.ack = &ack;
         break;
@@ -387,6 +396,7 @@ soffa_frame_encode(const soffa_frame_t *f, uint8_t **buf, size_t *len)
         replay.tag = f->tag;
         replay.filter = &filter;
         replay.request = (char *) f->text;
+        replay.window = f->credit;
         fr.body_case = SOFFA__FRAME__BODY_REPLAY;
         fr.replay = &replay;
         break;
@@ -409,6 +419,7 @@ soffa_frame_encode(const soffa_frame_t *f, uint8_t **buf, size_t *len)
         break;
     case SOFFA_FRAME_STATUS_REQUEST:
         sreq.tag = f->tag;
+        sreq.receipt = f->receipt;
         fr.body_case = SOFFA__FRAME__BODY_STATUS_REQUEST;
         fr.status_request = &sreq;
         break;
@@ -417,6 +428,7 @@ soffa_frame_encode(const soffa_frame_t *f, uint8_t **buf, size_t *len)
         srep.head_seq = f->head_seq;
         srep.sessions = f->sessions;
         srep.started_at_us = f->started_at_us;
+        srep.receipt = f->receipt;
         if (f->n_statuses) {
             ms = calloc(f->n_statuses, sizeof *ms);
             ms_ptrs = calloc(f->n_statuses, sizeof *ms_ptrs);
@@ -442,6 +454,14 @@ soffa_frame_encode(const soffa_frame_t *f, uint8_t **buf, size_t *len)
         srep.n_mailboxes = f->n_statuses;
         fr.body_case = SOFFA__FRAME__BODY_STATUS_REPLY;
         fr.status_reply = &srep;
+        break;
+    case SOFFA_FRAME_REPLAY_ACK:
+        rack.tag = f->tag;
+        rack.seq = f->seq;
+        rack.hash.data = (uint8_t *) f->hash;
+        rack.hash.len = SOFFA_HASH_LEN;
+        fr.body_case = SOFFA__FRAME__BODY_REPLAY_ACK;
+        fr.replay_ack = &rack;
         break;
     default:
         return SOFFA_ERR_INVALID_ARG;
@@ -542,6 +562,12 @@ soffa_frame_decode(const void *buf, size_t len, soffa_frame_t *out)
         out->type = SOFFA_FRAME_ACK;
         S_TRY(s_copy(out->mailbox, sizeof out->mailbox, fr->ack->mailbox));
         out->seq = fr->ack->seq;
+        if (fr->ack->hash.len) {
+            if (fr->ack->hash.len != SOFFA_HASH_LEN)
+                S_TRY(SOFFA_ERR_MALFORMED);
+            memcpy(out->hash, fr->ack->hash.data, SOFFA_HASH_LEN);
+            out->has_hash = true;
+        }
         break;
     case SOFFA__FRAME__BODY_CREDIT:
         out->type = SOFFA_FRAME_CREDIT;
@@ -552,6 +578,7 @@ soffa_frame_decode(const void *buf, size_t len, soffa_frame_t *out)
         out->type = SOFFA_FRAME_REPLAY;
         out->tag = fr->replay->tag;
         S_TRY(s_copy(out->text, sizeof out->text, fr->replay->request));
+        out->credit = fr->replay->window;
         const Soffa__ReplayFilter *fl = fr->replay->filter;
         if (fl) {
             out->filter.from_seq = fl->from_seq;
@@ -582,6 +609,16 @@ soffa_frame_decode(const void *buf, size_t len, soffa_frame_t *out)
     case SOFFA__FRAME__BODY_STATUS_REQUEST:
         out->type = SOFFA_FRAME_STATUS_REQUEST;
         out->tag = fr->status_request->tag;
+        out->receipt = fr->status_request->receipt;
+        break;
+    case SOFFA__FRAME__BODY_REPLAY_ACK:
+        out->type = SOFFA_FRAME_REPLAY_ACK;
+        out->tag = fr->replay_ack->tag;
+        out->seq = fr->replay_ack->seq;
+        if (fr->replay_ack->hash.len != SOFFA_HASH_LEN)
+            S_TRY(SOFFA_ERR_MALFORMED);
+        memcpy(out->hash, fr->replay_ack->hash.data, SOFFA_HASH_LEN);
+        out->has_hash = true;
         break;
     case SOFFA__FRAME__BODY_STATUS_REPLY: {
         const Soffa__StatusReply *r = fr->status_reply;
@@ -590,6 +627,7 @@ soffa_frame_decode(const void *buf, size_t len, soffa_frame_t *out)
         out->head_seq = r->head_seq;
         out->sessions = r->sessions;
         out->started_at_us = r->started_at_us;
+        out->receipt = r->receipt;
         if (r->n_mailboxes) {
             out->statuses = calloc(r->n_mailboxes, sizeof *out->statuses);
             if (!out->statuses)

@@ -84,6 +84,7 @@ typedef enum {
     SOFFA_FRAME_PONG = 13,
     SOFFA_FRAME_STATUS_REQUEST = 14,
     SOFFA_FRAME_STATUS_REPLY = 15,
+    SOFFA_FRAME_REPLAY_ACK = 16,
 } soffa_frame_type_t;
 
 typedef struct {
@@ -127,21 +128,29 @@ typedef struct {
     size_t n_mailboxes;
     char kommuner[SOFFA_WELCOME_MAX][5];                /* welcome */
     size_t n_kommuner;
-    uint32_t credit;                  /* subscribe, credit */
+    uint32_t credit;                  /* subscribe, credit; replay: its window */
     uint32_t heartbeat_ms;            /* welcome */
     uint32_t max_frame;               /* welcome */
     const uint8_t *data;              /* publish: message; deliver: envelope (borrowed) */
     size_t data_len;
-    uint8_t hash[SOFFA_HASH_LEN];     /* deliver */
+    uint8_t hash[SOFFA_HASH_LEN];     /* deliver; ack, replay_ack: the hash of seq as delivered */
     bool has_hash;
     soffa_replay_filter_t filter;     /* replay */
     uint64_t head_seq;                /* status_reply */
     uint32_t sessions;                /* status_reply */
     int64_t started_at_us;            /* status_reply */
+    uint64_t receipt;                 /* status_reply; status_request: the last one read */
     soffa_mailbox_status_t *statuses; /* status_reply: borrowed on encode, owned after decode */
     size_t n_statuses;
     void *pb_;                        /* private */
 } soffa_frame_t;
+
+typedef enum {
+    SOFFA_ACCESS_NONE = 0,
+    SOFFA_ACCESS_OPENED = 1,     /* written before the first record is sent */
+    SOFFA_ACCESS_COMPLETED = 2,  /* the read ended */
+    SOFFA_ACCESS_CUT_OFF = 3,    /* the reader went away before the end */
+} soffa_access_state_t;
 
 /*  A read of the history, kept in the log as an RK_ACCESS record. */
 typedef struct {
@@ -152,6 +161,8 @@ typedef struct {
     uint8_t subject_key[SOFFA_SUBJECT_KEY_LEN];
     bool has_subject_key;
     uint64_t records;                  /* records returned */
+    soffa_access_state_t state;
+    uint64_t opened_seq;               /* COMPLETED, CUT_OFF: the OPENED record */
 } soffa_access_t;
 
 /*  Encodes an access record into a new buffer (free with free()). */

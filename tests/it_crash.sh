@@ -89,6 +89,6 @@ expect "the broker stored each Tjörn signal once" $(( TOTAL / 2 )) "$(echo "$R"
 expect "... under distinct message ids" $(( TOTAL / 2 )) "$(echo "$R" | grep -o '"message_id":"[^"]*"' | sort -u | wc -l)"
 J=$(s audit --json replay --mailbox kaa-journal/1419 | grep -o '"message_id":"[^"]*"' | sort | uniq -d | wc -l)
 expect "no journal entry stored twice" 0 "$J"
-V=$("$SOFFA" verify "$NET/broker/data" --key "$NET/broker/data/checkpoint.pub")
+V=$("$SOFFA" verify "$NET/broker/data" --key "$NET/broker/checkpoint.pub")
 case "$V" in intact*) ok "the chain verifies after $KILLS kills: $V";; *) bad "chain verifies" "$V";; esac
 finish_report

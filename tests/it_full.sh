@@ -95,6 +95,6 @@ expect "... each once" $((N + 1)) "$(s kaa-1419 --json inbox --limit 100000 | gr
 DATA="$NET/broker/data"
 [ "$MODE" = disk ] && DATA="$NET/disk/data"
 stop_broker   # a copy at rest to verify, with its last checkpoint
-V=$("$SOFFA" verify "$DATA" --key "$DATA/checkpoint.pub")
+V=$("$SOFFA" verify "$DATA" --key "$NET/broker/checkpoint.pub")
 case "$V" in intact*) ok "the chain verifies";; *) bad "chain" "$V";; esac
 finish_report

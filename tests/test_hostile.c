@@ -10,6 +10,11 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include <lmdb.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "soffa_box.h"
 #include "soffa_keys.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
@@ -28,3 +33,1156 @@ setup(void)
 }
 
 TestSuite(hostile, .init = setup, .timeout = 120);
+
+/* ---- Helpers ---------------------------------------------------------------- */
+
+/* A raw CURVE DEALER with agent `name`'s key and, when rid is not NULL, a
+ * routing id of its own choosing (5 bytes). */
+static void *
+dealer_with_id(tk_broker_t *b, void *ctx, const char *name, const uint8_t *rid)
+{
+    char path[400], pub[41], sec[41];
+    snprintf(path, sizeof path, "%s/%s.key", b->dir, name);
+    cr_assert_eq(soffa_keys_load_secret(path, pub, sec), SOFFA_OK);
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
+    if (rid)
+        cr_assert_eq(zmq_setsockopt(d, ZMQ_ROUTING_ID, rid, 5), 0);
+    zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, b->broker_pub, 41);
+    zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, pub, 41);
+    zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, sec, 41);
+    cr_assert_eq(zmq_connect(d, b->ipc), 0);
+    return d;
+}
+
+/* Publishes a JSON message from a fresh client of `name` and expects it to
+ * be accepted into want_mailbox. */
+static void
+publish_as(tk_broker_t *b, const char *name, const char *json, const char *want_mailbox)
+{
+    soffa_client_t *c = tk_client(b, name, false);
+    char mailbox[SOFFA_NAME_MAX] = "", why[256] = "";
+    soffa_err_t rc = tk_publish_json(c, json, NULL, mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "refused (%s): %s", soffa_errname(rc), why);
+    cr_assert_str_eq(mailbox, want_mailbox);
+    soffa_client_close(&c);
+}
+
+/* The next frame on a raw socket (asserting one comes within ms). */
+static void
+next_frame(void *d, soffa_frame_t *f, int ms)
+{
+    cr_assert(tk_raw_recv(d, f, ms), "the broker did not answer");
+}
+
+/* The broker's resident memory in KiB. */
+static long
+rss_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    long kib = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+typedef struct {
+    int opened, completed, cut_off;
+    uint64_t cut_records, completed_records;
+    uint64_t first_opened_seq;
+} access_count_t;
+
+static int
+count_access(void *ctx, const soffa_store_rec_t *rec)
+{
+    access_count_t *a = ctx;
+    soffa_envelope_t e;
+    if (soffa_envelope_decode(rec->env, rec->len, &e) != SOFFA_OK)
+        return 0;
+    if (e.kind == SOFFA_RK_ACCESS) {
+        soffa_access_t ac;
+        if (soffa_access_decode(e.body, e.body_len, &ac) == SOFFA_OK) {
+            if (ac.state == SOFFA_ACCESS_OPENED) {
+                a->opened++;
+                if (!a->first_opened_seq)
+                    a->first_opened_seq = rec->seq;
+            } else if (ac.state == SOFFA_ACCESS_COMPLETED) {
+                a->completed++;
+                a->completed_records = ac.records;
+            } else if (ac.state == SOFFA_ACCESS_CUT_OFF) {
+                a->cut_off++;
+                a->cut_records = ac.records;
+            }
+        }
+    }
+    soffa_envelope_fini(&e);
+    return 0;
+}
+
+/* The access records in the broker's store, read from the side (LMDB lets a
+ * second process read while the broker writes). */
+static access_count_t
+access_records(tk_broker_t *b)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/data", b->dir);
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t ro = {.path = path, .read_only = true};
+    cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
+    access_count_t a = {0};
+    cr_assert_eq(soffa_store_scan_mailbox(st, "audit/access", 0, count_access, &a), SOFFA_OK);
+    soffa_store_close(&st);
+    return a;
+}
+
+static char *
+absence_json(const char *pnr, const char *hem)
+{
+    return tk_msg_json(SOFFA_MT_ABSENCE_REPORTED, pnr, hem);
+}
+
+/* ---- 1. Sessions are bound to their key and connection -------------------------- */
+
+Test(hostile, it_h01_a_routing_id_never_carries_a_session_to_another_key_or_connection)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    char *m = absence_json(PUPIL, "1419");
+    publish_as(b, "school-1415", m, "kaa/1419");
+    free(m);
+    void *ctx = zmq_ctx_new();
+    /* A client that names its own routing id, in the shape libzmq's own
+     * ids have: the broker cannot tell it from one of its own. */
+    const uint8_t rid[5] = {0, 'h', 'i', 'j', 'k'};
+    void *kaa = dealer_with_id(b, ctx, "kaa-1419", rid);
+    tk_raw_hello(kaa);
+    soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = 4};
+    strcpy(sub.mailbox, "kaa/1419");
+    tk_send_frame(kaa, &sub);
+    soffa_frame_t f;
+    next_frame(kaa, &f, 3000);
+    cr_assert_eq(f.type, SOFFA_FRAME_DELIVER, "kaa-1419 got %s: %s", soffa_frame_type_name(f.type), f.text);
+    soffa_frame_fini(&f);
+    zmq_close(kaa);
+    usleep(200 * 1000);
+
+    /* A school's key with that routing id: the KAA's session is not its. */
+    void *school = dealer_with_id(b, ctx, "school-1415", rid);
+    tk_send_frame(school, &sub);
+    next_frame(school, &f, 3000);
+    cr_assert_eq(f.type, SOFFA_FRAME_ERROR, "the school read kaa/1419 through the KAA's session");
+    cr_assert_eq(f.code, SOFFA_ERR_PROTOCOL_STATE, "%s", f.text);
+    soffa_frame_fini(&f);
+    tk_raw_hello(school);
+    tk_send_frame(school, &sub);
+    next_frame(school, &f, 3000);
+    cr_assert_eq(f.type, SOFFA_FRAME_ERROR);
+    cr_assert_eq(f.code, SOFFA_ERR_NOT_AUTHORISED, "%s", f.text);
+    soffa_frame_fini(&f);
+    zmq_close(school);
+    usleep(200 * 1000);
+
+    /* The same key on a new connection with the old routing id: the old
+     * session ended with its connection, so nothing carries over. */
+    void *again = dealer_with_id(b, ctx, "kaa-1419", rid);
+    tk_send_frame(again, &sub);
+    next_frame(again, &f, 3000);
+    cr_assert_eq(f.type, SOFFA_FRAME_ERROR, "a session outlived its connection");
+    cr_assert_eq(f.code, SOFFA_ERR_PROTOCOL_STATE, "%s", f.text);
+    soffa_frame_fini(&f);
+    zmq_close(again);
+
+    /* Routing ids of any other shape never get a session at all. */
+    const uint8_t odd[5] = {'k', 'a', 'a', '1', '9'};
+    void *chosen = dealer_with_id(b, ctx, "kaa-1419", odd);
+    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
+    tk_send_frame(chosen, &hello);
+    cr_assert_not(tk_raw_recv(chosen, &f, 700), "a client-chosen routing id got an answer");
+    zmq_close(chosen);
+    zmq_ctx_term(ctx);
+
+    /* And the KAA itself still gets its signal, once. */
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    cr_assert_eq(tk_collect(k, "kaa/1419", 8, true, 8, 1000, NULL, NULL), 1);
+    soffa_client_close(&k);
+    tk_broker_free(b);
+}
+
+/* ---- 2. Squatting on the routing ids libzmq gives out next ---------------------- */
+
+/* libzmq's generate_random(), as the broker's process computes it from
+ * an unseeded glibc rand() (this test runs on the same glibc). */
+static uint32_t
+zmq_random_from(unsigned nth)
+{
+    srand(1);
+    uint32_t r[8];
+    for (unsigned i = 0; i < nth + 2 && i < 8; i++)
+        r[i] = (uint32_t) rand();
+    return r[nth] | (r[nth + 1] << 31);
+}
+
+Test(hostile, it_h02_squatting_on_the_next_routing_ids_does_not_stop_the_broker)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    void *ctx = zmq_ctx_new();
+    /* Unseeded, libzmq starts a ROUTER's id counter at rand(); the broker's
+     * ZAP socket (a REP, itself a router) takes the first two calls and its
+     * ROUTER the next two, and the start-up probe took the first id. Squat
+     * on what would come next, for either order. */
+    enum { SQUAT = 48 };
+    void *sq[2 * SQUAT];
+    int n = 0;
+    for (unsigned start = 0; start <= 2; start += 2) {
+        uint32_t base = zmq_random_from(start);
+        for (int i = 0; i < SQUAT; i++) {
+            uint32_t v = base + 1 + (uint32_t) i;
+            uint8_t rid[5] = {0, (uint8_t) (v >> 24), (uint8_t) (v >> 16), (uint8_t) (v >> 8), (uint8_t) v};
+            sq[n] = dealer_with_id(b, ctx, "school-1415", rid);
+            soffa_frame_t ping = {.type = SOFFA_FRAME_PING, .tag = 1};
+            tk_send_frame(sq[n++], &ping);
+        }
+    }
+    /* Let their handshakes finish (the new broker answers none of them: a
+     * routing id the client chose gets no session; the old one answered). */
+    usleep(700 * 1000);
+    /* Ordinary agents connect now: their ids must not collide. */
+    for (int i = 0; i < 8; i++) {
+        soffa_client_t *c = NULL;
+        cr_assert_eq(tk_client_try(b, "kaa-1419", false, 2000, &c), SOFFA_OK, "agent %d could not connect", i);
+        soffa_client_close(&c);
+    }
+    int status;
+    cr_assert_eq(waitpid(b->pid, &status, WNOHANG), 0, "the broker exited (status %d)", status);
+    for (int i = 0; i < n; i++)
+        zmq_close(sq[i]);
+    zmq_ctx_term(ctx);
+    tk_broker_free(b);
+}
+
+/* ---- 3. Every read is recorded before it happens ------------------------------------ */
+
+Test(hostile, it_h03_a_read_is_in_the_access_log_before_its_first_record_and_when_it_is_cut_off)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    for (int i = 0; i < 300; i++) {
+        char *m = absence_json(PUPIL, "1419");
+        cr_assert_eq(tk_publish_json(s, m, NULL, NULL, NULL), SOFFA_OK);
+        free(m);
+    }
+    soffa_client_close(&s);
+    cr_assert_eq(access_records(b).opened, 0);
+
+    void *ctx = zmq_ctx_new();
+    void *au = tk_raw_dealer(b, ctx, "audit-all");
+    tk_raw_hello(au);
+    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = 9, .credit = 16};
+    strcpy(r.text, "history");
+    strcpy(r.filter.subject_id, PUPIL);
+    tk_send_frame(au, &r);
+    soffa_frame_t f;
+    next_frame(au, &f, 3000);
+    cr_assert_eq(f.type, SOFFA_FRAME_DELIVER, "got %s: %s", soffa_frame_type_name(f.type), f.text);
+    soffa_frame_fini(&f);
+    /* The first record is here: the read is already on record. */
+    access_count_t a = access_records(b);
+    cr_assert_eq(a.opened, 1, "the read was not recorded before its first record came");
+    cr_assert_eq(a.completed + a.cut_off, 0);
+    /* The auditor reads its window and goes away without asking for more. */
+    int got = 1;
+    while (tk_raw_recv(au, &f, 500)) {
+        got += f.type == SOFFA_FRAME_DELIVER;
+        soffa_frame_fini(&f);
+    }
+    cr_assert_eq(got, 16, "the window was not kept: %d came", got);
+    zmq_close(au);
+    zmq_ctx_term(ctx);
+    for (int i = 0; i < 50 && access_records(b).cut_off == 0; i++)
+        usleep(100 * 1000);
+    a = access_records(b);
+    cr_assert_eq(a.cut_off, 1, "the broken-off read was not recorded");
+    cr_assert_eq(a.cut_records, 16, "it says %llu records were sent", (unsigned long long) a.cut_records);
+
+    /* A read whose purpose is not one of the four is refused, not logged as anything. */
+    soffa_client_t *c = tk_client(b, "audit-all", false);
+    soffa_frame_t bad = {.type = SOFFA_FRAME_REPLAY, .tag = 3};
+    strcpy(bad.text, "statistics\nreplay by audit-all ... logged");
+    cr_assert_eq(soffa_client_send(c, &bad), SOFFA_OK);
+    cr_assert_eq(soffa_client_recv(c, &f, 3000), SOFFA_OK);
+    cr_assert_eq(f.type, SOFFA_FRAME_ERROR);
+    cr_assert_eq(f.code, SOFFA_ERR_BAD_FIELD);
+    soffa_frame_fini(&f);
+    soffa_client_close(&c);
+    tk_broker_free(b);
+}
+
+/* ---- 4. History rewritten from a backup --------------------------------------------- */
+
+/* Copies the broker's store to dir/copy (as a backup would be). */
+static void
+copy_store(tk_broker_t *b, char out[400])
+{
+    snprintf(out, 400, "%s/copy", b->dir);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s/data' '%s' && rm -f '%s/lock.mdb'", out, b->dir, out, out);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Rewrites the log of the store at dir as someone holding the copy would:
+ * drops the records for which drop() says so, renumbers and re-links the
+ * rest (every hash recomputed), and re-signs checkpoints with sk when given
+ * (else they are dropped too). */
+static void
+rewrite(const char *dir, bool (*drop)(uint64_t seq, const soffa_envelope_t *e), const uint8_t *sk)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi log, meta;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 12);
+    cr_assert_eq(mdb_env_open(env, dir, 0, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "log", 0, &log), 0);
+    cr_assert_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    /* Read everything, then write it back. */
+    enum { MAX = 4096 };
+    static uint8_t *vals[MAX];
+    static size_t lens[MAX];
+    size_t n = 0;
+    MDB_cursor *cur;
+    cr_assert_eq(mdb_cursor_open(txn, log, &cur), 0);
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        cr_assert_lt(n, MAX);
+        vals[n] = malloc(v.mv_size);
+        memcpy(vals[n], v.mv_data, v.mv_size);
+        lens[n++] = v.mv_size;
+    }
+    mdb_cursor_close(cur);
+    cr_assert_eq(mdb_drop(txn, log, 0), 0);
+    uint64_t seq = 0;
+    uint8_t prev[SOFFA_HASH_LEN] = {0};
+    int64_t last_time = 0;
+    for (size_t i = 0; i < n; i++) {
+        soffa_envelope_t e;
+        cr_assert_eq(soffa_envelope_decode(vals[i] + SOFFA_HASH_LEN + 1, lens[i] - SOFFA_HASH_LEN - 1, &e), SOFFA_OK);
+        uint8_t *body = NULL;
+        size_t blen = e.body_len;
+        if (drop(e.seq, &e) || (e.kind == SOFFA_RK_CHECKPOINT && !sk)) {
+            soffa_envelope_fini(&e);
+            continue;
+        }
+        body = malloc(blen ? blen : 1);
+        memcpy(body, e.body, blen);
+        if (e.kind == SOFFA_RK_CHECKPOINT) {
+            soffa_checkpoint_t cp = {.covers_seq = seq, .at_us = e.received_at_us};
+            memcpy(cp.head_hash, prev, SOFFA_HASH_LEN);
+            soffa_checkpoint_sign(&cp, sk);
+            free(body);
+            cr_assert_eq(soffa_checkpoint_encode(&cp, &body, &blen), SOFFA_OK);
+        }
+        soffa_envelope_t ne = e;
+        ne.pb_ = NULL;
+        ne.seq = ++seq;
+        memcpy(ne.prev_hash, prev, SOFFA_HASH_LEN);
+        ne.body = body;
+        ne.body_len = blen;
+        uint8_t *buf;
+        size_t len;
+        cr_assert_eq(soffa_envelope_encode(&ne, &buf, &len), SOFFA_OK);
+        uint8_t h[SOFFA_HASH_LEN];
+        soffa_wire_hash(buf, len, h);
+        uint8_t *rec = malloc(SOFFA_HASH_LEN + 1 + len);
+        memcpy(rec, h, SOFFA_HASH_LEN);
+        rec[SOFFA_HASH_LEN] = vals[i][SOFFA_HASH_LEN];
+        memcpy(rec + SOFFA_HASH_LEN + 1, buf, len);
+        uint8_t kb[8];
+        for (int j = 0; j < 8; j++)
+            kb[j] = (uint8_t) (seq >> (56 - 8 * j));
+        MDB_val nk = {8, kb}, nv = {SOFFA_HASH_LEN + 1 + len, rec};
+        cr_assert_eq(mdb_put(txn, log, &nk, &nv, 0), 0);
+        memcpy(prev, h, SOFFA_HASH_LEN);
+        last_time = e.received_at_us;
+        free(rec);
+        free(buf);
+        free(body);
+        soffa_envelope_fini(&e);
+    }
+    uint8_t head[8 + SOFFA_HASH_LEN + 8];
+    for (int j = 0; j < 8; j++) {
+        head[j] = (uint8_t) (seq >> (56 - 8 * j));
+        head[8 + SOFFA_HASH_LEN + j] = (uint8_t) ((uint64_t) last_time >> (56 - 8 * j));
+    }
+    memcpy(head + 8, prev, SOFFA_HASH_LEN);
+    MDB_val hk = {4, "head"}, hv = {sizeof head, head};
+    cr_assert_eq(mdb_put(txn, meta, &hk, &hv, 0), 0);
+    cr_assert_eq(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    for (size_t i = 0; i < n; i++)
+        free(vals[i]);
+}
+
+static bool
+drop_nothing(uint64_t seq, const soffa_envelope_t *e)
+{
+    (void) seq;
+    (void) e;
+    return false;
+}
+
+static bool
+drop_seq_3(uint64_t seq, const soffa_envelope_t *e)
+{
+    (void) e;
+    return seq == 3;
+}
+
+static uint64_t g_drop;
+
+static bool
+drop_g(uint64_t seq, const soffa_envelope_t *e)
+{
+    (void) e;
+    return seq == g_drop;
+}
+
+static int
+verify(tk_broker_t *b, const char *dir, const char *extra, const char *extra2, char **out)
+{
+    char pub[400];
+    snprintf(pub, sizeof pub, "%s/checkpoint.pub", b->dir);
+    char *argv[] = {SOFFA_BIN_DIR "/soffa", "verify", (char *) dir, "--key", pub, (char *) extra, (char *) extra2, NULL};
+    char *err = NULL;
+    int rc = tk_run(argv, out, &err);
+    free(err);
+    return rc;
+}
+
+/* The auditor's agent, as far as verify --against needs it: it keeps every
+ * signed checkpoint the broker delivers to it, in its own store. */
+static void
+auditor_keeps_checkpoints(tk_broker_t *b, const char *dir)
+{
+    soffa_client_t *c = tk_client(b, "audit-all", false);
+    soffa_box_t *box = NULL;
+    cr_assert_eq(soffa_box_open(&box, dir, 0), SOFFA_OK);
+    soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = 64};
+    strcpy(sub.mailbox, "audit/checkpoint");
+    cr_assert_eq(soffa_client_send(c, &sub), SOFFA_OK);
+    soffa_frame_t f;
+    int n = 0;
+    while (soffa_client_recv(c, &f, 700) == SOFFA_OK) {
+        cr_assert_eq(f.type, SOFFA_FRAME_DELIVER, "%s", f.text);
+        soffa_box_delivery_t d = {f.seq, f.data, f.data_len, NULL, false};
+        cr_assert_eq(soffa_box_inbox_put(box, "audit/checkpoint", &d, 1, SOFFA_IN_DONE), SOFFA_OK);
+        n++;
+        soffa_frame_fini(&f);
+    }
+    cr_assert_gt(n, 0, "no checkpoint was delivered to the auditor");
+    soffa_box_close(&box);
+    soffa_client_close(&c);
+}
+
+Test(hostile, it_h04_a_copy_of_the_store_cannot_be_rewritten_and_still_verify)
+{
+    /* The signing key is refused inside the data directory. */
+    tk_broker_t *b0 = tk_broker_start(NULL);
+    tk_broker_stop(b0, SIGTERM);
+    FILE *cf = fopen(b0->config, "a");
+    fprintf(cf, "\n[audit]\nsigning_key = data/checkpoint.key\n");
+    fclose(cf);
+    char *argv[] = {SOFFA_BIN_DIR "/soffa-broker", "--config", b0->config, NULL};
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(tk_run(argv, &out, &err), 1);
+    cr_assert(strstr(err, "inside data_dir") != NULL, "%s", err);
+    free(out);
+    free(err);
+    tk_broker_free(b0);
+
+    tk_broker_t *b = tk_broker_start("[audit]\ncheckpoint_every = 5\n");
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    for (int i = 0; i < 23; i++) {
+        char *m = absence_json(PUPIL, "1419");
+        cr_assert_eq(tk_publish_json(s, m, NULL, NULL, NULL), SOFFA_OK);
+        free(m);
+        usleep(10 * 1000);
+    }
+    soffa_client_close(&s);
+    usleep(300 * 1000);
+    char audit_dir[400];
+    snprintf(audit_dir, sizeof audit_dir, "%s/auditor", b->dir);
+    auditor_keeps_checkpoints(b, audit_dir);
+    tk_broker_stop(b, SIGTERM);
+
+    char copy[400];
+    copy_store(b, copy);
+    cr_assert_eq(verify(b, copy, "--against", audit_dir, &out), 0, "%s", out);
+    free(out);
+
+    /* Every checkpoint removed and the chain re-linked: nothing vouches for it. */
+    rewrite(copy, drop_nothing, NULL);
+    cr_assert_eq(verify(b, copy, NULL, NULL, &out), 1, "a copy without checkpoints verified: %s", out);
+    cr_assert(strstr(out, "no signed checkpoint") != NULL, "%s", out);
+    free(out);
+
+    /* A record removed and every checkpoint re-signed by someone who holds
+     * the signing key (an insider): the key check passes, but the auditor's
+     * own checkpoints do not match. */
+    copy_store(b, copy);
+    char kp[400];
+    snprintf(kp, sizeof kp, "%s/checkpoint.key", b->dir);
+    uint8_t sk[SOFFA_SIGN_SECRET];
+    FILE *kf = fopen(kp, "r");
+    cr_assert_eq(fread(sk, 1, sizeof sk, kf), sizeof sk);
+    fclose(kf);
+    rewrite(copy, drop_seq_3, sk);
+    cr_assert_eq(verify(b, copy, NULL, NULL, &out), 0, "the re-signed copy should pass the key check alone: %s", out);
+    free(out);
+    cr_assert_eq(verify(b, copy, "--against", audit_dir, &out), 1, "a rewritten history verified: %s", out);
+    cr_assert(strstr(out, "rewritten") != NULL || strstr(out, "removed") != NULL, "%s", out);
+    free(out);
+
+    /* The last checkpoint removed: the records after the one before it are
+     * vouched for by nothing; more of them than the broker leaves unsigned
+     * fails. */
+    copy_store(b, copy);
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t ro = {.path = copy, .read_only = true};
+    cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
+    soffa_store_head(st, &g_drop, NULL, NULL);
+    soffa_store_close(&st);
+    rewrite(copy, drop_g, sk);
+    cr_assert_eq(verify(b, copy, NULL, NULL, &out), 0, "%s", out);
+    free(out);
+    cr_assert_eq(verify(b, copy, "--max-unsigned", "0", &out), 1, "an unsigned tail passed: %s", out);
+    cr_assert(strstr(out, "after the last signed checkpoint") != NULL, "%s", out);
+    free(out);
+    tk_broker_free(b);
+}
+
+/* ---- 6. What is stored is what was validated --------------------------------------- */
+
+/* Appends protobuf field `num` (length-delimited) of n bytes to buf. */
+static uint8_t *
+with_field(const uint8_t *msg, size_t len, unsigned num, size_t n, size_t *out_len)
+{
+    uint8_t *b = malloc(len + 16 + n);
+    memcpy(b, msg, len);
+    size_t o = len;
+    for (uint64_t v = ((uint64_t) num << 3) | 2; ; v >>= 7) {
+        b[o++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    for (uint64_t v = n; ; v >>= 7) {
+        b[o++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    memset(b + o, 'Q', n);
+    *out_len = o + n;
+    return b;
+}
+
+static bool
+contains(const uint8_t *hay, size_t n, const char *needle)
+{
+    size_t k = strlen(needle);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(hay + i, needle, k) == 0)
+            return true;
+    return false;
+}
+
+Test(hostile, it_h06_hidden_payloads_are_refused_or_never_stored)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    char why[256];
+    uint64_t seq;
+    bool dup;
+
+    /* 20 KB in a field the schema lacks: refused, nothing stored. */
+    char *js = absence_json(PUPIL, "1419");
+    size_t len, blen;
+    uint8_t *m = tk_encode_json(js, &len);
+    free(js);
+    uint8_t *big = with_field(m, len, 99, 20000, &blen);
+    cr_assert_eq(soffa_client_publish(s, big, blen, &seq, &dup, NULL, why, sizeof why), SOFFA_ERR_MALFORMED, "%s", why);
+    cr_assert(strstr(why, "does not know") != NULL, "%s", why);
+    free(big);
+    free(m);
+
+    /* A concern report's description, then an absence: protobuf keeps the
+     * last payload, and only what was validated reaches the KAA. */
+    char *cj = tk_msg_json(SOFFA_MT_CONCERN_REPORT_FILED, CHILD, "1419");
+    json_t *c = json_loads(cj, 0, NULL);
+    free(cj);
+    json_object_set_new(json_object_get(c, "concern_report_filed"), "description",
+                        json_string("HEMLIGT: uppgifter om missbruk i hemmet"));
+    char *cs = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    size_t clen, alen;
+    uint8_t *cm = tk_encode_json(cs, &clen);
+    free(cs);
+    js = absence_json(PUPIL, "1419");
+    uint8_t *am = tk_encode_json(js, &alen);
+    free(js);
+    uint8_t *both = malloc(clen + alen);
+    memcpy(both, cm, clen);
+    memcpy(both + clen, am, alen);
+    char mailbox[SOFFA_NAME_MAX] = "";
+    cr_assert_eq(soffa_client_publish(s, both, clen + alen, &seq, &dup, mailbox, why, sizeof why), SOFFA_OK, "%s", why);
+    cr_assert_str_eq(mailbox, "kaa/1419");
+    soffa_client_close(&s);
+
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = 8};
+    strcpy(sub.mailbox, "kaa/1419");
+    cr_assert_eq(soffa_client_send(k, &sub), SOFFA_OK);
+    soffa_frame_t f;
+    cr_assert_eq(soffa_client_recv(k, &f, 3000), SOFFA_OK);
+    cr_assert_eq(f.type, SOFFA_FRAME_DELIVER);
+    soffa_envelope_t e;
+    cr_assert_eq(soffa_envelope_decode(f.data, f.data_len, &e), SOFFA_OK);
+    cr_assert_eq(e.msg_type, SOFFA_MT_ABSENCE_REPORTED);
+    cr_assert_not(contains(e.body, e.body_len, "HEMLIGT"), "the hidden description reached the KAA");
+    cr_assert_not(contains(f.data, f.data_len, "missbruk"), "the hidden description reached the KAA");
+    /* What was stored is the canonical encoding of the message as decoded. */
+    soffa_msg_t *dm = NULL;
+    cr_assert_eq(soffa_msg_decode(e.body, e.body_len, &dm), SOFFA_OK);
+    uint8_t *re;
+    size_t rlen;
+    cr_assert_eq(soffa_msg_encode(dm, &re, &rlen), SOFFA_OK);
+    cr_assert_eq(rlen, e.body_len);
+    cr_assert_eq(memcmp(re, e.body, rlen), 0);
+    free(re);
+    soffa_msg_destroy(&dm);
+    soffa_envelope_fini(&e);
+    soffa_frame_fini(&f);
+    soffa_client_close(&k);
+
+    /* Nor is the description anywhere in the store. */
+    tk_broker_stop(b, SIGTERM);
+    char path[400];
+    snprintf(path, sizeof path, "%s/data/data.mdb", b->dir);
+    FILE *df = fopen(path, "rb");
+    cr_assert_not_null(df);
+    static uint8_t buf[4 << 20];
+    size_t dn = fread(buf, 1, sizeof buf, df);
+    fclose(df);
+    cr_assert_not(contains(buf, dn, "HEMLIGT"), "the hidden description is in the store");
+    free(both);
+    free(cm);
+    free(am);
+    tk_broker_free(b);
+}
+
+/* ---- 9. A protected identity is remembered ---------------------------------------------- */
+
+Test(hostile, it_h09_once_an_identity_is_protected_no_contact_details_go_out_until_its_kaa_lifts_it)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    /* The school says the pupil's identity is protected. */
+    char *js = absence_json(PUPIL, "1419");
+    json_t *j = json_loads(js, 0, NULL);
+    free(js);
+    json_object_set_new(json_object_get(j, "subject"), "protected_identity", json_true());
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    publish_as(b, "school-1415", s, "kaa/1419");
+    free(s);
+
+    /* Later the KAA refers with a phone number and no flag: refused. */
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    char *cj = tk_msg_json(SOFFA_MT_CONSENT_RECORDED, PUPIL, "1419");
+    json_t *c = json_loads(cj, 0, NULL);
+    free(cj);
+    json_t *cp = json_object_get(c, "consent_recorded");
+    json_object_set(c, "consent_id", json_object_get(cp, "consent_id"));
+    soffa_date_t t = soffa_date_today();
+    char from[11], to[11];
+    soffa_date_format(t, from);
+    t.year += 1;
+    t.month = 1;
+    soffa_date_format(t, to);
+    json_object_set_new(cp, "valid_from", json_string(from));
+    json_object_set_new(cp, "valid_to", json_string(to));
+    const char *consent = json_string_value(json_object_get(cp, "consent_id"));
+    char consent_id[64];
+    snprintf(consent_id, sizeof consent_id, "%s", consent);
+    char *cs = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    char why[256] = "", mailbox[SOFFA_NAME_MAX];
+    cr_assert_eq(tk_publish_json(k, cs, NULL, mailbox, why), SOFFA_OK, "%s", why);
+    free(cs);
+
+    char *rj = tk_msg_json(SOFFA_MT_REFERRAL_SENT, PUPIL, "1419");
+    json_t *r = json_loads(rj, 0, NULL);
+    free(rj);
+    json_object_set_new(r, "consent_id", json_string(consent_id));
+    char *rs = json_dumps(r, JSON_COMPACT);
+    soffa_err_t rc = tk_publish_json(k, rs, NULL, mailbox, why);
+    cr_assert_eq(rc, SOFFA_ERR_PROTECTED, "a phone number for a protected youth was accepted (%s): %s", soffa_errname(rc), why);
+    cr_assert(strstr(why, "earlier message") != NULL, "%s", why);
+    free(rs);
+
+    /* Only the KAA of the home municipality may lift it: not a school. */
+    js = absence_json(PUPIL, "1419");
+    j = json_loads(js, 0, NULL);
+    free(js);
+    json_object_set_new(json_object_get(j, "subject"), "protection_lifted", json_true());
+    s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    soffa_client_t *sc = tk_client(b, "school-1415", false);
+    cr_assert_eq(tk_publish_json(sc, s, NULL, NULL, why), SOFFA_ERR_NOT_AUTHORISED, "%s", why);
+    free(s);
+    soffa_client_close(&sc);
+
+    /* The KAA lifts it with an internal note (an occupation record), and
+     * the referral with a phone number goes through. */
+    char *oj = tk_msg_json(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419");
+    json_t *o = json_loads(oj, 0, NULL);
+    free(oj);
+    json_object_set_new(json_object_get(o, "subject"), "protection_lifted", json_true());
+    char *os = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    cr_assert_eq(tk_publish_json(k, os, NULL, mailbox, why), SOFFA_OK, "%s", why);
+    free(os);
+    json_t *rp = json_object_get(r, "referral_sent");
+    uint8_t rid[16];
+    char rids[SOFFA_UUID_STR];
+    soffa_uuid7(rid);
+    soffa_uuid_format(rid, rids);
+    json_object_set_new(rp, "referral_id", json_string(rids));
+    soffa_uuid7(rid);
+    soffa_uuid_format(rid, rids);
+    json_object_set_new(r, "message_id", json_string(rids));
+    rs = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    rc = tk_publish_json(k, rs, NULL, mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "after the lift (%s): %s", soffa_errname(rc), why);
+    free(rs);
+    soffa_client_close(&k);
+    tk_broker_free(b);
+}
+
+/* ---- 10. A takeover closes the older session, with a reason ------------------------------ */
+
+Test(hostile, it_h10_a_second_session_with_the_same_key_closes_the_first_and_says_why)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    void *ctx = zmq_ctx_new();
+    void *first = tk_raw_dealer(b, ctx, "kaa-1419");
+    zmq_socket_monitor(first, "inproc://first-mon", ZMQ_EVENT_DISCONNECTED);
+    void *mon = zmq_socket(ctx, ZMQ_PAIR);
+    cr_assert_eq(zmq_connect(mon, "inproc://first-mon"), 0);
+    tk_raw_hello(first);
+    soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = 8};
+    strcpy(sub.mailbox, "kaa/1419");
+    tk_send_frame(first, &sub);
+    usleep(200 * 1000);
+
+    soffa_client_t *second = tk_client(b, "kaa-1419", false);
+    cr_assert_eq(soffa_client_send(second, &sub), SOFFA_OK);
+    soffa_frame_t f;
+    next_frame(first, &f, 3000);
+    cr_assert_eq(f.type, SOFFA_FRAME_ERROR, "the first session was not told");
+    cr_assert_eq(f.code, SOFFA_ERR_SESSION_CLOSED);
+    cr_assert(strstr(f.text, "took over") != NULL, "%s", f.text);
+    soffa_frame_fini(&f);
+    /* ... and its connection is cut, so it cannot stay deaf and connected. */
+    zmq_pollitem_t it = {mon, 0, ZMQ_POLLIN, 0};
+    cr_assert_eq(zmq_poll(&it, 1, 4000), 1, "the older connection was not closed");
+    /* The newer one reads the mailbox. */
+    char *js = absence_json(PUPIL, "1419");
+    publish_as(b, "school-1415", js, "kaa/1419");
+    free(js);
+    cr_assert_eq(soffa_client_recv(second, &f, 3000), SOFFA_OK);
+    cr_assert_eq(f.type, SOFFA_FRAME_DELIVER);
+    soffa_frame_fini(&f);
+    soffa_client_close(&second);
+    zmq_close(mon);
+    zmq_close(first);
+    zmq_ctx_term(ctx);
+    tk_broker_free(b);
+}
+
+/* ---- 11. What one agent can make the broker hold -------------------------------------------- */
+
+/* The stated ceiling (README, Threat model): with these attacks from one
+ * key, the broker stays under its resident size at rest plus this much. */
+#define CEILING_KIB (40 * 1024)
+
+/* Stores n absence reports for Tjörn quickly (publishes pipelined). */
+static void
+prefill(tk_broker_t *b, void *ctx, int n)
+{
+    void *d = tk_raw_dealer(b, ctx, "school-1415");
+    tk_raw_hello(d);
+    int answered = 0;
+    for (int i = 0; i < n; i++) {
+        char *js = absence_json(PUPIL, "1419");
+        size_t len;
+        uint8_t *m = tk_encode_json(js, &len);
+        free(js);
+        soffa_frame_t p = {.type = SOFFA_FRAME_PUBLISH, .tag = (uint64_t) i + 1, .data = m, .data_len = len};
+        tk_send_frame(d, &p);
+        free(m);
+        soffa_frame_t f;
+        while (tk_raw_recv(d, &f, i - answered > 2000 ? 5000 : 0)) {
+            cr_assert_eq(f.type, SOFFA_FRAME_PUBLISH_ACK, "%s", f.text);
+            answered++;
+            soffa_frame_fini(&f);
+        }
+    }
+    soffa_frame_t f;
+    while (answered < n && tk_raw_recv(d, &f, 5000)) {
+        answered += f.type == SOFFA_FRAME_PUBLISH_ACK;
+        soffa_frame_fini(&f);
+    }
+    cr_assert_eq(answered, n);
+    zmq_close(d);
+}
+
+/* A raw socket of `name` that reads nothing: its libzmq stops taking data
+ * off the connection, so whatever the broker sends it stays with the broker. */
+static void *
+deaf_dealer(tk_broker_t *b, void *ctx, const char *name)
+{
+    void *d = tk_raw_dealer(b, ctx, name);
+    int one = 1;
+    zmq_setsockopt(d, ZMQ_RCVHWM, &one, sizeof one);
+    int small = 4096;
+    zmq_setsockopt(d, ZMQ_RCVBUF, &small, sizeof small);
+    return d;
+}
+
+Test(hostile, it_h11_a_hostile_agent_cannot_grow_the_brokers_memory_past_its_ceiling, .timeout = 280)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer keeps freed memory in quarantine; keep that small
+     * so the broker's own growth is what is measured. */
+    const char *old = getenv("ASAN_OPTIONS");
+    char opts[512];
+    snprintf(opts, sizeof opts, "%s%squarantine_size_mb=4:malloc_context_size=2", old ? old : "", old ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    const long ceiling = 3 * CEILING_KIB;
+#else
+    const long ceiling = CEILING_KIB;
+#endif
+    /* Signals count as overdue after a second: what made a status request
+     * decode every past-due record. */
+    tk_broker_t *b = tk_broker_start("[delivery]\nwindow_max = 1024\n[audit]\nsignal_ack_due = 1s\n");
+    void *ctx = zmq_ctx_new();
+    prefill(b, ctx, 20000);
+    usleep(1500 * 1000);
+    long base = rss_kib(b->pid);
+
+    /* a. Takeover after takeover into connections that never read. */
+    enum { TAKE = 150 };
+    void *t[TAKE];
+    for (int i = 0; i < TAKE; i++) {
+        t[i] = deaf_dealer(b, ctx, "kaa-1419");
+        soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
+        tk_send_frame(t[i], &hello);
+        soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = 100000};
+        strcpy(sub.mailbox, "kaa/1419");
+        tk_send_frame(t[i], &sub);
+        usleep(10 * 1000);
+    }
+    usleep(1500 * 1000);
+    long after_a = rss_kib(b->pid);
+
+    /* b. Status requests (that once decoded every past-due record) without
+     * reading the replies, and large frames queued behind them. */
+    void *st = deaf_dealer(b, ctx, "audit-all");
+    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
+    tk_send_frame(st, &hello);
+    for (int i = 0; i < 40; i++) {
+        soffa_frame_t rq = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = (uint64_t) i + 1};
+        tk_send_frame(st, &rq);
+    }
+    static uint8_t big[(1 << 20) - 4096];
+    memset(big, 0x55, sizeof big);
+    for (int i = 0; i < 250; i++)
+        zmq_send(st, big, sizeof big, 0);
+    usleep(3000 * 1000);
+    long after_b = rss_kib(b->pid);
+
+    /* c. A replay asking for an unbounded window that never reads, and
+     * acknowledges what it never read (without the hash it cannot know). */
+    void *rp = deaf_dealer(b, ctx, "audit-all");
+    tk_send_frame(rp, &hello);
+    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = 5, .credit = 4000000000u};
+    strcpy(r.text, "replay");
+    tk_send_frame(rp, &r);
+    for (int i = 0; i < 2000; i++) {
+        soffa_frame_t ra = {.type = SOFFA_FRAME_REPLAY_ACK, .tag = 5, .seq = (uint64_t) i + 1, .has_hash = true};
+        tk_send_frame(rp, &ra);
+    }
+    /* d. More sessions of one key than it may hold, each subscribing. */
+    enum { MANY = 40 };
+    void *many[MANY];
+    for (int i = 0; i < MANY; i++) {
+        many[i] = deaf_dealer(b, ctx, "kaa-1415");
+        tk_send_frame(many[i], &hello);
+        soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = 100000};
+        strcpy(sub.mailbox, "kaa/1415");
+        tk_send_frame(many[i], &sub);
+    }
+    usleep(2500 * 1000);
+    long after_d = rss_kib(b->pid);
+    fprintf(stderr, "it_h11: broker resident %ld KiB at rest, +%ld after takeovers, +%ld after status and large "
+                    "frames, +%ld after replay and sessions (ceiling +%ld)\n",
+            base, after_a - base, after_b - base, after_d - base, ceiling);
+    cr_assert_lt(after_a - base, ceiling, "takeovers grew the broker by %ld KiB", after_a - base);
+    cr_assert_lt(after_b - base, ceiling, "status and large frames grew the broker by %ld KiB", after_b - base);
+    cr_assert_lt(after_d - base, ceiling, "replay and sessions grew the broker by %ld KiB", after_d - base);
+    /* The broker still serves an honest agent. */
+    soffa_client_t *ok = NULL;
+    cr_assert_eq(tk_client_try(b, "af-1419", false, 2000, &ok), SOFFA_OK);
+    soffa_client_close(&ok);
+    for (int i = 0; i < TAKE; i++)
+        zmq_close(t[i]);
+    for (int i = 0; i < MANY; i++)
+        zmq_close(many[i]);
+    zmq_close(st);
+    zmq_close(rp);
+    zmq_ctx_term(ctx);
+    tk_broker_free(b);
+}
+
+/* ---- 12. Nothing one agent asks for stalls the broker ---------------------------------- */
+
+static int
+cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+/* Round trip of one request on a raw socket, in µs. */
+static int64_t
+round_trip(void *d, soffa_frame_t *req, soffa_frame_type_t want, uint64_t *receipt)
+{
+    int64_t t0 = soffa_mono_us();
+    tk_send_frame(d, req);
+    soffa_frame_t f;
+    for (;;) {
+        next_frame(d, &f, 10000);
+        if (f.type == want)
+            break;
+        soffa_frame_fini(&f);
+    }
+    int64_t took = soffa_mono_us() - t0;
+    if (receipt)
+        *receipt = f.receipt;
+    soffa_frame_fini(&f);
+    return took;
+}
+
+Test(hostile, it_h12_status_and_out_of_scope_replays_cost_the_broker_no_stall, .timeout = 280)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    const int64_t slack = 3;
+#else
+    const int64_t slack = 1;
+#endif
+    tk_broker_t *b = tk_broker_start("[audit]\nsignal_ack_due = 1s\n");
+    void *ctx = zmq_ctx_new();
+    prefill(b, ctx, 20000);
+    usleep(1500 * 1000);   /* every signal is past its deadline now */
+
+    /* Status with 20,000 past-due signals costs about what a ping costs. */
+    void *au = tk_raw_dealer(b, ctx, "audit-all");
+    tk_raw_hello(au);
+    enum { N = 15 };
+    int64_t ping[N], status[N];
+    uint64_t receipt = 0;
+    for (int i = 0; i < N; i++) {
+        soffa_frame_t p = {.type = SOFFA_FRAME_PING, .tag = 1};
+        ping[i] = round_trip(au, &p, SOFFA_FRAME_PONG, NULL);
+        soffa_frame_t rq = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = 2, .receipt = receipt};
+        status[i] = round_trip(au, &rq, SOFFA_FRAME_STATUS_REPLY, &receipt);
+    }
+    qsort(ping, N, sizeof *ping, cmp_i64);
+    qsort(status, N, sizeof *status, cmp_i64);
+    int64_t bound = 20 * ping[N / 2] > 5000 * slack ? 20 * ping[N / 2] : 5000 * slack;
+    fprintf(stderr, "it_h12: median ping %lld µs, median status %lld µs (bound %lld)\n", (long long) ping[N / 2],
+            (long long) status[N / 2], (long long) bound);
+    cr_assert_lt(status[N / 2], bound, "a status request took %lld µs (a ping %lld µs)", (long long) status[N / 2],
+                 (long long) ping[N / 2]);
+
+    /* The broker's count of overdue signals is right: all 20,000. */
+    soffa_frame_t rq = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = 3, .receipt = receipt};
+    tk_send_frame(au, &rq);
+    soffa_frame_t f;
+    next_frame(au, &f, 5000);
+    cr_assert_eq(f.type, SOFFA_FRAME_STATUS_REPLY);
+    bool seen = false;
+    for (size_t i = 0; i < f.n_statuses; i++)
+        if (!strcmp(f.statuses[i].mailbox, "kaa/1419")) {
+            seen = true;
+            cr_assert_eq(f.statuses[i].overdue, 20000);
+            cr_assert_eq(f.statuses[i].lag, 20000);
+            cr_assert(f.statuses[i].no_reader);
+        }
+    cr_assert(seen);
+    soffa_frame_fini(&f);
+    /* A second request without the receipt of that reply is refused. */
+    soffa_frame_t again = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = 4};
+    tk_send_frame(au, &again);
+    next_frame(au, &f, 3000);
+    cr_assert_eq(f.type, SOFFA_FRAME_ERROR);
+    cr_assert_eq(f.code, SOFFA_ERR_PROTOCOL_STATE);
+    soffa_frame_fini(&f);
+
+    /* An auditor of Stenungsund replays everything: 20,000 records outside
+     * its scope. Another session's pings are answered meanwhile without a
+     * stall: the replay yields between turns. */
+    void *rp = tk_raw_dealer(b, ctx, "audit-1415");
+    tk_raw_hello(rp);
+    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = 7};
+    strcpy(r.text, "replay");
+    int64_t worst = 0;
+    tk_send_frame(rp, &r);
+    int64_t t0 = soffa_mono_us();
+    bool ended = false;
+    while (!ended && soffa_mono_us() - t0 < 20000000) {
+        soffa_frame_t p = {.type = SOFFA_FRAME_PING, .tag = 1};
+        int64_t rt = round_trip(au, &p, SOFFA_FRAME_PONG, NULL);
+        if (rt > worst)
+            worst = rt;
+        while (tk_raw_recv(rp, &f, 0)) {
+            ended |= f.type == SOFFA_FRAME_REPLAY_END;
+            soffa_frame_fini(&f);
+        }
+    }
+    cr_assert(ended, "the replay did not end");
+    fprintf(stderr, "it_h12: out-of-scope replay of 20,000 records; slowest ping meanwhile %lld µs\n", (long long) worst);
+    cr_assert_lt(worst, 15000 * slack, "a ping waited %lld µs behind the replay", (long long) worst);
+    zmq_close(au);
+    zmq_close(rp);
+    zmq_ctx_term(ctx);
+    tk_broker_free(b);
+}
+
+/* ---- 13. Client text cannot forge a log line ------------------------------------------ */
+
+Test(hostile, it_h13_a_newline_in_client_text_stays_inside_its_log_line)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    void *ctx = zmq_ctx_new();
+    void *d = tk_raw_dealer(b, ctx, "school-1415");
+    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = 1};
+    strcpy(hello.text, "x\n2026-11-27T10:00:00.000Z info  soffa-broker: replay by audit-all: 0 record(s), logged at seq 1");
+    tk_send_frame(d, &hello);
+    soffa_frame_t f;
+    next_frame(d, &f, 3000);
+    soffa_frame_fini(&f);
+    soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE};
+    strcpy(sub.mailbox, "kaa/1419\nFORGED LINE");
+    tk_send_frame(d, &sub);
+    next_frame(d, &f, 3000);
+    soffa_frame_fini(&f);
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+    tk_broker_stop(b, SIGTERM);
+    char path[400];
+    snprintf(path, sizeof path, "%s/broker.log", b->dir);
+    FILE *lf = fopen(path, "r");
+    cr_assert_not_null(lf);
+    char line[4096];
+    bool escaped = false;
+    while (fgets(line, sizeof line, lf)) {
+        cr_assert(strncmp(line, "FORGED", 6) != 0, "a forged line: %s", line);
+        cr_assert(strstr(line, "replay by audit-all") == NULL || strstr(line, "\\x0a") != NULL, "a forged line: %s", line);
+        escaped |= strstr(line, "connected as x\\x0a2026") != NULL;
+    }
+    fclose(lf);
+    cr_assert(escaped, "the client's text is not in the log, escaped");
+    tk_broker_free(b);
+}
+
+/* ---- 15. Smaller ones -------------------------------------------------------------------- */
+
+Test(hostile, it_h15_every_referral_of_a_withdrawn_consent_gets_its_notice_however_many)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    char *cj = tk_msg_json(SOFFA_MT_CONSENT_RECORDED, PUPIL, "1419");
+    json_t *c = json_loads(cj, 0, NULL);
+    free(cj);
+    json_t *cp = json_object_get(c, "consent_recorded");
+    json_object_set(c, "consent_id", json_object_get(cp, "consent_id"));
+    soffa_date_t t = soffa_date_today();
+    char from[11], to[11];
+    soffa_date_format(t, from);
+    t.year += 1;
+    t.month = 1;
+    soffa_date_format(t, to);
+    json_object_set_new(cp, "valid_from", json_string(from));
+    json_object_set_new(cp, "valid_to", json_string(to));
+    char consent[64];
+    snprintf(consent, sizeof consent, "%s", json_string_value(json_object_get(cp, "consent_id")));
+    char *cs = json_dumps(c, JSON_COMPACT);
+    json_decref(c);
+    char why[256];
+    cr_assert_eq(tk_publish_json(k, cs, NULL, NULL, why), SOFFA_OK, "%s", why);
+    free(cs);
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        char *rj = tk_msg_json(SOFFA_MT_REFERRAL_SENT, PUPIL, "1419");
+        json_t *r = json_loads(rj, 0, NULL);
+        free(rj);
+        json_object_set_new(r, "consent_id", json_string(consent));
+        char *rs = json_dumps(r, JSON_COMPACT);
+        json_decref(r);
+        cr_assert_eq(tk_publish_json(k, rs, NULL, NULL, why), SOFFA_OK, "%s", why);
+        free(rs);
+    }
+    char *wj = tk_msg_json(SOFFA_MT_CONSENT_WITHDRAWN, PUPIL, "1419");
+    json_t *w = json_loads(wj, 0, NULL);
+    free(wj);
+    json_object_set_new(w, "consent_id", json_string(consent));
+    json_object_set_new(json_object_get(w, "consent_withdrawn"), "consent_id", json_string(consent));
+    char *ws = json_dumps(w, JSON_COMPACT);
+    json_decref(w);
+    cr_assert_eq(tk_publish_json(k, ws, NULL, NULL, why), SOFFA_OK, "%s", why);
+    free(ws);
+    soffa_client_close(&k);
+    /* Arbetsförmedlingen gets every notice (and no referral: all withheld). */
+    soffa_client_t *af = tk_client(b, "af-1419", false);
+    static int types[2 * N];
+    size_t n = tk_collect(af, "af/1419", 256, true, 2 * N, 4000, types, NULL);
+    size_t notices = 0, referrals = 0;
+    for (size_t i = 0; i < n; i++) {
+        notices += types[i] == SOFFA_MT_REFERRAL_WITHDRAWN;
+        referrals += types[i] == SOFFA_MT_REFERRAL_SENT;
+    }
+    cr_assert_eq(notices, N, "%zu of %d referrals got a withdrawal notice", notices, N);
+    cr_assert_eq(referrals, 0, "%zu referrals on the withdrawn consent were delivered", referrals);
+    soffa_client_close(&af);
+    tk_broker_free(b);
+}
+
+Test(hostile, it_h15_the_brokers_local_socket_is_owner_only_whatever_the_umask)
+{
+    mode_t old = umask(0);
+    tk_broker_t *b = tk_broker_start(NULL);
+    umask(old);
+    char path[400];
+    snprintf(path, sizeof path, "%s/broker.sock", b->dir);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert(S_ISSOCK(st.st_mode));
+    cr_assert_eq(st.st_mode & 077, 0, "broker.sock has mode %o", (unsigned) (st.st_mode & 0777));
+    tk_broker_free(b);
+}

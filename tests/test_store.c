@@ -1090,3 +1090,150 @@ Test(store, cursors_ride_in_the_records_commit)
     tk_rmrf(dir);
     free(dir);
 }
+
+/* ---- Format 3: mailbox ordinals, derived state, the upgrade from 2 ---- */
+
+Test(store, mailbox_rank_counts_records_up_to_a_sequence)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    char pnr[13];
+    tk_pnr(2008, 3, 14, 271, 0, pnr);
+    rec_t r[6];
+    const char *boxes[6] = {"kaa/1419", "kaa/1415", "kaa/1419", "kaa/1419", "af/1419", "kaa/1419"};
+    for (int i = 0; i < 6; i++)
+        rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, pnr, boxes[i], "school-1415");
+    soffa_store_item_t items[6];
+    cr_assert_eq(append(st, r, 3, items), SOFFA_OK);
+    cr_assert_eq(append(st, r + 3, 3, items + 3), SOFFA_OK);
+    /* kaa/1419 holds seqs 1, 3, 4, 6. */
+    uint64_t want[8] = {0, 1, 1, 2, 3, 3, 4, 4};
+    for (uint64_t s = 0; s < 8; s++) {
+        uint64_t n = 99;
+        cr_assert_eq(soffa_store_mailbox_rank(st, "kaa/1419", s, &n), SOFFA_OK);
+        cr_assert_eq(n, want[s], "rank at %llu: %llu, wanted %llu", (unsigned long long) s, (unsigned long long) n,
+                     (unsigned long long) want[s]);
+    }
+    uint64_t n = 99;
+    cr_assert_eq(soffa_store_mailbox_rank(st, "af/1419", UINT64_MAX, &n), SOFFA_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(soffa_store_mailbox_rank(st, "kaa/141", 10, &n), SOFFA_OK);   /* a prefix is not a mailbox */
+    cr_assert_eq(n, 0);
+    cr_assert_eq(soffa_store_mailbox_rank(st, "school/none", 10, &n), SOFFA_OK);
+    cr_assert_eq(n, 0);
+    rec_free(r, 6);
+    soffa_store_close(&st);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+static int
+count_state(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl)
+{
+    (void) k;
+    (void) kl;
+    (void) v;
+    (void) vl;
+    (*(int *) ctx)++;
+    return 0;
+}
+
+Test(store, state_changes_commit_with_their_record_and_never_for_a_duplicate)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    char pnr[13];
+    tk_pnr(2008, 3, 14, 271, 0, pnr);
+    rec_t r[2];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, pnr, "kaa/1419", "school-1415");
+    rec_make(&r[1], SOFFA_MT_ABSENCE_REPORTED, pnr, "kaa/1419", "school-1415");
+    soffa_store_item_t it[2] = {{.env = &r[0].env}, {.env = &r[1].env}};
+    it[0].state[0] = (soffa_store_state_op_t) {.key = "Oabc", .klen = 4, .val = "x", .vlen = 1, .with_seq = true};
+    it[0].n_state = 1;
+    it[1].state[0] = (soffa_store_state_op_t) {.key = "Odef", .klen = 4, .val = "y", .vlen = 1};
+    it[1].n_state = 1;
+    cr_assert_eq(soffa_store_append(st, it, 2), SOFFA_OK);
+    uint8_t val[16];
+    size_t vl = 0;
+    cr_assert_eq(soffa_store_state_get(st, "Oabc", 4, val, sizeof val, &vl), SOFFA_OK);
+    cr_assert_eq(vl, 9);
+    cr_assert_eq(val[0], 'x');
+    cr_assert_eq(val[8], 1, "the record's seq is appended");
+    int n = 0;
+    cr_assert_eq(soffa_store_state_scan(st, "O", 1, count_state, &n), SOFFA_OK);
+    cr_assert_eq(n, 2);
+    /* A retry of record 1 that would delete Oabc is a duplicate: nothing happens. */
+    soffa_store_item_t again = {.env = &r[0].env};
+    again.state[0] = (soffa_store_state_op_t) {.key = "Oabc", .klen = 4, .del = true};
+    again.n_state = 1;
+    cr_assert_eq(soffa_store_append(st, &again, 1), SOFFA_OK);
+    cr_assert(again.duplicate);
+    cr_assert_eq(soffa_store_state_get(st, "Oabc", 4, NULL, 0, NULL), SOFFA_OK);
+    /* A failed batch changes no state either. */
+    rec_t bad;
+    rec_make(&bad, SOFFA_MT_ABSENCE_REPORTED, pnr, "kaa/1419", "school-1415");
+    soffa_store_item_t b = {.env = &bad.env};
+    b.state[0] = (soffa_store_state_op_t) {.key = "Oabc", .klen = 4, .del = true};
+    b.state[1] = (soffa_store_state_op_t) {.key = "", .klen = 0};   /* invalid: aborts the batch */
+    b.n_state = 2;
+    cr_assert_neq(soffa_store_append(st, &b, 1), SOFFA_OK);
+    cr_assert_eq(soffa_store_state_get(st, "Oabc", 4, NULL, 0, NULL), SOFFA_OK);
+    /* State written on its own (a rebuild). */
+    soffa_store_state_op_t del = {.key = "Odef", .klen = 4, .del = true};
+    cr_assert_eq(soffa_store_state_write(st, &del, 1), SOFFA_OK);
+    cr_assert_eq(soffa_store_state_get(st, "Odef", 4, NULL, 0, NULL), SOFFA_ERR_NOT_FOUND);
+    rec_free(r, 2);
+    rec_free(&bad, 1);
+    soffa_store_close(&st);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* Copies the version-2 fixture into a fresh directory. */
+static char *
+v2_copy(void)
+{
+    char *dir = tk_tmpdir("store-v2");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cp %s/tests/fixtures/store/v2-small.mdb %s/data.mdb && cp %s/tests/fixtures/store/v2-small.subject.key "
+             "%s/subject.key && chmod 600 %s/data.mdb %s/subject.key",
+             SOFFA_SOURCE_DIR, dir, SOFFA_SOURCE_DIR, dir, dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    return dir;
+}
+
+Test(store, a_version_2_store_is_refused_until_upgraded_and_then_reads_the_same)
+{
+    char *dir = v2_copy();
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t o = {.path = dir};
+    cr_assert_eq(soffa_store_open(&st, &o), SOFFA_ERR_VERSION);
+    soffa_store_opts_t ro = {.path = dir, .read_only = true};
+    cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_ERR_VERSION);
+    char from[8];
+    cr_assert_eq(soffa_store_upgrade(dir, 0, from), SOFFA_OK);
+    cr_assert_str_eq(from, "2");
+    st = open_store(dir, 0);
+    uint64_t head;
+    soffa_store_head(st, &head, NULL, NULL);
+    cr_assert_eq(head, 5);
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(rep.checkpoints, 1);
+    uint64_t n;
+    cr_assert_eq(soffa_store_mailbox_rank(st, "kaa/1419", 5, &n), SOFFA_OK);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(soffa_store_mailbox_rank(st, "kaa/1419", 1, &n), SOFFA_OK);
+    cr_assert_eq(n, 1);
+    /* The pupil's history is still found through the subject index. */
+    collect_t c = {.n = 0};
+    cr_assert_eq(soffa_store_scan_subject(st, "200803041037", 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 3, "found %zu of the pupil's 3 records", c.n);
+    soffa_store_close(&st);
+    /* Upgrading again does nothing. */
+    cr_assert_eq(soffa_store_upgrade(dir, 0, from), SOFFA_OK);
+    cr_assert_str_eq(from, "3");
+    tk_rmrf(dir);
+    free(dir);
+}

@@ -410,6 +410,39 @@ tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbo
     return rc;
 }
 
+/* The hashes of recent deliveries, so that tests can acknowledge them the
+ * way the broker asks (naming the hash a delivery carried). */
+static struct {
+    uint64_t seq;
+    uint8_t hash[SOFFA_HASH_LEN];
+} s_seen[4096];
+
+static void
+s_seen_put(uint64_t seq, const uint8_t *hash)
+{
+    s_seen[seq % 4096].seq = seq;
+    memcpy(s_seen[seq % 4096].hash, hash, SOFFA_HASH_LEN);
+}
+
+soffa_err_t
+tk_ack(soffa_client_t *c, const char *mailbox, uint64_t seq)
+{
+    soffa_frame_t a = {.type = SOFFA_FRAME_ACK, .seq = seq};
+    snprintf(a.mailbox, sizeof a.mailbox, "%s", mailbox);
+    if (s_seen[seq % 4096].seq == seq && seq) {
+        memcpy(a.hash, s_seen[seq % 4096].hash, SOFFA_HASH_LEN);
+        a.has_hash = true;
+    }
+    return soffa_client_send(c, &a);
+}
+
+void
+tk_seen(const soffa_frame_t *deliver)
+{
+    if (deliver->type == SOFFA_FRAME_DELIVER && deliver->has_hash)
+        s_seen_put(deliver->seq, deliver->hash);
+}
+
 size_t
 tk_collect(soffa_client_t *c, const char *mailbox, uint32_t window, bool ack, size_t max, int wait_ms, int *types,
            uint64_t *seqs)
@@ -439,11 +472,9 @@ tk_collect(soffa_client_t *c, const char *mailbox, uint32_t window, bool ack, si
                 seqs[n] = f.seq;
             soffa_envelope_fini(&e);
             n++;
-            if (ack) {
-                soffa_frame_t a = {.type = SOFFA_FRAME_ACK, .seq = f.seq};
-                snprintf(a.mailbox, sizeof a.mailbox, "%s", mailbox);
-                soffa_client_send(c, &a);
-            }
+            tk_seen(&f);
+            if (ack)
+                tk_ack(c, mailbox, f.seq);
         }
         soffa_frame_fini(&f);
     }

@@ -98,6 +98,14 @@ void tk_send_frame(void *d, const soffa_frame_t *f);
 /*  Greets on a raw socket and takes the WELCOME. */
 void tk_raw_hello(void *d);
 
+/*  Notes the hash a DELIVER frame carried (tk_collect does it for what it
+ *  collects), so that tk_ack can prove the delivery was read. */
+void tk_seen(const soffa_frame_t *deliver);
+
+/*  Acknowledges seq in mailbox, with the hash its delivery carried when the
+ *  test saw it (without one when it never did: the broker refuses that). */
+soffa_err_t tk_ack(soffa_client_t *c, const char *mailbox, uint64_t seq);
+
 /*  Subscribes and collects up to max deliveries (waiting up to wait_ms in
  *  total, ack each when ack is true): types[] and seqs[] get what came. */
 size_t tk_collect(soffa_client_t *c, const char *mailbox, uint32_t window, bool ack, size_t max, int wait_ms,

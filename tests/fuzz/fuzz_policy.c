@@ -66,7 +66,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     soffa_policy_decision_t dec;
     char why[256];
     soffa_date_t today = {2000, 6, 1};
-    (void) soffa_policy_decide(&ids[(mode >> 2) % 5], m, today, s_find, &mode, &dec, why, sizeof why);
+    (void) soffa_policy_decide(&ids[(mode >> 2) % 5], m, today, NULL, s_find, &mode, &dec, why, sizeof why);
     soffa_msg_view_t v;
     soffa_msg_view(m, &v);
     (void) soffa_policy_referral_deliverable(&v, today, s_find, &mode);
