@@ -117,7 +117,8 @@ typedef struct {
     char public_key[512];          /* Z85 key, or a .pub/.key file */
     char role[16];
     char kommun[8];
-    char unit[40];
+    char unit[1024];
+    char orgnr[16];
     char scope[SOFFA_SCOPE_MAX];
 } s_agent_cfg_t;
 
@@ -125,7 +126,8 @@ static const soffa_cfg_key_t s_agent_keys[] = {
     {"public_key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, public_key), 512, "the agent's public key (Z85) or its .pub file"},
     {"role", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, role), 16, "school, kaa, social, af or audit"},
     {"kommun", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, kommun), 8, "municipality code the agent serves"},
-    {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 40, "school unit code (schools)"},
+    {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 1024, "unit codes, comma-separated: a school's skolenhetskoder (required), else local units"},
+    {"orgnr", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, orgnr), 16, "organisationsnummer messages may claim"},
     {"scope", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, scope), SOFFA_SCOPE_MAX, "audit: mailbox patterns it may replay"},
 };
 
@@ -279,8 +281,20 @@ s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t 
                  self->config_path, id->name, a->kommun);
         return SOFFA_ERR_CONFIG;
     }
-    if (a->unit[0] && soffa_skolenhet_check(a->unit) != SOFFA_OK) {
-        snprintf(why, whylen, "%s: [agent %s] unit must be an 8-digit school unit code", self->config_path, id->name);
+    char uwhy[128];
+    if (soffa_policy_set_units(id, a->unit, uwhy, sizeof uwhy) != SOFFA_OK) {
+        snprintf(why, whylen, "%s: [agent %s] unit must list %s, comma-separated: %s", self->config_path, id->name,
+                 id->role == SOFFA_ROLE_SCHOOL ? "8-digit school unit codes" : "unit codes", uwhy);
+        return SOFFA_ERR_CONFIG;
+    }
+    if (id->role == SOFFA_ROLE_SCHOOL && !id->n_units) {
+        snprintf(why, whylen, "%s: [agent %s] is a school and needs unit = its school unit code(s) (skolenhetskod)",
+                 self->config_path, id->name);
+        return SOFFA_ERR_CONFIG;
+    }
+    if (a->orgnr[0] && soffa_orgnr_parse(a->orgnr, id->orgnr) != SOFFA_OK) {
+        snprintf(why, whylen, "%s: [agent %s] orgnr must be an organisationsnummer (10 digits, NNNNNN-NNNN allowed) "
+                 "with a valid check digit", self->config_path, id->name);
         return SOFFA_ERR_CONFIG;
     }
     if (id->role == SOFFA_ROLE_AUDIT && !a->scope[0]) {
@@ -293,7 +307,6 @@ s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t 
         return SOFFA_ERR_CONFIG;
     }
     snprintf(id->kommun, sizeof id->kommun, "%.4s", a->kommun);
-    snprintf(id->unit, sizeof id->unit, "%.32s", a->unit);
     snprintf(id->scope, sizeof id->scope, "%s", a->scope);
     if (soffa_keys_valid_z85(a->public_key)) {
         memcpy(id->public_key, a->public_key, 41);

@@ -81,6 +81,63 @@ s_refuse(char *why, size_t whylen, soffa_err_t rc, const char *fmt, ...)
     return rc;
 }
 
+/* ---- Identities --------------------------------------------------------------- */
+
+/* A local unit code, as soffa_msg_validate takes it in unit_id: 1 to 16 of
+ * A-Z 0-9 and '-', starting with a letter or digit. */
+static bool
+s_unit_code(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 16 || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+soffa_err_t
+soffa_policy_set_units(soffa_identity_t *id, const char *list, char *why, size_t whylen)
+{
+    id->n_units = 0;
+    id->unit[0] = '\0';
+    const char *p = list ? list : "";
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        size_t n = strcspn(p, ", \t");
+        char code[sizeof id->units[0]];
+        snprintf(code, sizeof code, "%.*s", (int) (n < sizeof code - 1 ? n : sizeof code - 1), p);
+        if (id->role == SOFFA_ROLE_SCHOOL && (n > 8 || soffa_skolenhet_check(code) != SOFFA_OK))
+            return s_refuse(why, whylen, SOFFA_ERR_SKOLENHET, "'%s%s' is not an 8-digit school unit code", code,
+                            n >= sizeof code ? "..." : "");
+        if (id->role != SOFFA_ROLE_SCHOOL && (n >= sizeof code || !s_unit_code(code)))
+            return s_refuse(why, whylen, SOFFA_ERR_BAD_FIELD, "'%s%s' is not a unit code (1 to 16 of A-Z 0-9 -)",
+                            code, n >= sizeof code ? "..." : "");
+        if (soffa_policy_has_unit(id, code))
+            return s_refuse(why, whylen, SOFFA_ERR_EXISTS, "school unit %s is listed twice", code);
+        if (id->n_units >= SOFFA_UNITS_MAX)
+            return s_refuse(why, whylen, SOFFA_ERR_TOO_LARGE, "more than %d school units", SOFFA_UNITS_MAX);
+        memcpy(id->units[id->n_units++], code, sizeof code);
+        p += n;
+    }
+    if (id->n_units)
+        snprintf(id->unit, sizeof id->unit, "%s", id->units[0]);
+    return SOFFA_OK;
+}
+
+bool
+soffa_policy_has_unit(const soffa_identity_t *id, const char *unit)
+{
+    for (size_t i = 0; unit && i < id->n_units; i++)
+        if (strcmp(id->units[i], unit) == 0)
+            return true;
+    return false;
+}
+
 /* ---- Mailboxes ------------------------------------------------------------ */
 
 static void
@@ -257,17 +314,33 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
         return s_refuse(why, whylen, SOFFA_ERR_LEGAL_BASIS, "%s must rest on %s, not %s", tname,
                         s_basis_name(rule->basis), s_basis_name(v.legal_basis));
 
-    /* 2. The sender written in the message, if any, must be the authenticated one. */
+    /* 2. What the message says about its sender must be what the key's
+     *    configuration says: a claim the configuration cannot confirm is
+     *    refused as well. */
     if (v.claimed_kind && v.claimed_kind != (int) s_party_of_role(sender->role))
         return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
-                        "the message claims another kind of sender than %s", sender->name);
-    if (v.claimed_kommun[0] && sender->kommun[0] && strcmp(v.claimed_kommun, sender->kommun) != 0)
+                        "sender.kind: the message claims another kind of sender than %s, a %s agent", sender->name,
+                        rname);
+    if (v.claimed_orgnr[0] && !sender->orgnr[0])
         return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
-                        "the message claims to come from municipality %s; %s serves %s", v.claimed_kommun,
-                        sender->name, sender->kommun);
-    if (v.claimed_unit[0] && sender->unit[0] && strcmp(v.claimed_unit, sender->unit) != 0)
+                        "sender.org_nr: the message claims organisation %s, but %s has no orgnr in the broker's "
+                        "configuration to confirm it", v.claimed_orgnr, sender->name);
+    if (v.claimed_orgnr[0] && strcmp(v.claimed_orgnr, sender->orgnr) != 0)
         return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
-                        "the message claims school unit %s; %s is %s", v.claimed_unit, sender->name, sender->unit);
+                        "sender.org_nr: the message claims organisation %s; %s is %s", v.claimed_orgnr, sender->name,
+                        sender->orgnr);
+    if (v.claimed_kommun[0] && strcmp(v.claimed_kommun, sender->kommun) != 0)
+        return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "sender.kommunkod: the message claims municipality %s; %s serves %s", v.claimed_kommun,
+                        sender->name, sender->kommun[0] ? sender->kommun : "none");
+    if (v.claimed_unit[0] && !soffa_policy_has_unit(sender, v.claimed_unit))
+        return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "sender.unit_id: the message claims unit %s, which is not one of %s's configured units",
+                        v.claimed_unit, sender->name);
+    if (v.school_unit[0] && !soffa_policy_has_unit(sender, v.school_unit))
+        return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "%s.school_unit: %s is not one of %s's configured school units", tname, v.school_unit,
+                        sender->name);
 
     /* 3. Protected identities: no contact details, whatever else holds. */
     if (v.protected_identity && v.has_contact)

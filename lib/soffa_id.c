@@ -222,8 +222,15 @@ soffa_skolenhet_check(const char *code)
 soffa_err_t
 soffa_orgnr_check(const char *orgnr)
 {
+    char d[11];
+    return soffa_orgnr_parse(orgnr, d);
+}
+
+soffa_err_t
+soffa_orgnr_parse(const char *orgnr, char out[11])
+{
     char d[10];
-    if (!orgnr)
+    if (!orgnr || !out)
         return SOFFA_ERR_ORGNR;
     size_t len = strlen(orgnr);
     if (len == 10 && s_all_digits(orgnr, 10)) {
@@ -235,5 +242,9 @@ soffa_orgnr_check(const char *orgnr)
     } else {
         return SOFFA_ERR_ORGNR;
     }
-    return soffa_luhn_ok(d, 10) ? SOFFA_OK : SOFFA_ERR_ORGNR;
+    if (!soffa_luhn_ok(d, 10))
+        return SOFFA_ERR_ORGNR;
+    memcpy(out, d, 10);
+    out[10] = '\0';
+    return SOFFA_OK;
 }

@@ -73,4 +73,8 @@ soffa_err_t soffa_skolenhet_check(const char *code);
  *  valid check digit, else SOFFA_ERR_ORGNR. */
 soffa_err_t soffa_orgnr_check(const char *orgnr);
 
+/*  Same check; on success writes the canonical 10-digit form into out
+ *  (11 bytes, NUL-terminated). */
+soffa_err_t soffa_orgnr_parse(const char *orgnr, char out[11]);
+
 #endif

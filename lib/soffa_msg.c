@@ -752,6 +752,8 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     v->hemkommun = "";
     v->claimed_kommun = "";
     v->claimed_unit = "";
+    v->claimed_orgnr = "";
+    v->school_unit = "";
     if (!msg)
         return;
     const Soffa__Message *m = msg->pb;
@@ -774,14 +776,20 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->claimed_kind = m->sender->kind;
         v->claimed_kommun = m->sender->kommunkod ? m->sender->kommunkod : "";
         v->claimed_unit = m->sender->unit_id ? m->sender->unit_id : "";
+        v->claimed_orgnr = m->sender->org_nr ? m->sender->org_nr : "";
     }
 
     switch (m->payload_case) {
     case SOFFA__MESSAGE__PAYLOAD_ENROLMENT_CHANGED:
         v->event_date = m->enrolment_changed->effective_date;
+        v->school_unit = m->enrolment_changed->school_unit ? m->enrolment_changed->school_unit : "";
         break;
     case SOFFA__MESSAGE__PAYLOAD_ABSENCE_REPORTED:
         v->event_date = m->absence_reported->period_from;
+        v->school_unit = m->absence_reported->school_unit ? m->absence_reported->school_unit : "";
+        break;
+    case SOFFA__MESSAGE__PAYLOAD_AT_RISK_NOTICE:
+        v->school_unit = m->at_risk_notice->school_unit ? m->at_risk_notice->school_unit : "";
         break;
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED:
         v->ref_id = s_id16(m->signal_acknowledged->signal_id);

@@ -228,5 +228,12 @@ else
     bad "it_30 needs root or password-less sudo (to act as another user with setpriv)" "run the suite as root, or as a user with sudo"
 fi
 
+# ---- Issue 11 ----
+
+# it_35 (item 8): a school's claims are held to its configuration.
+out=$(s school-1415 signal absence --pupil "$(pupil 935)" --hemkommun 1419 --period-from 2026-09-01 \
+    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14199999 2>&1); rc=$?
+case "$rc:$out" in 1:*"14199999 is not one of school-1415's configured school units"*"[NOT_AUTHORISED]"*) ok "it_35 another school unit is refused with the reason";; *) bad "it_35 another school unit" "$out";; esac
+
 "$SOFFA" down "$NET" >/dev/null
 finish_report

@@ -28,3 +28,125 @@ setup(void)
 }
 
 TestSuite(hostile, .init = setup, .timeout = 120);
+
+/* ---- Issue 11: items 5, 7, 8 and 15 -------------------------------------------- */
+
+/* The message of `type` about `subject` (hemkommun Tjörn) with up to two
+ * string fields set at dotted paths, as JSON text (free with free()). */
+static char *
+h_msg(soffa_msg_type_t type, const char *subject, const char *path1, const char *value1, const char *path2,
+      const char *value2)
+{
+    char *text = tk_msg_json(type, subject, "1419");
+    json_t *j = json_loads(text, 0, NULL);
+    free(text);
+    const char *paths[2] = {path1, path2}, *values[2] = {value1, value2};
+    for (int i = 0; i < 2 && paths[i]; i++) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "%s", paths[i]);
+        json_t *o = j;
+        char *save = NULL, *name = strtok_r(buf, ".", &save);
+        for (char *next = strtok_r(NULL, ".", &save); next; next = strtok_r(NULL, ".", &save)) {
+            json_t *sub = json_object_get(o, name);
+            if (!sub) {
+                sub = json_object();
+                json_object_set_new(o, name, sub);
+            }
+            o = sub;
+            name = next;
+        }
+        json_object_set_new(o, name, json_string(values[i]));
+    }
+    text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+/* Publishes text (and frees it); returns the broker's code, `why` its reason. */
+static soffa_err_t
+h_pub(soffa_client_t *c, char *text, char *mailbox, char why[256])
+{
+    why[0] = '\0';
+    soffa_err_t rc = tk_publish_json(c, text, NULL, mailbox, why);
+    free(text);
+    return rc;
+}
+
+/* An auditor's history of one subject: the number of records delivered. */
+static long
+h_history(soffa_client_t *au, const char *subject)
+{
+    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = soffa_client_next_tag(au)};
+    snprintf(r.filter.subject_id, sizeof r.filter.subject_id, "%s", subject);
+    snprintf(r.text, sizeof r.text, "history");
+    cr_assert_eq(soffa_client_send(au, &r), SOFFA_OK);
+    long n = 0;
+    for (;;) {
+        soffa_frame_t f;
+        cr_assert_eq(soffa_client_recv(au, &f, 5000), SOFFA_OK, "the history stalled");
+        soffa_frame_type_t t = f.type;
+        uint32_t code = f.code;
+        soffa_frame_fini(&f);
+        if (t == SOFFA_FRAME_ERROR)
+            return -(long) code;
+        if (t == SOFFA_FRAME_DELIVER)
+            n++;
+        if (t == SOFFA_FRAME_REPLAY_END)
+            return n;
+    }
+}
+
+/* Item 8: a school configured with units 12345678 and 12345679 of
+ * organisation TK_SCHOOL_ORGNR claimed another unit and another
+ * organisation; both were accepted. */
+Test(hostile, it_h08_claims_about_the_sender_are_bound_to_its_key)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    static const struct {
+        int kaa;
+        soffa_msg_type_t type;
+        const char *path1, *value1, *path2, *value2;
+        soffa_err_t want;
+        const char *says;
+    } cases[] = {
+        {0, SOFFA_MT_ABSENCE_REPORTED, "absence_reported.school_unit", "14199999", NULL, NULL,
+         SOFFA_ERR_NOT_AUTHORISED, "14199999 is not one of school-1415's configured school units"},
+        {0, SOFFA_MT_ENROLMENT_CHANGED, "enrolment_changed.school_unit", "14199999", NULL, NULL,
+         SOFFA_ERR_NOT_AUTHORISED, "enrolment_changed.school_unit"},
+        {0, SOFFA_MT_ABSENCE_REPORTED, "sender.org_nr", "5566778899", NULL, NULL, SOFFA_ERR_NOT_AUTHORISED,
+         "sender.org_nr"},
+        {0, SOFFA_MT_ABSENCE_REPORTED, "sender.unit_id", "14199999", NULL, NULL, SOFFA_ERR_NOT_AUTHORISED,
+         "sender.unit_id"},
+        {0, SOFFA_MT_ABSENCE_REPORTED, "sender.kommunkod", "1419", NULL, NULL, SOFFA_ERR_NOT_AUTHORISED,
+         "sender.kommunkod"},
+        {0, SOFFA_MT_ABSENCE_REPORTED, "sender.kind", "ARBETSFORMEDLINGEN", NULL, NULL, SOFFA_ERR_NOT_AUTHORISED,
+         "sender.kind"},
+        {1, SOFFA_MT_KAA_CASE_OPENED, "sender.org_nr", TK_SCHOOL_ORGNR, NULL, NULL, SOFFA_ERR_NOT_AUTHORISED,
+         "no orgnr"},
+        {1, SOFFA_MT_KAA_CASE_OPENED, "sender.kommunkod", "1415", NULL, NULL, SOFFA_ERR_NOT_AUTHORISED,
+         "sender.kommunkod"},
+        /* What the configuration confirms is taken, for every unit of the principal. */
+        {0, SOFFA_MT_ABSENCE_REPORTED, "sender.org_nr", TK_SCHOOL_ORGNR, "absence_reported.school_unit", "12345679",
+         SOFFA_OK, NULL},
+        {0, SOFFA_MT_ENROLMENT_CHANGED, "sender.unit_id", "12345678", "sender.kommunkod", "1415", SOFFA_OK, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char why[256], mailbox[SOFFA_NAME_MAX];
+        soffa_err_t rc = h_pub(cases[i].kaa ? k : s,
+                               h_msg(cases[i].type, PUPIL, cases[i].path1, cases[i].value1, cases[i].path2,
+                                     cases[i].value2),
+                               mailbox, why);
+        cr_assert_eq(rc, cases[i].want, "case %zu: got %s: %s", i, soffa_errname(rc), why);
+        if (cases[i].says)
+            cr_assert(strstr(why, cases[i].says) != NULL, "case %zu: %s", i, why);
+    }
+    soffa_client_t *au = tk_client(b, "audit-all", false);
+    cr_assert_eq(h_history(au, PUPIL), 2, "only the two true messages were stored");
+    soffa_client_close(&au);
+    soffa_client_close(&k);
+    soffa_client_close(&s);
+    tk_broker_free(b);
+}
+

@@ -197,3 +197,13 @@ Test(id, organisation_numbers)
     cr_assert_eq(soffa_orgnr_check("212000135"), SOFFA_ERR_ORGNR);
     cr_assert_eq(soffa_orgnr_check("21200-01355"), SOFFA_ERR_ORGNR);
 }
+Test(id, issue_11_08_organisation_numbers_have_a_canonical_form)
+{
+    char c[11];
+    cr_assert_eq(soffa_orgnr_parse("212000-1355", c), SOFFA_OK);
+    cr_assert_str_eq(c, "2120001355");
+    cr_assert_eq(soffa_orgnr_parse("2120001355", c), SOFFA_OK);
+    cr_assert_str_eq(c, "2120001355");
+    cr_assert_eq(soffa_orgnr_parse("2120001356", c), SOFFA_ERR_ORGNR);
+    cr_assert_eq(soffa_orgnr_parse(NULL, c), SOFFA_ERR_ORGNR);
+}

@@ -249,16 +249,16 @@ tk_run(char *const argv[], char **out, char **err)
 #include "soffa_keys.h"
 #include "soffa_wire.h"
 
-const char *const TK_AGENTS[][5] = {
-    {"school-1415", "school", "1415", "12345678", ""},
-    {"kaa-1415", "kaa", "1415", "", ""},
-    {"kaa-1419", "kaa", "1419", "", ""},
-    {"social-1419", "social", "1419", "", ""},
-    {"af-1419", "af", "1419", "", ""},
-    {"audit-1419", "audit", "", "", "*/1419, audit/access, school/*"},
-    {"audit-1415", "audit", "", "", "*/1415"},
-    {"audit-all", "audit", "", "", "*"},
-    {NULL, NULL, NULL, NULL, NULL},
+const char *const TK_AGENTS[][6] = {
+    {"school-1415", "school", "1415", "12345678, 12345679", "", TK_SCHOOL_ORGNR},
+    {"kaa-1415", "kaa", "1415", "", "", ""},
+    {"kaa-1419", "kaa", "1419", "", "", ""},
+    {"social-1419", "social", "1419", "", "", ""},
+    {"af-1419", "af", "1419", "", "", ""},
+    {"audit-1419", "audit", "", "", "*/1419, audit/access, school/*", ""},
+    {"audit-1415", "audit", "", "", "*/1415", ""},
+    {"audit-all", "audit", "", "", "*", ""},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 static int
@@ -338,6 +338,8 @@ tk_broker_start(const char *extra_ini)
             fprintf(f, "unit = %s\n", TK_AGENTS[i][3]);
         if (TK_AGENTS[i][4][0])
             fprintf(f, "scope = %s\n", TK_AGENTS[i][4]);
+        if (TK_AGENTS[i][5][0])
+            fprintf(f, "orgnr = %s\n", TK_AGENTS[i][5]);
     }
     /* A key nobody configured. */
     snprintf(path, sizeof path, "%s/stranger", b->dir);

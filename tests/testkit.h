@@ -51,8 +51,11 @@ typedef struct {
     pid_t pid;               /* 0 when not running */
 } tk_broker_t;
 
-/*  The agents every test broker knows: name, role, kommun, unit, scope. */
-extern const char *const TK_AGENTS[][5];
+/*  The agents every test broker knows: name, role, kommun, unit(s), scope,
+ *  orgnr. school-1415 speaks for units 12345678 and 12345679 of principal
+ *  TK_SCHOOL_ORGNR. */
+extern const char *const TK_AGENTS[][6];
+#define TK_SCHOOL_ORGNR "2120001355"
 
 /*  Creates keys and config in a new directory (extra_ini is appended to the
  *  [broker]/[store] part, e.g. "[store]\nmap_size = 1MiB\n"), starts the
