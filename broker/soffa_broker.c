@@ -1058,8 +1058,7 @@ s_on_publish(soffa_broker_t *self, s_session_t *s, const soffa_frame_t *f)
     snprintf(p->env.sender_unit, sizeof p->env.sender_unit, "%s", s->id->unit);
     p->env.received_at_us = soffa_now_us();
     snprintf(p->env.mailbox, sizeof p->env.mailbox, "%s", dec.mailbox);
-    if (v.id_type != SOFFA_IDT_LOCAL_RESERVE)
-        snprintf(p->subject, sizeof p->subject, "%s", v.subject_id);
+    snprintf(p->subject, sizeof p->subject, "%s", v.subject_id);   /* reserve numbers are indexed too */
     if (v.type == SOFFA_MT_CONSENT_WITHDRAWN && v.ref_id) {
         p->withdraws = true;
         memcpy(p->consent_id, v.ref_id, 16);
@@ -1392,9 +1391,10 @@ s_on_replay(soffa_broker_t *self, s_session_t *s, const soffa_frame_t *f)
         s_send_error(self, s->rid, s->rid_len, f->tag, SOFFA_ERR_NOT_AUTHORISED, why);
         return;
     }
-    if (fl->subject_id[0] && soffa_id_check(fl->subject_id, NULL) != SOFFA_OK) {
+    if (fl->subject_id[0] && soffa_id_check(fl->subject_id, NULL) != SOFFA_OK
+        && soffa_reserve_check(fl->subject_id, NULL) != SOFFA_OK) {
         s_send_error(self, s->rid, s->rid_len, f->tag, SOFFA_ERR_BAD_FIELD,
-                     "the subject filter is not a valid 12-digit identity number");
+                     "the subject filter is not a valid identity number (12 digits) or reserve number");
         return;
     }
     s_commit(self);   /* the replay sees everything acknowledged so far */

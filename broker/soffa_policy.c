@@ -236,14 +236,18 @@ s_party_of_role(soffa_role_t role)
     }
 }
 
-/* Age on the event date; -1 when the identity carries no birth date. */
+/* Age on the event date from the birth date the identity carries (a
+ * reserve number's first eight characters); -1 when there is no birth date,
+ * no event date, or the event lies before the birth. */
 static int
 s_age(const soffa_msg_view_t *v)
 {
     soffa_date_t birth, on;
-    if (v->id_type == SOFFA_IDT_LOCAL_RESERVE || soffa_id_birth_date(v->subject_id, &birth) != SOFFA_OK)
-        return -1;
-    if (!soffa_date_from_int(v->event_date, &on))
+    soffa_err_t rc = v->id_type == SOFFA_IDT_LOCAL_RESERVE ? soffa_reserve_birth_date(v->subject_id, &birth)
+                   : v->id_type == SOFFA_IDT_PNR || v->id_type == SOFFA_IDT_SAMNR
+                       ? soffa_id_birth_date(v->subject_id, &birth)
+                       : SOFFA_ERR_ID_FORMAT;
+    if (rc != SOFFA_OK || !soffa_date_from_int(v->event_date, &on) || soffa_date_cmp(on, birth) < 0)
         return -1;
     return soffa_date_age(birth, on);
 }
@@ -347,14 +351,21 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
         return s_refuse(why, whylen, SOFFA_ERR_PROTECTED,
                         "the young person has a protected identity; remove the phone and e-mail");
 
-    /* 4. Age. Reserve numbers carry no birth date and pass. */
-    int age = s_age(&v);
-    if ((rule->checks & S_AGE_UNDER_20) && age >= 20)
-        return s_refuse(why, whylen, SOFFA_ERR_AGE,
-                        "absence is reported only for pupils under 20; this pupil was %d when the absence began", age);
-    if ((rule->checks & S_AGE_UNDER_18) && age >= 18)
-        return s_refuse(why, whylen, SOFFA_ERR_AGE,
-                        "a report of concern is for a child under 18; this person was %d (use a referral with consent)", age);
+    /* 4. Age, from the birth date the identity carries (a reserve number's
+     *    too). A message whose age rule cannot be checked is refused. */
+    if (rule->checks & (S_AGE_UNDER_20 | S_AGE_UNDER_18)) {
+        int age = s_age(&v);
+        if (age < 0)
+            return s_refuse(why, whylen, SOFFA_ERR_AGE,
+                            "the age rule of %s cannot be checked: the event date lies before the birth date, "
+                            "or one of them is not a real date", tname);
+        if ((rule->checks & S_AGE_UNDER_20) && age >= 20)
+            return s_refuse(why, whylen, SOFFA_ERR_AGE,
+                            "absence is reported only for pupils under 20; this pupil was %d when the absence began", age);
+        if ((rule->checks & S_AGE_UNDER_18) && age >= 18)
+            return s_refuse(why, whylen, SOFFA_ERR_AGE,
+                            "a report of concern is for a child under 18; this person was %d (use a referral with consent)", age);
+    }
 
     if ((rule->checks & S_SUBJECT_IN_SCOPE) && strcmp(v.hemkommun, sender->kommun) != 0)
         return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,

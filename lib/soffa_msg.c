@@ -1015,12 +1015,17 @@ s_person(s_vctx_t *c, const char *field, const Soffa__PersonRef *p)
     S_CHECK(s_enum(c, f, p->id_type, 1, 3, true));
     s_path(f, sizeof f, field, ".id");
     if (p->id_type == SOFFA__ID_TYPE__ID_LOCAL_RESERVE) {
-        size_t n = strlen(p->id);
-        if (n == 0 || n > 12)
-            return s_bad(c, SOFFA_ERR_ID_FORMAT, f, "local reserve number must be 1 to 12 characters");
-        for (size_t i = 0; i < n; i++)
-            if (!((p->id[i] >= '0' && p->id[i] <= '9') || (p->id[i] >= 'A' && p->id[i] <= 'Z')))
-                return s_bad(c, SOFFA_ERR_ID_FORMAT, f, "local reserve number takes digits and A-Z only");
+        soffa_id_kind_t kind;
+        if (soffa_id_check(p->id, &kind) == SOFFA_OK)
+            return s_bad(c, SOFFA_ERR_ID_FORMAT, f, "this is a %s, not a reserve number: send it with id_type %s",
+                         soffa_id_kind_name(kind), kind == SOFFA_ID_SAMNR ? "SAMNR" : "PNR");
+        soffa_date_t today = soffa_date_local(c->now_us);
+        soffa_err_t rc = soffa_reserve_check(p->id, &today);
+        if (rc == SOFFA_ERR_ID_DATE)
+            return s_bad(c, rc, f, "a reserve number begins with the birth date YYYYMMDD: a real date, not in the future");
+        if (rc != SOFFA_OK)
+            return s_bad(c, rc, f, "a reserve number is the birth date YYYYMMDD and 4 of A-Z 0-9 with at least "
+                                   "two letters (e.g. 20080314TF10)");
     } else {
         soffa_id_kind_t kind;
         soffa_err_t rc = soffa_id_check(p->id, &kind);

@@ -230,6 +230,21 @@ fi
 
 # ---- Issue 11 ----
 
+# it_33 (item 5): reserve numbers on the command line and in the history.
+R17="20090101tf10"   # typed in lowercase; 17 when the absence began
+out=$(s school-1415 signal absence --pupil "$R17" --hemkommun 1419 --period-from 2026-09-01 --period-to 2026-11-13 \
+    --unexcused-band SIGNIFICANT --school-unit 14150001 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted"*) ok "it_33 --pupil takes a reserve number";; *) bad "it_33 --pupil takes a reserve number" "$out";; esac
+out=$(s school-1415 signal absence --reserve-id 19900101TF10 --hemkommun 1419 --period-from 2026-09-01 \
+    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 2>&1); rc=$?
+case "$rc:$out" in 1:*"[AGE]"*) ok "it_33 the age rule runs on a reserve number's birth date";; *) bad "it_33 age rule on a reserve number" "$out";; esac
+out=$(s school-1415 signal absence --reserve-id "$(pupil 1 | tr -d -)" --hemkommun 1419 2>&1); rc=$?
+case "$rc:$out" in 1:*"two letters"*) ok "it_33 a personnummer is refused as a reserve number";; *) bad "it_33 a personnummer as a reserve number" "$out";; esac
+out=$(s school-1415 signal absence --pupil 2009010127A0 --hemkommun 1419 2>&1); rc=$?
+case "$rc:$out" in 1:*"at least two"*) ok "it_33 a malformed reserve number says what the form is";; *) bad "it_33 malformed reserve number" "$out";; esac
+out=$(s audit history --pupil "$R17" 2>&1); rc=$?
+case "$rc:$out" in 0:*"absence_reported"*"1 record(s)"*) ok "it_33 history --pupil finds a reserve number's record";; *) bad "it_33 history of a reserve number" "$out";; esac
+
 # it_35 (item 8): a school's claims are held to its configuration.
 out=$(s school-1415 signal absence --pupil "$(pupil 935)" --hemkommun 1419 --period-from 2026-09-01 \
     --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14199999 2>&1); rc=$?

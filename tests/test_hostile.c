@@ -96,6 +96,58 @@ h_history(soffa_client_t *au, const char *subject)
     }
 }
 
+/* Item 5: a real personnummer passed as a reserve number, and the age rules
+ * skipped for reserve numbers; reserve numbers were missing from the
+ * subject index, so history --pupil never found them. */
+Test(hostile, it_h05_a_reserve_number_is_no_loophole)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    soffa_date_t t = soffa_date_local(soffa_now_us() - 3600000000LL);
+    char adult[13], r18[13], r17[13], r16[13];
+    tk_reserve(1990, 1, 1, "TF10", adult);          /* 36 when the fixture's absence began */
+    tk_reserve(t.year - 18, 1, 1, "TF10", r18);
+    tk_reserve(2009, 1, 1, "TF10", r17);            /* 17 on 2026-09-01 */
+    tk_reserve(t.year - 16, 5, 2, "TF20", r16);
+    char why[256], mailbox[SOFFA_NAME_MAX];
+
+    /* A personnummer dressed up as a reserve number. */
+    soffa_err_t rc = h_pub(s, h_msg(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "subject.id_type", "LOCAL_RESERVE", NULL, NULL),
+                           mailbox, why);
+    cr_assert_eq(rc, SOFFA_ERR_ID_FORMAT, "got %s: %s", soffa_errname(rc), why);
+    cr_assert(strstr(why, "id_type PNR") != NULL, "%s", why);
+    /* Anything else that is not the reserve number form. */
+    rc = h_pub(s, h_msg(SOFFA_MT_ABSENCE_REPORTED, r17, "subject.id", "RES0042", NULL, NULL), mailbox, why);
+    cr_assert_eq(rc, SOFFA_ERR_ID_FORMAT, "got %s: %s", soffa_errname(rc), why);
+    /* The age rules run on the reserve number's birth date. */
+    rc = h_pub(s, h_msg(SOFFA_MT_ABSENCE_REPORTED, adult, NULL, NULL, NULL, NULL), mailbox, why);
+    cr_assert_eq(rc, SOFFA_ERR_AGE, "absence about a 36-year-old: %s: %s", soffa_errname(rc), why);
+    rc = h_pub(s, h_msg(SOFFA_MT_CONCERN_REPORT_FILED, r18, NULL, NULL, NULL, NULL), mailbox, why);
+    cr_assert_eq(rc, SOFFA_ERR_AGE, "concern report about an 18-year-old: %s: %s", soffa_errname(rc), why);
+    rc = h_pub(k, h_msg(SOFFA_MT_CONCERN_REPORT_FILED, adult, NULL, NULL, NULL, NULL), mailbox, why);
+    cr_assert_eq(rc, SOFFA_ERR_AGE, "the KAA's concern report about an adult: %s: %s", soffa_errname(rc), why);
+    /* ... and pass young people. */
+    rc = h_pub(s, h_msg(SOFFA_MT_ABSENCE_REPORTED, r17, NULL, NULL, NULL, NULL), mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "%s: %s", soffa_errname(rc), why);
+    cr_assert_str_eq(mailbox, "kaa/1419");
+    rc = h_pub(s, h_msg(SOFFA_MT_CONCERN_REPORT_FILED, r16, NULL, NULL, NULL, NULL), mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "%s: %s", soffa_errname(rc), why);
+    rc = h_pub(s, h_msg(SOFFA_MT_ENROLMENT_CHANGED, r17, NULL, NULL, NULL, NULL), mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "%s: %s", soffa_errname(rc), why);
+
+    /* The history of a reserve number finds its records, and only them. */
+    soffa_client_t *au = tk_client(b, "audit-1419", false);
+    cr_assert_eq(h_history(au, r17), 2, "the reserve number's absence and enrolment");
+    cr_assert_eq(h_history(au, r16), 1, "the reserve number's concern report");
+    cr_assert_eq(h_history(au, adult), 0, "nothing refused is stored");
+    cr_assert_eq(h_history(au, "RES0042"), -SOFFA_ERR_BAD_FIELD, "a filter that is no identity is refused");
+    soffa_client_close(&au);
+    soffa_client_close(&k);
+    soffa_client_close(&s);
+    tk_broker_free(b);
+}
+
 /* Item 8: a school configured with units 12345678 and 12345679 of
  * organisation TK_SCHOOL_ORGNR claimed another unit and another
  * organisation; both were accepted. */

@@ -217,8 +217,69 @@ Test(msg, identifiers_are_checked)
 
     j = base(SOFFA_MT_ABSENCE_REPORTED);
     json_object_set_new(json_object_get(j, "subject"), "id_type", json_string("LOCAL_RESERVE"));
-    json_object_set_new(json_object_get(j, "subject"), "id", json_string("RES0042"));
+    json_object_set_new(json_object_get(j, "subject"), "id", json_string("20080314TF10"));
     cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s", why);
+}
+
+/* Sets the string at a dotted path of j ("sender.actor_ref"), creating
+ * objects on the way. */
+static void
+set_path(json_t *j, const char *path, const char *value)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *save = NULL, *name = strtok_r(buf, ".", &save);
+    for (char *next = strtok_r(NULL, ".", &save); next; next = strtok_r(NULL, ".", &save)) {
+        json_t *sub = json_object_get(j, name);
+        if (!sub) {
+            sub = json_object();
+            json_object_set_new(j, name, sub);
+        }
+        j = sub;
+        name = next;
+    }
+    json_object_set_new(j, name, json_string(value));
+}
+
+/* Issue 11, item 5: a reserve number is not a loophole. */
+Test(msg, issue_11_05_reserve_numbers_are_checked_like_identity_numbers)
+{
+    char samnr[13], future[13];
+    tk_pnr(2008, 3, 14, 271, 1, samnr);
+    soffa_date_t t = soffa_date_local(soffa_now_us() + 3LL * 86400 * 1000000);
+    tk_reserve(t.year, t.month, t.day, "TF10", future);
+    const struct {
+        const char *id;
+        soffa_err_t want;
+        const char *says;
+    } cases[] = {
+        {"20080314TF10", SOFFA_OK, ""},
+        {PUPIL, SOFFA_ERR_ID_FORMAT, "personnummer, not a reserve number: send it with id_type PNR"},
+        {samnr, SOFFA_ERR_ID_FORMAT, "id_type SAMNR"},
+        {"RES0042", SOFFA_ERR_ID_FORMAT, "YYYYMMDD and 4 of A-Z 0-9"},
+        {"20080314tf10", SOFFA_ERR_ID_FORMAT, "at least two letters"},
+        {"2008031427A0", SOFFA_ERR_ID_FORMAT, "at least two letters"},
+        {"20080230TF10", SOFFA_ERR_ID_DATE, "birth date YYYYMMDD"},
+        {future, SOFFA_ERR_ID_DATE, "not in the future"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char why[256] = "";
+        json_t *j = base(SOFFA_MT_ABSENCE_REPORTED);
+        set_path(j, "subject.id_type", "LOCAL_RESERVE");
+        set_path(j, "subject.id", cases[i].id);
+        cr_assert_eq(check(j, why, sizeof why), cases[i].want, "case %zu: %s", i, why);
+        cr_assert(strstr(why, cases[i].says) != NULL, "case %zu: %s", i, why);
+        if (cases[i].want != SOFFA_OK)
+            cr_assert(strstr(why, "subject.id") == why, "case %zu names the field: %s", i, why);
+    }
+    /* A guardian in a consent grant is checked the same way. */
+    char why[256] = "";
+    json_t *j = base(SOFFA_MT_CONSENT_RECORDED);
+    json_t *g = json_array_get(json_object_get(json_object_get(j, "consent_recorded"), "granted_by"), 0);
+    json_object_set_new(g, "person", json_pack("{s:s, s:s, s:s}", "id_type", "LOCAL_RESERVE", "id", PUPIL,
+                                               "hemkommun", TJORN));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_ID_FORMAT, "%s", why);
+    cr_assert(strstr(why, "consent_recorded.granted_by.person.id") != NULL, "%s", why);
 }
 
 Test(msg, required_fields_and_ranges)

@@ -165,6 +165,44 @@ decide_rows(const row_t *rows, size_t n)
     }
 }
 
+/* Issue 11, item 5: the age rules run on a reserve number's birth date, and
+ * a message whose age rule cannot be checked is refused. */
+Test(policy, issue_11_05_age_rules_use_the_reserve_numbers_birth_date, .init = setup, .fini = teardown)
+{
+    /* Absence is judged on period_from (2026-09-01 in the fixture); a
+     * concern report on the day it happened (now). */
+    soffa_date_t t = soffa_date_local(soffa_now_us() - 3600000000LL);
+    char adult[13], r18[13], r16[13], pnr2008[13];
+    tk_reserve(1990, 1, 1, "TF10", adult);
+    tk_reserve(t.year - 18, 1, 1, "TF10", r18);
+    tk_reserve(t.year - 16, t.month, t.day, "TF20", r16);
+    tk_pnr(2008, 3, 14, 271, 0, pnr2008);
+    const row_t rows[] = {
+        {"absence, reserve number of a 36-year-old", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, adult, {NULL},
+         SOFFA_ERR_AGE, "under 20; this pupil was 36"},
+        {"absence, reserve number of a 17-year-old", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, "20090101TF10", {NULL},
+         SOFFA_OK, NULL},
+        {"absence, reserve number, 19 on the first day (20 the day after)", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED,
+         "20060902TF10", {"absence_reported.period_from", "2026-09-01"}, SOFFA_OK, NULL},
+        {"absence, reserve number, 20 on the first day", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, "20060901TF10",
+         {"absence_reported.period_from", "2026-09-01"}, SOFFA_ERR_AGE, "was 20"},
+        {"concern report, reserve number of an 18-year-old", &SCHOOL, SOFFA_MT_CONCERN_REPORT_FILED, r18, {NULL},
+         SOFFA_ERR_AGE, "child under 18; this person was 18"},
+        {"concern report, reserve number of a 16-year-old", &SCHOOL, SOFFA_MT_CONCERN_REPORT_FILED, r16, {NULL},
+         SOFFA_OK, NULL},
+        {"concern report from the KAA, 36-year-old", &KAA, SOFFA_MT_CONCERN_REPORT_FILED, adult, {NULL},
+         SOFFA_ERR_AGE, NULL},
+        {"absence that began before the birth (reserve)", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, "20090101TF10",
+         {"absence_reported.period_from", "2005-01-10"}, SOFFA_ERR_AGE, "cannot be checked"},
+        {"absence that began before the birth (personnummer)", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, pnr2008,
+         {"absence_reported.period_from", "2005-01-10"}, SOFFA_ERR_AGE, "cannot be checked"},
+        {"a reserve number that is not one", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, "19900101TF10",
+         {"subject.id", "RES0042"}, SOFFA_ERR_AGE, "cannot be checked"},
+        {"enrolment has no age rule", &SCHOOL, SOFFA_MT_ENROLMENT_CHANGED, adult, {NULL}, SOFFA_OK, NULL},
+    };
+    decide_rows(rows, sizeof rows / sizeof *rows);
+}
+
 /* Issue 11, item 8: what a message says about its sender must be what the
  * sender's key is configured as. */
 Test(policy, issue_11_08_claims_about_the_sender_are_bound_to_the_key, .init = setup, .fini = teardown)
