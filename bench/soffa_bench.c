@@ -129,7 +129,7 @@ typedef struct {
 
 /* Message i: absence reports and enrolment changes (3:1) about a made-up
  * pupil of municipality i % mailboxes, with the sender's organisation, unit
- * and user reference filled in as a school system would. */
+ * and user reference (an HSA-id) filled in as a school system would. */
 static bool
 s_pool_make(s_pool_t *pool, int mailboxes)
 {
@@ -168,10 +168,10 @@ s_pool_make(s_pool_t *pool, int mailboxes)
         snprintf(json, sizeof json,
                  "{\"message_id\":\"%s\",\"schema_version\":\"1.0\",\"occurred_at_us\":%lld,\"sent_at_us\":%lld,"
                  "\"sender\":{\"kind\":\"SCHOOL_PRINCIPAL\",\"org_nr\":\"%s\",\"kommunkod\":\"1415\","
-                 "\"unit_id\":\"12345678\",\"actor_ref\":\"urn:sis:hsa:SE2321000131-E%012ld:rektor:gymnasiet\"},"
+                 "\"unit_id\":\"12345678\",\"actor_ref\":\"SE2321000131-E%012ld\"},"
                  "\"subject\":{\"id_type\":\"PNR\",\"id\":\"%s\",\"hemkommun\":\"%s\"},"
                  "\"correlation_id\":\"%s\",\"causation_id\":\"%s\","
-                 "\"classification\":{\"secrecy_ref\":\"OSL 23:1 st. 1, OSL 26:1\",\"level\":\"SECRET\"},%s}",
+                 "\"classification\":{\"secrecy_ref\":\"OSL 23:1\",\"level\":\"SECRET\"},%s}",
                  ids, (long long) now - 86400000000LL, (long long) now, org, i % 50, pool->pnr[i],
                  s_kommun(pool->kommun[i]), cs, cz, payload);
         soffa_msg_t *m = NULL;

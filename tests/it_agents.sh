@@ -245,6 +245,12 @@ case "$rc:$out" in 1:*"at least two"*) ok "it_33 a malformed reserve number says
 out=$(s audit history --pupil "$R17" 2>&1); rc=$?
 case "$rc:$out" in 0:*"absence_reported"*"1 record(s)"*) ok "it_33 history --pupil finds a reserve number's record";; *) bad "it_33 history of a reserve number" "$out";; esac
 
+# it_34 (item 7): free text in a code field is refused before it is stored.
+out=$(s school-1415 signal absence --pupil "$(pupil 934)" --hemkommun 1419 --period-from 2026-09-01 \
+    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 --actor "Eleven har ADHD" 2>&1); rc=$?
+case "$rc:$out" in 1:*"actor_ref"*"user reference"*) ok "it_34 prose in actor_ref is refused, naming the field and its form";; *) bad "it_34 prose in actor_ref" "$out";; esac
+expect "it_34 nothing was left in the outbox" 0 "$(outbox school-1415)"
+
 # it_35 (item 8): a school's claims are held to its configuration.
 out=$(s school-1415 signal absence --pupil "$(pupil 935)" --hemkommun 1419 --period-from 2026-09-01 \
     --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14199999 2>&1); rc=$?

@@ -148,6 +148,56 @@ Test(hostile, it_h05_a_reserve_number_is_no_loophole)
     tk_broker_free(b);
 }
 
+/* Item 7: free text in code fields. The issue's attack first: an absence
+ * signal whose actor_ref describes a diagnosis and a care placement. Then
+ * each code or reference field on the route that carries it. */
+Test(hostile, it_h07_code_fields_carry_no_free_text)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *c[3] = {tk_client(b, "school-1415", false), tk_client(b, "kaa-1419", false),
+                            tk_client(b, "af-1419", false)};
+    static const char PROSE[] = "ADHD, placerad på HVB-hem sedan mars";
+    static const struct {
+        int sender;                  /* index into c */
+        soffa_msg_type_t type;
+        const char *path;
+        const char *value;
+    } cases[] = {
+        {0, SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", PROSE},
+        {0, SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", "adhd.placerad.pa.hvb-hem.sedan.mars"},   /* > 32 */
+        {0, SOFFA_MT_ABSENCE_REPORTED, "classification.secrecy_ref", "OSL 23:2 (NPF-utredning)"},
+        {0, SOFFA_MT_ENROLMENT_CHANGED, "enrolment_changed.programme_code", "SA, NPF"},
+        {0, SOFFA_MT_AT_RISK_NOTICE, "sender.unit_id", "Elevhälsan"},
+        {0, SOFFA_MT_CONCERN_REPORT_FILED, "sender.actor_ref", "kurator som misstänker våld"},
+        {1, SOFFA_MT_CONSENT_RECORDED, "consent_recorded.recorded_by", "Anna på ungdomsmottagningen"},
+        {1, SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.phone", "070-123 45 67, pappa är våldsam"},
+        {1, SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.email", "missbruk i hemmet <x@y.se>"},
+        {1, SOFFA_MT_KAA_CASE_OPENED, "sender.actor_ref", PROSE},
+        {2, SOFFA_MT_REFERRAL_STATUS_CHANGED, "sender.actor_ref", "bedömd ej arbetsför"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char why[256], mailbox[SOFFA_NAME_MAX];
+        soffa_err_t rc = h_pub(c[cases[i].sender], h_msg(cases[i].type, PUPIL, cases[i].path, cases[i].value, NULL, NULL),
+                               mailbox, why);
+        cr_assert_eq(rc, SOFFA_ERR_BAD_FIELD, "case %zu (%s): got %s: %s", i, cases[i].path, soffa_errname(rc), why);
+        const char *leaf = strrchr(cases[i].path, '.') + 1;
+        cr_assert(strstr(why, leaf) != NULL, "case %zu: the reason names the field: %s", i, why);
+    }
+    /* The session goes on, and a real reference is taken. */
+    char why[256], mailbox[SOFFA_NAME_MAX];
+    soffa_err_t rc = h_pub(c[0], h_msg(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "sender.actor_ref", "rektor-3",
+                                       "classification.secrecy_ref", "OSL 23:1"),
+                           mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "%s: %s", soffa_errname(rc), why);
+    /* Nothing refused was stored: the pupil's history is the one signal. */
+    soffa_client_t *au = tk_client(b, "audit-all", false);
+    cr_assert_eq(h_history(au, PUPIL), 1);
+    soffa_client_close(&au);
+    for (int i = 0; i < 3; i++)
+        soffa_client_close(&c[i]);
+    tk_broker_free(b);
+}
+
 /* Item 8: a school configured with units 12345678 and 12345679 of
  * organisation TK_SCHOOL_ORGNR claimed another unit and another
  * organisation; both were accepted. */
