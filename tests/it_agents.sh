@@ -230,6 +230,39 @@ fi
 
 # ---- Issue 11 ----
 
+# it_31 (item 14): a hook inherits nothing of the agent's store and gets its
+# input on a pipe; no file with the message is left in the data directory,
+# and one an earlier version left behind is removed at start.
+stop_proc kaa-1415 TERM
+cat > "$NET/fdhook.sh" <<'HOOK'
+#!/bin/sh
+dir=$(dirname "$0")
+for fd in /proc/$$/fd/*; do echo "${fd##*/} $(readlink "$fd")"; done > "$dir/fds-$SOFFA_SEQ.txt"
+ls -a "$dir/kaa-1415/data" > "$dir/datadir-during-$SOFFA_SEQ.txt"
+cat > "$dir/fdhook-$SOFFA_SEQ.json"
+HOOK
+chmod +x "$NET/fdhook.sh"
+printf 'hook = %s/fdhook.sh\n' "$NET" >> "$NET/kaa-1415/agent.ini"
+echo '{"stale":"a message from an earlier version"}' > "$NET/kaa-1415/data/hook-input.json"
+( umask 000; start_agent kaa-1415 )
+if [ -e "$NET/kaa-1415/data/hook-input.json" ]; then bad "it_31 a stale hook-input.json is removed at start"; else ok "it_31 a stale hook-input.json is removed at start"; fi
+SEQ31=$(s school-1415 signal absence --pupil "$(pupil 931)" --hemkommun 1415 --period-from 2026-09-01 \
+    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 | awk '/accepted/ {gsub(/[()]/, ""); print $NF}')
+for _ in $(seq 100); do [ -s "$NET/fdhook-$SEQ31.json" ] 2>/dev/null && break; sleep 0.1; done
+if ls "$NET"/fdhook-*.json >/dev/null 2>&1; then ok "it_31 the hook ran"; else bad "it_31 the hook ran" "$(tail -5 "$NET/kaa-1415/agent.log")"; fi
+FDS=$(cat "$NET"/fds-*.txt 2>/dev/null)
+case "$FDS" in *data.mdb*|*lock.mdb*) bad "it_31 the hook holds no descriptor of the agent's store" "$FDS";; *) ok "it_31 the hook holds no descriptor of the agent's store";; esac
+case "$FDS" in *socket:*|*anon_inode:*) bad "it_31 ... nor a socket or ZeroMQ's event descriptors" "$FDS";; *) ok "it_31 ... nor a socket or ZeroMQ's event descriptors";; esac
+case "$(grep '^0 ' <<<"$FDS")" in "0 pipe:"*) ok "it_31 the hook's stdin is a pipe";; *) bad "it_31 the hook's stdin is a pipe" "$FDS";; esac
+if grep -q '"type":"absence_reported"' "$NET"/fdhook-*.json 2>/dev/null; then ok "it_31 the hook reads the record from its stdin"; else bad "it_31 the hook reads the record" "$(cat "$NET"/fdhook-*.json 2>/dev/null)"; fi
+LEFT=$(cat "$NET"/datadir-during-*.txt 2>/dev/null; ls -a "$NET/kaa-1415/data")
+case "$LEFT" in *hook-input*) bad "it_31 no file with the message in the data directory, during or after the hook" "$LEFT";; *) ok "it_31 no file with the message in the data directory, during or after the hook";; esac
+if grep -rl "$(pupil 931 | tr -d -)" "$NET/kaa-1415/data" 2>/dev/null | grep -v '\.mdb$' | grep -q .; then
+    bad "it_31 the identity number is in no file of the data directory but the store"
+else
+    ok "it_31 the identity number is in no file of the data directory but the store"
+fi
+
 # it_33 (item 5): reserve numbers on the command line and in the history.
 R17="20090101tf10"   # typed in lowercase; 17 when the absence began
 out=$(s school-1415 signal absence --pupil "$R17" --hemkommun 1419 --period-from 2026-09-01 --period-to 2026-11-13 \
