@@ -1246,14 +1246,27 @@ soffa_agent_open(soffa_agent_t *self, char *why, size_t whylen)
     char ep[1100];
     snprintf(ep, sizeof ep, "ipc://%s", self->control_path);
     unlink(self->control_path);   /* a stale socket from a crash */
-    mode_t old = umask(077);      /* the control socket is owner-only */
+    /* The control socket is owner-only whatever the umask: made under a
+     * 077 umask, then set to 0600 and checked, so a socket anyone else
+     * could connect to is never left listening. */
+    mode_t old = umask(077);
     int brc = zmq_bind(self->control, ep);
+    int bind_errno = errno;
     umask(old);
     if (brc != 0) {
-        snprintf(why, whylen, "cannot open the control socket %s: %s", self->control_path, zmq_strerror(errno));
+        snprintf(why, whylen, "cannot open the control socket %s: %s", self->control_path, zmq_strerror(bind_errno));
         return SOFFA_ERR_TRANSPORT;
     }
-    chmod(self->control_path, 0600);
+    struct stat st;
+    if (chmod(self->control_path, 0600) != 0 || lstat(self->control_path, &st) != 0 || !S_ISSOCK(st.st_mode)
+        || (st.st_mode & 07777) != 0600 || st.st_uid != geteuid()) {
+        snprintf(why, whylen, "the control socket %s could not be made owner-only (mode 0600): %s",
+                 self->control_path, strerror(errno ? errno : EPERM));
+        zmq_close(self->control);
+        self->control = NULL;
+        unlink(self->control_path);
+        return SOFFA_ERR_PERMISSION;
+    }
     int linger = 0;
     zmq_setsockopt(self->control, ZMQ_LINGER, &linger, sizeof linger);
     self->backoff_ms = 200;

@@ -438,9 +438,14 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
         char journal[SOFFA_NAME_MAX];
         soffa_policy_journal(sender, journal);
         bool ours = strcmp(c.mailbox, journal) == 0;
+        bool same = c.view.type == SOFFA_MT_CONSENT_RECORDED && c.view.id_type == v.id_type
+                 && strcmp(c.view.subject_id, v.subject_id) == 0;
         soffa_policy_ref_fini(&c);
         if (!ours)
             return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED, "the consent was recorded by another organisation");
+        if (!same)
+            return s_refuse(why, whylen, SOFFA_ERR_CONSENT,
+                            "the consent was given by another person: a withdrawal names the consent's own subject");
     }
 
     /* 7. Answers: the record answered decides where the answer goes. */

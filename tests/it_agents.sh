@@ -233,6 +233,7 @@ fi
 # it_31 (item 14): a hook inherits nothing of the agent's store and gets its
 # input on a pipe; no file with the message is left in the data directory,
 # and one an earlier version left behind is removed at start.
+# it_32 (item 15): the control socket is owner-only even under umask 000.
 stop_proc kaa-1415 TERM
 cat > "$NET/fdhook.sh" <<'HOOK'
 #!/bin/sh
@@ -245,6 +246,7 @@ chmod +x "$NET/fdhook.sh"
 printf 'hook = %s/fdhook.sh\n' "$NET" >> "$NET/kaa-1415/agent.ini"
 echo '{"stale":"a message from an earlier version"}' > "$NET/kaa-1415/data/hook-input.json"
 ( umask 000; start_agent kaa-1415 )
+expect "it_32 under umask 000 the control socket is still owner-only" 600 "$(stat -c %a "$NET/kaa-1415/data/control.sock")"
 if [ -e "$NET/kaa-1415/data/hook-input.json" ]; then bad "it_31 a stale hook-input.json is removed at start"; else ok "it_31 a stale hook-input.json is removed at start"; fi
 SEQ31=$(s school-1415 signal absence --pupil "$(pupil 931)" --hemkommun 1415 --period-from 2026-09-01 \
     --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 | awk '/accepted/ {gsub(/[()]/, ""); print $NF}')

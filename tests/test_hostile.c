@@ -252,3 +252,33 @@ Test(hostile, it_h08_claims_about_the_sender_are_bound_to_its_key)
     tk_broker_free(b);
 }
 
+/* Item 15: a consent_withdrawn was not checked against the consent's
+ * subject, so a KAA could file the withdrawal under another person. */
+Test(hostile, it_h15_a_withdrawal_is_about_the_consents_own_subject)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    char *consent = tk_msg_json(SOFFA_MT_CONSENT_RECORDED, PUPIL, "1419");
+    json_t *cj = json_loads(consent, 0, NULL);
+    char id[SOFFA_UUID_STR];
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(cj, "consent_id")));
+    json_decref(cj);
+    char why[256], mailbox[SOFFA_NAME_MAX];
+    soffa_err_t rc = h_pub(k, consent, mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "%s: %s", soffa_errname(rc), why);
+
+    rc = h_pub(k, h_msg(SOFFA_MT_CONSENT_WITHDRAWN, CHILD, "consent_id", id, "consent_withdrawn.consent_id", id),
+               mailbox, why);
+    cr_assert_eq(rc, SOFFA_ERR_CONSENT, "a withdrawal filed under another person: %s: %s", soffa_errname(rc), why);
+    cr_assert(strstr(why, "another person") != NULL, "%s", why);
+    rc = h_pub(k, h_msg(SOFFA_MT_CONSENT_WITHDRAWN, PUPIL, "consent_id", id, "consent_withdrawn.consent_id", id),
+               mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "%s: %s", soffa_errname(rc), why);
+    cr_assert_str_eq(mailbox, "kaa-journal/1419");
+    soffa_client_t *au = tk_client(b, "audit-all", false);
+    cr_assert_eq(h_history(au, CHILD), 0, "nothing was filed under the other person");
+    cr_assert_eq(h_history(au, PUPIL), 2, "the consent and its withdrawal");
+    soffa_client_close(&au);
+    soffa_client_close(&k);
+    tk_broker_free(b);
+}

@@ -274,3 +274,16 @@ Test(policy, issue_11_08_unit_lists)
     cr_assert(strstr(why, "...") != NULL, "%s", why);
 }
 
+/* Issue 11, item 15: a withdrawal is about the consent's own subject. */
+Test(policy, issue_11_15_a_withdrawal_names_the_consents_subject, .init = setup, .fini = teardown)
+{
+    char other[13];
+    tk_pnr(2009, 5, 2, 384, 0, other);
+    const row_t rows[] = {
+        {"the consent's subject", &KAA, SOFFA_MT_CONSENT_WITHDRAWN, NULL, {NULL}, SOFFA_OK, NULL},
+        {"another person", &KAA, SOFFA_MT_CONSENT_WITHDRAWN, other, {NULL}, SOFFA_ERR_CONSENT, "another person"},
+        {"a reserve number for the same consent", &KAA, SOFFA_MT_CONSENT_WITHDRAWN, "20080314TF10", {NULL},
+         SOFFA_ERR_CONSENT, "another person"},
+    };
+    decide_rows(rows, sizeof rows / sizeof *rows);
+}
