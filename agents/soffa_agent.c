@@ -799,10 +799,11 @@ s_hook_start(soffa_agent_t *self)
     char *const argv[] = {"sh", "-c", self->cfg.hook, NULL};
     pid_t pid = fork();
     if (pid == 0) {
-        /* dup2 clears close-on-exec on 0, 1 and 2 only. */
-        if (dup2(pfd[0], 0) < 0)
+        /* dup2 clears close-on-exec on 0, 1 and 2 only. (soffa-agent keeps
+         * 0, 1 and 2 open, so the pipe and the log are above them.) */
+        if (pfd[0] <= 2 || log == 0 || dup2(pfd[0], 0) < 0)
             _exit(126);
-        if (log >= 0) {
+        if (log > 2) {
             dup2(log, 1);
             dup2(log, 2);
         }
