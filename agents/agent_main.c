@@ -1,5 +1,6 @@
 /*  soffa-agent: the daemon at an agency site. Runs in the foreground, logs
  *  to stderr, stops cleanly on SIGTERM/SIGINT. */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,12 @@ s_on_signal(int sig)
 int
 main(int argc, char **argv)
 {
+    /* Descriptors 0, 1 and 2 are always open (on /dev/null if we were started
+     * without them), so nothing the agent opens later (its store, a hook's
+     * pipe) can land on them and reach a hook as its stdin or stdout. */
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd ? O_WRONLY : O_RDONLY) < 0)
+            return 1;
     const char *config = NULL;
     int check = 0;
     for (int i = 1; i < argc; i++) {

@@ -7,6 +7,7 @@
  *  line on stderr and exits non-zero on failure (1: refused or failed,
  *  2: usage), and takes --json where it prints data.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -69,6 +70,27 @@ s_die(const char *cmd, int code, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return code;
+}
+
+/* What is wrong with a reserve number the user typed. */
+static const char *
+s_reserve_problem(soffa_err_t rc)
+{
+    return rc == SOFFA_ERR_ID_DATE
+               ? "a reserve number begins with the birth date YYYYMMDD: a real date from 1900 on, not in the future"
+               : "a reserve number is 12 characters: the birth date YYYYMMDD, then 4 of A-Z/0-9 with at least two "
+                 "letters (e.g. 20080314TF10)";
+}
+
+/* What is wrong with an identity the user typed: a reserve number's rules
+ * when it holds a letter, else the personnummer's. */
+static const char *
+s_id_problem(const char *text, soffa_err_t rc)
+{
+    for (const char *p = text; *p; p++)
+        if (isalpha((unsigned char) *p))
+            return s_reserve_problem(rc);
+    return soffa_strerror(rc);
 }
 
 static bool
@@ -265,15 +287,23 @@ s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, c
         if (!strcmp(name, "pupil") || !strcmp(name, "youth") || !strcmp(name, "child")) {
             char canon[13];
             soffa_id_kind_t kind;
-            soffa_err_t rc = soffa_id_parse(v, NULL, canon, &kind);
+            soffa_err_t rc = soffa_id_parse_any(v, NULL, canon, &kind);
             if (rc != SOFFA_OK) {
-                s_die(cmd, 1, "--%s: %s", name, soffa_strerror(rc));
+                s_die(cmd, 1, "--%s: %s", name, s_id_problem(v, rc));
                 goto fail;
             }
             json_object_set_new(subject, "id", json_string(canon));
-            json_object_set_new(subject, "id_type", json_string(kind == SOFFA_ID_SAMNR ? "SAMNR" : "PNR"));
+            json_object_set_new(subject, "id_type", json_string(kind == SOFFA_ID_SAMNR     ? "SAMNR"
+                                                                : kind == SOFFA_ID_RESERVE ? "LOCAL_RESERVE"
+                                                                                           : "PNR"));
         } else if (!strcmp(name, "reserve_id")) {
-            json_object_set_new(subject, "id", json_string(v));
+            char canon[13];
+            soffa_err_t rc = soffa_reserve_parse(v, NULL, canon);
+            if (rc != SOFFA_OK) {
+                s_die(cmd, 1, "--reserve-id: %s", s_reserve_problem(rc));
+                goto fail;
+            }
+            json_object_set_new(subject, "id", json_string(canon));
             json_object_set_new(subject, "id_type", json_string("LOCAL_RESERVE"));
         } else if (!strcmp(name, "hemkommun")) {
             if (soffa_kommun_check(v) != SOFFA_OK) {
@@ -399,8 +429,10 @@ s_usage_send(const char *words)
          "broker is not reachable; the agent sends it later).\n"
          "\n"
          "Common flags:\n"
-         "  --pupil ID          personnummer or samordningsnummer, any written form\n"
-         "  --reserve-id X      a local reserve number instead\n"
+         "  --pupil ID          personnummer or samordningsnummer, any written form,\n"
+         "                      or a reserve number (YYYYMMDD + 4 of A-Z/0-9, e.g.\n"
+         "                      20080314TF10: the birth date and two letters or more)\n"
+         "  --reserve-id X      a local reserve number, said explicitly\n"
          "  --hemkommun KOD     the youth's home municipality (4 digits)\n"
          "  --protected yes     protected identity: no contact details anywhere\n"
          "  --re ID|SEQ|last    answer or follow a message in this agent's inbox (by\n"
@@ -663,10 +695,10 @@ s_replay_common(s_ctx_t *c, const char *cmd, const char *request, bool access_on
             json_object_set_new(fl, "mailbox", json_string(v));
         } else if (!strcmp(a, "--pupil")) {
             char canon[13];
-            soffa_err_t rc = soffa_id_parse(v, NULL, canon, NULL);
+            soffa_err_t rc = soffa_id_parse_any(v, NULL, canon, NULL);
             if (rc != SOFFA_OK) {
                 json_decref(fl);
-                return s_die(cmd, 1, "--pupil: %s", soffa_strerror(rc));
+                return s_die(cmd, 1, "--pupil: %s", s_id_problem(v, rc));
             }
             json_object_set_new(fl, "subject_id", json_string(canon));
         } else if (!strcmp(a, "--type")) {
@@ -773,6 +805,7 @@ s_cmd_history(s_ctx_t *c)
 {
     if (s_want_help(c->argc, c->argv)) {
         puts("usage: soffa history --pupil ID [--as-of DATE] [--json]\n\n"
+             "ID is a personnummer, samordningsnummer or reserve number (20080314TF10).\n"
              "Auditors only: one young person's timeline across every agency in the scope:\n"
              "signals, acknowledgements, case events, consents, referrals and answers.\n"
              "--as-of DATE shows what had been received by the end of that day.");
@@ -1079,7 +1112,7 @@ s_cmd_import(s_ctx_t *c)
              "line names the columns; commas separate them (quote a value with \"...\").\n"
              "Columns:\n"
              "  type        enrolment, absence or at-risk                    (required)\n"
-             "  pupil       personnummer or samordningsnummer, any form        (required)\n"
+             "  pupil       personnummer, samordningsnummer or reserve number  (required)\n"
              "  hemkommun   the pupil's home municipality code                 (required)\n"
              "  consent     consent id (at-risk notices)\n"
              "  any payload field by name: event, effective_date, school_unit, school_form,\n"
@@ -1216,7 +1249,8 @@ s_cmd_check_id(s_ctx_t *c)
                  "Checks a Swedish personnummer or samordningsnummer and prints its canonical\n"
                  "12-digit form (YYYYMMDDNNNC) and its kind. Accepted forms: YYMMDDNNNC,\n"
                  "YYMMDD-NNNC, YYMMDD+NNNC (born 100 or more years ago), YYYYMMDDNNNC,\n"
-                 "YYYYMMDD-NNNC.\n\n"
+                 "YYYYMMDD-NNNC. A local reserve number (YYYYMMDD and 4 of A-Z/0-9 with at\n"
+                 "least two letters, e.g. 20080314TF10) is checked too; its kind is reservnummer.\n\n"
                  "  --json               print {\"id\", \"kind\", \"birth_date\"}\n"
                  "  --today YYYY-MM-DD   reference date for the century of short forms\n\n"
                  "Exit status: 0 valid, 1 invalid (one line on stderr says why), 2 usage.");
@@ -1236,18 +1270,25 @@ s_cmd_check_id(s_ctx_t *c)
         return s_die("check-id", 2, "no number given (see soffa check-id --help)");
     char canon[13];
     soffa_id_kind_t kind;
-    soffa_err_t rc = soffa_id_parse(id, &today, canon, &kind);
+    soffa_err_t rc = soffa_id_parse_any(id, &today, canon, &kind);
     if (rc != SOFFA_OK) {
         /* The number itself is not repeated: it is personal data. */
+        bool letter = false;
+        for (const char *p = id; *p; p++)
+            letter |= isalpha((unsigned char) *p) != 0;
         return s_die("check-id", 1, "%s",
-                     rc == SOFFA_ERR_ID_CHECKSUM ? "bad check digit: the last digit does not match the others"
+                     letter ? s_reserve_problem(rc)
+                     : rc == SOFFA_ERR_ID_CHECKSUM ? "bad check digit: the last digit does not match the others"
                      : rc == SOFFA_ERR_ID_DATE   ? "impossible date: no such birth date (or it lies in the future)"
                                                  : "bad format: expected YYMMDD-NNNC, YYMMDD+NNNC, YYYYMMDDNNNC or YYYYMMDD-NNNC");
     }
     if (c->json) {
         soffa_date_t birth;
         char bd[11];
-        soffa_id_birth_date(canon, &birth);
+        if (kind == SOFFA_ID_RESERVE)
+            soffa_reserve_birth_date(canon, &birth);
+        else
+            soffa_id_birth_date(canon, &birth);
         soffa_date_format(birth, bd);
         printf("{\"id\":\"%s\",\"kind\":\"%s\",\"birth_date\":\"%s\"}\n", canon, soffa_id_kind_name(kind), bd);
     } else {
@@ -1547,7 +1588,7 @@ static const s_command_t s_commands[] = {
     {"up", s_cmd_up, "start a local network (broker + one agent of each role)"},
     {"down", s_cmd_down, "stop a local network"},
     {"keygen", s_cmd_keygen, "make a CurveZMQ key pair"},
-    {"check-id", s_cmd_check_id, "check a personnummer or samordningsnummer"},
+    {"check-id", s_cmd_check_id, "check a personnummer, samordningsnummer or reserve number"},
 };
 
 static void

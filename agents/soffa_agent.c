@@ -6,7 +6,13 @@
  *      acknowledged it (or refused it for good);
  *    - a delivery is committed to the inbox before it is acknowledged to the
  *      broker; redelivered sequences are dropped.
+ *
+ *  A hook inherits nothing of the agent: every descriptor the agent holds is
+ *  close-on-exec (the LMDB box, ZeroMQ's sockets, files), the child closes
+ *  any other above stderr before it runs the hook, and the record reaches
+ *  the hook through a pipe on its stdin, never through a file.
  */
+#define _GNU_SOURCE   /* pipe2, F_SETPIPE_SZ */
 #include "soffa_agent.h"
 
 #include <errno.h>
@@ -17,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -128,6 +135,9 @@ struct soffa_agent {
     uint64_t hook_seq;
     int64_t hook_started;
     int64_t next_hook_scan;
+    int hook_in;                   /* write end of the hook's stdin, -1 when closed */
+    char *hook_text;               /* the record being written to it (owned) */
+    size_t hook_len, hook_off;     /* its length, and how much is written */
 };
 
 /* ---- Configuration ---------------------------------------------------------------- */
@@ -139,6 +149,7 @@ soffa_agent_new(soffa_agent_t **out, const char *config_path, char *why, size_t 
     soffa_agent_t *self = calloc(1, sizeof *self);
     if (!self)
         return SOFFA_ERR_NOMEM;
+    self->hook_in = -1;
     snprintf(self->config_path, sizeof self->config_path, "%s", config_path);
     soffa_cfg_section_t sec = {"agent", false, s_keys, sizeof s_keys / sizeof *s_keys, &self->cfg, NULL, NULL};
     soffa_err_t rc = soffa_cfg_load(config_path, &sec, 1, why, whylen);
@@ -730,6 +741,40 @@ s_hook_pick(void *ctx, const soffa_box_in_t *in)
     return 1;
 }
 
+/* Closes the hook's stdin and drops what was not written. */
+static void
+s_hook_input_close(soffa_agent_t *self)
+{
+    if (self->hook_in >= 0)
+        close(self->hook_in);
+    self->hook_in = -1;
+    free(self->hook_text);
+    self->hook_text = NULL;
+    self->hook_len = self->hook_off = 0;
+}
+
+/* Writes what the pipe takes of the record without blocking (a hook that
+ * does not read cannot stall the agent); closes the pipe when all is
+ * written, or when the hook will not take the rest (EPIPE). */
+static void
+s_hook_feed(soffa_agent_t *self)
+{
+    while (self->hook_in >= 0 && self->hook_off < self->hook_len) {
+        ssize_t n = write(self->hook_in, self->hook_text + self->hook_off, self->hook_len - self->hook_off);
+        if (n > 0) {
+            self->hook_off += (size_t) n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            if (n < 0 && errno == EAGAIN)
+                return;   /* the pipe is full: more on the next round of the loop */
+            soffa_debug("hook for seq %llu did not read all its input", (unsigned long long) self->hook_seq);
+            break;
+        }
+    }
+    s_hook_input_close(self);
+}
+
 static void
 s_hook_start(soffa_agent_t *self)
 {
@@ -737,48 +782,92 @@ s_hook_start(soffa_agent_t *self)
     soffa_box_inbox_scan(self->box, 0, s_hook_pick, &p);
     if (!p.seq)
         return;
-    char input[1100];
-    snprintf(input, sizeof input, "%s/hook-input.json", self->data_path);
-    int fd = open(input, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || !p.rec || json_dumpfd(p.rec, fd, JSON_COMPACT) != 0) {
-        if (fd >= 0)
-            close(fd);
-        json_decref(p.rec);
+    char *text = p.rec ? json_dumps(p.rec, JSON_COMPACT) : NULL;
+    size_t len = text ? strlen(text) : 0;
+    char *line = text ? realloc(text, len + 2) : NULL;
+    const char *type = p.rec ? json_string_value(json_object_get(p.rec, "type")) : NULL;
+    char seqs[48], types[96], agent[SOFFA_NAME_MAX + 16];
+    snprintf(seqs, sizeof seqs, "SOFFA_SEQ=%llu", (unsigned long long) p.seq);
+    snprintf(types, sizeof types, "SOFFA_TYPE=%.60s", type ? type : "");
+    snprintf(agent, sizeof agent, "SOFFA_AGENT=%s", self->cfg.name);
+    json_decref(p.rec);
+    if (!line) {
+        free(text);
         soffa_error("cannot prepare the hook input for seq %llu", (unsigned long long) p.seq);
         return;
     }
-    if (write(fd, "\n", 1) != 1)
-        soffa_debug("hook input newline not written");
-    close(fd);
-    const char *type = json_string_value(json_object_get(p.rec, "type"));
-    char seqs[32];
-    snprintf(seqs, sizeof seqs, "%llu", (unsigned long long) p.seq);
+    line[len] = '\n';
+    line[len + 1] = '\0';
+
+    /* Everything the child needs is made here: between fork and exec it only
+     * moves descriptors (the agent has other threads, so no malloc there). */
+    extern char **environ;
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = calloc(nenv + 4, sizeof *envp);
+    char logp[1100];
+    snprintf(logp, sizeof logp, "%s/hook.log", self->data_path);
+    int pfd[2] = {-1, -1};
+    int log = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (!envp || pipe2(pfd, O_CLOEXEC) != 0) {
+        soffa_error("cannot start the hook: %s", strerror(errno));
+        free(envp);
+        free(line);
+        if (log >= 0)
+            close(log);
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "SOFFA_SEQ=", 10) && strncmp(environ[i], "SOFFA_TYPE=", 11)
+            && strncmp(environ[i], "SOFFA_AGENT=", 12))
+            envp[k++] = environ[i];
+    envp[k++] = seqs;
+    envp[k++] = types;
+    envp[k++] = agent;
+    /* The whole record fits in the pipe when the system allows it. */
+    if (len + 1 > 65536)
+        (void) fcntl(pfd[1], F_SETPIPE_SZ, (int) (len + 1 < (1u << 20) ? len + 1 : (1u << 20)));
+    (void) fcntl(pfd[1], F_SETFL, O_NONBLOCK);
+    char *const argv[] = {"sh", "-c", self->cfg.hook, NULL};
     pid_t pid = fork();
     if (pid == 0) {
-        int in = open(input, O_RDONLY);
-        char logp[1100];
-        snprintf(logp, sizeof logp, "%s/hook.log", self->data_path);
-        int log = open(logp, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (in >= 0)
-            dup2(in, 0);
-        if (log >= 0) {
+        /* dup2 clears close-on-exec on 0, 1 and 2 only. (soffa-agent keeps
+         * 0, 1 and 2 open, so the pipe and the log are above them.) */
+        if (pfd[0] <= 2 || log == 0 || dup2(pfd[0], 0) < 0)
+            _exit(126);
+        if (log > 2) {
             dup2(log, 1);
             dup2(log, 2);
         }
-        setenv("SOFFA_SEQ", seqs, 1);
-        setenv("SOFFA_TYPE", type ? type : "", 1);
-        setenv("SOFFA_AGENT", self->cfg.name, 1);
-        execl("/bin/sh", "sh", "-c", self->cfg.hook, (char *) NULL);
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+#endif
+            for (int fd = 3; fd < 65536; fd++)
+                close(fd);
+        execve("/bin/sh", argv, envp);
         _exit(127);
     }
-    json_decref(p.rec);
+    int fork_errno = errno;
+    free(envp);
+    close(pfd[0]);
+    if (log >= 0)
+        close(log);
     if (pid < 0) {
-        soffa_error("cannot start the hook: %s", strerror(errno));
+        close(pfd[1]);
+        free(line);
+        soffa_error("cannot start the hook: %s", strerror(fork_errno));
         return;
     }
     self->hook_pid = pid;
     self->hook_seq = p.seq;
     self->hook_started = soffa_mono_us();
+    self->hook_in = pfd[1];
+    self->hook_text = line;
+    self->hook_len = len + 1;
+    self->hook_off = 0;
+    s_hook_feed(self);
     /* Keep the attempt count with the record while it runs. */
     soffa_box_inbox_set_state(self->box, p.seq, SOFFA_IN_NEW, p.attempts, INT64_MAX);
 }
@@ -800,6 +889,8 @@ s_hook_tick(soffa_agent_t *self)
     if (!self->cfg.hook[0])
         return;
     if (self->hook_pid) {
+        if (self->hook_in >= 0)
+            s_hook_feed(self);
         int status;
         pid_t r = waitpid(self->hook_pid, &status, WNOHANG);
         bool timed_out = r == 0 && soffa_mono_us() - self->hook_started > self->cfg.hook_timeout_ms * 1000;
@@ -811,6 +902,7 @@ s_hook_tick(soffa_agent_t *self)
         if (r != self->hook_pid)
             return;
         self->hook_pid = 0;
+        s_hook_input_close(self);
         bool ok = !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
         s_att_t a = {0};
         soffa_box_inbox_get(self->box, self->hook_seq, s_get_attempts, &a);
@@ -1184,19 +1276,38 @@ soffa_agent_open(soffa_agent_t *self, char *why, size_t whylen)
         snprintf(why, whylen, "store %s: %s", self->data_path, soffa_strerror(rc));
         return rc;
     }
+    /* Earlier versions handed the hook its input in this file, which kept
+     * the last message (identity number included) on disk. */
+    char stale[1100];
+    snprintf(stale, sizeof stale, "%s/hook-input.json", self->data_path);
+    if (unlink(stale) == 0)
+        soffa_info("removed %s, left by an earlier version", stale);
     self->ctx = zmq_ctx_new();
     self->control = zmq_socket(self->ctx, ZMQ_ROUTER);
     char ep[1100];
     snprintf(ep, sizeof ep, "ipc://%s", self->control_path);
     unlink(self->control_path);   /* a stale socket from a crash */
-    mode_t old = umask(077);      /* the control socket is owner-only */
+    /* The control socket is owner-only whatever the umask: made under a
+     * 077 umask, then set to 0600 and checked, so a socket anyone else
+     * could connect to is never left listening. */
+    mode_t old = umask(077);
     int brc = zmq_bind(self->control, ep);
+    int bind_errno = errno;
     umask(old);
     if (brc != 0) {
-        snprintf(why, whylen, "cannot open the control socket %s: %s", self->control_path, zmq_strerror(errno));
+        snprintf(why, whylen, "cannot open the control socket %s: %s", self->control_path, zmq_strerror(bind_errno));
         return SOFFA_ERR_TRANSPORT;
     }
-    chmod(self->control_path, 0600);
+    struct stat st;
+    if (chmod(self->control_path, 0600) != 0 || lstat(self->control_path, &st) != 0 || !S_ISSOCK(st.st_mode)
+        || (st.st_mode & 07777) != 0600 || st.st_uid != geteuid()) {
+        snprintf(why, whylen, "the control socket %s could not be made owner-only (mode 0600): %s",
+                 self->control_path, strerror(errno ? errno : EPERM));
+        zmq_close(self->control);
+        self->control = NULL;
+        unlink(self->control_path);
+        return SOFFA_ERR_PERMISSION;
+    }
     int linger = 0;
     zmq_setsockopt(self->control, ZMQ_LINGER, &linger, sizeof linger);
     self->backoff_ms = 200;
@@ -1271,6 +1382,7 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
     }
     if (self->hook_pid) {
         int status;
+        s_hook_input_close(self);              /* what it has not read by now it will not get */
         waitpid(self->hook_pid, &status, 0);   /* let the running hook finish */
         self->hook_pid = 0;
     }
@@ -1287,6 +1399,7 @@ soffa_agent_destroy(soffa_agent_t **self_p)
     for (size_t i = 0; i < S_MAX_WAITERS; i++)
         if (self->waiters[i].used)
             json_decref(self->waiters[i].acc);
+    s_hook_input_close(self);
     soffa_client_close(&self->client);
     if (self->control) {
         zmq_close(self->control);

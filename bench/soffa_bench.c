@@ -122,9 +122,14 @@ typedef struct {
     size_t bytes;             /* sum of len */
 } s_pool_t;
 
+/* The bench schools' principal: its organisationsnummer is in each
+ * bench-school agent's configuration (orgnr), as the broker requires of a
+ * message that claims it. */
+#define S_ORG_STEM 212000135L
+
 /* Message i: absence reports and enrolment changes (3:1) about a made-up
  * pupil of municipality i % mailboxes, with the sender's organisation, unit
- * and user reference filled in as a school system would. */
+ * and user reference (an HSA-id) filled in as a school system would. */
 static bool
 s_pool_make(s_pool_t *pool, int mailboxes)
 {
@@ -135,7 +140,7 @@ s_pool_make(s_pool_t *pool, int mailboxes)
         char org[11], ids[SOFFA_UUID_STR], cs[SOFFA_UUID_STR], cz[SOFFA_UUID_STR];
         uint8_t u[16];
         s_pnr(today.year - 17, 1 + (int) (i % 12), 1 + (int) (i % 28), 1 + (int) (i % 997), pool->pnr[i]);
-        s_luhn10(212000000L + i % 50, org);
+        s_luhn10(S_ORG_STEM, org);
         soffa_uuid7(u);
         soffa_uuid_format(u, ids);
         soffa_uuid7(u);
@@ -163,10 +168,10 @@ s_pool_make(s_pool_t *pool, int mailboxes)
         snprintf(json, sizeof json,
                  "{\"message_id\":\"%s\",\"schema_version\":\"1.0\",\"occurred_at_us\":%lld,\"sent_at_us\":%lld,"
                  "\"sender\":{\"kind\":\"SCHOOL_PRINCIPAL\",\"org_nr\":\"%s\",\"kommunkod\":\"1415\","
-                 "\"unit_id\":\"12345678\",\"actor_ref\":\"urn:sis:hsa:SE2321000131-E%012ld:rektor:gymnasiet\"},"
+                 "\"unit_id\":\"12345678\",\"actor_ref\":\"SE2321000131-E%012ld\"},"
                  "\"subject\":{\"id_type\":\"PNR\",\"id\":\"%s\",\"hemkommun\":\"%s\"},"
                  "\"correlation_id\":\"%s\",\"causation_id\":\"%s\","
-                 "\"classification\":{\"secrecy_ref\":\"OSL 23:1 st. 1, OSL 26:1\",\"level\":\"SECRET\"},%s}",
+                 "\"classification\":{\"secrecy_ref\":\"OSL 23:1\",\"level\":\"SECRET\"},%s}",
                  ids, (long long) now - 86400000000LL, (long long) now, org, i % 50, pool->pnr[i],
                  s_kommun(pool->kommun[i]), cs, cz, payload);
         soffa_msg_t *m = NULL;
@@ -241,12 +246,14 @@ s_key(const char *dir, const char *name, char pub[41], char sec[41])
 static bool
 s_agents(const s_opts_t *o, const char *dir, FILE *f)
 {
-    char pub[41], sec[41], name[64];
+    char pub[41], sec[41], name[64], org[11];
+    s_luhn10(S_ORG_STEM, org);
     for (int i = 0; i < o->publishers; i++) {
         snprintf(name, sizeof name, "bench-school-%d", i);
         if (!s_key(dir, name, pub, sec))
             return false;
-        fprintf(f, "[agent %s]\npublic_key = %s\nrole = school\nkommun = 1415\nunit = 12345678\n", name, pub);
+        fprintf(f, "[agent %s]\npublic_key = %s\nrole = school\nkommun = 1415\nunit = 12345678\norgnr = %s\n", name,
+                pub, org);
     }
     for (int j = 0; j < o->mailboxes + o->stalled; j++) {
         snprintf(name, sizeof name, "bench-kaa-%s", s_kommun(j));

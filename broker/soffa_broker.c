@@ -136,7 +136,8 @@ typedef struct {
     char public_key[512];          /* Z85 key, or a .pub/.key file */
     char role[16];
     char kommun[8];
-    char unit[40];
+    char unit[1024];
+    char orgnr[16];
     char scope[SOFFA_SCOPE_MAX];
 } s_agent_cfg_t;
 
@@ -144,7 +145,8 @@ static const soffa_cfg_key_t s_agent_keys[] = {
     {"public_key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, public_key), 512, "the agent's public key (Z85) or its .pub file"},
     {"role", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, role), 16, "school, kaa, social, af or audit"},
     {"kommun", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, kommun), 8, "municipality code the agent serves"},
-    {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 40, "school unit code (schools)"},
+    {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 1024, "unit codes, comma-separated: a school's skolenhetskoder (required), else local units"},
+    {"orgnr", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, orgnr), 16, "organisationsnummer messages may claim"},
     {"scope", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, scope), SOFFA_SCOPE_MAX, "audit: mailbox patterns it may replay"},
 };
 
@@ -374,8 +376,20 @@ s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t 
                  self->config_path, id->name, a->kommun);
         return SOFFA_ERR_CONFIG;
     }
-    if (a->unit[0] && soffa_skolenhet_check(a->unit) != SOFFA_OK) {
-        snprintf(why, whylen, "%s: [agent %s] unit must be an 8-digit school unit code", self->config_path, id->name);
+    char uwhy[128];
+    if (soffa_policy_set_units(id, a->unit, uwhy, sizeof uwhy) != SOFFA_OK) {
+        snprintf(why, whylen, "%s: [agent %s] unit must list %s, comma-separated: %s", self->config_path, id->name,
+                 id->role == SOFFA_ROLE_SCHOOL ? "8-digit school unit codes" : "unit codes", uwhy);
+        return SOFFA_ERR_CONFIG;
+    }
+    if (id->role == SOFFA_ROLE_SCHOOL && !id->n_units) {
+        snprintf(why, whylen, "%s: [agent %s] is a school and needs unit = its school unit code(s) (skolenhetskod)",
+                 self->config_path, id->name);
+        return SOFFA_ERR_CONFIG;
+    }
+    if (a->orgnr[0] && soffa_orgnr_parse(a->orgnr, id->orgnr) != SOFFA_OK) {
+        snprintf(why, whylen, "%s: [agent %s] orgnr must be an organisationsnummer (10 digits, NNNNNN-NNNN allowed) "
+                 "with a valid check digit", self->config_path, id->name);
         return SOFFA_ERR_CONFIG;
     }
     if (id->role == SOFFA_ROLE_AUDIT && !a->scope[0]) {
@@ -388,7 +402,6 @@ s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t 
         return SOFFA_ERR_CONFIG;
     }
     snprintf(id->kommun, sizeof id->kommun, "%.4s", a->kommun);
-    snprintf(id->unit, sizeof id->unit, "%.32s", a->unit);
     snprintf(id->scope, sizeof id->scope, "%s", a->scope);
     if (soffa_keys_valid_z85(a->public_key)) {
         memcpy(id->public_key, a->public_key, 41);
@@ -485,9 +498,13 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
             (long long) c->referral_receipt_due);
     for (size_t i = 0; i < self->n_ids; i++) {
         const soffa_identity_t *id = &self->ids[i];
-        fprintf(out, "agent.%s = role %s, kommun %s%s%s%s%s, key %.8s...\n", id->name, soffa_role_name(id->role),
-                id->kommun[0] ? id->kommun : "-", id->unit[0] ? ", unit " : "", id->unit,
-                id->scope[0] ? ", scope " : "", id->scope, id->public_key);
+        char units[SOFFA_UNITS_MAX * 18 + 1] = "";
+        size_t o = 0;
+        for (size_t u = 0; u < id->n_units && o < sizeof units; u++)
+            o += (size_t) snprintf(units + o, sizeof units - o, "%s%s", u ? "," : "", id->units[u]);
+        fprintf(out, "agent.%s = role %s, kommun %s%s%s%s%s%s%s, key %.8s...\n", id->name, soffa_role_name(id->role),
+                id->kommun[0] ? id->kommun : "-", units[0] ? ", units " : "", units, id->orgnr[0] ? ", orgnr " : "",
+                id->orgnr, id->scope[0] ? ", scope " : "", id->scope, id->public_key);
     }
 }
 
@@ -1707,10 +1724,9 @@ s_on_publish(soffa_broker_t *self, s_session_t *s, const soffa_frame_t *f)
         return;
     }
     /* Decisions that look records up see everything committed so far. */
-    bool indexed = v.id_type != SOFFA_IDT_LOCAL_RESERVE;
     if (soffa_policy_needs_lookup(v.type))
         s_commit(self);
-    soffa_policy_facts_t facts = {.subject_protected = indexed && s_subject_protected(self, v.subject_id)};
+    soffa_policy_facts_t facts = {.subject_protected = s_subject_protected(self, v.subject_id)};
     soffa_policy_decision_t dec;
     rc = soffa_policy_decide(s->id, msg, soffa_date_today(), &facts, s_find, self, &dec, why, sizeof why);
     if (rc != SOFFA_OK)
@@ -1738,11 +1754,13 @@ s_on_publish(soffa_broker_t *self, s_session_t *s, const soffa_frame_t *f)
     snprintf(p->env.sender_agent, sizeof p->env.sender_agent, "%s", s->id->name);
     p->env.sender_role = s->id->role;
     snprintf(p->env.sender_kommun, sizeof p->env.sender_kommun, "%s", s->id->kommun);
-    snprintf(p->env.sender_unit, sizeof p->env.sender_unit, "%s", s->id->unit);
+    /* A principal with several units: the unit the signal names (the
+     * policy checked it is one of the sender's), else its first. */
+    snprintf(p->env.sender_unit, sizeof p->env.sender_unit, "%s",
+             v.school_unit && v.school_unit[0] ? v.school_unit : s->id->unit);
     p->env.received_at_us = soffa_now_us();
     snprintf(p->env.mailbox, sizeof p->env.mailbox, "%s", dec.mailbox);
-    if (indexed)
-        snprintf(p->subject, sizeof p->subject, "%s", v.subject_id);
+    snprintf(p->subject, sizeof p->subject, "%s", v.subject_id);   /* reserve numbers are indexed too */
     s_state_ops(self, p, &v);
     if (v.type == SOFFA_MT_CONSENT_WITHDRAWN && v.ref_id) {
         p->withdraws = true;
@@ -2086,9 +2104,10 @@ s_on_replay(soffa_broker_t *self, s_session_t *s, const soffa_frame_t *f)
         s_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, why);
         return;
     }
-    if (fl->subject_id[0] && soffa_id_check(fl->subject_id, NULL) != SOFFA_OK) {
+    if (fl->subject_id[0] && soffa_id_check(fl->subject_id, NULL) != SOFFA_OK
+        && soffa_reserve_check(fl->subject_id, NULL) != SOFFA_OK) {
         s_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
-                     "the subject filter is not a valid 12-digit identity number");
+                     "the subject filter is not a valid identity number (12 digits) or reserve number");
         return;
     }
     memset(&s->replay, 0, sizeof s->replay);

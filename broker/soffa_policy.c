@@ -81,6 +81,63 @@ s_refuse(char *why, size_t whylen, soffa_err_t rc, const char *fmt, ...)
     return rc;
 }
 
+/* ---- Identities --------------------------------------------------------------- */
+
+/* A local unit code, as soffa_msg_validate takes it in unit_id: 1 to 16 of
+ * A-Z 0-9 and '-', starting with a letter or digit. */
+static bool
+s_unit_code(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 16 || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+            return false;
+    return true;
+}
+
+soffa_err_t
+soffa_policy_set_units(soffa_identity_t *id, const char *list, char *why, size_t whylen)
+{
+    id->n_units = 0;
+    id->unit[0] = '\0';
+    const char *p = list ? list : "";
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        size_t n = strcspn(p, ", \t");
+        char code[sizeof id->units[0]];
+        snprintf(code, sizeof code, "%.*s", (int) (n < sizeof code - 1 ? n : sizeof code - 1), p);
+        if (id->role == SOFFA_ROLE_SCHOOL && (n > 8 || soffa_skolenhet_check(code) != SOFFA_OK))
+            return s_refuse(why, whylen, SOFFA_ERR_SKOLENHET, "'%s%s' is not an 8-digit school unit code", code,
+                            n >= sizeof code ? "..." : "");
+        if (id->role != SOFFA_ROLE_SCHOOL && (n >= sizeof code || !s_unit_code(code)))
+            return s_refuse(why, whylen, SOFFA_ERR_BAD_FIELD, "'%s%s' is not a unit code (1 to 16 of A-Z 0-9 -)",
+                            code, n >= sizeof code ? "..." : "");
+        if (soffa_policy_has_unit(id, code))
+            return s_refuse(why, whylen, SOFFA_ERR_EXISTS, "school unit %s is listed twice", code);
+        if (id->n_units >= SOFFA_UNITS_MAX)
+            return s_refuse(why, whylen, SOFFA_ERR_TOO_LARGE, "more than %d school units", SOFFA_UNITS_MAX);
+        memcpy(id->units[id->n_units++], code, sizeof code);
+        p += n;
+    }
+    if (id->n_units)
+        snprintf(id->unit, sizeof id->unit, "%s", id->units[0]);
+    return SOFFA_OK;
+}
+
+bool
+soffa_policy_has_unit(const soffa_identity_t *id, const char *unit)
+{
+    for (size_t i = 0; unit && i < id->n_units; i++)
+        if (strcmp(id->units[i], unit) == 0)
+            return true;
+    return false;
+}
+
 /* ---- Mailboxes ------------------------------------------------------------ */
 
 static void
@@ -182,14 +239,18 @@ s_party_of_role(soffa_role_t role)
     }
 }
 
-/* Age on the event date; -1 when the identity carries no birth date. */
+/* Age on the event date from the birth date the identity carries (a
+ * reserve number's first eight characters); -1 when there is no birth date,
+ * no event date, or the event lies before the birth. */
 static int
 s_age(const soffa_msg_view_t *v)
 {
     soffa_date_t birth, on;
-    if (v->id_type == SOFFA_IDT_LOCAL_RESERVE || soffa_id_birth_date(v->subject_id, &birth) != SOFFA_OK)
-        return -1;
-    if (!soffa_date_from_int(v->event_date, &on))
+    soffa_err_t rc = v->id_type == SOFFA_IDT_LOCAL_RESERVE ? soffa_reserve_birth_date(v->subject_id, &birth)
+                   : v->id_type == SOFFA_IDT_PNR || v->id_type == SOFFA_IDT_SAMNR
+                       ? soffa_id_birth_date(v->subject_id, &birth)
+                       : SOFFA_ERR_ID_FORMAT;
+    if (rc != SOFFA_OK || !soffa_date_from_int(v->event_date, &on) || soffa_date_cmp(on, birth) < 0)
         return -1;
     return soffa_date_age(birth, on);
 }
@@ -268,17 +329,33 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
         return s_refuse(why, whylen, SOFFA_ERR_LEGAL_BASIS, "%s must rest on %s, not %s", tname,
                         s_basis_name(rule->basis), s_basis_name(v.legal_basis));
 
-    /* 2. The sender written in the message, if any, must be the authenticated one. */
+    /* 2. What the message says about its sender must be what the key's
+     *    configuration says: a claim the configuration cannot confirm is
+     *    refused as well. */
     if (v.claimed_kind && v.claimed_kind != (int) s_party_of_role(sender->role))
         return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
-                        "the message claims another kind of sender than %s", sender->name);
-    if (v.claimed_kommun[0] && sender->kommun[0] && strcmp(v.claimed_kommun, sender->kommun) != 0)
+                        "sender.kind: the message claims another kind of sender than %s, a %s agent", sender->name,
+                        rname);
+    if (v.claimed_orgnr[0] && !sender->orgnr[0])
         return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
-                        "the message claims to come from municipality %s; %s serves %s", v.claimed_kommun,
-                        sender->name, sender->kommun);
-    if (v.claimed_unit[0] && sender->unit[0] && strcmp(v.claimed_unit, sender->unit) != 0)
+                        "sender.org_nr: the message claims organisation %s, but %s has no orgnr in the broker's "
+                        "configuration to confirm it", v.claimed_orgnr, sender->name);
+    if (v.claimed_orgnr[0] && strcmp(v.claimed_orgnr, sender->orgnr) != 0)
         return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
-                        "the message claims school unit %s; %s is %s", v.claimed_unit, sender->name, sender->unit);
+                        "sender.org_nr: the message claims organisation %s; %s is %s", v.claimed_orgnr, sender->name,
+                        sender->orgnr);
+    if (v.claimed_kommun[0] && strcmp(v.claimed_kommun, sender->kommun) != 0)
+        return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "sender.kommunkod: the message claims municipality %s; %s serves %s", v.claimed_kommun,
+                        sender->name, sender->kommun[0] ? sender->kommun : "none");
+    if (v.claimed_unit[0] && !soffa_policy_has_unit(sender, v.claimed_unit))
+        return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "sender.unit_id: the message claims unit %s, which is not one of %s's configured units",
+                        v.claimed_unit, sender->name);
+    if (v.school_unit[0] && !soffa_policy_has_unit(sender, v.school_unit))
+        return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "%s.school_unit: %s is not one of %s's configured school units", tname, v.school_unit,
+                        sender->name);
 
     /* 3. Protected identities: no contact details, whatever else holds;
      * once any message said so, soffa remembers it until the KAA of the
@@ -293,14 +370,21 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
                         "only the KAA of the home municipality (%s) may say that an identity is no longer protected",
                         v.hemkommun);
 
-    /* 4. Age. Reserve numbers carry no birth date and pass. */
-    int age = s_age(&v);
-    if ((rule->checks & S_AGE_UNDER_20) && age >= 20)
-        return s_refuse(why, whylen, SOFFA_ERR_AGE,
-                        "absence is reported only for pupils under 20; this pupil was %d when the absence began", age);
-    if ((rule->checks & S_AGE_UNDER_18) && age >= 18)
-        return s_refuse(why, whylen, SOFFA_ERR_AGE,
-                        "a report of concern is for a child under 18; this person was %d (use a referral with consent)", age);
+    /* 4. Age, from the birth date the identity carries (a reserve number's
+     *    too). A message whose age rule cannot be checked is refused. */
+    if (rule->checks & (S_AGE_UNDER_20 | S_AGE_UNDER_18)) {
+        int age = s_age(&v);
+        if (age < 0)
+            return s_refuse(why, whylen, SOFFA_ERR_AGE,
+                            "the age rule of %s cannot be checked: the event date lies before the birth date, "
+                            "or one of them is not a real date", tname);
+        if ((rule->checks & S_AGE_UNDER_20) && age >= 20)
+            return s_refuse(why, whylen, SOFFA_ERR_AGE,
+                            "absence is reported only for pupils under 20; this pupil was %d when the absence began", age);
+        if ((rule->checks & S_AGE_UNDER_18) && age >= 18)
+            return s_refuse(why, whylen, SOFFA_ERR_AGE,
+                            "a report of concern is for a child under 18; this person was %d (use a referral with consent)", age);
+    }
 
     if ((rule->checks & S_SUBJECT_IN_SCOPE) && strcmp(v.hemkommun, sender->kommun) != 0)
         return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED,
@@ -373,9 +457,14 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
         char journal[SOFFA_NAME_MAX];
         soffa_policy_journal(sender, journal);
         bool ours = strcmp(c.mailbox, journal) == 0;
+        bool same = c.view.type == SOFFA_MT_CONSENT_RECORDED && c.view.id_type == v.id_type
+                 && strcmp(c.view.subject_id, v.subject_id) == 0;
         soffa_policy_ref_fini(&c);
         if (!ours)
             return s_refuse(why, whylen, SOFFA_ERR_NOT_AUTHORISED, "the consent was recorded by another organisation");
+        if (!same)
+            return s_refuse(why, whylen, SOFFA_ERR_CONSENT,
+                            "the consent was given by another person: a withdrawal names the consent's own subject");
     }
 
     /* 7. Answers: the record answered decides where the answer goes. */

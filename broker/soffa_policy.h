@@ -28,16 +28,34 @@
 #include "soffa_wire.h"
 
 #define SOFFA_SCOPE_MAX 512
+#define SOFFA_UNITS_MAX 64          /* school units one principal's agent may speak for */
 
-/*  An authenticated agent, from the broker's configuration. */
+/*  An authenticated agent, from the broker's configuration. What a message
+ *  says about its sender (sender.kind, org_nr, kommunkod, unit_id and a
+ *  school signal's school_unit) must match this. */
 typedef struct {
     char name[SOFFA_NAME_MAX];      /* agent name; the ZAP user id */
     soffa_role_t role;
     char kommun[5];                 /* municipality served ("" for audit) */
-    char unit[33];                  /* school unit code, optional */
+    char unit[33];                  /* the first unit ("" if none): the envelope's sender unit */
+    char units[SOFFA_UNITS_MAX][17];/* every unit it may speak for: a school's skolenhetskoder, else local unit codes */
+    size_t n_units;                 /* entries in units */
+    char orgnr[11];                 /* organisationsnummer, 10 digits ("" if not configured) */
     char public_key[41];            /* Z85 */
     char scope[SOFFA_SCOPE_MAX];    /* audit: mailbox patterns it may replay, comma-separated */
 } soffa_identity_t;
+
+/*  Fills id->units, id->n_units and id->unit from a configured list of unit
+ *  codes separated by commas (blanks allowed, "" for none): for a school
+ *  (id->role, set first) 8-digit skolenhetskoder, for other roles local unit
+ *  codes (1 to 16 of A-Z 0-9 -, e.g. an Arbetsförmedlingen office). Returns
+ *  SOFFA_OK, SOFFA_ERR_SKOLENHET or SOFFA_ERR_BAD_FIELD (an entry is not a
+ *  code; `why` names it), SOFFA_ERR_TOO_LARGE (more than SOFFA_UNITS_MAX) or
+ *  SOFFA_ERR_EXISTS (a code twice). */
+soffa_err_t soffa_policy_set_units(soffa_identity_t *id, const char *list, char *why, size_t whylen);
+
+/*  True if the identity may speak for school unit `unit`. */
+bool soffa_policy_has_unit(const soffa_identity_t *id, const char *unit);
 
 /*  A record the message refers to, as the broker found it. */
 typedef struct {

@@ -2,6 +2,7 @@
 #include "soffa_box.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,21 @@ s_end(MDB_txn *txn, int mrc)
     return soffa_store_err(mrc);
 }
 
+/* Marks the environment's data file descriptor close-on-exec (LMDB opens
+ * its lock and meta descriptors so, but not this one). Returns 0 or errno. */
+static int
+s_cloexec(MDB_env *env)
+{
+    mdb_filehandle_t fd;
+    int mrc = mdb_env_get_fd(env, &fd);
+    if (mrc != 0)
+        return mrc;
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) != 0)
+        return errno;
+    return 0;
+}
+
 soffa_err_t
 soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size)
 {
@@ -55,6 +71,7 @@ soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size)
     mdb_env_set_maxdbs(self->env, 8);
     S_MDB(mdb_env_set_mapsize(self->env, map_size ? map_size : (size_t) 256 << 20));
     S_MDB(mdb_env_open(self->env, dir, MDB_NOTLS, 0600));
+    S_MDB(s_cloexec(self->env));   /* hooks the agent starts never inherit the box */
     S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
     S_MDB(mdb_dbi_open(txn, "outbox", MDB_CREATE, &self->outbox));
     S_MDB(mdb_dbi_open(txn, "sent", MDB_CREATE, &self->sent));

@@ -173,7 +173,89 @@ soffa_id_birth_date(const char *id12, soffa_date_t *out)
 const char *
 soffa_id_kind_name(soffa_id_kind_t kind)
 {
-    return kind == SOFFA_ID_SAMNR ? "samordningsnummer" : "personnummer";
+    return kind == SOFFA_ID_SAMNR ? "samordningsnummer" : kind == SOFFA_ID_RESERVE ? "reservnummer" : "personnummer";
+}
+
+/* ---- Local reserve numbers ---------------------------------------------------- */
+
+soffa_err_t
+soffa_reserve_check(const char *id, const soffa_date_t *today)
+{
+    if (!id)
+        return SOFFA_ERR_INVALID_ARG;
+    if (strlen(id) != 12 || !s_all_digits(id, 8))
+        return SOFFA_ERR_ID_FORMAT;
+    int letters = 0;
+    for (size_t i = 8; i < 12; i++) {
+        if (id[i] >= 'A' && id[i] <= 'Z')
+            letters++;
+        else if (!(id[i] >= '0' && id[i] <= '9'))
+            return SOFFA_ERR_ID_FORMAT;
+    }
+    if (letters < 2)
+        return SOFFA_ERR_ID_FORMAT;   /* also: never a personnummer, never a birth number */
+    int year = s_num(id, 4), month = s_num(id + 4, 2), day = s_num(id + 6, 2);
+    if (year < 1900 || !soffa_date_valid(year, month, day))
+        return SOFFA_ERR_ID_DATE;
+    soffa_date_t ref = today ? *today : soffa_date_today();
+    soffa_date_t birth = {year, month, day};
+    if (soffa_date_cmp(birth, ref) > 0)
+        return SOFFA_ERR_ID_DATE;
+    return SOFFA_OK;
+}
+
+soffa_err_t
+soffa_reserve_parse(const char *text, const soffa_date_t *today, char out[13])
+{
+    if (!text || !out)
+        return SOFFA_ERR_INVALID_ARG;
+    while (*text == ' ' || *text == '\t')
+        text++;
+    size_t len = strlen(text);
+    while (len > 0 && (text[len - 1] == ' ' || text[len - 1] == '\t' || text[len - 1] == '\r'
+                       || text[len - 1] == '\n'))
+        len--;
+    if (len != 12)
+        return SOFFA_ERR_ID_FORMAT;
+    char r[13];
+    for (size_t i = 0; i < 12; i++)
+        r[i] = (char) toupper((unsigned char) text[i]);
+    r[12] = '\0';
+    soffa_err_t rc = soffa_reserve_check(r, today);
+    if (rc == SOFFA_OK)
+        memcpy(out, r, 13);
+    return rc;
+}
+
+soffa_err_t
+soffa_reserve_birth_date(const char *id, soffa_date_t *out)
+{
+    soffa_err_t rc = soffa_reserve_check(id, NULL);
+    if (rc != SOFFA_OK)
+        return rc;
+    out->year = s_num(id, 4);
+    out->month = s_num(id + 4, 2);
+    out->day = s_num(id + 6, 2);
+    return SOFFA_OK;
+}
+
+soffa_err_t
+soffa_id_parse_any(const char *text, const soffa_date_t *today, char out[13], soffa_id_kind_t *kind)
+{
+    if (!text || !out)
+        return SOFFA_ERR_INVALID_ARG;
+    soffa_err_t rc = soffa_id_parse(text, today, out, kind);
+    if (rc == SOFFA_OK)
+        return SOFFA_OK;
+    bool letter = false;
+    for (const char *p = text; *p; p++)
+        letter |= isalpha((unsigned char) *p) != 0;
+    if (!letter)
+        return rc;
+    rc = soffa_reserve_parse(text, today, out);
+    if (rc == SOFFA_OK && kind)
+        *kind = SOFFA_ID_RESERVE;
+    return rc;
 }
 
 static int
@@ -222,8 +304,15 @@ soffa_skolenhet_check(const char *code)
 soffa_err_t
 soffa_orgnr_check(const char *orgnr)
 {
+    char d[11];
+    return soffa_orgnr_parse(orgnr, d);
+}
+
+soffa_err_t
+soffa_orgnr_parse(const char *orgnr, char out[11])
+{
     char d[10];
-    if (!orgnr)
+    if (!orgnr || !out)
         return SOFFA_ERR_ORGNR;
     size_t len = strlen(orgnr);
     if (len == 10 && s_all_digits(orgnr, 10)) {
@@ -235,5 +324,9 @@ soffa_orgnr_check(const char *orgnr)
     } else {
         return SOFFA_ERR_ORGNR;
     }
-    return soffa_luhn_ok(d, 10) ? SOFFA_OK : SOFFA_ERR_ORGNR;
+    if (!soffa_luhn_ok(d, 10))
+        return SOFFA_ERR_ORGNR;
+    memcpy(out, d, 10);
+    out[10] = '\0';
+    return SOFFA_OK;
 }

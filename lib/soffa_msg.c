@@ -789,6 +789,8 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     v->hemkommun = "";
     v->claimed_kommun = "";
     v->claimed_unit = "";
+    v->claimed_orgnr = "";
+    v->school_unit = "";
     if (!msg)
         return;
     const Soffa__Message *m = msg->pb;
@@ -812,14 +814,20 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->claimed_kind = m->sender->kind;
         v->claimed_kommun = m->sender->kommunkod ? m->sender->kommunkod : "";
         v->claimed_unit = m->sender->unit_id ? m->sender->unit_id : "";
+        v->claimed_orgnr = m->sender->org_nr ? m->sender->org_nr : "";
     }
 
     switch (m->payload_case) {
     case SOFFA__MESSAGE__PAYLOAD_ENROLMENT_CHANGED:
         v->event_date = m->enrolment_changed->effective_date;
+        v->school_unit = m->enrolment_changed->school_unit ? m->enrolment_changed->school_unit : "";
         break;
     case SOFFA__MESSAGE__PAYLOAD_ABSENCE_REPORTED:
         v->event_date = m->absence_reported->period_from;
+        v->school_unit = m->absence_reported->school_unit ? m->absence_reported->school_unit : "";
+        break;
+    case SOFFA__MESSAGE__PAYLOAD_AT_RISK_NOTICE:
+        v->school_unit = m->at_risk_notice->school_unit ? m->at_risk_notice->school_unit : "";
         break;
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED:
         v->ref_id = s_id16(m->signal_acknowledged->signal_id);
@@ -1035,6 +1043,189 @@ s_path(char *out, size_t cap, const char *field, const char *suffix)
     out[a + b] = '\0';
 }
 
+/* ---- Code and reference fields: strict forms -------------------------------
+ * Only three fields carry free text (the at-risk note, the referral summary
+ * and the concern report's description). Every other string is a code or a
+ * reference with its own character set and length, so nothing else can
+ * carry prose (a diagnosis, a placement) past validation. */
+
+static bool
+s_in(char ch, const char *set)
+{
+    return ch && strchr(set, ch) != NULL;
+}
+
+#define S_DIGITS "0123456789"
+#define S_UPPER "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#define S_LOWER "abcdefghijklmnopqrstuvwxyz"
+
+/* True if s holds a personnummer or samordningsnummer in any written form
+ * (judged on `today`). Only windows with ten digits are tried. */
+static bool
+s_holds_id_number(const char *s, soffa_date_t today)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i + 10 <= n; i++) {
+        for (size_t w = 10; w <= 13 && i + w <= n; w++) {
+            size_t digits = 0;
+            for (size_t k = 0; k < w; k++)
+                digits += s_in(s[i + k], S_DIGITS);
+            if (digits < 10)
+                continue;
+            char win[14], canon[13];
+            memcpy(win, s + i, w);
+            win[w] = '\0';
+            if (soffa_id_parse(win, &today, canon, NULL) == SOFFA_OK)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Whether s (non-empty) is made of `set` only, between min and max long,
+ * starting with a character of `first`. */
+static bool
+s_form(const char *s, const char *first, const char *set, size_t min, size_t max)
+{
+    size_t n = strlen(s);
+    if (n < min || n > max || !s_in(s[0], first))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!s_in(s[i], set))
+            return false;
+    return true;
+}
+
+/* A pseudonymous user reference (actor_ref, recorded_by): like handl-17 or
+ * an HSA-id such as SE2321000131-E000000000001. */
+static soffa_err_t
+s_user_ref(s_vctx_t *c, const char *field, const char *s, bool required)
+{
+    if (!s || !*s)
+        return required ? s_bad(c, SOFFA_ERR_MISSING_FIELD, field, "required") : SOFFA_OK;
+    if (!s_form(s, S_LOWER S_UPPER S_DIGITS, S_LOWER S_UPPER S_DIGITS "._-", 1, 32))
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field,
+                     "a user reference: 1 to 32 of a-z A-Z 0-9 . _ - starting with a letter or digit (e.g. handl-17)");
+    if (s_holds_id_number(s, soffa_date_local(c->now_us)))
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field, "a user reference must not hold an identity number");
+    return SOFFA_OK;
+}
+
+/* A unit: a skolenhetskod for a school principal, else a local unit code. */
+static soffa_err_t
+s_unit_id(s_vctx_t *c, const char *field, const char *s, int kind)
+{
+    if (!s || !*s)
+        return SOFFA_OK;
+    if (kind == SOFFA__PARTY_KIND__PK_SCHOOL_PRINCIPAL) {
+        if (soffa_skolenhet_check(s) != SOFFA_OK)
+            return s_bad(c, SOFFA_ERR_SKOLENHET, field, "a school principal's unit is its 8-digit skolenhetskod");
+        return SOFFA_OK;
+    }
+    if (!s_form(s, S_UPPER S_DIGITS, S_UPPER S_DIGITS "-", 1, 16))
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field, "a unit code: 1 to 16 of A-Z 0-9 - starting with a letter or digit");
+    return SOFFA_OK;
+}
+
+/* A Skolverket programme code: SA, NA, SAEKO, IMYRK ... */
+static soffa_err_t
+s_programme(s_vctx_t *c, const char *field, const char *s)
+{
+    if (!s || !*s)
+        return SOFFA_OK;
+    if (!s_form(s, S_UPPER, S_UPPER S_DIGITS, 2, 8))
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field,
+                     "a Skolverket programme code: 2 to 8 of A-Z 0-9 starting with a letter (e.g. SA, NAT, SAEKO)");
+    return SOFFA_OK;
+}
+
+/* A secrecy provision: LAW CHAPTER:SECTION, optionally a paragraph letter,
+ * e.g. "OSL 26:1", "OSL 23:2", "OSL 26:9 a". */
+static soffa_err_t
+s_secrecy_ref(s_vctx_t *c, const char *field, const char *s)
+{
+    if (!s || !*s)
+        return SOFFA_OK;
+    const char *p = s;
+    size_t law = strspn(p, S_UPPER);
+    bool ok = law >= 2 && law <= 5 && p[law] == ' ';
+    if (ok) {
+        p += law + 1;
+        size_t ch = strspn(p, S_DIGITS);
+        ok = ch >= 1 && ch <= 2 && p[ch] == ':';
+        if (ok) {
+            p += ch + 1;
+            size_t sec = strspn(p, S_DIGITS);
+            ok = sec >= 1 && sec <= 3;
+            p += sec;
+            if (ok && *p == ' ')
+                ok = s_in(p[1], S_LOWER) && p[2] == '\0';
+            else
+                ok = ok && *p == '\0';
+        }
+    }
+    if (!ok)
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field,
+                     "a secrecy provision: law, chapter:section and an optional letter (e.g. 'OSL 26:1', 'OSL 26:9 a')");
+    return SOFFA_OK;
+}
+
+/* A telephone number: 7 to 15 digits, an optional leading +, single spaces
+ * or hyphens between digit groups, at most 20 characters. */
+static soffa_err_t
+s_phone(s_vctx_t *c, const char *field, const char *s)
+{
+    if (!s || !*s)
+        return SOFFA_OK;
+    size_t n = strlen(s), digits = 0;
+    bool ok = n <= 20;
+    for (size_t i = (s[0] == '+'); ok && i < n; i++) {
+        if (s_in(s[i], S_DIGITS))
+            digits++;
+        else
+            ok = (s[i] == ' ' || s[i] == '-') && i > (size_t) (s[0] == '+') && i + 1 < n
+                 && s_in(s[i - 1], S_DIGITS) && s_in(s[i + 1], S_DIGITS);
+    }
+    if (!ok || digits < 7 || digits > 15)
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field,
+                     "a phone number: 7 to 15 digits, optional leading +, single spaces or - between groups");
+    return SOFFA_OK;
+}
+
+/* An e-mail address: local@domain.tld, plain ASCII, at most 254 characters;
+ * the local part a-z A-Z 0-9 . _ % + - (1 to 64), the domain labels of
+ * letters, digits and inner hyphens, a top-level domain of letters. */
+static soffa_err_t
+s_email(s_vctx_t *c, const char *field, const char *s)
+{
+    if (!s || !*s)
+        return SOFFA_OK;
+    const char *at = strchr(s, '@');
+    bool ok = at && strlen(s) <= 254 && at > s && at - s <= 64 && !strchr(at + 1, '@');
+    for (const char *p = s; ok && p < at; p++)
+        ok = s_in(*p, S_LOWER S_UPPER S_DIGITS "._%+-");
+    if (ok) {
+        /* Labels: 1 to 63 characters, no hyphen at either end; at least two. */
+        const char *label = at + 1, *last = NULL;
+        int labels = 0;
+        while (ok) {
+            size_t len = strspn(label, S_LOWER S_UPPER S_DIGITS "-");
+            ok = len >= 1 && len <= 63 && label[0] != '-' && label[len - 1] != '-'
+                 && (label[len] == '.' || label[len] == '\0');
+            labels++;
+            last = label;
+            if (!ok || label[len] == '\0')
+                break;
+            label += len + 1;
+        }
+        ok = ok && labels >= 2 && strspn(last, S_LOWER S_UPPER) == strlen(last) && strlen(last) >= 2;
+    }
+    if (!ok)
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field,
+                     "an e-mail address name@domain.se (ASCII letters, digits and . _ % + - before the @)");
+    return SOFFA_OK;
+}
+
 static soffa_err_t
 s_person(s_vctx_t *c, const char *field, const Soffa__PersonRef *p)
 {
@@ -1045,12 +1236,17 @@ s_person(s_vctx_t *c, const char *field, const Soffa__PersonRef *p)
     S_CHECK(s_enum(c, f, p->id_type, 1, 3, true));
     s_path(f, sizeof f, field, ".id");
     if (p->id_type == SOFFA__ID_TYPE__ID_LOCAL_RESERVE) {
-        size_t n = strlen(p->id);
-        if (n == 0 || n > 12)
-            return s_bad(c, SOFFA_ERR_ID_FORMAT, f, "local reserve number must be 1 to 12 characters");
-        for (size_t i = 0; i < n; i++)
-            if (!((p->id[i] >= '0' && p->id[i] <= '9') || (p->id[i] >= 'A' && p->id[i] <= 'Z')))
-                return s_bad(c, SOFFA_ERR_ID_FORMAT, f, "local reserve number takes digits and A-Z only");
+        soffa_id_kind_t kind;
+        if (soffa_id_check(p->id, &kind) == SOFFA_OK)
+            return s_bad(c, SOFFA_ERR_ID_FORMAT, f, "this is a %s, not a reserve number: send it with id_type %s",
+                         soffa_id_kind_name(kind), kind == SOFFA_ID_SAMNR ? "SAMNR" : "PNR");
+        soffa_date_t today = soffa_date_local(c->now_us);
+        soffa_err_t rc = soffa_reserve_check(p->id, &today);
+        if (rc == SOFFA_ERR_ID_DATE)
+            return s_bad(c, rc, f, "a reserve number begins with the birth date YYYYMMDD: a real date, not in the future");
+        if (rc != SOFFA_OK)
+            return s_bad(c, rc, f, "a reserve number is the birth date YYYYMMDD and 4 of A-Z 0-9 with at least "
+                                   "two letters (e.g. 20080314TF10)");
     } else {
         soffa_id_kind_t kind;
         soffa_err_t rc = soffa_id_check(p->id, &kind);
@@ -1076,16 +1272,17 @@ s_party(s_vctx_t *c, const char *field, const Soffa__Party *p)
         return SOFFA_OK;
     s_path(f, sizeof f, field, ".kind");
     S_CHECK(s_enum(c, f, p->kind, 1, 5, false));
-    if (p->org_nr && *p->org_nr && soffa_orgnr_check(p->org_nr) != SOFFA_OK) {
+    if (p->org_nr && *p->org_nr
+        && (strlen(p->org_nr) != 10 || soffa_orgnr_check(p->org_nr) != SOFFA_OK)) {
         s_path(f, sizeof f, field, ".org_nr");
-        return s_bad(c, SOFFA_ERR_ORGNR, f, "%s", soffa_strerror(SOFFA_ERR_ORGNR));
+        return s_bad(c, SOFFA_ERR_ORGNR, f, "an organisationsnummer: 10 digits, no hyphen, with a valid check digit");
     }
     s_path(f, sizeof f, field, ".kommunkod");
     S_CHECK(s_kommun(c, f, p->kommunkod, false));
     s_path(f, sizeof f, field, ".unit_id");
-    S_CHECK(s_text(c, f, p->unit_id, 32, false));
+    S_CHECK(s_unit_id(c, f, p->unit_id, p->kind));
     s_path(f, sizeof f, field, ".actor_ref");
-    return s_text(c, f, p->actor_ref, 64, false);
+    return s_user_ref(c, f, p->actor_ref, false);
 }
 
 static soffa_err_t
@@ -1098,7 +1295,7 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         S_CHECK(s_date(c, "enrolment_changed.effective_date", p->effective_date, true));
         S_CHECK(s_skolenhet(c, "enrolment_changed.school_unit", p->school_unit));
         S_CHECK(s_enum(c, "enrolment_changed.school_form", p->school_form, 1, 2, true));
-        S_CHECK(s_text(c, "enrolment_changed.programme_code", p->programme_code, 16, false));
+        S_CHECK(s_programme(c, "enrolment_changed.programme_code", p->programme_code));
         S_CHECK(s_enum(c, "enrolment_changed.leave_reason", p->leave_reason, 1, 5, false));
         if (p->event == SOFFA__ENROLMENT_EVENT__EE_STARTED && p->leave_reason)
             return s_bad(c, SOFFA_ERR_BAD_FIELD, "enrolment_changed.leave_reason", "only allowed when the pupil LEFT");
@@ -1215,7 +1412,7 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
             return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.valid_to", "ends before valid_from");
         if (p->valid_to > p->valid_from + 10000)   /* yyyymmdd + one year */
             return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.valid_to", "more than 12 months after valid_from");
-        return s_text(c, "consent_recorded.recorded_by", p->recorded_by, 64, true);
+        return s_user_ref(c, "consent_recorded.recorded_by", p->recorded_by, true);
     }
     case SOFFA__MESSAGE__PAYLOAD_CONSENT_WITHDRAWN: {
         const Soffa__ConsentWithdrawn *p = m->consent_withdrawn;
@@ -1239,13 +1436,8 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
             return s_bad(c, p->purpose ? SOFFA_ERR_BAD_FIELD : SOFFA_ERR_MISSING_FIELD,
                          "referral_sent.purpose", "not a purpose for this target kind");
         if (p->contact) {
-            S_CHECK(s_text(c, "referral_sent.contact.phone", p->contact->phone, 20, false));
-            for (const char *q = p->contact->phone; q && *q; q++)
-                if (!strchr("0123456789+- ", *q))
-                    return s_bad(c, SOFFA_ERR_BAD_FIELD, "referral_sent.contact.phone", "digits, +, - and spaces only");
-            S_CHECK(s_text(c, "referral_sent.contact.email", p->contact->email, 254, false));
-            if (p->contact->email && *p->contact->email && !strchr(p->contact->email, '@'))
-                return s_bad(c, SOFFA_ERR_BAD_FIELD, "referral_sent.contact.email", "not an e-mail address");
+            S_CHECK(s_phone(c, "referral_sent.contact.phone", p->contact->phone));
+            S_CHECK(s_email(c, "referral_sent.contact.email", p->contact->email));
         }
         S_CHECK(s_text(c, "referral_sent.summary", p->summary, 1000, false));
         return s_date(c, "referral_sent.respond_by", p->respond_by, false);
@@ -1300,8 +1492,9 @@ soffa_msg_validate(const soffa_msg_t *msg, int64_t now_us, char *why, size_t why
     S_CHECK(s_uuid(&c, "message_id", m->message_id, true));
     if (!soffa_uuid_is_v7(m->message_id.data))
         return s_bad(&c, SOFFA_ERR_BAD_FIELD, "message_id", "must be a UUIDv7");
-    if (!m->schema_version || strncmp(m->schema_version, "1.", 2) != 0 || strlen(m->schema_version) > 8)
-        return s_bad(&c, SOFFA_ERR_VERSION, "schema_version", "must be 1.x");
+    if (!m->schema_version || strncmp(m->schema_version, "1.", 2) != 0
+        || !s_form(m->schema_version + 2, S_DIGITS, S_DIGITS, 1, 3))
+        return s_bad(&c, SOFFA_ERR_VERSION, "schema_version", "must be 1.N (N: 1 to 3 digits)");
     /* Business time may not lie more than a day ahead of the reference clock. */
     const int64_t day_us = 86400LL * 1000000;
     if (m->occurred_at_us <= 0 || m->occurred_at_us > c.now_us + day_us)
@@ -1317,7 +1510,7 @@ soffa_msg_validate(const soffa_msg_t *msg, int64_t now_us, char *why, size_t why
     S_CHECK(s_uuid(&c, "correlation_id", m->correlation_id, true));
     S_CHECK(s_uuid(&c, "causation_id", m->causation_id, false));
     if (m->classification) {
-        S_CHECK(s_text(&c, "classification.secrecy_ref", m->classification->secrecy_ref, 32, false));
+        S_CHECK(s_secrecy_ref(&c, "classification.secrecy_ref", m->classification->secrecy_ref));
         S_CHECK(s_enum(&c, "classification.level", m->classification->level, 1, 3, false));
     }
     return s_payload(&c, m);

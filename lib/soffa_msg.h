@@ -146,6 +146,8 @@ typedef struct {
     int claimed_kind;                /* sender.kind as claimed (soffa_party_kind_t), 0 if absent */
     const char *claimed_kommun;      /* sender.kommunkod as claimed, "" if absent */
     const char *claimed_unit;        /* sender.unit_id as claimed, "" if absent */
+    const char *claimed_orgnr;       /* sender.org_nr as claimed, "" if absent */
+    const char *school_unit;         /* the payload's school_unit (enrolment, absence, at-risk), "" if none */
 } soffa_msg_view_t;
 
 #define SOFFA_DC_CONTACT 2           /* DataCategory CONTACT */

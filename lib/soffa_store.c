@@ -114,6 +114,21 @@ s_load_key(soffa_store_t *self, const char *dir)
 
 /* ---- Open and close ---------------------------------------------------- */
 
+/* Marks the environment's data file descriptor close-on-exec (LMDB opens
+ * its lock and meta descriptors so, but not this one). Returns 0 or errno. */
+static int
+s_cloexec(MDB_env *env)
+{
+    mdb_filehandle_t fd;
+    int mrc = mdb_env_get_fd(env, &fd);
+    if (mrc != 0)
+        return mrc;
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) != 0)
+        return errno;
+    return 0;
+}
+
 soffa_err_t
 soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
 {
@@ -155,6 +170,10 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
     /* No MDB_NOSYNC / MDB_NOMETASYNC / MDB_MAPASYNC: a commit is durable. */
     unsigned flags = MDB_NOTLS | (opts->read_only ? MDB_RDONLY : 0);
     if ((mrc = mdb_env_open(self->env, opts->path, flags, 0600)) != 0)
+        goto lmdb_fail;
+    /* LMDB leaves its data file descriptor inheritable; no program the
+     * process may start gets the store. */
+    if ((mrc = s_cloexec(self->env)) != 0)
         goto lmdb_fail;
 
     if ((mrc = mdb_txn_begin(self->env, NULL, opts->read_only ? MDB_RDONLY : 0, &txn)) != 0)

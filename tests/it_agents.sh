@@ -228,5 +228,68 @@ else
     bad "it_30 needs root or password-less sudo (to act as another user with setpriv)" "run the suite as root, or as a user with sudo"
 fi
 
+# ---- Issue 11 ----
+
+# it_31 (item 14): a hook inherits nothing of the agent's store and gets its
+# input on a pipe; no file with the message is left in the data directory,
+# and one an earlier version left behind is removed at start.
+# it_32 (item 15): the control socket is owner-only even under umask 000.
+stop_proc kaa-1415 TERM
+cat > "$NET/fdhook.sh" <<'HOOK'
+#!/bin/sh
+dir=$(dirname "$0")
+for fd in /proc/$$/fd/*; do echo "${fd##*/} $(readlink "$fd")"; done > "$dir/fds-$SOFFA_SEQ.txt"
+ls -a "$dir/kaa-1415/data" > "$dir/datadir-during-$SOFFA_SEQ.txt"
+cat > "$dir/fdhook-$SOFFA_SEQ.json"
+HOOK
+chmod +x "$NET/fdhook.sh"
+printf 'hook = %s/fdhook.sh\n' "$NET" >> "$NET/kaa-1415/agent.ini"
+echo '{"stale":"a message from an earlier version"}' > "$NET/kaa-1415/data/hook-input.json"
+( umask 000; start_agent kaa-1415 )
+expect "it_32 under umask 000 the control socket is still owner-only" 600 "$(stat -c %a "$NET/kaa-1415/data/control.sock")"
+if [ -e "$NET/kaa-1415/data/hook-input.json" ]; then bad "it_31 a stale hook-input.json is removed at start"; else ok "it_31 a stale hook-input.json is removed at start"; fi
+SEQ31=$(s school-1415 signal absence --pupil "$(pupil 931)" --hemkommun 1415 --period-from 2026-09-01 \
+    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 | awk '/accepted/ {gsub(/[()]/, ""); print $NF}')
+for _ in $(seq 100); do [ -s "$NET/fdhook-$SEQ31.json" ] 2>/dev/null && break; sleep 0.1; done
+if ls "$NET"/fdhook-*.json >/dev/null 2>&1; then ok "it_31 the hook ran"; else bad "it_31 the hook ran" "$(tail -5 "$NET/kaa-1415/agent.log")"; fi
+FDS=$(cat "$NET"/fds-*.txt 2>/dev/null)
+case "$FDS" in *data.mdb*|*lock.mdb*) bad "it_31 the hook holds no descriptor of the agent's store" "$FDS";; *) ok "it_31 the hook holds no descriptor of the agent's store";; esac
+case "$FDS" in *socket:*|*anon_inode:*) bad "it_31 ... nor a socket or ZeroMQ's event descriptors" "$FDS";; *) ok "it_31 ... nor a socket or ZeroMQ's event descriptors";; esac
+case "$(grep '^0 ' <<<"$FDS")" in "0 pipe:"*) ok "it_31 the hook's stdin is a pipe";; *) bad "it_31 the hook's stdin is a pipe" "$FDS";; esac
+if grep -q '"type":"absence_reported"' "$NET"/fdhook-*.json 2>/dev/null; then ok "it_31 the hook reads the record from its stdin"; else bad "it_31 the hook reads the record" "$(cat "$NET"/fdhook-*.json 2>/dev/null)"; fi
+LEFT=$(cat "$NET"/datadir-during-*.txt 2>/dev/null; ls -a "$NET/kaa-1415/data")
+case "$LEFT" in *hook-input*) bad "it_31 no file with the message in the data directory, during or after the hook" "$LEFT";; *) ok "it_31 no file with the message in the data directory, during or after the hook";; esac
+if grep -rl "$(pupil 931 | tr -d -)" "$NET/kaa-1415/data" 2>/dev/null | grep -v '\.mdb$' | grep -q .; then
+    bad "it_31 the identity number is in no file of the data directory but the store"
+else
+    ok "it_31 the identity number is in no file of the data directory but the store"
+fi
+
+# it_33 (item 5): reserve numbers on the command line and in the history.
+R17="20090101tf10"   # typed in lowercase; 17 when the absence began
+out=$(s school-1415 signal absence --pupil "$R17" --hemkommun 1419 --period-from 2026-09-01 --period-to 2026-11-13 \
+    --unexcused-band SIGNIFICANT --school-unit 14150001 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted"*) ok "it_33 --pupil takes a reserve number";; *) bad "it_33 --pupil takes a reserve number" "$out";; esac
+out=$(s school-1415 signal absence --reserve-id 19900101TF10 --hemkommun 1419 --period-from 2026-09-01 \
+    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 2>&1); rc=$?
+case "$rc:$out" in 1:*"[AGE]"*) ok "it_33 the age rule runs on a reserve number's birth date";; *) bad "it_33 age rule on a reserve number" "$out";; esac
+out=$(s school-1415 signal absence --reserve-id "$(pupil 1 | tr -d -)" --hemkommun 1419 2>&1); rc=$?
+case "$rc:$out" in 1:*"two letters"*) ok "it_33 a personnummer is refused as a reserve number";; *) bad "it_33 a personnummer as a reserve number" "$out";; esac
+out=$(s school-1415 signal absence --pupil 2009010127A0 --hemkommun 1419 2>&1); rc=$?
+case "$rc:$out" in 1:*"at least two"*) ok "it_33 a malformed reserve number says what the form is";; *) bad "it_33 malformed reserve number" "$out";; esac
+out=$(s audit history --pupil "$R17" 2>&1); rc=$?
+case "$rc:$out" in 0:*"absence_reported"*"1 record(s)"*) ok "it_33 history --pupil finds a reserve number's record";; *) bad "it_33 history of a reserve number" "$out";; esac
+
+# it_34 (item 7): free text in a code field is refused before it is stored.
+out=$(s school-1415 signal absence --pupil "$(pupil 934)" --hemkommun 1419 --period-from 2026-09-01 \
+    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 --actor "Eleven har ADHD" 2>&1); rc=$?
+case "$rc:$out" in 1:*"actor_ref"*"user reference"*) ok "it_34 prose in actor_ref is refused, naming the field and its form";; *) bad "it_34 prose in actor_ref" "$out";; esac
+expect "it_34 nothing was left in the outbox" 0 "$(outbox school-1415)"
+
+# it_35 (item 8): a school's claims are held to its configuration.
+out=$(s school-1415 signal absence --pupil "$(pupil 935)" --hemkommun 1419 --period-from 2026-09-01 \
+    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14199999 2>&1); rc=$?
+case "$rc:$out" in 1:*"14199999 is not one of school-1415's configured school units"*"[NOT_AUTHORISED]"*) ok "it_35 another school unit is refused with the reason";; *) bad "it_35 another school unit" "$out";; esac
+
 "$SOFFA" down "$NET" >/dev/null
 finish_report

@@ -878,6 +878,10 @@ Test(broker, it_13_configuration_errors_name_what_to_fix)
         {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\n[agent x]\npublic_key = nope\nrole = kaa\nkommun = 1419\n", "neither a Z85 key"},
         {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\n[agent x]\npublic_key = rJ9t1U5eOLYkY7(Ro5YDw0nFiMaWw-rCwwWzA*ck\nrole = audit\n", "needs scope"},
         {"[nonsense]\nx = 1\n", "unknown section"},
+        /* Issue 11, item 8: a school's units and an organisation number are what its messages are held to. */
+        {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\n[agent x]\npublic_key = rJ9t1U5eOLYkY7(Ro5YDw0nFiMaWw-rCwwWzA*ck\nrole = school\nkommun = 1415\n", "is a school and needs unit"},
+        {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\n[agent x]\npublic_key = rJ9t1U5eOLYkY7(Ro5YDw0nFiMaWw-rCwwWzA*ck\nrole = school\nkommun = 1415\nunit = 14150001, 1415\n", "'1415' is not an 8-digit school unit code"},
+        {"[broker]\nendpoint = tcp://127.0.0.1:1\nsecret_key = k\ndata_dir = d\n[agent x]\npublic_key = rJ9t1U5eOLYkY7(Ro5YDw0nFiMaWw-rCwwWzA*ck\nrole = school\nkommun = 1415\nunit = 14150001\norgnr = 2120001356\n", "orgnr must be an organisationsnummer"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         FILE *f = fopen(path, "w");

@@ -74,3 +74,22 @@ Test(cli, usage_errors_and_help)
     cr_assert(strstr(oe[1], "unknown command") != NULL);
     done(oe);
 }
+
+/* Issue 11, item 5: the command line reads reserve numbers too. */
+Test(cli, issue_11_05_check_id_reads_reserve_numbers)
+{
+    char *oe[2];
+    cr_assert_eq(run(oe, "check-id", "20080314tf10", NULL, NULL), 0, "%s", oe[1]);
+    cr_assert_str_eq(oe[0], "20080314TF10 reservnummer\n");
+    done(oe);
+    cr_assert_eq(run(oe, "check-id", "--json", "20080314TF10", NULL), 0);
+    cr_assert_str_eq(oe[0], "{\"id\":\"20080314TF10\",\"kind\":\"reservnummer\",\"birth_date\":\"2008-03-14\"}\n");
+    done(oe);
+    cr_assert_eq(run(oe, "check-id", "2008031427A0", NULL, NULL), 1);
+    cr_assert(strstr(oe[1], "at least two letters") != NULL, "%s", oe[1]);
+    cr_assert(strstr(oe[1], "27A0") == NULL, "the number was echoed");
+    done(oe);
+    cr_assert_eq(run(oe, "check-id", "--today", "2026-11-23", "20261124TF10"), 1);
+    cr_assert(strstr(oe[1], "not in the future") != NULL, "%s", oe[1]);
+    done(oe);
+}

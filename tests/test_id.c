@@ -197,3 +197,80 @@ Test(id, organisation_numbers)
     cr_assert_eq(soffa_orgnr_check("212000135"), SOFFA_ERR_ORGNR);
     cr_assert_eq(soffa_orgnr_check("21200-01355"), SOFFA_ERR_ORGNR);
 }
+
+/* Issue 11, item 5: a reserve number has one form, carries a birth date,
+ * and is never a personnummer or samordningsnummer. */
+Test(id, issue_11_05_reserve_numbers_have_one_form)
+{
+    static const struct {
+        const char *id;
+        soffa_err_t want;
+    } cases[] = {
+        {"20080314TF10", SOFFA_OK},         /* SCB's convention */
+        {"20080314TF20", SOFFA_OK},
+        {"19991231AB00", SOFFA_OK},
+        {"20080314ABCD", SOFFA_OK},
+        {"20080314A1B2", SOFFA_OK},
+        {"20261123TF10", SOFFA_OK},         /* born today */
+        {"", SOFFA_ERR_ID_FORMAT},
+        {"2008031TF10", SOFFA_ERR_ID_FORMAT},
+        {"20080314TF100", SOFFA_ERR_ID_FORMAT},
+        {"20080314tf10", SOFFA_ERR_ID_FORMAT},    /* uppercase on the wire */
+        {"20080314T010", SOFFA_ERR_ID_FORMAT},    /* one letter: a birth number would fit */
+        {"2008031427A0", SOFFA_ERR_ID_FORMAT},    /* a personnummer's date and birth number */
+        {"200803142710", SOFFA_ERR_ID_FORMAT},    /* digits only: a personnummer */
+        {"197010632391", SOFFA_ERR_ID_FORMAT},    /* a samordningsnummer */
+        {"20080314TF1-", SOFFA_ERR_ID_FORMAT},
+        {"20080314TF 0", SOFFA_ERR_ID_FORMAT},
+        {"2008O314TF10", SOFFA_ERR_ID_FORMAT},    /* a letter O in the date */
+        {"RES0042XXXXX", SOFFA_ERR_ID_FORMAT},
+        {"20081314TF10", SOFFA_ERR_ID_DATE},
+        {"20070229TF10", SOFFA_ERR_ID_DATE},
+        {"18991231TF10", SOFFA_ERR_ID_DATE},
+        {"20261124TF10", SOFFA_ERR_ID_DATE},      /* born tomorrow */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        cr_assert_eq(soffa_reserve_check(cases[i].id, &TODAY), cases[i].want, "'%s' gave %s, wanted %s", cases[i].id,
+                     soffa_errname(soffa_reserve_check(cases[i].id, &TODAY)), soffa_errname(cases[i].want));
+    cr_assert_eq(soffa_reserve_check(NULL, &TODAY), SOFFA_ERR_INVALID_ARG);
+
+    soffa_date_t b;
+    cr_assert_eq(soffa_reserve_birth_date("20080314TF10", &b), SOFFA_OK);
+    cr_assert_eq(soffa_date_to_int(b), 20080314u);
+    cr_assert_eq(soffa_reserve_birth_date("200803142710", &b), SOFFA_ERR_ID_FORMAT);
+    cr_assert_str_eq(soffa_id_kind_name(SOFFA_ID_RESERVE), "reservnummer");
+}
+
+Test(id, issue_11_05_people_may_type_any_identity)
+{
+    char c[13];
+    soffa_id_kind_t k;
+    cr_assert_eq(soffa_reserve_parse("  20080314tf10\n", &TODAY, c), SOFFA_OK);
+    cr_assert_str_eq(c, "20080314TF10");
+    cr_assert_eq(soffa_reserve_parse("20080314-TF10", &TODAY, c), SOFFA_ERR_ID_FORMAT);
+    cr_assert_eq(soffa_id_parse_any("640823-3234", &TODAY, c, &k), SOFFA_OK);
+    cr_assert_str_eq(c, "196408233234");
+    cr_assert_eq(k, SOFFA_ID_PNR);
+    cr_assert_eq(soffa_id_parse_any("701063-2391", &TODAY, c, &k), SOFFA_OK);
+    cr_assert_eq(k, SOFFA_ID_SAMNR);
+    cr_assert_eq(soffa_id_parse_any("20080314tf10", &TODAY, c, &k), SOFFA_OK);
+    cr_assert_str_eq(c, "20080314TF10");
+    cr_assert_eq(k, SOFFA_ID_RESERVE);
+    /* The error is the one of the form the text looks like. */
+    cr_assert_eq(soffa_id_parse_any("640823-3235", &TODAY, c, &k), SOFFA_ERR_ID_CHECKSUM);
+    cr_assert_eq(soffa_id_parse_any("2008031427A0", &TODAY, c, &k), SOFFA_ERR_ID_FORMAT);
+    cr_assert_eq(soffa_id_parse_any("20300314TF10", &TODAY, c, &k), SOFFA_ERR_ID_DATE);
+    /* The plain parser still takes personnummer only. */
+    cr_assert_eq(soffa_id_parse("20080314TF10", &TODAY, c, &k), SOFFA_ERR_ID_FORMAT);
+}
+
+Test(id, issue_11_08_organisation_numbers_have_a_canonical_form)
+{
+    char c[11];
+    cr_assert_eq(soffa_orgnr_parse("212000-1355", c), SOFFA_OK);
+    cr_assert_str_eq(c, "2120001355");
+    cr_assert_eq(soffa_orgnr_parse("2120001355", c), SOFFA_OK);
+    cr_assert_str_eq(c, "2120001355");
+    cr_assert_eq(soffa_orgnr_parse("2120001356", c), SOFFA_ERR_ORGNR);
+    cr_assert_eq(soffa_orgnr_parse(NULL, c), SOFFA_ERR_ORGNR);
+}

@@ -217,8 +217,159 @@ Test(msg, identifiers_are_checked)
 
     j = base(SOFFA_MT_ABSENCE_REPORTED);
     json_object_set_new(json_object_get(j, "subject"), "id_type", json_string("LOCAL_RESERVE"));
-    json_object_set_new(json_object_get(j, "subject"), "id", json_string("RES0042"));
+    json_object_set_new(json_object_get(j, "subject"), "id", json_string("20080314TF10"));
     cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s", why);
+}
+
+/* Sets the string at a dotted path of j ("sender.actor_ref"), creating
+ * objects on the way. */
+static void
+set_path(json_t *j, const char *path, const char *value)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *save = NULL, *name = strtok_r(buf, ".", &save);
+    for (char *next = strtok_r(NULL, ".", &save); next; next = strtok_r(NULL, ".", &save)) {
+        json_t *sub = json_object_get(j, name);
+        if (!sub) {
+            sub = json_object();
+            json_object_set_new(j, name, sub);
+        }
+        j = sub;
+        name = next;
+    }
+    json_object_set_new(j, name, json_string(value));
+}
+
+/* Issue 11, item 5: a reserve number is not a loophole. */
+Test(msg, issue_11_05_reserve_numbers_are_checked_like_identity_numbers)
+{
+    char samnr[13], future[13];
+    tk_pnr(2008, 3, 14, 271, 1, samnr);
+    soffa_date_t t = soffa_date_local(soffa_now_us() + 3LL * 86400 * 1000000);
+    tk_reserve(t.year, t.month, t.day, "TF10", future);
+    const struct {
+        const char *id;
+        soffa_err_t want;
+        const char *says;
+    } cases[] = {
+        {"20080314TF10", SOFFA_OK, ""},
+        {PUPIL, SOFFA_ERR_ID_FORMAT, "personnummer, not a reserve number: send it with id_type PNR"},
+        {samnr, SOFFA_ERR_ID_FORMAT, "id_type SAMNR"},
+        {"RES0042", SOFFA_ERR_ID_FORMAT, "YYYYMMDD and 4 of A-Z 0-9"},
+        {"20080314tf10", SOFFA_ERR_ID_FORMAT, "at least two letters"},
+        {"2008031427A0", SOFFA_ERR_ID_FORMAT, "at least two letters"},
+        {"20080230TF10", SOFFA_ERR_ID_DATE, "birth date YYYYMMDD"},
+        {future, SOFFA_ERR_ID_DATE, "not in the future"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char why[256] = "";
+        json_t *j = base(SOFFA_MT_ABSENCE_REPORTED);
+        set_path(j, "subject.id_type", "LOCAL_RESERVE");
+        set_path(j, "subject.id", cases[i].id);
+        cr_assert_eq(check(j, why, sizeof why), cases[i].want, "case %zu: %s", i, why);
+        cr_assert(strstr(why, cases[i].says) != NULL, "case %zu: %s", i, why);
+        if (cases[i].want != SOFFA_OK)
+            cr_assert(strstr(why, "subject.id") == why, "case %zu names the field: %s", i, why);
+    }
+    /* A guardian in a consent grant is checked the same way. */
+    char why[256] = "";
+    json_t *j = base(SOFFA_MT_CONSENT_RECORDED);
+    json_t *g = json_array_get(json_object_get(json_object_get(j, "consent_recorded"), "granted_by"), 0);
+    json_object_set_new(g, "person", json_pack("{s:s, s:s, s:s}", "id_type", "LOCAL_RESERVE", "id", PUPIL,
+                                               "hemkommun", TJORN));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_ID_FORMAT, "%s", why);
+    cr_assert(strstr(why, "consent_recorded.granted_by.person.id") != NULL, "%s", why);
+}
+
+/* Issue 11, item 7: every field that is a code or a reference takes its
+ * code's characters and length only; free text stays in the three fields
+ * made for it. Each row: message type, field, value, expected result. */
+Test(msg, issue_11_07_code_and_reference_fields_take_codes_only)
+{
+    static const char DIAGNOSIS[] = "Eleven har ADHD och bor sedan mars på HVB-hem i Kungälv";
+    static const struct {
+        soffa_msg_type_t type;
+        const char *path;
+        const char *value;
+        soffa_err_t want;
+    } cases[] = {
+        /* actor_ref: a pseudonymous user reference */
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", "handl-17", SOFFA_OK},
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", "SE2321000131-E000000000001", SOFFA_OK},
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", DIAGNOSIS, SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", "adhd.hvb.kungalv.sedan.mars.2026x", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", "-handl", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", "handl 17", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", "handläggare", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", "elev-080314-2710", SOFFA_ERR_BAD_FIELD},   /* a personnummer */
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.actor_ref", "p200803142710", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "sender.actor_ref", "Har berättat om missbruk", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_STATUS_CHANGED, "sender.actor_ref", "Placerad enligt LVU", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_CONCERN_REPORT_FEEDBACK, "sender.actor_ref", "utredning om våld", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_MEASURE_STARTED, "measure_started.provider.actor_ref", "Psykolog på BUP", SOFFA_ERR_BAD_FIELD},
+        /* recorded_by: the same */
+        {SOFFA_MT_CONSENT_RECORDED, "consent_recorded.recorded_by", "handlaggare-7", SOFFA_OK},
+        {SOFFA_MT_CONSENT_RECORDED, "consent_recorded.recorded_by", "Kurator Anna, elevhälsan", SOFFA_ERR_BAD_FIELD},
+        /* unit_id: a school principal's is its skolenhetskod, others a unit code */
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.unit_id", "12345678", SOFFA_OK},
+        {SOFFA_MT_REFERRAL_STATUS_CHANGED, "sender.unit_id", "AF-0101", SOFFA_OK},
+        {SOFFA_MT_REFERRAL_STATUS_CHANGED, "sender.unit_id", "Mottagningen för unga", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_STATUS_CHANGED, "sender.unit_id", "ABCDEFGHIJKLMNOPQ", SOFFA_ERR_BAD_FIELD},
+        /* org_nr: the canonical 10 digits */
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.org_nr", "2120001355", SOFFA_OK},
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.org_nr", "212000-1355", SOFFA_ERR_ORGNR},
+        {SOFFA_MT_ABSENCE_REPORTED, "sender.org_nr", "2120001356", SOFFA_ERR_ORGNR},
+        /* secrecy_ref: a provision */
+        {SOFFA_MT_REFERRAL_SENT, "classification.secrecy_ref", "OSL 26:1", SOFFA_OK},
+        {SOFFA_MT_REFERRAL_SENT, "classification.secrecy_ref", "OSL 26:9 a", SOFFA_OK},
+        {SOFFA_MT_ABSENCE_REPORTED, "classification.secrecy_ref", "OSL 23:2", SOFFA_OK},
+        {SOFFA_MT_REFERRAL_SENT, "classification.secrecy_ref", "OSL 26:1 missbruk", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "classification.secrecy_ref", "osl 26:1", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "classification.secrecy_ref", "OSL 26 kap. 1 §", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "classification.secrecy_ref", "OSL 26:", SOFFA_ERR_BAD_FIELD},
+        /* programme_code: a Skolverket code */
+        {SOFFA_MT_ENROLMENT_CHANGED, "enrolment_changed.programme_code", "SAEKO", SOFFA_OK},
+        {SOFFA_MT_ENROLMENT_CHANGED, "enrolment_changed.programme_code", "IMYRK", SOFFA_OK},
+        {SOFFA_MT_ENROLMENT_CHANGED, "enrolment_changed.programme_code", "S", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_ENROLMENT_CHANGED, "enrolment_changed.programme_code", "sa", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_ENROLMENT_CHANGED, "enrolment_changed.programme_code", "SA NPF", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_ENROLMENT_CHANGED, "enrolment_changed.programme_code", "SAEKOSAMX", SOFFA_ERR_BAD_FIELD},
+        /* contact details: a phone number and an e-mail address */
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.phone", "+46 70 123 45 67", SOFFA_OK},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.phone", "0701234567", SOFFA_OK},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.phone", "---", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.phone", "070  1234567", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.phone", "12345", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.phone", "070-123 45 67 efter 17", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.email", "ung.person@example.se", SOFFA_OK},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.email", "a@b", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.email", "mamma har missbruk @ hemma.se", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.email", "x@-example.se", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.email", "x@example.s3", SOFFA_ERR_BAD_FIELD},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.contact.email", "x@@example.se", SOFFA_ERR_BAD_FIELD},
+        /* schema_version */
+        {SOFFA_MT_ABSENCE_REPORTED, "schema_version", "1.12", SOFFA_OK},
+        {SOFFA_MT_ABSENCE_REPORTED, "schema_version", "1.x ADHD", SOFFA_ERR_VERSION},
+        /* the three free-text fields still take text */
+        {SOFFA_MT_AT_RISK_NOTICE, "at_risk_notice.note", "Läser reducerat sedan oktober.", SOFFA_OK},
+        {SOFFA_MT_REFERRAL_SENT, "referral_sent.summary", "Vill ha praktik, helst inom vården.", SOFFA_OK},
+        {SOFFA_MT_CONCERN_REPORT_FILED, "concern_report_filed.description", DIAGNOSIS, SOFFA_OK},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char why[256] = "";
+        json_t *j = base(cases[i].type);
+        set_path(j, cases[i].path, cases[i].value);
+        soffa_err_t rc = check(j, why, sizeof why);
+        cr_assert_eq(rc, cases[i].want, "case %zu (%s = '%s'): got %s: %s", i, cases[i].path, cases[i].value,
+                     soffa_errname(rc), why);
+        if (rc != SOFFA_OK) {
+            /* The reason names the field and what it takes. */
+            const char *leaf = strrchr(cases[i].path, '.');
+            cr_assert(strstr(why, leaf ? leaf + 1 : cases[i].path) != NULL, "case %zu: %s", i, why);
+            cr_assert(strlen(why) > strlen(cases[i].path) + 20, "case %zu says too little: %s", i, why);
+        }
+    }
 }
 
 Test(msg, required_fields_and_ranges)

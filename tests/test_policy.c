@@ -1,9 +1,15 @@
-/*  Unit tests for soffa_policy: mailboxes and scopes (the decision rows are
- *  exercised end to end in test_broker). */
+/*  Unit tests for soffa_policy: mailboxes and scopes, and decisions on
+ *  what a message says about its sender and subject (the decision rows are
+ *  exercised end to end in test_broker and test_hostile). */
 #include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "soffa_id.h"
 #include "soffa_policy.h"
+#include "soffa_uuid.h"
+#include "testkit.h"
 
 Test(policy, inboxes_journals_and_scopes)
 {
@@ -34,4 +40,250 @@ Test(policy, inboxes_journals_and_scopes)
     cr_assert(soffa_policy_needs_lookup(SOFFA_MT_REFERRAL_SENT));
     cr_assert(soffa_policy_needs_lookup(SOFFA_MT_SIGNAL_ACKNOWLEDGED));
     cr_assert_not(soffa_policy_needs_lookup(SOFFA_MT_ABSENCE_REPORTED));
+}
+
+/* ---- Decisions ------------------------------------------------------------------ */
+
+static soffa_identity_t SCHOOL, KAA, SCHOOL_NO_ORG;
+static char PUPIL[13];
+static soffa_msg_t *CONSENT;     /* recorded by kaa-1419 for PUPIL, found by 'K' lookups */
+
+static void
+setup(void)
+{
+    soffa_date_t t = soffa_date_today();
+    tk_pnr(t.year - 18, 3, 14, 271, 0, PUPIL);
+    memset(&SCHOOL, 0, sizeof SCHOOL);
+    snprintf(SCHOOL.name, sizeof SCHOOL.name, "school-1415");
+    SCHOOL.role = SOFFA_ROLE_SCHOOL;
+    snprintf(SCHOOL.kommun, sizeof SCHOOL.kommun, "1415");
+    cr_assert_eq(soffa_policy_set_units(&SCHOOL, "12345678, 12345679", NULL, 0), SOFFA_OK);
+    snprintf(SCHOOL.orgnr, sizeof SCHOOL.orgnr, "%s", TK_SCHOOL_ORGNR);
+    SCHOOL_NO_ORG = SCHOOL;
+    SCHOOL_NO_ORG.orgnr[0] = '\0';
+    memset(&KAA, 0, sizeof KAA);
+    snprintf(KAA.name, sizeof KAA.name, "kaa-1419");
+    KAA.role = SOFFA_ROLE_KAA;
+    snprintf(KAA.kommun, sizeof KAA.kommun, "1419");
+    CONSENT = tk_msg(SOFFA_MT_CONSENT_RECORDED, PUPIL, "1419");
+}
+
+static void
+teardown(void)
+{
+    soffa_msg_destroy(&CONSENT);
+}
+
+/* The store as the policy sees it: one consent, recorded by kaa-1419. */
+static soffa_err_t
+find(void *ctx, char kind, const uint8_t id[16], soffa_policy_ref_t *out)
+{
+    (void) ctx;
+    memset(out, 0, sizeof *out);
+    soffa_msg_view_t v;
+    soffa_msg_view(CONSENT, &v);
+    if (kind != 'K' || !v.ref_id || memcmp(v.ref_id, id, 16) != 0)
+        return SOFFA_ERR_NOT_FOUND;
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(soffa_msg_encode(CONSENT, &buf, &len), SOFFA_OK);
+    cr_assert_eq(soffa_msg_decode(buf, len, &out->msg), SOFFA_OK);
+    free(buf);
+    soffa_msg_view(out->msg, &out->view);
+    out->seq = 1;
+    strcpy(out->sender, "kaa-1419");
+    out->sender_role = SOFFA_ROLE_KAA;
+    strcpy(out->sender_kommun, "1419");
+    strcpy(out->mailbox, "kaa-journal/1419");
+    return SOFFA_OK;
+}
+
+/* Sets a string at a dotted path of j, creating objects on the way. */
+static void
+set_path(json_t *j, const char *path, const char *value)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *save = NULL, *name = strtok_r(buf, ".", &save);
+    for (char *next = strtok_r(NULL, ".", &save); next; next = strtok_r(NULL, ".", &save)) {
+        json_t *sub = json_object_get(j, name);
+        if (!sub) {
+            sub = json_object();
+            json_object_set_new(j, name, sub);
+        }
+        j = sub;
+        name = next;
+    }
+    json_object_set_new(j, name, json_string(value));
+}
+
+/* One decision: a message of `type` about `subject`, with up to two fields
+ * set ("path", "value"), from `who`. */
+typedef struct {
+    const char *label;
+    const soffa_identity_t *who;
+    soffa_msg_type_t type;
+    const char *subject;       /* NULL: PUPIL */
+    const char *set[4];        /* path, value, path, value */
+    soffa_err_t want;
+    const char *says;          /* part of the reason, when refused */
+} row_t;
+
+static void
+decide_rows(const row_t *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const row_t *r = &rows[i];
+        char *text = tk_msg_json(r->type, r->subject ? r->subject : PUPIL, "1419");
+        json_t *j = json_loads(text, 0, NULL);
+        free(text);
+        for (int k = 0; k < 4 && r->set[k]; k += 2)
+            set_path(j, r->set[k], r->set[k + 1]);
+        if (r->type == SOFFA_MT_CONSENT_WITHDRAWN) {
+            /* Withdraws CONSENT: the payload and the envelope name its id. */
+            soffa_msg_view_t v;
+            soffa_msg_view(CONSENT, &v);
+            char id[SOFFA_UUID_STR];
+            soffa_uuid_format(v.ref_id, id);
+            set_path(j, "consent_id", id);
+            set_path(j, "consent_withdrawn.consent_id", id);
+        }
+        text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        soffa_msg_t *m = NULL;
+        char why[256] = "";
+        cr_assert_eq(soffa_msg_from_json(text, &m, why, sizeof why), SOFFA_OK, "%s: %s", r->label, why);
+        free(text);
+        soffa_policy_decision_t dec;
+        why[0] = '\0';
+        soffa_err_t rc = soffa_policy_decide(r->who, m, soffa_date_today(), NULL, find, NULL, &dec, why, sizeof why);
+        cr_assert_eq(rc, r->want, "%s: got %s (%s), wanted %s", r->label, soffa_errname(rc), why,
+                     soffa_errname(r->want));
+        if (r->says)
+            cr_assert(strstr(why, r->says) != NULL, "%s: the reason '%s' lacks '%s'", r->label, why, r->says);
+        soffa_msg_destroy(&m);
+    }
+}
+
+/* Issue 11, item 5: the age rules run on a reserve number's birth date, and
+ * a message whose age rule cannot be checked is refused. */
+Test(policy, issue_11_05_age_rules_use_the_reserve_numbers_birth_date, .init = setup, .fini = teardown)
+{
+    /* Absence is judged on period_from (2026-09-01 in the fixture); a
+     * concern report on the day it happened (now). */
+    soffa_date_t t = soffa_date_local(soffa_now_us() - 3600000000LL);
+    char adult[13], r18[13], r16[13], pnr2008[13];
+    tk_reserve(1990, 1, 1, "TF10", adult);
+    tk_reserve(t.year - 18, 1, 1, "TF10", r18);
+    tk_reserve(t.year - 16, t.month, t.day, "TF20", r16);
+    tk_pnr(2008, 3, 14, 271, 0, pnr2008);
+    const row_t rows[] = {
+        {"absence, reserve number of a 36-year-old", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, adult, {NULL},
+         SOFFA_ERR_AGE, "under 20; this pupil was 36"},
+        {"absence, reserve number of a 17-year-old", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, "20090101TF10", {NULL},
+         SOFFA_OK, NULL},
+        {"absence, reserve number, 19 on the first day (20 the day after)", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED,
+         "20060902TF10", {"absence_reported.period_from", "2026-09-01"}, SOFFA_OK, NULL},
+        {"absence, reserve number, 20 on the first day", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, "20060901TF10",
+         {"absence_reported.period_from", "2026-09-01"}, SOFFA_ERR_AGE, "was 20"},
+        {"concern report, reserve number of an 18-year-old", &SCHOOL, SOFFA_MT_CONCERN_REPORT_FILED, r18, {NULL},
+         SOFFA_ERR_AGE, "child under 18; this person was 18"},
+        {"concern report, reserve number of a 16-year-old", &SCHOOL, SOFFA_MT_CONCERN_REPORT_FILED, r16, {NULL},
+         SOFFA_OK, NULL},
+        {"concern report from the KAA, 36-year-old", &KAA, SOFFA_MT_CONCERN_REPORT_FILED, adult, {NULL},
+         SOFFA_ERR_AGE, NULL},
+        {"absence that began before the birth (reserve)", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, "20090101TF10",
+         {"absence_reported.period_from", "2005-01-10"}, SOFFA_ERR_AGE, "cannot be checked"},
+        {"absence that began before the birth (personnummer)", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, pnr2008,
+         {"absence_reported.period_from", "2005-01-10"}, SOFFA_ERR_AGE, "cannot be checked"},
+        {"a reserve number that is not one", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, "19900101TF10",
+         {"subject.id", "RES0042"}, SOFFA_ERR_AGE, "cannot be checked"},
+        {"enrolment has no age rule", &SCHOOL, SOFFA_MT_ENROLMENT_CHANGED, adult, {NULL}, SOFFA_OK, NULL},
+    };
+    decide_rows(rows, sizeof rows / sizeof *rows);
+}
+
+/* Issue 11, item 8: what a message says about its sender must be what the
+ * sender's key is configured as. */
+Test(policy, issue_11_08_claims_about_the_sender_are_bound_to_the_key, .init = setup, .fini = teardown)
+{
+    const row_t rows[] = {
+        {"no claims", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, NULL, {NULL}, SOFFA_OK, NULL},
+        {"all claims true", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, NULL,
+         {"sender.org_nr", TK_SCHOOL_ORGNR, "sender.unit_id", "12345678"}, SOFFA_OK, NULL},
+        {"the principal's second unit", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, NULL,
+         {"sender.unit_id", "12345679", "absence_reported.school_unit", "12345679"}, SOFFA_OK, NULL},
+        {"kind", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, NULL, {"sender.kind", "KAA"}, SOFFA_ERR_NOT_AUTHORISED,
+         "sender.kind"},
+        {"kind SOFFA", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, NULL, {"sender.kind", "SOFFA"}, SOFFA_ERR_NOT_AUTHORISED,
+         "sender.kind"},
+        {"another organisation", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, NULL, {"sender.org_nr", "5566778899"},
+         SOFFA_ERR_NOT_AUTHORISED, "claims organisation 5566778899; school-1415 is 2120001355"},
+        {"an organisation nobody configured", &SCHOOL_NO_ORG, SOFFA_MT_ABSENCE_REPORTED, NULL,
+         {"sender.org_nr", TK_SCHOOL_ORGNR}, SOFFA_ERR_NOT_AUTHORISED, "no orgnr"},
+        {"another municipality", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, NULL, {"sender.kommunkod", "1419"},
+         SOFFA_ERR_NOT_AUTHORISED, "sender.kommunkod"},
+        {"another unit", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, NULL, {"sender.unit_id", "14199999"},
+         SOFFA_ERR_NOT_AUTHORISED, "sender.unit_id"},
+        {"absence from another school unit", &SCHOOL, SOFFA_MT_ABSENCE_REPORTED, NULL,
+         {"absence_reported.school_unit", "14199999"}, SOFFA_ERR_NOT_AUTHORISED,
+         "absence_reported.school_unit: 14199999 is not one of school-1415's configured school units"},
+        {"enrolment at another school unit", &SCHOOL, SOFFA_MT_ENROLMENT_CHANGED, NULL,
+         {"enrolment_changed.school_unit", "14199999"}, SOFFA_ERR_NOT_AUTHORISED, "enrolment_changed.school_unit"},
+        {"at-risk notice from another school unit", &SCHOOL, SOFFA_MT_AT_RISK_NOTICE, NULL,
+         {"at_risk_notice.school_unit", "14199999"}, SOFFA_ERR_NOT_AUTHORISED, "at_risk_notice.school_unit"},
+        {"a KAA claiming another municipality", &KAA, SOFFA_MT_KAA_CASE_OPENED, NULL, {"sender.kommunkod", "1415"},
+         SOFFA_ERR_NOT_AUTHORISED, "sender.kommunkod"},
+        {"a KAA claiming a unit it has not", &KAA, SOFFA_MT_KAA_CASE_OPENED, NULL, {"sender.unit_id", "KAA-1"},
+         SOFFA_ERR_NOT_AUTHORISED, "sender.unit_id"},
+        {"a KAA's true claims", &KAA, SOFFA_MT_KAA_CASE_OPENED, NULL,
+         {"sender.kind", "KAA", "sender.kommunkod", "1419"}, SOFFA_OK, NULL},
+    };
+    decide_rows(rows, sizeof rows / sizeof *rows);
+}
+
+Test(policy, issue_11_08_unit_lists)
+{
+    soffa_identity_t id;
+    memset(&id, 0, sizeof id);
+    id.role = SOFFA_ROLE_SCHOOL;
+    char why[128] = "";
+    cr_assert_eq(soffa_policy_set_units(&id, " 12345678 ,12345679,14150001 ", why, sizeof why), SOFFA_OK, "%s", why);
+    cr_assert_eq(id.n_units, 3);
+    cr_assert_str_eq(id.unit, "12345678", "the first unit is the envelope's");
+    cr_assert(soffa_policy_has_unit(&id, "14150001"));
+    cr_assert_not(soffa_policy_has_unit(&id, "1415000"));
+    cr_assert_not(soffa_policy_has_unit(&id, ""));
+    cr_assert_eq(soffa_policy_set_units(&id, "", why, sizeof why), SOFFA_OK);
+    cr_assert_eq(id.n_units, 0);
+    cr_assert_str_eq(id.unit, "");
+    cr_assert_eq(soffa_policy_set_units(&id, "12345678;12345679", why, sizeof why), SOFFA_ERR_SKOLENHET);
+    cr_assert_eq(soffa_policy_set_units(&id, "12345678, 1234567", why, sizeof why), SOFFA_ERR_SKOLENHET);
+    cr_assert(strstr(why, "'1234567'") != NULL, "%s", why);
+    cr_assert_eq(soffa_policy_set_units(&id, "12345678,12345678", why, sizeof why), SOFFA_ERR_EXISTS);
+    char many[SOFFA_UNITS_MAX * 10 + 20] = "";
+    for (int i = 0; i <= SOFFA_UNITS_MAX; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), "%s%08d", i ? "," : "", 10000000 + i);
+    cr_assert_eq(soffa_policy_set_units(&id, many, why, sizeof why), SOFFA_ERR_TOO_LARGE);
+    /* Other roles name local units (an Arbetsförmedlingen office). */
+    id.role = SOFFA_ROLE_AF;
+    cr_assert_eq(soffa_policy_set_units(&id, "AF-0101, AF-0102", why, sizeof why), SOFFA_OK, "%s", why);
+    cr_assert(soffa_policy_has_unit(&id, "AF-0102"));
+    cr_assert_eq(soffa_policy_set_units(&id, "Mottagningen", why, sizeof why), SOFFA_ERR_BAD_FIELD);
+    cr_assert_eq(soffa_policy_set_units(&id, "AF-01234567890123", why, sizeof why), SOFFA_ERR_BAD_FIELD);
+    cr_assert(strstr(why, "...") != NULL, "%s", why);
+}
+
+/* Issue 11, item 15: a withdrawal is about the consent's own subject. */
+Test(policy, issue_11_15_a_withdrawal_names_the_consents_subject, .init = setup, .fini = teardown)
+{
+    char other[13];
+    tk_pnr(2009, 5, 2, 384, 0, other);
+    const row_t rows[] = {
+        {"the consent's subject", &KAA, SOFFA_MT_CONSENT_WITHDRAWN, NULL, {NULL}, SOFFA_OK, NULL},
+        {"another person", &KAA, SOFFA_MT_CONSENT_WITHDRAWN, other, {NULL}, SOFFA_ERR_CONSENT, "another person"},
+        {"a reserve number for the same consent", &KAA, SOFFA_MT_CONSENT_WITHDRAWN, "20080314TF10", {NULL},
+         SOFFA_ERR_CONSENT, "another person"},
+    };
+    decide_rows(rows, sizeof rows / sizeof *rows);
 }

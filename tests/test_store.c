@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "soffa_box.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
@@ -1234,6 +1235,51 @@ Test(store, a_version_2_store_is_refused_until_upgraded_and_then_reads_the_same)
     /* Upgrading again does nothing. */
     cr_assert_eq(soffa_store_upgrade(dir, 0, from), SOFFA_OK);
     cr_assert_str_eq(from, "3");
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* Counts this process's descriptors open on files under dir, and how many of
+ * those would survive an exec (no close-on-exec in /proc/self/fdinfo). */
+static void
+fds_under(const char *dir, int *open_n, int *inheritable)
+{
+    *open_n = *inheritable = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        char link[64], target[1024];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        if (n <= 0)
+            continue;
+        target[n] = '\0';
+        if (strncmp(target, dir, strlen(dir)) != 0)
+            continue;
+        (*open_n)++;
+        if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+            (*inheritable)++;
+    }
+}
+
+/* Issue 11, item 14: a program the broker or an agent starts inherits no
+ * descriptor of its store (LMDB leaves its data file's inheritable). */
+Test(store, issue_11_14_store_and_box_descriptors_are_close_on_exec)
+{
+    char *dir = tk_tmpdir("cloexec");
+    soffa_store_t *st = open_store(dir, 0);
+    int n, inh;
+    fds_under(dir, &n, &inh);
+    cr_assert_geq(n, 2, "the store's data and lock files are open (%d)", n);
+    cr_assert_eq(inh, 0, "%d of the store's %d descriptors would be inherited by a program it starts", inh, n);
+    soffa_store_close(&st);
+
+    char box_dir[512];
+    snprintf(box_dir, sizeof box_dir, "%s/box", dir);
+    soffa_box_t *box = NULL;
+    cr_assert_eq(soffa_box_open(&box, box_dir, 1 << 20), SOFFA_OK);
+    fds_under(box_dir, &n, &inh);
+    cr_assert_geq(n, 2, "the box's data and lock files are open (%d)", n);
+    cr_assert_eq(inh, 0, "%d of the box's %d descriptors would be inherited by a hook", inh, n);
+    soffa_box_close(&box);
     tk_rmrf(dir);
     free(dir);
 }

@@ -29,6 +29,13 @@ tk_pnr(int year, int month, int day, int birth_no, int samnr, char out[13])
     memcpy(out, d, 13);
 }
 
+void
+tk_reserve(int year, int month, int day, const char *suffix, char out[13])
+{
+    snprintf(out, 13, "%04u%02u%02u%.4s", (unsigned) year % 10000, (unsigned) month % 100, (unsigned) day % 100,
+             suffix);
+}
+
 static json_t *
 s_uuid(void)
 {
@@ -137,11 +144,14 @@ tk_msg_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
     cr_assert_not_null(payload, "no test payload for type %d", type);
     int64_t now = soffa_now_us();
     soffa_id_kind_t kind = SOFFA_ID_PNR;
-    soffa_id_check(pnr, &kind);
+    if (soffa_reserve_check(pnr, NULL) == SOFFA_OK)
+        kind = SOFFA_ID_RESERVE;
+    else
+        soffa_id_check(pnr, &kind);
     json_t *m = json_pack("{s:o, s:s, s:I, s:I, s:{s:s, s:s}, s:s, s:o}", "message_id", s_uuid(),
                           "schema_version", "1.0", "occurred_at_us", (json_int_t) (now - 3600000000LL),
                           "sent_at_us", (json_int_t) now, "subject", "id_type",
-                          kind == SOFFA_ID_SAMNR ? "SAMNR" : "PNR", "id", pnr, "legal_basis", basis,
+                          kind == SOFFA_ID_SAMNR ? "SAMNR" : kind == SOFFA_ID_RESERVE ? "LOCAL_RESERVE" : "PNR", "id", pnr, "legal_basis", basis,
                           "correlation_id", s_uuid());
     json_object_set_new(json_object_get(m, "subject"), "hemkommun", json_string(hemkommun));
     json_t *own = json_object_get(payload, "consent_id");   /* a consent names itself */
@@ -249,16 +259,16 @@ tk_run(char *const argv[], char **out, char **err)
 #include "soffa_keys.h"
 #include "soffa_wire.h"
 
-const char *const TK_AGENTS[][5] = {
-    {"school-1415", "school", "1415", "12345678", ""},
-    {"kaa-1415", "kaa", "1415", "", ""},
-    {"kaa-1419", "kaa", "1419", "", ""},
-    {"social-1419", "social", "1419", "", ""},
-    {"af-1419", "af", "1419", "", ""},
-    {"audit-1419", "audit", "", "", "*/1419, audit/access, school/*"},
-    {"audit-1415", "audit", "", "", "*/1415"},
-    {"audit-all", "audit", "", "", "*"},
-    {NULL, NULL, NULL, NULL, NULL},
+const char *const TK_AGENTS[][6] = {
+    {"school-1415", "school", "1415", "12345678, 12345679", "", TK_SCHOOL_ORGNR},
+    {"kaa-1415", "kaa", "1415", "", "", ""},
+    {"kaa-1419", "kaa", "1419", "", "", ""},
+    {"social-1419", "social", "1419", "", "", ""},
+    {"af-1419", "af", "1419", "", "", ""},
+    {"audit-1419", "audit", "", "", "*/1419, audit/access, school/*", ""},
+    {"audit-1415", "audit", "", "", "*/1415", ""},
+    {"audit-all", "audit", "", "", "*", ""},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 static int
@@ -338,6 +348,8 @@ tk_broker_start(const char *extra_ini)
             fprintf(f, "unit = %s\n", TK_AGENTS[i][3]);
         if (TK_AGENTS[i][4][0])
             fprintf(f, "scope = %s\n", TK_AGENTS[i][4]);
+        if (TK_AGENTS[i][5][0])
+            fprintf(f, "orgnr = %s\n", TK_AGENTS[i][5]);
     }
     /* A key nobody configured. */
     snprintf(path, sizeof path, "%s/stranger", b->dir);

@@ -16,8 +16,13 @@
  *  for the date and birth number, with the right check digit. */
 void tk_pnr(int year, int month, int day, int birth_no, int samnr, char out[13]);
 
-/*  A valid message of `type` about subject `pnr` living in `hemkommun`, as
- *  JSON (free with free()). Every id is fresh. */
+/*  Writes a reserve number: the birth date YYYYMMDD and a 4-character
+ *  suffix (e.g. "TF10"). */
+void tk_reserve(int year, int month, int day, const char *suffix, char out[13]);
+
+/*  A valid message of `type` about subject `pnr` (a personnummer,
+ *  samordningsnummer or reserve number) living in `hemkommun`, as JSON (free
+ *  with free()). Every id is fresh. */
 char *tk_msg_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
 
 /*  Same, decoded: aborts the test on failure. */
@@ -51,8 +56,11 @@ typedef struct {
     pid_t pid;               /* 0 when not running */
 } tk_broker_t;
 
-/*  The agents every test broker knows: name, role, kommun, unit, scope. */
-extern const char *const TK_AGENTS[][5];
+/*  The agents every test broker knows: name, role, kommun, unit(s), scope,
+ *  orgnr. school-1415 speaks for units 12345678 and 12345679 of principal
+ *  TK_SCHOOL_ORGNR. */
+extern const char *const TK_AGENTS[][6];
+#define TK_SCHOOL_ORGNR "2120001355"
 
 /*  Creates keys and config in a new directory (extra_ini is appended to the
  *  [broker]/[store] part, e.g. "[store]\nmap_size = 1MiB\n"), starts the

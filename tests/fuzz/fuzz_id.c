@@ -23,6 +23,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (soffa_id_check(canon, NULL) != SOFFA_OK || soffa_id_birth_date(canon, &d) != SOFFA_OK)
             abort();
     }
+    if (soffa_id_parse_any(s, &today, canon, &kind) == SOFFA_OK && kind == SOFFA_ID_RESERVE) {
+        /* A reserve number checks, holds its birth date and is never a personnummer. */
+        if (soffa_reserve_check(canon, &today) != SOFFA_OK || soffa_reserve_birth_date(canon, &d) != SOFFA_OK
+            || soffa_id_check(canon, NULL) == SOFFA_OK)
+            abort();
+    }
+    (void) soffa_reserve_check(s, NULL);
     (void) soffa_id_check(s, NULL);
     (void) soffa_kommun_check(s);
     (void) soffa_orgnr_check(s);

@@ -57,7 +57,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (soffa_msg_decode(data + 1, size - 1, &m) != SOFFA_OK)
         return 0;
     static const soffa_identity_t ids[] = {
-        {.name = "school-1415", .role = SOFFA_ROLE_SCHOOL, .kommun = "1415", .unit = "14150001"},
+        {.name = "school-1415", .role = SOFFA_ROLE_SCHOOL, .kommun = "1415", .unit = "14150001",
+         .units = {"14150001", "14150002"}, .n_units = 2, .orgnr = "2120001355"},
         {.name = "kaa-1419", .role = SOFFA_ROLE_KAA, .kommun = "1419"},
         {.name = "social-1419", .role = SOFFA_ROLE_SOCIAL, .kommun = "1419"},
         {.name = "af-1419", .role = SOFFA_ROLE_AF, .kommun = "1419"},
