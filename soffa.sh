@@ -17,6 +17,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(gcc make cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
           liblmdb-dev libcriterion-dev libsodium-dev libinih-dev libjansson-dev libxml2-utils
+          libcsv-dev libcurl4-openssl-dev python3 python3-jsonschema
           clang libclang-rt-14-dev)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }

@@ -114,8 +114,8 @@ s_table(json_t *lines, const s_col_t *cols, size_t ncols)
                 if (!strcmp(cols[c].key, "kommun"))
                     snprintf(buf, sizeof buf, "%s (%s)", v ? v : "?",
                              json_string_value(json_object_get(l, "hemkommun")));
-                else if (!strcmp(cols[c].key, "id"))
-                    snprintf(buf, sizeof buf, "%.8s", v ? v : "");
+                else if (!strcmp(cols[c].key, "id"))   /* the last 8: the first are the date */
+                    snprintf(buf, sizeof buf, "%s", v && strlen(v) >= 8 ? v + strlen(v) - 8 : "");
                 else
                     snprintf(buf, sizeof buf, "%s", v ? v : "");
                 if (pass == 0 && s_width(buf) > width[c])
@@ -461,7 +461,7 @@ soffa_import_pending_cmd(int argc, char **argv, bool json, soffa_import_call_fn 
     if (s_help(argc, argv) || argc != 1) {
         puts("usage: soffa pending [--json]\n\n"
              "Lists the signals the agent derived and holds for a person's approval ([school]\n"
-             "review = yes). Send one with soffa approve ID (the first 8 characters are\n"
+             "review = yes). Send one with soffa approve ID (its last 8 characters are\n"
              "enough), all with soffa approve all; drop one with soffa reject ID.");
         return argc == 1 ? 0 : 2;
     }
@@ -495,7 +495,7 @@ soffa_import_review_cmd(int argc, char **argv, bool json, soffa_import_call_fn c
     if (s_help(argc, argv) || argc != 2) {
         printf("usage: soffa %s ID|all\n\n%s", argv[0],
                approve ? "Sends a signal held for approval (or all of them): it goes to the outbox and on to\n"
-                         "the pupil's home municipality. ID is from soffa pending; 8 characters suffice.\n"
+                         "the pupil's home municipality. ID is from soffa pending; its last 8 characters suffice.\n"
                        : "Drops a signal held for approval (or all): it is never sent, and the same change\n"
                          "is not derived again.\n");
         return argc == 2 ? 0 : 2;
@@ -515,8 +515,9 @@ soffa_import_review_cmd(int argc, char **argv, bool json, soffa_import_call_fn c
         size_t i;
         json_t *l;
         json_array_foreach(json_object_get(a, "signals"), i, l) {
-            printf("%s: %.8s Elev %s, hemkommun %s: %s\n", approve ? "Godkänd och lagd i utkorgen" : "Avvisad",
-                   json_string_value(json_object_get(l, "id")), json_string_value(json_object_get(l, "pupil")),
+            const char *id = json_string_value(json_object_get(l, "id"));
+            printf("%s: %s Elev %s, hemkommun %s: %s\n", approve ? "Godkänd och lagd i utkorgen" : "Avvisad",
+                   id && strlen(id) >= 8 ? id + strlen(id) - 8 : "", json_string_value(json_object_get(l, "pupil")),
                    json_string_value(json_object_get(l, "kommun")), json_string_value(json_object_get(l, "what")));
         }
     }

@@ -267,9 +267,9 @@ soffa_csv_read(const char *text, size_t len, soffa_csv_row_fn fn, void *ctx, cha
     if (r.rc == SOFFA_OK && !r.stop && csv_fini(&p, s_on_field, s_on_row, &r) != 0 && r.rc == SOFFA_OK) {
         if (csv_error(&p) == CSV_EPARSE)
             s_fail(&r, SOFFA_ERR_MALFORMED,
-                   "rad %ld: ett citattecken avslutas aldrig (filen tar slut inuti ett citerat fält som börjar "
-                   "efter rad %ld)",
-                   r.line, r.last_end);
+                   "rad %ld: ett citattecken i raden som börjar här avslutas aldrig (filen tar slut inuti ett "
+                   "citerat fält)%.0ld",
+                   r.last_end + 1, 0L);
         else
             r.rc = SOFFA_ERR_NOMEM;
     }

@@ -1030,12 +1030,14 @@ typedef struct {
     const char *want;          /* NULL = list; "all"; or an id or its prefix (hex) */
     int to_state;              /* S_EV_QUEUED or S_EV_REJECTED */
     json_t *list;
-    json_t *ids;               /* matching ids, as 16-byte strings in hex */
+    json_t *ids;               /* matching ids, as UUID text */
     bool queued;
     soffa_err_t rc;
     char why[300];
 } s_review_t;
 
+/* A signal is named by its whole id or by its last characters (at least 8:
+ * the first ones of a UUIDv7 are the date, shared by many). */
 static bool
 s_id_match(const uint8_t id[16], const char *want)
 {
@@ -1053,7 +1055,7 @@ s_id_match(const uint8_t id[16], const char *want)
         if (*p != '-')
             w[o++] = (char) (*p >= 'A' && *p <= 'F' ? *p + 32 : *p);
     w[o] = '\0';
-    return o >= 8 && !strncmp(plain, w, o);
+    return o >= 8 && o <= 32 && !strcmp(plain + 32 - o, w);
 }
 
 static int
@@ -1082,7 +1084,9 @@ s_review_one(void *ctx, const void *key, size_t klen, const void *val, size_t vl
     json_t *line = s_line(key, m, NULL, why, "held");
     json_object_set_new(line, "derived_at", json_string(at));
     json_array_append_new(rv->list, line);
-    json_array_append_new(rv->ids, json_stringn(key, 16));
+    char hex[SOFFA_UUID_STR];
+    soffa_uuid_format(key, hex);
+    json_array_append_new(rv->ids, json_string(hex));
     json_decref(m);
     return 0;
 }
@@ -1108,7 +1112,9 @@ s_review_job(void *ctx, soffa_box_txn_t *t)
     size_t i;
     json_t *k;
     json_array_foreach(rv->ids, i, k) {
-        const uint8_t *id = (const uint8_t *) json_string_value(k);
+        uint8_t id[16];
+        if (!soffa_uuid_parse(json_string_value(k), id))
+            return SOFFA_ERR_INTERNAL;
         const void *val;
         size_t vlen;
         if ((rc = soffa_box_txn_get(t, rv->self->t_event, id, 16, &val, &vlen)) != SOFFA_OK)

@@ -51,7 +51,7 @@
  *    {"cmd":"school-observe", "pupils":[...], "dry_run":bool, "since":date, "today":date}
  *    {"cmd":"school-submit", "messages":[{"where","message"}], "dry_run":bool}
  *    {"cmd":"school-pending"}
- *    {"cmd":"school-approve", "id":"ID, its first 8 characters, or all"}
+ *    {"cmd":"school-approve", "id":"ID, its last 8 characters, or all"}
  *    {"cmd":"school-reject", "id":"..."}
  *  Answers list each signal with Swedish text for people: "pupil" (masked,
  *  "0803…"), "kommun", "what", "why", "state".

@@ -64,7 +64,7 @@ sleep 1
 N=400
 { echo "type,pupil,hemkommun,period_from,period_to,unexcused_band,school_unit"
   for i in $(seq 1 $N); do echo "absence,$(pupil "$i"),1419,2026-09-01,2026-11-13,SIGNIFICANT,14150001"; done; } > "$NET/rows.csv"
-expect "all $N rows are handed to the school agent" "$N row(s) queued in the outbox, 0 bad row(s)" "$(s school-1415 import "$NET/rows.csv" 2>&1)"
+expect "all $N rows are handed to the school agent" "$N signal(er) lagda i utkorgen, 0 ändring(ar) signaleras inte, 0 hanterade tidigare, 0 fel." "$(s school-1415 import "$NET/rows.csv" 2>&1 | tail -1)"
 for _ in $(seq 100); do grep -q "$FULL_LOG" "$NET/broker/broker.log" && break; sleep 0.1; done
 sleep 1
 grep -q "$FULL_LOG" "$NET/broker/broker.log" && ok "the store filled up" || bad "the store filled up" "$(tail -3 "$NET/broker/broker.log")"
