@@ -598,20 +598,3 @@ soffa_box_txn_outbox_put(soffa_box_txn_t *t, const uint8_t msg_id[16], const uin
 {
     return soffa_store_err(s_outbox_append(t->box, t->txn, msg_id, msg, len, local_id));
 }
-
-bool
-soffa_box_txn_known(soffa_box_txn_t *t, const uint8_t msg_id[16])
-{
-    MDB_val k = {16, (void *) msg_id}, v;
-    if (mdb_get(t->txn, t->box->sent, &k, &v) == 0)
-        return true;
-    MDB_cursor *cur;
-    if (mdb_cursor_open(t->txn, t->box->outbox, &cur) != 0)
-        return false;
-    bool found = false;
-    for (int mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !found;
-         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-        found = v.mv_size >= 16 && memcmp(v.mv_data, msg_id, 16) == 0;
-    mdb_cursor_close(cur);
-    return found;
-}

@@ -170,8 +170,4 @@ soffa_err_t soffa_box_txn_scan(soffa_box_txn_t *t, uint32_t table,
 soffa_err_t soffa_box_txn_outbox_put(soffa_box_txn_t *t, const uint8_t msg_id[16], const uint8_t *msg, size_t len,
                                      uint64_t *local_id);
 
-/*  True if a message with this id is in the outbox or was sent (has an
- *  outcome); the outbox is scanned, so call it for a few ids only. */
-bool soffa_box_txn_known(soffa_box_txn_t *t, const uint8_t msg_id[16]);
-
 #endif

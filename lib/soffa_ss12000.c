@@ -572,12 +572,8 @@ soffa_ss12000_pupils(soffa_ss12000_t *self, const soffa_date_t *today, json_t *e
         const char *where = json_string_value(json_object_get(rec, "where"));
         char why[600];
         json_t *pu = s_pupil(self, json_object_get(rec, "person"), today, why, sizeof why);
-        char w[800];
         if (!pu) {
-            snprintf(w, sizeof w, "%s", where);
-            char full[1400];
-            snprintf(full, sizeof full, "%s", why);
-            s_err(errors, w, full);
+            s_err(errors, where, why);
             continue;
         }
         const char *id = json_string_value(json_object_get(pu, "id"));
