@@ -77,7 +77,9 @@ case "$OUT" in queued*) ok "a person handing over a signal now hears it is queue
 STORED=$(count kaa-1419)
 [ "$STORED" -gt 0 ] && [ "$STORED" -lt $((N + 1)) ] && ok "delivery goes on while full ($STORED delivered)" || bad "delivery while full" "$STORED"
 R=$(s audit --json replay --mailbox kaa/1419 --limit 5 2>&1 | grep -c '"seq"')
-expect "replay goes on while full" 5 "$R"
+# (An import hands its rows over in one burst, so how many got in before
+# the store filled depends on how the broker batched them.)
+expect "replay goes on while full" $((STORED < 5 ? STORED : 5)) "$R"
 expect "the broker is still running" 0 "$(kill -0 "$(pid_of broker)" 2>/dev/null; echo $?)"
 
 if [ "$MODE" = disk ]; then
