@@ -27,7 +27,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 SRV=""
 . "$HERE/itlib.sh"
-trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; "$SOFFA" down "$NET" >/dev/null 2>&1; pkill -f "$NET/" 2>/dev/null; rm -rf "$NET"' EXIT
+trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; "$SOFFA" down "$NET" >/dev/null 2>&1; rm -rf "$NET"' EXIT
 
 s() { local a=$1; shift; "$SOFFA" --net "$NET" --agent "$a" "$@"; }
 AT=(--since 2026-08-01 --today 2026-11-27)    # the fixtures' dates, whenever the test runs
