@@ -17,6 +17,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(gcc make cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
           liblmdb-dev libcriterion-dev libsodium-dev libinih-dev libjansson-dev libxml2-utils
+          libcsv-dev libcurl4-openssl-dev python3 python3-jsonschema
           clang libclang-rt-14-dev)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -48,7 +49,7 @@ fuzz() {
     local secs=${FUZZ_SECONDS:-30} dir="$ROOT/build-fuzz" failed=0 passed=0
     say "fuzzing: build (build-fuzz/) and ${secs}s per target"
     CC=clang build "$dir" -DSOFFA_FUZZ=ON >/dev/null
-    for t in frame msg policy id csv; do
+    for t in frame msg policy id csv ss12000; do
         local work
         work=$(mktemp -d /tmp/soffa-fuzz-XXXXXX)
         if (cd "$work" && "$dir/fuzz_$t" "$work" "$ROOT/tests/fuzz/corpus/$t" -max_total_time="$secs" \

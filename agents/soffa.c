@@ -26,9 +26,9 @@
 #include <zmq.h>
 
 #include "soffa_box.h"
-#include "soffa_csv.h"
 #include "soffa_err.h"
 #include "soffa_id.h"
+#include "soffa_import.h"
 #include "soffa_keys.h"
 #include "soffa_msg.h"
 #include "soffa_record.h"
@@ -1089,151 +1089,36 @@ s_cmd_stats(s_ctx_t *c)
     return rc;
 }
 
-/* ---- CSV import ------------------------------------------------------------------------ */
+/* ---- School data: import, sync, review (agents/soffa_import.c) -------------------- */
 
-static soffa_msg_type_t
-s_csv_type(const char *t)
+static json_t *
+s_call_cb(void *ctx, const char *cmd, json_t *req, int timeout_ms)
 {
-    if (!strcasecmp(t, "enrolment") || !strcasecmp(t, "enrolment_changed"))
-        return SOFFA_MT_ENROLMENT_CHANGED;
-    if (!strcasecmp(t, "absence") || !strcasecmp(t, "absence_reported"))
-        return SOFFA_MT_ABSENCE_REPORTED;
-    if (!strcasecmp(t, "at-risk") || !strcasecmp(t, "at_risk_notice"))
-        return SOFFA_MT_AT_RISK_NOTICE;
-    return SOFFA_MT_NONE;
+    return s_call(ctx, cmd, req, timeout_ms);
 }
 
 static int
 s_cmd_import(s_ctx_t *c)
 {
-    if (s_want_help(c->argc, c->argv) || c->argc != 2) {
-        puts("usage: soffa import FILE.csv [--json]\n\n"
-             "Imports school signals from a student-information-system export. The first\n"
-             "line names the columns; commas separate them (quote a value with \"...\").\n"
-             "Columns:\n"
-             "  type        enrolment, absence or at-risk                    (required)\n"
-             "  pupil       personnummer, samordningsnummer or reserve number  (required)\n"
-             "  hemkommun   the pupil's home municipality code                 (required)\n"
-             "  consent     consent id (at-risk notices)\n"
-             "  any payload field by name: event, effective_date, school_unit, school_form,\n"
-             "  programme_code, leave_reason, period_from, period_to, unexcused_band,\n"
-             "  investigation_started, reported_to_csn, risk_code, note\n"
-             "Empty cells are left out; lines starting with # are skipped. Every row is\n"
-             "validated; bad rows are reported with their line number and reason; good rows\n"
-             "are queued in the agent's outbox. Exit status 1 if any row was bad.");
-        return c->argc == 2 ? 0 : 2;
-    }
-    FILE *f = fopen(c->argv[1], "r");
-    if (!f)
-        return s_die("import", 1, "cannot read %s: %s", c->argv[1], strerror(errno));
-    char line[4096], header[4096];
-    char *hcols[64], *cols[64];
-    size_t nh = 0;
-    long lineno = 0, good = 0, bad = 0;
-    while (fgets(line, sizeof line, f)) {
-        lineno++;
-        if (line[0] == '#' || line[strspn(line, " \t\r\n")] == '\0')
-            continue;
-        if (!nh) {
-            memcpy(header, line, sizeof header);
-            nh = soffa_csv_split(header, hcols, 64);
-            bool has_type = false, has_pupil = false, has_hem = false;
-            for (size_t i = 0; i < nh; i++) {
-                has_type |= !strcmp(hcols[i], "type");
-                has_pupil |= !strcmp(hcols[i], "pupil");
-                has_hem |= !strcmp(hcols[i], "hemkommun");
-            }
-            if (!has_type || !has_pupil || !has_hem) {
-                fclose(f);
-                return s_die("import", 1, "%s:%ld: the header must name the columns type, pupil and hemkommun",
-                             c->argv[1], lineno);
-            }
-            continue;
-        }
-        size_t n = soffa_csv_split(line, cols, 64);
-        const char *why = NULL;
-        char whybuf[400];
-        if (n != nh) {
-            snprintf(whybuf, sizeof whybuf, "%zu columns, the header has %zu", n, nh);
-            why = whybuf;
-        }
-        soffa_msg_type_t type = SOFFA_MT_NONE;
-        char *argv[130];
-        int argc = 0;
-        for (size_t i = 0; !why && i < n; i++) {
-            if (!strcmp(hcols[i], "type")) {
-                type = s_csv_type(cols[i]);
-                if (type == SOFFA_MT_NONE) {
-                    snprintf(whybuf, sizeof whybuf, "type '%s' is not enrolment, absence or at-risk", cols[i]);
-                    why = whybuf;
-                }
-                continue;
-            }
-            if (!cols[i][0])
-                continue;
-            static char flags[64][80];
-            snprintf(flags[i], sizeof flags[i], "--%s", hcols[i]);
-            argv[argc++] = flags[i];
-            argv[argc++] = cols[i];
-        }
-        if (!why && type == SOFFA_MT_NONE)
-            why = "no type";
-        if (!why) {
-            /* Quiet building: capture the first error line ourselves. */
-            int wait_ms;
-            int saved = dup(2);
-            int devnull = open("/dev/null", O_WRONLY);
-            char tmpl[] = "/tmp/soffa-import-XXXXXX";
-            int tfd = mkstemp(tmpl);
-            if (tfd >= 0) {
-                unlink(tmpl);
-                dup2(tfd, 2);
-            }
-            json_t *req = s_build("import", type, NULL, argc, argv, &wait_ms);
-            dup2(saved, 2);
-            close(saved);
-            close(devnull);
-            if (!req) {
-                whybuf[0] = '\0';
-                if (tfd >= 0) {
-                    lseek(tfd, 0, SEEK_SET);
-                    ssize_t r = read(tfd, whybuf, sizeof whybuf - 1);
-                    whybuf[r > 0 ? r : 0] = '\0';
-                    whybuf[strcspn(whybuf, "\n")] = '\0';
-                }
-                why = whybuf[0] ? whybuf + (strncmp(whybuf, "soffa import: ", 14) ? 0 : 14) : "bad row";
-            } else {
-                json_object_set_new(req, "wait_ms", json_integer(0));
-                json_t *a = s_call(c, "import", req, 5000);
-                if (!a) {
-                    if (tfd >= 0)
-                        close(tfd);
-                    fclose(f);
-                    return 1;
-                }
-                if (!json_is_true(json_object_get(a, "ok"))) {
-                    snprintf(whybuf, sizeof whybuf, "%s", json_string_value(json_object_get(a, "error")));
-                    why = whybuf;
-                }
-                json_decref(a);
-            }
-            if (tfd >= 0)
-                close(tfd);
-        }
-        if (why) {
-            bad++;
-            fprintf(stderr, "%s:%ld: %s\n", c->argv[1], lineno, why);
-        } else {
-            good++;
-        }
-    }
-    fclose(f);
-    if (c->json)
-        printf("{\"queued\":%ld,\"bad\":%ld}\n", good, bad);
-    else
-        printf("%ld row(s) queued in the outbox, %ld bad row(s)%s\n", good, bad,
-               bad ? " (listed above; fix and import those again)" : "");
-    return bad ? 1 : 0;
+    return soffa_import_cmd(c->argc, c->argv, c->json, s_call_cb, c);
+}
+
+static int
+s_cmd_sync(s_ctx_t *c)
+{
+    return soffa_import_sync_cmd(c->argc, c->argv, c->json, s_call_cb, c);
+}
+
+static int
+s_cmd_pending(s_ctx_t *c)
+{
+    return soffa_import_pending_cmd(c->argc, c->argv, c->json, s_call_cb, c);
+}
+
+static int
+s_cmd_review(s_ctx_t *c)
+{
+    return soffa_import_review_cmd(c->argc, c->argv, c->json, s_call_cb, c);
 }
 
 /* ---- Keys and identity numbers ------------------------------------------------------------ */
@@ -1455,10 +1340,13 @@ s_cmd_up(s_ctx_t *c)
             fclose(f);
             return s_die("up", 1, "cannot write %s", ap);
         }
-        fprintf(af, "; made by soffa up: %s\n[agent]\nname = %s\nbroker = ipc://%s/broker/broker.sock\n"
+        fprintf(af, "; made by soffa up: %s\n", n->what);
+        if (!strcmp(n->role, "school"))   /* a municipal school of its own municipality; [agent] stays last */
+            fprintf(af, "[school]\nprincipal_kommun = %s\nschool_unit = %s\n\n", n->kommun, n->unit);
+        fprintf(af, "[agent]\nname = %s\nbroker = ipc://%s/broker/broker.sock\n"
                     "broker_key = ../broker/broker.pub\nkey = %s.key\ndata_dir = data\nheartbeat_ms = 500\n"
                     "reconnect_max_ms = 2000\n",
-                n->what, n->name, abs, n->name);
+                n->name, abs, n->name);
         fclose(af);
     }
     fclose(f);
@@ -1579,7 +1467,11 @@ static const s_command_t s_commands[] = {
     {"watch", s_cmd_watch, "print messages as they arrive"},
     {"status", s_cmd_status, "the agent's and the broker's state"},
     {"retry", s_cmd_retry, "hand a parked message to the hook again"},
-    {"import", s_cmd_import, "queue school signals from a CSV export"},
+    {"import", s_cmd_import, "school: signals from a spreadsheet or an SS 12000 export"},
+    {"sync", s_cmd_sync, "school: signals from the SS 12000 API (soffa sync ss12000)"},
+    {"pending", s_cmd_pending, "school: derived signals waiting for approval"},
+    {"approve", s_cmd_review, "school: send signals waiting for approval"},
+    {"reject", s_cmd_review, "school: drop signals waiting for approval"},
     {"replay", s_cmd_replay, "auditors: replay the history"},
     {"history", s_cmd_history, "auditors: one young person's timeline"},
     {"access-log", s_cmd_access_log, "auditors: who read what, when"},

@@ -36,6 +36,7 @@
 #include "soffa_log.h"
 #include "soffa_msg.h"
 #include "soffa_record.h"
+#include "soffa_school.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
 #include "soffa_wire.h"
@@ -111,6 +112,8 @@ typedef struct {
 struct soffa_agent {
     char config_path[1024];
     s_cfg_t cfg;
+    soffa_school_cfg_t school_cfg;     /* [school], [ss12000] */
+    soffa_school_t *school;            /* a school's change tracking (soffa_school) */
     char broker_pub[41], pub[41], sec[41];
     char data_path[1024], control_path[1024];
     soffa_box_t *box;
@@ -151,8 +154,11 @@ soffa_agent_new(soffa_agent_t **out, const char *config_path, char *why, size_t 
         return SOFFA_ERR_NOMEM;
     self->hook_in = -1;
     snprintf(self->config_path, sizeof self->config_path, "%s", config_path);
-    soffa_cfg_section_t sec = {"agent", false, s_keys, sizeof s_keys / sizeof *s_keys, &self->cfg, NULL, NULL};
-    soffa_err_t rc = soffa_cfg_load(config_path, &sec, 1, why, whylen);
+    soffa_cfg_section_t sec[3] = {{"agent", false, s_keys, sizeof s_keys / sizeof *s_keys, &self->cfg, NULL, NULL}};
+    soffa_school_cfg_sections(&self->school_cfg, sec + 1);
+    soffa_err_t rc = soffa_cfg_load(config_path, sec, 3, why, whylen);
+    if (rc == SOFFA_OK)
+        rc = soffa_school_cfg_check(&self->school_cfg, config_path, why, whylen);
     if (rc == SOFFA_OK && soffa_log_level_parse(self->cfg.log_level) < 0) {
         snprintf(why, whylen, "%s: log_level must be debug, info, warn or error", config_path);
         rc = SOFFA_ERR_CONFIG;
@@ -208,6 +214,7 @@ soffa_agent_print_config(const soffa_agent_t *self, FILE *out)
             (long long) c->hook_retries, (long long) c->hook_backoff_ms, (long long) c->hook_timeout_ms, c->map_size);
     fprintf(out, "agent.signal_ack_due = %lld ms\nagent.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
             (long long) c->referral_receipt_due);
+    soffa_school_cfg_print(&self->school_cfg, out);
 }
 
 /* ---- Control answers ---------------------------------------------------------------- */
@@ -1188,6 +1195,11 @@ s_on_control(soffa_agent_t *self)
                 s_reply(self, rid, rid_len, s_fail(SOFFA_ERR_MALFORMED, "requests are JSON objects with a \"cmd\""));
             } else if (!strcmp(cmd, "send")) {
                 s_cmd_send(self, rid, rid_len, req);
+            } else if (!strncmp(cmd, "school-", 7)) {
+                bool queued = false;
+                s_reply(self, rid, rid_len, soffa_school_control(self->school, cmd, req, &queued));
+                if (queued)
+                    s_send_outbox(self);
             } else if (!strcmp(cmd, "status")) {
                 json_t *st = s_status_json(self);
                 s_waiter_t *w = NULL;
@@ -1282,6 +1294,11 @@ soffa_agent_open(soffa_agent_t *self, char *why, size_t whylen)
     snprintf(stale, sizeof stale, "%s/hook-input.json", self->data_path);
     if (unlink(stale) == 0)
         soffa_info("removed %s, left by an earlier version", stale);
+    rc = soffa_school_new(&self->school, &self->school_cfg, self->box, self->sec, self->control_path, self->data_path);
+    if (rc != SOFFA_OK) {
+        snprintf(why, whylen, "store %s: the school tables: %s", self->data_path, soffa_strerror(rc));
+        return rc;
+    }
     self->ctx = zmq_ctx_new();
     self->control = zmq_socket(self->ctx, ZMQ_ROUTER);
     char ep[1100];
@@ -1379,6 +1396,7 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
             }
         }
         s_hook_tick(self);
+        soffa_school_tick(self->school);
     }
     if (self->hook_pid) {
         int status;
@@ -1400,6 +1418,7 @@ soffa_agent_destroy(soffa_agent_t **self_p)
         if (self->waiters[i].used)
             json_decref(self->waiters[i].acc);
     s_hook_input_close(self);
+    soffa_school_destroy(&self->school);
     soffa_client_close(&self->client);
     if (self->control) {
         zmq_close(self->control);

@@ -13,6 +13,7 @@
  *    {"cmd":"show", "id":"message id or seq"}
  *    {"cmd":"retry", "seq":SEQ}
  *    {"cmd":"replay", "request":"replay|history", "filter":{...}}
+ *    {"cmd":"school-...", ...}   a school's imports and review (lib/soffa_school.h)
  *  Answers: {"ok":true, ...} or {"ok":false, "code":"NAME", "error":"text"}.
  */
 #ifndef SOFFA_AGENT_H

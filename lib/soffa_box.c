@@ -68,7 +68,7 @@ soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size)
     int mrc;
     MDB_txn *txn = NULL;
     S_MDB(mdb_env_create(&self->env));
-    mdb_env_set_maxdbs(self->env, 8);
+    mdb_env_set_maxdbs(self->env, 16);   /* 6 own tables, up to 8 of other modules */
     S_MDB(mdb_env_set_mapsize(self->env, map_size ? map_size : (size_t) 256 << 20));
     S_MDB(mdb_env_open(self->env, dir, MDB_NOTLS, 0600));
     S_MDB(s_cloexec(self->env));   /* hooks the agent starts never inherit the box */
@@ -107,33 +107,46 @@ soffa_box_close(soffa_box_t **self_p)
 
 /* ---- Outbox ---------------------------------------------------------------- */
 
+/* Appends to the outbox inside txn (the next local id is kept in meta). */
+static int
+s_outbox_append(soffa_box_t *self, MDB_txn *txn, const uint8_t msg_id[16], const uint8_t *msg, size_t len,
+                uint64_t *local_id)
+{
+    MDB_val nk = {4, "next"}, nv;
+    uint64_t next = 1;
+    int mrc = mdb_get(txn, self->meta, &nk, &nv);
+    if (mrc == 0 && nv.mv_size == 8)
+        next = soffa_bytes_get_u64(nv.mv_data);
+    else if (mrc != MDB_NOTFOUND && mrc != 0)
+        return mrc;
+    uint8_t kb[8], nb[8];
+    soffa_bytes_put_u64(kb, next);
+    soffa_bytes_put_u64(nb, next + 1);
+    MDB_val k = {8, kb}, v = {16 + len, NULL};
+    if ((mrc = mdb_put(txn, self->outbox, &k, &v, MDB_RESERVE | MDB_APPEND)) != 0)
+        return mrc;
+    memcpy(v.mv_data, msg_id, 16);
+    memcpy((uint8_t *) v.mv_data + 16, msg, len);
+    nv = (MDB_val) {8, nb};
+    if ((mrc = mdb_put(txn, self->meta, &nk, &nv, 0)) != 0)
+        return mrc;
+    *local_id = next;
+    return 0;
+}
+
 soffa_err_t
 soffa_box_outbox_put(soffa_box_t *self, const uint8_t msg_id[16], const uint8_t *msg, size_t len, uint64_t *local_id)
 {
     int mrc;
     MDB_txn *txn = NULL;
+    uint64_t id = 0;
     S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
-    MDB_val nk = {4, "next"}, nv;
-    uint64_t next = 1;
-    mrc = mdb_get(txn, self->meta, &nk, &nv);
-    if (mrc == 0 && nv.mv_size == 8)
-        next = soffa_bytes_get_u64(nv.mv_data);
-    else if (mrc != MDB_NOTFOUND && mrc != 0)
-        goto fail;
-    uint8_t kb[8], nb[8];
-    soffa_bytes_put_u64(kb, next);
-    soffa_bytes_put_u64(nb, next + 1);
-    MDB_val k = {8, kb}, v = {16 + len, NULL};
-    S_MDB(mdb_put(txn, self->outbox, &k, &v, MDB_RESERVE | MDB_APPEND));
-    memcpy(v.mv_data, msg_id, 16);
-    memcpy((uint8_t *) v.mv_data + 16, msg, len);
-    nv = (MDB_val) {8, nb};
-    S_MDB(mdb_put(txn, self->meta, &nk, &nv, 0));
+    S_MDB(s_outbox_append(self, txn, msg_id, msg, len, &id));
     mrc = mdb_txn_commit(txn);   /* durable before the caller answers */
     txn = NULL;
     if (mrc != 0)
         goto fail;
-    *local_id = next;
+    *local_id = id;
     return SOFFA_OK;
 fail:
     if (txn)
@@ -509,4 +522,96 @@ soffa_box_await_scan(soffa_box_t *self, int (*fn)(void *, const uint8_t *, const
 {
     s_await_visit_t o = {fn, ctx};
     return s_each(self, self->await, 0, s_await_visit, &o);
+}
+
+/* ---- Tables of other modules ------------------------------------------------ */
+
+struct soffa_box_txn {
+    soffa_box_t *box;
+    MDB_txn *txn;
+};
+
+soffa_err_t
+soffa_box_table(soffa_box_t *self, const char *name, uint32_t *table)
+{
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    int mrc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, name, MDB_CREATE, &dbi);
+    soffa_err_t rc = s_end(txn, mrc);
+    if (rc == SOFFA_OK)
+        *table = (uint32_t) dbi;
+    return rc;
+}
+
+soffa_err_t
+soffa_box_write(soffa_box_t *self, soffa_err_t (*fn)(void *ctx, soffa_box_txn_t *t), void *ctx)
+{
+    soffa_box_txn_t t = {self, NULL};
+    int mrc = mdb_txn_begin(self->env, NULL, 0, &t.txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    soffa_err_t rc = fn(ctx, &t);
+    if (rc != SOFFA_OK) {
+        mdb_txn_abort(t.txn);
+        return rc;
+    }
+    return s_end(t.txn, 0);   /* durable before the caller answers */
+}
+
+soffa_err_t
+soffa_box_read(soffa_box_t *self, soffa_err_t (*fn)(void *ctx, soffa_box_txn_t *t), void *ctx)
+{
+    soffa_box_txn_t t = {self, NULL};
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &t.txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    soffa_err_t rc = fn(ctx, &t);
+    mdb_txn_abort(t.txn);
+    return rc;
+}
+
+soffa_err_t
+soffa_box_txn_get(soffa_box_txn_t *t, uint32_t table, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+    MDB_val k = {klen, (void *) key}, v;
+    int mrc = mdb_get(t->txn, (MDB_dbi) table, &k, &v);
+    if (mrc == MDB_NOTFOUND)
+        return SOFFA_ERR_NOT_FOUND;
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    *val = v.mv_data;
+    *vlen = v.mv_size;
+    return SOFFA_OK;
+}
+
+soffa_err_t
+soffa_box_txn_put(soffa_box_txn_t *t, uint32_t table, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    MDB_val k = {klen, (void *) key}, v = {vlen, (void *) val};
+    return soffa_store_err(mdb_put(t->txn, (MDB_dbi) table, &k, &v, 0));
+}
+
+soffa_err_t
+soffa_box_txn_scan(soffa_box_txn_t *t, uint32_t table,
+                   int (*fn)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen), void *ctx)
+{
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(t->txn, (MDB_dbi) table, &cur);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        if (fn(ctx, k.mv_data, k.mv_size, v.mv_data, v.mv_size))
+            break;
+    mdb_cursor_close(cur);
+    return mrc == 0 || mrc == MDB_NOTFOUND ? SOFFA_OK : soffa_store_err(mrc);
+}
+
+soffa_err_t
+soffa_box_txn_outbox_put(soffa_box_txn_t *t, const uint8_t msg_id[16], const uint8_t *msg, size_t len,
+                         uint64_t *local_id)
+{
+    return soffa_store_err(s_outbox_append(t->box, t->txn, msg_id, msg, len, local_id));
 }

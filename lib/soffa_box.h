@@ -130,4 +130,44 @@ soffa_err_t soffa_box_inbox_set_state(soffa_box_t *self, uint64_t seq, soffa_in_
 /*  Counts of inbox records: all, and by state. */
 void soffa_box_inbox_counts(soffa_box_t *self, uint64_t *total, uint64_t *fresh, uint64_t *failed);
 
+/* ---- Tables of other modules, in the same file and the same transactions ----
+ *
+ * A module that keeps records of its own next to the outbox (the school's
+ * change tracking) opens named tables once, then reads and writes them
+ * inside soffa_box_write/soffa_box_read, where it can also append to the
+ * outbox: what it records and what it hands over commit together or not at
+ * all. Keys must never hold an identity number in the clear. */
+
+typedef struct soffa_box_txn soffa_box_txn_t;
+
+/*  Opens (creating it) the table `name` ("school-pupil"); at most 8 such
+ *  tables. *table identifies it in the calls below. */
+soffa_err_t soffa_box_table(soffa_box_t *self, const char *name, uint32_t *table);
+
+/*  Runs fn in one write transaction, committed durably when fn returns
+ *  SOFFA_OK and aborted otherwise; returns fn's result or the commit's. */
+soffa_err_t soffa_box_write(soffa_box_t *self, soffa_err_t (*fn)(void *ctx, soffa_box_txn_t *t), void *ctx);
+
+/*  Runs fn in one read-only transaction; returns fn's result. */
+soffa_err_t soffa_box_read(soffa_box_t *self, soffa_err_t (*fn)(void *ctx, soffa_box_txn_t *t), void *ctx);
+
+/*  Looks up key; *val (valid until the transaction ends) and *vlen are set.
+ *  Returns SOFFA_OK or SOFFA_ERR_NOT_FOUND. */
+soffa_err_t soffa_box_txn_get(soffa_box_txn_t *t, uint32_t table, const void *key, size_t klen, const void **val,
+                              size_t *vlen);
+
+/*  Writes key -> val (write transactions only). */
+soffa_err_t soffa_box_txn_put(soffa_box_txn_t *t, uint32_t table, const void *key, size_t klen, const void *val,
+                              size_t vlen);
+
+/*  Visits the records of a table in key order; fn returns non-zero to stop. */
+soffa_err_t soffa_box_txn_scan(soffa_box_txn_t *t, uint32_t table,
+                               int (*fn)(void *ctx, const void *key, size_t klen, const void *val, size_t vlen),
+                               void *ctx);
+
+/*  Appends an encoded message to the outbox inside the transaction, as
+ *  soffa_box_outbox_put does. */
+soffa_err_t soffa_box_txn_outbox_put(soffa_box_txn_t *t, const uint8_t msg_id[16], const uint8_t *msg, size_t len,
+                                     uint64_t *local_id);
+
 #endif

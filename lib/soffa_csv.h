@@ -1,15 +1,38 @@
-/*  soffa_csv: the small CSV dialect of `soffa import`.
+/*  soffa_csv: spreadsheets as Swedish schools save them, read with libcsv.
  *
- *  Commas separate columns; a column may be quoted with "..." (no quotes
- *  inside); blanks around a value are dropped. Lines are at most 4 KiB.
+ *  RFC 4180: fields separated by ';', ',' or a tab (detected from the first
+ *  line outside quotes: Excel's Swedish "CSV (semikolonavgränsad)" uses ';'),
+ *  quoted with "...", a quote inside a quoted field doubled (""), separators
+ *  and line breaks inside quoted fields kept. Lines may be of any length.
+ *  The text must be UTF-8; a UTF-8 byte-order mark is skipped. Text in
+ *  another encoding (Windows-1252 from an older Excel, UTF-16 from Excel's
+ *  "Unicode-text") is refused with a sentence saying which and how to fix
+ *  it. Blanks around unquoted fields are dropped; blank lines and lines
+ *  whose first field starts with '#' are skipped.
+ *
+ *  Errors name the line and say what is wrong, in Swedish (school staff
+ *  read them): "rad 7: citattecknet avslutas aldrig".
  */
 #ifndef SOFFA_CSV_H
 #define SOFFA_CSV_H
 
 #include <stddef.h>
 
-/*  Splits `line` in place into at most max columns; returns how many. The
- *  pointers in cols point into line. */
-size_t soffa_csv_split(char *line, char **cols, size_t max);
+#include "soffa_err.h"
+
+#define SOFFA_CSV_MAX_FIELD (64 * 1024)   /* longest field accepted, bytes */
+#define SOFFA_CSV_MAX_FIELDS 512          /* most fields in one row */
+
+/*  Called once per row: `line` is the line the row starts on (1-based, as an
+ *  editor counts), fields[0..n) are NUL-terminated and valid during the
+ *  call. Return non-zero to stop reading. */
+typedef int (*soffa_csv_row_fn)(void *ctx, long line, char **fields, size_t n);
+
+/*  Reads text[0..len) and calls fn for each row, the header included.
+ *  *sep (may be NULL) gets the separator used. On failure `why` says which
+ *  line and what is wrong. Returns SOFFA_OK, SOFFA_ERR_MALFORMED (bad
+ *  quoting, not UTF-8, a field or row too large) or SOFFA_ERR_NOMEM. */
+soffa_err_t soffa_csv_read(const char *text, size_t len, soffa_csv_row_fn fn, void *ctx, char *sep, char *why,
+                           size_t whylen);
 
 #endif

@@ -18,6 +18,17 @@ soffa_uuid7(uint8_t out[SOFFA_UUID_LEN])
     out[8] = (uint8_t) (0x80 | (out[8] & 0x3f));
 }
 
+void
+soffa_uuid7_derived(int64_t unix_ms, const uint8_t bits[10], uint8_t out[SOFFA_UUID_LEN])
+{
+    uint64_t ms = unix_ms > 0 ? (uint64_t) unix_ms & 0xffffffffffffULL : 0;
+    for (int i = 0; i < 6; i++)
+        out[i] = (uint8_t) (ms >> (40 - 8 * i));
+    memcpy(out + 6, bits, 10);
+    out[6] = (uint8_t) (0x70 | (out[6] & 0x0f));
+    out[8] = (uint8_t) (0x80 | (out[8] & 0x3f));
+}
+
 bool
 soffa_uuid_is_v7(const uint8_t id[SOFFA_UUID_LEN])
 {

@@ -11,6 +11,12 @@
 /*  Fills out with a new UUIDv7 for the current time. */
 void soffa_uuid7(uint8_t out[SOFFA_UUID_LEN]);
 
+/*  Fills out with a UUIDv7 that is a function of its inputs: the 48-bit
+ *  timestamp is unix_ms, the 74 other bits come from `bits` (e.g. a keyed
+ *  hash of what the id names). The same inputs give the same id, so an id
+ *  derived from a change is the same however often the change is seen. */
+void soffa_uuid7_derived(int64_t unix_ms, const uint8_t bits[10], uint8_t out[SOFFA_UUID_LEN]);
+
 /*  True if id has version 7 and the RFC 9562 variant. */
 bool soffa_uuid_is_v7(const uint8_t id[SOFFA_UUID_LEN]);
 

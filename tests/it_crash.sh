@@ -57,7 +57,7 @@ for k in $(seq 1 "$KILLS"); do
 done
 wait $STORM
 wait $JOURNAL
-expect "every row of the storm was handed over" "$BATCHES" "$(grep -c "$ROWS row(s) queued in the outbox, 0 bad" "$NET/import.log")"
+expect "every row of the storm was handed over" "$BATCHES" "$(grep -c "^$ROWS signal(er) lagda i utkorgen, .* 0 fel" "$NET/import.log")"
 
 # ---- Agents killed while sending and while receiving ----
 csv "$NET/late.csv" 50000 60

@@ -64,7 +64,7 @@ sleep 1
 N=400
 { echo "type,pupil,hemkommun,period_from,period_to,unexcused_band,school_unit"
   for i in $(seq 1 $N); do echo "absence,$(pupil "$i"),1419,2026-09-01,2026-11-13,SIGNIFICANT,14150001"; done; } > "$NET/rows.csv"
-expect "all $N rows are handed to the school agent" "$N row(s) queued in the outbox, 0 bad row(s)" "$(s school-1415 import "$NET/rows.csv" 2>&1)"
+expect "all $N rows are handed to the school agent" "$N signal(er) lagda i utkorgen, 0 ändring(ar) signaleras inte, 0 hanterade tidigare, 0 fel." "$(s school-1415 import "$NET/rows.csv" 2>&1 | tail -1)"
 for _ in $(seq 100); do grep -q "$FULL_LOG" "$NET/broker/broker.log" && break; sleep 0.1; done
 sleep 1
 grep -q "$FULL_LOG" "$NET/broker/broker.log" && ok "the store filled up" || bad "the store filled up" "$(tail -3 "$NET/broker/broker.log")"
@@ -77,7 +77,9 @@ case "$OUT" in queued*) ok "a person handing over a signal now hears it is queue
 STORED=$(count kaa-1419)
 [ "$STORED" -gt 0 ] && [ "$STORED" -lt $((N + 1)) ] && ok "delivery goes on while full ($STORED delivered)" || bad "delivery while full" "$STORED"
 R=$(s audit --json replay --mailbox kaa/1419 --limit 5 2>&1 | grep -c '"seq"')
-expect "replay goes on while full" 5 "$R"
+# (An import hands its rows over in one burst, so how many got in before
+# the store filled depends on how the broker batched them.)
+expect "replay goes on while full" $((STORED < 5 ? STORED : 5)) "$R"
 expect "the broker is still running" 0 "$(kill -0 "$(pid_of broker)" 2>/dev/null; echo $?)"
 
 if [ "$MODE" = disk ]; then
