@@ -55,6 +55,7 @@
 #include "soffa_log.h"
 #include "soffa_map.h"
 #include "soffa_msg.h"
+#include "soffa_notify.h"
 #include "soffa_policy.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
@@ -1971,6 +1972,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
     self->next_flush = now + self->cfg.cursor_flush_ms * 1000;
     self->next_expiry = now + 500000;
     while (!*stop) {
+        soffa_notify_watchdog();
         int n = zmq_poll(items, 3, 50);
         if (n < 0 && errno != EINTR) {
             soffa_error("poll failed: %s", zmq_strerror(errno));

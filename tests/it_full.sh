@@ -79,6 +79,8 @@ STORED=$(count kaa-1419)
 R=$(s audit --json replay --mailbox kaa/1419 --limit 5 2>&1 | grep -c '"seq"')
 expect "replay goes on while full" 5 "$R"
 expect "the broker is still running" 0 "$(kill -0 "$(pid_of broker)" 2>/dev/null; echo $?)"
+OUT=$(s school-1415 status 2>&1); rc=$?
+case "$rc:$OUT" in 1:*"health: WARNING"*"the outbox does not drain"*) ok "soffa status warns (exit 1) that the outbox does not drain";; *) bad "status warns of a stuck outbox" "$rc $OUT";; esac
 
 if [ "$MODE" = disk ]; then
     mount -o remount,size=64m "$NET/disk"
