@@ -18,7 +18,9 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(gcc make cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
           liblmdb-dev libcriterion-dev libsodium-dev libinih-dev libjansson-dev libxml2-utils
           libcsv-dev libcurl4-openssl-dev python3 python3-jsonschema
-          clang libclang-rt-14-dev)
+          clang libclang-rt-14-dev
+          libsystemd-dev systemd scdoc man-db bash-completion git
+          dpkg-dev debhelper fakeroot lintian)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 

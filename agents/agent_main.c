@@ -7,6 +7,8 @@
 
 #include "soffa_agent.h"
 #include "soffa_log.h"
+#include "soffa_notify.h"
+#include "soffa_version.h"
 
 static volatile sig_atomic_t s_stop = 0;
 
@@ -34,9 +36,17 @@ main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--check")) {
             check = 1;
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            puts("usage: soffa-agent --config FILE [--check]\n\n"
-                 "Runs a soffa agent in the foreground (see config/agent.ini).\n"
-                 "  --check   check the configuration, print the effective settings, exit");
+            puts("usage: soffa-agent --config FILE [--check]\n"
+                 "       soffa-agent --version | --help\n\n"
+                 "Runs a soffa agent in the foreground; logs go to stderr (see config/agent.ini).\n"
+                 "  --config FILE   the agent's INI file\n"
+                 "  --check         check the configuration, print the effective settings, exit\n"
+                 "SIGTERM or SIGINT stop it cleanly. Under systemd (Type=notify) it reports\n"
+                 "READY=1 once its control socket is up, and pings the watchdog.\n"
+                 "See soffa-agent(8) and soffa-agent.ini(5).");
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            soffa_version_print("soffa-agent");
             return 0;
         } else {
             fprintf(stderr, "soffa-agent: unknown argument '%s' (see soffa-agent --help)\n", argv[i]);
@@ -72,7 +82,9 @@ main(int argc, char **argv)
         soffa_agent_destroy(&agent);
         return 1;
     }
+    soffa_notify_ready("control socket up");
     rc = soffa_agent_run(agent, &s_stop);
+    soffa_notify_stopping();
     soffa_agent_destroy(&agent);
     soffa_info("stopped");
     return rc == SOFFA_OK ? 0 : 1;

@@ -25,7 +25,11 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include <ini.h>
+
 #include "soffa_box.h"
+#include "soffa_cfg.h"
+#include "soffa_csv.h"
 #include "soffa_err.h"
 #include "soffa_id.h"
 #include "soffa_import.h"
@@ -36,6 +40,7 @@
 #include "soffa_store.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
+#include "soffa_version.h"
 
 /* ---- Options shared by every command ---------------------------------------------- */
 
@@ -609,59 +614,155 @@ s_cmd_watch(s_ctx_t *c)
     return 0;
 }
 
+/* The broker's own mailboxes: written by the broker itself or kept for
+ * auditors to replay, never subscribed to by an agent, so never "waiting
+ * for a reader": the checkpoints, the access log and the journals. */
+static bool
+s_internal_mailbox(const char *mb)
+{
+    return mb
+           && (!strcmp(mb, "audit/checkpoint") || !strcmp(mb, "audit/access") || !strncmp(mb, "kaa-journal/", 12)
+               || !strncmp(mb, "school-journal/", 15));
+}
+
+/* Health as Nagios reads it: the exit status of `soffa status`. */
+enum { S_HEALTH_OK = 0, S_HEALTH_WARNING = 1, S_HEALTH_CRITICAL = 2 };
+
+/* Adds one problem to the list and raises the level. */
+static void
+s_problem(json_t *problems, int *level, int lvl, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+s_problem(json_t *problems, int *level, int lvl, const char *fmt, ...)
+{
+    char text[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    json_array_append_new(problems, json_string(text));
+    if (lvl > *level)
+        *level = lvl;
+}
+
 static int
 s_cmd_status(s_ctx_t *c)
 {
-    if (s_want_help(c->argc, c->argv)) {
-        puts("usage: soffa status [--json]\n\n"
-             "The agent's state (connected or not, outbox depth, inbox, failed hooks, last\n"
-             "delivery) and the broker's view of the mailboxes this agent may see: depth,\n"
-             "readers, lag, age of the oldest undelivered message; mailboxes with waiting\n"
-             "messages and no reader are flagged.");
-        return 0;
+    int sample_ms = 1000;
+    for (int i = 1; i < c->argc; i++) {
+        if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h")) {
+            puts("usage: soffa status [--json] [--sample MS]\n\n"
+                 "The agent's state (connected or not, outbox depth, inbox, failed hooks, last\n"
+                 "delivery) and the broker's view of the mailboxes this agent may see: depth,\n"
+                 "readers, lag, age of the oldest undelivered message; mailboxes with waiting\n"
+                 "messages and no reader are flagged (never the broker's own: audit/checkpoint,\n"
+                 "audit/access, kaa-journal/*, school-journal/*).\n"
+                 "\n"
+                 "The last line (\"health\" in JSON) sums it up, and so does the exit status,\n"
+                 "as Nagios-style checks read it:\n"
+                 "  0  all is well\n"
+                 "  1  a warning: receipts overdue, a mailbox with messages and no reader, an\n"
+                 "     outbox that does not drain (messages wait, and --sample MS later,\n"
+                 "     default 1000, not even half of them have gone), or messages parked\n"
+                 "     after their hook failed\n"
+                 "  2  critical: the agent does not answer, or it is not connected to the\n"
+                 "     broker, or the broker does not answer its status request");
+            return 0;
+        } else if (!strcmp(c->argv[i], "--sample") && i + 1 < c->argc) {
+            char *end;
+            long v = strtol(c->argv[++i], &end, 10);
+            if (*end || v < 0 || v > 600000)
+                return s_die("status", 2, "--sample takes milliseconds, 0..600000");
+            sample_ms = (int) v;
+        } else {
+            return s_die("status", 2, "unknown argument '%s' (see soffa status --help)", c->argv[i]);
+        }
     }
     json_t *a = s_call(c, "status", json_pack("{s:s, s:b}", "cmd", "status", "broker", 1), 8000);
     if (!a)
-        return 1;
-    if (c->json) {
-        char *s = json_dumps(a, JSON_COMPACT);
-        puts(s);
-        free(s);
-        json_decref(a);
-        return 0;
-    }
-    printf("agent %s (%s): %s %s\n", json_string_value(json_object_get(a, "agent")),
-           json_string_value(json_object_get(a, "role")),
-           json_is_true(json_object_get(a, "connected")) ? "connected to" : "NOT connected to",
-           json_string_value(json_object_get(a, "broker_endpoint")));
-    printf("  outbox %lld waiting, inbox %lld (%lld for the hook, %lld failed), %lld refused since start\n",
-           (long long) json_integer_value(json_object_get(a, "outbox")), (long long) json_integer_value(json_object_get(a, "inbox")),
-           (long long) json_integer_value(json_object_get(a, "inbox_new")),
-           (long long) json_integer_value(json_object_get(a, "inbox_failed")),
-           (long long) json_integer_value(json_object_get(a, "refused")));
-    const char *last = json_string_value(json_object_get(a, "last_delivery"));
-    printf("  last delivery %s\n", last && *last ? last : "-");
+        return S_HEALTH_CRITICAL;   /* s_call said why on stderr */
+    int level = S_HEALTH_OK;
+    json_t *problems = json_array();
+    bool connected = json_is_true(json_object_get(a, "connected"));
+    json_t *b = json_object_get(a, "broker");
+    if (!connected)
+        s_problem(problems, &level, S_HEALTH_CRITICAL, "not connected to the broker at %s",
+                  json_string_value(json_object_get(a, "broker_endpoint")));
+    else if (!b)
+        s_problem(problems, &level, S_HEALTH_CRITICAL, "the broker did not answer the status request");
     json_t *closed = json_object_get(a, "session_closed");
     if (closed)
-        printf("  SESSION CLOSED BY THE BROKER at %s: %s\n", json_string_value(json_object_get(closed, "at")),
-               json_string_value(json_object_get(closed, "why")));
+        s_problem(problems, &level, S_HEALTH_WARNING,
+                  "the broker closed this agent's session at %s (another connection used its key?): %s",
+                  json_string_value(json_object_get(closed, "at")), json_string_value(json_object_get(closed, "why")));
     json_t *od = json_object_get(a, "overdue");
     long long os = (long long) json_integer_value(json_object_get(od, "signals")),
               orf = (long long) json_integer_value(json_object_get(od, "referrals"));
     if (os || orf)
+        s_problem(problems, &level, S_HEALTH_WARNING, "%lld signal(s) and %lld referral(s) sent by this agent are overdue", os,
+                  orf);
+    long long parked = (long long) json_integer_value(json_object_get(a, "inbox_failed"));
+    if (parked)
+        s_problem(problems, &level, S_HEALTH_WARNING, "%lld message(s) parked after their hook failed (soffa inbox --failed)",
+                  parked);
+    long long out1 = (long long) json_integer_value(json_object_get(a, "outbox"));
+    if (out1 > 0 && connected && sample_ms > 0) {
+        /* A connected agent empties its outbox within milliseconds; one
+         * that keeps most of it (the broker refuses with STORE_FULL, say,
+         * and takes the odd message when LMDB frees a page) needs a person. */
+        usleep((useconds_t) sample_ms * 1000);
+        json_t *a2 = s_call(c, "status", json_pack("{s:s}", "cmd", "status"), 8000);
+        if (!a2) {
+            s_problem(problems, &level, S_HEALTH_CRITICAL, "the agent stopped answering");
+        } else {
+            long long out2 = (long long) json_integer_value(json_object_get(a2, "outbox"));
+            if (out2 > out1 / 2)
+                s_problem(problems, &level, S_HEALTH_WARNING, "the outbox does not drain: %lld message(s), %lld %d ms later",
+                          out1, out2, sample_ms);
+            json_decref(a2);
+        }
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach(json_object_get(b, "mailboxes"), i, m) {
+        const char *name = json_string_value(json_object_get(m, "mailbox"));
+        if (s_internal_mailbox(name))
+            json_object_set_new(m, "no_reader", json_false());
+        if (json_is_true(json_object_get(m, "no_reader")))
+            s_problem(problems, &level, S_HEALTH_WARNING, "%s: %lld message(s) wait and no agent reads it", name,
+                      (long long) json_integer_value(json_object_get(m, "lag")));
+        if (json_integer_value(json_object_get(m, "overdue")))
+            s_problem(problems, &level, S_HEALTH_WARNING, "%s: %lld receipt(s) overdue", name,
+                      (long long) json_integer_value(json_object_get(m, "overdue")));
+    }
+    static const char *const names[] = {"ok", "warning", "critical"};
+    if (c->json) {
+        json_object_set_new(a, "health", json_pack("{s:s, s:i, s:o}", "state", names[level], "exit", level, "problems", problems));
+        char *s = json_dumps(a, JSON_COMPACT);
+        puts(s);
+        free(s);
+        json_decref(a);
+        return level;
+    }
+    printf("agent %s (%s): %s %s\n", json_string_value(json_object_get(a, "agent")),
+           json_string_value(json_object_get(a, "role")), connected ? "connected to" : "NOT connected to",
+           json_string_value(json_object_get(a, "broker_endpoint")));
+    printf("  outbox %lld waiting, inbox %lld (%lld for the hook, %lld failed), %lld refused since start\n", out1,
+           (long long) json_integer_value(json_object_get(a, "inbox")), (long long) json_integer_value(json_object_get(a, "inbox_new")),
+           parked, (long long) json_integer_value(json_object_get(a, "refused")));
+    const char *last = json_string_value(json_object_get(a, "last_delivery"));
+    printf("  last delivery %s\n", last && *last ? last : "-");
+    if (os || orf)
         printf("  OVERDUE: %lld signal(s) not acknowledged, %lld referral(s) not received in time (soffa inbox lists them)\n",
                os, orf);
-    json_t *b = json_object_get(a, "broker");
     if (b) {
         printf("broker: head seq %lld, %d session(s)\n", (long long) json_integer_value(json_object_get(b, "head_seq")),
                (int) json_integer_value(json_object_get(b, "sessions")));
-        size_t i;
-        json_t *m;
         int64_t now = soffa_now_us();
         json_array_foreach(json_object_get(b, "mailboxes"), i, m) {
             int64_t oldest = json_integer_value(json_object_get(m, "oldest_undelivered_us"));
             char wait[64] = "";
-            if (oldest)
+            if (oldest && !s_internal_mailbox(json_string_value(json_object_get(m, "mailbox"))))
                 snprintf(wait, sizeof wait, "  oldest waiting %llds", (long long) ((now - oldest) / 1000000));
             char odue[48] = "";
             if (json_integer_value(json_object_get(m, "overdue")))
@@ -672,8 +773,16 @@ s_cmd_status(s_ctx_t *c)
                    json_is_true(json_object_get(m, "no_reader")) ? "  NO READER" : "", odue);
         }
     }
+    if (level == S_HEALTH_OK) {
+        puts("health: ok");
+    } else {
+        printf("health: %s:", level == S_HEALTH_WARNING ? "WARNING" : "CRITICAL");
+        json_array_foreach(problems, i, m) printf("%s %s", i ? ";" : "", json_string_value(m));
+        putchar('\n');
+    }
+    json_decref(problems);
     json_decref(a);
-    return 0;
+    return level;
 }
 
 /* ---- Audit: replay, history, access log, verify ---------------------------------------- */
@@ -1007,6 +1116,136 @@ s_cmd_verify(s_ctx_t *c)
         printf("BROKEN: %s\n", rep.reason);
     }
     return rc == SOFFA_OK ? 0 : 1;
+}
+
+/* ---- Backup ------------------------------------------------------------------------- */
+
+typedef struct {
+    char data_dir[1024];      /* [broker] data_dir as written */
+    char signing_key[1024];   /* [audit] signing_key as written ("" = the default) */
+} s_broker_ini_t;
+
+static int
+s_broker_ini_key(void *ctx, const char *section, const char *name, const char *value)
+{
+    s_broker_ini_t *b = ctx;
+    if (!strcmp(section, "broker") && !strcmp(name, "data_dir"))
+        snprintf(b->data_dir, sizeof b->data_dir, "%s", value);
+    if (!strcmp(section, "audit") && !strcmp(name, "signing_key"))
+        snprintf(b->signing_key, sizeof b->signing_key, "%s", value);
+    return 1;   /* the broker itself checks the rest of its file */
+}
+
+static int
+s_cmd_backup(s_ctx_t *c)
+{
+    const char *config = NULL, *dest = NULL, *key = NULL;
+    for (int i = 1; i < c->argc; i++) {
+        if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h")) {
+            puts("usage: soffa backup DEST --config BROKER.INI [--key CHECKPOINT-KEY] [--json]\n\n"
+                 "On the broker's host, while the broker runs: writes a compacted copy of the\n"
+                 "broker's store (the data_dir of BROKER.INI) into the new directory DEST, as\n"
+                 "of one commit, without holding the broker up. Beside it goes subject.key,\n"
+                 "which a restore needs; the checkpoint signing key never goes into a backup.\n"
+                 "DEST is made 0700 and its files 0600, whatever the umask. The copy is then\n"
+                 "verified like `soffa verify` (against --key, 64 hex digits or a file; else\n"
+                 "the public half of [audit] signing_key when there is one; else every checkpoint must be\n"
+                 "signed by one and the same key) and only then is the backup reported done;\n"
+                 "on any failure nothing is left at DEST.\n"
+                 "Run it as the broker's user (sudo -u soffa) or as root. See the README for\n"
+                 "the restore. Exit status 0 done and verified, 1 failed, 2 usage.");
+            return 0;
+        } else if (!strcmp(c->argv[i], "--config") && i + 1 < c->argc) {
+            config = c->argv[++i];
+        } else if (!strcmp(c->argv[i], "--key") && i + 1 < c->argc) {
+            key = c->argv[++i];
+        } else if (c->argv[i][0] != '-' && !dest) {
+            dest = c->argv[i];
+        } else {
+            return s_die("backup", 2, "unknown or extra argument '%s' (see soffa backup --help)", c->argv[i]);
+        }
+    }
+    if (!dest || !config)
+        return s_die("backup", 2, "give DEST and --config BROKER.INI (see soffa backup --help)");
+    s_broker_ini_t ini = {"", ""};
+    int prc = ini_parse(config, s_broker_ini_key, &ini);
+    if (prc < 0)
+        return s_die("backup", 1, "cannot read %s: %s", config, strerror(errno));
+    if (prc > 0)
+        return s_die("backup", 1, "%s:%d: not an INI line (soffa-broker --config %s --check says more)", config, prc, config);
+    char data[1024];
+    if (!ini.data_dir[0])
+        return s_die("backup", 1, "%s has no [broker] data_dir", config);
+    if (!soffa_cfg_path(config, ini.data_dir, data, sizeof data))
+        return s_die("backup", 1, "the data_dir of %s is too long a path", config);
+    uint8_t pk[32];
+    const uint8_t *trusted = NULL;
+    char against[1100] = "one and the same key throughout (no --key and no checkpoint.pub)";
+    if (key) {
+        if (!s_read_hex_key(key, pk))
+            return s_die("backup", 2, "--key takes 64 hex digits or a file holding them");
+        trusted = pk;
+        snprintf(against, sizeof against, "the key %s", key);
+    } else {
+        /* The public half of [audit] signing_key, beside the key (default
+         * checkpoint.pub beside BROKER.INI). */
+        char kp[1024], pp[1100];
+        if (soffa_cfg_path(config, ini.signing_key[0] ? ini.signing_key : "checkpoint.key", kp, sizeof kp)) {
+            size_t kl = strlen(kp);
+            snprintf(pp, sizeof pp, "%.*s.pub", (int) (kl > 4 && !strcmp(kp + kl - 4, ".key") ? kl - 4 : kl), kp);
+            if (s_read_hex_key(pp, pk)) {
+                trusted = pk;
+                snprintf(against, sizeof against, "%s", pp);
+            }
+        }
+    }
+    /* Opening an LMDB store creates its lock file when it is missing; made
+     * by another user (root, say), it would keep the broker from starting. */
+    char path[1100];
+    struct stat dst, lst;
+    snprintf(path, sizeof path, "%s/data.mdb", data);
+    if (stat(data, &dst) != 0 || stat(path, &lst) != 0)
+        return s_die("backup", 1, "no broker store at %s (the data_dir of %s): %s", data, config, strerror(errno));
+    snprintf(path, sizeof path, "%s/lock.mdb", data);
+    if (stat(path, &lst) != 0 && geteuid() != dst.st_uid)
+        return s_die("backup", 1, "%s has no lock.mdb and belongs to another user: run the backup as that user "
+                                  "(sudo -u soffa), so that the lock file LMDB makes is theirs", data);
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t o = {.path = data, .read_only = true};
+    soffa_err_t rc = soffa_store_open(&st, &o);
+    if (rc != SOFFA_OK)
+        return s_die("backup", 1, "cannot open the store at %s: %s", data, soffa_strerror(rc));
+    soffa_store_backup_t rep;
+    rc = soffa_store_backup(st, dest, trusted, &rep);
+    soffa_store_close(&st);
+    if (rc == SOFFA_ERR_CHAIN_BROKEN)
+        return s_die("backup", 1, "the copy does not verify, at seq %llu: %s; nothing was kept at %s. Check the store "
+                                  "itself: soffa verify %s",
+                     (unsigned long long) rep.verify.bad_seq, rep.verify.reason, dest, data);
+    if (rc == SOFFA_ERR_EXISTS)
+        return s_die("backup", 1, "%s already exists; give a new directory", dest);
+    if (rc != SOFFA_OK)
+        return s_die("backup", 1, "cannot write the backup to %s: %s", dest, soffa_strerror(rc));
+    if (c->json) {
+        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "dest", dest, "store", data, "head_seq",
+                              (json_int_t) rep.head_seq, "bytes", (json_int_t) rep.bytes, "checkpoints",
+                              (json_int_t) rep.verify.checkpoints, "signed_up_to", (json_int_t) rep.verify.last_signed,
+                              "verified", 1);
+        char *s = json_dumps(j, JSON_COMPACT);
+        puts(s);
+        free(s);
+        json_decref(j);
+    } else {
+        printf("backup of %s written to %s: %llu record(s), %.1f MiB (data.mdb, subject.key)\n", data, dest,
+               (unsigned long long) rep.head_seq, (double) rep.bytes / (1024.0 * 1024.0));
+        if (rep.verify.checkpoints)
+            printf("verified: every hash and link checks out; %llu signed checkpoint(s), the newest vouching for 1..%llu, "
+                   "checked against %s\n",
+                   (unsigned long long) rep.verify.checkpoints, (unsigned long long) rep.verify.last_signed, against);
+        else
+            printf("verified: every hash and link checks out; no signed checkpoint yet\n");
+    }
+    return 0;
 }
 
 static int
@@ -1477,6 +1716,7 @@ static const s_command_t s_commands[] = {
     {"access-log", s_cmd_access_log, "auditors: who read what, when"},
     {"stats", s_cmd_stats, "auditors: a municipality's KAA key figures"},
     {"verify", s_cmd_verify, "check the hash chain of a store, offline"},
+    {"backup", s_cmd_backup, "on the broker's host: a verified hot copy of its store"},
     {"up", s_cmd_up, "start a local network (broker + one agent of each role)"},
     {"down", s_cmd_down, "stop a local network"},
     {"keygen", s_cmd_keygen, "make a CurveZMQ key pair"},
@@ -1486,7 +1726,8 @@ static const s_command_t s_commands[] = {
 static void
 s_usage(FILE *out)
 {
-    fputs("usage: soffa [--socket PATH | --net DIR --agent NAME] [--json] COMMAND [ARGS]\n\n"
+    fputs("usage: soffa [--socket PATH | --net DIR --agent NAME] [--json] COMMAND [ARGS]\n"
+          "       soffa --version | --help\n\n"
           "Messages (each hands one message to the local agent):\n", out);
     for (size_t i = 0; i < sizeof s_aliases / sizeof *s_aliases; i++) {
         char words[48];
@@ -1522,6 +1763,10 @@ main(int argc, char **argv)
     }
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "help")) {
         s_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[i], "--version")) {
+        soffa_version_print("soffa");
         return 0;
     }
     /* --json may also follow the command. */

@@ -35,6 +35,7 @@
 #include "soffa_keys.h"
 #include "soffa_log.h"
 #include "soffa_msg.h"
+#include "soffa_notify.h"
 #include "soffa_record.h"
 #include "soffa_school.h"
 #include "soffa_time.h"
@@ -1338,6 +1339,7 @@ soffa_err_t
 soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
 {
     while (!*stop) {
+        soffa_notify_watchdog();
         int64_t now = soffa_mono_us();
         if (!self->client && now >= self->next_connect)
             s_connect(self);

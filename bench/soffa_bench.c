@@ -45,6 +45,7 @@
 #include "soffa_store.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
+#include "soffa_version.h"
 
 #define S_POOL 1024   /* distinct message bodies; each send gets its own id */
 
@@ -1093,6 +1094,7 @@ static void
 s_usage(FILE *out)
 {
     fputs("usage: soffa-bench SCENARIO [options]\n"
+          "       soffa-bench --version | --help\n"
           "       soffa-bench keys DIR [options]   keys for --target, and the [agent] sections to add\n"
           "\n"
           "Starts its own soffa-broker (CURVE over TCP, durable LMDB store in a temporary\n"
@@ -1190,6 +1192,9 @@ main(int argc, char **argv)
             o.keys_dir = argv[++i];
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             s_usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--version")) {
+            soffa_version_print("soffa-bench");
             return 0;
         } else if (argv[i][0] != '-' && !o.scenario)
             o.scenario = argv[i];

@@ -7,6 +7,8 @@
 
 #include "soffa_broker.h"
 #include "soffa_log.h"
+#include "soffa_notify.h"
+#include "soffa_version.h"
 
 static volatile sig_atomic_t s_stop = 0;
 
@@ -21,11 +23,14 @@ static void
 s_usage(FILE *out)
 {
     fputs("usage: soffa-broker --config FILE [--check]\n"
+          "       soffa-broker --version | --help\n"
           "\n"
           "Runs the soffa broker in the foreground; logs go to stderr.\n"
           "  --config FILE   the broker's INI file (see config/broker.ini)\n"
           "  --check         check the configuration, print the effective settings, exit\n"
-          "SIGTERM or SIGINT stop it cleanly.\n",
+          "SIGTERM or SIGINT stop it cleanly. Under systemd (Type=notify) it reports\n"
+          "READY=1 once it listens and its store is open, and pings the watchdog.\n"
+          "See soffa-broker(8) and soffa-broker.ini(5).\n",
           out);
 }
 
@@ -41,6 +46,9 @@ main(int argc, char **argv)
             check = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             s_usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            soffa_version_print("soffa-broker");
             return 0;
         } else {
             fprintf(stderr, "soffa-broker: unknown argument '%s'\n", argv[i]);
@@ -78,7 +86,9 @@ main(int argc, char **argv)
         soffa_broker_destroy(&broker);
         return 1;
     }
+    soffa_notify_ready("listening; store open");
     rc = soffa_broker_run(broker, &s_stop);
+    soffa_notify_stopping();
     soffa_broker_destroy(&broker);
     soffa_info("stopped");
     return rc == SOFFA_OK ? 0 : 1;

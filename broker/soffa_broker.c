@@ -58,6 +58,7 @@
 #include "soffa_log.h"
 #include "soffa_map.h"
 #include "soffa_msg.h"
+#include "soffa_notify.h"
 #include "soffa_policy.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
@@ -69,6 +70,10 @@
 #define S_REPLAY_WINDOW 256        /* replay deliveries unacknowledged, unless the auditor asks */
 #define S_REPLAY_SCAN_MAX 1024     /* records a replay examines before others get a turn */
 #define S_SLOW_START 16            /* a reader's first window; it doubles with each proof of reading */
+/* Publishes stop this far from a full map or disk: the broker's own records
+ * (a read's access records, checkpoints, cursors) still fit, so a read is
+ * recorded, and can go on, while the store is full. */
+#define S_HEADROOM (64 * 1024)
 #define S_ACCESS_MAILBOX "audit/access"
 #define S_CHECKPOINT_MAILBOX "audit/checkpoint"
 #define S_MONITOR "inproc://soffa-router-monitor"
@@ -265,6 +270,7 @@ typedef struct {
     int64_t received_us;
     bool withdraws;                   /* a consent withdrawal: its referrals get notices */
     uint8_t consent_id[16];
+    soffa_err_t rc;                   /* after the commit: this record's outcome */
 } s_pending_t;
 
 /* What follows a commit, for a later batch: a consent withdrawal whose
@@ -341,6 +347,7 @@ struct soffa_broker {
     uint64_t published, refused, delivered;
     uint64_t commits, commit_us;      /* group commits and the time spent in them */
     uint64_t foreign_rids;            /* frames refused for a routing id the client chose */
+    uint64_t map_room, disk_room;     /* bytes left at the last commit, less what publishes since may take */
 };
 
 /* ---- Configuration loading ------------------------------------------------------ */
@@ -1288,6 +1295,39 @@ s_pending_clear(soffa_broker_t *self)
 static bool s_checkpoint_due(soffa_broker_t *self);
 static bool s_checkpoint_make(soffa_broker_t *self, s_pending_t *p);
 static void s_replay_begin(soffa_broker_t *self, s_session_t *s);
+static void s_room_refresh(soffa_broker_t *self);
+
+/* A batch the full store (or disk) refused: the publishes in it are
+ * refused, and the broker's own records (a read's access records,
+ * checkpoints, notices) and the cursors are committed on their own, in the
+ * room the publishes were stopped short of (S_HEADROOM). Runs in the writer
+ * thread. Returns the outcome for the cursors. */
+static soffa_err_t
+s_commit_own(soffa_broker_t *self, soffa_err_t full)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_flight; i++)
+        if (self->flight[i].kind != S_P_PUBLISH)
+            n++;
+    soffa_store_item_t *own = n ? calloc(n, sizeof *own) : NULL;
+    if (n && !own)
+        return full;
+    size_t k = 0;
+    for (size_t i = 0; i < self->n_flight; i++)
+        if (self->flight[i].kind != S_P_PUBLISH)
+            own[k++] = self->flight_items[i];
+    soffa_err_t rc = soffa_store_append_cursors(self->store, own, n, self->cur_items, self->cur_flight.n);
+    k = 0;
+    for (size_t i = 0; i < self->n_flight; i++) {
+        if (self->flight[i].kind == S_P_PUBLISH)
+            continue;
+        self->flight_items[i].seq = own[k].seq;
+        self->flight_items[i].duplicate = own[k++].duplicate;
+        self->flight[i].rc = rc;
+    }
+    free(own);
+    return rc;
+}
 
 /* The writer thread: commits the flight batch when asked, then tells the
  * main thread through done_fd. It touches nothing but the flight items and
@@ -1306,6 +1346,10 @@ s_writer_main(void *arg)
         int64_t t0 = soffa_mono_us();
         soffa_err_t rc = soffa_store_append_cursors(self->store, self->flight_items, self->n_flight,
                                                     self->cur_items, self->cur_flight.n);
+        for (size_t i = 0; i < self->n_flight; i++)
+            self->flight[i].rc = rc;
+        if (rc == SOFFA_ERR_STORE_FULL || rc == SOFFA_ERR_DISK_FULL)
+            rc = s_commit_own(self, rc);
         int64_t took = soffa_mono_us() - t0;
         pthread_mutex_lock(&self->wmu);
         self->flight_rc = rc;
@@ -1353,15 +1397,15 @@ s_flight_done(soffa_broker_t *self)
     for (size_t i = 0; i < n; i++) {
         s_pending_t *p = &self->flight[i];
         s_session_t *s = p->kind == S_P_READ_OPENED || p->kind == S_P_READ_COMPLETED ? s_session_of(self, p->rid) : NULL;
-        if (rc != SOFFA_OK) {
+        if (p->rc != SOFFA_OK) {
             if (p->kind == S_P_PUBLISH) {
-                s_send_error(self, p->rid, p->tag, rc, NULL);
+                s_send_error(self, p->rid, p->tag, p->rc, NULL);
             } else if (s && (s->state == S_OPENING || s->state == S_CLOSING)) {
                 /* A read that cannot be logged is not done (OPENING: nothing
                  * was sent) or reported as failed (CLOSING). */
                 soffa_error("%s by %s could not be recorded in the access log: %s", s->replay.request, s->id->name,
-                            soffa_strerror(rc));
-                s_send_error(self, s->rid, s->replay.tag, rc, "the read could not be recorded in the access log");
+                            soffa_strerror(p->rc));
+                s_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
                 s_replaying_remove(self, s);
                 s_ring_fini(&s->replay.ring);
                 s_set_state(s, S_READY);
@@ -1449,7 +1493,21 @@ s_flight_done(soffa_broker_t *self)
         free(self->flight[i].body);
     self->n_flight = 0;
     self->in_flight = false;
+    s_room_refresh(self);
     /* The loop wakes the readers of the mailboxes that grew. */
+}
+
+/* The room left, as the store stands after a commit, less what the
+ * publishes waiting for the next one may take. */
+static void
+s_room_refresh(soffa_broker_t *self)
+{
+    soffa_store_room(self->store, &self->map_room, &self->disk_room);
+    for (size_t i = 0; i < self->n_pending; i++) {
+        uint64_t cost = self->pending[i].kind == S_P_PUBLISH ? 4 * ((uint64_t) self->pending[i].env.body_len + 512) : 0;
+        self->map_room = self->map_room > cost ? self->map_room - cost : 0;
+        self->disk_room = self->disk_room > cost ? self->disk_room - cost : 0;
+    }
 }
 
 /* Waits for the batch in flight, if any, and answers it. */
@@ -1723,6 +1781,16 @@ s_on_publish(soffa_broker_t *self, s_session_t *s, const soffa_frame_t *f)
         soffa_msg_destroy(&msg);
         return;
     }
+    /* A store (or disk) within its headroom takes no more publishes: the
+     * room left at the last commit, less what the publishes accepted since
+     * may take (counted generously: copy-on-write pages, indices). */
+    uint64_t cost = 4 * ((uint64_t) f->data_len + 512);
+    if (self->map_room < S_HEADROOM + cost || self->disk_room < S_HEADROOM + cost) {
+        rc = self->map_room < S_HEADROOM + cost ? SOFFA_ERR_STORE_FULL : SOFFA_ERR_DISK_FULL;
+        goto refuse;
+    }
+    self->map_room -= cost;
+    self->disk_room -= cost;
     /* Decisions that look records up see everything committed so far. */
     if (soffa_policy_needs_lookup(v.type))
         s_commit(self);
@@ -2661,6 +2729,7 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
         self->cp_force = true;
     }
     self->cp_at = soffa_mono_us();
+    soffa_store_room(self->store, &self->map_room, &self->disk_room);
     self->pending = calloc((size_t) self->cfg.batch_max + 1, sizeof *self->pending);
     self->flight = calloc((size_t) self->cfg.batch_max + 1, sizeof *self->flight);
     self->flight_items = calloc((size_t) self->cfg.batch_max + 1, sizeof *self->flight_items);
@@ -2768,6 +2837,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
     self->next_flush = now + self->cfg.cursor_flush_ms * 1000;
     self->next_expiry = now + 500000;
     while (!*stop) {
+        soffa_notify_watchdog();
         bool busy = self->replaying || self->followups;
         int n = zmq_poll(items, 4, busy ? 0 : 50);
         if (n < 0 && errno != EINTR) {

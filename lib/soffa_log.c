@@ -3,7 +3,9 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "soffa_time.h"
@@ -11,6 +13,23 @@
 static const char *s_component = "soffa";
 static soffa_log_level_t s_level = SOFFA_LOG_INFO;
 static const char *const s_names[] = {"debug", "info", "warn", "error"};
+static const char s_priority[] = {'7', '6', '4', '3'};   /* syslog priority of each level */
+static int s_journal = -1;   /* stderr is the journal: -1 not looked at yet, 0 no, 1 yes */
+
+/* Is stderr the stream systemd connected to the journal? JOURNAL_STREAM is
+ * "DEV:INODE" of that stream; a child that inherited the variable but had
+ * its stderr redirected elsewhere must not prefix. */
+static int
+s_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    char tail;
+    struct stat st;
+    if (!js || sscanf(js, "%llu:%llu%c", &dev, &ino, &tail) != 2 || fstat(STDERR_FILENO, &st) != 0)
+        return 0;
+    return (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
 
 void
 soffa_log_setup(const char *component, soffa_log_level_t level)
@@ -18,6 +37,7 @@ soffa_log_setup(const char *component, soffa_log_level_t level)
     if (component)
         s_component = component;
     s_level = level;
+    s_journal = s_is_journal();
 }
 
 int
@@ -34,9 +54,13 @@ soffa_log(soffa_log_level_t level, const char *fmt, ...)
 {
     if (level < s_level || level > SOFFA_LOG_ERROR)
         return;
-    char line[1024], ts[32];
+    if (s_journal < 0)
+        s_journal = s_is_journal();
+    char line[1024], ts[32], prio[4] = "";
+    if (s_journal)
+        snprintf(prio, sizeof prio, "<%c>", s_priority[level]);
     soffa_time_format(soffa_now_us(), ts);
-    int n = snprintf(line, sizeof line, "%s %-5s %s: ", ts, s_names[level], s_component);
+    int n = snprintf(line, sizeof line, "%s%s %-5s %s: ", prio, ts, s_names[level], s_component);
     if (n < 0)
         return;
     va_list ap;

@@ -3,6 +3,12 @@
  *  One line per event: time, level, component, text. Never put an identity
  *  number in a log line: log a message id, a sequence number or a
  *  pseudonymous subject key instead.
+ *
+ *  When stderr is the journal (systemd sets JOURNAL_STREAM to the device and
+ *  inode of the stream it connected, and they are stderr's), each line
+ *  starts with its syslog priority, <3> error, <4> warn, <6> info, <7>
+ *  debug, which journald takes as the entry's priority and strips, so that
+ *  `journalctl -p err` finds the errors. Elsewhere lines have no prefix.
  */
 #ifndef SOFFA_LOG_H
 #define SOFFA_LOG_H

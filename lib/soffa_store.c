@@ -811,6 +811,27 @@ soffa_store_mailboxes(soffa_store_t *self, int (*fn)(void *, const char *, uint6
     return s_read_end(txn, cur, rc, mrc);
 }
 
+void
+soffa_store_room(soffa_store_t *self, uint64_t *map_free, uint64_t *disk_free)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (map_free) {
+        *map_free = 0;
+        if (mdb_env_info(self->env, &info) == 0 && mdb_env_stat(self->env, &st) == 0) {
+            uint64_t used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+            *map_free = info.me_mapsize > used ? info.me_mapsize - used : 0;
+        }
+    }
+    if (disk_free) {
+        const char *path = NULL;
+        struct statvfs fs;
+        *disk_free = UINT64_MAX;
+        if (mdb_env_get_path(self->env, &path) == 0 && path && statvfs(path, &fs) == 0)
+            *disk_free = (uint64_t) fs.f_bavail * fs.f_frsize;
+    }
+}
+
 soffa_err_t
 soffa_store_mailbox_rank(soffa_store_t *self, const char *mailbox, uint64_t seq, uint64_t *count)
 {
@@ -1283,4 +1304,100 @@ soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_
         return SOFFA_ERR_CHAIN_BROKEN;
     }
     return SOFFA_OK;
+}
+
+/* ---- Backup ---------------------------------------------------------------- */
+
+/* Writes len bytes to a new owner-only file and flushes it. */
+static soffa_err_t
+s_write_new(const char *path, const void *buf, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return soffa_err_from_errno(errno);
+    soffa_err_t rc = SOFFA_OK;
+    if (fchmod(fd, 0600) != 0 || write(fd, buf, len) != (ssize_t) len || fsync(fd) != 0)
+        rc = soffa_err_from_errno(errno ? errno : EIO);
+    if (close(fd) != 0 && rc == SOFFA_OK)
+        rc = soffa_err_from_errno(errno);
+    return rc;
+}
+
+soffa_err_t
+soffa_store_backup(soffa_store_t *self, const char *dest, const uint8_t *trusted_key, soffa_store_backup_t *rep)
+{
+    if (!self || !dest || !rep)
+        return SOFFA_ERR_INVALID_ARG;
+    memset(rep, 0, sizeof *rep);
+    char data[4096], key[4096], lock[4096];
+    if (snprintf(data, sizeof data, "%s/data.mdb", dest) >= (int) sizeof data
+        || snprintf(key, sizeof key, "%s/%s", dest, S_KEY_FILE) >= (int) sizeof key
+        || snprintf(lock, sizeof lock, "%s/lock.mdb", dest) >= (int) sizeof lock)
+        return SOFFA_ERR_INVALID_ARG;
+    if (!self->has_key) {
+        /* A copy without its key would make the restored broker start a new
+         * one, and every subject lookup in the old history would miss. */
+        soffa_error("backup: the store has no %s to go with the copy", S_KEY_FILE);
+        return SOFFA_ERR_NOT_FOUND;
+    }
+    if (mkdir(dest, 0700) != 0)
+        return soffa_err_from_errno(errno);
+    soffa_err_t rc = SOFFA_OK;
+    soffa_store_t *copy = NULL;
+    int fd = -1, dfd = -1;
+    if (chmod(dest, 0700) != 0)   /* mkdir's mode went through the umask */
+        goto errno_fail;
+    fd = open(data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0)
+        goto errno_fail;
+    /* One read transaction: the broker's writer is never blocked, and the
+     * copy holds exactly the records of one commit, free pages left out. */
+    int mrc = mdb_env_copyfd2(self->env, fd, MDB_CP_COMPACT);
+    if (mrc != 0) {
+        rc = soffa_store_err(mrc);
+        soffa_error("backup: copying the store to %s failed: %s (lmdb %d)", data, mdb_strerror(mrc), mrc);
+        goto fail;
+    }
+    struct stat st;
+    if (fsync(fd) != 0 || fstat(fd, &st) != 0)
+        goto errno_fail;
+    rep->bytes = (uint64_t) st.st_size;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto errno_fail;
+    }
+    fd = -1;
+    if ((rc = s_write_new(key, self->key, S_KEY_LEN)) != SOFFA_OK)
+        goto fail;
+    dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0)
+        goto errno_fail;
+    close(dfd);
+    dfd = -1;
+
+    /* The copy proves itself before anyone relies on it. */
+    soffa_store_opts_t o = {.path = dest, .read_only = true};
+    if ((rc = soffa_store_open(&copy, &o)) != SOFFA_OK)
+        goto fail;
+    soffa_store_head(copy, &rep->head_seq, NULL, NULL);
+    rc = soffa_store_verify(copy, trusted_key, &rep->verify);
+    soffa_store_close(&copy);
+    unlink(lock);   /* made by the check; LMDB makes it again where the copy is used */
+    if (rc != SOFFA_OK)
+        goto fail;
+    return SOFFA_OK;
+
+errno_fail:
+    rc = soffa_err_from_errno(errno ? errno : EIO);
+fail:
+    soffa_store_close(&copy);
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0)
+        close(dfd);
+    unlink(lock);
+    unlink(key);
+    unlink(data);
+    rmdir(dest);
+    return rc;
 }

@@ -177,6 +177,11 @@ soffa_err_t soffa_store_seq_at_time(soffa_store_t *self, int64_t t_us, uint64_t 
 soffa_err_t soffa_store_count_mailbox(soffa_store_t *self, const char *mailbox, uint64_t after_seq,
                                       uint64_t cap, uint64_t *count);
 
+/*  Room left: bytes of the map not yet used (a lower bound: freed pages
+ *  LMDB can reuse are not counted) and bytes free on the disk holding the
+ *  store. Either may be NULL. */
+void soffa_store_room(soffa_store_t *self, uint64_t *map_free, uint64_t *disk_free);
+
 /*  How many records of `mailbox` have a sequence <= seq (one seek). */
 soffa_err_t soffa_store_mailbox_rank(soffa_store_t *self, const char *mailbox, uint64_t seq, uint64_t *count);
 
@@ -230,6 +235,30 @@ soffa_err_t soffa_store_cursor_set_many(soffa_store_t *self, const soffa_store_c
  *  Returns SOFFA_OK when intact, or SOFFA_ERR_CHAIN_BROKEN with
  *  rep->bad_seq and rep->reason. */
 soffa_err_t soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_verify_t *rep);
+
+/*  What a backup wrote and what verifying it found. */
+typedef struct {
+    uint64_t bytes;                /* size of the copy's data.mdb */
+    uint64_t head_seq;             /* the last record in the copy */
+    soffa_store_verify_t verify;   /* soffa_store_verify on the copy */
+} soffa_store_backup_t;
+
+/*  Writes a consistent, compacted copy of the open store self into the new
+ *  directory dest, while the store's writer (the broker) goes on: one read
+ *  transaction, LMDB's mdb_env_copyfd2 with MDB_CP_COMPACT, so the copy is
+ *  the store as of one commit. Beside it goes the one other file a restore
+ *  needs, subject.key (the subject index secret); nothing else travels
+ *  (never the checkpoint signing key). dest must not exist; it is made 0700
+ *  and its files 0600 whatever the umask, each fsynced. The copy is then
+ *  opened read-only and verified (trusted_key as for soffa_store_verify);
+ *  rep gets the result. On any failure nothing is left at dest.
+ *  Returns SOFFA_OK, SOFFA_ERR_EXISTS (dest exists), SOFFA_ERR_NOT_FOUND
+ *  (dest's parent is missing, or self has no subject.key to go with it),
+ *  SOFFA_ERR_PERMISSION, SOFFA_ERR_DISK_FULL, SOFFA_ERR_STORE_IO, or
+ *  SOFFA_ERR_CHAIN_BROKEN (the copy does not verify: rep->verify says where;
+ *  the store itself should be checked with soffa verify). */
+soffa_err_t soffa_store_backup(soffa_store_t *self, const char *dest, const uint8_t *trusted_key,
+                               soffa_store_backup_t *rep);
 
 /*  Translates an LMDB (or errno) return code; exported for the tests. */
 soffa_err_t soffa_store_err(int mdb_rc);

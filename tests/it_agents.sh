@@ -24,7 +24,7 @@ start_agent() {   # start_agent NAME: restart an agent and record its pid
     setsid "$BUILD/soffa-agent" --config "$NET/$1/agent.ini" >>"$NET/$1/agent.log" 2>&1 </dev/null &
     local p=$!
     sed -i "s/^$1 .*/$1 $p/" "$NET/pids"
-    for _ in $(seq 100); do s "$1" --json status 2>/dev/null | grep -q '"connected":true' && return; sleep 0.1; done
+    for _ in $(seq 100); do s "$1" --json status --sample 0 2>/dev/null | grep -q '"connected":true' && return; sleep 0.1; done
 }
 start_broker() {
     setsid "$BUILD/soffa-broker" --config "$NET/broker/broker.ini" >>"$NET/broker/broker.log" 2>&1 </dev/null &
@@ -63,6 +63,8 @@ expect "it_21 the school agent kept all 20 in its outbox" 20 "$(s school-1415 --
 while [ $(( ($(date +%s%N) - T0) / 1000000 )) -lt $(( 3 * CEIL )) ]; do sleep 0.2; done
 OUTAGE_MS=$(( ($(date +%s%N) - T0) / 1000000 ))
 expect "it_21 during the outage the agent reports it is not connected" false "$(s school-1415 --json status | grep -o '"connected":[a-z]*' | head -1 | cut -d: -f2)"
+out=$(s school-1415 status 2>&1); rc=$?
+case "$rc:$out" in 2:*"health: CRITICAL: not connected to the broker"*) ok "it_31 soffa status exits 2 (critical) while the broker is unreachable";; *) bad "it_31 status while the broker is away" "$rc $out";; esac
 start_broker
 wait_count kaa-1419 20
 sleep 1
@@ -100,6 +102,29 @@ expect "it_22 --skip-bad still exits 1 (the bad rows are listed)" 1 $rc
 case "$out" in *"31 signal(er) lagda i utkorgen"*"5 fel"*) ok "it_22 --skip-bad queues the good rows, counts the bad";; *) bad "it_22 counts" "$out";; esac
 wait_count kaa-1419 51
 expect "it_22 the 31 good rows were delivered" 51 "$(count kaa-1419)"
+
+# ---- it_31: soffa status speaks the Nagios convention: 0 ok, 1 warning, 2 critical ----
+out=$(s kaa-1419 status 2>&1); rc=$?
+case "$rc:$out" in 0:*"health: ok") ok "it_31 a healthy agent: exit 0, health ok";; *) bad "it_31 healthy" "$rc $out";; esac
+J=$(s audit --json status); rc=$?
+CP=$(grep -o '"mailbox":"audit/checkpoint"[^}]*' <<<"$J")
+case "$rc:$CP" in 0:*'"no_reader":false'*) ok "it_31 the broker's own audit/checkpoint is never a mailbox without a reader";; *) bad "it_31 audit/checkpoint" "$rc $CP"; esac
+case "$(s audit status)" in *"NO READER"*) bad "it_31 no NO READER for the broker's own mailboxes" "$(s audit status)";; *) ok "it_31 no NO READER for the broker's own mailboxes";; esac
+stop_proc kaa-1415 TERM
+out=$(s kaa-1415 status 2>&1); rc=$?
+case "$rc:$out" in 2:*"no agent listens"*) ok "it_31 an agent that does not answer: exit 2";; *) bad "it_31 agent down" "$rc $out";; esac
+s school-1415 signal absence --pupil "$(pupil 350)" --hemkommun 1415 --period-from 2026-09-01 --period-to 2026-11-13 \
+    --unexcused-band SIGNIFICANT --school-unit 14150001 >/dev/null
+for _ in $(seq 100); do s audit --json status | grep -q '"mailbox":"kaa/1415"[^}]*"no_reader":true' && break; sleep 0.1; done
+out=$(s audit status 2>&1); rc=$?
+case "$rc:$out" in 1:*"health: WARNING"*"kaa/1415: 1 message(s) wait and no agent reads it"*) ok "it_31 a mailbox with a waiting message and no reader: exit 1, named";; *) bad "it_31 no reader" "$rc $out";; esac
+J=$(s audit --json status); rc=$?
+case "$rc:$J" in 1:*'"health":{"state":"warning","exit":1,"problems":["kaa/1415: 1 message(s) wait and no agent reads it"]}'*) ok "it_31 ... and --json says the same";; *) bad "it_31 json health" "$rc $J";; esac
+start_agent kaa-1415
+wait_count kaa-1415 1
+s kaa-1415 ack --re last --result REGISTERED >/dev/null   # so that it is not overdue in it_28
+for _ in $(seq 50); do s audit status >/dev/null 2>&1 && break; sleep 0.1; done
+expect "it_31 the reader back: exit 0 again" 0 "$(s audit status >/dev/null 2>&1; echo $?)"
 
 # ---- it_23: an agent killed with SIGKILL while receiving has everything exactly once ----
 # (A thousand rows: an import is one batch, so it must be large for the kill
@@ -144,7 +169,8 @@ for _ in $(seq 100); do [ "$(ls "$NET"/hooked-*.json 2>/dev/null | wc -l)" -ge 2
 expect "it_24 the hook got the messages around the failing one" 2 "$(ls "$NET"/hooked-*.json 2>/dev/null | wc -l)"
 grep -q '"type":"referral_sent"' "$NET"/hooked-*.json && ok "it_24 the hook receives the message as JSON" || bad "it_24 hook input is JSON"
 expect "it_24 the failing message is parked" "$FAILSEQ" "$(s af-1419 --json inbox --failed | grep -o '"seq":[0-9]*' | cut -d: -f2)"
-s af-1419 status | grep -q "1 failed" && ok "it_24 status shows the parked message" || bad "it_24 status shows the parked message" "$(s af-1419 status)"
+out=$(s af-1419 status); rc=$?
+case "$rc:$out" in 1:*"1 failed"*"health: WARNING: 1 message(s) parked after their hook failed"*) ok "it_24 status shows the parked message, and warns (exit 1)";; *) bad "it_24 status shows the parked message" "$rc $out";; esac
 touch "$NET/fixed"
 s af-1419 retry "$FAILSEQ" >/dev/null
 for _ in $(seq 50); do [ -e "$NET/hooked-$FAILSEQ.json" ] && break; sleep 0.1; done
@@ -176,7 +202,9 @@ sleep 3
 INB=$(s school-1415 inbox)
 case "$INB" in *"OVERDUE  absence_reported $B"*"no acknowledgement yet"*) ok "it_28 the school's inbox shows its unacknowledged signal as overdue";; *) bad "it_28 school inbox overdue" "$INB";; esac
 case "$INB" in *"$A"*) bad "it_28 an acknowledged signal is not overdue" "$INB";; *) ok "it_28 an acknowledged signal is not overdue";; esac
-s school-1415 status | grep -q "OVERDUE: [0-9]* signal(s) not acknowledged" && ok "it_28 the school's status counts overdue signals" || bad "it_28 school status" "$(s school-1415 status)"
+out=$(s school-1415 status 2>&1); rc=$?
+case "$out" in *"OVERDUE: "[0-9]*" signal(s) not acknowledged"*) ok "it_28 the school's status counts overdue signals";; *) bad "it_28 school status" "$out";; esac
+case "$rc:$out" in 1:*"health: WARNING: "[0-9]*" signal(s) and 0 referral(s) sent by this agent are overdue"*) ok "it_31 overdue receipts: soffa status exits 1 (warning)";; *) bad "it_31 overdue warning" "$rc $out";; esac
 K=$(s kaa-1419 --json status | grep -o '"overdue":{[^}]*}')
 expect "it_28 the KAA's referrals nobody has received are overdue" '"overdue":{"signals":0,"referrals":3}' "$K"
 # af-1419 still holds a session from before the broker's restart: its
@@ -222,7 +250,8 @@ if command -v setpriv >/dev/null && "${SUDO[@]}" true 2>/dev/null; then
     as_other() { "${SUDO[@]}" setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
     chmod 755 "$NET" "$NET/kaa-1419"
     out=$(as_other "$SOFFA" --net "$NET" --agent kaa-1419 status 2>&1); rc=$?
-    case "$rc:$out" in 1:*"permission denied"*) ok "it_30 another user's soffa is turned away with a clear reason";; *) bad "it_30 other user, status" "$rc $out";; esac
+    # (status exits 2: to a monitoring check an agent it cannot reach is critical)
+    case "$rc:$out" in 2:*"permission denied"*) ok "it_30 another user's soffa is turned away with a clear reason";; *) bad "it_30 other user, status" "$rc $out";; esac
     as_other cat "$NET/kaa-1419/kaa-1419.key" >/dev/null 2>&1; expect "it_30 ... cannot read the agent's key" 1 $?
     as_other ls "$NET/kaa-1419/data" >/dev/null 2>&1; expect "it_30 ... cannot list the agent's store" 2 $?
     chmod 711 "$NET/kaa-1419/data"   # an operator's slip: the socket itself still holds
@@ -230,7 +259,7 @@ if command -v setpriv >/dev/null && "${SUDO[@]}" true 2>/dev/null; then
     case "$rc:$out" in 1:*"permission denied"*) ok "it_30 ... nor use the control socket itself";; *) bad "it_30 other user, socket" "$rc $out";; esac
     as_other cat "$NET/kaa-1419/data/data.mdb" >/dev/null 2>&1; expect "it_30 ... nor read the store file" 1 $?
     chmod 700 "$NET/kaa-1419/data"; chmod 700 "$NET" "$NET/kaa-1419"
-    expect "it_30 the owner still gets through" 0 "$(s kaa-1419 status >/dev/null 2>&1; echo $?)"
+    case "$(s kaa-1419 status 2>&1)" in "agent kaa-1419 (kaa): connected"*) ok "it_30 the owner still gets through";; *) bad "it_30 the owner still gets through" "$(s kaa-1419 status 2>&1)";; esac
 else
     bad "it_30 needs root or password-less sudo (to act as another user with setpriv)" "run the suite as root, or as a user with sudo"
 fi

@@ -56,7 +56,7 @@ if [ "$MODE" = disk ]; then
     echo "       (store on a $(df -k "$NET/disk" | awk 'NR == 2 {print $2}') KiB tmpfs; map_size stays 1 GiB)"
 else
     sed -i 's/^\[audit\]$/[store]\nmap_size = 160KiB\n\n[audit]/' "$NET/broker/broker.ini"
-    FULL_LOG="MDB_MAP_FULL"; REMEDY="raise \[store\] map_size"
+    FULL_LOG="STORE_FULL"; REMEDY="raise \[store\] map_size"
 fi
 start_broker
 sleep 1
@@ -81,6 +81,8 @@ R=$(s audit --json replay --mailbox kaa/1419 --limit 5 2>&1 | grep -c '"seq"')
 # the store filled depends on how the broker batched them.)
 expect "replay goes on while full" $((STORED < 5 ? STORED : 5)) "$R"
 expect "the broker is still running" 0 "$(kill -0 "$(pid_of broker)" 2>/dev/null; echo $?)"
+OUT=$(s school-1415 status 2>&1); rc=$?
+case "$rc:$OUT" in 1:*"health: WARNING"*"the outbox does not drain"*) ok "soffa status warns (exit 1) that the outbox does not drain";; *) bad "status warns of a stuck outbox" "$rc $OUT";; esac
 
 if [ "$MODE" = disk ]; then
     mount -o remount,size=64m "$NET/disk"

@@ -16,7 +16,7 @@ finish_report() {
 # The pid soffa up (or a restart) recorded for NAME.
 pid_of() { awk -v n="$1" '$1 == n {print $2}' "$NET/pids"; }
 # Messages waiting in agent NAME's outbox; messages in its inbox.
-outbox() { "$SOFFA" --net "$NET" --agent "$1" --json status 2>/dev/null | grep -o '"outbox":[0-9]*' | cut -d: -f2; }
+outbox() { "$SOFFA" --net "$NET" --agent "$1" --json status --sample 0 2>/dev/null | grep -o '"outbox":[0-9]*' | cut -d: -f2; }
 count() { "$SOFFA" --net "$NET" --agent "$1" --json inbox --limit 1000000 | grep -c '"seq"' || true; }
 # pupil N: a made-up, valid personnummer born in 2008 (YYMMDD-NNNC). Its
 # birth number ends in N % 10, so odd N is a man and even N a woman.

@@ -1,0 +1,18 @@
+/*  soffa_version: the version line, from the header made at build time. */
+#include "soffa_version.h"
+
+#include <stdio.h>
+
+#include "soffa_version_gen.h"
+
+const char *
+soffa_version(void)
+{
+    return SOFFA_GIT_REVISION[0] ? SOFFA_VERSION_NUMBER " (git " SOFFA_GIT_REVISION ")" : SOFFA_VERSION_NUMBER;
+}
+
+void
+soffa_version_print(const char *program)
+{
+    printf("%s %s\n", program, soffa_version());
+}
