@@ -32,7 +32,9 @@
 #include "soffa_stats.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
+#include "soffa_users.h"
 #include "soffa_uuid.h"
+#include "soffa_webdemo.h"
 
 /* ---- Options shared by every command ---------------------------------------------- */
 
@@ -1233,7 +1235,10 @@ s_cmd_up(s_ctx_t *c)
         puts("usage: soffa up DIR\n\n"
              "Creates in DIR (new or empty) keys, configurations and data for a broker and\n"
              "one agent of each role, starts them in the background and returns when every\n"
-             "agent is connected. Talk to an agent with: soffa --net DIR --agent NAME ...\n"
+             "agent is connected; also the web inboxes of the school, the KAA teams,\n"
+             "social services and Arbetsförmedlingen on loopback ports, each with a demo\n"
+             "account whose password is in DIR/web-passwords (owner-only).\n"
+             "Talk to an agent with: soffa --net DIR --agent NAME ...\n"
              "Stop everything with: soffa down DIR");
         return c->argc == 2 ? 0 : 2;
     }
@@ -1295,6 +1300,8 @@ s_cmd_up(s_ctx_t *c)
                     "broker_key = ../broker/broker.pub\nkey = %s.key\ndata_dir = data\nheartbeat_ms = 500\n"
                     "reconnect_max_ms = 2000\n",
                 n->what, n->name, abs, n->name);
+        if (soffa_webdemo_wants(n->role))
+            soffa_webdemo_ini(af, n->name, s_free_port());
         fclose(af);
     }
     fclose(f);
@@ -1344,6 +1351,12 @@ s_cmd_up(s_ctx_t *c)
     }
     if (!all)
         return s_die("up", 1, "not every agent connected within 15 s; see the logs in %s (soffa down %s stops it)", dir, dir);
+    const char *names[S_NODES];
+    for (size_t i = 0; i < S_NODES; i++)
+        names[i] = s_nodes[i].name;
+    char why[1200];
+    if (soffa_webdemo_start(abs, bin, names, S_NODES, why, sizeof why) != 0)
+        return s_die("up", 1, "%s (soffa down %s stops the rest)", why, dir);
     if (c->json) {
         printf("{\"dir\":\"%s\",\"broker\":\"tcp://127.0.0.1:%d\",\"agents\":[", abs, port);
         for (size_t i = 0; i < S_NODES; i++)
@@ -1354,8 +1367,15 @@ s_cmd_up(s_ctx_t *c)
     printf("soffa network up in %s\n  broker   tcp://127.0.0.1:%d and ipc://%s/broker/broker.sock\n", abs, port, abs);
     for (size_t i = 0; i < S_NODES; i++)
         printf("  %-12s %-7s %s\n", s_nodes[i].name, s_nodes[i].role, s_nodes[i].what);
+    soffa_webdemo_print(stdout, abs);
     printf("Try: soffa --net %s --agent kaa-1419 status\nStop: soffa down %s\n", dir, dir);
     return 0;
+}
+
+static int
+s_cmd_user(s_ctx_t *c)
+{
+    return soffa_users_command(c->argc, c->argv, c->net, c->agent);
 }
 
 static int
@@ -1424,6 +1444,7 @@ static const s_command_t s_commands[] = {
     {"up", s_cmd_up, "start a local network (broker + one agent of each role)"},
     {"down", s_cmd_down, "stop a local network"},
     {"keygen", s_cmd_keygen, "make a CurveZMQ key pair"},
+    {"user", s_cmd_user, "the people who may use this site's web inbox"},
     {"check-id", s_cmd_check_id, "check a personnummer or samordningsnummer"},
 };
 
