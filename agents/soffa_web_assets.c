@@ -32,6 +32,7 @@ const char soffa_web_app_js[] =
     "  }\n"
     "  var es = new EventSource('/handelser');\n"
     "  es.addEventListener('andring', refresh);\n"
+    "  es.addEventListener('open', function () { document.documentElement.setAttribute('data-ansluten', 'ja'); });\n"
     "  document.documentElement.setAttribute('data-live', 'ja');\n"
     "})();\n";
 

@@ -234,10 +234,13 @@ soffa_web_auth_login(soffa_web_auth_t *self, const char *name, const char *passw
     *wait_s = 0;
     char nkey[96], pkey[96];
     snprintf(nkey, sizeof nkey, "n:%.64s", name ? name : "");
+    /* A local peer is the reverse proxy that every person comes through:
+     * only names are held back then, never everyone at once. */
     snprintf(pkey, sizeof pkey, "p:%.64s", peer ? peer : "");
+    bool by_peer = peer != NULL;
     pthread_mutex_lock(&self->mu);
     int64_t now = s_now_ms();
-    int64_t w = s_wait_ms(self, nkey, now), wp = s_wait_ms(self, pkey, now);
+    int64_t w = s_wait_ms(self, nkey, now), wp = by_peer ? s_wait_ms(self, pkey, now) : 0;
     if (wp > w)
         w = wp;
     if (w > 0) {
@@ -275,12 +278,13 @@ soffa_web_auth_login(soffa_web_auth_t *self, const char *name, const char *passw
         if (t)
             memset(t, 0, sizeof *t);
         rc = s_session_new(self, &u, false, token);
-        soffa_info("%s signed in (%s) from %s", u.actor, soffa_users_role_name(u.role), peer);
+        soffa_info("%s signed in (%s) from %s", u.actor, soffa_users_role_name(u.role), peer ? peer : "this host");
     } else {
         s_fail(self, nkey, now);
-        s_fail(self, pkey, now);
+        if (by_peer)
+            s_fail(self, pkey, now);
         rc = SOFFA_ERR_NOT_AUTHORISED;
-        soffa_warn("failed sign-in from %s", peer);
+        soffa_warn("failed sign-in from %s", peer ? peer : "this host");
     }
     pthread_mutex_unlock(&self->mu);
     sodium_memzero(&u, sizeof u);

@@ -7,7 +7,8 @@
  *  session_max in any case, at logout, and when its account is removed.
  *  Every session carries a CSRF token that every form must send back.
  *
- *  Failed logins make the next attempt wait, per name and per peer address:
+ *  Failed logins make the next attempt wait, per name and (for peers not on
+ *  this host: a local reverse proxy carries everyone) per peer address:
  *  1 s after the first failure, doubling up to [web] login_delay_max; an
  *  attempt during the wait is refused without looking at the password.
  *  At most two password checks (Argon2id, 64 MiB each) run at once.
@@ -42,7 +43,8 @@ typedef struct {
 soffa_err_t soffa_web_auth_new(soffa_web_auth_t **out, const soffa_web_cfg_t *cfg, char *why, size_t whylen);
 void soffa_web_auth_destroy(soffa_web_auth_t **self_p);
 
-/*  Checks a password login from peer. Returns SOFFA_OK with a new session's
+/*  Checks a password login from peer (NULL for a peer on this host).
+ *  Returns SOFFA_OK with a new session's
  *  token, SOFFA_ERR_NOT_AUTHORISED (wrong name or password: the same answer
  *  for both), or SOFFA_ERR_UNAVAILABLE with *wait_s seconds still to wait. */
 soffa_err_t soffa_web_auth_login(soffa_web_auth_t *self, const char *name, const char *password, const char *peer,

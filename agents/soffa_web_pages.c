@@ -15,11 +15,14 @@
 #include "soffa_web_i18n.h"
 
 #define T(k) soffa_web_tr(k)
-#define S_COOKIE "soffa_session"
-#define S_PRE_COOKIE "soffa_pre"
+/* Cookie names carry the listen address: cookies do not tell ports apart,
+ * and two sites' inboxes on one host (the demo) must not share a session. */
+#define S_COOKIE self->cookie
+#define S_PRE_COOKIE self->pre_cookie
 #define S_CALL_MS 5000
 
 struct soffa_web_pages {
+    char cookie[96], pre_cookie[96];
     const soffa_web_cfg_t *cfg;
     soffa_web_auth_t *auth;
     soffa_web_agent_t *agent;
@@ -1521,8 +1524,14 @@ static void
 s_page_login(soffa_web_pages_t *self, const soffa_web_req_t *req, soffa_web_resp_t *resp, const char *note_key,
              bool error, int status)
 {
+    /* The login form's CSRF token is a cookie of its own (double submit); a
+     * second tab or a reload keeps the one the browser already has. */
     char pre[SOFFA_WEB_TOKEN_LEN + 1];
-    soffa_web_auth_random_hex(pre, 32);
+    const char *have = soffa_web_req_cookie(req, S_PRE_COOKIE);
+    if (have && strlen(have) == SOFFA_WEB_TOKEN_LEN && strspn(have, "0123456789abcdef") == SOFFA_WEB_TOKEN_LEN)
+        snprintf(pre, sizeof pre, "%s", have);
+    else
+        soffa_web_auth_random_hex(pre, 32);
     soffa_web_resp_cookie(resp, S_PRE_COOKIE, pre, -1);
     resp->status = status;
     soffa_web_buf_t *b = &resp->body;
@@ -1569,7 +1578,7 @@ s_post_login(soffa_web_pages_t *self, const soffa_web_req_t *req, soffa_web_resp
     char token[SOFFA_WEB_TOKEN_LEN + 1];
     int wait_s = 0;
     soffa_err_t rc = soffa_web_auth_login(self->auth, soffa_web_form_get(&f, "namn"), soffa_web_form_get(&f, "losenord"),
-                                          soffa_web_req_peer(req), token, &wait_s);
+                                          soffa_web_req_local(req) ? NULL : soffa_web_req_peer(req), token, &wait_s);
     soffa_web_form_fini(&f);
     if (rc == SOFFA_OK) {
         soffa_web_resp_cookie(resp, S_COOKIE, token, -1);
@@ -1659,6 +1668,11 @@ soffa_web_pages_handle(void *ctx, const soffa_web_req_t *req, soffa_web_resp_t *
         resp->ctype = css ? "text/css; charset=utf-8" : "text/javascript; charset=utf-8";
         resp->cacheable = true;
         soffa_web_buf_put(&resp->body, css ? soffa_web_app_css : soffa_web_app_js);
+        return;
+    }
+    if (!strcmp(path, "/favicon.ico")) {
+        resp->status = 404;   /* no icon: nothing but the two files above is served without a session */
+        resp->ctype = "text/plain; charset=utf-8";
         return;
     }
     /* Single sign-on: the header counts only from this host. */
@@ -1775,6 +1789,14 @@ soffa_web_pages_new(soffa_web_pages_t **out, const soffa_web_cfg_t *cfg, soffa_w
     self->cfg = cfg;
     self->auth = auth;
     self->agent = agent;
+    char tag[64];
+    size_t k = 0;
+    for (const char *p = cfg->listen; *p && k < sizeof tag - 1; p++)
+        if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z'))
+            tag[k++] = *p;
+    tag[k] = '\0';
+    snprintf(self->cookie, sizeof self->cookie, "soffa_%s", tag);
+    snprintf(self->pre_cookie, sizeof self->pre_cookie, "soffa_pre_%s", tag);
     *out = self;
     return SOFFA_OK;
 }
