@@ -13,6 +13,7 @@
 
 struct soffa_web_agent {
     void *ctx;
+    char path[1100];
     char endpoint[1100];
     pthread_t thread;
     bool thread_started;
@@ -29,7 +30,8 @@ soffa_web_agent_new(soffa_web_agent_t **out, const char *socket_path)
     if (!self)
         return SOFFA_ERR_NOMEM;
     self->ctx = zmq_ctx_new();
-    snprintf(self->endpoint, sizeof self->endpoint, "ipc://%s", socket_path);
+    snprintf(self->path, sizeof self->path, "%s", socket_path);
+    snprintf(self->endpoint, sizeof self->endpoint, "ipc://%.1090s", socket_path);
     pthread_mutex_init(&self->mu, NULL);
     pthread_cond_init(&self->cv, NULL);
     *out = self;
@@ -41,8 +43,10 @@ soffa_web_agent_call(soffa_web_agent_t *self, json_t *req, int timeout_ms)
 {
     char *text = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    if (!text)
+    if (!text || access(self->path, F_OK) != 0) {   /* no agent: say so at once */
+        free(text);
         return NULL;
+    }
     void *s = zmq_socket(self->ctx, ZMQ_REQ);
     int linger = 0;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);

@@ -3,6 +3,7 @@
  *  and store: it reaches the agent only through the agent's restricted web
  *  control socket. Runs in the foreground, logs to stderr, stops cleanly on
  *  SIGTERM/SIGINT. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,15 +15,6 @@
 #include "soffa_web_cfg.h"
 #include "soffa_web_http.h"
 #include "soffa_web_pages.h"
-
-static volatile sig_atomic_t s_stop = 0;
-
-static void
-s_on_signal(int sig)
-{
-    (void) sig;
-    s_stop = 1;
-}
 
 int
 main(int argc, char **argv)
@@ -71,11 +63,14 @@ main(int argc, char **argv)
         soffa_web_cfg_print(&cfg, stdout);
         return 0;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = s_on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    /* SIGTERM and SIGINT are blocked before any thread starts (the threads
+     * inherit the mask) and taken by sigwait below: a signal handler could
+     * otherwise run on an HTTP thread and leave the main thread asleep. */
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     signal(SIGPIPE, SIG_IGN);
     soffa_web_auth_t *auth = NULL;
     soffa_web_agent_t *agent = NULL;
@@ -100,9 +95,9 @@ main(int argc, char **argv)
         soffa_info("serving on %s://%s (port %d); agent %s%s%s", cfg.cert_path[0] ? "https" : "http", cfg.listen,
                    soffa_web_http_port(http), cfg.socket_path, cfg.trusted_header[0] ? "; single sign-on header " : "",
                    cfg.trusted_header);
-    while (!s_stop)
-        pause();
-    soffa_info("stopping");
+    int sig = 0;
+    sigwait(&stop_set, &sig);
+    soffa_info("stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rc = 0;
 out:
     if (agent)
