@@ -17,7 +17,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(gcc make cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
           liblmdb-dev libcriterion-dev libsodium-dev libinih-dev libjansson-dev libxml2-utils
-          clang libclang-rt-14-dev)
+          clang libclang-rt-14-dev libmicrohttpd-dev
+          chromium curl openssl iproute2)   # the web inbox's tests: a real browser, TLS, a second host
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -26,6 +27,11 @@ deps() {
     for p in "${PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
+    # Node.js and npm drive the browser test (tests/web). Debian's packages,
+    # unless the machine has Node.js already (another packaging of it
+    # conflicts with Debian's npm).
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
     [ ${#missing[@]} -eq 0 ] && return 0
     say "installing missing Debian packages: ${missing[*]}"
     local sudo=""

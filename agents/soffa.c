@@ -1296,12 +1296,13 @@ s_cmd_up(s_ctx_t *c)
             fclose(f);
             return s_die("up", 1, "cannot write %s", ap);
         }
+        /* [web] first: lines appended to the file later still land in [agent]. */
+        if (soffa_webdemo_wants(n->role))
+            soffa_webdemo_ini(af, n->name, s_free_port());
         fprintf(af, "; made by soffa up: %s\n[agent]\nname = %s\nbroker = ipc://%s/broker/broker.sock\n"
                     "broker_key = ../broker/broker.pub\nkey = %s.key\ndata_dir = data\nheartbeat_ms = 500\n"
                     "reconnect_max_ms = 2000\n",
                 n->what, n->name, abs, n->name);
-        if (soffa_webdemo_wants(n->role))
-            soffa_webdemo_ini(af, n->name, s_free_port());
         fclose(af);
     }
     fclose(f);

@@ -22,7 +22,7 @@ const char soffa_web_app_js[] =
     "    }).then(function (html) {\n"
     "      if (typeof html === 'string') {\n"
     "        lista.innerHTML = html;\n"
-    "        if (live) { live.textContent = lista.getAttribute('data-ny') + ' ' + new Date().toLocaleTimeString('sv-SE'); }\n"
+    "        if (live) { live.textContent = lista.getAttribute('data-ny') + ' ' + new Date().toLocaleTimeString('sv-SE', { timeZone: 'Europe/Stockholm' }); }\n"
     "        document.documentElement.setAttribute('data-uppdaterad', String(Date.now()));\n"
     "      }\n"
     "    }).catch(function () {}).then(function () {\n"

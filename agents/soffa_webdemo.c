@@ -41,8 +41,8 @@ soffa_webdemo_ini(FILE *af, const char *name, int port)
     for (size_t i = 0; i < sizeof s_sites / sizeof *s_sites; i++)
         if (!strcmp(s_sites[i].name, name))
             site = s_sites[i].site;
-    fprintf(af, "\n[web]\n; plain HTTP on loopback only (see config/agent.ini for TLS)\nlisten = 127.0.0.1:%d\n"
-                "dir = web\nsite_name = %s\n",
+    fprintf(af, "; made by soffa up: the web inbox (plain HTTP on loopback only; see config/agent.ini for TLS)\n"
+                "[web]\nlisten = 127.0.0.1:%d\ndir = web\nsite_name = %s\n\n",
             port, site);
 }
 

@@ -16,7 +16,9 @@
 /*  True for the roles whose sites get a web inbox. */
 bool soffa_webdemo_wants(const char *role);
 
-/*  Appends the [web] section of site `name` (port: a free loopback port). */
+/*  Writes the [web] section of site `name` (port: a free loopback port);
+ *  `soffa up` writes it before [agent], so that lines appended to the file
+ *  later (as tests do) still land in [agent]. */
 void soffa_webdemo_ini(FILE *agent_ini, const char *name, int port);
 
 /*  Makes the demo accounts, starts soffa-web for every site whose

@@ -6,7 +6,7 @@
 //   node tests/web/browser.mjs BUILD_DIR ARTIFACT_DIR
 import { chromium } from 'playwright-core';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -41,6 +41,7 @@ let browser;
 const webs = [];
 const axeResults = [];
 const views = {};          // site -> [{what, id}] the views this test made
+const who = { 'kaa-1419': 'anna' };   // the person behind this test's views at each site (else the demo account)
 const note = (site, what, id = '') => { (views[site] ||= []).push({ what, id }); };
 
 async function axe(page, label) {
@@ -89,7 +90,8 @@ try {
   const shortIni = path.join(NET, 'kaa-1419', 'web-short.ini');
   const shortPort = 20000 + Math.floor(Math.random() * 20000);
   writeFileSync(shortIni, `[web]\nlisten = 127.0.0.1:${shortPort}\ndir = web\nsession_idle = 2s\n`);
-  webs.push(spawn(path.join(BUILD, 'soffa-web'), ['--config', shortIni], { stdio: 'ignore' }));
+  const shortLog = openSync(path.join(NET, 'kaa-1419', 'web-short.log'), 'a');
+  webs.push(spawn(path.join(BUILD, 'soffa-web'), ['--config', shortIni], { stdio: ['ignore', shortLog, shortLog] }));
 
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium', headless: true,
@@ -316,6 +318,9 @@ try {
   await axe(cw, 'Sök (hits)');
   await shot(cw, 'sok-kaa-1419');
   check('Min enhet is for leads only (a caseworker is refused)', (await cw.goto(kaa.url + 'min-enhet')).status() === 403);
+  await cw.goto(kaa.url + 'inkorg');
+  note('kaa-1419', 'Inkorgen');
+  await shot(cw, 'inkorg-kaa-1419-efter');
 
   // ---- Every view of this test is in each site's access log ----
   const mobile = await browser.newContext({ viewport: { width: 360, height: 740 }, locale: 'sv-SE' });
@@ -326,11 +331,12 @@ try {
     const resp = await lead.goto(s.url + 'min-enhet');
     const rows = await lead.locator('table.lista tbody tr').allTextContents();
     const links = await lead.locator('table.lista tbody tr a').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
-    const count = (what) => rows.filter((r) => r.includes(what)).length;
     const missing = [];
     const want = {};
     for (const v of list) want[v.what] = (want[v.what] || 0) + 1;
-    for (const [what, n] of Object.entries(want)) if (count(what) < n) missing.push(`${what}: ${count(what)} of ${n}`);
+    const person = who[site] || s.user;
+    const countBy = (what) => rows.filter((r) => r.includes(what) && r.includes(person)).length;
+    for (const [what, n] of Object.entries(want)) if (countBy(what) < n) missing.push(`${what} by ${person}: ${countBy(what)} of ${n}`);
     for (const v of list) if (v.id && !links.includes('/meddelande/' + v.id)) missing.push(`message ${v.id}`);
     check(`every view of this test at ${site} is in its access log (${list.length} views; Min enhet lists ${rows.length})`,
       resp.status() === 200 && missing.length === 0, ...missing);
@@ -357,7 +363,12 @@ try {
 } finally {
   if (browser) await browser.close();
   for (const w of webs) w.kill('SIGTERM');
+  await sleep(300);
   try { soffa('down', NET); } catch { /* already down */ }
+  // Under the sanitizer build every process writes its reports to its log.
+  const logs = execFileSync('sh', ['-c', `ls ${NET}/*/*.log ${NET}/broker/*.log 2>/dev/null || true`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const reports = logs.filter((l) => /AddressSanitizer|LeakSanitizer|runtime error:/.test(readFileSync(l, 'utf8')));
+  check(`no sanitizer report in the ${logs.length} process logs (broker, agents, web servers)`, reports.length === 0, ...reports);
   if (failed) {
     for (const s of ['kaa-1419', 'school-1415', 'af-1419']) {
       const log = path.join(NET, s, 'web.log');
