@@ -5,6 +5,8 @@
  * sends an "andring" event; the list with id "lista" is fetched again from
  * its data-src (server-rendered, escaped HTML) and the change is announced
  * in the polite live region "live". */
+#include "soffa_web_assets.h"
+
 const char soffa_web_app_js[] =
     "'use strict';\n"
     "(function () {\n"

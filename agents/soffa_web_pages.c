@@ -12,6 +12,8 @@
 #include "soffa_msg.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
+
+#include "soffa_web_assets.h"
 #include "soffa_web_i18n.h"
 
 #define T(k) soffa_web_tr(k)
@@ -865,6 +867,24 @@ s_actions(s_rq_t *q, s_site_t *st, json_t *rec, const char *where, const char *m
     json_t *pl = s_payload(msg, &type);
     const char *subject = s_jstr(json_object_get(msg, "subject"), "id");
     soffa_web_buf_printf(b, "<h2>%s</h2>", T("atgarder"));
+    if (!strcmp(q->role, "kaa") && strcmp(where, "inbox") != 0) {
+        /* A message this site sent: the forms answer the newest delivered
+         * message about the same youth (an answer copies its thread). */
+        const char *latest = NULL;
+        size_t i;
+        json_t *r;
+        json_array_foreach(st->inbox, i, r) {
+            json_t *m = json_object_get(r, "message");
+            if (!strcmp(s_jstr(json_object_get(m, "subject"), "id"), subject))
+                latest = s_jstr(m, "message_id");
+        }
+        if (!latest) {
+            soffa_web_buf_printf(b, "<p>%s</p>", T("inga_atgarder"));
+            return;
+        }
+        mid = latest;
+        where = "thread";
+    }
     if (!strcmp(q->role, "kaa")) {
         s_youth_t y;
         s_youth_state(st, subject, &y);
@@ -1647,8 +1667,6 @@ s_page_events(s_rq_t *q)
 
 /* ---- Routing -------------------------------------------------------------------------------- */
 
-extern const char soffa_web_app_css[];
-extern const char soffa_web_app_js[];
 
 static bool
 s_cross_site(const soffa_web_req_t *req)
