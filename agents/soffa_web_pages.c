@@ -1607,10 +1607,18 @@ s_post_login(soffa_web_pages_t *self, const soffa_web_req_t *req, soffa_web_resp
         snprintf(resp->location, sizeof resp->location, "/inkorg");
         memset(token, 0, sizeof token);
     } else if (rc == SOFFA_ERR_UNAVAILABLE) {
-        char key[32];
-        snprintf(key, sizeof key, "login.vanta");
-        s_page_login(self, req, resp, key, true, 429);
-        soffa_web_buf_printf(&resp->body, "<!-- %d -->", wait_s);
+        s_page_login(self, req, resp, "login.vanta", true, 429);
+        soffa_web_buf_t *b = &resp->body;
+        /* "... försök igen om N sekunder" inside the notice. */
+        char *at = b->p ? strstr(b->p, T("login.vanta")) : NULL;
+        if (at) {
+            char *tail = strdup(at + strlen(T("login.vanta")));
+            b->len = (size_t) (at - b->p) + strlen(T("login.vanta"));
+            b->p[b->len] = '\0';
+            soffa_web_buf_printf(b, " %s %d %s", T("login.vanta_om"), wait_s, T(wait_s == 1 ? "sekund" : "sekunder"));
+            soffa_web_buf_put(b, tail);
+            free(tail);
+        }
     } else {
         s_page_login(self, req, resp, "login.fel", true, 401);
     }

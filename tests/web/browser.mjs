@@ -45,6 +45,8 @@ const who = { 'kaa-1419': 'anna' };   // the person behind this test's views at 
 const note = (site, what, id = '') => { (views[site] ||= []).push({ what, id }); };
 
 async function axe(page, label) {
+  const missing = (await page.locator('body').textContent()).match(/\[[a-z_]+\.[a-z_.]+\]/g);
+  check(`${label}: every text is in the Swedish table`, !missing, ...(missing || []));
   await page.evaluate(AXE);
   const r = await page.evaluate(() => window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }));
   axeResults.push({ page: label, violations: r.violations.length, passes: r.passes.length });
@@ -223,7 +225,8 @@ try {
   await axe(wrong, 'Logga in (wrong password)');
   await shot(wrong, 'inloggning');
   const r1b = await login(wrong, kaa.url, 'anna', cwPw);
-  check('right after a failure the same name must wait (429), even with the right password', r1b.status() === 429);
+  check('right after a failure the same name must wait (429), even with the right password, and is told how long',
+    r1b.status() === 429 && /Försök igen om 1 sekund/.test(await flash(wrong)), await flash(wrong));
   await sleep(1100);
   const noCsrf = await cw.evaluate(async (re) => {
     const r = await fetch('/atgard', { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
