@@ -18,9 +18,10 @@ JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(gcc make cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
           liblmdb-dev libcriterion-dev libsodium-dev libinih-dev libjansson-dev libxml2-utils
           libcsv-dev libcurl4-openssl-dev python3 python3-jsonschema
-          clang libclang-rt-14-dev
+          clang libclang-rt-14-dev libmicrohttpd-dev
           libsystemd-dev systemd scdoc man-db bash-completion git
-          dpkg-dev debhelper fakeroot lintian)
+          dpkg-dev debhelper fakeroot lintian
+          chromium curl openssl iproute2)   # the web inbox's tests: a real browser, TLS, a second host
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -29,6 +30,11 @@ deps() {
     for p in "${PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
+    # Node.js and npm drive the browser test (tests/web). Debian's packages,
+    # unless the machine has Node.js already (another packaging of it
+    # conflicts with Debian's npm).
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
     [ ${#missing[@]} -eq 0 ] && return 0
     say "installing missing Debian packages: ${missing[*]}"
     local sudo=""
@@ -51,7 +57,7 @@ fuzz() {
     local secs=${FUZZ_SECONDS:-30} dir="$ROOT/build-fuzz" failed=0 passed=0
     say "fuzzing: build (build-fuzz/) and ${secs}s per target"
     CC=clang build "$dir" -DSOFFA_FUZZ=ON >/dev/null
-    for t in frame msg policy id csv ss12000; do
+    for t in frame msg policy id csv ss12000 form; do
         local work
         work=$(mktemp -d /tmp/soffa-fuzz-XXXXXX)
         if (cd "$work" && "$dir/fuzz_$t" "$work" "$ROOT/tests/fuzz/corpus/$t" -max_total_time="$secs" \

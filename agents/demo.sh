@@ -14,8 +14,13 @@ BUILD=${1:?usage: agents/demo.sh BUILD_DIR}
 BUILD=$(cd "$BUILD" && pwd)
 SOFFA="$BUILD/soffa"
 NET=$(mktemp -d /tmp/soffa-demo-XXXXXX)
+# SOFFA_DEMO_KEEP=1 leaves the network (and its web inboxes) running.
+KEEP=${SOFFA_DEMO_KEEP:-0}
 finish() {
     local rc=$?
+    if [ "$KEEP" = 1 ] && [ $rc -eq 0 ]; then
+        return
+    fi
     "$SOFFA" down "$NET" >/dev/null 2>&1 || true
     if [ $rc -ne 0 ]; then
         # Leave the evidence in the output for whoever reads the failure.
@@ -138,6 +143,17 @@ printf '  \033[2m$ soffa verify %s --key %s --against %s\033[0m\n' "$NET/broker/
 grep -q '^intact' "$NET/verify.out" || check "the chain verifies" "intact" "$(cat "$NET/verify.out")"
 run kaa-1419 status
 
-bold "11. The network goes down"
+bold "11. The web inboxes"
+say "Every site that people work at has a web inbox in Swedish (soffa-web), started by"
+say "soffa up; log in as demo with the password in $NET/web-passwords:"
+awk '!/^#/ {printf "    %-12s %s\n", $1, $2}' "$NET/web-passwords"
+if [ "$KEEP" = 1 ]; then
+    say "The network stays up (SOFFA_DEMO_KEEP=1). Stop it with: $SOFFA down $NET"
+    say "Every check held."
+    exit 0
+fi
+say "(SOFFA_DEMO_KEEP=1 ./soffa.sh demo leaves them running to try.)"
+
+bold "12. The network goes down"
 "$SOFFA" down "$NET" | sed 's/^/  /'
 say "Every check held."

@@ -10,7 +10,7 @@ _soffa()
     local globals="--socket --net --agent --json --help --version"
     local commands="signal ack case consent refer referral concern identity send
         inbox show watch status retry import sync pending approve reject replay history
-        access-log stats verify backup up down keygen check-id"
+        access-log stats verify backup up down keygen user check-id"
     local types="enrolment_changed absence_reported at_risk_notice signal_acknowledged
         kaa_case_opened contact_attempted occupation_recorded plan_agreed measure_started
         measure_ended kaa_case_closed consent_recorded consent_withdrawn referral_sent
@@ -114,6 +114,11 @@ _soffa()
         [[ $prev == --token-file ]] && { _filedir; return; }
         ;;
     pending) opts="--json --help" ;;
+    user)
+        opts="--config --role --password-file --sso --json --help"
+        [[ $cur != -* && -z $sub ]] && { COMPREPLY=($(compgen -W "add passwd remove list" -- "$cur")); return; }
+        [[ $prev == --role ]] && { COMPREPLY=($(compgen -W "caseworker lead" -- "$cur")); return; }
+        ;;
     approve | reject) opts="--json --help" ;;
     replay) opts="--mailbox --pupil --type --from --to --from-seq --to-seq --limit --json --help" ;;
     history) opts="--pupil --as-of --limit --json --help" ;;

@@ -39,8 +39,10 @@
 #include "soffa_stats.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
+#include "soffa_users.h"
 #include "soffa_uuid.h"
 #include "soffa_version.h"
+#include "soffa_webdemo.h"
 
 /* ---- Options shared by every command ---------------------------------------------- */
 
@@ -1521,7 +1523,10 @@ s_cmd_up(s_ctx_t *c)
         puts("usage: soffa up DIR\n\n"
              "Creates in DIR (new or empty) keys, configurations and data for a broker and\n"
              "one agent of each role, starts them in the background and returns when every\n"
-             "agent is connected. Talk to an agent with: soffa --net DIR --agent NAME ...\n"
+             "agent is connected; also the web inboxes of the school, the KAA teams,\n"
+             "social services and Arbetsförmedlingen on loopback ports, each with a demo\n"
+             "account whose password is in DIR/web-passwords (owner-only).\n"
+             "Talk to an agent with: soffa --net DIR --agent NAME ...\n"
              "Stop everything with: soffa down DIR");
         return c->argc == 2 ? 0 : 2;
     }
@@ -1579,6 +1584,9 @@ s_cmd_up(s_ctx_t *c)
             fclose(f);
             return s_die("up", 1, "cannot write %s", ap);
         }
+        /* [web] first: lines appended to the file later still land in [agent]. */
+        if (soffa_webdemo_wants(n->role))
+            soffa_webdemo_ini(af, n->name, s_free_port());
         fprintf(af, "; made by soffa up: %s\n", n->what);
         if (!strcmp(n->role, "school"))   /* a municipal school of its own municipality; [agent] stays last */
             fprintf(af, "[school]\nprincipal_kommun = %s\nschool_unit = %s\n\n", n->kommun, n->unit);
@@ -1635,6 +1643,12 @@ s_cmd_up(s_ctx_t *c)
     }
     if (!all)
         return s_die("up", 1, "not every agent connected within 15 s; see the logs in %s (soffa down %s stops it)", dir, dir);
+    const char *names[S_NODES];
+    for (size_t i = 0; i < S_NODES; i++)
+        names[i] = s_nodes[i].name;
+    char why[1200];
+    if (soffa_webdemo_start(abs, bin, names, S_NODES, why, sizeof why) != 0)
+        return s_die("up", 1, "%s (soffa down %s stops the rest)", why, dir);
     if (c->json) {
         printf("{\"dir\":\"%s\",\"broker\":\"tcp://127.0.0.1:%d\",\"agents\":[", abs, port);
         for (size_t i = 0; i < S_NODES; i++)
@@ -1645,8 +1659,15 @@ s_cmd_up(s_ctx_t *c)
     printf("soffa network up in %s\n  broker   tcp://127.0.0.1:%d and ipc://%s/broker/broker.sock\n", abs, port, abs);
     for (size_t i = 0; i < S_NODES; i++)
         printf("  %-12s %-7s %s\n", s_nodes[i].name, s_nodes[i].role, s_nodes[i].what);
+    soffa_webdemo_print(stdout, abs);
     printf("Try: soffa --net %s --agent kaa-1419 status\nStop: soffa down %s\n", dir, dir);
     return 0;
+}
+
+static int
+s_cmd_user(s_ctx_t *c)
+{
+    return soffa_users_command(c->argc, c->argv, c->net, c->agent);
 }
 
 static int
@@ -1720,6 +1741,7 @@ static const s_command_t s_commands[] = {
     {"up", s_cmd_up, "start a local network (broker + one agent of each role)"},
     {"down", s_cmd_down, "stop a local network"},
     {"keygen", s_cmd_keygen, "make a CurveZMQ key pair"},
+    {"user", s_cmd_user, "the people who may use this site's web inbox"},
     {"check-id", s_cmd_check_id, "check a personnummer, samordningsnummer or reserve number"},
 };
 

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sodium.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -40,6 +41,7 @@
 #include "soffa_school.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
+#include "soffa_web_cfg.h"
 #include "soffa_wire.h"
 
 #define S_OUT_WINDOW 256           /* publishes in flight */
@@ -90,7 +92,7 @@ static const soffa_cfg_key_t s_keys[] = {
 
 /* ---- State ------------------------------------------------------------------------ */
 
-typedef enum { S_W_SEND, S_W_STATUS, S_W_REPLAY } s_wait_kind_t;
+typedef enum { S_W_SEND, S_W_STATUS, S_W_REPLAY, S_W_WATCH } s_wait_kind_t;
 
 typedef struct {
     bool used;
@@ -103,6 +105,7 @@ typedef struct {
     uint8_t msg_id[16];
     uint64_t rp_seq;               /* REPLAY: the last record read, not yet acknowledged (0: none) */
     uint8_t rp_hash[SOFFA_HASH_LEN];
+    void *sock;                    /* the control socket the request came on */
 } s_waiter_t;
 
 typedef struct {
@@ -142,6 +145,12 @@ struct soffa_agent {
     int hook_in;                   /* write end of the hook's stdin, -1 when closed */
     char *hook_text;               /* the record being written to it (owned) */
     size_t hook_len, hook_off;     /* its length, and how much is written */
+    /* the web inbox's restricted control socket (soffa_agent_web) */
+    soffa_web_cfg_t web;
+    void *webctl;                  /* NULL when [web] listen is empty */
+    void *cur_sock;                /* the control socket of the request being handled */
+    uint8_t access_key[32];        /* keys the youths' hashes in the site's access log */
+    uint64_t sent_gen;             /* grows with every outbox change (the web's live view) */
 };
 
 /* ---- Configuration ---------------------------------------------------------------- */
@@ -155,11 +164,16 @@ soffa_agent_new(soffa_agent_t **out, const char *config_path, char *why, size_t 
         return SOFFA_ERR_NOMEM;
     self->hook_in = -1;
     snprintf(self->config_path, sizeof self->config_path, "%s", config_path);
-    soffa_cfg_section_t sec[3] = {{"agent", false, s_keys, sizeof s_keys / sizeof *s_keys, &self->cfg, NULL, NULL}};
+    size_t n_web;
+    const soffa_cfg_key_t *web_keys = soffa_web_cfg_keys(&n_web);
+    soffa_cfg_section_t sec[4] = {{"agent", false, s_keys, sizeof s_keys / sizeof *s_keys, &self->cfg, NULL, NULL}};
     soffa_school_cfg_sections(&self->school_cfg, sec + 1);
-    soffa_err_t rc = soffa_cfg_load(config_path, sec, 3, why, whylen);
+    sec[3] = (soffa_cfg_section_t) {"web", false, web_keys, n_web, &self->web, NULL, NULL};
+    soffa_err_t rc = soffa_cfg_load(config_path, sec, 4, why, whylen);
     if (rc == SOFFA_OK)
         rc = soffa_school_cfg_check(&self->school_cfg, config_path, why, whylen);
+    if (rc == SOFFA_OK)
+        rc = soffa_web_cfg_resolve(&self->web, config_path, why, whylen);
     if (rc == SOFFA_OK && soffa_log_level_parse(self->cfg.log_level) < 0) {
         snprintf(why, whylen, "%s: log_level must be debug, info, warn or error", config_path);
         rc = SOFFA_ERR_CONFIG;
@@ -216,21 +230,29 @@ soffa_agent_print_config(const soffa_agent_t *self, FILE *out)
     fprintf(out, "agent.signal_ack_due = %lld ms\nagent.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
             (long long) c->referral_receipt_due);
     soffa_school_cfg_print(&self->school_cfg, out);
+    soffa_web_cfg_print(&self->web, out);
 }
 
 /* ---- Control answers ---------------------------------------------------------------- */
 
 static void
-s_reply(soffa_agent_t *self, const uint8_t *rid, size_t rid_len, json_t *answer)
+s_reply_on(void *sock, const uint8_t *rid, size_t rid_len, json_t *answer)
 {
     char *s = json_dumps(answer, JSON_COMPACT);
     json_decref(answer);
     if (!s)
         return;
-    zmq_send(self->control, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(self->control, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(self->control, s, strlen(s), ZMQ_DONTWAIT);
+    zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
+    zmq_send(sock, s, strlen(s), ZMQ_DONTWAIT);
     free(s);
+}
+
+/* Answers on the control socket the current request came on. */
+static void
+s_reply(soffa_agent_t *self, const uint8_t *rid, size_t rid_len, json_t *answer)
+{
+    s_reply_on(self->cur_sock ? self->cur_sock : self->control, rid, rid_len, answer);
 }
 
 static json_t *
@@ -254,6 +276,7 @@ s_waiter_new(soffa_agent_t *self, s_wait_kind_t kind, const uint8_t *rid, size_t
         w->rid_len = rid_len;
         w->key = key;
         w->deadline = soffa_mono_us() + (int64_t) wait_ms * 1000;
+        w->sock = self->cur_sock ? self->cur_sock : self->control;
         return w;
     }
     return NULL;
@@ -271,7 +294,8 @@ s_waiter_find(soffa_agent_t *self, s_wait_kind_t kind, uint64_t key)
 static void
 s_waiter_done(soffa_agent_t *self, s_waiter_t *w, json_t *answer)
 {
-    s_reply(self, w->rid, w->rid_len, answer);
+    (void) self;
+    s_reply_on(w->sock, w->rid, w->rid_len, answer);
     json_decref(w->acc);
     w->used = false;
 }
@@ -304,6 +328,7 @@ s_disconnect(soffa_agent_t *self, const char *why)
 }
 
 static void s_send_outbox(soffa_agent_t *self);
+static void s_watch_wake(soffa_agent_t *self);
 
 static void
 s_connect(soffa_agent_t *self)
@@ -483,6 +508,8 @@ s_on_publish_answer(soffa_agent_t *self, const soffa_frame_t *f)
     soffa_err_t rc = soffa_box_outbox_done(self->box, f->tag, fo.msg_id, &r);
     if (rc != SOFFA_OK)
         soffa_error("outbox entry %llu could not be closed: %s", (unsigned long long) f->tag, soffa_strerror(rc));
+    self->sent_gen++;
+    s_watch_wake(self);
     if (w) {
         if (f->type == SOFFA_FRAME_PUBLISH_ACK)
             s_waiter_done(self, w, json_pack("{s:b, s:s, s:s, s:I, s:s, s:b}", "ok", 1, "state", "accepted",
@@ -579,6 +606,7 @@ s_on_deliveries(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
         memcpy(ack.hash, frames[k - 1].hash, SOFFA_HASH_LEN);
         snprintf(ack.mailbox, sizeof ack.mailbox, "%s", self->mailbox);
         soffa_client_send(self->client, &ack);
+        s_watch_wake(self);
         for (size_t i = 0; i < k; i++) {
             if (d[i].stored) {
                 self->last_delivery_us = soffa_now_us();
@@ -1102,6 +1130,8 @@ s_cmd_send(soffa_agent_t *self, const uint8_t *rid, size_t rid_len, json_t *req)
     soffa_uuid_format(mid, ms);
     soffa_info("message %s (%s) stored in the outbox as entry %llu", ms, soffa_msg_type_name(v.type),
                (unsigned long long) local_id);
+    self->sent_gen++;
+    s_watch_wake(self);
     json_int_t wait_ms = json_integer_value(json_object_get(req, "wait_ms"));
     s_waiter_t *w = wait_ms > 0 && self->client
                         ? s_waiter_new(self, S_W_SEND, rid, rid_len, local_id, (int) (wait_ms > 60000 ? 60000 : wait_ms))
@@ -1279,6 +1309,8 @@ s_on_control(soffa_agent_t *self)
     }
 }
 
+#include "soffa_agent_web.inc"
+
 /* ---- Open, run, destroy ------------------------------------------------------------- */
 
 soffa_err_t
@@ -1328,6 +1360,8 @@ soffa_agent_open(soffa_agent_t *self, char *why, size_t whylen)
     }
     int linger = 0;
     zmq_setsockopt(self->control, ZMQ_LINGER, &linger, sizeof linger);
+    if (self->web.listen[0] && (rc = s_web_open(self, why, whylen)) != SOFFA_OK)
+        return rc;
     self->backoff_ms = 200;
     soffa_info("agent %s: store %s, control %s, broker %s, %llu message(s) waiting in the outbox", self->cfg.name,
                self->data_path, self->control_path, self->cfg.broker,
@@ -1343,18 +1377,25 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
         int64_t now = soffa_mono_us();
         if (!self->client && now >= self->next_connect)
             s_connect(self);
-        zmq_pollitem_t items[2] = {{self->control, 0, ZMQ_POLLIN, 0}, {NULL, 0, ZMQ_POLLIN, 0}};
-        int ni = 1;
+        zmq_pollitem_t items[3] = {{self->control, 0, ZMQ_POLLIN, 0}, {NULL, 0, ZMQ_POLLIN, 0},
+                                   {NULL, 0, ZMQ_POLLIN, 0}};
+        int ni = 1, web_i = -1;
         if (self->client) {
             items[1].socket = soffa_client_socket(self->client);
             ni = 2;
+        }
+        if (self->webctl) {
+            web_i = ni;
+            items[ni++].socket = self->webctl;
         }
         int n = zmq_poll(items, ni, 50);
         if (n < 0 && errno != EINTR)
             return SOFFA_ERR_TRANSPORT;
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             s_on_control(self);
-        if (self->client && ni == 2 && n > 0 && (items[1].revents & ZMQ_POLLIN))
+        if (n > 0 && web_i > 0 && (items[web_i].revents & ZMQ_POLLIN))
+            s_on_web_control(self);
+        if (self->client && ni >= 2 && web_i != 1 && n > 0 && (items[1].revents & ZMQ_POLLIN))
             s_read_broker(self);
         now = soffa_mono_us();
         if (self->client) {
@@ -1393,6 +1434,8 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
                 json_t *a = w->acc;
                 w->acc = NULL;
                 s_waiter_done(self, w, a);
+            } else if (w->kind == S_W_WATCH) {
+                s_waiter_done(self, w, s_watch_state(self));
             } else {
                 s_waiter_done(self, w, s_fail(SOFFA_ERR_TIMEOUT, "the replay did not finish in time"));
             }
@@ -1426,6 +1469,11 @@ soffa_agent_destroy(soffa_agent_t **self_p)
         zmq_close(self->control);
         unlink(self->control_path);
     }
+    if (self->webctl) {
+        zmq_close(self->webctl);
+        unlink(self->web.socket_path);
+    }
+    sodium_memzero(self->access_key, sizeof self->access_key);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     soffa_box_close(&self->box);

@@ -40,7 +40,7 @@ set(SOFFA_MAN_DIR ${CMAKE_BINARY_DIR}/man)
 file(MAKE_DIRECTORY ${SOFFA_MAN_DIR})
 set(SOFFA_MAN_PAGES)
 foreach(src agents/soffa.1 bench/soffa-bench.1 broker/soffa-broker.8 agents/soffa-agent.8
-            config/soffa-broker.ini.5 config/soffa-agent.ini.5)
+            agents/soffa-web.8 config/soffa-broker.ini.5 config/soffa-agent.ini.5)
   get_filename_component(page ${src} NAME)
   add_custom_command(
     OUTPUT ${SOFFA_MAN_DIR}/${page}
@@ -59,7 +59,7 @@ configure_file(broker/soffa-broker.service.in ${SOFFA_UNITS_DIR}/soffa-broker.se
 configure_file(agents/soffa-agent@.service.in ${SOFFA_UNITS_DIR}/soffa-agent@.service @ONLY)
 
 # ---- What goes where ----
-install(TARGETS soffa_cli soffa_broker soffa_agentd soffa_bench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(TARGETS soffa_cli soffa_broker soffa_agentd soffa_web soffa_bench RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES config/broker.ini DESTINATION ${SOFFA_CONFDIR})
 install(FILES config/agent.ini DESTINATION ${SOFFA_CONFDIR} RENAME agent.ini.example)
 install(FILES ${SOFFA_UNITS_DIR}/soffa-broker.service ${SOFFA_UNITS_DIR}/soffa-agent@.service

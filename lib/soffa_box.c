@@ -18,7 +18,7 @@
 
 struct soffa_box {
     MDB_env *env;
-    MDB_dbi outbox, sent, inbox, imsg, meta, await;
+    MDB_dbi outbox, sent, inbox, imsg, meta, await, kept, access;
 };
 
 
@@ -68,7 +68,7 @@ soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size)
     int mrc;
     MDB_txn *txn = NULL;
     S_MDB(mdb_env_create(&self->env));
-    mdb_env_set_maxdbs(self->env, 16);   /* 6 own tables, up to 8 of other modules */
+    mdb_env_set_maxdbs(self->env, 16);   /* 8 own tables, up to 8 of other modules */
     S_MDB(mdb_env_set_mapsize(self->env, map_size ? map_size : (size_t) 256 << 20));
     S_MDB(mdb_env_open(self->env, dir, MDB_NOTLS, 0600));
     S_MDB(s_cloexec(self->env));   /* hooks the agent starts never inherit the box */
@@ -79,6 +79,8 @@ soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size)
     S_MDB(mdb_dbi_open(txn, "imsg", MDB_CREATE, &self->imsg));
     S_MDB(mdb_dbi_open(txn, "meta", MDB_CREATE, &self->meta));
     S_MDB(mdb_dbi_open(txn, "await", MDB_CREATE, &self->await));
+    S_MDB(mdb_dbi_open(txn, "kept", MDB_CREATE, &self->kept));
+    S_MDB(mdb_dbi_open(txn, "access", MDB_CREATE, &self->access));
     mrc = mdb_txn_commit(txn);
     txn = NULL;
     if (mrc != 0)
@@ -127,6 +129,10 @@ s_outbox_append(soffa_box_t *self, MDB_txn *txn, const uint8_t msg_id[16], const
         return mrc;
     memcpy(v.mv_data, msg_id, 16);
     memcpy((uint8_t *) v.mv_data + 16, msg, len);
+    /* A copy that outlives the outbox entry: the site's threads show what it sent. */
+    MDB_val kk = {16, (void *) msg_id}, kv = {len, (void *) msg};
+    if ((mrc = mdb_put(txn, self->kept, &kk, &kv, 0)) != 0)
+        return mrc;
     nv = (MDB_val) {8, nb};
     if ((mrc = mdb_put(txn, self->meta, &nk, &nv, 0)) != 0)
         return mrc;
@@ -522,6 +528,127 @@ soffa_box_await_scan(soffa_box_t *self, int (*fn)(void *, const uint8_t *, const
 {
     s_await_visit_t o = {fn, ctx};
     return s_each(self, self->await, 0, s_await_visit, &o);
+}
+
+/* ---- Kept messages ------------------------------------------------------------ */
+
+soffa_err_t
+soffa_box_kept_get(soffa_box_t *self, const uint8_t msg_id[16], void (*fn)(void *, const uint8_t *, size_t), void *ctx)
+{
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k = {16, (void *) msg_id}, v;
+    mrc = mdb_get(txn, self->kept, &k, &v);
+    if (mrc == 0)
+        fn(ctx, v.mv_data, v.mv_size);
+    mdb_txn_abort(txn);
+    return mrc == 0 ? SOFFA_OK : soffa_store_err(mrc);
+}
+
+typedef struct {
+    int (*fn)(void *, const uint8_t *, const uint8_t *, size_t);
+    void *ctx;
+} s_kept_visit_t;
+
+static int
+s_kept_visit(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+    s_kept_visit_t *o = ctx;
+    if (k->mv_size != 16)
+        return 0;
+    return o->fn(o->ctx, k->mv_data, v->mv_data, v->mv_size);
+}
+
+soffa_err_t
+soffa_box_kept_scan(soffa_box_t *self, int (*fn)(void *, const uint8_t *, const uint8_t *, size_t), void *ctx)
+{
+    s_kept_visit_t o = {fn, ctx};
+    return s_each(self, self->kept, 0, s_kept_visit, &o);
+}
+
+/* ---- The site's access log ---------------------------------------------------- */
+
+/* Value: at_us(8) | actor(48) | what(32) | msg_id(16) | n_keys(4) | keys. */
+#define S_ACC_HDR (8 + 48 + 32 + 16 + 4)
+
+soffa_err_t
+soffa_box_access_put(soffa_box_t *self, const soffa_box_access_t *a, uint64_t *seq)
+{
+    if (a->n_keys > SOFFA_BOX_ACCESS_KEYS_MAX)
+        return SOFFA_ERR_TOO_LARGE;
+    int mrc;
+    MDB_txn *txn = NULL;
+    S_MDB(mdb_txn_begin(self->env, NULL, 0, &txn));
+    MDB_val nk = {11, "access-next"}, nv;
+    uint64_t next = 1;
+    mrc = mdb_get(txn, self->meta, &nk, &nv);
+    if (mrc == 0 && nv.mv_size == 8)
+        next = soffa_bytes_get_u64(nv.mv_data);
+    else if (mrc != MDB_NOTFOUND && mrc != 0)
+        goto fail;
+    uint8_t kb[8], nb[8];
+    soffa_bytes_put_u64(kb, next);
+    soffa_bytes_put_u64(nb, next + 1);
+    MDB_val k = {8, kb}, v = {S_ACC_HDR + (size_t) a->n_keys * SOFFA_BOX_KEY_LEN, NULL};
+    S_MDB(mdb_put(txn, self->access, &k, &v, MDB_RESERVE | MDB_APPEND));
+    uint8_t *p = v.mv_data;
+    memset(p, 0, S_ACC_HDR);
+    soffa_bytes_put_u64(p, (uint64_t) a->at_us);
+    memcpy(p + 8, a->actor, strnlen(a->actor, 47));
+    memcpy(p + 56, a->what, strnlen(a->what, 31));
+    memcpy(p + 88, a->msg_id, 16);
+    p[104] = (uint8_t) (a->n_keys >> 24);
+    p[105] = (uint8_t) (a->n_keys >> 16);
+    p[106] = (uint8_t) (a->n_keys >> 8);
+    p[107] = (uint8_t) a->n_keys;
+    if (a->n_keys)
+        memcpy(p + S_ACC_HDR, a->keys, (size_t) a->n_keys * SOFFA_BOX_KEY_LEN);
+    nv = (MDB_val) {8, nb};
+    S_MDB(mdb_put(txn, self->meta, &nk, &nv, 0));
+    mrc = mdb_txn_commit(txn);   /* durable before the view is shown */
+    txn = NULL;
+    if (mrc != 0)
+        goto fail;
+    if (seq)
+        *seq = next;
+    return SOFFA_OK;
+fail:
+    return s_end(txn, mrc);
+}
+
+typedef struct {
+    int (*fn)(void *, const soffa_box_access_t *);
+    void *ctx;
+} s_acc_visit_t;
+
+static int
+s_acc_visit(void *ctx, const MDB_val *k, const MDB_val *v)
+{
+    s_acc_visit_t *o = ctx;
+    if (k->mv_size != 8 || v->mv_size < S_ACC_HDR)
+        return 0;
+    const uint8_t *p = v->mv_data;
+    soffa_box_access_t a;
+    memset(&a, 0, sizeof a);
+    a.seq = soffa_bytes_get_u64(k->mv_data);
+    a.at_us = (int64_t) soffa_bytes_get_u64(p);
+    memcpy(a.actor, p + 8, 47);
+    memcpy(a.what, p + 56, 31);
+    memcpy(a.msg_id, p + 88, 16);
+    a.n_keys = (uint32_t) p[104] << 24 | (uint32_t) p[105] << 16 | (uint32_t) p[106] << 8 | p[107];
+    if ((size_t) a.n_keys * SOFFA_BOX_KEY_LEN != v->mv_size - S_ACC_HDR)
+        return 0;   /* damaged: skipped, never read past the value */
+    a.keys = p + S_ACC_HDR;
+    return o->fn(o->ctx, &a);
+}
+
+soffa_err_t
+soffa_box_access_scan(soffa_box_t *self, uint64_t after, int (*fn)(void *, const soffa_box_access_t *), void *ctx)
+{
+    s_acc_visit_t o = {fn, ctx};
+    return s_each(self, self->access, after + 1, s_acc_visit, &o);
 }
 
 /* ---- Tables of other modules ------------------------------------------------ */

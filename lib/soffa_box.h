@@ -5,7 +5,12 @@
  *    inbox   seq (u64)           -> state, attempts, next try, received || envelope
  *    imsg    message id          -> seq            (find a delivered message)
  *    await   awaited id          -> what was sent and whether it was answered
- *    meta    "last:" mailbox     -> last stored seq; "next" -> next local id
+ *    kept    message id          -> encoded message: what this site sent, kept
+ *                                   after the outbox lets go of it (threads)
+ *    access  seq (u64)           -> one view in the web inbox: who, when, what,
+ *                                   which youths (keyed hashes, never numbers)
+ *    meta    "last:" mailbox     -> last stored seq; "next" -> next local id;
+ *            "access-next"       -> next access seq
  *
  *  Every write commits durably before the call returns (no MDB_NOSYNC): a
  *  message handed to the agent is on disk before the command returns, and a
@@ -78,6 +83,44 @@ soffa_err_t soffa_box_await_answer(soffa_box_t *self, const uint8_t awaited[16],
 soffa_err_t soffa_box_await_scan(soffa_box_t *self, int (*fn)(void *ctx, const uint8_t awaited[16],
                                                               const soffa_box_await_t *a),
                                  void *ctx);
+
+/* ---- What this site sent, kept for threads ---- */
+
+/*  Visits the message this site sent as msg_id (bytes valid during the
+ *  call). SOFFA_ERR_NOT_FOUND when there is none. */
+soffa_err_t soffa_box_kept_get(soffa_box_t *self, const uint8_t msg_id[16],
+                               void (*fn)(void *ctx, const uint8_t *msg, size_t len), void *ctx);
+
+/*  Visits every kept message, oldest message id (UUIDv7: oldest) first; fn
+ *  returns non-zero to stop. */
+soffa_err_t soffa_box_kept_scan(soffa_box_t *self,
+                                int (*fn)(void *ctx, const uint8_t msg_id[16], const uint8_t *msg, size_t len),
+                                void *ctx);
+
+/* ---- The site's access log (views in the web inbox) ---- */
+
+#define SOFFA_BOX_ACCESS_KEYS_MAX 1000   /* youths one entry names at most */
+#define SOFFA_BOX_KEY_LEN 32             /* keyed hash of an identity */
+
+/*  One view. The youths are keyed hashes (SOFFA_BOX_KEY_LEN bytes each). */
+typedef struct {
+    uint64_t seq;               /* set by the store */
+    int64_t at_us;              /* when */
+    char actor[48];             /* the person's pseudonymous actor_ref */
+    char what[32];              /* message, inbox, search, access-log, ... */
+    uint8_t msg_id[16];         /* the message opened, zero when none */
+    uint32_t n_keys;            /* youths shown */
+    const uint8_t *keys;        /* n_keys * SOFFA_BOX_KEY_LEN bytes (borrowed) */
+} soffa_box_access_t;
+
+/*  Appends one view, durable before it returns; *seq (may be NULL) gets its
+ *  number. Returns SOFFA_OK, SOFFA_ERR_TOO_LARGE (too many youths) or a
+ *  store error. */
+soffa_err_t soffa_box_access_put(soffa_box_t *self, const soffa_box_access_t *a, uint64_t *seq);
+
+/*  Visits views with seq > after, oldest first; fn returns non-zero to stop. */
+soffa_err_t soffa_box_access_scan(soffa_box_t *self, uint64_t after,
+                                  int (*fn)(void *ctx, const soffa_box_access_t *a), void *ctx);
 
 soffa_err_t soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size);
 void soffa_box_close(soffa_box_t **self_p);

@@ -250,6 +250,8 @@ s_handler(void *user, const char *section, const char *name, const char *value)
         if (!s_begin_section(c, section))
             return 0;
     }
+    if (!c->cur->keys)
+        return 1;   /* a section another program reads: accepted, not ours to check */
     for (size_t i = 0; i < c->cur->n_keys; i++) {
         const soffa_cfg_key_t *k = &c->cur->keys[i];
         if (strcmp(k->key, name) == 0) {

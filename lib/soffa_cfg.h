@@ -37,7 +37,7 @@ typedef struct {
 typedef struct {
     const char *name;                          /* section name, or the prefix of named ones */
     bool named;                                /* "[name X]", any number of times */
-    const soffa_cfg_key_t *keys;
+    const soffa_cfg_key_t *keys;               /* NULL: a section another program reads (accepted, unchecked) */
     size_t n_keys;
     void *target;                              /* fixed section: the struct to fill */
     void *(*add)(void *ctx, const char *name); /* named section: a new zeroed struct, or NULL */

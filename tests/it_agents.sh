@@ -239,6 +239,9 @@ expect "it_25 control socket mode" 600 "$(stat -c %a "$NET/kaa-1419/data/control
 expect "it_25 key file mode" 600 "$(stat -c %a "$NET/kaa-1419/kaa-1419.key")"
 expect "it_25 agent store mode" 700 "$(stat -c %a "$NET/kaa-1419/data")"
 expect "it_25 agent store file mode" 600 "$(stat -c %a "$NET/kaa-1419/data/data.mdb")"
+expect "it_25 the web's control socket, directory, accounts and the access-log key" "600 700 600 600" \
+    "$(stat -c %a "$NET/kaa-1419/web/agent.sock" "$NET/kaa-1419/web" "$NET/kaa-1419/web/users" "$NET/kaa-1419/data/access.key" | tr '\n' ' ' | sed 's/ $//')"
+expect "it_25 the demo passwords are owner-only" 600 "$(stat -c %a "$NET/web-passwords")"
 expect "it_25 broker key and store" "600 700 600" "$(stat -c %a "$NET/broker/broker.key" "$NET/broker/data" "$NET/broker/data/data.mdb" | tr '\n' ' ' | sed 's/ $//')"
 
 # ---- it_30: another local user can neither use an agent nor read its files ----

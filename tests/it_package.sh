@@ -33,7 +33,7 @@ if DESTDIR="$ROOT" cmake --install "$BUILD" >"$T/install.log" 2>&1; then ok "it_
 # Where each file went, from the install manifest.
 at() { grep -m1 -- "$1\$" "$BUILD/install_manifest.txt"; }
 F0=$FAIL
-for f in /bin/soffa /bin/soffa-broker /bin/soffa-agent /bin/soffa-bench /man1/soffa.1 /man1/soffa-bench.1 \
+for f in /bin/soffa /bin/soffa-broker /bin/soffa-agent /bin/soffa-web /bin/soffa-bench /man8/soffa-web.8 /man1/soffa.1 /man1/soffa-bench.1 \
     /man8/soffa-broker.8 /man8/soffa-agent.8 /man5/soffa-broker.ini.5 /man5/soffa-agent.ini.5 /soffa/broker.ini \
     /soffa/agent.ini.example /system/soffa-broker.service /system/soffa-agent@.service /sysusers.d/soffa.conf \
     /tmpfiles.d/soffa.conf /share/soffa/kommuner.csv /completions/soffa /doc/soffa/README.md; do
@@ -44,7 +44,7 @@ done
 BIN="$ROOT$(dirname "$(at /bin/soffa)")"
 ETC="$ROOT$(dirname "$(at /soffa/broker.ini)")"
 F0=$FAIL
-for prog in soffa soffa-broker soffa-agent soffa-bench; do
+for prog in soffa soffa-broker soffa-agent soffa-web soffa-bench; do
     out=$("$BIN/$prog" --version 2>&1); rc=$?
     case "$rc:$out" in "0:$prog $VERSION"*) ;; *) bad "it_50 $prog --version" "$rc $out";; esac
     out=$("$BIN/$prog" --help 2>&1); rc=$?
@@ -187,7 +187,7 @@ expect "it_54 conffiles: the example configuration" "/etc/soffa/agent.ini.exampl
     "$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xOf - ./conffiles | sort | tr '\n' ' ' | sed 's/ $//')"
 FILES=$(dpkg-deb -c "$DEB" | awk '{print $6}')
 F0=$FAIL
-for f in ./usr/bin/soffa ./usr/bin/soffa-broker ./usr/bin/soffa-agent ./usr/bin/soffa-bench \
+for f in ./usr/bin/soffa ./usr/bin/soffa-broker ./usr/bin/soffa-agent ./usr/bin/soffa-web ./usr/bin/soffa-bench ./usr/share/man/man8/soffa-web.8.gz \
     ./lib/systemd/system/soffa-broker.service ./lib/systemd/system/soffa-agent@.service ./usr/lib/sysusers.d/soffa.conf \
     ./usr/lib/tmpfiles.d/soffa.conf ./usr/share/man/man8/soffa-broker.8.gz ./usr/share/man/man5/soffa-agent.ini.5.gz \
     ./usr/share/bash-completion/completions/soffa ./usr/share/soffa/kommuner.csv ./usr/share/doc/soffa/copyright; do
