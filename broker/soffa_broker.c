@@ -576,7 +576,7 @@ s_load_ref(void *ctx, const soffa_store_rec_t *rec)
 
 /* The policy's lookup: a record by reference kind and id. */
 static soffa_err_t
-s_find(void *ctx, char kind, const uint8_t id[16], soffa_policy_ref_t *out)
+s_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_t *out)
 {
     soffa_broker_t *self = ctx;
     uint8_t key[17];
@@ -1688,7 +1688,7 @@ s_followups_run(soffa_broker_t *self)
             s_pending_t *p = s_pending_add(self);
             *p = f->rec;
         } else {
-            uint8_t prefix[17] = {'X'};
+            uint8_t prefix[17] = {SOFFA_REF_BY_CONSENT};
             memcpy(prefix + 1, f->consent_id, 16);
             size_t room = (size_t) self->cfg.batch_max - self->n_pending;
             s_seqs_t seqs = {.after = f->after, .room = room < 256 ? room : 256};

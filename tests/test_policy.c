@@ -76,7 +76,7 @@ teardown(void)
 
 /* The store as the policy sees it: one consent, recorded by kaa-1419. */
 static soffa_err_t
-find(void *ctx, char kind, const uint8_t id[16], soffa_policy_ref_t *out)
+find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_t *out)
 {
     (void) ctx;
     memset(out, 0, sizeof *out);
@@ -286,4 +286,267 @@ Test(policy, issue_11_15_a_withdrawal_names_the_consents_subject, .init = setup,
          SOFFA_ERR_CONSENT, "another person"},
     };
     decide_rows(rows, sizeof rows / sizeof *rows);
+}
+
+/* ---- The table, one row per rule (issue 12) ---------------------------------------------- */
+
+/* A small store the decisions look records up in: a consent recorded by
+ * kaa-1419 (covering Arbetsförmedlingen, social services and the KAA), one
+ * recorded by school-1415 (covering the KAA), a signal school-1415 sent to
+ * kaa/1419, referrals kaa-1419 sent to af/1419 and social/1419, and a
+ * report of concern school-1415 filed with social/1419. */
+static uint8_t T_KAA_CONSENT[16], T_SCHOOL_CONSENT[16], T_SIGNAL[16], T_REF_AF[16], T_REF_SOC[16], T_REPORT[16];
+static soffa_identity_t T_SCHOOL, T_KAA, T_SOCIAL, T_AF, T_AUDIT;
+static char T_PUPIL[13], T_CHILD[13];
+
+static void
+t_identity(soffa_identity_t *id, const char *name, soffa_role_t role, const char *kommun)
+{
+    memset(id, 0, sizeof *id);
+    snprintf(id->name, sizeof id->name, "%s", name);
+    id->role = role;
+    snprintf(id->kommun, sizeof id->kommun, "%s", kommun);
+}
+
+static void
+t_setup(void)
+{
+    soffa_date_t t = soffa_date_today();
+    tk_pnr(t.year - 18, 3, 14, 271, 0, T_PUPIL);
+    tk_pnr(t.year - 16, 5, 2, 384, 0, T_CHILD);
+    t_identity(&T_SCHOOL, "school-1415", SOFFA_ROLE_SCHOOL, "1415");
+    cr_assert_eq(soffa_policy_set_units(&T_SCHOOL, "12345678", NULL, 0), SOFFA_OK);
+    t_identity(&T_KAA, "kaa-1419", SOFFA_ROLE_KAA, "1419");
+    t_identity(&T_SOCIAL, "social-1419", SOFFA_ROLE_SOCIAL, "1419");
+    t_identity(&T_AF, "af-1419", SOFFA_ROLE_AF, "1419");
+    t_identity(&T_AUDIT, "audit", SOFFA_ROLE_AUDIT, "");
+    uint8_t *ids[] = {T_KAA_CONSENT, T_SCHOOL_CONSENT, T_SIGNAL, T_REF_AF, T_REF_SOC, T_REPORT};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+        soffa_uuid7(ids[i]);
+}
+
+static json_t *
+t_json(soffa_msg_type_t type, const char *pnr)
+{
+    char *s = tk_msg_json(type, pnr, "1419");
+    json_t *j = json_loads(s, 0, NULL);
+    free(s);
+    return j;
+}
+
+static void
+t_set_id(json_t *obj, const char *field, const uint8_t id[16])
+{
+    char text[SOFFA_UUID_STR];
+    soffa_uuid_format(id, text);
+    json_object_set_new(obj, field, json_string(text));
+}
+
+/* A consent of the store, valid today, covering `recipients`. */
+static json_t *
+t_consent(const uint8_t id[16], const char *const recipients[], size_t n)
+{
+    json_t *j = t_json(SOFFA_MT_CONSENT_RECORDED, T_PUPIL);
+    json_t *p = json_object_get(j, "consent_recorded");
+    t_set_id(p, "consent_id", id);
+    t_set_id(j, "consent_id", id);
+    json_t *r = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(r, json_string(recipients[i]));
+    json_object_set_new(json_object_get(p, "scope"), "recipients", r);
+    soffa_date_t t = soffa_date_today();
+    char from[11], to[11];
+    soffa_date_format(t, from);
+    t.year++;
+    t.day = t.day > 28 ? 28 : t.day;
+    soffa_date_format(t, to);
+    json_object_set_new(p, "valid_from", json_string(from));
+    json_object_set_new(p, "valid_to", json_string(to));
+    return j;
+}
+
+static soffa_err_t
+t_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_t *out)
+{
+    (void) ctx;
+    memset(out, 0, sizeof *out);
+    json_t *j = NULL;
+    const char *sender = NULL, *mailbox = NULL;
+    soffa_role_t role = SOFFA_ROLE_NONE;
+    static const char *const kaa_covers[] = {"ARBETSFORMEDLINGEN", "SOCIAL_SERVICES", "KAA"};
+    static const char *const school_covers[] = {"KAA"};
+    if (kind == SOFFA_REF_CONSENT && !memcmp(id, T_KAA_CONSENT, 16)) {
+        j = t_consent(T_KAA_CONSENT, kaa_covers, 3);
+        sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = "kaa-journal/1419";
+    } else if (kind == SOFFA_REF_CONSENT && !memcmp(id, T_SCHOOL_CONSENT, 16)) {
+        j = t_consent(T_SCHOOL_CONSENT, school_covers, 1);
+        sender = "school-1415", role = SOFFA_ROLE_SCHOOL, mailbox = "school-journal/school-1415";
+    } else if (kind == SOFFA_REF_SIGNAL && !memcmp(id, T_SIGNAL, 16)) {
+        j = t_json(SOFFA_MT_ABSENCE_REPORTED, T_PUPIL);
+        t_set_id(j, "message_id", T_SIGNAL);
+        sender = "school-1415", role = SOFFA_ROLE_SCHOOL, mailbox = "kaa/1419";
+    } else if (kind == SOFFA_REF_REFERRAL && (!memcmp(id, T_REF_AF, 16) || !memcmp(id, T_REF_SOC, 16))) {
+        bool af = !memcmp(id, T_REF_AF, 16);
+        j = t_json(SOFFA_MT_REFERRAL_SENT, T_PUPIL);
+        t_set_id(json_object_get(j, "referral_sent"), "referral_id", id);
+        t_set_id(j, "consent_id", T_KAA_CONSENT);
+        sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = af ? "af/1419" : "social/1419";
+    } else if (kind == SOFFA_REF_REPORT && !memcmp(id, T_REPORT, 16)) {
+        j = t_json(SOFFA_MT_CONCERN_REPORT_FILED, T_PUPIL);
+        t_set_id(json_object_get(j, "concern_report_filed"), "report_id", T_REPORT);
+        sender = "school-1415", role = SOFFA_ROLE_SCHOOL, mailbox = "social/1419";
+    } else {
+        return SOFFA_ERR_NOT_FOUND;   /* nothing else, no withdrawal: consents are active */
+    }
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    char why[256] = "";
+    cr_assert_eq(soffa_msg_from_json(s, &out->msg, why, sizeof why), SOFFA_OK, "fake store: %s", why);
+    free(s);
+    soffa_msg_view(out->msg, &out->view);
+    out->seq = 1;
+    snprintf(out->sender, sizeof out->sender, "%s", sender);
+    out->sender_role = role;
+    snprintf(out->sender_kommun, sizeof out->sender_kommun, "%s", role == SOFFA_ROLE_SCHOOL ? "1415" : "1419");
+    snprintf(out->mailbox, sizeof out->mailbox, "%s", mailbox);
+    return SOFFA_OK;
+}
+
+/* One row: a message of `type` from `who`, the ids it needs set from the
+ * store, and what the policy must say. */
+typedef struct {
+    soffa_msg_type_t type;
+    const soffa_identity_t *who;
+    soffa_err_t want;
+    const char *mailbox;        /* where it goes when allowed */
+} t_row_t;
+
+static soffa_err_t
+t_decide(const t_row_t *r, soffa_policy_decision_t *dec, char *why, size_t whylen)
+{
+    bool child = r->type == SOFFA_MT_CONCERN_REPORT_FILED;
+    json_t *j = t_json(r->type, child ? T_CHILD : T_PUPIL);
+    const char *pl_name = soffa_msg_type_name(r->type);
+    json_t *pl = json_object_get(j, pl_name);
+    switch (r->type) {
+    case SOFFA_MT_AT_RISK_NOTICE: t_set_id(j, "consent_id", T_SCHOOL_CONSENT); break;
+    case SOFFA_MT_SIGNAL_ACKNOWLEDGED: t_set_id(pl, "signal_id", T_SIGNAL); break;
+    case SOFFA_MT_CONSENT_RECORDED: json_object_set(j, "consent_id", json_object_get(pl, "consent_id")); break;
+    case SOFFA_MT_CONSENT_WITHDRAWN: {
+        const uint8_t *c = r->who->role == SOFFA_ROLE_SCHOOL ? T_SCHOOL_CONSENT : T_KAA_CONSENT;
+        t_set_id(j, "consent_id", c);
+        t_set_id(pl, "consent_id", c);
+        break;
+    }
+    case SOFFA_MT_REFERRAL_SENT: t_set_id(j, "consent_id", T_KAA_CONSENT); break;
+    case SOFFA_MT_REFERRAL_STATUS_CHANGED:
+        t_set_id(pl, "referral_id", r->who->role == SOFFA_ROLE_SOCIAL ? T_REF_SOC : T_REF_AF);
+        t_set_id(j, "consent_id", T_KAA_CONSENT);
+        break;
+    case SOFFA_MT_REFERRAL_WITHDRAWN:
+        t_set_id(pl, "referral_id", T_REF_AF);
+        t_set_id(j, "consent_id", T_KAA_CONSENT);
+        break;
+    case SOFFA_MT_CONCERN_REPORT_FEEDBACK: t_set_id(pl, "report_id", T_REPORT); break;
+    default: break;
+    }
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    soffa_msg_t *m = NULL;
+    cr_assert_eq(soffa_msg_from_json(s, &m, why, whylen), SOFFA_OK, "%s: %s", pl_name, why);
+    free(s);
+    why[0] = '\0';
+    soffa_err_t rc = soffa_policy_decide(r->who, m, soffa_date_today(), NULL, t_find, NULL, dec, why, whylen);
+    soffa_msg_destroy(&m);
+    return rc;
+}
+
+Test(policy, issue_12_every_route_of_the_table_and_the_roles_it_refuses, .init = t_setup)
+{
+    const t_row_t rows[] = {
+        {SOFFA_MT_ENROLMENT_CHANGED, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_ABSENCE_REPORTED, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_AT_RISK_NOTICE, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_SIGNAL_ACKNOWLEDGED, &T_KAA, SOFFA_OK, "school/school-1415"},
+        {SOFFA_MT_KAA_CASE_OPENED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_CONTACT_ATTEMPTED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_OCCUPATION_RECORDED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_PLAN_AGREED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_MEASURE_STARTED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_MEASURE_ENDED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_CONSENT_RECORDED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_CONSENT_RECORDED, &T_SCHOOL, SOFFA_OK, "school-journal/school-1415"},
+        {SOFFA_MT_CONSENT_WITHDRAWN, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_CONSENT_WITHDRAWN, &T_SCHOOL, SOFFA_OK, "school-journal/school-1415"},
+        {SOFFA_MT_REFERRAL_SENT, &T_KAA, SOFFA_OK, "af/1419"},
+        {SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_SOCIAL, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_AF, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_REFERRAL_WITHDRAWN, &T_KAA, SOFFA_OK, "af/1419"},
+        {SOFFA_MT_CONCERN_REPORT_FILED, &T_SCHOOL, SOFFA_OK, "social/1419"},
+        {SOFFA_MT_CONCERN_REPORT_FILED, &T_KAA, SOFFA_OK, "social/1419"},
+        {SOFFA_MT_CONCERN_REPORT_FEEDBACK, &T_SOCIAL, SOFFA_OK, "school/school-1415"},
+    };
+    const size_t n = sizeof rows / sizeof *rows;
+    /* Every route of the policy is a row here, and the other way round. */
+    size_t routes = 0;
+    soffa_msg_type_t type;
+    soffa_role_t role;
+    for (size_t i = 0; soffa_policy_route_at(i, &type, &role); i++, routes++) {
+        bool covered = false;
+        for (size_t k = 0; k < n; k++)
+            covered |= rows[k].type == type && rows[k].who->role == role;
+        cr_assert(covered, "route %s from %s has no row in this test", soffa_msg_type_name(type), soffa_role_name(role));
+    }
+    cr_assert_eq(routes, n);
+    const soffa_identity_t *everyone[] = {&T_SCHOOL, &T_KAA, &T_SOCIAL, &T_AF, &T_AUDIT};
+    for (size_t i = 0; i < n; i++) {
+        soffa_policy_decision_t dec;
+        char why[256];
+        soffa_err_t rc = t_decide(&rows[i], &dec, why, sizeof why);
+        cr_assert_eq(rc, rows[i].want, "%s from %s: %s (%s)", soffa_msg_type_name(rows[i].type), rows[i].who->name,
+                     soffa_errname(rc), why);
+        cr_assert_str_eq(dec.mailbox, rows[i].mailbox, "%s from %s", soffa_msg_type_name(rows[i].type), rows[i].who->name);
+        cr_assert_eq(soffa_policy_basis(rows[i].type, rows[i].who->role) != SOFFA_LB_NONE, true);
+        /* The same message from a role with no route for it is refused by policy. */
+        for (size_t k = 0; k < sizeof everyone / sizeof *everyone; k++) {
+            bool routed = false;
+            for (size_t q = 0; q < n; q++)
+                routed |= rows[q].type == rows[i].type && rows[q].who->role == everyone[k]->role;
+            if (routed)
+                continue;
+            t_row_t other = rows[i];
+            other.who = everyone[k];
+            rc = t_decide(&other, &dec, why, sizeof why);
+            cr_assert_eq(rc, SOFFA_ERR_POLICY, "%s from %s: %s (%s)", soffa_msg_type_name(other.type),
+                         everyone[k]->name, soffa_errname(rc), why);
+        }
+    }
+}
+
+Test(policy, issue_12_receipts_and_keys_come_from_the_table, .init = t_setup)
+{
+    cr_assert_eq(soffa_policy_awaits(SOFFA_MT_ABSENCE_REPORTED), SOFFA_RECEIPT_ACK);
+    cr_assert_eq(soffa_policy_awaits(SOFFA_MT_REFERRAL_SENT), SOFFA_RECEIPT_STATUS);
+    cr_assert_eq(soffa_policy_awaits(SOFFA_MT_KAA_CASE_OPENED), SOFFA_RECEIPT_NONE);
+    cr_assert_eq(soffa_policy_gives(SOFFA_MT_SIGNAL_ACKNOWLEDGED), SOFFA_RECEIPT_ACK);
+    cr_assert_eq(soffa_policy_gives(SOFFA_MT_REFERRAL_STATUS_CHANGED), SOFFA_RECEIPT_STATUS);
+    cr_assert_eq(soffa_policy_basis(SOFFA_MT_ENROLMENT_CHANGED, SOFFA_ROLE_NONE), SOFFA_LB_SL_15_15_ENROLMENT);
+    cr_assert_eq(soffa_policy_basis(SOFFA_MT_CONCERN_REPORT_FILED, SOFFA_ROLE_AF), SOFFA_LB_NONE);
+    /* A referral is found by its id and by its consent (shared), and waits for a status. */
+    const t_row_t r = {SOFFA_MT_REFERRAL_SENT, &T_KAA, SOFFA_OK, "af/1419"};
+    soffa_policy_decision_t dec;
+    char why[256];
+    cr_assert_eq(t_decide(&r, &dec, why, sizeof why), SOFFA_OK, "%s", why);
+    cr_assert_eq(dec.n_refs, 2);
+    cr_assert_eq(dec.refs[0].key[0], SOFFA_REF_REFERRAL);
+    cr_assert_not(dec.refs[0].shared);
+    cr_assert_eq(dec.refs[1].key[0], SOFFA_REF_BY_CONSENT);
+    cr_assert(dec.refs[1].shared);
+    cr_assert_eq(memcmp(dec.refs[1].key + 1, T_KAA_CONSENT, 16), 0);
+    cr_assert_eq(dec.awaits, SOFFA_RECEIPT_STATUS);
+    /* An id a record introduces must be new: the store's referral id is taken. */
+    cr_assert_eq(soffa_policy_needs_lookup(SOFFA_MT_CONCERN_REPORT_FILED), true);
+    cr_assert_eq(soffa_policy_needs_lookup(SOFFA_MT_KAA_CASE_OPENED), false);
 }

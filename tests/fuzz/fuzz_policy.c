@@ -10,7 +10,7 @@
 static soffa_msg_t *s_ref;   /* the record every lookup finds, when it does */
 
 static soffa_err_t
-s_find(void *ctx, char kind, const uint8_t id[16], soffa_policy_ref_t *out)
+s_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_t *out)
 {
     (void) id;
     const uint8_t *mode = ctx;

@@ -68,18 +68,51 @@ typedef struct {
     soffa_msg_view_t view;          /* of msg */
 } soffa_policy_ref_t;
 
-/*  Lookup of a record by reference kind and 16-byte id:
- *    'M' a signal by message id, 'R' a referral by referral id,
- *    'C' a concern report by report id, 'K' a consent by consent id,
- *    'W' the withdrawal of a consent by consent id.
- *  Returns SOFFA_OK (out filled, release with soffa_policy_ref_fini),
- *  SOFFA_ERR_NOT_FOUND, or another error. */
-typedef soffa_err_t (*soffa_policy_find_fn)(void *ctx, char kind, const uint8_t id[16],
+/*  The kinds of key a record is found by (the first byte of its reference
+ *  key in the store; the values are part of the store format). */
+typedef enum {
+    SOFFA_REF_NONE = 0,
+    SOFFA_REF_SIGNAL = 'M',       /* a school signal, by its message id */
+    SOFFA_REF_REFERRAL = 'R',     /* a referral, by its referral id */
+    SOFFA_REF_REPORT = 'C',       /* a report of concern, by its report id */
+    SOFFA_REF_CONSENT = 'K',      /* a recorded consent, by its consent id */
+    SOFFA_REF_WITHDRAWAL = 'W',   /* the withdrawal of a consent, by the consent id */
+    SOFFA_REF_ACK = 'A',          /* the acknowledgement of a signal, by the signal's id */
+    SOFFA_REF_STATUS = 'S',       /* a status of a referral, by the referral id */
+    SOFFA_REF_BY_CONSENT = 'X',   /* the referrals resting on a consent (shared: + seq) */
+} soffa_ref_kind_t;
+
+/*  Name of a reference kind for people ("referral"). */
+const char *soffa_ref_kind_name(soffa_ref_kind_t kind);
+
+/*  Lookup of a record by reference kind and 16-byte id. Returns SOFFA_OK
+ *  (out filled, release with soffa_policy_ref_fini), SOFFA_ERR_NOT_FOUND,
+ *  or another error. */
+typedef soffa_err_t (*soffa_policy_find_fn)(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16],
                                             soffa_policy_ref_t *out);
 
-/*  Receipt kinds: the answer a record awaits, or gives. */
-#define SOFFA_POLICY_AWAIT_ACK 'A'       /* a signal awaits the KAA's acknowledgement */
-#define SOFFA_POLICY_AWAIT_STATUS 'S'    /* a referral awaits the agency's status */
+/*  Receipts: the answer a record waits for, or gives. */
+typedef enum {
+    SOFFA_RECEIPT_NONE = 0,
+    SOFFA_RECEIPT_ACK = 'A',      /* a signal waits for the KAA's acknowledgement */
+    SOFFA_RECEIPT_STATUS = 'S',   /* a referral waits for the agency's status */
+} soffa_receipt_t;
+
+#define SOFFA_POLICY_AWAIT_ACK SOFFA_RECEIPT_ACK
+#define SOFFA_POLICY_AWAIT_STATUS SOFFA_RECEIPT_STATUS
+
+/*  The legal basis a message of `type` from `role` must rest on
+ *  (SOFFA_ROLE_NONE: the basis of any row of the type); SOFFA_LB_NONE when
+ *  no row allows it. The command line asks this for its default. */
+soffa_legal_basis_t soffa_policy_basis(soffa_msg_type_t type, soffa_role_t role);
+
+/*  The i-th allowed route of the table (type and sender role); false past
+ *  the end. For tests and documentation. */
+bool soffa_policy_route_at(size_t i, soffa_msg_type_t *type, soffa_role_t *role);
+
+/*  The receipt a message of `type` waits for, and the receipt it gives. */
+soffa_receipt_t soffa_policy_awaits(soffa_msg_type_t type);
+soffa_receipt_t soffa_policy_gives(soffa_msg_type_t type);
 
 /*  The outcome of a decision that allows the message. */
 typedef struct {
