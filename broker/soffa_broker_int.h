@@ -1,0 +1,259 @@
+/*  soffa_broker_int: the broker's state, shared by its modules.
+ *
+ *  Private to broker/: the types of sessions, mailboxes, readers, awaited
+ *  answers and the commit pipeline, and struct soffa_broker itself. Each
+ *  module (soffa_session, soffa_delivery, soffa_publish, soffa_commit,
+ *  soffa_replay, soffa_status, soffa_zap, soffa_lookup, soffa_ring) works on
+ *  its part of it; soffa_broker owns the loop that calls them.
+ */
+#ifndef SOFFA_BROKER_INT_H
+#define SOFFA_BROKER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "soffa_broker.h"
+#include "soffa_err.h"
+#include "soffa_id.h"
+#include "soffa_keys.h"
+#include "soffa_map.h"
+#include "soffa_msg.h"
+#include "soffa_policy.h"
+#include "soffa_store.h"
+#include "soffa_wire.h"
+
+#define SOFFA_RID_LEN 5                /* the routing ids libzmq gives: 0x00 + 4 bytes */
+#define SOFFA_REPLAY_WINDOW 256        /* replay deliveries unacknowledged, unless the auditor asks */
+#define SOFFA_REPLAY_SCAN_MAX 1024     /* records a replay examines before others get a turn */
+#define SOFFA_SLOW_START 16            /* a reader's first window; it doubles with each proof of reading */
+/* Publishes stop this far from a full map or disk: the broker's own records
+ * (a read's access records, checkpoints, cursors) still fit, so a read is
+ * recorded, and can go on, while the store is full. */
+#define SOFFA_HEADROOM (64 * 1024)
+#define SOFFA_ACCESS_MAILBOX "audit/access"
+#define SOFFA_CHECKPOINT_MAILBOX "audit/checkpoint"
+#define SOFFA_MONITOR "inproc://soffa-router-monitor"
+#define SOFFA_CLOSE_GRACE_US 1000000   /* a closed session's connection is cut this long after the reason */
+
+typedef struct {
+    char name[SOFFA_NAME_MAX];     /* sender name of records the broker writes */
+    char endpoint[256];            /* CURVE TCP endpoint */
+    char ipc_endpoint[256];        /* optional local endpoint, same authentication */
+    char secret_key[512];          /* key file */
+    char data_dir[512];            /* store directory */
+    char log_level[16];
+    int64_t heartbeat_ms;          /* clients must send something this often */
+    int64_t expiry_ms;             /* silent sessions are dropped after this */
+    size_t map_size;               /* LMDB map size */
+    int64_t batch_max;             /* most publishes per commit */
+    int64_t window_max;            /* largest credit window a consumer may ask for */
+    int64_t cursor_flush_ms;       /* how often acknowledged cursors are written */
+    int64_t checkpoint_every;      /* records between signed checkpoints */
+    int64_t checkpoint_ms;         /* longest time between signed checkpoints */
+    int64_t signal_ack_due;        /* ms before an unacknowledged signal is overdue */
+    int64_t referral_receipt_due;  /* ms before a referral not received is overdue */
+    int64_t sessions_per_agent;    /* live sessions one key may hold */
+    char signing_key[512];         /* checkpoint signing key (outside data_dir) */
+} soffa_broker_cfg_t;
+
+/* Session states. A replay opens with an access record that must be
+ * durable before the first record goes out (OPENING), runs (REPLAYING), and
+ * ends with a record of what was sent (CLOSING) before REPLAY-END. A closed
+ * session (taken over, or over its key's limit) answers nothing more and
+ * waits for its connection to go. */
+typedef enum { SOFFA_SESS_NEW, SOFFA_SESS_READY, SOFFA_SESS_OPENING, SOFFA_SESS_REPLAYING, SOFFA_SESS_CLOSING, SOFFA_SESS_CLOSED } soffa_session_state_t;
+
+struct soffa_session;
+
+/* An answer the broker waits for: a signal's acknowledgement ('A'), a
+ * referral's receipt ('S'). In arrival order per kind, so the entries past
+ * their deadline are a prefix of the list. */
+typedef struct soffa_await {
+    uint8_t key[17];                  /* kind || id */
+    struct soffa_mailbox *mbox;
+    int64_t received_us;
+    bool overdue;
+    struct soffa_await *prev, *next;
+} soffa_await_t;
+
+typedef struct {
+    soffa_await_t *head, *tail;
+    soffa_await_t *due;                   /* first entry not yet overdue */
+    int64_t delay_us;                 /* deadline after arrival */
+} soffa_await_list_t;
+
+typedef struct soffa_mailbox {
+    char name[SOFFA_NAME_MAX];
+    uint64_t depth;                   /* records stored */
+    uint64_t last_seq;                /* newest record */
+    uint64_t overdue;                 /* answers awaited past their deadline */
+    uint64_t awaiting;                /* answers awaited */
+    struct soffa_consumer *consumers;     /* connected readers */
+} soffa_mailbox_t;
+
+/* A delivery in flight: acknowledged by naming its seq with its hash. */
+typedef struct {
+    uint64_t seq;
+    uint8_t hash[SOFFA_HASH_LEN];
+} soffa_sent_t;
+
+/* Deliveries in flight, oldest first. */
+typedef struct {
+    soffa_sent_t *v;
+    uint32_t cap, head, len;
+} soffa_ring_t;
+
+typedef struct soffa_consumer {
+    struct soffa_session *session;
+    soffa_mailbox_t *mbox;
+    char cursor_key[2 * SOFFA_NAME_MAX + 2];   /* "<agent>|<mailbox>" */
+    uint64_t acked;                   /* last acknowledged (durable once flushed) */
+    uint64_t flushed;                 /* last value written to the store */
+    uint64_t sent;                    /* last sequence sent or skipped */
+    uint32_t window;                  /* most unacknowledged deliveries now */
+    uint32_t window_max;              /* what the reader asked for */
+    soffa_ring_t ring;
+    struct soffa_consumer *next;          /* in mailbox */
+} soffa_consumer_t;
+
+typedef enum { SOFFA_REPLAY_LOG, SOFFA_REPLAY_MAILBOX, SOFFA_REPLAY_SUBJECT } soffa_replay_mode_t;
+
+typedef struct soffa_session {
+    uint8_t rid[SOFFA_RID_LEN];
+    const soffa_identity_t *id;
+    soffa_session_state_t state;
+    int fd;                           /* the connection's socket (ZMQ_SRCFD) */
+    ino_t ino;                        /* and its inode: fd numbers are reused */
+    int64_t last_seen;                /* monotonic µs */
+    int64_t shutdown_at;              /* CLOSED: when its connection is cut; 0 when done */
+    struct soffa_session *lru_prev, *lru_next;   /* all sessions, least recently heard first */
+    struct soffa_session *rp_next;        /* replaying sessions */
+    uint64_t status_receipt;          /* of the last STATUS-REPLY, until echoed */
+    soffa_consumer_t *consumers[4];
+    size_t n_consumers;
+    struct {
+        uint64_t tag;
+        soffa_replay_filter_t f;
+        soffa_replay_mode_t mode;
+        uint64_t pos, to;             /* last sequence examined; last to include */
+        uint64_t count;               /* records sent */
+        uint32_t window;              /* now */
+        uint32_t window_max;          /* what the auditor asked for */
+        soffa_ring_t ring;
+        bool all_scope;               /* scope "*" */
+        uint64_t opened_seq;          /* the access record it opened with */
+        char request[32];
+    } replay;
+} soffa_session_t;
+
+/* What the writer commits for one record, and what follows its commit. */
+typedef enum {
+    SOFFA_P_PUBLISH,                      /* an agent's message: acknowledged after the commit */
+    SOFFA_P_BROKER,                       /* the broker's own record (a notice, a cut-off read) */
+    SOFFA_P_CHECKPOINT,                   /* a signed checkpoint */
+    SOFFA_P_READ_OPENED,                  /* a replay's opening access record: then the replay starts */
+    SOFFA_P_READ_COMPLETED,               /* a replay's closing access record: then REPLAY-END */
+} soffa_pending_kind_t;
+
+typedef struct {
+    soffa_pending_kind_t kind;
+    uint8_t rid[SOFFA_RID_LEN];           /* who hears about the commit (the session may be gone) */
+    uint64_t tag;
+    uint8_t *body;                    /* owned */
+    soffa_envelope_t env;
+    char subject[13];
+    soffa_policy_decision_t dec;
+    soffa_store_state_op_t state[SOFFA_STORE_STATE_OPS];
+    size_t n_state;
+    int64_t received_us;
+    bool withdraws;                   /* a consent withdrawal: its referrals get notices */
+    uint8_t consent_id[16];
+    soffa_err_t rc;                   /* after the commit: this record's outcome */
+} soffa_pending_t;
+
+/* What follows a commit, for a later batch: a consent withdrawal whose
+ * referrals still need their notices, or a ready record. */
+typedef struct soffa_followup {
+    bool record;                      /* rec is ready to go */
+    soffa_pending_t rec;
+    uint8_t consent_id[16];
+    uint8_t cause[16];                /* the withdrawal's message id */
+    uint64_t after;                   /* referrals up to this seq are done */
+    struct soffa_followup *next;
+} soffa_followup_t;
+
+/* A consumer's acknowledged position, waiting to be written. */
+typedef struct {
+    char key[2 * SOFFA_NAME_MAX + 2];
+    uint64_t seq;
+} soffa_cursor_rec_t;
+
+typedef struct {
+    soffa_cursor_rec_t *v;
+    size_t n, cap;
+} soffa_cursors_t;
+
+struct soffa_broker {
+    char config_path[1024];
+    soffa_broker_cfg_t cfg;
+    soffa_identity_t *ids;            /* configured agents */
+    size_t n_ids;
+    uint32_t *id_sessions;            /* live sessions per identity (index as ids) */
+    soffa_map_t *by_name;             /* agent name -> identity */
+    soffa_map_t *by_key;              /* 32-byte public key -> identity */
+    char public_key[41], secret_key[41];
+    char data_path[1024];
+    soffa_store_t *store;
+    void *ctx, *router, *zap, *monitor;
+    soffa_map_t *sessions;            /* routing id -> session */
+    soffa_map_t *by_fd;               /* socket fd -> session */
+    soffa_session_t *lru_head, *lru_tail;
+    soffa_session_t *replaying;           /* sessions in OPENING..CLOSING */
+    size_t n_closing;                 /* CLOSED sessions whose connection is still to be cut */
+    soffa_map_t *mailboxes;           /* name -> mailbox */
+    soffa_map_t *readers;             /* inbox name -> NULL-terminated array of identities reading it */
+    soffa_map_t *awaits;              /* kind || id -> soffa_await_t */
+    soffa_await_list_t await_signals, await_referrals;
+    soffa_followup_t *followups, *followups_tail;
+    soffa_pending_t *pending;             /* records read since the last hand-over */
+    size_t n_pending;
+    /* The writer thread commits one batch (flight) while the main thread
+     * reads and checks the next. Nothing in flight is acknowledged before
+     * the writer's commit has returned. */
+    soffa_pending_t *flight;
+    size_t n_flight;
+    soffa_store_item_t *flight_items;
+    soffa_err_t flight_rc;
+    bool in_flight;                   /* handed to the writer, not finished */
+    int writer_job;                   /* 0 idle, 1 commit flight, 2 quit (under wmu) */
+    bool writer_started;
+    pthread_t writer;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    int done_fd;                      /* eventfd: the writer finished a job */
+    soffa_cursors_t cur_pending;          /* cursors for the next commit */
+    soffa_cursors_t cur_flight;           /* cursors in the commit in flight */
+    soffa_store_cursor_t *cur_items;  /* the writer's view of cur_flight */
+    size_t cur_items_cap;
+    int64_t started_at_us;
+    int64_t next_flush, next_expiry;  /* monotonic µs */
+    int64_t last_drain;               /* monotonic µs when the router was last read empty */
+    uint8_t sign_sk[SOFFA_SIGN_SECRET]; /* checkpoint signing key */
+    uint64_t cp_seq;                  /* the newest record a checkpoint covers (or the last checkpoint) */
+    int64_t cp_at;                    /* monotonic µs of the last checkpoint */
+    bool cp_force;                    /* the next commit starts with a checkpoint */
+    uint64_t published, refused, delivered;
+    uint64_t commits, commit_us;      /* group commits and the time spent in them */
+    uint64_t foreign_rids;            /* frames refused for a routing id the client chose */
+    uint64_t map_room, disk_room;     /* bytes left at the last commit, less what publishes since may take */
+};
+
+/* Frames to one routing id (soffa_broker.c). */
+bool soffa_broker_send(soffa_broker_t *self, const uint8_t *rid, const soffa_frame_t *f);
+/* An ERROR with code and text; tag names the request it answers. */
+void soffa_broker_send_error(soffa_broker_t *self, const uint8_t *rid, uint64_t tag, soffa_err_t code, const char *text);
+
+#endif

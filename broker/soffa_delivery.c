@@ -1,0 +1,267 @@
+/*  soffa_delivery: mailboxes, readers and credit windows (see soffa_delivery.h). */
+#include "soffa_delivery.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "soffa_log.h"
+
+#include "soffa_session.h"
+#include "soffa_commit.h"
+#include "soffa_lookup.h"
+#include "soffa_ring.h"
+
+/* ---- Mailboxes and store lookups ----------------------------------------------- */
+
+soffa_mailbox_t *
+soffa_delivery_mailbox(soffa_broker_t *self, const char *name)
+{
+    soffa_mailbox_t *m = soffa_map_sget(self->mailboxes, name);
+    if (m)
+        return m;
+    m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    snprintf(m->name, sizeof m->name, "%s", name);
+    if (soffa_map_sput(self->mailboxes, m->name, m) != SOFFA_OK) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+int
+soffa_delivery_load_mailbox(void *ctx, const char *name, uint64_t count, uint64_t last)
+{
+    soffa_mailbox_t *m = soffa_delivery_mailbox(ctx, name);
+    if (m) {
+        m->depth = count;
+        m->last_seq = last;
+    }
+    return 0;
+}
+
+void
+soffa_delivery_consumer_free(soffa_broker_t *self, soffa_consumer_t *c)
+{
+    soffa_consumer_t **pp = &c->mbox->consumers;
+    while (*pp && *pp != c)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = c->next;
+    if (c->acked > c->flushed)
+        soffa_commit_cursor_queue(self, c->cursor_key, c->acked);
+    soffa_ring_fini(&c->ring);
+    free(c);
+}
+
+typedef struct {
+    soffa_broker_t *self;
+    soffa_consumer_t *c;
+    uint32_t budget;               /* deliveries we may still send */
+    bool blocked;                  /* the peer's queue is full */
+} s_pump_t;
+
+static int
+s_pump_one(void *ctx, const soffa_store_rec_t *rec)
+{
+    s_pump_t *p = ctx;
+    soffa_consumer_t *c = p->c;
+    if (rec->tag == SOFFA_MT_REFERRAL_SENT) {
+        /* Consent is checked again at delivery: a withdrawn or expired
+         * consent withholds a referral not yet delivered. */
+        soffa_envelope_t e;
+        soffa_msg_t *m = NULL;
+        bool ok = false;
+        if (soffa_envelope_decode(rec->env, rec->len, &e) == SOFFA_OK) {
+            if (soffa_msg_decode(e.body, e.body_len, &m) == SOFFA_OK) {
+                soffa_msg_view_t v;
+                soffa_msg_view(m, &v);
+                ok = soffa_policy_referral_deliverable(&v, soffa_date_today(), soffa_lookup_find, p->self);
+            }
+            soffa_envelope_fini(&e);
+        }
+        soffa_msg_destroy(&m);
+        if (!ok) {
+            soffa_info("referral at seq %llu withheld from %s: its consent is withdrawn or no longer valid",
+                       (unsigned long long) rec->seq, c->mbox->name);
+            c->sent = rec->seq;
+            return 0;
+        }
+    }
+    soffa_frame_t f = {.type = SOFFA_FRAME_DELIVER, .seq = rec->seq, .data = rec->env, .data_len = rec->len,
+                       .has_hash = true};
+    memcpy(f.hash, rec->hash, SOFFA_HASH_LEN);
+    memcpy(f.mailbox, c->mbox->name, sizeof f.mailbox);
+    if (!soffa_broker_send(p->self, c->session->rid, &f)) {
+        p->blocked = true;
+        return 1;
+    }
+    soffa_ring_push(&c->ring, rec->seq, rec->hash);
+    c->sent = rec->seq;
+    p->self->delivered++;
+    return --p->budget == 0;
+}
+
+/* Sends what the window allows. */
+static void
+s_pump(soffa_broker_t *self, soffa_consumer_t *c)
+{
+    while (c->ring.len < c->window && c->sent < c->mbox->last_seq) {
+        s_pump_t p = {self, c, c->window - c->ring.len, false};
+        uint64_t before = c->sent;
+        soffa_err_t rc = soffa_store_scan_mailbox(self->store, c->mbox->name, c->sent, s_pump_one, &p);
+        if (rc != SOFFA_OK) {
+            soffa_error("delivery to %s stopped: %s", c->mbox->name, soffa_strerror(rc));
+            return;
+        }
+        if (p.blocked || c->sent == before)
+            return;
+    }
+}
+
+void
+soffa_delivery_pump_mailbox(soffa_broker_t *self, soffa_mailbox_t *m)
+{
+    for (soffa_consumer_t *c = m->consumers; c; c = c->next)
+        s_pump(self, c);
+}
+
+static int
+s_flush_one(void *ctx, const void *k, size_t kl, void *v)
+{
+    (void) k;
+    (void) kl;
+    soffa_broker_t *self = ctx;
+    soffa_session_t *s = v;
+    for (size_t i = 0; i < s->n_consumers; i++) {
+        soffa_consumer_t *c = s->consumers[i];
+        if (c->acked > c->flushed) {
+            /* Written with the next commit; if that fails, the deliveries
+             * since the last saved position come again (agents drop them). */
+            soffa_commit_cursor_queue(self, c->cursor_key, c->acked);
+            c->flushed = c->acked;
+        }
+    }
+    return 0;
+}
+
+void
+soffa_delivery_flush_cursors(soffa_broker_t *self)
+{
+    soffa_map_each(self->sessions, s_flush_one, self);
+}
+
+static soffa_consumer_t *
+s_session_consumer(soffa_session_t *s, const char *mailbox)
+{
+    for (size_t i = 0; i < s->n_consumers; i++)
+        if (strcmp(s->consumers[i]->mbox->name, mailbox) == 0)
+            return s->consumers[i];
+    return NULL;
+}
+
+void
+soffa_delivery_on_subscribe(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
+{
+    if (!soffa_policy_may_read(s->id, f->mailbox)) {
+        char why[200];
+        snprintf(why, sizeof why, "%s may not read mailbox '%s'", s->id->name, f->mailbox);
+        soffa_info("refused subscribe: %s", why);
+        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_NOT_AUTHORISED, why);
+        return;
+    }
+    if (s_session_consumer(s, f->mailbox)) {
+        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE, "already subscribed to that mailbox");
+        return;
+    }
+    if (s->n_consumers >= sizeof s->consumers / sizeof *s->consumers) {
+        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_TOO_LARGE, "too many subscriptions");
+        return;
+    }
+    soffa_mailbox_t *m = soffa_delivery_mailbox(self, f->mailbox);
+    if (!m) {
+        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, NULL);
+        return;
+    }
+    char key[2 * SOFFA_NAME_MAX + 2];
+    snprintf(key, sizeof key, "%s|%s", s->id->name, m->name);
+    /* One reader per (agent, mailbox): a newer session takes over, and the
+     * older one is closed and told why, never left connected and deaf. */
+    for (soffa_consumer_t *c = m->consumers; c; c = c->next) {
+        if (strcmp(c->cursor_key, key) == 0) {
+            char why[256];
+            snprintf(why, sizeof why, "another connection with the key of %s took over mailbox %s", s->id->name,
+                     m->name);
+            soffa_session_close(self, c->session, SOFFA_ERR_SESSION_CLOSED, why);
+            break;
+        }
+    }
+    soffa_consumer_t *c = calloc(1, sizeof *c);
+    uint32_t window = f->credit ? f->credit : 64;
+    if (window > (uint32_t) self->cfg.window_max)
+        window = (uint32_t) self->cfg.window_max;
+    if (!c || !soffa_ring_init(&c->ring, window)) {
+        free(c);
+        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, NULL);
+        return;
+    }
+    c->session = s;
+    c->mbox = m;
+    memcpy(c->cursor_key, key, sizeof key);
+    /* Slow start: a reader that has not shown it reads gets a small window
+     * (a connection that never reads holds SOFFA_SLOW_START deliveries at most);
+     * each acknowledgement doubles it up to what was asked for. */
+    c->window_max = window;
+    c->window = window < SOFFA_SLOW_START ? window : SOFFA_SLOW_START;
+    if (soffa_store_cursor_get(self->store, key, &c->acked) != SOFFA_OK)
+        c->acked = 0;
+    c->flushed = c->sent = c->acked;
+    c->next = m->consumers;
+    m->consumers = c;
+    s->consumers[s->n_consumers++] = c;
+    soffa_info("%s reads %s from seq %llu, window %u", s->id->name, m->name, (unsigned long long) c->acked + 1,
+               window);
+    s_pump(self, c);
+}
+
+void
+soffa_delivery_on_ack(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
+{
+    soffa_consumer_t *c = s_session_consumer(s, f->mailbox);
+    if (!c) {
+        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE, "ack for a mailbox not subscribed");
+        return;
+    }
+    if (f->seq <= c->acked)
+        return;   /* stale */
+    if (!f->has_hash || !soffa_ring_ack(&c->ring, f->seq, f->hash)) {
+        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE,
+                     "an ACK names a sequence delivered in this session and carries the hash it was delivered with");
+        return;
+    }
+    c->acked = f->seq;
+    c->window = c->window * 2 < c->window_max ? c->window * 2 : c->window_max;
+    s_pump(self, c);
+}
+
+void
+soffa_delivery_on_credit(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
+{
+    soffa_consumer_t *c = f->mailbox[0] ? s_session_consumer(s, f->mailbox) : NULL;
+    if (!c) {
+        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE,
+                     f->mailbox[0] ? "credit for a mailbox not subscribed"
+                                   : "a replay's window is freed with REPLAY-ACK, not CREDIT");
+        return;
+    }
+    uint32_t w = f->credit ? f->credit : 1;
+    if (w > (uint32_t) self->cfg.window_max)
+        w = (uint32_t) self->cfg.window_max;
+    if (!soffa_ring_grow(&c->ring, w))
+        return;
+    c->window_max = w;
+    if (c->window > w)
+        c->window = w;
+    s_pump(self, c);
+}

@@ -1,0 +1,261 @@
+/*  soffa_replay: audit replays and their access records (see soffa_replay.h). */
+#include "soffa_replay.h"
+
+#include <string.h>
+
+#include "soffa_log.h"
+
+#include "soffa_session.h"
+#include "soffa_commit.h"
+#include "soffa_ring.h"
+
+/* ---- Replay --------------------------------------------------------------------- */
+
+/* A read of the history is recorded before its first record is sent (an
+ * OPENED access record, durable before the replay begins) and again when it
+ * ends (COMPLETED, before REPLAY-END) or is cut off (CUT_OFF, when the
+ * reader goes away or is closed): how many records were sent, under which
+ * filter. The reader states its purpose (replay, history, stats,
+ * access-log); the filter and the count are the broker's own. */
+
+static const char *const s_read_purposes[] = {"replay", "history", "stats", "access-log"};
+
+static void
+s_filter_text(const soffa_replay_filter_t *f, char *out, size_t len)
+{
+    size_t o = 0;
+    out[0] = '\0';
+#define S_ADD(...) o += (size_t) snprintf(out + o, o < len ? len - o : 0, __VA_ARGS__)
+    if (f->from_seq || f->to_seq)
+        S_ADD("seq %llu..%llu; ", (unsigned long long) f->from_seq, (unsigned long long) f->to_seq);
+    if (f->from_us || f->to_us) {
+        char a[32] = "-", b[32] = "-";
+        if (f->from_us)
+            soffa_time_format(f->from_us, a);
+        if (f->to_us)
+            soffa_time_format(f->to_us, b);
+        S_ADD("time %s..%s; ", a, b);
+    }
+    if (f->mailbox[0])
+        S_ADD("mailbox %s; ", f->mailbox);
+    if (f->message_type)
+        S_ADD("type %s; ", soffa_msg_type_name((soffa_msg_type_t) f->message_type));
+    if (f->subject_id[0])
+        S_ADD("one subject (keyed); ");
+    if (f->limit)
+        S_ADD("limit %llu; ", (unsigned long long) f->limit);
+    if (o == 0)
+        S_ADD("everything in scope");
+#undef S_ADD
+}
+
+/* Fills p with an access record of session s's read (s may be NULL: the
+ * caller fills the sender). */
+void
+soffa_replay_access_queue(soffa_broker_t *self, soffa_pending_t *p, const soffa_session_t *s, soffa_access_state_t state,
+               uint64_t records, uint64_t opened_seq, soffa_pending_kind_t kind)
+{
+    soffa_access_t a = {.state = state, .records = records, .opened_seq = opened_seq};
+    if (s) {
+        a.role = s->id->role;
+        snprintf(a.agent, sizeof a.agent, "%s", s->id->name);
+        snprintf(a.request, sizeof a.request, "%s", s->replay.request);
+        s_filter_text(&s->replay.f, a.filter, sizeof a.filter);
+    }
+    uint8_t *body = NULL;
+    size_t len = 0;
+    if (soffa_access_encode(&a, &body, &len) != SOFFA_OK) {
+        /* Out of memory: an empty record still marks the read. */
+        body = NULL;
+        len = 0;
+    }
+    soffa_commit_broker_record(self, p, kind, SOFFA_RK_ACCESS, body, len, SOFFA_ACCESS_MAILBOX);
+    if (s) {
+        /* The reader is the sender of its access record. */
+        snprintf(p->env.sender_agent, sizeof p->env.sender_agent, "%s", s->id->name);
+        p->env.sender_role = s->id->role;
+        memcpy(p->rid, s->rid, SOFFA_RID_LEN);
+        snprintf(p->subject, sizeof p->subject, "%s", s->replay.f.subject_id);
+    }
+}
+
+typedef struct {
+    soffa_broker_t *self;
+    soffa_session_t *s;
+    uint32_t budget;               /* records it may still examine this turn */
+    bool done;                     /* reached the end of the range or the limit */
+    bool stopped;                  /* the visitor stopped the scan */
+    bool blocked;
+} s_rp_t;
+
+static int
+s_replay_one(void *ctx, const soffa_store_rec_t *rec)
+{
+    s_rp_t *r = ctx;
+    soffa_session_t *s = r->s;
+    r->stopped = true;
+    if (rec->seq > s->replay.to) {
+        r->done = true;
+        return 1;
+    }
+    s->replay.pos = rec->seq;
+    bool give_up_turn = --r->budget == 0;
+    if (s->replay.f.message_type && rec->tag != s->replay.f.message_type)
+        return give_up_turn;
+    if (!s->replay.all_scope && s->replay.mode != SOFFA_REPLAY_MAILBOX) {
+        soffa_envelope_t e;
+        bool ok = soffa_envelope_decode(rec->env, rec->len, &e) == SOFFA_OK
+               && soffa_policy_may_replay(s->id, e.mailbox);
+        soffa_envelope_fini(&e);
+        if (!ok)
+            return give_up_turn;
+    }
+    soffa_frame_t f = {.type = SOFFA_FRAME_DELIVER, .seq = rec->seq, .data = rec->env, .data_len = rec->len,
+                       .has_hash = true, .tag = s->replay.tag};
+    memcpy(f.hash, rec->hash, SOFFA_HASH_LEN);
+    if (!soffa_broker_send(r->self, s->rid, &f)) {
+        s->replay.pos = rec->seq - 1;   /* try this one again */
+        r->blocked = true;
+        return 1;
+    }
+    soffa_ring_push(&s->replay.ring, rec->seq, rec->hash);
+    s->replay.count++;
+    if (s->replay.f.limit && s->replay.count >= s->replay.f.limit) {
+        r->done = true;
+        return 1;
+    }
+    r->stopped = give_up_turn || s->replay.ring.len >= s->replay.window;
+    return r->stopped;
+}
+
+/* The range is done: record the read, then REPLAY-END once that is durable. */
+static void
+s_replay_close(soffa_broker_t *self, soffa_session_t *s)
+{
+    soffa_session_set_state(s, SOFFA_SESS_CLOSING);
+    soffa_pending_t *p = soffa_commit_pending_add(self);
+    soffa_replay_access_queue(self, p, s, SOFFA_ACCESS_COMPLETED, s->replay.count, s->replay.opened_seq, SOFFA_P_READ_COMPLETED);
+}
+
+/* Sends what the replay's window allows, examining at most
+ * SOFFA_REPLAY_SCAN_MAX records per turn: a scope-limited replay that skips
+ * millions of records yields to everyone else between turns. */
+void
+soffa_replay_pump(soffa_broker_t *self, soffa_session_t *s)
+{
+    if (s->state != SOFFA_SESS_REPLAYING || s->replay.ring.len >= s->replay.window)
+        return;
+    s_rp_t r = {self, s, SOFFA_REPLAY_SCAN_MAX, false, false, false};
+    soffa_err_t rc;
+    switch (s->replay.mode) {
+    case SOFFA_REPLAY_MAILBOX:
+        rc = soffa_store_scan_mailbox(self->store, s->replay.f.mailbox, s->replay.pos, s_replay_one, &r);
+        break;
+    case SOFFA_REPLAY_SUBJECT:
+        rc = soffa_store_scan_subject(self->store, s->replay.f.subject_id, s->replay.pos, s_replay_one, &r);
+        break;
+    default:
+        rc = soffa_store_scan(self->store, s->replay.pos + 1, s_replay_one, &r);
+        break;
+    }
+    if (rc != SOFFA_OK) {
+        soffa_broker_send_error(self, s->rid, s->replay.tag, rc, "replay failed while reading the store");
+        s_replay_close(self, s);
+        return;
+    }
+    if (r.done || !r.stopped)
+        s_replay_close(self, s);   /* the range ended, or the records did */
+    /* Otherwise: blocked, out of window, or out of turn; the loop comes back. */
+}
+
+/* The opening record is durable: the read begins. */
+void
+soffa_replay_begin(soffa_broker_t *self, soffa_session_t *s)
+{
+    const soffa_replay_filter_t *fl = &s->replay.f;
+    uint64_t from = fl->from_seq ? fl->from_seq : 1, to = fl->to_seq ? fl->to_seq : UINT64_MAX;
+    uint64_t t;
+    if (fl->from_us && soffa_store_seq_at_time(self->store, fl->from_us, &t) == SOFFA_OK && t > from)
+        from = t;
+    if (fl->to_us && soffa_store_seq_at_time(self->store, fl->to_us, &t) == SOFFA_OK && t - 1 < to)
+        to = t - 1;   /* to_us is exclusive */
+    /* The read covers the history as it stood when it was asked for: up to
+     * the record of the read itself, which it does not include. */
+    if (to >= s->replay.opened_seq)
+        to = s->replay.opened_seq - 1;
+    s->replay.pos = from - 1;
+    s->replay.to = to;
+    soffa_session_set_state(s, SOFFA_SESS_REPLAYING);
+    if (from > to)
+        s_replay_close(self, s);
+    /* The loop pumps it (never from inside a commit's answers). */
+}
+
+void
+soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
+{
+    if (s->id->role != SOFFA_ROLE_AUDIT) {
+        soffa_info("refused replay by %s: not an auditor", s->id->name);
+        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, "only the audit role may replay the history");
+        return;
+    }
+    const char *purpose = f->text[0] ? f->text : "replay";
+    bool known = false;
+    for (size_t i = 0; i < sizeof s_read_purposes / sizeof *s_read_purposes; i++)
+        known |= strcmp(purpose, s_read_purposes[i]) == 0;
+    if (!known) {
+        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
+                     "the purpose of a read is replay, history, stats or access-log");
+        return;
+    }
+    const soffa_replay_filter_t *fl = &f->filter;
+    if (fl->mailbox[0] && !soffa_policy_may_replay(s->id, fl->mailbox)) {
+        char why[160];
+        snprintf(why, sizeof why, "mailbox '%s' is outside %s's scope", fl->mailbox, s->id->name);
+        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, why);
+        return;
+    }
+    if (fl->subject_id[0] && soffa_id_check(fl->subject_id, NULL) != SOFFA_OK
+        && soffa_reserve_check(fl->subject_id, NULL) != SOFFA_OK) {
+        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
+                     "the subject filter is not a valid identity number (12 digits) or reserve number");
+        return;
+    }
+    memset(&s->replay, 0, sizeof s->replay);
+    s->replay.tag = f->tag;
+    s->replay.f = *fl;
+    snprintf(s->replay.request, sizeof s->replay.request, "%.31s", purpose);
+    s->replay.mode = fl->subject_id[0] ? SOFFA_REPLAY_SUBJECT : fl->mailbox[0] ? SOFFA_REPLAY_MAILBOX : SOFFA_REPLAY_LOG;
+    s->replay.all_scope = strcmp(s->id->scope, "*") == 0;
+    s->replay.window_max = f->credit ? f->credit : SOFFA_REPLAY_WINDOW;
+    if (s->replay.window_max > (uint32_t) self->cfg.window_max)
+        s->replay.window_max = (uint32_t) self->cfg.window_max;
+    s->replay.window = s->replay.window_max < SOFFA_SLOW_START ? s->replay.window_max : SOFFA_SLOW_START;
+    if (!soffa_ring_init(&s->replay.ring, s->replay.window_max)) {
+        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOMEM, NULL);
+        return;
+    }
+    /* Nothing is sent before the read is in the access log: the opening
+     * record goes with the next commit (after everything acknowledged so
+     * far), and the replay starts when it is durable. */
+    soffa_session_set_state(s, SOFFA_SESS_OPENING);
+    s->rp_next = self->replaying;
+    self->replaying = s;
+    soffa_pending_t *p = soffa_commit_pending_add(self);
+    soffa_replay_access_queue(self, p, s, SOFFA_ACCESS_OPENED, 0, 0, SOFFA_P_READ_OPENED);
+}
+
+void
+soffa_replay_on_replay_ack(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
+{
+    if ((s->state != SOFFA_SESS_REPLAYING && s->state != SOFFA_SESS_CLOSING) || f->tag != s->replay.tag)
+        return;   /* stale: it crossed the end of the replay on the wire */
+    if (!soffa_ring_ack(&s->replay.ring, f->seq, f->hash)) {
+        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_PROTOCOL_STATE,
+                     "a REPLAY-ACK names a record of this replay with the hash it was delivered with");
+        return;
+    }
+    uint32_t w = s->replay.window * 2;
+    s->replay.window = w < s->replay.window_max ? w : s->replay.window_max;
+    soffa_replay_pump(self, s);
+}
