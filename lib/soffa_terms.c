@@ -424,9 +424,10 @@ soffa_terms_screen(const soffa_terms_t *self, const char *text, const char *fiel
             at += n > 0 ? (size_t) n : 0;
             more = true;
         }
+        /* Short, so that two or three categories fit a 256-byte reason;
+         * SENSITIVE_TEXT's own text says the rule. */
         if (at < whylen)
-            snprintf(why + at, whylen - at, ": remove it and send again; sensitive personal data may not go to "
-                                            "a KAA, Arbetsförmedlingen or a school");
+            snprintf(why + at, whylen - at, ": remove it and send again");
         s_utf8_trim(why);
     }
     return SOFFA_ERR_SENSITIVE_TEXT;
@@ -668,8 +669,9 @@ s_term(s_parse_t *ps, const char *s, size_t n)
     return SOFFA_OK;
 }
 
-/* True if the n bytes at s are UTF-8 without control characters other than
- * tab, CR and LF; *bad gets the offset of the first offending byte. */
+/* True if the n bytes at s are UTF-8 without control characters (C0 other
+ * than tab, CR and LF; DEL; C1); *bad gets the offset of the first
+ * offending byte. */
 static bool
 s_text_ok(const char *s, size_t n, size_t *bad)
 {
@@ -679,7 +681,7 @@ s_text_ok(const char *s, size_t n, size_t *bad)
         uint32_t cp;
         size_t k = s_utf8(p + i, n - i, &cp);
         if ((cp == 0xFFFD && !(k == 3 && p[i] == 0xEF)) || (cp < 0x20 && cp != '\t' && cp != '\r' && cp != '\n')
-            || cp == 0x7F) {
+            || (cp >= 0x7F && cp <= 0x9F)) {
             *bad = i;
             return false;
         }

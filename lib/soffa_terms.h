@@ -86,7 +86,7 @@ bool soffa_terms_check(const soffa_terms_t *self, const char *text, const soffa_
  *  the list, else SOFFA_ERR_SENSITIVE_TEXT with `why` (may be NULL) naming
  *  `field` and every category named, in English and Swedish, e.g.
  *    referral_sent.summary names health, diagnoses or disability (hälsa,
- *    diagnoser eller funktionsnedsättning): remove it and send again; ...
+ *    diagnoser eller funktionsnedsättning): remove it and send again
  *  The text itself never appears in `why`. A `why` too short is cut at a
  *  character boundary. Returns SOFFA_ERR_NOMEM when memory runs out (the
  *  caller refuses then too). */

@@ -304,6 +304,11 @@ Test(terms, the_refusal_names_field_and_categories_and_never_the_text, .init = s
               why);
     cr_assert(strstr(why, "social services or placement (socialtjänst eller placering)"), "%s", why);
     cr_assert(strstr(why, "remove it and send again"), "%s", why);
+    /* Two categories fit the broker's 256-byte reason whole. */
+    char why256[256];
+    cr_assert_eq(soffa_terms_screen(s_list, text, "referral_sent.summary", why256, sizeof why256),
+                 SOFFA_ERR_SENSITIVE_TEXT);
+    cr_assert_str_eq(why256, why);
     cr_assert_null(strstr(why, "crime"), "%s", why);
     const char *words[] = {"Kvarnby", "ADHD", "adhd", "diagnos:", "socialtjänsten", "aktuell", "2024"};
     for (size_t i = 0; i < sizeof words / sizeof *words; i++)
@@ -474,6 +479,7 @@ Test(terms, format_errors_name_the_line)
         {"[a] A | A\nx\xff\n", 2, "not UTF-8"},
         {"[a] A | A\nx\n\x01\n", 3, "control character"},
         {"[a] A | A\n\xc0\xaf\n", 2, "not UTF-8"},
+        {"[a] A | A\nx\ny\xc2\x85\n", 3, "control character"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char why[300] = "";
