@@ -46,6 +46,11 @@ run() {
 types() {
     "$SOFFA" --net "$NET" --agent "$1" --json inbox | grep -o '"type":"[a-z_]*"' | cut -d'"' -f4 | tr '\n' ' ' | sed 's/ $//'
 }
+# history: the message types in the pupil's history as the auditor replays it, in order, one line.
+history() {
+    "$SOFFA" --net "$NET" --agent audit history --pupil "$PUPIL" | grep -o 'seq [0-9]* .*  [a-z_]* ' \
+        | awk '{print $5}' | tr '\n' ' ' | sed 's/ $//'
+}
 check() {   # check WHAT EXPECTED ACTUAL
     if [ "$2" != "$3" ]; then
         printf '\n  CHECK FAILED: %s\n    expected: %s\n    got:      %s\n' "$1" "$2" "$3" >&2
@@ -58,6 +63,10 @@ check() {   # check WHAT EXPECTED ACTUAL
 # person's number. Registered in Tjörn (1419), studying in Stenungsund (1415).
 PUPIL=080314-2710
 TODAY=$(date +%F)
+# The autumn term so far: absence from twelve weeks ago to two weeks ago.
+ABSENT_FROM=$(date -d '-12 weeks' +%F)
+ABSENT_TO=$(date -d '-2 weeks' +%F)
+LEFT_ON=$(date -d '-1 week' +%F)
 
 bold "1. A network of agencies comes up"
 "$SOFFA" up "$NET" | sed 's/^/  /'
@@ -68,8 +77,8 @@ say "Tjörn's KAA caseworker watches the inbox live:"
 "$SOFFA" --net "$NET" --agent kaa-1419 watch > "$NET/watch.out" &
 WATCH=$!
 sleep 0.5
-run school-1415 signal absence --pupil $PUPIL --hemkommun 1419 --period-from 2026-09-01 \
-    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --investigation-started yes --school-unit 14150001
+run school-1415 signal absence --pupil $PUPIL --hemkommun 1419 --period-from "$ABSENT_FROM" \
+    --period-to "$ABSENT_TO" --unexcused-band SIGNIFICANT --investigation-started yes --school-unit 14150001
 for _ in $(seq 50); do grep -q absence_reported "$NET/watch.out" && break; sleep 0.1; done
 kill $WATCH 2>/dev/null || true
 wait $WATCH 2>/dev/null || true
@@ -78,62 +87,105 @@ sed 's/^/    /' "$NET/watch.out"
 check "Tjörn's KAA received the signal" "absence_reported" "$(types kaa-1419)"
 check "Stenungsund's KAA received nothing" "" "$(types kaa-1415)"
 
-bold "3. Tjörn's KAA acknowledges the signal; the school sees the receipt"
-run kaa-1419 ack --re last --result REGISTERED
+bold "3. The pupil leaves the programme, and the school tells Tjörn"
+say "A pupil who leaves a school whose principal is not the home municipality is"
+say "reported to the home municipality as soon as possible (SL 15:15). Having left"
+say "the Social Science programme without an examen, the young person (18) is in"
+say "Tjörn's activity responsibility (SL 29:9): under 20, neither in nor through"
+say "a national programme."
+run school-1415 signal enrolment --pupil $PUPIL --hemkommun 1419 --event LEFT --effective-date "$LEFT_ON" \
+    --school-unit 14150001 --school-form GY --programme-code SA --leave-reason DISCONTINUED
 sleep 0.3
-check "the school received the acknowledgement" "signal_acknowledged" "$(types school-1415)"
+check "Tjörn's KAA received both signals, in order" "absence_reported enrolment_changed" "$(types kaa-1419)"
 
-bold "4. The KAA opens a case and reaches the young person by phone"
+bold "4. Tjörn's KAA acknowledges both signals; the school sees the receipts"
+run kaa-1419 ack --re 1 --result RECEIVED
+run kaa-1419 ack --re 2 --result REGISTERED
+sleep 0.3
+check "the school received both acknowledgements" "signal_acknowledged signal_acknowledged" "$(types school-1415)"
+
+bold "5. The KAA opens a case and reaches the young person by phone"
 CASE=$(cat /proc/sys/kernel/random/uuid)
-run kaa-1419 case open --re 1 --case-id "$CASE" --registration-reason DROPOUT_NATIONAL
-run kaa-1419 case contact --re 1 --case-id "$CASE" --attempt-no 1 --channel PHONE --outcome REACHED
-run kaa-1419 case occupation --re 1 --case-id "$CASE" --as-of "$TODAY" --occupation NONE
+run kaa-1419 case open --re 2 --case-id "$CASE" --registration-reason DROPOUT_NATIONAL
+run kaa-1419 case contact --re 2 --case-id "$CASE" --attempt-no 1 --channel PHONE --outcome REACHED
+run kaa-1419 case occupation --re 2 --case-id "$CASE" --as-of "$TODAY" --occupation NONE
 
-bold "5. The young person consents to a referral to Arbetsförmedlingen"
-run kaa-1419 consent record --re 1 --youth-age-at-grant 18 --maturity-assessed yes \
+bold "6. The young person consents to a referral to Arbetsförmedlingen"
+run kaa-1419 consent record --re 2 --youth-age-at-grant 18 --maturity-assessed yes \
     --scope.recipients ARBETSFORMEDLINGEN --scope.purposes REFERRAL,STATUS_FEEDBACK \
     --scope.data-categories IDENTITY,OCCUPATION --valid-from "$TODAY" \
     --valid-to "$(date -d '+6 months' +%F)" --recorded-by handlaggare-7 | tee "$NET/consent.out"
 CONSENT=$(awk '/consent_id/ {print $2}' "$NET/consent.out")
 say "(consent id $CONSENT)"
 
-bold "6. The KAA refers the young person to Arbetsförmedlingen"
-run kaa-1419 refer af --re 1 --consent "$CONSENT" --purpose AF_YOUTH_PROGRAMME \
+bold "7. The KAA refers the young person to Arbetsförmedlingen"
+run kaa-1419 refer af --re 2 --consent "$CONSENT" --purpose AF_YOUTH_PROGRAMME \
     --summary "Vill komma ut i praktik inom handel."
 sleep 0.3
 check "Arbetsförmedlingen received the referral" "referral_sent" "$(types af-1419)"
 
-bold "7. Arbetsförmedlingen answers: received, then accepted"
+bold "8. Arbetsförmedlingen answers: received, then accepted"
 run af-1419 referral status --re last --status RECEIVED
 run af-1419 referral status --re last --status ACCEPTED
 sleep 0.3
 check "the KAA received both answers, in order" \
-    "absence_reported referral_status_changed referral_status_changed" "$(types kaa-1419)"
+    "absence_reported enrolment_changed referral_status_changed referral_status_changed" "$(types kaa-1419)"
 
-bold "8. A referral to social services without consent is refused"
+bold "9. A referral to social services without consent is refused"
 say "The consent covers Arbetsförmedlingen only; social services secrecy (OSL 26:1) needs more."
-if run kaa-1419 refer social --re 1 --consent "$CONSENT"; then
+if run kaa-1419 refer social --re 2 --consent "$CONSENT"; then
     check "the referral to social services is refused" "refused" "accepted"
 fi
 check "nothing reached social services" "" "$(types social-1419)"
 
-bold "9. A measure starts and ends, and the case is closed"
+bold "10. An Arbetsförmedlingen programme runs; the case stays open"
+say "A programme at Arbetsförmedlingen is an occupation, not an education equivalent"
+say "to a national programme: the young person stays in the KAA's care, and the KAA"
+say "records the occupation and keeps in touch."
 MEASURE=$(cat /proc/sys/kernel/random/uuid)
-run kaa-1419 case measure-start --re 1 --case-id "$CASE" --measure-id "$MEASURE" --measure-type AF_PROGRAMME --start "$TODAY"
+run kaa-1419 case measure-start --re 2 --case-id "$CASE" --measure-id "$MEASURE" --measure-type AF_PROGRAMME --start "$TODAY"
+run kaa-1419 case occupation --re 2 --case-id "$CASE" --as-of "$TODAY" --occupation AF_PROGRAMME
 run af-1419 referral status --re last --status COMPLETED
-run kaa-1419 case measure-end --re 1 --case-id "$CASE" --measure-id "$MEASURE" --measure-type AF_PROGRAMME \
+run kaa-1419 case measure-end --re 2 --case-id "$CASE" --measure-id "$MEASURE" --measure-type AF_PROGRAMME \
     --end "$TODAY" --outcome COMPLETED
-run kaa-1419 case close --re 1 --case-id "$CASE" --reason STARTED_EQUIVALENT
 sleep 0.3
+check "the case is still open after the programme (the history has no closing)" \
+    "absence_reported enrolment_changed signal_acknowledged signal_acknowledged kaa_case_opened contact_attempted occupation_recorded consent_recorded referral_sent referral_status_changed referral_status_changed measure_started occupation_recorded referral_status_changed measure_ended" \
+    "$(history)"
 
-bold "10. The auditor replays the pupil's whole history and verifies the chain"
+bold "11. The young person starts a national programme; the school tells Tjörn"
+say "With the practice behind them, the young person applies again and starts on the"
+say "Economics programme at the same school. A pupil who starts at a school run by"
+say "another principal is reported to the home municipality (SL 15:15)."
+run school-1415 signal enrolment --pupil $PUPIL --hemkommun 1419 --event STARTED --effective-date "$TODAY" \
+    --school-unit 14150001 --school-form GY --programme-code EK
+sleep 0.3
+check "Tjörn's KAA received the start" \
+    "absence_reported enrolment_changed referral_status_changed referral_status_changed referral_status_changed enrolment_changed" \
+    "$(types kaa-1419)"
+run kaa-1419 ack --re last --result RECEIVED
+say "On a national programme the young person is no longer in the KAA's target group:"
+say "the KAA records the studies and closes the case for that reason."
+run kaa-1419 case occupation --re last --case-id "$CASE" --as-of "$TODAY" --occupation STUDIES_GY
+run kaa-1419 case close --re last --case-id "$CASE" --reason STARTED_NATIONAL_PROGRAMME
+sleep 0.3
+check "the school received three acknowledgements" "signal_acknowledged signal_acknowledged signal_acknowledged" \
+    "$(types school-1415)"
+
+bold "12. The auditor replays the pupil's whole history and verifies the chain"
 run audit history --pupil $PUPIL | tee "$NET/history.out"
 HIST=$(grep -o 'seq [0-9]* .*  [a-z_]* ' "$NET/history.out" | awk '{print $5}' | tr '\n' ' ' | sed 's/ $//')
 check "the history shows every step, in order" \
-    "absence_reported signal_acknowledged kaa_case_opened contact_attempted occupation_recorded consent_recorded referral_sent referral_status_changed referral_status_changed measure_started referral_status_changed measure_ended kaa_case_closed" \
+    "absence_reported enrolment_changed signal_acknowledged signal_acknowledged kaa_case_opened contact_attempted occupation_recorded consent_recorded referral_sent referral_status_changed referral_status_changed measure_started occupation_recorded referral_status_changed measure_ended enrolment_changed signal_acknowledged occupation_recorded kaa_case_closed" \
     "$HIST"
+"$SOFFA" --net "$NET" --agent audit --json history --pupil $PUPIL > "$NET/history.json"
+check "the occupations recorded: none, the AF programme, upper-secondary studies" "NONE AF_PROGRAMME STUDIES_GY" \
+    "$(grep -o '"occupation":"[A-Z_]*"' "$NET/history.json" | cut -d'"' -f4 | tr '\n' ' ' | sed 's/ $//')"
+check "the case closed because a national programme started" "STARTED_NATIONAL_PROGRAMME" \
+    "$(grep -o '"kaa_case_closed":{[^}]*}' "$NET/history.json" | grep -o '"reason":"[A-Z_0-9]*"' | cut -d'"' -f4)"
 run audit access-log --pupil $PUPIL | tee "$NET/access.out"
-grep -q "audit read 13 record(s)" "$NET/access.out" || check "the history read is in the access log" "logged" "missing"
+check "each of the auditor's three reads of the history is in the access log" "3" \
+    "$(grep -c 'access  *audit read [0-9]* record(s)' "$NET/access.out" || true)"
 say "The broker signs a checkpoint of the chain every 10 records, with a key kept outside"
 say "its data directory; the auditor's agent keeps every checkpoint it receives. verify"
 say "checks the chain against the broker's public key and the auditor's checkpoints,"
@@ -143,7 +195,7 @@ printf '  \033[2m$ soffa verify %s --key %s --against %s\033[0m\n' "$NET/broker/
 grep -q '^intact' "$NET/verify.out" || check "the chain verifies" "intact" "$(cat "$NET/verify.out")"
 run kaa-1419 status
 
-bold "11. The web inboxes"
+bold "13. The web inboxes"
 say "Every site that people work at has a web inbox in Swedish (soffa-web), started by"
 say "soffa up; log in as demo with the password in $NET/web-passwords:"
 awk '!/^#/ {printf "    %-12s %s\n", $1, $2}' "$NET/web-passwords"
@@ -154,6 +206,6 @@ if [ "$KEEP" = 1 ]; then
 fi
 say "(SOFFA_DEMO_KEEP=1 ./soffa.sh demo leaves them running to try.)"
 
-bold "12. The network goes down"
+bold "14. The network goes down"
 "$SOFFA" down "$NET" | sed 's/^/  /'
 say "Every check held."

@@ -1,5 +1,6 @@
 # Installation: programs, man pages, configuration, systemd units, the
-# system user, the municipality table and bash completion.
+# system user, the municipality table, the sensitive-term list and bash
+# completion.
 #
 # Paths follow GNUInstallDirs: with CMAKE_INSTALL_PREFIX=/usr (the Debian
 # package) configuration goes to /etc/soffa and units to systemd's own
@@ -66,6 +67,6 @@ install(FILES ${SOFFA_UNITS_DIR}/soffa-broker.service ${SOFFA_UNITS_DIR}/soffa-a
         DESTINATION ${SOFFA_SYSTEMD_UNITDIR})
 install(FILES config/soffa.sysusers DESTINATION ${SOFFA_SYSUSERSDIR} RENAME soffa.conf)
 install(FILES config/soffa.tmpfiles DESTINATION ${SOFFA_TMPFILESDIR} RENAME soffa.conf)
-install(FILES config/kommuner.csv DESTINATION ${CMAKE_INSTALL_DATADIR}/soffa)
+install(FILES config/kommuner.csv config/sensitive-terms.txt DESTINATION ${CMAKE_INSTALL_DATADIR}/soffa)
 install(FILES agents/soffa.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME soffa)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})

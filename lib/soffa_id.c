@@ -103,7 +103,13 @@ soffa_id_parse(const char *text, const soffa_date_t *today, char out[13], soffa_
         memcpy(d12, text, 12);
         break;
     case 13:
-        if (text[8] != '-' || !s_all_digits(text, 8) || !s_all_digits(text + 9, 4))
+        if ((text[8] != '-' && text[8] != '+') || !s_all_digits(text, 8) || !s_all_digits(text + 9, 4))
+            return SOFFA_ERR_ID_FORMAT;
+        /* With the century written the year is plain; a '+' still claims
+         * that the person has reached the year of the 100th birthday, and a
+         * number that claims both a year and an age that disagree is a
+         * typing mistake in one of them: refused rather than guessed. */
+        if (text[8] == '+' && ref.year - s_num(text, 4) < 100)
             return SOFFA_ERR_ID_FORMAT;
         memcpy(d12, text, 8);
         memcpy(d12 + 8, text + 9, 4);

@@ -6,8 +6,13 @@
  *    11 chars    YYMMDD-NNNC      same
  *    11 chars    YYMMDD+NNNC      born in or before the year of the 100th birthday
  *    12 digits   YYYYMMDDNNNC
- *    13 chars    YYYYMMDD-NNNC
- *  Leading and trailing blanks are ignored; anything else is refused.
+ *    13 chars    YYYYMMDD-NNNC    any age
+ *    13 chars    YYYYMMDD+NNNC    only from the year of the 100th birthday
+ *                                 (a '+' for someone younger contradicts the
+ *                                 written year and is refused as a format error)
+ *  Leading and trailing blanks are ignored; anything else is refused: other
+ *  separators (space, '_'), the letters of interim numbers (YYMMDD-T123)
+ *  and the birth number 000.
  *  The check digit is Luhn over YYMMDDNNN; the date must be a real calendar
  *  date (a samordningsnummer's day is the birth day + 60) and not in the
  *  future of the reference date.

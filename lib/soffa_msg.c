@@ -1378,7 +1378,7 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_CLOSED: {
         const Soffa__KaaCaseClosed *p = m->kaa_case_closed;
         S_CHECK(s_uuid(c, "kaa_case_closed.case_id", p->case_id, true));
-        S_CHECK(s_enum(c, "kaa_case_closed.reason", p->reason, 1, 8, true));
+        S_CHECK(s_enum(c, "kaa_case_closed.reason", p->reason, 1, 9, true));
         if (p->reason != SOFFA__CLOSE_REASON__CR_MOVED_OUT && p->new_hemkommun && *p->new_hemkommun)
             return s_bad(c, SOFFA_ERR_BAD_FIELD, "kaa_case_closed.new_hemkommun", "only allowed with reason MOVED_OUT");
         return s_kommun(c, "kaa_case_closed.new_hemkommun", p->new_hemkommun, false);
@@ -1556,4 +1556,33 @@ soffa_msg_referral_withdrawn(const soffa_msg_t *referral, const uint8_t consent_
     *buf = b;
     *len = n;
     return SOFFA_OK;
+}
+
+/* ---- Free text ---------------------------------------------------------------- */
+
+const char *
+soffa_msg_free_text(const soffa_msg_t *msg, const char **field)
+{
+    const char *text = NULL, *name = NULL;
+    const Soffa__Message *m = msg ? msg->pb : NULL;
+    switch (m ? m->payload_case : SOFFA__MESSAGE__PAYLOAD__NOT_SET) {
+    case SOFFA__MESSAGE__PAYLOAD_AT_RISK_NOTICE:
+        text = m->at_risk_notice->note;
+        name = "at_risk_notice.note";
+        break;
+    case SOFFA__MESSAGE__PAYLOAD_REFERRAL_SENT:
+        text = m->referral_sent->summary;
+        name = "referral_sent.summary";
+        break;
+    case SOFFA__MESSAGE__PAYLOAD_CONCERN_REPORT_FILED:
+        text = m->concern_report_filed->description;
+        name = "concern_report_filed.description";
+        break;
+    default: break;
+    }
+    if (!text || !*text)
+        text = NULL, name = NULL;
+    if (field)
+        *field = name;
+    return text;
 }

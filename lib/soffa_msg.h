@@ -219,6 +219,14 @@ soffa_msg_type_t soffa_msg_type_from_name(const char *name);
 const char *soffa_role_name(soffa_role_t role);
 soffa_role_t soffa_role_from_name(const char *name);
 
+/*  The free text a message carries, NULL when it carries none (or an empty
+ *  one): at_risk_notice.note, referral_sent.summary or
+ *  concern_report_filed.description (the only free-text fields of the
+ *  schema; every other string is a code or an identifier and is validated
+ *  as one). *field (may be NULL) gets the field's name, NULL with the text.
+ *  Both are borrowed from msg. */
+const char *soffa_msg_free_text(const soffa_msg_t *msg, const char **field);
+
 /* ---- Validation ---- */
 
 /*  Checks every field of msg against the schema's rules: required fields per

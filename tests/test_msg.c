@@ -511,3 +511,111 @@ Test(msg, fuzz_regressions_decode_validate_and_view_safely)
         }
     }
 }
+
+/* Issue 13, rule 5: the broker screens free text, so it must find all of it:
+ * exactly the note, the summary and the description, and nothing in the
+ * types that carry none. */
+Test(msg, issue_13_05_the_free_text_of_every_type)
+{
+    int with_text = 0;
+    for (int t = SOFFA_MT_FIRST; t <= SOFFA_MT_LAST; t++) {
+        soffa_msg_t *m = tk_msg((soffa_msg_type_t) t, PUPIL, TJORN);
+        const char *field = "unset";
+        const char *text = soffa_msg_free_text(m, &field);
+        const char *want = t == SOFFA_MT_AT_RISK_NOTICE        ? "at_risk_notice.note"
+                           : t == SOFFA_MT_REFERRAL_SENT       ? "referral_sent.summary"
+                           : t == SOFFA_MT_CONCERN_REPORT_FILED ? "concern_report_filed.description"
+                                                                : NULL;
+        if (want) {
+            cr_assert_not_null(text, "%s", soffa_msg_type_name((soffa_msg_type_t) t));
+            cr_assert_str_eq(field, want);
+            /* The same text the JSON form shows. */
+            char *json = soffa_msg_to_json(m);
+            cr_assert(strstr(json, text), "%s", json);
+            free(json);
+            with_text++;
+        } else {
+            cr_assert_null(text, "%s", soffa_msg_type_name((soffa_msg_type_t) t));
+            cr_assert_null(field);
+        }
+        soffa_msg_destroy(&m);
+    }
+    cr_assert_eq(with_text, 3);
+    /* An empty note is no text; no message, no text. */
+    json_t *j = base(SOFFA_MT_AT_RISK_NOTICE);
+    json_object_set_new(json_object_get(j, "at_risk_notice"), "note", json_string(""));
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    soffa_msg_t *m = NULL;
+    cr_assert_eq(soffa_msg_from_json(s, &m, NULL, 0), SOFFA_OK);
+    free(s);
+    const char *field = "unset";
+    cr_assert_null(soffa_msg_free_text(m, &field));
+    cr_assert_null(field);
+    soffa_msg_destroy(&m);
+    cr_assert_null(soffa_msg_free_text(NULL, NULL));
+}
+
+/* Issue 13, rule 13: the close reason of the 2018 rule (pupils on an
+ * introduction programme are outside the KAA target group), appended as 9
+ * without renumbering the others. */
+Test(msg, issue_13_13_close_reason_for_an_introduction_programme)
+{
+    char why[256];
+    json_t *j = base(SOFFA_MT_KAA_CASE_CLOSED);
+    json_t *p = json_object_get(j, "kaa_case_closed");
+    json_object_set_new(p, "reason", json_string("STARTED_INTRODUCTION_PROGRAMME"));
+    json_object_del(p, "new_hemkommun");
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    soffa_msg_t *m = NULL;
+    cr_assert_eq(soffa_msg_from_json(s, &m, why, sizeof why), SOFFA_OK, "%s", why);
+    free(s);
+    cr_assert_eq(soffa_msg_validate(m, 0, why, sizeof why), SOFFA_OK, "%s", why);
+    /* Through the codec and back to JSON under its name. */
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(soffa_msg_encode(m, &buf, &len), SOFFA_OK);
+    soffa_msg_t *back = NULL;
+    cr_assert_eq(soffa_msg_decode(buf, len, &back), SOFFA_OK);
+    free(buf);
+    char *json = soffa_msg_to_json(back);
+    cr_assert(strstr(json, "\"reason\":\"STARTED_INTRODUCTION_PROGRAMME\""), "%s", json);
+    free(json);
+    soffa_msg_destroy(&back);
+    soffa_msg_destroy(&m);
+    /* The prefixed name works too, and the older numbers stand. */
+    static const struct {
+        const char *name;
+        int number;
+    } reasons[] = {{"TURNED_20", 1}, {"STARTED_NATIONAL_PROGRAMME", 2}, {"STARTED_EQUIVALENT", 3},
+                   {"COMPLETED", 4}, {"EMIGRATED", 6}, {"DECEASED", 7}, {"OTHER", 8},
+                   {"CR_STARTED_INTRODUCTION_PROGRAMME", 9}};
+    for (size_t i = 0; i < sizeof reasons / sizeof *reasons; i++) {
+        j = base(SOFFA_MT_KAA_CASE_CLOSED);
+        p = json_object_get(j, "kaa_case_closed");
+        json_object_set_new(p, "reason", json_string(reasons[i].name));
+        json_object_del(p, "new_hemkommun");
+        cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s: %s", reasons[i].name, why);
+        j = base(SOFFA_MT_KAA_CASE_CLOSED);
+        p = json_object_get(j, "kaa_case_closed");
+        json_object_set_new(p, "reason", json_integer(reasons[i].number));
+        json_object_del(p, "new_hemkommun");
+        s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        m = NULL;
+        cr_assert_eq(soffa_msg_from_json(s, &m, why, sizeof why), SOFFA_OK, "%d: %s", reasons[i].number, why);
+        json = soffa_msg_to_json(m);
+        const char *bare = strncmp(reasons[i].name, "CR_", 3) ? reasons[i].name : reasons[i].name + 3;
+        cr_assert(strstr(json, bare), "number %d is not %s: %s", reasons[i].number, bare, json);
+        free(json);
+        soffa_msg_destroy(&m);
+        free(s);
+    }
+    /* Past the end is still refused. */
+    j = base(SOFFA_MT_KAA_CASE_CLOSED);
+    p = json_object_get(j, "kaa_case_closed");
+    json_object_set_new(p, "reason", json_string("STARTED_INTRODUCTION"));
+    json_object_del(p, "new_hemkommun");
+    cr_assert_neq(check(j, why, sizeof why), SOFFA_OK);
+}
