@@ -24,6 +24,7 @@
  *  (3:1) about made-up pupils who pass the identity checks, from many
  *  municipalities, about 250 bytes each encoded.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -425,6 +426,96 @@ s_proc_kb(pid_t pid, const char *field)
     return kb;
 }
 
+/* ---- CPU time ----------------------------------------------------------------- */
+
+/* The broker's CPU time by thread (seconds of user + system time), and the
+ * bench's own. On a machine shared with other work a rate moves with the
+ * load, while the CPU time spent per message barely does: it is what a
+ * change to the broker is judged by. */
+typedef struct {
+    double main;       /* the broker's loop (its first thread) */
+    double writer;     /* the commit thread (soffa-writer) */
+    double io;         /* ZeroMQ's I/O threads: CurveZMQ and TCP */
+    double other;      /* the rest of the broker's threads */
+    double client;     /* this process: the load generator and the agents' sessions */
+} s_cpu_t;
+
+static s_cpu_t s_cpu_mark;
+
+static s_cpu_t
+s_cpu_now(pid_t pid)
+{
+    s_cpu_t c = {0};
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        c.client = (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 + (double) ru.ru_stime.tv_sec
+                   + (double) ru.ru_stime.tv_usec / 1e6;
+    if (pid <= 0)
+        return c;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int) pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    double tick = (double) sysconf(_SC_CLK_TCK);
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[300], line[512];
+        snprintf(sp, sizeof sp, "/proc/%d/task/%s/stat", (int) pid, e->d_name);
+        FILE *f = fopen(sp, "r");
+        if (!f)
+            continue;
+        size_t n = fread(line, 1, sizeof line - 1, f);
+        fclose(f);
+        line[n] = '\0';
+        /* pid (comm) state ppid ... utime(14) stime(15) */
+        char *open = strchr(line, '('), *close = strrchr(line, ')');
+        unsigned long ut = 0, st = 0;
+        if (!open || !close || sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+            continue;
+        double sec = (double) (ut + st) / tick;
+        *close = '\0';
+        const char *comm = open + 1;
+        if (atoi(e->d_name) == (int) pid)
+            c.main += sec;
+        else if (!strcmp(comm, "soffa-writer"))
+            c.writer += sec;
+        else if (!strncmp(comm, "ZMQbg/IO", 8))
+            c.io += sec;
+        else
+            c.other += sec;
+    }
+    if (d)
+        closedir(d);
+    return c;
+}
+
+/* Starts counting the CPU time of a scenario's measured part. */
+static void
+s_cpu_start(const s_broker_t *b)
+{
+    s_cpu_mark = s_cpu_now(b->pid);
+}
+
+/* CPU microseconds per unit of work (a message, a delivery) since
+ * s_cpu_start, into j and, for people, onto stdout. */
+static void
+s_cpu_report(const s_opts_t *o, const s_broker_t *b, json_t *j, long units, const char *unit)
+{
+    s_cpu_t now = s_cpu_now(b->pid), a = s_cpu_mark;
+    double per = units > 0 ? 1e6 / (double) units : 0;
+    double broker = (now.main - a.main) + (now.writer - a.writer) + (now.io - a.io) + (now.other - a.other);
+    json_object_set_new(j, "broker_cpu_us", json_real(broker * per));
+    json_object_set_new(j, "broker_main_cpu_us", json_real((now.main - a.main) * per));
+    json_object_set_new(j, "broker_writer_cpu_us", json_real((now.writer - a.writer) * per));
+    json_object_set_new(j, "broker_io_cpu_us", json_real((now.io - a.io) * per));
+    json_object_set_new(j, "client_cpu_us", json_real((now.client - a.client) * per));
+    if (!o->json && b->pid > 0)
+        printf("  %-30s %9.2f us (loop %.2f, writer %.2f, CurveZMQ/TCP %.2f; this bench %.2f)\n",
+               unit, broker * per, (now.main - a.main) * per, (now.writer - a.writer) * per, (now.io - a.io) * per,
+               (now.client - a.client) * per);
+}
+
 static soffa_client_t *
 s_connect(const s_broker_t *b, void *ctx, const char *name)
 {
@@ -538,6 +629,7 @@ s_publish(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
         next[p] = p;   /* publisher p sends messages p, p+P, p+2P, ... */
     }
     long done = 0, errors = 0;
+    s_cpu_start(b);
     int64_t t0 = soffa_mono_us();
     while (done < n) {
         for (int p = 0; p < o->publishers; p++) {
@@ -591,6 +683,7 @@ s_publish(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
         s_print_pct("publish-to-ack p50", pc);
         printf("  %-30s %9ld\n", "refused", errors);
     }
+    s_cpu_report(o, b, j, n, "broker CPU per message");
     s_report(o, b, j);
     rc = errors ? 1 : 0;
 out:
@@ -755,6 +848,7 @@ s_latency(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
     started = true;
     /* soffa_mono_us is CLOCK_MONOTONIC: the schedule is absolute. */
     long sent = 0, late = 0, errors = 0;
+    s_cpu_start(b);
     int64_t period = 1000000 / o->rate, t0 = soffa_mono_us() + 1000;
     for (; sent < n; sent++) {
         int64_t due = t0 + sent * period, now = soffa_mono_us();
@@ -810,6 +904,7 @@ s_latency(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
         s_print_pct("publish-to-delivery p50", e2e);
         printf("  %-30s %9.3f ms\n  %-30s %9.3f ms\n", "publish-to-ack p50", pa.p50, "publish-to-ack p99", pa.p99);
     }
+    s_cpu_report(o, b, j, sent, "broker CPU per message");
     s_report(o, b, j);
     rc = l.got == n && sent == n && errors == 0 ? 0 : 1;
     if (rc)
@@ -854,6 +949,7 @@ s_consume(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
             goto out;
         k[j].stalled = true;
     }
+    s_cpu_start(b);
     int64_t t0 = soffa_mono_us();
     for (int j = 0; j < o->mailboxes; j++) {
         if (!s_consumer_up(&k[j], b, ctx, j, o->credit))
@@ -889,6 +985,7 @@ s_consume(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
             printf("  %-30s %9ld -> %ld kB (private %ld -> %ld kB)\n", "broker resident before/after", rss_before,
                    rss_after, anon_before, anon_after);
     }
+    s_cpu_report(o, b, j, got, "broker CPU per delivery");
     s_report(o, b, j);
     rc = 0;
 out:
@@ -912,6 +1009,7 @@ s_replay(const s_opts_t *o, const s_broker_t *b)
         goto out;
     soffa_frame_t rq = {.type = SOFFA_FRAME_REPLAY, .tag = 1, .credit = 1024};
     snprintf(rq.text, sizeof rq.text, "replay");
+    s_cpu_start(b);
     int64_t t0 = soffa_mono_us();
     if (soffa_client_send(c, &rq) != SOFFA_OK)
         goto out;
@@ -963,6 +1061,7 @@ s_replay(const s_opts_t *o, const s_broker_t *b)
         printf("  %-30s %9.0f msgs/s (%.0f MB/s of envelopes)\n", "replay throughput", rate,
                (double) bytes / ((double) elapsed / 1e6) / 1e6);
     }
+    s_cpu_report(o, b, j, got, "broker CPU per record");
     s_report(o, b, j);
     rc = (long) end_count == got && got >= o->prefill ? 0 : 1;
     if (rc)

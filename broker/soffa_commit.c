@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -95,6 +96,7 @@ static void *
 s_writer_main(void *arg)
 {
     soffa_broker_t *self = arg;
+    prctl(PR_SET_NAME, "soffa-writer");   /* its own name in top, perf and soffa-bench */
     pthread_mutex_lock(&self->wmu);
     for (;;) {
         while (self->writer_job == 0)
