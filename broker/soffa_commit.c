@@ -162,6 +162,8 @@ s_flight_done(soffa_broker_t *self)
         }
         self->committed(self, p, items[i].seq, items[i].duplicate);
     }
+    if (self->committed_end)
+        self->committed_end(self);
     self->in_done = false;
     if (rc == SOFFA_OK)
         soffa_debug("committed %zu record(s) and %zu cursor(s)", n, self->cur_flight.n);

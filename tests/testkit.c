@@ -382,15 +382,33 @@ tk_broker_free(tk_broker_t *b)
     free(b);
 }
 
-soffa_err_t
-tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeout_ms, soffa_client_t **out)
+/* A client of the given protocol version (1: one message per frame). */
+static soffa_err_t
+s_client_try(tk_broker_t *b, const char *name, bool tcp, int timeout_ms, uint32_t protocol, soffa_client_t **out)
 {
     char path[400], pub[41], sec[41];
     snprintf(path, sizeof path, "%s/%s.key", b->dir, name);
     cr_assert_eq(soffa_keys_load_secret(path, pub, sec), SOFFA_OK, "key of %s", name);
     soffa_client_opts_t o = {.endpoint = tcp ? b->tcp : b->ipc, .server_public = b->broker_pub,
-                             .public_key = pub, .secret_key = sec, .name = name, .timeout_ms = timeout_ms};
+                             .public_key = pub, .secret_key = sec, .name = name, .timeout_ms = timeout_ms,
+                             .protocol = protocol};
     return soffa_client_connect(out, &o, NULL);
+}
+
+soffa_err_t
+tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeout_ms, soffa_client_t **out)
+{
+    return s_client_try(b, name, tcp, timeout_ms, 1, out);
+}
+
+soffa_client_t *
+tk_client_v2(tk_broker_t *b, const char *name, bool tcp)
+{
+    soffa_client_t *c = NULL;
+    soffa_err_t rc = s_client_try(b, name, tcp, 3000, 2, &c);
+    cr_assert_eq(rc, SOFFA_OK, "%s could not connect: %s", name, soffa_strerror(rc));
+    cr_assert_eq(soffa_client_version(c), 2, "%s speaks protocol %u", name, soffa_client_version(c));
+    return c;
 }
 
 soffa_client_t *

@@ -77,8 +77,12 @@ void tk_broker_stop(tk_broker_t *b, int sig);
 void tk_broker_free(tk_broker_t *b);
 
 /*  A connected client for agent `name` (its key from the broker's dir);
- *  over ipc unless tcp. Asserts success. */
+ *  over ipc unless tcp. Asserts success. It speaks protocol 1 (one message
+ *  per frame), as clients before batch frames did. */
 soffa_client_t *tk_client(tk_broker_t *b, const char *name, bool tcp);
+
+/*  The same speaking protocol 2 (batch frames). */
+soffa_client_t *tk_client_v2(tk_broker_t *b, const char *name, bool tcp);
 
 /*  Same, returning the error instead of asserting. */
 soffa_err_t tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeout_ms, soffa_client_t **out);

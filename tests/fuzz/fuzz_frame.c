@@ -1,7 +1,9 @@
 /*  Fuzz target: everything the broker and agents decode from the wire or a
  *  store: frames, envelopes, access records, checkpoints. */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "soffa_wire.h"
 
@@ -9,10 +11,23 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     soffa_frame_t f;
-    if (soffa_frame_decode(data, size, &f) == SOFFA_OK && f.type == SOFFA_FRAME_DELIVER) {
+    bool ok = soffa_frame_decode(data, size, &f) == SOFFA_OK;
+    if (ok && f.type == SOFFA_FRAME_DELIVER) {
         soffa_envelope_t e;
         if (soffa_envelope_decode(f.data, f.data_len, &e) == SOFFA_OK)
             soffa_envelope_fini(&e);
+    } else if (ok && (f.type == SOFFA_FRAME_DELIVER_BATCH || f.type == SOFFA_FRAME_PUBLISH_BATCH)) {
+        /* Every item as an agent or the broker reads it. */
+        for (size_t i = 0; i < f.n_items; i++) {
+            soffa_envelope_t e;
+            if (soffa_envelope_decode(f.items[i].data, f.items[i].data_len, &e) == SOFFA_OK)
+                soffa_envelope_fini(&e);
+        }
+    } else if (ok && f.type == SOFFA_FRAME_PUBLISH_ACKS) {
+        size_t n = 0;
+        for (size_t i = 0; i < f.n_items; i++)
+            n += strlen(f.items[i].code ? f.items[i].text : f.items[i].mailbox);
+        (void) n;
     }
     soffa_frame_fini(&f);
     soffa_envelope_t e;
