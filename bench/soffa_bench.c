@@ -54,6 +54,8 @@ typedef struct {
     const char *scenario;
     int publishers;      /* -P */
     int window;          /* -W */
+    int batch;           /* -B: messages per PUBLISH(-BATCH) frame */
+    int protocol;        /* --protocol: 1 = one message per frame, 2 = batch frames */
     long messages;       /* -n, 0 = the scenario's default */
     int rate;            /* -r, latency */
     int seconds;         /* -t, latency */
@@ -516,6 +518,8 @@ s_cpu_report(const s_opts_t *o, const s_broker_t *b, json_t *j, long units, cons
                (now.client - a.client) * per);
 }
 
+static int s_protocol;   /* --protocol, for every connection the bench makes */
+
 static soffa_client_t *
 s_connect(const s_broker_t *b, void *ctx, const char *name)
 {
@@ -523,7 +527,8 @@ s_connect(const s_broker_t *b, void *ctx, const char *name)
     if (!s_key(b->dir, name, pub, sec))
         return NULL;
     soffa_client_opts_t co = {.endpoint = b->endpoint, .server_public = b->broker_pub, .public_key = pub,
-                              .secret_key = sec, .name = name, .timeout_ms = 30000, .zmq_ctx = ctx};
+                              .secret_key = sec, .name = name, .timeout_ms = 30000, .zmq_ctx = ctx,
+                              .protocol = (uint32_t) s_protocol};
     soffa_client_t *c = NULL;
     soffa_err_t rc = soffa_client_connect(&c, &co, NULL);
     if (rc != SOFFA_OK)
@@ -631,17 +636,31 @@ s_publish(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
     long done = 0, errors = 0;
     s_cpu_start(b);
     int64_t t0 = soffa_mono_us();
+    soffa_frame_item_t batch[SOFFA_BATCH_MAX];
     while (done < n) {
         for (int p = 0; p < o->publishers; p++) {
+            /* Up to B messages a frame while the window has room: a batch
+             * when the broker takes them, else one frame each. */
+            int most = (int) soffa_client_batch_max(c[p]);
+            most = most < 1 ? 1 : most < o->batch ? most : o->batch;
             while (inflight[p] < o->window && next[p] < n) {
-                long i = next[p];
-                soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH, .tag = (uint64_t) i + 1, .data = msgs[i],
-                                   .data_len = lens[i]};
-                sent_at[i] = soffa_mono_us();
-                if (soffa_client_send(c[p], &f) != SOFFA_OK)
-                    break;
-                inflight[p]++;
-                next[p] += o->publishers;
+                size_t k = 0;
+                int64_t now = soffa_mono_us();
+                for (; k < (size_t) most && inflight[p] + (long) k < o->window && next[p] < n; k++) {
+                    long i = next[p];
+                    batch[k] = (soffa_frame_item_t) {.tag = (uint64_t) i + 1, .data = msgs[i], .data_len = lens[i]};
+                    sent_at[i] = now;
+                    next[p] += o->publishers;
+                }
+                soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH, .tag = batch[0].tag, .data = batch[0].data,
+                                   .data_len = batch[0].data_len};
+                if (k > 1)
+                    f = (soffa_frame_t) {.type = SOFFA_FRAME_PUBLISH_BATCH, .items = batch, .n_items = k};
+                if (soffa_client_send(c[p], &f) != SOFFA_OK) {
+                    fprintf(stderr, "soffa-bench: could not send to the broker\n");
+                    goto out;
+                }
+                inflight[p] += (long) k;
             }
         }
         if (zmq_poll(items, o->publishers, 30000) <= 0) {
@@ -654,12 +673,21 @@ s_publish(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
             soffa_frame_t f;
             while (soffa_client_recv(c[p], &f, 0) == SOFFA_OK) {
                 int64_t now = soffa_mono_us();
-                if (f.type == SOFFA_FRAME_PUBLISH_ACK || f.type == SOFFA_FRAME_ERROR) {
-                    long i = (long) f.tag - 1;
+                /* Answers: one per frame, or many in a PUBLISH-ACKS. */
+                soffa_frame_item_t one = {.tag = f.tag, .code = f.type == SOFFA_FRAME_ERROR ? f.code : 0,
+                                          .text = f.text};
+                const soffa_frame_item_t *ans = &one;
+                size_t n_ans = f.type == SOFFA_FRAME_PUBLISH_ACK || f.type == SOFFA_FRAME_ERROR;
+                if (f.type == SOFFA_FRAME_PUBLISH_ACKS) {
+                    ans = f.items;
+                    n_ans = f.n_items;
+                }
+                for (size_t a = 0; a < n_ans; a++) {
+                    long i = (long) ans[a].tag - 1;
                     if (i >= 0 && i < n && done < n)
                         lat[done] = now - sent_at[i];
-                    if (f.type == SOFFA_FRAME_ERROR && errors++ == 0)
-                        fprintf(stderr, "soffa-bench: refused: %s\n", f.text);
+                    if (ans[a].code && errors++ == 0)
+                        fprintf(stderr, "soffa-bench: refused: %s\n", ans[a].text ? ans[a].text : "");
                     inflight[p]--;
                     done++;
                 }
@@ -670,13 +698,16 @@ s_publish(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
     int64_t elapsed = soffa_mono_us() - t0;
     double rate = (double) n / ((double) elapsed / 1e6);
     s_pct_t pc = s_percentiles(lat, n);
-    json_t *j = json_pack("{s:s, s:i, s:i, s:I, s:i, s:f, s:I}", "scenario", "publish", "publishers",
-                          o->publishers, "window", o->window, "messages", (json_int_t) n, "message_bytes",
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:I, s:i, s:f, s:I}", "scenario", "publish", "publishers",
+                          o->publishers, "window", o->window, "batch", o->batch, "protocol",
+                          (int) soffa_client_version(c[0]), "messages", (json_int_t) n, "message_bytes",
                           (int) (bytes / (size_t) n), "msgs_per_s", rate, "errors", (json_int_t) errors);
     s_json_pct(j, "", pc);
     if (!o->json) {
         printf("soffa-bench publish: %d publishers x %d in flight, %ld messages of ~%zu bytes, durable%s\n",
                o->publishers, o->window, n, bytes / (size_t) n, o->prefill || o->target ? "" : ", empty store");
+        printf("  %-30s %9d (protocol %u)\n", "messages per frame, at most", soffa_client_version(c[0]) >= 2 ? o->batch : 1,
+               soffa_client_version(c[0]));
         if (o->prefill)
             printf("  %-30s %9ld\n", "records stored before", o->prefill);
         printf("  %-30s %9.0f msgs/s\n", "throughput", rate);
@@ -731,20 +762,26 @@ s_consumer_up(s_consumer_t *k, const s_broker_t *b, void *ctx, int j, int credit
  * bytes, len, receive time) for each, then acknowledges the last one (one
  * cumulative ACK, as an agent does after storing a batch). Returns how many. */
 static long
-s_consumer_drain(s_consumer_t *k, void (*seen)(void *, const soffa_frame_t *, int64_t), void *ctx)
+s_consumer_drain(s_consumer_t *k, void (*seen)(void *, const soffa_frame_item_t *, int64_t), void *ctx)
 {
     long got = 0;
     soffa_frame_t f;
     while (soffa_client_recv(k->c, &f, 0) == SOFFA_OK) {
         int64_t now = soffa_mono_us();
-        if (f.type == SOFFA_FRAME_DELIVER) {
-            if (seen)
-                seen(ctx, &f, now);
-            if (f.seq > k->last_seq) {
-                k->last_seq = f.seq;
-                memcpy(k->last_hash, f.hash, SOFFA_HASH_LEN);
+        if (f.type == SOFFA_FRAME_DELIVER || f.type == SOFFA_FRAME_DELIVER_BATCH) {
+            soffa_frame_item_t one = {.seq = f.seq, .data = f.data, .data_len = f.data_len};
+            memcpy(one.hash, f.hash, SOFFA_HASH_LEN);
+            const soffa_frame_item_t *rec = f.type == SOFFA_FRAME_DELIVER ? &one : f.items;
+            size_t n_rec = f.type == SOFFA_FRAME_DELIVER ? 1 : f.n_items;
+            for (size_t r = 0; r < n_rec; r++) {
+                if (seen)
+                    seen(ctx, &rec[r], now);
+                if (rec[r].seq > k->last_seq) {
+                    k->last_seq = rec[r].seq;
+                    memcpy(k->last_hash, rec[r].hash, SOFFA_HASH_LEN);
+                }
+                got++;
             }
-            got++;
         } else if (f.type == SOFFA_FRAME_ERROR) {
             fprintf(stderr, "soffa-bench: %s: %s\n", k->mailbox, f.text);
         }
@@ -774,7 +811,7 @@ typedef struct {
 } s_lat_t;
 
 static void
-s_lat_seen(void *ctx, const soffa_frame_t *f, int64_t now)
+s_lat_seen(void *ctx, const soffa_frame_item_t *f, int64_t now)
 {
     s_lat_t *l = ctx;
     soffa_envelope_t e;
@@ -1041,6 +1078,13 @@ s_replay(const s_opts_t *o, const s_broker_t *b)
             last_seq = f.seq;
             memcpy(last_hash, f.hash, SOFFA_HASH_LEN);
             unacked++;
+        } else if (f.type == SOFFA_FRAME_DELIVER_BATCH) {
+            for (size_t x = 0; x < f.n_items; x++)
+                bytes += (long) f.items[x].data_len;
+            got += (long) f.n_items;
+            last_seq = f.items[f.n_items - 1].seq;
+            memcpy(last_hash, f.items[f.n_items - 1].hash, SOFFA_HASH_LEN);
+            unacked += (long) f.n_items;
         } else if (f.type == SOFFA_FRAME_REPLAY_END) {
             ended = true;
             end_count = f.count;
@@ -1202,6 +1246,7 @@ s_usage(FILE *out)
           "Scenarios (defaults in brackets):\n"
           "  publish      durable publishes per second and publish-to-ack latency\n"
           "               -P publishers [16]  -W in flight each [16]  -n messages [200000]\n"
+          "               -B messages per frame, at most [16] (batch frames; 1 = one each)\n"
           "               --prefill N: store N records first (10000000 for the history test)\n"
           "  latency      publish-to-delivery latency at a fixed rate, closed loop\n"
           "               -r msgs/s [1000]  -t seconds [10]  -C receiving agents [16]\n"
@@ -1212,6 +1257,7 @@ s_usage(FILE *out)
           "  connections  -K idle agents connecting with CURVE [2500]\n"
           "\n"
           "Common: --json  --port N [25570]  --map-size GiB [16]  --broker-bin PATH\n"
+          "        --protocol 1|2 [2]: 1 speaks one message per frame (no batch frames)\n"
           "        --target ENDPOINT --broker-key FILE.pub --keys DIR: drive a running broker\n"
           "        whose configuration has the sections `soffa-bench keys DIR` printed\n"
           "        (prefilling needs the broker's own directory: not with --target).\n"
@@ -1241,7 +1287,7 @@ s_int_arg(int argc, char **argv, int *i, const char *name, long *out)
 int
 main(int argc, char **argv)
 {
-    s_opts_t o = {.publishers = -1, .window = 16, .rate = 1000, .seconds = 10, .mailboxes = 16, .credit = 1024,
+    s_opts_t o = {.publishers = -1, .window = 16, .batch = 16, .protocol = SOFFA_PROTOCOL_VERSION, .rate = 1000, .seconds = 10, .mailboxes = 16, .credit = 1024,
                   .agents = 0, .port = 25570, .map_gib = 16, .prefill = -1};
     char bin[1024];
     ssize_t len = readlink("/proc/self/exe", bin, sizeof bin - 20);
@@ -1259,6 +1305,10 @@ main(int argc, char **argv)
             o.publishers = (int) v;
         else if (s_int_arg(argc, argv, &i, "-W", &v))
             o.window = (int) v;
+        else if (s_int_arg(argc, argv, &i, "-B", &v))
+            o.batch = (int) v;
+        else if (s_int_arg(argc, argv, &i, "--protocol", &v))
+            o.protocol = (int) v;
         else if (s_int_arg(argc, argv, &i, "-n", &v))
             o.messages = v;
         else if (s_int_arg(argc, argv, &i, "-r", &v))
@@ -1326,7 +1376,9 @@ main(int argc, char **argv)
     o.agents = (int) (agents >= 0 ? agents : cnx || keys ? 2500 : 0);
     if (o.prefill < 0)
         o.prefill = con ? (o.messages ? o.messages : 200000) : rep ? (o.messages ? o.messages : 1000000) : 0;
-    if (o.publishers < 1 || o.window < 1 || o.rate < 1 || o.rate > 1000000 || o.seconds < 1 || o.mailboxes < 1
+    s_protocol = o.protocol;
+    if (o.publishers < 1 || o.window < 1 || o.batch < 1 || o.batch > SOFFA_BATCH_MAX || o.protocol < 1
+        || o.protocol > SOFFA_PROTOCOL_VERSION || o.rate < 1 || o.rate > 1000000 || o.seconds < 1 || o.mailboxes < 1
         || o.mailboxes + o.stalled > (int) soffa_kommun_count() || o.credit < 1 || (cnx && o.agents < 1)
         || o.map_gib < 1) {
         fprintf(stderr, "soffa-bench: a count is out of range (-C and --stalled together at most %zu)\n",
