@@ -28,6 +28,7 @@
 #include <ini.h>
 
 #include "soffa_box.h"
+#include "soffa_cli.h"
 #include "soffa_cfg.h"
 #include "soffa_csv.h"
 #include "soffa_err.h"
@@ -44,17 +45,6 @@
 #include "soffa_version.h"
 #include "soffa_webdemo.h"
 
-/* ---- Options shared by every command ---------------------------------------------- */
-
-typedef struct {
-    const char *socket;       /* control socket of the agent */
-    const char *net;          /* --net DIR */
-    const char *agent;        /* --agent NAME */
-    bool json;
-    int argc;                 /* what remains for the command */
-    char **argv;
-} s_ctx_t;
-
 static volatile sig_atomic_t s_interrupted = 0;
 
 static void
@@ -62,131 +52,6 @@ s_on_int(int sig)
 {
     (void) sig;
     s_interrupted = 1;
-}
-
-static int
-s_die(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int
-s_die(const char *cmd, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "soffa %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
-
-/* What is wrong with a reserve number the user typed. */
-static const char *
-s_reserve_problem(soffa_err_t rc)
-{
-    return rc == SOFFA_ERR_ID_DATE
-               ? "a reserve number begins with the birth date YYYYMMDD: a real date from 1900 on, not in the future"
-               : "a reserve number is 12 characters: the birth date YYYYMMDD, then 4 of A-Z/0-9 with at least two "
-                 "letters (e.g. 20080314TF10)";
-}
-
-/* What is wrong with an identity the user typed: a reserve number's rules
- * when it holds a letter, else the personnummer's. */
-static const char *
-s_id_problem(const char *text, soffa_err_t rc)
-{
-    for (const char *p = text; *p; p++)
-        if (isalpha((unsigned char) *p))
-            return s_reserve_problem(rc);
-    return soffa_strerror(rc);
-}
-
-static bool
-s_want_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return true;
-    return false;
-}
-
-/* ---- Talking to the agent ---------------------------------------------------------------- */
-
-static const char *
-s_socket_path(s_ctx_t *c, char *buf, size_t len)
-{
-    if (c->socket)
-        return c->socket;
-    if (c->net && c->agent) {
-        snprintf(buf, len, "%s/%s/data/control.sock", c->net, c->agent);
-        return buf;
-    }
-    return getenv("SOFFA_SOCKET");
-}
-
-/* Sends one request; returns the answer (new reference) or NULL with a
- * message already printed. */
-static json_t *
-s_call(s_ctx_t *c, const char *cmd, json_t *req, int timeout_ms)
-{
-    char buf[1024];
-    const char *path = s_socket_path(c, buf, sizeof buf);
-    if (!path) {
-        json_decref(req);
-        s_die(cmd, 2, "which agent? give --socket PATH, or --net DIR --agent NAME, or set SOFFA_SOCKET");
-        return NULL;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 && (errno == EACCES || errno == EPERM)) {
-        json_decref(req);
-        s_die(cmd, 1, "permission denied on %s: only the agent's own user may use it (run soffa as that user)", path);
-        return NULL;
-    }
-    if (stat(path, &st) != 0) {
-        json_decref(req);
-        s_die(cmd, 1, "no agent listens at %s (is it running? 'soffa up' starts a local network)", path);
-        return NULL;
-    }
-    if (access(path, R_OK | W_OK) != 0) {
-        json_decref(req);
-        s_die(cmd, 1, "permission denied on %s: it belongs to %s user (run soffa as the agent's user)", path,
-              st.st_uid == getuid() ? "this" : "another");
-        return NULL;
-    }
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_REQ);
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    char ep[1100];
-    snprintf(ep, sizeof ep, "ipc://%s", path);
-    char *text = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    json_t *answer = NULL;
-    if (zmq_connect(s, ep) == 0 && text && zmq_send(s, text, strlen(text), 0) >= 0) {
-        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, timeout_ms) == 1) {
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, s, 0) >= 0)
-                answer = json_loadb(zmq_msg_data(&m), zmq_msg_size(&m), 0, NULL);
-            zmq_msg_close(&m);
-        }
-    }
-    free(text);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-    if (!answer)
-        s_die(cmd, 1, "the agent at %s did not answer (is it running?)", path);
-    return answer;
-}
-
-/* Prints an {"ok":false} answer as one line; returns 1. */
-static int
-s_refused(const char *cmd, json_t *a)
-{
-    const char *code = json_string_value(json_object_get(a, "code"));
-    const char *err = json_string_value(json_object_get(a, "error"));
-    fprintf(stderr, "soffa %s: refused: %s [%s]\n", cmd, err ? err : "unknown error", code ? code : "?");
-    return 1;
 }
 
 /* ---- Building messages from flags -------------------------------------------------------- */
@@ -282,7 +147,7 @@ s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, c
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
-            s_die(cmd, 2, "'%s' needs a value (flags go as --name VALUE; see --help)", a);
+            soffa_cli_die(cmd, 2, "'%s' needs a value (flags go as --name VALUE; see --help)", a);
             goto fail;
         }
         const char *v = argv[++i];
@@ -296,7 +161,7 @@ s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, c
             soffa_id_kind_t kind;
             soffa_err_t rc = soffa_id_parse_any(v, NULL, canon, &kind);
             if (rc != SOFFA_OK) {
-                s_die(cmd, 1, "--%s: %s", name, s_id_problem(v, rc));
+                soffa_cli_die(cmd, 1, "--%s: %s", name, soffa_cli_id_problem(v, rc));
                 goto fail;
             }
             json_object_set_new(subject, "id", json_string(canon));
@@ -307,14 +172,14 @@ s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, c
             char canon[13];
             soffa_err_t rc = soffa_reserve_parse(v, NULL, canon);
             if (rc != SOFFA_OK) {
-                s_die(cmd, 1, "--reserve-id: %s", s_reserve_problem(rc));
+                soffa_cli_die(cmd, 1, "--reserve-id: %s", soffa_cli_reserve_problem(rc));
                 goto fail;
             }
             json_object_set_new(subject, "id", json_string(canon));
             json_object_set_new(subject, "id_type", json_string("LOCAL_RESERVE"));
         } else if (!strcmp(name, "hemkommun")) {
             if (soffa_kommun_check(v) != SOFFA_OK) {
-                s_die(cmd, 1, "--hemkommun: '%s' is not one of the 290 municipality codes", v);
+                soffa_cli_die(cmd, 1, "--hemkommun: '%s' is not one of the 290 municipality codes", v);
                 goto fail;
             }
             json_object_set_new(subject, "hemkommun", json_string(v));
@@ -327,7 +192,7 @@ s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, c
         } else if (!strcmp(name, "occurred")) {
             soffa_date_t d;
             if (!soffa_date_parse(v, &d)) {
-                s_die(cmd, 1, "--occurred takes a date YYYY-MM-DD");
+                soffa_cli_die(cmd, 1, "--occurred takes a date YYYY-MM-DD");
                 goto fail;
             }
             json_object_set_new(m, "occurred_at_us", json_integer(soffa_date_to_days(d) * 86400000000LL + 43200000000LL));
@@ -338,12 +203,12 @@ s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, c
             char field[160];
             snprintf(field, sizeof field, "%s%s", name, strcmp(name, "legal_basis") ? "_id" : "");
             if (soffa_msg_json_set(m, "message", field, v, why, sizeof why) != SOFFA_OK) {
-                s_die(cmd, 1, "%s", why);
+                soffa_cli_die(cmd, 1, "%s", why);
                 goto fail;
             }
             have_basis |= !strcmp(name, "legal_basis");
         } else if (soffa_msg_json_set(pl, tname, name, v, why, sizeof why) != SOFFA_OK) {
-            s_die(cmd, 1, "%s", why);
+            soffa_cli_die(cmd, 1, "%s", why);
             goto fail;
         }
     }
@@ -378,10 +243,10 @@ fail:
 }
 
 static int
-s_send_and_report(s_ctx_t *c, const char *cmd, json_t *req, int wait_ms)
+s_send_and_report(soffa_cli_t *c, const char *cmd, json_t *req, int wait_ms)
 {
     json_t *sent = json_deep_copy(json_object_get(req, "message"));
-    json_t *a = s_call(c, cmd, req, wait_ms + 5000);
+    json_t *a = soffa_cli_call(c, cmd, req, wait_ms + 5000);
     if (!a) {
         json_decref(sent);
         return 1;
@@ -457,9 +322,9 @@ s_usage_send(const char *words)
 
 /* `soffa send TYPE ...` and the aliases. */
 static int
-s_cmd_message(s_ctx_t *c, soffa_msg_type_t type, const char *presets, const char *words, int skip)
+s_cmd_message(soffa_cli_t *c, soffa_msg_type_t type, const char *presets, const char *words, int skip)
 {
-    if (s_want_help(c->argc, c->argv))
+    if (soffa_cli_want_help(c->argc, c->argv))
         return s_usage_send(words);
     int wait_ms;
     json_t *req = s_build(words, type, presets, c->argc - skip, c->argv + skip, &wait_ms);
@@ -470,28 +335,10 @@ s_cmd_message(s_ctx_t *c, soffa_msg_type_t type, const char *presets, const char
 
 /* ---- Reading commands ---------------------------------------------------------------- */
 
-static void
-s_print_record(s_ctx_t *c, json_t *rec)
-{
-    if (c->json) {
-        char *s = json_dumps(rec, JSON_COMPACT);
-        puts(s);
-        free(s);
-        return;
-    }
-    char line[512];
-    soffa_record_line(rec, line, sizeof line);
-    const char *state = json_string_value(json_object_get(rec, "state"));
-    if (state && strcmp(state, "done") != 0)
-        printf("%s  [hook: %s]\n", line, state);
-    else
-        printf("%s\n", line);
-}
-
 static int
-s_cmd_inbox(s_ctx_t *c)
+s_cmd_inbox(soffa_cli_t *c)
 {
-    if (s_want_help(c->argc, c->argv)) {
+    if (soffa_cli_want_help(c->argc, c->argv)) {
         puts("usage: soffa inbox [--failed] [--after SEQ] [--limit N] [--json]\n\n"
              "Lists the messages delivered to this agent, oldest first (one JSON object a\n"
              "line with --json). --failed lists only those whose hook failed too often.");
@@ -507,15 +354,15 @@ s_cmd_inbox(s_ctx_t *c)
             json_object_set_new(req, "limit", json_integer(atoll(c->argv[++i])));
         else {
             json_decref(req);
-            return s_die("inbox", 2, "unknown argument '%s' (see soffa inbox --help)", c->argv[i]);
+            return soffa_cli_die("inbox", 2, "unknown argument '%s' (see soffa inbox --help)", c->argv[i]);
         }
     }
-    json_t *a = s_call(c, "inbox", req, 5000);
+    json_t *a = soffa_cli_call(c, "inbox", req, 5000);
     if (!a)
         return 1;
     size_t i;
     json_t *rec;
-    json_array_foreach(json_object_get(a, "messages"), i, rec) s_print_record(c, rec);
+    json_array_foreach(json_object_get(a, "messages"), i, rec) soffa_cli_print_record(c, rec);
     if (!c->json && json_array_size(json_object_get(a, "messages")) == 0)
         puts("(no messages)");
     /* What this agent sent that is still waiting past its deadline. */
@@ -538,18 +385,18 @@ s_cmd_inbox(s_ctx_t *c)
 }
 
 static int
-s_cmd_show(s_ctx_t *c)
+s_cmd_show(soffa_cli_t *c)
 {
-    if (s_want_help(c->argc, c->argv) || c->argc != 2) {
+    if (soffa_cli_want_help(c->argc, c->argv) || c->argc != 2) {
         puts("usage: soffa show ID|SEQ [--json]\n\nShows one delivered message in full, or the outcome of one sent message.");
         return c->argc == 2 ? 0 : 2;
     }
-    json_t *a = s_call(c, "show", json_pack("{s:s, s:s}", "cmd", "show", "id", c->argv[1]), 5000);
+    json_t *a = soffa_cli_call(c, "show", json_pack("{s:s, s:s}", "cmd", "show", "id", c->argv[1]), 5000);
     if (!a)
         return 1;
     int rc = 0;
     if (!json_is_true(json_object_get(a, "ok")))
-        rc = s_refused("show", a);
+        rc = soffa_cli_refused("show", a);
     else {
         json_t *what = json_object_get(a, "record") ? json_object_get(a, "record") : a;
         char *s = json_dumps(what, c->json ? JSON_COMPACT : JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -561,16 +408,16 @@ s_cmd_show(s_ctx_t *c)
 }
 
 static int
-s_cmd_retry(s_ctx_t *c)
+s_cmd_retry(soffa_cli_t *c)
 {
-    if (s_want_help(c->argc, c->argv) || c->argc != 2) {
+    if (soffa_cli_want_help(c->argc, c->argv) || c->argc != 2) {
         puts("usage: soffa retry SEQ\n\nRuns the hook again for a parked (failed) message.");
         return c->argc == 2 ? 0 : 2;
     }
-    json_t *a = s_call(c, "retry", json_pack("{s:s, s:I}", "cmd", "retry", "seq", (json_int_t) atoll(c->argv[1])), 5000);
+    json_t *a = soffa_cli_call(c, "retry", json_pack("{s:s, s:I}", "cmd", "retry", "seq", (json_int_t) atoll(c->argv[1])), 5000);
     if (!a)
         return 1;
-    int rc = json_is_true(json_object_get(a, "ok")) ? 0 : s_refused("retry", a);
+    int rc = json_is_true(json_object_get(a, "ok")) ? 0 : soffa_cli_refused("retry", a);
     if (!rc)
         printf("seq %s will be handed to the hook again\n", c->argv[1]);
     json_decref(a);
@@ -578,9 +425,9 @@ s_cmd_retry(s_ctx_t *c)
 }
 
 static int
-s_cmd_watch(s_ctx_t *c)
+s_cmd_watch(soffa_cli_t *c)
 {
-    if (s_want_help(c->argc, c->argv)) {
+    if (soffa_cli_want_help(c->argc, c->argv)) {
         puts("usage: soffa watch [--all] [--json]\n\n"
              "Prints each message as it arrives at this agent (NDJSON with --json) until\n"
              "interrupted. --all prints what is already there first.");
@@ -589,7 +436,7 @@ s_cmd_watch(s_ctx_t *c)
     bool all = c->argc > 1 && !strcmp(c->argv[1], "--all");
     uint64_t after = 0;
     if (!all) {
-        json_t *a = s_call(c, "watch", json_pack("{s:s, s:i}", "cmd", "inbox", "limit", 1000000), 5000);
+        json_t *a = soffa_cli_call(c, "watch", json_pack("{s:s, s:i}", "cmd", "inbox", "limit", 1000000), 5000);
         if (!a)
             return 1;
         size_t i;
@@ -601,13 +448,13 @@ s_cmd_watch(s_ctx_t *c)
     signal(SIGTERM, s_on_int);
     setvbuf(stdout, NULL, _IOLBF, 0);
     while (!s_interrupted) {
-        json_t *a = s_call(c, "watch", json_pack("{s:s, s:I}", "cmd", "inbox", "after", (json_int_t) after), 5000);
+        json_t *a = soffa_cli_call(c, "watch", json_pack("{s:s, s:I}", "cmd", "inbox", "after", (json_int_t) after), 5000);
         if (!a)
             return 1;
         size_t i;
         json_t *rec;
         json_array_foreach(json_object_get(a, "messages"), i, rec) {
-            s_print_record(c, rec);
+            soffa_cli_print_record(c, rec);
             after = (uint64_t) json_integer_value(json_object_get(rec, "seq"));
         }
         json_decref(a);
@@ -648,7 +495,7 @@ s_problem(json_t *problems, int *level, int lvl, const char *fmt, ...)
 }
 
 static int
-s_cmd_status(s_ctx_t *c)
+s_cmd_status(soffa_cli_t *c)
 {
     int sample_ms = 1000;
     for (int i = 1; i < c->argc; i++) {
@@ -674,13 +521,13 @@ s_cmd_status(s_ctx_t *c)
             char *end;
             long v = strtol(c->argv[++i], &end, 10);
             if (*end || v < 0 || v > 600000)
-                return s_die("status", 2, "--sample takes milliseconds, 0..600000");
+                return soffa_cli_die("status", 2, "--sample takes milliseconds, 0..600000");
             sample_ms = (int) v;
         } else {
-            return s_die("status", 2, "unknown argument '%s' (see soffa status --help)", c->argv[i]);
+            return soffa_cli_die("status", 2, "unknown argument '%s' (see soffa status --help)", c->argv[i]);
         }
     }
-    json_t *a = s_call(c, "status", json_pack("{s:s, s:b}", "cmd", "status", "broker", 1), 8000);
+    json_t *a = soffa_cli_call(c, "status", json_pack("{s:s, s:b}", "cmd", "status", "broker", 1), 8000);
     if (!a)
         return S_HEALTH_CRITICAL;   /* s_call said why on stderr */
     int level = S_HEALTH_OK;
@@ -713,7 +560,7 @@ s_cmd_status(s_ctx_t *c)
          * that keeps most of it (the broker refuses with STORE_FULL, say,
          * and takes the odd message when LMDB frees a page) needs a person. */
         usleep((useconds_t) sample_ms * 1000);
-        json_t *a2 = s_call(c, "status", json_pack("{s:s}", "cmd", "status"), 8000);
+        json_t *a2 = soffa_cli_call(c, "status", json_pack("{s:s}", "cmd", "status"), 8000);
         if (!a2) {
             s_problem(problems, &level, S_HEALTH_CRITICAL, "the agent stopped answering");
         } else {
@@ -790,7 +637,7 @@ s_cmd_status(s_ctx_t *c)
 /* ---- Audit: replay, history, access log, verify ---------------------------------------- */
 
 static int
-s_replay_common(s_ctx_t *c, const char *cmd, const char *request, bool access_only)
+s_replay_common(soffa_cli_t *c, const char *cmd, const char *request, bool access_only)
 {
     json_t *fl = json_object();
     const char *as_of = NULL;
@@ -799,7 +646,7 @@ s_replay_common(s_ctx_t *c, const char *cmd, const char *request, bool access_on
         soffa_date_t d;
         if (!v) {
             json_decref(fl);
-            return s_die(cmd, 2, "'%s' needs a value (see soffa %s --help)", a, cmd);
+            return soffa_cli_die(cmd, 2, "'%s' needs a value (see soffa %s --help)", a, cmd);
         }
         i++;
         if (!strcmp(a, "--mailbox")) {
@@ -809,14 +656,14 @@ s_replay_common(s_ctx_t *c, const char *cmd, const char *request, bool access_on
             soffa_err_t rc = soffa_id_parse_any(v, NULL, canon, NULL);
             if (rc != SOFFA_OK) {
                 json_decref(fl);
-                return s_die(cmd, 1, "--pupil: %s", s_id_problem(v, rc));
+                return soffa_cli_die(cmd, 1, "--pupil: %s", soffa_cli_id_problem(v, rc));
             }
             json_object_set_new(fl, "subject_id", json_string(canon));
         } else if (!strcmp(a, "--type")) {
             soffa_msg_type_t t = soffa_msg_type_from_name(v);
             if (t == SOFFA_MT_NONE) {
                 json_decref(fl);
-                return s_die(cmd, 1, "--type: '%s' is not a message type (e.g. absence_reported)", v);
+                return soffa_cli_die(cmd, 1, "--type: '%s' is not a message type (e.g. absence_reported)", v);
             }
             json_object_set_new(fl, "message_type", json_integer(t));
         } else if ((!strcmp(a, "--from") || !strcmp(a, "--to") || !strcmp(a, "--as-of")) && soffa_date_parse(v, &d)) {
@@ -837,20 +684,20 @@ s_replay_common(s_ctx_t *c, const char *cmd, const char *request, bool access_on
             json_object_set_new(fl, "limit", json_integer(atoll(v)));
         } else {
             json_decref(fl);
-            return s_die(cmd, 2, "unknown or malformed option '%s %s' (see soffa %s --help)", a, v, cmd);
+            return soffa_cli_die(cmd, 2, "unknown or malformed option '%s %s' (see soffa %s --help)", a, v, cmd);
         }
     }
     if (!strcmp(request, "history") && !json_object_get(fl, "subject_id")) {
         json_decref(fl);
-        return s_die(cmd, 2, "history needs --pupil ID");
+        return soffa_cli_die(cmd, 2, "history needs --pupil ID");
     }
     if (access_only && !json_object_get(fl, "subject_id"))
         json_object_set_new(fl, "mailbox", json_string("audit/access"));
-    json_t *a = s_call(c, cmd, json_pack("{s:s, s:s, s:o}", "cmd", "replay", "request", request, "filter", fl), 35000);
+    json_t *a = soffa_cli_call(c, cmd, json_pack("{s:s, s:s, s:o}", "cmd", "replay", "request", request, "filter", fl), 35000);
     if (!a)
         return 1;
     if (!json_is_true(json_object_get(a, "ok"))) {
-        int rc = s_refused(cmd, a);
+        int rc = soffa_cli_refused(cmd, a);
         json_decref(a);
         return rc;
     }
@@ -887,7 +734,7 @@ s_replay_common(s_ctx_t *c, const char *cmd, const char *request, bool access_on
         }
         if (!strcmp(request, "history") && (!kind || strcmp(kind, "message")))
             continue;
-        s_print_record(c, rec);
+        soffa_cli_print_record(c, rec);
         shown++;
     }
     json_decref(ended);
@@ -899,9 +746,9 @@ s_replay_common(s_ctx_t *c, const char *cmd, const char *request, bool access_on
 }
 
 static int
-s_cmd_replay(s_ctx_t *c)
+s_cmd_replay(soffa_cli_t *c)
 {
-    if (s_want_help(c->argc, c->argv)) {
+    if (soffa_cli_want_help(c->argc, c->argv)) {
         puts("usage: soffa replay [--mailbox M] [--pupil ID] [--type TYPE] [--from DATE] [--to DATE]\n"
              "                    [--from-seq N] [--to-seq N] [--limit N] [--json]\n\n"
              "Auditors only: replays the stored history within the auditor's scope. Dates are\n"
@@ -912,9 +759,9 @@ s_cmd_replay(s_ctx_t *c)
 }
 
 static int
-s_cmd_history(s_ctx_t *c)
+s_cmd_history(soffa_cli_t *c)
 {
-    if (s_want_help(c->argc, c->argv)) {
+    if (soffa_cli_want_help(c->argc, c->argv)) {
         puts("usage: soffa history --pupil ID [--as-of DATE] [--json]\n\n"
              "ID is a personnummer, samordningsnummer or reserve number (20080314TF10).\n"
              "Auditors only: one young person's timeline across every agency in the scope:\n"
@@ -926,9 +773,9 @@ s_cmd_history(s_ctx_t *c)
 }
 
 static int
-s_cmd_access_log(s_ctx_t *c)
+s_cmd_access_log(soffa_cli_t *c)
 {
-    if (s_want_help(c->argc, c->argv)) {
+    if (soffa_cli_want_help(c->argc, c->argv)) {
         puts("usage: soffa access-log [--pupil ID] [--from DATE] [--to DATE] [--json]\n\n"
              "Auditors only: who read the history, when, with which filter and how many\n"
              "records came back. --pupil gives the reads of that young person's records.");
@@ -1013,7 +860,7 @@ s_against_one(void *ctx, const soffa_box_in_t *in)
 }
 
 static int
-s_cmd_verify(s_ctx_t *c)
+s_cmd_verify(soffa_cli_t *c)
 {
     const char *dir = NULL, *key = NULL, *against = NULL;
     long long max_unsigned = 2048;
@@ -1028,11 +875,11 @@ s_cmd_verify(s_ctx_t *c)
             char *end;
             max_unsigned = strtoll(c->argv[++i], &end, 10);
             if (*end || max_unsigned < 0)
-                return s_die("verify", 2, "--max-unsigned takes a number of records");
+                return soffa_cli_die("verify", 2, "--max-unsigned takes a number of records");
         } else if (!dir && c->argv[i][0] != '-')
             dir = c->argv[i];
         else
-            return s_die("verify", 2, "unknown argument '%s' (see soffa verify --help)", c->argv[i]);
+            return soffa_cli_die("verify", 2, "unknown argument '%s' (see soffa verify --help)", c->argv[i]);
     }
     if (!dir || !key) {
         puts("usage: soffa verify DATA_DIR --key HEX|FILE [--against AUDIT_DATA_DIR] [--max-unsigned N] [--json]\n\n"
@@ -1048,16 +895,16 @@ s_cmd_verify(s_ctx_t *c)
              "the store, byte for byte, so a history rewritten or cut short is caught even\n"
              "by someone who holds the signing key. Reports the first record that was\n"
              "altered, removed or reordered. Exit status 0 intact, 1 broken or not vouched for.");
-        return s_want_help(c->argc, c->argv) ? 0 : 2;
+        return soffa_cli_want_help(c->argc, c->argv) ? 0 : 2;
     }
     uint8_t pk[32];
     if (!s_read_hex_key(key, pk))
-        return s_die("verify", 2, "--key takes 64 hex digits or a file holding them");
+        return soffa_cli_die("verify", 2, "--key takes 64 hex digits or a file holding them");
     soffa_store_t *st = NULL;
     soffa_store_opts_t o = {.path = dir, .read_only = true};
     soffa_err_t rc = soffa_store_open(&st, &o);
     if (rc != SOFFA_OK)
-        return s_die("verify", 1, "cannot open the store at %s: %s", dir, soffa_strerror(rc));
+        return soffa_cli_die("verify", 1, "cannot open the store at %s: %s", dir, soffa_strerror(rc));
     soffa_store_verify_t rep;
     rc = soffa_store_verify(st, pk, &rep);
     if (rc == SOFFA_OK && rep.records && rep.checkpoints == 0) {
@@ -1079,7 +926,7 @@ s_cmd_verify(s_ctx_t *c)
         soffa_err_t brc = soffa_box_open(&box, against, 0);
         if (brc != SOFFA_OK) {
             soffa_store_close(&st);
-            return s_die("verify", 1, "cannot open the auditor's store at %s: %s", against, soffa_strerror(brc));
+            return soffa_cli_die("verify", 1, "cannot open the auditor's store at %s: %s", against, soffa_strerror(brc));
         }
         soffa_box_inbox_scan(box, 0, s_against_one, &ag);
         soffa_box_close(&box);
@@ -1139,7 +986,7 @@ s_broker_ini_key(void *ctx, const char *section, const char *name, const char *v
 }
 
 static int
-s_cmd_backup(s_ctx_t *c)
+s_cmd_backup(soffa_cli_t *c)
 {
     const char *config = NULL, *dest = NULL, *key = NULL;
     for (int i = 1; i < c->argc; i++) {
@@ -1164,28 +1011,28 @@ s_cmd_backup(s_ctx_t *c)
         } else if (c->argv[i][0] != '-' && !dest) {
             dest = c->argv[i];
         } else {
-            return s_die("backup", 2, "unknown or extra argument '%s' (see soffa backup --help)", c->argv[i]);
+            return soffa_cli_die("backup", 2, "unknown or extra argument '%s' (see soffa backup --help)", c->argv[i]);
         }
     }
     if (!dest || !config)
-        return s_die("backup", 2, "give DEST and --config BROKER.INI (see soffa backup --help)");
+        return soffa_cli_die("backup", 2, "give DEST and --config BROKER.INI (see soffa backup --help)");
     s_broker_ini_t ini = {"", ""};
     int prc = ini_parse(config, s_broker_ini_key, &ini);
     if (prc < 0)
-        return s_die("backup", 1, "cannot read %s: %s", config, strerror(errno));
+        return soffa_cli_die("backup", 1, "cannot read %s: %s", config, strerror(errno));
     if (prc > 0)
-        return s_die("backup", 1, "%s:%d: not an INI line (soffa-broker --config %s --check says more)", config, prc, config);
+        return soffa_cli_die("backup", 1, "%s:%d: not an INI line (soffa-broker --config %s --check says more)", config, prc, config);
     char data[1024];
     if (!ini.data_dir[0])
-        return s_die("backup", 1, "%s has no [broker] data_dir", config);
+        return soffa_cli_die("backup", 1, "%s has no [broker] data_dir", config);
     if (!soffa_cfg_path(config, ini.data_dir, data, sizeof data))
-        return s_die("backup", 1, "the data_dir of %s is too long a path", config);
+        return soffa_cli_die("backup", 1, "the data_dir of %s is too long a path", config);
     uint8_t pk[32];
     const uint8_t *trusted = NULL;
     char against[1100] = "one and the same key throughout (no --key and no checkpoint.pub)";
     if (key) {
         if (!s_read_hex_key(key, pk))
-            return s_die("backup", 2, "--key takes 64 hex digits or a file holding them");
+            return soffa_cli_die("backup", 2, "--key takes 64 hex digits or a file holding them");
         trusted = pk;
         snprintf(against, sizeof against, "the key %s", key);
     } else {
@@ -1207,27 +1054,27 @@ s_cmd_backup(s_ctx_t *c)
     struct stat dst, lst;
     snprintf(path, sizeof path, "%s/data.mdb", data);
     if (stat(data, &dst) != 0 || stat(path, &lst) != 0)
-        return s_die("backup", 1, "no broker store at %s (the data_dir of %s): %s", data, config, strerror(errno));
+        return soffa_cli_die("backup", 1, "no broker store at %s (the data_dir of %s): %s", data, config, strerror(errno));
     snprintf(path, sizeof path, "%s/lock.mdb", data);
     if (stat(path, &lst) != 0 && geteuid() != dst.st_uid)
-        return s_die("backup", 1, "%s has no lock.mdb and belongs to another user: run the backup as that user "
+        return soffa_cli_die("backup", 1, "%s has no lock.mdb and belongs to another user: run the backup as that user "
                                   "(sudo -u soffa), so that the lock file LMDB makes is theirs", data);
     soffa_store_t *st = NULL;
     soffa_store_opts_t o = {.path = data, .read_only = true};
     soffa_err_t rc = soffa_store_open(&st, &o);
     if (rc != SOFFA_OK)
-        return s_die("backup", 1, "cannot open the store at %s: %s", data, soffa_strerror(rc));
+        return soffa_cli_die("backup", 1, "cannot open the store at %s: %s", data, soffa_strerror(rc));
     soffa_store_backup_t rep;
     rc = soffa_store_backup(st, dest, trusted, &rep);
     soffa_store_close(&st);
     if (rc == SOFFA_ERR_CHAIN_BROKEN)
-        return s_die("backup", 1, "the copy does not verify, at seq %llu: %s; nothing was kept at %s. Check the store "
+        return soffa_cli_die("backup", 1, "the copy does not verify, at seq %llu: %s; nothing was kept at %s. Check the store "
                                   "itself: soffa verify %s",
                      (unsigned long long) rep.verify.bad_seq, rep.verify.reason, dest, data);
     if (rc == SOFFA_ERR_EXISTS)
-        return s_die("backup", 1, "%s already exists; give a new directory", dest);
+        return soffa_cli_die("backup", 1, "%s already exists; give a new directory", dest);
     if (rc != SOFFA_OK)
-        return s_die("backup", 1, "cannot write the backup to %s: %s", dest, soffa_strerror(rc));
+        return soffa_cli_die("backup", 1, "cannot write the backup to %s: %s", dest, soffa_strerror(rc));
     if (c->json) {
         json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "dest", dest, "store", data, "head_seq",
                               (json_int_t) rep.head_seq, "bytes", (json_int_t) rep.bytes, "checkpoints",
@@ -1251,7 +1098,7 @@ s_cmd_backup(s_ctx_t *c)
 }
 
 static int
-s_cmd_stats(s_ctx_t *c)
+s_cmd_stats(soffa_cli_t *c)
 {
     const char *kommun = NULL, *html = NULL;
     bool csv = false;
@@ -1271,48 +1118,48 @@ s_cmd_stats(s_ctx_t *c)
         } else if (!strcmp(a, "--csv")) {
             csv = true;
         } else if (i + 1 >= c->argc) {
-            return s_die("stats", 2, "'%s' needs a value (see soffa stats --help)", a);
+            return soffa_cli_die("stats", 2, "'%s' needs a value (see soffa stats --help)", a);
         } else if (!strcmp(a, "--municipality")) {
             kommun = c->argv[++i];
             if (soffa_kommun_check(kommun) != SOFFA_OK)
-                return s_die("stats", 1, "--municipality: '%s' is not one of the 290 municipality codes", kommun);
+                return soffa_cli_die("stats", 1, "--municipality: '%s' is not one of the 290 municipality codes", kommun);
         } else if (!strcmp(a, "--from")) {
             if (!soffa_date_parse(c->argv[++i], &from))
-                return s_die("stats", 2, "--from takes a date YYYY-MM-DD");
+                return soffa_cli_die("stats", 2, "--from takes a date YYYY-MM-DD");
         } else if (!strcmp(a, "--to")) {
             if (!soffa_date_parse(c->argv[++i], &to))
-                return s_die("stats", 2, "--to takes a date YYYY-MM-DD");
+                return soffa_cli_die("stats", 2, "--to takes a date YYYY-MM-DD");
         } else if (!strcmp(a, "--html")) {
             html = c->argv[++i];
         } else {
-            return s_die("stats", 2, "unknown argument '%s' (see soffa stats --help)", a);
+            return soffa_cli_die("stats", 2, "unknown argument '%s' (see soffa stats --help)", a);
         }
     }
     if (!kommun || !from.year || !to.year)
-        return s_die("stats", 2, "give --municipality, --from and --to (see soffa stats --help)");
+        return soffa_cli_die("stats", 2, "give --municipality, --from and --to (see soffa stats --help)");
     if (soffa_date_cmp(from, to) > 0)
-        return s_die("stats", 2, "--from is after --to");
-    json_t *a = s_call(c, "stats", json_pack("{s:s, s:s, s:{}}", "cmd", "replay", "request", "stats", "filter"), 60000);
+        return soffa_cli_die("stats", 2, "--from is after --to");
+    json_t *a = soffa_cli_call(c, "stats", json_pack("{s:s, s:s, s:{}}", "cmd", "replay", "request", "stats", "filter"), 60000);
     if (!a)
         return 1;
     if (!json_is_true(json_object_get(a, "ok"))) {
-        int rc = s_refused("stats", a);
+        int rc = soffa_cli_refused("stats", a);
         json_decref(a);
         return rc;
     }
     json_t *st = soffa_stats_compute(json_object_get(a, "records"), kommun, from, to);
     json_decref(a);
     if (!st)
-        return s_die("stats", 1, "out of memory");
+        return soffa_cli_die("stats", 1, "out of memory");
     int rc = 0;
     if (html) {
         FILE *f = fopen(html, "w");
         if (!f) {
-            rc = s_die("stats", 1, "cannot write %s: %s", html, strerror(errno));
+            rc = soffa_cli_die("stats", 1, "cannot write %s: %s", html, strerror(errno));
         } else {
             soffa_stats_html(st, f);
             if (fclose(f) != 0)
-                rc = s_die("stats", 1, "cannot write %s", html);
+                rc = soffa_cli_die("stats", 1, "cannot write %s", html);
             else if (!c->json && !csv)
                 printf("wrote %s\n", html);
         }
@@ -1335,29 +1182,29 @@ s_cmd_stats(s_ctx_t *c)
 static json_t *
 s_call_cb(void *ctx, const char *cmd, json_t *req, int timeout_ms)
 {
-    return s_call(ctx, cmd, req, timeout_ms);
+    return soffa_cli_call(ctx, cmd, req, timeout_ms);
 }
 
 static int
-s_cmd_import(s_ctx_t *c)
+s_cmd_import(soffa_cli_t *c)
 {
     return soffa_import_cmd(c->argc, c->argv, c->json, s_call_cb, c);
 }
 
 static int
-s_cmd_sync(s_ctx_t *c)
+s_cmd_sync(soffa_cli_t *c)
 {
     return soffa_import_sync_cmd(c->argc, c->argv, c->json, s_call_cb, c);
 }
 
 static int
-s_cmd_pending(s_ctx_t *c)
+s_cmd_pending(soffa_cli_t *c)
 {
     return soffa_import_pending_cmd(c->argc, c->argv, c->json, s_call_cb, c);
 }
 
 static int
-s_cmd_review(s_ctx_t *c)
+s_cmd_review(soffa_cli_t *c)
 {
     return soffa_import_review_cmd(c->argc, c->argv, c->json, s_call_cb, c);
 }
@@ -1365,7 +1212,7 @@ s_cmd_review(s_ctx_t *c)
 /* ---- Keys and identity numbers ------------------------------------------------------------ */
 
 static int
-s_cmd_check_id(s_ctx_t *c)
+s_cmd_check_id(soffa_cli_t *c)
 {
     const char *id = NULL;
     soffa_date_t today = soffa_date_today();
@@ -1383,17 +1230,17 @@ s_cmd_check_id(s_ctx_t *c)
             return 0;
         } else if (!strcmp(c->argv[i], "--today") && i + 1 < c->argc) {
             if (!soffa_date_parse(c->argv[++i], &today))
-                return s_die("check-id", 2, "--today takes a date as YYYY-MM-DD");
+                return soffa_cli_die("check-id", 2, "--today takes a date as YYYY-MM-DD");
         } else if (c->argv[i][0] == '-' && c->argv[i][1] && !id) {
-            return s_die("check-id", 2, "unknown option '%s' (see soffa check-id --help)", c->argv[i]);
+            return soffa_cli_die("check-id", 2, "unknown option '%s' (see soffa check-id --help)", c->argv[i]);
         } else if (!id) {
             id = c->argv[i];
         } else {
-            return s_die("check-id", 2, "give one number at a time (see soffa check-id --help)");
+            return soffa_cli_die("check-id", 2, "give one number at a time (see soffa check-id --help)");
         }
     }
     if (!id)
-        return s_die("check-id", 2, "no number given (see soffa check-id --help)");
+        return soffa_cli_die("check-id", 2, "no number given (see soffa check-id --help)");
     char canon[13];
     soffa_id_kind_t kind;
     soffa_err_t rc = soffa_id_parse_any(id, &today, canon, &kind);
@@ -1402,8 +1249,8 @@ s_cmd_check_id(s_ctx_t *c)
         bool letter = false;
         for (const char *p = id; *p; p++)
             letter |= isalpha((unsigned char) *p) != 0;
-        return s_die("check-id", 1, "%s",
-                     letter ? s_reserve_problem(rc)
+        return soffa_cli_die("check-id", 1, "%s",
+                     letter ? soffa_cli_reserve_problem(rc)
                      : rc == SOFFA_ERR_ID_CHECKSUM ? "bad check digit: the last digit does not match the others"
                      : rc == SOFFA_ERR_ID_DATE   ? "impossible date: no such birth date (or it lies in the future)"
                                                  : "bad format: expected YYMMDD-NNNC, YYMMDD+NNNC, YYYYMMDDNNNC or YYYYMMDD-NNNC");
@@ -1424,9 +1271,9 @@ s_cmd_check_id(s_ctx_t *c)
 }
 
 static int
-s_cmd_keygen(s_ctx_t *c)
+s_cmd_keygen(soffa_cli_t *c)
 {
-    if (s_want_help(c->argc, c->argv)) {
+    if (soffa_cli_want_help(c->argc, c->argv)) {
         puts("usage: soffa keygen NAME\n\n"
              "Writes a new CurveZMQ key pair: NAME.key (public and secret key, mode 0600;\n"
              "keep it on the host that uses it) and NAME.pub (the public key alone, to put\n"
@@ -1434,16 +1281,16 @@ s_cmd_keygen(s_ctx_t *c)
         return 0;
     }
     if (c->argc != 2 || c->argv[1][0] == '-')
-        return s_die("keygen", 2, "give one NAME (see soffa keygen --help)");
+        return soffa_cli_die("keygen", 2, "give one NAME (see soffa keygen --help)");
     soffa_err_t rc = soffa_keys_generate(c->argv[1]);
     if (rc == SOFFA_ERR_EXISTS)
-        return s_die("keygen", 1, "%s.key or %s.pub already exists; pick another name or remove them", c->argv[1], c->argv[1]);
+        return soffa_cli_die("keygen", 1, "%s.key or %s.pub already exists; pick another name or remove them", c->argv[1], c->argv[1]);
     if (rc != SOFFA_OK)
-        return s_die("keygen", 1, "cannot write %s.key: %s", c->argv[1], soffa_strerror(rc));
+        return soffa_cli_die("keygen", 1, "cannot write %s.key: %s", c->argv[1], soffa_strerror(rc));
     char pub[SOFFA_Z85_KEY], path[4096];
     snprintf(path, sizeof path, "%s.pub", c->argv[1]);
     if (soffa_keys_load_public(path, pub) != SOFFA_OK)
-        return s_die("keygen", 1, "%s was written but cannot be read back", path);
+        return soffa_cli_die("keygen", 1, "%s was written but cannot be read back", path);
     printf("%s\n", pub);
     return 0;
 }
@@ -1517,9 +1364,9 @@ s_free_port(void)
 }
 
 static int
-s_cmd_up(s_ctx_t *c)
+s_cmd_up(soffa_cli_t *c)
 {
-    if (s_want_help(c->argc, c->argv) || c->argc != 2) {
+    if (soffa_cli_want_help(c->argc, c->argv) || c->argc != 2) {
         puts("usage: soffa up DIR\n\n"
              "Creates in DIR (new or empty) keys, configurations and data for a broker and\n"
              "one agent of each role, starts them in the background and returns when every\n"
@@ -1536,26 +1383,26 @@ s_cmd_up(s_ctx_t *c)
     snprintf(broker_bin, sizeof broker_bin, "%s/soffa-broker", bin);
     snprintf(agent_bin, sizeof agent_bin, "%s/soffa-agent", bin);
     if (access(broker_bin, X_OK) != 0 || access(agent_bin, X_OK) != 0)
-        return s_die("up", 1, "soffa-broker and soffa-agent must sit next to soffa (%s)", bin);
+        return soffa_cli_die("up", 1, "soffa-broker and soffa-agent must sit next to soffa (%s)", bin);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return s_die("up", 1, "cannot create %s: %s", dir, strerror(errno));
+        return soffa_cli_die("up", 1, "cannot create %s: %s", dir, strerror(errno));
     snprintf(path, sizeof path, "%s/broker", dir);
     if (mkdir(path, 0700) != 0)
-        return s_die("up", 1, "%s already holds a network (soffa down %s, or pick a new directory)", dir, dir);
+        return soffa_cli_die("up", 1, "%s already holds a network (soffa down %s, or pick a new directory)", dir, dir);
     char abs[PATH_MAX];
     if (!realpath(dir, abs))
-        return s_die("up", 1, "cannot resolve %s", dir);
+        return soffa_cli_die("up", 1, "cannot resolve %s", dir);
     /* Unix socket paths are limited to 107 bytes. */
     if (strlen(abs) > 60)
-        return s_die("up", 1, "%s is too long a path for the agents' sockets; use a shorter one (at most 60 characters)", abs);
+        return soffa_cli_die("up", 1, "%s is too long a path for the agents' sockets; use a shorter one (at most 60 characters)", abs);
     snprintf(path, sizeof path, "%s/broker/broker", abs);
     if (soffa_keys_generate(path) != SOFFA_OK)
-        return s_die("up", 1, "cannot write the broker's keys in %s", dir);
+        return soffa_cli_die("up", 1, "cannot write the broker's keys in %s", dir);
     int port = s_free_port();
     snprintf(path, sizeof path, "%s/broker/broker.ini", abs);
     FILE *f = fopen(path, "w");
     if (!f)
-        return s_die("up", 1, "cannot write %s", path);
+        return soffa_cli_die("up", 1, "cannot write %s", path);
     fprintf(f, "; made by soffa up\n[broker]\nendpoint = tcp://127.0.0.1:%d\nipc_endpoint = ipc://%s/broker/broker.sock\n"
                "secret_key = broker.key\ndata_dir = data\nheartbeat_ms = 1000\nexpiry_ms = 5000\n"
                "[audit]\ncheckpoint_every = 10\ncheckpoint_ms = 10000\n",
@@ -1568,7 +1415,7 @@ s_cmd_up(s_ctx_t *c)
         snprintf(kp, sizeof kp, "%s/%s/%s", abs, n->name, n->name);
         if (soffa_keys_generate(kp) != SOFFA_OK) {
             fclose(f);
-            return s_die("up", 1, "cannot write the keys of %s", n->name);
+            return soffa_cli_die("up", 1, "cannot write the keys of %s", n->name);
         }
         fprintf(f, "\n[agent %s]\npublic_key = ../%s/%s.pub\nrole = %s\n", n->name, n->name, n->name, n->role);
         if (n->kommun)
@@ -1582,7 +1429,7 @@ s_cmd_up(s_ctx_t *c)
         FILE *af = fopen(ap, "w");
         if (!af) {
             fclose(f);
-            return s_die("up", 1, "cannot write %s", ap);
+            return soffa_cli_die("up", 1, "cannot write %s", ap);
         }
         /* [web] first: lines appended to the file later still land in [agent]. */
         if (soffa_webdemo_wants(n->role))
@@ -1602,7 +1449,7 @@ s_cmd_up(s_ctx_t *c)
     snprintf(pidfile, sizeof pidfile, "%s/pids", abs);
     FILE *pf = fopen(pidfile, "w");
     if (!pf)
-        return s_die("up", 1, "cannot write %s", pidfile);
+        return soffa_cli_die("up", 1, "cannot write %s", pidfile);
     snprintf(log, sizeof log, "%s/broker/broker.log", abs);
     pid_t bpid = s_spawn(broker_bin, path, log);
     fprintf(pf, "broker %d\n", (int) bpid);
@@ -1615,7 +1462,7 @@ s_cmd_up(s_ctx_t *c)
     fclose(pf);
 
     /* Ready when every agent says it is connected. */
-    s_ctx_t q = *c;
+    soffa_cli_t q = *c;
     q.net = abs;
     bool all = false;
     for (int t = 0; t < 150 && !all; t++) {
@@ -1631,7 +1478,7 @@ s_cmd_up(s_ctx_t *c)
             q.agent = s_nodes[i].name;
             int saved = dup(2), devnull = open("/dev/null", O_WRONLY);
             dup2(devnull, 2);
-            json_t *a = s_call(&q, "up", json_pack("{s:s}", "cmd", "status"), 1000);
+            json_t *a = soffa_cli_call(&q, "up", json_pack("{s:s}", "cmd", "status"), 1000);
             dup2(saved, 2);
             close(saved);
             close(devnull);
@@ -1642,13 +1489,13 @@ s_cmd_up(s_ctx_t *c)
             usleep(100 * 1000);
     }
     if (!all)
-        return s_die("up", 1, "not every agent connected within 15 s; see the logs in %s (soffa down %s stops it)", dir, dir);
+        return soffa_cli_die("up", 1, "not every agent connected within 15 s; see the logs in %s (soffa down %s stops it)", dir, dir);
     const char *names[S_NODES];
     for (size_t i = 0; i < S_NODES; i++)
         names[i] = s_nodes[i].name;
     char why[1200];
     if (soffa_webdemo_start(abs, bin, names, S_NODES, why, sizeof why) != 0)
-        return s_die("up", 1, "%s (soffa down %s stops the rest)", why, dir);
+        return soffa_cli_die("up", 1, "%s (soffa down %s stops the rest)", why, dir);
     if (c->json) {
         printf("{\"dir\":\"%s\",\"broker\":\"tcp://127.0.0.1:%d\",\"agents\":[", abs, port);
         for (size_t i = 0; i < S_NODES; i++)
@@ -1665,15 +1512,15 @@ s_cmd_up(s_ctx_t *c)
 }
 
 static int
-s_cmd_user(s_ctx_t *c)
+s_cmd_user(soffa_cli_t *c)
 {
     return soffa_users_command(c->argc, c->argv, c->net, c->agent);
 }
 
 static int
-s_cmd_down(s_ctx_t *c)
+s_cmd_down(soffa_cli_t *c)
 {
-    if (s_want_help(c->argc, c->argv) || c->argc != 2) {
+    if (soffa_cli_want_help(c->argc, c->argv) || c->argc != 2) {
         puts("usage: soffa down DIR\n\nStops the network `soffa up DIR` started: agents first, then the broker,\n"
              "each cleanly (SIGTERM; SIGKILL after 10 s). The data stays in DIR.");
         return c->argc == 2 ? 0 : 2;
@@ -1682,7 +1529,7 @@ s_cmd_down(s_ctx_t *c)
     snprintf(pidfile, sizeof pidfile, "%s/pids", c->argv[1]);
     FILE *pf = fopen(pidfile, "r");
     if (!pf)
-        return s_die("down", 1, "no network runs from %s (no %s)", c->argv[1], pidfile);
+        return soffa_cli_die("down", 1, "no network runs from %s (no %s)", c->argv[1], pidfile);
     char names[16][64];
     pid_t pids[16];
     int n = 0;
@@ -1717,7 +1564,7 @@ s_cmd_down(s_ctx_t *c)
 
 typedef struct {
     const char *name;
-    int (*run)(s_ctx_t *c);
+    int (*run)(soffa_cli_t *c);
     const char *summary;
 } s_command_t;
 
@@ -1765,54 +1612,25 @@ s_usage(FILE *out)
 int
 main(int argc, char **argv)
 {
-    s_ctx_t c = {0};
-    int i = 1;
-    for (; i < argc; i++) {
-        if (!strcmp(argv[i], "--socket") && i + 1 < argc)
-            c.socket = argv[++i];
-        else if (!strcmp(argv[i], "--net") && i + 1 < argc)
-            c.net = argv[++i];
-        else if (!strcmp(argv[i], "--agent") && i + 1 < argc)
-            c.agent = argv[++i];
-        else if (!strcmp(argv[i], "--json"))
-            c.json = true;
-        else
-            break;
+    soffa_cli_t c;
+    switch (soffa_cli_parse(&c, argc, argv)) {
+    case SOFFA_CLI_USAGE: s_usage(stderr); return 2;
+    case SOFFA_CLI_HELP: s_usage(stdout); return 0;
+    case SOFFA_CLI_VERSION: soffa_version_print("soffa"); return 0;
+    case SOFFA_CLI_RUN: break;
     }
-    if (i >= argc) {
-        s_usage(stderr);
-        return 2;
-    }
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") || !strcmp(argv[i], "help")) {
-        s_usage(stdout);
-        return 0;
-    }
-    if (!strcmp(argv[i], "--version")) {
-        soffa_version_print("soffa");
-        return 0;
-    }
-    /* --json may also follow the command. */
-    char *rest[512];
-    int n = 0;
-    for (int k = i; k < argc && n < 511; k++) {
-        if (!strcmp(argv[k], "--json"))
-            c.json = true;
-        else
-            rest[n++] = argv[k];
-    }
-    rest[n] = NULL;
-    c.argc = n;
-    c.argv = rest;
+    int n = c.argc;
+    char **rest = c.argv;
     const char *cmd = rest[0];
     for (size_t k = 0; k < sizeof s_commands / sizeof *s_commands; k++)
         if (!strcmp(cmd, s_commands[k].name))
             return s_commands[k].run(&c);
     if (!strcmp(cmd, "send")) {
         if (n < 2 || !strcmp(rest[1], "--help"))
-            return n < 2 ? s_die("send", 2, "give a message type, e.g. soffa send absence_reported ...") : s_usage_send("send TYPE");
+            return n < 2 ? soffa_cli_die("send", 2, "give a message type, e.g. soffa send absence_reported ...") : s_usage_send("send TYPE");
         soffa_msg_type_t t = soffa_msg_type_from_name(rest[1]);
         if (t == SOFFA_MT_NONE)
-            return s_die("send", 2, "'%s' is not a message type (see proto/soffa_msg.proto)", rest[1]);
+            return soffa_cli_die("send", 2, "'%s' is not a message type (see proto/soffa_msg.proto)", rest[1]);
         return s_cmd_message(&c, t, NULL, rest[1], 2);
     }
     for (size_t k = 0; k < sizeof s_aliases / sizeof *s_aliases; k++) {
@@ -1829,6 +1647,6 @@ main(int argc, char **argv)
     }
     for (size_t k = 0; k < sizeof s_aliases / sizeof *s_aliases; k++)
         if (!strcmp(cmd, s_aliases[k].w1))
-            return s_die(cmd, 2, "'%s' needs one of its kinds; see soffa --help", cmd);
-    return s_die(cmd, 2, "unknown command (see soffa --help)");
+            return soffa_cli_die(cmd, 2, "'%s' needs one of its kinds; see soffa --help", cmd);
+    return soffa_cli_die(cmd, 2, "unknown command (see soffa --help)");
 }
