@@ -29,6 +29,7 @@
 
 #include "soffa_box.h"
 #include "soffa_cli.h"
+#include "soffa_cli_msg.h"
 #include "soffa_cfg.h"
 #include "soffa_csv.h"
 #include "soffa_err.h"
@@ -52,285 +53,6 @@ s_on_int(int sig)
 {
     (void) sig;
     s_interrupted = 1;
-}
-
-/* ---- Building messages from flags -------------------------------------------------------- */
-
-/* Default legal basis of each type (the broker's policy table decides). */
-static const char *
-s_default_basis(soffa_msg_type_t t)
-{
-    switch (t) {
-    case SOFFA_MT_ENROLMENT_CHANGED: return "SL_15_15_ENROLMENT";
-    case SOFFA_MT_ABSENCE_REPORTED: return "SL_15_15_ABSENCE";
-    case SOFFA_MT_AT_RISK_NOTICE:
-    case SOFFA_MT_CONSENT_RECORDED:
-    case SOFFA_MT_CONSENT_WITHDRAWN:
-    case SOFFA_MT_REFERRAL_SENT:
-    case SOFFA_MT_REFERRAL_STATUS_CHANGED:
-    case SOFFA_MT_REFERRAL_WITHDRAWN: return "CONSENT_OSL_12_2";
-    case SOFFA_MT_CONCERN_REPORT_FILED: return "SOL_REPORT_OF_CONCERN";
-    case SOFFA_MT_CONCERN_REPORT_FEEDBACK: return "SOL_REPORTER_FEEDBACK";
-    default: return "SL_29_9_INTERNAL";
-    }
-}
-
-/* The id a message of this type introduces (made fresh unless given). */
-static const char *
-s_own_id(soffa_msg_type_t t)
-{
-    switch (t) {
-    case SOFFA_MT_REFERRAL_SENT: return "referral_id";
-    case SOFFA_MT_CONCERN_REPORT_FILED: return "report_id";
-    case SOFFA_MT_CONSENT_RECORDED: return "consent_id";
-    case SOFFA_MT_KAA_CASE_OPENED: return "case_id";
-    case SOFFA_MT_PLAN_AGREED: return "plan_id";
-    case SOFFA_MT_MEASURE_STARTED: return "measure_id";
-    default: return NULL;
-    }
-}
-
-/* Friendly names: `soffa signal absence ...` is `soffa send absence_reported ...`. */
-typedef struct {
-    const char *w1, *w2;
-    soffa_msg_type_t type;
-    const char *presets;      /* "field=value;field=value" */
-    const char *help;
-} s_alias_t;
-
-static const s_alias_t s_aliases[] = {
-    {"signal", "enrolment", SOFFA_MT_ENROLMENT_CHANGED, NULL, "school: a pupil started or left (--event STARTED|LEFT)"},
-    {"signal", "absence", SOFFA_MT_ABSENCE_REPORTED, NULL, "school: significant unexcused absence of a pupil under 20"},
-    {"signal", "at-risk", SOFFA_MT_AT_RISK_NOTICE, NULL, "school: at-risk notice, resting on a consent (--consent ID)"},
-    {"ack", NULL, SOFFA_MT_SIGNAL_ACKNOWLEDGED, "result=RECEIVED", "KAA: acknowledge a signal (--re ID|SEQ)"},
-    {"case", "open", SOFFA_MT_KAA_CASE_OPENED, "registration_reason=DROPOUT_NATIONAL", "KAA: open a case"},
-    {"case", "contact", SOFFA_MT_CONTACT_ATTEMPTED, NULL, "KAA: record a contact attempt"},
-    {"case", "occupation", SOFFA_MT_OCCUPATION_RECORDED, NULL, "KAA: record the youth's occupation"},
-    {"case", "plan", SOFFA_MT_PLAN_AGREED, NULL, "KAA: record an agreed plan"},
-    {"case", "measure-start", SOFFA_MT_MEASURE_STARTED, NULL, "KAA: a measure started"},
-    {"case", "measure-end", SOFFA_MT_MEASURE_ENDED, NULL, "KAA: a measure ended"},
-    {"case", "close", SOFFA_MT_KAA_CASE_CLOSED, NULL, "KAA: close a case (--reason ...)"},
-    {"consent", "record", SOFFA_MT_CONSENT_RECORDED, "granted_by=YOUTH;form=WRITTEN", "KAA or school: record the youth's consent"},
-    {"consent", "withdraw", SOFFA_MT_CONSENT_WITHDRAWN, "by=YOUTH", "KAA or school: the youth withdrew a consent"},
-    {"refer", "af", SOFFA_MT_REFERRAL_SENT, "target_kind=ARBETSFORMEDLINGEN;purpose=AF_YOUTH_PROGRAMME", "KAA: refer to Arbetsförmedlingen (--consent ID)"},
-    {"refer", "social", SOFFA_MT_REFERRAL_SENT, "target_kind=SOCIAL_SERVICES;purpose=SOC_SUPPORT_CONTACT", "KAA: refer to social services (--consent ID)"},
-    {"referral", "status", SOFFA_MT_REFERRAL_STATUS_CHANGED, NULL, "social/AF: answer a referral (--re SEQ --status ...)"},
-    {"referral", "withdraw", SOFFA_MT_REFERRAL_WITHDRAWN, "reason=CASE_CLOSED", "KAA: withdraw a referral"},
-    {"concern", "report", SOFFA_MT_CONCERN_REPORT_FILED, "reporter_role=SCHOOL_STAFF", "school or KAA: report of concern for a child under 18"},
-    {"concern", "feedback", SOFFA_MT_CONCERN_REPORT_FEEDBACK, NULL, "social: feedback to the reporter (--re SEQ --feedback ...)"},
-    {"identity", "change", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, "source=NAVET", "KAA: a youth's identity number changed"},
-};
-
-/* Builds the message JSON for `type` from flags (argv after the type
- * words). Returns the request for the agent, or NULL (message printed). */
-static json_t *
-s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, char **argv, int *wait_ms)
-{
-    json_t *m = json_object();
-    json_t *pl = json_object();
-    json_t *subject = json_object();
-    json_t *req = json_pack("{s:s}", "cmd", "send");
-    const char *tname = soffa_msg_type_name(type);
-    char why[300];
-    bool have_basis = false;
-    *wait_ms = 5000;
-    if (presets) {
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", presets);
-        char *save = NULL;
-        for (char *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
-            char *eq = strchr(kv, '=');
-            *eq = '\0';
-            soffa_msg_json_set(pl, tname, kv, eq + 1, why, sizeof why);
-        }
-    }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
-            soffa_cli_die(cmd, 2, "'%s' needs a value (flags go as --name VALUE; see --help)", a);
-            goto fail;
-        }
-        const char *v = argv[++i];
-        char name[128];
-        snprintf(name, sizeof name, "%s", a + 2);
-        for (char *p = name; *p; p++)
-            if (*p == '-')
-                *p = '_';
-        if (!strcmp(name, "pupil") || !strcmp(name, "youth") || !strcmp(name, "child")) {
-            char canon[13];
-            soffa_id_kind_t kind;
-            soffa_err_t rc = soffa_id_parse_any(v, NULL, canon, &kind);
-            if (rc != SOFFA_OK) {
-                soffa_cli_die(cmd, 1, "--%s: %s", name, soffa_cli_id_problem(v, rc));
-                goto fail;
-            }
-            json_object_set_new(subject, "id", json_string(canon));
-            json_object_set_new(subject, "id_type", json_string(kind == SOFFA_ID_SAMNR     ? "SAMNR"
-                                                                : kind == SOFFA_ID_RESERVE ? "LOCAL_RESERVE"
-                                                                                           : "PNR"));
-        } else if (!strcmp(name, "reserve_id")) {
-            char canon[13];
-            soffa_err_t rc = soffa_reserve_parse(v, NULL, canon);
-            if (rc != SOFFA_OK) {
-                soffa_cli_die(cmd, 1, "--reserve-id: %s", soffa_cli_reserve_problem(rc));
-                goto fail;
-            }
-            json_object_set_new(subject, "id", json_string(canon));
-            json_object_set_new(subject, "id_type", json_string("LOCAL_RESERVE"));
-        } else if (!strcmp(name, "hemkommun")) {
-            if (soffa_kommun_check(v) != SOFFA_OK) {
-                soffa_cli_die(cmd, 1, "--hemkommun: '%s' is not one of the 290 municipality codes", v);
-                goto fail;
-            }
-            json_object_set_new(subject, "hemkommun", json_string(v));
-        } else if (!strcmp(name, "protected")) {
-            json_object_set_new(subject, "protected_identity", json_boolean(!strcmp(v, "yes") || !strcmp(v, "true")));
-        } else if (!strcmp(name, "re")) {
-            json_object_set_new(req, "re", json_string(v));
-        } else if (!strcmp(name, "wait")) {
-            *wait_ms = atoi(v);
-        } else if (!strcmp(name, "occurred")) {
-            soffa_date_t d;
-            if (!soffa_date_parse(v, &d)) {
-                soffa_cli_die(cmd, 1, "--occurred takes a date YYYY-MM-DD");
-                goto fail;
-            }
-            json_object_set_new(m, "occurred_at_us", json_integer(soffa_date_to_days(d) * 86400000000LL + 43200000000LL));
-        } else if (!strcmp(name, "actor")) {
-            json_object_set_new(m, "sender", json_pack("{s:s}", "actor_ref", v));
-        } else if (!strcmp(name, "consent") || !strcmp(name, "correlation") || !strcmp(name, "causation")
-                   || !strcmp(name, "legal_basis")) {
-            char field[160];
-            snprintf(field, sizeof field, "%s%s", name, strcmp(name, "legal_basis") ? "_id" : "");
-            if (soffa_msg_json_set(m, "message", field, v, why, sizeof why) != SOFFA_OK) {
-                soffa_cli_die(cmd, 1, "%s", why);
-                goto fail;
-            }
-            have_basis |= !strcmp(name, "legal_basis");
-        } else if (soffa_msg_json_set(pl, tname, name, v, why, sizeof why) != SOFFA_OK) {
-            soffa_cli_die(cmd, 1, "%s", why);
-            goto fail;
-        }
-    }
-    if (json_object_size(subject))
-        json_object_set(m, "subject", subject);
-    if (!have_basis)
-        json_object_set_new(m, "legal_basis", json_string(s_default_basis(type)));
-    const char *own = s_own_id(type);
-    if (own && !json_object_get(pl, own))
-        soffa_msg_json_set(pl, tname, own, "new", why, sizeof why);
-    if (type == SOFFA_MT_CONSENT_WITHDRAWN) {
-        /* `--consent ID` names the consent withdrawn; it happened now unless told. */
-        if (!json_object_get(pl, "consent_id") && json_object_get(m, "consent_id"))
-            json_object_set(pl, "consent_id", json_object_get(m, "consent_id"));
-        if (!json_object_get(pl, "withdrawn_at_us"))
-            json_object_set_new(pl, "withdrawn_at_us", json_integer(soffa_now_us()));
-    }
-    if (type == SOFFA_MT_CONSENT_RECORDED || type == SOFFA_MT_CONSENT_WITHDRAWN)
-        json_object_set(m, "consent_id", json_object_get(pl, "consent_id"));
-    json_object_set(m, tname, pl);
-    json_object_set_new(req, "message", m);
-    json_object_set_new(req, "wait_ms", json_integer(*wait_ms));
-    json_decref(pl);
-    json_decref(subject);
-    return req;
-fail:
-    json_decref(m);
-    json_decref(pl);
-    json_decref(subject);
-    json_decref(req);
-    return NULL;
-}
-
-static int
-s_send_and_report(soffa_cli_t *c, const char *cmd, json_t *req, int wait_ms)
-{
-    json_t *sent = json_deep_copy(json_object_get(req, "message"));
-    json_t *a = soffa_cli_call(c, cmd, req, wait_ms + 5000);
-    if (!a) {
-        json_decref(sent);
-        return 1;
-    }
-    int rc = 0;
-    if (!json_is_true(json_object_get(a, "ok"))) {
-        const char *code = json_string_value(json_object_get(a, "code"));
-        const char *err = json_string_value(json_object_get(a, "error"));
-        if (c->json) {
-            char *s = json_dumps(a, JSON_COMPACT);
-            puts(s);
-            free(s);
-        }
-        fprintf(stderr, "soffa %s: refused: %s [%s]\n", cmd, err ? err : "?", code ? code : "?");
-        rc = 1;
-    } else if (c->json) {
-        json_object_set(a, "message", sent);
-        char *s = json_dumps(a, JSON_COMPACT);
-        puts(s);
-        free(s);
-    } else {
-        const char *state = json_string_value(json_object_get(a, "state"));
-        if (state && !strcmp(state, "accepted"))
-            printf("accepted: %s -> %s (seq %lld)%s\n", cmd, json_string_value(json_object_get(a, "mailbox")),
-                   (long long) json_integer_value(json_object_get(a, "seq")),
-                   json_is_true(json_object_get(a, "duplicate")) ? ", sent before" : "");
-        else
-            printf("queued: %s\n", json_string_value(json_object_get(a, "note")));
-        printf("  message id  %s\n", json_string_value(json_object_get(a, "message_id")));
-        const char *key;
-        json_t *pl;
-        json_object_foreach(sent, key, pl) {
-            if (soffa_msg_type_from_name(key) == SOFFA_MT_NONE)
-                continue;
-            const char *own = s_own_id(soffa_msg_type_from_name(key));
-            if (own && json_object_get(pl, own))
-                printf("  %-11s %s\n", own, json_string_value(json_object_get(pl, own)));
-        }
-    }
-    json_decref(a);
-    json_decref(sent);
-    return rc;
-}
-
-static int
-s_usage_send(const char *words)
-{
-    printf("usage: soffa %s [--pupil ID --hemkommun KOD | --re ID|SEQ] [--FIELD VALUE ...]\n\n", words);
-    puts("Builds a message, validates it, hands it to the local agent (durable in its\n"
-         "outbox before this returns) and waits up to --wait MS (default 5000) for the\n"
-         "broker's answer: accepted (where it went), refused (why), or queued (the\n"
-         "broker is not reachable; the agent sends it later).\n"
-         "\n"
-         "Common flags:\n"
-         "  --pupil ID          personnummer or samordningsnummer, any written form,\n"
-         "                      or a reserve number (YYYYMMDD + 4 of A-Z/0-9, e.g.\n"
-         "                      20080314TF10: the birth date and two letters or more)\n"
-         "  --reserve-id X      a local reserve number, said explicitly\n"
-         "  --hemkommun KOD     the youth's home municipality (4 digits)\n"
-         "  --protected yes     protected identity: no contact details anywhere\n"
-         "  --re ID|SEQ|last    answer or follow a message in this agent's inbox (by\n"
-         "                      message id, sequence, or the newest): copies its\n"
-         "                      subject, thread, consent and ids\n"
-         "  --consent ID        the consent the message rests on\n"
-         "  --occurred DATE     business date (default now)\n"
-         "  --legal-basis CODE  override the default legal basis\n"
-         "  --actor REF         your user id, for the audit trail\n"
-         "Payload fields are given as --field-name VALUE (dates YYYY-MM-DD, codes by name,\n"
-         "lists comma-separated, nested fields as --scope.recipients A,B). See\n"
-         "proto/soffa_msg.proto for every field, and the README for examples.");
-    return 0;
-}
-
-/* `soffa send TYPE ...` and the aliases. */
-static int
-s_cmd_message(soffa_cli_t *c, soffa_msg_type_t type, const char *presets, const char *words, int skip)
-{
-    if (soffa_cli_want_help(c->argc, c->argv))
-        return s_usage_send(words);
-    int wait_ms;
-    json_t *req = s_build(words, type, presets, c->argc - skip, c->argv + skip, &wait_ms);
-    if (!req)
-        return 1;
-    return s_send_and_report(c, words, req, wait_ms);
 }
 
 /* ---- Reading commands ---------------------------------------------------------------- */
@@ -1598,12 +1320,8 @@ s_usage(FILE *out)
     fputs("usage: soffa [--socket PATH | --net DIR --agent NAME] [--json] COMMAND [ARGS]\n"
           "       soffa --version | --help\n\n"
           "Messages (each hands one message to the local agent):\n", out);
-    for (size_t i = 0; i < sizeof s_aliases / sizeof *s_aliases; i++) {
-        char words[48];
-        snprintf(words, sizeof words, "%s%s%s", s_aliases[i].w1, s_aliases[i].w2 ? " " : "", s_aliases[i].w2 ? s_aliases[i].w2 : "");
-        fprintf(out, "  %-20s %s\n", words, s_aliases[i].help);
-    }
-    fprintf(out, "  %-20s %s\n\nOther commands:\n", "send TYPE", "any message type by its schema name");
+    soffa_cli_msg_usage(out);
+    fputs("\nOther commands:\n", out);
     for (size_t i = 0; i < sizeof s_commands / sizeof *s_commands; i++)
         fprintf(out, "  %-20s %s\n", s_commands[i].name, s_commands[i].summary);
     fputs("\nRun 'soffa COMMAND --help' for the options of one command.\n", out);
@@ -1619,34 +1337,12 @@ main(int argc, char **argv)
     case SOFFA_CLI_VERSION: soffa_version_print("soffa"); return 0;
     case SOFFA_CLI_RUN: break;
     }
-    int n = c.argc;
-    char **rest = c.argv;
-    const char *cmd = rest[0];
+    const char *cmd = c.argv[0];
     for (size_t k = 0; k < sizeof s_commands / sizeof *s_commands; k++)
         if (!strcmp(cmd, s_commands[k].name))
             return s_commands[k].run(&c);
-    if (!strcmp(cmd, "send")) {
-        if (n < 2 || !strcmp(rest[1], "--help"))
-            return n < 2 ? soffa_cli_die("send", 2, "give a message type, e.g. soffa send absence_reported ...") : s_usage_send("send TYPE");
-        soffa_msg_type_t t = soffa_msg_type_from_name(rest[1]);
-        if (t == SOFFA_MT_NONE)
-            return soffa_cli_die("send", 2, "'%s' is not a message type (see proto/soffa_msg.proto)", rest[1]);
-        return s_cmd_message(&c, t, NULL, rest[1], 2);
-    }
-    for (size_t k = 0; k < sizeof s_aliases / sizeof *s_aliases; k++) {
-        const s_alias_t *al = &s_aliases[k];
-        if (strcmp(cmd, al->w1) != 0)
-            continue;
-        if (!al->w2)
-            return s_cmd_message(&c, al->type, al->presets, al->w1, 1);
-        if (n >= 2 && !strcmp(rest[1], al->w2)) {
-            char words[64];
-            snprintf(words, sizeof words, "%s %s", al->w1, al->w2);
-            return s_cmd_message(&c, al->type, al->presets, words, 2);
-        }
-    }
-    for (size_t k = 0; k < sizeof s_aliases / sizeof *s_aliases; k++)
-        if (!strcmp(cmd, s_aliases[k].w1))
-            return soffa_cli_die(cmd, 2, "'%s' needs one of its kinds; see soffa --help", cmd);
+    int status;
+    if (soffa_cli_msg_run(&c, &status))
+        return status;
     return soffa_cli_die(cmd, 2, "unknown command (see soffa --help)");
 }
