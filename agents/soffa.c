@@ -29,7 +29,9 @@
 
 #include "soffa_box.h"
 #include "soffa_cli.h"
+#include "soffa_cli_id.h"
 #include "soffa_cli_inbox.h"
+#include "soffa_cli_keys.h"
 #include "soffa_cli_msg.h"
 #include "soffa_cli_status.h"
 #include "soffa_cfg.h"
@@ -198,33 +200,6 @@ s_cmd_access_log(soffa_cli_t *c)
     return s_replay_common(c, "access-log", "access-log", true);
 }
 
-static bool
-s_read_hex_key(const char *text_or_file, uint8_t out[32])
-{
-    char buf[200];
-    const char *t = text_or_file;
-    if (strlen(t) != 64) {
-        FILE *f = fopen(t, "r");
-        if (!f || !fgets(buf, sizeof buf, f)) {
-            if (f)
-                fclose(f);
-            return false;
-        }
-        fclose(f);
-        buf[strcspn(buf, "\r\n")] = '\0';
-        t = buf;
-    }
-    if (strlen(t) != 64)
-        return false;
-    for (int i = 0; i < 32; i++) {
-        unsigned v;
-        if (sscanf(t + 2 * i, "%2x", &v) != 1)
-            return false;
-        out[i] = (uint8_t) v;
-    }
-    return true;
-}
-
 /* The checkpoints an auditor's agent received, held against the store. */
 typedef struct {
     soffa_store_t *st;
@@ -312,7 +287,7 @@ s_cmd_verify(soffa_cli_t *c)
         return soffa_cli_want_help(c->argc, c->argv) ? 0 : 2;
     }
     uint8_t pk[32];
-    if (!s_read_hex_key(key, pk))
+    if (!soffa_cli_keys_read_hex(key, pk))
         return soffa_cli_die("verify", 2, "--key takes 64 hex digits or a file holding them");
     soffa_store_t *st = NULL;
     soffa_store_opts_t o = {.path = dir, .read_only = true};
@@ -445,7 +420,7 @@ s_cmd_backup(soffa_cli_t *c)
     const uint8_t *trusted = NULL;
     char against[1100] = "one and the same key throughout (no --key and no checkpoint.pub)";
     if (key) {
-        if (!s_read_hex_key(key, pk))
+        if (!soffa_cli_keys_read_hex(key, pk))
             return soffa_cli_die("backup", 2, "--key takes 64 hex digits or a file holding them");
         trusted = pk;
         snprintf(against, sizeof against, "the key %s", key);
@@ -456,7 +431,7 @@ s_cmd_backup(soffa_cli_t *c)
         if (soffa_cfg_path(config, ini.signing_key[0] ? ini.signing_key : "checkpoint.key", kp, sizeof kp)) {
             size_t kl = strlen(kp);
             snprintf(pp, sizeof pp, "%.*s.pub", (int) (kl > 4 && !strcmp(kp + kl - 4, ".key") ? kl - 4 : kl), kp);
-            if (s_read_hex_key(pp, pk)) {
+            if (soffa_cli_keys_read_hex(pp, pk)) {
                 trusted = pk;
                 snprintf(against, sizeof against, "%s", pp);
             }
@@ -621,92 +596,6 @@ static int
 s_cmd_review(soffa_cli_t *c)
 {
     return soffa_import_review_cmd(c->argc, c->argv, c->json, s_call_cb, c);
-}
-
-/* ---- Keys and identity numbers ------------------------------------------------------------ */
-
-static int
-s_cmd_check_id(soffa_cli_t *c)
-{
-    const char *id = NULL;
-    soffa_date_t today = soffa_date_today();
-    for (int i = 1; i < c->argc; i++) {
-        if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h")) {
-            puts("usage: soffa check-id [--json] [--today YYYY-MM-DD] ID\n\n"
-                 "Checks a Swedish personnummer or samordningsnummer and prints its canonical\n"
-                 "12-digit form (YYYYMMDDNNNC) and its kind. Accepted forms: YYMMDDNNNC,\n"
-                 "YYMMDD-NNNC, YYMMDD+NNNC (born 100 or more years ago), YYYYMMDDNNNC,\n"
-                 "YYYYMMDD-NNNC. A local reserve number (YYYYMMDD and 4 of A-Z/0-9 with at\n"
-                 "least two letters, e.g. 20080314TF10) is checked too; its kind is reservnummer.\n\n"
-                 "  --json               print {\"id\", \"kind\", \"birth_date\"}\n"
-                 "  --today YYYY-MM-DD   reference date for the century of short forms\n\n"
-                 "Exit status: 0 valid, 1 invalid (one line on stderr says why), 2 usage.");
-            return 0;
-        } else if (!strcmp(c->argv[i], "--today") && i + 1 < c->argc) {
-            if (!soffa_date_parse(c->argv[++i], &today))
-                return soffa_cli_die("check-id", 2, "--today takes a date as YYYY-MM-DD");
-        } else if (c->argv[i][0] == '-' && c->argv[i][1] && !id) {
-            return soffa_cli_die("check-id", 2, "unknown option '%s' (see soffa check-id --help)", c->argv[i]);
-        } else if (!id) {
-            id = c->argv[i];
-        } else {
-            return soffa_cli_die("check-id", 2, "give one number at a time (see soffa check-id --help)");
-        }
-    }
-    if (!id)
-        return soffa_cli_die("check-id", 2, "no number given (see soffa check-id --help)");
-    char canon[13];
-    soffa_id_kind_t kind;
-    soffa_err_t rc = soffa_id_parse_any(id, &today, canon, &kind);
-    if (rc != SOFFA_OK) {
-        /* The number itself is not repeated: it is personal data. */
-        bool letter = false;
-        for (const char *p = id; *p; p++)
-            letter |= isalpha((unsigned char) *p) != 0;
-        return soffa_cli_die("check-id", 1, "%s",
-                     letter ? soffa_cli_reserve_problem(rc)
-                     : rc == SOFFA_ERR_ID_CHECKSUM ? "bad check digit: the last digit does not match the others"
-                     : rc == SOFFA_ERR_ID_DATE   ? "impossible date: no such birth date (or it lies in the future)"
-                                                 : "bad format: expected YYMMDD-NNNC, YYMMDD+NNNC, YYYYMMDDNNNC or YYYYMMDD-NNNC");
-    }
-    if (c->json) {
-        soffa_date_t birth;
-        char bd[11];
-        if (kind == SOFFA_ID_RESERVE)
-            soffa_reserve_birth_date(canon, &birth);
-        else
-            soffa_id_birth_date(canon, &birth);
-        soffa_date_format(birth, bd);
-        printf("{\"id\":\"%s\",\"kind\":\"%s\",\"birth_date\":\"%s\"}\n", canon, soffa_id_kind_name(kind), bd);
-    } else {
-        printf("%s %s\n", canon, soffa_id_kind_name(kind));
-    }
-    return 0;
-}
-
-static int
-s_cmd_keygen(soffa_cli_t *c)
-{
-    if (soffa_cli_want_help(c->argc, c->argv)) {
-        puts("usage: soffa keygen NAME\n\n"
-             "Writes a new CurveZMQ key pair: NAME.key (public and secret key, mode 0600;\n"
-             "keep it on the host that uses it) and NAME.pub (the public key alone, to put\n"
-             "in the broker's configuration). Prints the public key. Never overwrites.");
-        return 0;
-    }
-    if (c->argc != 2 || c->argv[1][0] == '-')
-        return soffa_cli_die("keygen", 2, "give one NAME (see soffa keygen --help)");
-    soffa_err_t rc = soffa_keys_generate(c->argv[1]);
-    if (rc == SOFFA_ERR_EXISTS)
-        return soffa_cli_die("keygen", 1, "%s.key or %s.pub already exists; pick another name or remove them", c->argv[1], c->argv[1]);
-    if (rc != SOFFA_OK)
-        return soffa_cli_die("keygen", 1, "cannot write %s.key: %s", c->argv[1], soffa_strerror(rc));
-    char pub[SOFFA_Z85_KEY], path[4096];
-    snprintf(path, sizeof path, "%s.pub", c->argv[1]);
-    if (soffa_keys_load_public(path, pub) != SOFFA_OK)
-        return soffa_cli_die("keygen", 1, "%s was written but cannot be read back", path);
-    printf("%s\n", pub);
-    return 0;
 }
 
 /* ---- A local network: soffa up / soffa down -------------------------------------------------- */
@@ -1001,9 +890,9 @@ static const s_command_t s_commands[] = {
     {"backup", s_cmd_backup, "on the broker's host: a verified hot copy of its store"},
     {"up", s_cmd_up, "start a local network (broker + one agent of each role)"},
     {"down", s_cmd_down, "stop a local network"},
-    {"keygen", s_cmd_keygen, "make a CurveZMQ key pair"},
+    {"keygen", soffa_cli_keys_keygen, "make a CurveZMQ key pair"},
     {"user", s_cmd_user, "the people who may use this site's web inbox"},
-    {"check-id", s_cmd_check_id, "check a personnummer, samordningsnummer or reserve number"},
+    {"check-id", soffa_cli_id_check, "check a personnummer, samordningsnummer or reserve number"},
 };
 
 static void

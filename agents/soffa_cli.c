@@ -3,7 +3,6 @@
  */
 #include "soffa_cli.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,24 +65,6 @@ soffa_cli_die(const char *cmd, int code, const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     return code;
-}
-
-const char *
-soffa_cli_reserve_problem(soffa_err_t rc)
-{
-    return rc == SOFFA_ERR_ID_DATE
-               ? "a reserve number begins with the birth date YYYYMMDD: a real date from 1900 on, not in the future"
-               : "a reserve number is 12 characters: the birth date YYYYMMDD, then 4 of A-Z/0-9 with at least two "
-                 "letters (e.g. 20080314TF10)";
-}
-
-const char *
-soffa_cli_id_problem(const char *text, soffa_err_t rc)
-{
-    for (const char *p = text; *p; p++)
-        if (isalpha((unsigned char) *p))
-            return soffa_cli_reserve_problem(rc);
-    return soffa_strerror(rc);
 }
 
 bool

@@ -18,8 +18,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "soffa_err.h"
-
 #define SOFFA_CLI_ARGS_MAX 512
 
 typedef struct {
@@ -70,13 +68,5 @@ void soffa_cli_print_record(const soffa_cli_t *self, json_t *rec);
 
 /*  Prints j on stdout as one line of JSON (flags as for json_dumps). */
 void soffa_cli_print_json(const json_t *j, size_t flags);
-
-/*  What is wrong with an identity number the user typed, in words that say
- *  what to type instead (never the number itself): a reserve number's rules
- *  when the text holds a letter, else the personnummer's. Borrowed string. */
-const char *soffa_cli_id_problem(const char *text, soffa_err_t rc);
-
-/*  What is wrong with a reserve number the user typed. Borrowed string. */
-const char *soffa_cli_reserve_problem(soffa_err_t rc);
 
 #endif

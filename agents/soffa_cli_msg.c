@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "soffa_cli_id.h"
 #include "soffa_id.h"
 #include "soffa_msg.h"
 #include "soffa_time.h"
@@ -128,7 +129,7 @@ s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, c
             char canon[13];
             soffa_err_t rc = soffa_reserve_parse(v, NULL, canon);
             if (rc != SOFFA_OK) {
-                soffa_cli_die(cmd, 1, "--reserve-id: %s", soffa_cli_reserve_problem(rc));
+                soffa_cli_die(cmd, 1, "--reserve-id: %s", soffa_cli_id_reserve_problem(rc));
                 goto fail;
             }
             json_object_set_new(subject, "id", json_string(canon));
