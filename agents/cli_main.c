@@ -1,4 +1,6 @@
-/*  soffa: the command line people and scripts use.
+/*  soffa: the command line people and scripts use; main() and the command
+ *  table. Each area's commands are in agents/soffa_cli_<area>.c, and what
+ *  they share (the context, the call to the agent) in soffa_cli.c.
  *
  *  Most commands talk to the agent on the same host over its control socket
  *  (--socket PATH, or --net DIR --agent NAME for a network made by `soffa
@@ -7,27 +9,9 @@
  *  line on stderr and exits non-zero on failure (1: refused or failed,
  *  2: usage), and takes --json where it prints data.
  */
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <jansson.h>
-#include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include <sodium.h>
-#include <zmq.h>
 
-#include <ini.h>
-
-#include "soffa_box.h"
 #include "soffa_cli.h"
 #include "soffa_cli_audit.h"
 #include "soffa_cli_backup.h"
@@ -37,23 +21,13 @@
 #include "soffa_cli_msg.h"
 #include "soffa_cli_net.h"
 #include "soffa_cli_status.h"
-#include "soffa_cfg.h"
-#include "soffa_csv.h"
-#include "soffa_err.h"
-#include "soffa_id.h"
 #include "soffa_import.h"
-#include "soffa_keys.h"
-#include "soffa_msg.h"
-#include "soffa_record.h"
-#include "soffa_stats.h"
-#include "soffa_store.h"
-#include "soffa_time.h"
 #include "soffa_users.h"
-#include "soffa_uuid.h"
 #include "soffa_version.h"
-#include "soffa_webdemo.h"
 
-/* ---- School data: import, sync, review (agents/soffa_import.c) -------------------- */
+/* ---- Commands that live in modules of their own ---------------------------------------------- */
+
+/* The school's data: import, sync, review (agents/soffa_import.c). */
 
 static json_t *
 s_call_cb(void *ctx, const char *cmd, json_t *req, int timeout_ms)
@@ -85,6 +59,7 @@ s_cmd_review(soffa_cli_t *c)
     return soffa_import_review_cmd(c->argc, c->argv, c->json, s_call_cb, c);
 }
 
+/* The accounts of the site's web inbox (agents/soffa_users.c). */
 static int
 s_cmd_user(soffa_cli_t *c)
 {
@@ -94,10 +69,12 @@ s_cmd_user(soffa_cli_t *c)
 /* ---- Dispatch -------------------------------------------------------------------------- */
 
 typedef struct {
-    const char *name;
-    int (*run)(soffa_cli_t *c);
-    const char *summary;
+    const char *name;                /* the command's word */
+    int (*run)(soffa_cli_t *c);      /* runs it (c->argv[0] is the word); returns the exit status */
+    const char *summary;             /* one line for `soffa --help` */
 } s_command_t;
+
+/* Every command but the messages (soffa_cli_msg), in the order --help lists them. */
 
 static const s_command_t s_commands[] = {
     {"inbox", soffa_cli_inbox_list, "list the messages delivered to this agent"},
