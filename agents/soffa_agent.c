@@ -13,7 +13,7 @@
  *  the hook through a pipe on its stdin, never through a file.
  */
 #define _GNU_SOURCE   /* pipe2, F_SETPIPE_SZ */
-#include "soffa_agent.h"
+#include "soffa_agent_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,113 +44,26 @@
 #include "soffa_web_cfg.h"
 #include "soffa_wire.h"
 
-#define S_OUT_WINDOW 256           /* publishes in flight */
-#define S_RESEND_US (10 * 1000000) /* unanswered publishes are sent again after this */
-#define S_MAX_WAITERS 256
-
 /* ---- Configuration ------------------------------------------------------------- */
 
-typedef struct {
-    char name[SOFFA_NAME_MAX];
-    char broker[256];
-    char broker_key[512];
-    char key[512];
-    char data_dir[512];
-    char control[512];
-    char log_level[16];
-    int64_t window;
-    int64_t heartbeat_ms;
-    int64_t reconnect_max_ms;
-    char hook[1024];
-    int64_t hook_retries;
-    int64_t hook_backoff_ms;
-    int64_t hook_timeout_ms;
-    size_t map_size;
-    int64_t signal_ack_due;        /* ms: a signal unacknowledged this long is overdue */
-    int64_t referral_receipt_due;  /* ms: a referral not received this long is overdue */
-} s_cfg_t;
-
 static const soffa_cfg_key_t s_keys[] = {
-    {"name", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, name), SOFFA_NAME_MAX, "this agent's name, as in the broker's [agent NAME]"},
-    {"broker", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, broker), 256, "the broker's endpoint, e.g. tcp://broker:5570"},
-    {"broker_key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, broker_key), 512, "the broker's public key (Z85) or its .pub file"},
-    {"key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, key), 512, "this agent's key file from 'soffa keygen'"},
-    {"data_dir", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, data_dir), 512, "directory of the outbox and inbox"},
-    {"control", SOFFA_CFG_STR, "", 0, 0, offsetof(s_cfg_t, control), 512, "control socket path (default DATA_DIR/control.sock)"},
-    {"log_level", SOFFA_CFG_STR, "info", 0, 0, offsetof(s_cfg_t, log_level), 16, "debug, info, warn or error"},
-    {"window", SOFFA_CFG_INT, "64", 1, 1024, offsetof(s_cfg_t, window), 0, "deliveries in flight from the broker"},
-    {"heartbeat_ms", SOFFA_CFG_INT, "1000", 100, 60000, offsetof(s_cfg_t, heartbeat_ms), 0, "how often the agent pings the broker"},
-    {"reconnect_max_ms", SOFFA_CFG_INT, "5000", 100, 600000, offsetof(s_cfg_t, reconnect_max_ms), 0, "ceiling of the reconnect backoff"},
-    {"hook", SOFFA_CFG_STR, "", 0, 0, offsetof(s_cfg_t, hook), 1024, "command run for each delivered message (JSON on stdin)"},
-    {"hook_retries", SOFFA_CFG_INT, "5", 1, 1000, offsetof(s_cfg_t, hook_retries), 0, "failures before a message is parked"},
-    {"hook_backoff_ms", SOFFA_CFG_INT, "1000", 10, 3600000, offsetof(s_cfg_t, hook_backoff_ms), 0, "first wait after a failed hook (doubles)"},
-    {"hook_timeout_ms", SOFFA_CFG_INT, "30000", 100, 3600000, offsetof(s_cfg_t, hook_timeout_ms), 0, "a hook running longer is stopped and counts as failed"},
-    {"map_size", SOFFA_CFG_SIZE, "256MiB", 1024 * 1024, (int64_t) 1 << 40, offsetof(s_cfg_t, map_size), 0, "largest size of the agent's store"},
-    {"signal_ack_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(s_cfg_t, signal_ack_due), 0, "a signal not acknowledged within this is overdue"},
-    {"referral_receipt_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(s_cfg_t, referral_receipt_due), 0, "a referral not received within this is overdue"},
-};
-
-/* ---- State ------------------------------------------------------------------------ */
-
-typedef enum { S_W_SEND, S_W_STATUS, S_W_REPLAY, S_W_WATCH } s_wait_kind_t;
-
-typedef struct {
-    bool used;
-    s_wait_kind_t kind;
-    uint8_t rid[256];
-    size_t rid_len;
-    uint64_t key;                  /* SEND: outbox local id; STATUS/REPLAY: tag */
-    int64_t deadline;              /* monotonic µs */
-    json_t *acc;                   /* STATUS: our part; REPLAY: records */
-    uint8_t msg_id[16];
-    uint64_t rp_seq;               /* REPLAY: the last record read, not yet acknowledged (0: none) */
-    uint8_t rp_hash[SOFFA_HASH_LEN];
-    void *sock;                    /* the control socket the request came on */
-} s_waiter_t;
-
-typedef struct {
-    uint64_t local_id;
-    int64_t sent_at;
-} s_flight_t;
-
-struct soffa_agent {
-    char config_path[1024];
-    s_cfg_t cfg;
-    soffa_school_cfg_t school_cfg;     /* [school], [ss12000] */
-    soffa_school_t *school;            /* a school's change tracking (soffa_school) */
-    char broker_pub[41], pub[41], sec[41];
-    char data_path[1024], control_path[1024];
-    soffa_box_t *box;
-    void *ctx, *control;
-    soffa_client_t *client;        /* NULL when not connected */
-    char mailbox[SOFFA_NAME_MAX];  /* our inbox at the broker */
-    soffa_role_t role;
-    int64_t last_heard, next_ping, next_connect, backoff_ms;
-    uint32_t broker_heartbeat_ms;
-    s_flight_t flight[S_OUT_WINDOW];
-    size_t n_flight;
-    uint64_t out_next;             /* outbox entries up to this local id are in flight or done */
-    int64_t resend_at;             /* monotonic µs: no sending before (after a transient refusal) */
-    int64_t last_delivery_us;
-    uint64_t refused;
-    uint64_t status_receipt;       /* of the broker's last STATUS-REPLY on this connection */
-    int64_t closed_at_us;          /* when the broker last closed our session (another connection took over) */
-    char closed_why[256];
-    s_waiter_t waiters[S_MAX_WAITERS];
-    /* hook */
-    pid_t hook_pid;
-    uint64_t hook_seq;
-    int64_t hook_started;
-    int64_t next_hook_scan;
-    int hook_in;                   /* write end of the hook's stdin, -1 when closed */
-    char *hook_text;               /* the record being written to it (owned) */
-    size_t hook_len, hook_off;     /* its length, and how much is written */
-    /* the web inbox's restricted control socket (soffa_agent_web) */
-    soffa_web_cfg_t web;
-    void *webctl;                  /* NULL when [web] listen is empty */
-    void *cur_sock;                /* the control socket of the request being handled */
-    uint8_t access_key[32];        /* keys the youths' hashes in the site's access log */
-    uint64_t sent_gen;             /* grows with every outbox change (the web's live view) */
+    {"name", SOFFA_CFG_STR, NULL, 0, 0, offsetof(soffa_agent_cfg_t, name), SOFFA_NAME_MAX, "this agent's name, as in the broker's [agent NAME]"},
+    {"broker", SOFFA_CFG_STR, NULL, 0, 0, offsetof(soffa_agent_cfg_t, broker), 256, "the broker's endpoint, e.g. tcp://broker:5570"},
+    {"broker_key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(soffa_agent_cfg_t, broker_key), 512, "the broker's public key (Z85) or its .pub file"},
+    {"key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(soffa_agent_cfg_t, key), 512, "this agent's key file from 'soffa keygen'"},
+    {"data_dir", SOFFA_CFG_STR, NULL, 0, 0, offsetof(soffa_agent_cfg_t, data_dir), 512, "directory of the outbox and inbox"},
+    {"control", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_agent_cfg_t, control), 512, "control socket path (default DATA_DIR/control.sock)"},
+    {"log_level", SOFFA_CFG_STR, "info", 0, 0, offsetof(soffa_agent_cfg_t, log_level), 16, "debug, info, warn or error"},
+    {"window", SOFFA_CFG_INT, "64", 1, 1024, offsetof(soffa_agent_cfg_t, window), 0, "deliveries in flight from the broker"},
+    {"heartbeat_ms", SOFFA_CFG_INT, "1000", 100, 60000, offsetof(soffa_agent_cfg_t, heartbeat_ms), 0, "how often the agent pings the broker"},
+    {"reconnect_max_ms", SOFFA_CFG_INT, "5000", 100, 600000, offsetof(soffa_agent_cfg_t, reconnect_max_ms), 0, "ceiling of the reconnect backoff"},
+    {"hook", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_agent_cfg_t, hook), 1024, "command run for each delivered message (JSON on stdin)"},
+    {"hook_retries", SOFFA_CFG_INT, "5", 1, 1000, offsetof(soffa_agent_cfg_t, hook_retries), 0, "failures before a message is parked"},
+    {"hook_backoff_ms", SOFFA_CFG_INT, "1000", 10, 3600000, offsetof(soffa_agent_cfg_t, hook_backoff_ms), 0, "first wait after a failed hook (doubles)"},
+    {"hook_timeout_ms", SOFFA_CFG_INT, "30000", 100, 3600000, offsetof(soffa_agent_cfg_t, hook_timeout_ms), 0, "a hook running longer is stopped and counts as failed"},
+    {"map_size", SOFFA_CFG_SIZE, "256MiB", 1024 * 1024, (int64_t) 1 << 40, offsetof(soffa_agent_cfg_t, map_size), 0, "largest size of the agent's store"},
+    {"signal_ack_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_agent_cfg_t, signal_ack_due), 0, "a signal not acknowledged within this is overdue"},
+    {"referral_receipt_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_agent_cfg_t, referral_receipt_due), 0, "a referral not received within this is overdue"},
 };
 
 /* ---- Configuration ---------------------------------------------------------------- */
@@ -218,7 +131,7 @@ soffa_agent_new(soffa_agent_t **out, const char *config_path, char *why, size_t 
 void
 soffa_agent_print_config(const soffa_agent_t *self, FILE *out)
 {
-    const s_cfg_t *c = &self->cfg;
+    const soffa_agent_cfg_t *c = &self->cfg;
     fprintf(out, "agent.name = %s\nagent.broker = %s\nagent.broker_key = %s\nagent.key = %s\n", c->name, c->broker,
             self->broker_pub, c->key);
     fprintf(out, "agent.data_dir = %s\nagent.control = %s\nagent.log_level = %s\nagent.window = %lld\n",
@@ -231,73 +144,6 @@ soffa_agent_print_config(const soffa_agent_t *self, FILE *out)
             (long long) c->referral_receipt_due);
     soffa_school_cfg_print(&self->school_cfg, out);
     soffa_web_cfg_print(&self->web, out);
-}
-
-/* ---- Control answers ---------------------------------------------------------------- */
-
-static void
-s_reply_on(void *sock, const uint8_t *rid, size_t rid_len, json_t *answer)
-{
-    char *s = json_dumps(answer, JSON_COMPACT);
-    json_decref(answer);
-    if (!s)
-        return;
-    zmq_send(sock, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-    zmq_send(sock, s, strlen(s), ZMQ_DONTWAIT);
-    free(s);
-}
-
-/* Answers on the control socket the current request came on. */
-static void
-s_reply(soffa_agent_t *self, const uint8_t *rid, size_t rid_len, json_t *answer)
-{
-    s_reply_on(self->cur_sock ? self->cur_sock : self->control, rid, rid_len, answer);
-}
-
-static json_t *
-s_fail(soffa_err_t rc, const char *text)
-{
-    return json_pack("{s:b, s:s, s:s}", "ok", 0, "code", soffa_errname(rc), "error",
-                     text && *text ? text : soffa_strerror(rc));
-}
-
-static s_waiter_t *
-s_waiter_new(soffa_agent_t *self, s_wait_kind_t kind, const uint8_t *rid, size_t rid_len, uint64_t key, int wait_ms)
-{
-    for (size_t i = 0; i < S_MAX_WAITERS; i++) {
-        s_waiter_t *w = &self->waiters[i];
-        if (w->used)
-            continue;
-        memset(w, 0, sizeof *w);
-        w->used = true;
-        w->kind = kind;
-        memcpy(w->rid, rid, rid_len);
-        w->rid_len = rid_len;
-        w->key = key;
-        w->deadline = soffa_mono_us() + (int64_t) wait_ms * 1000;
-        w->sock = self->cur_sock ? self->cur_sock : self->control;
-        return w;
-    }
-    return NULL;
-}
-
-static s_waiter_t *
-s_waiter_find(soffa_agent_t *self, s_wait_kind_t kind, uint64_t key)
-{
-    for (size_t i = 0; i < S_MAX_WAITERS; i++)
-        if (self->waiters[i].used && self->waiters[i].kind == kind && self->waiters[i].key == key)
-            return &self->waiters[i];
-    return NULL;
-}
-
-static void
-s_waiter_done(soffa_agent_t *self, s_waiter_t *w, json_t *answer)
-{
-    (void) self;
-    s_reply_on(w->sock, w->rid, w->rid_len, answer);
-    json_decref(w->acc);
-    w->used = false;
 }
 
 /* ---- Broker session ----------------------------------------------------------------- */
@@ -316,19 +162,10 @@ s_disconnect(soffa_agent_t *self, const char *why)
     /* A replay or status cannot survive the session; a sent message keeps
      * its waiter: it goes out again after the reconnect, and its answer (or
      * the waiter's deadline) ends the wait. */
-    for (size_t i = 0; i < S_MAX_WAITERS; i++) {
-        s_waiter_t *w = &self->waiters[i];
-        if (!w->used)
-            continue;
-        if (w->kind == S_W_REPLAY)
-            s_waiter_done(self, w, s_fail(SOFFA_ERR_UNAVAILABLE, "the broker went away during the replay; try again"));
-        else if (w->kind == S_W_STATUS)
-            w->deadline = 0;   /* answered at the next tick with what the agent knows */
-    }
+    soffa_agent_reply_session_lost(self);
 }
 
 static void s_send_outbox(soffa_agent_t *self);
-static void s_watch_wake(soffa_agent_t *self);
 
 static void
 s_connect(soffa_agent_t *self)
@@ -376,12 +213,12 @@ s_send_one(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t
 {
     (void) msg_id;
     soffa_agent_t *self = ctx;
-    if (self->n_flight >= S_OUT_WINDOW)
+    if (self->n_flight >= SOFFA_AGENT_OUT_WINDOW)
         return 1;
     soffa_frame_t p = {.type = SOFFA_FRAME_PUBLISH, .tag = local_id, .data = msg, .data_len = len};
     if (soffa_client_send(self->client, &p) != SOFFA_OK)
         return 1;
-    self->flight[self->n_flight++] = (s_flight_t) {local_id, soffa_mono_us()};
+    self->flight[self->n_flight++] = (soffa_agent_flight_t) {local_id, soffa_mono_us()};
     self->out_next = local_id;
     return 0;
 }
@@ -390,7 +227,7 @@ s_send_one(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t
 static void
 s_send_outbox(soffa_agent_t *self)
 {
-    if (!self->client || self->n_flight >= S_OUT_WINDOW || soffa_mono_us() < self->resend_at)
+    if (!self->client || self->n_flight >= SOFFA_AGENT_OUT_WINDOW || soffa_mono_us() < self->resend_at)
         return;
     soffa_box_outbox_scan(self->box, self->out_next, s_send_one, self);
 }
@@ -470,7 +307,7 @@ s_on_publish_answer(soffa_agent_t *self, const soffa_frame_t *f)
     soffa_box_outbox_scan(self->box, f->tag - 1, s_find_out, &fo);
     if (!fo.found)
         return;
-    s_waiter_t *w = s_waiter_find(self, S_W_SEND, f->tag);
+    soffa_agent_waiter_t *w = soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_SEND, f->tag);
     if (f->type == SOFFA_FRAME_ERROR && s_transient(f->code)) {
         soffa_warn("broker could not take outbox entry %llu yet (%s): kept, will retry", (unsigned long long) f->tag,
                    f->text);
@@ -480,7 +317,7 @@ s_on_publish_answer(soffa_agent_t *self, const soffa_frame_t *f)
         self->n_flight = 0;
         self->resend_at = soffa_mono_us() + 1000000;
         if (w)
-            s_waiter_done(self, w, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "note",
+            soffa_agent_reply_done(w, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "note",
                                              "the broker cannot take it yet; it stays in the outbox and is retried",
                                              "reason", f->text));
         return;
@@ -509,14 +346,14 @@ s_on_publish_answer(soffa_agent_t *self, const soffa_frame_t *f)
     if (rc != SOFFA_OK)
         soffa_error("outbox entry %llu could not be closed: %s", (unsigned long long) f->tag, soffa_strerror(rc));
     self->sent_gen++;
-    s_watch_wake(self);
+    soffa_agent_reply_wake_watchers(self);
     if (w) {
         if (f->type == SOFFA_FRAME_PUBLISH_ACK)
-            s_waiter_done(self, w, json_pack("{s:b, s:s, s:s, s:I, s:s, s:b}", "ok", 1, "state", "accepted",
+            soffa_agent_reply_done(w, json_pack("{s:b, s:s, s:s, s:I, s:s, s:b}", "ok", 1, "state", "accepted",
                                              "message_id", mid, "seq", (json_int_t) f->seq, "mailbox", f->mailbox,
                                              "duplicate", f->duplicate));
         else
-            s_waiter_done(self, w, s_fail((soffa_err_t) r.code, f->text));
+            soffa_agent_reply_done(w, soffa_agent_reply_fail((soffa_err_t) r.code, f->text));
     }
 }
 
@@ -606,7 +443,7 @@ s_on_deliveries(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
         memcpy(ack.hash, frames[k - 1].hash, SOFFA_HASH_LEN);
         snprintf(ack.mailbox, sizeof ack.mailbox, "%s", self->mailbox);
         soffa_client_send(self->client, &ack);
-        s_watch_wake(self);
+        soffa_agent_reply_wake_watchers(self);
         for (size_t i = 0; i < k; i++) {
             if (d[i].stored) {
                 self->last_delivery_us = soffa_now_us();
@@ -680,8 +517,8 @@ s_read_broker(soffa_agent_t *self)
                 s_disconnect(self, "the broker forgot this session");
                 self->next_connect = 0;
                 return;
-            } else if (f.tag && s_waiter_find(self, S_W_REPLAY, f.tag)) {
-                s_waiter_done(self, s_waiter_find(self, S_W_REPLAY, f.tag), s_fail((soffa_err_t) f.code, f.text));
+            } else if (f.tag && soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f.tag)) {
+                soffa_agent_reply_done(soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f.tag), soffa_agent_reply_fail((soffa_err_t) f.code, f.text));
             } else if (f.tag) {
                 s_on_publish_answer(self, &f);
             } else {
@@ -689,7 +526,7 @@ s_read_broker(soffa_agent_t *self)
             }
             break;
         case SOFFA_FRAME_DELIVER: {
-            s_waiter_t *w = s_waiter_find(self, S_W_REPLAY, f.tag);
+            soffa_agent_waiter_t *w = soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f.tag);
             if (w) {
                 json_t *rec = soffa_record_json(f.data, f.data_len, f.has_hash ? f.hash : NULL);
                 if (rec)
@@ -704,17 +541,17 @@ s_read_broker(soffa_agent_t *self)
             break;
         }
         case SOFFA_FRAME_REPLAY_END: {
-            s_waiter_t *w = s_waiter_find(self, S_W_REPLAY, f.tag);
+            soffa_agent_waiter_t *w = soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f.tag);
             if (w) {
                 json_t *a = json_pack("{s:b, s:I, s:I, s:O}", "ok", 1, "count", (json_int_t) f.count, "access_seq",
                                       (json_int_t) f.access_seq, "records", w->acc);
-                s_waiter_done(self, w, a);
+                soffa_agent_reply_done(w, a);
             }
             break;
         }
         case SOFFA_FRAME_STATUS_REPLY: {
             self->status_receipt = f.receipt;
-            s_waiter_t *w = s_waiter_find(self, S_W_STATUS, f.tag);
+            soffa_agent_waiter_t *w = soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_STATUS, f.tag);
             if (w) {
                 json_t *mbs = json_array();
                 for (size_t j = 0; j < f.n_statuses; j++) {
@@ -731,7 +568,7 @@ s_read_broker(soffa_agent_t *self)
                                                                 "mailboxes", mbs));
                 json_t *a = w->acc;
                 w->acc = NULL;
-                s_waiter_done(self, w, a);
+                soffa_agent_reply_done(w, a);
             }
             break;
         }
@@ -744,9 +581,9 @@ s_read_broker(soffa_agent_t *self)
         soffa_frame_fini(&batch[j]);
     /* What a replay sent so far is read: free its window, naming the last
      * record read and its hash, the proof the broker asks for. */
-    for (size_t i = 0; self->client && i < S_MAX_WAITERS; i++) {
-        s_waiter_t *w = &self->waiters[i];
-        if (w->used && w->kind == S_W_REPLAY && w->rp_seq) {
+    for (size_t i = 0; self->client && i < SOFFA_AGENT_WAITERS_MAX; i++) {
+        soffa_agent_waiter_t *w = &self->waiters[i];
+        if (w->used && w->kind == SOFFA_AGENT_WAIT_REPLAY && w->rp_seq) {
             soffa_frame_t c = {.type = SOFFA_FRAME_REPLAY_ACK, .tag = w->key, .seq = w->rp_seq, .has_hash = true};
             memcpy(c.hash, w->rp_hash, SOFFA_HASH_LEN);
             soffa_client_send(self->client, &c);
@@ -1030,23 +867,23 @@ s_inbox_lookup(soffa_agent_t *self, const char *id)
 }
 
 static void
-s_cmd_send(soffa_agent_t *self, const uint8_t *rid, size_t rid_len, json_t *req)
+s_cmd_send(soffa_agent_t *self, const soffa_agent_req_t *req)
 {
-    json_t *m = json_object_get(req, "message");
+    json_t *m = json_object_get(req->body, "message");
     if (!json_is_object(m)) {
-        s_reply(self, rid, rid_len, s_fail(SOFFA_ERR_MALFORMED, "send needs a message object"));
+        soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_MALFORMED, "send needs a message object"));
         return;
     }
     m = json_deep_copy(m);
     /* An answer copies the subject, thread and consent of what it answers. */
-    const char *re = json_string_value(json_object_get(req, "re"));
+    const char *re = json_string_value(json_object_get(req->body, "re"));
     if (re) {
         json_t *orig = s_inbox_lookup(self, re);
         json_t *om = json_object_get(orig, "message");
         if (!om) {
             json_decref(orig);
             json_decref(m);
-            s_reply(self, rid, rid_len, s_fail(SOFFA_ERR_NOT_FOUND, "no message with that id or sequence in this agent's inbox"));
+            soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_NOT_FOUND, "no message with that id or sequence in this agent's inbox"));
             return;
         }
         if (!json_object_get(m, "subject"))
@@ -1111,7 +948,7 @@ s_cmd_send(soffa_agent_t *self, const uint8_t *rid, size_t rid_len, json_t *req)
         rc = soffa_msg_encode(msg, &buf, &len);
     if (rc != SOFFA_OK) {
         soffa_msg_destroy(&msg);
-        s_reply(self, rid, rid_len, s_fail(rc, why));
+        soffa_agent_reply(req, soffa_agent_reply_fail(rc, why));
         return;
     }
     soffa_msg_view_t v;
@@ -1123,7 +960,7 @@ s_cmd_send(soffa_agent_t *self, const uint8_t *rid, size_t rid_len, json_t *req)
     rc = soffa_box_outbox_put(self->box, mid, buf, len, &local_id);   /* durable from here */
     free(buf);
     if (rc != SOFFA_OK) {
-        s_reply(self, rid, rid_len, s_fail(rc, "the message could not be stored in the outbox; nothing was sent"));
+        soffa_agent_reply(req, soffa_agent_reply_fail(rc, "the message could not be stored in the outbox; nothing was sent"));
         return;
     }
     char ms[SOFFA_UUID_STR];
@@ -1131,15 +968,15 @@ s_cmd_send(soffa_agent_t *self, const uint8_t *rid, size_t rid_len, json_t *req)
     soffa_info("message %s (%s) stored in the outbox as entry %llu", ms, soffa_msg_type_name(v.type),
                (unsigned long long) local_id);
     self->sent_gen++;
-    s_watch_wake(self);
-    json_int_t wait_ms = json_integer_value(json_object_get(req, "wait_ms"));
-    s_waiter_t *w = wait_ms > 0 && self->client
-                        ? s_waiter_new(self, S_W_SEND, rid, rid_len, local_id, (int) (wait_ms > 60000 ? 60000 : wait_ms))
+    soffa_agent_reply_wake_watchers(self);
+    json_int_t wait_ms = json_integer_value(json_object_get(req->body, "wait_ms"));
+    soffa_agent_waiter_t *w = wait_ms > 0 && self->client
+                        ? soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_SEND, local_id, (int) (wait_ms > 60000 ? 60000 : wait_ms))
                         : NULL;
     if (w)
         memcpy(w->msg_id, mid, 16);
     else
-        s_reply(self, rid, rid_len, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "message_id", ms,
+        soffa_agent_reply(req, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "message_id", ms,
                                               "note", self->client ? "stored in the outbox; being sent"
                                                                    : "the broker is not reachable; kept in the outbox and sent when it is"));
     s_send_outbox(self);
@@ -1220,67 +1057,68 @@ s_on_control(soffa_agent_t *self)
             const uint8_t *rid = zmq_msg_data(&parts[0]);
             size_t rid_len = zmq_msg_size(&parts[0]);
             json_error_t jerr;
-            json_t *req = json_loadb(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), 0, &jerr);
-            const char *cmd = json_string_value(json_object_get(req, "cmd"));
+            json_t *body = json_loadb(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), 0, &jerr);
+            const soffa_agent_req_t rq = {self->control, rid, rid_len, body}, *req = &rq;
+            const char *cmd = json_string_value(json_object_get(body, "cmd"));
             if (!cmd) {
-                s_reply(self, rid, rid_len, s_fail(SOFFA_ERR_MALFORMED, "requests are JSON objects with a \"cmd\""));
+                soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_MALFORMED, "requests are JSON objects with a \"cmd\""));
             } else if (!strcmp(cmd, "send")) {
-                s_cmd_send(self, rid, rid_len, req);
+                s_cmd_send(self, req);
             } else if (!strncmp(cmd, "school-", 7)) {
                 bool queued = false;
-                s_reply(self, rid, rid_len, soffa_school_control(self->school, cmd, req, &queued));
+                soffa_agent_reply(req, soffa_school_control(self->school, cmd, body, &queued));
                 if (queued)
                     s_send_outbox(self);
             } else if (!strcmp(cmd, "status")) {
                 json_t *st = s_status_json(self);
-                s_waiter_t *w = NULL;
-                if (self->client && json_is_true(json_object_get(req, "broker"))) {
+                soffa_agent_waiter_t *w = NULL;
+                if (self->client && json_is_true(json_object_get(body, "broker"))) {
                     uint64_t tag = soffa_client_next_tag(self->client);
-                    w = s_waiter_new(self, S_W_STATUS, rid, rid_len, tag, 3000);
+                    w = soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_STATUS, tag, 3000);
                     soffa_frame_t sr = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = tag, .receipt = self->status_receipt};
                     if (w && soffa_client_send(self->client, &sr) == SOFFA_OK)
                         w->acc = st;
                     else if (w)
-                        w->used = false, w = NULL;
+                        soffa_agent_reply_cancel(w), w = NULL;
                 }
                 if (!w)
-                    s_reply(self, rid, rid_len, st);
+                    soffa_agent_reply(req, st);
             } else if (!strcmp(cmd, "inbox")) {
-                s_list_t l = {json_array(), json_is_true(json_object_get(req, "failed")),
-                              (size_t) (json_integer_value(json_object_get(req, "limit")) > 0
-                                            ? json_integer_value(json_object_get(req, "limit"))
+                s_list_t l = {json_array(), json_is_true(json_object_get(body, "failed")),
+                              (size_t) (json_integer_value(json_object_get(body, "limit")) > 0
+                                            ? json_integer_value(json_object_get(body, "limit"))
                                             : 1000)};
-                soffa_box_inbox_scan(self->box, (uint64_t) json_integer_value(json_object_get(req, "after")), s_list_one, &l);
+                soffa_box_inbox_scan(self->box, (uint64_t) json_integer_value(json_object_get(body, "after")), s_list_one, &l);
                 s_overdue_t o = {self, soffa_now_us(), 0, 0, json_array()};
                 soffa_box_await_scan(self->box, s_overdue_one, &o);
-                s_reply(self, rid, rid_len, json_pack("{s:b, s:o, s:o}", "ok", 1, "messages", l.arr, "overdue", o.list));
+                soffa_agent_reply(req, json_pack("{s:b, s:o, s:o}", "ok", 1, "messages", l.arr, "overdue", o.list));
             } else if (!strcmp(cmd, "show")) {
-                const char *id = json_string_value(json_object_get(req, "id"));
+                const char *id = json_string_value(json_object_get(body, "id"));
                 json_t *rec = id ? s_inbox_lookup(self, id) : NULL;
                 uint8_t mid[16];
                 soffa_box_sent_t r;
                 if (rec) {
-                    s_reply(self, rid, rid_len, json_pack("{s:b, s:s, s:o}", "ok", 1, "where", "inbox", "record", rec));
+                    soffa_agent_reply(req, json_pack("{s:b, s:s, s:o}", "ok", 1, "where", "inbox", "record", rec));
                 } else if (id && soffa_uuid_parse(id, mid) && soffa_box_sent_get(self->box, mid, &r) == SOFFA_OK) {
-                    s_reply(self, rid, rid_len, json_pack("{s:b, s:s, s:s, s:I, s:s, s:s, s:s}", "ok", 1, "where", "sent",
+                    soffa_agent_reply(req, json_pack("{s:b, s:s, s:s, s:I, s:s, s:s, s:s}", "ok", 1, "where", "sent",
                                                           "outcome", r.code ? "refused" : "accepted", "seq",
                                                           (json_int_t) r.seq, "mailbox", r.mailbox, "code",
                                                           soffa_errname((soffa_err_t) r.code), "reason", r.reason));
                 } else {
-                    s_reply(self, rid, rid_len, s_fail(SOFFA_ERR_NOT_FOUND, "no such message in this agent's inbox or sent log"));
+                    soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_NOT_FOUND, "no such message in this agent's inbox or sent log"));
                 }
             } else if (!strcmp(cmd, "retry")) {
-                uint64_t seq = (uint64_t) json_integer_value(json_object_get(req, "seq"));
+                uint64_t seq = (uint64_t) json_integer_value(json_object_get(body, "seq"));
                 soffa_err_t rc = seq ? soffa_box_inbox_set_state(self->box, seq, SOFFA_IN_NEW, 0, 0) : SOFFA_ERR_NOT_FOUND;
                 self->next_hook_scan = 0;
-                s_reply(self, rid, rid_len, rc == SOFFA_OK ? json_pack("{s:b}", "ok", 1) : s_fail(rc, "no such inbox record"));
+                soffa_agent_reply(req, rc == SOFFA_OK ? json_pack("{s:b}", "ok", 1) : soffa_agent_reply_fail(rc, "no such inbox record"));
             } else if (!strcmp(cmd, "replay")) {
                 if (!self->client) {
-                    s_reply(self, rid, rid_len, s_fail(SOFFA_ERR_UNAVAILABLE, "the broker is not reachable; a replay needs it"));
+                    soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_UNAVAILABLE, "the broker is not reachable; a replay needs it"));
                 } else {
-                    json_t *fl = json_object_get(req, "filter");
+                    json_t *fl = json_object_get(body, "filter");
                     soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = soffa_client_next_tag(self->client)};
-                    snprintf(r.text, sizeof r.text, "%s", s_str(json_object_get(req, "request"), "replay"));
+                    snprintf(r.text, sizeof r.text, "%s", s_str(json_object_get(body, "request"), "replay"));
                     r.filter.from_seq = (uint64_t) json_integer_value(json_object_get(fl, "from_seq"));
                     r.filter.to_seq = (uint64_t) json_integer_value(json_object_get(fl, "to_seq"));
                     r.filter.from_us = json_integer_value(json_object_get(fl, "from_us"));
@@ -1290,19 +1128,19 @@ s_on_control(soffa_agent_t *self)
                     snprintf(r.filter.mailbox, sizeof r.filter.mailbox, "%s", s_str(json_object_get(fl, "mailbox"), ""));
                     snprintf(r.filter.subject_id, sizeof r.filter.subject_id, "%s",
                              s_str(json_object_get(fl, "subject_id"), ""));
-                    s_waiter_t *w = s_waiter_new(self, S_W_REPLAY, rid, rid_len, r.tag, 30000);
+                    soffa_agent_waiter_t *w = soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_REPLAY, r.tag, 30000);
                     if (!w || soffa_client_send(self->client, &r) != SOFFA_OK) {
                         if (w)
-                            w->used = false;
-                        s_reply(self, rid, rid_len, s_fail(SOFFA_ERR_UNAVAILABLE, "too busy; try again"));
+                            soffa_agent_reply_cancel(w);
+                        soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_UNAVAILABLE, "too busy; try again"));
                     } else {
                         w->acc = json_array();
                     }
                 }
             } else {
-                s_reply(self, rid, rid_len, s_fail(SOFFA_ERR_INVALID_ARG, "unknown command"));
+                soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_INVALID_ARG, "unknown command"));
             }
-            json_decref(req);
+            json_decref(body);
         }
         for (int k = 0; k < n; k++)
             zmq_msg_close(&parts[k]);
@@ -1413,7 +1251,7 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
         if (self->client) {
             /* Publishes unanswered for long are sent again (same id). */
             for (size_t i = 0; i < self->n_flight; i++) {
-                if (now - self->flight[i].sent_at > S_RESEND_US) {
+                if (now - self->flight[i].sent_at > SOFFA_AGENT_RESEND_US) {
                     self->n_flight = 0;
                     self->out_next = 0;
                     break;
@@ -1421,25 +1259,7 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
             }
             s_send_outbox(self);
         }
-        for (size_t i = 0; i < S_MAX_WAITERS; i++) {
-            s_waiter_t *w = &self->waiters[i];
-            if (!w->used || now < w->deadline)
-                continue;
-            if (w->kind == S_W_SEND) {
-                char ms[SOFFA_UUID_STR];
-                soffa_uuid_format(w->msg_id, ms);
-                s_waiter_done(self, w, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "message_id", ms,
-                                                 "note", "no answer from the broker yet; kept in the outbox and retried"));
-            } else if (w->kind == S_W_STATUS) {
-                json_t *a = w->acc;
-                w->acc = NULL;
-                s_waiter_done(self, w, a);
-            } else if (w->kind == S_W_WATCH) {
-                s_waiter_done(self, w, s_watch_state(self));
-            } else {
-                s_waiter_done(self, w, s_fail(SOFFA_ERR_TIMEOUT, "the replay did not finish in time"));
-            }
-        }
+        soffa_agent_reply_expire(self, now);
         s_hook_tick(self);
         soffa_school_tick(self->school);
     }
@@ -1459,9 +1279,7 @@ soffa_agent_destroy(soffa_agent_t **self_p)
     if (!self_p || !*self_p)
         return;
     soffa_agent_t *self = *self_p;
-    for (size_t i = 0; i < S_MAX_WAITERS; i++)
-        if (self->waiters[i].used)
-            json_decref(self->waiters[i].acc);
+    soffa_agent_reply_fini(self);
     s_hook_input_close(self);
     soffa_school_destroy(&self->school);
     soffa_client_close(&self->client);
