@@ -82,14 +82,16 @@ struct soffa_agent {
     int64_t last_delivery_us;
     /* Answers to control requests (soffa_agent_reply) */
     soffa_agent_waiter_t waiters[SOFFA_AGENT_WAITERS_MAX];
-    /* Hook */
-    pid_t hook_pid;
-    uint64_t hook_seq;
-    int64_t hook_started;
-    int64_t next_hook_scan;
-    int hook_in;                       /* write end of the hook's stdin, -1 when closed */
-    char *hook_text;                   /* the record being written to it (owned) */
-    size_t hook_len, hook_off;         /* its length, and how much is written */
+    /* The hook runner (soffa_agent_hook) */
+    struct {
+        pid_t pid;                     /* the running hook, 0 when none runs */
+        uint64_t seq;                  /* the inbox record it handles */
+        int64_t started;               /* monotonic µs: when it started */
+        int64_t next_scan;             /* monotonic µs: no look for due records before */
+        int in;                        /* write end of the hook's stdin, -1 when closed */
+        char *text;                    /* the record being written to it (owned) */
+        size_t len, off;               /* its length, and how much is written */
+    } hook;
     /* soffa-web's restricted control socket (soffa_agent_web) */
     void *webctl;                      /* NULL when [web] listen is empty */
     uint8_t access_key[32];            /* keys the youths' hashes in the site's access log */
