@@ -15,6 +15,7 @@
 #define _GNU_SOURCE   /* pipe2, F_SETPIPE_SZ */
 #include "soffa_agent_int.h"
 #include "soffa_agent_hook.h"
+#include "soffa_agent_inbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -358,24 +359,6 @@ s_on_publish_answer(soffa_agent_t *self, const soffa_frame_t *f)
     }
 }
 
-/* ---- Inbox -------------------------------------------------------------------------- */
-
-/* An acknowledgement or a referral status closes what the agent awaits. */
-static void
-s_note_answer(soffa_agent_t *self, const soffa_envelope_t *e)
-{
-    if (e->msg_type != SOFFA_MT_SIGNAL_ACKNOWLEDGED && e->msg_type != SOFFA_MT_REFERRAL_STATUS_CHANGED)
-        return;
-    soffa_msg_t *m = NULL;
-    if (soffa_msg_decode(e->body, e->body_len, &m) != SOFFA_OK)
-        return;
-    soffa_msg_view_t v;
-    soffa_msg_view(m, &v);
-    if (v.ref_id)
-        soffa_box_await_answer(self->box, v.ref_id, soffa_now_us());
-    soffa_msg_destroy(&m);
-}
-
 typedef struct {
     soffa_agent_t *self;
     int64_t now;
@@ -410,58 +393,6 @@ s_overdue_one(void *ctx, const uint8_t awaited[16], const soffa_box_await_t *a)
     return 0;
 }
 
-static void
-s_on_deliveries(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
-{
-    if (n == 0)
-        return;
-    soffa_box_delivery_t *d = calloc(n, sizeof *d);
-    soffa_envelope_t *e = calloc(n, sizeof *e);
-    if (!d || !e) {
-        free(d);
-        free(e);
-        return;   /* not acknowledged: the broker delivers again */
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t h[SOFFA_HASH_LEN];
-        soffa_wire_hash(frames[i].data, frames[i].data_len, h);
-        if (!frames[i].has_hash || memcmp(h, frames[i].hash, SOFFA_HASH_LEN) != 0
-            || soffa_envelope_decode(frames[i].data, frames[i].data_len, &e[k]) != SOFFA_OK) {
-            soffa_error("delivery of seq %llu is damaged; not acknowledged", (unsigned long long) frames[i].seq);
-            break;   /* acknowledge only what precedes it */
-        }
-        d[k] = (soffa_box_delivery_t) {frames[i].seq, frames[i].data, frames[i].data_len, e[k].message_id, false};
-        k++;
-    }
-    soffa_in_state_t initial = self->cfg.hook[0] ? SOFFA_IN_NEW : SOFFA_IN_DONE;
-    soffa_err_t rc = k ? soffa_box_inbox_put(self->box, self->mailbox, d, k, initial) : SOFFA_OK;
-    if (rc != SOFFA_OK) {
-        soffa_error("deliveries not stored (%s); the broker will deliver them again", soffa_strerror(rc));
-    } else if (k) {
-        /* Durable in the inbox: now, and only now, acknowledge. */
-        soffa_frame_t ack = {.type = SOFFA_FRAME_ACK, .seq = frames[k - 1].seq, .has_hash = true};
-        memcpy(ack.hash, frames[k - 1].hash, SOFFA_HASH_LEN);
-        snprintf(ack.mailbox, sizeof ack.mailbox, "%s", self->mailbox);
-        soffa_client_send(self->client, &ack);
-        soffa_agent_reply_wake_watchers(self);
-        for (size_t i = 0; i < k; i++) {
-            if (d[i].stored) {
-                self->last_delivery_us = soffa_now_us();
-                s_note_answer(self, &e[i]);
-                soffa_info("received seq %llu (%s) from %s", (unsigned long long) d[i].seq,
-                           soffa_msg_type_name((soffa_msg_type_t) e[i].msg_type), e[i].sender_agent);
-            } else {
-                soffa_debug("seq %llu was delivered before; dropped", (unsigned long long) d[i].seq);
-            }
-        }
-    }
-    for (size_t i = 0; i < k; i++)
-        soffa_envelope_fini(&e[i]);
-    free(d);
-    free(e);
-}
-
 /* ---- Reading the broker --------------------------------------------------------------- */
 
 static void
@@ -482,7 +413,7 @@ s_read_broker(soffa_agent_t *self)
         if (f.type == SOFFA_FRAME_DELIVER && f.tag == 0) {
             batch[nb++] = f;   /* kept until the batch is stored */
             if (nb == sizeof batch / sizeof *batch) {
-                s_on_deliveries(self, batch, nb);
+                soffa_agent_inbox_deliver(self, batch, nb);
                 for (size_t j = 0; j < nb; j++)
                     soffa_frame_fini(&batch[j]);
                 nb = 0;
@@ -500,7 +431,7 @@ s_read_broker(soffa_agent_t *self)
                 self->closed_at_us = soffa_now_us();
                 snprintf(self->closed_why, sizeof self->closed_why, "%s", f.text);
                 soffa_frame_fini(&f);
-                s_on_deliveries(self, batch, nb);
+                soffa_agent_inbox_deliver(self, batch, nb);
                 for (size_t j = 0; j < nb; j++)
                     soffa_frame_fini(&batch[j]);
                 s_disconnect(self, "the broker closed the session");
@@ -512,7 +443,7 @@ s_read_broker(soffa_agent_t *self)
                  * sent again after the greeting, and those waiting for an
                  * answer keep waiting for it. */
                 soffa_frame_fini(&f);
-                s_on_deliveries(self, batch, nb);
+                soffa_agent_inbox_deliver(self, batch, nb);
                 for (size_t j = 0; j < nb; j++)
                     soffa_frame_fini(&batch[j]);
                 s_disconnect(self, "the broker forgot this session");
@@ -577,7 +508,7 @@ s_read_broker(soffa_agent_t *self)
         }
         soffa_frame_fini(&f);
     }
-    s_on_deliveries(self, batch, nb);
+    soffa_agent_inbox_deliver(self, batch, nb);
     for (size_t j = 0; j < nb; j++)
         soffa_frame_fini(&batch[j]);
     /* What a replay sent so far is read: free its window, naming the last
@@ -602,57 +533,6 @@ s_str(json_t *v, const char *fallback)
     return s ? s : fallback;
 }
 
-typedef struct {
-    json_t *msg;
-    bool found;
-} s_json_t;
-
-static int
-s_load_json(void *ctx, const soffa_box_in_t *in)
-{
-    s_json_t *j = ctx;
-    j->msg = soffa_record_json(in->env, in->len, NULL);
-    if (j->msg) {
-        static const char *const states[] = {"new", "done", "failed"};
-        json_object_set_new(j->msg, "state", json_string(states[in->state <= 2 ? in->state : 0]));
-        json_object_set_new(j->msg, "hook_attempts", json_integer(in->attempts));
-    }
-    j->found = j->msg != NULL;
-    return 1;
-}
-
-static int
-s_last_seq(void *ctx, const soffa_box_in_t *in)
-{
-    *(uint64_t *) ctx = in->seq;
-    return 0;
-}
-
-/* Finds an inbox record by message id (UUID text), sequence number, or
- * "last" (the newest). */
-static json_t *
-s_inbox_lookup(soffa_agent_t *self, const char *id)
-{
-    uint64_t seq = 0;
-    uint8_t mid[16];
-    if (!strcmp(id, "last")) {
-        soffa_box_inbox_scan(self->box, 0, s_last_seq, &seq);
-        if (!seq)
-            return NULL;
-    } else if (soffa_uuid_parse(id, mid)) {
-        if (soffa_box_inbox_find(self->box, mid, &seq) != SOFFA_OK)
-            return NULL;
-    } else {
-        char *end;
-        seq = strtoull(id, &end, 10);
-        if (*end || !seq)
-            return NULL;
-    }
-    s_json_t j = {NULL, false};
-    soffa_box_inbox_get(self->box, seq, s_load_json, &j);
-    return j.msg;
-}
-
 static void
 s_cmd_send(soffa_agent_t *self, const soffa_agent_req_t *req)
 {
@@ -665,7 +545,7 @@ s_cmd_send(soffa_agent_t *self, const soffa_agent_req_t *req)
     /* An answer copies the subject, thread and consent of what it answers. */
     const char *re = json_string_value(json_object_get(req->body, "re"));
     if (re) {
-        json_t *orig = s_inbox_lookup(self, re);
+        json_t *orig = soffa_agent_inbox_lookup(self, re);
         json_t *om = json_object_get(orig, "message");
         if (!om) {
             json_decref(orig);
@@ -775,8 +655,8 @@ s_status_json(soffa_agent_t *self)
     uint64_t total, fresh, failed;
     soffa_box_inbox_counts(self->box, &total, &fresh, &failed);
     char ts[32] = "";
-    if (self->last_delivery_us)
-        soffa_time_format(self->last_delivery_us, ts);
+    if (self->inbox.last_delivery_us)
+        soffa_time_format(self->inbox.last_delivery_us, ts);
     s_overdue_t o = {self, soffa_now_us(), 0, 0, NULL};
     soffa_box_await_scan(self->box, s_overdue_one, &o);
     json_t *st = json_pack("{s:b, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:{s:I, s:I}}", "ok", 1, "agent", self->cfg.name,
@@ -791,25 +671,6 @@ s_status_json(soffa_agent_t *self)
         json_object_set_new(st, "session_closed", json_pack("{s:s, s:s}", "at", at, "why", self->closed_why));
     }
     return st;
-}
-
-typedef struct {
-    json_t *arr;
-    bool failed_only;
-    size_t limit;
-} s_list_t;
-
-static int
-s_list_one(void *ctx, const soffa_box_in_t *in)
-{
-    s_list_t *l = ctx;
-    if (l->failed_only && in->state != SOFFA_IN_FAILED)
-        return 0;
-    s_json_t j = {NULL, false};
-    s_load_json(&j, in);
-    if (j.msg)
-        json_array_append_new(l->arr, j.msg);
-    return json_array_size(l->arr) >= l->limit;
 }
 
 static void
@@ -871,17 +732,17 @@ s_on_control(soffa_agent_t *self)
                 if (!w)
                     soffa_agent_reply(req, st);
             } else if (!strcmp(cmd, "inbox")) {
-                s_list_t l = {json_array(), json_is_true(json_object_get(body, "failed")),
-                              (size_t) (json_integer_value(json_object_get(body, "limit")) > 0
-                                            ? json_integer_value(json_object_get(body, "limit"))
-                                            : 1000)};
-                soffa_box_inbox_scan(self->box, (uint64_t) json_integer_value(json_object_get(body, "after")), s_list_one, &l);
+                json_t *list = soffa_agent_inbox_list(self, (uint64_t) json_integer_value(json_object_get(body, "after")),
+                                                      json_is_true(json_object_get(body, "failed")),
+                                                      (size_t) (json_integer_value(json_object_get(body, "limit")) > 0
+                                                                    ? json_integer_value(json_object_get(body, "limit"))
+                                                                    : 1000));
                 s_overdue_t o = {self, soffa_now_us(), 0, 0, json_array()};
                 soffa_box_await_scan(self->box, s_overdue_one, &o);
-                soffa_agent_reply(req, json_pack("{s:b, s:o, s:o}", "ok", 1, "messages", l.arr, "overdue", o.list));
+                soffa_agent_reply(req, json_pack("{s:b, s:o, s:o}", "ok", 1, "messages", list, "overdue", o.list));
             } else if (!strcmp(cmd, "show")) {
                 const char *id = json_string_value(json_object_get(body, "id"));
-                json_t *rec = id ? s_inbox_lookup(self, id) : NULL;
+                json_t *rec = id ? soffa_agent_inbox_lookup(self, id) : NULL;
                 uint8_t mid[16];
                 soffa_box_sent_t r;
                 if (rec) {

@@ -78,8 +78,10 @@ struct soffa_agent {
     int64_t resend_at;                 /* monotonic µs: no sending before (after a transient refusal) */
     uint64_t refused;                  /* publishes the broker refused since start */
     uint64_t sent_gen;                 /* grows with every outbox change (the web's live view) */
-    /* Inbox */
-    int64_t last_delivery_us;
+    /* Inbox (soffa_agent_inbox) */
+    struct {
+        int64_t last_delivery_us;      /* wall-clock µs of the last new delivery, 0: none since start */
+    } inbox;
     /* Answers to control requests (soffa_agent_reply) */
     soffa_agent_waiter_t waiters[SOFFA_AGENT_WAITERS_MAX];
     /* The hook runner (soffa_agent_hook) */
