@@ -16,6 +16,7 @@
 #include "soffa_agent_int.h"
 #include "soffa_agent_hook.h"
 #include "soffa_agent_inbox.h"
+#include "soffa_agent_outbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -158,16 +159,13 @@ s_disconnect(soffa_agent_t *self, const char *why)
     soffa_warn("disconnected from the broker: %s", why);
     soffa_client_close(&self->client);
     self->status_receipt = 0;
-    self->n_flight = 0;
-    self->out_next = 0;
+    soffa_agent_outbox_rewind(self);
     self->next_connect = soffa_mono_us() + self->backoff_ms * 1000;
     /* A replay or status cannot survive the session; a sent message keeps
      * its waiter: it goes out again after the reconnect, and its answer (or
      * the waiter's deadline) ends the wait. */
     soffa_agent_reply_session_lost(self);
 }
-
-static void s_send_outbox(soffa_agent_t *self);
 
 static void
 s_connect(soffa_agent_t *self)
@@ -205,192 +203,7 @@ s_connect(soffa_agent_t *self)
         snprintf(sub.mailbox, sizeof sub.mailbox, "%s", self->mailbox);
         soffa_client_send(self->client, &sub);
     }
-    s_send_outbox(self);
-}
-
-/* ---- Outbox ------------------------------------------------------------------------- */
-
-static int
-s_send_one(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t *msg, size_t len)
-{
-    (void) msg_id;
-    soffa_agent_t *self = ctx;
-    if (self->n_flight >= SOFFA_AGENT_OUT_WINDOW)
-        return 1;
-    soffa_frame_t p = {.type = SOFFA_FRAME_PUBLISH, .tag = local_id, .data = msg, .data_len = len};
-    if (soffa_client_send(self->client, &p) != SOFFA_OK)
-        return 1;
-    self->flight[self->n_flight++] = (soffa_agent_flight_t) {local_id, soffa_mono_us()};
-    self->out_next = local_id;
-    return 0;
-}
-
-/* Sends outbox entries not yet in flight, oldest first, up to the window. */
-static void
-s_send_outbox(soffa_agent_t *self)
-{
-    if (!self->client || self->n_flight >= SOFFA_AGENT_OUT_WINDOW || soffa_mono_us() < self->resend_at)
-        return;
-    soffa_box_outbox_scan(self->box, self->out_next, s_send_one, self);
-}
-
-static bool
-s_flight_take(soffa_agent_t *self, uint64_t local_id)
-{
-    for (size_t i = 0; i < self->n_flight; i++) {
-        if (self->flight[i].local_id == local_id) {
-            self->flight[i] = self->flight[--self->n_flight];
-            return true;
-        }
-    }
-    return false;
-}
-
-typedef struct {
-    uint64_t local_id;
-    uint8_t msg_id[16];
-    bool found;
-    bool awaits;           /* the message expects an answer */
-    uint8_t awaited[16];   /* the id that answer will name */
-    uint32_t type;
-} s_find_out_t;
-
-static int
-s_find_out(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t *msg, size_t len)
-{
-    s_find_out_t *f = ctx;
-    if (local_id != f->local_id)
-        return 1;
-    memcpy(f->msg_id, msg_id, 16);
-    f->found = true;
-    soffa_msg_t *m = NULL;
-    if (soffa_msg_decode(msg, len, &m) == SOFFA_OK) {
-        soffa_msg_view_t v;
-        soffa_msg_view(m, &v);
-        f->type = (uint32_t) v.type;
-        const uint8_t *aw = v.type == SOFFA_MT_ENROLMENT_CHANGED || v.type == SOFFA_MT_ABSENCE_REPORTED
-                                    || v.type == SOFFA_MT_AT_RISK_NOTICE
-                                ? v.message_id
-                            : v.type == SOFFA_MT_REFERRAL_SENT ? v.ref_id
-                                                                : NULL;
-        if (aw) {
-            memcpy(f->awaited, aw, 16);
-            f->awaits = true;
-        }
-        soffa_msg_destroy(&m);
-    }
-    return 1;
-}
-
-/* Codes that say "try again later" rather than "never". */
-static bool
-s_transient(uint32_t code)
-{
-    switch (code) {
-    case SOFFA_ERR_STORE_FULL:
-    case SOFFA_ERR_DISK_FULL:
-    case SOFFA_ERR_STORE_IO:
-    case SOFFA_ERR_NOMEM:
-    case SOFFA_ERR_UNAVAILABLE:
-    case SOFFA_ERR_TIMEOUT:
-    case SOFFA_ERR_INTERNAL:
-    case SOFFA_ERR_TRANSPORT:
-    case SOFFA_ERR_PROTOCOL_STATE: return true;
-    default: return false;
-    }
-}
-
-static void
-s_on_publish_answer(soffa_agent_t *self, const soffa_frame_t *f)
-{
-    if (!s_flight_take(self, f->tag))
-        return;   /* an answer to a resend we already handled */
-    s_find_out_t fo = {.local_id = f->tag};
-    soffa_box_outbox_scan(self->box, f->tag - 1, s_find_out, &fo);
-    if (!fo.found)
-        return;
-    soffa_agent_waiter_t *w = soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_SEND, f->tag);
-    if (f->type == SOFFA_FRAME_ERROR && s_transient(f->code)) {
-        soffa_warn("broker could not take outbox entry %llu yet (%s): kept, will retry", (unsigned long long) f->tag,
-                   f->text);
-        /* Try the whole outbox again after a pause (a full store, say):
-         * the broker is not hammered meanwhile. */
-        self->out_next = 0;
-        self->n_flight = 0;
-        self->resend_at = soffa_mono_us() + 1000000;
-        if (w)
-            soffa_agent_reply_done(w, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "note",
-                                             "the broker cannot take it yet; it stays in the outbox and is retried",
-                                             "reason", f->text));
-        return;
-    }
-    soffa_box_sent_t r = {.at_us = soffa_now_us()};
-    char mid[SOFFA_UUID_STR];
-    soffa_uuid_format(fo.msg_id, mid);
-    if (f->type == SOFFA_FRAME_PUBLISH_ACK && fo.awaits) {
-        /* A signal awaits its acknowledgement, a referral its receipt. */
-        soffa_box_await_t aw = {.type = fo.type, .sent_us = r.at_us};
-        memcpy(aw.msg_id, fo.msg_id, 16);
-        soffa_box_await_put(self->box, fo.awaited, &aw);
-    }
-    if (f->type == SOFFA_FRAME_PUBLISH_ACK) {
-        r.seq = f->seq;
-        snprintf(r.mailbox, sizeof r.mailbox, "%s", f->mailbox);
-        soffa_info("message %s accepted as seq %llu for %s%s", mid, (unsigned long long) f->seq, f->mailbox,
-                   f->duplicate ? " (it had arrived before)" : "");
-    } else {
-        r.code = f->code ? f->code : SOFFA_ERR_INTERNAL;
-        snprintf(r.reason, sizeof r.reason, "%s", f->text);
-        self->refused++;
-        soffa_warn("message %s refused by the broker: %s: %s", mid, soffa_errname((soffa_err_t) r.code), f->text);
-    }
-    soffa_err_t rc = soffa_box_outbox_done(self->box, f->tag, fo.msg_id, &r);
-    if (rc != SOFFA_OK)
-        soffa_error("outbox entry %llu could not be closed: %s", (unsigned long long) f->tag, soffa_strerror(rc));
-    self->sent_gen++;
-    soffa_agent_reply_wake_watchers(self);
-    if (w) {
-        if (f->type == SOFFA_FRAME_PUBLISH_ACK)
-            soffa_agent_reply_done(w, json_pack("{s:b, s:s, s:s, s:I, s:s, s:b}", "ok", 1, "state", "accepted",
-                                             "message_id", mid, "seq", (json_int_t) f->seq, "mailbox", f->mailbox,
-                                             "duplicate", f->duplicate));
-        else
-            soffa_agent_reply_done(w, soffa_agent_reply_fail((soffa_err_t) r.code, f->text));
-    }
-}
-
-typedef struct {
-    soffa_agent_t *self;
-    int64_t now;
-    uint64_t signals, referrals;
-    json_t *list;              /* overdue entries, or NULL to count only */
-} s_overdue_t;
-
-static int
-s_overdue_one(void *ctx, const uint8_t awaited[16], const soffa_box_await_t *a)
-{
-    (void) awaited;
-    s_overdue_t *o = ctx;
-    if (a->answered_us)
-        return 0;
-    bool referral = a->type == SOFFA_MT_REFERRAL_SENT;
-    int64_t due = (referral ? o->self->cfg.referral_receipt_due : o->self->cfg.signal_ack_due) * 1000;
-    if (o->now - a->sent_us < due)
-        return 0;
-    if (referral)
-        o->referrals++;
-    else
-        o->signals++;
-    if (o->list) {
-        char mid[SOFFA_UUID_STR], ts[32];
-        soffa_uuid_format(a->msg_id, mid);
-        soffa_time_format(a->sent_us, ts);
-        json_array_append_new(o->list, json_pack("{s:s, s:s, s:s, s:s, s:I}", "message_id", mid, "type",
-                                                 soffa_msg_type_name((soffa_msg_type_t) a->type), "sent_at", ts,
-                                                 "waiting_for", referral ? "receipt" : "acknowledgement",
-                                                 "overdue_s", (json_int_t) ((o->now - a->sent_us - due) / 1000000)));
-    }
-    return 0;
+    soffa_agent_outbox_send(self);
 }
 
 /* ---- Reading the broker --------------------------------------------------------------- */
@@ -421,7 +234,7 @@ s_read_broker(soffa_agent_t *self)
             continue;
         }
         switch (f.type) {
-        case SOFFA_FRAME_PUBLISH_ACK: s_on_publish_answer(self, &f); break;
+        case SOFFA_FRAME_PUBLISH_ACK: soffa_agent_outbox_answer(self, &f); break;
         case SOFFA_FRAME_ERROR:
             if (f.code == SOFFA_ERR_SESSION_CLOSED && f.tag == 0) {
                 /* Another connection with our key took over (a second agent
@@ -452,7 +265,7 @@ s_read_broker(soffa_agent_t *self)
             } else if (f.tag && soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f.tag)) {
                 soffa_agent_reply_done(soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f.tag), soffa_agent_reply_fail((soffa_err_t) f.code, f.text));
             } else if (f.tag) {
-                s_on_publish_answer(self, &f);
+                soffa_agent_outbox_answer(self, &f);
             } else {
                 soffa_warn("broker says: %s: %s", soffa_errname((soffa_err_t) f.code), f.text);
             }
@@ -533,122 +346,6 @@ s_str(json_t *v, const char *fallback)
     return s ? s : fallback;
 }
 
-static void
-s_cmd_send(soffa_agent_t *self, const soffa_agent_req_t *req)
-{
-    json_t *m = json_object_get(req->body, "message");
-    if (!json_is_object(m)) {
-        soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_MALFORMED, "send needs a message object"));
-        return;
-    }
-    m = json_deep_copy(m);
-    /* An answer copies the subject, thread and consent of what it answers. */
-    const char *re = json_string_value(json_object_get(req->body, "re"));
-    if (re) {
-        json_t *orig = soffa_agent_inbox_lookup(self, re);
-        json_t *om = json_object_get(orig, "message");
-        if (!om) {
-            json_decref(orig);
-            json_decref(m);
-            soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_NOT_FOUND, "no message with that id or sequence in this agent's inbox"));
-            return;
-        }
-        if (!json_object_get(m, "subject"))
-            json_object_set(m, "subject", json_object_get(om, "subject"));
-        if (!json_object_get(m, "correlation_id") && json_object_get(om, "correlation_id"))
-            json_object_set(m, "correlation_id", json_object_get(om, "correlation_id"));
-        if (!json_object_get(m, "causation_id"))
-            json_object_set(m, "causation_id", json_object_get(om, "message_id"));
-        if (!json_object_get(m, "consent_id") && json_object_get(om, "consent_id"))
-            json_object_set(m, "consent_id", json_object_get(om, "consent_id"));
-        /* The payload's reference to what it answers. */
-        const char *key;
-        json_t *pl;
-        json_object_foreach(m, key, pl) {
-            if (soffa_msg_type_from_name(key) == SOFFA_MT_NONE || !json_is_object(pl))
-                continue;
-            if (!json_object_get(pl, "signal_id") && soffa_msg_type_from_name(key) == SOFFA_MT_SIGNAL_ACKNOWLEDGED)
-                json_object_set(pl, "signal_id", json_object_get(om, "message_id"));
-            const char *oname;
-            json_t *opl;
-            json_object_foreach(om, oname, opl) {
-                if (soffa_msg_type_from_name(oname) == SOFFA_MT_NONE)
-                    continue;
-                /* Only ids the answer's own type has, and never the id a
-                 * message introduces itself (a new referral's id). */
-                static const char *const refs[] = {"referral_id", "report_id", "case_id"};
-                for (size_t r = 0; r < 3; r++)
-                    if (!json_object_get(pl, refs[r]) && json_object_get(opl, refs[r])
-                        && soffa_msg_has_field(key, refs[r]) && soffa_msg_type_from_name(key) != SOFFA_MT_REFERRAL_SENT)
-                        json_object_set(pl, refs[r], json_object_get(opl, refs[r]));
-            }
-        }
-        json_decref(orig);
-    }
-    int64_t now = soffa_now_us();
-    if (!json_object_get(m, "message_id")) {
-        uint8_t id[16];
-        char s[SOFFA_UUID_STR];
-        soffa_uuid7(id);
-        soffa_uuid_format(id, s);
-        json_object_set_new(m, "message_id", json_string(s));
-    }
-    if (!json_object_get(m, "correlation_id"))
-        json_object_set(m, "correlation_id", json_object_get(m, "message_id"));
-    if (!json_object_get(m, "schema_version"))
-        json_object_set_new(m, "schema_version", json_string("1.0"));
-    if (!json_object_get(m, "occurred_at_us"))
-        json_object_set_new(m, "occurred_at_us", json_integer(now));
-    json_object_set_new(m, "sent_at_us", json_integer(now));
-
-    char *text = json_dumps(m, JSON_COMPACT);
-    json_decref(m);
-    char why[300] = "";
-    soffa_msg_t *msg = NULL;
-    soffa_err_t rc = text ? soffa_msg_from_json(text, &msg, why, sizeof why) : SOFFA_ERR_NOMEM;
-    free(text);
-    if (rc == SOFFA_OK)
-        rc = soffa_msg_validate(msg, now, why, sizeof why);
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    if (rc == SOFFA_OK)
-        rc = soffa_msg_encode(msg, &buf, &len);
-    if (rc != SOFFA_OK) {
-        soffa_msg_destroy(&msg);
-        soffa_agent_reply(req, soffa_agent_reply_fail(rc, why));
-        return;
-    }
-    soffa_msg_view_t v;
-    soffa_msg_view(msg, &v);
-    uint8_t mid[16];
-    memcpy(mid, v.message_id, 16);
-    soffa_msg_destroy(&msg);
-    uint64_t local_id;
-    rc = soffa_box_outbox_put(self->box, mid, buf, len, &local_id);   /* durable from here */
-    free(buf);
-    if (rc != SOFFA_OK) {
-        soffa_agent_reply(req, soffa_agent_reply_fail(rc, "the message could not be stored in the outbox; nothing was sent"));
-        return;
-    }
-    char ms[SOFFA_UUID_STR];
-    soffa_uuid_format(mid, ms);
-    soffa_info("message %s (%s) stored in the outbox as entry %llu", ms, soffa_msg_type_name(v.type),
-               (unsigned long long) local_id);
-    self->sent_gen++;
-    soffa_agent_reply_wake_watchers(self);
-    json_int_t wait_ms = json_integer_value(json_object_get(req->body, "wait_ms"));
-    soffa_agent_waiter_t *w = wait_ms > 0 && self->client
-                        ? soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_SEND, local_id, (int) (wait_ms > 60000 ? 60000 : wait_ms))
-                        : NULL;
-    if (w)
-        memcpy(w->msg_id, mid, 16);
-    else
-        soffa_agent_reply(req, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "message_id", ms,
-                                              "note", self->client ? "stored in the outbox; being sent"
-                                                                   : "the broker is not reachable; kept in the outbox and sent when it is"));
-    s_send_outbox(self);
-}
-
 static json_t *
 s_status_json(soffa_agent_t *self)
 {
@@ -657,14 +354,14 @@ s_status_json(soffa_agent_t *self)
     char ts[32] = "";
     if (self->inbox.last_delivery_us)
         soffa_time_format(self->inbox.last_delivery_us, ts);
-    s_overdue_t o = {self, soffa_now_us(), 0, 0, NULL};
-    soffa_box_await_scan(self->box, s_overdue_one, &o);
+    uint64_t od_signals, od_referrals;
+    soffa_agent_outbox_overdue(self, NULL, &od_signals, &od_referrals);
     json_t *st = json_pack("{s:b, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:{s:I, s:I}}", "ok", 1, "agent", self->cfg.name,
                      "role", soffa_role_name(self->role), "connected", self->client != NULL, "broker_endpoint",
                      self->cfg.broker, "mailbox", self->mailbox, "outbox", (json_int_t) soffa_box_outbox_count(self->box),
                      "inbox", (json_int_t) total, "inbox_new", (json_int_t) fresh, "inbox_failed", (json_int_t) failed,
-                     "last_delivery", ts, "refused", (json_int_t) self->refused, "overdue", "signals",
-                     (json_int_t) o.signals, "referrals", (json_int_t) o.referrals);
+                     "last_delivery", ts, "refused", (json_int_t) self->outbox.refused, "overdue", "signals",
+                     (json_int_t) od_signals, "referrals", (json_int_t) od_referrals);
     if (st && self->closed_at_us) {
         char at[32];
         soffa_time_format(self->closed_at_us, at);
@@ -711,12 +408,12 @@ s_on_control(soffa_agent_t *self)
             if (!cmd) {
                 soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_MALFORMED, "requests are JSON objects with a \"cmd\""));
             } else if (!strcmp(cmd, "send")) {
-                s_cmd_send(self, req);
+                soffa_agent_outbox_submit(self, req);
             } else if (!strncmp(cmd, "school-", 7)) {
                 bool queued = false;
                 soffa_agent_reply(req, soffa_school_control(self->school, cmd, body, &queued));
                 if (queued)
-                    s_send_outbox(self);
+                    soffa_agent_outbox_send(self);
             } else if (!strcmp(cmd, "status")) {
                 json_t *st = s_status_json(self);
                 soffa_agent_waiter_t *w = NULL;
@@ -737,9 +434,9 @@ s_on_control(soffa_agent_t *self)
                                                       (size_t) (json_integer_value(json_object_get(body, "limit")) > 0
                                                                     ? json_integer_value(json_object_get(body, "limit"))
                                                                     : 1000));
-                s_overdue_t o = {self, soffa_now_us(), 0, 0, json_array()};
-                soffa_box_await_scan(self->box, s_overdue_one, &o);
-                soffa_agent_reply(req, json_pack("{s:b, s:o, s:o}", "ok", 1, "messages", list, "overdue", o.list));
+                json_t *overdue = json_array();
+                soffa_agent_outbox_overdue(self, overdue, NULL, NULL);
+                soffa_agent_reply(req, json_pack("{s:b, s:o, s:o}", "ok", 1, "messages", list, "overdue", overdue));
             } else if (!strcmp(cmd, "show")) {
                 const char *id = json_string_value(json_object_get(body, "id"));
                 json_t *rec = id ? soffa_agent_inbox_lookup(self, id) : NULL;
@@ -897,15 +594,7 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
                 s_disconnect(self, "no answer to heartbeats");
         }
         if (self->client) {
-            /* Publishes unanswered for long are sent again (same id). */
-            for (size_t i = 0; i < self->n_flight; i++) {
-                if (now - self->flight[i].sent_at > SOFFA_AGENT_RESEND_US) {
-                    self->n_flight = 0;
-                    self->out_next = 0;
-                    break;
-                }
-            }
-            s_send_outbox(self);
+            soffa_agent_outbox_tick(self, now);
         }
         soffa_agent_reply_expire(self, now);
         soffa_agent_hook_tick(self);

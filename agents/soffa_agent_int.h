@@ -71,13 +71,15 @@ struct soffa_agent {
     uint64_t status_receipt;           /* of the broker's last STATUS-REPLY on this connection */
     int64_t closed_at_us;              /* when the broker last closed our session (another connection took over) */
     char closed_why[256];
-    /* Outbox */
-    soffa_agent_flight_t flight[SOFFA_AGENT_OUT_WINDOW];
-    size_t n_flight;
-    uint64_t out_next;                 /* outbox entries up to this local id are in flight or done */
-    int64_t resend_at;                 /* monotonic µs: no sending before (after a transient refusal) */
-    uint64_t refused;                  /* publishes the broker refused since start */
-    uint64_t sent_gen;                 /* grows with every outbox change (the web's live view) */
+    /* Outbox (soffa_agent_outbox) */
+    struct {
+        soffa_agent_flight_t flight[SOFFA_AGENT_OUT_WINDOW];   /* publishes in flight, in no order */
+        size_t n_flight;
+        uint64_t next;                 /* outbox entries up to this local id are in flight or done */
+        int64_t resend_at;             /* monotonic µs: no sending before (after a transient refusal) */
+        uint64_t refused;              /* publishes the broker refused since start */
+        uint64_t gen;                  /* grows with every outbox change (the web's live view) */
+    } outbox;
     /* Inbox (soffa_agent_inbox) */
     struct {
         int64_t last_delivery_us;      /* wall-clock µs of the last new delivery, 0: none since start */

@@ -139,7 +139,7 @@ soffa_agent_reply_watch_state(soffa_agent_t *self)
 {
     return json_pack("{s:b, s:I, s:I, s:b}", "ok", 1, "inbox_last",
                      (json_int_t) (self->mailbox[0] ? soffa_box_inbox_last(self->box, self->mailbox) : 0), "sent_gen",
-                     (json_int_t) self->sent_gen, "connected", self->client != NULL);
+                     (json_int_t) self->outbox.gen, "connected", self->client != NULL);
 }
 
 void
