@@ -17,6 +17,7 @@
 #include "soffa_agent_hook.h"
 #include "soffa_agent_inbox.h"
 #include "soffa_agent_outbox.h"
+#include "soffa_agent_session.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -149,194 +150,6 @@ soffa_agent_print_config(const soffa_agent_t *self, FILE *out)
     soffa_web_cfg_print(&self->web, out);
 }
 
-/* ---- Broker session ----------------------------------------------------------------- */
-
-static void
-s_disconnect(soffa_agent_t *self, const char *why)
-{
-    if (!self->client)
-        return;
-    soffa_warn("disconnected from the broker: %s", why);
-    soffa_client_close(&self->client);
-    self->status_receipt = 0;
-    soffa_agent_outbox_rewind(self);
-    self->next_connect = soffa_mono_us() + self->backoff_ms * 1000;
-    /* A replay or status cannot survive the session; a sent message keeps
-     * its waiter: it goes out again after the reconnect, and its answer (or
-     * the waiter's deadline) ends the wait. */
-    soffa_agent_reply_session_lost(self);
-}
-
-static void
-s_connect(soffa_agent_t *self)
-{
-    soffa_client_opts_t o = {.endpoint = self->cfg.broker, .server_public = self->broker_pub,
-                             .public_key = self->pub, .secret_key = self->sec, .name = self->cfg.name,
-                             .timeout_ms = 1000, .zmq_ctx = self->ctx};
-    soffa_frame_t w;
-    soffa_err_t rc = soffa_client_connect(&self->client, &o, &w);
-    if (rc != SOFFA_OK) {
-        if (self->backoff_ms >= self->cfg.reconnect_max_ms)
-            soffa_debug("broker %s still unreachable (%s)", self->cfg.broker, soffa_strerror(rc));
-        else
-            soffa_info("broker %s unreachable (%s); retrying in %lld ms", self->cfg.broker,
-                       rc == SOFFA_ERR_TIMEOUT ? "no answer; is it up, and is this agent's key in its configuration?"
-                                               : soffa_strerror(rc),
-                       (long long) self->backoff_ms);
-        self->next_connect = soffa_mono_us() + self->backoff_ms * 1000;
-        self->backoff_ms = self->backoff_ms * 2 > self->cfg.reconnect_max_ms ? self->cfg.reconnect_max_ms
-                                                                              : self->backoff_ms * 2;
-        return;
-    }
-    self->backoff_ms = 200;
-    self->role = w.role;
-    snprintf(self->mailbox, sizeof self->mailbox, "%s", w.n_mailboxes ? w.mailboxes[0] : "");
-    self->broker_heartbeat_ms = w.heartbeat_ms;
-    soffa_frame_fini(&w);
-    int64_t now = soffa_mono_us();
-    self->last_heard = now;
-    self->next_ping = now;
-    soffa_info("connected to %s as %s (%s)%s%s", self->cfg.broker, self->cfg.name, soffa_role_name(self->role),
-               self->mailbox[0] ? ", reading " : "", self->mailbox);
-    if (self->mailbox[0]) {
-        soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = (uint32_t) self->cfg.window};
-        snprintf(sub.mailbox, sizeof sub.mailbox, "%s", self->mailbox);
-        soffa_client_send(self->client, &sub);
-    }
-    soffa_agent_outbox_send(self);
-}
-
-/* ---- Reading the broker --------------------------------------------------------------- */
-
-static void
-s_read_broker(soffa_agent_t *self)
-{
-    soffa_frame_t batch[256];
-    size_t nb = 0;
-    for (int i = 0; i < 1024 && self->client; i++) {
-        soffa_frame_t f;
-        soffa_err_t rc = soffa_client_recv(self->client, &f, 0);
-        if (rc == SOFFA_ERR_TIMEOUT)
-            break;
-        self->last_heard = soffa_mono_us();
-        if (rc != SOFFA_OK) {
-            soffa_frame_fini(&f);
-            continue;
-        }
-        if (f.type == SOFFA_FRAME_DELIVER && f.tag == 0) {
-            batch[nb++] = f;   /* kept until the batch is stored */
-            if (nb == sizeof batch / sizeof *batch) {
-                soffa_agent_inbox_deliver(self, batch, nb);
-                for (size_t j = 0; j < nb; j++)
-                    soffa_frame_fini(&batch[j]);
-                nb = 0;
-            }
-            continue;
-        }
-        switch (f.type) {
-        case SOFFA_FRAME_PUBLISH_ACK: soffa_agent_outbox_answer(self, &f); break;
-        case SOFFA_FRAME_ERROR:
-            if (f.code == SOFFA_ERR_SESSION_CLOSED && f.tag == 0) {
-                /* Another connection with our key took over (a second agent
-                 * with this key, or a stolen key): say so loudly, keep what
-                 * we have, and come back only after the longest backoff. */
-                soffa_error("the broker closed this agent's session: %s", f.text);
-                self->closed_at_us = soffa_now_us();
-                snprintf(self->closed_why, sizeof self->closed_why, "%s", f.text);
-                soffa_frame_fini(&f);
-                soffa_agent_inbox_deliver(self, batch, nb);
-                for (size_t j = 0; j < nb; j++)
-                    soffa_frame_fini(&batch[j]);
-                s_disconnect(self, "the broker closed the session");
-                self->next_connect = soffa_mono_us() + self->cfg.reconnect_max_ms * 1000;
-                return;
-            } else if (f.code == SOFFA_ERR_PROTOCOL_STATE) {
-                /* The broker no longer knows this session (it restarted, or
-                 * expired us): greet again now. Whatever was in flight is
-                 * sent again after the greeting, and those waiting for an
-                 * answer keep waiting for it. */
-                soffa_frame_fini(&f);
-                soffa_agent_inbox_deliver(self, batch, nb);
-                for (size_t j = 0; j < nb; j++)
-                    soffa_frame_fini(&batch[j]);
-                s_disconnect(self, "the broker forgot this session");
-                self->next_connect = 0;
-                return;
-            } else if (f.tag && soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f.tag)) {
-                soffa_agent_reply_done(soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f.tag), soffa_agent_reply_fail((soffa_err_t) f.code, f.text));
-            } else if (f.tag) {
-                soffa_agent_outbox_answer(self, &f);
-            } else {
-                soffa_warn("broker says: %s: %s", soffa_errname((soffa_err_t) f.code), f.text);
-            }
-            break;
-        case SOFFA_FRAME_DELIVER: {
-            soffa_agent_waiter_t *w = soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f.tag);
-            if (w) {
-                json_t *rec = soffa_record_json(f.data, f.data_len, f.has_hash ? f.hash : NULL);
-                if (rec)
-                    json_array_append_new(w->acc, rec);
-                /* Read: acknowledged once this batch is read (below). */
-                if (f.has_hash) {
-                    w->rp_seq = f.seq;
-                    memcpy(w->rp_hash, f.hash, SOFFA_HASH_LEN);
-                }
-                w->deadline = soffa_mono_us() + 30000000;
-            }
-            break;
-        }
-        case SOFFA_FRAME_REPLAY_END: {
-            soffa_agent_waiter_t *w = soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f.tag);
-            if (w) {
-                json_t *a = json_pack("{s:b, s:I, s:I, s:O}", "ok", 1, "count", (json_int_t) f.count, "access_seq",
-                                      (json_int_t) f.access_seq, "records", w->acc);
-                soffa_agent_reply_done(w, a);
-            }
-            break;
-        }
-        case SOFFA_FRAME_STATUS_REPLY: {
-            self->status_receipt = f.receipt;
-            soffa_agent_waiter_t *w = soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_STATUS, f.tag);
-            if (w) {
-                json_t *mbs = json_array();
-                for (size_t j = 0; j < f.n_statuses; j++) {
-                    const soffa_mailbox_status_t *m = &f.statuses[j];
-                    json_array_append_new(mbs, json_pack("{s:s, s:I, s:I, s:i, s:I, s:I, s:b, s:I}", "mailbox", m->mailbox,
-                                                         "depth", (json_int_t) m->depth, "last_seq", (json_int_t) m->last_seq,
-                                                         "consumers", (int) m->consumers, "lag", (json_int_t) m->lag,
-                                                         "oldest_undelivered_us", (json_int_t) m->oldest_undelivered_us,
-                                                         "no_reader", m->no_reader, "overdue", (json_int_t) m->overdue));
-                }
-                json_object_set_new(w->acc, "broker", json_pack("{s:I, s:i, s:I, s:o}", "head_seq",
-                                                                (json_int_t) f.head_seq, "sessions", (int) f.sessions,
-                                                                "started_at_us", (json_int_t) f.started_at_us,
-                                                                "mailboxes", mbs));
-                json_t *a = w->acc;
-                w->acc = NULL;
-                soffa_agent_reply_done(w, a);
-            }
-            break;
-        }
-        default: break;
-        }
-        soffa_frame_fini(&f);
-    }
-    soffa_agent_inbox_deliver(self, batch, nb);
-    for (size_t j = 0; j < nb; j++)
-        soffa_frame_fini(&batch[j]);
-    /* What a replay sent so far is read: free its window, naming the last
-     * record read and its hash, the proof the broker asks for. */
-    for (size_t i = 0; self->client && i < SOFFA_AGENT_WAITERS_MAX; i++) {
-        soffa_agent_waiter_t *w = &self->waiters[i];
-        if (w->used && w->kind == SOFFA_AGENT_WAIT_REPLAY && w->rp_seq) {
-            soffa_frame_t c = {.type = SOFFA_FRAME_REPLAY_ACK, .tag = w->key, .seq = w->rp_seq, .has_hash = true};
-            memcpy(c.hash, w->rp_hash, SOFFA_HASH_LEN);
-            soffa_client_send(self->client, &c);
-            w->rp_seq = 0;
-        }
-    }
-}
-
 /* ---- Control requests -------------------------------------------------------------- */
 
 static const char *
@@ -357,15 +170,15 @@ s_status_json(soffa_agent_t *self)
     uint64_t od_signals, od_referrals;
     soffa_agent_outbox_overdue(self, NULL, &od_signals, &od_referrals);
     json_t *st = json_pack("{s:b, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:{s:I, s:I}}", "ok", 1, "agent", self->cfg.name,
-                     "role", soffa_role_name(self->role), "connected", self->client != NULL, "broker_endpoint",
-                     self->cfg.broker, "mailbox", self->mailbox, "outbox", (json_int_t) soffa_box_outbox_count(self->box),
+                     "role", soffa_role_name(self->session.role), "connected", soffa_agent_online(self), "broker_endpoint",
+                     self->cfg.broker, "mailbox", self->session.mailbox, "outbox", (json_int_t) soffa_box_outbox_count(self->box),
                      "inbox", (json_int_t) total, "inbox_new", (json_int_t) fresh, "inbox_failed", (json_int_t) failed,
                      "last_delivery", ts, "refused", (json_int_t) self->outbox.refused, "overdue", "signals",
                      (json_int_t) od_signals, "referrals", (json_int_t) od_referrals);
-    if (st && self->closed_at_us) {
+    if (st && self->session.closed_at_us) {
         char at[32];
-        soffa_time_format(self->closed_at_us, at);
-        json_object_set_new(st, "session_closed", json_pack("{s:s, s:s}", "at", at, "why", self->closed_why));
+        soffa_time_format(self->session.closed_at_us, at);
+        json_object_set_new(st, "session_closed", json_pack("{s:s, s:s}", "at", at, "why", self->session.closed_why));
     }
     return st;
 }
@@ -417,11 +230,11 @@ s_on_control(soffa_agent_t *self)
             } else if (!strcmp(cmd, "status")) {
                 json_t *st = s_status_json(self);
                 soffa_agent_waiter_t *w = NULL;
-                if (self->client && json_is_true(json_object_get(body, "broker"))) {
-                    uint64_t tag = soffa_client_next_tag(self->client);
+                if (soffa_agent_online(self) && json_is_true(json_object_get(body, "broker"))) {
+                    uint64_t tag = soffa_agent_session_next_tag(self);
                     w = soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_STATUS, tag, 3000);
-                    soffa_frame_t sr = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = tag, .receipt = self->status_receipt};
-                    if (w && soffa_client_send(self->client, &sr) == SOFFA_OK)
+                    soffa_frame_t sr = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = tag, .receipt = self->session.status_receipt};
+                    if (w && soffa_agent_session_send(self, &sr) == SOFFA_OK)
                         w->acc = st;
                     else if (w)
                         soffa_agent_reply_cancel(w), w = NULL;
@@ -458,11 +271,11 @@ s_on_control(soffa_agent_t *self)
                 soffa_agent_hook_wake(self);
                 soffa_agent_reply(req, rc == SOFFA_OK ? json_pack("{s:b}", "ok", 1) : soffa_agent_reply_fail(rc, "no such inbox record"));
             } else if (!strcmp(cmd, "replay")) {
-                if (!self->client) {
+                if (!soffa_agent_online(self)) {
                     soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_UNAVAILABLE, "the broker is not reachable; a replay needs it"));
                 } else {
                     json_t *fl = json_object_get(body, "filter");
-                    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = soffa_client_next_tag(self->client)};
+                    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = soffa_agent_session_next_tag(self)};
                     snprintf(r.text, sizeof r.text, "%s", s_str(json_object_get(body, "request"), "replay"));
                     r.filter.from_seq = (uint64_t) json_integer_value(json_object_get(fl, "from_seq"));
                     r.filter.to_seq = (uint64_t) json_integer_value(json_object_get(fl, "to_seq"));
@@ -474,7 +287,7 @@ s_on_control(soffa_agent_t *self)
                     snprintf(r.filter.subject_id, sizeof r.filter.subject_id, "%s",
                              s_str(json_object_get(fl, "subject_id"), ""));
                     soffa_agent_waiter_t *w = soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_REPLAY, r.tag, 30000);
-                    if (!w || soffa_client_send(self->client, &r) != SOFFA_OK) {
+                    if (!w || soffa_agent_session_send(self, &r) != SOFFA_OK) {
                         if (w)
                             soffa_agent_reply_cancel(w);
                         soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_UNAVAILABLE, "too busy; try again"));
@@ -545,7 +358,7 @@ soffa_agent_open(soffa_agent_t *self, char *why, size_t whylen)
     zmq_setsockopt(self->control, ZMQ_LINGER, &linger, sizeof linger);
     if (self->web.listen[0] && (rc = s_web_open(self, why, whylen)) != SOFFA_OK)
         return rc;
-    self->backoff_ms = 200;
+    self->session.backoff_ms = 200;
     soffa_info("agent %s: store %s, control %s, broker %s, %llu message(s) waiting in the outbox", self->cfg.name,
                self->data_path, self->control_path, self->cfg.broker,
                (unsigned long long) soffa_box_outbox_count(self->box));
@@ -558,14 +371,13 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
     while (!*stop) {
         soffa_notify_watchdog();
         int64_t now = soffa_mono_us();
-        if (!self->client && now >= self->next_connect)
-            s_connect(self);
-        zmq_pollitem_t items[3] = {{self->control, 0, ZMQ_POLLIN, 0}, {NULL, 0, ZMQ_POLLIN, 0},
-                                   {NULL, 0, ZMQ_POLLIN, 0}};
-        int ni = 1, web_i = -1;
-        if (self->client) {
-            items[1].socket = soffa_client_socket(self->client);
-            ni = 2;
+        soffa_agent_session_tick(self, now);
+        /* Wait for the control sockets and, with a session, the broker. */
+        zmq_pollitem_t items[3] = {{self->control, 0, ZMQ_POLLIN, 0}, {NULL, 0, ZMQ_POLLIN, 0}, {NULL, 0, ZMQ_POLLIN, 0}};
+        int ni = 1, broker_i = -1, web_i = -1;
+        if (soffa_agent_online(self)) {
+            broker_i = ni;
+            items[ni++].socket = soffa_agent_session_socket(self);
         }
         if (self->webctl) {
             web_i = ni;
@@ -578,24 +390,12 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
             s_on_control(self);
         if (n > 0 && web_i > 0 && (items[web_i].revents & ZMQ_POLLIN))
             s_on_web_control(self);
-        if (self->client && ni >= 2 && web_i != 1 && n > 0 && (items[1].revents & ZMQ_POLLIN))
-            s_read_broker(self);
+        if (n > 0 && broker_i > 0 && (items[broker_i].revents & ZMQ_POLLIN) && soffa_agent_online(self))
+            soffa_agent_session_read(self);
         now = soffa_mono_us();
-        if (self->client) {
-            int64_t hb = self->cfg.heartbeat_ms;
-            if (self->broker_heartbeat_ms && (int64_t) self->broker_heartbeat_ms / 2 < hb)
-                hb = self->broker_heartbeat_ms / 2;
-            if (now >= self->next_ping) {
-                soffa_frame_t p = {.type = SOFFA_FRAME_PING, .tag = (uint64_t) now};
-                soffa_client_send(self->client, &p);
-                self->next_ping = now + hb * 1000;
-            }
-            if (now - self->last_heard > 3 * hb * 1000 + 500000)
-                s_disconnect(self, "no answer to heartbeats");
-        }
-        if (self->client) {
+        soffa_agent_session_heartbeat(self, now);
+        if (soffa_agent_online(self))
             soffa_agent_outbox_tick(self, now);
-        }
         soffa_agent_reply_expire(self, now);
         soffa_agent_hook_tick(self);
         soffa_school_tick(self->school);
@@ -614,7 +414,7 @@ soffa_agent_destroy(soffa_agent_t **self_p)
     soffa_agent_reply_fini(self);
     soffa_agent_hook_fini(self);
     soffa_school_destroy(&self->school);
-    soffa_client_close(&self->client);
+    soffa_agent_session_close(self);
     if (self->control) {
         zmq_close(self->control);
         unlink(self->control_path);

@@ -56,15 +56,15 @@ soffa_agent_inbox_deliver(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
         k++;
     }
     soffa_in_state_t initial = self->cfg.hook[0] ? SOFFA_IN_NEW : SOFFA_IN_DONE;
-    soffa_err_t rc = k ? soffa_box_inbox_put(self->box, self->mailbox, d, k, initial) : SOFFA_OK;
+    soffa_err_t rc = k ? soffa_box_inbox_put(self->box, self->session.mailbox, d, k, initial) : SOFFA_OK;
     if (rc != SOFFA_OK) {
         soffa_error("deliveries not stored (%s); the broker will deliver them again", soffa_strerror(rc));
     } else if (k) {
         /* Durable in the inbox: now, and only now, acknowledge. */
         soffa_frame_t ack = {.type = SOFFA_FRAME_ACK, .seq = frames[k - 1].seq, .has_hash = true};
         memcpy(ack.hash, frames[k - 1].hash, SOFFA_HASH_LEN);
-        snprintf(ack.mailbox, sizeof ack.mailbox, "%s", self->mailbox);
-        soffa_client_send(self->client, &ack);
+        snprintf(ack.mailbox, sizeof ack.mailbox, "%s", self->session.mailbox);
+        soffa_client_send(self->session.client, &ack);
         soffa_agent_reply_wake_watchers(self);
         for (size_t i = 0; i < k; i++) {
             if (d[i].stored) {

@@ -13,6 +13,7 @@
 
 #include "soffa_agent.h"
 #include "soffa_agent_reply.h"
+#include "soffa_agent_session.h"
 #include "soffa_box.h"
 #include "soffa_client.h"
 #include "soffa_msg.h"
@@ -62,15 +63,21 @@ struct soffa_agent {
     soffa_school_t *school;            /* a school's change tracking (soffa_school) */
     void *ctx;                         /* the ZeroMQ context of every socket */
     void *control;                     /* the command line's control socket */
-    /* Broker session */
-    soffa_client_t *client;            /* NULL when not connected */
-    char mailbox[SOFFA_NAME_MAX];      /* our inbox at the broker */
-    soffa_role_t role;
-    int64_t last_heard, next_ping, next_connect, backoff_ms;
-    uint32_t broker_heartbeat_ms;
-    uint64_t status_receipt;           /* of the broker's last STATUS-REPLY on this connection */
-    int64_t closed_at_us;              /* when the broker last closed our session (another connection took over) */
-    char closed_why[256];
+    /* The broker session (soffa_agent_session) */
+    struct {
+        soffa_agent_conn_t state;      /* changed only by soffa_agent_session's s_set_state */
+        soffa_client_t *client;        /* set exactly while ONLINE */
+        char mailbox[SOFFA_NAME_MAX];  /* our inbox at the broker ("" for a sender only) */
+        soffa_role_t role;             /* as the broker's WELCOME said */
+        int64_t last_heard;            /* monotonic µs: the broker's last frame */
+        int64_t next_ping;             /* monotonic µs: the next PING */
+        int64_t next_connect;          /* monotonic µs: no connect before */
+        int64_t backoff_ms;            /* the wait after the next failed connect (doubles) */
+        uint32_t broker_heartbeat_ms;  /* the broker's own heartbeat, from WELCOME */
+        uint64_t status_receipt;       /* of the broker's last STATUS-REPLY on this connection */
+        int64_t closed_at_us;          /* when the broker last closed our session (another connection took over) */
+        char closed_why[256];
+    } session;
     /* Outbox (soffa_agent_outbox) */
     struct {
         soffa_agent_flight_t flight[SOFFA_AGENT_OUT_WINDOW];   /* publishes in flight, in no order */
@@ -100,5 +107,12 @@ struct soffa_agent {
     void *webctl;                      /* NULL when [web] listen is empty */
     uint8_t access_key[32];            /* keys the youths' hashes in the site's access log */
 };
+
+/*  True while there is a session with the broker. */
+static inline bool
+soffa_agent_online(const soffa_agent_t *self)
+{
+    return self->session.state == SOFFA_AGENT_CONN_ONLINE;
+}
 
 #endif

@@ -25,7 +25,7 @@ s_send_one(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t
     if (self->outbox.n_flight >= SOFFA_AGENT_OUT_WINDOW)
         return 1;
     soffa_frame_t p = {.type = SOFFA_FRAME_PUBLISH, .tag = local_id, .data = msg, .data_len = len};
-    if (soffa_client_send(self->client, &p) != SOFFA_OK)
+    if (soffa_client_send(self->session.client, &p) != SOFFA_OK)
         return 1;
     self->outbox.flight[self->outbox.n_flight++] = (soffa_agent_flight_t) {local_id, soffa_mono_us()};
     self->outbox.next = local_id;
@@ -35,7 +35,7 @@ s_send_one(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t
 void
 soffa_agent_outbox_send(soffa_agent_t *self)
 {
-    if (!self->client || self->outbox.n_flight >= SOFFA_AGENT_OUT_WINDOW || soffa_mono_us() < self->outbox.resend_at)
+    if (!soffa_agent_online(self) || self->outbox.n_flight >= SOFFA_AGENT_OUT_WINDOW || soffa_mono_us() < self->outbox.resend_at)
         return;
     soffa_box_outbox_scan(self->box, self->outbox.next, s_send_one, self);
 }
@@ -317,14 +317,14 @@ soffa_agent_outbox_submit(soffa_agent_t *self, const soffa_agent_req_t *req)
     self->outbox.gen++;
     soffa_agent_reply_wake_watchers(self);
     json_int_t wait_ms = json_integer_value(json_object_get(req->body, "wait_ms"));
-    soffa_agent_waiter_t *w = wait_ms > 0 && self->client
+    soffa_agent_waiter_t *w = wait_ms > 0 && soffa_agent_online(self)
                         ? soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_SEND, local_id, (int) (wait_ms > 60000 ? 60000 : wait_ms))
                         : NULL;
     if (w)
         memcpy(w->msg_id, mid, 16);
     else
         soffa_agent_reply(req, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "message_id", ms,
-                                              "note", self->client ? "stored in the outbox; being sent"
+                                              "note", soffa_agent_online(self) ? "stored in the outbox; being sent"
                                                                    : "the broker is not reachable; kept in the outbox and sent when it is"));
     soffa_agent_outbox_send(self);
 }

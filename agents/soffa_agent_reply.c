@@ -138,8 +138,8 @@ json_t *
 soffa_agent_reply_watch_state(soffa_agent_t *self)
 {
     return json_pack("{s:b, s:I, s:I, s:b}", "ok", 1, "inbox_last",
-                     (json_int_t) (self->mailbox[0] ? soffa_box_inbox_last(self->box, self->mailbox) : 0), "sent_gen",
-                     (json_int_t) self->outbox.gen, "connected", self->client != NULL);
+                     (json_int_t) (self->session.mailbox[0] ? soffa_box_inbox_last(self->box, self->session.mailbox) : 0), "sent_gen",
+                     (json_int_t) self->outbox.gen, "connected", soffa_agent_online(self));
 }
 
 void
