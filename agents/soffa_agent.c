@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE   /* pipe2, F_SETPIPE_SZ */
 #include "soffa_agent_int.h"
+#include "soffa_agent_control.h"
 #include "soffa_agent_hook.h"
 #include "soffa_agent_inbox.h"
 #include "soffa_agent_outbox.h"
@@ -150,161 +151,6 @@ soffa_agent_print_config(const soffa_agent_t *self, FILE *out)
     soffa_web_cfg_print(&self->web, out);
 }
 
-/* ---- Control requests -------------------------------------------------------------- */
-
-static const char *
-s_str(json_t *v, const char *fallback)
-{
-    const char *s = json_string_value(v);
-    return s ? s : fallback;
-}
-
-static json_t *
-s_status_json(soffa_agent_t *self)
-{
-    uint64_t total, fresh, failed;
-    soffa_box_inbox_counts(self->box, &total, &fresh, &failed);
-    char ts[32] = "";
-    if (self->inbox.last_delivery_us)
-        soffa_time_format(self->inbox.last_delivery_us, ts);
-    uint64_t od_signals, od_referrals;
-    soffa_agent_outbox_overdue(self, NULL, &od_signals, &od_referrals);
-    json_t *st = json_pack("{s:b, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:{s:I, s:I}}", "ok", 1, "agent", self->cfg.name,
-                     "role", soffa_role_name(self->session.role), "connected", soffa_agent_online(self), "broker_endpoint",
-                     self->cfg.broker, "mailbox", self->session.mailbox, "outbox", (json_int_t) soffa_box_outbox_count(self->box),
-                     "inbox", (json_int_t) total, "inbox_new", (json_int_t) fresh, "inbox_failed", (json_int_t) failed,
-                     "last_delivery", ts, "refused", (json_int_t) self->outbox.refused, "overdue", "signals",
-                     (json_int_t) od_signals, "referrals", (json_int_t) od_referrals);
-    if (st && self->session.closed_at_us) {
-        char at[32];
-        soffa_time_format(self->session.closed_at_us, at);
-        json_object_set_new(st, "session_closed", json_pack("{s:s, s:s}", "at", at, "why", self->session.closed_why));
-    }
-    return st;
-}
-
-static void
-s_on_control(soffa_agent_t *self)
-{
-    for (int i = 0; i < 64; i++) {
-        zmq_msg_t parts[3];
-        int n = 0;
-        bool more = true;
-        while (more && n < 3) {
-            zmq_msg_init(&parts[n]);
-            if (zmq_msg_recv(&parts[n], self->control, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&parts[n]);
-                break;
-            }
-            more = zmq_msg_more(&parts[n]);
-            n++;
-        }
-        if (n == 0)
-            return;
-        while (more) {   /* drain anything beyond the three parts */
-            zmq_msg_t x;
-            zmq_msg_init(&x);
-            if (zmq_msg_recv(&x, self->control, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&x);
-                break;
-            }
-            more = zmq_msg_more(&x);
-            zmq_msg_close(&x);
-        }
-        if (n == 3 && zmq_msg_size(&parts[0]) <= 256) {
-            const uint8_t *rid = zmq_msg_data(&parts[0]);
-            size_t rid_len = zmq_msg_size(&parts[0]);
-            json_error_t jerr;
-            json_t *body = json_loadb(zmq_msg_data(&parts[2]), zmq_msg_size(&parts[2]), 0, &jerr);
-            const soffa_agent_req_t rq = {self->control, rid, rid_len, body}, *req = &rq;
-            const char *cmd = json_string_value(json_object_get(body, "cmd"));
-            if (!cmd) {
-                soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_MALFORMED, "requests are JSON objects with a \"cmd\""));
-            } else if (!strcmp(cmd, "send")) {
-                soffa_agent_outbox_submit(self, req);
-            } else if (!strncmp(cmd, "school-", 7)) {
-                bool queued = false;
-                soffa_agent_reply(req, soffa_school_control(self->school, cmd, body, &queued));
-                if (queued)
-                    soffa_agent_outbox_send(self);
-            } else if (!strcmp(cmd, "status")) {
-                json_t *st = s_status_json(self);
-                soffa_agent_waiter_t *w = NULL;
-                if (soffa_agent_online(self) && json_is_true(json_object_get(body, "broker"))) {
-                    uint64_t tag = soffa_agent_session_next_tag(self);
-                    w = soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_STATUS, tag, 3000);
-                    soffa_frame_t sr = {.type = SOFFA_FRAME_STATUS_REQUEST, .tag = tag, .receipt = self->session.status_receipt};
-                    if (w && soffa_agent_session_send(self, &sr) == SOFFA_OK)
-                        w->acc = st;
-                    else if (w)
-                        soffa_agent_reply_cancel(w), w = NULL;
-                }
-                if (!w)
-                    soffa_agent_reply(req, st);
-            } else if (!strcmp(cmd, "inbox")) {
-                json_t *list = soffa_agent_inbox_list(self, (uint64_t) json_integer_value(json_object_get(body, "after")),
-                                                      json_is_true(json_object_get(body, "failed")),
-                                                      (size_t) (json_integer_value(json_object_get(body, "limit")) > 0
-                                                                    ? json_integer_value(json_object_get(body, "limit"))
-                                                                    : 1000));
-                json_t *overdue = json_array();
-                soffa_agent_outbox_overdue(self, overdue, NULL, NULL);
-                soffa_agent_reply(req, json_pack("{s:b, s:o, s:o}", "ok", 1, "messages", list, "overdue", overdue));
-            } else if (!strcmp(cmd, "show")) {
-                const char *id = json_string_value(json_object_get(body, "id"));
-                json_t *rec = id ? soffa_agent_inbox_lookup(self, id) : NULL;
-                uint8_t mid[16];
-                soffa_box_sent_t r;
-                if (rec) {
-                    soffa_agent_reply(req, json_pack("{s:b, s:s, s:o}", "ok", 1, "where", "inbox", "record", rec));
-                } else if (id && soffa_uuid_parse(id, mid) && soffa_box_sent_get(self->box, mid, &r) == SOFFA_OK) {
-                    soffa_agent_reply(req, json_pack("{s:b, s:s, s:s, s:I, s:s, s:s, s:s}", "ok", 1, "where", "sent",
-                                                          "outcome", r.code ? "refused" : "accepted", "seq",
-                                                          (json_int_t) r.seq, "mailbox", r.mailbox, "code",
-                                                          soffa_errname((soffa_err_t) r.code), "reason", r.reason));
-                } else {
-                    soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_NOT_FOUND, "no such message in this agent's inbox or sent log"));
-                }
-            } else if (!strcmp(cmd, "retry")) {
-                uint64_t seq = (uint64_t) json_integer_value(json_object_get(body, "seq"));
-                soffa_err_t rc = seq ? soffa_box_inbox_set_state(self->box, seq, SOFFA_IN_NEW, 0, 0) : SOFFA_ERR_NOT_FOUND;
-                soffa_agent_hook_wake(self);
-                soffa_agent_reply(req, rc == SOFFA_OK ? json_pack("{s:b}", "ok", 1) : soffa_agent_reply_fail(rc, "no such inbox record"));
-            } else if (!strcmp(cmd, "replay")) {
-                if (!soffa_agent_online(self)) {
-                    soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_UNAVAILABLE, "the broker is not reachable; a replay needs it"));
-                } else {
-                    json_t *fl = json_object_get(body, "filter");
-                    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = soffa_agent_session_next_tag(self)};
-                    snprintf(r.text, sizeof r.text, "%s", s_str(json_object_get(body, "request"), "replay"));
-                    r.filter.from_seq = (uint64_t) json_integer_value(json_object_get(fl, "from_seq"));
-                    r.filter.to_seq = (uint64_t) json_integer_value(json_object_get(fl, "to_seq"));
-                    r.filter.from_us = json_integer_value(json_object_get(fl, "from_us"));
-                    r.filter.to_us = json_integer_value(json_object_get(fl, "to_us"));
-                    r.filter.limit = (uint64_t) json_integer_value(json_object_get(fl, "limit"));
-                    r.filter.message_type = (uint32_t) json_integer_value(json_object_get(fl, "message_type"));
-                    snprintf(r.filter.mailbox, sizeof r.filter.mailbox, "%s", s_str(json_object_get(fl, "mailbox"), ""));
-                    snprintf(r.filter.subject_id, sizeof r.filter.subject_id, "%s",
-                             s_str(json_object_get(fl, "subject_id"), ""));
-                    soffa_agent_waiter_t *w = soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_REPLAY, r.tag, 30000);
-                    if (!w || soffa_agent_session_send(self, &r) != SOFFA_OK) {
-                        if (w)
-                            soffa_agent_reply_cancel(w);
-                        soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_UNAVAILABLE, "too busy; try again"));
-                    } else {
-                        w->acc = json_array();
-                    }
-                }
-            } else {
-                soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_INVALID_ARG, "unknown command"));
-            }
-            json_decref(body);
-        }
-        for (int k = 0; k < n; k++)
-            zmq_msg_close(&parts[k]);
-    }
-}
-
 #include "soffa_agent_web.inc"
 
 /* ---- Open, run, destroy ------------------------------------------------------------- */
@@ -329,33 +175,8 @@ soffa_agent_open(soffa_agent_t *self, char *why, size_t whylen)
         return rc;
     }
     self->ctx = zmq_ctx_new();
-    self->control = zmq_socket(self->ctx, ZMQ_ROUTER);
-    char ep[1100];
-    snprintf(ep, sizeof ep, "ipc://%s", self->control_path);
-    unlink(self->control_path);   /* a stale socket from a crash */
-    /* The control socket is owner-only whatever the umask: made under a
-     * 077 umask, then set to 0600 and checked, so a socket anyone else
-     * could connect to is never left listening. */
-    mode_t old = umask(077);
-    int brc = zmq_bind(self->control, ep);
-    int bind_errno = errno;
-    umask(old);
-    if (brc != 0) {
-        snprintf(why, whylen, "cannot open the control socket %s: %s", self->control_path, zmq_strerror(bind_errno));
-        return SOFFA_ERR_TRANSPORT;
-    }
-    struct stat st;
-    if (chmod(self->control_path, 0600) != 0 || lstat(self->control_path, &st) != 0 || !S_ISSOCK(st.st_mode)
-        || (st.st_mode & 07777) != 0600 || st.st_uid != geteuid()) {
-        snprintf(why, whylen, "the control socket %s could not be made owner-only (mode 0600): %s",
-                 self->control_path, strerror(errno ? errno : EPERM));
-        zmq_close(self->control);
-        self->control = NULL;
-        unlink(self->control_path);
-        return SOFFA_ERR_PERMISSION;
-    }
-    int linger = 0;
-    zmq_setsockopt(self->control, ZMQ_LINGER, &linger, sizeof linger);
+    if ((rc = soffa_agent_control_open(self, why, whylen)) != SOFFA_OK)
+        return rc;
     if (self->web.listen[0] && (rc = s_web_open(self, why, whylen)) != SOFFA_OK)
         return rc;
     self->session.backoff_ms = 200;
@@ -387,7 +208,7 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
         if (n < 0 && errno != EINTR)
             return SOFFA_ERR_TRANSPORT;
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
-            s_on_control(self);
+            soffa_agent_control_serve(self);
         if (n > 0 && web_i > 0 && (items[web_i].revents & ZMQ_POLLIN))
             s_on_web_control(self);
         if (n > 0 && broker_i > 0 && (items[broker_i].revents & ZMQ_POLLIN) && soffa_agent_online(self))
@@ -415,10 +236,7 @@ soffa_agent_destroy(soffa_agent_t **self_p)
     soffa_agent_hook_fini(self);
     soffa_school_destroy(&self->school);
     soffa_agent_session_close(self);
-    if (self->control) {
-        zmq_close(self->control);
-        unlink(self->control_path);
-    }
+    soffa_agent_control_close(self);
     if (self->webctl) {
         zmq_close(self->webctl);
         unlink(self->web.socket_path);
