@@ -1,4 +1,13 @@
-/*  soffa_agent: outbox, inbox, broker session, control socket, hooks.
+/*  soffa_agent: the agent daemon's configuration, its start, its one event
+ *  loop and its end. The work is done by the modules the loop calls, which
+ *  share struct soffa_agent (soffa_agent_int.h):
+ *    soffa_agent_session   the session with the broker, its states and frames
+ *    soffa_agent_outbox    what this agent sends, durable before it is answered
+ *    soffa_agent_inbox     what is delivered, durable before it is acknowledged
+ *    soffa_agent_hook      the hook each delivered message is fed to
+ *    soffa_agent_control   the command line's control socket and its command table
+ *    soffa_agent_web       soffa-web's restricted control socket
+ *    soffa_agent_reply     answers to control requests, now or when they are due
  *
  *  Durability order, in both directions:
  *    - a message from the command line is committed to the outbox before the
@@ -7,47 +16,30 @@
  *    - a delivery is committed to the inbox before it is acknowledged to the
  *      broker; redelivered sequences are dropped.
  *
- *  A hook inherits nothing of the agent: every descriptor the agent holds is
- *  close-on-exec (the LMDB box, ZeroMQ's sockets, files), the child closes
- *  any other above stderr before it runs the hook, and the record reaches
- *  the hook through a pipe on its stdin, never through a file.
+ *  One event loop (soffa_agent_run) does all the agent's work; signals only
+ *  set the flag it checks.
  */
-#define _GNU_SOURCE   /* pipe2, F_SETPIPE_SZ */
 #include "soffa_agent_int.h"
-#include "soffa_agent_control.h"
-#include "soffa_agent_hook.h"
-#include "soffa_agent_inbox.h"
-#include "soffa_agent_outbox.h"
-#include "soffa_agent_session.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <jansson.h>
-#include <stdbool.h>
-#include <stdint.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sodium.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
 
-#include "soffa_box.h"
+#include "soffa_agent_control.h"
+#include "soffa_agent_hook.h"
+#include "soffa_agent_outbox.h"
+#include "soffa_agent_reply.h"
+#include "soffa_agent_session.h"
+#include "soffa_agent_web.h"
 #include "soffa_cfg.h"
-#include "soffa_client.h"
-#include "soffa_id.h"
 #include "soffa_keys.h"
 #include "soffa_log.h"
-#include "soffa_msg.h"
 #include "soffa_notify.h"
-#include "soffa_record.h"
-#include "soffa_school.h"
 #include "soffa_time.h"
-#include "soffa_uuid.h"
-#include "soffa_web_cfg.h"
-#include "soffa_wire.h"
 
 /* ---- Configuration ------------------------------------------------------------- */
 
@@ -151,8 +143,6 @@ soffa_agent_print_config(const soffa_agent_t *self, FILE *out)
     soffa_web_cfg_print(&self->web, out);
 }
 
-#include "soffa_agent_web.inc"
-
 /* ---- Open, run, destroy ------------------------------------------------------------- */
 
 soffa_err_t
@@ -177,7 +167,7 @@ soffa_agent_open(soffa_agent_t *self, char *why, size_t whylen)
     self->ctx = zmq_ctx_new();
     if ((rc = soffa_agent_control_open(self, why, whylen)) != SOFFA_OK)
         return rc;
-    if (self->web.listen[0] && (rc = s_web_open(self, why, whylen)) != SOFFA_OK)
+    if (self->web.listen[0] && (rc = soffa_agent_web_open(self, why, whylen)) != SOFFA_OK)
         return rc;
     self->session.backoff_ms = 200;
     soffa_info("agent %s: store %s, control %s, broker %s, %llu message(s) waiting in the outbox", self->cfg.name,
@@ -210,7 +200,7 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop)
         if (n > 0 && (items[0].revents & ZMQ_POLLIN))
             soffa_agent_control_serve(self);
         if (n > 0 && web_i > 0 && (items[web_i].revents & ZMQ_POLLIN))
-            s_on_web_control(self);
+            soffa_agent_web_serve(self);
         if (n > 0 && broker_i > 0 && (items[broker_i].revents & ZMQ_POLLIN) && soffa_agent_online(self))
             soffa_agent_session_read(self);
         now = soffa_mono_us();
@@ -237,11 +227,7 @@ soffa_agent_destroy(soffa_agent_t **self_p)
     soffa_school_destroy(&self->school);
     soffa_agent_session_close(self);
     soffa_agent_control_close(self);
-    if (self->webctl) {
-        zmq_close(self->webctl);
-        unlink(self->web.socket_path);
-    }
-    sodium_memzero(self->access_key, sizeof self->access_key);
+    soffa_agent_web_close(self);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     soffa_box_close(&self->box);
