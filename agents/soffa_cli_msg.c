@@ -78,104 +78,95 @@ static const s_alias_t s_aliases[] = {
     {"identity", "change", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, "source=NAVET", "KAA: a youth's identity number changed"},
 };
 
-/* Builds the message JSON for `type` from flags (argv after the type
- * words). Returns the request for the agent, or NULL (message printed). */
-static json_t *
-s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, char **argv, int *wait_ms)
+/* A message being built from flags. */
+typedef struct {
+    json_t *req;              /* the request for the agent: cmd, re, message, wait_ms */
+    json_t *m;                /* the message */
+    json_t *pl;               /* its payload */
+    json_t *subject;          /* its subject */
+    const char *tname;        /* the type's schema name (the payload's key) */
+    bool have_basis;          /* --legal-basis was given */
+    int wait_ms;              /* --wait */
+} s_draft_t;
+
+/* Takes one flag (its name without "--", dashes as underscores) into the
+ * draft. Returns false, with the message printed, when it is wrong. */
+static bool
+s_draft_flag(s_draft_t *d, const char *cmd, const char *name, const char *v)
 {
-    json_t *m = json_object();
-    json_t *pl = json_object();
-    json_t *subject = json_object();
-    json_t *req = json_pack("{s:s}", "cmd", "send");
-    const char *tname = soffa_msg_type_name(type);
     char why[300];
-    bool have_basis = false;
-    *wait_ms = 5000;
-    if (presets) {
-        char buf[256];
-        snprintf(buf, sizeof buf, "%s", presets);
-        char *save = NULL;
-        for (char *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
-            char *eq = strchr(kv, '=');
-            *eq = '\0';
-            soffa_msg_json_set(pl, tname, kv, eq + 1, why, sizeof why);
+    if (!strcmp(name, "pupil") || !strcmp(name, "youth") || !strcmp(name, "child")) {
+        char canon[13];
+        soffa_id_kind_t kind;
+        soffa_err_t rc = soffa_id_parse_any(v, NULL, canon, &kind);
+        if (rc != SOFFA_OK) {
+            soffa_cli_die(cmd, 1, "--%s: %s", name, soffa_cli_id_problem(v, rc));
+            return false;
         }
-    }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
-            soffa_cli_die(cmd, 2, "'%s' needs a value (flags go as --name VALUE; see --help)", a);
-            goto fail;
+        json_object_set_new(d->subject, "id", json_string(canon));
+        json_object_set_new(d->subject, "id_type", json_string(kind == SOFFA_ID_SAMNR     ? "SAMNR"
+                                                               : kind == SOFFA_ID_RESERVE ? "LOCAL_RESERVE"
+                                                                                          : "PNR"));
+    } else if (!strcmp(name, "reserve_id")) {
+        char canon[13];
+        soffa_err_t rc = soffa_reserve_parse(v, NULL, canon);
+        if (rc != SOFFA_OK) {
+            soffa_cli_die(cmd, 1, "--reserve-id: %s", soffa_cli_id_reserve_problem(rc));
+            return false;
         }
-        const char *v = argv[++i];
-        char name[128];
-        snprintf(name, sizeof name, "%s", a + 2);
-        for (char *p = name; *p; p++)
-            if (*p == '-')
-                *p = '_';
-        if (!strcmp(name, "pupil") || !strcmp(name, "youth") || !strcmp(name, "child")) {
-            char canon[13];
-            soffa_id_kind_t kind;
-            soffa_err_t rc = soffa_id_parse_any(v, NULL, canon, &kind);
-            if (rc != SOFFA_OK) {
-                soffa_cli_die(cmd, 1, "--%s: %s", name, soffa_cli_id_problem(v, rc));
-                goto fail;
-            }
-            json_object_set_new(subject, "id", json_string(canon));
-            json_object_set_new(subject, "id_type", json_string(kind == SOFFA_ID_SAMNR     ? "SAMNR"
-                                                                : kind == SOFFA_ID_RESERVE ? "LOCAL_RESERVE"
-                                                                                           : "PNR"));
-        } else if (!strcmp(name, "reserve_id")) {
-            char canon[13];
-            soffa_err_t rc = soffa_reserve_parse(v, NULL, canon);
-            if (rc != SOFFA_OK) {
-                soffa_cli_die(cmd, 1, "--reserve-id: %s", soffa_cli_id_reserve_problem(rc));
-                goto fail;
-            }
-            json_object_set_new(subject, "id", json_string(canon));
-            json_object_set_new(subject, "id_type", json_string("LOCAL_RESERVE"));
-        } else if (!strcmp(name, "hemkommun")) {
-            if (soffa_kommun_check(v) != SOFFA_OK) {
-                soffa_cli_die(cmd, 1, "--hemkommun: '%s' is not one of the 290 municipality codes", v);
-                goto fail;
-            }
-            json_object_set_new(subject, "hemkommun", json_string(v));
-        } else if (!strcmp(name, "protected")) {
-            json_object_set_new(subject, "protected_identity", json_boolean(!strcmp(v, "yes") || !strcmp(v, "true")));
-        } else if (!strcmp(name, "re")) {
-            json_object_set_new(req, "re", json_string(v));
-        } else if (!strcmp(name, "wait")) {
-            *wait_ms = atoi(v);
-        } else if (!strcmp(name, "occurred")) {
-            soffa_date_t d;
-            if (!soffa_date_parse(v, &d)) {
-                soffa_cli_die(cmd, 1, "--occurred takes a date YYYY-MM-DD");
-                goto fail;
-            }
-            json_object_set_new(m, "occurred_at_us", json_integer(soffa_date_to_days(d) * 86400000000LL + 43200000000LL));
-        } else if (!strcmp(name, "actor")) {
-            json_object_set_new(m, "sender", json_pack("{s:s}", "actor_ref", v));
-        } else if (!strcmp(name, "consent") || !strcmp(name, "correlation") || !strcmp(name, "causation")
-                   || !strcmp(name, "legal_basis")) {
-            char field[160];
-            snprintf(field, sizeof field, "%s%s", name, strcmp(name, "legal_basis") ? "_id" : "");
-            if (soffa_msg_json_set(m, "message", field, v, why, sizeof why) != SOFFA_OK) {
-                soffa_cli_die(cmd, 1, "%s", why);
-                goto fail;
-            }
-            have_basis |= !strcmp(name, "legal_basis");
-        } else if (soffa_msg_json_set(pl, tname, name, v, why, sizeof why) != SOFFA_OK) {
+        json_object_set_new(d->subject, "id", json_string(canon));
+        json_object_set_new(d->subject, "id_type", json_string("LOCAL_RESERVE"));
+    } else if (!strcmp(name, "hemkommun")) {
+        if (soffa_kommun_check(v) != SOFFA_OK) {
+            soffa_cli_die(cmd, 1, "--hemkommun: '%s' is not one of the 290 municipality codes", v);
+            return false;
+        }
+        json_object_set_new(d->subject, "hemkommun", json_string(v));
+    } else if (!strcmp(name, "protected")) {
+        json_object_set_new(d->subject, "protected_identity", json_boolean(!strcmp(v, "yes") || !strcmp(v, "true")));
+    } else if (!strcmp(name, "re")) {
+        json_object_set_new(d->req, "re", json_string(v));
+    } else if (!strcmp(name, "wait")) {
+        d->wait_ms = atoi(v);
+    } else if (!strcmp(name, "occurred")) {
+        soffa_date_t day;
+        if (!soffa_date_parse(v, &day)) {
+            soffa_cli_die(cmd, 1, "--occurred takes a date YYYY-MM-DD");
+            return false;
+        }
+        json_object_set_new(d->m, "occurred_at_us", json_integer(soffa_date_to_days(day) * 86400000000LL + 43200000000LL));
+    } else if (!strcmp(name, "actor")) {
+        json_object_set_new(d->m, "sender", json_pack("{s:s}", "actor_ref", v));
+    } else if (!strcmp(name, "consent") || !strcmp(name, "correlation") || !strcmp(name, "causation")
+               || !strcmp(name, "legal_basis")) {
+        char field[160];
+        snprintf(field, sizeof field, "%s%s", name, strcmp(name, "legal_basis") ? "_id" : "");
+        if (soffa_msg_json_set(d->m, "message", field, v, why, sizeof why) != SOFFA_OK) {
             soffa_cli_die(cmd, 1, "%s", why);
-            goto fail;
+            return false;
         }
+        d->have_basis |= !strcmp(name, "legal_basis");
+    } else if (soffa_msg_json_set(d->pl, d->tname, name, v, why, sizeof why) != SOFFA_OK) {
+        soffa_cli_die(cmd, 1, "%s", why);
+        return false;
     }
-    if (json_object_size(subject))
-        json_object_set(m, "subject", subject);
-    if (!have_basis)
+    return true;
+}
+
+/* What flags leave unsaid: the default legal basis, a fresh id for what
+ * the message introduces, and for consents the consent's id and time. */
+static void
+s_draft_finish(s_draft_t *d, soffa_msg_type_t type)
+{
+    char why[300];
+    json_t *m = d->m, *pl = d->pl;
+    if (json_object_size(d->subject))
+        json_object_set(m, "subject", d->subject);
+    if (!d->have_basis)
         json_object_set_new(m, "legal_basis", json_string(s_default_basis(type)));
     const char *own = s_own_id(type);
     if (own && !json_object_get(pl, own))
-        soffa_msg_json_set(pl, tname, own, "new", why, sizeof why);
+        soffa_msg_json_set(pl, d->tname, own, "new", why, sizeof why);
     if (type == SOFFA_MT_CONSENT_WITHDRAWN) {
         /* `--consent ID` names the consent withdrawn; it happened now unless told. */
         if (!json_object_get(pl, "consent_id") && json_object_get(m, "consent_id"))
@@ -185,18 +176,54 @@ s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, c
     }
     if (type == SOFFA_MT_CONSENT_RECORDED || type == SOFFA_MT_CONSENT_WITHDRAWN)
         json_object_set(m, "consent_id", json_object_get(pl, "consent_id"));
-    json_object_set(m, tname, pl);
-    json_object_set_new(req, "message", m);
-    json_object_set_new(req, "wait_ms", json_integer(*wait_ms));
-    json_decref(pl);
-    json_decref(subject);
+    json_object_set(m, d->tname, pl);
+}
+
+/* Builds the message JSON for `type` from flags (argv after the type
+ * words). Returns the request for the agent, or NULL (message printed). */
+static json_t *
+s_build(const char *cmd, soffa_msg_type_t type, const char *presets, int argc, char **argv, int *wait_ms)
+{
+    s_draft_t d = {json_pack("{s:s}", "cmd", "send"), json_object(), json_object(), json_object(),
+                   soffa_msg_type_name(type), false, 5000};
+    json_t *req = NULL;
+    if (presets) {
+        char buf[256], why[300];
+        snprintf(buf, sizeof buf, "%s", presets);
+        char *save = NULL;
+        for (char *kv = strtok_r(buf, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+            char *eq = strchr(kv, '=');
+            *eq = '\0';
+            soffa_msg_json_set(d.pl, d.tname, kv, eq + 1, why, sizeof why);
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || i + 1 >= argc) {
+            soffa_cli_die(cmd, 2, "'%s' needs a value (flags go as --name VALUE; see --help)", a);
+            goto out;
+        }
+        const char *v = argv[++i];
+        char name[128];
+        snprintf(name, sizeof name, "%s", a + 2);
+        for (char *p = name; *p; p++)
+            if (*p == '-')
+                *p = '_';
+        if (!s_draft_flag(&d, cmd, name, v))
+            goto out;
+    }
+    s_draft_finish(&d, type);
+    json_object_set(d.req, "message", d.m);
+    json_object_set_new(d.req, "wait_ms", json_integer(d.wait_ms));
+    req = d.req;
+    d.req = NULL;
+out:
+    *wait_ms = d.wait_ms;
+    json_decref(d.m);
+    json_decref(d.pl);
+    json_decref(d.subject);
+    json_decref(d.req);
     return req;
-fail:
-    json_decref(m);
-    json_decref(pl);
-    json_decref(subject);
-    json_decref(req);
-    return NULL;
 }
 
 static int

@@ -4,6 +4,7 @@
 #include "soffa_cli_status.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,44 +44,13 @@ s_problem(json_t *problems, int *level, int lvl, const char *fmt, ...)
         *level = lvl;
 }
 
-int
-soffa_cli_status_cmd(soffa_cli_t *c)
+/* Checks the agent's answer a (and, for an outbox with messages, a second
+ * one sample_ms later); lists each problem found and returns the health
+ * level. The broker's own mailboxes get "no_reader": false in a. */
+static int
+s_health(const soffa_cli_t *c, json_t *a, int sample_ms, json_t *problems)
 {
-    int sample_ms = 1000;
-    for (int i = 1; i < c->argc; i++) {
-        if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h")) {
-            puts("usage: soffa status [--json] [--sample MS]\n\n"
-                 "The agent's state (connected or not, outbox depth, inbox, failed hooks, last\n"
-                 "delivery) and the broker's view of the mailboxes this agent may see: depth,\n"
-                 "readers, lag, age of the oldest undelivered message; mailboxes with waiting\n"
-                 "messages and no reader are flagged (never the broker's own: audit/checkpoint,\n"
-                 "audit/access, kaa-journal/*, school-journal/*).\n"
-                 "\n"
-                 "The last line (\"health\" in JSON) sums it up, and so does the exit status,\n"
-                 "as Nagios-style checks read it:\n"
-                 "  0  all is well\n"
-                 "  1  a warning: receipts overdue, a mailbox with messages and no reader, an\n"
-                 "     outbox that does not drain (messages wait, and --sample MS later,\n"
-                 "     default 1000, not even half of them have gone), or messages parked\n"
-                 "     after their hook failed\n"
-                 "  2  critical: the agent does not answer, or it is not connected to the\n"
-                 "     broker, or the broker does not answer its status request");
-            return 0;
-        } else if (!strcmp(c->argv[i], "--sample") && i + 1 < c->argc) {
-            char *end;
-            long v = strtol(c->argv[++i], &end, 10);
-            if (*end || v < 0 || v > 600000)
-                return soffa_cli_die("status", 2, "--sample takes milliseconds, 0..600000");
-            sample_ms = (int) v;
-        } else {
-            return soffa_cli_die("status", 2, "unknown argument '%s' (see soffa status --help)", c->argv[i]);
-        }
-    }
-    json_t *a = soffa_cli_call(c, "status", json_pack("{s:s, s:b}", "cmd", "status", "broker", 1), 8000);
-    if (!a)
-        return S_HEALTH_CRITICAL;   /* s_call said why on stderr */
     int level = S_HEALTH_OK;
-    json_t *problems = json_array();
     bool connected = json_is_true(json_object_get(a, "connected"));
     json_t *b = json_object_get(a, "broker");
     if (!connected)
@@ -133,26 +103,32 @@ soffa_cli_status_cmd(soffa_cli_t *c)
             s_problem(problems, &level, S_HEALTH_WARNING, "%s: %lld receipt(s) overdue", name,
                       (long long) json_integer_value(json_object_get(m, "overdue")));
     }
-    static const char *const names[] = {"ok", "warning", "critical"};
-    if (c->json) {
-        json_object_set_new(a, "health", json_pack("{s:s, s:i, s:o}", "state", names[level], "exit", level, "problems", problems));
-        char *s = json_dumps(a, JSON_COMPACT);
-        puts(s);
-        free(s);
-        json_decref(a);
-        return level;
-    }
+    return level;
+}
+
+/* The status for people: the agent, the broker's mailboxes, the health line. */
+static void
+s_print_status(json_t *a, int level, json_t *problems)
+{
+    bool connected = json_is_true(json_object_get(a, "connected"));
+    json_t *b = json_object_get(a, "broker");
+    json_t *od = json_object_get(a, "overdue");
+    long long os = (long long) json_integer_value(json_object_get(od, "signals")),
+              orf = (long long) json_integer_value(json_object_get(od, "referrals"));
     printf("agent %s (%s): %s %s\n", json_string_value(json_object_get(a, "agent")),
            json_string_value(json_object_get(a, "role")), connected ? "connected to" : "NOT connected to",
            json_string_value(json_object_get(a, "broker_endpoint")));
-    printf("  outbox %lld waiting, inbox %lld (%lld for the hook, %lld failed), %lld refused since start\n", out1,
+    printf("  outbox %lld waiting, inbox %lld (%lld for the hook, %lld failed), %lld refused since start\n",
+           (long long) json_integer_value(json_object_get(a, "outbox")),
            (long long) json_integer_value(json_object_get(a, "inbox")), (long long) json_integer_value(json_object_get(a, "inbox_new")),
-           parked, (long long) json_integer_value(json_object_get(a, "refused")));
+           (long long) json_integer_value(json_object_get(a, "inbox_failed")), (long long) json_integer_value(json_object_get(a, "refused")));
     const char *last = json_string_value(json_object_get(a, "last_delivery"));
     printf("  last delivery %s\n", last && *last ? last : "-");
     if (os || orf)
         printf("  OVERDUE: %lld signal(s) not acknowledged, %lld referral(s) not received in time (soffa inbox lists them)\n",
                os, orf);
+    size_t i;
+    json_t *m;
     if (b) {
         printf("broker: head seq %lld, %d session(s)\n", (long long) json_integer_value(json_object_get(b, "head_seq")),
                (int) json_integer_value(json_object_get(b, "sessions")));
@@ -178,6 +154,54 @@ soffa_cli_status_cmd(soffa_cli_t *c)
         json_array_foreach(problems, i, m) printf("%s %s", i ? ";" : "", json_string_value(m));
         putchar('\n');
     }
+}
+
+int
+soffa_cli_status_cmd(soffa_cli_t *c)
+{
+    int sample_ms = 1000;
+    for (int i = 1; i < c->argc; i++) {
+        if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h")) {
+            puts("usage: soffa status [--json] [--sample MS]\n\n"
+                 "The agent's state (connected or not, outbox depth, inbox, failed hooks, last\n"
+                 "delivery) and the broker's view of the mailboxes this agent may see: depth,\n"
+                 "readers, lag, age of the oldest undelivered message; mailboxes with waiting\n"
+                 "messages and no reader are flagged (never the broker's own: audit/checkpoint,\n"
+                 "audit/access, kaa-journal/*, school-journal/*).\n"
+                 "\n"
+                 "The last line (\"health\" in JSON) sums it up, and so does the exit status,\n"
+                 "as Nagios-style checks read it:\n"
+                 "  0  all is well\n"
+                 "  1  a warning: receipts overdue, a mailbox with messages and no reader, an\n"
+                 "     outbox that does not drain (messages wait, and --sample MS later,\n"
+                 "     default 1000, not even half of them have gone), or messages parked\n"
+                 "     after their hook failed\n"
+                 "  2  critical: the agent does not answer, or it is not connected to the\n"
+                 "     broker, or the broker does not answer its status request");
+            return 0;
+        } else if (!strcmp(c->argv[i], "--sample") && i + 1 < c->argc) {
+            char *end;
+            long v = strtol(c->argv[++i], &end, 10);
+            if (*end || v < 0 || v > 600000)
+                return soffa_cli_die("status", 2, "--sample takes milliseconds, 0..600000");
+            sample_ms = (int) v;
+        } else {
+            return soffa_cli_die("status", 2, "unknown argument '%s' (see soffa status --help)", c->argv[i]);
+        }
+    }
+    json_t *a = soffa_cli_call(c, "status", json_pack("{s:s, s:b}", "cmd", "status", "broker", 1), 8000);
+    if (!a)
+        return S_HEALTH_CRITICAL;   /* soffa_cli_call said why on stderr */
+    json_t *problems = json_array();
+    int level = s_health(c, a, sample_ms, problems);
+    if (c->json) {
+        static const char *const names[] = {"ok", "warning", "critical"};
+        json_object_set_new(a, "health", json_pack("{s:s, s:i, s:o}", "state", names[level], "exit", level, "problems", problems));
+        soffa_cli_print_json(a, JSON_COMPACT);
+        json_decref(a);
+        return level;
+    }
+    s_print_status(a, level, problems);
     json_decref(problems);
     json_decref(a);
     return level;
