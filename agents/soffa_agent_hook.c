@@ -74,6 +74,58 @@ s_hook_feed(soffa_agent_t *self)
     s_hook_input_close(self);
 }
 
+/* The hook's environment: the agent's without SOFFA_SEQ, SOFFA_TYPE and
+ * SOFFA_AGENT, then those three (borrowed strings). Returns the array (the
+ * caller frees it, not its strings), or NULL. */
+static char **
+s_hook_env(char *seqs, char *types, char *agent)
+{
+    extern char **environ;
+    size_t nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **envp = calloc(nenv + 4, sizeof *envp);
+    if (!envp)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < nenv; i++)
+        if (strncmp(environ[i], "SOFFA_SEQ=", 10) && strncmp(environ[i], "SOFFA_TYPE=", 11)
+            && strncmp(environ[i], "SOFFA_AGENT=", 12))
+            envp[k++] = environ[i];
+    envp[k++] = seqs;
+    envp[k++] = types;
+    envp[k++] = agent;
+    return envp;
+}
+
+/* Forks `sh -c hook` with in_fd as its stdin and log (if open) as its
+ * stdout and stderr, and nothing else open. Returns the child's pid, or -1
+ * with errno. */
+static pid_t
+s_hook_spawn(char *hook, char **envp, int in_fd, int log)
+{
+    char *const argv[] = {"sh", "-c", hook, NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* dup2 clears close-on-exec on 0, 1 and 2 only. (soffa-agent keeps
+         * 0, 1 and 2 open, so the pipe and the log are above them.) */
+        if (in_fd <= 2 || log == 0 || dup2(in_fd, 0) < 0)
+            _exit(126);
+        if (log > 2) {
+            dup2(log, 1);
+            dup2(log, 2);
+        }
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+#endif
+            for (int fd = 3; fd < 65536; fd++)
+                close(fd);
+        execve("/bin/sh", argv, envp);
+        _exit(127);
+    }
+    return pid;
+}
+
 static void
 s_hook_start(soffa_agent_t *self)
 {
@@ -100,11 +152,7 @@ s_hook_start(soffa_agent_t *self)
 
     /* Everything the child needs is made here: between fork and exec it only
      * moves descriptors (the agent has other threads, so no malloc there). */
-    extern char **environ;
-    size_t nenv = 0;
-    while (environ[nenv])
-        nenv++;
-    char **envp = calloc(nenv + 4, sizeof *envp);
+    char **envp = s_hook_env(seqs, types, agent);
     char logp[1100];
     snprintf(logp, sizeof logp, "%s/hook.log", self->data_path);
     int pfd[2] = {-1, -1};
@@ -117,37 +165,11 @@ s_hook_start(soffa_agent_t *self)
             close(log);
         return;
     }
-    size_t k = 0;
-    for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "SOFFA_SEQ=", 10) && strncmp(environ[i], "SOFFA_TYPE=", 11)
-            && strncmp(environ[i], "SOFFA_AGENT=", 12))
-            envp[k++] = environ[i];
-    envp[k++] = seqs;
-    envp[k++] = types;
-    envp[k++] = agent;
     /* The whole record fits in the pipe when the system allows it. */
     if (len + 1 > 65536)
         (void) fcntl(pfd[1], F_SETPIPE_SZ, (int) (len + 1 < (1u << 20) ? len + 1 : (1u << 20)));
     (void) fcntl(pfd[1], F_SETFL, O_NONBLOCK);
-    char *const argv[] = {"sh", "-c", self->cfg.hook, NULL};
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* dup2 clears close-on-exec on 0, 1 and 2 only. (soffa-agent keeps
-         * 0, 1 and 2 open, so the pipe and the log are above them.) */
-        if (pfd[0] <= 2 || log == 0 || dup2(pfd[0], 0) < 0)
-            _exit(126);
-        if (log > 2) {
-            dup2(log, 1);
-            dup2(log, 2);
-        }
-#ifdef SYS_close_range
-        if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
-#endif
-            for (int fd = 3; fd < 65536; fd++)
-                close(fd);
-        execve("/bin/sh", argv, envp);
-        _exit(127);
-    }
+    pid_t pid = s_hook_spawn(self->cfg.hook, envp, pfd[0], log);
     int fork_errno = errno;
     free(envp);
     close(pfd[0]);

@@ -213,59 +213,57 @@ soffa_agent_outbox_overdue(soffa_agent_t *self, json_t *list, uint64_t *signals,
 
 /* ---- Taking a message in --------------------------------------------------------------------- */
 
-void
-soffa_agent_outbox_submit(soffa_agent_t *self, const soffa_agent_req_t *req)
+/* An answer copies the subject, thread and consent of the inbox record
+ * `re` names, and the payload's reference to it. Returns false when there
+ * is no such record. */
+static bool
+s_copy_from_answered(soffa_agent_t *self, json_t *m, const char *re)
 {
-    json_t *m = json_object_get(req->body, "message");
-    if (!json_is_object(m)) {
-        soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_MALFORMED, "send needs a message object"));
-        return;
-    }
-    m = json_deep_copy(m);
-    /* An answer copies the subject, thread and consent of what it answers. */
-    const char *re = json_string_value(json_object_get(req->body, "re"));
-    if (re) {
-        json_t *orig = soffa_agent_inbox_lookup(self, re);
-        json_t *om = json_object_get(orig, "message");
-        if (!om) {
-            json_decref(orig);
-            json_decref(m);
-            soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_NOT_FOUND, "no message with that id or sequence in this agent's inbox"));
-            return;
-        }
-        if (!json_object_get(m, "subject"))
-            json_object_set(m, "subject", json_object_get(om, "subject"));
-        if (!json_object_get(m, "correlation_id") && json_object_get(om, "correlation_id"))
-            json_object_set(m, "correlation_id", json_object_get(om, "correlation_id"));
-        if (!json_object_get(m, "causation_id"))
-            json_object_set(m, "causation_id", json_object_get(om, "message_id"));
-        if (!json_object_get(m, "consent_id") && json_object_get(om, "consent_id"))
-            json_object_set(m, "consent_id", json_object_get(om, "consent_id"));
-        /* The payload's reference to what it answers. */
-        const char *key;
-        json_t *pl;
-        json_object_foreach(m, key, pl) {
-            if (soffa_msg_type_from_name(key) == SOFFA_MT_NONE || !json_is_object(pl))
-                continue;
-            if (!json_object_get(pl, "signal_id") && soffa_msg_type_from_name(key) == SOFFA_MT_SIGNAL_ACKNOWLEDGED)
-                json_object_set(pl, "signal_id", json_object_get(om, "message_id"));
-            const char *oname;
-            json_t *opl;
-            json_object_foreach(om, oname, opl) {
-                if (soffa_msg_type_from_name(oname) == SOFFA_MT_NONE)
-                    continue;
-                /* Only ids the answer's own type has, and never the id a
-                 * message introduces itself (a new referral's id). */
-                static const char *const refs[] = {"referral_id", "report_id", "case_id"};
-                for (size_t r = 0; r < 3; r++)
-                    if (!json_object_get(pl, refs[r]) && json_object_get(opl, refs[r])
-                        && soffa_msg_has_field(key, refs[r]) && soffa_msg_type_from_name(key) != SOFFA_MT_REFERRAL_SENT)
-                        json_object_set(pl, refs[r], json_object_get(opl, refs[r]));
-            }
-        }
+    json_t *orig = soffa_agent_inbox_lookup(self, re);
+    json_t *om = json_object_get(orig, "message");
+    if (!om) {
         json_decref(orig);
+        return false;
     }
-    int64_t now = soffa_now_us();
+    if (!json_object_get(m, "subject"))
+        json_object_set(m, "subject", json_object_get(om, "subject"));
+    if (!json_object_get(m, "correlation_id") && json_object_get(om, "correlation_id"))
+        json_object_set(m, "correlation_id", json_object_get(om, "correlation_id"));
+    if (!json_object_get(m, "causation_id"))
+        json_object_set(m, "causation_id", json_object_get(om, "message_id"));
+    if (!json_object_get(m, "consent_id") && json_object_get(om, "consent_id"))
+        json_object_set(m, "consent_id", json_object_get(om, "consent_id"));
+    /* The payload's reference to what it answers. */
+    const char *key;
+    json_t *pl;
+    json_object_foreach(m, key, pl) {
+        if (soffa_msg_type_from_name(key) == SOFFA_MT_NONE || !json_is_object(pl))
+            continue;
+        if (!json_object_get(pl, "signal_id") && soffa_msg_type_from_name(key) == SOFFA_MT_SIGNAL_ACKNOWLEDGED)
+            json_object_set(pl, "signal_id", json_object_get(om, "message_id"));
+        const char *oname;
+        json_t *opl;
+        json_object_foreach(om, oname, opl) {
+            if (soffa_msg_type_from_name(oname) == SOFFA_MT_NONE)
+                continue;
+            /* Only ids the answer's own type has, and never the id a
+             * message introduces itself (a new referral's id). */
+            static const char *const refs[] = {"referral_id", "report_id", "case_id"};
+            for (size_t r = 0; r < 3; r++)
+                if (!json_object_get(pl, refs[r]) && json_object_get(opl, refs[r])
+                    && soffa_msg_has_field(key, refs[r]) && soffa_msg_type_from_name(key) != SOFFA_MT_REFERRAL_SENT)
+                    json_object_set(pl, refs[r], json_object_get(opl, refs[r]));
+        }
+    }
+    json_decref(orig);
+    return true;
+}
+
+/* What a sender need not say: a fresh message id, the thread (the message
+ * itself, unless it follows another), the schema version, the times. */
+static void
+s_complete(json_t *m, int64_t now)
+{
     if (!json_object_get(m, "message_id")) {
         uint8_t id[16];
         char s[SOFFA_UUID_STR];
@@ -280,29 +278,60 @@ soffa_agent_outbox_submit(soffa_agent_t *self, const soffa_agent_req_t *req)
     if (!json_object_get(m, "occurred_at_us"))
         json_object_set_new(m, "occurred_at_us", json_integer(now));
     json_object_set_new(m, "sent_at_us", json_integer(now));
+}
 
+/* Reads, validates and encodes the message (takes m). On SOFFA_OK *buf
+ * (the caller frees it), *len, its id and type are set; else why says what
+ * is wrong. */
+static soffa_err_t
+s_encode(json_t *m, int64_t now, uint8_t **buf, size_t *len, uint8_t mid[16], soffa_msg_type_t *type, char *why,
+         size_t whylen)
+{
     char *text = json_dumps(m, JSON_COMPACT);
     json_decref(m);
-    char why[300] = "";
     soffa_msg_t *msg = NULL;
-    soffa_err_t rc = text ? soffa_msg_from_json(text, &msg, why, sizeof why) : SOFFA_ERR_NOMEM;
+    soffa_err_t rc = text ? soffa_msg_from_json(text, &msg, why, whylen) : SOFFA_ERR_NOMEM;
     free(text);
     if (rc == SOFFA_OK)
-        rc = soffa_msg_validate(msg, now, why, sizeof why);
-    uint8_t *buf = NULL;
-    size_t len = 0;
+        rc = soffa_msg_validate(msg, now, why, whylen);
     if (rc == SOFFA_OK)
-        rc = soffa_msg_encode(msg, &buf, &len);
+        rc = soffa_msg_encode(msg, buf, len);
+    if (rc == SOFFA_OK) {
+        soffa_msg_view_t v;
+        soffa_msg_view(msg, &v);
+        memcpy(mid, v.message_id, 16);
+        *type = v.type;
+    }
+    soffa_msg_destroy(&msg);
+    return rc;
+}
+
+void
+soffa_agent_outbox_submit(soffa_agent_t *self, const soffa_agent_req_t *req)
+{
+    json_t *m = json_object_get(req->body, "message");
+    if (!json_is_object(m)) {
+        soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_MALFORMED, "send needs a message object"));
+        return;
+    }
+    m = json_deep_copy(m);
+    const char *re = json_string_value(json_object_get(req->body, "re"));
+    if (re && !s_copy_from_answered(self, m, re)) {
+        json_decref(m);
+        soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_NOT_FOUND, "no message with that id or sequence in this agent's inbox"));
+        return;
+    }
+    int64_t now = soffa_now_us();
+    s_complete(m, now);
+    char why[300] = "";
+    uint8_t *buf = NULL, mid[16];
+    size_t len = 0;
+    soffa_msg_type_t type = SOFFA_MT_NONE;
+    soffa_err_t rc = s_encode(m, now, &buf, &len, mid, &type, why, sizeof why);
     if (rc != SOFFA_OK) {
-        soffa_msg_destroy(&msg);
         soffa_agent_reply(req, soffa_agent_reply_fail(rc, why));
         return;
     }
-    soffa_msg_view_t v;
-    soffa_msg_view(msg, &v);
-    uint8_t mid[16];
-    memcpy(mid, v.message_id, 16);
-    soffa_msg_destroy(&msg);
     uint64_t local_id;
     rc = soffa_box_outbox_put(self->box, mid, buf, len, &local_id);   /* durable from here */
     free(buf);
@@ -312,20 +341,22 @@ soffa_agent_outbox_submit(soffa_agent_t *self, const soffa_agent_req_t *req)
     }
     char ms[SOFFA_UUID_STR];
     soffa_uuid_format(mid, ms);
-    soffa_info("message %s (%s) stored in the outbox as entry %llu", ms, soffa_msg_type_name(v.type),
+    soffa_info("message %s (%s) stored in the outbox as entry %llu", ms, soffa_msg_type_name(type),
                (unsigned long long) local_id);
     self->outbox.gen++;
     soffa_agent_reply_wake_watchers(self);
     json_int_t wait_ms = json_integer_value(json_object_get(req->body, "wait_ms"));
     soffa_agent_waiter_t *w = wait_ms > 0 && soffa_agent_online(self)
-                        ? soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_SEND, local_id, (int) (wait_ms > 60000 ? 60000 : wait_ms))
-                        : NULL;
+                                  ? soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_SEND, local_id,
+                                                            (int) (wait_ms > 60000 ? 60000 : wait_ms))
+                                  : NULL;
     if (w)
         memcpy(w->msg_id, mid, 16);
     else
-        soffa_agent_reply(req, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "message_id", ms,
-                                              "note", soffa_agent_online(self) ? "stored in the outbox; being sent"
-                                                                   : "the broker is not reachable; kept in the outbox and sent when it is"));
+        soffa_agent_reply(req, json_pack("{s:b, s:s, s:s, s:s}", "ok", 1, "state", "queued", "message_id", ms, "note",
+                                         soffa_agent_online(self)
+                                             ? "stored in the outbox; being sent"
+                                             : "the broker is not reachable; kept in the outbox and sent when it is"));
     soffa_agent_outbox_send(self);
 }
 
