@@ -21,16 +21,16 @@
 
 /* ---- Replay, history, access log --------------------------------------------------------- */
 
+/* Reads the options of replay, history and access-log into the filter fl
+ * (and --as-of into *as_of). Returns 0, or the exit status with the
+ * message printed. */
 static int
-s_replay_common(soffa_cli_t *c, const char *cmd, const char *request, bool access_only)
+s_replay_filter(const soffa_cli_t *c, const char *cmd, json_t *fl, const char **as_of)
 {
-    json_t *fl = json_object();
-    const char *as_of = NULL;
     for (int i = 1; i < c->argc; i++) {
         const char *a = c->argv[i], *v = i + 1 < c->argc ? c->argv[i + 1] : NULL;
         soffa_date_t d;
         if (!v) {
-            json_decref(fl);
             return soffa_cli_die(cmd, 2, "'%s' needs a value (see soffa %s --help)", a, cmd);
         }
         i++;
@@ -40,14 +40,12 @@ s_replay_common(soffa_cli_t *c, const char *cmd, const char *request, bool acces
             char canon[13];
             soffa_err_t rc = soffa_id_parse_any(v, NULL, canon, NULL);
             if (rc != SOFFA_OK) {
-                json_decref(fl);
                 return soffa_cli_die(cmd, 1, "--pupil: %s", soffa_cli_id_problem(v, rc));
             }
             json_object_set_new(fl, "subject_id", json_string(canon));
         } else if (!strcmp(a, "--type")) {
             soffa_msg_type_t t = soffa_msg_type_from_name(v);
             if (t == SOFFA_MT_NONE) {
-                json_decref(fl);
                 return soffa_cli_die(cmd, 1, "--type: '%s' is not a message type (e.g. absence_reported)", v);
             }
             json_object_set_new(fl, "message_type", json_integer(t));
@@ -60,7 +58,7 @@ s_replay_common(soffa_cli_t *c, const char *cmd, const char *request, bool acces
             else
                 json_object_set_new(fl, "to_us", json_integer(soffa_date_local_start_us(next)));   /* the whole day */
             if (!strcmp(a, "--as-of"))
-                as_of = v;
+                *as_of = v;
         } else if (!strcmp(a, "--from-seq")) {
             json_object_set_new(fl, "from_seq", json_integer(atoll(v)));
         } else if (!strcmp(a, "--to-seq")) {
@@ -68,33 +66,25 @@ s_replay_common(soffa_cli_t *c, const char *cmd, const char *request, bool acces
         } else if (!strcmp(a, "--limit")) {
             json_object_set_new(fl, "limit", json_integer(atoll(v)));
         } else {
-            json_decref(fl);
             return soffa_cli_die(cmd, 2, "unknown or malformed option '%s %s' (see soffa %s --help)", a, v, cmd);
         }
     }
-    if (!strcmp(request, "history") && !json_object_get(fl, "subject_id")) {
-        json_decref(fl);
-        return soffa_cli_die(cmd, 2, "history needs --pupil ID");
-    }
-    if (access_only && !json_object_get(fl, "subject_id"))
-        json_object_set_new(fl, "mailbox", json_string("audit/access"));
-    json_t *a = soffa_cli_call(c, cmd, json_pack("{s:s, s:s, s:o}", "cmd", "replay", "request", request, "filter", fl), 35000);
-    if (!a)
-        return 1;
-    if (!json_is_true(json_object_get(a, "ok"))) {
-        int rc = soffa_cli_refused(cmd, a);
-        json_decref(a);
-        return rc;
-    }
+    return 0;
+}
+
+/* Prints the records a replay returned: every one (replay), what happened
+ * to the young person (history: messages only), or the reads (access-log:
+ * one line per read). Returns how many were printed. */
+static size_t
+s_print_records(const soffa_cli_t *c, json_t *records, const char *request, bool access_only)
+{
     size_t i, shown = 0;
     json_t *rec;
-    if (!c->json && as_of)
-        printf("what soffa held about this pupil by the end of %s:\n", as_of);
     /* A read is recorded when it opens and when it ends: the access log
      * shows one line per read (its end), and an opening with no end
      * (a read under way, or one that ended without a record). */
     json_t *ended = json_object();
-    json_array_foreach(json_object_get(a, "records"), i, rec) {
+    json_array_foreach(records, i, rec) {
         json_t *ac = json_object_get(rec, "access");
         const char *st = json_string_value(json_object_get(ac, "state"));
         if (st && strcmp(st, "opened") != 0) {
@@ -103,7 +93,7 @@ s_replay_common(soffa_cli_t *c, const char *cmd, const char *request, bool acces
             json_object_set_new(ended, k, json_true());
         }
     }
-    json_array_foreach(json_object_get(a, "records"), i, rec) {
+    json_array_foreach(records, i, rec) {
         const char *kind = json_string_value(json_object_get(rec, "kind"));
         /* The access log lists reads; a history lists what happened to the
          * young person; a replay lists every record. */
@@ -123,6 +113,36 @@ s_replay_common(soffa_cli_t *c, const char *cmd, const char *request, bool acces
         shown++;
     }
     json_decref(ended);
+    return shown;
+}
+
+static int
+s_replay_common(soffa_cli_t *c, const char *cmd, const char *request, bool access_only)
+{
+    json_t *fl = json_object();
+    const char *as_of = NULL;
+    int status = s_replay_filter(c, cmd, fl, &as_of);
+    if (status != 0) {
+        json_decref(fl);
+        return status;
+    }
+    if (!strcmp(request, "history") && !json_object_get(fl, "subject_id")) {
+        json_decref(fl);
+        return soffa_cli_die(cmd, 2, "history needs --pupil ID");
+    }
+    if (access_only && !json_object_get(fl, "subject_id"))
+        json_object_set_new(fl, "mailbox", json_string("audit/access"));
+    json_t *a = soffa_cli_call(c, cmd, json_pack("{s:s, s:s, s:o}", "cmd", "replay", "request", request, "filter", fl), 35000);
+    if (!a)
+        return 1;
+    if (!json_is_true(json_object_get(a, "ok"))) {
+        int rc = soffa_cli_refused(cmd, a);
+        json_decref(a);
+        return rc;
+    }
+    if (!c->json && as_of)
+        printf("what soffa held about this pupil by the end of %s:\n", as_of);
+    size_t shown = s_print_records(c, json_object_get(a, "records"), request, access_only);
     if (!c->json)
         printf("%zu record(s); this read is itself logged at seq %lld\n", shown,
                (long long) json_integer_value(json_object_get(a, "access_seq")));
@@ -219,6 +239,82 @@ s_against_one(void *ctx, const soffa_box_in_t *in)
     return a->wrong[0] != '\0';
 }
 
+/* A store whose chain checks out (rc SOFFA_OK from soffa_store_verify) is
+ * vouched for only by a signed checkpoint, with at most max_unsigned
+ * records after the last one. Returns rc, or SOFFA_ERR_CHAIN_BROKEN with
+ * rep's reason and bad_seq set. */
+static soffa_err_t
+s_vouched(soffa_err_t rc, soffa_store_verify_t *rep, long long max_unsigned)
+{
+    if (rc == SOFFA_OK && rep->records && rep->checkpoints == 0) {
+        rc = SOFFA_ERR_CHAIN_BROKEN;
+        rep->bad_seq = 1;
+        snprintf(rep->reason, sizeof rep->reason,
+                 "no signed checkpoint: nothing vouches for these %llu record(s) (were the checkpoints removed?)",
+                 (unsigned long long) rep->records);
+    } else if (rc == SOFFA_OK && (long long) rep->unsigned_tail > max_unsigned) {
+        rc = SOFFA_ERR_CHAIN_BROKEN;
+        rep->bad_seq = rep->last_signed + 2;
+        snprintf(rep->reason, sizeof rep->reason,
+                 "%llu record(s) after the last signed checkpoint, more than the broker leaves unsigned (%lld)",
+                 (unsigned long long) rep->unsigned_tail, max_unsigned);
+    }
+    return rc;
+}
+
+/* Holds the store (ag->st) against every checkpoint in the auditor's
+ * store at `against`: a mismatch, or no checkpoint at all, sets *rc to
+ * SOFFA_ERR_CHAIN_BROKEN with rep's reason. Returns SOFFA_OK, or the error
+ * opening the auditor's store. */
+static soffa_err_t
+s_hold_against(s_against_t *ag, const char *against, soffa_err_t *rc, soffa_store_verify_t *rep)
+{
+    soffa_box_t *box = NULL;
+    soffa_err_t brc = soffa_box_open(&box, against, 0);
+    if (brc != SOFFA_OK)
+        return brc;
+    soffa_box_inbox_scan(box, 0, s_against_one, ag);
+    soffa_box_close(&box);
+    if (ag->wrong[0]) {
+        *rc = SOFFA_ERR_CHAIN_BROKEN;
+        snprintf(rep->reason, sizeof rep->reason, "%.159s", ag->wrong);
+        rep->bad_seq = 0;
+    } else if (ag->held == 0) {
+        *rc = SOFFA_ERR_CHAIN_BROKEN;
+        snprintf(rep->reason, sizeof rep->reason, "the auditor's store at %s holds no checkpoint to check against", against);
+    }
+    return SOFFA_OK;
+}
+
+/* The verdict, as JSON or one line. */
+static void
+s_print_verify(const soffa_cli_t *c, soffa_err_t rc, const soffa_store_verify_t *rep, const char *against,
+               const s_against_t *ag)
+{
+    char note[200] = "";
+    if (against && rc == SOFFA_OK)
+        snprintf(note, sizeof note, "; all %llu checkpoint(s) the auditor holds are in it, the newest at seq %llu",
+                 (unsigned long long) ag->held, (unsigned long long) ag->newest);
+    if (c->json) {
+        json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "intact", rc == SOFFA_OK, "records",
+                              (json_int_t) rep->records, "checkpoints", (json_int_t) rep->checkpoints, "signed_up_to",
+                              (json_int_t) rep->last_signed, "unsigned_tail", (json_int_t) rep->unsigned_tail, "bad_seq",
+                              (json_int_t) rep->bad_seq, "reason", rep->reason);
+        if (against)
+            json_object_set_new(j, "auditor_checkpoints", json_integer((json_int_t) ag->held));
+        soffa_cli_print_json(j, JSON_COMPACT);
+        json_decref(j);
+    } else if (rc == SOFFA_OK) {
+        printf("intact: %llu record(s), every hash and link checks out; %llu signed checkpoint(s), the newest vouching for 1..%llu%s\n",
+               (unsigned long long) rep->records, (unsigned long long) rep->checkpoints,
+               (unsigned long long) rep->last_signed, note);
+    } else if (rep->bad_seq) {
+        printf("BROKEN at seq %llu: %s\n", (unsigned long long) rep->bad_seq, rep->reason);
+    } else {
+        printf("BROKEN: %s\n", rep->reason);
+    }
+}
+
 int
 soffa_cli_audit_verify(soffa_cli_t *c)
 {
@@ -266,64 +362,17 @@ soffa_cli_audit_verify(soffa_cli_t *c)
     if (rc != SOFFA_OK)
         return soffa_cli_die("verify", 1, "cannot open the store at %s: %s", dir, soffa_strerror(rc));
     soffa_store_verify_t rep;
-    rc = soffa_store_verify(st, pk, &rep);
-    if (rc == SOFFA_OK && rep.records && rep.checkpoints == 0) {
-        rc = SOFFA_ERR_CHAIN_BROKEN;
-        rep.bad_seq = 1;
-        snprintf(rep.reason, sizeof rep.reason,
-                 "no signed checkpoint: nothing vouches for these %llu record(s) (were the checkpoints removed?)",
-                 (unsigned long long) rep.records);
-    } else if (rc == SOFFA_OK && (long long) rep.unsigned_tail > max_unsigned) {
-        rc = SOFFA_ERR_CHAIN_BROKEN;
-        rep.bad_seq = rep.last_signed + 2;
-        snprintf(rep.reason, sizeof rep.reason,
-                 "%llu record(s) after the last signed checkpoint, more than the broker leaves unsigned (%lld)",
-                 (unsigned long long) rep.unsigned_tail, max_unsigned);
-    }
+    rc = s_vouched(soffa_store_verify(st, pk, &rep), &rep, max_unsigned);
     s_against_t ag = {.st = st, .pk = pk};
     if (rc == SOFFA_OK && against) {
-        soffa_box_t *box = NULL;
-        soffa_err_t brc = soffa_box_open(&box, against, 0);
+        soffa_err_t brc = s_hold_against(&ag, against, &rc, &rep);
         if (brc != SOFFA_OK) {
             soffa_store_close(&st);
             return soffa_cli_die("verify", 1, "cannot open the auditor's store at %s: %s", against, soffa_strerror(brc));
         }
-        soffa_box_inbox_scan(box, 0, s_against_one, &ag);
-        soffa_box_close(&box);
-        if (ag.wrong[0]) {
-            rc = SOFFA_ERR_CHAIN_BROKEN;
-            snprintf(rep.reason, sizeof rep.reason, "%.159s", ag.wrong);
-            rep.bad_seq = 0;
-        } else if (ag.held == 0) {
-            rc = SOFFA_ERR_CHAIN_BROKEN;
-            snprintf(rep.reason, sizeof rep.reason, "the auditor's store at %s holds no checkpoint to check against", against);
-        }
     }
     soffa_store_close(&st);
-    char note[200] = "";
-    if (against && rc == SOFFA_OK)
-        snprintf(note, sizeof note, "; all %llu checkpoint(s) the auditor holds are in it, the newest at seq %llu",
-                 (unsigned long long) ag.held, (unsigned long long) ag.newest);
-    if (c->json) {
-        json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "intact", rc == SOFFA_OK, "records", (json_int_t) rep.records,
-                              "checkpoints", (json_int_t) rep.checkpoints, "signed_up_to", (json_int_t) rep.last_signed,
-                              "unsigned_tail", (json_int_t) rep.unsigned_tail, "bad_seq", (json_int_t) rep.bad_seq,
-                              "reason", rep.reason);
-        if (against)
-            json_object_set_new(j, "auditor_checkpoints", json_integer((json_int_t) ag.held));
-        char *s = json_dumps(j, JSON_COMPACT);
-        puts(s);
-        free(s);
-        json_decref(j);
-    } else if (rc == SOFFA_OK) {
-        printf("intact: %llu record(s), every hash and link checks out; %llu signed checkpoint(s), the newest vouching for 1..%llu%s\n",
-               (unsigned long long) rep.records, (unsigned long long) rep.checkpoints,
-               (unsigned long long) rep.last_signed, note);
-    } else if (rep.bad_seq) {
-        printf("BROKEN at seq %llu: %s\n", (unsigned long long) rep.bad_seq, rep.reason);
-    } else {
-        printf("BROKEN: %s\n", rep.reason);
-    }
+    s_print_verify(c, rc, &rep, against, &ag);
     return rc == SOFFA_OK ? 0 : 1;
 }
 
