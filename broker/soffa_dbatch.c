@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "soffa_send.h"
+
 void
 soffa_dbatch_begin(soffa_dbatch_t *b, size_t max)
 {
@@ -68,7 +70,7 @@ soffa_dbatch_send(soffa_broker_t *self, soffa_dbatch_t *b, const uint8_t *rid, c
         f.items = items;
         f.n_items = b->n;
     }
-    return soffa_broker_send(self, rid, &f);
+    return soffa_send_frame(self, rid, &f);
 }
 
 void

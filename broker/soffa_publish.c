@@ -10,6 +10,7 @@
 
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
+#include "soffa_send.h"
 
 /* The state changes a committed record brings: answers it awaits or gives,
  * and a subject's protected identity. */
@@ -300,11 +301,11 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     s_outcome_t o;
     s_publish_one(self, s, f->tag, f->data, f->data_len, false, &o);
     if (o.fate == S_REFUSED) {
-        soffa_broker_send_error(self, s->rid, f->tag, o.rc, o.why);
+        soffa_send_error(self, s->rid, f->tag, o.rc, o.why);
     } else if (o.fate == S_RETRY) {
         soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = f->tag, .seq = o.seq, .duplicate = true};
         memcpy(ack.mailbox, o.mailbox, sizeof ack.mailbox);
-        soffa_broker_send(self, s->rid, &ack);
+        soffa_send_frame(self, s->rid, &ack);
     }
 }
 
@@ -319,7 +320,7 @@ soffa_publish_on_batch(soffa_broker_t *self, soffa_session_t *s, const soffa_fra
     if (!o || !now) {
         free(o);
         free(now);
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, "no memory for the batch; nothing of it was stored");
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, "no memory for the batch; nothing of it was stored");
         return;
     }
     size_t n_now = 0;
@@ -342,7 +343,7 @@ soffa_publish_on_batch(soffa_broker_t *self, soffa_session_t *s, const soffa_fra
     for (size_t i = 0; i < n_now; i += SOFFA_ACKS_MAX) {
         size_t k = n_now - i < SOFFA_ACKS_MAX ? n_now - i : SOFFA_ACKS_MAX;
         soffa_frame_t acks = {.type = SOFFA_FRAME_PUBLISH_ACKS, .items = now + i, .n_items = k};
-        if (!soffa_broker_send(self, s->rid, &acks))
+        if (!soffa_send_frame(self, s->rid, &acks))
             soffa_debug("%zu answer(s) to a batch not delivered; the sender will retry", k);
     }
     free(o);
