@@ -31,6 +31,11 @@ _Static_assert((int) SOFFA_TK_OTHER == (int) SOFFA__TARGET_KIND__TK_OTHER, "tk")
 _Static_assert((int) SOFFA_CP_CASE_SUMMARY == (int) SOFFA__CONSENT_PURPOSE__CP_CASE_SUMMARY, "cp");
 _Static_assert((int) SOFFA_RS_RECEIVED == (int) SOFFA__REFERRAL_STATUS__RS_RECEIVED, "rs");
 _Static_assert((int) SOFFA_DC_CONTACT == (int) SOFFA__DATA_CATEGORY__DC_CONTACT, "dc");
+_Static_assert((int) SOFFA_DC_IDENTITY == (int) SOFFA__DATA_CATEGORY__DC_IDENTITY, "dc");
+_Static_assert((int) SOFFA_DC_OCCUPATION == (int) SOFFA__DATA_CATEGORY__DC_OCCUPATION, "dc");
+_Static_assert((int) SOFFA_DC_SUMMARY_TEXT == (int) SOFFA__DATA_CATEGORY__DC_SUMMARY_TEXT, "dc");
+_Static_assert((int) SOFFA_CGR_GOD_MAN == (int) SOFFA__CONSENT_ROLE__CGR_GOD_MAN, "cgr");
+_Static_assert((int) SOFFA_CR_TURNED_20 == (int) SOFFA__CLOSE_REASON__CR_TURNED_20, "cr");
 _Static_assert((int) SOFFA_IDT_LOCAL_RESERVE == (int) SOFFA__ID_TYPE__ID_LOCAL_RESERVE, "idt");
 #define SOFFA_MT_CHECK_(NAME, name, num) \
     _Static_assert((int) SOFFA_MT_##NAME == (int) SOFFA__MESSAGE__PAYLOAD_##NAME, #name);
@@ -853,12 +858,18 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_CLOSED:
         v->ref_id = s_id16(m->kaa_case_closed->case_id);
         v->new_hemkommun = m->kaa_case_closed->new_hemkommun;
+        v->close_reason = m->kaa_case_closed->reason;
         break;
     case SOFFA__MESSAGE__PAYLOAD_CONSENT_RECORDED: {
         const Soffa__ConsentRecorded *c = m->consent_recorded;
         v->ref_id = s_id16(c->consent_id);
         v->consent_valid_from = c->valid_from;
         v->consent_valid_to = c->valid_to;
+        v->consent_youth_age = c->youth_age_at_grant;
+        v->consent_maturity = c->maturity_assessed;
+        for (size_t i = 0; i < c->n_granted_by; i++)
+            if (c->granted_by[i] && c->granted_by[i]->role > 0 && c->granted_by[i]->role < 32)
+                v->consent_grants |= 1u << c->granted_by[i]->role;
         if (c->scope) {
             for (size_t i = 0; i < c->scope->n_recipients; i++)
                 if (c->scope->recipients[i] > 0 && c->scope->recipients[i] < 32)
@@ -1389,9 +1400,22 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         if (p->n_granted_by < 1 || p->n_granted_by > 4)
             return s_bad(c, SOFFA_ERR_MISSING_FIELD, "consent_recorded.granted_by", "one to four grants required");
         for (size_t i = 0; i < p->n_granted_by; i++) {
-            S_CHECK(s_enum(c, "consent_recorded.granted_by.role", p->granted_by[i]->role, 1, 2, true));
-            if (p->granted_by[i]->person)
-                S_CHECK(s_person(c, "consent_recorded.granted_by.person", p->granted_by[i]->person));
+            const Soffa__ConsentGrant *g = p->granted_by[i];
+            S_CHECK(s_enum(c, "consent_recorded.granted_by.role", g->role, 1, 3, true));
+            for (size_t k = 0; k < i; k++)
+                if (p->granted_by[k]->role == g->role && g->role == SOFFA__CONSENT_ROLE__CGR_YOUTH)
+                    return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.granted_by", "the young person is listed twice");
+            if (!g->person)
+                continue;
+            S_CHECK(s_person(c, "consent_recorded.granted_by.person", g->person));
+            /* Who gave it: the young person is the subject; a guardian or god man is someone else. */
+            bool self = m->subject && m->subject->id && g->person->id && strcmp(m->subject->id, g->person->id) == 0;
+            if (g->role == SOFFA__CONSENT_ROLE__CGR_YOUTH && !self)
+                return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.granted_by.person",
+                             "a YOUTH grant is the subject's own: leave person out, or give the subject");
+            if (g->role != SOFFA__CONSENT_ROLE__CGR_YOUTH && self)
+                return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.granted_by.person",
+                             "a guardian or god man is someone other than the young person");
         }
         if (p->youth_age_at_grant < 13 || p->youth_age_at_grant > 25)
             return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.youth_age_at_grant", "must be 13 to 25");
