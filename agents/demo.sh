@@ -113,7 +113,7 @@ run kaa-1419 case occupation --re 2 --case-id "$CASE" --as-of "$TODAY" --occupat
 bold "6. The young person consents to a referral to Arbetsförmedlingen"
 run kaa-1419 consent record --re 2 --youth-age-at-grant 18 --maturity-assessed yes \
     --scope.recipients ARBETSFORMEDLINGEN --scope.purposes REFERRAL,STATUS_FEEDBACK \
-    --scope.data-categories IDENTITY,OCCUPATION --valid-from "$TODAY" \
+    --scope.data-categories IDENTITY,OCCUPATION,SUMMARY_TEXT --valid-from "$TODAY" \
     --valid-to "$(date -d '+6 months' +%F)" --recorded-by handlaggare-7 | tee "$NET/consent.out"
 CONSENT=$(awk '/consent_id/ {print $2}' "$NET/consent.out")
 say "(consent id $CONSENT)"
