@@ -285,8 +285,8 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
     size_t terms = 0;
     for (size_t i = 0; i < soffa_terms_category_count(self->terms); i++)
         terms += soffa_terms_term_count(self->terms, i, NULL);
-    fprintf(out, "policy.sensitive_terms = %s (%zu categories, %zu terms)\n",
-            c->sensitive_terms[0] ? c->sensitive_terms : "built-in", soffa_terms_category_count(self->terms), terms);
+    fprintf(out, "policy.sensitive_terms = %s (%zu terms in %zu categories)\n",
+            c->sensitive_terms[0] ? c->sensitive_terms : "built-in", terms, soffa_terms_category_count(self->terms));
     fprintf(out, "policy.event_max_days = %lld\npolicy.concern_max_days = %lld\n", (long long) c->event_max_days,
             (long long) c->concern_max_days);
     for (size_t i = 0; i < self->n_ids; i++) {
