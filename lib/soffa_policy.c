@@ -831,12 +831,28 @@ s_check_not_from_social(s_dc_t *d)
  * echoed. A referral to social services is governed by its consent's scope
  * instead (rule 6), and a report of concern is never screened (no row of it
  * asks). Without a loaded list such text is refused, never let through. */
+const char *
+soffa_policy_text_to_screen(const soffa_msg_t *msg, const char **field)
+{
+    const char *name = NULL;
+    const char *text = soffa_msg_free_text(msg, &name);
+    soffa_msg_view_t v;
+    soffa_msg_view(msg, &v);
+    bool screened = v.type == SOFFA_MT_AT_RISK_NOTICE
+                 || (v.type == SOFFA_MT_REFERRAL_SENT && v.target_kind != SOFFA_TK_SOCIAL_SERVICES);
+    if (!text || !screened)
+        text = name = NULL;
+    if (field)
+        *field = name;
+    return text;
+}
+
 static soffa_err_t
 s_check_sensitive_text(s_dc_t *d)
 {
     const char *field = NULL;
-    const char *text = soffa_msg_free_text(d->msg, &field);
-    if (!text || (d->v->type == SOFFA_MT_REFERRAL_SENT && d->v->target_kind == SOFFA_TK_SOCIAL_SERVICES))
+    const char *text = soffa_policy_text_to_screen(d->msg, &field);
+    if (!text)
         return SOFFA_OK;
     if (!d->facts || !d->facts->terms)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_INTERNAL,

@@ -174,6 +174,14 @@ soffa_err_t soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_
                                 soffa_policy_find_fn find, void *ctx, soffa_policy_decision_t *out,
                                 char *why, size_t whylen);
 
+/*  The free text of msg the broker screens for sensitive data (issue 13,
+ *  rule 5): an at-risk notice's note (bound for a KAA) and a referral's
+ *  summary unless it goes to social services (where the consent's scope
+ *  governs it); never a report of concern's description. NULL when there is
+ *  none to screen; *field (may be NULL) gets the field's name. Both are
+ *  borrowed from msg. The command line asks this to warn before sending. */
+const char *soffa_policy_text_to_screen(const soffa_msg_t *msg, const char **field);
+
 /*  True if mailbox is an agent's inbox (kaa/, social/, af/, school/):
  *  records waiting there with nobody reading are worth a warning. The
  *  broker's own mailboxes (journals, audit/...) are not. */
