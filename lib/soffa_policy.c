@@ -1026,7 +1026,7 @@ s_outcome(s_dc_t *d)
     }
     /* What social services sent or was sent is found by its message id, so
      * that nothing follows it to Arbetsförmedlingen (s_check_not_from_social). */
-    if ((d->sender->role == SOFFA_ROLE_SOCIAL || !strncmp(d->out->mailbox, "social/", 7))
+    if (d->v->message_id && (d->sender->role == SOFFA_ROLE_SOCIAL || !strncmp(d->out->mailbox, "social/", 7))
         && d->out->n_refs < SOFFA_STORE_REFS) {
         soffa_store_ref_t *ref = &d->out->refs[d->out->n_refs++];
         ref->key[0] = (uint8_t) SOFFA_REF_SOCIAL;
