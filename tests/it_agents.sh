@@ -10,10 +10,9 @@ set -uo pipefail
 BUILD=$(cd "${1:?usage: tests/it_agents.sh BUILD_DIR}" && pwd)
 SOFFA="$BUILD/soffa"
 NET=$(mktemp -d /tmp/soffa-it-XXXXXX)
-# Dates relative to today: the broker takes dates at most [policy]
-# event_max_days (183) back (issue 13, rule 3).
-ABS_FROM=$(date -d '-60 days' +%F)
-ABS_TO=$(date -d '-7 days' +%F)
+# An enrolment that ended this term (ABS_FROM and ABS_TO, an absence period,
+# are in itlib.sh): relative to today, as the broker takes dates at most
+# [policy] event_max_days (183) back.
 LEFT_ON=$(date -d '-30 days' +%F)
 . "$(dirname "${BASH_SOURCE[0]}")/itlib.sh"
 trap '"$SOFFA" down "$NET" >/dev/null 2>&1; pkill -f "$NET/" 2>/dev/null; rm -rf "$NET"' EXIT

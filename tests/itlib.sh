@@ -3,6 +3,10 @@
 
 PASS=0
 FAIL=0
+# An absence period of this term, relative to today: the broker takes dates
+# at most [policy] event_max_days (183) back.
+ABS_FROM=$(date -d '-60 days' +%F)
+ABS_TO=$(date -d '-7 days' +%F)
 ok() { PASS=$((PASS + 1)); echo "[PASS] $1"; }
 bad() { FAIL=$((FAIL + 1)); echo "[FAIL] $1"; [ $# -gt 1 ] && printf '       %s\n' "${@:2}"; }
 expect() {   # expect NAME EXPECTED ACTUAL
