@@ -107,7 +107,8 @@ static const s_rule_t s_rules[] = {
      S_SUBJECT_IN_SCOPE, 0, S_NO_INDEX, 0, 0, 0},
     /* Consents, recorded and withdrawn in the recorder's journal. */
     {SOFFA_MT_CONSENT_RECORDED, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE | S_OWN_CONSENT | S_TARGET_GROUP | S_CONSENT_GIVER, SOFFA_REF_CONSENT, {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
+     S_SUBJECT_IN_SCOPE | S_OWN_CONSENT | S_TARGET_GROUP | S_CONSENT_GIVER, SOFFA_REF_CONSENT,
+     {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
     {SOFFA_MT_CONSENT_RECORDED, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
      S_OWN_CONSENT | S_CONSENT_GIVER, SOFFA_REF_CONSENT, {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
     {SOFFA_MT_CONSENT_WITHDRAWN, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
@@ -565,7 +566,8 @@ s_check_dates(s_dc_t *d)
         const char *field;
         soffa_date_t date;
         bool set;
-    } dates[2] = {{"occurred_at_us", soffa_date_local(v->occurred_at_us), v->occurred_at_us > 0}, {NULL, {0, 0, 0}, false}};
+    } dates[2] = {{"occurred_at_us", soffa_date_local(v->occurred_at_us), v->occurred_at_us > 0},
+                  {NULL, {0, 0, 0}, false}};
     if (v->type == SOFFA_MT_ENROLMENT_CHANGED || v->type == SOFFA_MT_ABSENCE_REPORTED) {
         dates[1].field = v->type == SOFFA_MT_ENROLMENT_CHANGED ? "enrolment_changed.effective_date"
                                                                : "absence_reported.period_from";
@@ -585,7 +587,8 @@ s_check_dates(s_dc_t *d)
                             concern ? ": date it the day you file it" : "");
         if (back < 0 && v->type == SOFFA_MT_ABSENCE_REPORTED && i == 1)
             return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
-                            "absence_reported.period_from: %s is after today (%s); report absence that has begun", when, t);
+                            "absence_reported.period_from: %s is after today (%s); report absence that has begun",
+                            when, t);
     }
     return SOFFA_OK;
 }
@@ -856,8 +859,8 @@ s_check_sensitive_text(s_dc_t *d)
         return SOFFA_OK;
     if (!d->facts || !d->facts->terms)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_INTERNAL,
-                        "%s cannot be screened for sensitive data (the broker has no term list loaded), so it is refused",
-                        field);
+                        "%s cannot be screened for sensitive data (the broker has no term list loaded), "
+                        "so it is refused", field);
     return soffa_terms_screen(d->facts->terms, text, field, d->why, d->whylen);
 }
 

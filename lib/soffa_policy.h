@@ -141,8 +141,8 @@ typedef struct {
     bool subject_protected;                       /* an earlier message marked the subject protected */
     const soffa_terms_t *terms;                   /* the sensitive-term list (borrowed). Without it, free text
                                                    * that must be screened is refused (INTERNAL): never skipped */
-    uint32_t event_max_days;                      /* how far back an event date may lie; 0: SOFFA_POLICY_EVENT_MAX_DAYS */
-    uint32_t concern_max_days;                    /* ... for a report of concern; 0: SOFFA_POLICY_CONCERN_MAX_DAYS */
+    uint32_t event_max_days;                      /* days back a date may lie; 0: SOFFA_POLICY_EVENT_MAX_DAYS */
+    uint32_t concern_max_days;                    /* ... a report of concern's; 0: SOFFA_POLICY_CONCERN_MAX_DAYS */
 } soffa_policy_facts_t;
 
 /*  The inbox of an identity ("kaa/1419"), or its journal. */
