@@ -15,25 +15,6 @@
 
 /* ---- Building messages from flags -------------------------------------------------------- */
 
-/* Default legal basis of each type (the broker's policy table decides). */
-static const char *
-s_default_basis(soffa_msg_type_t t)
-{
-    switch (t) {
-    case SOFFA_MT_ENROLMENT_CHANGED: return "SL_15_15_ENROLMENT";
-    case SOFFA_MT_ABSENCE_REPORTED: return "SL_15_15_ABSENCE";
-    case SOFFA_MT_AT_RISK_NOTICE:
-    case SOFFA_MT_CONSENT_RECORDED:
-    case SOFFA_MT_CONSENT_WITHDRAWN:
-    case SOFFA_MT_REFERRAL_SENT:
-    case SOFFA_MT_REFERRAL_STATUS_CHANGED:
-    case SOFFA_MT_REFERRAL_WITHDRAWN: return "CONSENT_OSL_12_2";
-    case SOFFA_MT_CONCERN_REPORT_FILED: return "SOL_REPORT_OF_CONCERN";
-    case SOFFA_MT_CONCERN_REPORT_FEEDBACK: return "SOL_REPORTER_FEEDBACK";
-    default: return "SL_29_9_INTERNAL";
-    }
-}
-
 /* The id a message of this type introduces (made fresh unless given). */
 static const char *
 s_own_id(soffa_msg_type_t t)
@@ -164,8 +145,11 @@ s_draft_finish(s_draft_t *d, soffa_msg_type_t type)
     json_t *m = d->m, *pl = d->pl;
     if (json_object_size(d->subject))
         json_object_set(m, "subject", d->subject);
-    if (!d->have_basis)
-        json_object_set_new(m, "legal_basis", json_string(s_default_basis(type)));
+    /* The basis the policy table gives the type (no route: none, and the
+     * broker says why). */
+    soffa_legal_basis_t basis = soffa_policy_basis(type, SOFFA_ROLE_NONE);
+    if (!d->have_basis && basis != SOFFA_LB_NONE)
+        json_object_set_new(m, "legal_basis", json_string(soffa_legal_basis_name(basis)));
     const char *own = s_own_id(type);
     if (own && !json_object_get(pl, own))
         soffa_msg_json_set(pl, d->tname, own, "new", why, sizeof why);

@@ -67,6 +67,7 @@
 #include "soffa_status.h"
 #include "soffa_zap.h"
 #include "soffa_ring.h"
+#include "soffa_send.h"
 
 #define S_MAX_AGENTS 8192
 /* What one connection can make the broker hold (see README, Threat model):
@@ -317,48 +318,13 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
     }
 }
 
-/* ---- Sending ------------------------------------------------------------------ */
-
-/* Sends one encoded frame to a peer; false when the peer is gone or its
- * queue is full (the frame is then not sent). */
-static bool
-s_send_raw(soffa_broker_t *self, const uint8_t *rid, const void *buf, size_t len)
-{
-    if (zmq_send(self->router, rid, SOFFA_RID_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        if (errno != EAGAIN)
-            soffa_debug("peer gone while sending (%s)", zmq_strerror(errno));
-        return false;
-    }
-    return zmq_send(self->router, buf, len, ZMQ_DONTWAIT) >= 0;
-}
-
-bool
-soffa_broker_send(soffa_broker_t *self, const uint8_t *rid, const soffa_frame_t *f)
-{
-    uint8_t *buf;
-    size_t len;
-    if (soffa_frame_encode(f, &buf, &len) != SOFFA_OK)
-        return false;
-    bool ok = s_send_raw(self, rid, buf, len);
-    free(buf);
-    return ok;
-}
-
-void
-soffa_broker_send_error(soffa_broker_t *self, const uint8_t *rid, uint64_t tag, soffa_err_t code, const char *text)
-{
-    soffa_frame_t f = {.type = SOFFA_FRAME_ERROR, .tag = tag, .code = (uint32_t) code};
-    snprintf(f.text, sizeof f.text, "%s", text && *text ? text : soffa_strerror(code));
-    soffa_broker_send(self, rid, &f);
-}
-
 /* ---- Frame handlers --------------------------------------------------------------- */
 
 static void
 s_on_hello(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
 {
     if (f->version != SOFFA_PROTOCOL_VERSION) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_VERSION, "protocol version 1 is required");
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_VERSION, "protocol version 1 is required");
         return;
     }
     soffa_frame_t w = {.type = SOFFA_FRAME_WELCOME, .role = s->id->role,
@@ -374,14 +340,14 @@ s_on_hello(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
         soffa_info("%s (%s) connected as %s", s->id->name, soffa_role_name(s->id->role), f->text);
         soffa_session_set_state(s, SOFFA_SESS_READY);
     }
-    soffa_broker_send(self, s->rid, &w);
+    soffa_send_frame(self, s->rid, &w);
 }
 
 static void
 s_on_ping(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
 {
     soffa_frame_t p = {.type = SOFFA_FRAME_PONG, .tag = f->tag};
-    soffa_broker_send(self, s->rid, &p);
+    soffa_send_frame(self, s->rid, &p);
 }
 
 /* ---- Dispatch ------------------------------------------------------------------- */
@@ -420,7 +386,7 @@ s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t 
     soffa_err_t rc = soffa_frame_decode(buf, len, &f);
     if (rc != SOFFA_OK) {
         soffa_info("bad frame from %s (%zu bytes): %s", s->id->name, len, soffa_strerror(rc));
-        soffa_broker_send_error(self, s->rid, 0, rc,
+        soffa_send_error(self, s->rid, 0, rc,
                      rc == SOFFA_ERR_TOO_LARGE ? "frame or field larger than allowed" : "frame could not be decoded");
         soffa_frame_fini(&f);
         return;
@@ -434,7 +400,7 @@ s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t 
         snprintf(why, sizeof why, "%s is not allowed in state %s", soffa_frame_type_name(f.type),
                  soffa_session_state_name(s->state));
         soffa_info("%s: %s", s->id->name, why);
-        soffa_broker_send_error(self, s->rid, f.tag, SOFFA_ERR_PROTOCOL_STATE, why);
+        soffa_send_error(self, s->rid, f.tag, SOFFA_ERR_PROTOCOL_STATE, why);
     } else {
         handler(self, s, &f);
     }
@@ -515,13 +481,34 @@ s_read_router(soffa_broker_t *self)
         if (s) {
             soffa_session_touch(self, s);
             if (extra)
-                soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_MALFORMED, "a frame is one message part");
+                soffa_send_error(self, s->rid, 0, SOFFA_ERR_MALFORMED, "a frame is one message part");
             else
                 s_on_frame(self, s, zmq_msg_data(&body), zmq_msg_size(&body));
         }
         zmq_msg_close(&rid);
         zmq_msg_close(&body);
     }
+}
+
+/* ---- When a session ends ------------------------------------------------------------ */
+
+/* What a session's end means above the session layer (soffa_session_release
+ * calls it): a replay under way is recorded as cut off (OPENING: the opening
+ * record finds no session when it commits and records the cut-off itself;
+ * CLOSING: the read is complete), and its readers go, their positions
+ * saved. */
+static void
+s_released(soffa_broker_t *self, soffa_session_t *s)
+{
+    if (s->state == SOFFA_SESS_REPLAYING) {
+        soffa_pending_t *p = soffa_commit_pending_add(self);
+        soffa_replay_access_queue(self, p, s, SOFFA_ACCESS_CUT_OFF, s->replay.count, s->replay.opened_seq,
+                                  SOFFA_P_BROKER);
+        soffa_info("%s by %s cut off after %llu record(s)", s->replay.request, s->id->name,
+                   (unsigned long long) s->replay.count);
+    }
+    for (size_t i = 0; i < s->n_consumers; i++)
+        soffa_delivery_consumer_free(self, s->consumers[i]);
 }
 
 /* ---- After a commit -------------------------------------------------------------- */
@@ -536,13 +523,13 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
     soffa_session_t *s = p->kind == SOFFA_P_READ_OPENED || p->kind == SOFFA_P_READ_COMPLETED ? soffa_session_of(self, p->rid) : NULL;
     if (p->rc != SOFFA_OK) {
         if (p->kind == SOFFA_P_PUBLISH) {
-            soffa_broker_send_error(self, p->rid, p->tag, p->rc, NULL);
+            soffa_send_error(self, p->rid, p->tag, p->rc, NULL);
         } else if (s && (s->state == SOFFA_SESS_OPENING || s->state == SOFFA_SESS_CLOSING)) {
             /* A read that cannot be logged is not done (OPENING: nothing
              * was sent) or reported as failed (CLOSING). */
             soffa_error("%s by %s could not be recorded in the access log: %s", s->replay.request, s->id->name,
                         soffa_strerror(p->rc));
-            soffa_broker_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
+            soffa_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
             soffa_session_replaying_remove(self, s);
             soffa_ring_fini(&s->replay.ring);
             soffa_session_set_state(s, SOFFA_SESS_READY);
@@ -567,7 +554,7 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
         soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = p->tag, .seq = seq,
                              .duplicate = duplicate};
         memcpy(ack.mailbox, p->env.mailbox, sizeof ack.mailbox);
-        if (!soffa_broker_send(self, p->rid, &ack))
+        if (!soffa_send_frame(self, p->rid, &ack))
             soffa_debug("acknowledgement of seq %llu not delivered; the sender will retry", (unsigned long long) seq);
         if (p->withdraws && !duplicate) {
             soffa_followup_t *f = calloc(1, sizeof *f);
@@ -605,7 +592,7 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
                        (unsigned long long) seq);
             soffa_frame_t end = {.type = SOFFA_FRAME_REPLAY_END, .tag = s->replay.tag, .count = s->replay.count,
                                  .access_seq = seq};
-            soffa_broker_send(self, s->rid, &end);
+            soffa_send_frame(self, s->rid, &end);
             soffa_session_replaying_remove(self, s);
             soffa_ring_fini(&s->replay.ring);
             soffa_session_set_state(s, SOFFA_SESS_READY);
@@ -686,6 +673,7 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     if (rc != SOFFA_OK)
         return rc;
     self->committed = s_committed;
+    self->released = s_released;
     rc = soffa_commit_start(self);
     if (rc != SOFFA_OK)
         return rc;

@@ -207,6 +207,10 @@ typedef struct {
  * commits). */
 typedef void (*soffa_commit_done_fn)(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplicate);
 
+/* What a session's end means to the modules above the session layer (its
+ * readers, a replay under way); soffa_session_release calls it. */
+typedef void (*soffa_session_end_fn)(soffa_broker_t *self, soffa_session_t *s);
+
 struct soffa_broker {
     char config_path[1024];
     soffa_broker_cfg_t cfg;
@@ -234,6 +238,7 @@ struct soffa_broker {
     size_t n_pending;
     size_t pending_cap, flight_cap;       /* room in pending and in flight (they swap) */
     soffa_commit_done_fn committed;       /* answers a committed record (soffa_broker.c) */
+    soffa_session_end_fn released;        /* ends what a session holds above it (soffa_broker.c) */
     bool in_done;                         /* reporting a finished batch: nothing may commit */
     /* The writer thread commits one batch (flight) while the main thread
      * reads and checks the next. Nothing in flight is acknowledged before
@@ -265,10 +270,5 @@ struct soffa_broker {
     uint64_t foreign_rids;            /* frames refused for a routing id the client chose */
     uint64_t map_room, disk_room;     /* bytes left at the last commit, less what publishes since may take */
 };
-
-/* Frames to one routing id (soffa_broker.c). */
-bool soffa_broker_send(soffa_broker_t *self, const uint8_t *rid, const soffa_frame_t *f);
-/* An ERROR with code and text; tag names the request it answers. */
-void soffa_broker_send_error(soffa_broker_t *self, const uint8_t *rid, uint64_t tag, soffa_err_t code, const char *text);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
+#include "soffa_send.h"
 
 /* The state changes a committed record brings: answers it awaits or gives,
  * and a subject's protected identity. */
@@ -161,7 +162,7 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     soffa_msg_t *msg = NULL;
     soffa_err_t rc = soffa_msg_decode(f->data, f->data_len, &msg);
     if (rc != SOFFA_OK) {
-        soffa_broker_send_error(self, s->rid, f->tag, rc, "the message could not be decoded");
+        soffa_send_error(self, s->rid, f->tag, rc, "the message could not be decoded");
         self->refused++;
         return;
     }
@@ -188,7 +189,7 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
         (void) soffa_lookup_at(self, seq, &r);   /* the mailbox, when its envelope reads */
         memcpy(ack.mailbox, r.mailbox, sizeof ack.mailbox);
         soffa_policy_ref_fini(&r);
-        soffa_broker_send(self, s->rid, &ack);
+        soffa_send_frame(self, s->rid, &ack);
         soffa_msg_destroy(&msg);
         return;
     }
@@ -264,6 +265,6 @@ refuse:
         soffa_info("refused %s %s from %s: %s: %s", soffa_msg_type_name(vv.type), mid, s->id->name,
                    soffa_errname(rc), why[0] ? why : soffa_strerror(rc));
     }
-    soffa_broker_send_error(self, s->rid, f->tag, rc, why);
+    soffa_send_error(self, s->rid, f->tag, rc, why);
     soffa_msg_destroy(&msg);
 }
