@@ -111,14 +111,25 @@ run kaa-1419 case contact --re 2 --case-id "$CASE" --attempt-no 1 --channel PHON
 run kaa-1419 case occupation --re 2 --case-id "$CASE" --as-of "$TODAY" --occupation NONE
 
 bold "6. The young person consents to a referral to Arbetsförmedlingen"
+say "At 18 only the young person can consent (OSL 12:2); the consent names the recipient,"
+say "the purposes and the data it covers, the summary text included."
 run kaa-1419 consent record --re 2 --youth-age-at-grant 18 --maturity-assessed yes \
     --scope.recipients ARBETSFORMEDLINGEN --scope.purposes REFERRAL,STATUS_FEEDBACK \
-    --scope.data-categories IDENTITY,OCCUPATION --valid-from "$TODAY" \
+    --scope.data-categories IDENTITY,OCCUPATION,SUMMARY_TEXT --valid-from "$TODAY" \
     --valid-to "$(date -d '+6 months' +%F)" --recorded-by handlaggare-7 | tee "$NET/consent.out"
 CONSENT=$(awk '/consent_id/ {print $2}' "$NET/consent.out")
 say "(consent id $CONSENT)"
 
 bold "7. The KAA refers the young person to Arbetsförmedlingen"
+say "A first draft of the summary names a diagnosis. Health data may not go to"
+say "Arbetsförmedlingen (GDPR art. 9): the command line warns, and the broker refuses it,"
+say "naming the category and never the text."
+if run kaa-1419 refer af --re 2 --consent "$CONSENT" --purpose AF_YOUTH_PROGRAMME \
+    --summary "Har en ADHD-diagnos, vill ha praktik."; then
+    check "the summary naming a diagnosis is refused" "refused" "accepted"
+fi
+check "nothing reached Arbetsförmedlingen" "" "$(types af-1419)"
+say "The caseworker writes what Arbetsförmedlingen needs, and nothing more:"
 run kaa-1419 refer af --re 2 --consent "$CONSENT" --purpose AF_YOUTH_PROGRAMME \
     --summary "Vill komma ut i praktik inom handel."
 sleep 0.3

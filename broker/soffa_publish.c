@@ -156,6 +156,8 @@ soffa_publish_followups_run(soffa_broker_t *self)
 void
 soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
 {
+    /* As long as an ERROR frame's text (255 bytes): the policy's reasons
+     * fit it, and the term filter cuts its own at a character boundary. */
     char why[256] = "";
     soffa_msg_t *msg = NULL;
     soffa_err_t rc = soffa_msg_decode(f->data, f->data_len, &msg);
@@ -204,7 +206,12 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     /* Decisions that look records up see everything committed so far. */
     if (soffa_policy_needs_lookup(v.type))
         soffa_commit(self);
-    soffa_policy_facts_t facts = {.subject_protected = s_subject_protected(self, v.subject_id)};
+    /* The term list and the date limits go into every decision: the
+     * policy refuses free text it cannot screen, so none slips through. */
+    soffa_policy_facts_t facts = {.subject_protected = s_subject_protected(self, v.subject_id),
+                                  .terms = self->terms,
+                                  .event_max_days = (uint32_t) self->cfg.event_max_days,
+                                  .concern_max_days = (uint32_t) self->cfg.concern_max_days};
     soffa_policy_decision_t dec;
     rc = soffa_policy_decide(s->id, msg, soffa_date_today(), &facts, soffa_lookup_find, self, &dec, why, sizeof why);
     if (rc != SOFFA_OK)
