@@ -59,9 +59,20 @@ check() {   # check WHAT EXPECTED ACTUAL
     printf '  \033[32mok\033[0m  %s\n' "$1"
 }
 
-# A made-up pupil born 14 March 2008 (18 years old in the story); not a real
-# person's number. Registered in Tjörn (1419), studying in Stenungsund (1415).
-PUPIL=080314-2710
+# A made-up pupil born 14 March eighteen years ago (18 in the story, whatever
+# the year the demo runs); not a real person's number: birth number 271 and
+# the check digit of the Luhn sum. Registered in Tjörn (1419), studying in
+# Stenungsund (1415).
+luhn() {   # luhn DIGITS: the check digit
+    local d=$1 sum=0 i n
+    for ((i = 0; i < ${#d}; i++)); do
+        n=$(( ${d:i:1} * (2 - i % 2) ))
+        sum=$(( sum + n / 10 + n % 10 ))
+    done
+    echo $(( (10 - sum % 10) % 10 ))
+}
+BORN_YY=$(printf '%02d' $(( ($(date +%Y) - 18) % 100 )))
+PUPIL=${BORN_YY}0314-271$(luhn "${BORN_YY}0314271")
 TODAY=$(date +%F)
 # The autumn term so far: absence from twelve weeks ago to two weeks ago.
 ABSENT_FROM=$(date -d '-12 weeks' +%F)
