@@ -114,6 +114,13 @@ static const soffa_cfg_key_t s_audit_keys[] = {
     {"signal_ack_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, signal_ack_due), 0, "a signal not acknowledged within this is overdue"},
     {"referral_receipt_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, referral_receipt_due), 0, "a referral not received within this is overdue"},
 };
+/* The law at the broker (issue 13): the sensitive-term list, and how far
+ * back the dates a message gives may lie (defaults in soffa_policy.h). */
+static const soffa_cfg_key_t s_policy_keys[] = {
+    {"sensitive_terms", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, sensitive_terms), 512, "the sensitive-term list (empty: the built-in copy of config/sensitive-terms.txt)"},
+    {"event_max_days", SOFFA_CFG_INT, "183", 1, 3660, offsetof(soffa_broker_cfg_t, event_max_days), 0, "how many days back a message's dates may lie"},
+    {"concern_max_days", SOFFA_CFG_INT, "30", 1, 3660, offsetof(soffa_broker_cfg_t, concern_max_days), 0, "how many days back a report of concern's date may lie"},
+};
 static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(soffa_broker_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
 };
@@ -244,6 +251,7 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         {"store", false, s_store_keys, sizeof s_store_keys / sizeof *s_store_keys, &self->cfg, NULL, NULL},
         {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, &self->cfg, NULL, NULL},
         {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, &self->cfg, NULL, NULL},
+        {"policy", false, s_policy_keys, sizeof s_policy_keys / sizeof *s_policy_keys, &self->cfg, NULL, NULL},
         {"agent", true, s_agent_keys, sizeof s_agent_keys / sizeof *s_agent_keys, NULL, s_add_agent, self},
     };
     soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
@@ -262,6 +270,19 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
     if (rc == SOFFA_OK && self->cfg.expiry_ms < 2 * self->cfg.heartbeat_ms) {
         snprintf(why, whylen, "%s: expiry_ms must be at least twice heartbeat_ms", config_path);
         rc = SOFFA_ERR_CONFIG;
+    }
+    /* The sensitive-term list, once: a list that does not load stops the
+     * broker (why names the file and line), so free text is never routed
+     * unscreened. */
+    if (rc == SOFFA_OK) {
+        char path[1024] = "", twhy[512] = "";
+        if (self->cfg.sensitive_terms[0]
+            && !soffa_cfg_path(config_path, self->cfg.sensitive_terms, path, sizeof path)) {
+            snprintf(why, whylen, "%s: [policy] sensitive_terms: the path is too long", config_path);
+            rc = SOFFA_ERR_CONFIG;
+        }
+        if (rc == SOFFA_OK && (rc = soffa_terms_new(&self->terms, path, twhy, sizeof twhy)) != SOFFA_OK)
+            snprintf(why, whylen, "%s: [policy] sensitive_terms: %s", config_path, twhy[0] ? twhy : soffa_strerror(rc));
     }
     if (rc != SOFFA_OK) {
         soffa_broker_destroy(&self);
@@ -289,6 +310,13 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
             (long long) c->checkpoint_every, (long long) c->checkpoint_ms, c->signing_key);
     fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
             (long long) c->referral_receipt_due);
+    size_t terms = 0;
+    for (size_t i = 0; i < soffa_terms_category_count(self->terms); i++)
+        terms += soffa_terms_term_count(self->terms, i, NULL);
+    fprintf(out, "policy.sensitive_terms = %s (%zu terms in %zu categories)\n",
+            c->sensitive_terms[0] ? c->sensitive_terms : "built-in", terms, soffa_terms_category_count(self->terms));
+    fprintf(out, "policy.event_max_days = %lld\npolicy.concern_max_days = %lld\n", (long long) c->event_max_days,
+            (long long) c->concern_max_days);
     for (size_t i = 0; i < self->n_ids; i++) {
         const soffa_identity_t *id = &self->ids[i];
         char units[SOFFA_UNITS_MAX * 18 + 1] = "";
@@ -984,6 +1012,7 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         free(self->dbatch);
     }
     soffa_store_close(&self->store);
+    soffa_terms_destroy(&self->terms);
     soffa_map_destroy(&self->by_name);
     soffa_map_destroy(&self->by_key);
     free(self->ids);

@@ -23,6 +23,7 @@
 #include "soffa_msg.h"
 #include "soffa_policy.h"
 #include "soffa_store.h"
+#include "soffa_terms.h"
 #include "soffa_wire.h"
 
 #define SOFFA_RID_LEN 5                /* the routing ids libzmq gives: 0x00 + 4 bytes */
@@ -62,6 +63,9 @@ typedef struct {
     int64_t referral_receipt_due;  /* ms before a referral not received is overdue */
     int64_t sessions_per_agent;    /* live sessions one key may hold */
     char signing_key[512];         /* checkpoint signing key (outside data_dir) */
+    char sensitive_terms[512];     /* [policy] the sensitive-term list ("" = the built-in copy) */
+    int64_t event_max_days;        /* [policy] how far back an event date may lie */
+    int64_t concern_max_days;      /* [policy] ... a report of concern's */
 } soffa_broker_cfg_t;
 
 /* Session states. A replay opens with an access record that must be
@@ -238,6 +242,7 @@ struct soffa_broker {
     char public_key[41], secret_key[41];
     char data_path[1024];
     soffa_store_t *store;
+    soffa_terms_t *terms;             /* the sensitive-term list, loaded at start (never NULL once new) */
     void *ctx, *router, *zap, *monitor;
     soffa_map_t *sessions;            /* routing id -> session */
     soffa_map_t *by_fd;               /* socket fd -> session */

@@ -171,7 +171,10 @@ typedef enum { S_QUEUED, S_RETRY, S_REFUSED } s_fate_t;
 typedef struct {
     s_fate_t fate;
     soffa_err_t rc;                   /* refused: why, as a code */
-    char why[256];                    /* refused: the reason ("" = the code's own text) */
+    /* refused: the reason ("" = the code's own text), as long as an ERROR
+     * frame's text (255 bytes): the policy's reasons fit it, and the term
+     * filter cuts its own at a character boundary */
+    char why[256];
     uint64_t seq;                     /* retry: where it was stored */
     char mailbox[SOFFA_NAME_MAX];     /* retry: the mailbox it went to */
 } s_outcome_t;
@@ -236,7 +239,12 @@ s_publish_one(soffa_broker_t *self, soffa_session_t *s, uint64_t tag, const uint
     /* Decisions that look records up see everything committed so far. */
     if (soffa_policy_needs_lookup(v.type))
         soffa_commit(self);
-    soffa_policy_facts_t facts = {.subject_protected = s_subject_protected(self, v.subject_id)};
+    /* The term list and the date limits go into every decision: the
+     * policy refuses free text it cannot screen, so none slips through. */
+    soffa_policy_facts_t facts = {.subject_protected = s_subject_protected(self, v.subject_id),
+                                  .terms = self->terms,
+                                  .event_max_days = (uint32_t) self->cfg.event_max_days,
+                                  .concern_max_days = (uint32_t) self->cfg.concern_max_days};
     soffa_policy_decision_t dec;
     rc = soffa_policy_decide(s->id, msg, soffa_date_today(), &facts, soffa_lookup_find, self, &dec, why, whylen);
     if (rc != SOFFA_OK)
