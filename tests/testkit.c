@@ -469,6 +469,51 @@ tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbo
     return rc;
 }
 
+void
+tk_publish_batch_json(soffa_client_t *c, const char *const *json, size_t n, uint64_t tag0, soffa_err_t *codes,
+                      uint64_t *seqs, bool *dups, char (*mailboxes)[SOFFA_NAME_MAX], char (*whys)[256])
+{
+    cr_assert(n > 0 && n <= SOFFA_BATCH_MAX);
+    cr_assert_eq(soffa_client_version(c), 2, "a batch needs a client of protocol 2");
+    soffa_frame_item_t *items = calloc(n, sizeof *items);
+    bool *answered = calloc(n, sizeof *answered);
+    cr_assert(items && answered);
+    for (size_t i = 0; i < n; i++) {
+        items[i].tag = tag0 + i;
+        items[i].data = tk_encode_json(json[i], &items[i].data_len);
+    }
+    soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH_BATCH, .items = items, .n_items = n};
+    cr_assert_eq(soffa_client_send(c, &f), SOFFA_OK);
+    for (size_t got = 0; got < n;) {
+        soffa_frame_t a;
+        cr_assert_eq(soffa_client_recv(c, &a, 5000), SOFFA_OK, "%zu of %zu answers to a batch came", got, n);
+        cr_assert_eq(a.type, SOFFA_FRAME_PUBLISH_ACKS, "a batch answered with %s: %s", soffa_frame_type_name(a.type),
+                     a.text);
+        for (size_t i = 0; i < a.n_items; i++) {
+            const soffa_frame_item_t *it = &a.items[i];
+            cr_assert(it->tag >= tag0 && it->tag < tag0 + n, "an answer to tag %llu", (unsigned long long) it->tag);
+            size_t k = it->tag - tag0;
+            cr_assert_not(answered[k], "tag %llu answered twice", (unsigned long long) it->tag);
+            answered[k] = true;
+            codes[k] = (soffa_err_t) it->code;
+            if (seqs)
+                seqs[k] = it->seq;
+            if (dups)
+                dups[k] = it->duplicate;
+            if (mailboxes)
+                snprintf(mailboxes[k], SOFFA_NAME_MAX, "%s", !it->code && it->mailbox ? it->mailbox : "");
+            if (whys)
+                snprintf(whys[k], 256, "%s", it->code && it->text ? it->text : "");
+            got++;
+        }
+        soffa_frame_fini(&a);
+    }
+    for (size_t i = 0; i < n; i++)
+        free((void *) items[i].data);
+    free(items);
+    free(answered);
+}
+
 /* The hashes of recent deliveries, so that tests can acknowledge them the
  * way the broker asks (naming the hash a delivery carried). */
 static struct {

@@ -90,6 +90,14 @@ soffa_err_t tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeou
 /*  Publishes JSON; returns the broker's code. mailbox/why may be NULL. */
 soffa_err_t tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why);
 
+/*  Publishes the n JSON messages in one PUBLISH-BATCH on c (a client of
+ *  protocol 2), tags tag0.., and takes the answers (PUBLISH-ACKS), asserting
+ *  each tag is answered once within 5 s. codes[i] gets message i's outcome
+ *  (SOFFA_OK stored); seqs, dups, mailboxes (SOFFA_NAME_MAX each) and whys
+ *  (256 each) may be NULL. */
+void tk_publish_batch_json(soffa_client_t *c, const char *const *json, size_t n, uint64_t tag0, soffa_err_t *codes,
+                           uint64_t *seqs, bool *dups, char (*mailboxes)[SOFFA_NAME_MAX], char (*whys)[256]);
+
 /*  Encodes a JSON message (asserting it parses); free with free(). */
 uint8_t *tk_encode_json(const char *json, size_t *len);
 
