@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "soffa_msg.h"
+#include "soffa_msg_valid.h"
 #include "soffa_wire.h"
 
 int
@@ -16,12 +18,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         soffa_envelope_t e;
         if (soffa_envelope_decode(f.data, f.data_len, &e) == SOFFA_OK)
             soffa_envelope_fini(&e);
-    } else if (ok && (f.type == SOFFA_FRAME_DELIVER_BATCH || f.type == SOFFA_FRAME_PUBLISH_BATCH)) {
-        /* Every item as an agent or the broker reads it. */
+    } else if (ok && f.type == SOFFA_FRAME_DELIVER_BATCH) {
+        /* Every record as an agent reads it. */
         for (size_t i = 0; i < f.n_items; i++) {
             soffa_envelope_t e;
             if (soffa_envelope_decode(f.items[i].data, f.items[i].data_len, &e) == SOFFA_OK)
                 soffa_envelope_fini(&e);
+        }
+    } else if (ok && f.type == SOFFA_FRAME_PUBLISH_BATCH) {
+        /* Every message as the broker reads it: decoded, then validated. */
+        for (size_t i = 0; i < f.n_items; i++) {
+            soffa_msg_t *m = NULL;
+            char why[256];
+            if (soffa_msg_decode(f.items[i].data, f.items[i].data_len, &m) == SOFFA_OK)
+                (void) soffa_msg_validate(m, 0, why, sizeof why);
+            soffa_msg_destroy(&m);
         }
     } else if (ok && f.type == SOFFA_FRAME_PUBLISH_ACKS) {
         size_t n = 0;
