@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# soffa-bench and the peers it is judged against (../shared/peerbench), side
+# by side: RUNS rounds, each running every soffa figure and then every peer
+# figure, so that both see the same load on a shared machine. Prints the
+# medians (min-max) and the bars of issue 18 as ratios, met or not; the raw
+# lines go to OUT/compare.jsonl.
+#
+#   bench/compare.sh [BUILD_DIR]        (default: build)
+#
+# Knobs: RUNS=3  OUT=bench-results  PEERBENCH=../shared/peerbench
+#        E2E_SECS=10 (both latency runs)  SOFFA_ONLY=1 / PEERS_ONLY=1
+# Needs (Debian 12): redis-server redis-tools libhiredis-dev nats-server
+# libnats-dev liblmdb-dev libzmq3-dev. The peer programs are built into
+# OUT/peerbin (nothing is written into PEERBENCH); the servers listen on
+# 127.0.0.1 ports of their own (REDIS_PORT=26479, NATS_PORT=24322), keep
+# their data under OUT/tmp and are stopped by their PID.
+#
+# CPU time per message: soffa-bench reports the broker's by thread; for the
+# peers the server's own (utime + stime from /proc) over the run is divided
+# by the messages of the run.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(cd "${1:-$ROOT/build}" && pwd)
+PEERBENCH=$(cd "${PEERBENCH:-$ROOT/../shared/peerbench}" && pwd)
+RUNS=${RUNS:-3}
+OUT=$(mkdir -p "${OUT:-bench-results}" && cd "${OUT:-bench-results}" && pwd)
+E2E_SECS=${E2E_SECS:-10}
+REDIS_PORT=${REDIS_PORT:-26479}
+NATS_PORT=${NATS_PORT:-24322}
+RAW=$OUT/compare.jsonl
+TMP=$OUT/tmp
+PB=$OUT/peerbin
+mkdir -p "$TMP" "$PB"
+: > "$RAW"
+TICK=$(getconf CLK_TCK)
+
+if [ "${SOFFA_ONLY:-0}" != 1 ]; then
+    make -s -C "$PEERBENCH" BIN="$PB" "$PB/lmdb_bench" "$PB/zmq_bench" "$PB/redis_bench" "$PB/nats_bench" ||
+        { echo "the peer programs did not build (see the Needs line of $0)" >&2; exit 1; }
+fi
+
+SERVERS=()
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+}
+stop_all() { local p; for p in "${SERVERS[@]}"; do stop_pid "$p"; done; SERVERS=(); }
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT TERM
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+    local i
+    for i in $(seq 1 100); do port_busy "$1" && return 0; sleep 0.1; done
+    echo "nothing listens on port $1" >&2
+    return 1
+}
+per_msg() { awk -v a="$1" -v b="$2" -v n="$3" -v t="$TICK" 'BEGIN {printf "%.2f", (b - a) * 1e6 / t / n}'; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# emit CASE ROUND JSON: one raw line
+emit() { echo "{\"case\":\"$1\",\"run\":$2,\"at\":\"$(date -u +%FT%TZ)\",\"load\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"result\":$3}" >> "$RAW"; }
+# kv LINE: "prefix a=1 b=2" -> {"a":1,"b":2} (numbers only)
+kv() { printf '%s\n' "$1" | tr ' ' '\n' | awk -F= 'NF==2 && $2 ~ /^-?[0-9.]+$/ {printf "%s\"%s\":%s", (n++ ? "," : "{"), $1, $2} END {print (n ? "}" : "{}")}'; }
+
+soffa() {   # soffa CASE ROUND ARGS...
+    local name=$1 r=$2 line
+    shift 2
+    line=$("$BUILD/soffa-bench" "$@" --json 2>>"$OUT/soffa.err") || { echo "  soffa-bench $* failed (see $OUT/soffa.err)" >&2; return; }
+    emit "$name" "$r" "$line"
+    echo "  round $r: soffa $name done" >&2
+}
+
+PAYLOAD=$(python3 -c "print(''.join(chr(97+i%26) for i in range(300)))")
+
+start_redis() {
+    port_busy "$REDIS_PORT" && { echo "port $REDIS_PORT is taken" >&2; exit 1; }
+    rm -rf "$TMP/redis" && mkdir -p "$TMP/redis"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$TMP/redis" --appendonly yes --appendfsync always \
+        --save '' --auto-aof-rewrite-percentage 0 --logfile "$TMP/redis/redis.log" >/dev/null 2>&1 &
+    REDIS_PID=$!
+    SERVERS+=("$REDIS_PID")
+    wait_port "$REDIS_PORT"
+}
+start_nats() {
+    port_busy "$NATS_PORT" && { echo "port $NATS_PORT is taken" >&2; exit 1; }
+    rm -rf "$TMP/nats" && mkdir -p "$TMP/nats"
+    nats-server -js -sd "$TMP/nats" -a 127.0.0.1 -p "$NATS_PORT" -l "$TMP/nats/nats.log" >/dev/null 2>&1 &
+    NATS_PID=$!
+    SERVERS+=("$NATS_PID")
+    wait_port "$NATS_PORT"
+}
+
+peers() {   # peers ROUND
+    local r=$1 line t0 t1 n
+    # The floor of one publish in flight: a durable LMDB commit of one
+    # record, and a ZeroMQ round trip over TCP.
+    rm -rf "$TMP/lmdb" && mkdir -p "$TMP/lmdb"
+    line=$(timeout 60 "$PB/lmdb_bench" write "$TMP/lmdb" 1 3 | grep -m1 '^lmdb_write')
+    emit lmdb-commit-1 "$r" "$(kv "$line")"
+    rm -rf "$TMP/lmdb"
+    line=$(timeout 60 "$PB/zmq_bench" lat tcp://127.0.0.1:25656 20000 | grep -m1 '^zmq_rtt')
+    emit zmq-rtt-tcp "$r" "$(kv "$line")"
+    echo "  round $r: LMDB commit and ZeroMQ round trip done" >&2
+
+    # Redis, appendfsync always: 16 clients x pipeline 16, then end to end.
+    start_redis
+    n=400000
+    t0=$(cpu_ticks "$REDIS_PID")
+    line=$(timeout 150 redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -n $n -c 16 -P 16 --csv XADD s '*' f "$PAYLOAD" 2>&1 | tail -1 |
+           awk -F'","' '{gsub(/"/,"",$0); k=split($0,a,","); printf "redis_xadd rps=%s p50_ms=%s p99_ms=%s\n", a[k-6], a[k-3], a[k-1]}')
+    t1=$(cpu_ticks "$REDIS_PID")
+    emit redis-xadd-16x16 "$r" "$(kv "$line server_cpu_us=$(per_msg "$t0" "$t1" "$n")")"
+    redis-cli -p "$REDIS_PORT" DEL s >/dev/null
+    line=$(timeout 120 "$PB/redis_bench" e2e 127.0.0.1 "$REDIS_PORT" e2e 1000 "$E2E_SECS" | grep -m1 '^redis_e2e')
+    emit redis-e2e-1000 "$r" "$(kv "$line")"
+    stop_pid "$REDIS_PID"
+    SERVERS=()
+    echo "  round $r: Redis done" >&2
+
+    # NATS JetStream: a stream of 300,000 published, then a durable pull
+    # consumer with Fetch(1000) acknowledging each message.
+    start_nats
+    timeout 150 "$PB/nats_bench" pub "nats://127.0.0.1:$NATS_PORT" PB 300000 async 256 >/dev/null
+    n=200000
+    t0=$(cpu_ticks "$NATS_PID")
+    line=$(timeout 150 "$PB/nats_bench" consume "nats://127.0.0.1:$NATS_PORT" PB $n 1000 ack buffered | grep -m1 '^nats_consume')
+    t1=$(cpu_ticks "$NATS_PID")
+    emit nats-consume-1000 "$r" "$(kv "$line server_cpu_us=$(per_msg "$t0" "$t1" "$n")")"
+    stop_pid "$NATS_PID"
+    SERVERS=()
+    echo "  round $r: NATS done" >&2
+}
+
+{
+    echo "date: $(date -u +%FT%TZ)"
+    echo "commit: $(git -C "$ROOT" describe --always --dirty 2>/dev/null)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) x $(nproc)"
+    echo "load at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "redis: $(redis-server --version 2>/dev/null | cut -d' ' -f3)  nats-server: $(nats-server --version 2>/dev/null)"
+} | tee "$OUT/compare-env.txt"
+
+for r in $(seq "$RUNS"); do
+    if [ "${PEERS_ONLY:-0}" != 1 ]; then
+        soffa publish-16x16 "$r" publish -P 16 -W 16 -n 200000
+        soffa publish-1x1 "$r" publish -P 1 -W 1 -n 5000
+        soffa latency-1000 "$r" latency -r 1000 -t "$E2E_SECS"
+        soffa consume-16 "$r" consume -C 16 -n 300000
+        soffa replay-1M "$r" replay -n 1000000
+    fi
+    [ "${SOFFA_ONLY:-0}" != 1 ] && peers "$r"
+done
+stop_all
+rm -rf "$TMP"
+echo "load at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/compare-env.txt"
+
+python3 - "$RAW" <<'EOF'
+import json, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    rows.setdefault(r["case"], []).append(r["result"])
+def vals(case, key):
+    return [float(x[key]) for x in rows.get(case, []) if key in x]
+def med(case, key):
+    v = vals(case, key)
+    return statistics.median(v) if v else None
+def fig(case, key, fmt="{:,.0f}", scale=1.0):
+    v = [x * scale for x in vals(case, key)]
+    if not v:
+        return "-"
+    s = fmt.format(statistics.median(v))
+    return s + (" (" + fmt.format(min(v)) + "–" + fmt.format(max(v)) + ")" if len(v) > 1 else "")
+def ratio(a, b):
+    return a / b if a is not None and b else None
+def verdict(ok):
+    return "-" if ok is None else ("**yes**" if ok else "no")
+ms = "{:.3f}"
+cpu = lambda case: fig(case, "broker_cpu_us", "{:.1f}") + " µs (loop " + fig(case, "broker_main_cpu_us", "{:.1f}") + \
+    ", writer " + fig(case, "broker_writer_cpu_us", "{:.1f}") + ", I/O " + fig(case, "broker_io_cpu_us", "{:.1f}") + ")"
+
+pub = med("publish-16x16", "msgs_per_s"); redis = med("redis-xadd-16x16", "rps")
+floor_ms = None
+lm = med("lmdb-commit-1", "us_per_commit"); zr = med("zmq-rtt-tcp", "p50_us")
+if lm is not None and zr is not None:
+    floor_ms = (lm + zr) / 1000
+ack = med("publish-1x1", "p50_ms")
+e50 = med("latency-1000", "e2e_p50_ms"); e99 = med("latency-1000", "e2e_p99_ms")
+r50 = med("redis-e2e-1000", "p50_us"); r99 = med("redis-e2e-1000", "p99_us")
+r50 = r50 / 1000 if r50 is not None else None; r99 = r99 / 1000 if r99 is not None else None
+rep = med("replay-1M", "msgs_per_s")
+con = med("consume-16", "msgs_per_s"); nats = med("nats-consume-1000", "msgs_per_s")
+
+print("| figure | soffa, median (min–max) | peer, same rounds | bar | ratio | met? |")
+print("|---|---|---|---|---|---|")
+q = ratio(pub, redis)
+print(f"| durable publish 16 × 16, msgs/s | {fig('publish-16x16', 'msgs_per_s')} | Redis XADD `appendfsync always` 16 × 16: {fig('redis-xadd-16x16', 'rps')} | ≥ 1.5 × Redis and ≥ 250,000 | {q:.2f} × Redis | {verdict(None if q is None else q >= 1.5 and pub >= 250000)} |" if q else "| durable publish 16 × 16 | - | - | | | |")
+q = ratio(ack, floor_ms)
+print(f"| publish-to-ack p50, one in flight, ms | {fig('publish-1x1', 'p50_ms', ms)} | LMDB commit {fig('lmdb-commit-1', 'us_per_commit', ms, 0.001)} + ZeroMQ TCP round trip {fig('zmq-rtt-tcp', 'p50_us', ms, 0.001)} | ≤ 1.1 × the sum | {q:.2f} × |" + f" {verdict(q <= 1.1)} |" if q else "| publish-to-ack, one in flight | - | - | | | |")
+q = ratio(e50, r50)
+print(f"| publish-to-delivery at 1,000/s p50, ms | {fig('latency-1000', 'e2e_p50_ms', ms)} | Redis {fig('redis-e2e-1000', 'p50_us', ms, 0.001)} | ≤ Redis | {q:.2f} × |" + f" {verdict(q <= 1.0)} |" if q else "| publish-to-delivery p50 | - | - | | | |")
+q = ratio(e99, r99)
+print(f"| publish-to-delivery at 1,000/s p99, ms | {fig('latency-1000', 'e2e_p99_ms', ms)} | Redis {fig('redis-e2e-1000', 'p99_us', ms, 0.001)} | ≤ 0.8 × Redis | {q:.2f} × |" + f" {verdict(q <= 0.8)} |" if q else "| publish-to-delivery p99 | - | - | | | |")
+print(f"| replay to one auditor, records/s | {fig('replay-1M', 'msgs_per_s')} | | ≥ 1,000,000 | {rep / 1e6:.2f} × the bar | {verdict(rep >= 1e6)} |" if rep else "| replay | - | | | | |")
+q = ratio(con, nats)
+print(f"| consume with acks, 16 mailboxes, msgs/s | {fig('consume-16', 'msgs_per_s')} | NATS pull Fetch(1000), ack each: {fig('nats-consume-1000', 'msgs_per_s')} | ≥ 2 × NATS | {q:.2f} × NATS |" + f" {verdict(q >= 2)} |" if q else "| consume with acks | - | - | | | |")
+print()
+print("| CPU time per message | median (min–max) |")
+print("|---|---|")
+print(f"| soffa broker, publish 16 × 16 | {cpu('publish-16x16')}; the bench's own {fig('publish-16x16', 'client_cpu_us', '{:.1f}')} µs |")
+print(f"| Redis server, XADD 16 × 16 | {fig('redis-xadd-16x16', 'server_cpu_us', '{:.1f}')} µs |")
+print(f"| soffa broker, publish 1 × 1 | {cpu('publish-1x1')} |")
+print(f"| soffa broker, latency 1,000/s | {cpu('latency-1000')} |")
+print(f"| soffa broker, consume 16 | {cpu('consume-16')} |")
+print(f"| NATS server, consume Fetch(1000) | {fig('nats-consume-1000', 'server_cpu_us', '{:.1f}')} µs |")
+print(f"| soffa broker, replay | {cpu('replay-1M')} |")
+EOF
