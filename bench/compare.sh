@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # soffa-bench and the peers it is judged against (../shared/peerbench), side
-# by side: RUNS rounds, each running every soffa figure and then every peer
-# figure, so that both see the same load on a shared machine. Prints the
+# by side: RUNS rounds, each figure of soffa next to its peer's, so that
+# both see the same load on a shared machine. Prints the
 # medians (min-max) and the bars of issue 18 as ratios, met or not; the raw
 # lines go to OUT/compare.jsonl.
 #
@@ -18,6 +18,11 @@
 # CPU time per message: soffa-bench reports the broker's by thread; for the
 # peers the server's own (utime + stime from /proc) over the run is divided
 # by the messages of the run.
+#
+# Order within a round: each soffa figure and then at once the peer figure
+# it is judged against (publish 16 x 16 and Redis 16 x 16; one in flight and
+# the LMDB commit with the ZeroMQ round trip; end to end and Redis end to
+# end; consume and NATS), then replay.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
@@ -95,10 +100,10 @@ start_nats() {
     wait_port "$NATS_PORT"
 }
 
-peers() {   # peers ROUND
-    local r=$1 line t0 t1 n
-    # The floor of one publish in flight: a durable LMDB commit of one
-    # record, and a ZeroMQ round trip over TCP.
+# Each figure of soffa is followed at once by the peer figure it is judged
+# against, so that both see the same moment of a shared machine.
+lmdb_zmq() {   # the floor of one publish in flight: a durable LMDB commit of one record, a ZeroMQ TCP round trip
+    local r=$1 line
     rm -rf "$TMP/lmdb" && mkdir -p "$TMP/lmdb"
     line=$(timeout 60 "$PB/lmdb_bench" write "$TMP/lmdb" 1 3 | grep -m1 '^lmdb_write')
     emit lmdb-commit-1 "$r" "$(kv "$line")"
@@ -106,34 +111,34 @@ peers() {   # peers ROUND
     line=$(timeout 60 "$PB/zmq_bench" lat tcp://127.0.0.1:25656 20000 | grep -m1 '^zmq_rtt')
     emit zmq-rtt-tcp "$r" "$(kv "$line")"
     echo "  round $r: LMDB commit and ZeroMQ round trip done" >&2
-
-    # Redis, appendfsync always: 16 clients x pipeline 16, then end to end.
-    start_redis
-    n=400000
+}
+redis_16x16() {   # Redis, appendfsync always: 16 clients x pipeline 16
+    local r=$1 line t0 t1 n=400000
+    redis-cli -p "$REDIS_PORT" DEL s >/dev/null
     t0=$(cpu_ticks "$REDIS_PID")
     line=$(timeout 150 redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" -n $n -c 16 -P 16 --csv XADD s '*' f "$PAYLOAD" 2>&1 | tail -1 |
            awk -F'","' '{gsub(/"/,"",$0); k=split($0,a,","); printf "redis_xadd rps=%s p50_ms=%s p99_ms=%s\n", a[k-6], a[k-3], a[k-1]}')
     t1=$(cpu_ticks "$REDIS_PID")
     emit redis-xadd-16x16 "$r" "$(kv "$line server_cpu_us=$(per_msg "$t0" "$t1" "$n")")"
     redis-cli -p "$REDIS_PORT" DEL s >/dev/null
+    echo "  round $r: Redis 16 x 16 done" >&2
+}
+redis_e2e() {   # Redis end to end at 1,000/s (peerbench C)
+    local r=$1 line
     line=$(timeout 120 "$PB/redis_bench" e2e 127.0.0.1 "$REDIS_PORT" e2e 1000 "$E2E_SECS" | grep -m1 '^redis_e2e')
     emit redis-e2e-1000 "$r" "$(kv "$line")"
-    stop_pid "$REDIS_PID"
-    SERVERS=()
-    echo "  round $r: Redis done" >&2
-
-    # NATS JetStream: a stream of 300,000 published, then a durable pull
-    # consumer with Fetch(1000) acknowledging each message.
-    start_nats
+    echo "  round $r: Redis end to end done" >&2
+}
+nats_fill() {   # a JetStream stream of 300,000 messages for the consumer
     timeout 150 "$PB/nats_bench" pub "nats://127.0.0.1:$NATS_PORT" PB 300000 async 256 >/dev/null
-    n=200000
+}
+nats_consume() {   # NATS durable pull consumer, Fetch(1000), acknowledging each message
+    local r=$1 line t0 t1 n=200000
     t0=$(cpu_ticks "$NATS_PID")
     line=$(timeout 150 "$PB/nats_bench" consume "nats://127.0.0.1:$NATS_PORT" PB $n 1000 ack buffered | grep -m1 '^nats_consume')
     t1=$(cpu_ticks "$NATS_PID")
     emit nats-consume-1000 "$r" "$(kv "$line server_cpu_us=$(per_msg "$t0" "$t1" "$n")")"
-    stop_pid "$NATS_PID"
-    SERVERS=()
-    echo "  round $r: NATS done" >&2
+    echo "  round $r: NATS consume done" >&2
 }
 
 {
@@ -144,15 +149,21 @@ peers() {   # peers ROUND
     echo "redis: $(redis-server --version 2>/dev/null | cut -d' ' -f3)  nats-server: $(nats-server --version 2>/dev/null)"
 } | tee "$OUT/compare-env.txt"
 
+S=1 P=1
+[ "${PEERS_ONLY:-0}" = 1 ] && S=0
+[ "${SOFFA_ONLY:-0}" = 1 ] && P=0
 for r in $(seq "$RUNS"); do
-    if [ "${PEERS_ONLY:-0}" != 1 ]; then
-        soffa publish-16x16 "$r" publish -P 16 -W 16 -n 200000
-        soffa publish-1x1 "$r" publish -P 1 -W 1 -n 5000
-        soffa latency-1000 "$r" latency -r 1000 -t "$E2E_SECS"
-        soffa consume-16 "$r" consume -C 16 -n 300000
-        soffa replay-1M "$r" replay -n 1000000
-    fi
-    [ "${SOFFA_ONLY:-0}" != 1 ] && peers "$r"
+    if [ $P = 1 ]; then start_redis; start_nats; nats_fill; fi
+    [ $S = 1 ] && soffa publish-16x16 "$r" publish -P 16 -W 16 -n 200000
+    [ $P = 1 ] && redis_16x16 "$r"
+    [ $S = 1 ] && soffa publish-1x1 "$r" publish -P 1 -W 1 -n 5000
+    [ $P = 1 ] && lmdb_zmq "$r"
+    [ $S = 1 ] && soffa latency-1000 "$r" latency -r 1000 -t "$E2E_SECS"
+    [ $P = 1 ] && redis_e2e "$r"
+    [ $S = 1 ] && soffa consume-16 "$r" consume -C 16 -n 300000
+    [ $P = 1 ] && nats_consume "$r"
+    [ $S = 1 ] && soffa replay-1M "$r" replay -n 1000000
+    stop_all
 done
 stop_all
 rm -rf "$TMP"
