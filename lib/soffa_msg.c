@@ -32,6 +32,13 @@ _Static_assert((int) SOFFA_CP_CASE_SUMMARY == (int) SOFFA__CONSENT_PURPOSE__CP_C
 _Static_assert((int) SOFFA_RS_RECEIVED == (int) SOFFA__REFERRAL_STATUS__RS_RECEIVED, "rs");
 _Static_assert((int) SOFFA_DC_CONTACT == (int) SOFFA__DATA_CATEGORY__DC_CONTACT, "dc");
 _Static_assert((int) SOFFA_IDT_LOCAL_RESERVE == (int) SOFFA__ID_TYPE__ID_LOCAL_RESERVE, "idt");
+_Static_assert(SOFFA_AR_NOT_HEMKOMMUN_REROUTED == (int) SOFFA__ACK_RESULT__AR_NOT_HEMKOMMUN_REROUTED, "ar");
+_Static_assert(SOFFA_CR_MOVED_OUT == (int) SOFFA__CLOSE_REASON__CR_MOVED_OUT, "cr");
+_Static_assert(SOFFA_CO_REACHED == (int) SOFFA__CONTACT_OUTCOME__CO_REACHED, "co");
+_Static_assert(SOFFA_CO_NOT_REACHED == (int) SOFFA__CONTACT_OUTCOME__CO_NOT_REACHED, "co");
+_Static_assert(SOFFA_RS_EXPIRED == (int) SOFFA__REFERRAL_STATUS__RS_EXPIRED, "rs");
+_Static_assert(SOFFA_DC_OCCUPATION == (int) SOFFA__DATA_CATEGORY__DC_OCCUPATION, "dc");
+_Static_assert(SOFFA_DC_MEASURES == (int) SOFFA__DATA_CATEGORY__DC_MEASURES, "dc");
 #define SOFFA_MT_CHECK_(NAME, name, num) \
     _Static_assert((int) SOFFA_MT_##NAME == (int) SOFFA__MESSAGE__PAYLOAD_##NAME, #name);
 SOFFA_MSG_TYPES(SOFFA_MT_CHECK_)
@@ -785,6 +792,8 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
 {
     memset(v, 0, sizeof *v);
     v->new_hemkommun = "";
+    v->old_id = "";
+    v->new_id = "";
     v->subject_id = "";
     v->hemkommun = "";
     v->claimed_kommun = "";
@@ -831,12 +840,16 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         break;
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED:
         v->ref_id = s_id16(m->signal_acknowledged->signal_id);
+        v->ack_result = m->signal_acknowledged->result;
+        v->new_hemkommun = m->signal_acknowledged->new_hemkommun ? m->signal_acknowledged->new_hemkommun : "";
         break;
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_OPENED:
         v->ref_id = s_id16(m->kaa_case_opened->case_id);
         break;
     case SOFFA__MESSAGE__PAYLOAD_CONTACT_ATTEMPTED:
         v->ref_id = s_id16(m->contact_attempted->case_id);
+        v->contact_channel = m->contact_attempted->channel;
+        v->contact_outcome = m->contact_attempted->outcome;
         break;
     case SOFFA__MESSAGE__PAYLOAD_OCCUPATION_RECORDED:
         v->ref_id = s_id16(m->occupation_recorded->case_id);
@@ -853,7 +866,24 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_CLOSED:
         v->ref_id = s_id16(m->kaa_case_closed->case_id);
         v->new_hemkommun = m->kaa_case_closed->new_hemkommun;
+        v->close_reason = m->kaa_case_closed->reason;
         break;
+    case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_REOPENED:
+        v->ref_id = s_id16(m->kaa_case_reopened->case_id);
+        v->signal_id = s_id16(m->kaa_case_reopened->signal_id);
+        break;
+    case SOFFA__MESSAGE__PAYLOAD_SUBJECT_IDENTITY_CHANGED: {
+        const Soffa__SubjectIdentityChanged *c = m->subject_identity_changed;
+        if (c->old_id) {
+            v->old_id = c->old_id->id;
+            v->old_id_type = c->old_id->id_type;
+        }
+        if (c->new_id) {
+            v->new_id = c->new_id->id;
+            v->new_id_type = c->new_id->id_type;
+        }
+        break;
+    }
     case SOFFA__MESSAGE__PAYLOAD_CONSENT_RECORDED: {
         const Soffa__ConsentRecorded *c = m->consent_recorded;
         v->ref_id = s_id16(c->consent_id);
@@ -1320,7 +1350,12 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED: {
         const Soffa__SignalAcknowledged *p = m->signal_acknowledged;
         S_CHECK(s_uuid(c, "signal_acknowledged.signal_id", p->signal_id, true));
-        return s_enum(c, "signal_acknowledged.result", p->result, 1, 4, true);
+        S_CHECK(s_enum(c, "signal_acknowledged.result", p->result, 1, 4, true));
+        bool rerouted = p->result == SOFFA__ACK_RESULT__AR_NOT_HEMKOMMUN_REROUTED;
+        if (!rerouted && p->new_hemkommun && *p->new_hemkommun)
+            return s_bad(c, SOFFA_ERR_BAD_FIELD, "signal_acknowledged.new_hemkommun",
+                         "only with result NOT_HEMKOMMUN_REROUTED");
+        return s_kommun(c, "signal_acknowledged.new_hemkommun", p->new_hemkommun, rerouted);
     }
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_OPENED: {
         const Soffa__KaaCaseOpened *p = m->kaa_case_opened;
@@ -1338,7 +1373,7 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         if (p->attempt_no < 1 || p->attempt_no > 1000)
             return s_bad(c, SOFFA_ERR_BAD_FIELD, "contact_attempted.attempt_no", "must be 1 to 1000");
         S_CHECK(s_enum(c, "contact_attempted.channel", p->channel, 1, 8, true));
-        return s_enum(c, "contact_attempted.outcome", p->outcome, 1, 5, true);
+        return s_enum(c, "contact_attempted.outcome", p->outcome, 1, 6, true);
     }
     case SOFFA__MESSAGE__PAYLOAD_OCCUPATION_RECORDED: {
         const Soffa__OccupationRecorded *p = m->occupation_recorded;
@@ -1469,6 +1504,11 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         const Soffa__ConcernReportFeedback *p = m->concern_report_feedback;
         S_CHECK(s_uuid(c, "concern_report_feedback.report_id", p->report_id, true));
         return s_enum(c, "concern_report_feedback.feedback", p->feedback, 1, 3, true);
+    }
+    case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_REOPENED: {
+        const Soffa__KaaCaseReopened *p = m->kaa_case_reopened;
+        S_CHECK(s_uuid(c, "kaa_case_reopened.case_id", p->case_id, true));
+        return s_uuid(c, "kaa_case_reopened.signal_id", p->signal_id, true);
     }
     case SOFFA__MESSAGE__PAYLOAD_SUBJECT_IDENTITY_CHANGED: {
         const Soffa__SubjectIdentityChanged *p = m->subject_identity_changed;

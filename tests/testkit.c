@@ -87,6 +87,8 @@ s_payload(soffa_msg_type_t type, const char *hemkommun, const char **basis)
     case SOFFA_MT_MEASURE_ENDED:
         return json_pack("{s:o, s:o, s:s, s:s, s:s}", "case_id", s_uuid(), "measure_id", s_uuid(),
                          "measure_type", "PRAKTIK", "end", "2026-11-20", "outcome", "COMPLETED");
+    case SOFFA_MT_KAA_CASE_REOPENED:
+        return json_pack("{s:o, s:o}", "case_id", s_uuid(), "signal_id", s_uuid());
     case SOFFA_MT_KAA_CASE_CLOSED:
         return json_pack("{s:o, s:s, s:s}", "case_id", s_uuid(), "reason", "MOVED_OUT",
                          "new_hemkommun", "1480");
