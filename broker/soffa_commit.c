@@ -54,11 +54,29 @@ soffa_commit_cursor_queue(soffa_broker_t *self, const char *key, uint64_t seq)
 
 /* ---- Group commit ------------------------------------------------------------- */
 
+/* What follows record p once stored: queued when push, else dropped. */
+static void
+s_after(soffa_broker_t *self, soffa_pending_t *p, bool push)
+{
+    while (p->after) {
+        soffa_followup_t *f = p->after;
+        p->after = f->next;
+        if (push) {
+            soffa_publish_followup_push(self, f);
+        } else {
+            free(f->rec.body);
+            free(f);
+        }
+    }
+}
+
 void
 soffa_commit_pending_clear(soffa_broker_t *self)
 {
-    for (size_t i = 0; i < self->n_pending; i++)
+    for (size_t i = 0; i < self->n_pending; i++) {
         free(self->pending[i].body);
+        s_after(self, &self->pending[i], false);
+    }
     self->n_pending = 0;
 }
 
@@ -143,6 +161,7 @@ s_flight_done(soffa_broker_t *self)
     for (size_t i = 0; i < n; i++) {
         soffa_pending_t *p = &self->flight[i];
         soffa_session_t *s = p->kind == SOFFA_P_READ_OPENED || p->kind == SOFFA_P_READ_COMPLETED ? soffa_session_of(self, p->rid) : NULL;
+        s_after(self, p, p->rc == SOFFA_OK && !items[i].duplicate);
         if (p->rc != SOFFA_OK) {
             if (p->kind == SOFFA_P_PUBLISH) {
                 soffa_broker_send_error(self, p->rid, p->tag, p->rc, NULL);
@@ -153,7 +172,7 @@ s_flight_done(soffa_broker_t *self)
                             soffa_strerror(p->rc));
                 soffa_broker_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
                 soffa_session_replaying_remove(self, s);
-                soffa_ring_fini(&s->replay.ring);
+                soffa_replay_end(s);
                 soffa_session_set_state(s, SOFFA_SESS_READY);
             }
             continue;
@@ -198,14 +217,15 @@ s_flight_done(soffa_broker_t *self)
             break;
         case SOFFA_P_READ_OPENED:
             if (s && s->state == SOFFA_SESS_OPENING) {
-                s->replay.opened_seq = seq;
-                soffa_replay_begin(self, s);
+                if (soffa_replay_access_durable(s, p->tag, seq))
+                    soffa_replay_begin(self, s);
             } else {
                 /* The reader went away before its read began. */
                 soffa_followup_t *f = calloc(1, sizeof *f);
                 if (f) {
                     f->record = true;
-                    soffa_replay_access_queue(self, &f->rec, NULL, SOFFA_ACCESS_CUT_OFF, 0, seq, SOFFA_P_BROKER);
+                    soffa_replay_access_queue(self, &f->rec, NULL, SOFFA_ACCESS_CUT_OFF, 0, seq, SOFFA_P_BROKER,
+                                              p->env.mailbox);
                     snprintf(f->rec.env.sender_agent, sizeof f->rec.env.sender_agent, "%s", p->env.sender_agent);
                     f->rec.env.sender_role = p->env.sender_role;
                     soffa_publish_followup_push(self, f);
@@ -213,15 +233,15 @@ s_flight_done(soffa_broker_t *self)
             }
             break;
         case SOFFA_P_READ_COMPLETED:
-            if (s && s->state == SOFFA_SESS_CLOSING) {
-                soffa_info("%s by %s: %llu record(s), logged at seq %llu and %llu", s->replay.request, s->id->name,
-                           (unsigned long long) s->replay.count, (unsigned long long) s->replay.opened_seq,
-                           (unsigned long long) seq);
+            if (s && s->state == SOFFA_SESS_CLOSING && soffa_replay_access_durable(s, p->tag, seq)) {
+                soffa_info("%s by %s: %llu record(s) of %zu data controller(s), logged from seq %llu and %llu",
+                           s->replay.request, s->id->name, (unsigned long long) s->replay.count, s->replay.n_ctl,
+                           (unsigned long long) s->replay.opened_seq, (unsigned long long) s->replay.closed_seq);
                 soffa_frame_t end = {.type = SOFFA_FRAME_REPLAY_END, .tag = s->replay.tag, .count = s->replay.count,
-                                     .access_seq = seq};
+                                     .access_seq = s->replay.closed_seq};
                 soffa_broker_send(self, s->rid, &end);
                 soffa_session_replaying_remove(self, s);
-                soffa_ring_fini(&s->replay.ring);
+                soffa_replay_end(s);
                 soffa_session_set_state(s, SOFFA_SESS_READY);
             }
             break;
@@ -320,6 +340,7 @@ soffa_commit_submit(soffa_broker_t *self)
         it->n_refs = p->dec.n_refs;
         memcpy(it->state, p->state, sizeof it->state);
         it->n_state = p->n_state;
+        it->subject_alias = p->alias_from[0] ? p->alias_from : NULL;
     }
     self->in_flight = true;
     pthread_mutex_lock(&self->wmu);
@@ -553,8 +574,10 @@ soffa_commit_stop(soffa_broker_t *self)
         free(self->pending);
     }
     if (self->flight) {
-        for (size_t i = 0; i < self->n_flight; i++)
+        for (size_t i = 0; i < self->n_flight; i++) {
             free(self->flight[i].body);
+            s_after(self, &self->flight[i], false);
+        }
         free(self->flight);
     }
     free(self->flight_items);

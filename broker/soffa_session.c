@@ -85,16 +85,15 @@ soffa_session_release(soffa_broker_t *self, soffa_session_t *s)
     if (s->state == SOFFA_SESS_CLOSED)
         return;
     if (s->state == SOFFA_SESS_REPLAYING) {
-        /* The read stops here; the access log says how far it got. */
-        soffa_pending_t *p = soffa_commit_pending_add(self);
-        soffa_replay_access_queue(self, p, s, SOFFA_ACCESS_CUT_OFF, s->replay.count, s->replay.opened_seq, SOFFA_P_BROKER);
+        /* The read stops here; the access logs say how far it got. */
+        soffa_replay_cut_off(self, s);
         soffa_info("%s by %s cut off after %llu record(s)", s->replay.request, s->id->name,
                    (unsigned long long) s->replay.count);
     }
     /* OPENING: the opening record finds no session when it commits and
      * records the cut-off itself. CLOSING: the read is complete. */
     soffa_session_replaying_remove(self, s);
-    soffa_ring_fini(&s->replay.ring);
+    soffa_replay_end(s);
     for (size_t i = 0; i < s->n_consumers; i++)
         soffa_delivery_consumer_free(self, s->consumers[i]);
     s->n_consumers = 0;
