@@ -508,6 +508,113 @@ s_read_router(soffa_broker_t *self)
     }
 }
 
+/* ---- After a commit -------------------------------------------------------------- */
+
+/* The commit pipeline's report of one record of a finished batch (see
+ * soffa_commit_done_fn): acknowledgements, the counts of mailboxes and
+ * awaited answers, what a consent withdrawal sets off, and the next step of
+ * a read whose access record is now durable. */
+static void
+s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplicate)
+{
+    soffa_session_t *s = p->kind == SOFFA_P_READ_OPENED || p->kind == SOFFA_P_READ_COMPLETED ? soffa_session_of(self, p->rid) : NULL;
+    /* What follows a record (a rerouted signal, a handover) goes once it is
+     * stored, and never for a duplicate or a record that was not. */
+    while (p->after) {
+        soffa_followup_t *f = p->after;
+        p->after = f->next;
+        if (p->rc == SOFFA_OK && !duplicate) {
+            soffa_publish_followup_push(self, f);
+        } else {
+            free(f->rec.body);
+            free(f);
+        }
+    }
+    if (p->rc != SOFFA_OK) {
+        if (p->kind == SOFFA_P_PUBLISH) {
+            soffa_broker_send_error(self, p->rid, p->tag, p->rc, NULL);
+        } else if (s && (s->state == SOFFA_SESS_OPENING || s->state == SOFFA_SESS_CLOSING)) {
+            /* A read that cannot be logged is not done (OPENING: nothing
+             * was sent) or reported as failed (CLOSING). */
+            soffa_error("%s by %s could not be recorded in the access log: %s", s->replay.request, s->id->name,
+                        soffa_strerror(p->rc));
+            soffa_broker_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
+            soffa_session_replaying_remove(self, s);
+            soffa_replay_end(s);
+            soffa_session_set_state(s, SOFFA_SESS_READY);
+        }
+        return;
+    }
+    if (!duplicate) {
+        soffa_mailbox_t *m = soffa_delivery_mailbox(self, p->env.mailbox);
+        if (m) {
+            m->depth++;
+            m->last_seq = seq;
+        }
+        if (p->dec.answers)
+            soffa_status_await_answered(self, p->dec.answers, p->dec.answers_id);
+        if (p->dec.awaits)
+            soffa_status_await_add(self, p->dec.awaits, p->dec.awaits_id, m, p->env.received_at_us);
+    }
+    switch (p->kind) {
+    case SOFFA_P_PUBLISH: {
+        if (!duplicate)
+            self->published++;
+        soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = p->tag, .seq = seq,
+                             .duplicate = duplicate};
+        memcpy(ack.mailbox, p->env.mailbox, sizeof ack.mailbox);
+        if (!soffa_broker_send(self, p->rid, &ack))
+            soffa_debug("acknowledgement of seq %llu not delivered; the sender will retry", (unsigned long long) seq);
+        if (p->withdraws && !duplicate) {
+            soffa_followup_t *f = calloc(1, sizeof *f);
+            if (f) {
+                memcpy(f->consent_id, p->consent_id, 16);
+                memcpy(f->cause, p->env.message_id, 16);
+                soffa_publish_followup_push(self, f);
+            } else {
+                soffa_error("out of memory: the notices for the withdrawal at seq %llu are not sent",
+                            (unsigned long long) seq);
+            }
+        }
+        break;
+    }
+    case SOFFA_P_READ_OPENED:
+        if (s && s->state == SOFFA_SESS_OPENING) {
+            /* The read begins once its record is in every access log it concerns. */
+            if (soffa_replay_access_durable(s, p->tag, seq))
+                soffa_replay_begin(self, s);
+        } else {
+            /* The reader went away before its read began. */
+            soffa_followup_t *f = calloc(1, sizeof *f);
+            if (f) {
+                f->record = true;
+                soffa_replay_access_queue(self, &f->rec, NULL, SOFFA_ACCESS_CUT_OFF, 0, seq, SOFFA_P_BROKER,
+                                          p->env.mailbox);
+                snprintf(f->rec.env.sender_agent, sizeof f->rec.env.sender_agent, "%s", p->env.sender_agent);
+                f->rec.env.sender_role = p->env.sender_role;
+                soffa_publish_followup_push(self, f);
+            }
+        }
+        break;
+    case SOFFA_P_READ_COMPLETED:
+        if (s && s->state == SOFFA_SESS_CLOSING && soffa_replay_access_durable(s, p->tag, seq)) {
+            soffa_info("%s by %s: %llu record(s) of %zu data controller(s), logged from seq %llu and %llu",
+                       s->replay.request, s->id->name, (unsigned long long) s->replay.count, s->replay.n_ctl,
+                       (unsigned long long) s->replay.opened_seq, (unsigned long long) s->replay.closed_seq);
+            soffa_frame_t end = {.type = SOFFA_FRAME_REPLAY_END, .tag = s->replay.tag, .count = s->replay.count,
+                                 .access_seq = s->replay.closed_seq};
+            soffa_broker_send(self, s->rid, &end);
+            soffa_session_replaying_remove(self, s);
+            soffa_replay_end(s);
+            soffa_session_set_state(s, SOFFA_SESS_READY);
+        }
+        break;
+    case SOFFA_P_CHECKPOINT:   /* the pipeline keeps its own account */
+    case SOFFA_P_BROKER:
+        break;
+    }
+}
+
 /* ---- Open, run, destroy --------------------------------------------------------------- */
 
 /* Which identities read each inbox (for the lag of mailboxes nobody is
@@ -578,6 +685,7 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     rc = soffa_commit_signing_key(self, path, why, whylen);
     if (rc != SOFFA_OK)
         return rc;
+    self->committed = s_committed;
     rc = soffa_commit_start(self);
     if (rc != SOFFA_OK)
         return rc;

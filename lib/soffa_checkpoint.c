@@ -2,7 +2,6 @@
 #include "soffa_checkpoint.h"
 
 #include <sodium.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "soffa_wire.pb-c.h"
