@@ -1,36 +1,52 @@
-/*  soffa_broker: sessions, group commit, delivery, replay and status.
+/*  soffa_broker: the broker's configuration, open, loop and dispatch.
+ *
+ *  The work is done by modules over soffa_broker_int.h: soffa_session
+ *  (sessions and their states), soffa_publish (a PUBLISH: checks, policy,
+ *  canonical storage), soffa_commit (the commit pipeline and checkpoints;
+ *  it reports finished batches to s_committed here), soffa_delivery
+ *  (mailboxes, readers, windows, cursors), soffa_replay (audit reads and
+ *  their access records), soffa_status (awaited answers, STATUS replies),
+ *  soffa_zap (CURVE keys to identities), soffa_lookup and soffa_ring.
  *
  *  ---- Protocol grammar (one Frame per ZeroMQ message, CURVE DEALER/ROUTER) ----
+ *  s_grammar below is this grammar in executable form: frame type, the
+ *  session states it is allowed in, its handler.
  *
  *    session    = C:HELLO S:WELCOME *request
  *    request    = publish / subscribe / ack / credit / replay / status / ping
  *    publish    = C:PUBLISH ( S:PUBLISH-ACK / S:ERROR )
  *    subscribe  = C:SUBSCRIBE ( *S:DELIVER / S:ERROR )
  *                 ; deliveries keep coming as the mailbox grows, never more
- *                 ; than `credit` unacknowledged at a time
- *    ack        = C:ACK                  ; cumulative, per mailbox; frees window
- *    credit     = C:CREDIT               ; mailbox: sets its window;
- *                                        ; "" : grants more replay deliveries
- *                                        ; (ignored when no replay runs)
- *    replay     = C:REPLAY ( *S:DELIVER S:REPLAY-END / S:ERROR )   ; audit only
- *    status     = C:STATUS-REQUEST S:STATUS-REPLY
+ *                 ; than the window unacknowledged at a time
+ *    ack        = C:ACK                  ; cumulative, per mailbox, with the hash
+ *                                        ; of the record acknowledged; frees
+ *                                        ; window and grows it (slow start)
+ *    credit     = C:CREDIT               ; a subscribed mailbox: sets its window
+ *    replay     = C:REPLAY ( *S:DELIVER *C:REPLAY-ACK S:REPLAY-END / S:ERROR )
+ *                                        ; audit only; REPLAY-ACK (with the
+ *                                        ; hash) frees the replay's window
+ *    status     = C:STATUS-REQUEST S:STATUS-REPLY   ; one reply at a time
  *    ping       = C:PING S:PONG          ; at least every heartbeat_ms
  *
  *  Only HELLO is allowed in NEW (an agent's PING answered with ERROR tells it
  *  the broker has forgotten its session, so it greets again).
- *  Session states (soffa_session_state_t):  NEW --HELLO--> READY --REPLAY--> REPLAYING
- *  --(replay done)--> READY. A session silent for longer than expiry_ms is
- *  dropped; its unacknowledged deliveries go out again when it returns. A
- *  frame not allowed in the current state is answered with
- *  ERROR(PROTOCOL_STATE); a frame that does not decode with ERROR(MALFORMED).
- *  Neither closes the session.
+ *  Session states (soffa_session_state_t, changed only by
+ *  soffa_session_set_state): NEW --HELLO--> READY --REPLAY--> REPLAY-OPENING
+ *  --(access record durable)--> REPLAYING --(range done)--> REPLAY-CLOSING
+ *  --(closing record durable)--> READY; any live state --(taken over)-->
+ *  CLOSED. A session silent for longer than expiry_ms is dropped; its
+ *  unacknowledged deliveries go out again when it returns. A frame not
+ *  allowed in the current state is answered with ERROR(PROTOCOL_STATE); a
+ *  frame that does not decode with ERROR(MALFORMED). Neither closes the
+ *  session.
  *
  *  ---- Durability ----
  *  Publishes read in one loop iteration are validated, decided by the policy
- *  module and appended in one LMDB transaction. PUBLISH-ACKs are queued and
- *  sent only after that transaction committed (soffa_store_append returned
- *  SOFFA_OK, which means fsynced). If the commit fails, every publish of the
- *  batch gets an ERROR and nothing of it is stored.
+ *  module and appended in one LMDB transaction by the writer thread.
+ *  PUBLISH-ACKs are sent only after that transaction committed
+ *  (soffa_store_append returned SOFFA_OK, which means fsynced) and the
+ *  pipeline reported it. If the commit fails, every publish of the batch
+ *  gets an ERROR and nothing of it is stored.
  */
 #include "soffa_broker.h"
 
