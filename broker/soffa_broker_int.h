@@ -157,6 +157,7 @@ typedef struct soffa_session {
         soffa_ring_t ring;
         bool all_scope;               /* scope "*" */
         bool access_logs;             /* LOG mode over the access logs in scope only */
+        bool messages_only;           /* a history: the young person's messages, not the reads of them */
         uint64_t opened_seq;          /* the first access record it opened with */
         uint64_t closed_seq;          /* the first access record it closed with */
         char request[32];

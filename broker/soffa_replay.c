@@ -124,6 +124,8 @@ s_ctl_subject_one(void *ctx, const soffa_store_rec_t *rec)
 {
     soffa_session_t *s = ctx;
     soffa_envelope_t e;
+    if (s->replay.messages_only && rec->tag != 0 && (rec->tag & 0x80))
+        return 0;   /* not a message: a read of the history, a checkpoint */
     if (soffa_envelope_decode(rec->env, rec->len, &e) == SOFFA_OK) {
         if (soffa_policy_may_replay(s->id, e.mailbox))
             s_ctl_add_mailbox(s, e.mailbox);
@@ -246,6 +248,8 @@ s_replay_one(void *ctx, const soffa_store_rec_t *rec)
     bool give_up_turn = --r->budget == 0;
     if (s->replay.f.message_type && rec->tag != s->replay.f.message_type)
         return give_up_turn;
+    if (s->replay.messages_only && (rec->tag & 0x80))
+        return give_up_turn;   /* a history holds what happened to the young person, not who read it */
     /* Whose record it is: the read's count per controller. */
     size_t ctl = 0;
     if (s->replay.mode != SOFFA_REPLAY_MAILBOX) {
@@ -393,6 +397,7 @@ soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
     s->replay.tag = f->tag;
     s->replay.f = eff;
     s->replay.access_logs = access_logs;
+    s->replay.messages_only = !strcmp(purpose, "history");
     fl = &s->replay.f;
     snprintf(s->replay.request, sizeof s->replay.request, "%.31s", purpose);
     s->replay.mode = fl->subject_id[0] ? SOFFA_REPLAY_SUBJECT : fl->mailbox[0] ? SOFFA_REPLAY_MAILBOX : SOFFA_REPLAY_LOG;

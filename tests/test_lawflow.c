@@ -931,12 +931,11 @@ Test(lawflow, rule_11_each_controller_reads_its_own_access_log)
     cr_assert_eq(n, 0, "Stenungsund's access log holds %ld records", n);
 
     /* A municipality's auditor: its own records, not Arbetsförmedlingen's. */
+    /* (A history holds the young person's messages, not the reads of them.) */
     int types[16];
     n = replay(a19, "history", NULL, PUPIL, types, NULL, 16);
-    long messages = 0;
-    for (long i = 0; i < n; i++)
-        messages += types[i] != -1;   /* the access records of the young person's reads are Tjörn's too */
-    cr_assert_eq(messages, 2, "Tjörn's auditor sees %ld of the young person's messages", messages);
+    cr_assert_eq(n, 2, "Tjörn's auditor sees %ld of the young person's records", n);
+    cr_assert(types[0] != -1 && types[1] != -1, "an access record in a history");
     cr_assert_eq(replay(a19, "replay", "af/1419", NULL, NULL, NULL, 0), -SOFFA_ERR_NOT_AUTHORISED);
     cr_assert_eq(replay(a19, "access-log", "audit/access/af", NULL, NULL, NULL, 0), -SOFFA_ERR_NOT_AUTHORISED);
     cr_assert_eq(replay(a15, "access-log", "audit/access/1419", NULL, NULL, NULL, 0), -SOFFA_ERR_NOT_AUTHORISED);
