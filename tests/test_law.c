@@ -41,46 +41,11 @@ TestSuite(law, .init = setup, .timeout = 120);
 
 /* SOFFA_TEST_BATCH=1 (ctest law-batch): every publish of these tests goes
  * as a PUBLISH-BATCH on a second connection of the same agent speaking
- * protocol 2, and must meet the same code and reason as a PUBLISH does: the
- * batched path applies every rule the single one applies (issue 18). */
-static struct {
-    soffa_client_t *one, *two;
-} s_twins[8];
-
-static soffa_client_t *
-client(tk_broker_t *b, const char *name)
-{
-    soffa_client_t *c = tk_client(b, name, false);
-    const char *batch = getenv("SOFFA_TEST_BATCH");
-    if (batch && !strcmp(batch, "1"))
-        for (size_t i = 0; i < sizeof s_twins / sizeof *s_twins; i++)
-            if (!s_twins[i].one) {
-                s_twins[i].one = c;
-                s_twins[i].two = tk_client_v2(b, name, false);
-                return c;
-            }
-    return c;
-}
-
-static soffa_client_t *
-s_twin(soffa_client_t *c)
-{
-    for (size_t i = 0; i < sizeof s_twins / sizeof *s_twins; i++)
-        if (s_twins[i].one == c)
-            return s_twins[i].two;
-    return NULL;
-}
-
-static void
-client_close(soffa_client_t **c)
-{
-    for (size_t i = 0; i < sizeof s_twins / sizeof *s_twins; i++)
-        if (*c && s_twins[i].one == *c) {
-            soffa_client_close(&s_twins[i].two);
-            s_twins[i].one = NULL;
-        }
-    soffa_client_close(c);
-}
+ * protocol 2 (tk_client_pub), and must meet the same code and reason as a
+ * PUBLISH does: the batched path applies every rule the single one applies
+ * (issue 18). */
+#define client(b, name) tk_client_pub((b), (name))
+#define client_close(c) tk_client_pub_close(c)
 
 /* A valid message of `type` about pnr in Tjörn, to adjust. */
 static json_t *
@@ -149,15 +114,7 @@ pub(soffa_client_t *c, json_t *j, char mailbox[SOFFA_NAME_MAX], char why[256])
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     mailbox[0] = why[0] = '\0';
-    soffa_client_t *two = s_twin(c);
-    soffa_err_t rc;
-    if (two) {
-        const char *one[1] = {s};
-        tk_publish_batch_json(two, one, 1, soffa_client_next_tag(two), &rc, NULL, NULL,
-                              (char (*)[SOFFA_NAME_MAX]) mailbox, (char (*)[256]) why);
-    } else {
-        rc = tk_publish_json(c, s, NULL, mailbox, why);
-    }
+    soffa_err_t rc = tk_publish_any(c, s, NULL, mailbox, why);
     free(s);
     return rc;
 }
@@ -223,9 +180,12 @@ Test(law, rule_01_the_kaa_target_group)
     REFUSED(kaa, J(SOFFA_MT_KAA_CASE_OPENED, P25), SOFFA_ERR_AGE, "under 20 only (SL 29:9); this young person is 25");
     REFUSED(kaa, J(SOFFA_MT_CONTACT_ATTEMPTED, P20), SOFFA_ERR_AGE, "close the case as TURNED_20");
     REFUSED(kaa, J(SOFFA_MT_KAA_CASE_CLOSED, P20), SOFFA_ERR_AGE, "TURNED_20");
+    /* Closing as TURNED_20 passes the age rule: what stops this one is only
+     * that no case was opened under its id (a case opened at 19 closes; the
+     * policy test issue_13_01 accepts it with the case known). */
     json_t *close = set(J(SOFFA_MT_KAA_CASE_CLOSED, P20), "kaa_case_closed.reason", "TURNED_20");
     json_object_del(json_object_get(close, "kaa_case_closed"), "new_hemkommun");
-    ACCEPTED(kaa, close, "kaa-journal/1419");
+    REFUSED(kaa, close, SOFFA_ERR_NOT_FOUND, "no case is registered under that case id");
     char id[SOFFA_UUID_STR];
     REFUSED(kaa, consent(P25, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY", id), SOFFA_ERR_AGE, "records consents");
     ACCEPTED(kaa, consent(P19, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", id),
@@ -459,8 +419,8 @@ Test(law, rule_06_the_consent_covers_the_content)
 }
 
 /* Issue 18: a PUBLISH-BATCH is judged message by message by the same law.
- * Each message the law refuses, sent alone, is refused again inside a
- * batch between two lawful ones (with a fresh message id): the same code
+ * Each message the law refuses (rules 1, 2, 3, 5, 6 and 8 of issue 13),
+ * sent alone, is refused again inside a batch between two lawful ones (with a fresh message id): the same code
  * and reason for it, and the two beside it stored one after the other, so
  * nothing of the refused one was stored in between. */
 static void
@@ -534,6 +494,10 @@ Test(law, issue_18_one_refused_in_a_batch_the_others_stored)
     s_refused_in_batch(school, school2, J(SOFFA_MT_ABSENCE_REPORTED, P18),
                        set(J(SOFFA_MT_AT_RISK_NOTICE, P18), "consent_id", id), J(SOFFA_MT_ABSENCE_REPORTED, P19),
                        kaa_mb);
+    /* Rule 8 (issue 13): a contact attempt on no open case of the young person. */
+    s_refused_in_batch(kaa, kaa2, consent(P18, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY", id),
+                       J(SOFFA_MT_CONTACT_ATTEMPTED, P19), consent(P19, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY", id),
+                       journal);
     /* The sender's role: a school may not refer. */
     s_refused_in_batch(school, school2, J(SOFFA_MT_ABSENCE_REPORTED, P18), referral(P18, sid, false),
                        J(SOFFA_MT_ABSENCE_REPORTED, P19), kaa_mb);

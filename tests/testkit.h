@@ -57,9 +57,9 @@ typedef struct {
 } tk_broker_t;
 
 /*  The agents every test broker knows: name, role, kommun, unit(s), scope,
- *  orgnr. school-1415 speaks for units 12345678 and 12345679 of principal
- *  TK_SCHOOL_ORGNR. */
-extern const char *const TK_AGENTS[][6];
+ *  orgnr, span_controllers. school-1415 speaks for units 12345678 and
+ *  12345679 of principal TK_SCHOOL_ORGNR. */
+extern const char *const TK_AGENTS[][7];
 #define TK_SCHOOL_ORGNR "2120001355"
 
 /*  Creates keys and config in a new directory (extra_ini is appended to the
@@ -97,6 +97,19 @@ soffa_err_t tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, 
  *  (256 each) may be NULL. */
 void tk_publish_batch_json(soffa_client_t *c, const char *const *json, size_t n, uint64_t tag0, soffa_err_t *codes,
                            uint64_t *seqs, bool *dups, char (*mailboxes)[SOFFA_NAME_MAX], char (*whys)[256]);
+
+/*  A client of protocol 1 for agent `name` over ipc, as tk_client. When the
+ *  environment has SOFFA_TEST_BATCH=1 it also gets a second connection of
+ *  the same agent speaking protocol 2, and tk_publish_any sends through
+ *  that one as a PUBLISH-BATCH: a test written for single publishes then
+ *  checks that a batch meets the same rules (issue 18). Close with
+ *  tk_client_pub_close. */
+soffa_client_t *tk_client_pub(tk_broker_t *b, const char *name);
+void tk_client_pub_close(soffa_client_t **c);
+
+/*  Publishes JSON on c as tk_publish_json does, or as a PUBLISH-BATCH of
+ *  one on c's second connection (see tk_client_pub). */
+soffa_err_t tk_publish_any(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why);
 
 /*  Encodes a JSON message (asserting it parses); free with free(). */
 uint8_t *tk_encode_json(const char *json, size_t *len);
