@@ -562,13 +562,19 @@ tk_client_pub_close(soffa_client_t **c)
     soffa_client_close(c);
 }
 
+soffa_client_t *
+tk_client_second(soffa_client_t *c)
+{
+    for (size_t i = 0; i < sizeof s_twins / sizeof *s_twins; i++)
+        if (c && s_twins[i].one == c)
+            return s_twins[i].two;
+    return NULL;
+}
+
 soffa_err_t
 tk_publish_any(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why)
 {
-    soffa_client_t *two = NULL;
-    for (size_t i = 0; i < sizeof s_twins / sizeof *s_twins; i++)
-        if (c && s_twins[i].one == c)
-            two = s_twins[i].two;
+    soffa_client_t *two = tk_client_second(c);
     if (!two)
         return tk_publish_json(c, json, seq, mailbox, why);
     soffa_err_t rc;

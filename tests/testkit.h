@@ -107,6 +107,9 @@ void tk_publish_batch_json(soffa_client_t *c, const char *const *json, size_t n,
 soffa_client_t *tk_client_pub(tk_broker_t *b, const char *name);
 void tk_client_pub_close(soffa_client_t **c);
 
+/*  c's second connection (protocol 2) under SOFFA_TEST_BATCH=1, else NULL. */
+soffa_client_t *tk_client_second(soffa_client_t *c);
+
 /*  Publishes JSON on c as tk_publish_json does, or as a PUBLISH-BATCH of
  *  one on c's second connection (see tk_client_pub). */
 soffa_err_t tk_publish_any(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why);
