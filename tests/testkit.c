@@ -466,6 +466,53 @@ tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbo
     return rc;
 }
 
+json_t *
+tk_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
+{
+    char *s = tk_msg_json(type, pnr, hemkommun);
+    json_t *j = json_loads(s, 0, NULL);
+    free(s);
+    cr_assert(j != NULL, "tk_msg_json gave no JSON object");
+    return j;
+}
+
+json_t *
+tk_payload(json_t *j)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        if (soffa_msg_type_from_name(key) != SOFFA_MT_NONE)
+            return v;
+    }
+    return NULL;
+}
+
+soffa_err_t
+tk_pub(soffa_client_t *c, json_t *j, char *mailbox, char *why)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    char mb[SOFFA_NAME_MAX] = "", w[256] = "";
+    mailbox = mailbox ? mailbox : mb;
+    why = why ? why : w;
+    mailbox[0] = why[0] = '\0';
+    soffa_err_t rc = tk_publish_json(c, s, NULL, mailbox, why);
+    free(s);
+    return rc;
+}
+
+void
+tk_pub_ok(soffa_client_t *c, json_t *j, const char *want_mailbox)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    char mailbox[SOFFA_NAME_MAX], why[256];
+    soffa_err_t rc = tk_pub(c, j, mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "refused (%s): %s\n%s", soffa_errname(rc), why, s);
+    cr_assert_str_eq(mailbox, want_mailbox, "%s", s);
+    free(s);
+}
+
 /* The hashes of recent deliveries, so that tests can acknowledge them the
  * way the broker asks (naming the hash a delivery carried). */
 static struct {
