@@ -1319,6 +1319,13 @@ s_check_identity(s_dc_t *d)
     if (strcmp(v->old_id, v->new_id) == 0)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD, "subject_identity_changed: the old and the new "
                                                                 "number are the same");
+    /* A reserve number is issued by one organisation and may name someone
+     * else at another: joining it to a number would join their records. */
+    if (v->old_id_type == SOFFA_IDT_LOCAL_RESERVE)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "subject_identity_changed.old_id: a reserve number is issued by one organisation and may "
+                        "name someone else at another, so soffa does not join it to a new number; send what "
+                        "follows under the new number");
     const soffa_policy_facts_t *f = d->facts;
     if (f->old_replaced_by_new)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS, "this identity change is already recorded");
@@ -1329,6 +1336,13 @@ s_check_identity(s_dc_t *d)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                         "subject_identity_changed.new_id: that number was itself replaced by a later one; name "
                         "the latest number");
+    /* Only a KAA that knows whom the old number names may join it to
+     * another: otherwise any KAA could merge two people's histories. */
+    if (!f->old_known_here)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "subject_identity_changed.old_id: this KAA holds nothing under the old number (no signal "
+                        "in its inbox, no case or consent in its journal), so it cannot say whom it names; the "
+                        "KAA that has the young person's case records the change");
     return SOFFA_OK;
 }
 

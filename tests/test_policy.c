@@ -528,6 +528,7 @@ t_decide_with(const t_row_t *r, const char *subject, const char *const *set, con
         memset(&facts.kase, 0, sizeof facts.kase);
     if (r->type == SOFFA_MT_KAA_CASE_REOPENED)
         facts.kase.open = false;
+    facts.old_known_here = true;   /* an identity change: the KAA holds the old number */
     if (given) {
         facts = *given;
         if (!facts.terms)
@@ -828,9 +829,16 @@ t_same_person(void *ctx, const char *a, const char *b)
 Test(policy, issue_13_10_identity_changes_and_the_alias_map, .init = t_setup, .fini = t_teardown)
 {
     char samnr[13];
-    tk_pnr(2008, 3, 14, 273, 1, samnr);
+    tk_old_samnr(samnr);
     const t_frow_t rows[] = {
-        {"a samordningsnummer replaced", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL}, {0}, SOFFA_OK, NULL},
+        {"a samordningsnummer replaced", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL},
+         {.old_known_here = true}, SOFFA_OK, NULL},
+        {"by a KAA that holds nothing under the old number", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL},
+         {0}, SOFFA_ERR_NOT_AUTHORISED, "holds nothing under the old number"},
+        {"from a reserve number", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL,
+         {"subject_identity_changed.old_id.id", "20080314TF10", "subject_identity_changed.old_id.id_type",
+          "LOCAL_RESERVE"},
+         {.old_known_here = true}, SOFFA_ERR_BAD_FIELD, "reserve number"},
         {"about the old number", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, samnr,
          {"subject_identity_changed.new_id.id", T_PUPIL, "subject_identity_changed.new_id.id_type", "PNR"}, {0},
          SOFFA_ERR_BAD_FIELD, "under the new number"},
