@@ -1290,7 +1290,17 @@ s_check_reroute(s_dc_t *d)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                         "signal_acknowledged.new_hemkommun: name the young person's right home municipality, not "
                         "%s (use REGISTERED or RECEIVED for your own)", d->sender->kommun);
-    return SOFFA_OK;
+    /* Once: a second reroute before the first copy is stored would send
+     * the signal to two municipalities. */
+    soffa_policy_ref_t prev = {0};
+    soffa_err_t rc = v->ref_id ? d->find(d->ctx, SOFFA_REF_ACK, v->ref_id, &prev) : SOFFA_ERR_NOT_FOUND;
+    bool again = rc == SOFFA_OK && prev.view.type == SOFFA_MT_SIGNAL_ACKNOWLEDGED
+              && prev.view.ack_result == SOFFA_AR_NOT_HEMKOMMUN_REROUTED;
+    soffa_policy_ref_fini(&prev);
+    if (again)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS,
+                        "the signal was already sent on to another municipality's KAA; it is theirs to answer now");
+    return rc == SOFFA_ERR_NOT_FOUND ? SOFFA_OK : rc;
 }
 
 /* An answer to a referral that has expired is refused: EXPIRED ends it. */
