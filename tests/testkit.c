@@ -67,6 +67,12 @@ s_age_of(const char *pnr)
     return soffa_date_cmp(on, birth) < 0 ? 0 : soffa_date_age(birth, on);
 }
 
+void
+tk_old_samnr(char out[13])
+{
+    tk_pnr(soffa_date_today().year - 18, 3, 14, 273, 1, out);
+}
+
 static json_t *
 s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const char **basis)
 {
@@ -156,9 +162,9 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
         return json_pack("{s:o, s:s}", "report_id", s_uuid(), "feedback", "INVESTIGATION_OPENED");
     case SOFFA_MT_SUBJECT_IDENTITY_CHANGED: {
         /* The subject under its new number (the one given), replacing a
-         * made-up samordningsnummer. */
+         * made-up samordningsnummer (TK_OLD_SAMNR). */
         char oldp[13];
-        tk_pnr(2008, 3, 14, 273, 1, oldp);
+        tk_old_samnr(oldp);
         soffa_id_kind_t kind = SOFFA_ID_PNR;
         if (soffa_reserve_check(pnr, NULL) == SOFFA_OK)
             kind = SOFFA_ID_RESERVE;
@@ -571,6 +577,28 @@ tk_client_second(soffa_client_t *c)
     return NULL;
 }
 
+json_t *
+tk_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
+{
+    char *s = tk_msg_json(type, pnr, hemkommun);
+    json_t *j = json_loads(s, 0, NULL);
+    free(s);
+    cr_assert(j != NULL, "tk_msg_json gave no JSON object");
+    return j;
+}
+
+json_t *
+tk_payload(json_t *j)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        if (soffa_msg_type_from_name(key) != SOFFA_MT_NONE)
+            return v;
+    }
+    return NULL;
+}
+
 soffa_err_t
 tk_publish_any(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why)
 {
@@ -588,6 +616,31 @@ tk_publish_any(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox
     if (why)
         snprintf(why, 256, "%s", w[0]);
     return rc;
+}
+
+soffa_err_t
+tk_pub(soffa_client_t *c, json_t *j, char *mailbox, char *why)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    char mb[SOFFA_NAME_MAX] = "", w[256] = "";
+    mailbox = mailbox ? mailbox : mb;
+    why = why ? why : w;
+    mailbox[0] = why[0] = '\0';
+    soffa_err_t rc = tk_publish_any(c, s, NULL, mailbox, why);
+    free(s);
+    return rc;
+}
+
+void
+tk_pub_ok(soffa_client_t *c, json_t *j, const char *want_mailbox)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    char mailbox[SOFFA_NAME_MAX], why[256];
+    soffa_err_t rc = tk_pub(c, j, mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "refused (%s): %s\n%s", soffa_errname(rc), why, s);
+    cr_assert_str_eq(mailbox, want_mailbox, "%s", s);
+    free(s);
 }
 
 /* The hashes of recent deliveries, so that tests can acknowledge them the

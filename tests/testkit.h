@@ -25,6 +25,10 @@ void tk_reserve(int year, int month, int day, const char *suffix, char out[13]);
  *  with free()). Every id is fresh. */
 char *tk_msg_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
 
+/*  The samordningsnummer an identity change made by tk_msg_json replaces:
+ *  a young person of 18, born 14 March. */
+void tk_old_samnr(char out[13]);
+
 /*  Same, decoded: aborts the test on failure. */
 soffa_msg_t *tk_msg(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
 
@@ -44,6 +48,8 @@ int tk_run(char *const argv[], char **out, char **err);
 
 #include <stdbool.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 #include "soffa_client.h"
 
@@ -113,6 +119,17 @@ soffa_client_t *tk_client_second(soffa_client_t *c);
 /*  Publishes JSON on c as tk_publish_json does, or as a PUBLISH-BATCH of
  *  one on c's second connection (see tk_client_pub). */
 soffa_err_t tk_publish_any(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why);
+
+/*  Messages as JSON to adjust and publish, shared by the integration
+ *  tests. tk_json: tk_msg_json as a jansson object. tk_payload: its
+ *  payload object (the one named by a message type). tk_pub publishes j
+ *  (through tk_publish_any) and frees it, returning the broker's code (mailbox, why: NULL or
+ *  SOFFA_NAME_MAX and 256 bytes). tk_pub_ok asserts that j was accepted
+ *  into want_mailbox. */
+json_t *tk_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
+json_t *tk_payload(json_t *j);
+soffa_err_t tk_pub(soffa_client_t *c, json_t *j, char *mailbox, char *why);
+void tk_pub_ok(soffa_client_t *c, json_t *j, const char *want_mailbox);
 
 /*  Encodes a JSON message (asserting it parses); free with free(). */
 uint8_t *tk_encode_json(const char *json, size_t *len);
