@@ -52,7 +52,6 @@
 #include "soffa_zap.h"
 #include "soffa_ring.h"
 
-#define S_MAX_AGENTS 8192
 /* What one connection can make the broker hold (see README, Threat model):
  * frames in from it, frames out to it (answers and errors are small; large
  * frames are deliveries and replay records, bounded by their windows, and at
@@ -90,102 +89,38 @@ static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(soffa_broker_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
 };
 
-typedef struct {
-    char public_key[512];          /* Z85 key, or a .pub/.key file */
-    char role[16];
-    char kommun[8];
-    char unit[1024];
-    char orgnr[16];
-    char scope[SOFFA_SCOPE_MAX];
-} s_agent_cfg_t;
-
-static const soffa_cfg_key_t s_agent_keys[] = {
-    {"public_key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, public_key), 512, "the agent's public key (Z85) or its .pub file"},
-    {"role", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, role), 16, "school, kaa, social, af or audit"},
-    {"kommun", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, kommun), 8, "municipality code the agent serves"},
-    {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 1024, "unit codes, comma-separated: a school's skolenhetskoder (required), else local units"},
-    {"orgnr", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, orgnr), 16, "organisationsnummer messages may claim"},
-    {"scope", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, scope), SOFFA_SCOPE_MAX, "audit: mailbox patterns it may replay"},
-};
-
-/* ---- Configuration loading ------------------------------------------------------ */
-
-static void *
-s_add_agent(void *ctx, const char *name)
-{
-    soffa_broker_t *self = ctx;
-    if (self->n_ids >= S_MAX_AGENTS || strlen(name) >= SOFFA_NAME_MAX || strchr(name, '|'))
-        return NULL;
-    s_agent_cfg_t *a = calloc(1, sizeof *a);
-    if (!a)
-        return NULL;
-    /* Stash the raw section; it is checked and converted after loading. */
-    soffa_identity_t *id = &self->ids[self->n_ids++];
-    memset(id, 0, sizeof *id);
-    snprintf(id->name, sizeof id->name, "%s", name);
-    soffa_map_sput(self->by_name, id->name, a);
-    return a;
-}
-
+/* Reads the whole file into cfg and a new table of agents (*agents, NULL
+ * on failure). Used at start and by every reload. */
 static soffa_err_t
-s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t *a, char *why, size_t whylen)
+s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agents, char *why, size_t whylen)
 {
-    id->role = soffa_role_from_name(a->role);
-    if (id->role == SOFFA_ROLE_NONE || id->role == SOFFA_ROLE_BROKER) {
-        snprintf(why, whylen, "%s: [agent %s] role must be school, kaa, social, af or audit, not '%s'",
-                 self->config_path, id->name, a->role);
-        return SOFFA_ERR_CONFIG;
+    *agents = NULL;
+    soffa_idtable_t *t = soffa_idtable_new();
+    if (!t)
+        return SOFFA_ERR_NOMEM;
+    memset(cfg, 0, sizeof *cfg);
+    const soffa_cfg_section_t sections[] = {
+        {"broker", false, s_broker_keys, sizeof s_broker_keys / sizeof *s_broker_keys, cfg, NULL, NULL},
+        {"store", false, s_store_keys, sizeof s_store_keys / sizeof *s_store_keys, cfg, NULL, NULL},
+        {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, cfg, NULL, NULL},
+        {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, cfg, NULL, NULL},
+        soffa_idtable_section(t),
+    };
+    soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
+    rc = soffa_idtable_finish(t, config_path, rc, why, whylen);
+    if (rc == SOFFA_OK && soffa_log_level_parse(cfg->log_level) < 0) {
+        snprintf(why, whylen, "%s: log_level must be debug, info, warn or error", config_path);
+        rc = SOFFA_ERR_CONFIG;
     }
-    if (id->role != SOFFA_ROLE_AUDIT && soffa_kommun_check(a->kommun) != SOFFA_OK) {
-        snprintf(why, whylen, "%s: [agent %s] needs kommun = one of the 290 municipality codes ('%s' is not)",
-                 self->config_path, id->name, a->kommun);
-        return SOFFA_ERR_CONFIG;
+    if (rc == SOFFA_OK && cfg->expiry_ms < 2 * cfg->heartbeat_ms) {
+        snprintf(why, whylen, "%s: expiry_ms must be at least twice heartbeat_ms", config_path);
+        rc = SOFFA_ERR_CONFIG;
     }
-    char uwhy[128];
-    if (soffa_policy_set_units(id, a->unit, uwhy, sizeof uwhy) != SOFFA_OK) {
-        snprintf(why, whylen, "%s: [agent %s] unit must list %s, comma-separated: %s", self->config_path, id->name,
-                 id->role == SOFFA_ROLE_SCHOOL ? "8-digit school unit codes" : "unit codes", uwhy);
-        return SOFFA_ERR_CONFIG;
+    if (rc != SOFFA_OK) {
+        soffa_idtable_destroy(&t);
+        return rc;
     }
-    if (id->role == SOFFA_ROLE_SCHOOL && !id->n_units) {
-        snprintf(why, whylen, "%s: [agent %s] is a school and needs unit = its school unit code(s) (skolenhetskod)",
-                 self->config_path, id->name);
-        return SOFFA_ERR_CONFIG;
-    }
-    if (a->orgnr[0] && soffa_orgnr_parse(a->orgnr, id->orgnr) != SOFFA_OK) {
-        snprintf(why, whylen, "%s: [agent %s] orgnr must be an organisationsnummer (10 digits, NNNNNN-NNNN allowed) "
-                 "with a valid check digit", self->config_path, id->name);
-        return SOFFA_ERR_CONFIG;
-    }
-    if (id->role == SOFFA_ROLE_AUDIT && !a->scope[0]) {
-        snprintf(why, whylen, "%s: [agent %s] is an auditor and needs scope = the mailboxes it may replay (e.g. */1419)",
-                 self->config_path, id->name);
-        return SOFFA_ERR_CONFIG;
-    }
-    if (id->role != SOFFA_ROLE_AUDIT && a->scope[0]) {
-        snprintf(why, whylen, "%s: [agent %s] scope is for auditors only", self->config_path, id->name);
-        return SOFFA_ERR_CONFIG;
-    }
-    snprintf(id->kommun, sizeof id->kommun, "%.4s", a->kommun);
-    snprintf(id->scope, sizeof id->scope, "%s", a->scope);
-    if (soffa_keys_valid_z85(a->public_key)) {
-        memcpy(id->public_key, a->public_key, 41);
-    } else {
-        char path[1024];
-        if (!soffa_cfg_path(self->config_path, a->public_key, path, sizeof path)
-            || soffa_keys_load_public(path, id->public_key) != SOFFA_OK) {
-            snprintf(why, whylen, "%s: [agent %s] public_key is neither a Z85 key nor a readable key file",
-                     self->config_path, id->name);
-            return SOFFA_ERR_CONFIG;
-        }
-    }
-    uint8_t raw[32];
-    zmq_z85_decode(raw, id->public_key);
-    if (soffa_map_get(self->by_key, raw, 32)) {
-        snprintf(why, whylen, "%s: [agent %s] uses a public key another agent already has", self->config_path, id->name);
-        return SOFFA_ERR_CONFIG;
-    }
-    soffa_map_put(self->by_key, raw, 32, id);
+    *agents = t;
     return SOFFA_OK;
 }
 
@@ -197,50 +132,177 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
     if (!self)
         return SOFFA_ERR_NOMEM;
     snprintf(self->config_path, sizeof self->config_path, "%s", config_path);
-    self->ids = calloc(S_MAX_AGENTS, sizeof *self->ids);
-    self->by_name = soffa_map_new();
-    self->by_key = soffa_map_new();
-    self->id_sessions = calloc(S_MAX_AGENTS, sizeof *self->id_sessions);
     self->sessions = soffa_map_new();
     self->by_fd = soffa_map_new();
     self->mailboxes = soffa_map_new();
     self->awaits = soffa_map_new();
-    self->readers = soffa_map_new();
-    if (!self->readers || !self->ids || !self->id_sessions || !self->by_name || !self->by_key || !self->sessions || !self->by_fd
-        || !self->mailboxes || !self->awaits) {
+    if (!self->sessions || !self->by_fd || !self->mailboxes || !self->awaits) {
         soffa_broker_destroy(&self);
         return SOFFA_ERR_NOMEM;
     }
-    const soffa_cfg_section_t sections[] = {
-        {"broker", false, s_broker_keys, sizeof s_broker_keys / sizeof *s_broker_keys, &self->cfg, NULL, NULL},
-        {"store", false, s_store_keys, sizeof s_store_keys / sizeof *s_store_keys, &self->cfg, NULL, NULL},
-        {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, &self->cfg, NULL, NULL},
-        {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, &self->cfg, NULL, NULL},
-        {"agent", true, s_agent_keys, sizeof s_agent_keys / sizeof *s_agent_keys, NULL, s_add_agent, self},
-    };
-    soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
-    /* Convert the agent sections (stashed by name) into identities. */
-    for (size_t i = 0; i < self->n_ids; i++) {
-        s_agent_cfg_t *a = soffa_map_sget(self->by_name, self->ids[i].name);
-        if (rc == SOFFA_OK)
-            rc = s_convert_agent(self, &self->ids[i], a, why, whylen);
-        free(a);
-        soffa_map_sput(self->by_name, self->ids[i].name, &self->ids[i]);
-    }
-    if (rc == SOFFA_OK && soffa_log_level_parse(self->cfg.log_level) < 0) {
-        snprintf(why, whylen, "%s: log_level must be debug, info, warn or error", config_path);
-        rc = SOFFA_ERR_CONFIG;
-    }
-    if (rc == SOFFA_OK && self->cfg.expiry_ms < 2 * self->cfg.heartbeat_ms) {
-        snprintf(why, whylen, "%s: expiry_ms must be at least twice heartbeat_ms", config_path);
-        rc = SOFFA_ERR_CONFIG;
-    }
+    soffa_err_t rc = s_load(config_path, &self->cfg, &self->agents, why, whylen);
     if (rc != SOFFA_OK) {
         soffa_broker_destroy(&self);
         return rc;
     }
     soffa_log_setup("soffa-broker", (soffa_log_level_t) soffa_log_level_parse(self->cfg.log_level));
     *out = self;
+    return SOFFA_OK;
+}
+
+/* ---- Reload ---------------------------------------------------------------------- */
+
+/* Whether key k has the same value in a and b. */
+static bool
+s_cfg_same(const soffa_cfg_key_t *k, const soffa_broker_cfg_t *a, const soffa_broker_cfg_t *b)
+{
+    const char *x = (const char *) a + k->offset, *y = (const char *) b + k->offset;
+    switch (k->type) {
+    case SOFFA_CFG_STR: return strcmp(x, y) == 0;
+    case SOFFA_CFG_INT:
+    case SOFFA_CFG_DURATION: return memcmp(x, y, sizeof(int64_t)) == 0;
+    case SOFFA_CFG_SIZE: return memcmp(x, y, sizeof(size_t)) == 0;
+    case SOFFA_CFG_BOOL: return memcmp(x, y, sizeof(bool)) == 0;
+    }
+    return false;
+}
+
+/* Settings outside [agent] are taken at start only (log_level aside): a
+ * reload names each one that changed, so that nobody believes it is in
+ * force. */
+static void
+s_cfg_changes(soffa_broker_t *self, const soffa_broker_cfg_t *fresh)
+{
+    static const struct {
+        const char *section;
+        const soffa_cfg_key_t *keys;
+        size_t n;
+    } tables[] = {
+        {"broker", s_broker_keys, sizeof s_broker_keys / sizeof *s_broker_keys},
+        {"store", s_store_keys, sizeof s_store_keys / sizeof *s_store_keys},
+        {"delivery", s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys},
+        {"audit", s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys},
+    };
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
+        for (size_t i = 0; i < tables[t].n; i++) {
+            const soffa_cfg_key_t *k = &tables[t].keys[i];
+            if (s_cfg_same(k, &self->cfg, fresh))
+                continue;
+            if (k->offset == offsetof(soffa_broker_cfg_t, log_level)) {
+                snprintf(self->cfg.log_level, sizeof self->cfg.log_level, "%s", fresh->log_level);
+                soffa_log_setup("soffa-broker", (soffa_log_level_t) soffa_log_level_parse(fresh->log_level));
+                soffa_info("reload: log_level is now %s", fresh->log_level);
+            } else {
+                soffa_warn("reload: [%s] %s changed in the file; it takes effect at the next restart", tables[t].section,
+                           k->key);
+            }
+        }
+}
+
+typedef struct {
+    soffa_broker_t *self;
+    const soffa_idtable_t *fresh;
+    size_t closed;
+} s_reload_t;
+
+/* A session whose agent the new table removed or changed, or whose key it
+ * no longer lists, is closed: its rights were granted under the old
+ * settings. The agent hears why and connects again (under the new ones, or
+ * not at all). */
+static int
+s_reload_session(void *ctx, const void *k, size_t kl, void *v)
+{
+    (void) k;
+    (void) kl;
+    s_reload_t *r = ctx;
+    soffa_session_t *s = v;
+    if (s->state == SOFFA_SESS_CLOSED)
+        return 0;
+    const soffa_ident_t *now = soffa_idtable_by_name(r->fresh, s->id->name);
+    char why[300];
+    if (!now)
+        snprintf(why, sizeof why, "%s is no longer in the broker's configuration", s->id->name);
+    else if (now != s->ident)
+        snprintf(why, sizeof why, "the broker's configuration of %s changed; connect again to work under it",
+                 s->id->name);
+    else if (!soffa_idtable_has_key(now, s->key))
+        snprintf(why, sizeof why, "the key this session of %s used was removed from the broker's configuration; "
+                 "connect with the agent's new key", s->id->name);
+    else
+        return 0;
+    soffa_session_close(r->self, s, SOFFA_ERR_SESSION_CLOSED, why);
+    r->closed++;
+    return 0;
+}
+
+/* Appends name to a comma-separated list (as much as fits). */
+static void
+s_list_add(char *list, size_t size, const char *name)
+{
+    size_t len = strlen(list);
+    if (len + 2 < size)
+        snprintf(list + len, size - len, "%s%s", len ? ", " : "", name);
+}
+
+/* Logs what a reload adds, removes and changes (before the swap). */
+static void
+s_reload_summary(const soffa_idtable_t *old, const soffa_idtable_t *fresh)
+{
+    char added[300] = "", removed[300] = "", changed[300] = "", rekeyed[300] = "";
+    size_t na = 0, nr = 0, nc = 0, nk = 0;
+    for (size_t i = 0; i < soffa_idtable_size(fresh); i++) {
+        const soffa_ident_t *n = soffa_idtable_at(fresh, i);
+        const soffa_ident_t *o = soffa_idtable_by_name(old, n->id.name);
+        if (!o) {
+            s_list_add(added, sizeof added, n->id.name);
+            na++;
+        } else if (!soffa_idtable_same(o, n)) {
+            s_list_add(changed, sizeof changed, n->id.name);
+            nc++;
+        } else {
+            bool same = o->n_keys == n->n_keys;
+            for (size_t k = 0; same && k < n->n_keys; k++)
+                same = soffa_idtable_has_key(o, n->keys[k]);
+            if (!same) {
+                s_list_add(rekeyed, sizeof rekeyed, n->id.name);
+                nk++;
+            }
+        }
+    }
+    for (size_t i = 0; i < soffa_idtable_size(old); i++) {
+        const soffa_ident_t *o = soffa_idtable_at(old, i);
+        if (!soffa_idtable_by_name(fresh, o->id.name)) {
+            s_list_add(removed, sizeof removed, o->id.name);
+            nr++;
+        }
+    }
+    soffa_info("reload: %zu agent(s); %zu added%s%s%s, %zu removed%s%s%s, %zu changed%s%s%s, %zu with other keys%s%s%s",
+               soffa_idtable_size(fresh), na, na ? " (" : "", added, na ? ")" : "", nr, nr ? " (" : "", removed,
+               nr ? ")" : "", nc, nc ? " (" : "", changed, nc ? ")" : "", nk, nk ? " (" : "", rekeyed, nk ? ")" : "");
+}
+
+soffa_err_t
+soffa_broker_reload(soffa_broker_t *self, char *why, size_t whylen)
+{
+    soffa_broker_cfg_t fresh;
+    soffa_idtable_t *t = NULL;
+    soffa_err_t rc = s_load(self->config_path, &fresh, &t, why, whylen);
+    if (rc != SOFFA_OK) {
+        self->reload_failures++;
+        soffa_error("reload refused, the configuration loaded before stays in force: %s", why[0] ? why : soffa_strerror(rc));
+        return rc;
+    }
+    s_cfg_changes(self, &fresh);
+    s_reload_summary(self->agents, t);
+    soffa_idtable_carry_over(t, self->agents);
+    s_reload_t r = {self, t, 0};
+    soffa_map_each(self->sessions, s_reload_session, &r);
+    soffa_info("reload: done; %zu session(s) closed", r.closed);
+    /* The old table goes; an agent it alone still holds lives on in the
+     * sessions that point at it (closed above) until they are forgotten. */
+    soffa_idtable_destroy(&self->agents);
+    self->agents = t;
+    self->reloads++;
     return SOFFA_OK;
 }
 
@@ -261,15 +323,23 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
             (long long) c->checkpoint_every, (long long) c->checkpoint_ms, c->signing_key);
     fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
             (long long) c->referral_receipt_due);
-    for (size_t i = 0; i < self->n_ids; i++) {
-        const soffa_identity_t *id = &self->ids[i];
+    for (size_t i = 0; i < soffa_idtable_size(self->agents); i++) {
+        const soffa_ident_t *ident = soffa_idtable_at(self->agents, i);
+        const soffa_identity_t *id = &ident->id;
         char units[SOFFA_UNITS_MAX * 18 + 1] = "";
         size_t o = 0;
         for (size_t u = 0; u < id->n_units && o < sizeof units; u++)
             o += (size_t) snprintf(units + o, sizeof units - o, "%s%s", u ? "," : "", id->units[u]);
-        fprintf(out, "agent.%s = role %s, kommun %s%s%s%s%s%s%s, key %.8s...\n", id->name, soffa_role_name(id->role),
+        char keys[SOFFA_IDENT_KEYS * 14] = "";
+        o = 0;
+        for (size_t k = 0; k < ident->n_keys && o < sizeof keys; k++) {
+            char z85[41];
+            zmq_z85_encode(z85, ident->keys[k], 32);
+            o += (size_t) snprintf(keys + o, sizeof keys - o, "%s%.8s...", k ? ", " : "", z85);
+        }
+        fprintf(out, "agent.%s = role %s, kommun %s%s%s%s%s%s%s, key%s %s\n", id->name, soffa_role_name(id->role),
                 id->kommun[0] ? id->kommun : "-", units[0] ? ", units " : "", units, id->orgnr[0] ? ", orgnr " : "",
-                id->orgnr, id->scope[0] ? ", scope " : "", id->scope, id->public_key);
+                id->orgnr, id->scope[0] ? ", scope " : "", id->scope, ident->n_keys > 1 ? "s" : "", keys);
     }
 }
 
@@ -436,9 +506,13 @@ s_read_router(soffa_broker_t *self)
                 break;
         }
         /* Who sent it is the CURVE key ZAP authenticated for this very
-         * message, never what the routing id once belonged to. */
+         * message (the user id is that key), never what the routing id once
+         * belonged to. A key the configuration no longer has gets nothing. */
         const char *user = zmq_msg_gets(&body, "User-Id");
-        const soffa_identity_t *id = user ? soffa_map_sget(self->by_name, user) : NULL;
+        uint8_t key[32];
+        soffa_ident_t *ident = user && strlen(user) == 40 && zmq_z85_decode(key, user)
+                                   ? soffa_idtable_by_key(self->agents, key) : NULL;
+        const soffa_identity_t *id = ident ? &ident->id : NULL;
         const uint8_t *r = zmq_msg_data(&rid);
         int fd = zmq_msg_get(&body, ZMQ_SRCFD);
         if (!id || fd < 0) {
@@ -457,9 +531,10 @@ s_read_router(soffa_broker_t *self)
             continue;
         }
         soffa_session_t *s = soffa_map_get(self->sessions, r, SOFFA_RID_LEN);
-        if (s && (s->id != id || s->fd != fd))
-            soffa_session_forget(self, s, s->id != id ? "a frame with another key came under its routing id"
-                                                  : "its routing id now arrives on another connection");
+        bool other_key = s && (memcmp(s->key, key, 32) != 0 || (s->ident != ident && s->state != SOFFA_SESS_CLOSED));
+        if (s && (other_key || s->fd != fd))
+            soffa_session_forget(self, s, other_key ? "a frame with another key came under its routing id"
+                                                    : "its routing id now arrives on another connection");
         else if (s && s->state == SOFFA_SESS_CLOSED) {
             zmq_msg_close(&rid);   /* closed: nothing more is answered */
             zmq_msg_close(&body);
@@ -467,7 +542,7 @@ s_read_router(soffa_broker_t *self)
         }
         s = soffa_map_get(self->sessions, r, SOFFA_RID_LEN);
         if (!s)
-            s = soffa_session_new(self, r, id, fd);
+            s = soffa_session_new(self, r, ident, key, fd);
         if (s) {
             soffa_session_touch(self, s);
             if (extra)
@@ -481,33 +556,6 @@ s_read_router(soffa_broker_t *self)
 }
 
 /* ---- Open, run, destroy --------------------------------------------------------------- */
-
-/* Which identities read each inbox (for the lag of mailboxes nobody is
- * connected to). */
-static soffa_err_t
-s_readers_build(soffa_broker_t *self)
-{
-    for (size_t i = 0; i < self->n_ids; i++) {
-        char inbox[SOFFA_NAME_MAX];
-        soffa_policy_inbox(&self->ids[i], inbox);
-        if (!inbox[0])
-            continue;
-        const soffa_identity_t **old = soffa_map_sget(self->readers, inbox);
-        size_t n = 0;
-        while (old && old[n])
-            n++;
-        const soffa_identity_t **v = realloc(old, (n + 2) * sizeof *v);
-        if (!v)
-            return SOFFA_ERR_NOMEM;
-        v[n] = &self->ids[i];
-        v[n + 1] = NULL;
-        if (soffa_map_sput(self->readers, inbox, v) != SOFFA_OK) {
-            free(v);
-            return SOFFA_ERR_NOMEM;
-        }
-    }
-    return SOFFA_OK;
-}
 
 soffa_err_t
 soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
@@ -539,8 +587,6 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
         self->await_referrals.delay_us = self->cfg.referral_receipt_due * 1000;
         rc = soffa_status_await_load(self);
     }
-    if (rc == SOFFA_OK)
-        rc = s_readers_build(self);
     if (rc != SOFFA_OK) {
         snprintf(why, whylen, "store %s: %s", path, soffa_strerror(rc));
         return rc;
@@ -608,7 +654,7 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     uint64_t head;
     soffa_store_head(self->store, &head, NULL, NULL);
     soffa_info("listening on %s%s%s with %zu agent(s); store %s holds %llu record(s)", self->cfg.endpoint,
-               self->cfg.ipc_endpoint[0] ? " and " : "", self->cfg.ipc_endpoint, self->n_ids, path,
+               self->cfg.ipc_endpoint[0] ? " and " : "", self->cfg.ipc_endpoint, soffa_idtable_size(self->agents), path,
                (unsigned long long) head);
     return SOFFA_OK;
 }
@@ -639,7 +685,7 @@ s_pump_replays(soffa_broker_t *self)
 }
 
 soffa_err_t
-soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
+soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
 {
     zmq_pollitem_t items[4] = {{self->router, 0, ZMQ_POLLIN, 0}, {self->zap, 0, ZMQ_POLLIN, 0},
                                {NULL, self->done_fd, ZMQ_POLLIN, 0}, {self->monitor, 0, ZMQ_POLLIN, 0}};
@@ -649,6 +695,14 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
     self->next_expiry = now + 500000;
     while (!*stop) {
         soffa_notify_watchdog();
+        if (reload && *reload) {
+            *reload = 0;
+            char why[1024] = "";
+            soffa_notify_reloading();
+            soffa_info("reload: reading %s", self->config_path);
+            soffa_broker_reload(self, why, sizeof why);
+            soffa_notify_ready(NULL);
+        }
         bool busy = self->replaying || self->followups;
         int n = zmq_poll(items, 4, busy ? 0 : 50);
         if (n < 0 && errno != EINTR) {
@@ -693,7 +747,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
     while (self->replaying) {
         soffa_session_t *s = self->replaying;
         soffa_session_release(self, s);
-        self->id_sessions[soffa_session_id_index(self, s->id)]++;   /* still counted until forgotten */
+        s->ident->live++;   /* still counted until forgotten */
         soffa_session_set_state(s, SOFFA_SESS_READY);
     }
     soffa_commit(self);
@@ -723,6 +777,7 @@ s_free_session(void *ctx, const void *k, size_t kl, void *v)
         free(s->consumers[i]);
     }
     soffa_ring_fini(&s->replay.ring);
+    soffa_ident_unref(&s->ident);
     free(s);
     return 0;
 }
@@ -756,10 +811,6 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         soffa_map_each(self->mailboxes, s_free_value, NULL);
         soffa_map_destroy(&self->mailboxes);
     }
-    if (self->readers) {
-        soffa_map_each(self->readers, s_free_value, NULL);
-        soffa_map_destroy(&self->readers);
-    }
     if (self->awaits) {
         soffa_map_each(self->awaits, s_free_value, NULL);
         soffa_map_destroy(&self->awaits);
@@ -782,10 +833,7 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         zmq_ctx_term(self->ctx);
     soffa_commit_stop(self);
     soffa_store_close(&self->store);
-    soffa_map_destroy(&self->by_name);
-    soffa_map_destroy(&self->by_key);
-    free(self->ids);
-    free(self->id_sessions);
+    soffa_idtable_destroy(&self->agents);
     explicit_bzero(self->secret_key, sizeof self->secret_key);
     sodium_memzero(self->sign_sk, sizeof self->sign_sk);
     free(self);

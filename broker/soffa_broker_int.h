@@ -18,6 +18,7 @@
 #include "soffa_broker.h"
 #include "soffa_err.h"
 #include "soffa_id.h"
+#include "soffa_idtable.h"
 #include "soffa_keys.h"
 #include "soffa_map.h"
 #include "soffa_msg.h"
@@ -123,7 +124,9 @@ typedef enum { SOFFA_REPLAY_LOG, SOFFA_REPLAY_MAILBOX, SOFFA_REPLAY_SUBJECT } so
 
 typedef struct soffa_session {
     uint8_t rid[SOFFA_RID_LEN];
-    const soffa_identity_t *id;
+    soffa_ident_t *ident;             /* the agent it authenticated as (a reference: it outlives a reload) */
+    const soffa_identity_t *id;       /* &ident->id */
+    uint8_t key[32];                  /* the CURVE key it authenticated with */
     soffa_session_state_t state;
     int fd;                           /* the connection's socket (ZMQ_SRCFD) */
     ino_t ino;                        /* and its inode: fd numbers are reused */
@@ -199,11 +202,8 @@ typedef struct {
 struct soffa_broker {
     char config_path[1024];
     soffa_broker_cfg_t cfg;
-    soffa_identity_t *ids;            /* configured agents */
-    size_t n_ids;
-    uint32_t *id_sessions;            /* live sessions per identity (index as ids) */
-    soffa_map_t *by_name;             /* agent name -> identity */
-    soffa_map_t *by_key;              /* 32-byte public key -> identity */
+    soffa_idtable_t *agents;          /* the configured agents (replaced whole by a reload) */
+    uint64_t reloads, reload_failures;
     char public_key[41], secret_key[41];
     char data_path[1024];
     soffa_store_t *store;
@@ -214,7 +214,6 @@ struct soffa_broker {
     soffa_session_t *replaying;           /* sessions in OPENING..CLOSING */
     size_t n_closing;                 /* CLOSED sessions whose connection is still to be cut */
     soffa_map_t *mailboxes;           /* name -> mailbox */
-    soffa_map_t *readers;             /* inbox name -> NULL-terminated array of identities reading it */
     soffa_map_t *awaits;              /* kind || id -> soffa_await_t */
     soffa_await_list_t await_signals, await_referrals;
     soffa_followup_t *followups, *followups_tail;

@@ -219,7 +219,7 @@ s_status_one(void *ctx, const void *k, size_t kl, void *v)
     }
     bool inbox = soffa_policy_is_inbox(m->name);
     if (!s->consumers && inbox) {
-        const soffa_identity_t **readers = soffa_map_sget(self->readers, m->name);
+        const soffa_identity_t *const *readers = soffa_idtable_readers(self->agents, m->name);
         for (size_t i = 0; readers && readers[i]; i++) {
             char key[2 * SOFFA_NAME_MAX + 2];
             uint64_t cur = 0;

@@ -223,6 +223,29 @@ Test(ops, broker_says_ready_only_when_it_serves_and_pings_the_watchdog, .timeout
     tk_broker_free(b);
 }
 
+Test(ops, broker_reload_says_reloading_then_ready_and_keeps_serving, .timeout = 60)
+{
+    tk_broker_t *b = broker_prepared();
+    notify_t n;
+    notify_open(&n, b->dir);
+    char log[400];
+    snprintf(log, sizeof log, "%s/notify.log", b->dir);
+    env_t e = {.notify_socket = n.path};
+    pid_t pid = spawn(BROKER, b->config, log, &e);
+    cr_assert_eq(notify_wait_for(&n, "READY=1", pid, 10000), 0);
+    /* systemctl reload: SIGHUP; RELOADING=1 (with the time, for
+     * Type=notify-reload) and READY=1 again once the file is taken. */
+    kill(pid, SIGHUP);
+    cr_assert_eq(notify_wait_for(&n, "RELOADING=1\nMONOTONIC_USEC=", pid, 5000), 0, "no RELOADING=1 on SIGHUP");
+    cr_assert_eq(notify_wait_for(&n, "READY=1", pid, 5000), 0, "no READY=1 after the reload");
+    soffa_client_t *c = NULL;
+    cr_assert_eq(tk_client_try(b, "audit-1419", false, 1000, &c), SOFFA_OK, "the broker does not serve after SIGHUP");
+    soffa_client_close(&c);
+    cr_assert_eq(stop(pid), 0);
+    close(n.fd);
+    tk_broker_free(b);
+}
+
 Test(ops, no_watchdog_pings_unless_asked_and_meant_for_this_process, .timeout = 60)
 {
     tk_broker_t *b = broker_prepared();
