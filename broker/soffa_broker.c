@@ -51,6 +51,7 @@
 #include "soffa_status.h"
 #include "soffa_zap.h"
 #include "soffa_ring.h"
+#include "soffa_metrics.h"
 
 /* What one connection can make the broker hold (see README, Threat model):
  * frames in from it, frames out to it (answers and errors are small; large
@@ -85,6 +86,9 @@ static const soffa_cfg_key_t s_audit_keys[] = {
     {"signal_ack_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, signal_ack_due), 0, "a signal not acknowledged within this is overdue"},
     {"referral_receipt_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, referral_receipt_due), 0, "a referral not received within this is overdue"},
 };
+static const soffa_cfg_key_t s_metrics_keys[] = {
+    {"listen", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, metrics_listen), 128, "HOST:PORT (loopback) of the Prometheus endpoint /metrics; empty: off"},
+};
 static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(soffa_broker_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
 };
@@ -104,6 +108,7 @@ s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agent
         {"store", false, s_store_keys, sizeof s_store_keys / sizeof *s_store_keys, cfg, NULL, NULL},
         {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, cfg, NULL, NULL},
         {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, cfg, NULL, NULL},
+        {"metrics", false, s_metrics_keys, sizeof s_metrics_keys / sizeof *s_metrics_keys, cfg, NULL, NULL},
         soffa_idtable_section(t),
     };
     soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
@@ -115,6 +120,11 @@ s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agent
     if (rc == SOFFA_OK && cfg->expiry_ms < 2 * cfg->heartbeat_ms) {
         snprintf(why, whylen, "%s: expiry_ms must be at least twice heartbeat_ms", config_path);
         rc = SOFFA_ERR_CONFIG;
+    }
+    if (rc == SOFFA_OK && cfg->metrics_listen[0]) {
+        char what[1100];
+        snprintf(what, sizeof what, "%s: [metrics] listen", config_path);
+        rc = soffa_prom_check(cfg->metrics_listen, what, why, whylen);
     }
     if (rc != SOFFA_OK) {
         soffa_idtable_destroy(&t);
@@ -136,7 +146,8 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
     self->by_fd = soffa_map_new();
     self->mailboxes = soffa_map_new();
     self->awaits = soffa_map_new();
-    if (!self->sessions || !self->by_fd || !self->mailboxes || !self->awaits) {
+    self->metrics = soffa_metrics_new();
+    if (!self->sessions || !self->by_fd || !self->mailboxes || !self->awaits || !self->metrics) {
         soffa_broker_destroy(&self);
         return SOFFA_ERR_NOMEM;
     }
@@ -182,6 +193,7 @@ s_cfg_changes(soffa_broker_t *self, const soffa_broker_cfg_t *fresh)
         {"store", s_store_keys, sizeof s_store_keys / sizeof *s_store_keys},
         {"delivery", s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys},
         {"audit", s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys},
+        {"metrics", s_metrics_keys, sizeof s_metrics_keys / sizeof *s_metrics_keys},
     };
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
         for (size_t i = 0; i < tables[t].n; i++) {
@@ -319,6 +331,7 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
     fprintf(out, "store.map_size = %zu\nstore.batch_max = %lld\nstore.cursor_flush_ms = %lld\n", c->map_size,
             (long long) c->batch_max, (long long) c->cursor_flush_ms);
     fprintf(out, "delivery.window_max = %lld\n", (long long) c->window_max);
+    fprintf(out, "metrics.listen = %s\n", c->metrics_listen[0] ? c->metrics_listen : "(off)");
     fprintf(out, "audit.checkpoint_every = %lld\naudit.checkpoint_ms = %lld\naudit.signing_key = %s\n",
             (long long) c->checkpoint_every, (long long) c->checkpoint_ms, c->signing_key);
     fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
@@ -650,6 +663,9 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
             return SOFFA_ERR_TRANSPORT;
         }
     }
+    rc = soffa_metrics_listen(self, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
     self->started_at_us = soffa_now_us();
     uint64_t head;
     soffa_store_head(self->store, &head, NULL, NULL);
@@ -687,8 +703,10 @@ s_pump_replays(soffa_broker_t *self)
 soffa_err_t
 soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
 {
-    zmq_pollitem_t items[4] = {{self->router, 0, ZMQ_POLLIN, 0}, {self->zap, 0, ZMQ_POLLIN, 0},
-                               {NULL, self->done_fd, ZMQ_POLLIN, 0}, {self->monitor, 0, ZMQ_POLLIN, 0}};
+    zmq_pollitem_t items[5] = {{self->router, 0, ZMQ_POLLIN, 0}, {self->zap, 0, ZMQ_POLLIN, 0},
+                               {NULL, self->done_fd, ZMQ_POLLIN, 0}, {self->monitor, 0, ZMQ_POLLIN, 0},
+                               {NULL, soffa_metrics_fd(self), ZMQ_POLLIN, 0}};
+    int n_items = items[4].fd >= 0 ? 5 : 4;   /* a scrape waiting for its answer */
     int64_t now = soffa_mono_us();
     self->last_drain = now;
     self->next_flush = now + self->cfg.cursor_flush_ms * 1000;
@@ -704,7 +722,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig
             soffa_notify_ready(NULL);
         }
         bool busy = self->replaying || self->followups;
-        int n = zmq_poll(items, 4, busy ? 0 : 50);
+        int n = zmq_poll(items, n_items, busy ? 0 : 50);
         if (n < 0 && errno != EINTR) {
             soffa_error("poll failed: %s", zmq_strerror(errno));
             return SOFFA_ERR_TRANSPORT;
@@ -715,6 +733,8 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig
             soffa_session_monitor(self);
         if (n > 0 && (items[1].revents & ZMQ_POLLIN))
             soffa_zap_handle(self);
+        if (n > 0 && n_items > 4 && (items[4].revents & ZMQ_POLLIN))
+            soffa_metrics_answer(self);
         uint64_t before = self->published;
         if (n > 0 && (items[2].revents & ZMQ_POLLIN))
             soffa_commit_flight_wait(self);   /* done: answer it */
@@ -831,6 +851,7 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         zmq_close(self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
+    soffa_metrics_destroy(&self->metrics);   /* first: its HTTP threads stop before what they could wait for */
     soffa_commit_stop(self);
     soffa_store_close(&self->store);
     soffa_idtable_destroy(&self->agents);

@@ -58,6 +58,7 @@ typedef struct {
     int64_t referral_receipt_due;  /* ms before a referral not received is overdue */
     int64_t sessions_per_agent;    /* live sessions one key may hold */
     char signing_key[512];         /* checkpoint signing key (outside data_dir) */
+    char metrics_listen[128];      /* [metrics] listen: HOST:PORT of the Prometheus endpoint, "" off */
 } soffa_broker_cfg_t;
 
 /* Session states. A replay opens with an access record that must be
@@ -84,6 +85,7 @@ typedef struct {
     soffa_await_t *head, *tail;
     soffa_await_t *due;                   /* first entry not yet overdue */
     int64_t delay_us;                 /* deadline after arrival */
+    uint64_t n, n_overdue;            /* entries; of those, overdue */
 } soffa_await_list_t;
 
 typedef struct soffa_mailbox {
@@ -199,6 +201,8 @@ typedef struct {
     size_t n, cap;
 } soffa_cursors_t;
 
+typedef struct soffa_metrics soffa_metrics_t;
+
 struct soffa_broker {
     char config_path[1024];
     soffa_broker_cfg_t cfg;
@@ -226,6 +230,7 @@ struct soffa_broker {
     size_t n_flight;
     soffa_store_item_t *flight_items;
     soffa_err_t flight_rc;
+    int64_t flight_took_us, flight_sync_us;   /* the writer's time for the flight, and LMDB's commit's part */
     bool in_flight;                   /* handed to the writer, not finished */
     int writer_job;                   /* 0 idle, 1 commit flight, 2 quit (under wmu) */
     bool writer_started;
@@ -248,6 +253,7 @@ struct soffa_broker {
     uint64_t commits, commit_us;      /* group commits and the time spent in them */
     uint64_t foreign_rids;            /* frames refused for a routing id the client chose */
     uint64_t map_room, disk_room;     /* bytes left at the last commit, less what publishes since may take */
+    soffa_metrics_t *metrics;         /* counters for /metrics, and the endpoint */
 };
 
 /* Frames to one routing id (soffa_broker.c). */

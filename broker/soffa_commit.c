@@ -19,6 +19,7 @@
 #include "soffa_replay.h"
 #include "soffa_status.h"
 #include "soffa_ring.h"
+#include "soffa_metrics.h"
 
 static void s_room_refresh(soffa_broker_t *self);
 static bool s_checkpoint_make(soffa_broker_t *self, soffa_pending_t *p);
@@ -116,9 +117,12 @@ s_writer_main(void *arg)
         if (rc == SOFFA_ERR_STORE_FULL || rc == SOFFA_ERR_DISK_FULL)
             rc = s_commit_own(self, rc);
         int64_t took = soffa_mono_us() - t0;
+        int64_t sync = rc == SOFFA_OK ? soffa_store_last_sync_us(self->store) : 0;
         pthread_mutex_lock(&self->wmu);
         self->flight_rc = rc;
         self->commit_us += (uint64_t) took;
+        self->flight_took_us = took;
+        self->flight_sync_us = sync;
         self->writer_job = 0;
         pthread_cond_broadcast(&self->wcv);
         uint64_t one = 1;
@@ -139,12 +143,15 @@ s_flight_done(soffa_broker_t *self)
     soffa_err_t rc = self->flight_rc;
     soffa_store_item_t *items = self->flight_items;
     self->commits++;
+    if (rc == SOFFA_OK)
+        soffa_metrics_committed(self, n, self->flight_took_us, self->flight_sync_us);
     /* ---- Only now, after the commit returned, may anything be acknowledged. ---- */
     for (size_t i = 0; i < n; i++) {
         soffa_pending_t *p = &self->flight[i];
         soffa_session_t *s = p->kind == SOFFA_P_READ_OPENED || p->kind == SOFFA_P_READ_COMPLETED ? soffa_session_of(self, p->rid) : NULL;
         if (p->rc != SOFFA_OK) {
             if (p->kind == SOFFA_P_PUBLISH) {
+                soffa_metrics_refused(self, p->env.msg_type, p->rc);
                 soffa_broker_send_error(self, p->rid, p->tag, p->rc, NULL);
             } else if (s && (s->state == SOFFA_SESS_OPENING || s->state == SOFFA_SESS_CLOSING)) {
                 /* A read that cannot be logged is not done (OPENING: nothing
@@ -172,8 +179,12 @@ s_flight_done(soffa_broker_t *self)
         }
         switch (p->kind) {
         case SOFFA_P_PUBLISH: {
-            if (!items[i].duplicate)
+            if (!items[i].duplicate) {
                 self->published++;
+                soffa_metrics_published(self, p->env.msg_type);
+            } else {
+                soffa_metrics_duplicate(self);
+            }
             soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = p->tag, .seq = seq,
                                  .duplicate = items[i].duplicate};
             memcpy(ack.mailbox, p->env.mailbox, sizeof ack.mailbox);

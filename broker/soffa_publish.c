@@ -10,6 +10,7 @@
 
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
+#include "soffa_metrics.h"
 
 /* The state changes a committed record brings: answers it awaits or gives,
  * and a subject's protected identity. */
@@ -161,6 +162,7 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     if (rc != SOFFA_OK) {
         soffa_broker_send_error(self, s->rid, f->tag, rc, "the message could not be decoded");
         self->refused++;
+        soffa_metrics_refused(self, 0, rc);
         return;
     }
     /* What is stored is what validation saw: fields this broker does not
@@ -187,6 +189,7 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
         memcpy(ack.mailbox, r.mailbox, sizeof ack.mailbox);
         soffa_policy_ref_fini(&r);
         soffa_broker_send(self, s->rid, &ack);
+        soffa_metrics_duplicate(self);
         soffa_msg_destroy(&msg);
         return;
     }
@@ -254,6 +257,7 @@ refuse:
         soffa_msg_view(msg, &vv);
         if (vv.message_id)
             soffa_uuid_format(vv.message_id, mid);
+        soffa_metrics_refused(self, (uint32_t) vv.type, rc);
         soffa_info("refused %s %s from %s: %s: %s", soffa_msg_type_name(vv.type), mid, s->id->name,
                    soffa_errname(rc), why[0] ? why : soffa_strerror(rc));
     }

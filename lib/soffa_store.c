@@ -14,6 +14,7 @@
 
 #include "soffa_bytes.h"
 #include "soffa_log.h"
+#include "soffa_time.h"
 
 #define S_VERSION "3"   /* 2: subject index in seq buckets; 3: mailbox ordinals, state table */
 #define S_VERSION_2 "2"
@@ -45,6 +46,7 @@ struct soffa_store {
     uint64_t head_seq;                    /* last committed sequence */
     uint8_t head_hash[SOFFA_HASH_LEN];    /* hash of the last committed record */
     int64_t head_time;                    /* receive time of the last committed record */
+    int64_t last_sync_us;                 /* how long the last append's mdb_txn_commit took */
 };
 
 /* ---- Helpers --------------------------------------------------------------- */
@@ -569,10 +571,12 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
             goto lmdb_fail;
     }
     /* The commit flushes data and meta page to disk before returning 0. */
+    int64_t t0 = soffa_mono_us();
     mrc = mdb_txn_commit(txn);
     txn = NULL;
     if (mrc != 0)
         goto lmdb_fail;
+    self->last_sync_us = soffa_mono_us() - t0;
     self->head_seq = seq;
     memcpy(self->head_hash, hash, SOFFA_HASH_LEN);
     self->head_time = time_us;
@@ -830,6 +834,24 @@ soffa_store_room(soffa_store_t *self, uint64_t *map_free, uint64_t *disk_free)
         if (mdb_env_get_path(self->env, &path) == 0 && path && statvfs(path, &fs) == 0)
             *disk_free = (uint64_t) fs.f_bavail * fs.f_frsize;
     }
+}
+
+void
+soffa_store_usage(soffa_store_t *self, uint64_t *map_size, uint64_t *used)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    *map_size = *used = 0;
+    if (mdb_env_info(self->env, &info) == 0 && mdb_env_stat(self->env, &st) == 0) {
+        *map_size = info.me_mapsize;
+        *used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+    }
+}
+
+int64_t
+soffa_store_last_sync_us(const soffa_store_t *self)
+{
+    return self->last_sync_us;
 }
 
 soffa_err_t

@@ -182,6 +182,16 @@ soffa_err_t soffa_store_count_mailbox(soffa_store_t *self, const char *mailbox, 
  *  store. Either may be NULL. */
 void soffa_store_room(soffa_store_t *self, uint64_t *map_free, uint64_t *disk_free);
 
+/*  The map's size and the bytes of it in use (pages up to the last one
+ *  written; freed pages LMDB will reuse count as used). */
+void soffa_store_usage(soffa_store_t *self, uint64_t *map_size, uint64_t *used);
+
+/*  Microseconds the durable part of the last successful append took:
+ *  mdb_txn_commit, which writes the dirty pages, fdatasyncs them and writes
+ *  the meta page through its O_DSYNC descriptor. Read it from the thread
+ *  that appends. */
+int64_t soffa_store_last_sync_us(const soffa_store_t *self);
+
 /*  How many records of `mailbox` have a sequence <= seq (one seek). */
 soffa_err_t soffa_store_mailbox_rank(soffa_store_t *self, const char *mailbox, uint64_t seq, uint64_t *count);
 
