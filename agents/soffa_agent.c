@@ -47,12 +47,13 @@
 #define S_OUT_WINDOW 256           /* publishes in flight */
 #define S_RESEND_US (10 * 1000000) /* unanswered publishes are sent again after this */
 #define S_MAX_WAITERS 256
+#define S_BROKER_ALTS 4            /* endpoints, and keys, an agent may list for its broker (a key rotation) */
 
 /* ---- Configuration ------------------------------------------------------------- */
 
 typedef struct {
     char name[SOFFA_NAME_MAX];
-    char broker[256];
+    char broker[512];
     char broker_key[512];
     char key[512];
     char data_dir[512];
@@ -72,8 +73,8 @@ typedef struct {
 
 static const soffa_cfg_key_t s_keys[] = {
     {"name", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, name), SOFFA_NAME_MAX, "this agent's name, as in the broker's [agent NAME]"},
-    {"broker", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, broker), 256, "the broker's endpoint, e.g. tcp://broker:5570"},
-    {"broker_key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, broker_key), 512, "the broker's public key (Z85) or its .pub file"},
+    {"broker", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, broker), 512, "the broker's endpoint, e.g. tcp://broker:5570; during a key rotation several, comma-separated"},
+    {"broker_key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, broker_key), 512, "the broker's public key (Z85) or its .pub file; during a key rotation the new and the old, comma-separated"},
     {"key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, key), 512, "this agent's key file from 'soffa keygen'"},
     {"data_dir", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_cfg_t, data_dir), 512, "directory of the outbox and inbox"},
     {"control", SOFFA_CFG_STR, "", 0, 0, offsetof(s_cfg_t, control), 512, "control socket path (default DATA_DIR/control.sock)"},
@@ -119,6 +120,16 @@ struct soffa_agent {
     soffa_school_cfg_t school_cfg;     /* [school], [ss12000] */
     soffa_school_t *school;            /* a school's change tracking (soffa_school) */
     char broker_pub[41], pub[41], sec[41];
+    /* The broker: every listed key is tried on every listed endpoint, in
+     * order, one attempt per turn; the pair that answered is tried first
+     * the next time. */
+    char brokers[S_BROKER_ALTS][256];
+    size_t n_brokers;
+    char broker_keys[S_BROKER_ALTS][41];
+    size_t n_broker_keys;
+    size_t cand;                   /* the pair to try next: endpoint cand / n_broker_keys, key cand % n_broker_keys */
+    size_t cand_tried;             /* pairs tried in this round without an answer */
+    const char *endpoint;          /* the endpoint of the session (or of the last attempt) */
     char data_path[1024], control_path[1024];
     soffa_box_t *box;
     void *ctx, *control;
@@ -155,6 +166,64 @@ struct soffa_agent {
 
 /* ---- Configuration ---------------------------------------------------------------- */
 
+/* Splits a comma-separated list (blanks around entries allowed) into at
+ * most S_BROKER_ALTS entries of size len; returns how many, or -1 when an
+ * entry is empty, too long, or there are too many. */
+static int
+s_split(const char *list, char *out, size_t len)
+{
+    int n = 0;
+    for (const char *p = list;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t l = strcspn(p, ",");
+        size_t e = l;
+        while (e && (p[e - 1] == ' ' || p[e - 1] == '\t'))
+            e--;
+        if (!e || e >= len || n == S_BROKER_ALTS)
+            return -1;
+        snprintf(out + (size_t) n * len, len, "%.*s", (int) e, p);
+        n++;
+        p += l;
+        if (!*p)
+            return n;
+        p++;
+    }
+}
+
+/* broker and broker_key: one or several each (a key rotation). */
+static soffa_err_t
+s_broker_alts(soffa_agent_t *self, const char *config_path, char *why, size_t whylen)
+{
+    int nb = s_split(self->cfg.broker, &self->brokers[0][0], sizeof self->brokers[0]);
+    if (nb < 0) {
+        snprintf(why, whylen, "%s: broker must list 1 to %d endpoints, comma-separated", config_path, S_BROKER_ALTS);
+        return SOFFA_ERR_CONFIG;
+    }
+    char keys[S_BROKER_ALTS][512];
+    int nk = s_split(self->cfg.broker_key, &keys[0][0], sizeof keys[0]);
+    if (nk < 0) {
+        snprintf(why, whylen, "%s: broker_key must list 1 to %d keys, comma-separated", config_path, S_BROKER_ALTS);
+        return SOFFA_ERR_CONFIG;
+    }
+    for (int i = 0; i < nk; i++) {
+        char path[1024];
+        if (soffa_keys_valid_z85(keys[i])) {
+            memcpy(self->broker_keys[i], keys[i], 41);
+        } else if (!soffa_cfg_path(config_path, keys[i], path, sizeof path)
+                   || soffa_keys_load_public(path, self->broker_keys[i]) != SOFFA_OK) {
+            snprintf(why, whylen, "%s: broker_key '%.100s' is neither a Z85 key nor a readable key file", config_path,
+                     keys[i]);
+            return SOFFA_ERR_CONFIG;
+        }
+    }
+    self->n_brokers = (size_t) nb;
+    self->n_broker_keys = (size_t) nk;
+    self->endpoint = self->brokers[0];
+    memcpy(self->broker_pub, self->broker_keys[0], 41);
+    return SOFFA_OK;
+}
+
 soffa_err_t
 soffa_agent_new(soffa_agent_t **out, const char *config_path, char *why, size_t whylen)
 {
@@ -179,15 +248,8 @@ soffa_agent_new(soffa_agent_t **out, const char *config_path, char *why, size_t 
         rc = SOFFA_ERR_CONFIG;
     }
     char path[1024];
-    if (rc == SOFFA_OK) {
-        if (soffa_keys_valid_z85(self->cfg.broker_key)) {
-            memcpy(self->broker_pub, self->cfg.broker_key, 41);
-        } else if (!soffa_cfg_path(config_path, self->cfg.broker_key, path, sizeof path)
-                   || soffa_keys_load_public(path, self->broker_pub) != SOFFA_OK) {
-            snprintf(why, whylen, "%s: broker_key is neither a Z85 key nor a readable key file", config_path);
-            rc = SOFFA_ERR_CONFIG;
-        }
-    }
+    if (rc == SOFFA_OK)
+        rc = s_broker_alts(self, config_path, why, whylen);
     if (rc == SOFFA_OK) {
         soffa_cfg_path(config_path, self->cfg.key, path, sizeof path);
         rc = soffa_keys_load_secret(path, self->pub, self->sec);
@@ -219,8 +281,10 @@ void
 soffa_agent_print_config(const soffa_agent_t *self, FILE *out)
 {
     const s_cfg_t *c = &self->cfg;
-    fprintf(out, "agent.name = %s\nagent.broker = %s\nagent.broker_key = %s\nagent.key = %s\n", c->name, c->broker,
-            self->broker_pub, c->key);
+    fprintf(out, "agent.name = %s\nagent.broker = %s\nagent.broker_key =", c->name, c->broker);
+    for (size_t i = 0; i < self->n_broker_keys; i++)
+        fprintf(out, "%s %s", i ? "," : "", self->broker_keys[i]);
+    fprintf(out, "\nagent.key = %s\n", c->key);
     fprintf(out, "agent.data_dir = %s\nagent.control = %s\nagent.log_level = %s\nagent.window = %lld\n",
             self->data_path, self->control_path, c->log_level, (long long) c->window);
     fprintf(out, "agent.heartbeat_ms = %lld\nagent.reconnect_max_ms = %lld\nagent.hook = %s\n",
@@ -333,17 +397,32 @@ static void s_watch_wake(soffa_agent_t *self);
 static void
 s_connect(soffa_agent_t *self)
 {
-    soffa_client_opts_t o = {.endpoint = self->cfg.broker, .server_public = self->broker_pub,
+    size_t total = self->n_brokers * self->n_broker_keys;
+    self->endpoint = self->brokers[self->cand / self->n_broker_keys];
+    memcpy(self->broker_pub, self->broker_keys[self->cand % self->n_broker_keys], 41);
+    soffa_client_opts_t o = {.endpoint = self->endpoint, .server_public = self->broker_pub,
                              .public_key = self->pub, .secret_key = self->sec, .name = self->cfg.name,
                              .timeout_ms = 1000, .zmq_ctx = self->ctx};
     soffa_frame_t w;
     soffa_err_t rc = soffa_client_connect(&self->client, &o, &w);
+    if (rc != SOFFA_OK && ++self->cand_tried < total) {
+        /* Another endpoint or key is listed: try it on the next turn. */
+        soffa_debug("broker %s with key %.8s... did not answer (%s); trying the next", self->endpoint, self->broker_pub,
+                    soffa_strerror(rc));
+        self->cand = (self->cand + 1) % total;
+        self->next_connect = soffa_mono_us();
+        return;
+    }
     if (rc != SOFFA_OK) {
+        self->cand_tried = 0;
+        self->cand = (self->cand + 1) % total;
+        const char *what = total > 1 ? "no endpoint with any listed key" : self->endpoint;
         if (self->backoff_ms >= self->cfg.reconnect_max_ms)
-            soffa_debug("broker %s still unreachable (%s)", self->cfg.broker, soffa_strerror(rc));
+            soffa_debug("broker %s still unreachable (%s)", what, soffa_strerror(rc));
         else
-            soffa_info("broker %s unreachable (%s); retrying in %lld ms", self->cfg.broker,
-                       rc == SOFFA_ERR_TIMEOUT ? "no answer; is it up, and is this agent's key in its configuration?"
+            soffa_info("broker %s unreachable (%s); retrying in %lld ms", what,
+                       rc == SOFFA_ERR_TIMEOUT ? "no answer; is it up, is broker_key its key, and is this agent's key "
+                                                 "in its configuration?"
                                                : soffa_strerror(rc),
                        (long long) self->backoff_ms);
         self->next_connect = soffa_mono_us() + self->backoff_ms * 1000;
@@ -352,6 +431,7 @@ s_connect(soffa_agent_t *self)
         return;
     }
     self->backoff_ms = 200;
+    self->cand_tried = 0;   /* the pair that answered is tried first next time */
     self->role = w.role;
     snprintf(self->mailbox, sizeof self->mailbox, "%s", w.n_mailboxes ? w.mailboxes[0] : "");
     self->broker_heartbeat_ms = w.heartbeat_ms;
@@ -359,8 +439,9 @@ s_connect(soffa_agent_t *self)
     int64_t now = soffa_mono_us();
     self->last_heard = now;
     self->next_ping = now;
-    soffa_info("connected to %s as %s (%s)%s%s", self->cfg.broker, self->cfg.name, soffa_role_name(self->role),
-               self->mailbox[0] ? ", reading " : "", self->mailbox);
+    soffa_info("connected to %s as %s (%s)%s%s%s%.8s%s", self->endpoint, self->cfg.name, soffa_role_name(self->role),
+               self->mailbox[0] ? ", reading " : "", self->mailbox, total > 1 ? "; broker key " : "",
+               total > 1 ? self->broker_pub : "", total > 1 ? "..." : "");
     if (self->mailbox[0]) {
         soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = (uint32_t) self->cfg.window};
         snprintf(sub.mailbox, sizeof sub.mailbox, "%s", self->mailbox);
@@ -1157,7 +1238,7 @@ s_status_json(soffa_agent_t *self)
     soffa_box_await_scan(self->box, s_overdue_one, &o);
     json_t *st = json_pack("{s:b, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:{s:I, s:I}}", "ok", 1, "agent", self->cfg.name,
                      "role", soffa_role_name(self->role), "connected", self->client != NULL, "broker_endpoint",
-                     self->cfg.broker, "mailbox", self->mailbox, "outbox", (json_int_t) soffa_box_outbox_count(self->box),
+                     self->endpoint, "mailbox", self->mailbox, "outbox", (json_int_t) soffa_box_outbox_count(self->box),
                      "inbox", (json_int_t) total, "inbox_new", (json_int_t) fresh, "inbox_failed", (json_int_t) failed,
                      "last_delivery", ts, "refused", (json_int_t) self->refused, "overdue", "signals",
                      (json_int_t) o.signals, "referrals", (json_int_t) o.referrals);

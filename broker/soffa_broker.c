@@ -42,6 +42,7 @@
 #include "soffa_cfg.h"
 #include "soffa_log.h"
 #include "soffa_notify.h"
+#include "soffa_time.h"
 
 #include "soffa_session.h"
 #include "soffa_delivery.h"
@@ -73,6 +74,9 @@ static const soffa_cfg_key_t s_broker_keys[] = {
     {"heartbeat_ms", SOFFA_CFG_INT, "2000", 100, 60000, offsetof(soffa_broker_cfg_t, heartbeat_ms), 0, "how often agents must be heard from"},
     {"expiry_ms", SOFFA_CFG_INT, "10000", 500, 3600000, offsetof(soffa_broker_cfg_t, expiry_ms), 0, "silence after which a session is dropped"},
     {"sessions_per_agent", SOFFA_CFG_INT, "4", 1, 64, offsetof(soffa_broker_cfg_t, sessions_per_agent), 0, "live sessions one agent key may hold; a newer one closes the oldest"},
+    {"previous_endpoint", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, previous_endpoint), 256, "during a key rotation: the endpoint of the previous key (tcp:// or ipc://)"},
+    {"previous_secret_key", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, previous_secret_key), 512, "during a key rotation: the previous key file"},
+    {"previous_until", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, previous_until), 40, "during a key rotation: the last day (YYYY-MM-DD, Stockholm) or the instant (RFC 3339) the previous key is served"},
 };
 static const soffa_cfg_key_t s_store_keys[] = {
     {"map_size", SOFFA_CFG_SIZE, "1GiB", 64 * 1024, (int64_t) 1 << 42, offsetof(soffa_broker_cfg_t, map_size), 0, "largest size of the store"},
@@ -92,6 +96,43 @@ static const soffa_cfg_key_t s_metrics_keys[] = {
 static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(soffa_broker_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
 };
+
+/* A key rotation's three settings come together, and the window has an
+ * end: previous_until as a day (the previous key is served to its end,
+ * Stockholm time) or an instant. */
+static soffa_err_t
+s_rotation_check(const char *config_path, soffa_broker_cfg_t *cfg, char *why, size_t whylen)
+{
+    int set = !!cfg->previous_endpoint[0] + !!cfg->previous_secret_key[0] + !!cfg->previous_until[0];
+    cfg->previous_until_us = 0;
+    if (set == 0)
+        return SOFFA_OK;
+    if (set != 3) {
+        snprintf(why, whylen, "%s: a key rotation needs all three of previous_endpoint, previous_secret_key and "
+                              "previous_until in [broker] (or none)", config_path);
+        return SOFFA_ERR_CONFIG;
+    }
+    soffa_date_t d;
+    if (soffa_date_parse(cfg->previous_until, &d)) {
+        soffa_date_t next = soffa_date_from_us(soffa_date_local_start_us(d) + 36LL * 3600 * 1000000);
+        cfg->previous_until_us = soffa_date_local_start_us(next);
+    } else if (!soffa_time_parse(cfg->previous_until, &cfg->previous_until_us)) {
+        snprintf(why, whylen, "%s: previous_until must be a day (2027-03-01: the previous key is served to its end, "
+                              "Stockholm time) or an instant (2027-03-01T12:00:00+01:00), not '%s'",
+                 config_path, cfg->previous_until);
+        return SOFFA_ERR_CONFIG;
+    }
+    if (!strcmp(cfg->previous_endpoint, cfg->endpoint) || !strcmp(cfg->previous_endpoint, cfg->ipc_endpoint)) {
+        snprintf(why, whylen, "%s: previous_endpoint must differ from endpoint and ipc_endpoint: one CurveZMQ "
+                              "socket serves one key, so the previous key needs an endpoint of its own", config_path);
+        return SOFFA_ERR_CONFIG;
+    }
+    if (!strcmp(cfg->previous_secret_key, cfg->secret_key)) {
+        snprintf(why, whylen, "%s: previous_secret_key is the same file as secret_key", config_path);
+        return SOFFA_ERR_CONFIG;
+    }
+    return SOFFA_OK;
+}
 
 /* Reads the whole file into cfg and a new table of agents (*agents, NULL
  * on failure). Used at start and by every reload. */
@@ -121,6 +162,8 @@ s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agent
         snprintf(why, whylen, "%s: expiry_ms must be at least twice heartbeat_ms", config_path);
         rc = SOFFA_ERR_CONFIG;
     }
+    if (rc == SOFFA_OK)
+        rc = s_rotation_check(config_path, cfg, why, whylen);
     if (rc == SOFFA_OK && cfg->metrics_listen[0]) {
         char what[1100];
         snprintf(what, sizeof what, "%s: [metrics] listen", config_path);
@@ -328,6 +371,12 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
             c->data_dir, c->log_level);
     fprintf(out, "broker.heartbeat_ms = %lld\nbroker.expiry_ms = %lld\nbroker.sessions_per_agent = %lld\n",
             (long long) c->heartbeat_ms, (long long) c->expiry_ms, (long long) c->sessions_per_agent);
+    if (c->previous_until_us) {
+        char until[32];
+        soffa_time_format_local_rfc3339(c->previous_until_us, until);
+        fprintf(out, "broker.previous_endpoint = %s\nbroker.previous_secret_key = %s\nbroker.previous_until = %s\n",
+                c->previous_endpoint, c->previous_secret_key, until);
+    }
     fprintf(out, "store.map_size = %zu\nstore.batch_max = %lld\nstore.cursor_flush_ms = %lld\n", c->map_size,
             (long long) c->batch_max, (long long) c->cursor_flush_ms);
     fprintf(out, "delivery.window_max = %lld\n", (long long) c->window_max);
@@ -363,12 +412,19 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
 static bool
 s_send_raw(soffa_broker_t *self, const uint8_t *rid, const void *buf, size_t len)
 {
-    if (zmq_send(self->router, rid, SOFFA_RID_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    /* The routing id as libzmq gave it, on the socket it came from. */
+    void *router = rid[0] == SOFFA_RID_PREVIOUS ? self->router_prev : self->router;
+    if (!router)
+        return false;
+    uint8_t id[SOFFA_RID_LEN];
+    memcpy(id, rid, SOFFA_RID_LEN);
+    id[0] = 0;
+    if (zmq_send(router, id, SOFFA_RID_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (errno != EAGAIN)
             soffa_debug("peer gone while sending (%s)", zmq_strerror(errno));
         return false;
     }
-    return zmq_send(self->router, buf, len, ZMQ_DONTWAIT) >= 0;
+    return zmq_send(router, buf, len, ZMQ_DONTWAIT) >= 0;
 }
 
 bool
@@ -411,6 +467,9 @@ s_on_hello(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
     }
     if (s->state == SOFFA_SESS_NEW) {
         soffa_info("%s (%s) connected as %s", s->id->name, soffa_role_name(s->id->role), f->text);
+        if (s->rid[0] == SOFFA_RID_PREVIOUS)
+            soffa_warn("%s connected with the broker's previous key, served until %s: give it broker_key = the new "
+                       "key (and the new endpoint)", s->id->name, self->cfg.previous_until);
         soffa_session_set_state(s, SOFFA_SESS_READY);
     }
     soffa_broker_send(self, s->rid, &w);
@@ -487,19 +546,19 @@ s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t 
 #define S_READ_MAX 256
 
 static void
-s_read_router(soffa_broker_t *self)
+s_read_router(soffa_broker_t *self, void *router, uint8_t which)
 {
     for (int64_t i = 0; i < S_READ_MAX; i++) {
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
-        if (zmq_msg_recv(&rid, self->router, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&rid, router, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid);
             self->last_drain = soffa_mono_us();   /* everything queued has been read */
             return;
         }
         zmq_msg_init(&body);
         int more = zmq_msg_more(&rid);
-        if (!more || zmq_msg_recv(&body, self->router, ZMQ_DONTWAIT) < 0) {
+        if (!more || zmq_msg_recv(&body, router, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid);
             zmq_msg_close(&body);
             continue;
@@ -509,7 +568,7 @@ s_read_router(soffa_broker_t *self)
         while (zmq_msg_more(&body)) {
             zmq_msg_t x;
             zmq_msg_init(&x);
-            if (zmq_msg_recv(&x, self->router, ZMQ_DONTWAIT) < 0) {
+            if (zmq_msg_recv(&x, router, ZMQ_DONTWAIT) < 0) {
                 zmq_msg_close(&x);
                 break;
             }
@@ -526,14 +585,15 @@ s_read_router(soffa_broker_t *self)
         soffa_ident_t *ident = user && strlen(user) == 40 && zmq_z85_decode(key, user)
                                    ? soffa_idtable_by_key(self->agents, key) : NULL;
         const soffa_identity_t *id = ident ? &ident->id : NULL;
-        const uint8_t *r = zmq_msg_data(&rid);
+        const uint8_t *raw = zmq_msg_data(&rid);
+        uint8_t r[SOFFA_RID_LEN] = {0};
         int fd = zmq_msg_get(&body, ZMQ_SRCFD);
         if (!id || fd < 0) {
             zmq_msg_close(&rid);
             zmq_msg_close(&body);
             continue;
         }
-        if (zmq_msg_size(&rid) != SOFFA_RID_LEN || r[0] != 0) {
+        if (zmq_msg_size(&rid) != SOFFA_RID_LEN || raw[0] != 0) {
             /* A routing id the client chose: never a session (it could name
              * another's, or the next one libzmq would give out). */
             if (self->foreign_rids++ % 1024 == 0)
@@ -543,6 +603,13 @@ s_read_router(soffa_broker_t *self)
             zmq_msg_close(&body);
             continue;
         }
+        if (which == SOFFA_RID_PREVIOUS && self->prev_state != 1) {
+            zmq_msg_close(&rid);   /* the previous key's window is over: its socket is closing */
+            zmq_msg_close(&body);
+            continue;
+        }
+        memcpy(r, raw, SOFFA_RID_LEN);
+        r[0] = which;
         soffa_session_t *s = soffa_map_get(self->sessions, r, SOFFA_RID_LEN);
         bool other_key = s && (memcmp(s->key, key, 32) != 0 || (s->ident != ident && s->state != SOFFA_SESS_CLOSED));
         if (s && (other_key || s->fd != fd))
@@ -569,6 +636,151 @@ s_read_router(soffa_broker_t *self)
 }
 
 /* ---- Open, run, destroy --------------------------------------------------------------- */
+
+/* A CURVE ROUTER with the broker's options, its monitor, bound to ep (and
+ * ipc when given). */
+static soffa_err_t
+s_router_open(soffa_broker_t *self, void **router_p, void **monitor_p, const char *secret, const char *monitor_addr,
+              const char *ep, const char *ipc, char *why, size_t whylen)
+{
+    void *router = *router_p = zmq_socket(self->ctx, ZMQ_ROUTER);
+    if (!router) {
+        snprintf(why, whylen, "cannot make a socket: %s", zmq_strerror(errno));
+        return SOFFA_ERR_TRANSPORT;
+    }
+    int one = 1, sndhwm = S_SNDHWM, rcvhwm = S_RCVHWM, linger = 2000;
+    int64_t maxmsg = S_MAX_WIRE_IN;
+    zmq_setsockopt(router, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, secret, 41);
+    zmq_setsockopt(router, ZMQ_ZAP_DOMAIN, "soffa", 5);
+    zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
+    zmq_setsockopt(router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    /* A national rollout reconnects all at once after a restart: with
+     * ZeroMQ's default backlog of 100, the rest wait out TCP's SYN retries
+     * (1 s, 3 s, ...). The kernel caps this at net.core.somaxconn. */
+    int backlog = 4096;
+    zmq_setsockopt(router, ZMQ_BACKLOG, &backlog, sizeof backlog);
+    zmq_setsockopt(router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    /* Sessions end with their connections: the monitor says when one goes. */
+    if (zmq_socket_monitor(router, monitor_addr, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0
+        || !(*monitor_p = zmq_socket(self->ctx, ZMQ_PAIR)) || zmq_connect(*monitor_p, monitor_addr) != 0) {
+        snprintf(why, whylen, "cannot watch the connections: %s", zmq_strerror(errno));
+        return SOFFA_ERR_TRANSPORT;
+    }
+    /* A local (ipc) socket is the broker user's own (0600), whatever the
+     * umask: other local users get no connection to try keys on. */
+    const char *eps[2] = {ep, ipc};
+    for (int i = 0; i < 2; i++) {
+        if (!eps[i] || !eps[i][0])
+            continue;
+        mode_t old = umask(077);
+        int brc = zmq_bind(router, eps[i]);
+        umask(old);
+        if (brc != 0) {
+            snprintf(why, whylen, "cannot listen on %s: %s", eps[i], zmq_strerror(errno));
+            return SOFFA_ERR_TRANSPORT;
+        }
+    }
+    return SOFFA_OK;
+}
+
+/* During a key rotation, the previous key on its own endpoint until
+ * previous_until; once that has passed, nothing (and the log says so). */
+static soffa_err_t
+s_previous_open(soffa_broker_t *self, char *why, size_t whylen)
+{
+    const soffa_broker_cfg_t *c = &self->cfg;
+    if (!c->previous_until_us)
+        return SOFFA_OK;
+    char until[32];
+    soffa_time_format_local_rfc3339(c->previous_until_us, until);
+    if (soffa_now_us() >= c->previous_until_us) {
+        soffa_warn("the previous key's window ended at %s: it is not served; remove previous_endpoint, "
+                   "previous_secret_key and previous_until from [broker]", until);
+        return SOFFA_OK;
+    }
+    char path[1024];
+    if (!soffa_cfg_path(self->config_path, c->previous_secret_key, path, sizeof path))
+        return SOFFA_ERR_CONFIG;
+    soffa_err_t rc = soffa_keys_load_secret(path, self->prev_public, self->prev_secret);
+    if (rc != SOFFA_OK) {
+        snprintf(why, whylen, "[broker] previous_secret_key %s: %s%s", path, soffa_strerror(rc),
+                 rc == SOFFA_ERR_PERMISSION ? " (the key file must be 0600)" : "");
+        return rc;
+    }
+    if (!strcmp(self->prev_public, self->public_key)) {
+        snprintf(why, whylen, "[broker] previous_secret_key %s holds the same key as secret_key", path);
+        return SOFFA_ERR_CONFIG;
+    }
+    rc = s_router_open(self, &self->router_prev, &self->monitor_prev, self->prev_secret, SOFFA_MONITOR "-previous",
+                       c->previous_endpoint, NULL, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    self->prev_state = 1;
+    soffa_info("key rotation: the previous key %.8s... is served on %s until %s; the key %.8s... on %s", self->prev_public,
+               c->previous_endpoint, until, self->public_key, c->endpoint);
+    return SOFFA_OK;
+}
+
+typedef struct {
+    soffa_broker_t *self;
+    bool forget;                      /* false: close with a reason; true: forget */
+    soffa_session_t *found;
+} s_prev_t;
+
+static int
+s_prev_session(void *ctx, const void *k, size_t kl, void *v)
+{
+    (void) k;
+    (void) kl;
+    s_prev_t *p = ctx;
+    soffa_session_t *s = v;
+    if (s->rid[0] != SOFFA_RID_PREVIOUS)
+        return 0;
+    if (p->forget) {
+        p->found = s;   /* forgotten by the caller: the map must not change here */
+        return 1;
+    }
+    if (s->state != SOFFA_SESS_CLOSED) {
+        char why[300];
+        snprintf(why, sizeof why, "the broker's previous key was retired at %s: configure broker_key with its new key "
+                 "(and broker with the new endpoint)", p->self->cfg.previous_until);
+        soffa_session_close(p->self, s, SOFFA_ERR_SESSION_CLOSED, why);
+    }
+    return 0;
+}
+
+/* The end of a key rotation's window: the previous key's sessions are
+ * closed with a reason, and a moment later its socket goes. */
+static void
+s_previous_tick(soffa_broker_t *self)
+{
+    if (self->prev_state == 1 && soffa_now_us() >= self->cfg.previous_until_us) {
+        s_prev_t p = {self, false, NULL};
+        soffa_map_each(self->sessions, s_prev_session, &p);
+        self->prev_state = 2;
+        self->prev_closing_at = soffa_mono_us();
+        soffa_warn("key rotation: the previous key's window ended (%s); its sessions are closed", self->cfg.previous_until);
+    } else if (self->prev_state == 2 && soffa_mono_us() >= self->prev_closing_at + SOFFA_CLOSE_GRACE_US + 500000) {
+        for (;;) {
+            s_prev_t p = {self, true, NULL};
+            soffa_map_each(self->sessions, s_prev_session, &p);
+            if (!p.found)
+                break;
+            soffa_session_forget(self, p.found, "the previous key's endpoint closed");
+        }
+        zmq_socket_monitor(self->router_prev, NULL, 0);
+        zmq_close(self->monitor_prev);
+        zmq_close(self->router_prev);
+        self->monitor_prev = self->router_prev = NULL;
+        self->prev_state = 0;
+        explicit_bzero(self->prev_secret, sizeof self->prev_secret);
+        soffa_info("key rotation: %s closed; only the key %.8s... is served now", self->cfg.previous_endpoint,
+                   self->public_key);
+    }
+}
 
 soffa_err_t
 soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
@@ -626,43 +838,13 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
         snprintf(why, whylen, "cannot start the authentication handler: %s", zmq_strerror(errno));
         return SOFFA_ERR_TRANSPORT;
     }
-    self->router = zmq_socket(self->ctx, ZMQ_ROUTER);
-    int one = 1, sndhwm = S_SNDHWM, rcvhwm = S_RCVHWM, linger = 2000;
-    int64_t maxmsg = S_MAX_WIRE_IN;
-    zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &one, sizeof one);
-    zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, self->secret_key, 41);
-    zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, "soffa", 5);
-    zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    zmq_setsockopt(self->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
-    zmq_setsockopt(self->router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
-    zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
-    /* A national rollout reconnects all at once after a restart: with
-     * ZeroMQ's default backlog of 100, the rest wait out TCP's SYN retries
-     * (1 s, 3 s, ...). The kernel caps this at net.core.somaxconn. */
-    int backlog = 4096;
-    zmq_setsockopt(self->router, ZMQ_BACKLOG, &backlog, sizeof backlog);
-    zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    /* Sessions end with their connections: the monitor says when one goes. */
-    if (zmq_socket_monitor(self->router, SOFFA_MONITOR, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0
-        || !(self->monitor = zmq_socket(self->ctx, ZMQ_PAIR)) || zmq_connect(self->monitor, SOFFA_MONITOR) != 0) {
-        snprintf(why, whylen, "cannot watch the connections: %s", zmq_strerror(errno));
-        return SOFFA_ERR_TRANSPORT;
-    }
-    if (zmq_bind(self->router, self->cfg.endpoint) != 0) {
-        snprintf(why, whylen, "cannot listen on %s: %s", self->cfg.endpoint, zmq_strerror(errno));
-        return SOFFA_ERR_TRANSPORT;
-    }
-    if (self->cfg.ipc_endpoint[0]) {
-        /* The local socket is the broker user's own (0600), whatever the
-         * umask: other local users get no connection to try keys on. */
-        mode_t old = umask(077);
-        int brc = zmq_bind(self->router, self->cfg.ipc_endpoint);
-        umask(old);
-        if (brc != 0) {
-            snprintf(why, whylen, "cannot listen on %s: %s", self->cfg.ipc_endpoint, zmq_strerror(errno));
-            return SOFFA_ERR_TRANSPORT;
-        }
-    }
+    rc = s_router_open(self, &self->router, &self->monitor, self->secret_key, SOFFA_MONITOR, self->cfg.endpoint,
+                       self->cfg.ipc_endpoint, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    rc = s_previous_open(self, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
     rc = soffa_metrics_listen(self, why, whylen);
     if (rc != SOFFA_OK)
         return rc;
@@ -703,10 +885,12 @@ s_pump_replays(soffa_broker_t *self)
 soffa_err_t
 soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
 {
-    zmq_pollitem_t items[5] = {{self->router, 0, ZMQ_POLLIN, 0}, {self->zap, 0, ZMQ_POLLIN, 0},
-                               {NULL, self->done_fd, ZMQ_POLLIN, 0}, {self->monitor, 0, ZMQ_POLLIN, 0},
-                               {NULL, soffa_metrics_fd(self), ZMQ_POLLIN, 0}};
-    int n_items = items[4].fd >= 0 ? 5 : 4;   /* a scrape waiting for its answer */
+    /* The sockets, then what is there only sometimes: a scrape waiting for
+     * its answer, the previous key's socket during a rotation. */
+    enum { I_ROUTER, I_ZAP, I_DONE, I_MONITOR, I_MAX = 7 };
+    zmq_pollitem_t items[I_MAX] = {{self->router, 0, ZMQ_POLLIN, 0}, {self->zap, 0, ZMQ_POLLIN, 0},
+                                   {NULL, self->done_fd, ZMQ_POLLIN, 0}, {self->monitor, 0, ZMQ_POLLIN, 0}};
+    int i_metrics = -1, i_prev = -1;
     int64_t now = soffa_mono_us();
     self->last_drain = now;
     self->next_flush = now + self->cfg.cursor_flush_ms * 1000;
@@ -722,6 +906,17 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig
             soffa_notify_ready(NULL);
         }
         bool busy = self->replaying || self->followups;
+        int n_items = I_MONITOR + 1;
+        i_metrics = i_prev = -1;
+        if (soffa_metrics_fd(self) >= 0) {
+            i_metrics = n_items++;
+            items[i_metrics] = (zmq_pollitem_t) {NULL, soffa_metrics_fd(self), ZMQ_POLLIN, 0};
+        }
+        if (self->router_prev) {
+            i_prev = n_items;
+            items[n_items++] = (zmq_pollitem_t) {self->router_prev, 0, ZMQ_POLLIN, 0};
+            items[n_items++] = (zmq_pollitem_t) {self->monitor_prev, 0, ZMQ_POLLIN, 0};
+        }
         int n = zmq_poll(items, n_items, busy ? 0 : 50);
         if (n < 0 && errno != EINTR) {
             soffa_error("poll failed: %s", zmq_strerror(errno));
@@ -729,19 +924,23 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig
         }
         /* Connections that went away first: a frame read below must never
          * land in a session whose connection is gone. */
-        if (n > 0 && (items[3].revents & ZMQ_POLLIN))
-            soffa_session_monitor(self);
-        if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+        if (n > 0 && (items[I_MONITOR].revents & ZMQ_POLLIN))
+            soffa_session_monitor(self, self->monitor);
+        if (n > 0 && i_prev >= 0 && (items[i_prev + 1].revents & ZMQ_POLLIN))
+            soffa_session_monitor(self, self->monitor_prev);
+        if (n > 0 && (items[I_ZAP].revents & ZMQ_POLLIN))
             soffa_zap_handle(self);
-        if (n > 0 && n_items > 4 && (items[4].revents & ZMQ_POLLIN))
+        if (n > 0 && i_metrics >= 0 && (items[i_metrics].revents & ZMQ_POLLIN))
             soffa_metrics_answer(self);
         uint64_t before = self->published;
-        if (n > 0 && (items[2].revents & ZMQ_POLLIN))
+        if (n > 0 && (items[I_DONE].revents & ZMQ_POLLIN))
             soffa_commit_flight_wait(self);   /* done: answer it */
-        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
-            s_read_router(self);
+        if (n > 0 && (items[I_ROUTER].revents & ZMQ_POLLIN))
+            s_read_router(self, self->router, SOFFA_RID_MAIN);
         else if (n == 0)
             self->last_drain = soffa_mono_us();   /* nothing was waiting */
+        if (n > 0 && i_prev >= 0 && (items[i_prev].revents & ZMQ_POLLIN))
+            s_read_router(self, self->router_prev, SOFFA_RID_PREVIOUS);
         soffa_publish_followups_run(self);
         soffa_commit_submit(self);   /* what was read (and a due checkpoint) goes to the writer once it is free */
         if (self->published != before || self->followups)
@@ -755,6 +954,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig
         if (now >= self->next_expiry) {
             soffa_session_expire(self);
             soffa_session_cut_due(self);
+            s_previous_tick(self);
             soffa_status_await_tick(self);
             /* Peers whose queue was full get another chance. */
             s_wake_all(self);
@@ -841,6 +1041,13 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         free(f->rec.body);
         free(f);
     }
+    if (self->monitor_prev)
+        zmq_close(self->monitor_prev);
+    if (self->router_prev) {
+        zmq_socket_monitor(self->router_prev, NULL, 0);
+        zmq_close(self->router_prev);
+    }
+    explicit_bzero(self->prev_secret, sizeof self->prev_secret);
     if (self->monitor)
         zmq_close(self->monitor);
     if (self->router) {

@@ -27,6 +27,11 @@
 #include "soffa_wire.h"
 
 #define SOFFA_RID_LEN 5                /* the routing ids libzmq gives: 0x00 + 4 bytes */
+/* Inside the broker a routing id's first byte (always 0 from libzmq) names
+ * the socket the connection came on, so that the ids two ROUTER sockets
+ * give out never collide: */
+#define SOFFA_RID_MAIN 0               /* the endpoint(s) of the broker's key */
+#define SOFFA_RID_PREVIOUS 1           /* the previous key's endpoint, during a key rotation */
 #define SOFFA_REPLAY_WINDOW 256        /* replay deliveries unacknowledged, unless the auditor asks */
 #define SOFFA_REPLAY_SCAN_MAX 1024     /* records a replay examines before others get a turn */
 #define SOFFA_SLOW_START 16            /* a reader's first window; it doubles with each proof of reading */
@@ -59,6 +64,10 @@ typedef struct {
     int64_t sessions_per_agent;    /* live sessions one key may hold */
     char signing_key[512];         /* checkpoint signing key (outside data_dir) */
     char metrics_listen[128];      /* [metrics] listen: HOST:PORT of the Prometheus endpoint, "" off */
+    char previous_endpoint[256];   /* during a key rotation: where the previous key is served */
+    char previous_secret_key[512]; /* ... the previous key file */
+    char previous_until[40];       /* ... until this day (Stockholm) or instant */
+    int64_t previous_until_us;     /* previous_until as an instant (Unix µs); 0 when no rotation */
 } soffa_broker_cfg_t;
 
 /* Session states. A replay opens with an access record that must be
@@ -212,6 +221,12 @@ struct soffa_broker {
     char data_path[1024];
     soffa_store_t *store;
     void *ctx, *router, *zap, *monitor;
+    /* A key rotation's window: the previous key on an endpoint of its own
+     * (one CURVE socket has one key), served until cfg.previous_until_us. */
+    void *router_prev, *monitor_prev;
+    char prev_public[41], prev_secret[41];
+    int prev_state;                   /* 0 none/gone, 1 served, 2 its sessions closed, socket closing */
+    int64_t prev_closing_at;          /* monotonic µs: when state 2 began */
     soffa_map_t *sessions;            /* routing id -> session */
     soffa_map_t *by_fd;               /* socket fd -> session */
     soffa_session_t *lru_head, *lru_tail;

@@ -50,8 +50,12 @@ soffa_metrics_listen(soffa_broker_t *self, char *why, size_t whylen)
     char what[1100];
     snprintf(what, sizeof what, "%s: [metrics] listen", self->config_path);
     soffa_err_t rc = soffa_prom_open(&self->metrics->prom, self->cfg.metrics_listen, what, why, whylen);
-    if (rc == SOFFA_OK)
-        soffa_info("metrics on http://%s/metrics", self->cfg.metrics_listen);
+    if (rc == SOFFA_OK) {
+        /* The port it got (port 0 asks for any free one). */
+        const char *colon = strrchr(self->cfg.metrics_listen, ':');
+        soffa_info("metrics on http://%.*s:%d/metrics", (int) (colon - self->cfg.metrics_listen), self->cfg.metrics_listen,
+                   soffa_prom_port(self->metrics->prom));
+    }
     return rc;
 }
 
@@ -159,9 +163,16 @@ s_box_cmp(const void *a, const void *b)
     return strcmp(((const s_box_t *) a)->st.mailbox, ((const s_box_t *) b)->st.mailbox);
 }
 
+#define S_PREV_NAMES 64   /* agents named in soffa_broker_previous_key_sessions (the rest summed as "...") */
+
 typedef struct {
     uint64_t live[SOFFA_ROLE_BROKER + 1];
     uint64_t closed;
+    struct {
+        const char *name;
+        uint64_t n;
+    } prev[S_PREV_NAMES + 1];       /* live sessions on the previous key, by agent */
+    size_t n_prev;
 } s_sessions_t;
 
 static int
@@ -175,6 +186,16 @@ s_session(void *ctx, const void *k, size_t kl, void *v)
         c->closed++;
     else if ((unsigned) s->id->role <= SOFFA_ROLE_BROKER)
         c->live[s->id->role]++;
+    if (s->state != SOFFA_SESS_CLOSED && s->rid[0] == SOFFA_RID_PREVIOUS) {
+        size_t i = 0;
+        while (i < c->n_prev && i < S_PREV_NAMES && strcmp(c->prev[i].name, s->id->name))
+            i++;
+        if (i == c->n_prev) {
+            c->prev[i].name = i < S_PREV_NAMES ? s->id->name : "...";
+            c->n_prev++;
+        }
+        c->prev[i].n++;
+    }
     return 0;
 }
 
@@ -298,6 +319,16 @@ soffa_metrics_render(soffa_broker_t *self, soffa_prom_text_t *t)
     }
     soffa_prom_family(t, "soffa_broker_sessions_closing", "gauge", "sessions closed, their connection not yet gone");
     soffa_prom_sample(t, "soffa_broker_sessions_closing", NULL, (double) ss.closed);
+    soffa_prom_family(t, "soffa_broker_previous_key_until_seconds", "gauge",
+                      "during a key rotation: until when the previous key is served (Unix time; 0: no rotation)");
+    soffa_prom_sample(t, "soffa_broker_previous_key_until_seconds", NULL,
+                      self->prev_state == 1 ? (double) (self->cfg.previous_until_us / 1000000) : 0);
+    soffa_prom_family(t, "soffa_broker_previous_key_sessions", "gauge",
+                      "live sessions on the previous key's endpoint, by agent: who still has to move to the new key");
+    for (size_t i = 0; i < ss.n_prev; i++) {
+        soffa_prom_label(l, sizeof l, "", "agent", ss.prev[i].name);
+        soffa_prom_sample(t, "soffa_broker_previous_key_sessions", l, (double) ss.prev[i].n);
+    }
     soffa_prom_family(t, "soffa_broker_agents", "gauge", "agents in the configuration in force");
     soffa_prom_sample(t, "soffa_broker_agents", NULL, (double) soffa_idtable_size(self->agents));
     soffa_prom_family(t, "soffa_broker_reloads_total", "counter", "configuration reloads (SIGHUP), taken or refused");

@@ -187,18 +187,18 @@ soffa_session_expire(soffa_broker_t *self)
 /* The router's monitor: a connection closed, or a socket was accepted on an
  * fd that an old session still names. Either way that session is gone. */
 void
-soffa_session_monitor(soffa_broker_t *self)
+soffa_session_monitor(soffa_broker_t *self, void *monitor)
 {
     for (int i = 0; i < 1024; i++) {
         zmq_msg_t ev, addr;
         zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, self->monitor, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&ev, monitor, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&ev);
             return;
         }
         zmq_msg_init(&addr);
         if (zmq_msg_more(&ev))
-            zmq_msg_recv(&addr, self->monitor, 0);
+            zmq_msg_recv(&addr, monitor, 0);
         if (zmq_msg_size(&ev) == 6) {
             uint16_t event;
             uint32_t value;

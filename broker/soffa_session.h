@@ -43,9 +43,9 @@ void soffa_session_cut_due(soffa_broker_t *self);
  * for silence. Oldest first, so this stops at the first one heard recently. */
 void soffa_session_expire(soffa_broker_t *self);
 
-/* The router's monitor: a connection closed, or a socket was accepted on an
+/* A router's monitor: a connection closed, or a socket was accepted on an
  * fd that an old session still names. Either way that session is gone. */
-void soffa_session_monitor(soffa_broker_t *self);
+void soffa_session_monitor(soffa_broker_t *self, void *monitor);
 
 /* A new session for a frame under routing id rid, from agent ident
  * authenticated with key on socket fd; the session takes a reference to

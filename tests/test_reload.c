@@ -290,7 +290,8 @@ Test(reload, a_broken_file_changes_nothing_and_says_why, .timeout = 60)
     cr_assert(log_count(b, "[agent af-1415] role must be school, kaa, social, af or audit, not 'wizard'") == 1,
               "the log does not say what is wrong");
     soffa_client_t *c = NULL;
-    cr_assert_eq(tk_client_try(b, "kaa-1480", false, 500, &c), SOFFA_ERR_TIMEOUT, "an agent of a refused file got in");
+    soffa_err_t rc = tk_client_try(b, "kaa-1480", false, 500, &c);
+    cr_assert_eq(rc, SOFFA_ERR_TIMEOUT, "an agent of a refused file got in (%s)", soffa_errname(rc));
     cr_assert_eq(tk_client_try(b, "kaa-1419", false, 2000, &c), SOFFA_OK, "an agent the refused file removed was shut out");
     soffa_client_close(&c);
     char why[256] = "";
