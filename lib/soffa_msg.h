@@ -4,15 +4,9 @@
  *  generated protobuf-c types: broker and agents decode, validate, read the
  *  flat soffa_msg_view_t, convert to and from JSON, and encode.
  *
- *  JSON form: field names as in proto/soffa_msg.proto; enumerations as their
- *  value names without the prefix ("SL_15_15_ABSENCE"; the prefixed name is
- *  accepted too); 16-byte ids as UUID text; other bytes as hex; business
- *  dates as "YYYY-MM-DD"; instants as integer Unix microseconds. The payload
- *  is one key named after its type, e.g. {"absence_reported": {...}}.
- *
- *  soffa_msg_validate() is the one validation every part of soffa calls:
- *  identifier checksums, known municipality codes, enum ranges, string
- *  lengths and the fields each type requires.
+ *  This module holds the codec, the names, the flat view and the messages
+ *  the broker writes itself; the JSON form is soffa_msg_json, validation
+ *  soffa_msg_valid (both included below).
  */
 #ifndef SOFFA_MSG_H
 #define SOFFA_MSG_H
@@ -176,31 +170,6 @@ soffa_err_t soffa_msg_referral_withdrawn(const soffa_msg_t *referral, const uint
                                          const uint8_t cause[16], const uint8_t message_id[16], int64_t now_us,
                                          uint8_t **buf, size_t *len);
 
-/* ---- JSON ---- */
-
-/*  Builds a message from its JSON form. On failure `why` (may be NULL)
- *  names the offending field. Returns SOFFA_OK, SOFFA_ERR_MALFORMED
- *  (not JSON, unknown field, wrong type) or SOFFA_ERR_BAD_FIELD. */
-soffa_err_t soffa_msg_from_json(const char *json, soffa_msg_t **out, char *why, size_t whylen);
-
-/*  Returns the JSON text of msg (compact, keys in schema order), freed by
- *  the caller; NULL when out of memory. */
-char *soffa_msg_to_json(const soffa_msg_t *msg);
-
-/*  Sets field `path` (dotted, e.g. "scope.recipients") of `obj` (a jansson
- *  object holding the JSON form of message part `part`: "message" or a
- *  payload type name such as "absence_reported") from command-line text,
- *  coerced by the schema: numbers, true/false, codes by name, dates as
- *  YYYY-MM-DD, ids as UUID text ("new" makes a fresh UUIDv7), and repeated
- *  fields from comma-separated lists. Returns SOFFA_OK, or
- *  SOFFA_ERR_BAD_FIELD with `why` naming the field and what it takes. */
-soffa_err_t soffa_msg_json_set(void *obj, const char *part, const char *path, const char *text, char *why,
-                               size_t whylen);
-
-/*  True if message part `part` ("message" or a payload type name) has a
- *  field called `field`. */
-bool soffa_msg_has_field(const char *part, const char *field);
-
 /* ---- Reading ---- */
 
 /*  Fills the flat view of msg. */
@@ -227,13 +196,9 @@ soffa_role_t soffa_role_from_name(const char *name);
  *  Both are borrowed from msg. */
 const char *soffa_msg_free_text(const soffa_msg_t *msg, const char **field);
 
-/* ---- Validation ---- */
-
-/*  Checks every field of msg against the schema's rules: required fields per
- *  type, identifier checksums, municipality codes, enum ranges, string
- *  lengths, real dates. now_us is the reference time (0 = now).
- *  On failure `why` (may be NULL) gets "field.path: what is wrong".
- *  Returns SOFFA_OK or the code of the first problem found. */
-soffa_err_t soffa_msg_validate(const soffa_msg_t *msg, int64_t now_us, char *why, size_t whylen);
+/* The JSON form and validation are modules of their own, included here so
+ * that a user of messages includes one header. */
+#include "soffa_msg_json.h"
+#include "soffa_msg_valid.h"
 
 #endif

@@ -1,0 +1,580 @@
+/*  soffa_frame: the broker protocol's frames (see soffa_frame.h). */
+#include "soffa_frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "soffa_wire.pb-c.h"
+
+/* What an encoder fills: the frame and, on the caller's stack, its body and
+ * the arrays the body points into (pack copies what it needs). */
+typedef struct {
+    Soffa__Frame fr;
+    union {
+        Soffa__Hello hello;
+        Soffa__Welcome welcome;
+        Soffa__Publish publish;
+        Soffa__PublishAck publish_ack;
+        Soffa__Error error;
+        Soffa__Subscribe subscribe;
+        Soffa__Deliver deliver;
+        Soffa__Ack ack;
+        Soffa__Credit credit;
+        Soffa__Replay replay;
+        Soffa__ReplayEnd replay_end;
+        Soffa__Ping ping;
+        Soffa__Pong pong;
+        Soffa__StatusRequest status_request;
+        Soffa__StatusReply status_reply;
+        Soffa__ReplayAck replay_ack;
+    } b;
+    Soffa__ReplayFilter filter;
+    char *mailboxes[SOFFA_WELCOME_MAX], *kommuner[SOFFA_WELCOME_MAX];
+    Soffa__MailboxStatus *ms, **ms_ptrs;   /* status reply: freed after packing */
+} s_enc_t;
+
+typedef soffa_err_t (*s_encode_fn)(const soffa_frame_t *f, s_enc_t *e);
+typedef soffa_err_t (*s_decode_fn)(const Soffa__Frame *fr, soffa_frame_t *out);
+
+/* A hash field: absent, or exactly SOFFA_HASH_LEN bytes. */
+static void
+s_hash_put(ProtobufCBinaryData *b, const soffa_frame_t *f)
+{
+    if (f->has_hash)
+        *b = (ProtobufCBinaryData) {SOFFA_HASH_LEN, (uint8_t *) f->hash};
+}
+
+static soffa_err_t
+s_hash_get(ProtobufCBinaryData b, soffa_frame_t *out, bool required)
+{
+    if (b.len == 0 && !required)
+        return SOFFA_OK;
+    if (b.len != SOFFA_HASH_LEN)
+        return SOFFA_ERR_MALFORMED;
+    memcpy(out->hash, b.data, SOFFA_HASH_LEN);
+    out->has_hash = true;
+    return SOFFA_OK;
+}
+
+/* ---- One encoder and one decoder per frame type ---------------------------- */
+
+static soffa_err_t
+s_enc_hello(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Hello *b = &e->b.hello;
+    soffa__hello__init(b);
+    b->protocol_version = f->version;
+    b->client = (char *) f->text;
+    e->fr.hello = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_hello(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->version = fr->hello->protocol_version;
+    return soffa_wire_copy(out->text, sizeof out->text, fr->hello->client);
+}
+
+static soffa_err_t
+s_enc_welcome(const soffa_frame_t *f, s_enc_t *e)
+{
+    if (f->n_mailboxes > SOFFA_WELCOME_MAX || f->n_kommuner > SOFFA_WELCOME_MAX)
+        return SOFFA_ERR_TOO_LARGE;
+    Soffa__Welcome *b = &e->b.welcome;
+    soffa__welcome__init(b);
+    b->agent = (char *) f->agent;
+    b->role = (Soffa__Role) f->role;
+    for (size_t i = 0; i < f->n_mailboxes; i++)
+        e->mailboxes[i] = (char *) f->mailboxes[i];
+    for (size_t i = 0; i < f->n_kommuner; i++)
+        e->kommuner[i] = (char *) f->kommuner[i];
+    b->mailboxes = e->mailboxes;
+    b->n_mailboxes = f->n_mailboxes;
+    b->kommuner = e->kommuner;
+    b->n_kommuner = f->n_kommuner;
+    b->heartbeat_ms = f->heartbeat_ms;
+    b->max_frame = f->max_frame;
+    e->fr.welcome = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_welcome(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    const Soffa__Welcome *w = fr->welcome;
+    soffa_err_t rc = soffa_wire_copy(out->agent, sizeof out->agent, w->agent);
+    if (rc != SOFFA_OK)
+        return rc;
+    out->role = (soffa_role_t) w->role;
+    if (w->n_mailboxes > SOFFA_WELCOME_MAX || w->n_kommuner > SOFFA_WELCOME_MAX)
+        return SOFFA_ERR_TOO_LARGE;
+    for (size_t i = 0; rc == SOFFA_OK && i < w->n_mailboxes; i++)
+        rc = soffa_wire_copy(out->mailboxes[i], SOFFA_NAME_MAX, w->mailboxes[i]);
+    out->n_mailboxes = w->n_mailboxes;
+    for (size_t i = 0; rc == SOFFA_OK && i < w->n_kommuner; i++)
+        rc = soffa_wire_copy(out->kommuner[i], 5, w->kommuner[i]);
+    out->n_kommuner = w->n_kommuner;
+    out->heartbeat_ms = w->heartbeat_ms;
+    out->max_frame = w->max_frame;
+    return rc;
+}
+
+static soffa_err_t
+s_enc_publish(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Publish *b = &e->b.publish;
+    soffa__publish__init(b);
+    b->tag = f->tag;
+    b->message = (ProtobufCBinaryData) {f->data_len, (uint8_t *) f->data};
+    e->fr.publish = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_publish(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->publish->tag;
+    out->data = fr->publish->message.data;
+    out->data_len = fr->publish->message.len;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_enc_publish_ack(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__PublishAck *b = &e->b.publish_ack;
+    soffa__publish_ack__init(b);
+    b->tag = f->tag;
+    b->seq = f->seq;
+    b->duplicate = f->duplicate;
+    b->mailbox = (char *) f->mailbox;
+    e->fr.publish_ack = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_publish_ack(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->publish_ack->tag;
+    out->seq = fr->publish_ack->seq;
+    out->duplicate = fr->publish_ack->duplicate;
+    return soffa_wire_copy(out->mailbox, sizeof out->mailbox, fr->publish_ack->mailbox);
+}
+
+static soffa_err_t
+s_enc_error(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Error *b = &e->b.error;
+    soffa__error__init(b);
+    b->tag = f->tag;
+    b->code = f->code;
+    b->text = (char *) f->text;
+    e->fr.error = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_error(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->error->tag;
+    out->code = fr->error->code;
+    return soffa_wire_copy(out->text, sizeof out->text, fr->error->text);
+}
+
+static soffa_err_t
+s_enc_subscribe(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Subscribe *b = &e->b.subscribe;
+    soffa__subscribe__init(b);
+    b->mailbox = (char *) f->mailbox;
+    b->credit = f->credit;
+    e->fr.subscribe = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_subscribe(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->credit = fr->subscribe->credit;
+    return soffa_wire_copy(out->mailbox, sizeof out->mailbox, fr->subscribe->mailbox);
+}
+
+static soffa_err_t
+s_enc_deliver(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Deliver *b = &e->b.deliver;
+    soffa__deliver__init(b);
+    b->seq = f->seq;
+    b->mailbox = (char *) f->mailbox;
+    b->envelope = (ProtobufCBinaryData) {f->data_len, (uint8_t *) f->data};
+    s_hash_put(&b->hash, f);
+    b->replay_tag = f->tag;
+    e->fr.deliver = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_deliver(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    const Soffa__Deliver *d = fr->deliver;
+    out->seq = d->seq;
+    out->data = d->envelope.data;
+    out->data_len = d->envelope.len;
+    out->tag = d->replay_tag;
+    soffa_err_t rc = soffa_wire_copy(out->mailbox, sizeof out->mailbox, d->mailbox);
+    return rc != SOFFA_OK ? rc : s_hash_get(d->hash, out, false);
+}
+
+static soffa_err_t
+s_enc_ack(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Ack *b = &e->b.ack;
+    soffa__ack__init(b);
+    b->mailbox = (char *) f->mailbox;
+    b->seq = f->seq;
+    s_hash_put(&b->hash, f);
+    e->fr.ack = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_ack(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->seq = fr->ack->seq;
+    soffa_err_t rc = soffa_wire_copy(out->mailbox, sizeof out->mailbox, fr->ack->mailbox);
+    return rc != SOFFA_OK ? rc : s_hash_get(fr->ack->hash, out, false);
+}
+
+static soffa_err_t
+s_enc_credit(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Credit *b = &e->b.credit;
+    soffa__credit__init(b);
+    b->mailbox = (char *) f->mailbox;
+    b->credit = f->credit;
+    e->fr.credit = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_credit(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->credit = fr->credit->credit;
+    return soffa_wire_copy(out->mailbox, sizeof out->mailbox, fr->credit->mailbox);
+}
+
+static soffa_err_t
+s_enc_replay(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__ReplayFilter *fl = &e->filter;
+    soffa__replay_filter__init(fl);
+    fl->from_seq = f->filter.from_seq;
+    fl->to_seq = f->filter.to_seq;
+    fl->from_us = f->filter.from_us;
+    fl->to_us = f->filter.to_us;
+    fl->mailbox = (char *) f->filter.mailbox;
+    fl->subject_id = (char *) f->filter.subject_id;
+    fl->message_type = f->filter.message_type;
+    fl->limit = f->filter.limit;
+    Soffa__Replay *b = &e->b.replay;
+    soffa__replay__init(b);
+    b->tag = f->tag;
+    b->filter = fl;
+    b->request = (char *) f->text;
+    b->window = f->credit;
+    e->fr.replay = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_replay(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->replay->tag;
+    out->credit = fr->replay->window;
+    soffa_err_t rc = soffa_wire_copy(out->text, sizeof out->text, fr->replay->request);
+    const Soffa__ReplayFilter *fl = fr->replay->filter;
+    if (rc != SOFFA_OK || !fl)
+        return rc;
+    out->filter.from_seq = fl->from_seq;
+    out->filter.to_seq = fl->to_seq;
+    out->filter.from_us = fl->from_us;
+    out->filter.to_us = fl->to_us;
+    out->filter.message_type = fl->message_type;
+    out->filter.limit = fl->limit;
+    rc = soffa_wire_copy(out->filter.mailbox, sizeof out->filter.mailbox, fl->mailbox);
+    if (rc == SOFFA_OK)
+        rc = soffa_wire_copy(out->filter.subject_id, sizeof out->filter.subject_id, fl->subject_id);
+    return rc;
+}
+
+static soffa_err_t
+s_enc_replay_end(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__ReplayEnd *b = &e->b.replay_end;
+    soffa__replay_end__init(b);
+    b->tag = f->tag;
+    b->count = f->count;
+    b->access_seq = f->access_seq;
+    e->fr.replay_end = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_replay_end(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->replay_end->tag;
+    out->count = fr->replay_end->count;
+    out->access_seq = fr->replay_end->access_seq;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_enc_ping(const soffa_frame_t *f, s_enc_t *e)
+{
+    soffa__ping__init(&e->b.ping);
+    e->b.ping.nonce = f->tag;
+    e->fr.ping = &e->b.ping;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_ping(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->ping->nonce;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_enc_pong(const soffa_frame_t *f, s_enc_t *e)
+{
+    soffa__pong__init(&e->b.pong);
+    e->b.pong.nonce = f->tag;
+    e->fr.pong = &e->b.pong;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_pong(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->pong->nonce;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_enc_status_request(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__StatusRequest *b = &e->b.status_request;
+    soffa__status_request__init(b);
+    b->tag = f->tag;
+    b->receipt = f->receipt;
+    e->fr.status_request = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_status_request(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->status_request->tag;
+    out->receipt = fr->status_request->receipt;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_enc_status_reply(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__StatusReply *b = &e->b.status_reply;
+    soffa__status_reply__init(b);
+    b->tag = f->tag;
+    b->head_seq = f->head_seq;
+    b->sessions = f->sessions;
+    b->started_at_us = f->started_at_us;
+    b->receipt = f->receipt;
+    if (f->n_statuses) {
+        e->ms = calloc(f->n_statuses, sizeof *e->ms);
+        e->ms_ptrs = calloc(f->n_statuses, sizeof *e->ms_ptrs);
+        if (!e->ms || !e->ms_ptrs)
+            return SOFFA_ERR_NOMEM;
+        for (size_t i = 0; i < f->n_statuses; i++) {
+            const soffa_mailbox_status_t *s = &f->statuses[i];
+            Soffa__MailboxStatus *m = &e->ms[i];
+            soffa__mailbox_status__init(m);
+            m->mailbox = (char *) s->mailbox;
+            m->depth = s->depth;
+            m->last_seq = s->last_seq;
+            m->consumers = s->consumers;
+            m->lag = s->lag;
+            m->oldest_undelivered_us = s->oldest_undelivered_us;
+            m->no_reader = s->no_reader;
+            m->overdue = s->overdue;
+            e->ms_ptrs[i] = m;
+        }
+    }
+    b->mailboxes = e->ms_ptrs;
+    b->n_mailboxes = f->n_statuses;
+    e->fr.status_reply = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_status_reply(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    const Soffa__StatusReply *r = fr->status_reply;
+    out->tag = r->tag;
+    out->head_seq = r->head_seq;
+    out->sessions = r->sessions;
+    out->started_at_us = r->started_at_us;
+    out->receipt = r->receipt;
+    if (!r->n_mailboxes)
+        return SOFFA_OK;
+    out->statuses = calloc(r->n_mailboxes, sizeof *out->statuses);
+    if (!out->statuses)
+        return SOFFA_ERR_NOMEM;
+    out->n_statuses = r->n_mailboxes;
+    for (size_t i = 0; i < r->n_mailboxes; i++) {
+        const Soffa__MailboxStatus *m = r->mailboxes[i];
+        soffa_mailbox_status_t *s = &out->statuses[i];
+        s->depth = m->depth;
+        s->last_seq = m->last_seq;
+        s->consumers = m->consumers;
+        s->lag = m->lag;
+        s->oldest_undelivered_us = m->oldest_undelivered_us;
+        s->no_reader = m->no_reader;
+        s->overdue = m->overdue;
+        soffa_err_t rc = soffa_wire_copy(s->mailbox, sizeof s->mailbox, m->mailbox);
+        if (rc != SOFFA_OK)
+            return rc;
+    }
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_enc_replay_ack(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__ReplayAck *b = &e->b.replay_ack;
+    soffa__replay_ack__init(b);
+    b->tag = f->tag;
+    b->seq = f->seq;
+    b->hash = (ProtobufCBinaryData) {SOFFA_HASH_LEN, (uint8_t *) f->hash};   /* always carries one */
+    e->fr.replay_ack = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_replay_ack(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->replay_ack->tag;
+    out->seq = fr->replay_ack->seq;
+    return s_hash_get(fr->replay_ack->hash, out, true);
+}
+
+/* ---- The table ------------------------------------------------------------ */
+
+static const struct {
+    soffa_frame_type_t type;
+    const char *name;
+    Soffa__Frame__BodyCase body;
+    s_encode_fn encode;
+    s_decode_fn decode;
+} s_frames[] = {
+    {SOFFA_FRAME_HELLO, "hello", SOFFA__FRAME__BODY_HELLO, s_enc_hello, s_dec_hello},
+    {SOFFA_FRAME_WELCOME, "welcome", SOFFA__FRAME__BODY_WELCOME, s_enc_welcome, s_dec_welcome},
+    {SOFFA_FRAME_PUBLISH, "publish", SOFFA__FRAME__BODY_PUBLISH, s_enc_publish, s_dec_publish},
+    {SOFFA_FRAME_PUBLISH_ACK, "publish-ack", SOFFA__FRAME__BODY_PUBLISH_ACK, s_enc_publish_ack, s_dec_publish_ack},
+    {SOFFA_FRAME_ERROR, "error", SOFFA__FRAME__BODY_ERROR, s_enc_error, s_dec_error},
+    {SOFFA_FRAME_SUBSCRIBE, "subscribe", SOFFA__FRAME__BODY_SUBSCRIBE, s_enc_subscribe, s_dec_subscribe},
+    {SOFFA_FRAME_DELIVER, "deliver", SOFFA__FRAME__BODY_DELIVER, s_enc_deliver, s_dec_deliver},
+    {SOFFA_FRAME_ACK, "ack", SOFFA__FRAME__BODY_ACK, s_enc_ack, s_dec_ack},
+    {SOFFA_FRAME_CREDIT, "credit", SOFFA__FRAME__BODY_CREDIT, s_enc_credit, s_dec_credit},
+    {SOFFA_FRAME_REPLAY, "replay", SOFFA__FRAME__BODY_REPLAY, s_enc_replay, s_dec_replay},
+    {SOFFA_FRAME_REPLAY_END, "replay-end", SOFFA__FRAME__BODY_REPLAY_END, s_enc_replay_end, s_dec_replay_end},
+    {SOFFA_FRAME_PING, "ping", SOFFA__FRAME__BODY_PING, s_enc_ping, s_dec_ping},
+    {SOFFA_FRAME_PONG, "pong", SOFFA__FRAME__BODY_PONG, s_enc_pong, s_dec_pong},
+    {SOFFA_FRAME_STATUS_REQUEST, "status-request", SOFFA__FRAME__BODY_STATUS_REQUEST, s_enc_status_request,
+     s_dec_status_request},
+    {SOFFA_FRAME_STATUS_REPLY, "status-reply", SOFFA__FRAME__BODY_STATUS_REPLY, s_enc_status_reply,
+     s_dec_status_reply},
+    {SOFFA_FRAME_REPLAY_ACK, "replay-ack", SOFFA__FRAME__BODY_REPLAY_ACK, s_enc_replay_ack, s_dec_replay_ack},
+};
+
+#define S_N_FRAMES (sizeof s_frames / sizeof *s_frames)
+
+/* The row of a frame type, or -1. */
+static int
+s_row_of_type(soffa_frame_type_t type)
+{
+    for (size_t i = 0; i < S_N_FRAMES; i++)
+        if (s_frames[i].type == type)
+            return (int) i;
+    return -1;
+}
+
+const char *
+soffa_frame_type_name(soffa_frame_type_t type)
+{
+    if (type == SOFFA_FRAME_NONE)
+        return "none";
+    int i = s_row_of_type(type);
+    return i < 0 ? "unknown" : s_frames[i].name;
+}
+
+soffa_err_t
+soffa_frame_encode(const soffa_frame_t *f, uint8_t **buf, size_t *len)
+{
+    if (!f || !buf || !len)
+        return SOFFA_ERR_INVALID_ARG;
+    int row = s_row_of_type(f->type);
+    if (row < 0)
+        return SOFFA_ERR_INVALID_ARG;
+    s_enc_t e;
+    memset(&e, 0, sizeof e);
+    soffa__frame__init(&e.fr);
+    e.fr.body_case = s_frames[row].body;
+    soffa_err_t rc = s_frames[row].encode(f, &e);
+    if (rc == SOFFA_OK) {
+        size_t n = soffa__frame__get_packed_size(&e.fr);
+        uint8_t *b = n > SOFFA_WIRE_MAX_FRAME ? NULL : malloc(n ? n : 1);
+        if (n > SOFFA_WIRE_MAX_FRAME)
+            rc = SOFFA_ERR_TOO_LARGE;
+        else if (!b)
+            rc = SOFFA_ERR_NOMEM;
+        else {
+            soffa__frame__pack(&e.fr, b);
+            *buf = b;
+            *len = n;
+        }
+    }
+    free(e.ms);
+    free(e.ms_ptrs);
+    return rc;
+}
+
+soffa_err_t
+soffa_frame_decode(const void *buf, size_t len, soffa_frame_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len > SOFFA_WIRE_MAX_FRAME)
+        return SOFFA_ERR_TOO_LARGE;
+    Soffa__Frame *fr = soffa__frame__unpack(NULL, len, buf);
+    if (!fr)
+        return SOFFA_ERR_MALFORMED;
+    out->pb_ = fr;
+    for (size_t i = 0; i < S_N_FRAMES; i++)
+        if (s_frames[i].body == fr->body_case) {
+            out->type = s_frames[i].type;
+            return s_frames[i].decode(fr, out);
+        }
+    return SOFFA_ERR_MALFORMED;
+}
+
+void
+soffa_frame_fini(soffa_frame_t *f)
+{
+    if (!f)
+        return;
+    if (f->pb_) {
+        soffa__frame__free_unpacked(f->pb_, NULL);
+        free(f->statuses);   /* owned only when decoded */
+    }
+    memset(f, 0, sizeof *f);
+}
