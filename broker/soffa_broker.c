@@ -896,6 +896,61 @@ s_previous_tick(soffa_broker_t *self)
     }
 }
 
+/* A store copied by soffa backup (it carries the copy's mark) is being
+ * restored: the lost broker may have numbered records past the backup's
+ * head, and agents hold those numbers (inbox copies, acknowledged
+ * positions, a sender's receipt). The first record here is a restore
+ * record whose sequence jumps past anything the lost broker can have
+ * given out; it clears the mark in the same commit, and a signed
+ * checkpoint vouches for it at once. */
+static soffa_err_t
+s_restore(soffa_broker_t *self, char *why, size_t whylen)
+{
+    int64_t taken_at = 0;
+    if (!soffa_store_backup_mark(self->store, &taken_at))
+        return SOFFA_OK;
+    uint64_t head = 0;
+    soffa_store_head(self->store, &head, NULL, NULL);
+    /* No checkpoint in the restore's commit: the restore record follows
+     * the backup's head directly. (A checkpoint there could take a number
+     * the lost broker gave to a checkpoint an auditor holds.) */
+    uint64_t cp_seq = self->cp_seq;
+    bool cp_force = self->cp_force;
+    self->cp_seq = head;
+    self->cp_force = false;
+    soffa_restore_t r = {.from_seq = head, .backup_at_us = taken_at, .restored_at_us = soffa_now_us()};
+    uint64_t next = soffa_restore_next_seq(head, r.restored_at_us);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    soffa_err_t rc = soffa_restore_encode(&r, &body, &len);
+    if (rc != SOFFA_OK)
+        return rc;
+    soffa_pending_t *p = soffa_commit_pending_add(self);
+    soffa_commit_broker_record(self, p, SOFFA_P_BROKER, SOFFA_RK_RESTORE, body, len, SOFFA_RESTORE_MAILBOX);
+    p->seq_from = next;
+    p->state[0].del = true;
+    p->state[0].klen = sizeof SOFFA_STORE_BACKUP_MARK - 1;
+    memcpy(p->state[0].key, SOFFA_STORE_BACKUP_MARK, p->state[0].klen);
+    p->n_state = 1;
+    soffa_commit(self);
+    self->cp_seq = cp_seq;
+    self->cp_force = cp_force;
+    uint64_t now_head = 0;
+    soffa_store_head(self->store, &now_head, NULL, NULL);
+    if (now_head != next) {
+        snprintf(why, whylen, "the store is a restored backup, and its restore record could not be written");
+        return SOFFA_ERR_STORE_IO;
+    }
+    soffa_commit_checkpoint(self);   /* vouches for the restore record at once */
+    char at[32];
+    soffa_time_format_local_rfc3339(taken_at, at);
+    soffa_warn("this store is a backup taken at %s, restored: its history ends at seq %llu; numbering goes on at "
+               "%llu (restore record), past anything the lost broker gave out. Messages acknowledged after the backup "
+               "are not here; the agents resend what is still in their outboxes",
+               at, (unsigned long long) head, (unsigned long long) next);
+    return SOFFA_OK;
+}
+
 soffa_err_t
 soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
 {
@@ -938,6 +993,9 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     rc = soffa_commit_start(self);
     if (rc != SOFFA_OK)
         return rc;
+    rc = s_restore(self, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
 
     /* libzmq numbers the connections a ROUTER accepts from a counter that
      * starts at rand(), which nobody seeds: the ids of the next connections
@@ -967,7 +1025,7 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     self->started_at_us = soffa_now_us();
     uint64_t head;
     soffa_store_head(self->store, &head, NULL, NULL);
-    soffa_info("listening on %s%s%s with %zu agent(s); store %s holds %llu record(s)", self->cfg.endpoint,
+    soffa_info("listening on %s%s%s with %zu agent(s); store %s, head at seq %llu", self->cfg.endpoint,
                self->cfg.ipc_endpoint[0] ? " and " : "", self->cfg.ipc_endpoint, soffa_idtable_size(self->agents), path,
                (unsigned long long) head);
     return SOFFA_OK;

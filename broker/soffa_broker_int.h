@@ -41,6 +41,7 @@
 #define SOFFA_HEADROOM (64 * 1024)
 #define SOFFA_ACCESS_MAILBOX "audit/access"
 #define SOFFA_CHECKPOINT_MAILBOX "audit/checkpoint"
+#define SOFFA_RESTORE_MAILBOX "audit/restore"
 #define SOFFA_MONITOR "inproc://soffa-router-monitor"
 #define SOFFA_CLOSE_GRACE_US 1000000   /* a closed session's connection is cut this long after the reason */
 
@@ -185,6 +186,7 @@ typedef struct {
     int64_t received_us;
     bool withdraws;                   /* a consent withdrawal: its referrals get notices */
     uint8_t consent_id[16];
+    uint64_t seq_from;                /* a restore record: the sequence it jumps to (soffa_store_item_t) */
     soffa_err_t rc;                   /* after the commit: this record's outcome */
 } soffa_pending_t;
 

@@ -266,6 +266,7 @@ soffa_commit_submit(soffa_broker_t *self)
         it->n_refs = p->dec.n_refs;
         memcpy(it->state, p->state, sizeof it->state);
         it->n_state = p->n_state;
+        it->seq_from = p->seq_from;
     }
     self->in_flight = true;
     pthread_mutex_lock(&self->wmu);
