@@ -23,95 +23,12 @@
 #define AGENT SOFFA_BIN_DIR "/soffa-agent"
 #define SOFFA SOFFA_BIN_DIR "/soffa"
 
-/* ---- Agents as processes ----------------------------------------------------------- */
-
-typedef struct {
-    char name[64];
-    char dir[400];      /* its data directory */
-    char config[450];
-    char sock[450];
-    char log[450];
-    pid_t pid;
-} agent_t;
-
-/* Writes an agent.ini in b->dir for `name` with the given broker and
- * broker_key lines and key file, and starts the agent. */
-static void
-agent_start(agent_t *a, tk_broker_t *b, const char *name, const char *tag, const char *broker, const char *broker_key,
-            const char *key)
-{
-    memset(a, 0, sizeof *a);
-    snprintf(a->name, sizeof a->name, "%s", name);
-    snprintf(a->dir, sizeof a->dir, "%s/%s-data", b->dir, tag);
-    snprintf(a->config, sizeof a->config, "%s/%s.ini", b->dir, tag);
-    snprintf(a->sock, sizeof a->sock, "%s/control.sock", a->dir);
-    snprintf(a->log, sizeof a->log, "%s/%s.log", b->dir, tag);
-    FILE *f = fopen(a->config, "w");
-    cr_assert_not_null(f);
-    fprintf(f, "[agent]\nname = %s\nbroker = %s\nbroker_key = %s\nkey = %s\ndata_dir = %s-data\n"
-               "heartbeat_ms = 300\nreconnect_max_ms = 300\n",
-            name, broker, broker_key, key, tag);
-    fclose(f);
-    a->pid = fork();
-    cr_assert(a->pid >= 0);
-    if (a->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execl(AGENT, AGENT, "--config", a->config, (char *) NULL);
-        _exit(127);
-    }
-}
-
-static void
-agent_stop(agent_t *a)
-{
-    if (!a->pid)
-        return;
-    kill(a->pid, SIGTERM);
-    int status;
-    waitpid(a->pid, &status, 0);
-    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s did not stop cleanly (see %s)", a->name, a->log);
-    a->pid = 0;
-}
-
-/* `soffa --socket SOCK --json status --sample 0`: its output (free it). */
-static char *
-agent_status(const agent_t *a)
-{
-    char *out = NULL, *argv[] = {SOFFA, "--socket", (char *) a->sock, "--json", "status", "--sample", "0", NULL};
-    tk_run(argv, &out, NULL);
-    return out ? out : strdup("");
-}
-
-/* Waits up to ms for the agent's status to contain `want` (and `also`,
- * unless NULL); returns the last status (free it). */
-static char *
-agent_wait2(const agent_t *a, const char *want, const char *also, int ms)
-{
-    int64_t end = soffa_mono_us() + (int64_t) ms * 1000;
-    char *st = NULL;
-    do {
-        free(st);
-        st = agent_status(a);
-        if (strstr(st, want) && (!also || strstr(st, also)))
-            return st;
-        usleep(50000);
-    } while (soffa_mono_us() < end);
-    return st;
-}
-
-static char *
-agent_wait(const agent_t *a, const char *want, int ms)
-{
-    return agent_wait2(a, want, NULL, ms);
-}
+/* ---- Agents as processes (testkit: tk_agent_*) ---------------------------------------- */
 
 /* The school signals absence through its agent; returns the command's
  * output (free it). */
 static char *
-signal_absence(const agent_t *school, int n)
+signal_absence(const tk_agent_t *school, int n)
 {
     char pnr[13];
     tk_pnr(2008, 4, 1 + n % 28, 300 + n, 0, pnr);
@@ -123,7 +40,7 @@ signal_absence(const agent_t *school, int n)
 }
 
 static int
-inbox_count(const agent_t *a)
+inbox_count(const tk_agent_t *a)
 {
     char *out = NULL, *argv[] = {SOFFA, "--socket", (char *) a->sock, "--json", "inbox", NULL};
     tk_run(argv, &out, NULL);
@@ -134,15 +51,6 @@ inbox_count(const agent_t *a)
     return n;
 }
 
-static bool
-log_has(const char *path, const char *what)
-{
-    char *text = NULL, *argv[] = {"cat", (char *) path, NULL};
-    tk_run(argv, &text, NULL);
-    bool has = text && strstr(text, what);
-    free(text);
-    return has;
-}
 
 /* The broker's metrics, from the address its log names (free it). */
 static char *
@@ -182,17 +90,17 @@ Test(rotate, the_broker_serves_both_keys_until_the_window_ends, .timeout = 90)
     char ep2[700], keys2[700];
 
     /* kaa-1419 has not been told: the old endpoint and the old key. */
-    agent_t kaa, school;
-    agent_start(&kaa, b, "kaa-1419", "kaa", prev_ep, oldpub, "kaa-1419.key");
+    tk_agent_t kaa, school;
+    tk_agent_start(&kaa, b, "kaa-1419", "kaa", prev_ep, oldpub, "kaa-1419.key", NULL);
     /* The school lists both: the new endpoint and key first. */
     snprintf(ep2, sizeof ep2, "%s, %s", b->ipc, prev_ep);
     snprintf(keys2, sizeof keys2, "broker.pub, %s", oldpub);
-    agent_start(&school, b, "school-1415", "school", ep2, keys2, "school-1415.key");
-    char *st = agent_wait(&kaa, "\"connected\":true", 8000);
+    tk_agent_start(&school, b, "school-1415", "school", ep2, keys2, "school-1415.key", NULL);
+    char *st = tk_agent_wait(&kaa, "\"connected\":true", NULL, 8000);
     cr_assert(strstr(st, "\"connected\":true"), "the agent with the previous key did not connect: %s (see %s)", st, kaa.log);
     cr_assert(strstr(st, prev_ep), "not on the previous key's endpoint: %s", st);
     free(st);
-    st = agent_wait(&school, "\"connected\":true", 8000);
+    st = tk_agent_wait(&school, "\"connected\":true", NULL, 8000);
     cr_assert(strstr(st, "\"connected\":true"), "the agent with the list did not connect: %s", st);
     cr_assert(strstr(st, b->ipc), "the agent with the list is not on the new key's endpoint: %s", st);
     free(st);
@@ -206,8 +114,8 @@ Test(rotate, the_broker_serves_both_keys_until_the_window_ends, .timeout = 90)
     cr_assert_eq(inbox_count(&kaa), 1, "the agent on the previous key got nothing");
     char blog[450];
     snprintf(blog, sizeof blog, "%s/broker.log", b->dir);
-    cr_assert(log_has(blog, "kaa-1419 connected with the broker's previous key"), "the broker does not say who still uses the old key");
-    cr_assert(log_has(blog, "key rotation: the previous key"), "the start does not name the rotation");
+    cr_assert(tk_file_count(blog, "kaa-1419 connected with the broker's previous key") > 0, "the broker does not say who still uses the old key");
+    cr_assert(tk_file_count(blog, "key rotation: the previous key") > 0, "the start does not name the rotation");
     /* The metrics name who is still on the previous key, and until when. */
     char *metrics = scrape(blog);
     cr_assert(strstr(metrics, "soffa_broker_previous_key_sessions{agent=\"kaa-1419\"} 1\n"), "%s", metrics);
@@ -221,14 +129,14 @@ Test(rotate, the_broker_serves_both_keys_until_the_window_ends, .timeout = 90)
      * and the old key gets no session any more. */
     while (soffa_now_us() < until_us + 1500000)
         usleep(100000);
-    st = agent_wait(&kaa, "previous key was retired", 4000);
+    st = tk_agent_wait(&kaa, "previous key was retired", NULL, 4000);
     cr_assert(strstr(st, "previous key was retired"), "the agent on the old key was not told: %s", st);
     free(st);
     usleep(1500000);
-    st = agent_status(&kaa);
+    st = tk_agent_status(&kaa);
     cr_assert(strstr(st, "\"connected\":false"), "the old key still has a session after the window: %s", st);
     free(st);
-    cr_assert(log_has(blog, "closed; only the key"), "the broker does not say the old endpoint is closed");
+    cr_assert(tk_file_count(blog, "closed; only the key") > 0, "the broker does not say the old endpoint is closed");
     metrics = scrape(blog);
     cr_assert(strstr(metrics, "soffa_broker_previous_key_until_seconds 0\n"), "%s", metrics);
     cr_assert_null(strstr(metrics, "soffa_broker_previous_key_sessions{"), "%s", metrics);
@@ -237,8 +145,8 @@ Test(rotate, the_broker_serves_both_keys_until_the_window_ends, .timeout = 90)
     out = signal_absence(&school, 2);
     cr_assert(!strncmp(out, "accepted", 8), "%s", out);
     free(out);
-    agent_stop(&kaa);
-    agent_stop(&school);
+    tk_agent_stop(&kaa);
+    tk_agent_stop(&school);
     tk_broker_free(b);
     tk_rmrf(kdir);
     free(kdir);
@@ -266,9 +174,9 @@ Test(rotate, an_agent_with_the_old_key_first_moves_over_by_itself, .timeout = 90
     char ep[700], keys[700];
     snprintf(ep, sizeof ep, "%s, %s", prev_ep, b->ipc);
     snprintf(keys, sizeof keys, "%s, broker.pub", oldpub);
-    agent_t kaa;
-    agent_start(&kaa, b, "kaa-1419", "kaa", ep, keys, "kaa-1419.key");
-    char *st = agent_wait(&kaa, "\"connected\":true", 8000);
+    tk_agent_t kaa;
+    tk_agent_start(&kaa, b, "kaa-1419", "kaa", ep, keys, "kaa-1419.key", NULL);
+    char *st = tk_agent_wait(&kaa, "\"connected\":true", NULL, 8000);
     cr_assert(strstr(st, prev_ep), "it did not start on the first pair: %s", st);
     free(st);
     while (soffa_now_us() < until_us)
@@ -276,12 +184,12 @@ Test(rotate, an_agent_with_the_old_key_first_moves_over_by_itself, .timeout = 90
     int64_t t0 = soffa_mono_us();
     char want[400];
     snprintf(want, sizeof want, "\"broker_endpoint\":\"%s\"", b->ipc);
-    st = agent_wait2(&kaa, want, "\"connected\":true", 15000);
+    st = tk_agent_wait(&kaa, want, "\"connected\":true", 15000);
     cr_assert(strstr(st, want) && strstr(st, "\"connected\":true"), "it did not move to the new key: %s (see %s)", st,
               kaa.log);
     free(st);
     cr_log_info("moved to the new key %.1f s after the window ended", (double) (soffa_mono_us() - t0) / 1e6);
-    agent_stop(&kaa);
+    tk_agent_stop(&kaa);
     tk_broker_free(b);
     tk_rmrf(kdir);
     free(kdir);
@@ -362,7 +270,7 @@ Test(rotate, a_window_already_over_serves_nothing_but_the_broker_starts, .timeou
     tk_broker_t *b = tk_broker_start(extra);
     char blog[450], sock[400];
     snprintf(blog, sizeof blog, "%s/broker.log", b->dir);
-    cr_assert(log_has(blog, "the previous key's window ended at"), "no warning about the ended window");
+    cr_assert(tk_file_count(blog, "the previous key's window ended at") > 0, "no warning about the ended window");
     snprintf(sock, sizeof sock, "%s/previous.sock", kdir);
     cr_assert_neq(access(sock, F_OK), 0, "the previous key's endpoint was bound after its window");
     tk_broker_free(b);
@@ -437,9 +345,9 @@ Test(rotate, an_agent_key_is_rotated_by_reloading_the_broker, .timeout = 90)
     char path[400];
     snprintf(path, sizeof path, "%s/school-1415-2027", b->dir);
     cr_assert_eq(soffa_keys_generate(path), SOFFA_OK);
-    agent_t school;
-    agent_start(&school, b, "school-1415", "school", b->ipc, "broker.pub", "school-1415.key");
-    char *st = agent_wait(&school, "\"connected\":true", 8000);
+    tk_agent_t school;
+    tk_agent_start(&school, b, "school-1415", "school", b->ipc, "broker.pub", "school-1415.key", NULL);
+    char *st = tk_agent_wait(&school, "\"connected\":true", NULL, 8000);
     cr_assert(strstr(st, "\"connected\":true"), "%s", st);
     free(st);
     char *out = signal_absence(&school, 1);
@@ -455,11 +363,11 @@ Test(rotate, an_agent_key_is_rotated_by_reloading_the_broker, .timeout = 90)
     free(out);
     /* 2. The agent switches to its new key (its operator edits agent.ini
      *    and restarts it); queued work is kept. */
-    agent_stop(&school);
+    tk_agent_stop(&school);
     replace_in(school.config, "key = school-1415.key", "key = school-1415-2027.key");
-    agent_t school2 = school;
-    agent_start(&school2, b, "school-1415", "school", b->ipc, "broker.pub", "school-1415-2027.key");
-    st = agent_wait(&school2, "\"connected\":true", 8000);
+    tk_agent_t school2 = school;
+    tk_agent_spawn(&school2);
+    st = tk_agent_wait(&school2, "\"connected\":true", NULL, 8000);
     cr_assert(strstr(st, "\"connected\":true"), "the new key was refused: %s (see %s)", st, school2.log);
     free(st);
     out = signal_absence(&school2, 3);
@@ -472,11 +380,11 @@ Test(rotate, an_agent_key_is_rotated_by_reloading_the_broker, .timeout = 90)
     out = signal_absence(&school2, 4);
     cr_assert(!strncmp(out, "accepted", 8), "the new key's session did not survive step 3: %s", out);
     free(out);
-    st = agent_status(&school2);
+    st = tk_agent_status(&school2);
     cr_assert_null(strstr(st, "session_closed"), "the session was closed: %s", st);
     free(st);
     soffa_client_t *c = NULL;
     cr_assert_eq(tk_client_try(b, "school-1415", false, 500, &c), SOFFA_ERR_TIMEOUT, "the old key still gets in");
-    agent_stop(&school2);
+    tk_agent_stop(&school2);
     tk_broker_free(b);
 }
