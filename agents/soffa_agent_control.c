@@ -182,11 +182,23 @@ s_ctl_show(soffa_agent_t *self, const soffa_agent_req_t *req)
     }
 }
 
+static int
+s_state_of(void *ctx, const soffa_box_in_t *in)
+{
+    *(soffa_in_state_t *) ctx = in->state;
+    return 1;
+}
+
 static void
 s_ctl_retry(soffa_agent_t *self, const soffa_agent_req_t *req)
 {
     uint64_t seq = (uint64_t) json_integer_value(json_object_get(req->body, "seq"));
+    soffa_in_state_t was = SOFFA_IN_NEW;
+    if (seq)
+        soffa_box_inbox_get(self->box, seq, s_state_of, &was);
     soffa_err_t rc = seq ? soffa_box_inbox_set_state(self->box, seq, SOFFA_IN_NEW, 0, 0) : SOFFA_ERR_NOT_FOUND;
+    if (rc == SOFFA_OK && was == SOFFA_IN_FAILED && self->stats.parked)
+        self->stats.parked--;   /* the metrics' running count */
     soffa_agent_hook_wake(self);
     soffa_agent_reply(req, rc == SOFFA_OK ? json_pack("{s:b}", "ok", 1) : soffa_agent_reply_fail(rc, "no such inbox record"));
 }

@@ -41,9 +41,11 @@ typedef struct {
     int64_t hook_retries;          /* failures before a message is parked */
     int64_t hook_backoff_ms;       /* first wait after a failed hook (doubles) */
     int64_t hook_timeout_ms;       /* a hook running longer is stopped and counts as failed */
+    size_t hook_log_max;           /* hook.log is moved to hook.log.1 when it reaches this */
     size_t map_size;               /* largest size of the agent's store */
     int64_t signal_ack_due;        /* ms: a signal unacknowledged this long is overdue */
     int64_t referral_receipt_due;  /* ms: a referral not received this long is overdue */
+    char metrics_listen[128];      /* [metrics] listen: HOST:PORT of the Prometheus endpoint, "" off */
 } soffa_agent_cfg_t;
 
 /*  One publish in flight. */
@@ -114,6 +116,15 @@ struct soffa_agent {
         char *text;                    /* the record being written to it (owned) */
         size_t len, off;               /* its length, and how much is written */
     } hook;
+    /* Running counts for the metrics (soffa_agent_metrics), kept where they happen */
+    struct {
+        void *prom;                    /* soffa_prom_t: the endpoint, or NULL */
+        uint64_t hook_runs;            /* hook runs finished since start */
+        uint64_t hook_failures;        /* of those, failed or timed out */
+        uint64_t parked;               /* inbox records whose hook gave up (counted at start, then kept) */
+        uint64_t reloads, reload_failures;
+        int64_t started_at_us;
+    } stats;
     /* soffa-web's restricted control socket (soffa_agent_web) */
     void *webctl;                      /* NULL when [web] listen is empty */
     uint8_t access_key[32];            /* keys the youths' hashes in the site's access log */

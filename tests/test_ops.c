@@ -359,6 +359,35 @@ Test(ops, agent_says_ready_once_its_control_socket_answers, .timeout = 60)
     tk_broker_free(b);
 }
 
+Test(ops, agent_reload_says_reloading_then_ready_and_keeps_serving, .timeout = 60)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    char cfg[400], sock[400], log[400];
+    snprintf(cfg, sizeof cfg, "%s/agent.ini", b->dir);
+    snprintf(sock, sizeof sock, "%s/agent-data/control.sock", b->dir);
+    snprintf(log, sizeof log, "%s/agent.log", b->dir);
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "[agent]\nname = kaa-1419\nbroker = %s\nbroker_key = broker.pub\nkey = kaa-1419.key\n"
+               "data_dir = agent-data\nheartbeat_ms = 500\n",
+            b->ipc);
+    fclose(f);
+    notify_t n;
+    notify_open(&n, b->dir);
+    env_t e = {.notify_socket = n.path};
+    pid_t pid = spawn(AGENT, cfg, log, &e);
+    cr_assert_eq(notify_wait_for(&n, "READY=1", pid, 10000), 0, "no READY=1 from the agent (see %s)", log);
+    kill(pid, SIGHUP);
+    cr_assert_eq(notify_wait_for(&n, "RELOADING=1\nMONOTONIC_USEC=", pid, 5000), 0, "no RELOADING=1 on SIGHUP");
+    cr_assert_eq(notify_wait_for(&n, "READY=1", pid, 5000), 0, "no READY=1 after the reload");
+    char *out = NULL, *argv[] = {SOFFA_BIN_DIR "/soffa", "--socket", sock, "--json", "status", "--sample", "0", NULL};
+    tk_run(argv, &out, NULL);
+    cr_assert(out && strstr(out, "\"agent\":\"kaa-1419\""), "the agent does not answer after SIGHUP: %s", out);
+    free(out);
+    cr_assert_eq(stop(pid), 0);
+    close(n.fd);
+    tk_broker_free(b);
+}
+
 /* ---- Log lines for the journal ----------------------------------------------------------- */
 
 /* Runs the broker (log_level debug) until it serves, stops it, and returns
