@@ -12,6 +12,7 @@
 #include "soffa_agent_int.h"
 #include "soffa_log.h"
 #include "soffa_msg.h"
+#include "soffa_policy.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
 
@@ -180,7 +181,9 @@ s_overdue_one(void *ctx, const uint8_t awaited[16], const soffa_box_await_t *a)
     s_overdue_t *o = ctx;
     if (a->answered_us)
         return 0;
-    bool referral = a->type == SOFFA_MT_REFERRAL_SENT;
+    /* What the message waits for is the policy table's word (a referral
+     * waits for a status, a signal for an acknowledgement). */
+    bool referral = soffa_policy_awaits((soffa_msg_type_t) a->type) == SOFFA_RECEIPT_STATUS;
     int64_t due = (referral ? o->self->cfg.referral_receipt_due : o->self->cfg.signal_ack_due) * 1000;
     if (o->now - a->sent_us < due)
         return 0;

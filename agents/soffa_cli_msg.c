@@ -9,28 +9,11 @@
 #include "soffa_cli_id.h"
 #include "soffa_id.h"
 #include "soffa_msg.h"
+#include "soffa_policy.h"
+#include "soffa_terms.h"
 #include "soffa_time.h"
 
 /* ---- Building messages from flags -------------------------------------------------------- */
-
-/* Default legal basis of each type (the broker's policy table decides). */
-static const char *
-s_default_basis(soffa_msg_type_t t)
-{
-    switch (t) {
-    case SOFFA_MT_ENROLMENT_CHANGED: return "SL_15_15_ENROLMENT";
-    case SOFFA_MT_ABSENCE_REPORTED: return "SL_15_15_ABSENCE";
-    case SOFFA_MT_AT_RISK_NOTICE:
-    case SOFFA_MT_CONSENT_RECORDED:
-    case SOFFA_MT_CONSENT_WITHDRAWN:
-    case SOFFA_MT_REFERRAL_SENT:
-    case SOFFA_MT_REFERRAL_STATUS_CHANGED:
-    case SOFFA_MT_REFERRAL_WITHDRAWN: return "CONSENT_OSL_12_2";
-    case SOFFA_MT_CONCERN_REPORT_FILED: return "SOL_REPORT_OF_CONCERN";
-    case SOFFA_MT_CONCERN_REPORT_FEEDBACK: return "SOL_REPORTER_FEEDBACK";
-    default: return "SL_29_9_INTERNAL";
-    }
-}
 
 /* The id a message of this type introduces (made fresh unless given). */
 static const char *
@@ -162,8 +145,11 @@ s_draft_finish(s_draft_t *d, soffa_msg_type_t type)
     json_t *m = d->m, *pl = d->pl;
     if (json_object_size(d->subject))
         json_object_set(m, "subject", d->subject);
-    if (!d->have_basis)
-        json_object_set_new(m, "legal_basis", json_string(s_default_basis(type)));
+    /* The basis the policy table gives the type (no route: none, and the
+     * broker says why). */
+    soffa_legal_basis_t basis = soffa_policy_basis(type, SOFFA_ROLE_NONE);
+    if (!d->have_basis && basis != SOFFA_LB_NONE)
+        json_object_set_new(m, "legal_basis", json_string(soffa_legal_basis_name(basis)));
     const char *own = s_own_id(type);
     if (own && !json_object_get(pl, own))
         soffa_msg_json_set(pl, d->tname, own, "new", why, sizeof why);
@@ -224,6 +210,28 @@ out:
     json_decref(d.subject);
     json_decref(d.req);
     return req;
+}
+
+/* Free text the broker screens for sensitive data (issue 13, rule 5): the
+ * person is warned before it goes, with the categories it names (from the
+ * built-in list; the broker decides, with the list it is configured with). */
+static void
+s_warn_sensitive(const char *cmd, json_t *m)
+{
+    char *text = json_dumps(m, JSON_COMPACT);
+    soffa_msg_t *msg = NULL;
+    soffa_terms_t *terms = NULL;
+    const char *field = NULL, *free_text = NULL;
+    char why[512] = "";
+    if (text && soffa_msg_from_json(text, &msg, NULL, 0) == SOFFA_OK)
+        free_text = soffa_policy_text_to_screen(msg, &field);
+    if (free_text && soffa_terms_new(&terms, NULL, NULL, 0) == SOFFA_OK
+        && soffa_terms_screen(terms, free_text, field, why, sizeof why) != SOFFA_OK)
+        fprintf(stderr, "soffa %s: warning: %s; the broker refuses sensitive personal data in text bound for a KAA, "
+                        "Arbetsförmedlingen or a school\n", cmd, why[0] ? why : field);
+    soffa_terms_destroy(&terms);
+    soffa_msg_destroy(&msg);
+    free(text);
 }
 
 static int
@@ -314,6 +322,7 @@ s_cmd_message(soffa_cli_t *c, soffa_msg_type_t type, const char *presets, const 
     json_t *req = s_build(words, type, presets, c->argc - skip, c->argv + skip, &wait_ms);
     if (!req)
         return 1;
+    s_warn_sensitive(words, json_object_get(req, "message"));
     return s_send_and_report(c, words, req, wait_ms);
 }
 

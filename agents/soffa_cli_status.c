@@ -11,17 +11,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "soffa_policy.h"
 #include "soffa_time.h"
 
-/* The broker's own mailboxes: written by the broker itself or kept for
- * auditors to replay, never subscribed to by an agent, so never "waiting
- * for a reader": the checkpoints, the access log and the journals. */
+/* The broker's own mailboxes (the checkpoints, the access log, the
+ * journals) are written by the broker or kept for auditors to replay: never
+ * subscribed to by an agent, so never "waiting for a reader". Only inboxes
+ * are (soffa_policy_is_inbox). */
 static bool
 s_internal_mailbox(const char *mb)
 {
-    return mb
-           && (!strcmp(mb, "audit/checkpoint") || !strcmp(mb, "audit/access") || !strncmp(mb, "kaa-journal/", 12)
-               || !strncmp(mb, "school-journal/", 15));
+    return mb && !soffa_policy_is_inbox(mb);
 }
 
 /* Health as Nagios reads it: the exit status of `soffa status`. */

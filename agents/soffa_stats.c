@@ -32,6 +32,8 @@ typedef struct {
 
 #define S_MONTHS 120
 enum { S_M_SIGNALS, S_M_REGISTERED, S_M_CONTACTED, S_M_REFERRALS, S_M_CLOSURES, S_M_N };
+#define S_CLOSE_REASONS 10   /* CloseReason values 0..9 */
+
 static const char *const s_series[S_M_N] = {"signals", "registered", "contacted", "referrals", "closures"};
 
 typedef struct {
@@ -220,10 +222,12 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
     snprintf(af, sizeof af, "af/%.4s", kommun);
     snprintf(social, sizeof social, "social/%.4s", kommun);
     long lo = (long) soffa_date_to_days(from), hi = (long) soffa_date_to_days(to);
-    s_cnt_t signals[3] = {{0}}, closures[9] = {{0}};
+    s_cnt_t signals[3] = {{0}}, closures[S_CLOSE_REASONS] = {{0}};
     static const char *const sig_names[3] = {"enrolment_changed", "absence_reported", "at_risk_notice"};
-    static const char *const close_names[9] = {"", "TURNED_20", "STARTED_NATIONAL_PROGRAMME", "STARTED_EQUIVALENT",
-                                               "COMPLETED", "MOVED_OUT", "EMIGRATED", "DECEASED", "OTHER"};
+    /* CloseReason, by number (proto/soffa_msg.proto). */
+    static const char *const close_names[S_CLOSE_REASONS] = {
+        "", "TURNED_20", "STARTED_NATIONAL_PROGRAMME", "STARTED_EQUIVALENT", "COMPLETED", "MOVED_OUT", "EMIGRATED",
+        "DECEASED", "OTHER", "STARTED_INTRODUCTION_PROGRAMME"};
     size_t read = 0;
 
     size_t i;
@@ -275,7 +279,7 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
         case SOFFA_MT_MEASURE_STARTED: y->measure = true; break;
         case SOFFA_MT_KAA_CASE_CLOSED: {
             const char *r = json_string_value(json_object_get(pl, "reason"));
-            for (int k = 1; r && k < 9; k++)
+            for (int k = 1; r && k < S_CLOSE_REASONS; k++)
                 if (!strcmp(r, close_names[k]))
                     s_add(&closures[k], y->sex);
             s_month_add(a, d, S_M_CLOSURES, y->sex);
@@ -355,7 +359,7 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
     }
     json_object_set_new(out, "referrals", refs);
     json_t *cl = json_object();
-    for (int k = 1; k < 9; k++)
+    for (int k = 1; k < S_CLOSE_REASONS; k++)
         json_object_set_new(cl, close_names[k], s_cell(&closures[k]));
     json_object_set_new(out, "closures", cl);
     json_t *mon = json_array();

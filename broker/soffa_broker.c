@@ -69,6 +69,7 @@
 #include "soffa_zap.h"
 #include "soffa_ring.h"
 #include "soffa_metrics.h"
+#include "soffa_send.h"
 
 /* What one connection can make the broker hold (see README, Threat model):
  * frames in from it, frames out to it (answers and errors are small; large
@@ -108,6 +109,13 @@ static const soffa_cfg_key_t s_audit_keys[] = {
 };
 static const soffa_cfg_key_t s_metrics_keys[] = {
     {"listen", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, metrics_listen), 128, "HOST:PORT (loopback) of the Prometheus endpoint /metrics; empty: off"},
+};
+/* The law at the broker (issue 13): the sensitive-term list, and how far
+ * back the dates a message gives may lie (defaults in soffa_policy.h). */
+static const soffa_cfg_key_t s_policy_keys[] = {
+    {"sensitive_terms", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, sensitive_terms), 512, "the sensitive-term list (empty: the built-in copy of config/sensitive-terms.txt)"},
+    {"event_max_days", SOFFA_CFG_INT, "183", 1, 3660, offsetof(soffa_broker_cfg_t, event_max_days), 0, "how many days back a message's dates may lie"},
+    {"concern_max_days", SOFFA_CFG_INT, "30", 1, 3660, offsetof(soffa_broker_cfg_t, concern_max_days), 0, "how many days back a report of concern's date may lie"},
 };
 static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(soffa_broker_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
@@ -165,6 +173,7 @@ s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agent
         {"store", false, s_store_keys, sizeof s_store_keys / sizeof *s_store_keys, cfg, NULL, NULL},
         {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, cfg, NULL, NULL},
         {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, cfg, NULL, NULL},
+        {"policy", false, s_policy_keys, sizeof s_policy_keys / sizeof *s_policy_keys, cfg, NULL, NULL},
         {"metrics", false, s_metrics_keys, sizeof s_metrics_keys / sizeof *s_metrics_keys, cfg, NULL, NULL},
         soffa_idtable_section(t),
     };
@@ -211,6 +220,19 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         return SOFFA_ERR_NOMEM;
     }
     soffa_err_t rc = s_load(config_path, &self->cfg, &self->agents, why, whylen);
+    /* The sensitive-term list, once: a list that does not load stops the
+     * broker (why names the file and line), so free text is never routed
+     * unscreened. A reload does not read it again (s_cfg_changes says so). */
+    if (rc == SOFFA_OK) {
+        char path[1024] = "", twhy[512] = "";
+        if (self->cfg.sensitive_terms[0]
+            && !soffa_cfg_path(config_path, self->cfg.sensitive_terms, path, sizeof path)) {
+            snprintf(why, whylen, "%s: [policy] sensitive_terms: the path is too long", config_path);
+            rc = SOFFA_ERR_CONFIG;
+        }
+        if (rc == SOFFA_OK && (rc = soffa_terms_new(&self->terms, path, twhy, sizeof twhy)) != SOFFA_OK)
+            snprintf(why, whylen, "%s: [policy] sensitive_terms: %s", config_path, twhy[0] ? twhy : soffa_strerror(rc));
+    }
     if (rc != SOFFA_OK) {
         soffa_broker_destroy(&self);
         return rc;
@@ -252,6 +274,7 @@ s_cfg_changes(soffa_broker_t *self, const soffa_broker_cfg_t *fresh)
         {"store", s_store_keys, sizeof s_store_keys / sizeof *s_store_keys},
         {"delivery", s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys},
         {"audit", s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys},
+        {"policy", s_policy_keys, sizeof s_policy_keys / sizeof *s_policy_keys},
         {"metrics", s_metrics_keys, sizeof s_metrics_keys / sizeof *s_metrics_keys},
     };
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
@@ -401,6 +424,13 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
             (long long) c->checkpoint_every, (long long) c->checkpoint_ms, c->signing_key);
     fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
             (long long) c->referral_receipt_due);
+    size_t terms = 0;
+    for (size_t i = 0; i < soffa_terms_category_count(self->terms); i++)
+        terms += soffa_terms_term_count(self->terms, i, NULL);
+    fprintf(out, "policy.sensitive_terms = %s (%zu terms in %zu categories)\n",
+            c->sensitive_terms[0] ? c->sensitive_terms : "built-in", terms, soffa_terms_category_count(self->terms));
+    fprintf(out, "policy.event_max_days = %lld\npolicy.concern_max_days = %lld\n", (long long) c->event_max_days,
+            (long long) c->concern_max_days);
     for (size_t i = 0; i < soffa_idtable_size(self->agents); i++) {
         const soffa_ident_t *ident = soffa_idtable_at(self->agents, i);
         const soffa_identity_t *id = &ident->id;
@@ -421,55 +451,13 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
     }
 }
 
-/* ---- Sending ------------------------------------------------------------------ */
-
-/* Sends one encoded frame to a peer; false when the peer is gone or its
- * queue is full (the frame is then not sent). */
-static bool
-s_send_raw(soffa_broker_t *self, const uint8_t *rid, const void *buf, size_t len)
-{
-    /* The routing id as libzmq gave it, on the socket it came from. */
-    void *router = rid[0] == SOFFA_RID_PREVIOUS ? self->router_prev : self->router;
-    if (!router)
-        return false;
-    uint8_t id[SOFFA_RID_LEN];
-    memcpy(id, rid, SOFFA_RID_LEN);
-    id[0] = 0;
-    if (zmq_send(router, id, SOFFA_RID_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        if (errno != EAGAIN)
-            soffa_debug("peer gone while sending (%s)", zmq_strerror(errno));
-        return false;
-    }
-    return zmq_send(router, buf, len, ZMQ_DONTWAIT) >= 0;
-}
-
-bool
-soffa_broker_send(soffa_broker_t *self, const uint8_t *rid, const soffa_frame_t *f)
-{
-    uint8_t *buf;
-    size_t len;
-    if (soffa_frame_encode(f, &buf, &len) != SOFFA_OK)
-        return false;
-    bool ok = s_send_raw(self, rid, buf, len);
-    free(buf);
-    return ok;
-}
-
-void
-soffa_broker_send_error(soffa_broker_t *self, const uint8_t *rid, uint64_t tag, soffa_err_t code, const char *text)
-{
-    soffa_frame_t f = {.type = SOFFA_FRAME_ERROR, .tag = tag, .code = (uint32_t) code};
-    snprintf(f.text, sizeof f.text, "%s", text && *text ? text : soffa_strerror(code));
-    soffa_broker_send(self, rid, &f);
-}
-
 /* ---- Frame handlers --------------------------------------------------------------- */
 
 static void
 s_on_hello(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
 {
     if (f->version != SOFFA_PROTOCOL_VERSION) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_VERSION, "protocol version 1 is required");
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_VERSION, "protocol version 1 is required");
         return;
     }
     soffa_frame_t w = {.type = SOFFA_FRAME_WELCOME, .role = s->id->role,
@@ -488,14 +476,14 @@ s_on_hello(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
                        "key (and the new endpoint)", s->id->name, self->cfg.previous_until);
         soffa_session_set_state(s, SOFFA_SESS_READY);
     }
-    soffa_broker_send(self, s->rid, &w);
+    soffa_send_frame(self, s->rid, &w);
 }
 
 static void
 s_on_ping(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
 {
     soffa_frame_t p = {.type = SOFFA_FRAME_PONG, .tag = f->tag};
-    soffa_broker_send(self, s->rid, &p);
+    soffa_send_frame(self, s->rid, &p);
 }
 
 /* ---- Dispatch ------------------------------------------------------------------- */
@@ -534,7 +522,7 @@ s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t 
     soffa_err_t rc = soffa_frame_decode(buf, len, &f);
     if (rc != SOFFA_OK) {
         soffa_info("bad frame from %s (%zu bytes): %s", s->id->name, len, soffa_strerror(rc));
-        soffa_broker_send_error(self, s->rid, 0, rc,
+        soffa_send_error(self, s->rid, 0, rc,
                      rc == SOFFA_ERR_TOO_LARGE ? "frame or field larger than allowed" : "frame could not be decoded");
         soffa_frame_fini(&f);
         return;
@@ -548,7 +536,7 @@ s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t 
         snprintf(why, sizeof why, "%s is not allowed in state %s", soffa_frame_type_name(f.type),
                  soffa_session_state_name(s->state));
         soffa_info("%s: %s", s->id->name, why);
-        soffa_broker_send_error(self, s->rid, f.tag, SOFFA_ERR_PROTOCOL_STATE, why);
+        soffa_send_error(self, s->rid, f.tag, SOFFA_ERR_PROTOCOL_STATE, why);
     } else {
         handler(self, s, &f);
     }
@@ -642,13 +630,34 @@ s_read_router(soffa_broker_t *self, void *router, uint8_t which)
         if (s) {
             soffa_session_touch(self, s);
             if (extra)
-                soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_MALFORMED, "a frame is one message part");
+                soffa_send_error(self, s->rid, 0, SOFFA_ERR_MALFORMED, "a frame is one message part");
             else
                 s_on_frame(self, s, zmq_msg_data(&body), zmq_msg_size(&body));
         }
         zmq_msg_close(&rid);
         zmq_msg_close(&body);
     }
+}
+
+/* ---- When a session ends ------------------------------------------------------------ */
+
+/* What a session's end means above the session layer (soffa_session_release
+ * calls it): a replay under way is recorded as cut off (OPENING: the opening
+ * record finds no session when it commits and records the cut-off itself;
+ * CLOSING: the read is complete), and its readers go, their positions
+ * saved. */
+static void
+s_released(soffa_broker_t *self, soffa_session_t *s)
+{
+    if (s->state == SOFFA_SESS_REPLAYING) {
+        soffa_pending_t *p = soffa_commit_pending_add(self);
+        soffa_replay_access_queue(self, p, s, SOFFA_ACCESS_CUT_OFF, s->replay.count, s->replay.opened_seq,
+                                  SOFFA_P_BROKER);
+        soffa_info("%s by %s cut off after %llu record(s)", s->replay.request, s->id->name,
+                   (unsigned long long) s->replay.count);
+    }
+    for (size_t i = 0; i < s->n_consumers; i++)
+        soffa_delivery_consumer_free(self, s->consumers[i]);
 }
 
 /* ---- After a commit -------------------------------------------------------------- */
@@ -664,13 +673,13 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
     if (p->rc != SOFFA_OK) {
         if (p->kind == SOFFA_P_PUBLISH) {
             soffa_metrics_refused(self, p->env.msg_type, p->rc);
-            soffa_broker_send_error(self, p->rid, p->tag, p->rc, NULL);
+            soffa_send_error(self, p->rid, p->tag, p->rc, NULL);
         } else if (s && (s->state == SOFFA_SESS_OPENING || s->state == SOFFA_SESS_CLOSING)) {
             /* A read that cannot be logged is not done (OPENING: nothing
              * was sent) or reported as failed (CLOSING). */
             soffa_error("%s by %s could not be recorded in the access log: %s", s->replay.request, s->id->name,
                         soffa_strerror(p->rc));
-            soffa_broker_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
+            soffa_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
             soffa_session_replaying_remove(self, s);
             soffa_ring_fini(&s->replay.ring);
             soffa_session_set_state(s, SOFFA_SESS_READY);
@@ -699,7 +708,7 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
         soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = p->tag, .seq = seq,
                              .duplicate = duplicate};
         memcpy(ack.mailbox, p->env.mailbox, sizeof ack.mailbox);
-        if (!soffa_broker_send(self, p->rid, &ack))
+        if (!soffa_send_frame(self, p->rid, &ack))
             soffa_debug("acknowledgement of seq %llu not delivered; the sender will retry", (unsigned long long) seq);
         if (p->withdraws && !duplicate) {
             soffa_followup_t *f = calloc(1, sizeof *f);
@@ -737,7 +746,7 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
                        (unsigned long long) seq);
             soffa_frame_t end = {.type = SOFFA_FRAME_REPLAY_END, .tag = s->replay.tag, .count = s->replay.count,
                                  .access_seq = seq};
-            soffa_broker_send(self, s->rid, &end);
+            soffa_send_frame(self, s->rid, &end);
             soffa_session_replaying_remove(self, s);
             soffa_ring_fini(&s->replay.ring);
             soffa_session_set_state(s, SOFFA_SESS_READY);
@@ -990,6 +999,7 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
         return rc;
     self->committed = s_committed;
     self->batch_done = soffa_metrics_committed;
+    self->released = s_released;
     rc = soffa_commit_start(self);
     if (rc != SOFFA_OK)
         return rc;
@@ -1236,6 +1246,7 @@ soffa_broker_destroy(soffa_broker_t **self_p)
     soffa_commit_stop(self);
     soffa_store_close(&self->store);
     soffa_idtable_destroy(&self->agents);
+    soffa_terms_destroy(&self->terms);
     explicit_bzero(self->secret_key, sizeof self->secret_key);
     sodium_memzero(self->sign_sk, sizeof self->sign_sk);
     free(self);

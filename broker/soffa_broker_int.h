@@ -24,6 +24,7 @@
 #include "soffa_msg.h"
 #include "soffa_policy.h"
 #include "soffa_store.h"
+#include "soffa_terms.h"
 #include "soffa_wire.h"
 
 #define SOFFA_RID_LEN 5                /* the routing ids libzmq gives: 0x00 + 4 bytes */
@@ -69,6 +70,9 @@ typedef struct {
     char previous_secret_key[512]; /* ... the previous key file */
     char previous_until[40];       /* ... until this day (Stockholm) or instant */
     int64_t previous_until_us;     /* previous_until as an instant (Unix µs); 0 when no rotation */
+    char sensitive_terms[512];     /* [policy] the sensitive-term list ("" = the built-in copy) */
+    int64_t event_max_days;        /* [policy] how far back an event date may lie */
+    int64_t concern_max_days;      /* [policy] ... a report of concern's */
 } soffa_broker_cfg_t;
 
 /* Session states. A replay opens with an access record that must be
@@ -221,6 +225,10 @@ typedef struct soffa_metrics soffa_metrics_t;
  * commits). */
 typedef void (*soffa_commit_done_fn)(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplicate);
 
+/* What a session's end means to the modules above the session layer (its
+ * readers, a replay under way); soffa_session_release calls it. */
+typedef void (*soffa_session_end_fn)(soffa_broker_t *self, soffa_session_t *s);
+
 struct soffa_broker {
     char config_path[1024];
     soffa_broker_cfg_t cfg;
@@ -229,6 +237,7 @@ struct soffa_broker {
     char public_key[41], secret_key[41];
     char data_path[1024];
     soffa_store_t *store;
+    soffa_terms_t *terms;             /* the sensitive-term list, loaded at start (never NULL once new) */
     void *ctx, *router, *zap, *monitor;
     /* A key rotation's window: the previous key on an endpoint of its own
      * (one CURVE socket has one key), served until cfg.previous_until_us. */
@@ -251,6 +260,7 @@ struct soffa_broker {
     soffa_commit_done_fn committed;       /* answers a committed record (soffa_broker.c) */
     /* counts a committed batch: its records, the writer's time, LMDB's durable commit's part (metrics) */
     void (*batch_done)(soffa_broker_t *self, size_t records, int64_t took_us, int64_t sync_us);
+    soffa_session_end_fn released;        /* ends what a session holds above it (soffa_broker.c) */
     bool in_done;                         /* reporting a finished batch: nothing may commit */
     /* The writer thread commits one batch (flight) while the main thread
      * reads and checks the next. Nothing in flight is acknowledged before
@@ -284,10 +294,5 @@ struct soffa_broker {
     uint64_t map_room, disk_room;     /* bytes left at the last commit, less what publishes since may take */
     soffa_metrics_t *metrics;         /* counters for /metrics, and the endpoint */
 };
-
-/* Frames to one routing id (soffa_broker.c). */
-bool soffa_broker_send(soffa_broker_t *self, const uint8_t *rid, const soffa_frame_t *f);
-/* An ERROR with code and text; tag names the request it answers. */
-void soffa_broker_send_error(soffa_broker_t *self, const uint8_t *rid, uint64_t tag, soffa_err_t code, const char *text);
 
 #endif

@@ -10,6 +10,7 @@
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
 #include "soffa_ring.h"
+#include "soffa_send.h"
 
 /* ---- Mailboxes and store lookups ----------------------------------------------- */
 
@@ -93,7 +94,7 @@ s_pump_one(void *ctx, const soffa_store_rec_t *rec)
                        .has_hash = true};
     memcpy(f.hash, rec->hash, SOFFA_HASH_LEN);
     memcpy(f.mailbox, c->mbox->name, sizeof f.mailbox);
-    if (!soffa_broker_send(p->self, c->session->rid, &f)) {
+    if (!soffa_send_frame(p->self, c->session->rid, &f)) {
         p->blocked = true;
         return 1;
     }
@@ -168,20 +169,20 @@ soffa_delivery_on_subscribe(soffa_broker_t *self, soffa_session_t *s, const soff
         char why[200];
         snprintf(why, sizeof why, "%s may not read mailbox '%s'", s->id->name, f->mailbox);
         soffa_info("refused subscribe: %s", why);
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_NOT_AUTHORISED, why);
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_NOT_AUTHORISED, why);
         return;
     }
     if (s_session_consumer(s, f->mailbox)) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE, "already subscribed to that mailbox");
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE, "already subscribed to that mailbox");
         return;
     }
     if (s->n_consumers >= sizeof s->consumers / sizeof *s->consumers) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_TOO_LARGE, "too many subscriptions");
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_TOO_LARGE, "too many subscriptions");
         return;
     }
     soffa_mailbox_t *m = soffa_delivery_mailbox(self, f->mailbox);
     if (!m) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, NULL);
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, NULL);
         return;
     }
     char key[2 * SOFFA_NAME_MAX + 2];
@@ -203,7 +204,7 @@ soffa_delivery_on_subscribe(soffa_broker_t *self, soffa_session_t *s, const soff
         window = (uint32_t) self->cfg.window_max;
     if (!c || !soffa_ring_init(&c->ring, window)) {
         free(c);
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, NULL);
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, NULL);
         return;
     }
     c->session = s;
@@ -230,13 +231,13 @@ soffa_delivery_on_ack(soffa_broker_t *self, soffa_session_t *s, const soffa_fram
 {
     soffa_consumer_t *c = s_session_consumer(s, f->mailbox);
     if (!c) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE, "ack for a mailbox not subscribed");
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE, "ack for a mailbox not subscribed");
         return;
     }
     if (f->seq <= c->acked)
         return;   /* stale */
     if (!f->has_hash || !soffa_ring_ack(&c->ring, f->seq, f->hash)) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE,
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE,
                      "an ACK names a sequence delivered in this session and carries the hash it was delivered with");
         return;
     }
@@ -250,7 +251,7 @@ soffa_delivery_on_credit(soffa_broker_t *self, soffa_session_t *s, const soffa_f
 {
     soffa_consumer_t *c = f->mailbox[0] ? s_session_consumer(s, f->mailbox) : NULL;
     if (!c) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE,
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE,
                      f->mailbox[0] ? "credit for a mailbox not subscribed"
                                    : "a replay's window is freed with REPLAY-ACK, not CREDIT");
         return;

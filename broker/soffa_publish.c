@@ -11,6 +11,7 @@
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
 #include "soffa_metrics.h"
+#include "soffa_send.h"
 
 /* The state changes a committed record brings: answers it awaits or gives,
  * and a subject's protected identity. */
@@ -156,11 +157,13 @@ soffa_publish_followups_run(soffa_broker_t *self)
 void
 soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
 {
+    /* As long as an ERROR frame's text (255 bytes): the policy's reasons
+     * fit it, and the term filter cuts its own at a character boundary. */
     char why[256] = "";
     soffa_msg_t *msg = NULL;
     soffa_err_t rc = soffa_msg_decode(f->data, f->data_len, &msg);
     if (rc != SOFFA_OK) {
-        soffa_broker_send_error(self, s->rid, f->tag, rc, "the message could not be decoded");
+        soffa_send_error(self, s->rid, f->tag, rc, "the message could not be decoded");
         self->refused++;
         soffa_metrics_refused(self, 0, rc);
         return;
@@ -188,7 +191,7 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
         (void) soffa_lookup_at(self, seq, &r);   /* the mailbox, when its envelope reads */
         memcpy(ack.mailbox, r.mailbox, sizeof ack.mailbox);
         soffa_policy_ref_fini(&r);
-        soffa_broker_send(self, s->rid, &ack);
+        soffa_send_frame(self, s->rid, &ack);
         soffa_metrics_duplicate(self);
         soffa_msg_destroy(&msg);
         return;
@@ -206,7 +209,12 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     /* Decisions that look records up see everything committed so far. */
     if (soffa_policy_needs_lookup(v.type))
         soffa_commit(self);
-    soffa_policy_facts_t facts = {.subject_protected = s_subject_protected(self, v.subject_id)};
+    /* The term list and the date limits go into every decision: the
+     * policy refuses free text it cannot screen, so none slips through. */
+    soffa_policy_facts_t facts = {.subject_protected = s_subject_protected(self, v.subject_id),
+                                  .terms = self->terms,
+                                  .event_max_days = (uint32_t) self->cfg.event_max_days,
+                                  .concern_max_days = (uint32_t) self->cfg.concern_max_days};
     soffa_policy_decision_t dec;
     rc = soffa_policy_decide(s->id, msg, soffa_date_today(), &facts, soffa_lookup_find, self, &dec, why, sizeof why);
     if (rc != SOFFA_OK)
@@ -261,6 +269,6 @@ refuse:
         soffa_info("refused %s %s from %s: %s: %s", soffa_msg_type_name(vv.type), mid, s->id->name,
                    soffa_errname(rc), why[0] ? why : soffa_strerror(rc));
     }
-    soffa_broker_send_error(self, s->rid, f->tag, rc, why);
+    soffa_send_error(self, s->rid, f->tag, rc, why);
     soffa_msg_destroy(&msg);
 }

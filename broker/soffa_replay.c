@@ -8,6 +8,7 @@
 #include "soffa_session.h"
 #include "soffa_commit.h"
 #include "soffa_ring.h"
+#include "soffa_send.h"
 
 /* ---- Replay --------------------------------------------------------------------- */
 
@@ -113,7 +114,7 @@ s_replay_one(void *ctx, const soffa_store_rec_t *rec)
     soffa_frame_t f = {.type = SOFFA_FRAME_DELIVER, .seq = rec->seq, .data = rec->env, .data_len = rec->len,
                        .has_hash = true, .tag = s->replay.tag};
     memcpy(f.hash, rec->hash, SOFFA_HASH_LEN);
-    if (!soffa_broker_send(r->self, s->rid, &f)) {
+    if (!soffa_send_frame(r->self, s->rid, &f)) {
         s->replay.pos = rec->seq - 1;   /* try this one again */
         r->blocked = true;
         return 1;
@@ -159,7 +160,7 @@ soffa_replay_pump(soffa_broker_t *self, soffa_session_t *s)
         break;
     }
     if (rc != SOFFA_OK) {
-        soffa_broker_send_error(self, s->rid, s->replay.tag, rc, "replay failed while reading the store");
+        soffa_send_error(self, s->rid, s->replay.tag, rc, "replay failed while reading the store");
         s_replay_close(self, s);
         return;
     }
@@ -196,7 +197,7 @@ soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
 {
     if (s->id->role != SOFFA_ROLE_AUDIT) {
         soffa_info("refused replay by %s: not an auditor", s->id->name);
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, "only the audit role may replay the history");
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, "only the audit role may replay the history");
         return;
     }
     const char *purpose = f->text[0] ? f->text : "replay";
@@ -204,7 +205,7 @@ soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
     for (size_t i = 0; i < sizeof s_read_purposes / sizeof *s_read_purposes; i++)
         known |= strcmp(purpose, s_read_purposes[i]) == 0;
     if (!known) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
                      "the purpose of a read is replay, history, stats or access-log");
         return;
     }
@@ -212,12 +213,12 @@ soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
     if (fl->mailbox[0] && !soffa_policy_may_replay(s->id, fl->mailbox)) {
         char why[160];
         snprintf(why, sizeof why, "mailbox '%s' is outside %s's scope", fl->mailbox, s->id->name);
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, why);
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, why);
         return;
     }
     if (fl->subject_id[0] && soffa_id_check(fl->subject_id, NULL) != SOFFA_OK
         && soffa_reserve_check(fl->subject_id, NULL) != SOFFA_OK) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
                      "the subject filter is not a valid identity number (12 digits) or reserve number");
         return;
     }
@@ -232,7 +233,7 @@ soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
         s->replay.window_max = (uint32_t) self->cfg.window_max;
     s->replay.window = s->replay.window_max < SOFFA_SLOW_START ? s->replay.window_max : SOFFA_SLOW_START;
     if (!soffa_ring_init(&s->replay.ring, s->replay.window_max)) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOMEM, NULL);
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_NOMEM, NULL);
         return;
     }
     /* Nothing is sent before the read is in the access log: the opening
@@ -251,7 +252,7 @@ soffa_replay_on_replay_ack(soffa_broker_t *self, soffa_session_t *s, const soffa
     if ((s->state != SOFFA_SESS_REPLAYING && s->state != SOFFA_SESS_CLOSING) || f->tag != s->replay.tag)
         return;   /* stale: it crossed the end of the replay on the wire */
     if (!soffa_ring_ack(&s->replay.ring, f->seq, f->hash)) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_PROTOCOL_STATE,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_PROTOCOL_STATE,
                      "a REPLAY-ACK names a record of this replay with the hash it was delivered with");
         return;
     }

@@ -7,6 +7,7 @@
 #include "soffa_bytes.h"
 
 #include "soffa_delivery.h"
+#include "soffa_send.h"
 
 /* ---- Answers awaited ---------------------------------------------------------------- */
 
@@ -263,7 +264,7 @@ soffa_status_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
     /* One reply at a time: the next request carries the last reply's
      * receipt, so a client that never reads cannot pile replies up. */
     if (s->status_receipt && f->receipt != s->status_receipt) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_PROTOCOL_STATE,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_PROTOCOL_STATE,
                      "read the previous STATUS-REPLY and send its receipt with the next STATUS-REQUEST");
         return;
     }
@@ -275,7 +276,7 @@ soffa_status_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
         randombytes_buf(&r.receipt, sizeof r.receipt);
     while (r.receipt == 0);
     soffa_store_head(self->store, &r.head_seq, NULL, NULL);
-    if (soffa_broker_send(self, s->rid, &r))
+    if (soffa_send_frame(self, s->rid, &r))
         s->status_receipt = r.receipt;
     free(st.st);
 }

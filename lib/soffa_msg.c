@@ -21,6 +21,11 @@ _Static_assert((int) SOFFA_TK_OTHER == (int) SOFFA__TARGET_KIND__TK_OTHER, "tk")
 _Static_assert((int) SOFFA_CP_CASE_SUMMARY == (int) SOFFA__CONSENT_PURPOSE__CP_CASE_SUMMARY, "cp");
 _Static_assert((int) SOFFA_RS_RECEIVED == (int) SOFFA__REFERRAL_STATUS__RS_RECEIVED, "rs");
 _Static_assert((int) SOFFA_DC_CONTACT == (int) SOFFA__DATA_CATEGORY__DC_CONTACT, "dc");
+_Static_assert((int) SOFFA_DC_IDENTITY == (int) SOFFA__DATA_CATEGORY__DC_IDENTITY, "dc");
+_Static_assert((int) SOFFA_DC_OCCUPATION == (int) SOFFA__DATA_CATEGORY__DC_OCCUPATION, "dc");
+_Static_assert((int) SOFFA_DC_SUMMARY_TEXT == (int) SOFFA__DATA_CATEGORY__DC_SUMMARY_TEXT, "dc");
+_Static_assert((int) SOFFA_CGR_GOD_MAN == (int) SOFFA__CONSENT_ROLE__CGR_GOD_MAN, "cgr");
+_Static_assert((int) SOFFA_CR_TURNED_20 == (int) SOFFA__CLOSE_REASON__CR_TURNED_20, "cr");
 _Static_assert((int) SOFFA_IDT_LOCAL_RESERVE == (int) SOFFA__ID_TYPE__ID_LOCAL_RESERVE, "idt");
 #define SOFFA_MT_CHECK_(NAME, name, num) \
     _Static_assert((int) SOFFA_MT_##NAME == (int) SOFFA__MESSAGE__PAYLOAD_##NAME, #name);
@@ -160,6 +165,15 @@ soffa_role_from_name(const char *name)
     return SOFFA_ROLE_NONE;
 }
 
+const char *
+soffa_legal_basis_name(soffa_legal_basis_t basis)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&soffa__legal_basis__descriptor, (int) basis);
+    if (!v || basis == SOFFA_LB_NONE)
+        return basis == SOFFA_LB_NONE ? "none" : "unknown";
+    return strncmp(v->name, "LB_", 3) == 0 ? v->name + 3 : v->name;
+}
+
 soffa_msg_type_t
 soffa_msg_type(const soffa_msg_t *msg)
 {
@@ -247,12 +261,18 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_CLOSED:
         v->ref_id = s_id16(m->kaa_case_closed->case_id);
         v->new_hemkommun = m->kaa_case_closed->new_hemkommun;
+        v->close_reason = m->kaa_case_closed->reason;
         break;
     case SOFFA__MESSAGE__PAYLOAD_CONSENT_RECORDED: {
         const Soffa__ConsentRecorded *c = m->consent_recorded;
         v->ref_id = s_id16(c->consent_id);
         v->consent_valid_from = c->valid_from;
         v->consent_valid_to = c->valid_to;
+        v->consent_youth_age = c->youth_age_at_grant;
+        v->consent_maturity = c->maturity_assessed;
+        for (size_t i = 0; i < c->n_granted_by; i++)
+            if (c->granted_by[i] && c->granted_by[i]->role > 0 && c->granted_by[i]->role < 32)
+                v->consent_grants |= 1u << c->granted_by[i]->role;
         if (c->scope) {
             for (size_t i = 0; i < c->scope->n_recipients; i++)
                 if (c->scope->recipients[i] > 0 && c->scope->recipients[i] < 32)

@@ -97,6 +97,13 @@ typedef enum {
 } soffa_consent_purpose_t;
 
 typedef enum {
+    SOFFA_CGR_NONE = 0,
+    SOFFA_CGR_YOUTH = 1,
+    SOFFA_CGR_GUARDIAN = 2,
+    SOFFA_CGR_GOD_MAN = 3,           /* an unaccompanied minor's god man, in the guardian's place */
+} soffa_consent_role_t;
+
+typedef enum {
     SOFFA_RS_NONE = 0,
     SOFFA_RS_RECEIVED = 1,
 } soffa_referral_status_t;   /* only RECEIVED is special to policy */
@@ -137,6 +144,10 @@ typedef struct {
     uint32_t consent_valid_from;     /* yyyymmdd */
     uint32_t consent_valid_to;       /* yyyymmdd */
     uint32_t consent_categories;     /* consent_recorded: bit (1 << DataCategory) */
+    uint32_t consent_grants;         /* consent_recorded: bit (1 << soffa_consent_role_t) of each grant */
+    uint32_t consent_youth_age;      /* consent_recorded: youth_age_at_grant */
+    bool consent_maturity;           /* consent_recorded: maturity_assessed */
+    int close_reason;                /* kaa_case_closed: CloseReason, 0 otherwise */
     int claimed_kind;                /* sender.kind as claimed (soffa_party_kind_t), 0 if absent */
     const char *claimed_kommun;      /* sender.kommunkod as claimed, "" if absent */
     const char *claimed_unit;        /* sender.unit_id as claimed, "" if absent */
@@ -144,7 +155,14 @@ typedef struct {
     const char *school_unit;         /* the payload's school_unit (enrolment, absence, at-risk), "" if none */
 } soffa_msg_view_t;
 
-#define SOFFA_DC_CONTACT 2           /* DataCategory CONTACT */
+/* DataCategory values (bits of consent_categories). */
+#define SOFFA_DC_IDENTITY 1
+#define SOFFA_DC_CONTACT 2
+#define SOFFA_DC_OCCUPATION 3
+#define SOFFA_DC_MEASURES 4
+#define SOFFA_DC_SUMMARY_TEXT 5
+
+#define SOFFA_CR_TURNED_20 1         /* CloseReason TURNED_20 */
 
 /* ---- Lifecycle and codec ---- */
 
@@ -186,6 +204,10 @@ soffa_msg_type_t soffa_msg_type_from_name(const char *name);
 
 /*  Name of a role ("kaa"), and back (SOFFA_ROLE_NONE when unknown). */
 const char *soffa_role_name(soffa_role_t role);
+
+/*  The JSON name of a legal basis ("SL_15_15_ABSENCE"), from the schema;
+ *  "none" for SOFFA_LB_NONE, "unknown" for a value the schema lacks. */
+const char *soffa_legal_basis_name(soffa_legal_basis_t basis);
 soffa_role_t soffa_role_from_name(const char *name);
 
 /*  The free text a message carries, NULL when it carries none (or an empty

@@ -503,10 +503,22 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         if (p->n_granted_by < 1 || p->n_granted_by > 4)
             return s_bad(c, SOFFA_ERR_MISSING_FIELD, "consent_recorded.granted_by", "one to four grants required");
         for (size_t i = 0; i < p->n_granted_by; i++) {
-            S_CHECK(s_enum(c, "consent_recorded.granted_by.role", &soffa__consent_role__descriptor,
-                           p->granted_by[i]->role, true));
-            if (p->granted_by[i]->person)
-                S_CHECK(s_person(c, "consent_recorded.granted_by.person", p->granted_by[i]->person));
+            const Soffa__ConsentGrant *g = p->granted_by[i];
+            S_CHECK(s_enum(c, "consent_recorded.granted_by.role", &soffa__consent_role__descriptor, g->role, true));
+            for (size_t k = 0; k < i; k++)
+                if (p->granted_by[k]->role == g->role && g->role == SOFFA__CONSENT_ROLE__CGR_YOUTH)
+                    return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.granted_by", "the young person is listed twice");
+            if (!g->person)
+                continue;
+            S_CHECK(s_person(c, "consent_recorded.granted_by.person", g->person));
+            /* Who gave it: the young person is the subject; a guardian or god man is someone else. */
+            bool self = m->subject && m->subject->id && g->person->id && strcmp(m->subject->id, g->person->id) == 0;
+            if (g->role == SOFFA__CONSENT_ROLE__CGR_YOUTH && !self)
+                return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.granted_by.person",
+                             "a YOUTH grant is the subject's own: leave person out, or give the subject");
+            if (g->role != SOFFA__CONSENT_ROLE__CGR_YOUTH && self)
+                return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.granted_by.person",
+                             "a guardian or god man is someone other than the young person");
         }
         if (p->youth_age_at_grant < 13 || p->youth_age_at_grant > 25)
             return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.youth_age_at_grant", "must be 13 to 25");

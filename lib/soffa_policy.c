@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "soffa_id.h"
+#include "soffa_terms.h"
 #include "soffa_uuid.h"
 
 /* Where a message goes. */
@@ -31,6 +32,10 @@ enum {
     S_ANSWERER_SENT = 1 << 7,        /* the answered record came from the sender's inbox */
     S_OWN_CONSENT = 1 << 8,          /* consent_id equals the payload's consent id */
     S_CONSENT_EXISTS = 1 << 9,       /* the consent withdrawn was recorded by the sender, for its subject */
+    /* The law at the broker (issue 13, rules 1, 2 and 5). */
+    S_TARGET_GROUP = 1 << 10,        /* the KAA's target group: left compulsory school, under 20 (SL 29:9) */
+    S_CONSENT_GIVER = 1 << 11,       /* a consent is given by whom the young person's age allows (OSL 12:2) */
+    S_SCREEN_TEXT = 1 << 12,         /* free text bound for a KAA, Arbetsförmedlingen or a school is screened */
 };
 
 /* Which id of a message a column names. */
@@ -70,40 +75,49 @@ static const s_rule_t s_rules[] = {
      S_SIGNAL_INDEX, SOFFA_RECEIPT_ACK, S_ID_MESSAGE, 0},
     {SOFFA_MT_ABSENCE_REPORTED, SOFFA_ROLE_SCHOOL, SOFFA_LB_SL_15_15_ABSENCE, S_TO_KAA_OF_SUBJECT, 0, S_AGE_UNDER_20, 0,
      S_SIGNAL_INDEX, SOFFA_RECEIPT_ACK, S_ID_MESSAGE, 0},
-    {SOFFA_MT_AT_RISK_NOTICE, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_KAA_OF_SUBJECT, 0, S_CONSENT_TO_KAA, 0,
+    {SOFFA_MT_AT_RISK_NOTICE, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_KAA_OF_SUBJECT, 0,
+     S_CONSENT_TO_KAA | S_SCREEN_TEXT, 0,
      S_SIGNAL_INDEX, SOFFA_RECEIPT_ACK, S_ID_MESSAGE, 0},
     /* The KAA's acknowledgement goes back to the school that signalled. */
     {SOFFA_MT_SIGNAL_ACKNOWLEDGED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_ANSWERED_SENDER, SOFFA_REF_SIGNAL,
      S_ANSWERER_RECEIVED, 0, {{SOFFA_REF_ACK, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_ACK},
     /* The KAA's own case events: its journal only. */
-    {SOFFA_MT_KAA_CASE_OPENED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
+    {SOFFA_MT_KAA_CASE_OPENED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
      S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_CONTACT_ATTEMPTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
+    {SOFFA_MT_CONTACT_ATTEMPTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
      S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_OCCUPATION_RECORDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
+    {SOFFA_MT_OCCUPATION_RECORDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
      S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_PLAN_AGREED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
+    {SOFFA_MT_PLAN_AGREED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
      S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_MEASURE_STARTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
+    {SOFFA_MT_MEASURE_STARTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
      S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_MEASURE_ENDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
+    {SOFFA_MT_MEASURE_ENDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
      S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_KAA_CASE_CLOSED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
+    {SOFFA_MT_KAA_CASE_CLOSED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
      S_NO_INDEX, 0, 0, 0},
     {SOFFA_MT_SUBJECT_IDENTITY_CHANGED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
      S_SUBJECT_IN_SCOPE, 0, S_NO_INDEX, 0, 0, 0},
     /* Consents, recorded and withdrawn in the recorder's journal. */
     {SOFFA_MT_CONSENT_RECORDED, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE | S_OWN_CONSENT, SOFFA_REF_CONSENT, {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
-    {SOFFA_MT_CONSENT_RECORDED, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0, S_OWN_CONSENT,
-     SOFFA_REF_CONSENT, {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
+     S_SUBJECT_IN_SCOPE | S_OWN_CONSENT | S_TARGET_GROUP | S_CONSENT_GIVER, SOFFA_REF_CONSENT,
+     {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
+    {SOFFA_MT_CONSENT_RECORDED, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
+     S_OWN_CONSENT | S_CONSENT_GIVER, SOFFA_REF_CONSENT, {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
     {SOFFA_MT_CONSENT_WITHDRAWN, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
      S_OWN_CONSENT | S_CONSENT_EXISTS, 0, {{SOFFA_REF_WITHDRAWAL, S_ID_REF}, {0, 0}}, 0, 0, 0},
     {SOFFA_MT_CONSENT_WITHDRAWN, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
      S_OWN_CONSENT | S_CONSENT_EXISTS, 0, {{SOFFA_REF_WITHDRAWAL, S_ID_REF}, {0, 0}}, 0, 0, 0},
     /* Referrals with consent, and their answers. A referral waits for a status. */
     {SOFFA_MT_REFERRAL_SENT, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_AGENCY_OF_SUBJECT, 0,
-     S_SUBJECT_IN_SCOPE | S_CONSENT_REFERRAL, SOFFA_REF_REFERRAL,
+     S_SUBJECT_IN_SCOPE | S_CONSENT_REFERRAL | S_TARGET_GROUP | S_SCREEN_TEXT, SOFFA_REF_REFERRAL,
      {{SOFFA_REF_REFERRAL, S_ID_REF}, {SOFFA_REF_BY_CONSENT, S_ID_CONSENT}}, SOFFA_RECEIPT_STATUS, S_ID_REF, 0},
     {SOFFA_MT_REFERRAL_STATUS_CHANGED, SOFFA_ROLE_SOCIAL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_SENDER,
      SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK, 0, {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0,
@@ -187,6 +201,7 @@ soffa_ref_kind_name(soffa_ref_kind_t kind)
     case SOFFA_REF_ACK: return "acknowledgement";
     case SOFFA_REF_STATUS: return "status";
     case SOFFA_REF_BY_CONSENT: return "referral of a consent";
+    case SOFFA_REF_SOCIAL: return "message of social services";
     default: return "record";
     }
 }
@@ -341,10 +356,7 @@ soffa_policy_ref_fini(soffa_policy_ref_t *ref)
 static const char *
 s_basis_name(soffa_legal_basis_t b)
 {
-    static const char *const names[] = {"none", "SL_15_15_ENROLMENT", "SL_15_15_ABSENCE",
-                                        "SOL_REPORT_OF_CONCERN", "SOL_REPORTER_FEEDBACK",
-                                        "CONSENT_OSL_12_2", "SL_29_9_INTERNAL"};
-    return (unsigned) b < sizeof names / sizeof *names ? names[b] : "unknown";
+    return soffa_legal_basis_name(b);
 }
 
 static soffa_party_kind_t
@@ -359,18 +371,25 @@ s_party_of_role(soffa_role_t role)
     }
 }
 
-/* Age on the event date from the birth date the identity carries (a
- * reserve number's first eight characters); -1 when there is no birth date,
- * no event date, or the event lies before the birth. */
-static int
-s_age(const soffa_msg_view_t *v)
+/* The birth date the identity carries (a reserve number's first eight
+ * characters); false when it carries none. */
+static bool
+s_birth(const soffa_msg_view_t *v, soffa_date_t *birth)
 {
-    soffa_date_t birth, on;
-    soffa_err_t rc = v->id_type == SOFFA_IDT_LOCAL_RESERVE ? soffa_reserve_birth_date(v->subject_id, &birth)
+    soffa_err_t rc = v->id_type == SOFFA_IDT_LOCAL_RESERVE ? soffa_reserve_birth_date(v->subject_id, birth)
                    : v->id_type == SOFFA_IDT_PNR || v->id_type == SOFFA_IDT_SAMNR
-                       ? soffa_id_birth_date(v->subject_id, &birth)
+                       ? soffa_id_birth_date(v->subject_id, birth)
                        : SOFFA_ERR_ID_FORMAT;
-    if (rc != SOFFA_OK || !soffa_date_from_int(v->event_date, &on) || soffa_date_cmp(on, birth) < 0)
+    return rc == SOFFA_OK;
+}
+
+/* Whole years of age on day `on`; -1 when the identity carries no birth
+ * date or `on` lies before the birth. */
+static int
+s_age_on(const soffa_msg_view_t *v, soffa_date_t on)
+{
+    soffa_date_t birth;
+    if (!s_birth(v, &birth) || soffa_date_cmp(on, birth) < 0)
         return -1;
     return soffa_date_age(birth, on);
 }
@@ -436,6 +455,7 @@ typedef struct {
     const char *tname;
     char *why;
     size_t whylen;
+    const soffa_msg_t *msg;
 } s_dc_t;
 
 typedef soffa_err_t (*s_check_fn)(s_dc_t *d);
@@ -494,23 +514,161 @@ s_check_protected(s_dc_t *d)
     return SOFFA_OK;
 }
 
-/* Age, from the birth date the identity carries (a reserve number's too).
- * A message whose age rule cannot be checked is refused. */
+/* Age, judged on the day soffa receives the message (today, Stockholm),
+ * from the birth date the identity carries (a reserve number's too); never
+ * on a date the sender chose (issue 13, rule 3). A message whose age rule
+ * cannot be checked is refused, and so is one whose event lies before the
+ * birth. */
 static soffa_err_t
 s_check_age(s_dc_t *d)
 {
-    int age = s_age(d->v);
-    if (age < 0)
+    soffa_date_t on;
+    int age = s_age_on(d->v, d->today);
+    bool before_birth = soffa_date_from_int(d->v->event_date, &on) && s_age_on(d->v, on) < 0;
+    if (age < 0 || before_birth)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
                         "the age rule of %s cannot be checked: the event date lies before the birth date, "
                         "or one of them is not a real date", d->tname);
     if ((d->rule->checks & S_AGE_UNDER_20) && age >= 20)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
-                        "absence is reported only for pupils under 20; this pupil was %d when the absence began", age);
+                        "absence is reported only for pupils under 20; this pupil is %d (age on the day soffa "
+                        "receives the report)", age);
     if ((d->rule->checks & S_AGE_UNDER_18) && age >= 18)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
-                        "a report of concern is for a child under 18; this person was %d (use a referral with consent)",
+                        "a report of concern is for a child under 18; this person is %d (use a referral with consent)",
                         age);
+    return SOFFA_OK;
+}
+
+/* ---- The law at the broker (issue 13) ------------------------------------------------ */
+
+/* Rule 3, dates soffa can trust: the day a message says something happened
+ * (occurred_at, and an enrolment's or absence's own date) may lie only so
+ * far back: further back it is history, not a signal, and it would let the
+ * sender pick the day soffa's rules are judged on. An absence cannot begin
+ * after today. ([policy] event_max_days, concern_max_days.) */
+static soffa_err_t
+s_check_dates(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    bool concern = v->type == SOFFA_MT_CONCERN_REPORT_FILED;
+    uint32_t max = concern ? (d->facts && d->facts->concern_max_days ? d->facts->concern_max_days
+                                                                      : SOFFA_POLICY_CONCERN_MAX_DAYS)
+                           : (d->facts && d->facts->event_max_days ? d->facts->event_max_days
+                                                                    : SOFFA_POLICY_EVENT_MAX_DAYS);
+    int64_t today = soffa_date_to_days(d->today);
+    char t[11], when[11];
+    soffa_date_format(d->today, t);
+    struct {
+        const char *field;
+        soffa_date_t date;
+        bool set;
+    } dates[2] = {{"occurred_at_us", soffa_date_local(v->occurred_at_us), v->occurred_at_us > 0},
+                  {NULL, {0, 0, 0}, false}};
+    if (v->type == SOFFA_MT_ENROLMENT_CHANGED || v->type == SOFFA_MT_ABSENCE_REPORTED) {
+        dates[1].field = v->type == SOFFA_MT_ENROLMENT_CHANGED ? "enrolment_changed.effective_date"
+                                                               : "absence_reported.period_from";
+        dates[1].set = soffa_date_from_int(v->event_date, &dates[1].date);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (!dates[i].set)
+            continue;
+        int64_t back = today - soffa_date_to_days(dates[i].date);
+        soffa_date_format(dates[i].date, when);
+        if (back > (int64_t) max)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                            "%s: %s lies %lld days before today (%s); soffa takes %s dated at most %u days back "
+                            "([policy] %s)%s", dates[i].field, when, (long long) back, t,
+                            concern ? "a report of concern" : "messages", max,
+                            concern ? "concern_max_days" : "event_max_days",
+                            concern ? ": date it the day you file it" : "");
+        if (back < 0 && v->type == SOFFA_MT_ABSENCE_REPORTED && i == 1)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                            "absence_reported.period_from: %s is after today (%s); report absence that has begun",
+                            when, t);
+    }
+    return SOFFA_OK;
+}
+
+/* Rule 1, the KAA's target group (SL 29:9, DOMAIN.md §1.1): young people
+ * who have left compulsory school and are under 20, judged today. soffa
+ * knows no school records, so "left compulsory school" is judged from the
+ * birth date: compulsory school ends with the spring term of the year a
+ * young person turns 16 (year 9), and every school year ends by 30 June, so
+ * from 1 July of that year the young person counts as having left.
+ * Closing a case because the young person turned 20 is always allowed. */
+static soffa_err_t
+s_check_target_group(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (v->type == SOFFA_MT_KAA_CASE_CLOSED && v->close_reason == SOFFA_CR_TURNED_20)
+        return SOFFA_OK;
+    soffa_date_t birth;
+    int age = s_age_on(v, d->today);
+    if (age < 0 || !s_birth(v, &birth))
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the KAA's target group cannot be checked: the identity carries no birth date before today");
+    const char *what = v->type == SOFFA_MT_REFERRAL_SENT     ? "refers"
+                     : v->type == SOFFA_MT_CONSENT_RECORDED ? "records consents for"
+                                                              : "keeps cases for";
+    if (age >= 20)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the KAA %s young people under 20 only (SL 29:9); this young person is %d%s", what, age,
+                        v->type == SOFFA_MT_KAA_CASE_OPENED || v->type == SOFFA_MT_CONSENT_RECORDED
+                                || v->type == SOFFA_MT_REFERRAL_SENT
+                            ? ""
+                            : ": close the case as TURNED_20");
+    soffa_date_t left = {birth.year + 16, 7, 1};
+    if (soffa_date_cmp(d->today, left) < 0) {
+        char l[11];
+        soffa_date_format(left, l);
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the KAA %s young people who have left compulsory school (SL 29:9); this young person is %d, "
+                        "and soffa counts compulsory school as left from %s (1 July of the year they turn 16)",
+                        what, age, l);
+    }
+    return SOFFA_OK;
+}
+
+/* Rule 2, who may consent (DOMAIN.md §2.3, OSL 12:2), judged on the
+ * young person's age today; the age the consent states must be the one the
+ * identity number gives on the day of the grant (occurred_at). From 18 only
+ * the young person; at 16 and 17 the young person, with a documented
+ * maturity assessment or together with a guardian; below 16 a guardian.
+ * A god man (an unaccompanied minor's) stands in the guardian's place. */
+static soffa_err_t
+s_check_consent_giver(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    soffa_date_t granted = soffa_date_local(v->occurred_at_us);
+    int at_grant = s_age_on(v, granted), age = s_age_on(v, d->today);
+    char g[11];
+    soffa_date_format(granted, g);
+    if (at_grant < 0 || age < 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the consent's age rule cannot be checked: the identity carries no birth date before %s", g);
+    if ((int) v->consent_youth_age != at_grant)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "consent_recorded.youth_age_at_grant: the identity number says the young person was %d on %s, "
+                        "the day of the grant (occurred_at), not %u", at_grant, g, v->consent_youth_age);
+    bool youth = v->consent_grants & (1u << SOFFA_CGR_YOUTH);
+    bool guardian = v->consent_grants & ((1u << SOFFA_CGR_GUARDIAN) | (1u << SOFFA_CGR_GOD_MAN));
+    if (age >= 18 && (!youth || guardian))
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                        "the young person is %d: from 18 only they can consent, and a guardian or god man no longer "
+                        "does; record the young person's own consent alone", age);
+    if (age >= 16 && age < 18 && !youth)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                        "the young person is %d: from 16 their own consent is needed (with a guardian's, or a "
+                        "documented maturity assessment)", age);
+    if (age >= 16 && age < 18 && !guardian && !v->consent_maturity)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                        "the young person is %d: record that the caseworker assessed their maturity "
+                        "(maturity_assessed), or the guardian's consent as well", age);
+    if (age < 16 && !guardian)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                        "the young person is %d: under 16 a guardian consents for them (or the god man of an "
+                        "unaccompanied minor)", age);
     return SOFFA_OK;
 }
 
@@ -586,6 +744,121 @@ s_check_consent(s_dc_t *d)
     }
     soffa_policy_ref_fini(&c);
     return rc;
+}
+
+/* Rule 6, the consent covers the content (DOMAIN.md §2.3, §5.6), checked
+ * after s_check_consent found the consent active and covering the
+ * recipient: every message resting on a consent discloses who the young
+ * person is (data category IDENTITY); free text (a referral's summary, an
+ * at-risk note) needs SUMMARY_TEXT; an at-risk notice passes the pupil on
+ * to the KAA (purpose REFERRAL) and tells how the studies go (OCCUPATION,
+ * the register's word for studies and work). Contact details were checked
+ * with the recipient. Rule 2 at use: a consent given without the young
+ * person no longer speaks for one who is 16 or older today. */
+static soffa_err_t
+s_check_consent_content(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    soffa_policy_ref_t c = {0};
+    soffa_err_t rc = v->consent_id ? d->find(d->ctx, SOFFA_REF_CONSENT, v->consent_id, &c) : SOFFA_ERR_NOT_FOUND;
+    if (rc == SOFFA_ERR_NOT_FOUND)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "no consent is recorded under that consent id");
+    if (rc != SOFFA_OK)
+        return rc;
+    const soffa_msg_view_t *cv = &c.view;
+    const char *field = NULL;
+    const char *text = soffa_msg_free_text(d->msg, &field);
+    bool at_risk = v->type == SOFFA_MT_AT_RISK_NOTICE;
+    int age = s_age_on(v, d->today);
+    if (!(cv->consent_categories & (1u << SOFFA_DC_IDENTITY)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the consent does not cover the young person's identity (data category IDENTITY), which %s "
+                      "discloses", d->tname);
+    else if (at_risk && !(cv->consent_purposes & (1u << SOFFA_CP_REFERRAL)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the consent does not cover passing the pupil on to the KAA (purpose REFERRAL)");
+    else if (at_risk && !(cv->consent_categories & (1u << SOFFA_DC_OCCUPATION)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "an at-risk notice tells how the pupil's studies go: the consent must cover OCCUPATION");
+    else if (text && !(cv->consent_categories & (1u << SOFFA_DC_SUMMARY_TEXT)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "%s: the consent does not cover free text (data category SUMMARY_TEXT); leave the text out or "
+                      "record a consent that covers it", field);
+    else if (age >= 16 && !(cv->consent_grants & (1u << SOFFA_CGR_YOUTH)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the consent was given without the young person, who is now %d: from 16 their own consent is "
+                      "needed; record a new one", age);
+    soffa_policy_ref_fini(&c);
+    return rc;
+}
+
+/* Rule 6: nothing social services knows goes to Arbetsförmedlingen
+ * (DOMAIN.md §5.6, OSL 26:1; even the fact of contact is secret). soffa
+ * recognises it by where it came from: every message social services sent
+ * (status answers, concern-report feedback) or was sent (referrals,
+ * reports of concern) is found by its message id (SOFFA_REF_SOCIAL). A
+ * referral to Arbetsförmedlingen that follows one of them (causation_id)
+ * or continues its thread (correlation_id) is refused; its free text is
+ * screened for social-services involvement like all text bound for
+ * Arbetsförmedlingen (s_check_sensitive_text). */
+static soffa_err_t
+s_check_not_from_social(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (v->target_kind != SOFFA_TK_ARBETSFORMEDLINGEN)
+        return SOFFA_OK;
+    const uint8_t *ids[2] = {v->causation_id, v->correlation_id};
+    static const char *const names[2] = {"causation_id", "correlation_id"};
+    for (size_t i = 0; i < 2; i++) {
+        if (!ids[i])
+            continue;
+        soffa_policy_ref_t r = {0};
+        soffa_err_t rc = d->find(d->ctx, SOFFA_REF_SOCIAL, ids[i], &r);
+        soffa_policy_ref_fini(&r);
+        if (rc == SOFFA_OK)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_SOCIAL_SECRECY,
+                            "%s names a message social services sent or received: a referral to Arbetsförmedlingen "
+                            "may not follow up on it (OSL 26:1); send it on a thread of its own", names[i]);
+        if (rc != SOFFA_ERR_NOT_FOUND)
+            return rc;
+    }
+    return SOFFA_OK;
+}
+
+/* Rule 5, sensitive text (DOMAIN.md §5.6): free text bound for a KAA,
+ * Arbetsförmedlingen or a school may not name sensitive personal data; the
+ * sensitive-term list decides, naming the category, and the text is never
+ * echoed. A referral to social services is governed by its consent's scope
+ * instead (rule 6), and a report of concern is never screened (no row of it
+ * asks). Without a loaded list such text is refused, never let through. */
+const char *
+soffa_policy_text_to_screen(const soffa_msg_t *msg, const char **field)
+{
+    const char *name = NULL;
+    const char *text = soffa_msg_free_text(msg, &name);
+    soffa_msg_view_t v;
+    soffa_msg_view(msg, &v);
+    bool screened = v.type == SOFFA_MT_AT_RISK_NOTICE
+                 || (v.type == SOFFA_MT_REFERRAL_SENT && v.target_kind != SOFFA_TK_SOCIAL_SERVICES);
+    if (!text || !screened)
+        text = name = NULL;
+    if (field)
+        *field = name;
+    return text;
+}
+
+static soffa_err_t
+s_check_sensitive_text(s_dc_t *d)
+{
+    const char *field = NULL;
+    const char *text = soffa_policy_text_to_screen(d->msg, &field);
+    if (!text)
+        return SOFFA_OK;
+    if (!d->facts || !d->facts->terms)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_INTERNAL,
+                        "%s cannot be screened for sensitive data (the broker has no term list loaded), "
+                        "so it is refused", field);
+    return soffa_terms_screen(d->facts->terms, text, field, d->why, d->whylen);
 }
 
 /* A withdrawal names a consent the sender's organisation recorded, for the
@@ -680,11 +953,17 @@ static const struct {
 } s_checks[] = {
     {"claims about the sender", 0, s_check_claims},
     {"protected identity", 0, s_check_protected},
+    {"dates soffa can trust", 0, s_check_dates},
     {"age", S_AGE_UNDER_20 | S_AGE_UNDER_18, s_check_age},
     {"the sender's municipality", S_SUBJECT_IN_SCOPE, s_check_in_scope},
+    {"the KAA's target group", S_TARGET_GROUP, s_check_target_group},
     {"a consent's own id", S_OWN_CONSENT, s_check_own_consent},
+    {"who may consent", S_CONSENT_GIVER, s_check_consent_giver},
     {"a new id is new", 0, s_check_new_id},
     {"consent", S_CONSENT_TO_KAA | S_CONSENT_REFERRAL, s_check_consent},
+    {"the consent covers the content", S_CONSENT_TO_KAA | S_CONSENT_REFERRAL, s_check_consent_content},
+    {"nothing of social services to Arbetsförmedlingen", S_CONSENT_REFERRAL, s_check_not_from_social},
+    {"sensitive text", S_SCREEN_TEXT, s_check_sensitive_text},
     {"the consent withdrawn", S_CONSENT_EXISTS, s_check_consent_exists},
     {"the record answered", 0, s_check_answered},
 };
@@ -745,6 +1024,16 @@ s_outcome(s_dc_t *d)
         d->out->answers = (char) r->gives;
         memcpy(d->out->answers_id, d->v->ref_id, 16);
     }
+    /* What social services sent or was sent is found by its message id, so
+     * that nothing follows it to Arbetsförmedlingen (s_check_not_from_social). */
+    if (d->v->message_id && (d->sender->role == SOFFA_ROLE_SOCIAL || !strncmp(d->out->mailbox, "social/", 7))
+        && d->out->n_refs < SOFFA_STORE_REFS) {
+        soffa_store_ref_t *ref = &d->out->refs[d->out->n_refs++];
+        ref->key[0] = (uint8_t) SOFFA_REF_SOCIAL;
+        memcpy(ref->key + 1, d->v->message_id, 16);
+        ref->len = 17;
+        ref->shared = false;
+    }
 }
 
 soffa_err_t
@@ -756,7 +1045,7 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
     soffa_msg_view(msg, &v);
     memset(out, 0, sizeof *out);
     s_dc_t d = {sender, &v, s_rule(v.type, sender->role), today, facts, find, ctx, out,
-                soffa_msg_type_name(v.type), why, whylen};
+                soffa_msg_type_name(v.type), why, whylen, msg};
     if (!d.rule)
         return s_refuse(why, whylen, SOFFA_ERR_POLICY, "a %s agent may not send %s%s", soffa_role_name(sender->role),
                         d.tname, s_rule_of_type(v.type) ? "" : " (no route exists for it)");

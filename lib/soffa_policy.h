@@ -24,6 +24,7 @@
 
 #include "soffa_msg.h"
 #include "soffa_store.h"
+#include "soffa_terms.h"
 #include "soffa_time.h"
 #include "soffa_wire.h"
 
@@ -80,6 +81,7 @@ typedef enum {
     SOFFA_REF_ACK = 'A',          /* the acknowledgement of a signal, by the signal's id */
     SOFFA_REF_STATUS = 'S',       /* a status of a referral, by the referral id */
     SOFFA_REF_BY_CONSENT = 'X',   /* the referrals resting on a consent (shared: + seq) */
+    SOFFA_REF_SOCIAL = 'Z',       /* a message social services sent or was sent, by its message id */
 } soffa_ref_kind_t;
 
 /*  Name of a reference kind for people ("referral"). */
@@ -125,9 +127,22 @@ typedef struct {
     uint8_t answers_id[16];                       /* ... for this id */
 } soffa_policy_decision_t;
 
-/*  What the broker knows beyond the message itself. */
+/*  How far back an event date may lie, by default (issue 13, rule 3): half
+ *  a year for every message, which holds the longest school term (the
+ *  spring term, early January to mid June) and a report at its end about an
+ *  absence that began on its first day; a month for a report of concern,
+ *  which is made at once (SoL 14:1), so its date is the day it is filed. */
+#define SOFFA_POLICY_EVENT_MAX_DAYS 183
+#define SOFFA_POLICY_CONCERN_MAX_DAYS 30
+
+/*  What the broker knows beyond the message itself, and the settings the
+ *  decision applies. */
 typedef struct {
     bool subject_protected;                       /* an earlier message marked the subject protected */
+    const soffa_terms_t *terms;                   /* the sensitive-term list (borrowed). Without it, free text
+                                                   * that must be screened is refused (INTERNAL): never skipped */
+    uint32_t event_max_days;                      /* days back a date may lie; 0: SOFFA_POLICY_EVENT_MAX_DAYS */
+    uint32_t concern_max_days;                    /* ... a report of concern's; 0: SOFFA_POLICY_CONCERN_MAX_DAYS */
 } soffa_policy_facts_t;
 
 /*  The inbox of an identity ("kaa/1419"), or its journal. */
@@ -145,15 +160,27 @@ bool soffa_policy_may_replay(const soffa_identity_t *id, const char *mailbox);
 bool soffa_policy_needs_lookup(soffa_msg_type_t type);
 
 /*  Decides a validated message from `sender`. today is the date consents
- *  and ages are judged on; facts (may be NULL) what the broker remembers
- *  about the subject. Returns SOFFA_OK with *out filled, or the refusal
- *  (SOFFA_ERR_POLICY, SOFFA_ERR_LEGAL_BASIS, SOFFA_ERR_CONSENT,
- *  SOFFA_ERR_AGE, SOFFA_ERR_PROTECTED, SOFFA_ERR_NOT_AUTHORISED,
- *  SOFFA_ERR_NOT_FOUND, SOFFA_ERR_EXISTS) with `why` for the sender. */
+ *  and ages are judged on: the broker's own date of receipt in Stockholm,
+ *  never a date the message gives. facts (may be NULL: no memory, default
+ *  limits, no term list) what the broker knows and applies. Returns
+ *  SOFFA_OK with *out filled, or the refusal (SOFFA_ERR_POLICY,
+ *  SOFFA_ERR_LEGAL_BASIS, SOFFA_ERR_CONSENT, SOFFA_ERR_AGE,
+ *  SOFFA_ERR_PROTECTED, SOFFA_ERR_NOT_AUTHORISED, SOFFA_ERR_NOT_FOUND,
+ *  SOFFA_ERR_EXISTS, SOFFA_ERR_BAD_FIELD, SOFFA_ERR_SENSITIVE_TEXT,
+ *  SOFFA_ERR_SOCIAL_SECRECY, SOFFA_ERR_INTERNAL when free text must be
+ *  screened and facts has no term list) with `why` for the sender. */
 soffa_err_t soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg,
                                 soffa_date_t today, const soffa_policy_facts_t *facts,
                                 soffa_policy_find_fn find, void *ctx, soffa_policy_decision_t *out,
                                 char *why, size_t whylen);
+
+/*  The free text of msg the broker screens for sensitive data (issue 13,
+ *  rule 5): an at-risk notice's note (bound for a KAA) and a referral's
+ *  summary unless it goes to social services (where the consent's scope
+ *  governs it); never a report of concern's description. NULL when there is
+ *  none to screen; *field (may be NULL) gets the field's name. Both are
+ *  borrowed from msg. The command line asks this to warn before sending. */
+const char *soffa_policy_text_to_screen(const soffa_msg_t *msg, const char **field);
 
 /*  True if mailbox is an agent's inbox (kaa/, social/, af/, school/):
  *  records waiting there with nobody reading are worth a warning. The

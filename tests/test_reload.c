@@ -340,3 +340,20 @@ Test(reload, other_settings_wait_for_a_restart_and_deliveries_go_on, .timeout = 
     soffa_client_close(&kaa);
     tk_broker_free(b);
 }
+
+/* [policy] (issue 13) is part of the file a reload reads: a file with it
+ * reloads, and a changed value is named as waiting for a restart (the
+ * sensitive-term list and the date limits are read at start). */
+Test(reload, a_policy_section_reloads_and_its_changes_wait_for_a_restart, .timeout = 60)
+{
+    tk_broker_t *b = tk_broker_start("\n[policy]\nevent_max_days = 183\n");
+    soffa_client_t *school = tk_client(b, "school-1415", false);
+    cfg_replace(b, "event_max_days = 183", "event_max_days = 200");
+    reload(b);
+    cr_assert_eq(log_count(b, "reload refused"), 0, "a file with [policy] was refused (see %s/broker.log)", b->dir);
+    cr_assert_eq(log_count(b, "reload: [policy] event_max_days changed in the file; it takes effect at the next restart"), 1);
+    char why[256] = "";
+    cr_assert_eq(publish(school, 3, why), SOFFA_OK, "%s", why);
+    soffa_client_close(&school);
+    tk_broker_free(b);
+}

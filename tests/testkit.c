@@ -46,20 +46,42 @@ s_uuid(void)
     return json_string(s);
 }
 
-static json_t *
-s_payload(soffa_msg_type_t type, const char *hemkommun, const char **basis)
+/* The Stockholm date `days` days from the moment messages here say they
+ * happened (an hour ago), as YYYY-MM-DD: fixtures stay within the dates the
+ * broker takes (issue 13, rule 3) whenever the tests run. */
+static const char *
+s_day(int days, char buf[11])
 {
+    soffa_date_format(soffa_date_local(soffa_now_us() - 3600000000LL + days * 86400000000LL), buf);
+    return buf;
+}
+
+/* The subject's age on the day the fixtures' messages happened, from its
+ * identity number or reserve number; 18 when it carries no birth date. */
+static int
+s_age_of(const char *pnr)
+{
+    soffa_date_t birth, on = soffa_date_local(soffa_now_us() - 3600000000LL);
+    if (soffa_reserve_birth_date(pnr, &birth) != SOFFA_OK && soffa_id_birth_date(pnr, &birth) != SOFFA_OK)
+        return 18;
+    return soffa_date_cmp(on, birth) < 0 ? 0 : soffa_date_age(birth, on);
+}
+
+static json_t *
+s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const char **basis)
+{
+    char d1[11], d2[11];
     *basis = "SL_29_9_INTERNAL";
     switch (type) {
     case SOFFA_MT_ENROLMENT_CHANGED:
         *basis = "SL_15_15_ENROLMENT";
         return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "event", "LEFT", "effective_date",
-                         "2026-10-01", "school_unit", "12345678", "school_form", "GY",
+                         s_day(-7, d1), "school_unit", "12345678", "school_form", "GY",
                          "programme_code", "SA", "leave_reason", "DISCONTINUED");
     case SOFFA_MT_ABSENCE_REPORTED:
         *basis = "SL_15_15_ABSENCE";
-        return json_pack("{s:s, s:s, s:s, s:b, s:s, s:s}", "period_from", "2026-09-01", "period_to",
-                         "2026-10-15", "unexcused_band", "SIGNIFICANT", "investigation_started", 1,
+        return json_pack("{s:s, s:s, s:s, s:b, s:s, s:s}", "period_from", s_day(-60, d1), "period_to",
+                         s_day(-7, d2), "unexcused_band", "SIGNIFICANT", "investigation_started", 1,
                          "reported_to_csn", "YES", "school_unit", "12345678");
     case SOFFA_MT_AT_RISK_NOTICE:
         *basis = "CONSENT_OSL_12_2";
@@ -90,14 +112,21 @@ s_payload(soffa_msg_type_t type, const char *hemkommun, const char **basis)
     case SOFFA_MT_KAA_CASE_CLOSED:
         return json_pack("{s:o, s:s, s:s}", "case_id", s_uuid(), "reason", "MOVED_OUT",
                          "new_hemkommun", "1480");
-    case SOFFA_MT_CONSENT_RECORDED:
+    case SOFFA_MT_CONSENT_RECORDED: {
+        /* Given lawfully for the subject's age (issue 13, rule 2): the young
+         * person from 16 (with a maturity assessment), a guardian with them
+         * below that; the stated age is the identity number's. */
         *basis = "CONSENT_OSL_12_2";
-        return json_pack("{s:o, s:[{s:s}], s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s]}, s:s, s:s, s:s, s:s}",
-                         "consent_id", s_uuid(), "granted_by", "role", "YOUTH", "youth_age_at_grant",
-                         18, "maturity_assessed", 1, "scope", "recipients", "ARBETSFORMEDLINGEN",
+        int age = s_age_of(pnr);
+        json_t *grants = age < 16 ? json_pack("[{s:s}, {s:s}]", "role", "YOUTH", "role", "GUARDIAN")
+                                  : json_pack("[{s:s}]", "role", "YOUTH");
+        return json_pack("{s:o, s:o, s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s,s,s]}, s:s, s:s, s:s, s:s}",
+                         "consent_id", s_uuid(), "granted_by", grants, "youth_age_at_grant",
+                         age, "maturity_assessed", 1, "scope", "recipients", "ARBETSFORMEDLINGEN",
                          "SOCIAL_SERVICES", "purposes", "REFERRAL", "STATUS_FEEDBACK",
-                         "data_categories", "IDENTITY", "CONTACT", "form", "WRITTEN", "valid_from",
-                         "2026-11-01", "valid_to", "2027-10-31", "recorded_by", "handl-17");
+                         "data_categories", "IDENTITY", "CONTACT", "OCCUPATION", "SUMMARY_TEXT", "form",
+                         "WRITTEN", "valid_from", "2026-11-01", "valid_to", "2027-10-31", "recorded_by", "handl-17");
+    }
     case SOFFA_MT_CONSENT_WITHDRAWN:
         *basis = "CONSENT_OSL_12_2";
         return json_pack("{s:o, s:I, s:s}", "consent_id", s_uuid(), "withdrawn_at_us",
@@ -140,7 +169,7 @@ char *
 tk_msg_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
 {
     const char *basis;
-    json_t *payload = s_payload(type, hemkommun, &basis);
+    json_t *payload = s_payload(type, pnr, hemkommun, &basis);
     cr_assert_not_null(payload, "no test payload for type %d", type);
     int64_t now = soffa_now_us();
     soffa_id_kind_t kind = SOFFA_ID_PNR;

@@ -8,6 +8,7 @@
 #include "soffa_policy.h"
 
 static soffa_msg_t *s_ref;   /* the record every lookup finds, when it does */
+static soffa_terms_t *s_terms;   /* the built-in sensitive-term list */
 
 static soffa_err_t
 s_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_t *out)
@@ -49,6 +50,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             "\"purposes\":[\"REFERRAL\",\"STATUS_FEEDBACK\"],\"data_categories\":[\"IDENTITY\",\"CONTACT\"]},"
             "\"form\":\"WRITTEN\",\"valid_from\":\"2000-01-01\",\"valid_to\":\"2000-12-31\",\"recorded_by\":\"h\"}}";
         soffa_msg_from_json(consent, &s_ref, NULL, 0);
+        soffa_terms_new(&s_terms, NULL, NULL, 0);
     }
     if (size < 2)
         return 0;
@@ -67,7 +69,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     soffa_policy_decision_t dec;
     char why[256];
     soffa_date_t today = {2000, 6, 1};
-    (void) soffa_policy_decide(&ids[(mode >> 2) % 5], m, today, NULL, s_find, &mode, &dec, why, sizeof why);
+    /* With what the broker passes (the term list, date limits), or nothing. */
+    soffa_policy_facts_t facts = {.subject_protected = mode & 0x80, .terms = s_terms, .event_max_days = mode & 0x40 ? 1 : 0};
+    (void) soffa_policy_decide(&ids[(mode >> 2) % 5], m, today, (mode & 0x20) ? NULL : &facts, s_find, &mode, &dec, why,
+                               sizeof why);
     soffa_msg_view_t v;
     soffa_msg_view(m, &v);
     (void) soffa_policy_referral_deliverable(&v, today, s_find, &mode);
