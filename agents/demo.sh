@@ -205,9 +205,15 @@ check "the occupations recorded: none, the AF programme, upper-secondary studies
     "$(grep -o '"occupation":"[A-Z_]*"' "$NET/history.json" | cut -d'"' -f4 | tr '\n' ' ' | sed 's/ $//')"
 check "the case closed because a national programme started" "STARTED_NATIONAL_PROGRAMME" \
     "$(grep -o '"kaa_case_closed":{[^}]*}' "$NET/history.json" | grep -o '"reason":"[A-Z_0-9]*"' | cut -d'"' -f4)"
+say "Each data controller keeps its own access log: every read of the pupil's history is"
+say "in Tjörn's, the school's and Arbetsförmedlingen's, each with the records that were theirs."
 run audit access-log --pupil $PUPIL | tee "$NET/access.out"
-check "each of the auditor's three reads of the history is in the access log" "3" \
-    "$(grep -c 'access  *audit read [0-9]* record(s)' "$NET/access.out" || true)"
+check "each of the auditor's three reads of the history is in Tjörn's access log" "3" \
+    "$(grep -c 'access  *audit read [0-9]* record(s) of 1419' "$NET/access.out" || true)"
+check "... and in Arbetsförmedlingen's" "3" \
+    "$(grep -c 'access  *audit read [0-9]* record(s) of af' "$NET/access.out" || true)"
+check "Stenungsund's auditor sees none of them: no record of Stenungsund was read" "0 record(s)" \
+    "$("$SOFFA" --net "$NET" --agent audit-1415 access-log | tail -n 1 | grep -o '^[0-9]* record(s)')"
 say "The broker signs a checkpoint of the chain every 10 records, with a key kept outside"
 say "its data directory; the auditor's agent keeps every checkpoint it receives. verify"
 say "checks the chain against the broker's public key and the auditor's checkpoints,"

@@ -20,6 +20,7 @@ typedef struct {
     char unit[1024];
     char orgnr[16];
     char scope[SOFFA_SCOPE_MAX];
+    bool span_controllers;
 } s_agent_cfg_t;
 
 static const soffa_cfg_key_t s_agent_keys[] = {
@@ -30,6 +31,7 @@ static const soffa_cfg_key_t s_agent_keys[] = {
     {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 1024, "unit codes, comma-separated: a school's skolenhetskoder (required), else local units"},
     {"orgnr", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, orgnr), 16, "organisationsnummer messages may claim"},
     {"scope", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, scope), SOFFA_SCOPE_MAX, "audit: mailbox patterns it may replay"},
+    {"span_controllers", SOFFA_CFG_BOOL, "no", 0, 0, offsetof(s_agent_cfg_t, span_controllers), 0, "audit: the scope may cover more than one data controller's records"},
 };
 
 struct soffa_idtable {
@@ -199,10 +201,12 @@ s_convert(soffa_idtable_t *self, soffa_ident_t *ident, const s_agent_cfg_t *a, c
                  config_path, id->name);
         return SOFFA_ERR_CONFIG;
     }
-    if (id->role != SOFFA_ROLE_AUDIT && a->scope[0]) {
-        snprintf(why, whylen, "%s: [agent %s] scope is for auditors only", config_path, id->name);
+    if (id->role != SOFFA_ROLE_AUDIT && (a->scope[0] || a->span_controllers)) {
+        snprintf(why, whylen, "%s: [agent %s] %s is for auditors only", config_path, id->name,
+                 a->scope[0] ? "scope" : "span_controllers");
         return SOFFA_ERR_CONFIG;
     }
+    id->span_controllers = a->span_controllers;
     snprintf(id->kommun, sizeof id->kommun, "%.4s", a->kommun);
     snprintf(id->scope, sizeof id->scope, "%s", a->scope);
     return s_keys(self, ident, a->public_key, config_path, why, whylen);
@@ -235,6 +239,29 @@ s_readers_build(soffa_idtable_t *self)
     return SOFFA_OK;
 }
 
+/* Each auditor reads one data controller's records, unless configured to
+ * span them (issue 13, rule 11); the check sets its controller. It needs
+ * every agent of the file, in one array. */
+static soffa_err_t
+s_scopes_check(soffa_idtable_t *self, const char *config_path, char *why, size_t whylen)
+{
+    soffa_identity_t *all = calloc(self->n ? self->n : 1, sizeof *all);
+    if (!all)
+        return SOFFA_ERR_NOMEM;
+    for (size_t i = 0; i < self->n; i++)
+        all[i] = self->v[i]->id;
+    soffa_err_t rc = SOFFA_OK;
+    for (size_t i = 0; rc == SOFFA_OK && i < self->n; i++) {
+        char swhy[600];
+        soffa_identity_t *id = &self->v[i]->id;
+        if (id->role == SOFFA_ROLE_AUDIT
+            && (rc = soffa_policy_scope_check(id, all, self->n, swhy, sizeof swhy)) != SOFFA_OK)
+            snprintf(why, whylen, "%s: [agent %s] %s", config_path, id->name, swhy);
+    }
+    free(all);
+    return rc;
+}
+
 soffa_err_t
 soffa_idtable_finish(soffa_idtable_t *self, const char *config_path, soffa_err_t load_rc, char *why, size_t whylen)
 {
@@ -247,6 +274,8 @@ soffa_idtable_finish(soffa_idtable_t *self, const char *config_path, soffa_err_t
         free(self->stash[i]);
         self->stash[i] = NULL;
     }
+    if (rc == SOFFA_OK)
+        rc = s_scopes_check(self, config_path, why, whylen);
     if (rc == SOFFA_OK)
         rc = s_readers_build(self);
     return rc;
@@ -289,7 +318,8 @@ soffa_idtable_same(const soffa_ident_t *a, const soffa_ident_t *b)
 {
     const soffa_identity_t *x = &a->id, *y = &b->id;
     if (strcmp(x->name, y->name) || x->role != y->role || strcmp(x->kommun, y->kommun) || strcmp(x->unit, y->unit)
-        || x->n_units != y->n_units || strcmp(x->orgnr, y->orgnr) || strcmp(x->scope, y->scope))
+        || x->n_units != y->n_units || strcmp(x->orgnr, y->orgnr) || strcmp(x->scope, y->scope)
+        || x->span_controllers != y->span_controllers || strcmp(x->controller, y->controller))
         return false;
     for (size_t i = 0; i < x->n_units; i++)
         if (strcmp(x->units[i], y->units[i]))

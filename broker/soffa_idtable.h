@@ -65,7 +65,8 @@ soffa_ident_t *soffa_idtable_at(const soffa_idtable_t *self, size_t i);
 const soffa_identity_t *const *soffa_idtable_readers(const soffa_idtable_t *self, const char *mailbox);
 
 /*  True when a and b are configured alike (keys aside): role, kommun,
- *  units, orgnr, scope. */
+ *  units, orgnr, scope, span_controllers and the data controller an
+ *  auditor reads. */
 bool soffa_idtable_same(const soffa_ident_t *a, const soffa_ident_t *b);
 
 /*  True when key is one of ident's keys. */

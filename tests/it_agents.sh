@@ -334,5 +334,49 @@ out=$(s school-1415 signal absence --pupil "$(pupil 935)" --hemkommun 1419 --per
     --period-to ${ABS_TO} --unexcused-band SIGNIFICANT --school-unit 14199999 2>&1); rc=$?
 case "$rc:$out" in 1:*"14199999 is not one of school-1415's configured school units"*"[NOT_AUTHORISED]"*) ok "it_35 another school unit is refused with the reason";; *) bad "it_35 another school unit" "$out";; esac
 
+# it_36 (issue 13, rules 8-10) from the command line: the case lifecycle and
+# its refusals, "not our youth, rerouted", and a samordningsnummer replaced by
+# a personnummer whose history shows what came before.
+P=$(pupil 936)
+CASE=$(cat /proc/sys/kernel/random/uuid)
+out=$(s kaa-1419 case contact --pupil "$P" --hemkommun 1419 --case-id "$CASE" --attempt-no 1 --channel PHONE \
+    --outcome REACHED 2>&1); rc=$?
+case "$rc:$out" in 1:*"open the case first"*"[NOT_FOUND]"*) ok "it_36 an event on a case never opened is refused";; *) bad "it_36 event before open" "$out";; esac
+s kaa-1419 case open --pupil "$P" --hemkommun 1419 --case-id "$CASE" >/dev/null
+s kaa-1419 case close --pupil "$P" --hemkommun 1419 --case-id "$CASE" --reason STARTED_NATIONAL_PROGRAMME >/dev/null
+out=$(s kaa-1419 case occupation --pupil "$P" --hemkommun 1419 --case-id "$CASE" --as-of "$(date +%F)" \
+    --occupation NONE 2>&1); rc=$?
+case "$rc:$out" in 1:*"was closed on"*"[NOT_OPEN]"*) ok "it_36 an event on a closed case is refused, saying when it closed";; *) bad "it_36 event on a closed case" "$out";; esac
+SIG=$(absence 936 | awk '/message id/ {print $3}')
+out=$(s kaa-1419 case reopen --pupil "$P" --hemkommun 1419 --case-id "$CASE" --signal-id "$SIG" 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted: case reopen -> kaa-journal/1419"*) ok "it_36 soffa case reopen on a new signal";; *) bad "it_36 case reopen" "$out";; esac
+out=$(s kaa-1419 case occupation --pupil "$P" --hemkommun 1419 --case-id "$CASE" --as-of "$(date +%F)" --occupation NONE 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted"*) ok "it_36 the reopened case takes events";; *) bad "it_36 reopened case" "$out";; esac
+BEFORE=$(count kaa-1415)
+out=$(s kaa-1419 ack --pupil "$P" --hemkommun 1419 --signal-id "$SIG" --result NOT_HEMKOMMUN_REROUTED --new-hemkommun 1415 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted: ack -> school/school-1415"*) ok "it_36 not our youth: acknowledged to the school";; *) bad "it_36 reroute ack" "$out";; esac
+wait_count kaa-1415 $(( BEFORE + 1 ))
+case "$(s kaa-1415 inbox | tail -n 1)" in *"absence_reported"*"from school-1415"*"to kaa/1415"*) ok "it_36 ... and the signal goes on to the right municipality's KAA";; *) bad "it_36 rerouted signal" "$(s kaa-1415 inbox)";; esac
+samnr() {   # samnr N: a samordningsnummer (day + 60) like pupil N
+    local d sum=0 i v
+    d=$(printf '0803%02d%03d' $(( $1 % 28 + 61 )) $(( $1 % 900 + 100 )))
+    for i in 0 1 2 3 4 5 6 7 8; do
+        v=$(( ${d:$i:1} * (i % 2 == 0 ? 2 : 1) ))
+        sum=$(( sum + v / 10 + v % 10 ))
+    done
+    echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
+}
+OLD=$(samnr 937)
+NEW=$(pupil 937)
+s school-1415 signal absence --pupil "$OLD" --hemkommun 1419 --period-from 2026-09-01 --period-to 2026-11-13 \
+    --unexcused-band SIGNIFICANT --school-unit 14150001 >/dev/null
+OLD12=$("$SOFFA" check-id "$OLD" | awk '{print $1}')
+NEW12=$("$SOFFA" check-id "$NEW" | awk '{print $1}')
+out=$(s kaa-1419 identity change --pupil "$NEW" --hemkommun 1419 --old-id.id-type SAMNR --old-id.id "$OLD12" \
+    --old-id.hemkommun 1419 --new-id.id-type PNR --new-id.id "$NEW12" --new-id.hemkommun 1419 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted: identity change -> kaa-journal/1419"*) ok "it_36 the KAA records the new number";; *) bad "it_36 identity change" "$out";; esac
+out=$(s audit history --pupil "$NEW" 2>&1)
+case "$out" in *"absence_reported"*"pupil ${OLD12}"*"subject_identity_changed"*) ok "it_36 soffa history of the new number shows what came under the old one";; *) bad "it_36 history of the new number" "$out";; esac
+
 "$SOFFA" down "$NET" >/dev/null
 finish_report

@@ -172,9 +172,12 @@ Test(law, rule_01_the_kaa_target_group)
     REFUSED(kaa, J(SOFFA_MT_KAA_CASE_OPENED, P25), SOFFA_ERR_AGE, "under 20 only (SL 29:9); this young person is 25");
     REFUSED(kaa, J(SOFFA_MT_CONTACT_ATTEMPTED, P20), SOFFA_ERR_AGE, "close the case as TURNED_20");
     REFUSED(kaa, J(SOFFA_MT_KAA_CASE_CLOSED, P20), SOFFA_ERR_AGE, "TURNED_20");
+    /* Closing as TURNED_20 passes the age rule: what stops this one is only
+     * that no case was opened under its id (a case opened at 19 closes; the
+     * policy test issue_13_01 accepts it with the case known). */
     json_t *close = set(J(SOFFA_MT_KAA_CASE_CLOSED, P20), "kaa_case_closed.reason", "TURNED_20");
     json_object_del(json_object_get(close, "kaa_case_closed"), "new_hemkommun");
-    ACCEPTED(kaa, close, "kaa-journal/1419");
+    REFUSED(kaa, close, SOFFA_ERR_NOT_FOUND, "no case is registered under that case id");
     char id[SOFFA_UUID_STR];
     REFUSED(kaa, consent(P25, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY", id), SOFFA_ERR_AGE, "records consents");
     ACCEPTED(kaa, consent(P19, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", id),

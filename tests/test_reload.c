@@ -139,27 +139,27 @@ Test(reload, a_new_agent_gets_in_without_a_restart, .timeout = 60)
 {
     tk_broker_t *b = tk_broker_start(NULL);
     char path[400];
-    snprintf(path, sizeof path, "%s/kaa-1480", b->dir);
+    snprintf(path, sizeof path, "%s/kaa-1482", b->dir);
     cr_assert_eq(soffa_keys_generate(path), SOFFA_OK);
     soffa_client_t *school = tk_client(b, "school-1415", false);
     soffa_client_t *c = NULL;
-    cr_assert_eq(tk_client_try(b, "kaa-1480", false, 500, &c), SOFFA_ERR_TIMEOUT, "an unconfigured key got in");
+    cr_assert_eq(tk_client_try(b, "kaa-1482", false, 500, &c), SOFFA_ERR_TIMEOUT, "an unconfigured key got in");
 
-    cfg_append(b, "\n[agent kaa-1480]\npublic_key = kaa-1480.pub\nrole = kaa\nkommun = 1480\n");
+    cfg_append(b, "\n[agent kaa-1482]\npublic_key = kaa-1482.pub\nrole = kaa\nkommun = 1482\n");
     pid_t pid = b->pid;
     reload(b);
     cr_assert_eq(kill(pid, 0), 0, "SIGHUP ended the broker");
     soffa_frame_t w;
-    cr_assert_eq(connect_with(b, "kaa-1480", "kaa-1480.key", &c, &w), SOFFA_OK, "the new agent was not let in");
+    cr_assert_eq(connect_with(b, "kaa-1482", "kaa-1482.key", &c, &w), SOFFA_OK, "the new agent was not let in");
     cr_assert_eq(w.role, SOFFA_ROLE_KAA);
-    cr_assert_str_eq(w.mailboxes[0], "kaa/1480");
+    cr_assert_str_eq(w.mailboxes[0], "kaa/1482");
     soffa_frame_fini(&w);
     soffa_client_close(&c);
     /* The school's session of before goes on untouched. */
     char why[256] = "";
     cr_assert_eq(publish(school, 1, why), SOFFA_OK, "%s", why);
     cr_assert_eq(log_count(b, "session of school-1415 closed"), 0);
-    cr_assert(log_count(b, "1 added (kaa-1480), 0 removed, 0 changed") == 1, "the reload does not say what it added");
+    cr_assert(log_count(b, "1 added (kaa-1482), 0 removed, 0 changed") == 1, "the reload does not say what it added");
     soffa_client_close(&school);
     tk_broker_free(b);
 }
@@ -275,12 +275,12 @@ Test(reload, a_broken_file_changes_nothing_and_says_why, .timeout = 60)
 {
     tk_broker_t *b = tk_broker_start(NULL);
     char path[400];
-    snprintf(path, sizeof path, "%s/kaa-1480", b->dir);
+    snprintf(path, sizeof path, "%s/kaa-1482", b->dir);
     cr_assert_eq(soffa_keys_generate(path), SOFFA_OK);
     soffa_client_t *school = tk_client(b, "school-1415", false);
     /* A new agent and a removal, in a file with one mistake: none of it is
      * taken. */
-    cfg_append(b, "\n[agent kaa-1480]\npublic_key = kaa-1480.pub\nrole = kaa\nkommun = 1480\n"
+    cfg_append(b, "\n[agent kaa-1482]\npublic_key = kaa-1482.pub\nrole = kaa\nkommun = 1482\n"
                   "\n[agent af-1415]\npublic_key = stranger.pub\nrole = wizard\nkommun = 1415\n");
     cfg_replace(b, "[agent kaa-1419]", "[agent kaa-1419-x]");
     pid_t pid = b->pid;
@@ -290,7 +290,7 @@ Test(reload, a_broken_file_changes_nothing_and_says_why, .timeout = 60)
     cr_assert(log_count(b, "[agent af-1415] role must be school, kaa, social, af or audit, not 'wizard'") == 1,
               "the log does not say what is wrong");
     soffa_client_t *c = NULL;
-    soffa_err_t rc = tk_client_try(b, "kaa-1480", false, 500, &c);
+    soffa_err_t rc = tk_client_try(b, "kaa-1482", false, 500, &c);
     cr_assert_eq(rc, SOFFA_ERR_TIMEOUT, "an agent of a refused file got in (%s)", soffa_errname(rc));
     cr_assert_eq(tk_client_try(b, "kaa-1419", false, 2000, &c), SOFFA_OK, "an agent the refused file removed was shut out");
     soffa_client_close(&c);
@@ -355,5 +355,24 @@ Test(reload, a_policy_section_reloads_and_its_changes_wait_for_a_restart, .timeo
     char why[256] = "";
     cr_assert_eq(publish(school, 3, why), SOFFA_OK, "%s", why);
     soffa_client_close(&school);
+    tk_broker_free(b);
+}
+
+/* An auditor reads one data controller's records (issue 13, rule 11), on
+ * a reload as at start: a scope over two is refused unless the auditor
+ * spans controllers, and then the auditor counts as changed. */
+Test(reload, an_auditor_scope_is_checked_on_reload, .timeout = 60)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    cfg_replace(b, "scope = kaa/1419, kaa-journal/1419, social/1419", "scope = kaa/1419, kaa/1415");
+    reload(b);
+    cr_assert_eq(log_count(b, "reload refused"), 1, "a scope over two controllers was taken (see %s/broker.log)", b->dir);
+    cr_assert_eq(log_count(b, "[agent audit-1419] its scope 'kaa/1419, kaa/1415' covers the records of more than one "
+                              "data controller"), 1);
+    cfg_replace(b, "scope = kaa/1419, kaa/1415", "scope = kaa/1419, kaa/1415\nspan_controllers = yes");
+    reload(b);
+    cr_assert_eq(log_count(b, "reload refused"), 1);
+    cr_assert_eq(log_count(b, "1 changed (audit-1419)"), 1, "the auditor's new reach is not a change (see %s/broker.log)",
+                 b->dir);
     tk_broker_free(b);
 }
