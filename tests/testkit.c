@@ -666,3 +666,89 @@ tk_raw_hello(void *d)
     cr_assert_eq(f.type, SOFFA_FRAME_WELCOME, "got %s: %s", soffa_frame_type_name(f.type), f.text);
     soffa_frame_fini(&f);
 }
+
+/* ---- A real agent process ---- */
+
+void
+tk_agent_spawn(tk_agent_t *a)
+{
+    a->pid = fork();
+    cr_assert(a->pid >= 0);
+    if (a->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execl(SOFFA_BIN_DIR "/soffa-agent", "soffa-agent", "--config", a->config, (char *) NULL);
+        _exit(127);
+    }
+}
+
+void
+tk_agent_start(tk_agent_t *a, tk_broker_t *b, const char *name, const char *tag, const char *broker,
+               const char *broker_key, const char *key, const char *extra)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->dir, sizeof a->dir, "%s/%s-data", b->dir, tag);
+    snprintf(a->config, sizeof a->config, "%s/%s.ini", b->dir, tag);
+    snprintf(a->sock, sizeof a->sock, "%s/control.sock", a->dir);
+    snprintf(a->log, sizeof a->log, "%s/%s.log", b->dir, tag);
+    FILE *f = fopen(a->config, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "[agent]\nname = %s\nbroker = %s\nbroker_key = %s\nkey = %s\ndata_dir = %s-data\n"
+               "heartbeat_ms = 300\nreconnect_max_ms = 300\n%s",
+            name, broker, broker_key, key, tag, extra ? extra : "");
+    fclose(f);
+    tk_agent_spawn(a);
+}
+
+void
+tk_agent_stop(tk_agent_t *a)
+{
+    if (!a->pid)
+        return;
+    kill(a->pid, SIGTERM);
+    int status;
+    waitpid(a->pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s did not stop cleanly (see %s)", a->name, a->log);
+    a->pid = 0;
+}
+
+char *
+tk_agent_status(const tk_agent_t *a)
+{
+    char *out = NULL, *argv[] = {SOFFA_BIN_DIR "/soffa", "--socket", (char *) a->sock, "--json", "status", "--sample",
+                                 "0", NULL};
+    tk_run(argv, &out, NULL);
+    return out ? out : strdup("");
+}
+
+char *
+tk_agent_wait(const tk_agent_t *a, const char *want, const char *also, int ms)
+{
+    int64_t end = soffa_mono_us() + (int64_t) ms * 1000;
+    char *st = NULL;
+    do {
+        free(st);
+        st = tk_agent_status(a);
+        if (strstr(st, want) && (!also || strstr(st, also)))
+            return st;
+        usleep(50000);
+    } while (soffa_mono_us() < end);
+    return st;
+}
+
+int
+tk_file_count(const char *path, const char *what)
+{
+    char *text = NULL, *argv[] = {"cat", (char *) path, NULL};
+    tk_run(argv, &text, NULL);
+    int n = 0;
+    for (char *p = text ? strstr(text, what) : NULL; p; p = strstr(p + 1, what))
+        n++;
+    free(text);
+    return n;
+}
