@@ -509,6 +509,8 @@ s_page_inbox(s_rq_t *q)
                          T("filter.typ"), T("filter.alla_typer"));
     for (int t = SOFFA_MT_FIRST; t <= SOFFA_MT_LAST; t++) {
         const char *tn = soffa_msg_type_name((soffa_msg_type_t) t);
+        if (!strcmp(tn, "unknown"))
+            continue;   /* a payload number the schema keeps free */
         soffa_web_buf_printf(q->b, "<option value=\"%s\"%s>%s</option>", tn, !strcmp(type, tn) ? " selected" : "",
                              soffa_web_type_name(tn));
     }

@@ -312,6 +312,7 @@ Test(policy, issue_11_15_a_withdrawal_names_the_consents_subject, .init = setup,
  * kaa/1419, referrals kaa-1419 sent to af/1419 and social/1419, and a
  * report of concern school-1415 filed with social/1419. */
 static uint8_t T_KAA_CONSENT[16], T_SCHOOL_CONSENT[16], T_SIGNAL[16], T_REF_AF[16], T_REF_SOC[16], T_REPORT[16];
+static uint8_t T_WARNING[16];   /* an at-risk notice school-1415 sent kaa/1419 on T_SCHOOL_CONSENT */
 static soffa_identity_t T_SCHOOL, T_KAA, T_SOCIAL, T_AF, T_AUDIT;
 static char T_PUPIL[13], T_CHILD[13];
 
@@ -336,7 +337,7 @@ t_setup(void)
     t_identity(&T_SOCIAL, "social-1419", SOFFA_ROLE_SOCIAL, "1419");
     t_identity(&T_AF, "af-1419", SOFFA_ROLE_AF, "1419");
     t_identity(&T_AUDIT, "audit", SOFFA_ROLE_AUDIT, "");
-    uint8_t *ids[] = {T_KAA_CONSENT, T_SCHOOL_CONSENT, T_SIGNAL, T_REF_AF, T_REF_SOC, T_REPORT};
+    uint8_t *ids[] = {T_KAA_CONSENT, T_SCHOOL_CONSENT, T_SIGNAL, T_REF_AF, T_REF_SOC, T_REPORT, T_WARNING};
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
         soffa_uuid7(ids[i]);
     facts_setup();
@@ -408,6 +409,11 @@ t_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_
         j = t_json(SOFFA_MT_ABSENCE_REPORTED, T_PUPIL);
         t_set_id(j, "message_id", T_SIGNAL);
         sender = "school-1415", role = SOFFA_ROLE_SCHOOL, mailbox = "kaa/1419";
+    } else if (kind == SOFFA_REF_SIGNAL && !memcmp(id, T_WARNING, 16)) {
+        j = t_json(SOFFA_MT_AT_RISK_NOTICE, T_PUPIL);
+        t_set_id(j, "message_id", T_WARNING);
+        t_set_id(j, "consent_id", T_SCHOOL_CONSENT);
+        sender = "school-1415", role = SOFFA_ROLE_SCHOOL, mailbox = "kaa/1419";
     } else if (kind == SOFFA_REF_REFERRAL && (!memcmp(id, T_REF_AF, 16) || !memcmp(id, T_REF_SOC, 16))) {
         bool af = !memcmp(id, T_REF_AF, 16);
         j = t_json(SOFFA_MT_REFERRAL_SENT, T_PUPIL);
@@ -453,6 +459,11 @@ t_decide(const t_row_t *r, soffa_policy_decision_t *dec, char *why, size_t whyle
     json_t *pl = json_object_get(j, pl_name);
     switch (r->type) {
     case SOFFA_MT_AT_RISK_NOTICE: t_set_id(j, "consent_id", T_SCHOOL_CONSENT); break;
+    case SOFFA_MT_YEAR9_HANDOVER: t_set_id(j, "consent_id", T_SCHOOL_CONSENT); break;
+    case SOFFA_MT_EARLY_WARNING_ANSWERED:
+        t_set_id(pl, "warning_id", T_WARNING);
+        t_set_id(j, "consent_id", T_SCHOOL_CONSENT);
+        break;
     case SOFFA_MT_SIGNAL_ACKNOWLEDGED: t_set_id(pl, "signal_id", T_SIGNAL); break;
     case SOFFA_MT_CONSENT_RECORDED: json_object_set(j, "consent_id", json_object_get(pl, "consent_id")); break;
     case SOFFA_MT_CONSENT_WITHDRAWN: {
@@ -491,6 +502,9 @@ Test(policy, issue_12_every_route_of_the_table_and_the_roles_it_refuses, .init =
         {SOFFA_MT_ABSENCE_REPORTED, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
         {SOFFA_MT_AT_RISK_NOTICE, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
         {SOFFA_MT_SIGNAL_ACKNOWLEDGED, &T_KAA, SOFFA_OK, "school/school-1415"},
+        {SOFFA_MT_YEAR9_HANDOVER, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_ADMISSION_NOT_STARTED, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_EARLY_WARNING_ANSWERED, &T_KAA, SOFFA_OK, "school/school-1415"},
         {SOFFA_MT_KAA_CASE_OPENED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_CONTACT_ATTEMPTED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_OCCUPATION_RECORDED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
