@@ -606,11 +606,14 @@ Test(policy, issue_12_receipts_and_keys_come_from_the_table, .init = t_setup, .f
 #define L_SCHOOL_FEEDBACK "01900000-0000-7000-8000-00000000c007"   /* ... purpose STATUS_FEEDBACK only */
 #define L_SCHOOL_NO_TEXT "01900000-0000-7000-8000-00000000c008"    /* ... without SUMMARY_TEXT */
 #define L_NO_CONTACT "01900000-0000-7000-8000-00000000c009"    /* AF, social; no CONTACT */
+#define L_SCHOOL_Y15 "01900000-0000-7000-8000-00000000c00a"    /* a school's for L_15, the pupil alone (old record) */
+#define L_SCHOOL_G15 "01900000-0000-7000-8000-00000000c00b"    /* ... the pupil and a guardian */
 #define L_REF_AF "01900000-0000-7000-8000-00000000f001"        /* kaa-1419's referral to af/1419 on L_NO_TEXT */
 #define L_SOCIAL_MSG "01900000-0000-7000-8000-00000000d001"    /* a status social services sent kaa-1419 */
 
 static const struct {
     const char *id, *recorder, *recipients, *purposes, *categories, *grants;
+    int age;                                       /* 15: for L_15; else for L_PUPIL */
 } L_STORE[] = {
     {L_FULL, "kaa", "ARBETSFORMEDLINGEN,SOCIAL_SERVICES,KAA", "REFERRAL,STATUS_FEEDBACK",
      "IDENTITY,CONTACT,OCCUPATION,MEASURES,SUMMARY_TEXT", "YOUTH"},
@@ -622,6 +625,8 @@ static const struct {
     {L_SCHOOL_FEEDBACK, "school", "KAA", "STATUS_FEEDBACK", "IDENTITY,OCCUPATION,SUMMARY_TEXT", "YOUTH"},
     {L_SCHOOL_NO_TEXT, "school", "KAA", "REFERRAL", "IDENTITY,OCCUPATION", "YOUTH"},
     {L_NO_CONTACT, "kaa", "ARBETSFORMEDLINGEN,SOCIAL_SERVICES", "REFERRAL", "IDENTITY,SUMMARY_TEXT", "YOUTH"},
+    {L_SCHOOL_Y15, "school", "KAA", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", "YOUTH", 15},
+    {L_SCHOOL_G15, "school", "KAA", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", "YOUTH,GUARDIAN", 15},
 };
 
 static char L_PUPIL[13];                          /* 18, the subject of every stored consent */
@@ -683,7 +688,7 @@ l_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_
     for (size_t i = 0; kind == SOFFA_REF_CONSENT && i < sizeof L_STORE / sizeof *L_STORE; i++) {
         if (strcmp(text, L_STORE[i].id) != 0)
             continue;
-        j = t_json(SOFFA_MT_CONSENT_RECORDED, L_PUPIL);
+        j = t_json(SOFFA_MT_CONSENT_RECORDED, L_STORE[i].age == 15 ? L_15 : L_PUPIL);
         l_set(j, SOFFA_MT_CONSENT_RECORDED, "consent_recorded.consent_id", text);
         l_set(j, SOFFA_MT_CONSENT_RECORDED, "consent_id", text);
         l_set(j, SOFFA_MT_CONSENT_RECORDED, "consent_recorded.scope.recipients", L_STORE[i].recipients);
@@ -1085,5 +1090,58 @@ Test(policy, issue_13_06_social_services_records_are_indexed, .init = l_setup, .
         for (size_t k = 0; k < dec.n_refs; k++)
             found |= dec.refs[k].key[0] == SOFFA_REF_SOCIAL && dec.refs[k].len == 17 && !dec.refs[k].shared;
         cr_assert_eq(found, cases[i].indexed, "%s", cases[i].row.label);
+    }
+}
+
+/* Early warning (issue 19): the year-9 handover's consent (a guardian's
+ * under 16, judged when it is used: a record from before the rule on who may
+ * consent must not carry a handover), the support it names, its school form. */
+Test(policy, issue_19_the_year9_handover, .init = l_setup, .fini = t_teardown)
+{
+    const l_row_t rows[] = {
+        {"15, the pupil and a guardian", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, L_15, L_SCHOOL_G15, {NULL}, SOFFA_OK},
+        {"15, the pupil alone", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, L_15, L_SCHOOL_Y15, {NULL}, SOFFA_ERR_CONSENT,
+         "under 16 year9_handover rests on a guardian's consent"},
+        {"an at-risk notice likewise", &T_SCHOOL, SOFFA_MT_AT_RISK_NOTICE, L_15, L_SCHOOL_Y15, {"at_risk_notice.note", ""},
+         SOFFA_ERR_CONSENT, "under 16"},
+        {"18, the pupil's own", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, NULL, L_FULL, {NULL}, SOFFA_ERR_CONSENT,
+         "recorded by another organisation"},
+        {"support named without MEASURES", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, NULL, L_SCHOOL, {NULL}, SOFFA_ERR_CONSENT,
+         "MEASURES"},
+        {"no OCCUPATION", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, NULL, L_SCHOOL_NO_OCC, {NULL}, SOFFA_ERR_CONSENT,
+         "OCCUPATION"},
+        {"no REFERRAL", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, NULL, L_SCHOOL_FEEDBACK, {NULL}, SOFFA_ERR_CONSENT,
+         "purpose REFERRAL"},
+        {"ANP_GR", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, L_15, L_SCHOOL_G15, {"year9_handover.school_form", "ANP_GR"},
+         SOFFA_OK},
+        {"from a KAA", &T_KAA, SOFFA_MT_YEAR9_HANDOVER, L_15, L_SCHOOL_G15, {NULL}, SOFFA_ERR_POLICY,
+         "may not send year9_handover"},
+    };
+    l_rows(rows, sizeof rows / sizeof *rows);
+    /* Validation: compulsory school forms for the handover only, support codes once. */
+    static const struct {
+        soffa_msg_type_t type;
+        const char *path, *value, *says;
+    } bad[] = {
+        {SOFFA_MT_YEAR9_HANDOVER, "year9_handover.school_form", "GY", "GR or ANP_GR"},
+        {SOFFA_MT_YEAR9_HANDOVER, "year9_handover.support_tried", "OTHER,MENTOR,OTHER", "given twice"},
+        {SOFFA_MT_ENROLMENT_CHANGED, "enrolment_changed.school_form", "ANP_GR", "year-9 handover only"},
+        {SOFFA_MT_ADMISSION_NOT_STARTED, "admission_not_started.school_form", "GR", "year-9 handover only"},
+        {SOFFA_MT_AT_RISK_NOTICE, "at_risk_notice.support_tried", "MENTOR,MENTOR", "given twice"},
+        {SOFFA_MT_EARLY_WARNING_ANSWERED, "early_warning_answered.status", "ACCEPTED", "only with status"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *j = t_json(bad[i].type, L_15);
+        l_set(j, bad[i].type, bad[i].path, bad[i].value);
+        char *text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        soffa_msg_t *m = NULL;
+        char why[256] = "";
+        cr_assert_eq(soffa_msg_from_json(text, &m, why, sizeof why), SOFFA_OK, "%s", why);
+        free(text);
+        cr_assert_eq(soffa_msg_validate(m, 0, why, sizeof why), SOFFA_ERR_BAD_FIELD, "%s = %s", bad[i].path,
+                     bad[i].value);
+        cr_assert(strstr(why, bad[i].says), "%s: %s", bad[i].path, why);
+        soffa_msg_destroy(&m);
     }
 }
