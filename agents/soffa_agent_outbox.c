@@ -79,7 +79,9 @@ s_find_out(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t
          * early warning too) for its acknowledgement, named by its message
          * id; a referral for its status, named by the referral id. */
         soffa_receipt_t awaits = soffa_policy_awaits(v.type);
-        const uint8_t *aw = awaits == SOFFA_RECEIPT_ACK ? v.message_id : awaits == SOFFA_RECEIPT_STATUS ? v.ref_id : NULL;
+        const uint8_t *aw = awaits == SOFFA_RECEIPT_ACK      ? v.message_id
+                          : awaits == SOFFA_RECEIPT_STATUS ? v.ref_id
+                                                           : NULL;
         if (aw) {
             memcpy(f->awaited, aw, 16);
             f->awaits = true;
@@ -184,6 +186,8 @@ s_overdue_one(void *ctx, const uint8_t awaited[16], const soffa_box_await_t *a)
     /* What the message waits for is the policy table's word (a referral
      * waits for a status, a signal for an acknowledgement). */
     bool referral = soffa_policy_awaits((soffa_msg_type_t) a->type) == SOFFA_RECEIPT_STATUS;
+    bool warning = a->type == SOFFA_MT_AT_RISK_NOTICE || a->type == SOFFA_MT_YEAR9_HANDOVER;
+    const char *what = referral ? "receipt" : warning ? "answer from the KAA" : "acknowledgement";
     int64_t due = (referral ? o->self->cfg.referral_receipt_due : o->self->cfg.signal_ack_due) * 1000;
     if (o->now - a->sent_us < due)
         return 0;
@@ -197,11 +201,7 @@ s_overdue_one(void *ctx, const uint8_t awaited[16], const soffa_box_await_t *a)
         soffa_time_format(a->sent_us, ts);
         json_array_append_new(o->list, json_pack("{s:s, s:s, s:s, s:s, s:I}", "message_id", mid, "type",
                                                  soffa_msg_type_name((soffa_msg_type_t) a->type), "sent_at", ts,
-                                                 "waiting_for",
-                                                 referral ? "receipt"
-                                                 : a->type == SOFFA_MT_AT_RISK_NOTICE || a->type == SOFFA_MT_YEAR9_HANDOVER
-                                                     ? "answer from the KAA"
-                                                     : "acknowledgement",
+                                                 "waiting_for", what,
                                                  "overdue_s", (json_int_t) ((o->now - a->sent_us - due) / 1000000)));
     }
     return 0;

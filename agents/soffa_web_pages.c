@@ -370,8 +370,9 @@ s_due_us(s_site_t *st, json_t *rec, const char *needs)
 static void
 s_summary(soffa_web_buf_t *b, const char *type, json_t *pl)
 {
-    static const char *const fields[] = {"unexcused_band", "event", "risk_code", "result", "registration_reason",
-                                         "outcome", "purpose", "status", "feedback", "reason", "occupation", NULL};
+    static const char *const fields[] = {"unexcused_band", "event", "risk_code", "risk", "result",
+                                         "registration_reason", "outcome", "purpose", "status", "feedback",
+                                         "reason", "occupation", NULL};
     soffa_web_buf_esc(b, soffa_web_type_name(type));
     for (size_t i = 0; fields[i]; i++) {
         const char *v = json_string_value(json_object_get(pl, fields[i]));
@@ -594,7 +595,8 @@ s_sent_table(s_rq_t *q, s_site_t *st, json_t *sent, json_t *subjects, const char
                 code = json_string_value(json_object_get(ans, "status")), field = "status";
             if (!code)
                 code = json_string_value(json_object_get(ans, "feedback")), field = "feedback";
-            soffa_web_buf_printf(b, "<span class=\"markor klar\">%s</span> ", T(json_object_get(ans, "result") ? "svar.kvitterad" : "svar.besvarad"));
+            soffa_web_buf_printf(b, "<span class=\"markor klar\">%s</span> ",
+                                 T(json_object_get(ans, "result") ? "svar.kvitterad" : "svar.besvarad"));
             soffa_web_buf_esc(b, code ? soffa_web_code(field, code) : "");
             soffa_web_buf_printf(b, " <span class=\"liten\">%s</span>", at);
         } else if (awaits && !strcmp(outcome, "accepted")) {

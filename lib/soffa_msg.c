@@ -29,7 +29,8 @@ _Static_assert((int) SOFFA_CR_TURNED_20 == (int) SOFFA__CLOSE_REASON__CR_TURNED_
 _Static_assert((int) SOFFA_SF_GR == (int) SOFFA__SCHOOL_FORM__SF_GR, "sf");
 _Static_assert((int) SOFFA_SF_ANP_GR == (int) SOFFA__SCHOOL_FORM__SF_ANP_GR, "sf");
 _Static_assert((int) SOFFA_EWS_ACCEPTED == (int) SOFFA__EARLY_WARNING_STATUS__EWS_ACCEPTED, "ews");
-_Static_assert((int) SOFFA_EWS_NOT_IN_TARGET_GROUP == (int) SOFFA__EARLY_WARNING_STATUS__EWS_NOT_IN_TARGET_GROUP, "ews");
+_Static_assert((int) SOFFA_EWS_NOT_IN_TARGET_GROUP
+                   == (int) SOFFA__EARLY_WARNING_STATUS__EWS_NOT_IN_TARGET_GROUP, "ews");
 _Static_assert((int) SOFFA_IDT_LOCAL_RESERVE == (int) SOFFA__ID_TYPE__ID_LOCAL_RESERVE, "idt");
 #define SOFFA_MT_CHECK_(NAME, name, num) \
     _Static_assert((int) SOFFA_MT_##NAME == (int) SOFFA__MESSAGE__PAYLOAD_##NAME, #name);

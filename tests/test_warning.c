@@ -59,7 +59,8 @@ set(json_t *j, const char *path, const char *text)
         size_t n = strlen(key);
         if (soffa_msg_type_from_name(key) != SOFFA_MT_NONE && !strncmp(path, key, n) && path[n] == '.') {
             char why[256] = "";
-            cr_assert_eq(soffa_msg_json_set(v, key, path + n + 1, text, why, sizeof why), SOFFA_OK, "%s: %s", path, why);
+            cr_assert_eq(soffa_msg_json_set(v, key, path + n + 1, text, why, sizeof why), SOFFA_OK, "%s: %s", path,
+                         why);
             return j;
         }
     }
@@ -256,7 +257,8 @@ Test(warning, admission_not_started_allowed_and_refused)
     REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.term_start", day(-300, d)),
             SOFFA_ERR_BAD_FIELD, "event_max_days");
     REFUSED(school, J(SOFFA_MT_ADMISSION_NOT_STARTED, P20), SOFFA_ERR_AGE, "under 20");
-    REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.programme_code", "naturvetenskap"),
+    REFUSED(school,
+            set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.programme_code", "naturvetenskap"),
             SOFFA_ERR_BAD_FIELD, "programme code");
     REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.school_unit", "87654321"),
             SOFFA_ERR_NOT_AUTHORISED, "configured school units");
