@@ -247,6 +247,7 @@ static const s_code_t s_codes[] = {
     {"outcome", "WRONG_DETAILS", "Fel kontaktuppgifter"},
     {"outcome", "DECLINED_CONTACT", "Avböjde kontakt"},
     {"outcome", "MESSAGE_LEFT", "Meddelande lämnat"},
+    {"outcome", "NOT_REACHED", "Ej nådd efter upprepade försök"},
     {"outcome", "COMPLETED", "Genomförd"},
     {"outcome", "DISCONTINUED", "Avbruten"},
     {"occupation", "WORK", "Arbete"},
@@ -368,6 +369,7 @@ static const s_text_t s_types[] = {
     {"concern_report_filed", "Orosanmälan"},
     {"concern_report_feedback", "Återkoppling på orosanmälan"},
     {"subject_identity_changed", "Ändrat personnummer"},
+    {"kaa_case_reopened", "Ärende återöppnat"},
 };
 
 static const s_text_t s_fields[] = {

@@ -270,7 +270,7 @@ s_agents(const s_opts_t *o, const char *dir, FILE *f)
     }
     if (!s_key(dir, "bench-audit", pub, sec))
         return false;
-    fprintf(f, "[agent bench-audit]\npublic_key = %s\nrole = audit\nscope = *\n", pub);
+    fprintf(f, "[agent bench-audit]\npublic_key = %s\nrole = audit\nscope = *\nspan_controllers = yes\n", pub);
     for (int i = 0; i < o->agents; i++) {
         snprintf(name, sizeof name, "bench-idle-%d", i);
         if (!s_key(dir, name, pub, sec))

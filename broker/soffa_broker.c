@@ -60,6 +60,7 @@
 #include "soffa_notify.h"
 
 #include "soffa_session.h"
+#include "soffa_case.h"
 #include "soffa_delivery.h"
 #include "soffa_publish.h"
 #include "soffa_commit.h"
@@ -102,6 +103,13 @@ static const soffa_cfg_key_t s_audit_keys[] = {
     {"signing_key", SOFFA_CFG_STR, "checkpoint.key", 0, 0, offsetof(soffa_broker_cfg_t, signing_key), 512, "the checkpoint signing key; never inside data_dir"},
     {"signal_ack_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, signal_ack_due), 0, "a signal not acknowledged within this is overdue"},
     {"referral_receipt_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, referral_receipt_due), 0, "a referral not received within this is overdue"},
+    {"referral_expiry", SOFFA_CFG_DURATION, "14d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, referral_expiry), 0, "a referral nobody answered within this is recorded as EXPIRED and no longer delivered"},
+};
+/* The KAA's routine of contact attempts (DOMAIN.md §4.1): how many
+ * attempts, through how many channels, before NOT_REACHED may be recorded. */
+static const soffa_cfg_key_t s_case_keys[] = {
+    {"not_reached_attempts", SOFFA_CFG_INT, "3", 1, 100, offsetof(soffa_broker_cfg_t, not_reached_attempts), 0, "contact attempts without reaching the young person before NOT_REACHED"},
+    {"not_reached_channels", SOFFA_CFG_INT, "2", 1, 8, offsetof(soffa_broker_cfg_t, not_reached_channels), 0, "different channels (letter, SMS, phone, home visit...) among those attempts"},
 };
 /* The law at the broker (issue 13): the sensitive-term list, and how far
  * back the dates a message gives may lie (defaults in soffa_policy.h). */
@@ -121,6 +129,7 @@ typedef struct {
     char unit[1024];
     char orgnr[16];
     char scope[SOFFA_SCOPE_MAX];
+    bool span_controllers;
 } s_agent_cfg_t;
 
 static const soffa_cfg_key_t s_agent_keys[] = {
@@ -130,6 +139,7 @@ static const soffa_cfg_key_t s_agent_keys[] = {
     {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 1024, "unit codes, comma-separated: a school's skolenhetskoder (required), else local units"},
     {"orgnr", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, orgnr), 16, "organisationsnummer messages may claim"},
     {"scope", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, scope), SOFFA_SCOPE_MAX, "audit: mailbox patterns it may replay"},
+    {"span_controllers", SOFFA_CFG_BOOL, "no", 0, 0, offsetof(s_agent_cfg_t, span_controllers), 0, "audit: the scope may cover more than one data controller's records"},
 };
 
 /* ---- Configuration loading ------------------------------------------------------ */
@@ -186,10 +196,12 @@ s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t 
                  self->config_path, id->name);
         return SOFFA_ERR_CONFIG;
     }
-    if (id->role != SOFFA_ROLE_AUDIT && a->scope[0]) {
-        snprintf(why, whylen, "%s: [agent %s] scope is for auditors only", self->config_path, id->name);
+    if (id->role != SOFFA_ROLE_AUDIT && (a->scope[0] || a->span_controllers)) {
+        snprintf(why, whylen, "%s: [agent %s] %s is for auditors only", self->config_path, id->name,
+                 a->scope[0] ? "scope" : "span_controllers");
         return SOFFA_ERR_CONFIG;
     }
+    id->span_controllers = a->span_controllers;
     snprintf(id->kommun, sizeof id->kommun, "%.4s", a->kommun);
     snprintf(id->scope, sizeof id->scope, "%s", a->scope);
     if (soffa_keys_valid_z85(a->public_key)) {
@@ -241,6 +253,7 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, &self->cfg, NULL, NULL},
         {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, &self->cfg, NULL, NULL},
         {"policy", false, s_policy_keys, sizeof s_policy_keys / sizeof *s_policy_keys, &self->cfg, NULL, NULL},
+        {"case", false, s_case_keys, sizeof s_case_keys / sizeof *s_case_keys, &self->cfg, NULL, NULL},
         {"agent", true, s_agent_keys, sizeof s_agent_keys / sizeof *s_agent_keys, NULL, s_add_agent, self},
     };
     soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
@@ -251,6 +264,16 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
             rc = s_convert_agent(self, &self->ids[i], a, why, whylen);
         free(a);
         soffa_map_sput(self->by_name, self->ids[i].name, &self->ids[i]);
+    }
+    /* Each auditor reads one data controller's records, unless configured
+     * to span them (issue 13, rule 11). */
+    for (size_t i = 0; rc == SOFFA_OK && i < self->n_ids; i++) {
+        char swhy[600];
+        if (self->ids[i].role == SOFFA_ROLE_AUDIT
+            && soffa_policy_scope_check(&self->ids[i], self->ids, self->n_ids, swhy, sizeof swhy) != SOFFA_OK) {
+            snprintf(why, whylen, "%s: [agent %s] %s", config_path, self->ids[i].name, swhy);
+            rc = SOFFA_ERR_CONFIG;
+        }
     }
     if (rc == SOFFA_OK && soffa_log_level_parse(self->cfg.log_level) < 0) {
         snprintf(why, whylen, "%s: log_level must be debug, info, warn or error", config_path);
@@ -297,8 +320,10 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
     fprintf(out, "delivery.window_max = %lld\n", (long long) c->window_max);
     fprintf(out, "audit.checkpoint_every = %lld\naudit.checkpoint_ms = %lld\naudit.signing_key = %s\n",
             (long long) c->checkpoint_every, (long long) c->checkpoint_ms, c->signing_key);
-    fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
-            (long long) c->referral_receipt_due);
+    fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\naudit.referral_expiry = %lld ms\n",
+            (long long) c->signal_ack_due, (long long) c->referral_receipt_due, (long long) c->referral_expiry);
+    fprintf(out, "case.not_reached_attempts = %lld\ncase.not_reached_channels = %lld\n",
+            (long long) c->not_reached_attempts, (long long) c->not_reached_channels);
     size_t terms = 0;
     for (size_t i = 0; i < soffa_terms_category_count(self->terms); i++)
         terms += soffa_terms_term_count(self->terms, i, NULL);
@@ -315,6 +340,9 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
         fprintf(out, "agent.%s = role %s, kommun %s%s%s%s%s%s%s, key %.8s...\n", id->name, soffa_role_name(id->role),
                 id->kommun[0] ? id->kommun : "-", units[0] ? ", units " : "", units, id->orgnr[0] ? ", orgnr " : "",
                 id->orgnr, id->scope[0] ? ", scope " : "", id->scope, id->public_key);
+        if (id->role == SOFFA_ROLE_AUDIT)
+            fprintf(out, "agent.%s.controller = %s\n", id->name,
+                    id->span_controllers ? "(spans controllers: span_controllers = yes)" : id->controller);
     }
 }
 
@@ -501,12 +529,12 @@ static void
 s_released(soffa_broker_t *self, soffa_session_t *s)
 {
     if (s->state == SOFFA_SESS_REPLAYING) {
-        soffa_pending_t *p = soffa_commit_pending_add(self);
-        soffa_replay_access_queue(self, p, s, SOFFA_ACCESS_CUT_OFF, s->replay.count, s->replay.opened_seq,
-                                  SOFFA_P_BROKER);
+        /* The read stops here; the access logs say how far it got. */
+        soffa_replay_cut_off(self, s);
         soffa_info("%s by %s cut off after %llu record(s)", s->replay.request, s->id->name,
                    (unsigned long long) s->replay.count);
     }
+    soffa_replay_end(s);
     for (size_t i = 0; i < s->n_consumers; i++)
         soffa_delivery_consumer_free(self, s->consumers[i]);
 }
@@ -521,6 +549,18 @@ static void
 s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplicate)
 {
     soffa_session_t *s = p->kind == SOFFA_P_READ_OPENED || p->kind == SOFFA_P_READ_COMPLETED ? soffa_session_of(self, p->rid) : NULL;
+    /* What follows a record (a rerouted signal, a handover) goes once it is
+     * stored, and never for a duplicate or a record that was not. */
+    while (p->after) {
+        soffa_followup_t *f = p->after;
+        p->after = f->next;
+        if (p->rc == SOFFA_OK && !duplicate) {
+            soffa_publish_followup_push(self, f);
+        } else {
+            free(f->rec.body);
+            free(f);
+        }
+    }
     if (p->rc != SOFFA_OK) {
         if (p->kind == SOFFA_P_PUBLISH) {
             soffa_send_error(self, p->rid, p->tag, p->rc, NULL);
@@ -531,7 +571,7 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
                         soffa_strerror(p->rc));
             soffa_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
             soffa_session_replaying_remove(self, s);
-            soffa_ring_fini(&s->replay.ring);
+            soffa_replay_end(s);
             soffa_session_set_state(s, SOFFA_SESS_READY);
         }
         return;
@@ -571,14 +611,16 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
     }
     case SOFFA_P_READ_OPENED:
         if (s && s->state == SOFFA_SESS_OPENING) {
-            s->replay.opened_seq = seq;
-            soffa_replay_begin(self, s);
+            /* The read begins once its record is in every access log it concerns. */
+            if (soffa_replay_access_durable(s, p->tag, seq))
+                soffa_replay_begin(self, s);
         } else {
             /* The reader went away before its read began. */
             soffa_followup_t *f = calloc(1, sizeof *f);
             if (f) {
                 f->record = true;
-                soffa_replay_access_queue(self, &f->rec, NULL, SOFFA_ACCESS_CUT_OFF, 0, seq, SOFFA_P_BROKER);
+                soffa_replay_access_queue(self, &f->rec, NULL, SOFFA_ACCESS_CUT_OFF, 0, seq, SOFFA_P_BROKER,
+                                          p->env.mailbox);
                 snprintf(f->rec.env.sender_agent, sizeof f->rec.env.sender_agent, "%s", p->env.sender_agent);
                 f->rec.env.sender_role = p->env.sender_role;
                 soffa_publish_followup_push(self, f);
@@ -586,15 +628,15 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
         }
         break;
     case SOFFA_P_READ_COMPLETED:
-        if (s && s->state == SOFFA_SESS_CLOSING) {
-            soffa_info("%s by %s: %llu record(s), logged at seq %llu and %llu", s->replay.request, s->id->name,
-                       (unsigned long long) s->replay.count, (unsigned long long) s->replay.opened_seq,
-                       (unsigned long long) seq);
+        if (s && s->state == SOFFA_SESS_CLOSING && soffa_replay_access_durable(s, p->tag, seq)) {
+            soffa_info("%s by %s: %llu record(s) of %zu data controller(s), logged from seq %llu and %llu",
+                       s->replay.request, s->id->name, (unsigned long long) s->replay.count, s->replay.n_ctl,
+                       (unsigned long long) s->replay.opened_seq, (unsigned long long) s->replay.closed_seq);
             soffa_frame_t end = {.type = SOFFA_FRAME_REPLAY_END, .tag = s->replay.tag, .count = s->replay.count,
-                                 .access_seq = seq};
+                                 .access_seq = s->replay.closed_seq};
             soffa_send_frame(self, s->rid, &end);
             soffa_session_replaying_remove(self, s);
-            soffa_ring_fini(&s->replay.ring);
+            soffa_replay_end(s);
             soffa_session_set_state(s, SOFFA_SESS_READY);
         }
         break;
@@ -663,6 +705,8 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
         self->await_referrals.delay_us = self->cfg.referral_receipt_due * 1000;
         rc = soffa_status_await_load(self);
     }
+    if (rc == SOFFA_OK)
+        rc = soffa_case_build(self);
     if (rc == SOFFA_OK)
         rc = s_readers_build(self);
     if (rc != SOFFA_OK) {
@@ -808,6 +852,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
             soffa_session_expire(self);
             soffa_session_cut_due(self);
             soffa_status_await_tick(self);
+            soffa_status_expire_tick(self);
             /* Peers whose queue was full get another chance. */
             s_wake_all(self);
             self->next_expiry = now + 500000;
@@ -848,7 +893,7 @@ s_free_session(void *ctx, const void *k, size_t kl, void *v)
         soffa_ring_fini(&s->consumers[i]->ring);
         free(s->consumers[i]);
     }
-    soffa_ring_fini(&s->replay.ring);
+    soffa_replay_end(s);
     free(s);
     return 0;
 }

@@ -56,6 +56,9 @@ typedef struct {
     int64_t checkpoint_ms;         /* longest time between signed checkpoints */
     int64_t signal_ack_due;        /* ms before an unacknowledged signal is overdue */
     int64_t referral_receipt_due;  /* ms before a referral not received is overdue */
+    int64_t referral_expiry;       /* ms before a referral nobody answered is EXPIRED */
+    int64_t not_reached_attempts;  /* contact attempts before NOT_REACHED may be recorded */
+    int64_t not_reached_channels;  /* ... through this many channels */
     int64_t sessions_per_agent;    /* live sessions one key may hold */
     char signing_key[512];         /* checkpoint signing key (outside data_dir) */
     char sensitive_terms[512];     /* [policy] the sensitive-term list ("" = the built-in copy) */
@@ -80,6 +83,7 @@ typedef struct soffa_await {
     struct soffa_mailbox *mbox;
     int64_t received_us;
     bool overdue;
+    bool expiring;                    /* its EXPIRED record is on its way to the store */
     struct soffa_await *prev, *next;
 } soffa_await_t;
 
@@ -125,6 +129,14 @@ typedef struct soffa_consumer {
 
 typedef enum { SOFFA_REPLAY_LOG, SOFFA_REPLAY_MAILBOX, SOFFA_REPLAY_SUBJECT } soffa_replay_mode_t;
 
+/* A data controller a read concerns: its access log gets the read's
+ * records (opened, then completed or cut off, with what it was sent). */
+typedef struct {
+    char name[SOFFA_NAME_MAX];        /* "1419", "af", "school/NAME", "soffa" */
+    uint64_t opened_seq;              /* its OPENED access record */
+    uint64_t count;                   /* records of this controller sent */
+} soffa_read_ctl_t;
+
 typedef struct soffa_session {
     uint8_t rid[SOFFA_RID_LEN];
     const soffa_identity_t *id;
@@ -148,8 +160,14 @@ typedef struct soffa_session {
         uint32_t window_max;          /* what the auditor asked for */
         soffa_ring_t ring;
         bool all_scope;               /* scope "*" */
-        uint64_t opened_seq;          /* the access record it opened with */
+        bool access_logs;             /* LOG mode over the access logs in scope only */
+        bool messages_only;           /* a history: the young person's messages, not the reads of them */
+        uint64_t opened_seq;          /* the first access record it opened with */
+        uint64_t closed_seq;          /* the first access record it closed with */
         char request[32];
+        soffa_read_ctl_t *ctl;        /* owned: the controllers it concerns */
+        size_t n_ctl;
+        size_t waiting;               /* its access records not yet durable (OPENING, CLOSING) */
     } replay;
 } soffa_session_t;
 
@@ -175,17 +193,24 @@ typedef struct {
     int64_t received_us;
     bool withdraws;                   /* a consent withdrawal: its referrals get notices */
     uint8_t consent_id[16];
+    char alias_from[13];              /* an identity change: the number replaced ("" otherwise) */
+    struct soffa_followup *after;     /* owned: what follows once this record is stored (not a duplicate) */
     soffa_err_t rc;                   /* after the commit: this record's outcome */
 } soffa_pending_t;
 
 /* What follows a commit, for a later batch: a consent withdrawal whose
- * referrals still need their notices, or a ready record. */
+ * referrals still need their notices, a ready record, or a case handed on
+ * to the new municipality's KAA (its records, a batch at a time). */
 typedef struct soffa_followup {
     bool record;                      /* rec is ready to go */
+    bool handover;                    /* the case's records go to `to` under consent_id */
     soffa_pending_t rec;
     uint8_t consent_id[16];
-    uint8_t cause[16];                /* the withdrawal's message id */
-    uint64_t after;                   /* referrals up to this seq are done */
+    uint8_t cause[16];                /* the withdrawal's (or the close's) message id */
+    uint64_t after;                   /* referrals (or case records) up to this seq are done */
+    uint8_t case_id[16];              /* handover: the case */
+    char to[SOFFA_NAME_MAX];          /* handover: the new KAA's inbox */
+    uint32_t categories;              /* handover: the data categories the consent covers */
     struct soffa_followup *next;
 } soffa_followup_t;
 

@@ -7,6 +7,7 @@
 #include "soffa_log.h"
 
 #include "soffa_session.h"
+#include "soffa_case.h"
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
 #include "soffa_ring.h"
@@ -68,24 +69,29 @@ s_pump_one(void *ctx, const soffa_store_rec_t *rec)
 {
     s_pump_t *p = ctx;
     soffa_consumer_t *c = p->c;
-    if (rec->tag == SOFFA_MT_REFERRAL_SENT) {
-        /* Consent is checked again at delivery: a withdrawn or expired
-         * consent withholds a referral not yet delivered. */
+    if (soffa_policy_delivery_checked((soffa_msg_type_t) rec->tag)) {
+        /* Consent is checked again at delivery (issue 13, rule 7): what
+         * rests on a consent withdrawn or no longer valid since, or a
+         * referral that expired, is withheld (the recipient of a referral
+         * hears of a withdrawal from the notice the withdrawal sends). */
         soffa_envelope_t e;
         soffa_msg_t *m = NULL;
         bool ok = false;
+        soffa_msg_type_t type = (soffa_msg_type_t) rec->tag;
         if (soffa_envelope_decode(rec->env, rec->len, &e) == SOFFA_OK) {
             if (soffa_msg_decode(e.body, e.body_len, &m) == SOFFA_OK) {
                 soffa_msg_view_t v;
                 soffa_msg_view(m, &v);
-                ok = soffa_policy_referral_deliverable(&v, soffa_date_today(), soffa_lookup_find, p->self);
+                soffa_policy_facts_t facts = {.same_person = soffa_case_same_person, .ctx = p->self};
+                ok = soffa_policy_deliverable(&v, e.sender_role, e.mailbox, soffa_date_today(), &facts,
+                                              soffa_lookup_find, p->self);
             }
             soffa_envelope_fini(&e);
         }
         soffa_msg_destroy(&m);
         if (!ok) {
-            soffa_info("referral at seq %llu withheld from %s: its consent is withdrawn or no longer valid",
-                       (unsigned long long) rec->seq, c->mbox->name);
+            soffa_info("%s at seq %llu withheld from %s: its consent is withdrawn or no longer valid, or it expired",
+                       soffa_msg_type_name(type), (unsigned long long) rec->seq, c->mbox->name);
             c->sent = rec->seq;
             return 0;
         }

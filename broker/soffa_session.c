@@ -85,7 +85,6 @@ soffa_session_release(soffa_broker_t *self, soffa_session_t *s)
         return;
     self->released(self, s);
     soffa_session_replaying_remove(self, s);
-    soffa_ring_fini(&s->replay.ring);
     s->n_consumers = 0;
     self->id_sessions[soffa_session_id_index(self, s->id)]--;
 }

@@ -32,6 +32,13 @@ _Static_assert((int) SOFFA_EWS_ACCEPTED == (int) SOFFA__EARLY_WARNING_STATUS__EW
 _Static_assert((int) SOFFA_EWS_NOT_IN_TARGET_GROUP
                    == (int) SOFFA__EARLY_WARNING_STATUS__EWS_NOT_IN_TARGET_GROUP, "ews");
 _Static_assert((int) SOFFA_IDT_LOCAL_RESERVE == (int) SOFFA__ID_TYPE__ID_LOCAL_RESERVE, "idt");
+_Static_assert(SOFFA_AR_NOT_HEMKOMMUN_REROUTED == (int) SOFFA__ACK_RESULT__AR_NOT_HEMKOMMUN_REROUTED, "ar");
+_Static_assert(SOFFA_CR_MOVED_OUT == (int) SOFFA__CLOSE_REASON__CR_MOVED_OUT, "cr");
+_Static_assert(SOFFA_CO_REACHED == (int) SOFFA__CONTACT_OUTCOME__CO_REACHED, "co");
+_Static_assert(SOFFA_CO_NOT_REACHED == (int) SOFFA__CONTACT_OUTCOME__CO_NOT_REACHED, "co");
+_Static_assert(SOFFA_RS_EXPIRED == (int) SOFFA__REFERRAL_STATUS__RS_EXPIRED, "rs");
+_Static_assert(SOFFA_DC_OCCUPATION == (int) SOFFA__DATA_CATEGORY__DC_OCCUPATION, "dc");
+_Static_assert(SOFFA_DC_MEASURES == (int) SOFFA__DATA_CATEGORY__DC_MEASURES, "dc");
 #define SOFFA_MT_CHECK_(NAME, name, num) \
     _Static_assert((int) SOFFA_MT_##NAME == (int) SOFFA__MESSAGE__PAYLOAD_##NAME, #name);
 SOFFA_MSG_TYPES(SOFFA_MT_CHECK_)
@@ -209,6 +216,8 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
 {
     memset(v, 0, sizeof *v);
     v->new_hemkommun = "";
+    v->old_id = "";
+    v->new_id = "";
     v->subject_id = "";
     v->hemkommun = "";
     v->claimed_kommun = "";
@@ -275,12 +284,16 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     }
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED:
         v->ref_id = s_id16(m->signal_acknowledged->signal_id);
+        v->ack_result = m->signal_acknowledged->result;
+        v->new_hemkommun = m->signal_acknowledged->new_hemkommun ? m->signal_acknowledged->new_hemkommun : "";
         break;
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_OPENED:
         v->ref_id = s_id16(m->kaa_case_opened->case_id);
         break;
     case SOFFA__MESSAGE__PAYLOAD_CONTACT_ATTEMPTED:
         v->ref_id = s_id16(m->contact_attempted->case_id);
+        v->contact_channel = m->contact_attempted->channel;
+        v->contact_outcome = m->contact_attempted->outcome;
         break;
     case SOFFA__MESSAGE__PAYLOAD_OCCUPATION_RECORDED:
         v->ref_id = s_id16(m->occupation_recorded->case_id);
@@ -299,6 +312,22 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->new_hemkommun = m->kaa_case_closed->new_hemkommun;
         v->close_reason = m->kaa_case_closed->reason;
         break;
+    case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_REOPENED:
+        v->ref_id = s_id16(m->kaa_case_reopened->case_id);
+        v->signal_id = s_id16(m->kaa_case_reopened->signal_id);
+        break;
+    case SOFFA__MESSAGE__PAYLOAD_SUBJECT_IDENTITY_CHANGED: {
+        const Soffa__SubjectIdentityChanged *c = m->subject_identity_changed;
+        if (c->old_id) {
+            v->old_id = c->old_id->id;
+            v->old_id_type = c->old_id->id_type;
+        }
+        if (c->new_id) {
+            v->new_id = c->new_id->id;
+            v->new_id_type = c->new_id->id_type;
+        }
+        break;
+    }
     case SOFFA__MESSAGE__PAYLOAD_CONSENT_RECORDED: {
         const Soffa__ConsentRecorded *c = m->consent_recorded;
         v->ref_id = s_id16(c->consent_id);

@@ -40,6 +40,7 @@
     X(CONCERN_REPORT_FILED, concern_report_filed, 36)          \
     X(CONCERN_REPORT_FEEDBACK, concern_report_feedback, 37)    \
     X(SUBJECT_IDENTITY_CHANGED, subject_identity_changed, 38)  \
+    X(KAA_CASE_REOPENED, kaa_case_reopened, 39)                \
     X(EARLY_WARNING_ANSWERED, early_warning_answered, 40)      \
     X(YEAR9_HANDOVER, year9_handover, 41)                      \
     X(ADMISSION_NOT_STARTED, admission_not_started, 42)
@@ -111,6 +112,13 @@ typedef enum {
     SOFFA_RS_RECEIVED = 1,
 } soffa_referral_status_t;   /* only RECEIVED is special to policy */
 
+/* The codes of a few more enumerations the policy decides on. */
+#define SOFFA_AR_NOT_HEMKOMMUN_REROUTED 3   /* AckResult: not our youth; sent on to new_hemkommun */
+#define SOFFA_CR_MOVED_OUT 5                /* CloseReason */
+#define SOFFA_CO_REACHED 1                  /* ContactOutcome */
+#define SOFFA_CO_NOT_REACHED 6              /* ContactOutcome: the routine of attempts is spent */
+#define SOFFA_RS_EXPIRED 9                  /* ReferralStatus: nobody answered in time (the broker's) */
+
 typedef enum {
     SOFFA_IDT_NONE = 0,
     SOFFA_IDT_PNR = 1,
@@ -141,7 +149,16 @@ typedef struct {
     int purpose;                     /* referral_sent purpose code */
     int referral_status;             /* referral_status_changed */
     bool has_contact;                /* any contact detail present */
-    const char *new_hemkommun;       /* kaa_case_closed, "" when absent */
+    const char *new_hemkommun;       /* kaa_case_closed, or signal_acknowledged rerouted; "" when absent */
+    int ack_result;                  /* signal_acknowledged result (AckResult), 0 otherwise */
+    int close_reason;                /* kaa_case_closed reason (CloseReason), 0 otherwise */
+    int contact_channel;             /* contact_attempted channel, 0 otherwise */
+    int contact_outcome;             /* contact_attempted outcome, 0 otherwise */
+    const uint8_t *signal_id;        /* kaa_case_reopened: the signal that reopens it, NULL otherwise */
+    const char *old_id;              /* subject_identity_changed: the replaced number, "" otherwise */
+    int old_id_type;                 /* ... and its id type */
+    const char *new_id;              /* subject_identity_changed: the number that replaces it, "" otherwise */
+    int new_id_type;                 /* ... and its id type */
     uint32_t consent_recipients;     /* consent_recorded: bit (1 << soffa_party_kind_t) */
     uint32_t consent_purposes;       /* consent_recorded: bit (1 << soffa_consent_purpose_t) */
     uint32_t consent_valid_from;     /* yyyymmdd */
@@ -150,7 +167,6 @@ typedef struct {
     uint32_t consent_grants;         /* consent_recorded: bit (1 << soffa_consent_role_t) of each grant */
     uint32_t consent_youth_age;      /* consent_recorded: youth_age_at_grant */
     bool consent_maturity;           /* consent_recorded: maturity_assessed */
-    int close_reason;                /* kaa_case_closed: CloseReason, 0 otherwise */
     int claimed_kind;                /* sender.kind as claimed (soffa_party_kind_t), 0 if absent */
     const char *claimed_kommun;      /* sender.kommunkod as claimed, "" if absent */
     const char *claimed_unit;        /* sender.unit_id as claimed, "" if absent */

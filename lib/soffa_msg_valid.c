@@ -496,7 +496,12 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED: {
         const Soffa__SignalAcknowledged *p = m->signal_acknowledged;
         S_CHECK(s_uuid(c, "signal_acknowledged.signal_id", p->signal_id, true));
-        return s_enum(c, "signal_acknowledged.result", &soffa__ack_result__descriptor, p->result, true);
+        S_CHECK(s_enum(c, "signal_acknowledged.result", &soffa__ack_result__descriptor, p->result, true));
+        bool rerouted = p->result == SOFFA__ACK_RESULT__AR_NOT_HEMKOMMUN_REROUTED;
+        if (!rerouted && p->new_hemkommun && *p->new_hemkommun)
+            return s_bad(c, SOFFA_ERR_BAD_FIELD, "signal_acknowledged.new_hemkommun",
+                         "only with result NOT_HEMKOMMUN_REROUTED");
+        return s_kommun(c, "signal_acknowledged.new_hemkommun", p->new_hemkommun, rerouted);
     }
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_OPENED: {
         const Soffa__KaaCaseOpened *p = m->kaa_case_opened;
@@ -669,6 +674,11 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         const Soffa__ConcernReportFeedback *p = m->concern_report_feedback;
         S_CHECK(s_uuid(c, "concern_report_feedback.report_id", p->report_id, true));
         return s_enum(c, "concern_report_feedback.feedback", &soffa__concern_feedback__descriptor, p->feedback, true);
+    }
+    case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_REOPENED: {
+        const Soffa__KaaCaseReopened *p = m->kaa_case_reopened;
+        S_CHECK(s_uuid(c, "kaa_case_reopened.case_id", p->case_id, true));
+        return s_uuid(c, "kaa_case_reopened.signal_id", p->signal_id, true);
     }
     case SOFFA__MESSAGE__PAYLOAD_SUBJECT_IDENTITY_CHANGED: {
         const Soffa__SubjectIdentityChanged *p = m->subject_identity_changed;

@@ -38,6 +38,14 @@ enum {
     S_SCREEN_TEXT = 1 << 12,         /* free text bound for a KAA, Arbetsförmedlingen or a school is screened */
     /* Early warning (issue 19). */
     S_EARLY_WARNING = 1 << 13,       /* the record answered is an early warning (at-risk notice, year-9 handover) */
+    /* Issue 13, rules 7-10 (bits from 20 up). */
+    S_CASE_NEW = 1 << 20,            /* the case id is new, the young person has no open case here */
+    S_CASE_OPEN = 1 << 21,           /* the case is the sender's, the young person's, and open */
+    S_CASE_REOPEN = 1 << 22,         /* the case is closed, and a new signal about the young person came */
+    S_HANDOVER = 1 << 23,            /* a close naming a consent: it covers handing the case to the new KAA */
+    S_REROUTE = 1 << 24,             /* an acknowledgement that sends the signal on names another municipality */
+    S_REFERRAL_LIVE = 1 << 25,       /* the referral answered has not expired */
+    S_IDENTITY = 1 << 26,            /* an identity change: the numbers, and what the alias map says */
 };
 
 /* Which id of a message a column names. */
@@ -69,6 +77,8 @@ typedef struct {
 
 #define S_SIGNAL_INDEX {{SOFFA_REF_SIGNAL, S_ID_MESSAGE}, {0, 0}}
 #define S_NO_INDEX {{0, 0}, {0, 0}}
+#define S_CASE_INDEX {{SOFFA_REF_CASE, S_ID_REF}, {0, 0}}
+#define S_IN_CASE (S_SUBJECT_IN_SCOPE | S_CASE_OPEN)
 
 /* DOMAIN.md §5.5. One row per allowed (type, sender role). */
 static const s_rule_t s_rules[] = {
@@ -93,7 +103,7 @@ static const s_rule_t s_rules[] = {
      S_SIGNAL_INDEX, SOFFA_RECEIPT_ACK, S_ID_MESSAGE, 0},
     /* The KAA's acknowledgement goes back to the school that signalled. */
     {SOFFA_MT_SIGNAL_ACKNOWLEDGED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_ANSWERED_SENDER, SOFFA_REF_SIGNAL,
-     S_ANSWERER_RECEIVED, 0, {{SOFFA_REF_ACK, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_ACK},
+     S_ANSWERER_RECEIVED | S_REROUTE, 0, {{SOFFA_REF_ACK, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_ACK},
     /* The KAA's coded answer to an early warning, back to the school that sent
      * it, under the warning's consent: ACCEPTED and NOT_IN_TARGET_GROUP say no
      * more than an acknowledgement; the others need the consent to cover
@@ -101,30 +111,27 @@ static const s_rule_t s_rules[] = {
     {SOFFA_MT_EARLY_WARNING_ANSWERED, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_SENDER,
      SOFFA_REF_SIGNAL, S_ANSWERER_RECEIVED | S_EARLY_WARNING | S_CONSENT_FEEDBACK, 0, S_NO_INDEX, 0, 0,
      SOFFA_RECEIPT_ACK},
-    /* The KAA's own case events: its journal only. */
+    /* The KAA's own case events: its journal only, each found by its case.
+     * A case opens, takes events while open, closes, and reopens on a new
+     * signal (DOMAIN.md §5.4). */
     {SOFFA_MT_KAA_CASE_OPENED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_CONTACT_ATTEMPTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_OCCUPATION_RECORDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_PLAN_AGREED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_MEASURE_STARTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_MEASURE_ENDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_KAA_CASE_CLOSED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE | S_TARGET_GROUP, 0,
-     S_NO_INDEX, 0, 0, 0},
+     S_SUBJECT_IN_SCOPE | S_CASE_NEW | S_TARGET_GROUP, 0, S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_CONTACT_ATTEMPTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
+     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_OCCUPATION_RECORDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
+     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_PLAN_AGREED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
+     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_MEASURE_STARTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
+     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_MEASURE_ENDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
+     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_KAA_CASE_CLOSED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_HANDOVER | S_TARGET_GROUP,
+     0, S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_KAA_CASE_REOPENED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_CASE_REOPEN | S_TARGET_GROUP, 0, S_CASE_INDEX, 0, 0, 0},
     {SOFFA_MT_SUBJECT_IDENTITY_CHANGED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE, 0, S_NO_INDEX, 0, 0, 0},
+     S_SUBJECT_IN_SCOPE | S_IDENTITY, 0, S_NO_INDEX, 0, 0, 0},
     /* Consents, recorded and withdrawn in the recorder's journal. */
     {SOFFA_MT_CONSENT_RECORDED, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
      S_SUBJECT_IN_SCOPE | S_OWN_CONSENT | S_TARGET_GROUP | S_CONSENT_GIVER, SOFFA_REF_CONSENT,
@@ -140,11 +147,11 @@ static const s_rule_t s_rules[] = {
      S_SUBJECT_IN_SCOPE | S_CONSENT_REFERRAL | S_TARGET_GROUP | S_SCREEN_TEXT, SOFFA_REF_REFERRAL,
      {{SOFFA_REF_REFERRAL, S_ID_REF}, {SOFFA_REF_BY_CONSENT, S_ID_CONSENT}}, SOFFA_RECEIPT_STATUS, S_ID_REF, 0},
     {SOFFA_MT_REFERRAL_STATUS_CHANGED, SOFFA_ROLE_SOCIAL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_SENDER,
-     SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK, 0, {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0,
-     SOFFA_RECEIPT_STATUS},
+     SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK | S_REFERRAL_LIVE, 0,
+     {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_STATUS},
     {SOFFA_MT_REFERRAL_STATUS_CHANGED, SOFFA_ROLE_AF, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_SENDER,
-     SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK, 0, {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0,
-     SOFFA_RECEIPT_STATUS},
+     SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK | S_REFERRAL_LIVE, 0,
+     {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_STATUS},
     {SOFFA_MT_REFERRAL_WITHDRAWN, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_RECIPIENT,
      SOFFA_REF_REFERRAL, S_ANSWERER_SENT, 0, S_NO_INDEX, 0, 0, 0},
     /* Reports of concern: never held back by consent. */
@@ -222,6 +229,7 @@ soffa_ref_kind_name(soffa_ref_kind_t kind)
     case SOFFA_REF_STATUS: return "status";
     case SOFFA_REF_BY_CONSENT: return "referral of a consent";
     case SOFFA_REF_SOCIAL: return "message of social services";
+    case SOFFA_REF_CASE: return "case";
     default: return "record";
     }
 }
@@ -329,18 +337,123 @@ soffa_policy_journal(const soffa_identity_t *id, char out[SOFFA_NAME_MAX])
         out[0] = '\0';
 }
 
-bool
-soffa_policy_may_replay(const soffa_identity_t *id, const char *mailbox)
+/* ---- Data controllers (issue 13, rule 11) ------------------------------------------ */
+
+/* Each data controller keeps its own access log (DOMAIN.md §2.5: every
+ * principal, municipal board and Arbetsförmedlingen is controller of its own
+ * data). A municipality's KAA and social services count as one controller,
+ * the municipality, as the issue groups them; Arbetsförmedlingen is one
+ * national controller; each school agent is its principal. */
+void
+soffa_policy_controller(const char *mailbox, char out[SOFFA_NAME_MAX])
 {
-    if (id->role != SOFFA_ROLE_AUDIT || !mailbox)
-        return false;
+    static const char *const municipal[] = {"kaa/", "kaa-journal/", "social/", "audit/access/"};
+    out[0] = '\0';
+    if (!mailbox)
+        return;
+    if (!strncmp(mailbox, "audit/access/", 13)) {
+        snprintf(out, SOFFA_NAME_MAX, "%s", mailbox + 13);
+        return;
+    }
+    for (size_t i = 0; i < sizeof municipal / sizeof *municipal; i++) {
+        size_t n = strlen(municipal[i]);
+        if (!strncmp(mailbox, municipal[i], n)) {
+            snprintf(out, SOFFA_NAME_MAX, "%.4s", mailbox + n);
+            return;
+        }
+    }
+    if (!strncmp(mailbox, "af/", 3))
+        snprintf(out, SOFFA_NAME_MAX, "af");
+    else if (!strncmp(mailbox, "school/", 7))
+        snprintf(out, SOFFA_NAME_MAX, "school/%.50s", mailbox + 7);
+    else if (!strncmp(mailbox, "school-journal/", 15))
+        snprintf(out, SOFFA_NAME_MAX, "school/%.50s", mailbox + 15);
+    else if (!strcmp(mailbox, "audit/access"))
+        snprintf(out, SOFFA_NAME_MAX, "soffa");   /* the shared access log of earlier versions */
+}
+
+void
+soffa_policy_access_mailbox(const char *controller, char out[SOFFA_NAME_MAX])
+{
+    snprintf(out, SOFFA_NAME_MAX, "audit/access/%.50s", controller);
+}
+
+/* Whether any pattern of the scope matches mailbox. */
+static bool
+s_scope_matches(const char *scope_list, const char *mailbox)
+{
     char scope[SOFFA_SCOPE_MAX];
-    snprintf(scope, sizeof scope, "%s", id->scope);
+    snprintf(scope, sizeof scope, "%s", scope_list);
     char *save = NULL;
     for (char *pat = strtok_r(scope, ", ", &save); pat; pat = strtok_r(NULL, ", ", &save))
         if (fnmatch(pat, mailbox, 0) == 0)
             return true;
     return false;
+}
+
+/* Notes the controller of mailbox when the scope covers it: the first in
+ * first[], a different one in second[]. */
+static void
+s_probe(const soffa_identity_t *audit, const char *mailbox, char first[SOFFA_NAME_MAX], char second[SOFFA_NAME_MAX])
+{
+    char c[SOFFA_NAME_MAX];
+    soffa_policy_controller(mailbox, c);
+    if (!c[0] || second[0] || !s_scope_matches(audit->scope, mailbox))
+        return;
+    if (!first[0])
+        snprintf(first, SOFFA_NAME_MAX, "%s", c);
+    else if (strcmp(first, c) != 0)
+        snprintf(second, SOFFA_NAME_MAX, "%s", c);
+}
+
+soffa_err_t
+soffa_policy_scope_check(soffa_identity_t *audit, const soffa_identity_t *all, size_t n, char *why, size_t whylen)
+{
+    char first[SOFFA_NAME_MAX] = "", second[SOFFA_NAME_MAX] = "", m[SOFFA_NAME_MAX];
+    static const char *const kinds[] = {"kaa/%s", "kaa-journal/%s", "social/%s", "af/%s", "audit/access/%s"};
+    for (size_t i = 0; i < soffa_kommun_count(); i++)
+        for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+            snprintf(m, sizeof m, kinds[k], soffa_kommun_at(i));
+            s_probe(audit, m, first, second);
+        }
+    s_probe(audit, "audit/access/af", first, second);
+    s_probe(audit, "audit/access/soffa", first, second);
+    s_probe(audit, "audit/access", first, second);
+    for (size_t i = 0; i < n; i++) {
+        soffa_policy_inbox(&all[i], m);
+        s_probe(audit, m, first, second);
+        soffa_policy_journal(&all[i], m);
+        if (m[0])
+            s_probe(audit, m, first, second);
+        if (all[i].role == SOFFA_ROLE_SCHOOL) {
+            snprintf(m, sizeof m, "audit/access/school/%.40s", all[i].name);
+            s_probe(audit, m, first, second);
+        }
+    }
+    audit->controller[0] = '\0';
+    if (!first[0])
+        return s_refuse(why, whylen, SOFFA_ERR_CONFIG, "its scope '%s' covers no mailbox of any data controller",
+                        audit->scope);
+    if (second[0] && !audit->span_controllers)
+        return s_refuse(why, whylen, SOFFA_ERR_CONFIG,
+                        "its scope '%s' covers the records of more than one data controller (%s and %s, at least); "
+                        "an auditor reads one controller's records: list one controller's mailboxes (a "
+                        "municipality: kaa/K, kaa-journal/K, social/K; Arbetsförmedlingen: af/*), or say "
+                        "span_controllers = yes", audit->scope, first, second);
+    if (!second[0])
+        snprintf(audit->controller, sizeof audit->controller, "%s", first);
+    return SOFFA_OK;
+}
+
+bool
+soffa_policy_may_replay(const soffa_identity_t *id, const char *mailbox)
+{
+    if (id->role != SOFFA_ROLE_AUDIT || !mailbox)
+        return false;
+    /* An auditor of one controller reads that controller's access log. */
+    if (id->controller[0] && !strncmp(mailbox, "audit/access/", 13) && !strcmp(mailbox + 13, id->controller))
+        return true;
+    return s_scope_matches(id->scope, mailbox);
 }
 
 bool
@@ -357,7 +470,8 @@ soffa_policy_needs_lookup(soffa_msg_type_t type)
     for (size_t i = 0; i < S_N_RULES; i++)
         if (s_rules[i].type == type
             && (s_rules[i].answers || s_rules[i].introduces
-                || (s_rules[i].checks & (S_CONSENT_TO_KAA | S_CONSENT_REFERRAL | S_CONSENT_EXISTS))))
+                || (s_rules[i].checks & (S_CONSENT_TO_KAA | S_CONSENT_REFERRAL | S_CONSENT_EXISTS | S_CASE_NEW
+                                         | S_CASE_OPEN | S_CASE_REOPEN | S_IDENTITY))))
             return true;
     return false;
 }
@@ -414,15 +528,25 @@ s_age_on(const soffa_msg_view_t *v, soffa_date_t on)
     return soffa_date_age(birth, on);
 }
 
+/* Whether identity numbers a and b name the same person: equal, or one
+ * replaced the other (the broker's alias map, through facts). */
+static bool
+s_same_person(const soffa_policy_facts_t *facts, const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return true;
+    return facts && facts->same_person && facts->same_person(facts->ctx, a, b);
+}
+
 /* Is the consent record `c` usable for this message today? Checks subject,
  * validity and withdrawal; the caller checks scope. */
 static soffa_err_t
 s_consent_active(const soffa_policy_ref_t *c, const soffa_msg_view_t *v, soffa_date_t today,
-                 soffa_policy_find_fn find, void *ctx, char *why, size_t whylen)
+                 const soffa_policy_facts_t *facts, soffa_policy_find_fn find, void *ctx, char *why, size_t whylen)
 {
     if (c->view.type != SOFFA_MT_CONSENT_RECORDED)
         return s_refuse(why, whylen, SOFFA_ERR_CONSENT, "the consent id does not name a recorded consent");
-    if (strcmp(c->view.subject_id, v->subject_id) != 0)
+    if (!s_same_person(facts, c->view.subject_id, v->subject_id))
         return s_refuse(why, whylen, SOFFA_ERR_CONSENT, "the consent was given for another person");
     uint32_t t = soffa_date_to_int(today);
     if (t < c->view.consent_valid_from || t > c->view.consent_valid_to)
@@ -438,18 +562,68 @@ s_consent_active(const soffa_policy_ref_t *c, const soffa_msg_view_t *v, soffa_d
     return SOFFA_OK;
 }
 
-bool
-soffa_policy_referral_deliverable(const soffa_msg_view_t *referral, soffa_date_t today,
-                                  soffa_policy_find_fn find, void *ctx)
+/* Whether the referral `referral_id` has expired: its latest status is the
+ * broker's EXPIRED. Returns SOFFA_OK (*expired set) or a lookup error. */
+static soffa_err_t
+s_referral_expired(const uint8_t referral_id[16], soffa_policy_find_fn find, void *ctx, bool *expired)
 {
-    if (!referral->consent_id)
+    *expired = false;
+    soffa_policy_ref_t st = {0};
+    soffa_err_t rc = find(ctx, SOFFA_REF_STATUS, referral_id, &st);
+    if (rc == SOFFA_OK)
+        *expired = st.view.type == SOFFA_MT_REFERRAL_STATUS_CHANGED && st.view.referral_status == SOFFA_RS_EXPIRED;
+    soffa_policy_ref_fini(&st);
+    return rc == SOFFA_ERR_NOT_FOUND ? SOFFA_OK : rc;
+}
+
+/* ---- Delivery: consent again (issue 13, rule 7) ------------------------------------ */
+
+/* Whether an answer tells more than that the message arrived, and so needs
+ * its consent to cover status feedback: a referral's status beyond
+ * RECEIVED; the KAA's answer to an early warning beyond ACCEPTED and
+ * NOT_IN_TARGET_GROUP (issue 19). */
+static bool
+s_is_feedback(const soffa_msg_view_t *v)
+{
+    if (v->type == SOFFA_MT_EARLY_WARNING_ANSWERED)
+        return v->warning_status != SOFFA_EWS_ACCEPTED && v->warning_status != SOFFA_EWS_NOT_IN_TARGET_GROUP;
+    return v->referral_status != SOFFA_RS_RECEIVED;
+}
+
+bool
+soffa_policy_delivery_checked(soffa_msg_type_t type)
+{
+    for (size_t i = 0; i < S_N_RULES; i++)
+        if (s_rules[i].type == type
+            && ((s_rules[i].checks & (S_CONSENT_TO_KAA | S_CONSENT_REFERRAL | S_CONSENT_FEEDBACK))
+                || s_rules[i].dest == S_TO_OWN_JOURNAL))
+            return true;
+    return false;
+}
+
+bool
+soffa_policy_deliverable(const soffa_msg_view_t *v, soffa_role_t sender_role, const char *mailbox,
+                         soffa_date_t today, const soffa_policy_facts_t *facts, soffa_policy_find_fn find, void *ctx)
+{
+    const s_rule_t *r = s_rule(v->type, sender_role);
+    if (!r)
+        return true;   /* the broker's own notices (withdrawals, expiries) */
+    bool consent = (r->checks & (S_CONSENT_TO_KAA | S_CONSENT_REFERRAL))
+                || ((r->checks & S_CONSENT_FEEDBACK) && s_is_feedback(v))
+                || (r->dest == S_TO_OWN_JOURNAL && v->consent_id && soffa_policy_is_inbox(mailbox));
+    if (!consent)
+        return true;
+    if (!v->consent_id)
         return false;
     soffa_policy_ref_t c = {0};
-    if (find(ctx, SOFFA_REF_CONSENT, referral->consent_id, &c) != SOFFA_OK)
+    if (find(ctx, SOFFA_REF_CONSENT, v->consent_id, &c) != SOFFA_OK)
         return false;
-    soffa_err_t rc = s_consent_active(&c, referral, today, find, ctx, NULL, 0);
+    soffa_err_t rc = s_consent_active(&c, v, today, facts, find, ctx, NULL, 0);
     soffa_policy_ref_fini(&c);
-    return rc == SOFFA_OK;
+    bool expired = false;
+    if (rc == SOFFA_OK && v->type == SOFFA_MT_REFERRAL_SENT && v->ref_id)
+        rc = s_referral_expired(v->ref_id, find, ctx, &expired);
+    return rc == SOFFA_OK && !expired;
 }
 
 bool
@@ -645,6 +819,9 @@ s_check_target_group(s_dc_t *d)
     const char *what = v->type == SOFFA_MT_REFERRAL_SENT     ? "refers"
                      : v->type == SOFFA_MT_CONSENT_RECORDED ? "records consents for"
                                                               : "keeps cases for";
+    if (age >= 20 && v->type == SOFFA_MT_KAA_CASE_REOPENED)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the young person has turned 20: the KAA's duty has ended, and the case stays closed");
     if (age >= 20)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
                         "the KAA %s young people under 20 only (SL 29:9); this young person is %d%s", what, age,
@@ -756,7 +933,7 @@ s_check_consent(s_dc_t *d)
     char journal[SOFFA_NAME_MAX];
     soffa_policy_journal(d->sender, journal);
     rc = strcmp(c.mailbox, journal) == 0
-             ? s_consent_active(&c, v, d->today, d->find, d->ctx, d->why, d->whylen)
+             ? s_consent_active(&c, v, d->today, d->facts, d->find, d->ctx, d->why, d->whylen)
              : s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the consent was recorded by another organisation");
     if (rc == SOFFA_OK && (d->rule->checks & S_CONSENT_TO_KAA) && !(c.view.consent_recipients & (1u << SOFFA_PK_KAA)))
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the consent does not cover disclosure to the KAA");
@@ -919,8 +1096,9 @@ s_check_consent_exists(s_dc_t *d)
     char journal[SOFFA_NAME_MAX];
     soffa_policy_journal(d->sender, journal);
     bool ours = strcmp(c.mailbox, journal) == 0;
-    bool same = c.view.type == SOFFA_MT_CONSENT_RECORDED && c.view.id_type == v->id_type
-             && strcmp(c.view.subject_id, v->subject_id) == 0;
+    bool same = c.view.type == SOFFA_MT_CONSENT_RECORDED
+             && ((c.view.id_type == v->id_type && strcmp(c.view.subject_id, v->subject_id) == 0)
+                 || s_same_person(d->facts, c.view.subject_id, v->subject_id));
     soffa_policy_ref_fini(&c);
     if (!ours)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED, "the consent was recorded by another organisation");
@@ -939,13 +1117,12 @@ s_check_feedback(s_dc_t *d, const soffa_policy_ref_t *referral)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "consent_id must be the %s's consent id",
                         v->type == SOFFA_MT_EARLY_WARNING_ANSWERED ? "warning" : "referral");
     bool warning = v->type == SOFFA_MT_EARLY_WARNING_ANSWERED;
-    if (warning ? v->warning_status == SOFFA_EWS_ACCEPTED || v->warning_status == SOFFA_EWS_NOT_IN_TARGET_GROUP
-                : v->referral_status == SOFFA_RS_RECEIVED)
+    if (!s_is_feedback(v))
         return SOFFA_OK;
     soffa_policy_ref_t c = {0};
     soffa_err_t rc = d->find(d->ctx, SOFFA_REF_CONSENT, referral->view.consent_id, &c);
     if (rc == SOFFA_OK)
-        rc = s_consent_active(&c, v, d->today, d->find, d->ctx, d->why, d->whylen);
+        rc = s_consent_active(&c, v, d->today, d->facts, d->find, d->ctx, d->why, d->whylen);
     else if (rc == SOFFA_ERR_NOT_FOUND)
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the %s's consent is not recorded",
                       warning ? "warning" : "referral");
@@ -985,7 +1162,7 @@ s_check_answered(s_dc_t *d)
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_POLICY,
                       "%s names a %s, not an early warning (an at-risk notice or a year-9 handover); answer it "
                       "with signal_acknowledged", d->tname, soffa_msg_type_name(a.view.type));
-    else if (strcmp(a.view.subject_id, v->subject_id) != 0)
+    else if (!s_same_person(d->facts, a.view.subject_id, v->subject_id))
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                       "the answer is about another person than the message it answers");
     if (rc == SOFFA_OK && (d->rule->checks & S_CONSENT_FEEDBACK))
@@ -995,6 +1172,228 @@ s_check_answered(s_dc_t *d)
                  d->rule->dest == S_TO_ANSWERED_SENDER ? answered_sender_inbox : a.mailbox);
     soffa_policy_ref_fini(&a);
     return rc;
+}
+
+/* ---- The case lifecycle, moves and identities (issue 13, rules 8-10) ---------------- */
+
+/* Yyyymmdd as "2026-11-27" for a reason. */
+static void
+s_day(uint32_t yyyymmdd, char out[11])
+{
+    snprintf(out, 11, "%04u-%02u-%02u", yyyymmdd / 10000 % 10000, yyyymmdd / 100 % 100, yyyymmdd % 100);
+}
+
+static unsigned
+s_bits(uint32_t x)
+{
+    unsigned n = 0;
+    for (; x; x &= x - 1)
+        n++;
+    return n;
+}
+
+/* A case event: open → events → closed, reopened only as its own event.
+ * The broker filled facts->kase for the case id the message names. */
+static soffa_err_t
+s_check_case(s_dc_t *d)
+{
+    const soffa_policy_case_t *k = &d->facts->kase;
+    const soffa_msg_view_t *v = d->v;
+    char day[11];
+    if (d->rule->checks & S_CASE_NEW) {
+        if (k->known)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS, "that case id is already in use; make a new one");
+        if (k->person_has_open)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS,
+                            "the young person already has an open case with %s; record the events on that case",
+                            d->sender->name);
+        return SOFFA_OK;
+    }
+    if (!k->known)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_FOUND,
+                        "no case is registered under that case id; open the case first (kaa_case_opened)");
+    if (strcmp(k->kommun, d->sender->kommun) != 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED, "the case belongs to the KAA of municipality %s",
+                        k->kommun);
+    if (!k->same_person)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN,
+                        "the case belongs to another young person; use this young person's own case");
+    if (d->rule->checks & S_CASE_REOPEN) {
+        if (k->open)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN, "the case is open; only a closed case is reopened");
+        if (k->person_has_open)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS,
+                            "the young person has another open case with %s; record the events on that case",
+                            d->sender->name);
+        return SOFFA_OK;   /* the signal: s_check_reopen_signal */
+    }
+    if (!k->open) {
+        s_day(k->closed_on, day);
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN,
+                        "the case was closed on %s; a new signal about the young person may reopen it "
+                        "(kaa_case_reopened)", day);
+    }
+    if (v->type == SOFFA_MT_CONTACT_ATTEMPTED && v->contact_outcome == SOFFA_CO_NOT_REACHED) {
+        uint32_t want_n = d->facts->not_reached_attempts ? d->facts->not_reached_attempts
+                                                         : SOFFA_POLICY_NOT_REACHED_ATTEMPTS;
+        uint32_t want_c = d->facts->not_reached_channels ? d->facts->not_reached_channels
+                                                         : SOFFA_POLICY_NOT_REACHED_CHANNELS;
+        uint32_t n = k->failed_attempts + 1;
+        uint32_t channels = k->channels | (v->contact_channel > 0 && v->contact_channel < 32
+                                               ? 1u << v->contact_channel : 0);
+        if (n < want_n || s_bits(channels) < want_c)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                            "NOT_REACHED is recorded after %u attempts through %u different channels (letter, SMS, "
+                            "phone, home visit...) without reaching the young person; this would be attempt %u, "
+                            "through %u channel(s)", want_n, want_c, n, s_bits(channels));
+    }
+    if (v->type == SOFFA_MT_KAA_CASE_CLOSED && v->close_reason == SOFFA_CR_MOVED_OUT) {
+        if (!v->new_hemkommun[0])
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_MISSING_FIELD,
+                            "kaa_case_closed.new_hemkommun: name the municipality the young person moved to, so "
+                            "that its KAA is told (a move abroad is EMIGRATED)");
+        if (strcmp(v->new_hemkommun, d->sender->kommun) == 0)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                            "kaa_case_closed.new_hemkommun: the young person moved out of %s, so the new home "
+                            "municipality is another one", d->sender->kommun);
+    }
+    return SOFFA_OK;
+}
+
+/* A reopening names a new signal: one this KAA received about the same
+ * young person after the case was closed, while the young person is under
+ * 20 (the duty ends at 20). */
+static soffa_err_t
+s_check_reopen_signal(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    soffa_policy_ref_t sig = {0};
+    soffa_err_t rc = v->signal_id ? d->find(d->ctx, SOFFA_REF_SIGNAL, v->signal_id, &sig) : SOFFA_ERR_NOT_FOUND;
+    if (rc == SOFFA_ERR_NOT_FOUND)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_FOUND,
+                        "kaa_case_reopened.signal_id: no signal with that id is known to soffa");
+    if (rc != SOFFA_OK)
+        return rc;
+    char inbox[SOFFA_NAME_MAX];
+    soffa_policy_inbox(d->sender, inbox);
+    if (strcmp(sig.mailbox, inbox) != 0)
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
+                      "kaa_case_reopened.signal_id: that signal went to %s, not to %s", sig.mailbox, inbox);
+    else if (!s_same_person(d->facts, sig.view.subject_id, v->subject_id))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                      "kaa_case_reopened.signal_id: that signal is about another young person");
+    else if (sig.seq <= d->facts->kase.closed_seq)
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN,
+                      "kaa_case_reopened.signal_id: that signal came before the case was closed; only a new "
+                      "signal reopens it");
+    soffa_policy_ref_fini(&sig);
+    if (rc != SOFFA_OK)
+        return rc;
+    soffa_date_t birth;
+    soffa_err_t brc = v->id_type == SOFFA_IDT_LOCAL_RESERVE ? soffa_reserve_birth_date(v->subject_id, &birth)
+                                                            : soffa_id_birth_date(v->subject_id, &birth);
+    if (brc == SOFFA_OK && soffa_date_age(birth, d->today) >= 20)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the young person has turned 20: the KAA's duty has ended, and the case stays closed");
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_check_reopen(s_dc_t *d)
+{
+    soffa_err_t rc = s_check_case(d);
+    return rc == SOFFA_OK ? s_check_reopen_signal(d) : rc;
+}
+
+/* A close that names a consent hands the case on with the young person: the
+ * consent must be this KAA's, the young person's, active, and cover the
+ * KAA as recipient and the case summary as purpose (DOMAIN.md §2.6: the
+ * move between KAAs rests on consent). Without one only the fact of the
+ * move and the identity go to the new KAA. */
+static soffa_err_t
+s_check_handover(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (!v->consent_id)
+        return SOFFA_OK;
+    if (v->close_reason != SOFFA_CR_MOVED_OUT)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "consent_id: a closed case is handed on under a consent only when the young person moved "
+                        "(MOVED_OUT); remove the consent id");
+    soffa_policy_ref_t c = {0};
+    soffa_err_t rc = d->find(d->ctx, SOFFA_REF_CONSENT, v->consent_id, &c);
+    if (rc == SOFFA_ERR_NOT_FOUND)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                        "no consent is recorded under that consent id; record the young person's consent first");
+    if (rc != SOFFA_OK)
+        return rc;
+    char journal[SOFFA_NAME_MAX];
+    soffa_policy_journal(d->sender, journal);
+    rc = strcmp(c.mailbox, journal) == 0
+             ? s_consent_active(&c, v, d->today, d->facts, d->find, d->ctx, d->why, d->whylen)
+             : s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the consent was recorded by another organisation");
+    if (rc == SOFFA_OK && !(c.view.consent_recipients & (1u << SOFFA_PK_KAA)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the consent does not cover the new municipality's KAA; close without the consent id to "
+                      "send only the fact of the move");
+    if (rc == SOFFA_OK && !(c.view.consent_purposes & (1u << SOFFA_CP_CASE_SUMMARY)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the consent does not cover handing on the case (purpose CASE_SUMMARY)");
+    soffa_policy_ref_fini(&c);
+    return rc;
+}
+
+/* "Not our youth, rerouted": the right home municipality is another one. */
+static soffa_err_t
+s_check_reroute(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (v->ack_result != SOFFA_AR_NOT_HEMKOMMUN_REROUTED)
+        return SOFFA_OK;
+    if (strcmp(v->new_hemkommun, d->sender->kommun) == 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "signal_acknowledged.new_hemkommun: name the young person's right home municipality, not "
+                        "%s (use REGISTERED or RECEIVED for your own)", d->sender->kommun);
+    return SOFFA_OK;
+}
+
+/* An answer to a referral that has expired is refused: EXPIRED ends it. */
+static soffa_err_t
+s_check_referral_live(s_dc_t *d)
+{
+    bool expired = false;
+    soffa_err_t rc = d->v->ref_id ? s_referral_expired(d->v->ref_id, d->find, d->ctx, &expired) : SOFFA_OK;
+    if (rc == SOFFA_OK && expired)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN,
+                        "the referral expired: nobody answered it within its deadline, and soffa recorded it as "
+                        "EXPIRED; the KAA may send a new one");
+    return rc;
+}
+
+/* An identity change (SUBJECT_IDENTITY_CHANGED): about the person under the
+ * new number, from another number, and consistent with the alias map. */
+static soffa_err_t
+s_check_identity(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (strcmp(v->subject_id, v->new_id) != 0 || (int) v->id_type != v->new_id_type)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "subject: an identity change is about the young person under the new number "
+                        "(subject.id = new_id.id)");
+    if (strcmp(v->old_id, v->new_id) == 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD, "subject_identity_changed: the old and the new "
+                                                                "number are the same");
+    const soffa_policy_facts_t *f = d->facts;
+    if (f->old_replaced_by_new)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS, "this identity change is already recorded");
+    if (f->old_replaced)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS,
+                        "the old number was already replaced by another number; record the change from that one");
+    if (f->new_replaced)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "subject_identity_changed.new_id: that number was itself replaced by a later one; name "
+                        "the latest number");
+    return SOFFA_OK;
 }
 
 /* The checks in the order they run; a row runs those its flags ask for
@@ -1019,6 +1418,12 @@ static const struct {
     {"sensitive text", S_SCREEN_TEXT, s_check_sensitive_text},
     {"the consent withdrawn", S_CONSENT_EXISTS, s_check_consent_exists},
     {"the record answered", 0, s_check_answered},
+    {"the case", S_CASE_NEW | S_CASE_OPEN, s_check_case},
+    {"the case reopened", S_CASE_REOPEN, s_check_reopen},
+    {"the consent of a handover", S_HANDOVER, s_check_handover},
+    {"the municipality rerouted to", S_REROUTE, s_check_reroute},
+    {"the referral has not expired", S_REFERRAL_LIVE, s_check_referral_live},
+    {"the identity change", S_IDENTITY, s_check_identity},
 };
 
 /* Where the message goes (an answer's destination was set by its check). */
@@ -1066,7 +1471,8 @@ s_outcome(s_dc_t *d)
         ref->key[0] = (uint8_t) r->index[i].kind;
         memcpy(ref->key + 1, id, 16);
         ref->len = 17;
-        ref->shared = r->index[i].kind == SOFFA_REF_BY_CONSENT;   /* many referrals per consent */
+        /* Many referrals per consent, many events per case. */
+        ref->shared = r->index[i].kind == SOFFA_REF_BY_CONSENT || r->index[i].kind == SOFFA_REF_CASE;
     }
     const uint8_t *awaited = s_id_of(d->v, r->awaits_id);
     if (r->awaits && awaited) {
@@ -1094,10 +1500,11 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
                     const soffa_policy_facts_t *facts, soffa_policy_find_fn find, void *ctx,
                     soffa_policy_decision_t *out, char *why, size_t whylen)
 {
+    static const soffa_policy_facts_t none;   /* nothing known beyond the message */
     soffa_msg_view_t v;
     soffa_msg_view(msg, &v);
     memset(out, 0, sizeof *out);
-    s_dc_t d = {sender, &v, s_rule(v.type, sender->role), today, facts, find, ctx, out,
+    s_dc_t d = {sender, &v, s_rule(v.type, sender->role), today, facts ? facts : &none, find, ctx, out,
                 soffa_msg_type_name(v.type), why, whylen, msg};
     if (!d.rule)
         return s_refuse(why, whylen, SOFFA_ERR_POLICY, "a %s agent may not send %s%s", soffa_role_name(sender->role),

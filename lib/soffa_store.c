@@ -417,6 +417,87 @@ soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
     return soffa_store_append_cursors(self, items, n, NULL, 0);
 }
 
+/* Indexes every record under old_key's subject index entries under new_key
+ * too (an identity number replaced by another), in txn. */
+static int
+s_subject_link(soffa_store_t *self, MDB_txn *txn, const uint8_t old_key[SOFFA_SUBJECT_KEY_LEN],
+               const uint8_t new_key[SOFFA_SUBJECT_KEY_LEN])
+{
+    if (memcmp(old_key, new_key, SOFFA_SUBJECT_KEY_LEN) == 0)
+        return 0;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, self->subject, &cur);
+    if (mrc != 0)
+        return mrc;
+    uint64_t *seqs = NULL;
+    size_t n = 0, cap = 0;
+    MDB_val k, v;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    uint64_t last = mrc == 0 && k.mv_size == S_SUBJECT_KEY
+                        ? soffa_bytes_get_u64((uint8_t *) k.mv_data + 4 + SOFFA_SUBJECT_KEY_LEN) : 0;
+    mrc = mrc == MDB_NOTFOUND ? 0 : mrc;
+    /* One seek per bucket, as a scan of the subject does. */
+    for (uint64_t b = 0; mrc == 0 && b <= last >> S_BUCKET_BITS; b++) {
+        uint8_t sk[S_SUBJECT_KEY];
+        soffa_bytes_put_u32(sk, (uint32_t) b);
+        memcpy(sk + 4, old_key, SOFFA_SUBJECT_KEY_LEN);
+        soffa_bytes_put_u64(sk + 4 + SOFFA_SUBJECT_KEY_LEN, 0);
+        k = (MDB_val) {sizeof sk, sk};
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != S_SUBJECT_KEY || memcmp(k.mv_data, sk, 4 + SOFFA_SUBJECT_KEY_LEN) != 0)
+                break;
+            if (n == cap) {
+                size_t c2 = cap ? 2 * cap : 64;
+                uint64_t *g = realloc(seqs, c2 * sizeof *g);
+                if (!g) {
+                    mrc = ENOMEM;
+                    break;
+                }
+                seqs = g;
+                cap = c2;
+            }
+            seqs[n++] = soffa_bytes_get_u64((uint8_t *) k.mv_data + 4 + SOFFA_SUBJECT_KEY_LEN);
+        }
+        if (mrc == MDB_NOTFOUND)
+            mrc = 0;
+    }
+    mdb_cursor_close(cur);
+    for (size_t i = 0; mrc == 0 && i < n; i++) {
+        uint8_t sk[S_SUBJECT_KEY];
+        soffa_bytes_put_u32(sk, (uint32_t) (seqs[i] >> S_BUCKET_BITS));
+        memcpy(sk + 4, new_key, SOFFA_SUBJECT_KEY_LEN);
+        soffa_bytes_put_u64(sk + 4 + SOFFA_SUBJECT_KEY_LEN, seqs[i]);
+        MDB_val sv = {sizeof sk, sk}, empty = {0, NULL};
+        mrc = mdb_put(txn, self->subject, &sv, &empty, 0);
+    }
+    free(seqs);
+    return mrc;
+}
+
+soffa_err_t
+soffa_store_subject_link(soffa_store_t *self, const char *old_id, const char *new_id)
+{
+    if (!self || !old_id || !new_id)
+        return SOFFA_ERR_INVALID_ARG;
+    if (self->read_only)
+        return SOFFA_ERR_PERMISSION;
+    if (!self->has_key)
+        return SOFFA_ERR_NOT_FOUND;
+    uint8_t ok[SOFFA_SUBJECT_KEY_LEN], nk[SOFFA_SUBJECT_KEY_LEN];
+    soffa_store_subject_key(self, old_id, ok);
+    soffa_store_subject_key(self, new_id, nk);
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = s_subject_link(self, txn, ok, nk)) != 0) {
+        mdb_txn_abort(txn);
+        return s_write_err(self, mrc);
+    }
+    mrc = mdb_txn_commit(txn);
+    return mrc == 0 ? SOFFA_OK : s_write_err(self, mrc);
+}
+
 soffa_err_t
 soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_t n, const soffa_store_cursor_t *cur,
                            size_t n_cur)
@@ -537,6 +618,12 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
             MDB_val sv = {sizeof sk, sk};
             if ((mrc = mdb_put(txn, self->subject, &sv, &empty, 0)) != 0)
                 goto lmdb_fail;
+            if (it->subject_alias && it->subject_alias[0]) {
+                uint8_t old_key[SOFFA_SUBJECT_KEY_LEN];
+                soffa_store_subject_key(self, it->subject_alias, old_key);
+                if ((mrc = s_subject_link(self, txn, old_key, env->subject_key)) != 0)
+                    goto lmdb_fail;
+            }
         }
 
         MDB_val dval = {8, skey};

@@ -334,7 +334,51 @@ out=$(s school-1415 signal absence --pupil "$(pupil 935)" --hemkommun 1419 --per
     --period-to ${ABS_TO} --unexcused-band SIGNIFICANT --school-unit 14199999 2>&1); rc=$?
 case "$rc:$out" in 1:*"14199999 is not one of school-1415's configured school units"*"[NOT_AUTHORISED]"*) ok "it_35 another school unit is refused with the reason";; *) bad "it_35 another school unit" "$out";; esac
 
-# it_36 (issue 19): the two-way early warning from the command line, through the real agents.
+# it_36 (issue 13, rules 8-10) from the command line: the case lifecycle and
+# its refusals, "not our youth, rerouted", and a samordningsnummer replaced by
+# a personnummer whose history shows what came before.
+P=$(pupil 936)
+CASE=$(cat /proc/sys/kernel/random/uuid)
+out=$(s kaa-1419 case contact --pupil "$P" --hemkommun 1419 --case-id "$CASE" --attempt-no 1 --channel PHONE \
+    --outcome REACHED 2>&1); rc=$?
+case "$rc:$out" in 1:*"open the case first"*"[NOT_FOUND]"*) ok "it_36 an event on a case never opened is refused";; *) bad "it_36 event before open" "$out";; esac
+s kaa-1419 case open --pupil "$P" --hemkommun 1419 --case-id "$CASE" >/dev/null
+s kaa-1419 case close --pupil "$P" --hemkommun 1419 --case-id "$CASE" --reason STARTED_NATIONAL_PROGRAMME >/dev/null
+out=$(s kaa-1419 case occupation --pupil "$P" --hemkommun 1419 --case-id "$CASE" --as-of "$(date +%F)" \
+    --occupation NONE 2>&1); rc=$?
+case "$rc:$out" in 1:*"was closed on"*"[NOT_OPEN]"*) ok "it_36 an event on a closed case is refused, saying when it closed";; *) bad "it_36 event on a closed case" "$out";; esac
+SIG=$(absence 936 | awk '/message id/ {print $3}')
+out=$(s kaa-1419 case reopen --pupil "$P" --hemkommun 1419 --case-id "$CASE" --signal-id "$SIG" 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted: case reopen -> kaa-journal/1419"*) ok "it_36 soffa case reopen on a new signal";; *) bad "it_36 case reopen" "$out";; esac
+out=$(s kaa-1419 case occupation --pupil "$P" --hemkommun 1419 --case-id "$CASE" --as-of "$(date +%F)" --occupation NONE 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted"*) ok "it_36 the reopened case takes events";; *) bad "it_36 reopened case" "$out";; esac
+BEFORE=$(count kaa-1415)
+out=$(s kaa-1419 ack --pupil "$P" --hemkommun 1419 --signal-id "$SIG" --result NOT_HEMKOMMUN_REROUTED --new-hemkommun 1415 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted: ack -> school/school-1415"*) ok "it_36 not our youth: acknowledged to the school";; *) bad "it_36 reroute ack" "$out";; esac
+wait_count kaa-1415 $(( BEFORE + 1 ))
+case "$(s kaa-1415 inbox | tail -n 1)" in *"absence_reported"*"from school-1415"*"to kaa/1415"*) ok "it_36 ... and the signal goes on to the right municipality's KAA";; *) bad "it_36 rerouted signal" "$(s kaa-1415 inbox)";; esac
+samnr() {   # samnr N: a samordningsnummer (day + 60) like pupil N
+    local d sum=0 i v
+    d=$(printf '0803%02d%03d' $(( $1 % 28 + 61 )) $(( $1 % 900 + 100 )))
+    for i in 0 1 2 3 4 5 6 7 8; do
+        v=$(( ${d:$i:1} * (i % 2 == 0 ? 2 : 1) ))
+        sum=$(( sum + v / 10 + v % 10 ))
+    done
+    echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
+}
+OLD=$(samnr 937)
+NEW=$(pupil 937)
+s school-1415 signal absence --pupil "$OLD" --hemkommun 1419 --period-from 2026-09-01 --period-to 2026-11-13 \
+    --unexcused-band SIGNIFICANT --school-unit 14150001 >/dev/null
+OLD12=$("$SOFFA" check-id "$OLD" | awk '{print $1}')
+NEW12=$("$SOFFA" check-id "$NEW" | awk '{print $1}')
+out=$(s kaa-1419 identity change --pupil "$NEW" --hemkommun 1419 --old-id.id-type SAMNR --old-id.id "$OLD12" \
+    --old-id.hemkommun 1419 --new-id.id-type PNR --new-id.id "$NEW12" --new-id.hemkommun 1419 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted: identity change -> kaa-journal/1419"*) ok "it_36 the KAA records the new number";; *) bad "it_36 identity change" "$out";; esac
+out=$(s audit history --pupil "$NEW" 2>&1)
+case "$out" in *"absence_reported"*"pupil ${OLD12}"*"subject_identity_changed"*) ok "it_36 soffa history of the new number shows what came under the old one";; *) bad "it_36 history of the new number" "$out";; esac
+
+# it_37 (issue 19): the two-way early warning from the command line, through the real agents.
 # A compulsory school hands a year-9 pupil (15, so on a guardian's consent) to the KAA; the
 # KAA's coded answer reaches the school's inbox and clears the overdue flag (dues are 2 s
 # since it_28); an admitted pupil who never started is told, and is no early warning.
@@ -347,7 +391,7 @@ young() {   # young N: a made-up personnummer of a pupil born 1 January fifteen 
     done
     echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
 }
-Y=$(young 936)
+Y=$(young 938)
 consent9() {   # consent9 GRANTED_BY: a school's consent for Y covering the KAA and status feedback
     s school-1415 consent record --pupil "$Y" --hemkommun 1419 --granted-by "$1" --youth-age-at-grant 15 \
         --maturity-assessed yes --scope.recipients KAA --scope.purposes REFERRAL,STATUS_FEEDBACK \
@@ -355,35 +399,35 @@ consent9() {   # consent9 GRANTED_BY: a school's consent for Y covering the KAA 
         --valid-to "$(date -d '+1 month' +%F)" --recorded-by h1 2>&1
 }
 out=$(consent9 YOUTH); rc=$?
-case "$rc:$out" in 1:*"under 16 a guardian"*"[CONSENT]"*) ok "it_36 a 15-year-old's own consent alone is refused";; *) bad "it_36 youth-only consent" "$out";; esac
+case "$rc:$out" in 1:*"under 16 a guardian"*"[CONSENT]"*) ok "it_37 a 15-year-old's own consent alone is refused";; *) bad "it_37 youth-only consent" "$out";; esac
 C9=$(consent9 YOUTH,GUARDIAN | awk '/consent_id/ {print $2}')
 year9() { s school-1415 signal year9 --pupil "$Y" --hemkommun 1419 --consent "$C9" --school-unit 14150001 \
     --risk NOT_STARTING --support-tried MENTOR,PUPIL_HEALTH_TEAM --contact-role STUDY_COUNSELLOR \
     --leaves-on "$(date -d '+60 days' +%F)" "$@" 2>&1; }
 out=$(year9 --school-form GY); rc=$?
-case "$rc:$out" in 1:*"GR or ANP_GR"*) ok "it_36 a handover from an upper-secondary school form is refused before it is stored";; *) bad "it_36 handover GY" "$out";; esac
+case "$rc:$out" in 1:*"GR or ANP_GR"*) ok "it_37 a handover from an upper-secondary school form is refused before it is stored";; *) bad "it_37 handover GY" "$out";; esac
 N0=$(count kaa-1419)
 out=$(year9); rc=$?
-case "$rc:$out" in 0:"accepted: signal year9 -> kaa/1419"*) ok "it_36 the year-9 handover reaches the KAA of the home municipality";; *) bad "it_36 handover" "$out";; esac
+case "$rc:$out" in 0:"accepted: signal year9 -> kaa/1419"*) ok "it_37 the year-9 handover reaches the KAA of the home municipality";; *) bad "it_37 handover" "$out";; esac
 H9=$(echo "$out" | awk '/message id/ {print $3}')
-out=$(s school-1415 signal not-started --pupil "$(pupil 937)" --hemkommun 1419 --school-unit 14150001 \
+out=$(s school-1415 signal not-started --pupil "$(pupil 939)" --hemkommun 1419 --school-unit 14150001 \
     --term-start "$(date -d '-14 days' +%F)" 2>&1); rc=$?
-case "$rc:$out" in 0:"accepted: signal not-started -> kaa/1419"*) ok "it_36 an admitted pupil who never started reaches the KAA";; *) bad "it_36 not started" "$out";; esac
+case "$rc:$out" in 0:"accepted: signal not-started -> kaa/1419"*) ok "it_37 an admitted pupil who never started reaches the KAA";; *) bad "it_37 not started" "$out";; esac
 wait_count kaa-1419 $((N0 + 2))
 sleep 2.5
 INB=$(s school-1415 inbox)
-case "$INB" in *"OVERDUE  year9_handover $H9"*"no answer from the KAA yet"*) ok "it_36 an unanswered handover is flagged overdue in the school's inbox";; *) bad "it_36 handover overdue" "$INB";; esac
+case "$INB" in *"OVERDUE  year9_handover $H9"*"no answer from the KAA yet"*) ok "it_37 an unanswered handover is flagged overdue in the school's inbox";; *) bad "it_37 handover overdue" "$INB";; esac
 out=$(s kaa-1419 answer --re last --status ACCEPTED --consent "$C9" 2>&1); rc=$?
-case "$rc:$out" in 1:*"not an early warning"*"[POLICY]"*) ok "it_36 the admission notice is acknowledged, not answered as a warning";; *) bad "it_36 answer to admission" "$out";; esac
+case "$rc:$out" in 1:*"not an early warning"*"[POLICY]"*) ok "it_37 the admission notice is acknowledged, not answered as a warning";; *) bad "it_37 answer to admission" "$out";; esac
 out=$(s kaa-1419 answer --re "$H9" --status CONTACT_PERSON_ASSIGNED --contact-ref handl-17 2>&1); rc=$?
-case "$rc:$out" in 0:"accepted: answer -> school/school-1415"*) ok "it_36 the KAA's answer goes back to the school that sent the warning";; *) bad "it_36 answer" "$out";; esac
+case "$rc:$out" in 0:"accepted: answer -> school/school-1415"*) ok "it_37 the KAA's answer goes back to the school that sent the warning";; *) bad "it_37 answer" "$out";; esac
 for _ in $(seq 100); do s school-1415 --json inbox | grep -q '"early_warning_answered"' && break; sleep 0.1; done
 J=$(s school-1415 --json inbox)
-case "$J" in *'"early_warning_answered":{'*'"status":"CONTACT_PERSON_ASSIGNED"'*) ok "it_36 the school sees the coded answer in its inbox";; *) bad "it_36 answer in the school's inbox" "$J";; esac
-case "$(s school-1415 inbox)" in *"OVERDUE  year9_handover $H9"*) bad "it_36 the answer clears the overdue flag" "$(s school-1415 inbox)";; *) ok "it_36 the answer clears the overdue flag";; esac
+case "$J" in *'"early_warning_answered":{'*'"status":"CONTACT_PERSON_ASSIGNED"'*) ok "it_37 the school sees the coded answer in its inbox";; *) bad "it_37 answer in the school's inbox" "$J";; esac
+case "$(s school-1415 inbox)" in *"OVERDUE  year9_handover $H9"*) bad "it_37 the answer clears the overdue flag" "$(s school-1415 inbox)";; *) ok "it_37 the answer clears the overdue flag";; esac
 s school-1415 consent withdraw --pupil "$Y" --hemkommun 1419 --consent "$C9" >/dev/null 2>&1
 out=$(s kaa-1419 answer --re "$H9" --status YOUTH_CONTACTED 2>&1); rc=$?
-case "$rc:$out" in 1:*"withdrawn"*"[CONSENT]"*) ok "it_36 after withdrawal no status feedback goes to the school";; *) bad "it_36 feedback after withdrawal" "$out";; esac
+case "$rc:$out" in 1:*"withdrawn"*"[CONSENT]"*) ok "it_37 after withdrawal no status feedback goes to the school";; *) bad "it_37 feedback after withdrawal" "$out";; esac
 
 "$SOFFA" down "$NET" >/dev/null
 finish_report

@@ -154,15 +154,25 @@ expect "--as-of yesterday: nothing had been received" 0 \
 expect "--as-of today: everything" 14 "$(q audit history --pupil "$P1" --as-of "$(date +%F)" --json | grep -c '"seq"')"
 LOG=$(q audit access-log --json)
 # audit read: stats as JSON, CSV, HTML; history; history as of yesterday and today.
-expect "every read by the auditor is in the access log, with its kind" "3 history, 3 stats" \
-    "$(echo "$LOG" | grep -o '"access":{"agent":"audit","role":"audit","request":"[a-z]*"' | cut -d'"' -f14 | sort | uniq -c | awk '{print $1 " " $2}' | paste -sd, | sed 's/,/, /g')"
-echo "$LOG" | grep -q '"request":"history","filter":"one subject (keyed); ","records":14' \
-    && ok "a history read is logged with its filter and count" || bad "history read logged" "$LOG"
+# Each read is in the access log of every data controller whose records it
+# concerns (issue 13, rule 11): all six in Tjörn's.
+expect "every read by the auditor is in Tjörn's access log, with its kind" "3 history, 3 stats" \
+    "$(echo "$LOG" | grep '"mailbox":"audit/access/1419"' | grep -o '"access":{"agent":"audit","role":"audit","request":"[a-z]*"' | cut -d'"' -f14 | sort | uniq -c | awk '{print $1 " " $2}' | paste -sd, | sed 's/,/, /g')"
+expect "... the history reads in Arbetsförmedlingen's too (the pupil's referral and its answers)" "3" \
+    "$(echo "$LOG" | grep '"mailbox":"audit/access/af"' | grep -c '"request":"history"')"
+expect "Stenungsund's auditor reads Stenungsund's log: its own read only" "1" \
+    "$(q audit-1415 access-log --json | grep -c '"request":"history"')"
+echo "$LOG" | grep '"mailbox":"audit/access/1419"' | grep -q '"request":"history","filter":"one subject (keyed); ","records":13' \
+    && echo "$LOG" | grep '"mailbox":"audit/access/af"' | grep -q '"request":"history","filter":"one subject (keyed); ","records":1' \
+    && ok "a history read is logged with its filter and count: Tjörn's 13 records, Arbetsförmedlingen's 1" \
+    || bad "history read logged" "$LOG"
 echo "$LOG" | grep -q '"request":"history","filter":"time -..[0-9T:.Z-]*; one subject (keyed); "' \
     && ok "an --as-of read is logged with its time filter" || bad "as-of read logged" "$LOG"
 echo "$LOG" | grep -q '"request":"stats"' && ok "stats reads are logged" || bad "stats logged"
-expect "the access log of the pupil lists the reads of the pupil's records" 4 \
-    "$(q audit access-log --pupil "$P1" --json | grep -c '"request":"history"')"
+expect "Tjörn's access log of the pupil lists the reads of the pupil's records" 3 \
+    "$(q audit access-log --pupil "$P1" --json | grep '"mailbox":"audit/access/1419"' | grep -c '"request":"history"')"
+expect "... and Stenungsund's the read of its auditor, which found none" 1 \
+    "$(q audit access-log --pupil "$P1" --json | grep '"mailbox":"audit/access/1415"' | grep -c '"request":"history"')"
 case "$LOG" in *"${P1//-/}"*|*"$(echo "$P1" | tr -d -)"*) bad "no identity number in the access log";; *) ok "no identity number in the access log";; esac
 
 finish_report

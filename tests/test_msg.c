@@ -89,7 +89,7 @@ Test(msg, every_type_round_trips_through_json_and_the_codec)
         cr_assert_null(m);
         types++;
     }
-    cr_assert_eq(types, 22);
+    cr_assert_eq(types, 23);
 }
 
 Test(msg, view_exposes_what_routing_needs)
@@ -682,4 +682,51 @@ Test(msg, issue_13_02_consent_grants)
     char why[256] = "";
     cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD, "%s", why);
     cr_assert(strstr(why, "granted_by.role") != NULL, "%s", why);
+}
+
+/* Issue 13, rules 8 and 9: what the case lifecycle and the rerouting need
+ * from the schema: NOT_REACHED as a contact outcome (appended), a reopening
+ * that names its case and signal, and the right home municipality with a
+ * "not our youth, rerouted" acknowledgement (and only with it). */
+Test(msg, issue_13_08_09_reopening_not_reached_and_rerouting_in_the_schema)
+{
+    char why[256];
+    json_t *j = base(SOFFA_MT_CONTACT_ATTEMPTED);
+    json_object_set_new(json_object_get(j, "contact_attempted"), "outcome", json_string("NOT_REACHED"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s", why);
+    j = base(SOFFA_MT_CONTACT_ATTEMPTED);
+    json_object_set_new(json_object_get(j, "contact_attempted"), "outcome", json_integer(7));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD, "outcome 7 passed");
+
+    j = base(SOFFA_MT_KAA_CASE_REOPENED);
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s", why);
+    j = base(SOFFA_MT_KAA_CASE_REOPENED);
+    json_object_del(json_object_get(j, "kaa_case_reopened"), "signal_id");
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_MISSING_FIELD);
+    cr_assert(strstr(why, "kaa_case_reopened.signal_id"), "%s", why);
+
+    j = base(SOFFA_MT_SIGNAL_ACKNOWLEDGED);
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "result", json_string("NOT_HEMKOMMUN_REROUTED"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_MISSING_FIELD, "a reroute without the municipality passed");
+    cr_assert(strstr(why, "signal_acknowledged.new_hemkommun"), "%s", why);
+    j = base(SOFFA_MT_SIGNAL_ACKNOWLEDGED);
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "result", json_string("NOT_HEMKOMMUN_REROUTED"));
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "new_hemkommun", json_string("9999"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_KOMMUN);
+    j = base(SOFFA_MT_SIGNAL_ACKNOWLEDGED);
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "result", json_string("NOT_HEMKOMMUN_REROUTED"));
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "new_hemkommun", json_string("1480"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s", why);
+    j = base(SOFFA_MT_SIGNAL_ACKNOWLEDGED);
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "new_hemkommun", json_string("1480"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD, "a municipality with REGISTERED passed");
+
+    soffa_msg_t *m = tk_msg(SOFFA_MT_SUBJECT_IDENTITY_CHANGED, PUPIL, TJORN);
+    soffa_msg_view_t v;
+    soffa_msg_view(m, &v);
+    cr_assert_eq(strlen(v.old_id), 12);
+    cr_assert_eq(strlen(v.new_id), 12);
+    cr_assert_str_neq(v.old_id, v.new_id);
+    cr_assert_eq(v.new_id_type, SOFFA_IDT_PNR);
+    soffa_msg_destroy(&m);
 }

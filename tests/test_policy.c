@@ -313,6 +313,12 @@ Test(policy, issue_11_15_a_withdrawal_names_the_consents_subject, .init = setup,
  * report of concern school-1415 filed with social/1419. */
 static uint8_t T_KAA_CONSENT[16], T_SCHOOL_CONSENT[16], T_SIGNAL[16], T_REF_AF[16], T_REF_SOC[16], T_REPORT[16];
 static uint8_t T_WARNING[16];   /* an at-risk notice school-1415 sent kaa/1419 on T_SCHOOL_CONSENT */
+/* Issue 13: a consent of kaa-1419's that covers handing a case on to
+ * another KAA; a signal about a 21-year-old in kaa/1419; what the store says
+ * of withdrawals and expiries (set by a test). */
+static uint8_t T_HANDOVER_CONSENT[16], T_SIGNAL_ADULT[16];
+static bool T_WITHDRAWN, T_REF_AF_EXPIRED;
+static char T_ADULT[13];
 static soffa_identity_t T_SCHOOL, T_KAA, T_SOCIAL, T_AF, T_AUDIT;
 static char T_PUPIL[13], T_CHILD[13];
 
@@ -337,7 +343,10 @@ t_setup(void)
     t_identity(&T_SOCIAL, "social-1419", SOFFA_ROLE_SOCIAL, "1419");
     t_identity(&T_AF, "af-1419", SOFFA_ROLE_AF, "1419");
     t_identity(&T_AUDIT, "audit", SOFFA_ROLE_AUDIT, "");
-    uint8_t *ids[] = {T_KAA_CONSENT, T_SCHOOL_CONSENT, T_SIGNAL, T_REF_AF, T_REF_SOC, T_REPORT, T_WARNING};
+    tk_pnr(t.year - 21, 1, 9, 117, 0, T_ADULT);
+    T_WITHDRAWN = T_REF_AF_EXPIRED = false;
+    uint8_t *ids[] = {T_KAA_CONSENT, T_SCHOOL_CONSENT, T_SIGNAL, T_REF_AF, T_REF_SOC, T_REPORT, T_HANDOVER_CONSENT,
+                      T_SIGNAL_ADULT, T_WARNING};
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
         soffa_uuid7(ids[i]);
     facts_setup();
@@ -399,7 +408,31 @@ t_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_
     soffa_role_t role = SOFFA_ROLE_NONE;
     static const char *const kaa_covers[] = {"ARBETSFORMEDLINGEN", "SOCIAL_SERVICES", "KAA"};
     static const char *const school_covers[] = {"KAA"};
-    if (kind == SOFFA_REF_CONSENT && !memcmp(id, T_KAA_CONSENT, 16)) {
+    bool a_consent = !memcmp(id, T_KAA_CONSENT, 16) || !memcmp(id, T_SCHOOL_CONSENT, 16)
+                  || !memcmp(id, T_HANDOVER_CONSENT, 16);
+    if (kind == SOFFA_REF_WITHDRAWAL && T_WITHDRAWN && a_consent) {
+        j = t_json(SOFFA_MT_CONSENT_WITHDRAWN, T_PUPIL);
+        t_set_id(json_object_get(j, "consent_withdrawn"), "consent_id", id);
+        t_set_id(j, "consent_id", id);
+        sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = "kaa-journal/1419";
+    } else if (kind == SOFFA_REF_STATUS && T_REF_AF_EXPIRED && !memcmp(id, T_REF_AF, 16)) {
+        j = t_json(SOFFA_MT_REFERRAL_STATUS_CHANGED, T_PUPIL);
+        t_set_id(json_object_get(j, "referral_status_changed"), "referral_id", id);
+        json_object_set_new(json_object_get(j, "referral_status_changed"), "status", json_string("EXPIRED"));
+        t_set_id(j, "consent_id", T_KAA_CONSENT);
+        sender = "soffa-broker", role = SOFFA_ROLE_BROKER, mailbox = "kaa/1419";
+    } else if (kind == SOFFA_REF_CONSENT && !memcmp(id, T_HANDOVER_CONSENT, 16)) {
+        static const char *const kaa_only[] = {"KAA"};
+        j = t_consent(T_HANDOVER_CONSENT, kaa_only, 1);
+        json_t *pur = json_array();
+        json_array_append_new(pur, json_string("CASE_SUMMARY"));
+        json_object_set_new(json_object_get(json_object_get(j, "consent_recorded"), "scope"), "purposes", pur);
+        sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = "kaa-journal/1419";
+    } else if (kind == SOFFA_REF_SIGNAL && !memcmp(id, T_SIGNAL_ADULT, 16)) {
+        j = t_json(SOFFA_MT_ENROLMENT_CHANGED, T_ADULT);
+        t_set_id(j, "message_id", T_SIGNAL_ADULT);
+        sender = "school-1415", role = SOFFA_ROLE_SCHOOL, mailbox = "kaa/1419";
+    } else if (kind == SOFFA_REF_CONSENT && !memcmp(id, T_KAA_CONSENT, 16)) {
         j = t_consent(T_KAA_CONSENT, kaa_covers, 3);
         sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = "kaa-journal/1419";
     } else if (kind == SOFFA_REF_CONSENT && !memcmp(id, T_SCHOOL_CONSENT, 16)) {
@@ -450,11 +483,15 @@ typedef struct {
     const char *mailbox;        /* where it goes when allowed */
 } t_row_t;
 
+/* Sets fields ("path", "value" pairs, dotted paths) of j. */
+static void t_set_fields(json_t *j, const char *const *set);
+
 static soffa_err_t
-t_decide(const t_row_t *r, soffa_policy_decision_t *dec, char *why, size_t whylen)
+t_decide_with(const t_row_t *r, const char *subject, const char *const *set, const soffa_policy_facts_t *given,
+              soffa_policy_decision_t *dec, char *why, size_t whylen)
 {
     bool child = r->type == SOFFA_MT_CONCERN_REPORT_FILED;
-    json_t *j = t_json(r->type, child ? T_CHILD : T_PUPIL);
+    json_t *j = t_json(r->type, subject ? subject : child ? T_CHILD : T_PUPIL);
     const char *pl_name = soffa_msg_type_name(r->type);
     json_t *pl = json_object_get(j, pl_name);
     switch (r->type) {
@@ -482,17 +519,40 @@ t_decide(const t_row_t *r, soffa_policy_decision_t *dec, char *why, size_t whyle
         t_set_id(j, "consent_id", T_KAA_CONSENT);
         break;
     case SOFFA_MT_CONCERN_REPORT_FEEDBACK: t_set_id(pl, "report_id", T_REPORT); break;
+    case SOFFA_MT_KAA_CASE_REOPENED: t_set_id(pl, "signal_id", T_SIGNAL); break;
     default: break;
     }
+    if (set)
+        t_set_fields(j, set);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     soffa_msg_t *m = NULL;
     cr_assert_eq(soffa_msg_from_json(s, &m, why, whylen), SOFFA_OK, "%s: %s", pl_name, why);
     free(s);
     why[0] = '\0';
-    soffa_err_t rc = soffa_policy_decide(r->who, m, soffa_date_today(), &FACTS, t_find, NULL, dec, why, whylen);
+    /* What the broker passes (the term list, default date limits) and its
+     * case register: events name an open case of kaa-1419's, a reopening a
+     * closed one; an opening names a new one. */
+    soffa_policy_facts_t facts = FACTS;
+    facts.kase = (soffa_policy_case_t){.known = true, .open = true, .same_person = true, .kommun = "1419"};
+    if (r->type == SOFFA_MT_KAA_CASE_OPENED)
+        memset(&facts.kase, 0, sizeof facts.kase);
+    if (r->type == SOFFA_MT_KAA_CASE_REOPENED)
+        facts.kase.open = false;
+    if (given) {
+        facts = *given;
+        if (!facts.terms)
+            facts.terms = FACTS.terms;
+    }
+    soffa_err_t rc = soffa_policy_decide(r->who, m, soffa_date_today(), &facts, t_find, NULL, dec, why, whylen);
     soffa_msg_destroy(&m);
     return rc;
+}
+
+static soffa_err_t
+t_decide(const t_row_t *r, soffa_policy_decision_t *dec, char *why, size_t whylen)
+{
+    return t_decide_with(r, NULL, NULL, NULL, dec, why, whylen);
 }
 
 Test(policy, issue_12_every_route_of_the_table_and_the_roles_it_refuses, .init = t_setup, .fini = t_teardown)
@@ -512,6 +572,7 @@ Test(policy, issue_12_every_route_of_the_table_and_the_roles_it_refuses, .init =
         {SOFFA_MT_MEASURE_STARTED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_MEASURE_ENDED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_KAA_CASE_REOPENED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_CONSENT_RECORDED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_CONSENT_RECORDED, &T_SCHOOL, SOFFA_OK, "school-journal/school-1415"},
@@ -585,7 +646,375 @@ Test(policy, issue_12_receipts_and_keys_come_from_the_table, .init = t_setup, .f
     cr_assert_eq(dec.awaits, SOFFA_RECEIPT_STATUS);
     /* An id a record introduces must be new: the store's referral id is taken. */
     cr_assert_eq(soffa_policy_needs_lookup(SOFFA_MT_CONCERN_REPORT_FILED), true);
-    cr_assert_eq(soffa_policy_needs_lookup(SOFFA_MT_KAA_CASE_OPENED), false);
+    cr_assert_eq(soffa_policy_needs_lookup(SOFFA_MT_ENROLMENT_CHANGED), false);
+    cr_assert_eq(soffa_policy_needs_lookup(SOFFA_MT_KAA_CASE_OPENED), true, "the case register is read");
+}
+
+/* ---- Issue 13, rules 7 to 11 ------------------------------------------------------------------ */
+
+static void
+t_set_fields(json_t *j, const char *const *set)
+{
+    for (size_t k = 0; set[k] && set[k + 1]; k += 2) {
+        if (!strcmp(set[k + 1], "-")) {   /* "-": remove the field */
+            char buf[128];
+            snprintf(buf, sizeof buf, "%s", set[k]);
+            char *dot = strrchr(buf, '.');
+            json_t *obj = j;
+            if (dot) {
+                *dot = '\0';
+                obj = json_object_get(j, buf);
+            }
+            json_object_del(obj, dot ? dot + 1 : buf);
+        } else if (!strcmp(set[k], "consent_id") && !strcmp(set[k + 1], "HANDOVER")) {
+            t_set_id(j, "consent_id", T_HANDOVER_CONSENT);
+        } else if (!strcmp(set[k], "consent_id") && !strcmp(set[k + 1], "KAA")) {
+            t_set_id(j, "consent_id", T_KAA_CONSENT);
+        } else if (!strcmp(set[k], "kaa_case_reopened.signal_id") && !strcmp(set[k + 1], "ADULT")) {
+            t_set_id(json_object_get(j, "kaa_case_reopened"), "signal_id", T_SIGNAL_ADULT);
+        } else {
+            set_path(j, set[k], set[k + 1]);
+        }
+    }
+}
+
+/* One decision with facts: a message of type from who (subject NULL: the
+ * pupil), fields set, what the broker's registers say, and the outcome. */
+typedef struct {
+    const char *label;
+    soffa_msg_type_t type;
+    const soffa_identity_t *who;
+    const char *subject;
+    const char *set[6];
+    soffa_policy_facts_t facts;
+    soffa_err_t want;
+    const char *says;
+} t_frow_t;
+
+static void
+t_frows(const t_frow_t *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const t_frow_t *f = &rows[i];
+        t_row_t r = {f->type, f->who, f->want, NULL};
+        soffa_policy_decision_t dec;
+        char why[256] = "";
+        soffa_err_t rc = t_decide_with(&r, f->subject, f->set, &f->facts, &dec, why, sizeof why);
+        cr_assert_eq(rc, f->want, "%s: got %s (%s), wanted %s", f->label, soffa_errname(rc), why,
+                     soffa_errname(f->want));
+        if (f->says)
+            cr_assert(strstr(why, f->says) != NULL, "%s: the reason '%s' lacks '%s'", f->label, why, f->says);
+    }
+}
+
+#define OPEN_CASE {.known = true, .open = true, .same_person = true, .kommun = "1419"}
+#define CLOSED_CASE {.known = true, .same_person = true, .kommun = "1419", .closed_on = 20261001}
+
+/* Rule 8: open → events → closed, reopened as its own event on a new
+ * signal; NOT_REACHED after the routine of attempts; a move names where to. */
+Test(policy, issue_13_08_the_case_lifecycle, .init = t_setup, .fini = t_teardown)
+{
+    const t_frow_t rows[] = {
+        {"a new case", SOFFA_MT_KAA_CASE_OPENED, &T_KAA, NULL, {NULL}, {0}, SOFFA_OK, NULL},
+        {"a case id in use", SOFFA_MT_KAA_CASE_OPENED, &T_KAA, NULL, {NULL}, {.kase = OPEN_CASE}, SOFFA_ERR_EXISTS,
+         "already in use"},
+        {"a second open case for the young person", SOFFA_MT_KAA_CASE_OPENED, &T_KAA, NULL, {NULL},
+         {.kase = {.person_has_open = true}}, SOFFA_ERR_EXISTS, "already has an open case"},
+        {"an event on an open case", SOFFA_MT_OCCUPATION_RECORDED, &T_KAA, NULL, {NULL}, {.kase = OPEN_CASE},
+         SOFFA_OK, NULL},
+        {"an event on no case", SOFFA_MT_PLAN_AGREED, &T_KAA, NULL, {NULL}, {0}, SOFFA_ERR_NOT_FOUND,
+         "open the case first"},
+        {"an event on a closed case", SOFFA_MT_MEASURE_STARTED, &T_KAA, NULL, {NULL}, {.kase = CLOSED_CASE},
+         SOFFA_ERR_NOT_OPEN, "closed on 2026-10-01"},
+        {"closing a closed case", SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, NULL, {NULL}, {.kase = CLOSED_CASE},
+         SOFFA_ERR_NOT_OPEN, "reopen"},
+        {"an event on another young person's case", SOFFA_MT_CONTACT_ATTEMPTED, &T_KAA, NULL, {NULL},
+         {.kase = {.known = true, .open = true, .kommun = "1419"}}, SOFFA_ERR_NOT_OPEN, "another young person"},
+        {"an event on another KAA's case", SOFFA_MT_MEASURE_ENDED, &T_KAA, NULL, {NULL},
+         {.kase = {.known = true, .open = true, .same_person = true, .kommun = "1415"}}, SOFFA_ERR_NOT_AUTHORISED,
+         "municipality 1415"},
+        {"NOT_REACHED at the first attempt", SOFFA_MT_CONTACT_ATTEMPTED, &T_KAA, NULL,
+         {"contact_attempted.outcome", "NOT_REACHED"}, {.kase = OPEN_CASE}, SOFFA_ERR_BAD_FIELD,
+         "after 3 attempts through 2 different channels"},
+        {"NOT_REACHED after two letters, by letter", SOFFA_MT_CONTACT_ATTEMPTED, &T_KAA, NULL,
+         {"contact_attempted.outcome", "NOT_REACHED", "contact_attempted.channel", "LETTER"},
+         {.kase = {.known = true, .open = true, .same_person = true, .kommun = "1419", .failed_attempts = 2,
+                   .channels = 1u << 1}}, SOFFA_ERR_BAD_FIELD, "through 1 channel"},
+        {"NOT_REACHED after a letter and an SMS, by phone", SOFFA_MT_CONTACT_ATTEMPTED, &T_KAA, NULL,
+         {"contact_attempted.outcome", "NOT_REACHED", "contact_attempted.channel", "PHONE"},
+         {.kase = {.known = true, .open = true, .same_person = true, .kommun = "1419", .failed_attempts = 2,
+                   .channels = (1u << 1) | (1u << 2)}}, SOFFA_OK, NULL},
+        {"NOT_REACHED under a routine of five attempts", SOFFA_MT_CONTACT_ATTEMPTED, &T_KAA, NULL,
+         {"contact_attempted.outcome", "NOT_REACHED", "contact_attempted.channel", "PHONE"},
+         {.kase = {.known = true, .open = true, .same_person = true, .kommun = "1419", .failed_attempts = 2,
+                   .channels = (1u << 1) | (1u << 2)}, .not_reached_attempts = 5}, SOFFA_ERR_BAD_FIELD,
+         "after 5 attempts"},
+        {"moved out without the new municipality", SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, NULL,
+         {"kaa_case_closed.new_hemkommun", "-"}, {.kase = OPEN_CASE}, SOFFA_ERR_MISSING_FIELD, "EMIGRATED"},
+        {"moved out to its own municipality", SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, NULL,
+         {"kaa_case_closed.new_hemkommun", "1419"}, {.kase = OPEN_CASE}, SOFFA_ERR_BAD_FIELD, "moved out of 1419"},
+        {"reopening a closed case on a new signal", SOFFA_MT_KAA_CASE_REOPENED, &T_KAA, NULL, {NULL},
+         {.kase = CLOSED_CASE}, SOFFA_OK, NULL},
+        {"reopening an open case", SOFFA_MT_KAA_CASE_REOPENED, &T_KAA, NULL, {NULL}, {.kase = OPEN_CASE},
+         SOFFA_ERR_NOT_OPEN, "only a closed case"},
+        {"reopening on a signal from before the close", SOFFA_MT_KAA_CASE_REOPENED, &T_KAA, NULL, {NULL},
+         {.kase = {.known = true, .same_person = true, .kommun = "1419", .closed_seq = 7}}, SOFFA_ERR_NOT_OPEN,
+         "came before the case was closed"},
+        {"reopening on an unknown signal", SOFFA_MT_KAA_CASE_REOPENED, &T_KAA, NULL,
+         {"kaa_case_reopened.signal_id", "0190b5a3-7c1e-7000-8000-000000000001"}, {.kase = CLOSED_CASE},
+         SOFFA_ERR_NOT_FOUND, "no signal"},
+        {"reopening on another young person's signal", SOFFA_MT_KAA_CASE_REOPENED, &T_KAA, NULL,
+         {"kaa_case_reopened.signal_id", "ADULT"}, {.kase = CLOSED_CASE}, SOFFA_ERR_BAD_FIELD, "another young person"},
+        {"reopening for a young person of 21", SOFFA_MT_KAA_CASE_REOPENED, &T_KAA, T_ADULT,
+         {"kaa_case_reopened.signal_id", "ADULT"}, {.kase = CLOSED_CASE}, SOFFA_ERR_AGE, "turned 20"},
+        {"reopening while another case is open", SOFFA_MT_KAA_CASE_REOPENED, &T_KAA, NULL, {NULL},
+         {.kase = {.known = true, .same_person = true, .kommun = "1419", .person_has_open = true}},
+         SOFFA_ERR_EXISTS, "another open case"},
+    };
+    t_frows(rows, sizeof rows / sizeof *rows);
+    /* Case events are found by their case, many under one id. */
+    const t_row_t r = {SOFFA_MT_CONTACT_ATTEMPTED, &T_KAA, SOFFA_OK, "kaa-journal/1419"};
+    soffa_policy_decision_t dec;
+    char why[256];
+    cr_assert_eq(t_decide(&r, &dec, why, sizeof why), SOFFA_OK, "%s", why);
+    cr_assert_eq(dec.n_refs, 1);
+    cr_assert_eq(dec.refs[0].key[0], SOFFA_REF_CASE);
+    cr_assert(dec.refs[0].shared);
+}
+
+/* Rule 8: an answer to a referral the broker recorded as EXPIRED is refused. */
+Test(policy, issue_13_08_an_expired_referral_takes_no_answers, .init = t_setup, .fini = t_teardown)
+{
+    const t_row_t r = {SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_AF, SOFFA_OK, "kaa/1419"};
+    soffa_policy_decision_t dec;
+    char why[256];
+    cr_assert_eq(t_decide(&r, &dec, why, sizeof why), SOFFA_OK, "%s", why);
+    T_REF_AF_EXPIRED = true;
+    cr_assert_eq(t_decide(&r, &dec, why, sizeof why), SOFFA_ERR_NOT_OPEN);
+    cr_assert(strstr(why, "EXPIRED"), "%s", why);
+}
+
+/* Rule 9: "not our youth, rerouted" names another municipality; a move
+ * hands the case on only under a consent that covers it. */
+Test(policy, issue_13_09_rerouting_and_the_handover, .init = t_setup, .fini = t_teardown)
+{
+    const t_frow_t rows[] = {
+        {"rerouted to Göteborg", SOFFA_MT_SIGNAL_ACKNOWLEDGED, &T_KAA, NULL,
+         {"signal_acknowledged.result", "NOT_HEMKOMMUN_REROUTED", "signal_acknowledged.new_hemkommun", "1480"}, {0},
+         SOFFA_OK, NULL},
+        {"rerouted to itself", SOFFA_MT_SIGNAL_ACKNOWLEDGED, &T_KAA, NULL,
+         {"signal_acknowledged.result", "NOT_HEMKOMMUN_REROUTED", "signal_acknowledged.new_hemkommun", "1419"}, {0},
+         SOFFA_ERR_BAD_FIELD, "right home municipality"},
+        {"moved out, the fact only", SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, NULL, {NULL}, {.kase = OPEN_CASE}, SOFFA_OK,
+         NULL},
+        {"moved out, with a consent that covers the handover", SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, NULL,
+         {"consent_id", "HANDOVER"}, {.kase = OPEN_CASE}, SOFFA_OK, NULL},
+        {"moved out, with a consent for referrals only", SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, NULL,
+         {"consent_id", "KAA"}, {.kase = OPEN_CASE}, SOFFA_ERR_CONSENT, "CASE_SUMMARY"},
+        {"moved out, with an unknown consent", SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, NULL,
+         {"consent_id", "0190b5a3-7c1e-7000-8000-000000000002"}, {.kase = OPEN_CASE}, SOFFA_ERR_CONSENT,
+         "no consent"},
+        {"turned 20, with a consent", SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, NULL,
+         {"consent_id", "HANDOVER", "kaa_case_closed.reason", "TURNED_20", "kaa_case_closed.new_hemkommun", "-"},
+         {.kase = OPEN_CASE}, SOFFA_ERR_BAD_FIELD, "MOVED_OUT"},
+    };
+    t_frows(rows, sizeof rows / sizeof *rows);
+    T_WITHDRAWN = true;
+    const t_frow_t withdrawn[] = {
+        {"moved out, under a withdrawn consent", SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, NULL, {"consent_id", "HANDOVER"},
+         {.kase = OPEN_CASE}, SOFFA_ERR_CONSENT, "withdrawn"},
+    };
+    t_frows(withdrawn, 1);
+}
+
+static const char *T_SAME_A, *T_SAME_B;
+
+static bool
+t_same_person(void *ctx, const char *a, const char *b)
+{
+    (void) ctx;
+    return (!strcmp(a, T_SAME_A) && !strcmp(b, T_SAME_B)) || (!strcmp(a, T_SAME_B) && !strcmp(b, T_SAME_A));
+}
+
+/* Rule 10: an identity change is about the new number, from another one,
+ * and agrees with the alias map; after it, the policy follows the person:
+ * the consent given under the old number covers the new. */
+Test(policy, issue_13_10_identity_changes_and_the_alias_map, .init = t_setup, .fini = t_teardown)
+{
+    char samnr[13];
+    tk_pnr(2008, 3, 14, 273, 1, samnr);
+    const t_frow_t rows[] = {
+        {"a samordningsnummer replaced", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL}, {0}, SOFFA_OK, NULL},
+        {"about the old number", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, samnr,
+         {"subject_identity_changed.new_id.id", T_PUPIL, "subject_identity_changed.new_id.id_type", "PNR"}, {0},
+         SOFFA_ERR_BAD_FIELD, "under the new number"},
+        {"old and new the same", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL,
+         {"subject_identity_changed.old_id.id", T_PUPIL, "subject_identity_changed.old_id.id_type", "PNR"}, {0},
+         SOFFA_ERR_BAD_FIELD, "the same"},
+        {"recorded twice", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL},
+         {.old_replaced = true, .old_replaced_by_new = true}, SOFFA_ERR_EXISTS, "already recorded"},
+        {"the old number replaced before", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL},
+         {.old_replaced = true}, SOFFA_ERR_EXISTS, "already replaced by another"},
+        {"to a number replaced since", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL}, {.new_replaced = true},
+         SOFFA_ERR_BAD_FIELD, "latest number"},
+        {"by another municipality's KAA", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL,
+         {"subject.hemkommun", "1415"}, {0}, SOFFA_ERR_NOT_AUTHORISED, NULL},
+    };
+    t_frows(rows, sizeof rows / sizeof *rows);
+    /* The consent was given under T_PUPIL; the referral names the new number. */
+    char newp[13];
+    tk_pnr(soffa_date_today().year - 18, 3, 15, 286, 0, newp);
+    T_SAME_A = T_PUPIL;
+    T_SAME_B = newp;
+    const t_frow_t follow[] = {
+        {"a referral under the new number, no alias", SOFFA_MT_REFERRAL_SENT, &T_KAA, newp, {NULL}, {0},
+         SOFFA_ERR_CONSENT, "another person"},
+        {"a referral under the new number, aliased", SOFFA_MT_REFERRAL_SENT, &T_KAA, newp, {NULL},
+         {.same_person = t_same_person}, SOFFA_OK, NULL},
+        {"a status about the new number", SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_AF, newp, {NULL},
+         {.same_person = t_same_person}, SOFFA_OK, NULL},
+        {"a status about a third person", SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_AF, T_ADULT, {NULL},
+         {.same_person = t_same_person}, SOFFA_ERR_BAD_FIELD, "another person"},
+    };
+    t_frows(follow, sizeof follow / sizeof *follow);
+}
+
+/* Rule 7: what rests on a consent is looked at again when delivered. */
+Test(policy, issue_13_07_consent_is_checked_again_at_delivery, .init = t_setup, .fini = t_teardown)
+{
+    const struct {
+        const char *label;
+        soffa_msg_type_t type;
+        soffa_role_t role;
+        const char *mailbox;
+        const char *set[6];
+        bool withdrawn, expired_ref, far_future;
+        bool want;
+    } rows[] = {
+        {"an at-risk notice, consent active", SOFFA_MT_AT_RISK_NOTICE, SOFFA_ROLE_SCHOOL, "kaa/1419", {NULL}, false,
+         false, false, true},
+        {"an at-risk notice, consent withdrawn", SOFFA_MT_AT_RISK_NOTICE, SOFFA_ROLE_SCHOOL, "kaa/1419", {NULL}, true,
+         false, false, false},
+        {"an at-risk notice, consent expired", SOFFA_MT_AT_RISK_NOTICE, SOFFA_ROLE_SCHOOL, "kaa/1419", {NULL}, false,
+         false, true, false},
+        {"an at-risk notice, consent unknown", SOFFA_MT_AT_RISK_NOTICE, SOFFA_ROLE_SCHOOL, "kaa/1419",
+         {"consent_id", "0190b5a3-7c1e-7000-8000-000000000003"}, false, false, false, false},
+        {"a referral", SOFFA_MT_REFERRAL_SENT, SOFFA_ROLE_KAA, "af/1419", {NULL}, false, false, false, true},
+        {"a referral, consent withdrawn", SOFFA_MT_REFERRAL_SENT, SOFFA_ROLE_KAA, "af/1419", {NULL}, true, false,
+         false, false},
+        {"a referral that expired", SOFFA_MT_REFERRAL_SENT, SOFFA_ROLE_KAA, "af/1419", {NULL}, false, true, false,
+         false},
+        {"status ACCEPTED, consent withdrawn", SOFFA_MT_REFERRAL_STATUS_CHANGED, SOFFA_ROLE_AF, "kaa/1419", {NULL},
+         true, false, false, false},
+        {"status RECEIVED, consent withdrawn", SOFFA_MT_REFERRAL_STATUS_CHANGED, SOFFA_ROLE_AF, "kaa/1419",
+         {"referral_status_changed.status", "RECEIVED"}, true, false, false, true},
+        {"a case record handed on under a consent, withdrawn", SOFFA_MT_OCCUPATION_RECORDED, SOFFA_ROLE_KAA,
+         "kaa/1480", {"consent_id", "HANDOVER"}, true, false, false, false},
+        {"a case record handed on under a consent", SOFFA_MT_OCCUPATION_RECORDED, SOFFA_ROLE_KAA, "kaa/1480",
+         {"consent_id", "HANDOVER"}, false, false, false, true},
+        {"the notice of a move (no consent)", SOFFA_MT_KAA_CASE_CLOSED, SOFFA_ROLE_KAA, "kaa/1480", {NULL}, true,
+         false, false, true},
+        {"the broker's withdrawal notice", SOFFA_MT_REFERRAL_WITHDRAWN, SOFFA_ROLE_BROKER, "af/1419", {NULL}, true,
+         false, false, true},
+        {"an absence report", SOFFA_MT_ABSENCE_REPORTED, SOFFA_ROLE_SCHOOL, "kaa/1419", {NULL}, true, false, false,
+         true},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        json_t *j = t_json(rows[i].type, T_PUPIL);
+        json_t *pl = json_object_get(j, soffa_msg_type_name(rows[i].type));
+        if (rows[i].type == SOFFA_MT_AT_RISK_NOTICE)
+            t_set_id(j, "consent_id", T_SCHOOL_CONSENT);
+        if (rows[i].type == SOFFA_MT_REFERRAL_SENT || rows[i].type == SOFFA_MT_REFERRAL_STATUS_CHANGED) {
+            t_set_id(j, "consent_id", T_KAA_CONSENT);
+            t_set_id(pl, "referral_id", T_REF_AF);
+        }
+        t_set_fields(j, rows[i].set);
+        char *s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        soffa_msg_t *m = NULL;
+        char why[256] = "";
+        cr_assert_eq(soffa_msg_from_json(s, &m, why, sizeof why), SOFFA_OK, "%s: %s", rows[i].label, why);
+        free(s);
+        soffa_msg_view_t v;
+        soffa_msg_view(m, &v);
+        T_WITHDRAWN = rows[i].withdrawn;
+        T_REF_AF_EXPIRED = rows[i].expired_ref;
+        soffa_date_t day = soffa_date_today();
+        if (rows[i].far_future)
+            day.year += 2;
+        bool ok = soffa_policy_deliverable(&v, rows[i].role, rows[i].mailbox, day, NULL, t_find, NULL);
+        cr_assert_eq(ok, rows[i].want, "%s: deliverable %d", rows[i].label, ok);
+        soffa_msg_destroy(&m);
+    }
+    cr_assert(soffa_policy_delivery_checked(SOFFA_MT_AT_RISK_NOTICE));
+    cr_assert(soffa_policy_delivery_checked(SOFFA_MT_REFERRAL_STATUS_CHANGED));
+    cr_assert_not(soffa_policy_delivery_checked(SOFFA_MT_ABSENCE_REPORTED));
+}
+
+/* Rule 11: each data controller reads its own; an auditor's scope stays
+ * within one unless the configuration says otherwise. */
+Test(policy, issue_13_11_data_controllers_and_auditor_scopes, .init = t_setup, .fini = t_teardown)
+{
+    static const char *const map[][2] = {
+        {"kaa/1419", "1419"}, {"kaa-journal/1419", "1419"}, {"social/1419", "1419"}, {"af/1419", "af"},
+        {"af/1415", "af"}, {"school/school-1415", "school/school-1415"},
+        {"school-journal/school-1415", "school/school-1415"}, {"audit/access/1419", "1419"},
+        {"audit/access/af", "af"}, {"audit/access", "soffa"}, {"audit/checkpoint", ""},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++) {
+        char c[SOFFA_NAME_MAX];
+        soffa_policy_controller(map[i][0], c);
+        cr_assert_str_eq(c, map[i][1], "%s", map[i][0]);
+    }
+    char m[SOFFA_NAME_MAX];
+    soffa_policy_access_mailbox("1419", m);
+    cr_assert_str_eq(m, "audit/access/1419");
+
+    soffa_identity_t all[3];
+    all[0] = T_SCHOOL;
+    all[1] = T_KAA;
+    all[2] = T_SCHOOL;
+    snprintf(all[2].name, sizeof all[2].name, "school-1480");
+    const struct {
+        const char *scope;
+        bool span;
+        soffa_err_t want;
+        const char *controller;
+        const char *says;
+    } rows[] = {
+        {"kaa/1419, kaa-journal/1419, social/1419", false, SOFFA_OK, "1419", NULL},
+        {"kaa*/1419", false, SOFFA_OK, "1419", NULL},
+        {"*/1419", false, SOFFA_ERR_CONFIG, NULL, "1419 and af"},
+        {"af/*", false, SOFFA_OK, "af", NULL},
+        {"school/school-1415, school-journal/school-1415", false, SOFFA_OK, "school/school-1415", NULL},
+        {"*/1419, af/*", false, SOFFA_ERR_CONFIG, NULL, "span_controllers = yes"},
+        {"kaa/1419, audit/access", false, SOFFA_ERR_CONFIG, NULL, "soffa"},
+        {"school/*", false, SOFFA_ERR_CONFIG, NULL, "school/school-1480"},
+        {"*", false, SOFFA_ERR_CONFIG, NULL, "more than one data controller"},
+        {"*", true, SOFFA_OK, "", NULL},
+        {"*/1419, af/*", true, SOFFA_OK, "", NULL},
+        {"nothing/*", false, SOFFA_ERR_CONFIG, NULL, "covers no mailbox"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        soffa_identity_t a = T_AUDIT;
+        snprintf(a.scope, sizeof a.scope, "%s", rows[i].scope);
+        a.span_controllers = rows[i].span;
+        char why[300] = "";
+        soffa_err_t rc = soffa_policy_scope_check(&a, all, 3, why, sizeof why);
+        cr_assert_eq(rc, rows[i].want, "%s: %s (%s)", rows[i].scope, soffa_errname(rc), why);
+        if (rows[i].controller)
+            cr_assert_str_eq(a.controller, rows[i].controller, "%s", rows[i].scope);
+        if (rows[i].says)
+            cr_assert(strstr(why, rows[i].says), "%s: %s", rows[i].scope, why);
+    }
+    /* An auditor of Tjörn reads Tjörn's access log, no one else's. */
+    soffa_identity_t a = T_AUDIT;
+    snprintf(a.scope, sizeof a.scope, "kaa/1419, social/1419");
+    cr_assert_eq(soffa_policy_scope_check(&a, all, 3, NULL, 0), SOFFA_OK);
+    cr_assert(soffa_policy_may_replay(&a, "audit/access/1419"));
+    cr_assert_not(soffa_policy_may_replay(&a, "audit/access/1415"));
+    cr_assert_not(soffa_policy_may_replay(&a, "audit/access/af"));
+    cr_assert_not(soffa_policy_may_replay(&a, "audit/access"));
 }
 
 /* ---- The law at the broker (issue 13): one row per rule and exception -------------------- */
@@ -788,7 +1217,13 @@ l_decide(const l_row_t *r, soffa_policy_decision_t *dec, char *why, size_t whyle
     cr_assert_eq(soffa_msg_validate(m, 0, why, whylen), SOFFA_OK, "%s: %s", r->label, why);
     free(s);
     why[0] = '\0';
-    soffa_err_t rc = soffa_policy_decide(r->who, m, today, r->facts ? r->facts : &FACTS, l_find, NULL, dec, why, whylen);
+    /* The broker's case register: an event names an open case of the
+     * sender's, a reopening a closed one, an opening a new one. */
+    soffa_policy_facts_t facts = FACTS;
+    if (r->type != SOFFA_MT_KAA_CASE_OPENED)
+        facts.kase = (soffa_policy_case_t){.known = true, .open = r->type != SOFFA_MT_KAA_CASE_REOPENED,
+                                           .same_person = true, .kommun = "1419"};
+    soffa_err_t rc = soffa_policy_decide(r->who, m, today, r->facts ? r->facts : &facts, l_find, NULL, dec, why, whylen);
     soffa_msg_destroy(&m);
     return rc;
 }

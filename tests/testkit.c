@@ -122,6 +122,8 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
     case SOFFA_MT_MEASURE_ENDED:
         return json_pack("{s:o, s:o, s:s, s:s, s:s}", "case_id", s_uuid(), "measure_id", s_uuid(),
                          "measure_type", "PRAKTIK", "end", "2026-11-20", "outcome", "COMPLETED");
+    case SOFFA_MT_KAA_CASE_REOPENED:
+        return json_pack("{s:o, s:o}", "case_id", s_uuid(), "signal_id", s_uuid());
     case SOFFA_MT_KAA_CASE_CLOSED:
         return json_pack("{s:o, s:s, s:s}", "case_id", s_uuid(), "reason", "MOVED_OUT",
                          "new_hemkommun", "1480");
@@ -166,12 +168,19 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
         *basis = "SOL_REPORTER_FEEDBACK";
         return json_pack("{s:o, s:s}", "report_id", s_uuid(), "feedback", "INVESTIGATION_OPENED");
     case SOFFA_MT_SUBJECT_IDENTITY_CHANGED: {
-        char oldp[13], newp[13];
-        tk_pnr(2008, 3, 14, 271, 0, oldp);
-        tk_pnr(2008, 3, 15, 286, 0, newp);
-        return json_pack("{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:s}", "old_id", "id_type", "PNR",
-                         "id", oldp, "hemkommun", hemkommun, "new_id", "id_type", "PNR", "id",
-                         newp, "hemkommun", hemkommun, "source", "NAVET");
+        /* The subject under its new number (the one given), replacing a
+         * made-up samordningsnummer. */
+        char oldp[13];
+        tk_pnr(2008, 3, 14, 273, 1, oldp);
+        soffa_id_kind_t kind = SOFFA_ID_PNR;
+        if (soffa_reserve_check(pnr, NULL) == SOFFA_OK)
+            kind = SOFFA_ID_RESERVE;
+        else
+            soffa_id_check(pnr, &kind);
+        return json_pack("{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:s}", "old_id", "id_type", "SAMNR",
+                         "id", oldp, "hemkommun", hemkommun, "new_id", "id_type",
+                         kind == SOFFA_ID_SAMNR ? "SAMNR" : kind == SOFFA_ID_RESERVE ? "LOCAL_RESERVE" : "PNR", "id",
+                         pnr, "hemkommun", hemkommun, "source", "NAVET");
     }
     default:
         return NULL;
@@ -301,16 +310,20 @@ tk_run(char *const argv[], char **out, char **err)
 #include "soffa_keys.h"
 #include "soffa_wire.h"
 
-const char *const TK_AGENTS[][6] = {
-    {"school-1415", "school", "1415", "12345678, 12345679", "", TK_SCHOOL_ORGNR},
-    {"kaa-1415", "kaa", "1415", "", "", ""},
-    {"kaa-1419", "kaa", "1419", "", "", ""},
-    {"social-1419", "social", "1419", "", "", ""},
-    {"af-1419", "af", "1419", "", "", ""},
-    {"audit-1419", "audit", "", "", "*/1419, audit/access, school/*", ""},
-    {"audit-1415", "audit", "", "", "*/1415", ""},
-    {"audit-all", "audit", "", "", "*", ""},
-    {NULL, NULL, NULL, NULL, NULL, NULL},
+const char *const TK_AGENTS[][7] = {
+    {"school-1415", "school", "1415", "12345678, 12345679", "", TK_SCHOOL_ORGNR, ""},
+    {"kaa-1415", "kaa", "1415", "", "", "", ""},
+    {"kaa-1419", "kaa", "1419", "", "", "", ""},
+    {"kaa-1480", "kaa", "1480", "", "", "", ""},
+    {"social-1419", "social", "1419", "", "", "", ""},
+    {"af-1419", "af", "1419", "", "", "", ""},
+    /* Auditors: of one municipality (Tjörn, Stenungsund), of
+     * Arbetsförmedlingen, and one whose scope spans every controller. */
+    {"audit-1419", "audit", "", "", "kaa/1419, kaa-journal/1419, social/1419", "", ""},
+    {"audit-1415", "audit", "", "", "kaa/1415, kaa-journal/1415, social/1415", "", ""},
+    {"audit-af", "audit", "", "", "af/*", "", ""},
+    {"audit-all", "audit", "", "", "*", "", "yes"},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 static int
@@ -392,6 +405,8 @@ tk_broker_start(const char *extra_ini)
             fprintf(f, "scope = %s\n", TK_AGENTS[i][4]);
         if (TK_AGENTS[i][5][0])
             fprintf(f, "orgnr = %s\n", TK_AGENTS[i][5]);
+        if (TK_AGENTS[i][6][0])
+            fprintf(f, "span_controllers = %s\n", TK_AGENTS[i][6]);
     }
     /* A key nobody configured. */
     snprintf(path, sizeof path, "%s/stranger", b->dir);
@@ -462,6 +477,53 @@ tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbo
         *seq = s;
     free(buf);
     return rc;
+}
+
+json_t *
+tk_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
+{
+    char *s = tk_msg_json(type, pnr, hemkommun);
+    json_t *j = json_loads(s, 0, NULL);
+    free(s);
+    cr_assert(j != NULL, "tk_msg_json gave no JSON object");
+    return j;
+}
+
+json_t *
+tk_payload(json_t *j)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        if (soffa_msg_type_from_name(key) != SOFFA_MT_NONE)
+            return v;
+    }
+    return NULL;
+}
+
+soffa_err_t
+tk_pub(soffa_client_t *c, json_t *j, char *mailbox, char *why)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    char mb[SOFFA_NAME_MAX] = "", w[256] = "";
+    mailbox = mailbox ? mailbox : mb;
+    why = why ? why : w;
+    mailbox[0] = why[0] = '\0';
+    soffa_err_t rc = tk_publish_json(c, s, NULL, mailbox, why);
+    free(s);
+    return rc;
+}
+
+void
+tk_pub_ok(soffa_client_t *c, json_t *j, const char *want_mailbox)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    char mailbox[SOFFA_NAME_MAX], why[256];
+    soffa_err_t rc = tk_pub(c, j, mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "refused (%s): %s\n%s", soffa_errname(rc), why, s);
+    cr_assert_str_eq(mailbox, want_mailbox, "%s", s);
+    free(s);
 }
 
 /* The hashes of recent deliveries, so that tests can acknowledge them the

@@ -45,6 +45,8 @@ int tk_run(char *const argv[], char **out, char **err);
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include <jansson.h>
+
 #include "soffa_client.h"
 
 typedef struct {
@@ -57,9 +59,9 @@ typedef struct {
 } tk_broker_t;
 
 /*  The agents every test broker knows: name, role, kommun, unit(s), scope,
- *  orgnr. school-1415 speaks for units 12345678 and 12345679 of principal
- *  TK_SCHOOL_ORGNR. */
-extern const char *const TK_AGENTS[][6];
+ *  orgnr, span_controllers. school-1415 speaks for units 12345678 and
+ *  12345679 of principal TK_SCHOOL_ORGNR. */
+extern const char *const TK_AGENTS[][7];
 #define TK_SCHOOL_ORGNR "2120001355"
 
 /*  Creates keys and config in a new directory (extra_ini is appended to the
@@ -85,6 +87,17 @@ soffa_err_t tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeou
 
 /*  Publishes JSON; returns the broker's code. mailbox/why may be NULL. */
 soffa_err_t tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why);
+
+/*  Messages as JSON to adjust and publish, shared by the integration
+ *  tests. tk_json: tk_msg_json as a jansson object. tk_payload: its
+ *  payload object (the one named by a message type). tk_pub publishes j
+ *  and frees it, returning the broker's code (mailbox, why: NULL or
+ *  SOFFA_NAME_MAX and 256 bytes). tk_pub_ok asserts that j was accepted
+ *  into want_mailbox. */
+json_t *tk_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
+json_t *tk_payload(json_t *j);
+soffa_err_t tk_pub(soffa_client_t *c, json_t *j, char *mailbox, char *why);
+void tk_pub_ok(soffa_client_t *c, json_t *j, const char *want_mailbox);
 
 /*  Encodes a JSON message (asserting it parses); free with free(). */
 uint8_t *tk_encode_json(const char *json, size_t *len);
