@@ -42,10 +42,7 @@ TestSuite(warning, .init = setup, .timeout = 120);
 static json_t *
 J(soffa_msg_type_t type, const char *pnr)
 {
-    char *s = tk_msg_json(type, pnr, "1419");
-    json_t *j = json_loads(s, 0, NULL);
-    free(s);
-    return j;
+    return tk_json(type, pnr, "1419");
 }
 
 /* Sets a field from text, coerced by the schema: a payload field when the
@@ -99,22 +96,10 @@ str(json_t *j, const char *path)
     return json_string_value(json_object_get(j, path));
 }
 
-/* Publishes j (and frees it); returns the broker's code. */
-static soffa_err_t
-pub(soffa_client_t *c, json_t *j, char mailbox[SOFFA_NAME_MAX], char why[256])
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    mailbox[0] = why[0] = '\0';
-    soffa_err_t rc = tk_publish_json(c, s, NULL, mailbox, why);
-    free(s);
-    return rc;
-}
-
 #define ACCEPTED(c, j, want_mailbox)                                                                       \
     do {                                                                                                   \
         char mb_[SOFFA_NAME_MAX], why_[256];                                                               \
-        soffa_err_t rc_ = pub(c, j, mb_, why_);                                                            \
+        soffa_err_t rc_ = tk_pub(c, j, mb_, why_);                                                         \
         cr_assert_eq(rc_, SOFFA_OK, "line %d: refused (%s): %s", __LINE__, soffa_errname(rc_), why_);      \
         cr_assert_str_eq(mb_, want_mailbox, "line %d", __LINE__);                                          \
     } while (0)
@@ -122,7 +107,7 @@ pub(soffa_client_t *c, json_t *j, char mailbox[SOFFA_NAME_MAX], char why[256])
 #define REFUSED(c, j, code, says)                                                                          \
     do {                                                                                                   \
         char mb_[SOFFA_NAME_MAX], why_[256];                                                               \
-        soffa_err_t rc_ = pub(c, j, mb_, why_);                                                            \
+        soffa_err_t rc_ = tk_pub(c, j, mb_, why_);                                                         \
         cr_assert_eq(rc_, code, "line %d: got %s (%s), wanted %s", __LINE__, soffa_errname(rc_), why_,     \
                      soffa_errname(code));                                                                 \
         cr_assert(strstr(why_, says) != NULL, "line %d: the reason '%s' lacks '%s'", __LINE__, why_, says); \
