@@ -348,3 +348,31 @@ Test(warning, the_kaa_answers_an_early_warning)
     soffa_client_close(&school);
     tk_broker_free(b);
 }
+
+/* A handover the KAA reroutes ("not our youth") is answered by the KAA it
+ * was sent on to, and no longer by the first. */
+Test(warning, a_rerouted_handover_is_answered_by_the_right_kaa)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *school = tk_client(b, "school-1415", false);
+    soffa_client_t *kaa = tk_client(b, "kaa-1419", false);
+    soffa_client_t *kaa15 = tk_client(b, "kaa-1415", false);
+    char c[SOFFA_UUID_STR], h9[SOFFA_UUID_STR];
+    ACCEPTED(school, consent(P15, "KAA", "REFERRAL,STATUS_FEEDBACK", "IDENTITY,OCCUPATION,MEASURES", c),
+             "school-journal/school-1415");
+    json_t *h = handover(P15, c);
+    snprintf(h9, sizeof h9, "%s", str(h, "message_id"));
+    ACCEPTED(school, h, "kaa/1419");
+    json_t *ack = set(J(SOFFA_MT_SIGNAL_ACKNOWLEDGED, P15), "signal_acknowledged.signal_id", h9);
+    set(set(ack, "signal_acknowledged.result", "NOT_HEMKOMMUN_REROUTED"), "signal_acknowledged.new_hemkommun", "1415");
+    ACCEPTED(kaa, ack, "school/school-1415");
+    int types[8];
+    cr_assert_eq(tk_collect(kaa15, "kaa/1415", 16, true, 8, 1500, types, NULL), 1);
+    cr_assert_eq(types[0], SOFFA_MT_YEAR9_HANDOVER);
+    REFUSED(kaa, answer(P15, h9, c, "ACCEPTED"), SOFFA_ERR_NOT_AUTHORISED, "only its recipient (kaa/1415)");
+    ACCEPTED(kaa15, answer(P15, h9, c, "YOUTH_CONTACTED"), "school/school-1415");
+    soffa_client_close(&kaa15);
+    soffa_client_close(&kaa);
+    soffa_client_close(&school);
+    tk_broker_free(b);
+}
