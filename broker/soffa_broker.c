@@ -144,6 +144,9 @@ static const soffa_cfg_key_t s_agent_keys[] = {
 
 /* ---- Configuration loading ------------------------------------------------------ */
 
+/* The longest agent name: audit/access/school/NAME fits SOFFA_NAME_MAX. */
+#define S_AGENT_NAME_MAX 42
+
 static void *
 s_add_agent(void *ctx, const char *name)
 {
@@ -170,6 +173,15 @@ s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t 
                  self->config_path, id->name, a->role);
         return SOFFA_ERR_CONFIG;
     }
+    /* An agent's name fits every mailbox made of it whole (a school's
+     * access log is audit/access/school/NAME), or two schools with the same
+     * first letters would share one. The configuration reader cuts section
+     * names at S_AGENT_NAME_MAX + 1 characters: a name that long was longer. */
+    if (strlen(id->name) > S_AGENT_NAME_MAX) {
+        snprintf(why, whylen, "%s: [agent %s...] an agent's name may be at most %d characters; choose a shorter one",
+                 self->config_path, id->name, S_AGENT_NAME_MAX);
+        return SOFFA_ERR_CONFIG;
+    }
     if (id->role != SOFFA_ROLE_AUDIT && soffa_kommun_check(a->kommun) != SOFFA_OK) {
         snprintf(why, whylen, "%s: [agent %s] needs kommun = one of the 290 municipality codes ('%s' is not)",
                  self->config_path, id->name, a->kommun);
@@ -192,7 +204,7 @@ s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t 
         return SOFFA_ERR_CONFIG;
     }
     if (id->role == SOFFA_ROLE_AUDIT && !a->scope[0]) {
-        snprintf(why, whylen, "%s: [agent %s] is an auditor and needs scope = the mailboxes it may replay (e.g. */1419)",
+        snprintf(why, whylen, "%s: [agent %s] is an auditor and needs scope = the mailboxes it may replay (e.g. kaa/1419, kaa-journal/1419, social/1419)",
                  self->config_path, id->name);
         return SOFFA_ERR_CONFIG;
     }

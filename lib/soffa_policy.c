@@ -1354,7 +1354,17 @@ s_check_reroute(s_dc_t *d)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                         "signal_acknowledged.new_hemkommun: name the young person's right home municipality, not "
                         "%s (use REGISTERED or RECEIVED for your own)", d->sender->kommun);
-    return SOFFA_OK;
+    /* Once: a second reroute before the first copy is stored would send
+     * the signal to two municipalities. */
+    soffa_policy_ref_t prev = {0};
+    soffa_err_t rc = v->ref_id ? d->find(d->ctx, SOFFA_REF_ACK, v->ref_id, &prev) : SOFFA_ERR_NOT_FOUND;
+    bool again = rc == SOFFA_OK && prev.view.type == SOFFA_MT_SIGNAL_ACKNOWLEDGED
+              && prev.view.ack_result == SOFFA_AR_NOT_HEMKOMMUN_REROUTED;
+    soffa_policy_ref_fini(&prev);
+    if (again)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS,
+                        "the signal was already sent on to another municipality's KAA; it is theirs to answer now");
+    return rc == SOFFA_ERR_NOT_FOUND ? SOFFA_OK : rc;
 }
 
 /* An answer to a referral that has expired is refused: EXPIRED ends it. */
@@ -1383,6 +1393,13 @@ s_check_identity(s_dc_t *d)
     if (strcmp(v->old_id, v->new_id) == 0)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD, "subject_identity_changed: the old and the new "
                                                                 "number are the same");
+    /* A reserve number is issued by one organisation and may name someone
+     * else at another: joining it to a number would join their records. */
+    if (v->old_id_type == SOFFA_IDT_LOCAL_RESERVE)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "subject_identity_changed.old_id: a reserve number is issued by one organisation and may "
+                        "name someone else at another, so soffa does not join it to a new number; send what "
+                        "follows under the new number");
     const soffa_policy_facts_t *f = d->facts;
     if (f->old_replaced_by_new)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS, "this identity change is already recorded");
@@ -1393,6 +1410,13 @@ s_check_identity(s_dc_t *d)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                         "subject_identity_changed.new_id: that number was itself replaced by a later one; name "
                         "the latest number");
+    /* Only a KAA that knows whom the old number names may join it to
+     * another: otherwise any KAA could merge two people's histories. */
+    if (!f->old_known_here)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "subject_identity_changed.old_id: this KAA holds nothing under the old number (no signal "
+                        "in its inbox, no case or consent in its journal), so it cannot say whom it names; the "
+                        "KAA that has the young person's case records the change");
     return SOFFA_OK;
 }
 

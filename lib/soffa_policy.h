@@ -167,6 +167,8 @@ typedef struct {
     bool old_replaced;                            /* the old number was replaced before ... */
     bool old_replaced_by_new;                     /* ... by this very new number */
     bool new_replaced;                            /* the new number was itself replaced by a later one */
+    bool old_known_here;                          /* the sender's KAA holds records under the old number
+                                                   * (its inbox or journal): it knows whom it names */
     /* The routine of contact attempts before NOT_REACHED may be recorded
      * (0: SOFFA_POLICY_NOT_REACHED_ATTEMPTS / _CHANNELS). */
     uint32_t not_reached_attempts;

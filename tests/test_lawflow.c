@@ -748,6 +748,12 @@ Test(lawflow, rule_10_the_history_consents_protection_and_case_follow_a_new_numb
     set(json_object_get(p, "old_id"), "id", SAMNR);
     soffa_client_t *k15 = tk_client(b, "kaa-1415", false);
     pub_refused(k15, json_deep_copy(chg), SOFFA_ERR_NOT_AUTHORISED, "home municipality is 1419");
+    /* Nor may another KAA join 1419's young person to a youth of its own:
+     * it holds nothing under the old number. */
+    json_t *steal = json_deep_copy(chg);
+    json_object_set_new(json_object_get(steal, "subject"), "hemkommun", json_string("1415"));
+    json_object_set_new(json_object_get(tk_payload(steal), "new_id"), "hemkommun", json_string("1415"));
+    pub_refused(k15, steal, SOFFA_ERR_NOT_AUTHORISED, "holds nothing under the old number");
     json_t *wrong = json_deep_copy(chg);
     json_object_set_new(json_object_get(wrong, "subject"), "id", json_string(SAMNR));
     json_object_set_new(json_object_get(wrong, "subject"), "id_type", json_string("SAMNR"));

@@ -317,7 +317,7 @@ static uint8_t T_WARNING[16];   /* an at-risk notice school-1415 sent kaa/1419 o
  * another KAA; a signal about a 21-year-old in kaa/1419; what the store says
  * of withdrawals and expiries (set by a test). */
 static uint8_t T_HANDOVER_CONSENT[16], T_SIGNAL_ADULT[16];
-static bool T_WITHDRAWN, T_REF_AF_EXPIRED;
+static bool T_WITHDRAWN, T_REF_AF_EXPIRED, T_REROUTED;
 static char T_ADULT[13];
 static soffa_identity_t T_SCHOOL, T_KAA, T_SOCIAL, T_AF, T_AUDIT;
 static char T_PUPIL[13], T_CHILD[13];
@@ -415,6 +415,12 @@ t_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_
         t_set_id(json_object_get(j, "consent_withdrawn"), "consent_id", id);
         t_set_id(j, "consent_id", id);
         sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = "kaa-journal/1419";
+    } else if (kind == SOFFA_REF_ACK && T_REROUTED && !memcmp(id, T_SIGNAL, 16)) {
+        j = t_json(SOFFA_MT_SIGNAL_ACKNOWLEDGED, T_PUPIL);
+        t_set_id(json_object_get(j, "signal_acknowledged"), "signal_id", id);
+        json_object_set_new(json_object_get(j, "signal_acknowledged"), "result", json_string("NOT_HEMKOMMUN_REROUTED"));
+        json_object_set_new(json_object_get(j, "signal_acknowledged"), "new_hemkommun", json_string("1480"));
+        sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = "school/school-1415";
     } else if (kind == SOFFA_REF_STATUS && T_REF_AF_EXPIRED && !memcmp(id, T_REF_AF, 16)) {
         j = t_json(SOFFA_MT_REFERRAL_STATUS_CHANGED, T_PUPIL);
         t_set_id(json_object_get(j, "referral_status_changed"), "referral_id", id);
@@ -539,6 +545,7 @@ t_decide_with(const t_row_t *r, const char *subject, const char *const *set, con
         memset(&facts.kase, 0, sizeof facts.kase);
     if (r->type == SOFFA_MT_KAA_CASE_REOPENED)
         facts.kase.open = false;
+    facts.old_known_here = true;   /* an identity change: the KAA holds the old number */
     if (given) {
         facts = *given;
         if (!facts.terms)
@@ -825,6 +832,18 @@ Test(policy, issue_13_09_rerouting_and_the_handover, .init = t_setup, .fini = t_
          {.kase = OPEN_CASE}, SOFFA_ERR_CONSENT, "withdrawn"},
     };
     t_frows(withdrawn, 1);
+    /* A signal is sent on once: a second reroute (two in one read, before
+     * the first copy is stored) is refused. */
+    T_WITHDRAWN = false;
+    T_REROUTED = true;
+    const t_frow_t again[] = {
+        {"rerouted a second time", SOFFA_MT_SIGNAL_ACKNOWLEDGED, &T_KAA, NULL,
+         {"signal_acknowledged.result", "NOT_HEMKOMMUN_REROUTED", "signal_acknowledged.new_hemkommun", "1415"}, {0},
+         SOFFA_ERR_EXISTS, "already sent on"},
+        {"registered after a reroute", SOFFA_MT_SIGNAL_ACKNOWLEDGED, &T_KAA, NULL, {NULL}, {0}, SOFFA_OK, NULL},
+    };
+    t_frows(again, 2);
+    T_REROUTED = false;
 }
 
 static const char *T_SAME_A, *T_SAME_B;
@@ -842,9 +861,16 @@ t_same_person(void *ctx, const char *a, const char *b)
 Test(policy, issue_13_10_identity_changes_and_the_alias_map, .init = t_setup, .fini = t_teardown)
 {
     char samnr[13];
-    tk_pnr(2008, 3, 14, 273, 1, samnr);
+    tk_old_samnr(samnr);
     const t_frow_t rows[] = {
-        {"a samordningsnummer replaced", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL}, {0}, SOFFA_OK, NULL},
+        {"a samordningsnummer replaced", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL},
+         {.old_known_here = true}, SOFFA_OK, NULL},
+        {"by a KAA that holds nothing under the old number", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL},
+         {0}, SOFFA_ERR_NOT_AUTHORISED, "holds nothing under the old number"},
+        {"from a reserve number", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL,
+         {"subject_identity_changed.old_id.id", "20080314TF10", "subject_identity_changed.old_id.id_type",
+          "LOCAL_RESERVE"},
+         {.old_known_here = true}, SOFFA_ERR_BAD_FIELD, "reserve number"},
         {"about the old number", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, samnr,
          {"subject_identity_changed.new_id.id", T_PUPIL, "subject_identity_changed.new_id.id_type", "PNR"}, {0},
          SOFFA_ERR_BAD_FIELD, "under the new number"},

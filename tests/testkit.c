@@ -67,6 +67,12 @@ s_age_of(const char *pnr)
     return soffa_date_cmp(on, birth) < 0 ? 0 : soffa_date_age(birth, on);
 }
 
+void
+tk_old_samnr(char out[13])
+{
+    tk_pnr(soffa_date_today().year - 18, 3, 14, 273, 1, out);
+}
+
 static json_t *
 s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const char **basis)
 {
@@ -169,9 +175,9 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
         return json_pack("{s:o, s:s}", "report_id", s_uuid(), "feedback", "INVESTIGATION_OPENED");
     case SOFFA_MT_SUBJECT_IDENTITY_CHANGED: {
         /* The subject under its new number (the one given), replacing a
-         * made-up samordningsnummer. */
+         * made-up samordningsnummer (TK_OLD_SAMNR). */
         char oldp[13];
-        tk_pnr(2008, 3, 14, 273, 1, oldp);
+        tk_old_samnr(oldp);
         soffa_id_kind_t kind = SOFFA_ID_PNR;
         if (soffa_reserve_check(pnr, NULL) == SOFFA_OK)
             kind = SOFFA_ID_RESERVE;

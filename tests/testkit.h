@@ -25,6 +25,10 @@ void tk_reserve(int year, int month, int day, const char *suffix, char out[13]);
  *  with free()). Every id is fresh. */
 char *tk_msg_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
 
+/*  The samordningsnummer an identity change made by tk_msg_json replaces:
+ *  a young person of 18, born 14 March. */
+void tk_old_samnr(char out[13]);
+
 /*  Same, decoded: aborts the test on failure. */
 soffa_msg_t *tk_msg(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
 
