@@ -95,6 +95,19 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
                          "Studerar med reducerat program sedan oktober.", "school_unit", "12345678");
     case SOFFA_MT_SIGNAL_ACKNOWLEDGED:
         return json_pack("{s:o, s:s}", "signal_id", s_uuid(), "result", "REGISTERED");
+    case SOFFA_MT_EARLY_WARNING_ANSWERED:
+        *basis = "CONSENT_OSL_12_2";
+        return json_pack("{s:o, s:s, s:s}", "warning_id", s_uuid(), "status", "CONTACT_PERSON_ASSIGNED",
+                         "contact_ref", "handl-17");
+    case SOFFA_MT_YEAR9_HANDOVER:
+        *basis = "CONSENT_OSL_12_2";
+        return json_pack("{s:s, s:s, s:s, s:[s,s], s:s, s:s}", "school_unit", "12345678", "school_form", "GR",
+                         "risk", "NOT_STARTING", "support_tried", "MENTOR", "PUPIL_HEALTH_TEAM", "contact_role",
+                         "STUDY_COUNSELLOR", "leaves_on", s_day(60, d1));
+    case SOFFA_MT_ADMISSION_NOT_STARTED:
+        *basis = "SL_15_15_ENROLMENT";
+        return json_pack("{s:s, s:s, s:s, s:s}", "school_unit", "12345678", "school_form", "GY", "programme_code",
+                         "SA", "term_start", s_day(-14, d1));
     case SOFFA_MT_KAA_CASE_OPENED:
         return json_pack("{s:o, s:s, s:[o]}", "case_id", s_uuid(), "registration_reason",
                          "DROPOUT_NATIONAL", "source_signal_ids", s_uuid());
@@ -128,11 +141,11 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
         int age = s_age_of(pnr);
         json_t *grants = age < 16 ? json_pack("[{s:s}, {s:s}]", "role", "YOUTH", "role", "GUARDIAN")
                                   : json_pack("[{s:s}]", "role", "YOUTH");
-        return json_pack("{s:o, s:o, s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s,s,s]}, s:s, s:s, s:s, s:s}",
+        return json_pack("{s:o, s:o, s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s,s,s,s]}, s:s, s:s, s:s, s:s}",
                          "consent_id", s_uuid(), "granted_by", grants, "youth_age_at_grant",
                          age, "maturity_assessed", 1, "scope", "recipients", "ARBETSFORMEDLINGEN",
                          "SOCIAL_SERVICES", "purposes", "REFERRAL", "STATUS_FEEDBACK",
-                         "data_categories", "IDENTITY", "CONTACT", "OCCUPATION", "SUMMARY_TEXT", "form",
+                         "data_categories", "IDENTITY", "CONTACT", "OCCUPATION", "MEASURES", "SUMMARY_TEXT", "form",
                          "WRITTEN", "valid_from", "2026-11-01", "valid_to", "2027-10-31", "recorded_by", "handl-17");
     }
     case SOFFA_MT_CONSENT_WITHDRAWN:
