@@ -11,12 +11,15 @@
 #include "soffa_version.h"
 
 static volatile sig_atomic_t s_stop = 0;
+static volatile sig_atomic_t s_reload = 0;
 
 static void
 s_on_signal(int sig)
 {
-    (void) sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
 }
 
 int
@@ -41,7 +44,8 @@ main(int argc, char **argv)
                  "Runs a soffa agent in the foreground; logs go to stderr (see config/agent.ini).\n"
                  "  --config FILE   the agent's INI file\n"
                  "  --check         check the configuration, print the effective settings, exit\n"
-                 "SIGTERM or SIGINT stop it cleanly. Under systemd (Type=notify) it reports\n"
+                 "SIGTERM or SIGINT stop it cleanly; SIGHUP re-reads the configuration.\n"
+                 "Under systemd (Type=notify) it reports\n"
                  "READY=1 once its control socket is up, and pings the watchdog.\n"
                  "See soffa-agent(8) and soffa-agent.ini(5).");
             return 0;
@@ -75,6 +79,7 @@ main(int argc, char **argv)
     sa.sa_handler = s_on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     rc = soffa_agent_open(agent, why, sizeof why);
     if (rc != SOFFA_OK) {
@@ -83,7 +88,7 @@ main(int argc, char **argv)
         return 1;
     }
     soffa_notify_ready("control socket up");
-    rc = soffa_agent_run(agent, &s_stop);
+    rc = soffa_agent_run(agent, &s_stop, &s_reload);
     soffa_notify_stopping();
     soffa_agent_destroy(&agent);
     soffa_info("stopped");

@@ -11,12 +11,15 @@
 #include "soffa_version.h"
 
 static volatile sig_atomic_t s_stop = 0;
+static volatile sig_atomic_t s_reload = 0;
 
 static void
 s_on_signal(int sig)
 {
-    (void) sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
 }
 
 static void
@@ -28,7 +31,8 @@ s_usage(FILE *out)
           "Runs the soffa broker in the foreground; logs go to stderr.\n"
           "  --config FILE   the broker's INI file (see config/broker.ini)\n"
           "  --check         check the configuration, print the effective settings, exit\n"
-          "SIGTERM or SIGINT stop it cleanly. Under systemd (Type=notify) it reports\n"
+          "SIGTERM or SIGINT stop it cleanly; SIGHUP re-reads the [agent] sections.\n"
+          "Under systemd (Type=notify) it reports\n"
           "READY=1 once it listens and its store is open, and pings the watchdog.\n"
           "See soffa-broker(8) and soffa-broker.ini(5).\n",
           out);
@@ -78,6 +82,7 @@ main(int argc, char **argv)
     sa.sa_handler = s_on_signal;   /* no SA_RESTART: the poll wakes up */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     rc = soffa_broker_open(broker, why, sizeof why);
@@ -87,7 +92,7 @@ main(int argc, char **argv)
         return 1;
     }
     soffa_notify_ready("listening; store open");
-    rc = soffa_broker_run(broker, &s_stop);
+    rc = soffa_broker_run(broker, &s_stop, &s_reload);
     soffa_notify_stopping();
     soffa_broker_destroy(&broker);
     soffa_info("stopped");

@@ -21,6 +21,7 @@ typedef enum {
     SOFFA_RK_MESSAGE = 1,   /* body is an encoded domain message */
     SOFFA_RK_ACCESS = 2,    /* body is an encoded access record */
     SOFFA_RK_CHECKPOINT = 3, /* body is an encoded, signed checkpoint */
+    SOFFA_RK_RESTORE = 4,   /* body is an encoded restore record (soffa_restore) */
 } soffa_record_kind_t;
 
 /*  A stored envelope. */

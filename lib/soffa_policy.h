@@ -230,7 +230,9 @@ bool soffa_policy_delivery_checked(soffa_msg_type_t type);
 
 /*  Whether a stored record (v, written by a `sender_role` agent into
  *  `mailbox`) may still be delivered: every record that rests on a consent
- *  (an at-risk notice, a referral, status feedback beyond RECEIVED, a KAA's
+ *  (an at-risk notice, a referral, status feedback beyond RECEIVED,
+ *  a year-9 handover, the KAA's answer to an early warning beyond ACCEPTED
+ *  and NOT_IN_TARGET_GROUP, a KAA's
  *  case record handed on to another KAA under a consent) needs that consent
  *  to exist, be valid today and not be withdrawn; a referral also must not
  *  have expired. Everything else may. facts (may be NULL) gives same_person. */

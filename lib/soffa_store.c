@@ -14,6 +14,7 @@
 
 #include "soffa_bytes.h"
 #include "soffa_log.h"
+#include "soffa_time.h"
 
 #define S_VERSION "3"   /* 2: subject index in seq buckets; 3: mailbox ordinals, state table */
 #define S_VERSION_2 "2"
@@ -47,6 +48,7 @@ struct soffa_store {
     int64_t head_time;                    /* receive time of the last committed record */
     MDB_txn *rd;                          /* a read transaction kept reset between lookups (s_rd_begin) */
     bool rd_busy;                         /* rd is in use (atomic) */
+    int64_t last_sync_us;                 /* how long the last append's mdb_txn_commit took */
 };
 
 /* ---- Helpers --------------------------------------------------------------- */
@@ -554,7 +556,11 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
         if (mrc != MDB_NOTFOUND && mrc != 0)
             goto lmdb_fail;
 
-        seq++;
+        if (it->seq_from && env->kind != SOFFA_RK_RESTORE) {
+            rc = SOFFA_ERR_INVALID_ARG;   /* only a restore record may jump, and verify insists on it */
+            goto fail;
+        }
+        seq = it->seq_from > seq + 1 ? it->seq_from : seq + 1;
         env->seq = seq;
         env->version = SOFFA_ENVELOPE_VERSION;
         memcpy(env->prev_hash, hash, SOFFA_HASH_LEN);
@@ -661,10 +667,12 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
             goto lmdb_fail;
     }
     /* The commit flushes data and meta page to disk before returning 0. */
+    int64_t t0 = soffa_mono_us();
     mrc = mdb_txn_commit(txn);
     txn = NULL;
     if (mrc != 0)
         goto lmdb_fail;
+    self->last_sync_us = soffa_mono_us() - t0;
     self->head_seq = seq;
     memcpy(self->head_hash, hash, SOFFA_HASH_LEN);
     self->head_time = time_us;
@@ -963,6 +971,24 @@ soffa_store_room(soffa_store_t *self, uint64_t *map_free, uint64_t *disk_free)
     }
 }
 
+void
+soffa_store_usage(soffa_store_t *self, uint64_t *map_size, uint64_t *used)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    *map_size = *used = 0;
+    if (mdb_env_info(self->env, &info) == 0 && mdb_env_stat(self->env, &st) == 0) {
+        *map_size = info.me_mapsize;
+        *used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+    }
+}
+
+int64_t
+soffa_store_last_sync_us(const soffa_store_t *self)
+{
+    return self->last_sync_us;
+}
+
 soffa_err_t
 soffa_store_mailbox_rank(soffa_store_t *self, const char *mailbox, uint64_t seq, uint64_t *count)
 {
@@ -1231,12 +1257,14 @@ s_time_of(void *ctx, const soffa_store_rec_t *rec)
 soffa_err_t
 soffa_store_seq_at_time(soffa_store_t *self, int64_t t_us, uint64_t *seq)
 {
-    /* Receive times never decrease with the sequence: binary search. */
+    /* Receive times never decrease with the sequence: binary search, on
+     * the first record at or after each probe (a restore leaves a gap in
+     * the numbering, so a probe may name no record). */
     uint64_t lo = 1, hi = self->head_seq + 1;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
-        int64_t t = INT64_MIN;
-        soffa_err_t rc = soffa_store_get(self, mid, s_time_of, &t);
+        int64_t t = INT64_MAX;   /* no record at or after mid */
+        soffa_err_t rc = soffa_store_scan(self, mid, s_time_of, &t);
         if (rc != SOFFA_OK)
             return rc;
         if (t < t_us)
@@ -1307,6 +1335,7 @@ soffa_store_cursor_set_many(soffa_store_t *self, const soffa_store_cursor_t *c, 
 typedef struct {
     soffa_store_verify_t *rep;
     uint64_t expect;                  /* next sequence expected */
+    uint64_t since_cp;                /* records after the last checkpoint */
     uint8_t prev[SOFFA_HASH_LEN];     /* hash of the previous record */
     bool broken;
     const uint8_t *trusted;           /* the signer checkpoints must have, or NULL */
@@ -1321,7 +1350,7 @@ s_verify_checkpoint(s_verify_t *v, const soffa_envelope_t *e, uint64_t seq)
     soffa_checkpoint_t cp;
     if (soffa_checkpoint_decode(e->body, e->body_len, &cp) != SOFFA_OK)
         return "is a checkpoint that cannot be decoded";
-    if (cp.covers_seq != seq - 1 || sodium_memcmp(cp.head_hash, v->prev, SOFFA_HASH_LEN) != 0)
+    if (cp.covers_seq != v->expect - 1 || seq != v->expect || sodium_memcmp(cp.head_hash, v->prev, SOFFA_HASH_LEN) != 0)
         return "is a checkpoint that does not vouch for the record before it";
     const uint8_t *key = v->trusted;
     if (!key) {
@@ -1337,7 +1366,23 @@ s_verify_checkpoint(s_verify_t *v, const soffa_envelope_t *e, uint64_t seq)
         return "is a checkpoint with a bad signature";
     v->rep->checkpoints++;
     v->rep->last_signed = seq - 1;
+    v->since_cp = 0;
     return NULL;
+}
+
+/* True when rec, past the sequence expected, is a restore record that
+ * names the record before it (its seq and link are checked as any). */
+static bool
+s_restore_jump(const s_verify_t *v, const soffa_store_rec_t *rec)
+{
+    soffa_envelope_t e;
+    if (rec->seq < v->expect || soffa_envelope_decode(rec->env, rec->len, &e) != SOFFA_OK)
+        return false;
+    soffa_restore_t r;
+    bool ok = e.kind == SOFFA_RK_RESTORE && soffa_restore_decode(e.body, e.body_len, &r) == SOFFA_OK
+              && r.from_seq == v->expect - 1;
+    soffa_envelope_fini(&e);
+    return ok;
 }
 
 static int
@@ -1351,7 +1396,9 @@ s_verify_one(void *ctx, const soffa_store_rec_t *rec)
     uint8_t h[SOFFA_HASH_LEN];
     soffa_envelope_t e;
 
-    if (seq != v->expect) {
+    /* The numbering goes on by one, except at a restore record, which
+     * jumps and names the record before it. */
+    if (seq != v->expect && !s_restore_jump(v, rec)) {
         rep->bad_seq = v->expect;
         snprintf(rep->reason, sizeof rep->reason,
                  "record %llu is missing (the next record present is %llu)",
@@ -1374,7 +1421,8 @@ s_verify_one(void *ctx, const soffa_store_rec_t *rec)
     bool link_ok = sodium_memcmp(e.prev_hash, v->prev, SOFFA_HASH_LEN) == 0;
     bool tag_ok = rec->tag == s_tag(&e);
     uint64_t claimed = e.seq;
-    const char *cp_wrong = seq_ok && link_ok && e.kind == SOFFA_RK_CHECKPOINT ? s_verify_checkpoint(v, &e, seq) : NULL;
+    bool is_cp = seq_ok && link_ok && e.kind == SOFFA_RK_CHECKPOINT;
+    const char *cp_wrong = is_cp ? s_verify_checkpoint(v, &e, seq) : NULL;
     soffa_envelope_fini(&e);
     if (cp_wrong) {
         rep->bad_seq = seq;
@@ -1402,8 +1450,17 @@ s_verify_one(void *ctx, const soffa_store_rec_t *rec)
         goto broken;
     }
     memcpy(v->prev, hash, SOFFA_HASH_LEN);
+    if (seq != v->expect) {
+        if (rep->restores < sizeof rep->gaps / sizeof *rep->gaps) {
+            rep->gaps[rep->restores].from = v->expect - 1;
+            rep->gaps[rep->restores].to = seq;
+        }
+        rep->restores++;
+    }
     v->expect = seq + 1;
     rep->records++;
+    if (!is_cp)
+        v->since_cp++;
     return 0;
 broken:
     v->broken = true;
@@ -1426,7 +1483,7 @@ soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_
     }
     if (v.broken)
         return SOFFA_ERR_CHAIN_BROKEN;
-    rep->unsigned_tail = rep->checkpoints ? rep->records - (rep->last_signed + 1) : rep->records;
+    rep->unsigned_tail = v.since_cp;
     if (v.expect - 1 != self->head_seq || sodium_memcmp(v.prev, self->head_hash, SOFFA_HASH_LEN) != 0) {
         rep->bad_seq = v.expect;
         snprintf(rep->reason, sizeof rep->reason,
@@ -1435,6 +1492,19 @@ soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_
         return SOFFA_ERR_CHAIN_BROKEN;
     }
     return SOFFA_OK;
+}
+
+bool
+soffa_store_backup_mark(soffa_store_t *self, int64_t *taken_at_us)
+{
+    uint8_t v[8];
+    size_t vlen = 0;
+    if (soffa_store_state_get(self, SOFFA_STORE_BACKUP_MARK, sizeof SOFFA_STORE_BACKUP_MARK - 1, v, sizeof v, &vlen)
+            != SOFFA_OK
+        || vlen != 8)
+        return false;
+    *taken_at_us = (int64_t) soffa_bytes_get_u64(v);
+    return true;
 }
 
 /* ---- Backup ---------------------------------------------------------------- */
@@ -1499,6 +1569,17 @@ soffa_store_backup(soffa_store_t *self, const char *dest, const uint8_t *trusted
     }
     fd = -1;
     if ((rc = s_write_new(key, self->key, S_KEY_LEN)) != SOFFA_OK)
+        goto fail;
+    /* The mark: a broker that opens this copy knows it is a restore. */
+    soffa_store_opts_t mo = {.path = dest};
+    if ((rc = soffa_store_open(&copy, &mo)) != SOFFA_OK)
+        goto fail;
+    soffa_store_state_op_t mark = {.klen = sizeof SOFFA_STORE_BACKUP_MARK - 1, .vlen = 8};
+    memcpy(mark.key, SOFFA_STORE_BACKUP_MARK, mark.klen);
+    soffa_bytes_put_u64(mark.val, (uint64_t) soffa_now_us());
+    rc = soffa_store_state_write(copy, &mark, 1);
+    soffa_store_close(&copy);
+    if (rc != SOFFA_OK)
         goto fail;
     dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || fsync(dfd) != 0)

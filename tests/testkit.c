@@ -95,6 +95,19 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
                          "Studerar med reducerat program sedan oktober.", "school_unit", "12345678");
     case SOFFA_MT_SIGNAL_ACKNOWLEDGED:
         return json_pack("{s:o, s:s}", "signal_id", s_uuid(), "result", "REGISTERED");
+    case SOFFA_MT_EARLY_WARNING_ANSWERED:
+        *basis = "CONSENT_OSL_12_2";
+        return json_pack("{s:o, s:s, s:s}", "warning_id", s_uuid(), "status", "CONTACT_PERSON_ASSIGNED",
+                         "contact_ref", "handl-17");
+    case SOFFA_MT_YEAR9_HANDOVER:
+        *basis = "CONSENT_OSL_12_2";
+        return json_pack("{s:s, s:s, s:s, s:[s,s], s:s, s:s}", "school_unit", "12345678", "school_form", "GR",
+                         "risk", "NOT_STARTING", "support_tried", "MENTOR", "PUPIL_HEALTH_TEAM", "contact_role",
+                         "STUDY_COUNSELLOR", "leaves_on", s_day(60, d1));
+    case SOFFA_MT_ADMISSION_NOT_STARTED:
+        *basis = "SL_15_15_ENROLMENT";
+        return json_pack("{s:s, s:s, s:s, s:s}", "school_unit", "12345678", "school_form", "GY", "programme_code",
+                         "SA", "term_start", s_day(-14, d1));
     case SOFFA_MT_KAA_CASE_OPENED:
         return json_pack("{s:o, s:s, s:[o]}", "case_id", s_uuid(), "registration_reason",
                          "DROPOUT_NATIONAL", "source_signal_ids", s_uuid());
@@ -128,11 +141,11 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
         int age = s_age_of(pnr);
         json_t *grants = age < 16 ? json_pack("[{s:s}, {s:s}]", "role", "YOUTH", "role", "GUARDIAN")
                                   : json_pack("[{s:s}]", "role", "YOUTH");
-        return json_pack("{s:o, s:o, s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s,s,s]}, s:s, s:s, s:s, s:s}",
+        return json_pack("{s:o, s:o, s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s,s,s,s]}, s:s, s:s, s:s, s:s}",
                          "consent_id", s_uuid(), "granted_by", grants, "youth_age_at_grant",
                          age, "maturity_assessed", 1, "scope", "recipients", "ARBETSFORMEDLINGEN",
                          "SOCIAL_SERVICES", "purposes", "REFERRAL", "STATUS_FEEDBACK",
-                         "data_categories", "IDENTITY", "CONTACT", "OCCUPATION", "SUMMARY_TEXT", "form",
+                         "data_categories", "IDENTITY", "CONTACT", "OCCUPATION", "MEASURES", "SUMMARY_TEXT", "form",
                          "WRITTEN", "valid_from", "2026-11-01", "valid_to", "2027-10-31", "recorded_by", "handl-17");
     }
     case SOFFA_MT_CONSENT_WITHDRAWN:
@@ -789,4 +802,90 @@ tk_raw_hello(void *d)
     cr_assert(tk_raw_recv(d, &f, 3000), "no WELCOME");
     cr_assert_eq(f.type, SOFFA_FRAME_WELCOME, "got %s: %s", soffa_frame_type_name(f.type), f.text);
     soffa_frame_fini(&f);
+}
+
+/* ---- A real agent process ---- */
+
+void
+tk_agent_spawn(tk_agent_t *a)
+{
+    a->pid = fork();
+    cr_assert(a->pid >= 0);
+    if (a->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execl(SOFFA_BIN_DIR "/soffa-agent", "soffa-agent", "--config", a->config, (char *) NULL);
+        _exit(127);
+    }
+}
+
+void
+tk_agent_start(tk_agent_t *a, tk_broker_t *b, const char *name, const char *tag, const char *broker,
+               const char *broker_key, const char *key, const char *extra)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->dir, sizeof a->dir, "%s/%s-data", b->dir, tag);
+    snprintf(a->config, sizeof a->config, "%s/%s.ini", b->dir, tag);
+    snprintf(a->sock, sizeof a->sock, "%s/control.sock", a->dir);
+    snprintf(a->log, sizeof a->log, "%s/%s.log", b->dir, tag);
+    FILE *f = fopen(a->config, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "[agent]\nname = %s\nbroker = %s\nbroker_key = %s\nkey = %s\ndata_dir = %s-data\n"
+               "heartbeat_ms = 300\nreconnect_max_ms = 300\n%s",
+            name, broker, broker_key, key, tag, extra ? extra : "");
+    fclose(f);
+    tk_agent_spawn(a);
+}
+
+void
+tk_agent_stop(tk_agent_t *a)
+{
+    if (!a->pid)
+        return;
+    kill(a->pid, SIGTERM);
+    int status;
+    waitpid(a->pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s did not stop cleanly (see %s)", a->name, a->log);
+    a->pid = 0;
+}
+
+char *
+tk_agent_status(const tk_agent_t *a)
+{
+    char *out = NULL, *argv[] = {SOFFA_BIN_DIR "/soffa", "--socket", (char *) a->sock, "--json", "status", "--sample",
+                                 "0", NULL};
+    tk_run(argv, &out, NULL);
+    return out ? out : strdup("");
+}
+
+char *
+tk_agent_wait(const tk_agent_t *a, const char *want, const char *also, int ms)
+{
+    int64_t end = soffa_mono_us() + (int64_t) ms * 1000;
+    char *st = NULL;
+    do {
+        free(st);
+        st = tk_agent_status(a);
+        if (strstr(st, want) && (!also || strstr(st, also)))
+            return st;
+        usleep(50000);
+    } while (soffa_mono_us() < end);
+    return st;
+}
+
+int
+tk_file_count(const char *path, const char *what)
+{
+    char *text = NULL, *argv[] = {"cat", (char *) path, NULL};
+    tk_run(argv, &text, NULL);
+    int n = 0;
+    for (char *p = text ? strstr(text, what) : NULL; p; p = strstr(p + 1, what))
+        n++;
+    free(text);
+    return n;
 }

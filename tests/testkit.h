@@ -163,3 +163,37 @@ soffa_err_t tk_ack(soffa_client_t *c, const char *mailbox, uint64_t seq);
  *  total, ack each when ack is true): types[] and seqs[] get what came. */
 size_t tk_collect(soffa_client_t *c, const char *mailbox, uint32_t window, bool ack, size_t max, int wait_ms,
                   int *types, uint64_t *seqs);
+
+/* ---- A real agent process ---- */
+
+typedef struct {
+    char name[64];
+    char dir[400];      /* its data directory */
+    char config[450];   /* its agent.ini, in the broker's directory */
+    char sock[450];     /* its control socket */
+    char log[450];      /* its stderr */
+    pid_t pid;          /* 0 when not running */
+} tk_agent_t;
+
+/*  Writes TAG.ini in b->dir for agent `name` (its data in TAG-data) with
+ *  the given broker and broker_key lines, key file, and `extra` lines
+ *  appended to [agent] (may be NULL: "[web]" or "[metrics]" sections may
+ *  follow in it), and starts the agent (stderr to TAG.log). */
+void tk_agent_start(tk_agent_t *a, tk_broker_t *b, const char *name, const char *tag, const char *broker,
+                    const char *broker_key, const char *key, const char *extra);
+
+/*  Starts the agent of a again, on its configuration as it is now. */
+void tk_agent_spawn(tk_agent_t *a);
+
+/*  SIGTERM, and asserts a clean exit. */
+void tk_agent_stop(tk_agent_t *a);
+
+/*  `soffa --socket SOCK --json status --sample 0`: its output (free it). */
+char *tk_agent_status(const tk_agent_t *a);
+
+/*  Waits up to ms for the status to contain `want` (and `also`, unless
+ *  NULL); returns the last status (free it). */
+char *tk_agent_wait(const tk_agent_t *a, const char *want, const char *also, int ms);
+
+/*  How often `what` occurs in the file at path (0 when it cannot be read). */
+int tk_file_count(const char *path, const char *what);
