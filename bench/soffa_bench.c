@@ -24,6 +24,7 @@
  *  (3:1) about made-up pupils who pass the identity checks, from many
  *  municipalities, about 250 bytes each encoded.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -53,6 +54,8 @@ typedef struct {
     const char *scenario;
     int publishers;      /* -P */
     int window;          /* -W */
+    int batch;           /* -B: messages per PUBLISH(-BATCH) frame */
+    int protocol;        /* --protocol: 1 = one message per frame, 2 = batch frames */
     long messages;       /* -n, 0 = the scenario's default */
     int rate;            /* -r, latency */
     int seconds;         /* -t, latency */
@@ -431,6 +434,98 @@ s_proc_kb(pid_t pid, const char *field)
     return kb;
 }
 
+/* ---- CPU time ----------------------------------------------------------------- */
+
+/* The broker's CPU time by thread (seconds of user + system time), and the
+ * bench's own. On a machine shared with other work a rate moves with the
+ * load, while the CPU time spent per message barely does: it is what a
+ * change to the broker is judged by. */
+typedef struct {
+    double main;       /* the broker's loop (its first thread) */
+    double writer;     /* the commit thread (soffa-writer) */
+    double io;         /* ZeroMQ's I/O threads: CurveZMQ and TCP */
+    double other;      /* the rest of the broker's threads */
+    double client;     /* this process: the load generator and the agents' sessions */
+} s_cpu_t;
+
+static s_cpu_t s_cpu_mark;
+
+static s_cpu_t
+s_cpu_now(pid_t pid)
+{
+    s_cpu_t c = {0};
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        c.client = (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 + (double) ru.ru_stime.tv_sec
+                   + (double) ru.ru_stime.tv_usec / 1e6;
+    if (pid <= 0)
+        return c;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int) pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    double tick = (double) sysconf(_SC_CLK_TCK);
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[300], line[512];
+        snprintf(sp, sizeof sp, "/proc/%d/task/%s/stat", (int) pid, e->d_name);
+        FILE *f = fopen(sp, "r");
+        if (!f)
+            continue;
+        size_t n = fread(line, 1, sizeof line - 1, f);
+        fclose(f);
+        line[n] = '\0';
+        /* pid (comm) state ppid ... utime(14) stime(15) */
+        char *open = strchr(line, '('), *close = strrchr(line, ')');
+        unsigned long ut = 0, st = 0;
+        if (!open || !close || sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+            continue;
+        double sec = (double) (ut + st) / tick;
+        *close = '\0';
+        const char *comm = open + 1;
+        if (atoi(e->d_name) == (int) pid)
+            c.main += sec;
+        else if (!strcmp(comm, "soffa-writer"))
+            c.writer += sec;
+        else if (!strncmp(comm, "ZMQbg/IO", 8))
+            c.io += sec;
+        else
+            c.other += sec;
+    }
+    if (d)
+        closedir(d);
+    return c;
+}
+
+/* Starts counting the CPU time of a scenario's measured part. */
+static void
+s_cpu_start(const s_broker_t *b)
+{
+    s_cpu_mark = s_cpu_now(b->pid);
+}
+
+/* CPU microseconds per unit of work (a message, a delivery) since
+ * s_cpu_start, into j and, for people, onto stdout. */
+static void
+s_cpu_report(const s_opts_t *o, const s_broker_t *b, json_t *j, long units, const char *unit)
+{
+    s_cpu_t now = s_cpu_now(b->pid), a = s_cpu_mark;
+    double per = units > 0 ? 1e6 / (double) units : 0;
+    double broker = (now.main - a.main) + (now.writer - a.writer) + (now.io - a.io) + (now.other - a.other);
+    json_object_set_new(j, "broker_cpu_us", json_real(broker * per));
+    json_object_set_new(j, "broker_main_cpu_us", json_real((now.main - a.main) * per));
+    json_object_set_new(j, "broker_writer_cpu_us", json_real((now.writer - a.writer) * per));
+    json_object_set_new(j, "broker_io_cpu_us", json_real((now.io - a.io) * per));
+    json_object_set_new(j, "client_cpu_us", json_real((now.client - a.client) * per));
+    if (!o->json && b->pid > 0)
+        printf("  %-30s %9.2f us (loop %.2f, writer %.2f, CurveZMQ/TCP %.2f; this bench %.2f)\n",
+               unit, broker * per, (now.main - a.main) * per, (now.writer - a.writer) * per, (now.io - a.io) * per,
+               (now.client - a.client) * per);
+}
+
+static int s_protocol;   /* --protocol, for every connection the bench makes */
+
 static soffa_client_t *
 s_connect(const s_broker_t *b, void *ctx, const char *name)
 {
@@ -438,7 +533,8 @@ s_connect(const s_broker_t *b, void *ctx, const char *name)
     if (!s_key(b->dir, name, pub, sec))
         return NULL;
     soffa_client_opts_t co = {.endpoint = b->endpoint, .server_public = b->broker_pub, .public_key = pub,
-                              .secret_key = sec, .name = name, .timeout_ms = 30000, .zmq_ctx = ctx};
+                              .secret_key = sec, .name = name, .timeout_ms = 30000, .zmq_ctx = ctx,
+                              .protocol = (uint32_t) s_protocol};
     soffa_client_t *c = NULL;
     soffa_err_t rc = soffa_client_connect(&c, &co, NULL);
     if (rc != SOFFA_OK)
@@ -544,18 +640,33 @@ s_publish(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
         next[p] = p;   /* publisher p sends messages p, p+P, p+2P, ... */
     }
     long done = 0, errors = 0;
+    s_cpu_start(b);
     int64_t t0 = soffa_mono_us();
+    soffa_frame_item_t batch[SOFFA_BATCH_MAX];
     while (done < n) {
         for (int p = 0; p < o->publishers; p++) {
+            /* Up to B messages a frame while the window has room: a batch
+             * when the broker takes them, else one frame each. */
+            int most = (int) soffa_client_batch_max(c[p]);
+            most = most < 1 ? 1 : most < o->batch ? most : o->batch;
             while (inflight[p] < o->window && next[p] < n) {
-                long i = next[p];
-                soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH, .tag = (uint64_t) i + 1, .data = msgs[i],
-                                   .data_len = lens[i]};
-                sent_at[i] = soffa_mono_us();
-                if (soffa_client_send(c[p], &f) != SOFFA_OK)
-                    break;
-                inflight[p]++;
-                next[p] += o->publishers;
+                size_t k = 0;
+                int64_t now = soffa_mono_us();
+                for (; k < (size_t) most && inflight[p] + (long) k < o->window && next[p] < n; k++) {
+                    long i = next[p];
+                    batch[k] = (soffa_frame_item_t) {.tag = (uint64_t) i + 1, .data = msgs[i], .data_len = lens[i]};
+                    sent_at[i] = now;
+                    next[p] += o->publishers;
+                }
+                soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH, .tag = batch[0].tag, .data = batch[0].data,
+                                   .data_len = batch[0].data_len};
+                if (k > 1)
+                    f = (soffa_frame_t) {.type = SOFFA_FRAME_PUBLISH_BATCH, .items = batch, .n_items = k};
+                if (soffa_client_send(c[p], &f) != SOFFA_OK) {
+                    fprintf(stderr, "soffa-bench: could not send to the broker\n");
+                    goto out;
+                }
+                inflight[p] += (long) k;
             }
         }
         if (zmq_poll(items, o->publishers, 30000) <= 0) {
@@ -568,12 +679,21 @@ s_publish(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
             soffa_frame_t f;
             while (soffa_client_recv(c[p], &f, 0) == SOFFA_OK) {
                 int64_t now = soffa_mono_us();
-                if (f.type == SOFFA_FRAME_PUBLISH_ACK || f.type == SOFFA_FRAME_ERROR) {
-                    long i = (long) f.tag - 1;
+                /* Answers: one per frame, or many in a PUBLISH-ACKS. */
+                soffa_frame_item_t one = {.tag = f.tag, .code = f.type == SOFFA_FRAME_ERROR ? f.code : 0,
+                                          .text = f.text};
+                const soffa_frame_item_t *ans = &one;
+                size_t n_ans = f.type == SOFFA_FRAME_PUBLISH_ACK || f.type == SOFFA_FRAME_ERROR;
+                if (f.type == SOFFA_FRAME_PUBLISH_ACKS) {
+                    ans = f.items;
+                    n_ans = f.n_items;
+                }
+                for (size_t a = 0; a < n_ans; a++) {
+                    long i = (long) ans[a].tag - 1;
                     if (i >= 0 && i < n && done < n)
                         lat[done] = now - sent_at[i];
-                    if (f.type == SOFFA_FRAME_ERROR && errors++ == 0)
-                        fprintf(stderr, "soffa-bench: refused: %s\n", f.text);
+                    if (ans[a].code && errors++ == 0)
+                        fprintf(stderr, "soffa-bench: refused: %s\n", ans[a].text ? ans[a].text : "");
                     inflight[p]--;
                     done++;
                 }
@@ -584,19 +704,23 @@ s_publish(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
     int64_t elapsed = soffa_mono_us() - t0;
     double rate = (double) n / ((double) elapsed / 1e6);
     s_pct_t pc = s_percentiles(lat, n);
-    json_t *j = json_pack("{s:s, s:i, s:i, s:I, s:i, s:f, s:I}", "scenario", "publish", "publishers",
-                          o->publishers, "window", o->window, "messages", (json_int_t) n, "message_bytes",
+    json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:i, s:I, s:i, s:f, s:I}", "scenario", "publish", "publishers",
+                          o->publishers, "window", o->window, "batch", o->batch, "protocol",
+                          (int) soffa_client_version(c[0]), "messages", (json_int_t) n, "message_bytes",
                           (int) (bytes / (size_t) n), "msgs_per_s", rate, "errors", (json_int_t) errors);
     s_json_pct(j, "", pc);
     if (!o->json) {
         printf("soffa-bench publish: %d publishers x %d in flight, %ld messages of ~%zu bytes, durable%s\n",
                o->publishers, o->window, n, bytes / (size_t) n, o->prefill || o->target ? "" : ", empty store");
+        printf("  %-30s %9d (protocol %u)\n", "messages per frame, at most", soffa_client_version(c[0]) >= 2 ? o->batch : 1,
+               soffa_client_version(c[0]));
         if (o->prefill)
             printf("  %-30s %9ld\n", "records stored before", o->prefill);
         printf("  %-30s %9.0f msgs/s\n", "throughput", rate);
         s_print_pct("publish-to-ack p50", pc);
         printf("  %-30s %9ld\n", "refused", errors);
     }
+    s_cpu_report(o, b, j, n, "broker CPU per message");
     s_report(o, b, j);
     rc = errors ? 1 : 0;
 out:
@@ -644,20 +768,26 @@ s_consumer_up(s_consumer_t *k, const s_broker_t *b, void *ctx, int j, int credit
  * bytes, len, receive time) for each, then acknowledges the last one (one
  * cumulative ACK, as an agent does after storing a batch). Returns how many. */
 static long
-s_consumer_drain(s_consumer_t *k, void (*seen)(void *, const soffa_frame_t *, int64_t), void *ctx)
+s_consumer_drain(s_consumer_t *k, void (*seen)(void *, const soffa_frame_item_t *, int64_t), void *ctx)
 {
     long got = 0;
     soffa_frame_t f;
     while (soffa_client_recv(k->c, &f, 0) == SOFFA_OK) {
         int64_t now = soffa_mono_us();
-        if (f.type == SOFFA_FRAME_DELIVER) {
-            if (seen)
-                seen(ctx, &f, now);
-            if (f.seq > k->last_seq) {
-                k->last_seq = f.seq;
-                memcpy(k->last_hash, f.hash, SOFFA_HASH_LEN);
+        if (f.type == SOFFA_FRAME_DELIVER || f.type == SOFFA_FRAME_DELIVER_BATCH) {
+            soffa_frame_item_t one = {.seq = f.seq, .data = f.data, .data_len = f.data_len};
+            memcpy(one.hash, f.hash, SOFFA_HASH_LEN);
+            const soffa_frame_item_t *rec = f.type == SOFFA_FRAME_DELIVER ? &one : f.items;
+            size_t n_rec = f.type == SOFFA_FRAME_DELIVER ? 1 : f.n_items;
+            for (size_t r = 0; r < n_rec; r++) {
+                if (seen)
+                    seen(ctx, &rec[r], now);
+                if (rec[r].seq > k->last_seq) {
+                    k->last_seq = rec[r].seq;
+                    memcpy(k->last_hash, rec[r].hash, SOFFA_HASH_LEN);
+                }
+                got++;
             }
-            got++;
         } else if (f.type == SOFFA_FRAME_ERROR) {
             fprintf(stderr, "soffa-bench: %s: %s\n", k->mailbox, f.text);
         }
@@ -687,7 +817,7 @@ typedef struct {
 } s_lat_t;
 
 static void
-s_lat_seen(void *ctx, const soffa_frame_t *f, int64_t now)
+s_lat_seen(void *ctx, const soffa_frame_item_t *f, int64_t now)
 {
     s_lat_t *l = ctx;
     soffa_envelope_t e;
@@ -761,6 +891,7 @@ s_latency(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
     started = true;
     /* soffa_mono_us is CLOCK_MONOTONIC: the schedule is absolute. */
     long sent = 0, late = 0, errors = 0;
+    s_cpu_start(b);
     int64_t period = 1000000 / o->rate, t0 = soffa_mono_us() + 1000;
     for (; sent < n; sent++) {
         int64_t due = t0 + sent * period, now = soffa_mono_us();
@@ -816,6 +947,7 @@ s_latency(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
         s_print_pct("publish-to-delivery p50", e2e);
         printf("  %-30s %9.3f ms\n  %-30s %9.3f ms\n", "publish-to-ack p50", pa.p50, "publish-to-ack p99", pa.p99);
     }
+    s_cpu_report(o, b, j, sent, "broker CPU per message");
     s_report(o, b, j);
     rc = l.got == n && sent == n && errors == 0 ? 0 : 1;
     if (rc)
@@ -860,6 +992,7 @@ s_consume(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
             goto out;
         k[j].stalled = true;
     }
+    s_cpu_start(b);
     int64_t t0 = soffa_mono_us();
     for (int j = 0; j < o->mailboxes; j++) {
         if (!s_consumer_up(&k[j], b, ctx, j, o->credit))
@@ -895,6 +1028,7 @@ s_consume(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool)
             printf("  %-30s %9ld -> %ld kB (private %ld -> %ld kB)\n", "broker resident before/after", rss_before,
                    rss_after, anon_before, anon_after);
     }
+    s_cpu_report(o, b, j, got, "broker CPU per delivery");
     s_report(o, b, j);
     rc = 0;
 out:
@@ -918,6 +1052,7 @@ s_replay(const s_opts_t *o, const s_broker_t *b)
         goto out;
     soffa_frame_t rq = {.type = SOFFA_FRAME_REPLAY, .tag = 1, .credit = 1024};
     snprintf(rq.text, sizeof rq.text, "replay");
+    s_cpu_start(b);
     int64_t t0 = soffa_mono_us();
     if (soffa_client_send(c, &rq) != SOFFA_OK)
         goto out;
@@ -949,6 +1084,13 @@ s_replay(const s_opts_t *o, const s_broker_t *b)
             last_seq = f.seq;
             memcpy(last_hash, f.hash, SOFFA_HASH_LEN);
             unacked++;
+        } else if (f.type == SOFFA_FRAME_DELIVER_BATCH) {
+            for (size_t x = 0; x < f.n_items; x++)
+                bytes += (long) f.items[x].data_len;
+            got += (long) f.n_items;
+            last_seq = f.items[f.n_items - 1].seq;
+            memcpy(last_hash, f.items[f.n_items - 1].hash, SOFFA_HASH_LEN);
+            unacked += (long) f.n_items;
         } else if (f.type == SOFFA_FRAME_REPLAY_END) {
             ended = true;
             end_count = f.count;
@@ -969,6 +1111,7 @@ s_replay(const s_opts_t *o, const s_broker_t *b)
         printf("  %-30s %9.0f msgs/s (%.0f MB/s of envelopes)\n", "replay throughput", rate,
                (double) bytes / ((double) elapsed / 1e6) / 1e6);
     }
+    s_cpu_report(o, b, j, got, "broker CPU per record");
     s_report(o, b, j);
     rc = (long) end_count == got && got >= o->prefill ? 0 : 1;
     if (rc)
@@ -1109,6 +1252,7 @@ s_usage(FILE *out)
           "Scenarios (defaults in brackets):\n"
           "  publish      durable publishes per second and publish-to-ack latency\n"
           "               -P publishers [16]  -W in flight each [16]  -n messages [200000]\n"
+          "               -B messages per frame, at most [16] (batch frames; 1 = one each)\n"
           "               --prefill N: store N records first (10000000 for the history test)\n"
           "  latency      publish-to-delivery latency at a fixed rate, closed loop\n"
           "               -r msgs/s [1000]  -t seconds [10]  -C receiving agents [16]\n"
@@ -1119,6 +1263,7 @@ s_usage(FILE *out)
           "  connections  -K idle agents connecting with CURVE [2500]\n"
           "\n"
           "Common: --json  --port N [25570]  --map-size GiB [16]  --broker-bin PATH\n"
+          "        --protocol 1|2 [2]: 1 speaks one message per frame (no batch frames)\n"
           "        --target ENDPOINT --broker-key FILE.pub --keys DIR: drive a running broker\n"
           "        whose configuration has the sections `soffa-bench keys DIR` printed\n"
           "        (prefilling needs the broker's own directory: not with --target).\n"
@@ -1148,7 +1293,7 @@ s_int_arg(int argc, char **argv, int *i, const char *name, long *out)
 int
 main(int argc, char **argv)
 {
-    s_opts_t o = {.publishers = -1, .window = 16, .rate = 1000, .seconds = 10, .mailboxes = 16, .credit = 1024,
+    s_opts_t o = {.publishers = -1, .window = 16, .batch = 16, .protocol = SOFFA_PROTOCOL_VERSION, .rate = 1000, .seconds = 10, .mailboxes = 16, .credit = 1024,
                   .agents = 0, .port = 25570, .map_gib = 16, .prefill = -1};
     char bin[1024];
     ssize_t len = readlink("/proc/self/exe", bin, sizeof bin - 20);
@@ -1166,6 +1311,10 @@ main(int argc, char **argv)
             o.publishers = (int) v;
         else if (s_int_arg(argc, argv, &i, "-W", &v))
             o.window = (int) v;
+        else if (s_int_arg(argc, argv, &i, "-B", &v))
+            o.batch = (int) v;
+        else if (s_int_arg(argc, argv, &i, "--protocol", &v))
+            o.protocol = (int) v;
         else if (s_int_arg(argc, argv, &i, "-n", &v))
             o.messages = v;
         else if (s_int_arg(argc, argv, &i, "-r", &v))
@@ -1233,7 +1382,9 @@ main(int argc, char **argv)
     o.agents = (int) (agents >= 0 ? agents : cnx || keys ? 2500 : 0);
     if (o.prefill < 0)
         o.prefill = con ? (o.messages ? o.messages : 200000) : rep ? (o.messages ? o.messages : 1000000) : 0;
-    if (o.publishers < 1 || o.window < 1 || o.rate < 1 || o.rate > 1000000 || o.seconds < 1 || o.mailboxes < 1
+    s_protocol = o.protocol;
+    if (o.publishers < 1 || o.window < 1 || o.batch < 1 || o.batch > SOFFA_BATCH_MAX || o.protocol < 1
+        || o.protocol > SOFFA_PROTOCOL_VERSION || o.rate < 1 || o.rate > 1000000 || o.seconds < 1 || o.mailboxes < 1
         || o.mailboxes + o.stalled > (int) soffa_kommun_count() || o.credit < 1 || (cnx && o.agents < 1)
         || o.map_gib < 1) {
         fprintf(stderr, "soffa-bench: a count is out of range (-C and --stalled together at most %zu)\n",

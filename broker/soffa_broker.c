@@ -13,16 +13,26 @@
  *  session states it is allowed in, its handler.
  *
  *    session    = C:HELLO S:WELCOME *request
- *    request    = publish / subscribe / ack / credit / replay / status / ping
+ *                                        ; HELLO names the newest protocol the
+ *                                        ; client speaks, WELCOME the one the
+ *                                        ; session speaks (the lower: 1 or 2)
+ *    request    = publish / batch / subscribe / ack / credit / replay / status / ping
  *    publish    = C:PUBLISH ( S:PUBLISH-ACK / S:ERROR )
- *    subscribe  = C:SUBSCRIBE ( *S:DELIVER / S:ERROR )
+ *    batch      = C:PUBLISH-BATCH ( 1*S:PUBLISH-ACKS / S:ERROR )
+ *                                        ; protocol 2: up to 256 messages, each
+ *                                        ; checked and answered on its own by
+ *                                        ; tag: refusals and retries at once,
+ *                                        ; the stored after their commit
+ *    subscribe  = C:SUBSCRIBE ( *delivery / S:ERROR )
  *                 ; deliveries keep coming as the mailbox grows, never more
  *                 ; than the window unacknowledged at a time
+ *    delivery   = S:DELIVER / S:DELIVER-BATCH   ; a batch only in protocol 2;
+ *                                        ; windows count records, not frames
  *    ack        = C:ACK                  ; cumulative, per mailbox, with the hash
  *                                        ; of the record acknowledged; frees
  *                                        ; window and grows it (slow start)
  *    credit     = C:CREDIT               ; a subscribed mailbox: sets its window
- *    replay     = C:REPLAY ( *S:DELIVER *C:REPLAY-ACK S:REPLAY-END / S:ERROR )
+ *    replay     = C:REPLAY ( *delivery *C:REPLAY-ACK S:REPLAY-END / S:ERROR )
  *                                        ; audit only; REPLAY-ACK (with the
  *                                        ; hash) frees the replay's window
  *    status     = C:STATUS-REQUEST S:STATUS-REPLY   ; one reply at a time
@@ -37,8 +47,8 @@
  *  CLOSED. A session silent for longer than expiry_ms is dropped; its
  *  unacknowledged deliveries go out again when it returns. A frame not
  *  allowed in the current state is answered with ERROR(PROTOCOL_STATE); a
- *  frame that does not decode with ERROR(MALFORMED). Neither closes the
- *  session.
+ *  batch frame on a session of protocol 1 with ERROR(VERSION); a frame that
+ *  does not decode with ERROR(MALFORMED). None closes the session.
  *
  *  ---- Durability ----
  *  Publishes read in one loop iteration are validated, decided by the policy
@@ -69,6 +79,7 @@
 #include "soffa_status.h"
 #include "soffa_zap.h"
 #include "soffa_ring.h"
+#include "soffa_dbatch.h"
 #include "soffa_metrics.h"
 #include "soffa_send.h"
 
@@ -471,12 +482,16 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
 static void
 s_on_hello(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
 {
-    if (f->version != SOFFA_PROTOCOL_VERSION) {
-        soffa_send_error(self, s->rid, 0, SOFFA_ERR_VERSION, "protocol version 1 is required");
+    /* A client greets with the newest version it speaks; the session speaks
+     * the lower of that and ours (2 adds the batch frames). */
+    if (f->version < SOFFA_PROTOCOL_MIN) {
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_VERSION, "protocol version 1 or 2 is required");
         return;
     }
+    s->version = f->version < SOFFA_PROTOCOL_VERSION ? f->version : SOFFA_PROTOCOL_VERSION;
     soffa_frame_t w = {.type = SOFFA_FRAME_WELCOME, .role = s->id->role,
-                       .heartbeat_ms = (uint32_t) self->cfg.heartbeat_ms, .max_frame = SOFFA_WIRE_MAX_FRAME};
+                       .heartbeat_ms = (uint32_t) self->cfg.heartbeat_ms, .max_frame = SOFFA_WIRE_MAX_FRAME,
+                       .version = s->version, .batch_max = s->version >= 2 ? SOFFA_BATCH_MAX : 0};
     snprintf(w.agent, sizeof w.agent, "%s", s->id->name);
     soffa_policy_inbox(s->id, w.mailboxes[0]);
     w.n_mailboxes = w.mailboxes[0][0] ? 1 : 0;
@@ -514,23 +529,27 @@ typedef void (*s_handler_fn)(soffa_broker_t *self, soffa_session_t *s, const sof
 static const struct {
     soffa_frame_type_t type;
     unsigned states;
+    uint32_t version;              /* the protocol version that has the frame (HELLO: any) */
     s_handler_fn handler;
 } s_grammar[] = {
-    {SOFFA_FRAME_HELLO, S_IN(SOFFA_SESS_NEW) | S_LIVE, s_on_hello},
+    {SOFFA_FRAME_HELLO, S_IN(SOFFA_SESS_NEW) | S_LIVE, 0, s_on_hello},
     /* A PING in NEW means the agent had a session this broker no longer
      * knows (it restarted, or expired the session): the error tells the
      * agent to greet and subscribe again. */
-    {SOFFA_FRAME_PING, S_LIVE, s_on_ping},
-    {SOFFA_FRAME_PUBLISH, S_LIVE, soffa_publish_on_request},
-    {SOFFA_FRAME_SUBSCRIBE, S_LIVE, soffa_delivery_on_subscribe},
-    {SOFFA_FRAME_ACK, S_LIVE, soffa_delivery_on_ack},
-    {SOFFA_FRAME_CREDIT, S_LIVE, soffa_delivery_on_credit},
-    {SOFFA_FRAME_STATUS_REQUEST, S_LIVE, soffa_status_on_request},
-    {SOFFA_FRAME_REPLAY, S_IN(SOFFA_SESS_READY), soffa_replay_on_request},
-    {SOFFA_FRAME_REPLAY_ACK, S_LIVE, soffa_replay_on_replay_ack},
+    {SOFFA_FRAME_PING, S_LIVE, 1, s_on_ping},
+    {SOFFA_FRAME_PUBLISH, S_LIVE, 1, soffa_publish_on_request},
+    {SOFFA_FRAME_PUBLISH_BATCH, S_LIVE, 2, soffa_publish_on_batch},
+    {SOFFA_FRAME_SUBSCRIBE, S_LIVE, 1, soffa_delivery_on_subscribe},
+    {SOFFA_FRAME_ACK, S_LIVE, 1, soffa_delivery_on_ack},
+    {SOFFA_FRAME_CREDIT, S_LIVE, 1, soffa_delivery_on_credit},
+    {SOFFA_FRAME_STATUS_REQUEST, S_LIVE, 1, soffa_status_on_request},
+    {SOFFA_FRAME_REPLAY, S_IN(SOFFA_SESS_READY), 1, soffa_replay_on_request},
+    {SOFFA_FRAME_REPLAY_ACK, S_LIVE, 1, soffa_replay_on_replay_ack},
 };
 
-static void
+/* Decodes one frame and hands it to its handler. Returns the messages it
+ * carried (a batch counts each), for the read budget. */
+static size_t
 s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t len)
 {
     soffa_frame_t f;
@@ -538,15 +557,25 @@ s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t 
     if (rc != SOFFA_OK) {
         soffa_info("bad frame from %s (%zu bytes): %s", s->id->name, len, soffa_strerror(rc));
         soffa_send_error(self, s->rid, 0, rc,
-                     rc == SOFFA_ERR_TOO_LARGE ? "frame or field larger than allowed" : "frame could not be decoded");
+                     rc == SOFFA_ERR_TOO_LARGE ? "frame or field larger than allowed (a batch holds at most 256)"
+                                               : "frame could not be decoded");
         soffa_frame_fini(&f);
-        return;
+        return 1;
     }
     s_handler_fn handler = NULL;
+    uint32_t needs = 0;
     for (size_t i = 0; i < sizeof s_grammar / sizeof *s_grammar; i++)
-        if (s_grammar[i].type == f.type && (s_grammar[i].states & S_IN(s->state)))
+        if (s_grammar[i].type == f.type && (s_grammar[i].states & S_IN(s->state))) {
             handler = s_grammar[i].handler;
-    if (!handler) {
+            needs = s_grammar[i].version;
+        }
+    if (handler && needs > s->version) {
+        char why[160];
+        snprintf(why, sizeof why, "%s needs protocol version %u; this session greeted with version %u",
+                 soffa_frame_type_name(f.type), needs, s->version);
+        soffa_info("%s: %s", s->id->name, why);
+        soffa_send_error(self, s->rid, f.tag, SOFFA_ERR_VERSION, why);
+    } else if (!handler) {
         char why[120];
         snprintf(why, sizeof why, "%s is not allowed in state %s", soffa_frame_type_name(f.type),
                  soffa_session_state_name(s->state));
@@ -555,19 +584,23 @@ s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t 
     } else {
         handler(self, s, &f);
     }
+    size_t units = f.n_items ? f.n_items : 1;
     soffa_frame_fini(&f);
+    return units;
 }
 
-/* Reads up to 256 messages from the router without blocking: few enough
- * that the loop comes round to new connections (ZAP), finished commits and
- * timers often, even under a flood. The batch still grows across reads
- * while a commit is in flight. */
+/* Reads up to 256 frames, and at most 1,024 messages, from the router
+ * without blocking: few enough that the loop comes round to new connections
+ * (ZAP), finished commits and timers often, even under a flood of batches.
+ * The batch still grows across reads while a commit is in flight. */
 #define S_READ_MAX 256
+#define S_READ_UNITS 1024
 
 static void
 s_read_router(soffa_broker_t *self, void *router, uint8_t which)
 {
-    for (int64_t i = 0; i < S_READ_MAX; i++) {
+    size_t units = 0;
+    for (int64_t i = 0; i < S_READ_MAX && units < S_READ_UNITS; i++) {
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, router, ZMQ_DONTWAIT) < 0) {
@@ -647,7 +680,7 @@ s_read_router(soffa_broker_t *self, void *router, uint8_t which)
             if (extra)
                 soffa_send_error(self, s->rid, 0, SOFFA_ERR_MALFORMED, "a frame is one message part");
             else
-                s_on_frame(self, s, zmq_msg_data(&body), zmq_msg_size(&body));
+                units += s_on_frame(self, s, zmq_msg_data(&body), zmq_msg_size(&body));
         }
         zmq_msg_close(&rid);
         zmq_msg_close(&body);
@@ -677,6 +710,64 @@ s_released(soffa_broker_t *self, soffa_session_t *s)
 
 /* ---- After a commit -------------------------------------------------------------- */
 
+/* Holds the answer to a batched publish (p->rc its outcome) until the
+ * report of its commit ends. Without memory it is dropped, as an answer to
+ * a peer whose queue is full is: the sender retries and gets the same
+ * sequence back. */
+static void
+s_answer_hold(soffa_broker_t *self, const soffa_pending_t *p, uint64_t seq, bool duplicate)
+{
+    if (self->n_answers == self->answers_cap) {
+        size_t cap = self->answers_cap ? 2 * self->answers_cap : 256;
+        soffa_answer_t *v = realloc(self->answers, cap * sizeof *v);
+        if (!v) {
+            soffa_warn("out of memory: the answer to a batched publish is not sent; the sender will retry");
+            return;
+        }
+        self->answers = v;
+        self->answers_cap = cap;
+    }
+    soffa_answer_t *a = &self->answers[self->n_answers++];
+    memcpy(a->rid, p->rid, SOFFA_RID_LEN);
+    a->tag = p->tag;
+    a->seq = seq;
+    a->duplicate = duplicate;
+    a->rc = p->rc;
+    memcpy(a->mailbox, p->env.mailbox, sizeof a->mailbox);
+}
+
+/* By connection (the order within one does not matter: tags name them). */
+static int
+s_answer_cmp(const void *x, const void *y)
+{
+    return memcmp(((const soffa_answer_t *) x)->rid, ((const soffa_answer_t *) y)->rid, SOFFA_RID_LEN);
+}
+
+/* The report of a commit has ended: each connection gets the answers to its
+ * batched publishes in PUBLISH-ACKS frames (SOFFA_ACKS_MAX at most each). */
+static void
+s_committed_end(soffa_broker_t *self)
+{
+    if (!self->n_answers)
+        return;
+    qsort(self->answers, self->n_answers, sizeof *self->answers, s_answer_cmp);
+    soffa_frame_item_t items[SOFFA_ACKS_MAX];
+    for (size_t i = 0; i < self->n_answers;) {
+        size_t n = 0;
+        const uint8_t *rid = self->answers[i].rid;
+        while (i < self->n_answers && n < SOFFA_ACKS_MAX && !memcmp(self->answers[i].rid, rid, SOFFA_RID_LEN)) {
+            const soffa_answer_t *a = &self->answers[i++];
+            items[n++] = (soffa_frame_item_t) {.tag = a->tag, .seq = a->seq, .duplicate = a->duplicate,
+                                               .code = (uint32_t) a->rc, .mailbox = a->mailbox,
+                                               .text = a->rc ? soffa_strerror(a->rc) : NULL};
+        }
+        soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH_ACKS, .items = items, .n_items = n};
+        if (!soffa_send_frame(self, rid, &f))
+            soffa_debug("%zu answer(s) to batched publishes not delivered; the sender will retry", n);
+    }
+    self->n_answers = 0;
+}
+
 /* The commit pipeline's report of one record of a finished batch (see
  * soffa_commit_done_fn): acknowledgements, the counts of mailboxes and
  * awaited answers, what a consent withdrawal sets off, and the next step of
@@ -698,8 +789,11 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
         }
     }
     if (p->rc != SOFFA_OK) {
-        if (p->kind == SOFFA_P_PUBLISH) {
+        if (p->kind == SOFFA_P_PUBLISH)
             soffa_metrics_refused(self, p->env.msg_type, p->rc);
+        if (p->kind == SOFFA_P_PUBLISH && p->batched) {
+            s_answer_hold(self, p, 0, false);
+        } else if (p->kind == SOFFA_P_PUBLISH) {
             soffa_send_error(self, p->rid, p->tag, p->rc, NULL);
         } else if (s && (s->state == SOFFA_SESS_OPENING || s->state == SOFFA_SESS_CLOSING)) {
             /* A read that cannot be logged is not done (OPENING: nothing
@@ -732,11 +826,16 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
         } else {
             soffa_metrics_duplicate(self);
         }
-        soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = p->tag, .seq = seq,
-                             .duplicate = duplicate};
-        memcpy(ack.mailbox, p->env.mailbox, sizeof ack.mailbox);
-        if (!soffa_send_frame(self, p->rid, &ack))
-            soffa_debug("acknowledgement of seq %llu not delivered; the sender will retry", (unsigned long long) seq);
+        if (p->batched) {
+            s_answer_hold(self, p, seq, duplicate);
+        } else {
+            soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = p->tag, .seq = seq,
+                                 .duplicate = duplicate};
+            memcpy(ack.mailbox, p->env.mailbox, sizeof ack.mailbox);
+            if (!soffa_send_frame(self, p->rid, &ack))
+                soffa_debug("acknowledgement of seq %llu not delivered; the sender will retry",
+                            (unsigned long long) seq);
+        }
         if (p->withdraws && !duplicate) {
             soffa_followup_t *f = calloc(1, sizeof *f);
             if (f) {
@@ -1029,6 +1128,7 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     if (rc != SOFFA_OK)
         return rc;
     self->committed = s_committed;
+    self->committed_end = s_committed_end;
     self->batch_done = soffa_metrics_committed;
     self->released = s_released;
     rc = soffa_commit_start(self);
@@ -1276,6 +1376,11 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         zmq_ctx_term(self->ctx);
     soffa_metrics_destroy(&self->metrics);   /* first: its HTTP threads stop before what they could wait for */
     soffa_commit_stop(self);
+    free(self->answers);
+    if (self->dbatch) {
+        soffa_dbatch_fini(self->dbatch);
+        free(self->dbatch);
+    }
     soffa_store_close(&self->store);
     soffa_idtable_destroy(&self->agents);
     soffa_terms_destroy(&self->terms);

@@ -45,6 +45,11 @@
 #define SOFFA_RESTORE_MAILBOX "audit/restore"
 #define SOFFA_MONITOR "inproc://soffa-router-monitor"
 #define SOFFA_CLOSE_GRACE_US 1000000   /* a closed session's connection is cut this long after the reason */
+/* Answers to batched publishes go at most this many to a PUBLISH-ACKS
+ * frame (about 2 KB): the frames queued for a client that never reads are
+ * bounded in number (the router's send limit), and this bounds their size,
+ * however many retries it sends. */
+#define SOFFA_ACKS_MAX 64
 
 typedef struct {
     char name[SOFFA_NAME_MAX];     /* sender name of records the broker writes */
@@ -156,6 +161,7 @@ typedef struct soffa_session {
     const soffa_identity_t *id;       /* &ident->id */
     uint8_t key[32];                  /* the CURVE key it authenticated with */
     soffa_session_state_t state;
+    uint32_t version;                 /* protocol spoken since HELLO (2: batch frames) */
     int fd;                           /* the connection's socket (ZMQ_SRCFD) */
     ino_t ino;                        /* and its inode: fd numbers are reused */
     int64_t last_seen;                /* monotonic µs */
@@ -212,6 +218,7 @@ typedef struct {
     char alias_from[13];              /* an identity change: the number replaced ("" otherwise) */
     struct soffa_followup *after;     /* owned: what follows once this record is stored (not a duplicate) */
     soffa_err_t rc;                   /* after the commit: this record's outcome */
+    bool batched;                     /* came in a PUBLISH-BATCH: answered in a PUBLISH-ACKS */
 } soffa_pending_t;
 
 /* What follows a commit, for a later batch: a consent withdrawal whose
@@ -249,6 +256,19 @@ typedef struct soffa_metrics soffa_metrics_t;
  * add records to the pending batch, which go with a later commit; it never
  * commits). */
 typedef void (*soffa_commit_done_fn)(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplicate);
+/* Called once after the last record of a finished batch was reported. */
+typedef void (*soffa_commit_end_fn)(soffa_broker_t *self);
+
+/* An answer to a batched publish, held until its commit's report ends and
+ * then sent with the others to the same connection in one PUBLISH-ACKS. */
+typedef struct {
+    uint8_t rid[SOFFA_RID_LEN];
+    uint64_t tag;
+    uint64_t seq;
+    bool duplicate;
+    soffa_err_t rc;
+    char mailbox[SOFFA_NAME_MAX];
+} soffa_answer_t;
 
 /* What a session's end means to the modules above the session layer (its
  * readers, a replay under way); soffa_session_release calls it. */
@@ -283,9 +303,13 @@ struct soffa_broker {
     size_t n_pending;
     size_t pending_cap, flight_cap;       /* room in pending and in flight (they swap) */
     soffa_commit_done_fn committed;       /* answers a committed record (soffa_broker.c) */
+    soffa_commit_end_fn committed_end;    /* sends what the reports of one batch held back */
     /* counts a committed batch: its records, the writer's time, LMDB's durable commit's part (metrics) */
     void (*batch_done)(soffa_broker_t *self, size_t records, int64_t took_us, int64_t sync_us);
     soffa_session_end_fn released;        /* ends what a session holds above it (soffa_broker.c) */
+    struct soffa_dbatch *dbatch;          /* records being gathered for one DELIVER-BATCH (soffa_dbatch) */
+    soffa_answer_t *answers;              /* batched publishes answered by the report under way */
+    size_t n_answers, answers_cap;
     bool in_done;                         /* reporting a finished batch: nothing may commit */
     /* The writer thread commits one batch (flight) while the main thread
      * reads and checks the next. Nothing in flight is acknowledged before

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -108,6 +109,7 @@ static void *
 s_writer_main(void *arg)
 {
     soffa_broker_t *self = arg;
+    prctl(PR_SET_NAME, "soffa-writer");   /* its own name in top, perf and soffa-bench */
     pthread_mutex_lock(&self->wmu);
     for (;;) {
         while (self->writer_job == 0)
@@ -178,6 +180,8 @@ s_flight_done(soffa_broker_t *self)
         }
         self->committed(self, p, items[i].seq, items[i].duplicate);
     }
+    if (self->committed_end)
+        self->committed_end(self);
     self->in_done = false;
     if (rc == SOFFA_OK)
         soffa_debug("committed %zu record(s) and %zu cursor(s)", n, self->cur_flight.n);

@@ -11,9 +11,18 @@
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
 #include "soffa_ring.h"
+#include "soffa_dbatch.h"
 #include "soffa_send.h"
 
 /* ---- Mailboxes and store lookups ----------------------------------------------- */
+
+soffa_dbatch_t *
+soffa_delivery_batch(soffa_broker_t *self)
+{
+    if (!self->dbatch && !(self->dbatch = calloc(1, sizeof *self->dbatch)))
+        soffa_warn("deliveries wait: no memory for a batch");
+    return self->dbatch;
+}
 
 soffa_mailbox_t *
 soffa_delivery_mailbox(soffa_broker_t *self, const char *name)
@@ -60,9 +69,30 @@ soffa_delivery_consumer_free(soffa_broker_t *self, soffa_consumer_t *c)
 typedef struct {
     soffa_broker_t *self;
     soffa_consumer_t *c;
-    uint32_t budget;               /* deliveries we may still send */
+    soffa_dbatch_t *b;             /* the records gathered, not yet sent */
+    uint64_t covered;              /* last sequence examined (sent, gathered or withheld) */
+    uint32_t budget;               /* deliveries we may still gather */
     bool blocked;                  /* the peer's queue is full */
 } s_pump_t;
+
+/* Sends what p gathered: the records enter the reader's window and its
+ * position moves past everything examined. False when the peer's queue is
+ * full: nothing moves, and the records go again later. */
+static bool
+s_pump_flush(s_pump_t *p)
+{
+    soffa_consumer_t *c = p->c;
+    if (!soffa_dbatch_send(p->self, p->b, c->session->rid, c->mbox->name, 0)) {
+        p->blocked = true;
+        return false;
+    }
+    for (size_t i = 0; i < p->b->n; i++)
+        soffa_ring_push(&c->ring, p->b->items[i].seq, p->b->items[i].hash);
+    p->self->delivered += p->b->n;
+    c->sent = p->covered;
+    soffa_dbatch_begin(p->b, p->b->max);
+    return true;
+}
 
 static int
 s_pump_one(void *ctx, const soffa_store_rec_t *rec)
@@ -92,36 +122,39 @@ s_pump_one(void *ctx, const soffa_store_rec_t *rec)
         if (!ok) {
             soffa_info("%s at seq %llu withheld from %s: its consent is withdrawn or no longer valid, or it expired",
                        soffa_msg_type_name(type), (unsigned long long) rec->seq, c->mbox->name);
-            c->sent = rec->seq;
+            p->covered = rec->seq;
             return 0;
         }
     }
-    soffa_frame_t f = {.type = SOFFA_FRAME_DELIVER, .seq = rec->seq, .data = rec->env, .data_len = rec->len,
-                       .has_hash = true};
-    memcpy(f.hash, rec->hash, SOFFA_HASH_LEN);
-    memcpy(f.mailbox, c->mbox->name, sizeof f.mailbox);
-    if (!soffa_send_frame(p->self, c->session->rid, &f)) {
+    if (!soffa_dbatch_add(p->b, rec)) {
+        soffa_warn("delivery to %s waits: no memory for a batch", c->mbox->name);
         p->blocked = true;
         return 1;
     }
-    soffa_ring_push(&c->ring, rec->seq, rec->hash);
-    c->sent = rec->seq;
-    p->self->delivered++;
+    p->covered = rec->seq;
+    if (soffa_dbatch_full(p->b) && !s_pump_flush(p))
+        return 1;
     return --p->budget == 0;
 }
 
-/* Sends what the window allows. */
+/* Sends what the window allows, in batches for a reader of protocol 2. */
 static void
 s_pump(soffa_broker_t *self, soffa_consumer_t *c)
 {
+    soffa_dbatch_t *b = soffa_delivery_batch(self);
+    if (!b)
+        return;
     while (c->ring.len < c->window && c->sent < c->mbox->last_seq) {
-        s_pump_t p = {self, c, c->window - c->ring.len, false};
+        soffa_dbatch_begin(b, c->session->version >= 2 ? SOFFA_BATCH_MAX : 1);
+        s_pump_t p = {self, c, b, c->sent, c->window - c->ring.len, false};
         uint64_t before = c->sent;
         soffa_err_t rc = soffa_store_scan_mailbox(self->store, c->mbox->name, c->sent, s_pump_one, &p);
         if (rc != SOFFA_OK) {
             soffa_error("delivery to %s stopped: %s", c->mbox->name, soffa_strerror(rc));
             return;
         }
+        if (!p.blocked)
+            s_pump_flush(&p);   /* the rest; withheld records alone move the position too */
         if (p.blocked || c->sent == before)
             return;
     }

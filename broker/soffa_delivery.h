@@ -18,6 +18,10 @@ int soffa_delivery_load_mailbox(void *ctx, const char *name, uint64_t count, uin
 /* Ends a reader: off its mailbox, its position queued for the store. */
 void soffa_delivery_consumer_free(soffa_broker_t *self, soffa_consumer_t *c);
 
+/* The broker's batch of records for one frame (made on first use); NULL
+ * without memory. */
+struct soffa_dbatch *soffa_delivery_batch(soffa_broker_t *self);
+
 /* Sends each reader of m what its window lets through. */
 void soffa_delivery_pump_mailbox(soffa_broker_t *self, soffa_mailbox_t *m);
 

@@ -306,16 +306,49 @@ soffa_publish_followups_run(soffa_broker_t *self)
     }
 }
 
-void
-soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
+/* Copies src into the array dst, cut to fit (as snprintf "%s" does, at a
+ * fraction of its cost per publish). */
+static void
+s_set(char *dst, size_t cap, const char *src)
 {
-    /* As long as an ERROR frame's text (255 bytes): the policy's reasons
-     * fit it, and the term filter cuts its own at a character boundary. */
-    char why[256] = "";
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
+}
+#define S_SET(dst, src) s_set((dst), sizeof(dst), (src))
+
+/* What became of one publish at once: queued for the next commit (and
+ * answered after it), a retry of a message stored before, or refused. */
+typedef enum { S_QUEUED, S_RETRY, S_REFUSED } s_fate_t;
+
+typedef struct {
+    s_fate_t fate;
+    soffa_err_t rc;                   /* refused: why, as a code */
+    /* refused: the reason ("" = the code's own text), as long as an ERROR
+     * frame's text (255 bytes): the policy's reasons fit it, and the term
+     * filter cuts its own at a character boundary */
+    char why[256];
+    uint64_t seq;                     /* retry: where it was stored */
+    char mailbox[SOFFA_NAME_MAX];     /* retry: the mailbox it went to */
+} s_outcome_t;
+
+/* One message from session s under the client's tag: decoded, checked
+ * against its sender's claims and the policy, and queued in canonical form
+ * for the next commit (batched: its answer goes into the PUBLISH-ACKS of
+ * that commit). Each message of a batch goes through here on its own. */
+static void
+s_publish_one(soffa_broker_t *self, soffa_session_t *s, uint64_t tag, const uint8_t *data, size_t data_len,
+              bool batched, s_outcome_t *out)
+{
+    char *why = out->why;
+    size_t whylen = sizeof out->why;
+    why[0] = '\0';
+    out->fate = S_REFUSED;
     soffa_msg_t *msg = NULL;
-    soffa_err_t rc = soffa_msg_decode(f->data, f->data_len, &msg);
+    soffa_err_t rc = soffa_msg_decode(data, data_len, &msg);
     if (rc != SOFFA_OK) {
-        soffa_send_error(self, s->rid, f->tag, rc, "the message could not be decoded");
+        out->rc = rc;
+        snprintf(why, whylen, "the message could not be decoded");
         self->refused++;
         soffa_metrics_refused(self, 0, rc);
         return;
@@ -324,11 +357,11 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
      * know could not be checked or shown, so such a message is refused. */
     if (soffa_msg_has_unknown_fields(msg)) {
         rc = SOFFA_ERR_MALFORMED;
-        snprintf(why, sizeof why, "the message carries fields soffa does not know; nothing was stored "
-                                  "(send it as soffa's schema defines it)");
+        snprintf(why, whylen, "the message carries fields soffa does not know; nothing was stored "
+                              "(send it as soffa's schema defines it)");
         goto refuse;
     }
-    rc = soffa_msg_validate(msg, 0, why, sizeof why);
+    rc = soffa_msg_validate(msg, 0, why, whylen);
     if (rc != SOFFA_OK)
         goto refuse;
     soffa_msg_view_t v;
@@ -338,12 +371,12 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
      * whatever has changed since. */
     uint64_t seq;
     if (soffa_store_dedup_get(self->store, s->id->name, v.message_id, &seq) == SOFFA_OK) {
-        soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = f->tag, .seq = seq, .duplicate = true};
         soffa_policy_ref_t r = {0};
         (void) soffa_lookup_at(self, seq, &r);   /* the mailbox, when its envelope reads */
-        memcpy(ack.mailbox, r.mailbox, sizeof ack.mailbox);
+        out->fate = S_RETRY;
+        out->seq = seq;
+        memcpy(out->mailbox, r.mailbox, sizeof out->mailbox);
         soffa_policy_ref_fini(&r);
-        soffa_send_frame(self, s->rid, &ack);
         soffa_metrics_duplicate(self);
         soffa_msg_destroy(&msg);
         return;
@@ -351,7 +384,7 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     /* A store (or disk) within its headroom takes no more publishes: the
      * room left at the last commit, less what the publishes accepted since
      * may take (counted generously: copy-on-write pages, indices). */
-    uint64_t cost = 4 * ((uint64_t) f->data_len + 512);
+    uint64_t cost = 4 * ((uint64_t) data_len + 512);
     if ((self->map_room < SOFFA_HEADROOM + cost || self->disk_room < SOFFA_HEADROOM + cost)
         && soffa_mono_us() - self->room_at_us >= SOFFA_ROOM_RECHECK_US)
         soffa_commit_room_refresh(self);   /* nothing may commit while all is refused: look again */
@@ -372,7 +405,7 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     facts.event_max_days = (uint32_t) self->cfg.event_max_days;
     facts.concern_max_days = (uint32_t) self->cfg.concern_max_days;
     soffa_policy_decision_t dec;
-    rc = soffa_policy_decide(s->id, msg, soffa_date_today(), &facts, soffa_lookup_find, self, &dec, why, sizeof why);
+    rc = soffa_policy_decide(s->id, msg, soffa_date_today(), &facts, soffa_lookup_find, self, &dec, why, whylen);
     if (rc != SOFFA_OK)
         goto refuse;
     /* Stored and delivered: the canonical encoding of the decoded message,
@@ -385,8 +418,9 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
 
     soffa_pending_t *p = soffa_commit_pending_add(self);
     p->kind = SOFFA_P_PUBLISH;
+    p->batched = batched;
     memcpy(p->rid, s->rid, SOFFA_RID_LEN);
-    p->tag = f->tag;
+    p->tag = tag;
     p->dec = dec;
     p->body = body;
     p->env.body = body;
@@ -395,16 +429,15 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     p->env.msg_type = (uint32_t) v.type;
     memcpy(p->env.message_id, v.message_id, 16);
     /* The sender is the authenticated identity, never the one claimed. */
-    snprintf(p->env.sender_agent, sizeof p->env.sender_agent, "%s", s->id->name);
+    S_SET(p->env.sender_agent, s->id->name);
     p->env.sender_role = s->id->role;
-    snprintf(p->env.sender_kommun, sizeof p->env.sender_kommun, "%s", s->id->kommun);
+    S_SET(p->env.sender_kommun, s->id->kommun);
     /* A principal with several units: the unit the signal names (the
      * policy checked it is one of the sender's), else its first. */
-    snprintf(p->env.sender_unit, sizeof p->env.sender_unit, "%s",
-             v.school_unit && v.school_unit[0] ? v.school_unit : s->id->unit);
+    S_SET(p->env.sender_unit, v.school_unit && v.school_unit[0] ? v.school_unit : s->id->unit);
     p->env.received_at_us = soffa_now_us();
-    snprintf(p->env.mailbox, sizeof p->env.mailbox, "%s", dec.mailbox);
-    snprintf(p->subject, sizeof p->subject, "%s", v.subject_id);   /* reserve numbers are indexed too */
+    S_SET(p->env.mailbox, dec.mailbox);
+    S_SET(p->subject, v.subject_id);   /* reserve numbers are indexed too */
     soffa_publish_state_ops(self, p, &v);
     soffa_case_ops(self, &v, s->id, p);
     if (dec.answers == SOFFA_RECEIPT_STATUS)
@@ -418,10 +451,12 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
         memcpy(p->consent_id, v.ref_id, 16);
     }
     soffa_msg_destroy(&msg);
+    out->fate = S_QUEUED;
     return;
 
 refuse:
     self->refused++;
+    out->rc = rc;
     {
         char mid[SOFFA_UUID_STR] = "-";
         soffa_msg_view_t vv;
@@ -432,6 +467,60 @@ refuse:
         soffa_info("refused %s %s from %s: %s: %s", soffa_msg_type_name(vv.type), mid, s->id->name,
                    soffa_errname(rc), why[0] ? why : soffa_strerror(rc));
     }
-    soffa_send_error(self, s->rid, f->tag, rc, why);
     soffa_msg_destroy(&msg);
+}
+
+void
+soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
+{
+    s_outcome_t o;
+    s_publish_one(self, s, f->tag, f->data, f->data_len, false, &o);
+    if (o.fate == S_REFUSED) {
+        soffa_send_error(self, s->rid, f->tag, o.rc, o.why);
+    } else if (o.fate == S_RETRY) {
+        soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = f->tag, .seq = o.seq, .duplicate = true};
+        memcpy(ack.mailbox, o.mailbox, sizeof ack.mailbox);
+        soffa_send_frame(self, s->rid, &ack);
+    }
+}
+
+/* PUBLISH-BATCH: each message on its own, as if it had come alone; what is
+ * decided at once (refusals, retries) is answered in one PUBLISH-ACKS, the
+ * rest after the commit that stores it. */
+void
+soffa_publish_on_batch(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
+{
+    s_outcome_t *o = malloc(f->n_items * sizeof *o);
+    soffa_frame_item_t *now = calloc(f->n_items, sizeof *now);
+    if (!o || !now) {
+        free(o);
+        free(now);
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, "no memory for the batch; nothing of it was stored");
+        return;
+    }
+    size_t n_now = 0;
+    for (size_t i = 0; i < f->n_items; i++) {
+        const soffa_frame_item_t *it = &f->items[i];
+        s_publish_one(self, s, it->tag, it->data, it->data_len, true, &o[i]);
+        if (o[i].fate == S_QUEUED)
+            continue;
+        soffa_frame_item_t *a = &now[n_now++];
+        a->tag = it->tag;
+        if (o[i].fate == S_RETRY) {
+            a->seq = o[i].seq;
+            a->duplicate = true;
+            a->mailbox = o[i].mailbox;
+        } else {
+            a->code = (uint32_t) o[i].rc;
+            a->text = o[i].why[0] ? o[i].why : soffa_strerror(o[i].rc);
+        }
+    }
+    for (size_t i = 0; i < n_now; i += SOFFA_ACKS_MAX) {
+        size_t k = n_now - i < SOFFA_ACKS_MAX ? n_now - i : SOFFA_ACKS_MAX;
+        soffa_frame_t acks = {.type = SOFFA_FRAME_PUBLISH_ACKS, .items = now + i, .n_items = k};
+        if (!soffa_send_frame(self, s->rid, &acks))
+            soffa_debug("%zu answer(s) to a batch not delivered; the sender will retry", k);
+    }
+    free(o);
+    free(now);
 }

@@ -26,4 +26,9 @@ void soffa_publish_followups_run(soffa_broker_t *self);
  * next commit; answered after it. */
 void soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f);
 
+/* PUBLISH-BATCH (protocol 2): each message checked, decided and queued on
+ * its own, as PUBLISH does; refusals and retries are answered at once in one
+ * PUBLISH-ACKS, the stored ones in the PUBLISH-ACKS of their commit. */
+void soffa_publish_on_batch(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f);
+
 #endif

@@ -10,6 +10,8 @@
 #include "soffa_session.h"
 #include "soffa_commit.h"
 #include "soffa_ring.h"
+#include "soffa_dbatch.h"
+#include "soffa_delivery.h"
 #include "soffa_send.h"
 
 /* ---- Replay --------------------------------------------------------------------- */
@@ -229,11 +231,38 @@ soffa_replay_access_durable(soffa_session_t *s, uint64_t index, uint64_t seq)
 typedef struct {
     soffa_broker_t *self;
     soffa_session_t *s;
+    soffa_dbatch_t *b;             /* records gathered, not yet sent */
+    size_t ctl[SOFFA_BATCH_MAX];   /* the data controller of each (an index into s->replay.ctl) */
     uint32_t budget;               /* records it may still examine this turn */
     bool done;                     /* reached the end of the range or the limit */
     bool stopped;                  /* the visitor stopped the scan */
     bool blocked;
 } s_rp_t;
+
+/* Sends what r gathered: the records enter the replay's window. False when
+ * the auditor's queue is full: the replay goes back to the first record not
+ * sent, and the loop comes back. */
+static bool
+s_replay_flush(s_rp_t *r)
+{
+    soffa_session_t *s = r->s;
+    if (r->b->n == 0)
+        return true;
+    if (!soffa_dbatch_send(r->self, r->b, s->rid, "", s->replay.tag)) {
+        s->replay.pos = r->b->items[0].seq - 1;   /* try these again */
+        r->blocked = true;
+        r->done = false;
+        return false;
+    }
+    for (size_t i = 0; i < r->b->n; i++) {
+        soffa_ring_push(&s->replay.ring, r->b->items[i].seq, r->b->items[i].hash);
+        if (r->ctl[i] < s->replay.n_ctl)
+            s->replay.ctl[r->ctl[i]].count++;   /* sent: counted in its controller's access log */
+    }
+    s->replay.count += r->b->n;
+    soffa_dbatch_begin(r->b, r->b->max);
+    return true;
+}
 
 static int
 s_replay_one(void *ctx, const soffa_store_rec_t *rec)
@@ -271,23 +300,19 @@ s_replay_one(void *ctx, const soffa_store_rec_t *rec)
         if (!ok)
             return give_up_turn;
     }
-    soffa_frame_t f = {.type = SOFFA_FRAME_DELIVER, .seq = rec->seq, .data = rec->env, .data_len = rec->len,
-                       .has_hash = true, .tag = s->replay.tag};
-    memcpy(f.hash, rec->hash, SOFFA_HASH_LEN);
-    if (!soffa_send_frame(r->self, s->rid, &f)) {
-        s->replay.pos = rec->seq - 1;   /* try this one again */
+    if (!soffa_dbatch_add(r->b, rec)) {
+        s->replay.pos = rec->seq - 1;
         r->blocked = true;
         return 1;
     }
-    soffa_ring_push(&s->replay.ring, rec->seq, rec->hash);
-    s->replay.count++;
-    if (ctl < s->replay.n_ctl)
-        s->replay.ctl[ctl].count++;
-    if (s->replay.f.limit && s->replay.count >= s->replay.f.limit) {
+    r->ctl[r->b->n - 1] = ctl;
+    if (s->replay.f.limit && s->replay.count + r->b->n >= s->replay.f.limit) {
         r->done = true;
         return 1;
     }
-    r->stopped = give_up_turn || s->replay.ring.len >= s->replay.window;
+    if (soffa_dbatch_full(r->b) && !s_replay_flush(r))
+        return 1;
+    r->stopped = give_up_turn || s->replay.ring.len + r->b->n >= s->replay.window;
     return r->stopped;
 }
 
@@ -301,13 +326,18 @@ s_replay_close(soffa_broker_t *self, soffa_session_t *s)
 
 /* Sends what the replay's window allows, examining at most
  * SOFFA_REPLAY_SCAN_MAX records per turn: a scope-limited replay that skips
- * millions of records yields to everyone else between turns. */
+ * millions of records yields to everyone else between turns. Records go in
+ * batches to an auditor of protocol 2. */
 void
 soffa_replay_pump(soffa_broker_t *self, soffa_session_t *s)
 {
     if (s->state != SOFFA_SESS_REPLAYING || s->replay.ring.len >= s->replay.window)
         return;
-    s_rp_t r = {self, s, SOFFA_REPLAY_SCAN_MAX, false, false, false};
+    soffa_dbatch_t *b = soffa_delivery_batch(self);
+    if (!b)
+        return;
+    soffa_dbatch_begin(b, s->version >= 2 ? SOFFA_BATCH_MAX : 1);
+    s_rp_t r = {.self = self, .s = s, .b = b, .budget = SOFFA_REPLAY_SCAN_MAX};
     soffa_err_t rc;
     switch (s->replay.mode) {
     case SOFFA_REPLAY_MAILBOX:
@@ -325,7 +355,9 @@ soffa_replay_pump(soffa_broker_t *self, soffa_session_t *s)
         s_replay_close(self, s);
         return;
     }
-    if (r.done || !r.stopped)
+    if (!r.blocked)
+        s_replay_flush(&r);
+    if (!r.blocked && (r.done || !r.stopped))
         s_replay_close(self, s);   /* the range ended, or the records did */
     /* Otherwise: blocked, out of window, or out of turn; the loop comes back. */
 }

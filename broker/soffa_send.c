@@ -9,25 +9,45 @@
 
 #include "soffa_log.h"
 
-/* Sends one encoded frame to a peer; false when the peer is gone or its
- * queue is full (the frame is then not sent). */
+static void
+s_free_sent(void *data, void *hint)
+{
+    (void) hint;
+    free(data);
+}
+
+/* Sends one encoded frame (malloc'd; taken over and handed to ZeroMQ
+ * without a copy) to a peer; false when the peer is gone or its queue is
+ * full (the frame is then not sent). */
 static bool
-s_send_raw(soffa_broker_t *self, const uint8_t *rid, const void *buf, size_t len)
+s_send_raw(soffa_broker_t *self, const uint8_t *rid, uint8_t *buf, size_t len)
 {
     /* The routing id as libzmq gave it, on the socket it came from (during
      * a key rotation the previous key's sessions are on router_prev). */
     void *router = rid[0] == SOFFA_RID_PREVIOUS ? self->router_prev : self->router;
-    if (!router)
+    if (!router) {
+        free(buf);
         return false;
+    }
     uint8_t id[SOFFA_RID_LEN];
     memcpy(id, rid, SOFFA_RID_LEN);
     id[0] = 0;
     if (zmq_send(router, id, SOFFA_RID_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (errno != EAGAIN)
             soffa_debug("peer gone while sending (%s)", zmq_strerror(errno));
+        free(buf);
         return false;
     }
-    return zmq_send(router, buf, len, ZMQ_DONTWAIT) >= 0;
+    zmq_msg_t m;
+    if (zmq_msg_init_data(&m, buf, len, s_free_sent, NULL) != 0) {
+        free(buf);
+        return false;
+    }
+    if (zmq_msg_send(&m, router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&m);   /* frees buf */
+        return false;
+    }
+    return true;
 }
 
 bool
@@ -37,9 +57,7 @@ soffa_send_frame(soffa_broker_t *self, const uint8_t *rid, const soffa_frame_t *
     size_t len;
     if (soffa_frame_encode(f, &buf, &len) != SOFFA_OK)
         return false;
-    bool ok = s_send_raw(self, rid, buf, len);
-    free(buf);
-    return ok;
+    return s_send_raw(self, rid, buf, len);
 }
 
 void

@@ -37,7 +37,7 @@ soffa_status_await_add(soffa_broker_t *self, char kind, const uint8_t id[16], so
         return;
     a->key[0] = (uint8_t) kind;
     memcpy(a->key + 1, id, 16);
-    if (soffa_map_get(self->awaits, a->key, sizeof a->key) || soffa_map_put(self->awaits, a->key, sizeof a->key, a) != SOFFA_OK) {
+    if (soffa_map_add(self->awaits, a->key, sizeof a->key, a) != SOFFA_OK) {
         free(a);
         return;
     }

@@ -15,6 +15,8 @@ struct soffa_client {
     void *sock;         /* DEALER */
     int timeout_ms;
     uint64_t tag;       /* last request tag */
+    uint32_t version;   /* the session's protocol, from its WELCOME (0 until then) */
+    uint32_t batch_max; /* most items a batch frame may carry (0: none) */
 };
 
 void *
@@ -27,6 +29,18 @@ uint64_t
 soffa_client_next_tag(soffa_client_t *self)
 {
     return ++self->tag;
+}
+
+uint32_t
+soffa_client_version(const soffa_client_t *self)
+{
+    return self->version;
+}
+
+uint32_t
+soffa_client_batch_max(const soffa_client_t *self)
+{
+    return self->version >= 2 ? self->batch_max : 0;
 }
 
 soffa_err_t
@@ -69,6 +83,10 @@ soffa_client_recv(soffa_client_t *self, soffa_frame_t *f, int timeout_ms)
     /* Decoded byte fields are copied into the frame's own object, so m can go. */
     soffa_err_t rc = soffa_frame_decode(zmq_msg_data(&m), zmq_msg_size(&m), f);
     zmq_msg_close(&m);
+    if (rc == SOFFA_OK && f->type == SOFFA_FRAME_WELCOME) {
+        self->version = f->version;
+        self->batch_max = f->batch_max > SOFFA_BATCH_MAX ? SOFFA_BATCH_MAX : f->batch_max;
+    }
     return rc;
 }
 
@@ -103,7 +121,7 @@ soffa_client_open(soffa_client_t **out, const soffa_client_opts_t *o)
     if (zmq_connect(self->sock, o->endpoint) != 0)
         goto fail;
 
-    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = SOFFA_PROTOCOL_VERSION};
+    soffa_frame_t hello = {.type = SOFFA_FRAME_HELLO, .version = o->protocol >= 2 ? SOFFA_PROTOCOL_VERSION : 1};
     snprintf(hello.text, sizeof hello.text, "%s", o->name ? o->name : "soffa");
     /* The HELLO waits in the queue until the CURVE handshake completes. */
     if ((rc = soffa_client_send(self, &hello)) != SOFFA_OK)
@@ -130,6 +148,13 @@ soffa_client_connect(soffa_client_t **out, const soffa_client_opts_t *o, soffa_f
     if (f.type == SOFFA_FRAME_ERROR) {
         rc = f.code && f.code < SOFFA_ERR__COUNT ? (soffa_err_t) f.code : SOFFA_ERR_PROTOCOL_STATE;
         soffa_frame_fini(&f);
+        if (rc == SOFFA_ERR_VERSION && o->protocol >= 2) {
+            /* A broker from before version 2 takes version 1 only. */
+            soffa_client_close(&self);
+            soffa_client_opts_t v1 = *o;
+            v1.protocol = 1;
+            return soffa_client_connect(out, &v1, welcome);
+        }
         goto fail;
     }
     if (f.type != SOFFA_FRAME_WELCOME) {

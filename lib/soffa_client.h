@@ -26,12 +26,15 @@ typedef struct {
     const char *name;            /* for the broker's logs */
     int timeout_ms;              /* for connect and the synchronous helpers; 0 = 5000 */
     void *zmq_ctx;               /* shared ZeroMQ context, or NULL for a private one */
+    uint32_t protocol;           /* 0 or 1: one message per frame; 2: batch frames too (the caller
+                                  * then takes PUBLISH-ACKS and DELIVER-BATCH frames) */
 } soffa_client_opts_t;
 
 /*  Connects and greets. welcome (may be NULL) receives the WELCOME frame
- *  (release with soffa_frame_fini). Returns SOFFA_OK, SOFFA_ERR_TIMEOUT
- *  (no answer: broker down, or our key is not known to it),
- *  SOFFA_ERR_TRANSPORT, or the broker's refusal. */
+ *  (release with soffa_frame_fini). A broker that refuses protocol 2 (one
+ *  from before version 2) is greeted again with version 1.
+ *  Returns SOFFA_OK, SOFFA_ERR_TIMEOUT (no answer: broker down, or our key
+ *  is not known to it), SOFFA_ERR_TRANSPORT, or the broker's refusal. */
 soffa_err_t soffa_client_connect(soffa_client_t **out, const soffa_client_opts_t *opts,
                                  soffa_frame_t *welcome);
 
@@ -65,5 +68,11 @@ soffa_err_t soffa_client_send_raw(soffa_client_t *self, const void *buf, size_t 
 
 /*  Next tag for a request. */
 uint64_t soffa_client_next_tag(soffa_client_t *self);
+
+/*  The protocol version of the session (from its WELCOME; 0 before one
+ *  came), and the most items a batch frame may carry (0: no batch frames,
+ *  send single PUBLISH frames). */
+uint32_t soffa_client_version(const soffa_client_t *self);
+uint32_t soffa_client_batch_max(const soffa_client_t *self);
 
 #endif

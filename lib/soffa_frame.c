@@ -27,10 +27,15 @@ typedef struct {
         Soffa__StatusRequest status_request;
         Soffa__StatusReply status_reply;
         Soffa__ReplayAck replay_ack;
+        Soffa__PublishBatch publish_batch;
+        Soffa__PublishAcks publish_acks;
+        Soffa__DeliverBatch deliver_batch;
     } b;
     Soffa__ReplayFilter filter;
     char *mailboxes[SOFFA_WELCOME_MAX], *kommuner[SOFFA_WELCOME_MAX];
     Soffa__MailboxStatus *ms, **ms_ptrs;   /* status reply: freed after packing */
+    void *items, **item_ptrs;              /* batch frames: freed after packing */
+    void *items2, **item_ptrs2;            /* publish acks: the refusals */
 } s_enc_t;
 
 typedef soffa_err_t (*s_encode_fn)(const soffa_frame_t *f, s_enc_t *e);
@@ -95,6 +100,8 @@ s_enc_welcome(const soffa_frame_t *f, s_enc_t *e)
     b->n_kommuner = f->n_kommuner;
     b->heartbeat_ms = f->heartbeat_ms;
     b->max_frame = f->max_frame;
+    b->protocol_version = f->version;
+    b->batch_max = f->batch_max;
     e->fr.welcome = b;
     return SOFFA_OK;
 }
@@ -117,6 +124,8 @@ s_dec_welcome(const Soffa__Frame *fr, soffa_frame_t *out)
     out->n_kommuner = w->n_kommuner;
     out->heartbeat_ms = w->heartbeat_ms;
     out->max_frame = w->max_frame;
+    out->version = w->protocol_version ? w->protocol_version : 1;   /* a broker before version 2 says nothing */
+    out->batch_max = w->batch_max;
     return rc;
 }
 
@@ -468,6 +477,189 @@ s_dec_replay_ack(const Soffa__Frame *fr, soffa_frame_t *out)
     return s_hash_get(fr->replay_ack->hash, out, true);
 }
 
+/* ---- Batch frames (protocol 2) ----------------------------------------------- */
+
+/* Room for n items of size sz and their pointers, freed after packing. */
+static bool
+s_enc_items(void **arr, void ***ptrs, size_t n, size_t sz)
+{
+    *arr = calloc(n ? n : 1, sz);
+    *ptrs = calloc(n ? n : 1, sizeof **ptrs);
+    return *arr && *ptrs;
+}
+
+/* The items of a decoded batch frame: between 1 and SOFFA_BATCH_MAX. */
+static soffa_err_t
+s_dec_items(soffa_frame_t *out, size_t n)
+{
+    if (n == 0)
+        return SOFFA_ERR_MALFORMED;
+    if (n > SOFFA_BATCH_MAX)
+        return SOFFA_ERR_TOO_LARGE;
+    out->items = calloc(n, sizeof *out->items);
+    if (!out->items)
+        return SOFFA_ERR_NOMEM;
+    out->n_items = n;
+    return SOFFA_OK;
+}
+
+/* A decoded string that must fit cap bytes with its NUL ("" for NULL). */
+static soffa_err_t
+s_dec_str(const char *in, size_t cap, const char **out)
+{
+    *out = in ? in : "";
+    return strlen(*out) < cap ? SOFFA_OK : SOFFA_ERR_TOO_LARGE;
+}
+
+static soffa_err_t
+s_enc_publish_batch(const soffa_frame_t *f, s_enc_t *e)
+{
+    if (f->n_items == 0 || f->n_items > SOFFA_BATCH_MAX)
+        return SOFFA_ERR_INVALID_ARG;
+    if (!s_enc_items(&e->items, &e->item_ptrs, f->n_items, sizeof(Soffa__Publish)))
+        return SOFFA_ERR_NOMEM;
+    Soffa__Publish *v = e->items;
+    for (size_t i = 0; i < f->n_items; i++) {
+        soffa__publish__init(&v[i]);
+        v[i].tag = f->items[i].tag;
+        v[i].message = (ProtobufCBinaryData) {f->items[i].data_len, (uint8_t *) f->items[i].data};
+        e->item_ptrs[i] = &v[i];
+    }
+    Soffa__PublishBatch *b = &e->b.publish_batch;
+    soffa__publish_batch__init(b);
+    b->items = (Soffa__Publish **) e->item_ptrs;
+    b->n_items = f->n_items;
+    e->fr.publish_batch = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_publish_batch(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    const Soffa__PublishBatch *b = fr->publish_batch;
+    soffa_err_t rc = s_dec_items(out, b->n_items);
+    for (size_t i = 0; rc == SOFFA_OK && i < b->n_items; i++) {
+        out->items[i].tag = b->items[i]->tag;
+        out->items[i].data = b->items[i]->message.data;
+        out->items[i].data_len = b->items[i]->message.len;
+    }
+    return rc;
+}
+
+static soffa_err_t
+s_enc_publish_acks(const soffa_frame_t *f, s_enc_t *e)
+{
+    if (f->n_items == 0 || f->n_items > SOFFA_BATCH_MAX)
+        return SOFFA_ERR_INVALID_ARG;
+    size_t n_ok = 0, n_bad = 0;
+    for (size_t i = 0; i < f->n_items; i++)
+        f->items[i].code ? n_bad++ : n_ok++;
+    if (!s_enc_items(&e->items, &e->item_ptrs, n_ok, sizeof(Soffa__PublishAck))
+        || !s_enc_items(&e->items2, &e->item_ptrs2, n_bad, sizeof(Soffa__Error)))
+        return SOFFA_ERR_NOMEM;
+    Soffa__PublishAck *acks = e->items;
+    Soffa__Error *errs = e->items2;
+    size_t a = 0, r = 0;
+    for (size_t i = 0; i < f->n_items; i++) {
+        const soffa_frame_item_t *it = &f->items[i];
+        if (it->code) {
+            soffa__error__init(&errs[r]);
+            errs[r].tag = it->tag;
+            errs[r].code = it->code;
+            errs[r].text = (char *) (it->text ? it->text : "");
+            e->item_ptrs2[r] = &errs[r];
+            r++;
+        } else {
+            soffa__publish_ack__init(&acks[a]);
+            acks[a].tag = it->tag;
+            acks[a].seq = it->seq;
+            acks[a].duplicate = it->duplicate;
+            acks[a].mailbox = (char *) (it->mailbox ? it->mailbox : "");
+            e->item_ptrs[a] = &acks[a];
+            a++;
+        }
+    }
+    Soffa__PublishAcks *b = &e->b.publish_acks;
+    soffa__publish_acks__init(b);
+    b->acks = (Soffa__PublishAck **) e->item_ptrs;
+    b->n_acks = n_ok;
+    b->refused = (Soffa__Error **) e->item_ptrs2;
+    b->n_refused = n_bad;
+    e->fr.publish_acks = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_publish_acks(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    const Soffa__PublishAcks *b = fr->publish_acks;
+    if (b->n_acks > SOFFA_BATCH_MAX || b->n_refused > SOFFA_BATCH_MAX)
+        return SOFFA_ERR_TOO_LARGE;
+    soffa_err_t rc = s_dec_items(out, b->n_acks + b->n_refused);
+    for (size_t i = 0; rc == SOFFA_OK && i < b->n_acks; i++) {
+        soffa_frame_item_t *it = &out->items[i];
+        it->tag = b->acks[i]->tag;
+        it->seq = b->acks[i]->seq;
+        it->duplicate = b->acks[i]->duplicate;
+        rc = s_dec_str(b->acks[i]->mailbox, SOFFA_NAME_MAX, &it->mailbox);
+    }
+    for (size_t i = 0; rc == SOFFA_OK && i < b->n_refused; i++) {
+        soffa_frame_item_t *it = &out->items[b->n_acks + i];
+        it->tag = b->refused[i]->tag;
+        it->code = b->refused[i]->code;
+        if (it->code == 0)
+            return SOFFA_ERR_MALFORMED;   /* a refusal names what was wrong */
+        rc = s_dec_str(b->refused[i]->text, sizeof out->text, &it->text);
+    }
+    return rc;
+}
+
+static soffa_err_t
+s_enc_deliver_batch(const soffa_frame_t *f, s_enc_t *e)
+{
+    if (f->n_items == 0 || f->n_items > SOFFA_BATCH_MAX)
+        return SOFFA_ERR_INVALID_ARG;
+    if (!s_enc_items(&e->items, &e->item_ptrs, f->n_items, sizeof(Soffa__Deliver)))
+        return SOFFA_ERR_NOMEM;
+    Soffa__Deliver *v = e->items;
+    for (size_t i = 0; i < f->n_items; i++) {
+        soffa__deliver__init(&v[i]);
+        v[i].seq = f->items[i].seq;
+        v[i].envelope = (ProtobufCBinaryData) {f->items[i].data_len, (uint8_t *) f->items[i].data};
+        v[i].hash = (ProtobufCBinaryData) {SOFFA_HASH_LEN, (uint8_t *) f->items[i].hash};
+        e->item_ptrs[i] = &v[i];
+    }
+    Soffa__DeliverBatch *b = &e->b.deliver_batch;
+    soffa__deliver_batch__init(b);
+    b->items = (Soffa__Deliver **) e->item_ptrs;
+    b->n_items = f->n_items;
+    b->mailbox = (char *) f->mailbox;
+    b->replay_tag = f->tag;
+    e->fr.deliver_batch = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_deliver_batch(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    const Soffa__DeliverBatch *b = fr->deliver_batch;
+    out->tag = b->replay_tag;
+    soffa_err_t rc = soffa_wire_copy(out->mailbox, sizeof out->mailbox, b->mailbox);
+    if (rc == SOFFA_OK)
+        rc = s_dec_items(out, b->n_items);
+    for (size_t i = 0; rc == SOFFA_OK && i < b->n_items; i++) {
+        const Soffa__Deliver *d = b->items[i];
+        soffa_frame_item_t *it = &out->items[i];
+        it->seq = d->seq;
+        it->data = d->envelope.data;
+        it->data_len = d->envelope.len;
+        if (d->hash.len != SOFFA_HASH_LEN || (d->mailbox && d->mailbox[0]) || d->replay_tag)
+            return SOFFA_ERR_MALFORMED;   /* every record carries its hash; the batch its mailbox and tag */
+        memcpy(it->hash, d->hash.data, SOFFA_HASH_LEN);
+    }
+    return rc;
+}
+
 /* ---- The table ------------------------------------------------------------ */
 
 static const struct {
@@ -495,6 +687,12 @@ static const struct {
     {SOFFA_FRAME_STATUS_REPLY, "status-reply", SOFFA__FRAME__BODY_STATUS_REPLY, s_enc_status_reply,
      s_dec_status_reply},
     {SOFFA_FRAME_REPLAY_ACK, "replay-ack", SOFFA__FRAME__BODY_REPLAY_ACK, s_enc_replay_ack, s_dec_replay_ack},
+    {SOFFA_FRAME_PUBLISH_BATCH, "publish-batch", SOFFA__FRAME__BODY_PUBLISH_BATCH, s_enc_publish_batch,
+     s_dec_publish_batch},
+    {SOFFA_FRAME_PUBLISH_ACKS, "publish-acks", SOFFA__FRAME__BODY_PUBLISH_ACKS, s_enc_publish_acks,
+     s_dec_publish_acks},
+    {SOFFA_FRAME_DELIVER_BATCH, "deliver-batch", SOFFA__FRAME__BODY_DELIVER_BATCH, s_enc_deliver_batch,
+     s_dec_deliver_batch},
 };
 
 #define S_N_FRAMES (sizeof s_frames / sizeof *s_frames)
@@ -546,6 +744,10 @@ soffa_frame_encode(const soffa_frame_t *f, uint8_t **buf, size_t *len)
     }
     free(e.ms);
     free(e.ms_ptrs);
+    free(e.items);
+    free(e.item_ptrs);
+    free(e.items2);
+    free(e.item_ptrs2);
     return rc;
 }
 
@@ -575,6 +777,7 @@ soffa_frame_fini(soffa_frame_t *f)
     if (f->pb_) {
         soffa__frame__free_unpacked(f->pb_, NULL);
         free(f->statuses);   /* owned only when decoded */
+        free(f->items);
     }
     memset(f, 0, sizeof *f);
 }

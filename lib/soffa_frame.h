@@ -8,6 +8,11 @@
  *  does not fit is an error, never a truncation. Byte fields
  *  (Publish.message, Deliver.envelope) are borrowed from the decoded object
  *  and live until soffa_frame_fini.
+ *
+ *  Batch frames (protocol 2) carry their messages or records as items: a
+ *  PUBLISH-BATCH many publishes, a PUBLISH-ACKS their outcomes, a
+ *  DELIVER-BATCH many records of one mailbox or replay; at most
+ *  SOFFA_BATCH_MAX items, each with the limits of its single frame.
  */
 #ifndef SOFFA_FRAME_H
 #define SOFFA_FRAME_H
@@ -37,6 +42,9 @@ typedef enum {
     SOFFA_FRAME_STATUS_REQUEST = 14,
     SOFFA_FRAME_STATUS_REPLY = 15,
     SOFFA_FRAME_REPLAY_ACK = 16,
+    SOFFA_FRAME_PUBLISH_BATCH = 17,
+    SOFFA_FRAME_PUBLISH_ACKS = 18,
+    SOFFA_FRAME_DELIVER_BATCH = 19,
 } soffa_frame_type_t;
 
 typedef struct {
@@ -61,21 +69,36 @@ typedef struct {
     uint64_t overdue;                 /* answers missing past their deadline */
 } soffa_mailbox_status_t;
 
+/*  One item of a batch frame. Strings and bytes are borrowed: from the
+ *  caller when encoding, from the decoded frame (until soffa_frame_fini)
+ *  when decoding. */
+typedef struct {
+    uint64_t tag;                     /* publish: the client's; its outcome: the same tag */
+    uint64_t seq;                     /* outcome: where it was stored; deliver: the record */
+    bool duplicate;                   /* outcome: a retry of a message stored before */
+    uint32_t code;                    /* outcome: 0 stored, else the refusal (a soffa_err_t) */
+    const char *text;                 /* outcome: the refusal's reason (< 256 bytes) */
+    const char *mailbox;              /* outcome: where a stored message went (< SOFFA_NAME_MAX) */
+    const uint8_t *data;              /* publish: message; deliver: envelope */
+    size_t data_len;
+    uint8_t hash[SOFFA_HASH_LEN];     /* deliver: the record's hash (always carried) */
+} soffa_frame_item_t;
+
 /*  One protocol frame. Which fields mean something depends on type; the
  *  rest are zero. */
 typedef struct {
     soffa_frame_type_t type;
-    uint64_t tag;                     /* publish, acks, error, replay, status; ping nonce */
+    uint64_t tag;                     /* publish, acks, error, replay, status; ping nonce; deliver(_batch): replay tag */
     uint64_t seq;                     /* publish_ack, deliver, ack */
     uint64_t count;                   /* replay_end */
     uint64_t access_seq;              /* replay_end */
     bool duplicate;                   /* publish_ack */
     uint32_t code;                    /* error: a soffa_err_t */
     char text[256];                   /* error text; hello client; replay request */
-    uint32_t version;                 /* hello */
+    uint32_t version;                 /* hello: newest spoken; welcome: the session's */
     char agent[SOFFA_NAME_MAX];       /* welcome */
     soffa_role_t role;                /* welcome */
-    char mailbox[SOFFA_NAME_MAX];     /* publish_ack, subscribe, deliver, ack, credit */
+    char mailbox[SOFFA_NAME_MAX];     /* publish_ack, subscribe, deliver(_batch), ack, credit */
     char mailboxes[SOFFA_WELCOME_MAX][SOFFA_NAME_MAX]; /* welcome */
     size_t n_mailboxes;
     char kommuner[SOFFA_WELCOME_MAX][5];                /* welcome */
@@ -94,6 +117,9 @@ typedef struct {
     uint64_t receipt;                 /* status_reply; status_request: the last one read */
     soffa_mailbox_status_t *statuses; /* status_reply: borrowed on encode, owned after decode */
     size_t n_statuses;
+    uint32_t batch_max;               /* welcome: most items a batch frame may carry (0: none) */
+    soffa_frame_item_t *items;        /* batch frames: borrowed on encode, owned after decode */
+    size_t n_items;
     void *pb_;                        /* private */
 } soffa_frame_t;
 

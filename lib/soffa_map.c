@@ -95,12 +95,14 @@ s_grow(soffa_map_t *self)
     self->nbuckets = n;
 }
 
-soffa_err_t
-soffa_map_put(soffa_map_t *self, const void *key, size_t klen, void *value)
+static soffa_err_t
+s_put(soffa_map_t *self, const void *key, size_t klen, void *value, bool replace)
 {
     uint64_t h = s_hash(key, klen);
     s_entry_t **pp = s_find(self, key, klen, h);
     if (*pp) {
+        if (!replace)
+            return SOFFA_ERR_EXISTS;
         (*pp)->value = value;
         return SOFFA_OK;
     }
@@ -116,6 +118,18 @@ soffa_map_put(soffa_map_t *self, const void *key, size_t klen, void *value)
     if (++self->size > self->nbuckets)
         s_grow(self);
     return SOFFA_OK;
+}
+
+soffa_err_t
+soffa_map_put(soffa_map_t *self, const void *key, size_t klen, void *value)
+{
+    return s_put(self, key, klen, value, true);
+}
+
+soffa_err_t
+soffa_map_add(soffa_map_t *self, const void *key, size_t klen, void *value)
+{
+    return s_put(self, key, klen, value, false);
 }
 
 void *

@@ -22,6 +22,11 @@ void soffa_map_destroy(soffa_map_t **self_p);
 /*  Inserts or replaces key -> value. Returns SOFFA_OK or SOFFA_ERR_NOMEM. */
 soffa_err_t soffa_map_put(soffa_map_t *self, const void *key, size_t klen, void *value);
 
+/*  Inserts key -> value unless key is there (one lookup, where get and put
+ *  take two). Returns SOFFA_OK, SOFFA_ERR_EXISTS (nothing changed) or
+ *  SOFFA_ERR_NOMEM. */
+soffa_err_t soffa_map_add(soffa_map_t *self, const void *key, size_t klen, void *value);
+
 /*  The value of key, or NULL. */
 void *soffa_map_get(const soffa_map_t *self, const void *key, size_t klen);
 

@@ -4,6 +4,7 @@
  */
 #include "soffa_msg.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,45 @@ SOFFA_MSG_TYPES(SOFFA_MT_CHECK_)
 
 /* ---- Lifecycle and codec ------------------------------------------------ */
 
+/* protobuf-c's allocator over a message's arena: aligned bumps, then a
+ * chunk of its own for what does not fit. Nothing is freed one by one. */
+static void *
+s_arena_alloc(void *data, size_t size)
+{
+    soffa_msg_t *self = data;
+    size_t need = (size + sizeof(max_align_t) - 1) / sizeof(max_align_t) * sizeof(max_align_t);
+    if (need >= size && self->used + need <= sizeof self->arena) {
+        void *p = (char *) self->arena + self->used;
+        self->used += need;
+        return p;
+    }
+    if (size > SIZE_MAX - sizeof(soffa_msg_chunk_t))
+        return NULL;
+    soffa_msg_chunk_t *c = malloc(sizeof *c + size);
+    if (!c)
+        return NULL;
+    c->next = self->chunks;
+    self->chunks = c;
+    return c->data;
+}
+
+static void
+s_arena_free(void *data, void *p)
+{
+    (void) data;
+    (void) p;   /* freed with the message */
+}
+
+static void
+s_arena_fini(soffa_msg_t *self)
+{
+    while (self->chunks) {
+        soffa_msg_chunk_t *c = self->chunks;
+        self->chunks = c->next;
+        free(c);
+    }
+}
+
 soffa_err_t
 soffa_msg_decode(const void *buf, size_t len, soffa_msg_t **out)
 {
@@ -54,15 +94,19 @@ soffa_msg_decode(const void *buf, size_t len, soffa_msg_t **out)
     *out = NULL;
     if (len > SOFFA_MSG_MAX)
         return SOFFA_ERR_TOO_LARGE;
-    Soffa__Message *pb = soffa__message__unpack(NULL, len, buf);
-    if (!pb)
-        return SOFFA_ERR_MALFORMED;
-    soffa_msg_t *self = calloc(1, sizeof *self);
-    if (!self) {
-        soffa__message__free_unpacked(pb, NULL);
+    soffa_msg_t *self = malloc(sizeof *self);
+    if (!self)
         return SOFFA_ERR_NOMEM;
+    self->used = 0;
+    self->chunks = NULL;
+    self->in_arena = true;
+    ProtobufCAllocator a = {s_arena_alloc, s_arena_free, self};
+    self->pb = soffa__message__unpack(&a, len, buf);
+    if (!self->pb) {
+        s_arena_fini(self);
+        free(self);
+        return SOFFA_ERR_MALFORMED;
     }
-    self->pb = pb;
     *out = self;
     return SOFFA_OK;
 }
@@ -126,7 +170,10 @@ soffa_msg_destroy(soffa_msg_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    soffa__message__free_unpacked((*self_p)->pb, NULL);
+    if ((*self_p)->in_arena)
+        s_arena_fini(*self_p);
+    else
+        soffa__message__free_unpacked((*self_p)->pb, NULL);
     free(*self_p);
     *self_p = NULL;
 }

@@ -170,26 +170,52 @@ s_in(char ch, const char *set)
 #define S_LOWER "abcdefghijklmnopqrstuvwxyz"
 
 /* True if s holds a personnummer or samordningsnummer in any written form
- * (judged on `today`). Only windows with ten digits are tried. */
+ * (judged on `today`). Only windows with ten digits are tried, and of those
+ * only windows made of what a written identity number can hold (digits,
+ * one - or +, blanks that soffa_id_parse trims): a window with any other
+ * character cannot parse, so it is not handed to the parser. The counts
+ * are running sums, so a window costs two subtractions. */
 static bool
 s_holds_id_number(const char *s, soffa_date_t today)
 {
     size_t n = strlen(s);
-    for (size_t i = 0; i + 10 <= n; i++) {
+    if (n < 10)
+        return false;
+    uint32_t digits_[65], other_[65];
+    uint32_t *digits = n < 64 ? digits_ : malloc((n + 1) * sizeof *digits);
+    uint32_t *other = n < 64 ? other_ : malloc((n + 1) * sizeof *other);
+    bool found = false;
+    if (!digits || !other) {
+        found = true;   /* out of memory: refused rather than let through unchecked */
+        goto out;
+    }
+    digits[0] = other[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        bool digit = ch >= '0' && ch <= '9';
+        bool part = digit || ch == '-' || ch == '+' || ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
+        digits[i + 1] = digits[i] + digit;
+        other[i + 1] = other[i] + !part;
+    }
+    for (size_t i = 0; !found && i + 10 <= n; i++) {
         for (size_t w = 10; w <= 13 && i + w <= n; w++) {
-            size_t digits = 0;
-            for (size_t k = 0; k < w; k++)
-                digits += s_in(s[i + k], S_DIGITS);
-            if (digits < 10)
+            if (digits[i + w] - digits[i] < 10 || other[i + w] != other[i])
                 continue;
             char win[14], canon[13];
             memcpy(win, s + i, w);
             win[w] = '\0';
-            if (soffa_id_parse(win, &today, canon, NULL) == SOFFA_OK)
-                return true;
+            if (soffa_id_parse(win, &today, canon, NULL) == SOFFA_OK) {
+                found = true;
+                break;
+            }
         }
     }
-    return false;
+out:
+    if (digits != digits_)
+        free(digits);
+    if (other != other_)
+        free(other);
+    return found;
 }
 
 /* Whether s (non-empty) is made of `set` only, between min and max long,
@@ -200,8 +226,11 @@ s_form(const char *s, const char *first, const char *set, size_t min, size_t max
     size_t n = strlen(s);
     if (n < min || n > max || !s_in(s[0], first))
         return false;
+    bool in[256] = {false};
+    for (const unsigned char *p = (const unsigned char *) set; *p; p++)
+        in[*p] = true;
     for (size_t i = 1; i < n; i++)
-        if (!s_in(s[i], set))
+        if (!in[(unsigned char) s[i]])
             return false;
     return true;
 }

@@ -46,6 +46,8 @@ struct soffa_store {
     uint64_t head_seq;                    /* last committed sequence */
     uint8_t head_hash[SOFFA_HASH_LEN];    /* hash of the last committed record */
     int64_t head_time;                    /* receive time of the last committed record */
+    MDB_txn *rd;                          /* a read transaction kept reset between lookups (s_rd_begin) */
+    bool rd_busy;                         /* rd is in use (atomic) */
     int64_t last_sync_us;                 /* how long the last append's mdb_txn_commit took */
 };
 
@@ -173,6 +175,7 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
     unsigned flags = MDB_NOTLS | (opts->read_only ? MDB_RDONLY : 0);
     if ((mrc = mdb_env_open(self->env, opts->path, flags, 0600)) != 0)
         goto lmdb_fail;
+    mdb_env_set_userctx(self->env, self);   /* s_rd_end finds the store from a transaction */
     /* LMDB leaves its data file descriptor inheritable; no program the
      * process may start gets the store. */
     if ((mrc = s_cloexec(self->env)) != 0)
@@ -250,6 +253,8 @@ soffa_store_close(soffa_store_t **self_p)
     if (!self_p || !*self_p)
         return;
     soffa_store_t *self = *self_p;
+    if (self->rd)
+        mdb_txn_abort(self->rd);
     mdb_env_close(self->env);
     sodium_memzero(self->key, sizeof self->key);
     free(self);
@@ -691,16 +696,55 @@ fail:
 
 /* ---- Reads ------------------------------------------------------------- */
 
+/* A read transaction for one lookup or scan. The store keeps one, reset
+ * between uses and renewed for the next (no allocation and no lock: LMDB
+ * keeps its reader slot), which makes the broker's lookups per publish
+ * cheap; a lookup while it is in use (from inside a scan's visitor, or from
+ * another thread) gets a transaction of its own. Each sees the store as of
+ * its start, as a fresh transaction does. End it with s_rd_end. */
+static int
+s_rd_begin(soffa_store_t *self, MDB_txn **txn)
+{
+    if (__atomic_exchange_n(&self->rd_busy, true, __ATOMIC_ACQUIRE))
+        return mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn);
+    int mrc = self->rd ? mdb_txn_renew(self->rd) : MDB_BAD_TXN;
+    if (mrc != 0) {
+        if (self->rd)
+            mdb_txn_abort(self->rd);
+        self->rd = NULL;
+        mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &self->rd);
+    }
+    if (mrc != 0) {
+        self->rd = NULL;
+        __atomic_store_n(&self->rd_busy, false, __ATOMIC_RELEASE);
+        return mrc;
+    }
+    *txn = self->rd;
+    return 0;
+}
+
+static void
+s_rd_end(MDB_txn *txn)
+{
+    soffa_store_t *self = mdb_env_get_userctx(mdb_txn_env(txn));
+    if (self && txn == self->rd) {
+        mdb_txn_reset(txn);
+        __atomic_store_n(&self->rd_busy, false, __ATOMIC_RELEASE);
+    } else {
+        mdb_txn_abort(txn);
+    }
+}
+
 /* A read transaction with a cursor on dbi; 0 or an LMDB error (nothing
- * left open). Close with mdb_cursor_close and mdb_txn_abort. */
+ * left open). Close with s_read_end. */
 static int
 s_read_cursor(soffa_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cur)
 {
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, txn);
+    int mrc = s_rd_begin(self, txn);
     if (mrc != 0)
         return mrc;
     if ((mrc = mdb_cursor_open(*txn, dbi, cur)) != 0)
-        mdb_txn_abort(*txn);
+        s_rd_end(*txn);
     return mrc;
 }
 
@@ -712,7 +756,7 @@ s_read_end(MDB_txn *txn, MDB_cursor *cur, soffa_err_t rc, int mrc)
     if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
         rc = soffa_store_err(mrc);
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    s_rd_end(txn);
     return rc;
 }
 
@@ -732,7 +776,7 @@ soffa_err_t
 soffa_store_get(soffa_store_t *self, uint64_t seq, soffa_store_visit_fn fn, void *ctx)
 {
     MDB_txn *txn;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    int mrc = s_rd_begin(self, &txn);
     if (mrc != 0)
         return soffa_store_err(mrc);
     uint8_t skey[8];
@@ -746,7 +790,7 @@ soffa_store_get(soffa_store_t *self, uint64_t seq, soffa_store_visit_fn fn, void
     } else {
         rc = soffa_store_err(mrc);
     }
-    mdb_txn_abort(txn);
+    s_rd_end(txn);
     return rc;
 }
 
@@ -983,7 +1027,7 @@ soffa_store_state_get(soffa_store_t *self, const void *key, size_t klen, void *v
     if (!key || klen == 0 || klen > SOFFA_STORE_STATE_KEY)
         return SOFFA_ERR_INVALID_ARG;
     MDB_txn *txn;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    int mrc = s_rd_begin(self, &txn);
     if (mrc != 0)
         return soffa_store_err(mrc);
     MDB_val k = {klen, (void *) key}, v;
@@ -994,7 +1038,7 @@ soffa_store_state_get(soffa_store_t *self, const void *key, size_t klen, void *v
         if (vlen)
             *vlen = v.mv_size;
     }
-    mdb_txn_abort(txn);
+    s_rd_end(txn);
     return soffa_store_err(mrc);
 }
 
@@ -1137,7 +1181,7 @@ s_get_u64_value(soffa_store_t *self, MDB_dbi dbi, const void *key, size_t len, u
     if (!key || len == 0 || len > 500 || !seq)
         return SOFFA_ERR_INVALID_ARG;
     MDB_txn *txn;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    int mrc = s_rd_begin(self, &txn);
     if (mrc != 0)
         return soffa_store_err(mrc);
     MDB_val k = {len, (void *) key}, v;
@@ -1149,7 +1193,7 @@ s_get_u64_value(soffa_store_t *self, MDB_dbi dbi, const void *key, size_t len, u
         else
             rc = SOFFA_ERR_STORE_CORRUPT;
     }
-    mdb_txn_abort(txn);
+    s_rd_end(txn);
     return rc;
 }
 
@@ -1241,7 +1285,7 @@ soffa_store_cursor_get(soffa_store_t *self, const char *consumer, uint64_t *seq)
     if (len == 0 || len > 400 || !seq)
         return SOFFA_ERR_INVALID_ARG;
     MDB_txn *txn;
-    int mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn);
+    int mrc = s_rd_begin(self, &txn);
     if (mrc != 0)
         return soffa_store_err(mrc);
     MDB_val k = {len, (void *) consumer}, v;
@@ -1254,7 +1298,7 @@ soffa_store_cursor_get(soffa_store_t *self, const char *consumer, uint64_t *seq)
         rc = SOFFA_ERR_STORE_CORRUPT;
     else if (mrc != MDB_NOTFOUND)
         rc = soffa_store_err(mrc);
-    mdb_txn_abort(txn);
+    s_rd_end(txn);
     return rc;
 }
 

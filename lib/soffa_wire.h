@@ -22,7 +22,12 @@
 #include "soffa_msg.h"
 
 #define SOFFA_WIRE_MAX_FRAME (256 * 1024)
-#define SOFFA_PROTOCOL_VERSION 1
+/* Protocol versions: 1 is one message per frame; 2 adds the batch frames
+ * (PUBLISH-BATCH, PUBLISH-ACKS, DELIVER-BATCH). A client greets with the
+ * newest it speaks; the broker speaks the lower of the two. */
+#define SOFFA_PROTOCOL_VERSION 2
+#define SOFFA_PROTOCOL_MIN 1
+#define SOFFA_BATCH_MAX 256      /* most messages or records in one batch frame */
 #define SOFFA_ENVELOPE_VERSION 1
 #define SOFFA_HASH_LEN 32
 #define SOFFA_SUBJECT_KEY_LEN 16

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <stdlib.h>
@@ -1067,5 +1068,351 @@ Test(broker, it_15_a_flood_of_publishes_without_reading_answers)
     cr_assert(seen);
     soffa_frame_fini(&f);
     soffa_client_close(&au);
+    tk_broker_free(b);
+}
+
+/* ---- Batch frames (protocol 2, issue 18) ---- */
+
+/* Reads frames from c until `want` outcomes of publishes have come (in
+ * PUBLISH-ACKS frames), filling code/seq by tag - first (tags first..). */
+static void
+batch_answers(soffa_client_t *c, uint64_t first, size_t want, uint32_t *code, uint64_t *seq, bool *dup, char (*text)[256])
+{
+    size_t got = 0;
+    while (got < want) {
+        soffa_frame_t f;
+        cr_assert_eq(soffa_client_recv(c, &f, 5000), SOFFA_OK, "%zu of %zu answers came", got, want);
+        cr_assert_eq(f.type, SOFFA_FRAME_PUBLISH_ACKS, "got %s: %s", soffa_frame_type_name(f.type), f.text);
+        for (size_t i = 0; i < f.n_items; i++) {
+            const soffa_frame_item_t *a = &f.items[i];
+            cr_assert(a->tag >= first && a->tag < first + want, "an answer to tag %llu", (unsigned long long) a->tag);
+            size_t k = a->tag - first;
+            cr_assert_eq(code[k], UINT32_MAX, "tag %llu answered twice", (unsigned long long) a->tag);
+            code[k] = a->code;
+            seq[k] = a->seq;
+            if (dup)
+                dup[k] = a->duplicate;
+            if (text)
+                snprintf(text[k], 256, "%s", a->text ? a->text : "");
+            got++;
+        }
+        soffa_frame_fini(&f);
+    }
+}
+
+Test(broker, it_16_a_batch_of_publishes_is_checked_and_answered_message_by_message)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client_v2(b, "school-1415", false);
+    cr_assert_eq(soffa_client_batch_max(s), SOFFA_BATCH_MAX);
+    /* One stored before: in the batch it is a retry. */
+    json_t *first = tk_json(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419");
+    size_t len0;
+    uint8_t *again = encode(json_deep_copy(first), &len0);
+    tk_pub_ok(s, first, "kaa/1419");
+
+    enum { N = 8 };
+    uint8_t *m[N];
+    size_t len[N];
+    m[0] = encode(tk_json(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), &len[0]);
+    m[1] = (uint8_t *) strdup("this is no message");   /* does not decode */
+    len[1] = strlen((char *) m[1]);
+    m[2] = encode(tk_json(SOFFA_MT_ENROLMENT_CHANGED, PUPIL, "1419"), &len[2]);
+    json_t *j = tk_json(SOFFA_MT_ABSENCE_REPORTED, ADULT, "1419");   /* too old */
+    m[3] = encode(j, &len[3]);
+    m[4] = again;
+    len[4] = len0;
+    j = tk_json(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419");   /* claims another municipality */
+    json_object_set_new(j, "sender", json_pack("{s:s, s:s}", "kind", "SCHOOL_PRINCIPAL", "kommunkod", "1480"));
+    m[5] = encode(j, &len[5]);
+    m[6] = encode(tk_json(SOFFA_MT_REFERRAL_SENT, PUPIL, "1419"), &len[6]);   /* a school may not refer */
+    m[7] = encode(tk_json(SOFFA_MT_ABSENCE_REPORTED, CHILD, "1415"), &len[7]);
+    soffa_frame_item_t items[N];
+    for (int i = 0; i < N; i++)
+        items[i] = (soffa_frame_item_t) {.tag = 100 + (uint64_t) i, .data = m[i], .data_len = len[i]};
+    soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH_BATCH, .items = items, .n_items = N};
+    cr_assert_eq(soffa_client_send(s, &f), SOFFA_OK);
+    uint32_t code[N];
+    uint64_t seq[N];
+    bool dup[N];
+    char text[N][256];
+    memset(code, 0xff, sizeof code);
+    batch_answers(s, 100, N, code, seq, dup, text);
+    const soffa_err_t want[N] = {SOFFA_OK, SOFFA_ERR_MALFORMED, SOFFA_OK, SOFFA_ERR_AGE, SOFFA_OK,
+                                 SOFFA_ERR_NOT_AUTHORISED, SOFFA_ERR_POLICY, SOFFA_OK};
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(code[i], (uint32_t) want[i], "message %d: %s (%s)", i, soffa_errname((soffa_err_t) code[i]), text[i]);
+        if (want[i] == SOFFA_OK)
+            cr_assert_gt(seq[i], 0);
+        else
+            cr_assert(text[i][0], "message %d: a refusal says why", i);
+    }
+    cr_assert(strstr(text[3], "under 20") != NULL, "%s", text[3]);
+    cr_assert(strstr(text[5], "1480") != NULL, "%s", text[5]);
+    cr_assert(dup[4] && seq[4] == 1, "the retry gets its first sequence back (%llu)", (unsigned long long) seq[4]);
+    cr_assert_not(dup[0] || dup[2] || dup[7]);
+    cr_assert(seq[0] < seq[2] && seq[2] < seq[7], "stored in the order of the batch");
+
+    /* Only what was answered stored is stored, each once. */
+    soffa_client_t *k19 = tk_client(b, "kaa-1419", false), *k15 = tk_client(b, "kaa-1415", false);
+    uint64_t seqs[8];
+    cr_assert_eq(tk_collect(k19, "kaa/1419", 16, true, 8, 1000, NULL, seqs), 3);
+    cr_assert_eq(seqs[1], seq[0]);
+    cr_assert_eq(seqs[2], seq[2]);
+    cr_assert_eq(tk_collect(k15, "kaa/1415", 16, true, 8, 500, NULL, seqs), 1);
+    cr_assert_eq(seqs[0], seq[7]);
+
+    /* The whole batch sent again: every stored one is a retry now. */
+    memset(code, 0xff, sizeof code);
+    for (int i = 0; i < N; i++)
+        items[i].tag += 100;
+    cr_assert_eq(soffa_client_send(s, &f), SOFFA_OK);
+    batch_answers(s, 200, N, code, seq, dup, NULL);
+    for (int i = 0; i < N; i++)
+        if (want[i] == SOFFA_OK)
+            cr_assert(code[i] == 0 && dup[i], "message %d again: %s", i, soffa_errname((soffa_err_t) code[i]));
+    for (int i = 0; i < N; i++)
+        free(m[i]);
+    soffa_client_close(&s);
+    soffa_client_close(&k19);
+    soffa_client_close(&k15);
+    tk_broker_free(b);
+}
+
+/* Takes DELIVER and DELIVER-BATCH frames of mailbox until n records came or
+ * nothing comes for wait_ms; acknowledges each frame's last record.
+ * Returns the records, their sequences in seqs; *batches counts the
+ * DELIVER-BATCH frames. */
+static size_t
+collect_v2(soffa_client_t *c, const char *mailbox, size_t n, uint64_t *seqs, size_t *batches, int wait_ms)
+{
+    size_t got = 0;
+    *batches = 0;
+    soffa_frame_t f;
+    while (got < n && soffa_client_recv(c, &f, wait_ms) == SOFFA_OK) {
+        cr_assert(f.type == SOFFA_FRAME_DELIVER || f.type == SOFFA_FRAME_DELIVER_BATCH, "got %s: %s",
+                  soffa_frame_type_name(f.type), f.text);
+        cr_assert_str_eq(f.mailbox, mailbox);
+        soffa_frame_item_t one = {.seq = f.seq, .data = f.data, .data_len = f.data_len};
+        memcpy(one.hash, f.hash, SOFFA_HASH_LEN);
+        const soffa_frame_item_t *rec = f.type == SOFFA_FRAME_DELIVER ? &one : f.items;
+        size_t k = f.type == SOFFA_FRAME_DELIVER ? 1 : f.n_items;
+        *batches += f.type == SOFFA_FRAME_DELIVER_BATCH;
+        for (size_t i = 0; i < k; i++) {
+            uint8_t h[SOFFA_HASH_LEN];
+            soffa_wire_hash(rec[i].data, rec[i].data_len, h);
+            cr_assert_eq(memcmp(h, rec[i].hash, SOFFA_HASH_LEN), 0, "record %llu carries its hash",
+                         (unsigned long long) rec[i].seq);
+            if (got < n)
+                seqs[got] = rec[i].seq;
+            got++;
+        }
+        soffa_frame_t ack = {.type = SOFFA_FRAME_ACK, .seq = rec[k - 1].seq, .has_hash = true};
+        memcpy(ack.hash, rec[k - 1].hash, SOFFA_HASH_LEN);
+        snprintf(ack.mailbox, sizeof ack.mailbox, "%s", mailbox);
+        cr_assert_eq(soffa_client_send(c, &ack), SOFFA_OK);
+        soffa_frame_fini(&f);
+    }
+    return got;
+}
+
+Test(broker, it_17_deliveries_and_replays_come_in_batches_within_their_windows)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *s = tk_client_v2(b, "school-1415", false);
+    enum { N = 600 };
+    static uint8_t *m[N];
+    static size_t len[N];
+    soffa_frame_item_t items[SOFFA_BATCH_MAX];
+    for (int i = 0; i < N; i++)
+        m[i] = encode(tk_json(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), &len[i]);
+    for (int i = 0; i < N;) {
+        int k = 0;
+        for (; k < SOFFA_BATCH_MAX && i + k < N; k++)
+            items[k] = (soffa_frame_item_t) {.tag = (uint64_t) (i + k + 1), .data = m[i + k], .data_len = len[i + k]};
+        soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH_BATCH, .items = items, .n_items = (size_t) k};
+        cr_assert_eq(soffa_client_send(s, &f), SOFFA_OK);
+        uint32_t code[SOFFA_BATCH_MAX];
+        uint64_t seq[SOFFA_BATCH_MAX];
+        memset(code, 0xff, sizeof code);
+        batch_answers(s, (uint64_t) i + 1, (size_t) k, code, seq, NULL, NULL);
+        for (int x = 0; x < k; x++)
+            cr_assert_eq(code[x], 0);
+        i += k;
+    }
+    /* A reader of protocol 2 with a window of 100: batches, in order,
+     * each once, never more than the window ahead of its acknowledgements. */
+    soffa_client_t *k19 = tk_client_v2(b, "kaa-1419", false);
+    soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = 100};
+    snprintf(sub.mailbox, sizeof sub.mailbox, "kaa/1419");
+    cr_assert_eq(soffa_client_send(k19, &sub), SOFFA_OK);
+    /* First the window alone: the reader reads but does not acknowledge. */
+    size_t held = 0, frames = 0;
+    soffa_frame_t f;
+    while (soffa_client_recv(k19, &f, 700) == SOFFA_OK) {
+        held += f.type == SOFFA_FRAME_DELIVER ? 1 : f.n_items;
+        frames++;
+        soffa_frame_fini(&f);
+    }
+    cr_assert_eq(held, 16, "a new reader's window starts at 16 records (%zu came in %zu frames)", held, frames);
+    cr_assert_eq(frames, 1, "16 records ready come in one frame (%zu)", frames);
+    soffa_client_close(&k19);
+    /* A new session reads them all, acknowledging each frame. */
+    k19 = tk_client_v2(b, "kaa-1419", false);
+    cr_assert_eq(soffa_client_send(k19, &sub), SOFFA_OK);
+    static uint64_t seqs[N];
+    size_t batches = 0;
+    cr_assert_eq(collect_v2(k19, "kaa/1419", N, seqs, &batches, 2000), N);
+    for (int i = 1; i < N; i++)
+        cr_assert_eq(seqs[i], seqs[i - 1] + 1, "in order, each once (at %d)", i);
+    cr_assert_geq(batches, 5, "%zu batches", batches);
+    cr_assert_lt(batches, N / 4, "%zu frames for %d records", batches, N);
+    size_t more = collect_v2(k19, "kaa/1419", 1, seqs, &batches, 500);
+    cr_assert_eq(more, 0, "nothing comes twice");
+
+    /* A protocol 1 reader of the same mailbox (the auditor's replay of it)
+     * gets single frames; a protocol 2 auditor gets batches with its tag. */
+    soffa_client_t *a1 = tk_client(b, "audit-1419", false), *a2 = tk_client_v2(b, "audit-1419", true);
+    soffa_replay_filter_t fl = {0};
+    snprintf(fl.mailbox, sizeof fl.mailbox, "kaa/1419");
+    cr_assert_eq(replay(a1, &fl, "replay", NULL, NULL, 0, NULL), N);
+    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = 77, .filter = fl, .credit = 300};
+    snprintf(r.text, sizeof r.text, "replay");
+    cr_assert_eq(soffa_client_send(a2, &r), SOFFA_OK);
+    size_t got = 0, rb = 0;
+    uint64_t last = 0;
+    for (;;) {
+        cr_assert_eq(soffa_client_recv(a2, &f, 5000), SOFFA_OK, "the replay stalled at %zu", got);
+        if (f.type == SOFFA_FRAME_REPLAY_END) {
+            cr_assert_eq(f.count, N);
+            soffa_frame_fini(&f);
+            break;
+        }
+        cr_assert_eq(f.type, SOFFA_FRAME_DELIVER_BATCH, "got %s: %s", soffa_frame_type_name(f.type), f.text);
+        cr_assert_eq(f.tag, 77);
+        rb++;
+        for (size_t i = 0; i < f.n_items; i++) {
+            cr_assert_gt(f.items[i].seq, last);
+            last = f.items[i].seq;
+        }
+        got += f.n_items;
+        soffa_frame_t ra = {.type = SOFFA_FRAME_REPLAY_ACK, .tag = 77, .seq = last, .has_hash = true};
+        memcpy(ra.hash, f.items[f.n_items - 1].hash, SOFFA_HASH_LEN);
+        cr_assert_eq(soffa_client_send(a2, &ra), SOFFA_OK);
+        soffa_frame_fini(&f);
+    }
+    cr_assert_eq(got, N);
+    cr_assert_lt(rb, N / 4);
+    for (int i = 0; i < N; i++)
+        free(m[i]);
+    soffa_client_close(&s);
+    soffa_client_close(&k19);
+    soffa_client_close(&a1);
+    soffa_client_close(&a2);
+    tk_broker_free(b);
+}
+
+/* A broker from before protocol 2, as far as a greeting goes: it refuses
+ * any HELLO but version 1 with ERROR(VERSION), as those brokers did. */
+static void *
+old_broker(void *arg)
+{
+    void *router = arg;
+    for (int round = 0; round < 2; round++) {
+        zmq_msg_t id, body;
+        zmq_msg_init(&id);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&id, router, 0) < 0 || zmq_msg_recv(&body, router, 0) < 0)
+            break;
+        soffa_frame_t h, out = {0};
+        bool v1 = soffa_frame_decode(zmq_msg_data(&body), zmq_msg_size(&body), &h) == SOFFA_OK
+                  && h.type == SOFFA_FRAME_HELLO && h.version == 1;
+        soffa_frame_fini(&h);
+        if (v1) {
+            out.type = SOFFA_FRAME_WELCOME;
+            snprintf(out.agent, sizeof out.agent, "school-1415");
+        } else {
+            out = (soffa_frame_t) {.type = SOFFA_FRAME_ERROR, .code = SOFFA_ERR_VERSION};
+            snprintf(out.text, sizeof out.text, "protocol version 1 is required");
+        }
+        uint8_t *buf;
+        size_t len;
+        soffa_frame_encode(&out, &buf, &len);
+        zmq_send(router, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE);
+        zmq_send(router, buf, len, 0);
+        free(buf);
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+    }
+    return NULL;
+}
+
+Test(broker, it_18_protocol_versions_old_clients_and_old_brokers)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    /* A session of protocol 1 is answered in single frames and told that a
+     * batch needs version 2. */
+    soffa_client_t *s = tk_client(b, "school-1415", false);
+    cr_assert_eq(soffa_client_version(s), 1);
+    cr_assert_eq(soffa_client_batch_max(s), 0);
+    size_t len;
+    uint8_t *m = encode(tk_json(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), &len);
+    soffa_frame_item_t it = {.tag = 5, .data = m, .data_len = len};
+    soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH_BATCH, .items = &it, .n_items = 1}, r;
+    cr_assert_eq(soffa_client_send(s, &f), SOFFA_OK);
+    cr_assert_eq(soffa_client_recv(s, &r, 3000), SOFFA_OK);
+    cr_assert_eq(r.type, SOFFA_FRAME_ERROR);
+    cr_assert_eq(r.code, SOFFA_ERR_VERSION);
+    cr_assert(strstr(r.text, "version 2") != NULL, "%s", r.text);
+    soffa_frame_fini(&r);
+    free(m);
+    /* A HELLO of a version this broker does not know yet gets the newest it
+     * speaks; version 0 is refused. */
+    void *ctx = zmq_ctx_new();
+    void *d = tk_raw_dealer(b, ctx, "kaa-1419");
+    soffa_frame_t h = {.type = SOFFA_FRAME_HELLO, .version = 9};
+    tk_send_frame(d, &h);
+    cr_assert(tk_raw_recv(d, &r, 3000));
+    cr_assert_eq(r.type, SOFFA_FRAME_WELCOME);
+    cr_assert_eq(r.version, SOFFA_PROTOCOL_VERSION);
+    soffa_frame_fini(&r);
+    zmq_close(d);
+    d = tk_raw_dealer(b, ctx, "kaa-1415");
+    h.version = 0;
+    tk_send_frame(d, &h);
+    cr_assert(tk_raw_recv(d, &r, 3000));
+    cr_assert_eq(r.type, SOFFA_FRAME_ERROR);
+    cr_assert_eq(r.code, SOFFA_ERR_VERSION);
+    soffa_frame_fini(&r);
+    zmq_close(d);
+    soffa_client_close(&s);
+
+    /* A new client meets a broker from before version 2: it greets again
+     * with version 1 and sends single frames. */
+    void *router = zmq_socket(ctx, ZMQ_ROUTER);
+    char path[400], pub[41], sec[41], bpub[41], bsec[41], ep[64];
+    snprintf(path, sizeof path, "%s/broker.key", b->dir);
+    cr_assert_eq(soffa_keys_load_secret(path, bpub, bsec), SOFFA_OK);
+    int one = 1, wait_ms = 5000;
+    zmq_setsockopt(router, ZMQ_RCVTIMEO, &wait_ms, sizeof wait_ms);   /* the thread never hangs the test */
+    zmq_setsockopt(router, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, bsec, 41);
+    cr_assert_eq(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
+    size_t eplen = sizeof ep;
+    zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &eplen);
+    pthread_t th;
+    pthread_create(&th, NULL, old_broker, router);
+    snprintf(path, sizeof path, "%s/school-1415.key", b->dir);
+    cr_assert_eq(soffa_keys_load_secret(path, pub, sec), SOFFA_OK);
+    soffa_client_opts_t o = {.endpoint = ep, .server_public = bpub, .public_key = pub, .secret_key = sec,
+                             .name = "new-agent", .timeout_ms = 3000, .protocol = 2};
+    soffa_client_t *c = NULL;
+    cr_assert_eq(soffa_client_connect(&c, &o, NULL), SOFFA_OK);
+    cr_assert_eq(soffa_client_version(c), 1);
+    cr_assert_eq(soffa_client_batch_max(c), 0, "no batch frames to a broker of version 1");
+    pthread_join(th, NULL);
+    soffa_client_close(&c);
+    zmq_close(router);
+    zmq_ctx_term(ctx);
     tk_broker_free(b);
 }

@@ -39,6 +39,14 @@ setup(void)
 
 TestSuite(law, .init = setup, .timeout = 120);
 
+/* SOFFA_TEST_BATCH=1 (ctest law-batch): every publish of these tests goes
+ * as a PUBLISH-BATCH on a second connection of the same agent speaking
+ * protocol 2 (tk_client_pub, tk_pub), and must meet the same code and
+ * reason as a PUBLISH does: the batched path applies every rule the single
+ * one applies (issue 18). */
+#define client(b, name) tk_client_pub((b), (name))
+#define client_close(c) tk_client_pub_close(c)
+
 /* Sets a field from text, coerced by the schema: a payload field when the
  * path starts with the payload's name, else an envelope field. */
 static json_t *
@@ -143,7 +151,7 @@ referral(const char *pnr, const char *id, bool social)
 Test(law, rule_01_the_kaa_target_group)
 {
     tk_broker_t *b = tk_broker_start(NULL);
-    soffa_client_t *kaa = tk_client(b, "kaa-1419", false);
+    soffa_client_t *kaa = client(b, "kaa-1419");
     ACCEPTED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P18, "1419"), "kaa-journal/1419");
     ACCEPTED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P17, "1419"), "kaa-journal/1419");
     REFUSED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P12, "1419"), SOFFA_ERR_AGE, "who have left compulsory school");
@@ -162,7 +170,7 @@ Test(law, rule_01_the_kaa_target_group)
              "kaa-journal/1419");
     REFUSED(kaa, referral(P25, id, false), SOFFA_ERR_AGE, "refers young people under 20");
     ACCEPTED(kaa, referral(P19, id, false), "af/1419");
-    soffa_client_close(&kaa);
+    client_close(&kaa);
     tk_broker_free(b);
 }
 
@@ -170,8 +178,8 @@ Test(law, rule_01_the_kaa_target_group)
 Test(law, rule_02_who_may_consent)
 {
     tk_broker_t *b = tk_broker_start(NULL);
-    soffa_client_t *kaa = tk_client(b, "kaa-1419", false);
-    soffa_client_t *school = tk_client(b, "school-1415", false);
+    soffa_client_t *kaa = client(b, "kaa-1419");
+    soffa_client_t *school = client(b, "school-1415");
     char id[SOFFA_UUID_STR];
     /* From 18 only the young person: a guardian's consent for a 19-year-old
      * is refused, and nothing can rest on it. */
@@ -193,8 +201,8 @@ Test(law, rule_02_who_may_consent)
     REFUSED(school, set(j, "consent_recorded.granted_by", "YOUTH"), SOFFA_ERR_CONSENT, "under 16 a guardian");
     j = consent(P15, "KAA", "REFERRAL", "IDENTITY,OCCUPATION", id);
     ACCEPTED(school, set(j, "consent_recorded.granted_by", "GOD_MAN,YOUTH"), "school-journal/school-1415");
-    soffa_client_close(&school);
-    soffa_client_close(&kaa);
+    client_close(&school);
+    client_close(&kaa);
     tk_broker_free(b);
 }
 
@@ -203,7 +211,7 @@ Test(law, rule_02_who_may_consent)
 Test(law, rule_03_dates_soffa_can_trust)
 {
     tk_broker_t *b = tk_broker_start(NULL);
-    soffa_client_t *school = tk_client(b, "school-1415", false);
+    soffa_client_t *school = client(b, "school-1415");
     char d[11];
     /* 19 when the absence began (60 days back), 20 today. */
     REFUSED(school, tk_json(SOFFA_MT_ABSENCE_REPORTED, P20, "1419"), SOFFA_ERR_AGE, "this pupil is 20");
@@ -215,16 +223,16 @@ Test(law, rule_03_dates_soffa_can_trust)
     REFUSED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), 40), SOFFA_ERR_BAD_FIELD, "concern_max_days");
     REFUSED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P19, "1419"), 730), SOFFA_ERR_BAD_FIELD, "730 days");
     ACCEPTED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), 5), "social/1419");
-    soffa_client_close(&school);
+    client_close(&school);
     tk_broker_free(b);
 
     /* The limits are the broker's configuration. */
     b = tk_broker_start("[policy]\nevent_max_days = 365\nconcern_max_days = 60\n");
-    school = tk_client(b, "school-1415", false);
+    school = client(b, "school-1415");
     ACCEPTED(school, set(tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"), "absence_reported.period_from", day(200, d)), "kaa/1419");
     ACCEPTED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), 40), "social/1419");
     REFUSED(school, tk_json(SOFFA_MT_ABSENCE_REPORTED, P20, "1419"), SOFFA_ERR_AGE, "this pupil is 20");
-    soffa_client_close(&school);
+    client_close(&school);
     tk_broker_free(b);
 }
 
@@ -234,8 +242,8 @@ Test(law, rule_03_dates_soffa_can_trust)
 Test(law, rule_05_sensitive_text)
 {
     tk_broker_t *b = tk_broker_start(NULL);
-    soffa_client_t *school = tk_client(b, "school-1415", false);
-    soffa_client_t *kaa = tk_client(b, "kaa-1419", false);
+    soffa_client_t *school = client(b, "school-1415");
+    soffa_client_t *kaa = client(b, "kaa-1419");
     char sid[SOFFA_UUID_STR], kid[SOFFA_UUID_STR];
     ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
              "school-journal/school-1415");
@@ -255,8 +263,8 @@ Test(law, rule_05_sensitive_text)
     j = set(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), "concern_report_filed.description",
             "Misstänkt misshandel i hemmet; mamman har ett missbruk.");
     ACCEPTED(school, j, "social/1419");
-    soffa_client_close(&kaa);
-    soffa_client_close(&school);
+    client_close(&kaa);
+    client_close(&school);
     tk_broker_stop(b, SIGTERM);
     /* The refused text never reached the log. */
     char path[400], *log = NULL;
@@ -290,14 +298,14 @@ Test(law, rule_05_the_configured_term_list)
     fclose(f);
     snprintf(cfg, sizeof cfg, "[policy]\nsensitive_terms = %s\n", list);
     tk_broker_t *b = tk_broker_start(cfg);
-    soffa_client_t *school = tk_client(b, "school-1415", false);
+    soffa_client_t *school = client(b, "school-1415");
     char sid[SOFFA_UUID_STR];
     ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
              "school-journal/school-1415");
     json_t *j = set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid);
     REFUSED(school, set(j, "at_risk_notice.note", "Det är hemligorden som gäller."), SOFFA_ERR_SENSITIVE_TEXT,
             "secret (hemligt)");
-    soffa_client_close(&school);
+    client_close(&school);
     /* --check names the list; a broken list stops the broker, naming file and line. */
     char *argv[] = {SOFFA_BIN_DIR "/soffa-broker", "--config", b->config, "--check", NULL};
     char *out = NULL, *err = NULL;
@@ -334,10 +342,10 @@ Test(law, rule_05_the_configured_term_list)
 Test(law, rule_06_the_consent_covers_the_content)
 {
     tk_broker_t *b = tk_broker_start(NULL);
-    soffa_client_t *kaa = tk_client(b, "kaa-1419", false);
-    soffa_client_t *school = tk_client(b, "school-1415", false);
-    soffa_client_t *social = tk_client(b, "social-1419", false);
-    soffa_client_t *af = tk_client(b, "af-1419", false);
+    soffa_client_t *kaa = client(b, "kaa-1419");
+    soffa_client_t *school = client(b, "school-1415");
+    soffa_client_t *social = client(b, "social-1419");
+    soffa_client_t *af = client(b, "af-1419");
     char narrow[SOFFA_UUID_STR], wide[SOFFA_UUID_STR], sid[SOFFA_UUID_STR];
     /* A summary needs SUMMARY_TEXT. */
     ACCEPTED(kaa, consent(P18, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,CONTACT", narrow), "kaa-journal/1419");
@@ -381,9 +389,99 @@ Test(law, rule_06_the_consent_covers_the_content)
             "correlation_id");
     ACCEPTED(kaa, set(referral(P18, wide, true), "causation_id", answer), "social/1419");
     ACCEPTED(kaa, referral(P18, wide, false), "af/1419");
-    soffa_client_close(&af);
-    soffa_client_close(&social);
+    client_close(&af);
+    client_close(&social);
+    client_close(&school);
+    client_close(&kaa);
+    tk_broker_free(b);
+}
+
+/* Issue 18: a PUBLISH-BATCH is judged message by message by the same law.
+ * Each message the law refuses (rules 1, 2, 3, 5, 6 and 8 of issue 13),
+ * sent alone, is refused again inside a batch between two lawful ones (with a fresh message id): the same code
+ * and reason for it, and the two beside it stored one after the other, so
+ * nothing of the refused one was stored in between. */
+static void
+s_refused_in_batch(soffa_client_t *one, soffa_client_t *two, json_t *good1, json_t *bad, json_t *good2,
+                   const char *mailbox)
+{
+    /* Alone, as a PUBLISH. */
+    json_t *again = json_deep_copy(bad);
+    char mb[SOFFA_NAME_MAX], why[256];
+    soffa_err_t alone = tk_pub(one, bad, mb, why);
+    cr_assert_neq(alone, SOFFA_OK, "the law refuses it alone (stored in %s)", mb);
+    /* In a batch, under a new message id. */
+    uint8_t id[SOFFA_UUID_LEN];
+    char ids[SOFFA_UUID_STR];
+    soffa_uuid7(id);
+    soffa_uuid_format(id, ids);
+    json_object_set_new(again, "message_id", json_string(ids));
+    char *text[3] = {json_dumps(good1, JSON_COMPACT), json_dumps(again, JSON_COMPACT), json_dumps(good2, JSON_COMPACT)};
+    json_decref(good1);
+    json_decref(again);
+    json_decref(good2);
+    soffa_err_t codes[3];
+    uint64_t seqs[3];
+    bool dups[3];
+    char mbs[3][SOFFA_NAME_MAX], whys[3][256];
+    tk_publish_batch_json(two, (const char *const *) text, 3, soffa_client_next_tag(two), codes, seqs, dups, mbs, whys);
+    cr_assert_eq(codes[1], alone, "in a batch: %s (%s); alone: %s (%s)", soffa_errname(codes[1]), whys[1],
+                 soffa_errname(alone), why);
+    cr_assert_str_eq(whys[1], why, "the same reason in a batch as alone");
+    for (int i = 0; i < 3; i += 2) {
+        cr_assert_eq(codes[i], SOFFA_OK, "the lawful message %d beside it: %s (%s)", i, soffa_errname(codes[i]), whys[i]);
+        cr_assert_not(dups[i]);
+        cr_assert_str_eq(mbs[i], mailbox);
+    }
+    cr_assert_eq(seqs[2], seqs[0] + 1, "stored one after the other (%llu, %llu): nothing in between",
+                 (unsigned long long) seqs[0], (unsigned long long) seqs[2]);
+    for (int i = 0; i < 3; i++)
+        free(text[i]);
+}
+
+Test(law, issue_18_one_refused_in_a_batch_the_others_stored)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *school = tk_client(b, "school-1415", false), *school2 = tk_client_v2(b, "school-1415", false);
+    soffa_client_t *kaa = tk_client(b, "kaa-1419", false), *kaa2 = tk_client_v2(b, "kaa-1419", false);
+    char d[11], id[SOFFA_UUID_STR], sid[SOFFA_UUID_STR];
+    const char *kaa_mb = "kaa/1419", *journal = "kaa-journal/1419";
+    /* Rule 1: outside the KAA's target group. */
+    s_refused_in_batch(kaa, kaa2, tk_json(SOFFA_MT_KAA_CASE_OPENED, P18, "1419"), tk_json(SOFFA_MT_KAA_CASE_OPENED, P25, "1419"),
+                       tk_json(SOFFA_MT_KAA_CASE_OPENED, P17, "1419"), journal);
+    /* Rule 2: a guardian's consent for a 19-year-old. */
+    s_refused_in_batch(kaa, kaa2, consent(P19, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY", id),
+                       set(consent(P19, "SOCIAL_SERVICES", "REFERRAL", "IDENTITY", id), "consent_recorded.granted_by",
+                           "GUARDIAN"),
+                       consent(P18, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY", id), journal);
+    /* Rule 3: a pupil of 20, and an absence that began 200 days back. */
+    s_refused_in_batch(school, school2, tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"), tk_json(SOFFA_MT_ABSENCE_REPORTED, P20, "1419"),
+                       tk_json(SOFFA_MT_ABSENCE_REPORTED, P19, "1419"), kaa_mb);
+    s_refused_in_batch(school, school2, tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"),
+                       set(tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"), "absence_reported.period_from", day(200, d)),
+                       tk_json(SOFFA_MT_ABSENCE_REPORTED, P19, "1419"), kaa_mb);
+    /* Rules 5 and 6: a diagnosis in an at-risk note, and a consent that
+     * does not cover the notice. */
+    ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
+             "school-journal/school-1415");
+    s_refused_in_batch(school, school2, tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"),
+                       set(set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid), "at_risk_notice.note",
+                           "Har fått en ADHD-diagnos."),
+                       tk_json(SOFFA_MT_ABSENCE_REPORTED, P19, "1419"), kaa_mb);
+    ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,SUMMARY_TEXT", id), "school-journal/school-1415");
+    s_refused_in_batch(school, school2, tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"),
+                       set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", id), tk_json(SOFFA_MT_ABSENCE_REPORTED, P19, "1419"),
+                       kaa_mb);
+    /* Rule 8 (issue 13): a contact attempt on no open case of the young person. */
+    s_refused_in_batch(kaa, kaa2, consent(P18, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY", id),
+                       tk_json(SOFFA_MT_CONTACT_ATTEMPTED, P19, "1419"), consent(P19, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY", id),
+                       journal);
+    /* The sender's role: a school may not refer. */
+    s_refused_in_batch(school, school2, tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"), referral(P18, sid, false),
+                       tk_json(SOFFA_MT_ABSENCE_REPORTED, P19, "1419"), kaa_mb);
     soffa_client_close(&school);
+    soffa_client_close(&school2);
     soffa_client_close(&kaa);
+    soffa_client_close(&kaa2);
     tk_broker_free(b);
 }

@@ -38,6 +38,10 @@ setup(void)
 
 TestSuite(warning, .init = setup, .timeout = 120);
 
+/* SOFFA_TEST_BATCH=1 (ctest warning-batch): every publish goes as a
+ * PUBLISH-BATCH on a second connection of the same agent and must meet the
+ * same rules (tk_client_pub, issue 18). */
+
 /* A valid message of `type` about pnr in Tjörn, to adjust. */
 static json_t *
 J(soffa_msg_type_t type, const char *pnr)
@@ -156,8 +160,8 @@ answer(const char *pnr, const char *warning, const char *id, const char *status)
 Test(warning, year9_handover_allowed_and_refused)
 {
     tk_broker_t *b = tk_broker_start(NULL);
-    soffa_client_t *school = tk_client(b, "school-1415", false);
-    soffa_client_t *kaa = tk_client(b, "kaa-1419", false);
+    soffa_client_t *school = tk_client_pub(b, "school-1415");
+    soffa_client_t *kaa = tk_client_pub(b, "kaa-1419");
     char full[SOFFA_UUID_STR], no_measures[SOFFA_UUID_STR], kaa_own[SOFFA_UUID_STR], other[SOFFA_UUID_STR];
     char d[11];
 
@@ -220,8 +224,8 @@ Test(warning, year9_handover_allowed_and_refused)
     int types[8];
     cr_assert_eq(tk_collect(kaa, "kaa/1419", 16, true, 8, 800, types, NULL), 1);
     cr_assert_eq(types[0], SOFFA_MT_YEAR9_HANDOVER);
-    soffa_client_close(&kaa);
-    soffa_client_close(&school);
+    tk_client_pub_close(&kaa);
+    tk_client_pub_close(&school);
     tk_broker_free(b);
 }
 
@@ -230,8 +234,8 @@ Test(warning, year9_handover_allowed_and_refused)
 Test(warning, admission_not_started_allowed_and_refused)
 {
     tk_broker_t *b = tk_broker_start(NULL);
-    soffa_client_t *school = tk_client(b, "school-1415", false);
-    soffa_client_t *kaa = tk_client(b, "kaa-1419", false);
+    soffa_client_t *school = tk_client_pub(b, "school-1415");
+    soffa_client_t *kaa = tk_client_pub(b, "kaa-1419");
     char d[11];
     ACCEPTED(school, J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "kaa/1419");
     ACCEPTED(school, drop(J(SOFFA_MT_ADMISSION_NOT_STARTED, P18), "admission_not_started", "programme_code"),
@@ -255,8 +259,8 @@ Test(warning, admission_not_started_allowed_and_refused)
     cr_assert_eq(tk_collect(kaa, "kaa/1419", 16, true, 8, 800, types, NULL), 2);
     cr_assert_eq(types[0], SOFFA_MT_ADMISSION_NOT_STARTED);
     cr_assert_eq(types[1], SOFFA_MT_ADMISSION_NOT_STARTED);
-    soffa_client_close(&kaa);
-    soffa_client_close(&school);
+    tk_client_pub_close(&kaa);
+    tk_client_pub_close(&school);
     tk_broker_free(b);
 }
 
@@ -266,9 +270,9 @@ Test(warning, admission_not_started_allowed_and_refused)
 Test(warning, the_kaa_answers_an_early_warning)
 {
     tk_broker_t *b = tk_broker_start(NULL);
-    soffa_client_t *school = tk_client(b, "school-1415", false);
-    soffa_client_t *kaa = tk_client(b, "kaa-1419", false);
-    soffa_client_t *kaa15 = tk_client(b, "kaa-1415", false);
+    soffa_client_t *school = tk_client_pub(b, "school-1415");
+    soffa_client_t *kaa = tk_client_pub(b, "kaa-1419");
+    soffa_client_t *kaa15 = tk_client_pub(b, "kaa-1415");
     char plain[SOFFA_UUID_STR], feedback[SOFFA_UUID_STR], w1[SOFFA_UUID_STR], w2[SOFFA_UUID_STR];
     char sig[SOFFA_UUID_STR], kaa_own[SOFFA_UUID_STR];
 
@@ -343,9 +347,9 @@ Test(warning, the_kaa_answers_an_early_warning)
     for (int i = 0; i < 3; i++)
         cr_assert_eq(types[i], SOFFA_MT_EARLY_WARNING_ANSWERED);
     cr_assert_eq(tk_collect(kaa15, "kaa/1415", 16, true, 8, 300, types, NULL), 0);
-    soffa_client_close(&kaa15);
-    soffa_client_close(&kaa);
-    soffa_client_close(&school);
+    tk_client_pub_close(&kaa15);
+    tk_client_pub_close(&kaa);
+    tk_client_pub_close(&school);
     tk_broker_free(b);
 }
 
@@ -354,9 +358,9 @@ Test(warning, the_kaa_answers_an_early_warning)
 Test(warning, a_rerouted_handover_is_answered_by_the_right_kaa)
 {
     tk_broker_t *b = tk_broker_start(NULL);
-    soffa_client_t *school = tk_client(b, "school-1415", false);
-    soffa_client_t *kaa = tk_client(b, "kaa-1419", false);
-    soffa_client_t *kaa15 = tk_client(b, "kaa-1415", false);
+    soffa_client_t *school = tk_client_pub(b, "school-1415");
+    soffa_client_t *kaa = tk_client_pub(b, "kaa-1419");
+    soffa_client_t *kaa15 = tk_client_pub(b, "kaa-1415");
     char c[SOFFA_UUID_STR], h9[SOFFA_UUID_STR];
     ACCEPTED(school, consent(P15, "KAA", "REFERRAL,STATUS_FEEDBACK", "IDENTITY,OCCUPATION,MEASURES", c),
              "school-journal/school-1415");
@@ -371,8 +375,8 @@ Test(warning, a_rerouted_handover_is_answered_by_the_right_kaa)
     cr_assert_eq(types[0], SOFFA_MT_YEAR9_HANDOVER);
     REFUSED(kaa, answer(P15, h9, c, "ACCEPTED"), SOFFA_ERR_NOT_AUTHORISED, "only its recipient (kaa/1415)");
     ACCEPTED(kaa15, answer(P15, h9, c, "YOUTH_CONTACTED"), "school/school-1415");
-    soffa_client_close(&kaa15);
-    soffa_client_close(&kaa);
-    soffa_client_close(&school);
+    tk_client_pub_close(&kaa15);
+    tk_client_pub_close(&kaa);
+    tk_client_pub_close(&school);
     tk_broker_free(b);
 }

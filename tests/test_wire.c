@@ -252,3 +252,171 @@ Test(wire, bad_frames_are_refused_without_crashing)
         soffa_frame_fini(&f);
     }
 }
+
+/* ---- Batch frames (protocol 2, issue 18) ---- */
+
+Test(wire, issue_18_batch_frames_round_trip)
+{
+    uint8_t m[3][40];
+    for (int i = 0; i < 3; i++)
+        memset(m[i], 'a' + i, sizeof m[i]);
+    soffa_frame_item_t pub[3] = {{.tag = 11, .data = m[0], .data_len = 40},
+                                 {.tag = 12, .data = m[1], .data_len = 10},
+                                 {.tag = 13, .data = m[2], .data_len = 40}};
+    soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH_BATCH, .items = pub, .n_items = 3};
+    soffa_frame_t o = roundtrip(&f);
+    cr_assert_eq(o.n_items, 3);
+    cr_assert_eq(o.items[1].tag, 12);
+    cr_assert_eq(o.items[1].data_len, 10);
+    cr_assert_eq(memcmp(o.items[2].data, m[2], 40), 0);
+    soffa_frame_fini(&o);
+    cr_assert_null(o.items);
+
+    /* Outcomes: stored, a retry, a refusal with its reason. */
+    soffa_frame_item_t ans[3] = {{.tag = 11, .seq = 100, .mailbox = "kaa/1419"},
+                                 {.tag = 12, .code = SOFFA_ERR_CONSENT, .text = "no consent covers it"},
+                                 {.tag = 13, .seq = 7, .duplicate = true, .mailbox = "kaa/1415"}};
+    f = (soffa_frame_t) {.type = SOFFA_FRAME_PUBLISH_ACKS, .items = ans, .n_items = 3};
+    o = roundtrip(&f);
+    cr_assert_eq(o.n_items, 3);
+    bool seen[3] = {false};
+    for (size_t i = 0; i < o.n_items; i++) {
+        const soffa_frame_item_t *a = &o.items[i];
+        cr_assert(a->tag >= 11 && a->tag <= 13);
+        seen[a->tag - 11] = true;
+        if (a->tag == 11) {
+            cr_assert_eq(a->code, 0);
+            cr_assert_eq(a->seq, 100);
+            cr_assert_str_eq(a->mailbox, "kaa/1419");
+            cr_assert_not(a->duplicate);
+        } else if (a->tag == 12) {
+            cr_assert_eq(a->code, SOFFA_ERR_CONSENT);
+            cr_assert_str_eq(a->text, "no consent covers it");
+        } else {
+            cr_assert(a->duplicate);
+            cr_assert_eq(a->seq, 7);
+        }
+    }
+    cr_assert(seen[0] && seen[1] && seen[2]);
+    soffa_frame_fini(&o);
+
+    soffa_frame_item_t del[2] = {{.seq = 5, .data = m[0], .data_len = 40}, {.seq = 9, .data = m[1], .data_len = 40}};
+    memset(del[0].hash, 0x11, SOFFA_HASH_LEN);
+    memset(del[1].hash, 0x22, SOFFA_HASH_LEN);
+    f = (soffa_frame_t) {.type = SOFFA_FRAME_DELIVER_BATCH, .items = del, .n_items = 2, .tag = 4};
+    strcpy(f.mailbox, "kaa/1419");
+    o = roundtrip(&f);
+    cr_assert_eq(o.n_items, 2);
+    cr_assert_str_eq(o.mailbox, "kaa/1419");
+    cr_assert_eq(o.tag, 4);
+    cr_assert_eq(o.items[1].seq, 9);
+    cr_assert_eq(o.items[1].hash[31], 0x22);
+    cr_assert_eq(memcmp(o.items[0].data, m[0], 40), 0);
+    soffa_frame_fini(&o);
+
+    /* WELCOME says which version the session speaks and how large a batch
+     * may be; one without those (a broker before version 2) means 1. */
+    f = (soffa_frame_t) {.type = SOFFA_FRAME_WELCOME, .version = 2, .batch_max = SOFFA_BATCH_MAX};
+    o = roundtrip(&f);
+    cr_assert_eq(o.version, 2);
+    cr_assert_eq(o.batch_max, SOFFA_BATCH_MAX);
+    soffa_frame_fini(&o);
+    f = (soffa_frame_t) {.type = SOFFA_FRAME_WELCOME};
+    o = roundtrip(&f);
+    cr_assert_eq(o.version, 1);
+    cr_assert_eq(o.batch_max, 0);
+    soffa_frame_fini(&o);
+}
+
+/* A frame of the given oneof field (a batch body) holding n copies of item. */
+static uint8_t *
+raw_batch(unsigned field, const uint8_t *item, size_t item_len, size_t n, size_t *len)
+{
+    size_t body = n * item_len;
+    uint8_t *b = malloc(16 + body);
+    size_t o = 0;
+    for (unsigned v = field << 3 | 2; v; v >>= 7)
+        b[o++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+    for (size_t v = body;; v >>= 7) {
+        b[o++] = (uint8_t) ((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    for (size_t i = 0; i < n; i++, o += item_len)
+        memcpy(b + o, item, item_len);
+    *len = o;
+    return b;
+}
+
+Test(wire, issue_18_bad_batch_frames_are_refused)
+{
+    soffa_frame_t f;
+    size_t len;
+    /* More than SOFFA_BATCH_MAX items, and none at all. */
+    static const uint8_t empty_publish[] = {0x0a, 0x00};
+    uint8_t *b = raw_batch(17, empty_publish, 2, SOFFA_BATCH_MAX + 1, &len);
+    cr_assert_eq(soffa_frame_decode(b, len, &f), SOFFA_ERR_TOO_LARGE);
+    soffa_frame_fini(&f);
+    free(b);
+    b = raw_batch(17, empty_publish, 2, SOFFA_BATCH_MAX, &len);
+    cr_assert_eq(soffa_frame_decode(b, len, &f), SOFFA_OK);
+    cr_assert_eq(f.n_items, SOFFA_BATCH_MAX);
+    soffa_frame_fini(&f);
+    free(b);
+    b = raw_batch(17, empty_publish, 2, 0, &len);
+    cr_assert_eq(soffa_frame_decode(b, len, &f), SOFFA_ERR_MALFORMED);
+    soffa_frame_fini(&f);
+    free(b);
+    b = raw_batch(19, empty_publish, 2, 0, &len);
+    cr_assert_eq(soffa_frame_decode(b, len, &f), SOFFA_ERR_MALFORMED);
+    soffa_frame_fini(&f);
+    free(b);
+    /* A refusal that names no code; a delivery without its hash. */
+    static const uint8_t refusal_no_code[] = {0x12, 0x02, 0x08, 0x05};   /* refused { tag 5 } */
+    b = raw_batch(18, refusal_no_code, sizeof refusal_no_code, 1, &len);
+    cr_assert_eq(soffa_frame_decode(b, len, &f), SOFFA_ERR_MALFORMED);
+    soffa_frame_fini(&f);
+    free(b);
+    static const uint8_t deliver_no_hash[] = {0x0a, 0x02, 0x08, 0x05};   /* items { seq 5 } */
+    b = raw_batch(19, deliver_no_hash, sizeof deliver_no_hash, 1, &len);
+    cr_assert_eq(soffa_frame_decode(b, len, &f), SOFFA_ERR_MALFORMED);
+    soffa_frame_fini(&f);
+    free(b);
+    /* Strings past their limits: a reason, a mailbox. */
+    char text[300], box[80];
+    memset(text, 'x', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    memset(box, 'k', sizeof box - 1);
+    box[sizeof box - 1] = '\0';
+    soffa_frame_item_t a = {.tag = 1, .code = SOFFA_ERR_CONSENT, .text = text};
+    soffa_frame_t s = {.type = SOFFA_FRAME_PUBLISH_ACKS, .items = &a, .n_items = 1};
+    uint8_t *buf;
+    cr_assert_eq(soffa_frame_encode(&s, &buf, &len), SOFFA_OK);
+    cr_assert_eq(soffa_frame_decode(buf, len, &f), SOFFA_ERR_TOO_LARGE);
+    soffa_frame_fini(&f);
+    free(buf);
+    a = (soffa_frame_item_t) {.tag = 1, .seq = 3, .mailbox = box};
+    cr_assert_eq(soffa_frame_encode(&s, &buf, &len), SOFFA_OK);
+    cr_assert_eq(soffa_frame_decode(buf, len, &f), SOFFA_ERR_TOO_LARGE);
+    soffa_frame_fini(&f);
+    free(buf);
+    /* The encoder makes no batch it would refuse. */
+    soffa_frame_item_t many[SOFFA_BATCH_MAX + 1] = {{0}};
+    s = (soffa_frame_t) {.type = SOFFA_FRAME_PUBLISH_BATCH, .items = many, .n_items = SOFFA_BATCH_MAX + 1};
+    cr_assert_eq(soffa_frame_encode(&s, &buf, &len), SOFFA_ERR_INVALID_ARG);
+    s.n_items = 0;
+    cr_assert_eq(soffa_frame_encode(&s, &buf, &len), SOFFA_ERR_INVALID_ARG);
+    /* Random bytes under a batch body never crash and never pass half-read. */
+    uint8_t junk[512];
+    unsigned seed = 18;
+    for (int round = 0; round < 2000; round++) {
+        for (size_t i = 0; i < sizeof junk; i++)
+            junk[i] = (uint8_t) rand_r(&seed);
+        size_t n = 1 + (size_t) rand_r(&seed) % 60;
+        b = raw_batch(17 + (unsigned) (round % 3), junk, n, 1, &len);
+        if (soffa_frame_decode(b, len, &f) == SOFFA_OK)
+            cr_assert(f.n_items >= 1 && f.n_items <= SOFFA_BATCH_MAX);
+        soffa_frame_fini(&f);
+        free(b);
+    }
+}

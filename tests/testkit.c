@@ -445,15 +445,33 @@ tk_broker_free(tk_broker_t *b)
     free(b);
 }
 
-soffa_err_t
-tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeout_ms, soffa_client_t **out)
+/* A client of the given protocol version (1: one message per frame). */
+static soffa_err_t
+s_client_try(tk_broker_t *b, const char *name, bool tcp, int timeout_ms, uint32_t protocol, soffa_client_t **out)
 {
     char path[400], pub[41], sec[41];
     snprintf(path, sizeof path, "%s/%s.key", b->dir, name);
     cr_assert_eq(soffa_keys_load_secret(path, pub, sec), SOFFA_OK, "key of %s", name);
     soffa_client_opts_t o = {.endpoint = tcp ? b->tcp : b->ipc, .server_public = b->broker_pub,
-                             .public_key = pub, .secret_key = sec, .name = name, .timeout_ms = timeout_ms};
+                             .public_key = pub, .secret_key = sec, .name = name, .timeout_ms = timeout_ms,
+                             .protocol = protocol};
     return soffa_client_connect(out, &o, NULL);
+}
+
+soffa_err_t
+tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeout_ms, soffa_client_t **out)
+{
+    return s_client_try(b, name, tcp, timeout_ms, 1, out);
+}
+
+soffa_client_t *
+tk_client_v2(tk_broker_t *b, const char *name, bool tcp)
+{
+    soffa_client_t *c = NULL;
+    soffa_err_t rc = s_client_try(b, name, tcp, 3000, 2, &c);
+    cr_assert_eq(rc, SOFFA_OK, "%s could not connect: %s", name, soffa_strerror(rc));
+    cr_assert_eq(soffa_client_version(c), 2, "%s speaks protocol %u", name, soffa_client_version(c));
+    return c;
 }
 
 soffa_client_t *
@@ -485,6 +503,93 @@ tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbo
     return rc;
 }
 
+void
+tk_publish_batch_json(soffa_client_t *c, const char *const *json, size_t n, uint64_t tag0, soffa_err_t *codes,
+                      uint64_t *seqs, bool *dups, char (*mailboxes)[SOFFA_NAME_MAX], char (*whys)[256])
+{
+    cr_assert(n > 0 && n <= SOFFA_BATCH_MAX);
+    cr_assert_eq(soffa_client_version(c), 2, "a batch needs a client of protocol 2");
+    soffa_frame_item_t *items = calloc(n, sizeof *items);
+    bool *answered = calloc(n, sizeof *answered);
+    cr_assert(items && answered);
+    for (size_t i = 0; i < n; i++) {
+        items[i].tag = tag0 + i;
+        items[i].data = tk_encode_json(json[i], &items[i].data_len);
+    }
+    soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH_BATCH, .items = items, .n_items = n};
+    cr_assert_eq(soffa_client_send(c, &f), SOFFA_OK);
+    for (size_t got = 0; got < n;) {
+        soffa_frame_t a;
+        cr_assert_eq(soffa_client_recv(c, &a, 5000), SOFFA_OK, "%zu of %zu answers to a batch came", got, n);
+        cr_assert_eq(a.type, SOFFA_FRAME_PUBLISH_ACKS, "a batch answered with %s: %s", soffa_frame_type_name(a.type),
+                     a.text);
+        for (size_t i = 0; i < a.n_items; i++) {
+            const soffa_frame_item_t *it = &a.items[i];
+            cr_assert(it->tag >= tag0 && it->tag < tag0 + n, "an answer to tag %llu", (unsigned long long) it->tag);
+            size_t k = it->tag - tag0;
+            cr_assert_not(answered[k], "tag %llu answered twice", (unsigned long long) it->tag);
+            answered[k] = true;
+            codes[k] = (soffa_err_t) it->code;
+            if (seqs)
+                seqs[k] = it->seq;
+            if (dups)
+                dups[k] = it->duplicate;
+            if (mailboxes)
+                snprintf(mailboxes[k], SOFFA_NAME_MAX, "%s", !it->code && it->mailbox ? it->mailbox : "");
+            if (whys)
+                snprintf(whys[k], 256, "%s", it->code && it->text ? it->text : "");
+            got++;
+        }
+        soffa_frame_fini(&a);
+    }
+    for (size_t i = 0; i < n; i++)
+        free((void *) items[i].data);
+    free(items);
+    free(answered);
+}
+
+/* Clients of tk_client_pub and their second connections (protocol 2). */
+static struct {
+    soffa_client_t *one, *two;
+} s_twins[16];
+
+soffa_client_t *
+tk_client_pub(tk_broker_t *b, const char *name)
+{
+    soffa_client_t *c = tk_client(b, name, false);
+    const char *batch = getenv("SOFFA_TEST_BATCH");
+    if (!batch || strcmp(batch, "1") != 0)
+        return c;
+    for (size_t i = 0; i < sizeof s_twins / sizeof *s_twins; i++)
+        if (!s_twins[i].one) {
+            s_twins[i].one = c;
+            s_twins[i].two = tk_client_v2(b, name, false);
+            return c;
+        }
+    cr_assert_fail("more than %zu clients with a second connection", sizeof s_twins / sizeof *s_twins);
+    return c;
+}
+
+void
+tk_client_pub_close(soffa_client_t **c)
+{
+    for (size_t i = 0; *c && i < sizeof s_twins / sizeof *s_twins; i++)
+        if (s_twins[i].one == *c) {
+            soffa_client_close(&s_twins[i].two);
+            s_twins[i].one = NULL;
+        }
+    soffa_client_close(c);
+}
+
+soffa_client_t *
+tk_client_second(soffa_client_t *c)
+{
+    for (size_t i = 0; i < sizeof s_twins / sizeof *s_twins; i++)
+        if (c && s_twins[i].one == c)
+            return s_twins[i].two;
+    return NULL;
+}
+
 json_t *
 tk_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
 {
@@ -508,6 +613,25 @@ tk_payload(json_t *j)
 }
 
 soffa_err_t
+tk_publish_any(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why)
+{
+    soffa_client_t *two = tk_client_second(c);
+    if (!two)
+        return tk_publish_json(c, json, seq, mailbox, why);
+    soffa_err_t rc;
+    char mb[1][SOFFA_NAME_MAX], w[1][256];
+    uint64_t sq = 0;
+    tk_publish_batch_json(two, &json, 1, soffa_client_next_tag(two), &rc, &sq, NULL, mb, w);
+    if (seq)
+        *seq = sq;
+    if (mailbox)
+        snprintf(mailbox, SOFFA_NAME_MAX, "%s", mb[0]);
+    if (why)
+        snprintf(why, 256, "%s", w[0]);
+    return rc;
+}
+
+soffa_err_t
 tk_pub(soffa_client_t *c, json_t *j, char *mailbox, char *why)
 {
     char *s = json_dumps(j, JSON_COMPACT);
@@ -516,7 +640,7 @@ tk_pub(soffa_client_t *c, json_t *j, char *mailbox, char *why)
     mailbox = mailbox ? mailbox : mb;
     why = why ? why : w;
     mailbox[0] = why[0] = '\0';
-    soffa_err_t rc = tk_publish_json(c, s, NULL, mailbox, why);
+    soffa_err_t rc = tk_publish_any(c, s, NULL, mailbox, why);
     free(s);
     return rc;
 }

@@ -83,8 +83,12 @@ void tk_broker_stop(tk_broker_t *b, int sig);
 void tk_broker_free(tk_broker_t *b);
 
 /*  A connected client for agent `name` (its key from the broker's dir);
- *  over ipc unless tcp. Asserts success. */
+ *  over ipc unless tcp. Asserts success. It speaks protocol 1 (one message
+ *  per frame), as clients before batch frames did. */
 soffa_client_t *tk_client(tk_broker_t *b, const char *name, bool tcp);
+
+/*  The same speaking protocol 2 (batch frames). */
+soffa_client_t *tk_client_v2(tk_broker_t *b, const char *name, bool tcp);
 
 /*  Same, returning the error instead of asserting. */
 soffa_err_t tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeout_ms, soffa_client_t **out);
@@ -92,10 +96,34 @@ soffa_err_t tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeou
 /*  Publishes JSON; returns the broker's code. mailbox/why may be NULL. */
 soffa_err_t tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why);
 
+/*  Publishes the n JSON messages in one PUBLISH-BATCH on c (a client of
+ *  protocol 2), tags tag0.., and takes the answers (PUBLISH-ACKS), asserting
+ *  each tag is answered once within 5 s. codes[i] gets message i's outcome
+ *  (SOFFA_OK stored); seqs, dups, mailboxes (SOFFA_NAME_MAX each) and whys
+ *  (256 each) may be NULL. */
+void tk_publish_batch_json(soffa_client_t *c, const char *const *json, size_t n, uint64_t tag0, soffa_err_t *codes,
+                           uint64_t *seqs, bool *dups, char (*mailboxes)[SOFFA_NAME_MAX], char (*whys)[256]);
+
+/*  A client of protocol 1 for agent `name` over ipc, as tk_client. When the
+ *  environment has SOFFA_TEST_BATCH=1 it also gets a second connection of
+ *  the same agent speaking protocol 2, and tk_publish_any sends through
+ *  that one as a PUBLISH-BATCH: a test written for single publishes then
+ *  checks that a batch meets the same rules (issue 18). Close with
+ *  tk_client_pub_close. */
+soffa_client_t *tk_client_pub(tk_broker_t *b, const char *name);
+void tk_client_pub_close(soffa_client_t **c);
+
+/*  c's second connection (protocol 2) under SOFFA_TEST_BATCH=1, else NULL. */
+soffa_client_t *tk_client_second(soffa_client_t *c);
+
+/*  Publishes JSON on c as tk_publish_json does, or as a PUBLISH-BATCH of
+ *  one on c's second connection (see tk_client_pub). */
+soffa_err_t tk_publish_any(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why);
+
 /*  Messages as JSON to adjust and publish, shared by the integration
  *  tests. tk_json: tk_msg_json as a jansson object. tk_payload: its
  *  payload object (the one named by a message type). tk_pub publishes j
- *  and frees it, returning the broker's code (mailbox, why: NULL or
+ *  (through tk_publish_any) and frees it, returning the broker's code (mailbox, why: NULL or
  *  SOFFA_NAME_MAX and 256 bytes). tk_pub_ok asserts that j was accepted
  *  into want_mailbox. */
 json_t *tk_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
