@@ -10,7 +10,7 @@ _soffa()
     local globals="--socket --net --agent --json --help --version"
     local commands="signal ack case consent refer referral concern identity send
         inbox show watch status retry import sync pending approve reject replay history
-        access-log stats verify backup up down keygen user check-id"
+        access-log stats verify backup up down keygen masterkey user check-id"
     local types="enrolment_changed absence_reported at_risk_notice signal_acknowledged
         kaa_case_opened contact_attempted occupation_recorded plan_agreed measure_started
         measure_ended kaa_case_closed consent_recorded consent_withdrawn referral_sent
@@ -125,7 +125,7 @@ _soffa()
     access-log) opts="--pupil --from --to --limit --json --help" ;;
     stats) opts="--municipality --from --to --json --csv --html --help" ;;
     verify)
-        opts="--key --against --max-unsigned --json --help"
+        opts="--key --against --master-key --max-unsigned --json --help"
         [[ $cur != -* ]] && { _filedir -d; return; }
         ;;
     backup)
@@ -137,6 +137,11 @@ _soffa()
         [[ $cur != -* ]] && { _filedir -d; return; }
         ;;
     keygen) opts="--help" ;;
+    masterkey)
+        [[ -z $sub ]] && { COMPREPLY=($(compgen -W "new --help" -- "$cur")); return; }
+        _filedir
+        return
+        ;;
     check-id) opts="--today --json --help" ;;
     esac
     [[ $prev == --type ]] && { COMPREPLY=($(compgen -W "$types" -- "$cur")); return; }

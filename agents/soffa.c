@@ -36,6 +36,7 @@
 #include "soffa_keys.h"
 #include "soffa_msg.h"
 #include "soffa_record.h"
+#include "soffa_seal.h"
 #include "soffa_stats.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
@@ -1015,7 +1016,7 @@ s_against_one(void *ctx, const soffa_box_in_t *in)
 static int
 s_cmd_verify(s_ctx_t *c)
 {
-    const char *dir = NULL, *key = NULL, *against = NULL;
+    const char *dir = NULL, *key = NULL, *against = NULL, *master = NULL;
     long long max_unsigned = 2048;
     for (int i = 1; i < c->argc; i++) {
         if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h"))
@@ -1024,6 +1025,8 @@ s_cmd_verify(s_ctx_t *c)
             key = c->argv[++i];
         else if (!strcmp(c->argv[i], "--against") && i + 1 < c->argc)
             against = c->argv[++i];
+        else if (!strcmp(c->argv[i], "--master-key") && i + 1 < c->argc)
+            master = c->argv[++i];
         else if (!strcmp(c->argv[i], "--max-unsigned") && i + 1 < c->argc) {
             char *end;
             max_unsigned = strtoll(c->argv[++i], &end, 10);
@@ -1035,7 +1038,8 @@ s_cmd_verify(s_ctx_t *c)
             return s_die("verify", 2, "unknown argument '%s' (see soffa verify --help)", c->argv[i]);
     }
     if (!dir || !key) {
-        puts("usage: soffa verify DATA_DIR --key HEX|FILE [--against AUDIT_DATA_DIR] [--max-unsigned N] [--json]\n\n"
+        puts("usage: soffa verify DATA_DIR --key HEX|FILE [--against AUDIT_DATA_DIR] [--master-key FILE]\n"
+             "                    [--max-unsigned N] [--json]\n\n"
              "Checks a broker's store offline and read-only (the live store, a copy or a\n"
              "backup; no broker needed): every record's hash, its place and its link to the\n"
              "one before, and every signed checkpoint. --key is the broker's checkpoint\n"
@@ -1047,17 +1051,28 @@ s_cmd_verify(s_ctx_t *c)
              "checkpoints an auditor's agent received (its data directory): each must be in\n"
              "the store, byte for byte, so a history rewritten or cut short is caught even\n"
              "by someone who holds the signing key. Reports the first record that was\n"
-             "altered, removed or reordered. Exit status 0 intact, 1 broken or not vouched for.");
+             "altered, removed or reordered. No other key is needed: the chain covers the\n"
+             "records as stored, encrypted. Records stored before encryption (a store\n"
+             "upgraded from format 3) are checked by their place and links only, unless\n"
+             "--master-key (the broker's master key file) is given: then each is opened\n"
+             "and hashed, and every sealed body must open with its own key.\n"
+             "Exit status 0 intact, 1 broken or not vouched for.");
         return s_want_help(c->argc, c->argv) ? 0 : 2;
     }
     uint8_t pk[32];
     if (!s_read_hex_key(key, pk))
         return s_die("verify", 2, "--key takes 64 hex digits or a file holding them");
+    soffa_seal_master_t mk = {0};
+    char mwhy[900] = "";
+    if (master && soffa_seal_master_load(master, NULL, dir, &mk, mwhy, sizeof mwhy) != SOFFA_OK)
+        return s_die("verify", 1, "%s", mwhy);
     soffa_store_t *st = NULL;
-    soffa_store_opts_t o = {.path = dir, .read_only = true};
+    soffa_store_opts_t o = {.path = dir, .read_only = true, .master = master ? &mk : NULL, .why = mwhy,
+                            .whylen = sizeof mwhy};
     soffa_err_t rc = soffa_store_open(&st, &o);
+    soffa_seal_master_wipe(&mk);
     if (rc != SOFFA_OK)
-        return s_die("verify", 1, "cannot open the store at %s: %s", dir, soffa_strerror(rc));
+        return s_die("verify", 1, "cannot open the store at %s: %s", dir, mwhy[0] ? mwhy : soffa_strerror(rc));
     soffa_store_verify_t rep;
     rc = soffa_store_verify(st, pk, &rep);
     if (rc == SOFFA_OK && rep.records && rep.checkpoints == 0) {
@@ -1112,6 +1127,9 @@ s_cmd_verify(s_ctx_t *c)
         printf("intact: %llu record(s), every hash and link checks out; %llu signed checkpoint(s), the newest vouching for 1..%llu%s\n",
                (unsigned long long) rep.records, (unsigned long long) rep.checkpoints,
                (unsigned long long) rep.last_signed, note);
+        if (rep.unhashed)
+            printf("%llu record(s) stored before encryption were checked by their place and links only; give "
+                   "--master-key to open and hash them too\n", (unsigned long long) rep.unhashed);
     } else if (rep.bad_seq) {
         printf("BROKEN at seq %llu: %s\n", (unsigned long long) rep.bad_seq, rep.reason);
     } else {
@@ -1147,8 +1165,9 @@ s_cmd_backup(s_ctx_t *c)
             puts("usage: soffa backup DEST --config BROKER.INI [--key CHECKPOINT-KEY] [--json]\n\n"
                  "On the broker's host, while the broker runs: writes a compacted copy of the\n"
                  "broker's store (the data_dir of BROKER.INI) into the new directory DEST, as\n"
-                 "of one commit, without holding the broker up. Beside it goes subject.key,\n"
-                 "which a restore needs; the checkpoint signing key never goes into a backup.\n"
+                 "of one commit, without holding the broker up. Beside it goes keys (the\n"
+                 "store's epoch key, wrapped by the master key), which a restore needs; the\n"
+                 "master key and the checkpoint signing key never go into a backup.\n"
                  "DEST is made 0700 and its files 0600, whatever the umask. The copy is then\n"
                  "verified like `soffa verify` (against --key, 64 hex digits or a file; else\n"
                  "the public half of [audit] signing_key when there is one; else every checkpoint must be\n"
@@ -1238,7 +1257,7 @@ s_cmd_backup(s_ctx_t *c)
         free(s);
         json_decref(j);
     } else {
-        printf("backup of %s written to %s: %llu record(s), %.1f MiB (data.mdb, subject.key)\n", data, dest,
+        printf("backup of %s written to %s: %llu record(s), %.1f MiB (data.mdb, keys)\n", data, dest,
                (unsigned long long) rep.head_seq, (double) rep.bytes / (1024.0 * 1024.0));
         if (rep.verify.checkpoints)
             printf("verified: every hash and link checks out; %llu signed checkpoint(s), the newest vouching for 1..%llu, "
@@ -1424,6 +1443,37 @@ s_cmd_check_id(s_ctx_t *c)
 }
 
 static int
+s_cmd_masterkey(s_ctx_t *c)
+{
+    if (s_want_help(c->argc, c->argv) || c->argc != 3 || strcmp(c->argv[1], "new") != 0) {
+        puts("usage: soffa masterkey new FILE\n\n"
+             "Makes a master key: 32 random bytes as 64 hex digits in FILE (created, mode\n"
+             "0600; an existing file is never overwritten). The broker ([keys] master_key)\n"
+             "and each agent ([agent] master_key) seal everything they store under a key of\n"
+             "their own. Keep FILE outside the data directory, never in its backups, and a\n"
+             "copy of it somewhere safe: a store, and every backup of it, can be read only\n"
+             "with the master key it was made under. Under systemd it can be a credential\n"
+             "instead: systemd-creds encrypt FILE FILE.cred, LoadCredentialEncrypted=, and\n"
+             "master_key = credential:NAME.");
+        return s_want_help(c->argc, c->argv) ? 0 : 2;
+    }
+    soffa_err_t rc = soffa_seal_master_new(c->argv[2]);
+    if (rc == SOFFA_ERR_EXISTS)
+        return s_die("masterkey", 1, "%s already exists; a master key is never overwritten (give a new name)", c->argv[2]);
+    if (rc != SOFFA_OK)
+        return s_die("masterkey", 1, "cannot write %s: %s", c->argv[2], soffa_strerror(rc));
+    soffa_seal_master_t m;
+    char why[600];
+    if (soffa_seal_master_load(c->argv[2], NULL, NULL, &m, why, sizeof why) != SOFFA_OK)
+        return s_die("masterkey", 1, "%s", why);
+    char id[2 * SOFFA_SEAL_ID + 1];
+    soffa_seal_master_id_hex(&m, id);
+    soffa_seal_master_wipe(&m);
+    printf("master key %s written to %s (0600); keep a copy apart from the data and its backups\n", id, c->argv[2]);
+    return 0;
+}
+
+static int
 s_cmd_keygen(s_ctx_t *c)
 {
     if (s_want_help(c->argc, c->argv)) {
@@ -1551,6 +1601,9 @@ s_cmd_up(s_ctx_t *c)
     snprintf(path, sizeof path, "%s/broker/broker", abs);
     if (soffa_keys_generate(path) != SOFFA_OK)
         return s_die("up", 1, "cannot write the broker's keys in %s", dir);
+    snprintf(path, sizeof path, "%s/broker/master.key", abs);
+    if (soffa_seal_master_new(path) != SOFFA_OK)
+        return s_die("up", 1, "cannot write the broker's master key %s", path);
     int port = s_free_port();
     snprintf(path, sizeof path, "%s/broker/broker.ini", abs);
     FILE *f = fopen(path, "w");
@@ -1558,7 +1611,7 @@ s_cmd_up(s_ctx_t *c)
         return s_die("up", 1, "cannot write %s", path);
     fprintf(f, "; made by soffa up\n[broker]\nendpoint = tcp://127.0.0.1:%d\nipc_endpoint = ipc://%s/broker/broker.sock\n"
                "secret_key = broker.key\ndata_dir = data\nheartbeat_ms = 1000\nexpiry_ms = 5000\n"
-               "[audit]\ncheckpoint_every = 10\ncheckpoint_ms = 10000\n",
+               "[audit]\ncheckpoint_every = 10\ncheckpoint_ms = 10000\n[keys]\nmaster_key = master.key\n",
             port, abs);
     for (size_t i = 0; i < S_NODES; i++) {
         const s_node_t *n = &s_nodes[i];
@@ -1741,6 +1794,7 @@ static const s_command_t s_commands[] = {
     {"up", s_cmd_up, "start a local network (broker + one agent of each role)"},
     {"down", s_cmd_down, "stop a local network"},
     {"keygen", s_cmd_keygen, "make a CurveZMQ key pair"},
+    {"masterkey", s_cmd_masterkey, "make a master key (soffa masterkey new FILE)"},
     {"user", s_cmd_user, "the people who may use this site's web inbox"},
     {"check-id", s_cmd_check_id, "check a personnummer, samordningsnummer or reserve number"},
 };

@@ -584,16 +584,38 @@ s_on_deliveries(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
         free(e);
         return;   /* not acknowledged: the broker delivers again */
     }
+    uint8_t **opened = calloc(n, sizeof *opened);
+    size_t *opened_len = calloc(n, sizeof *opened_len);
+    if (!opened || !opened_len) {
+        free(opened);
+        free(opened_len);
+        free(d);
+        free(e);
+        return;
+    }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         uint8_t h[SOFFA_HASH_LEN];
         soffa_wire_hash(frames[i].data, frames[i].data_len, h);
         if (!frames[i].has_hash || memcmp(h, frames[i].hash, SOFFA_HASH_LEN) != 0
-            || soffa_envelope_decode(frames[i].data, frames[i].data_len, &e[k]) != SOFFA_OK) {
+            || soffa_envelope_open(frames[i].data, frames[i].data_len,
+                                   frames[i].has_record_key ? frames[i].record_key : NULL, &e[k]) != SOFFA_OK) {
             soffa_error("delivery of seq %llu is damaged; not acknowledged", (unsigned long long) frames[i].seq);
             break;   /* acknowledge only what precedes it */
         }
-        d[k] = (soffa_box_delivery_t) {frames[i].seq, frames[i].data, frames[i].data_len, e[k].message_id, false};
+        const uint8_t *bytes = frames[i].data;
+        size_t blen = frames[i].data_len;
+        if (frames[i].has_record_key) {
+            /* Kept as the opened envelope (the broker's seal is its own). */
+            e[k].sealed = false;
+            if (soffa_envelope_encode(&e[k], &opened[k], &opened_len[k]) != SOFFA_OK) {
+                soffa_envelope_fini(&e[k]);
+                break;
+            }
+            bytes = opened[k];
+            blen = opened_len[k];
+        }
+        d[k] = (soffa_box_delivery_t) {frames[i].seq, bytes, blen, e[k].message_id, false};
         k++;
     }
     soffa_in_state_t initial = self->cfg.hook[0] ? SOFFA_IN_NEW : SOFFA_IN_DONE;
@@ -618,8 +640,14 @@ s_on_deliveries(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
             }
         }
     }
-    for (size_t i = 0; i < k; i++)
+    for (size_t i = 0; i < k; i++) {
         soffa_envelope_fini(&e[i]);
+        if (opened[i])
+            sodium_memzero(opened[i], opened_len[i]);
+        free(opened[i]);
+    }
+    free(opened);
+    free(opened_len);
     free(d);
     free(e);
 }
@@ -691,7 +719,8 @@ s_read_broker(soffa_agent_t *self)
         case SOFFA_FRAME_DELIVER: {
             s_waiter_t *w = s_waiter_find(self, S_W_REPLAY, f.tag);
             if (w) {
-                json_t *rec = soffa_record_json(f.data, f.data_len, f.has_hash ? f.hash : NULL);
+                json_t *rec = soffa_record_json(f.data, f.data_len, f.has_hash ? f.hash : NULL,
+                                                f.has_record_key ? f.record_key : NULL);
                 if (rec)
                     json_array_append_new(w->acc, rec);
                 /* Read: acknowledged once this batch is read (below). */
@@ -773,7 +802,7 @@ s_hook_pick(void *ctx, const soffa_box_in_t *in)
         return 0;   /* one record waiting for its retry never blocks the next */
     p->seq = in->seq;
     p->attempts = in->attempts;
-    p->rec = soffa_record_json(in->env, in->len, NULL);
+    p->rec = soffa_record_json(in->env, in->len, NULL, NULL);
     return 1;
 }
 
@@ -987,7 +1016,7 @@ static int
 s_load_json(void *ctx, const soffa_box_in_t *in)
 {
     s_json_t *j = ctx;
-    j->msg = soffa_record_json(in->env, in->len, NULL);
+    j->msg = soffa_record_json(in->env, in->len, NULL, NULL);
     if (j->msg) {
         static const char *const states[] = {"new", "done", "failed"};
         json_object_set_new(j->msg, "state", json_string(states[in->state <= 2 ? in->state : 0]));

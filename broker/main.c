@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "soffa_broker.h"
+#include "soffa_broker_int.h"
 #include "soffa_log.h"
+#include "soffa_maint.h"
 #include "soffa_notify.h"
 #include "soffa_version.h"
 
@@ -23,11 +25,15 @@ static void
 s_usage(FILE *out)
 {
     fputs("usage: soffa-broker --config FILE [--check]\n"
+          "       soffa-broker --config FILE --upgrade-store --backup DIR\n"
           "       soffa-broker --version | --help\n"
           "\n"
           "Runs the soffa broker in the foreground; logs go to stderr.\n"
           "  --config FILE   the broker's INI file (see config/broker.ini)\n"
           "  --check         check the configuration, print the effective settings, exit\n"
+          "  --upgrade-store convert the store of an earlier format to this one, in place,\n"
+          "                  with the broker stopped; it first copies the old store to\n"
+          "  --backup DIR    (a new directory), and verifies the result\n"
           "SIGTERM or SIGINT stop it cleanly. Under systemd (Type=notify) it reports\n"
           "READY=1 once it listens and its store is open, and pings the watchdog.\n"
           "See soffa-broker(8) and soffa-broker.ini(5).\n",
@@ -37,13 +43,17 @@ s_usage(FILE *out)
 int
 main(int argc, char **argv)
 {
-    const char *config = NULL;
-    int check = 0;
+    const char *config = NULL, *backup = NULL;
+    int check = 0, upgrade = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config = argv[++i];
         } else if (strcmp(argv[i], "--check") == 0) {
             check = 1;
+        } else if (strcmp(argv[i], "--upgrade-store") == 0) {
+            upgrade = 1;
+        } else if (strcmp(argv[i], "--backup") == 0 && i + 1 < argc) {
+            backup = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             s_usage(stdout);
             return 0;
@@ -72,6 +82,18 @@ main(int argc, char **argv)
         soffa_broker_print_config(broker, stdout);
         soffa_broker_destroy(&broker);
         return 0;
+    }
+    if (backup && !upgrade) {
+        fprintf(stderr, "soffa-broker: --backup goes with --upgrade-store\n");
+        soffa_broker_destroy(&broker);
+        return 2;
+    }
+    if (upgrade) {
+        rc = soffa_maint_upgrade(broker, backup, stdout, why, sizeof why);
+        if (rc != SOFFA_OK)
+            fprintf(stderr, "soffa-broker: %s\n", why[0] ? why : soffa_strerror(rc));
+        soffa_broker_destroy(&broker);
+        return rc == SOFFA_OK ? 0 : 1;
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

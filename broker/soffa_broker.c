@@ -86,6 +86,9 @@ static const soffa_cfg_key_t s_audit_keys[] = {
     {"signal_ack_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, signal_ack_due), 0, "a signal not acknowledged within this is overdue"},
     {"referral_receipt_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, referral_receipt_due), 0, "a referral not received within this is overdue"},
 };
+static const soffa_cfg_key_t s_keys_keys[] = {
+    {"master_key", SOFFA_CFG_STR, "master.key", 0, 0, offsetof(soffa_broker_cfg_t, master_key), 512, "the master key (soffa masterkey new), or credential:NAME; never inside data_dir"},
+};
 static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(soffa_broker_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
 };
@@ -216,6 +219,7 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         {"store", false, s_store_keys, sizeof s_store_keys / sizeof *s_store_keys, &self->cfg, NULL, NULL},
         {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, &self->cfg, NULL, NULL},
         {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, &self->cfg, NULL, NULL},
+        {"keys", false, s_keys_keys, sizeof s_keys_keys / sizeof *s_keys_keys, &self->cfg, NULL, NULL},
         {"agent", true, s_agent_keys, sizeof s_agent_keys / sizeof *s_agent_keys, NULL, s_add_agent, self},
     };
     soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
@@ -261,6 +265,7 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
             (long long) c->checkpoint_every, (long long) c->checkpoint_ms, c->signing_key);
     fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
             (long long) c->referral_receipt_due);
+    fprintf(out, "keys.master_key = %s\n", c->master_key);
     for (size_t i = 0; i < self->n_ids; i++) {
         const soffa_identity_t *id = &self->ids[i];
         char units[SOFFA_UNITS_MAX * 18 + 1] = "";
@@ -510,6 +515,29 @@ s_readers_build(soffa_broker_t *self)
 }
 
 soffa_err_t
+soffa_broker_master_load(soffa_broker_t *self, char *why, size_t whylen)
+{
+    if (self->master.loaded)
+        return SOFFA_OK;
+    char base[1024], data[1024];
+    snprintf(base, sizeof base, "%s", self->config_path);
+    char *slash = strrchr(base, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(base, sizeof base, ".");
+    if (!soffa_cfg_path(self->config_path, self->cfg.data_dir, data, sizeof data))
+        return SOFFA_ERR_CONFIG;
+    char kwhy[900] = "";
+    soffa_err_t rc = soffa_seal_master_load(self->cfg.master_key, base, data, &self->master, kwhy, sizeof kwhy);
+    if (rc != SOFFA_OK) {
+        snprintf(why, whylen, "[keys] %s", kwhy);
+        return rc == SOFFA_ERR_NOT_FOUND ? SOFFA_ERR_MASTER_KEY : rc;
+    }
+    return SOFFA_OK;
+}
+
+soffa_err_t
 soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
 {
     char path[1024];
@@ -525,14 +553,23 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     if (!soffa_cfg_path(self->config_path, self->cfg.data_dir, path, sizeof path))
         return SOFFA_ERR_CONFIG;
     snprintf(self->data_path, sizeof self->data_path, "%s", path);
-    soffa_store_opts_t so = {.path = path, .map_size = self->cfg.map_size};
+    rc = soffa_broker_master_load(self, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    char swhy[512] = "";
+    soffa_store_opts_t so = {.path = path, .map_size = self->cfg.map_size, .master = &self->master, .why = swhy,
+                             .whylen = sizeof swhy};
     rc = soffa_store_open(&self->store, &so);
     if (rc != SOFFA_OK) {
-        snprintf(why, whylen, "store %s: %s%s", path, soffa_strerror(rc),
-                 rc == SOFFA_ERR_VERSION ? "; run soffa-broker --config FILE --upgrade-store (it takes a backup first)"
-                                         : "");
+        if (swhy[0])
+            snprintf(why, whylen, "%s", swhy);
+        else
+            snprintf(why, whylen, "store %s: %s", path, soffa_strerror(rc));
         return rc;
     }
+    char idhex[2 * SOFFA_SEAL_ID + 1];
+    soffa_seal_master_id_hex(&self->master, idhex);
+    soffa_info("store %s sealed under master key %s", path, idhex);
     rc = soffa_store_mailboxes(self->store, soffa_delivery_load_mailbox, self);
     if (rc == SOFFA_OK) {
         self->await_signals.delay_us = self->cfg.signal_ack_due * 1000;
@@ -788,6 +825,7 @@ soffa_broker_destroy(soffa_broker_t **self_p)
     free(self->id_sessions);
     explicit_bzero(self->secret_key, sizeof self->secret_key);
     sodium_memzero(self->sign_sk, sizeof self->sign_sk);
+    soffa_seal_master_wipe(&self->master);
     free(self);
     *self_p = NULL;
 }

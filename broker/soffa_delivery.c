@@ -67,13 +67,24 @@ s_pump_one(void *ctx, const soffa_store_rec_t *rec)
 {
     s_pump_t *p = ctx;
     soffa_consumer_t *c = p->c;
+    soffa_frame_t f = {.type = SOFFA_FRAME_DELIVER, .seq = rec->seq, .has_hash = true};
+    uint8_t *owned = NULL;
+    if (soffa_lookup_delivery(rec, &f, &owned) != SOFFA_OK) {
+        /* Disposed of before this reader got it (or unreadable): there is
+         * nothing left to deliver; the disposal record that says so comes
+         * in its place. */
+        soffa_lookup_delivery_done(&f, &owned);
+        soffa_debug("seq %llu not delivered to %s: disposed of", (unsigned long long) rec->seq, c->mbox->name);
+        c->sent = rec->seq;
+        return 0;
+    }
     if (rec->tag == SOFFA_MT_REFERRAL_SENT) {
         /* Consent is checked again at delivery: a withdrawn or expired
          * consent withholds a referral not yet delivered. */
         soffa_envelope_t e;
         soffa_msg_t *m = NULL;
         bool ok = false;
-        if (soffa_envelope_decode(rec->env, rec->len, &e) == SOFFA_OK) {
+        if (soffa_envelope_open(rec->env, rec->len, rec->has_key ? rec->key : NULL, &e) == SOFFA_OK) {
             if (soffa_msg_decode(e.body, e.body_len, &m) == SOFFA_OK) {
                 soffa_msg_view_t v;
                 soffa_msg_view(m, &v);
@@ -85,15 +96,16 @@ s_pump_one(void *ctx, const soffa_store_rec_t *rec)
         if (!ok) {
             soffa_info("referral at seq %llu withheld from %s: its consent is withdrawn or no longer valid",
                        (unsigned long long) rec->seq, c->mbox->name);
+            soffa_lookup_delivery_done(&f, &owned);
             c->sent = rec->seq;
             return 0;
         }
     }
-    soffa_frame_t f = {.type = SOFFA_FRAME_DELIVER, .seq = rec->seq, .data = rec->env, .data_len = rec->len,
-                       .has_hash = true};
     memcpy(f.hash, rec->hash, SOFFA_HASH_LEN);
     memcpy(f.mailbox, c->mbox->name, sizeof f.mailbox);
-    if (!soffa_broker_send(p->self, c->session->rid, &f)) {
+    bool sent = soffa_broker_send(p->self, c->session->rid, &f);
+    soffa_lookup_delivery_done(&f, &owned);
+    if (!sent) {
         p->blocked = true;
         return 1;
     }

@@ -47,7 +47,9 @@
     X(INTERNAL, "internal error; please report it with the log")                    \
     X(DISK_FULL, "the disk holding the store is full; free space on it and publishing resumes") \
     X(SESSION_CLOSED, "the broker closed this session (another connection with the same key took over, or the key has too many sessions); reconnect, and if it happens again check that no second agent uses this key") \
-    X(SENSITIVE_TEXT, "refused: the free text names sensitive personal data (health, substance use, social services, crime, religion, sexuality, ethnic origin or opinions) that may not go to this recipient; rewrite it without them and send again")
+    X(SENSITIVE_TEXT, "refused: the free text names sensitive personal data (health, substance use, social services, crime, religion, sexuality, ethnic origin or opinions) that may not go to this recipient; rewrite it without them and send again") \
+    X(MASTER_KEY, "the master key is missing, damaged or not the one this store was made with; see [keys] master_key (soffa masterkey new makes one)") \
+    X(DISPOSED, "the record was disposed of (its retention period ran out, or it was erased on request): its content no longer exists")
 
 typedef enum {
 #define SOFFA_ERR_ENUM_(name, text) SOFFA_ERR_##name,

@@ -1,6 +1,7 @@
 /*  soffa_frame: the broker protocol's frames (see soffa_frame.h). */
 #include "soffa_frame.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,6 +211,8 @@ s_enc_deliver(const soffa_frame_t *f, s_enc_t *e)
     b->envelope = (ProtobufCBinaryData) {f->data_len, (uint8_t *) f->data};
     s_hash_put(&b->hash, f);
     b->replay_tag = f->tag;
+    if (f->has_record_key)
+        b->record_key = (ProtobufCBinaryData) {SOFFA_RECORD_KEY_LEN, (uint8_t *) f->record_key};
     e->fr.deliver = b;
     return SOFFA_OK;
 }
@@ -222,6 +225,12 @@ s_dec_deliver(const Soffa__Frame *fr, soffa_frame_t *out)
     out->data = d->envelope.data;
     out->data_len = d->envelope.len;
     out->tag = d->replay_tag;
+    if (d->record_key.len != 0 && d->record_key.len != SOFFA_RECORD_KEY_LEN)
+        return SOFFA_ERR_MALFORMED;
+    if (d->record_key.len) {
+        memcpy(out->record_key, d->record_key.data, SOFFA_RECORD_KEY_LEN);
+        out->has_record_key = true;
+    }
     soffa_err_t rc = soffa_wire_copy(out->mailbox, sizeof out->mailbox, d->mailbox);
     return rc != SOFFA_OK ? rc : s_hash_get(d->hash, out, false);
 }
@@ -573,8 +582,11 @@ soffa_frame_fini(soffa_frame_t *f)
     if (!f)
         return;
     if (f->pb_) {
+        Soffa__Frame *fr = f->pb_;
+        if (fr->body_case == SOFFA__FRAME__BODY_DELIVER && fr->deliver && fr->deliver->record_key.data)
+            sodium_memzero(fr->deliver->record_key.data, fr->deliver->record_key.len);
         soffa__frame__free_unpacked(f->pb_, NULL);
         free(f->statuses);   /* owned only when decoded */
     }
-    memset(f, 0, sizeof *f);
+    sodium_memzero(f, sizeof *f);
 }

@@ -87,6 +87,8 @@ typedef struct {
     size_t data_len;
     uint8_t hash[SOFFA_HASH_LEN];     /* deliver; ack, replay_ack: the hash of seq as delivered */
     bool has_hash;
+    uint8_t record_key[SOFFA_RECORD_KEY_LEN]; /* deliver: the key of a sealed body */
+    bool has_record_key;
     soffa_replay_filter_t filter;     /* replay */
     uint64_t head_seq;                /* status_reply */
     uint32_t sessions;                /* status_reply */

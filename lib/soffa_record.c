@@ -25,14 +25,19 @@ s_hex(const uint8_t *b, size_t n)
 }
 
 json_t *
-soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash)
+soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash, const uint8_t *key)
 {
     soffa_envelope_t e;
-    if (soffa_envelope_decode(env, len, &e) != SOFFA_OK)
+    soffa_err_t orc = soffa_envelope_open(env, len, key, &e);
+    if (orc != SOFFA_OK && orc != SOFFA_ERR_DISPOSED)
         return NULL;
+    bool disposed = orc == SOFFA_ERR_DISPOSED;
     char ts[32];
     soffa_time_format(e.received_at_us, ts);
-    const char *kind = e.kind == SOFFA_RK_ACCESS ? "access" : e.kind == SOFFA_RK_CHECKPOINT ? "checkpoint" : "message";
+    const char *kind = e.kind == SOFFA_RK_ACCESS       ? "access"
+                       : e.kind == SOFFA_RK_CHECKPOINT ? "checkpoint"
+                       : e.kind == SOFFA_RK_DISPOSAL   ? "disposal"
+                                                       : "message";
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}}", "seq", (json_int_t) e.seq, "mailbox",
                           e.mailbox, "kind", kind, "received_at", ts,
                           "received_at_us", (json_int_t) e.received_at_us, "sender", "agent", e.sender_agent, "role",
@@ -44,7 +49,14 @@ soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash)
     if (hash)
         json_object_set_new(o, "hash", s_hex(hash, SOFFA_HASH_LEN));
     json_object_set_new(o, "prev_hash", s_hex(e.prev_hash, SOFFA_HASH_LEN));
-    if (e.kind == SOFFA_RK_MESSAGE) {
+    if (disposed) {
+        /* What is left of a record disposed of: its clear envelope. */
+        json_object_set_new(o, "disposed", json_true());
+        if (e.kind == SOFFA_RK_MESSAGE)
+            json_object_set_new(o, "type", json_string(soffa_msg_type_name((soffa_msg_type_t) e.msg_type)));
+        else
+            json_object_set_new(o, "type", json_string(kind));
+    } else if (e.kind == SOFFA_RK_MESSAGE) {
         json_object_set_new(o, "type", json_string(soffa_msg_type_name((soffa_msg_type_t) e.msg_type)));
         soffa_msg_t *m = NULL;
         if (soffa_msg_decode(e.body, e.body_len, &m) == SOFFA_OK) {
@@ -97,6 +109,12 @@ soffa_record_line(json_t *rec, char *out, size_t outlen)
         soffa_time_format_local(at, when);
     else if (ts)
         snprintf(when, sizeof when, "%.10s %.5s", ts, ts + 11);
+    if (json_is_true(json_object_get(rec, "disposed"))) {
+        snprintf(out, outlen, "seq %-6lld %s  %-24s from %-12s to %-18s disposed of: its content no longer exists",
+                 (long long) json_integer_value(json_object_get(rec, "seq")), when, type ? type : "?", from ? from : "?",
+                 json_string_value(json_object_get(rec, "mailbox")));
+        return;
+    }
     if (json_object_get(rec, "checkpoint")) {
         snprintf(out, outlen, "seq %-6lld %s  %-24s vouches for 1..%lld", (long long) json_integer_value(json_object_get(rec, "seq")),
                  when, "signed checkpoint",

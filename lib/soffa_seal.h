@@ -3,11 +3,12 @@
  *  Design (README, "Where personal data lives, and when it goes"):
  *
  *    master key (file outside the data directory, or a systemd credential)
- *     ├── wraps the store's secrets (subject-index secret, the key of
- *     │   records about nobody, the tombstone secret)
- *     └── wraps one random subject key per young person
- *          └── wraps one random record key per record
- *               └── seals that record's body (XChaCha20-Poly1305-IETF)
+ *     └── wraps the epoch key (DATA_DIR/keys; a new one at every disposal)
+ *          ├── wraps the store's secrets (subject-index secret, tombstones)
+ *          └── wraps one random owner key per young person (and per day for
+ *              records about nobody)
+ *               └── wraps one random record key per record
+ *                    └── seals that record's body (XChaCha20-Poly1305-IETF)
  *
  *  What stays in clear is the envelope that delivery, replay and the hash
  *  chain need (sequence, previous hash, message id, sender, time, mailbox,
@@ -15,12 +16,15 @@
  *  text. The chain hashes the record as stored, ciphertext included, so it
  *  verifies without a key and keeps verifying after disposal. Disposing of a
  *  record destroys its record key; disposing of a young person destroys the
- *  subject key (and with it every record key under it); the records stay,
- *  unreadable. Both happen in one store transaction with the disposal record
- *  that says so, so a crash leaves the state before or after; the free pages
- *  the transaction leaves (which LMDB does not erase) are overwritten with
- *  zeros afterwards (soffa_scrub), and again at the next start if a crash
- *  came in between.
+ *  owner key; both in one store transaction with the disposal record that
+ *  says so, so a crash leaves the state before or after.
+ *
+ *  LMDB does not erase what it deletes (old page copies stay in the file,
+ *  and unused parts of live pages can hold stale bytes), so a deleted key
+ *  is made worthless instead: the same transaction wraps every surviving
+ *  key anew under a new epoch key, and the old epoch key, which lives
+ *  outside LMDB in a two-slot file (soffa_seal_keys_*), is overwritten in
+ *  place once the transaction has committed.
  *
  *  Wrapped keys and sealed bodies carry their own random nonce; associated
  *  data binds each to its place (a record key to its sequence, a subject key
@@ -89,6 +93,43 @@ soffa_err_t soffa_seal_unwrap(const uint8_t kek[SOFFA_SEAL_KEY], const uint8_t i
  *  SOFFA_SEAL_OVERHEAD bytes (nonce || ciphertext || tag), bound to ad. */
 void soffa_seal_body(const uint8_t key[SOFFA_SEAL_KEY], const void *plain, size_t len, const void *ad, size_t adlen,
                      uint8_t *out);
+
+/* ---- The epoch key file: DATA_DIR/keys ----
+ *
+ *  Two fixed slots of SOFFA_SEAL_SLOT bytes: epoch (u64) || the master key's
+ *  id || the epoch key wrapped by the master key (bound to the epoch). The
+ *  store names the epoch it uses; at most two epochs exist at once, during a
+ *  rotation. Slots are written in place and flushed; an unused slot is all
+ *  zeros. */
+#define SOFFA_SEAL_SLOT (8 + SOFFA_SEAL_ID + SOFFA_SEAL_WRAPPED)
+
+typedef struct {
+    uint64_t epoch[2];                             /* 0: empty slot */
+    uint8_t id[2][SOFFA_SEAL_ID];                  /* the master key that wrapped it */
+    uint8_t wrapped[2][SOFFA_SEAL_WRAPPED];
+} soffa_seal_keys_t;
+
+/*  Reads DIR/keys. Returns SOFFA_OK, SOFFA_ERR_NOT_FOUND (no file),
+ *  SOFFA_ERR_STORE_CORRUPT (not two slots) or an I/O error. */
+soffa_err_t soffa_seal_keys_read(const char *dir, soffa_seal_keys_t *out);
+
+/*  The epoch key of `epoch` in k, unwrapped with the master key. Returns
+ *  SOFFA_OK, SOFFA_ERR_NOT_FOUND (no slot holds that epoch) or
+ *  SOFFA_ERR_MASTER_KEY (a slot holds it, under another master key: why
+ *  names both keys' ids). */
+soffa_err_t soffa_seal_keys_get(const soffa_seal_keys_t *k, uint64_t epoch, const soffa_seal_master_t *m,
+                                uint8_t key[SOFFA_SEAL_KEY], char *why, size_t whylen);
+
+/*  Writes slot `slot` (0 or 1) of DIR/keys in place and flushes it: epoch
+ *  and key wrapped by m, or zeros when key is NULL. Creates the file
+ *  (owner-only) when missing. Returns SOFFA_OK or an I/O error. */
+soffa_err_t soffa_seal_keys_put(const char *dir, int slot, uint64_t epoch, const uint8_t *key,
+                                const soffa_seal_master_t *m);
+
+/*  Writes k as a new DIR/keys (owner-only; must not exist yet), flushed:
+ *  for a backup, which carries the slots of its own epoch. Returns SOFFA_OK,
+ *  SOFFA_ERR_EXISTS or an I/O error. */
+soffa_err_t soffa_seal_keys_write(const char *dir, const soffa_seal_keys_t *k);
 
 /*  Opens a sealed body of len bytes into a new buffer (*plain, freed by
  *  the caller with free(); *plen bytes). Returns SOFFA_OK, SOFFA_ERR_MALFORMED

@@ -15,8 +15,12 @@
 #include "soffa_bytes.h"
 #include "soffa_log.h"
 
-#define S_VERSION "3"   /* 2: subject index in seq buckets; 3: mailbox ordinals, state table */
+#define S_VERSION "4"   /* 2: subject index in seq buckets; 3: mailbox ordinals, state table;
+                         * 4: sealed bodies, owner and record keys, the epoch key file */
+#define S_VERSION_3 "3"
 #define S_VERSION_2 "2"
+#define S_OWNER 17      /* 'S' || keyed hash of a subject, or 'D' || day (u32) || zeros */
+#define S_RKEY (S_OWNER + SOFFA_SEAL_WRAPPED)
 /* The subject index is split into buckets of 2^S_BUCKET_BITS sequence numbers,
  * key = bucket(u32) || subject_key || seq. A commit then dirties only the few
  * pages of the newest bucket instead of one random page per record, and the
@@ -39,9 +43,17 @@ struct soffa_store {
     MDB_dbi meta;                         /* version, head */
     MDB_dbi ref;                          /* reference key -> seq */
     MDB_dbi state;                        /* the broker's derived state: key -> value */
+    MDB_dbi okey;                         /* owner -> owner key wrapped by the epoch key */
+    MDB_dbi rkey;                         /* seq -> owner || record key wrapped by the owner key */
+    MDB_dbi own;                          /* owner || seq -> "" */
     bool read_only;
-    bool has_key;                         /* subject key loaded */
+    bool has_key;                         /* subject index secret loaded */
     uint8_t key[S_KEY_LEN];               /* subject index secret */
+    bool keys;                            /* the epoch key is loaded: records are sealed and opened */
+    uint64_t epoch;                       /* the epoch in use */
+    uint8_t epoch_key[SOFFA_SEAL_KEY];
+    soffa_seal_master_t master;           /* for new epochs (disposal) */
+    char dir[4096];
     uint64_t head_seq;                    /* last committed sequence */
     uint8_t head_hash[SOFFA_HASH_LEN];    /* hash of the last committed record */
     int64_t head_time;                    /* receive time of the last committed record */
@@ -72,30 +84,15 @@ soffa_store_err(int rc)
 }
 
 
-/* Reads or creates the subject index key. A key others can read is refused. */
+/* Reads the subject index secret of a format-3 store (DIR/subject.key),
+ * for the upgrade. A key others can read is refused. */
 static soffa_err_t
-s_load_key(soffa_store_t *self, const char *dir)
+s_read_v3_key(const char *dir, uint8_t key[S_KEY_LEN])
 {
     char path[4096];
     if (snprintf(path, sizeof path, "%s/%s", dir, S_KEY_FILE) >= (int) sizeof path)
         return SOFFA_ERR_INVALID_ARG;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
-        if (self->read_only)
-            return SOFFA_OK;   /* a copy without the key still verifies */
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (fd < 0)
-            return soffa_err_from_errno(errno);
-        randombytes_buf(self->key, S_KEY_LEN);
-        bool ok = write(fd, self->key, S_KEY_LEN) == S_KEY_LEN && fsync(fd) == 0;
-        close(fd);
-        if (!ok) {
-            unlink(path);
-            return SOFFA_ERR_STORE_IO;
-        }
-        self->has_key = true;
-        return SOFFA_OK;
-    }
     if (fd < 0)
         return soffa_err_from_errno(errno);
     struct stat st;
@@ -104,12 +101,213 @@ s_load_key(soffa_store_t *self, const char *dir)
         soffa_error("%s is readable by others; run chmod 600 on it", path);
         return SOFFA_ERR_PERMISSION;
     }
-    ssize_t n = read(fd, self->key, S_KEY_LEN);
+    ssize_t n = read(fd, key, S_KEY_LEN);
     close(fd);
-    if (n != S_KEY_LEN)
-        return SOFFA_ERR_STORE_CORRUPT;
-    self->has_key = true;
-    return SOFFA_OK;
+    return n == S_KEY_LEN ? SOFFA_OK : SOFFA_ERR_STORE_CORRUPT;
+}
+
+/* ---- Keys: the epoch key, owner keys, record keys ---------------------------- */
+
+/* Associated data binding a wrapped key to its place. */
+static void
+s_ad_owner(const uint8_t owner[S_OWNER], uint8_t ad[1 + S_OWNER])
+{
+    ad[0] = 'O';
+    memcpy(ad + 1, owner, S_OWNER);
+}
+
+static void
+s_ad_record(uint64_t seq, uint8_t ad[9])
+{
+    ad[0] = 'R';
+    soffa_bytes_put_u64(ad + 1, seq);
+}
+
+/* The owner of a record: the young person it is about, or (for records
+ * about nobody: access records) the day it was received. */
+static void
+s_owner_of(const soffa_store_t *self, const soffa_envelope_t *env, const char *subject_id, uint8_t owner[S_OWNER])
+{
+    memset(owner, 0, S_OWNER);
+    if (env->kind == SOFFA_RK_MESSAGE && subject_id && subject_id[0]) {
+        owner[0] = 'S';
+        soffa_store_subject_key(self, subject_id, owner + 1);
+    } else {
+        owner[0] = 'D';
+        int64_t day = env->received_at_us > 0 ? env->received_at_us / 86400000000LL : 0;
+        soffa_bytes_put_u32(owner + 1, (uint32_t) day);
+    }
+}
+
+/* The owner's key from okey (unwrapped with the epoch key); when it has
+ * none and create is set, a new one is made and stored. 0, MDB_NOTFOUND,
+ * an LMDB error, or EBADMSG when it does not unwrap. */
+static int
+s_owner_key(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], bool create, uint8_t key[SOFFA_SEAL_KEY])
+{
+    uint8_t ad[1 + S_OWNER];
+    s_ad_owner(owner, ad);
+    MDB_val k = {S_OWNER, (void *) owner}, v;
+    int mrc = mdb_get(txn, self->okey, &k, &v);
+    if (mrc == 0) {
+        if (v.mv_size != SOFFA_SEAL_WRAPPED)
+            return MDB_CORRUPTED;
+        return soffa_seal_unwrap(self->epoch_key, v.mv_data, ad, sizeof ad, key) == SOFFA_OK ? 0 : EBADMSG;
+    }
+    if (mrc != MDB_NOTFOUND || !create)
+        return mrc;
+    uint8_t w[SOFFA_SEAL_WRAPPED];
+    soffa_seal_key_new(key);
+    soffa_seal_wrap(self->epoch_key, key, ad, sizeof ad, w);
+    v = (MDB_val) {sizeof w, w};
+    return mdb_put(txn, self->okey, &k, &v, 0);
+}
+
+/* The record key of seq (for a visitor). False when the record has none:
+ * not sealed, disposed of, or the store was opened without the master key. */
+static bool
+s_record_key(soffa_store_t *self, MDB_txn *txn, uint64_t seq, uint8_t key[SOFFA_SEAL_KEY])
+{
+    if (!self->keys)
+        return false;
+    uint8_t sk[8], ad[9], ok[SOFFA_SEAL_KEY];
+    soffa_bytes_put_u64(sk, seq);
+    MDB_val k = {8, sk}, v;
+    if (mdb_get(txn, self->rkey, &k, &v) != 0 || v.mv_size != S_RKEY)
+        return false;
+    if (s_owner_key(self, txn, v.mv_data, false, ok) != 0)
+        return false;
+    s_ad_record(seq, ad);
+    bool got = soffa_seal_unwrap(ok, (const uint8_t *) v.mv_data + S_OWNER, ad, sizeof ad, key) == SOFFA_OK;
+    sodium_memzero(ok, sizeof ok);
+    return got;
+}
+
+/* Seals a record's body under a new record key, filed under its owner:
+ * env->body then points at *sealed (freed by the caller). */
+static int
+s_seal_record(soffa_store_t *self, MDB_txn *txn, soffa_envelope_t *env, const uint8_t owner[S_OWNER],
+              uint8_t **sealed)
+{
+    uint8_t ok[SOFFA_SEAL_KEY], rk[SOFFA_SEAL_KEY], ad[SOFFA_ENVELOPE_AD], rad[9], val[S_RKEY];
+    int mrc = s_owner_key(self, txn, owner, true, ok);
+    if (mrc != 0)
+        return mrc;
+    uint8_t *buf = malloc(env->body_len + SOFFA_SEAL_OVERHEAD);
+    if (!buf) {
+        sodium_memzero(ok, sizeof ok);
+        return ENOMEM;
+    }
+    soffa_seal_key_new(rk);
+    soffa_envelope_ad(env->seq, env->message_id, ad);
+    soffa_seal_body(rk, env->body, env->body_len, ad, sizeof ad, buf);
+    memcpy(val, owner, S_OWNER);
+    s_ad_record(env->seq, rad);
+    soffa_seal_wrap(ok, rk, rad, sizeof rad, val + S_OWNER);
+    sodium_memzero(ok, sizeof ok);
+    sodium_memzero(rk, sizeof rk);
+    uint8_t sk[8], own[S_OWNER + 8];
+    soffa_bytes_put_u64(sk, env->seq);
+    memcpy(own, owner, S_OWNER);
+    memcpy(own + S_OWNER, sk, 8);
+    MDB_val k = {8, sk}, v = {sizeof val, val}, okv = {sizeof own, own}, empty = {0, NULL};
+    if ((mrc = mdb_put(txn, self->rkey, &k, &v, MDB_APPEND)) != 0
+        || (mrc = mdb_put(txn, self->own, &okv, &empty, 0)) != 0) {
+        free(buf);
+        return mrc;
+    }
+    env->body = buf;
+    env->body_len += SOFFA_SEAL_OVERHEAD;
+    env->sealed = true;
+    *sealed = buf;
+    return 0;
+}
+
+/* The wrapped secrets in meta ("k:index"), under the epoch key. */
+static int
+s_secret_get(soffa_store_t *self, MDB_txn *txn, const char *name, uint8_t out[SOFFA_SEAL_KEY])
+{
+    MDB_val k = {strlen(name), (void *) name}, v;
+    int mrc = mdb_get(txn, self->meta, &k, &v);
+    if (mrc != 0)
+        return mrc;
+    if (v.mv_size != SOFFA_SEAL_WRAPPED)
+        return MDB_CORRUPTED;
+    return soffa_seal_unwrap(self->epoch_key, v.mv_data, name, strlen(name), out) == SOFFA_OK ? 0 : EBADMSG;
+}
+
+static int
+s_secret_put(soffa_store_t *self, MDB_txn *txn, const char *name, const uint8_t key[SOFFA_SEAL_KEY])
+{
+    uint8_t w[SOFFA_SEAL_WRAPPED];
+    soffa_seal_wrap(self->epoch_key, key, name, strlen(name), w);
+    MDB_val k = {strlen(name), (void *) name}, v = {sizeof w, w};
+    return mdb_put(txn, self->meta, &k, &v, 0);
+}
+
+static int
+s_u64_get(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t *out)
+{
+    MDB_val k = {strlen(name), (void *) name}, v;
+    int mrc = mdb_get(txn, dbi, &k, &v);
+    if (mrc == 0 && v.mv_size != 8)
+        return MDB_CORRUPTED;
+    if (mrc == 0)
+        *out = soffa_bytes_get_u64(v.mv_data);
+    return mrc;
+}
+
+static int
+s_u64_put(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val)
+{
+    uint8_t b[8];
+    soffa_bytes_put_u64(b, val);
+    MDB_val k = {strlen(name), (void *) name}, v = {8, b};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* Loads the epoch key the store names (DIR/keys, under the master key).
+ * Nothing is written. */
+static soffa_err_t
+s_epoch_load(soffa_store_t *self, const soffa_seal_master_t *m, uint64_t epoch, char *why, size_t whylen)
+{
+    soffa_seal_keys_t k;
+    soffa_err_t rc = soffa_seal_keys_read(self->dir, &k);
+    if (rc == SOFFA_ERR_NOT_FOUND) {
+        snprintf(why, whylen, "the data directory %s has no keys file, which holds the store's epoch key: restore it "
+                              "from the backup the store came from", self->dir);
+        return SOFFA_ERR_MASTER_KEY;
+    }
+    if (rc != SOFFA_OK) {
+        snprintf(why, whylen, "the keys file of %s cannot be read: %s", self->dir, soffa_strerror(rc));
+        return rc;
+    }
+    rc = soffa_seal_keys_get(&k, epoch, m, self->epoch_key, why, whylen);
+    if (rc == SOFFA_ERR_NOT_FOUND)
+        rc = SOFFA_ERR_MASTER_KEY;
+    if (rc == SOFFA_OK) {
+        self->epoch = epoch;
+        self->keys = true;
+    }
+    sodium_memzero(&k, sizeof k);
+    return rc;
+}
+
+/* Erases every slot of DIR/keys but the one of the epoch in use (a rotation
+ * or disposal cut short is finished here, or its new epoch dropped). */
+static soffa_err_t
+s_epoch_tidy(soffa_store_t *self)
+{
+    soffa_seal_keys_t k;
+    soffa_err_t rc = soffa_seal_keys_read(self->dir, &k);
+    for (int sl = 0; rc == SOFFA_OK && sl < 2; sl++) {
+        bool mine = k.epoch[sl] == self->epoch && sodium_memcmp(k.id[sl], self->master.id, SOFFA_SEAL_ID) == 0;
+        bool empty = k.epoch[sl] == 0 && sodium_is_zero(k.wrapped[sl], SOFFA_SEAL_WRAPPED);
+        if (!mine && !empty)
+            rc = soffa_seal_keys_put(self->dir, sl, 0, NULL, NULL);
+    }
+    sodium_memzero(&k, sizeof k);
+    return rc;
 }
 
 /* ---- Open and close ---------------------------------------------------- */
@@ -129,12 +327,57 @@ s_cloexec(MDB_env *env)
     return 0;
 }
 
+/* Opens the store's tables in txn (creating them when create is set). */
+static int
+s_open_dbis(soffa_store_t *self, MDB_txn *txn, bool create)
+{
+    unsigned fl = create ? MDB_CREATE : 0;
+    int mrc;
+    if ((mrc = mdb_dbi_open(txn, "log", fl, &self->log)) != 0
+        || (mrc = mdb_dbi_open(txn, "mailbox", fl, &self->mailbox)) != 0
+        || (mrc = mdb_dbi_open(txn, "subject", fl, &self->subject)) != 0
+        || (mrc = mdb_dbi_open(txn, "dedup", fl, &self->dedup)) != 0
+        || (mrc = mdb_dbi_open(txn, "cursor", fl, &self->cursor)) != 0
+        || (mrc = mdb_dbi_open(txn, "ref", fl, &self->ref)) != 0
+        || (mrc = mdb_dbi_open(txn, "state", fl, &self->state)) != 0
+        || (mrc = mdb_dbi_open(txn, "okey", fl, &self->okey)) != 0
+        || (mrc = mdb_dbi_open(txn, "rkey", fl, &self->rkey)) != 0
+        || (mrc = mdb_dbi_open(txn, "own", fl, &self->own)) != 0)
+        return mrc;
+    return 0;
+}
+
+/* Reads meta "version" (a copy, "" when none) in a read transaction. */
+static int
+s_version(MDB_env *env, char out[16], MDB_dbi *meta)
+{
+    MDB_txn *txn;
+    out[0] = '\0';
+    int mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return mrc;
+    mrc = mdb_dbi_open(txn, "meta", 0, meta);
+    if (mrc == 0) {
+        MDB_val k = {7, "version"}, v;
+        mrc = mdb_get(txn, *meta, &k, &v);
+        if (mrc == 0)
+            snprintf(out, 16, "%.*s", (int) (v.mv_size < 15 ? v.mv_size : 15), (const char *) v.mv_data);
+    }
+    mdb_txn_abort(txn);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
 soffa_err_t
 soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
 {
     if (!out || !opts || !opts->path)
         return SOFFA_ERR_INVALID_ARG;
     *out = NULL;
+    char whybuf[512] = "";
+    char *why = opts->why ? opts->why : whybuf;
+    size_t whylen = opts->why ? opts->whylen : sizeof whybuf;
+    if (opts->why && opts->whylen)
+        opts->why[0] = '\0';
     soffa_err_t rc = SOFFA_OK;
     int mrc = 0;
     MDB_txn *txn = NULL;
@@ -142,6 +385,9 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
     if (!self)
         return SOFFA_ERR_NOMEM;
     self->read_only = opts->read_only;
+    snprintf(self->dir, sizeof self->dir, "%s", opts->path);
+    if (opts->master && opts->master->loaded)
+        self->master = *opts->master;
 
     if (!opts->read_only) {
         if (mkdir(opts->path, 0700) != 0 && errno != EEXIST) {
@@ -158,13 +404,9 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
         rc = SOFFA_ERR_INVALID_ARG;
         goto fail;
     }
-    rc = s_load_key(self, opts->path);
-    if (rc != SOFFA_OK)
-        goto fail;
-
     if ((mrc = mdb_env_create(&self->env)) != 0)
         goto lmdb_fail;
-    mdb_env_set_maxdbs(self->env, 12);
+    mdb_env_set_maxdbs(self->env, 16);
     if ((mrc = mdb_env_set_mapsize(self->env, opts->map_size ? opts->map_size : (size_t) 1 << 30)) != 0)
         goto lmdb_fail;
     /* No MDB_NOSYNC / MDB_NOMETASYNC / MDB_MAPASYNC: a commit is durable. */
@@ -176,40 +418,78 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
     if ((mrc = s_cloexec(self->env)) != 0)
         goto lmdb_fail;
 
-    if ((mrc = mdb_txn_begin(self->env, NULL, opts->read_only ? MDB_RDONLY : 0, &txn)) != 0)
+    /* What the store is, read before anything is written: an old format or
+     * a wrong master key is refused with the file untouched. */
+    char version[16];
+    if ((mrc = s_version(self->env, version, &self->meta)) != 0)
         goto lmdb_fail;
-    unsigned create = opts->read_only ? 0 : MDB_CREATE;
-    if ((mrc = mdb_dbi_open(txn, "log", create, &self->log)) != 0
-        || (mrc = mdb_dbi_open(txn, "mailbox", create, &self->mailbox)) != 0
-        || (mrc = mdb_dbi_open(txn, "subject", create, &self->subject)) != 0
-        || (mrc = mdb_dbi_open(txn, "dedup", create, &self->dedup)) != 0
-        || (mrc = mdb_dbi_open(txn, "cursor", create, &self->cursor)) != 0
-        || (mrc = mdb_dbi_open(txn, "meta", create, &self->meta)) != 0
-        || (mrc = mdb_dbi_open(txn, "ref", create, &self->ref)) != 0)
-        goto lmdb_fail;
-    /* A version-2 store has no state table: it is refused below, or made by
-     * soffa_store_upgrade. */
-    mrc = mdb_dbi_open(txn, "state", create, &self->state);
-    if (mrc != 0 && !(mrc == MDB_NOTFOUND && opts->read_only))
-        goto lmdb_fail;
-
-    MDB_val k = {7, "version"}, v;
-    mrc = mdb_get(txn, self->meta, &k, &v);
-    if (mrc == MDB_NOTFOUND && !opts->read_only) {
-        v.mv_size = strlen(S_VERSION);
-        v.mv_data = S_VERSION;
-        if ((mrc = mdb_put(txn, self->meta, &k, &v, 0)) != 0)
-            goto lmdb_fail;
-    } else if (mrc != 0) {
-        goto lmdb_fail;
-    } else if (v.mv_size != strlen(S_VERSION) || memcmp(v.mv_data, S_VERSION, v.mv_size) != 0) {
-        soffa_error("store %s has format version %.*s; this soffa reads version %s: run soffa-broker --upgrade-store "
-                    "(it takes a backup first)", opts->path, (int) (v.mv_size < 16 ? v.mv_size : 16),
-                    (const char *) v.mv_data, S_VERSION);
+    bool fresh = version[0] == '\0';
+    if (fresh && opts->read_only) {
+        rc = SOFFA_ERR_NOT_FOUND;
+        goto fail;
+    }
+    if (!fresh && strcmp(version, S_VERSION) != 0) {
+        snprintf(why, whylen, "store %s has format version %s; this soffa reads version %s: with the broker stopped, "
+                              "run soffa-broker --config FILE --upgrade-store --backup NEW-DIR (it copies the old "
+                              "store there first)", opts->path, version, S_VERSION);
+        soffa_error("%s", why);
         rc = SOFFA_ERR_VERSION;
         goto fail;
     }
-    k = (MDB_val) {4, "head"};
+    if (!opts->read_only && !self->master.loaded) {
+        snprintf(why, whylen, "a master key is needed to write the store %s ([keys] master_key)", opts->path);
+        rc = SOFFA_ERR_MASTER_KEY;
+        goto fail;
+    }
+    if (!fresh && self->master.loaded) {
+        uint64_t epoch = 0;
+        if ((mrc = mdb_txn_begin(self->env, NULL, MDB_RDONLY, &txn)) != 0)
+            goto lmdb_fail;
+        /* (a handle opened in an aborted transaction is closed with it) */
+        mrc = mdb_dbi_open(txn, "meta", 0, &self->meta);
+        if (mrc == 0)
+            mrc = s_u64_get(txn, self->meta, "epoch", &epoch);
+        mdb_txn_abort(txn);
+        txn = NULL;
+        if (mrc != 0)
+            goto lmdb_fail;
+        if ((rc = s_epoch_load(self, &self->master, epoch, why, whylen)) != SOFFA_OK) {
+            soffa_error("store %s: %s", opts->path, why);
+            goto fail;
+        }
+    }
+
+    if ((mrc = mdb_txn_begin(self->env, NULL, opts->read_only ? MDB_RDONLY : 0, &txn)) != 0)
+        goto lmdb_fail;
+    if ((mrc = mdb_dbi_open(txn, "meta", opts->read_only ? 0 : MDB_CREATE, &self->meta)) != 0
+        || (mrc = s_open_dbis(self, txn, !opts->read_only)) != 0)
+        goto lmdb_fail;
+    if (fresh) {
+        /* A new store: its first epoch key goes to DIR/keys before the
+         * store names it (a crash in between leaves an empty store, and a
+         * keys file the next start overwrites). */
+        soffa_seal_key_new(self->epoch_key);
+        self->epoch = 1;
+        self->keys = true;
+        if ((rc = soffa_seal_keys_put(opts->path, 0, 1, self->epoch_key, &self->master)) != SOFFA_OK
+            || (rc = soffa_seal_keys_put(opts->path, 1, 0, NULL, NULL)) != SOFFA_OK) {
+            snprintf(why, whylen, "cannot write %s/keys: %s", opts->path, soffa_strerror(rc));
+            goto fail;
+        }
+        randombytes_buf(self->key, S_KEY_LEN);
+        MDB_val k = {7, "version"}, v = {strlen(S_VERSION), S_VERSION};
+        if ((mrc = mdb_put(txn, self->meta, &k, &v, 0)) != 0 || (mrc = s_u64_put(txn, self->meta, "epoch", 1)) != 0
+            || (mrc = s_secret_put(self, txn, "k:index", self->key)) != 0)
+            goto lmdb_fail;
+        self->has_key = true;
+    } else if (self->keys) {
+        if ((mrc = s_secret_get(self, txn, "k:index", self->key)) != 0)
+            goto lmdb_fail;
+        self->has_key = true;
+    }
+    if (!fresh && (mrc = s_u64_get(txn, self->meta, "epoch", &self->epoch)) != 0)
+        goto lmdb_fail;
+    MDB_val k = {4, "head"}, v;
     mrc = mdb_get(txn, self->meta, &k, &v);
     if (mrc == 0) {
         if (v.mv_size != S_HEAD_LEN) {
@@ -226,18 +506,27 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
         txn = NULL;
         goto lmdb_fail;
     }
+    txn = NULL;
+    /* The store's epoch is durable: any other slot of DIR/keys goes. */
+    if (!opts->read_only && (rc = s_epoch_tidy(self)) != SOFFA_OK) {
+        snprintf(why, whylen, "cannot write %s/keys: %s", opts->path, soffa_strerror(rc));
+        goto fail;
+    }
     *out = self;
     return SOFFA_OK;
 
 lmdb_fail:
-    rc = soffa_store_err(mrc);
+    rc = soffa_store_err(mrc == EBADMSG ? MDB_CORRUPTED : mrc);
+    if (mrc == EBADMSG)
+        snprintf(why, whylen, "the store's secrets do not open with its epoch key: the store or its keys file is "
+                              "damaged; restore the data directory from a backup");
     soffa_error("store %s: open failed: %s (lmdb %d)", opts->path, mdb_strerror(mrc), mrc);
 fail:
     if (txn)
         mdb_txn_abort(txn);
     if (self->env)
         mdb_env_close(self->env);
-    sodium_memzero(self->key, sizeof self->key);
+    sodium_memzero(self, sizeof *self);
     free(self);
     return rc;
 }
@@ -249,7 +538,7 @@ soffa_store_close(soffa_store_t **self_p)
         return;
     soffa_store_t *self = *self_p;
     mdb_env_close(self->env);
-    sodium_memzero(self->key, sizeof self->key);
+    sodium_memzero(self, sizeof *self);
     free(self);
     *self_p = NULL;
 }
@@ -437,7 +726,7 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
     soffa_err_t rc = SOFFA_OK;
     int mrc = 0;
     MDB_txn *txn = NULL;
-    uint8_t *buf = NULL;
+    uint8_t *buf = NULL, *sealed = NULL;
     s_mstat_t ms[S_MSTAT_MAX];
     size_t n_ms = 0;
 
@@ -476,14 +765,39 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
         if (env->received_at_us < time_us)
             env->received_at_us = time_us;
         time_us = env->received_at_us;
+        /* The keyed hash of the subject goes into the index only, never
+         * into the chain (it would outlive the subject's disposal there). */
         env->has_subject_key = false;
-        if (it->subject_id && it->subject_id[0] && self->has_key) {
-            soffa_store_subject_key(self, it->subject_id, env->subject_key);
-            env->has_subject_key = true;
+        uint8_t subject_key[SOFFA_SUBJECT_KEY_LEN];
+        bool indexed = it->subject_id && it->subject_id[0] && self->has_key;
+        if (indexed)
+            soffa_store_subject_key(self, it->subject_id, subject_key);
+
+        /* Personal data is sealed under a key of the record's own: the
+         * chain below hashes the ciphertext. */
+        const uint8_t *plain_body = env->body;
+        size_t plain_len = env->body_len;
+        env->sealed = false;
+        env->legacy = false;
+        if (soffa_envelope_kind_sealed(env->kind)) {
+            if (!self->keys) {
+                rc = SOFFA_ERR_MASTER_KEY;
+                goto fail;
+            }
+            uint8_t owner[S_OWNER];
+            s_owner_of(self, env, it->subject_id, owner);
+            if ((mrc = s_seal_record(self, txn, env, owner, &sealed)) != 0)
+                goto lmdb_fail;
         }
 
         size_t len;
         rc = soffa_envelope_encode(env, &buf, &len);
+        /* The caller's envelope gets its own body back. */
+        env->body = plain_body;
+        env->body_len = plain_len;
+        env->sealed = false;
+        free(sealed);
+        sealed = NULL;
         if (rc != SOFFA_OK)
             goto fail;
         soffa_wire_hash(buf, len, hash);
@@ -529,10 +843,10 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
         if ((mrc = mdb_put(txn, self->mailbox, &mk, &ov, 0)) != 0 || (mrc = s_state_apply(self, txn, it, seq)) != 0)
             goto lmdb_fail;
 
-        if (env->has_subject_key) {
+        if (indexed) {
             uint8_t sk[S_SUBJECT_KEY];
             soffa_bytes_put_u32(sk, (uint32_t) (seq >> S_BUCKET_BITS));
-            memcpy(sk + 4, env->subject_key, SOFFA_SUBJECT_KEY_LEN);
+            memcpy(sk + 4, subject_key, SOFFA_SUBJECT_KEY_LEN);
             soffa_bytes_put_u64(sk + 4 + SOFFA_SUBJECT_KEY_LEN, seq);
             MDB_val sv = {sizeof sk, sk};
             if ((mrc = mdb_put(txn, self->subject, &sv, &empty, 0)) != 0)
@@ -586,6 +900,7 @@ fail:
     if (txn)
         mdb_txn_abort(txn);
     free(buf);
+    free(sealed);
     /* The batch is aborted whole: no item has a sequence. */
     for (size_t i = 0; i < n; i++) {
         items[i].seq = 0;
@@ -622,14 +937,17 @@ s_read_end(MDB_txn *txn, MDB_cursor *cur, soffa_err_t rc, int mrc)
 }
 
 static soffa_err_t
-s_visit(const MDB_val *k, const MDB_val *v, soffa_store_visit_fn fn, void *ctx, int *stop)
+s_visit(soffa_store_t *self, MDB_txn *txn, const MDB_val *k, const MDB_val *v, soffa_store_visit_fn fn, void *ctx,
+        int *stop)
 {
     if (k->mv_size != 8 || v->mv_size < S_REC_HDR)
         return SOFFA_ERR_STORE_CORRUPT;
     const uint8_t *p = v->mv_data;
     soffa_store_rec_t rec = {soffa_bytes_get_u64(k->mv_data), p + S_REC_HDR, v->mv_size - S_REC_HDR, p,
-                             p[SOFFA_HASH_LEN]};
+                             p[SOFFA_HASH_LEN], false, {0}};
+    rec.has_key = s_record_key(self, txn, rec.seq, rec.key);
     *stop = fn(ctx, &rec);
+    sodium_memzero(rec.key, sizeof rec.key);
     return SOFFA_OK;
 }
 
@@ -647,7 +965,7 @@ soffa_store_get(soffa_store_t *self, uint64_t seq, soffa_store_visit_fn fn, void
     mrc = mdb_get(txn, self->log, &k, &v);
     if (mrc == 0) {
         int stop;
-        rc = s_visit(&k, &v, fn, ctx, &stop);
+        rc = s_visit(self, txn, &k, &v, fn, ctx, &stop);
     } else {
         rc = soffa_store_err(mrc);
     }
@@ -670,7 +988,7 @@ soffa_store_scan(soffa_store_t *self, uint64_t from_seq, soffa_store_visit_fn fn
     int stop = 0;
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && !stop;
          mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((rc = s_visit(&k, &v, fn, ctx, &stop)) != SOFFA_OK)
+        if ((rc = s_visit(self, txn, &k, &v, fn, ctx, &stop)) != SOFFA_OK)
             break;
     }
     return s_read_end(txn, cur, rc, mrc);
@@ -704,7 +1022,7 @@ s_scan_in(soffa_store_t *self, MDB_txn *txn, MDB_cursor *cur, const uint8_t *pre
             rc = mrc == MDB_NOTFOUND ? SOFFA_ERR_STORE_CORRUPT : soffa_store_err(mrc);
             break;
         }
-        if ((rc = s_visit(&lk, &lv, fn, ctx, stop)) != SOFFA_OK)
+        if ((rc = s_visit(self, txn, &lk, &lv, fn, ctx, stop)) != SOFFA_OK)
             break;
     }
     if (rc == SOFFA_OK && mrc != 0 && mrc != MDB_NOTFOUND)
@@ -937,83 +1255,299 @@ soffa_store_state_write(soffa_store_t *self, const soffa_store_state_op_t *ops, 
 
 /* ---- Upgrade ----------------------------------------------------------- */
 
-/* Version 2 -> 3: every mailbox index entry gets its ordinal, the state
- * table is created (empty), and the version becomes 3. */
+/* An upgrade writes a new environment beside the old one and puts its file
+ * in the old one's place: the converted file never held a byte of the old
+ * plaintext (LMDB keeps freed pages, and stale bytes in the unused part of
+ * pages, so converting in place would leave the old content in the file).
+ * The old store is read, never written. */
+
+/* Copies every entry of table `name` from one transaction to the other (in
+ * key order, appended). A table the old store lacks is made empty. With
+ * ordinals set, values become each entry's ordinal within its mailbox
+ * (version 2 had none). */
 static int
-s_upgrade_2(MDB_txn *txn, MDB_dbi mbox)
+s_copy_table(MDB_txn *from, MDB_txn *to, const char *name, bool ordinals, MDB_dbi *out)
 {
-    MDB_cursor *cur;
-    int mrc = mdb_cursor_open(txn, mbox, &cur);
+    MDB_dbi src;
+    int mrc = mdb_dbi_open(to, name, MDB_CREATE, out);
     if (mrc != 0)
         return mrc;
+    mrc = mdb_dbi_open(from, name, 0, &src);
+    if (mrc == MDB_NOTFOUND)
+        return 0;
+    if (mrc != 0)
+        return mrc;
+    MDB_cursor *cur;
+    if ((mrc = mdb_cursor_open(from, src, &cur)) != 0)
+        return mrc;
     MDB_val k, v;
-    char name[SOFFA_NAME_MAX + 1] = "";
+    char box[SOFFA_NAME_MAX + 1] = "";
     uint64_t ordinal = 0;
     for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < 9 || k.mv_size - 8 > sizeof name || ((char *) k.mv_data)[k.mv_size - 9] != '\0') {
-            mrc = MDB_CORRUPTED;
-            break;
+        uint8_t ov[8];
+        if (ordinals) {
+            if (k.mv_size < 9 || k.mv_size - 8 > sizeof box || ((char *) k.mv_data)[k.mv_size - 9] != '\0') {
+                mrc = MDB_CORRUPTED;
+                break;
+            }
+            if (strcmp(box, k.mv_data) != 0) {
+                memcpy(box, k.mv_data, k.mv_size - 8);
+                ordinal = 0;
+            }
+            soffa_bytes_put_u64(ov, ++ordinal);
+            v = (MDB_val) {8, ov};
         }
-        if (strcmp(name, k.mv_data) != 0) {
-            memcpy(name, k.mv_data, k.mv_size - 8);
-            ordinal = 0;
-        }
-        /* The key lives in the page the put rewrites: copy it first. */
-        uint8_t key[SOFFA_NAME_MAX + 1 + 8], ov[8];
-        memcpy(key, k.mv_data, k.mv_size);
-        soffa_bytes_put_u64(ov, ++ordinal);
-        MDB_val nk = {k.mv_size, key}, nv = {8, ov};
-        if ((mrc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT)) != 0)
+        if ((mrc = mdb_put(to, *out, &k, &v, MDB_APPEND)) != 0)
             break;
     }
     mdb_cursor_close(cur);
     return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
+/* The log, converted: every record that carries personal data becomes a
+ * legacy record: its clear envelope fields as before, and the whole
+ * original envelope sealed under a record key of its own, filed under its
+ * owner; its hash in the chain stays the original's. */
+static int
+s_convert_log(soffa_store_t *self, MDB_txn *from, MDB_txn *to)
+{
+    MDB_dbi src;
+    int mrc = mdb_dbi_open(to, "log", MDB_CREATE, &self->log);
+    if (mrc != 0 || (mrc = mdb_dbi_open(from, "log", 0, &src)) != 0)
+        return mrc;
+    MDB_cursor *cur;
+    if ((mrc = mdb_cursor_open(from, src, &cur)) != 0)
+        return mrc;
+    uint8_t *out = NULL, *sealed = NULL;
+    MDB_val k, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 8 || v.mv_size < S_REC_HDR) {
+            mrc = MDB_CORRUPTED;
+            break;
+        }
+        const uint8_t *orig = (const uint8_t *) v.mv_data + S_REC_HDR;
+        size_t olen = v.mv_size - S_REC_HDR;
+        soffa_envelope_t e;
+        if (soffa_envelope_decode(orig, olen, &e) != SOFFA_OK) {
+            mrc = MDB_CORRUPTED;
+            break;
+        }
+        if (!soffa_envelope_kind_sealed(e.kind)) {
+            soffa_envelope_fini(&e);
+            if ((mrc = mdb_put(to, self->log, &k, &v, MDB_APPEND)) != 0)
+                break;
+            continue;
+        }
+        uint8_t owner[S_OWNER] = {0};
+        if (e.kind == SOFFA_RK_MESSAGE && e.has_subject_key) {
+            owner[0] = 'S';
+            memcpy(owner + 1, e.subject_key, SOFFA_SUBJECT_KEY_LEN);
+        } else {
+            owner[0] = 'D';
+            soffa_bytes_put_u32(owner + 1, (uint32_t) (e.received_at_us > 0 ? e.received_at_us / 86400000000LL : 0));
+        }
+        e.body = orig;              /* the whole original is what is sealed */
+        e.body_len = olen;
+        e.has_subject_key = false;
+        size_t len = 0;
+        if ((mrc = s_seal_record(self, to, &e, owner, &sealed)) == 0) {
+            e.legacy = true;
+            soffa_err_t rc = soffa_envelope_encode(&e, &out, &len);
+            if (rc != SOFFA_OK)
+                mrc = rc == SOFFA_ERR_NOMEM ? ENOMEM : MDB_BAD_VALSIZE;
+        }
+        free(sealed);
+        sealed = NULL;
+        soffa_envelope_fini(&e);
+        if (mrc != 0)
+            break;
+        MDB_val nv = {S_REC_HDR + len, NULL};
+        if ((mrc = mdb_put(to, self->log, &k, &nv, MDB_RESERVE | MDB_APPEND)) != 0)
+            break;
+        memcpy(nv.mv_data, v.mv_data, S_REC_HDR);   /* the original's hash and tag */
+        memcpy((uint8_t *) nv.mv_data + S_REC_HDR, out, len);
+        free(out);
+        out = NULL;
+    }
+    mdb_cursor_close(cur);
+    free(out);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+/* Writes the converted store into the new environment (transaction to). */
+static int
+s_convert(soffa_store_t *self, MDB_txn *from, MDB_txn *to, bool v2)
+{
+    int mrc;
+    if ((mrc = s_copy_table(from, to, "meta", false, &self->meta)) != 0
+        || (mrc = s_copy_table(from, to, "mailbox", v2, &self->mailbox)) != 0
+        || (mrc = s_copy_table(from, to, "subject", false, &self->subject)) != 0
+        || (mrc = s_copy_table(from, to, "dedup", false, &self->dedup)) != 0
+        || (mrc = s_copy_table(from, to, "cursor", false, &self->cursor)) != 0
+        || (mrc = s_copy_table(from, to, "ref", false, &self->ref)) != 0
+        || (mrc = s_copy_table(from, to, "state", false, &self->state)) != 0
+        || (mrc = mdb_dbi_open(to, "okey", MDB_CREATE, &self->okey)) != 0
+        || (mrc = mdb_dbi_open(to, "rkey", MDB_CREATE, &self->rkey)) != 0
+        || (mrc = mdb_dbi_open(to, "own", MDB_CREATE, &self->own)) != 0)
+        return mrc;
+    if ((mrc = s_convert_log(self, from, to)) != 0 || (mrc = s_u64_put(to, self->meta, "epoch", 1)) != 0
+        || (mrc = s_secret_put(self, to, "k:index", self->key)) != 0)
+        return mrc;
+    MDB_val k = {7, "version"}, v = {strlen(S_VERSION), S_VERSION};
+    return mdb_put(to, self->meta, &k, &v, 0);
+}
+
+/* fsync of a directory; 0 or errno. */
+static int
+s_sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return errno;
+    int rc = fsync(fd) == 0 ? 0 : errno;
+    close(fd);
+    return rc;
+}
+
+/* Removes the working directory of a conversion (data.mdb, lock.mdb). */
+static void
+s_rm_tmp(const char *tmp)
+{
+    char f[4300];
+    snprintf(f, sizeof f, "%s/data.mdb", tmp);
+    unlink(f);
+    snprintf(f, sizeof f, "%s/lock.mdb", tmp);
+    unlink(f);
+    rmdir(tmp);
+}
+
 soffa_err_t
-soffa_store_upgrade(const char *path, size_t map_size, char from[8])
+soffa_store_upgrade(const char *path, size_t map_size, const soffa_seal_master_t *master, char from[8])
 {
     if (!path || !from)
         return SOFFA_ERR_INVALID_ARG;
     from[0] = '\0';
-    MDB_env *env = NULL;
-    MDB_txn *txn = NULL;
-    MDB_dbi meta, mbox, state;
+    size_t map = map_size ? map_size : (size_t) 1 << 30;
+    soffa_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return SOFFA_ERR_NOMEM;
+    char tmp[4200], newdata[4300], data[4200], lock[4200], kp[4200];
+    snprintf(tmp, sizeof tmp, "%s/upgrade.tmp", path);
+    snprintf(newdata, sizeof newdata, "%s/data.mdb", tmp);
+    snprintf(data, sizeof data, "%s/data.mdb", path);
+    snprintf(lock, sizeof lock, "%s/lock.mdb", path);
+    snprintf(kp, sizeof kp, "%s/%s", path, S_KEY_FILE);
+    snprintf(self->dir, sizeof self->dir, "%s", path);
+    MDB_env *old = NULL;
+    MDB_txn *rtxn = NULL, *txn = NULL;
+    MDB_dbi meta;
     soffa_err_t rc = SOFFA_OK;
     int mrc;
-    if ((mrc = mdb_env_create(&env)) != 0)
-        return soffa_store_err(mrc);
-    mdb_env_set_maxdbs(env, 12);
-    if ((mrc = mdb_env_set_mapsize(env, map_size ? map_size : (size_t) 1 << 30)) != 0
-        || (mrc = mdb_env_open(env, path, MDB_NOTLS, 0600)) != 0
-        || (mrc = mdb_txn_begin(env, NULL, 0, &txn)) != 0 || (mrc = mdb_dbi_open(txn, "meta", 0, &meta)) != 0)
+    bool working = false;
+    if ((mrc = mdb_env_create(&old)) != 0)
+        goto out;
+    mdb_env_set_maxdbs(old, 16);
+    if ((mrc = mdb_env_set_mapsize(old, map)) != 0 || (mrc = mdb_env_open(old, path, MDB_RDONLY | MDB_NOTLS, 0600)) != 0
+        || (mrc = mdb_txn_begin(old, NULL, MDB_RDONLY, &rtxn)) != 0 || (mrc = mdb_dbi_open(rtxn, "meta", 0, &meta)) != 0)
         goto out;
     MDB_val k = {7, "version"}, v;
-    if ((mrc = mdb_get(txn, meta, &k, &v)) != 0)
+    if ((mrc = mdb_get(rtxn, meta, &k, &v)) != 0)
         goto out;
     snprintf(from, 8, "%.*s", (int) (v.mv_size < 7 ? v.mv_size : 7), (const char *) v.mv_data);
     if (strcmp(from, S_VERSION) == 0)
         goto out;   /* nothing to do */
-    if (strcmp(from, S_VERSION_2) != 0) {
+    if (strcmp(from, S_VERSION_2) != 0 && strcmp(from, S_VERSION_3) != 0) {
         rc = SOFFA_ERR_VERSION;
         goto out;
     }
-    if ((mrc = mdb_dbi_open(txn, "mailbox", 0, &mbox)) != 0 || (mrc = s_upgrade_2(txn, mbox)) != 0
-        || (mrc = mdb_dbi_open(txn, "state", MDB_CREATE, &state)) != 0)
+    if (!master || !master->loaded) {
+        rc = SOFFA_ERR_MASTER_KEY;
         goto out;
-    v = (MDB_val) {strlen(S_VERSION), S_VERSION};
-    if ((mrc = mdb_put(txn, meta, &k, &v, 0)) != 0)
+    }
+    self->master = *master;
+    if ((rc = s_read_v3_key(path, self->key)) != SOFFA_OK) {
+        soffa_error("store %s: its subject index secret (%s) cannot be read: %s", path, S_KEY_FILE, soffa_strerror(rc));
+        goto out;
+    }
+    s_rm_tmp(tmp);   /* a conversion cut short left its directory */
+    if (mkdir(tmp, 0700) != 0) {
+        rc = soffa_err_from_errno(errno);
+        goto out;
+    }
+    working = true;
+    if ((mrc = mdb_env_create(&self->env)) != 0)
+        goto out;
+    mdb_env_set_maxdbs(self->env, 16);
+    if ((mrc = mdb_env_set_mapsize(self->env, map)) != 0 || (mrc = mdb_env_open(self->env, tmp, MDB_NOTLS, 0600)) != 0
+        || (mrc = mdb_txn_begin(self->env, NULL, 0, &txn)) != 0)
+        goto out;
+    /* The new epoch key goes to DIR/keys before the new store names it (a
+     * crash before the swap leaves the old store, which ignores it). */
+    soffa_seal_key_new(self->epoch_key);
+    self->epoch = 1;
+    self->keys = true;
+    self->has_key = true;
+    if ((rc = soffa_seal_keys_put(path, 0, 1, self->epoch_key, &self->master)) != SOFFA_OK
+        || (rc = soffa_seal_keys_put(path, 1, 0, NULL, NULL)) != SOFFA_OK)
+        goto out;
+    if ((mrc = s_convert(self, rtxn, txn, strcmp(from, S_VERSION_2) == 0)) != 0)
         goto out;
     mrc = mdb_txn_commit(txn);
     txn = NULL;
+    if (mrc != 0)
+        goto out;
+    mdb_txn_abort(rtxn);
+    rtxn = NULL;
+    mdb_env_close(self->env);
+    self->env = NULL;
+    mdb_env_close(old);
+    old = NULL;
+    /* The swap: one rename puts the new file in the old one's place. */
+    int fd = open(newdata, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        mrc = errno;
+        if (fd >= 0)
+            close(fd);
+        goto out;
+    }
+    close(fd);
+    if (rename(newdata, data) != 0) {
+        mrc = errno;
+        goto out;
+    }
+    unlink(lock);   /* the old environment's; LMDB makes a new one */
+    s_rm_tmp(tmp);
+    working = false;
+    if ((mrc = s_sync_dir(path)) != 0)
+        goto out;
+    /* The secret now lives in the store, wrapped: the file in clear goes. */
+    fd = open(kp, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        uint8_t zero[S_KEY_LEN] = {0};
+        if (write(fd, zero, sizeof zero) != (ssize_t) sizeof zero || fdatasync(fd) != 0)
+            soffa_warn("could not overwrite %s before removing it", kp);
+        close(fd);
+    }
+    if (unlink(kp) != 0)
+        soffa_warn("could not remove %s: %s; remove it by hand", kp, strerror(errno));
+    s_sync_dir(path);
 out:
     if (txn)
         mdb_txn_abort(txn);
+    if (rtxn)
+        mdb_txn_abort(rtxn);
+    if (self->env)
+        mdb_env_close(self->env);
+    if (old)
+        mdb_env_close(old);
+    if (working)
+        s_rm_tmp(tmp);
     if (rc == SOFFA_OK && mrc != 0) {
         rc = soffa_store_err(mrc);
         soffa_error("store %s: upgrade failed: %s (lmdb %d)", path, mdb_strerror(mrc), mrc);
     }
-    mdb_env_close(env);
+    sodium_memzero(self, sizeof *self);
+    free(self);
     return rc;
 }
 
@@ -1227,16 +1761,47 @@ s_verify_one(void *ctx, const soffa_store_rec_t *rec)
                  (unsigned long long) v->expect, (unsigned long long) seq);
         goto broken;
     }
-    soffa_wire_hash(env, len, h);
-    if (sodium_memcmp(h, hash, SOFFA_HASH_LEN) != 0) {
+    if (soffa_envelope_decode(env, len, &e) != SOFFA_OK) {
+        rep->bad_seq = seq;
+        soffa_wire_hash(env, len, h);
+        snprintf(rep->reason, sizeof rep->reason, "record %llu %s", (unsigned long long) seq,
+                 sodium_memcmp(h, hash, SOFFA_HASH_LEN) != 0 ? "was altered: its content does not match its hash"
+                                                            : "cannot be decoded");
+        goto broken;
+    }
+    /* A legacy record's hash is its original's: with the key, the original
+     * is opened and hashed; without it, only its place and links count. */
+    bool hashed = true;
+    if (e.legacy) {
+        uint8_t *orig = NULL;
+        size_t olen = 0;
+        hashed = rec->has_key && soffa_envelope_legacy_bytes(env, len, rec->key, &orig, &olen) == SOFFA_OK;
+        if (hashed)
+            soffa_wire_hash(orig, olen, h);
+        else if (rec->has_key)
+            memset(h, 0, sizeof h);   /* the key does not open it: altered */
+        if (orig)
+            sodium_memzero(orig, olen);
+        free(orig);
+        if (rec->has_key)
+            hashed = true;
+        else
+            rep->unhashed++;
+    } else {
+        soffa_wire_hash(env, len, h);
+        /* With the keys at hand, a sealed body must open with its own. */
+        if (e.sealed && rec->has_key) {
+            soffa_envelope_t o;
+            if (soffa_envelope_open(env, len, rec->key, &o) != SOFFA_OK)
+                memset(h, 0, sizeof h);
+            soffa_envelope_fini(&o);
+        }
+    }
+    if (hashed && sodium_memcmp(h, hash, SOFFA_HASH_LEN) != 0) {
+        soffa_envelope_fini(&e);
         rep->bad_seq = seq;
         snprintf(rep->reason, sizeof rep->reason, "record %llu was altered: its content does not match its hash",
                  (unsigned long long) seq);
-        goto broken;
-    }
-    if (soffa_envelope_decode(env, len, &e) != SOFFA_OK) {
-        rep->bad_seq = seq;
-        snprintf(rep->reason, sizeof rep->reason, "record %llu cannot be decoded", (unsigned long long) seq);
         goto broken;
     }
     bool seq_ok = e.seq == seq;
@@ -1308,19 +1873,28 @@ soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_
 
 /* ---- Backup ---------------------------------------------------------------- */
 
-/* Writes len bytes to a new owner-only file and flushes it. */
-static soffa_err_t
-s_write_new(const char *path, const void *buf, size_t len)
+/* The slots of `epoch` from two readings of a keys file, into out. */
+static bool
+s_keys_pick(const soffa_seal_keys_t *a, const soffa_seal_keys_t *b, uint64_t epoch, soffa_seal_keys_t *out)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return soffa_err_from_errno(errno);
-    soffa_err_t rc = SOFFA_OK;
-    if (fchmod(fd, 0600) != 0 || write(fd, buf, len) != (ssize_t) len || fsync(fd) != 0)
-        rc = soffa_err_from_errno(errno ? errno : EIO);
-    if (close(fd) != 0 && rc == SOFFA_OK)
-        rc = soffa_err_from_errno(errno);
-    return rc;
+    memset(out, 0, sizeof *out);
+    int n = 0;
+    const soffa_seal_keys_t *src[2] = {a, b};
+    for (int r = 0; r < 2; r++)
+        for (int sl = 0; sl < 2 && n < 2; sl++) {
+            if (src[r]->epoch[sl] != epoch || sodium_is_zero(src[r]->wrapped[sl], SOFFA_SEAL_WRAPPED))
+                continue;
+            bool dup = false;
+            for (int i = 0; i < n; i++)
+                dup |= memcmp(out->id[i], src[r]->id[sl], SOFFA_SEAL_ID) == 0;
+            if (dup)
+                continue;
+            out->epoch[n] = epoch;
+            memcpy(out->id[n], src[r]->id[sl], SOFFA_SEAL_ID);
+            memcpy(out->wrapped[n], src[r]->wrapped[sl], SOFFA_SEAL_WRAPPED);
+            n++;
+        }
+    return n > 0;
 }
 
 soffa_err_t
@@ -1329,20 +1903,22 @@ soffa_store_backup(soffa_store_t *self, const char *dest, const uint8_t *trusted
     if (!self || !dest || !rep)
         return SOFFA_ERR_INVALID_ARG;
     memset(rep, 0, sizeof *rep);
-    char data[4096], key[4096], lock[4096];
+    char data[4096], keys[4096], lock[4096];
     if (snprintf(data, sizeof data, "%s/data.mdb", dest) >= (int) sizeof data
-        || snprintf(key, sizeof key, "%s/%s", dest, S_KEY_FILE) >= (int) sizeof key
+        || snprintf(keys, sizeof keys, "%s/keys", dest) >= (int) sizeof keys
         || snprintf(lock, sizeof lock, "%s/lock.mdb", dest) >= (int) sizeof lock)
         return SOFFA_ERR_INVALID_ARG;
-    if (!self->has_key) {
-        /* A copy without its key would make the restored broker start a new
-         * one, and every subject lookup in the old history would miss. */
-        soffa_error("backup: the store has no %s to go with the copy", S_KEY_FILE);
-        return SOFFA_ERR_NOT_FOUND;
+    /* The epoch key the copy will need is read before and after the copy:
+     * a disposal running meanwhile replaces it, and the copy holds the
+     * store as of one commit, on one side of that or the other. */
+    soffa_seal_keys_t before, after, mine;
+    soffa_err_t rc = soffa_seal_keys_read(self->dir, &before);
+    if (rc != SOFFA_OK) {
+        soffa_error("backup: the store has no readable keys file to go with the copy: %s", soffa_strerror(rc));
+        return rc == SOFFA_ERR_NOT_FOUND ? SOFFA_ERR_NOT_FOUND : rc;
     }
     if (mkdir(dest, 0700) != 0)
         return soffa_err_from_errno(errno);
-    soffa_err_t rc = SOFFA_OK;
     soffa_store_t *copy = NULL;
     int fd = -1, dfd = -1;
     if (chmod(dest, 0700) != 0)   /* mkdir's mode went through the umask */
@@ -1367,24 +1943,34 @@ soffa_store_backup(soffa_store_t *self, const char *dest, const uint8_t *trusted
         goto errno_fail;
     }
     fd = -1;
-    if ((rc = s_write_new(key, self->key, S_KEY_LEN)) != SOFFA_OK)
+    if ((rc = soffa_seal_keys_read(self->dir, &after)) != SOFFA_OK)
         goto fail;
-    dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0 || fsync(dfd) != 0)
-        goto errno_fail;
-    close(dfd);
-    dfd = -1;
 
     /* The copy proves itself before anyone relies on it. */
     soffa_store_opts_t o = {.path = dest, .read_only = true};
     if ((rc = soffa_store_open(&copy, &o)) != SOFFA_OK)
         goto fail;
     soffa_store_head(copy, &rep->head_seq, NULL, NULL);
+    uint64_t epoch = copy->epoch;
     rc = soffa_store_verify(copy, trusted_key, &rep->verify);
     soffa_store_close(&copy);
     unlink(lock);   /* made by the check; LMDB makes it again where the copy is used */
     if (rc != SOFFA_OK)
         goto fail;
+    if (!s_keys_pick(&before, &after, epoch, &mine)) {
+        soffa_error("backup: the store's epoch key changed twice while it was copied (disposals); run the backup again");
+        rc = SOFFA_ERR_UNAVAILABLE;
+        goto fail;
+    }
+    if ((rc = soffa_seal_keys_write(dest, &mine)) != SOFFA_OK)
+        goto fail;
+    dfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0)
+        goto errno_fail;
+    close(dfd);
+    sodium_memzero(&before, sizeof before);
+    sodium_memzero(&after, sizeof after);
+    sodium_memzero(&mine, sizeof mine);
     return SOFFA_OK;
 
 errno_fail:
@@ -1396,8 +1982,11 @@ fail:
     if (dfd >= 0)
         close(dfd);
     unlink(lock);
-    unlink(key);
+    unlink(keys);
     unlink(data);
     rmdir(dest);
+    sodium_memzero(&before, sizeof before);
+    sodium_memzero(&after, sizeof after);
+    sodium_memzero(&mine, sizeof mine);
     return rc;
 }

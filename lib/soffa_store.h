@@ -2,6 +2,8 @@
  *
  *  One LMDB environment in a directory (created owner-only) holds:
  *    log      seq (u64 big-endian) -> hash(32) || tag(1) || encoded envelope
+ *             (messages and access records with their body sealed under the
+ *             record's key: see soffa_seal)
  *    mailbox  mailbox NUL seq      -> ordinal   (per-mailbox index; the record's place in
  *             its mailbox, 1 for the first, so counts are one seek away)
  *    subject  bucket(4) subject_key(16) seq -> "" (per-subject index; keyed hash, never the
@@ -12,9 +14,17 @@
  *    state    caller's key         -> value     (the broker's state derived from the
  *             records: answers awaited, protected subjects, ...; changed
  *             in the same transaction as the record that changes it)
- *    meta     "version", "head"    -> store version; last seq, hash and time
- *  The subject index key is BLAKE2b keyed with a 32-byte secret kept in
- *  DIR/subject.key (owner-only), created with the store.
+ *    okey     owner(17)            -> the owner's key, wrapped by the epoch key
+ *             (owner: 'S' || keyed hash of a young person, or 'D' || day for
+ *             records about nobody)
+ *    rkey     seq                  -> owner(17) || record key wrapped by the owner key
+ *    own      owner(17) || seq     -> ""        (an owner's records)
+ *    meta     "version", "head"    -> store version; last seq, hash and time;
+ *             "epoch", "k:index"   -> the epoch in use; the subject-index
+ *             secret wrapped by the epoch key
+ *  The epoch key lives in DIR/keys, wrapped by the master key, which is
+ *  never in DIR (soffa_seal). The subject index key is BLAKE2b keyed with
+ *  the subject-index secret.
  *
  *  Durability (ACID, D included): the environment is opened without
  *  MDB_NOSYNC, MDB_NOMETASYNC or MDB_MAPASYNC, so soffa_store_append returns
@@ -34,6 +44,7 @@
 #include <stdint.h>
 
 #include "soffa_err.h"
+#include "soffa_seal.h"
 #include "soffa_wire.h"
 
 typedef struct soffa_store soffa_store_t;
@@ -42,6 +53,10 @@ typedef struct {
     const char *path;      /* directory; created 0700 when missing (unless read_only) */
     size_t map_size;       /* bytes; 0 = 1 GiB */
     bool read_only;        /* open an existing store (or a copy of one) without writing */
+    const soffa_seal_master_t *master; /* the master key: required to write; without it a
+                                        * read-only open sees envelopes, never content */
+    char *why;             /* optional: what was wrong (a refused master key) */
+    size_t whylen;
 } soffa_store_opts_t;
 
 #define SOFFA_STORE_REF_MAX 40   /* longest reference key */
@@ -88,13 +103,17 @@ typedef struct {
 } soffa_store_item_t;
 
 /*  One stored record as a visitor sees it; the bytes are valid only during
- *  the call. tag is env->msg_type (or 0x80 + kind for non-messages). */
+ *  the call. tag is env->msg_type (or 0x80 + kind for non-messages). key
+ *  opens a sealed body (soffa_envelope_open); it is there when the store
+ *  was opened with the master key and the record has not been disposed of. */
 typedef struct {
     uint64_t seq;
     const uint8_t *env;
     size_t len;
     const uint8_t *hash;   /* SOFFA_HASH_LEN bytes */
     uint8_t tag;
+    bool has_key;
+    uint8_t key[SOFFA_RECORD_KEY_LEN];
 } soffa_store_rec_t;
 
 /*  Visitor for scans. Return 0 to go on, anything else to stop. */
@@ -112,13 +131,17 @@ typedef struct {
     uint64_t checkpoints;  /* signed checkpoints checked */
     uint64_t last_signed;  /* highest sequence a valid checkpoint vouches for */
     uint64_t unsigned_tail; /* records after the last checkpoint (all of them when there is none) */
+    uint64_t unhashed;     /* legacy records whose content was not checked (no master key) */
     uint64_t bad_seq;      /* first sequence found wrong (0 when intact) */
     char reason[160];      /* what is wrong there */
 } soffa_store_verify_t;
 
-/*  Opens (creating if needed) the store at opts->path.
+/*  Opens (creating if needed) the store at opts->path. A master key that is
+ *  not the store's is refused before anything is written (opts->why says
+ *  which key the store was made with).
  *  Returns SOFFA_OK, SOFFA_ERR_PERMISSION, SOFFA_ERR_STORE_IO,
- *  SOFFA_ERR_STORE_CORRUPT, SOFFA_ERR_VERSION or SOFFA_ERR_NOT_FOUND (read-only
+ *  SOFFA_ERR_STORE_CORRUPT, SOFFA_ERR_VERSION, SOFFA_ERR_MASTER_KEY (no master
+ *  key to write with, or the wrong one) or SOFFA_ERR_NOT_FOUND (read-only
  *  open of a missing store). */
 soffa_err_t soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts);
 
@@ -204,10 +227,14 @@ soffa_err_t soffa_store_state_write(soffa_store_t *self, const soffa_store_state
 /*  Converts the store in directory `path` (not open elsewhere) from an
  *  earlier format to the current one, in one transaction: nothing changes
  *  if it fails. `from` gets the version found ("2"); a current store is left
- *  alone. The derived state a new format adds starts empty; the caller
- *  rebuilds it with soffa_store_state_write. Returns SOFFA_OK,
- *  SOFFA_ERR_VERSION (a format it cannot convert) or a store error. */
-soffa_err_t soffa_store_upgrade(const char *path, size_t map_size, char from[8]);
+ *  alone. 2 -> 3 adds mailbox ordinals and the state table (empty; the
+ *  caller rebuilds it with soffa_store_state_write). 3 -> 4 seals every
+ *  record that carries personal data as a legacy record (its whole envelope
+ *  under a key of its own, its hash in the chain unchanged), moves the
+ *  subject-index secret from DIR/subject.key into the store under master,
+ *  and deletes that file. Returns SOFFA_OK, SOFFA_ERR_VERSION (a format it
+ *  cannot convert), SOFFA_ERR_MASTER_KEY (no master key) or a store error. */
+soffa_err_t soffa_store_upgrade(const char *path, size_t map_size, const soffa_seal_master_t *master, char from[8]);
 
 /*  Calls fn(ctx, mailbox, count, last_seq) once per mailbox that holds
  *  records, in name order (from totals kept with every commit; no scan). */
@@ -229,7 +256,9 @@ soffa_err_t soffa_store_cursor_set(soffa_store_t *self, const char *consumer, ui
 soffa_err_t soffa_store_cursor_set_many(soffa_store_t *self, const soffa_store_cursor_t *c, size_t n);
 
 /*  Walks the whole chain: every record's hash, decoding, sequence and link
- *  to its predecessor, and the head. Every checkpoint must vouch for the
+ *  to its predecessor, and the head. A legacy record (stored before
+ *  encryption) is hashed only when the store was opened with the master
+ *  key: without it only its place and links are checked. Every checkpoint must vouch for the
  *  record just before it and carry a valid signature: by trusted_key
  *  (32 bytes) when given, else by one and the same key throughout.
  *  Returns SOFFA_OK when intact, or SOFFA_ERR_CHAIN_BROKEN with
@@ -247,13 +276,14 @@ typedef struct {
  *  directory dest, while the store's writer (the broker) goes on: one read
  *  transaction, LMDB's mdb_env_copyfd2 with MDB_CP_COMPACT, so the copy is
  *  the store as of one commit. Beside it goes the one other file a restore
- *  needs, subject.key (the subject index secret); nothing else travels
- *  (never the checkpoint signing key). dest must not exist; it is made 0700
+ *  needs, keys (the epoch key of that commit, wrapped by the master key);
+ *  nothing else travels (never the master key, never the checkpoint
+ *  signing key). dest must not exist; it is made 0700
  *  and its files 0600 whatever the umask, each fsynced. The copy is then
  *  opened read-only and verified (trusted_key as for soffa_store_verify);
  *  rep gets the result. On any failure nothing is left at dest.
  *  Returns SOFFA_OK, SOFFA_ERR_EXISTS (dest exists), SOFFA_ERR_NOT_FOUND
- *  (dest's parent is missing, or self has no subject.key to go with it),
+ *  (dest's parent is missing, or self has no keys file to go with it),
  *  SOFFA_ERR_PERMISSION, SOFFA_ERR_DISK_FULL, SOFFA_ERR_STORE_IO, or
  *  SOFFA_ERR_CHAIN_BROKEN (the copy does not verify: rep->verify says where;
  *  the store itself should be checked with soffa verify). */

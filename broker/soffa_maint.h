@@ -1,0 +1,25 @@
+/*  soffa_maint: the broker's offline maintenance: store upgrades.
+ *
+ *  Run by soffa-broker with the broker stopped (`--upgrade-store`): it
+ *  refuses while another process has the store open. An upgrade converts
+ *  the store in place, so it copies the old store first into a new
+ *  directory the operator names (`--backup DIR`; there is no upgrade
+ *  without it), checks the copy, converts, and verifies the converted
+ *  store's chain with the master key before it reports success.
+ */
+#ifndef SOFFA_MAINT_H
+#define SOFFA_MAINT_H
+
+#include <stdio.h>
+
+#include "soffa_broker_int.h"
+
+/*  Upgrades the store of a configured (not opened) broker to the current
+ *  format, after copying it to backup_dir (a new directory). Prints what it
+ *  did to out. Returns SOFFA_OK (also when there was nothing to do), or the
+ *  error with why: SOFFA_ERR_CONFIG (no backup directory), SOFFA_ERR_EXISTS
+ *  (it exists), SOFFA_ERR_UNAVAILABLE (the store is open elsewhere: the broker
+ *  runs), SOFFA_ERR_MASTER_KEY, SOFFA_ERR_VERSION or a store error. */
+soffa_err_t soffa_maint_upgrade(soffa_broker_t *self, const char *backup_dir, FILE *out, char *why, size_t whylen);
+
+#endif
