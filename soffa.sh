@@ -57,7 +57,7 @@ fuzz() {
     local secs=${FUZZ_SECONDS:-30} dir="$ROOT/build-fuzz" failed=0 passed=0
     say "fuzzing: build (build-fuzz/) and ${secs}s per target"
     CC=clang build "$dir" -DSOFFA_FUZZ=ON >/dev/null
-    for t in frame msg policy id terms csv ss12000 form; do
+    for t in frame msg policy id terms csv ss12000 form session; do
         local work
         work=$(mktemp -d /tmp/soffa-fuzz-XXXXXX)
         if (cd "$work" && "$dir/fuzz_$t" "$work" "$ROOT/tests/fuzz/corpus/$t" -max_total_time="$secs" \

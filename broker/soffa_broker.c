@@ -1,36 +1,52 @@
-/*  soffa_broker: sessions, group commit, delivery, replay and status.
+/*  soffa_broker: the broker's configuration, open, loop and dispatch.
+ *
+ *  The work is done by modules over soffa_broker_int.h: soffa_session
+ *  (sessions and their states), soffa_publish (a PUBLISH: checks, policy,
+ *  canonical storage), soffa_commit (the commit pipeline and checkpoints;
+ *  it reports finished batches to s_committed here), soffa_delivery
+ *  (mailboxes, readers, windows, cursors), soffa_replay (audit reads and
+ *  their access records), soffa_status (awaited answers, STATUS replies),
+ *  soffa_zap (CURVE keys to identities), soffa_lookup and soffa_ring.
  *
  *  ---- Protocol grammar (one Frame per ZeroMQ message, CURVE DEALER/ROUTER) ----
+ *  s_grammar below is this grammar in executable form: frame type, the
+ *  session states it is allowed in, its handler.
  *
  *    session    = C:HELLO S:WELCOME *request
  *    request    = publish / subscribe / ack / credit / replay / status / ping
  *    publish    = C:PUBLISH ( S:PUBLISH-ACK / S:ERROR )
  *    subscribe  = C:SUBSCRIBE ( *S:DELIVER / S:ERROR )
  *                 ; deliveries keep coming as the mailbox grows, never more
- *                 ; than `credit` unacknowledged at a time
- *    ack        = C:ACK                  ; cumulative, per mailbox; frees window
- *    credit     = C:CREDIT               ; mailbox: sets its window;
- *                                        ; "" : grants more replay deliveries
- *                                        ; (ignored when no replay runs)
- *    replay     = C:REPLAY ( *S:DELIVER S:REPLAY-END / S:ERROR )   ; audit only
- *    status     = C:STATUS-REQUEST S:STATUS-REPLY
+ *                 ; than the window unacknowledged at a time
+ *    ack        = C:ACK                  ; cumulative, per mailbox, with the hash
+ *                                        ; of the record acknowledged; frees
+ *                                        ; window and grows it (slow start)
+ *    credit     = C:CREDIT               ; a subscribed mailbox: sets its window
+ *    replay     = C:REPLAY ( *S:DELIVER *C:REPLAY-ACK S:REPLAY-END / S:ERROR )
+ *                                        ; audit only; REPLAY-ACK (with the
+ *                                        ; hash) frees the replay's window
+ *    status     = C:STATUS-REQUEST S:STATUS-REPLY   ; one reply at a time
  *    ping       = C:PING S:PONG          ; at least every heartbeat_ms
  *
  *  Only HELLO is allowed in NEW (an agent's PING answered with ERROR tells it
  *  the broker has forgotten its session, so it greets again).
- *  Session states (soffa_session_state_t):  NEW --HELLO--> READY --REPLAY--> REPLAYING
- *  --(replay done)--> READY. A session silent for longer than expiry_ms is
- *  dropped; its unacknowledged deliveries go out again when it returns. A
- *  frame not allowed in the current state is answered with
- *  ERROR(PROTOCOL_STATE); a frame that does not decode with ERROR(MALFORMED).
- *  Neither closes the session.
+ *  Session states (soffa_session_state_t, changed only by
+ *  soffa_session_set_state): NEW --HELLO--> READY --REPLAY--> REPLAY-OPENING
+ *  --(access record durable)--> REPLAYING --(range done)--> REPLAY-CLOSING
+ *  --(closing record durable)--> READY; any live state --(taken over)-->
+ *  CLOSED. A session silent for longer than expiry_ms is dropped; its
+ *  unacknowledged deliveries go out again when it returns. A frame not
+ *  allowed in the current state is answered with ERROR(PROTOCOL_STATE); a
+ *  frame that does not decode with ERROR(MALFORMED). Neither closes the
+ *  session.
  *
  *  ---- Durability ----
  *  Publishes read in one loop iteration are validated, decided by the policy
- *  module and appended in one LMDB transaction. PUBLISH-ACKs are queued and
- *  sent only after that transaction committed (soffa_store_append returned
- *  SOFFA_OK, which means fsynced). If the commit fails, every publish of the
- *  batch gets an ERROR and nothing of it is stored.
+ *  module and appended in one LMDB transaction by the writer thread.
+ *  PUBLISH-ACKs are sent only after that transaction committed
+ *  (soffa_store_append returned SOFFA_OK, which means fsynced) and the
+ *  pipeline reported it. If the commit fails, every publish of the batch
+ *  gets an ERROR and nothing of it is stored.
  */
 #include "soffa_broker.h"
 
@@ -485,6 +501,99 @@ s_read_router(soffa_broker_t *self)
     }
 }
 
+/* ---- After a commit -------------------------------------------------------------- */
+
+/* The commit pipeline's report of one record of a finished batch (see
+ * soffa_commit_done_fn): acknowledgements, the counts of mailboxes and
+ * awaited answers, what a consent withdrawal sets off, and the next step of
+ * a read whose access record is now durable. */
+static void
+s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplicate)
+{
+    soffa_session_t *s = p->kind == SOFFA_P_READ_OPENED || p->kind == SOFFA_P_READ_COMPLETED ? soffa_session_of(self, p->rid) : NULL;
+    if (p->rc != SOFFA_OK) {
+        if (p->kind == SOFFA_P_PUBLISH) {
+            soffa_broker_send_error(self, p->rid, p->tag, p->rc, NULL);
+        } else if (s && (s->state == SOFFA_SESS_OPENING || s->state == SOFFA_SESS_CLOSING)) {
+            /* A read that cannot be logged is not done (OPENING: nothing
+             * was sent) or reported as failed (CLOSING). */
+            soffa_error("%s by %s could not be recorded in the access log: %s", s->replay.request, s->id->name,
+                        soffa_strerror(p->rc));
+            soffa_broker_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
+            soffa_session_replaying_remove(self, s);
+            soffa_ring_fini(&s->replay.ring);
+            soffa_session_set_state(s, SOFFA_SESS_READY);
+        }
+        return;
+    }
+    if (!duplicate) {
+        soffa_mailbox_t *m = soffa_delivery_mailbox(self, p->env.mailbox);
+        if (m) {
+            m->depth++;
+            m->last_seq = seq;
+        }
+        if (p->dec.answers)
+            soffa_status_await_answered(self, p->dec.answers, p->dec.answers_id);
+        if (p->dec.awaits)
+            soffa_status_await_add(self, p->dec.awaits, p->dec.awaits_id, m, p->env.received_at_us);
+    }
+    switch (p->kind) {
+    case SOFFA_P_PUBLISH: {
+        if (!duplicate)
+            self->published++;
+        soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = p->tag, .seq = seq,
+                             .duplicate = duplicate};
+        memcpy(ack.mailbox, p->env.mailbox, sizeof ack.mailbox);
+        if (!soffa_broker_send(self, p->rid, &ack))
+            soffa_debug("acknowledgement of seq %llu not delivered; the sender will retry", (unsigned long long) seq);
+        if (p->withdraws && !duplicate) {
+            soffa_followup_t *f = calloc(1, sizeof *f);
+            if (f) {
+                memcpy(f->consent_id, p->consent_id, 16);
+                memcpy(f->cause, p->env.message_id, 16);
+                soffa_publish_followup_push(self, f);
+            } else {
+                soffa_error("out of memory: the notices for the withdrawal at seq %llu are not sent",
+                            (unsigned long long) seq);
+            }
+        }
+        break;
+    }
+    case SOFFA_P_READ_OPENED:
+        if (s && s->state == SOFFA_SESS_OPENING) {
+            s->replay.opened_seq = seq;
+            soffa_replay_begin(self, s);
+        } else {
+            /* The reader went away before its read began. */
+            soffa_followup_t *f = calloc(1, sizeof *f);
+            if (f) {
+                f->record = true;
+                soffa_replay_access_queue(self, &f->rec, NULL, SOFFA_ACCESS_CUT_OFF, 0, seq, SOFFA_P_BROKER);
+                snprintf(f->rec.env.sender_agent, sizeof f->rec.env.sender_agent, "%s", p->env.sender_agent);
+                f->rec.env.sender_role = p->env.sender_role;
+                soffa_publish_followup_push(self, f);
+            }
+        }
+        break;
+    case SOFFA_P_READ_COMPLETED:
+        if (s && s->state == SOFFA_SESS_CLOSING) {
+            soffa_info("%s by %s: %llu record(s), logged at seq %llu and %llu", s->replay.request, s->id->name,
+                       (unsigned long long) s->replay.count, (unsigned long long) s->replay.opened_seq,
+                       (unsigned long long) seq);
+            soffa_frame_t end = {.type = SOFFA_FRAME_REPLAY_END, .tag = s->replay.tag, .count = s->replay.count,
+                                 .access_seq = seq};
+            soffa_broker_send(self, s->rid, &end);
+            soffa_session_replaying_remove(self, s);
+            soffa_ring_fini(&s->replay.ring);
+            soffa_session_set_state(s, SOFFA_SESS_READY);
+        }
+        break;
+    case SOFFA_P_CHECKPOINT:   /* the pipeline keeps its own account */
+    case SOFFA_P_BROKER:
+        break;
+    }
+}
+
 /* ---- Open, run, destroy --------------------------------------------------------------- */
 
 /* Which identities read each inbox (for the lag of mailboxes nobody is
@@ -585,6 +694,7 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     rc = soffa_commit_signing_key(self, path, why, whylen);
     if (rc != SOFFA_OK)
         return rc;
+    self->committed = s_committed;
     rc = soffa_commit_start(self);
     if (rc != SOFFA_OK)
         return rc;

@@ -198,6 +198,13 @@ typedef struct {
     size_t n, cap;
 } soffa_cursors_t;
 
+/* The commit pipeline's report of one record of a finished batch: p->rc is
+ * its outcome; seq its sequence (when stored), duplicate whether it was a
+ * retry of a record stored before. The callback answers the record (it may
+ * add records to the pending batch, which go with a later commit; it never
+ * commits). */
+typedef void (*soffa_commit_done_fn)(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplicate);
+
 struct soffa_broker {
     char config_path[1024];
     soffa_broker_cfg_t cfg;
@@ -222,6 +229,9 @@ struct soffa_broker {
     soffa_followup_t *followups, *followups_tail;
     soffa_pending_t *pending;             /* records read since the last hand-over */
     size_t n_pending;
+    size_t pending_cap, flight_cap;       /* room in pending and in flight (they swap) */
+    soffa_commit_done_fn committed;       /* answers a committed record (soffa_broker.c) */
+    bool in_done;                         /* reporting a finished batch: nothing may commit */
     /* The writer thread commits one batch (flight) while the main thread
      * reads and checks the next. Nothing in flight is acknowledged before
      * the writer's commit has returned. */

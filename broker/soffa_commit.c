@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -12,13 +13,6 @@
 #include "soffa_cfg.h"
 #include "soffa_log.h"
 #include "soffa_uuid.h"
-
-#include "soffa_session.h"
-#include "soffa_delivery.h"
-#include "soffa_publish.h"
-#include "soffa_replay.h"
-#include "soffa_status.h"
-#include "soffa_ring.h"
 
 static void s_room_refresh(soffa_broker_t *self);
 static bool s_checkpoint_make(soffa_broker_t *self, soffa_pending_t *p);
@@ -129,9 +123,27 @@ s_writer_main(void *arg)
     return NULL;
 }
 
-/* Answers every record of the finished flight: acknowledgements only after
- * its commit returned. What has to follow (notices, records) is queued, not
- * committed from here. */
+/* Room for need records in *v (growing it, doubling); false without
+ * memory. Only while the writer is idle: it reads the flight. */
+static bool
+s_reserve(soffa_pending_t **v, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return true;
+    size_t n = *cap * 2 > need ? *cap * 2 : need;
+    soffa_pending_t *nv = realloc(*v, n * sizeof *nv);
+    if (!nv)
+        return false;
+    memset(nv + *cap, 0, (n - *cap) * sizeof *nv);
+    *v = nv;
+    *cap = n;
+    return true;
+}
+
+/* Reports every record of the finished flight to the broker (its
+ * `committed` callback), which answers them: acknowledgements only after
+ * the commit returned. What a callback adds to the pending batch goes with
+ * a later commit; nothing here commits. */
 static void
 s_flight_done(soffa_broker_t *self)
 {
@@ -139,96 +151,16 @@ s_flight_done(soffa_broker_t *self)
     soffa_err_t rc = self->flight_rc;
     soffa_store_item_t *items = self->flight_items;
     self->commits++;
-    /* ---- Only now, after the commit returned, may anything be acknowledged. ---- */
+    self->in_done = true;
     for (size_t i = 0; i < n; i++) {
         soffa_pending_t *p = &self->flight[i];
-        soffa_session_t *s = p->kind == SOFFA_P_READ_OPENED || p->kind == SOFFA_P_READ_COMPLETED ? soffa_session_of(self, p->rid) : NULL;
-        if (p->rc != SOFFA_OK) {
-            if (p->kind == SOFFA_P_PUBLISH) {
-                soffa_broker_send_error(self, p->rid, p->tag, p->rc, NULL);
-            } else if (s && (s->state == SOFFA_SESS_OPENING || s->state == SOFFA_SESS_CLOSING)) {
-                /* A read that cannot be logged is not done (OPENING: nothing
-                 * was sent) or reported as failed (CLOSING). */
-                soffa_error("%s by %s could not be recorded in the access log: %s", s->replay.request, s->id->name,
-                            soffa_strerror(p->rc));
-                soffa_broker_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
-                soffa_session_replaying_remove(self, s);
-                soffa_ring_fini(&s->replay.ring);
-                soffa_session_set_state(s, SOFFA_SESS_READY);
-            }
-            continue;
+        if (p->rc == SOFFA_OK && p->kind == SOFFA_P_CHECKPOINT) {
+            self->cp_seq = items[i].seq;
+            soffa_debug("signed checkpoint at seq %llu", (unsigned long long) items[i].seq);
         }
-        uint64_t seq = items[i].seq;
-        if (!items[i].duplicate) {
-            soffa_mailbox_t *m = soffa_delivery_mailbox(self, p->env.mailbox);
-            if (m) {
-                m->depth++;
-                m->last_seq = seq;
-            }
-            if (p->dec.answers)
-                soffa_status_await_answered(self, p->dec.answers, p->dec.answers_id);
-            if (p->dec.awaits)
-                soffa_status_await_add(self, p->dec.awaits, p->dec.awaits_id, m, p->env.received_at_us);
-        }
-        switch (p->kind) {
-        case SOFFA_P_PUBLISH: {
-            if (!items[i].duplicate)
-                self->published++;
-            soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = p->tag, .seq = seq,
-                                 .duplicate = items[i].duplicate};
-            memcpy(ack.mailbox, p->env.mailbox, sizeof ack.mailbox);
-            if (!soffa_broker_send(self, p->rid, &ack))
-                soffa_debug("acknowledgement of seq %llu not delivered; the sender will retry", (unsigned long long) seq);
-            if (p->withdraws && !items[i].duplicate) {
-                soffa_followup_t *f = calloc(1, sizeof *f);
-                if (f) {
-                    memcpy(f->consent_id, p->consent_id, 16);
-                    memcpy(f->cause, p->env.message_id, 16);
-                    soffa_publish_followup_push(self, f);
-                } else {
-                    soffa_error("out of memory: the notices for the withdrawal at seq %llu are not sent",
-                                (unsigned long long) seq);
-                }
-            }
-            break;
-        }
-        case SOFFA_P_CHECKPOINT:
-            self->cp_seq = seq;
-            soffa_debug("signed checkpoint at seq %llu", (unsigned long long) seq);
-            break;
-        case SOFFA_P_READ_OPENED:
-            if (s && s->state == SOFFA_SESS_OPENING) {
-                s->replay.opened_seq = seq;
-                soffa_replay_begin(self, s);
-            } else {
-                /* The reader went away before its read began. */
-                soffa_followup_t *f = calloc(1, sizeof *f);
-                if (f) {
-                    f->record = true;
-                    soffa_replay_access_queue(self, &f->rec, NULL, SOFFA_ACCESS_CUT_OFF, 0, seq, SOFFA_P_BROKER);
-                    snprintf(f->rec.env.sender_agent, sizeof f->rec.env.sender_agent, "%s", p->env.sender_agent);
-                    f->rec.env.sender_role = p->env.sender_role;
-                    soffa_publish_followup_push(self, f);
-                }
-            }
-            break;
-        case SOFFA_P_READ_COMPLETED:
-            if (s && s->state == SOFFA_SESS_CLOSING) {
-                soffa_info("%s by %s: %llu record(s), logged at seq %llu and %llu", s->replay.request, s->id->name,
-                           (unsigned long long) s->replay.count, (unsigned long long) s->replay.opened_seq,
-                           (unsigned long long) seq);
-                soffa_frame_t end = {.type = SOFFA_FRAME_REPLAY_END, .tag = s->replay.tag, .count = s->replay.count,
-                                     .access_seq = seq};
-                soffa_broker_send(self, s->rid, &end);
-                soffa_session_replaying_remove(self, s);
-                soffa_ring_fini(&s->replay.ring);
-                soffa_session_set_state(s, SOFFA_SESS_READY);
-            }
-            break;
-        case SOFFA_P_BROKER:
-            break;
-        }
+        self->committed(self, p, items[i].seq, items[i].duplicate);
     }
+    self->in_done = false;
     if (rc == SOFFA_OK)
         soffa_debug("committed %zu record(s) and %zu cursor(s)", n, self->cur_flight.n);
     else if (self->cur_flight.n)
@@ -281,6 +213,11 @@ soffa_commit_submit(soffa_broker_t *self)
     bool cp = s_checkpoint_due(self);
     if (self->n_pending == 0 && !cp && self->cur_pending.n == 0)
         return;
+    /* More than a batch (reports of the last commit added to a full one):
+     * the rest goes with the next. */
+    size_t rest = self->n_pending > (size_t) self->cfg.batch_max ? self->n_pending - (size_t) self->cfg.batch_max : 0;
+    if (rest && !s_reserve(&self->flight, &self->flight_cap, rest))
+        return;   /* tried again on the next round */
     if (self->cur_items_cap < self->cur_pending.n) {
         soffa_store_cursor_t *ci = realloc(self->cur_items, self->cur_pending.cap * sizeof *ci);
         if (!ci)
@@ -295,10 +232,14 @@ soffa_commit_submit(soffa_broker_t *self)
     for (size_t i = 0; i < self->cur_flight.n; i++)
         self->cur_items[i] = (soffa_store_cursor_t) {self->cur_flight.v[i].key, self->cur_flight.v[i].seq};
     soffa_pending_t *t = self->flight;
+    size_t tcap = self->flight_cap;
     self->flight = self->pending;
+    self->flight_cap = self->pending_cap;
     self->pending = t;
-    self->n_flight = self->n_pending;
-    self->n_pending = 0;
+    self->pending_cap = tcap;
+    self->n_flight = self->n_pending - rest;
+    self->n_pending = rest;
+    memcpy(self->pending, self->flight + self->n_flight, rest * sizeof *self->pending);
     /* A due checkpoint goes first: it covers exactly the records before it. */
     if (cp) {
         memmove(self->flight + 1, self->flight, self->n_flight * sizeof *self->flight);
@@ -334,6 +275,10 @@ soffa_commit_submit(soffa_broker_t *self)
 void
 soffa_commit(soffa_broker_t *self)
 {
+    if (self->in_done) {
+        soffa_error("a commit was asked for while a batch was being reported; it waits for the next round");
+        return;
+    }
     soffa_commit_flight_wait(self);
     if (self->n_pending == 0 && self->cur_pending.n == 0)
         return;
@@ -346,8 +291,14 @@ soffa_commit(soffa_broker_t *self)
 soffa_pending_t *
 soffa_commit_pending_add(soffa_broker_t *self)
 {
-    if (self->n_pending >= (size_t) self->cfg.batch_max)
+    /* From the loop, a full batch is committed first (what that commit's
+     * reports add may fill it again). */
+    while (self->n_pending >= (size_t) self->cfg.batch_max && !self->in_done)
         soffa_commit(self);
+    if (!s_reserve(&self->pending, &self->pending_cap, self->n_pending + 1)) {
+        soffa_error("out of memory for the pending batch; stopping so that nothing is answered wrongly");
+        abort();
+    }
     soffa_pending_t *p = &self->pending[self->n_pending++];
     memset(p, 0, sizeof *p);
     return p;
@@ -517,8 +468,12 @@ soffa_commit_start(soffa_broker_t *self)
     }
     self->cp_at = soffa_mono_us();
     soffa_store_room(self->store, &self->map_room, &self->disk_room);
-    self->pending = calloc((size_t) self->cfg.batch_max + 1, sizeof *self->pending);
-    self->flight = calloc((size_t) self->cfg.batch_max + 1, sizeof *self->flight);
+    /* A flight holds at most batch_max records and a checkpoint. The pending
+     * batch may hold more for a while: the reports of a commit add to it
+     * (they never commit), and it grows when it must. */
+    self->pending_cap = self->flight_cap = 2 * (size_t) self->cfg.batch_max + 2;
+    self->pending = calloc(self->pending_cap, sizeof *self->pending);
+    self->flight = calloc(self->flight_cap, sizeof *self->flight);
     self->flight_items = calloc((size_t) self->cfg.batch_max + 1, sizeof *self->flight_items);
     if (!self->pending || !self->flight || !self->flight_items)
         return SOFFA_ERR_NOMEM;

@@ -4,6 +4,7 @@
  *  the item of the threat model it checks (README, "Threat model"). */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1441,5 +1442,109 @@ Test(hostile, it_h15_a_withdrawal_is_about_the_consents_own_subject)
     cr_assert_eq(h_history(au, PUPIL), 2, "the consent and its withdrawal");
     soffa_client_close(&au);
     soffa_client_close(&k);
+    tk_broker_free(b);
+}
+
+/* ---- 16. A commit's reports never commit ------------------------------------------------ */
+
+typedef struct {
+    tk_broker_t *b;
+    volatile int stop;
+    int sent, acked, errors;
+} s_burst_t;
+
+/* A school that keeps two publishes under way at all times (a sliding
+ * window), so that publishes arrive while every commit is in flight, until
+ * told to stop; then it collects the last answers. */
+static void *
+s_publish_burst(void *arg)
+{
+    s_burst_t *t = arg;
+    void *ctx = zmq_ctx_new();
+    void *d = tk_raw_dealer(t->b, ctx, "school-1415");
+    tk_raw_hello(d);
+    char *m = absence_json(PUPIL, "1419");
+    size_t len;
+    uint8_t *body = tk_encode_json(m, &len);
+    free(m);
+    for (;;) {
+        bool stopping = t->stop;
+        if (!stopping && t->sent - t->acked - t->errors < 2) {
+            soffa_frame_t f = {.type = SOFFA_FRAME_PUBLISH, .tag = (uint64_t) ++t->sent, .data = body,
+                               .data_len = len};
+            tk_send_frame(d, &f);
+            continue;
+        }
+        if (stopping && t->acked + t->errors == t->sent)
+            break;
+        soffa_frame_t f;
+        if (!tk_raw_recv(d, &f, 10000))
+            break;   /* the broker stopped answering */
+        t->acked += f.type == SOFFA_FRAME_PUBLISH_ACK;
+        t->errors += f.type == SOFFA_FRAME_ERROR;
+        soffa_frame_fini(&f);
+    }
+    free(body);
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+    return NULL;
+}
+
+/* With one record a batch, a read that opens and closes at once (nothing in
+ * its range) adds its closing record while its opening commit is being
+ * reported, with publishes waiting: the report must not commit from inside
+ * itself (that answered one batch twice). Every publish is answered once,
+ * every read gets one REPLAY-END and both its access records. */
+Test(hostile, it_h16_a_commits_reports_never_commit_from_inside_themselves, .timeout = 200)
+{
+    tk_broker_t *b = tk_broker_start("[store]\nbatch_max = 1\n");
+    s_burst_t burst[3] = {{.b = b}, {.b = b}, {.b = b}};
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, s_publish_burst, &burst[i]), 0);
+    void *ctx = zmq_ctx_new();
+    void *au = tk_raw_dealer(b, ctx, "audit-all");
+    tk_raw_hello(au);
+    /* Reads for four seconds: the moment is a race, so give it many chances. */
+    int reads = 0, ends = 0, other = 0;
+    int64_t until = soffa_mono_us() + 4 * 1000000;
+    for (int i = 0; soffa_mono_us() < until; i++, reads++) {
+        soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = (uint64_t) i + 1, .credit = 16};
+        strcpy(r.text, "replay");
+        strcpy(r.filter.mailbox, "kaa/0114");   /* nobody writes there */
+        tk_send_frame(au, &r);
+        soffa_frame_t f;
+        next_frame(au, &f, 10000);
+        if (f.type == SOFFA_FRAME_REPLAY_END && f.tag == (uint64_t) i + 1 && f.count == 0)
+            ends++;
+        else {
+            if (other++ == 0)
+                cr_log_warn("read %d: %s tag %llu count %llu: %s", i, soffa_frame_type_name(f.type),
+                            (unsigned long long) f.tag, (unsigned long long) f.count, f.text);
+        }
+        soffa_frame_fini(&f);
+    }
+    for (int i = 0; i < 3; i++) {
+        burst[i].stop = 1;
+        pthread_join(th[i], NULL);
+    }
+    soffa_frame_t f;
+    while (tk_raw_recv(au, &f, 300)) {   /* nothing more may come */
+        other++;
+        soffa_frame_fini(&f);
+    }
+    zmq_close(au);
+    zmq_ctx_term(ctx);
+    cr_assert_eq(ends, reads, "%d of %d reads ended as they should (%d other frames)", ends, reads, other);
+    cr_assert_eq(other, 0, "%d frames came that were not one REPLAY-END per read", other);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_gt(burst[i].sent, 0);
+        cr_assert_eq(burst[i].acked, burst[i].sent, "%d of %d publishes acknowledged (%d errors)", burst[i].acked,
+                     burst[i].sent, burst[i].errors);
+    }
+    access_count_t a = access_records(b);
+    cr_assert_eq(a.opened, reads);
+    cr_assert_eq(a.completed, reads);
+    cr_assert_eq(a.cut_off, 0);
     tk_broker_free(b);
 }
