@@ -66,6 +66,7 @@
 #include "soffa_replay.h"
 #include "soffa_status.h"
 #include "soffa_zap.h"
+#include "soffa_retain.h"
 #include "soffa_ring.h"
 
 #define S_MAX_AGENTS 8192
@@ -104,6 +105,15 @@ static const soffa_cfg_key_t s_audit_keys[] = {
 };
 static const soffa_cfg_key_t s_keys_keys[] = {
     {"master_key", SOFFA_CFG_STR, "master.key", 0, 0, offsetof(soffa_broker_cfg_t, master_key), 512, "the master key (soffa masterkey new), or credential:NAME; never inside data_dir"},
+};
+static const soffa_cfg_key_t s_retention_keys[] = {
+    {"school_signals", SOFFA_CFG_STR, "183d from message", 0, 0, offsetof(soffa_broker_cfg_t, retention[SOFFA_RC_SCHOOL_SIGNALS]), 64, "how long school signals are kept, from what"},
+    {"kaa_journal", SOFFA_CFG_STR, "365d from closure", 0, 0, offsetof(soffa_broker_cfg_t, retention[SOFFA_RC_KAA_JOURNAL]), 64, "how long the KAA journal is kept, from what"},
+    {"referrals", SOFFA_CFG_STR, "365d from message", 0, 0, offsetof(soffa_broker_cfg_t, retention[SOFFA_RC_REFERRALS]), 64, "how long referrals are kept, from what"},
+    {"concern_reports", SOFFA_CFG_STR, "90d from message", 0, 0, offsetof(soffa_broker_cfg_t, retention[SOFFA_RC_CONCERN_REPORTS]), 64, "how long concern reports are kept, from what"},
+    {"access_records", SOFFA_CFG_STR, "730d from message", 0, 0, offsetof(soffa_broker_cfg_t, retention[SOFFA_RC_ACCESS_RECORDS]), 64, "how long access records (and tombstones) are kept"},
+    {"run_every", SOFFA_CFG_DURATION, "1d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, retention_every), 0, "how often disposal runs (also at start)"},
+    {"erasure_by", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, erasure_by), 1024, "agents (audit role) that may erase a young person's data"},
 };
 static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(soffa_broker_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
@@ -208,6 +218,33 @@ s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t 
     return SOFFA_OK;
 }
 
+/* [retention]: each class's rule, and who may erase (auditors named there). */
+static soffa_err_t
+s_retention_load(soffa_broker_t *self, char *why, size_t whylen)
+{
+    soffa_retention_defaults(&self->retention);
+    for (int c = 1; c < SOFFA_RC_COUNT; c++) {
+        char rwhy[300];
+        if (!soffa_retention_parse(self->cfg.retention[c], &self->retention.rules[c], rwhy, sizeof rwhy)) {
+            snprintf(why, whylen, "%s: [retention] %s: %s", self->config_path,
+                     soffa_retention_class_name((soffa_retention_class_t) c), rwhy);
+            return SOFFA_ERR_CONFIG;
+        }
+    }
+    self->retention.run_every_ms = self->cfg.retention_every;
+    char list[1024], *save = NULL;
+    snprintf(list, sizeof list, "%s", self->cfg.erasure_by);
+    for (char *name = strtok_r(list, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+        const soffa_identity_t *id = soffa_map_sget(self->by_name, name);
+        if (!id || id->role != SOFFA_ROLE_AUDIT) {
+            snprintf(why, whylen, "%s: [retention] erasure_by names '%s', which is not an [agent] with role audit (a "
+                                  "data-protection officer's key is configured as an auditor)", self->config_path, name);
+            return SOFFA_ERR_CONFIG;
+        }
+    }
+    return SOFFA_OK;
+}
+
 soffa_err_t
 soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_t whylen)
 {
@@ -236,6 +273,7 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, &self->cfg, NULL, NULL},
         {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, &self->cfg, NULL, NULL},
         {"keys", false, s_keys_keys, sizeof s_keys_keys / sizeof *s_keys_keys, &self->cfg, NULL, NULL},
+        {"retention", false, s_retention_keys, sizeof s_retention_keys / sizeof *s_retention_keys, &self->cfg, NULL, NULL},
         {"agent", true, s_agent_keys, sizeof s_agent_keys / sizeof *s_agent_keys, NULL, s_add_agent, self},
     };
     soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
@@ -251,6 +289,8 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         snprintf(why, whylen, "%s: log_level must be debug, info, warn or error", config_path);
         rc = SOFFA_ERR_CONFIG;
     }
+    if (rc == SOFFA_OK)
+        rc = s_retention_load(self, why, whylen);
     if (rc == SOFFA_OK && self->cfg.expiry_ms < 2 * self->cfg.heartbeat_ms) {
         snprintf(why, whylen, "%s: expiry_ms must be at least twice heartbeat_ms", config_path);
         rc = SOFFA_ERR_CONFIG;
@@ -282,6 +322,13 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
     fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
             (long long) c->referral_receipt_due);
     fprintf(out, "keys.master_key = %s\n", c->master_key);
+    for (int k = 1; k < SOFFA_RC_COUNT; k++) {
+        char text[64];
+        soffa_retention_rule_text(&self->retention.rules[k], text, sizeof text);
+        fprintf(out, "retention.%s = %s\n", soffa_retention_class_name((soffa_retention_class_t) k), text);
+    }
+    fprintf(out, "retention.run_every = %lld ms\nretention.erasure_by = %s\n", (long long) c->retention_every,
+            c->erasure_by[0] ? c->erasure_by : "(nobody)");
     for (size_t i = 0; i < self->n_ids; i++) {
         const soffa_identity_t *id = &self->ids[i];
         char units[SOFFA_UNITS_MAX * 18 + 1] = "";
@@ -794,6 +841,9 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
     self->last_drain = now;
     self->next_flush = now + self->cfg.cursor_flush_ms * 1000;
     self->next_expiry = now + 500000;
+    /* Gallring at start: what ran out while the broker was down (and what a
+     * run cut short left) goes before anything is served. */
+    soffa_retain_tick(self);
     while (!*stop) {
         soffa_notify_watchdog();
         bool busy = self->replaying || self->followups;
@@ -829,6 +879,8 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
             soffa_session_expire(self);
             soffa_session_cut_due(self);
             soffa_status_await_tick(self);
+            /* Gallring at start and then every [retention] run_every. */
+            soffa_retain_tick(self);
             /* Peers whose queue was full get another chance. */
             s_wake_all(self);
             self->next_expiry = now + 500000;

@@ -22,6 +22,7 @@
 #include "soffa_map.h"
 #include "soffa_msg.h"
 #include "soffa_policy.h"
+#include "soffa_retention.h"
 #include "soffa_seal.h"
 #include "soffa_store.h"
 #include "soffa_wire.h"
@@ -59,6 +60,9 @@ typedef struct {
     int64_t sessions_per_agent;    /* live sessions one key may hold */
     char signing_key[512];         /* checkpoint signing key (outside data_dir) */
     char master_key[512];          /* [keys] master key file or credential:NAME (outside data_dir) */
+    char retention[SOFFA_RC_COUNT][64]; /* [retention] rule per class ("183d from message") */
+    int64_t retention_every;       /* [retention] run_every (ms) */
+    char erasure_by[1024];         /* [retention] agents that may erase (comma-separated) */
 } soffa_broker_cfg_t;
 
 /* Session states. A replay opens with an access record that must be
@@ -255,6 +259,8 @@ struct soffa_broker {
     int64_t last_drain;               /* monotonic µs when the router was last read empty */
     uint8_t sign_sk[SOFFA_SIGN_SECRET]; /* checkpoint signing key */
     soffa_seal_master_t master;       /* the master key the store is sealed under */
+    soffa_retention_t retention;      /* [retention], parsed */
+    int64_t next_dispose;             /* monotonic µs of the next disposal run */
     uint64_t cp_seq;                  /* the newest record a checkpoint covers (or the last checkpoint) */
     int64_t cp_at;                    /* monotonic µs of the last checkpoint */
     bool cp_force;                    /* the next commit starts with a checkpoint */

@@ -13,6 +13,7 @@
 #include "soffa_log.h"
 
 #include "soffa_commit.h"
+#include "soffa_retain.h"
 
 /* The pid of another process that has the LMDB environment in dir open
  * (LMDB holds a shared lock on the first byte of lock.mdb while it does), or
@@ -190,7 +191,7 @@ soffa_maint_upgrade(soffa_broker_t *self, const char *backup_dir, FILE *out, cha
     }
     fprintf(out, "copied the format-%s store %s to %s\n", version, path, backup_dir);
     char from[8];
-    rc = soffa_store_upgrade(path, self->cfg.map_size, &self->master, from);
+    rc = soffa_store_upgrade(path, self->cfg.map_size, &self->master, soffa_retain_upgrade_sched, self, from);
     if (rc != SOFFA_OK) {
         snprintf(why, whylen, "the upgrade of %s failed (%s); the store is as it was, and the copy is at %s", path,
                  soffa_strerror(rc), backup_dir);

@@ -25,3 +25,9 @@ soffa_bytes_put_u32(uint8_t *p, uint32_t v)
         v >>= 8;
     }
 }
+
+uint32_t
+soffa_bytes_get_u32(const uint8_t *p)
+{
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}

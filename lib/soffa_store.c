@@ -13,14 +13,17 @@
 #include <unistd.h>
 
 #include "soffa_bytes.h"
+#include "soffa_disposal.h"
 #include "soffa_log.h"
+#include "soffa_time.h"
+#include "soffa_uuid.h"
 
 #define S_VERSION "4"   /* 2: subject index in seq buckets; 3: mailbox ordinals, state table;
                          * 4: sealed bodies, owner and record keys, the epoch key file */
 #define S_VERSION_3 "3"
 #define S_VERSION_2 "2"
 #define S_OWNER 17      /* 'S' || keyed hash of a subject, or 'D' || day (u32) || zeros */
-#define S_RKEY (S_OWNER + SOFFA_SEAL_WRAPPED)
+#define S_RKEY (S_OWNER + 1 + SOFFA_SEAL_WRAPPED)   /* owner, retention class, wrapped record key */
 /* The subject index is split into buckets of 2^S_BUCKET_BITS sequence numbers,
  * key = bucket(u32) || subject_key || seq. A commit then dirties only the few
  * pages of the newest bucket instead of one random page per record, and the
@@ -46,12 +49,15 @@ struct soffa_store {
     MDB_dbi okey;                         /* owner -> owner key wrapped by the epoch key */
     MDB_dbi rkey;                         /* seq -> owner || record key wrapped by the owner key */
     MDB_dbi own;                          /* owner || seq -> "" */
+    MDB_dbi due;                          /* due time || seq -> class: when a record runs out */
+    MDB_dbi tomb;                         /* tombstone || disposal seq -> "" */
     bool read_only;
     bool has_key;                         /* subject index secret loaded */
     uint8_t key[S_KEY_LEN];               /* subject index secret */
     bool keys;                            /* the epoch key is loaded: records are sealed and opened */
     uint64_t epoch;                       /* the epoch in use */
     uint8_t epoch_key[SOFFA_SEAL_KEY];
+    uint8_t tomb_key[SOFFA_SEAL_KEY];     /* keys the tombstones (keyed hashes of disposed subjects) */
     soffa_seal_master_t master;           /* for new epochs (disposal) */
     char dir[4096];
     uint64_t head_seq;                    /* last committed sequence */
@@ -178,7 +184,7 @@ s_record_key(soffa_store_t *self, MDB_txn *txn, uint64_t seq, uint8_t key[SOFFA_
     if (s_owner_key(self, txn, v.mv_data, false, ok) != 0)
         return false;
     s_ad_record(seq, ad);
-    bool got = soffa_seal_unwrap(ok, (const uint8_t *) v.mv_data + S_OWNER, ad, sizeof ad, key) == SOFFA_OK;
+    bool got = soffa_seal_unwrap(ok, (const uint8_t *) v.mv_data + S_OWNER + 1, ad, sizeof ad, key) == SOFFA_OK;
     sodium_memzero(ok, sizeof ok);
     return got;
 }
@@ -186,7 +192,7 @@ s_record_key(soffa_store_t *self, MDB_txn *txn, uint64_t seq, uint8_t key[SOFFA_
 /* Seals a record's body under a new record key, filed under its owner:
  * env->body then points at *sealed (freed by the caller). */
 static int
-s_seal_record(soffa_store_t *self, MDB_txn *txn, soffa_envelope_t *env, const uint8_t owner[S_OWNER],
+s_seal_record(soffa_store_t *self, MDB_txn *txn, soffa_envelope_t *env, const uint8_t owner[S_OWNER], uint8_t cls,
               uint8_t **sealed)
 {
     uint8_t ok[SOFFA_SEAL_KEY], rk[SOFFA_SEAL_KEY], ad[SOFFA_ENVELOPE_AD], rad[9], val[S_RKEY];
@@ -202,8 +208,9 @@ s_seal_record(soffa_store_t *self, MDB_txn *txn, soffa_envelope_t *env, const ui
     soffa_envelope_ad(env->seq, env->message_id, ad);
     soffa_seal_body(rk, env->body, env->body_len, ad, sizeof ad, buf);
     memcpy(val, owner, S_OWNER);
+    val[S_OWNER] = cls;
     s_ad_record(env->seq, rad);
-    soffa_seal_wrap(ok, rk, rad, sizeof rad, val + S_OWNER);
+    soffa_seal_wrap(ok, rk, rad, sizeof rad, val + S_OWNER + 1);
     sodium_memzero(ok, sizeof ok);
     sodium_memzero(rk, sizeof rk);
     uint8_t sk[8], own[S_OWNER + 8];
@@ -342,7 +349,9 @@ s_open_dbis(soffa_store_t *self, MDB_txn *txn, bool create)
         || (mrc = mdb_dbi_open(txn, "state", fl, &self->state)) != 0
         || (mrc = mdb_dbi_open(txn, "okey", fl, &self->okey)) != 0
         || (mrc = mdb_dbi_open(txn, "rkey", fl, &self->rkey)) != 0
-        || (mrc = mdb_dbi_open(txn, "own", fl, &self->own)) != 0)
+        || (mrc = mdb_dbi_open(txn, "own", fl, &self->own)) != 0
+        || (mrc = mdb_dbi_open(txn, "due", fl, &self->due)) != 0
+        || (mrc = mdb_dbi_open(txn, "tomb", fl, &self->tomb)) != 0)
         return mrc;
     return 0;
 }
@@ -477,13 +486,16 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
             goto fail;
         }
         randombytes_buf(self->key, S_KEY_LEN);
+        soffa_seal_key_new(self->tomb_key);
         MDB_val k = {7, "version"}, v = {strlen(S_VERSION), S_VERSION};
         if ((mrc = mdb_put(txn, self->meta, &k, &v, 0)) != 0 || (mrc = s_u64_put(txn, self->meta, "epoch", 1)) != 0
-            || (mrc = s_secret_put(self, txn, "k:index", self->key)) != 0)
+            || (mrc = s_secret_put(self, txn, "k:index", self->key)) != 0
+            || (mrc = s_secret_put(self, txn, "k:tomb", self->tomb_key)) != 0)
             goto lmdb_fail;
         self->has_key = true;
     } else if (self->keys) {
-        if ((mrc = s_secret_get(self, txn, "k:index", self->key)) != 0)
+        if ((mrc = s_secret_get(self, txn, "k:index", self->key)) != 0
+            || (mrc = s_secret_get(self, txn, "k:tomb", self->tomb_key)) != 0)
             goto lmdb_fail;
         self->has_key = true;
     }
@@ -700,6 +712,271 @@ s_state_apply(soffa_store_t *self, MDB_txn *txn, const soffa_store_item_t *it, u
     return 0;
 }
 
+/* The head a batch builds on; it becomes the store's only after a
+ * successful commit. */
+typedef struct {
+    uint64_t seq;
+    uint8_t hash[SOFFA_HASH_LEN];
+    int64_t time_us;
+    s_mstat_t ms[S_MSTAT_MAX];
+    size_t n_ms;
+} s_tentative_t;
+
+static void
+s_tentative_init(const soffa_store_t *self, s_tentative_t *t)
+{
+    t->seq = self->head_seq;
+    memcpy(t->hash, self->head_hash, SOFFA_HASH_LEN);
+    t->time_us = self->head_time;
+    t->n_ms = 0;
+}
+
+/* Writes the mailbox totals and the head of t in txn. */
+static int
+s_tentative_put(soffa_store_t *self, MDB_txn *txn, s_tentative_t *t)
+{
+    int mrc = s_mstat_flush(self, txn, t->ms, &t->n_ms);
+    if (mrc != 0 || t->seq == self->head_seq)
+        return mrc;
+    uint8_t head[S_HEAD_LEN];
+    soffa_bytes_put_u64(head, t->seq);
+    memcpy(head + 8, t->hash, SOFFA_HASH_LEN);
+    soffa_bytes_put_u64(head + 8 + SOFFA_HASH_LEN, (uint64_t) t->time_us);
+    MDB_val hk = {4, "head"}, hv = {S_HEAD_LEN, head};
+    return mdb_put(txn, self->meta, &hk, &hv, 0);
+}
+
+/* The store's head becomes t's (after its commit). */
+static void
+s_tentative_commit(soffa_store_t *self, const s_tentative_t *t)
+{
+    self->head_seq = t->seq;
+    memcpy(self->head_hash, t->hash, SOFFA_HASH_LEN);
+    self->head_time = t->time_us;
+}
+
+/* A schedule entry: record seq runs out at due_us. */
+static int
+s_due_put(soffa_store_t *self, MDB_txn *txn, int64_t due_us, uint64_t seq, uint8_t cls)
+{
+    uint8_t k[16];
+    soffa_bytes_put_u64(k, (uint64_t) due_us);
+    soffa_bytes_put_u64(k + 8, seq);
+    MDB_val kv = {16, k}, v = {1, &cls};
+    return mdb_put(txn, self->due, &kv, &v, 0);
+}
+
+/* A closure: every earlier record of the owner whose class the item names
+ * runs out at the time given for its class (a second, earlier schedule
+ * entry; the later one finds nothing left). */
+static int
+s_reschedule(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], const soffa_store_item_t *it, uint64_t before)
+{
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, self->own, &cur);
+    if (mrc != 0)
+        return mrc;
+    uint8_t start[S_OWNER + 8];
+    memcpy(start, owner, S_OWNER);
+    memset(start + S_OWNER, 0, 8);
+    MDB_val k = {sizeof start, start}, v;
+    uint64_t seqs[256];
+    size_t n = 0;
+    bool more = true;
+    while (more) {
+        /* Collect a few, then write: puts must not move this cursor. */
+        n = 0;
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && n < 256;
+             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != S_OWNER + 8 || memcmp(k.mv_data, owner, S_OWNER) != 0) {
+                mrc = MDB_NOTFOUND;
+                break;
+            }
+            uint64_t seq = soffa_bytes_get_u64((uint8_t *) k.mv_data + S_OWNER);
+            if (seq >= before) {
+                mrc = MDB_NOTFOUND;
+                break;
+            }
+            seqs[n++] = seq;
+        }
+        more = mrc == 0;
+        if (mrc != 0 && mrc != MDB_NOTFOUND)
+            break;
+        mrc = 0;
+        for (size_t i = 0; i < n && mrc == 0; i++) {
+            uint8_t sk[8];
+            soffa_bytes_put_u64(sk, seqs[i]);
+            MDB_val rk = {8, sk}, rv;
+            if (mdb_get(txn, self->rkey, &rk, &rv) != 0 || rv.mv_size != S_RKEY)
+                continue;
+            uint8_t cls = ((uint8_t *) rv.mv_data)[S_OWNER];
+            if (cls < SOFFA_STORE_CLASSES && it->sched.reschedule_due[cls] > 0)
+                mrc = s_due_put(self, txn, it->sched.reschedule_due[cls], seqs[i], cls);
+        }
+        if (mrc != 0 || !more)
+            break;
+        soffa_bytes_put_u64(start + S_OWNER, seqs[n - 1] + 1);
+        k = (MDB_val) {sizeof start, start};
+    }
+    mdb_cursor_close(cur);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+/* Appends items in txn on top of t (dedup, sealing, the chain, indices,
+ * schedule). Returns 0 or an LMDB error; *rc gets a soffa error that is not
+ * LMDB's (a bad item), with mrc 0... and EINVAL. */
+static int
+s_append_in(soffa_store_t *self, MDB_txn *txn, soffa_store_item_t *items, size_t n, s_tentative_t *t, soffa_err_t *rc)
+{
+    int mrc = 0;
+    uint8_t *buf = NULL, *sealed = NULL;
+    *rc = SOFFA_OK;
+    for (size_t i = 0; i < n; i++) {
+        soffa_store_item_t *it = &items[i];
+        soffa_envelope_t *env = it->env;
+        it->seq = 0;
+        it->duplicate = false;
+        size_t alen = env ? strlen(env->sender_agent) : 0;
+        if (!env || alen == 0 || env->mailbox[0] == '\0') {
+            *rc = SOFFA_ERR_INVALID_ARG;
+            mrc = EINVAL;
+            goto out;
+        }
+        /* Dedup: (sender, message id) seen before returns the original seq.
+         * Earlier items of this batch are visible here too. */
+        uint8_t dkey[16 + SOFFA_NAME_MAX];
+        s_dedup_key(dkey, env->message_id, env->sender_agent, alen);
+        MDB_val dk = {16 + alen, dkey}, dv;
+        mrc = mdb_get(txn, self->dedup, &dk, &dv);
+        if (mrc == 0 && dv.mv_size == 8) {
+            it->seq = soffa_bytes_get_u64(dv.mv_data);
+            it->duplicate = true;
+            continue;
+        }
+        if (mrc != MDB_NOTFOUND && mrc != 0)
+            goto out;
+        mrc = 0;
+
+        uint64_t seq = ++t->seq;
+        env->seq = seq;
+        env->version = SOFFA_ENVELOPE_VERSION;
+        memcpy(env->prev_hash, t->hash, SOFFA_HASH_LEN);
+        /* Receive times never go backwards, so a time range maps to a seq range. */
+        if (env->received_at_us < t->time_us)
+            env->received_at_us = t->time_us;
+        t->time_us = env->received_at_us;
+        /* The keyed hash of the subject goes into the index only, never
+         * into the chain (it would outlive the subject's disposal there). */
+        env->has_subject_key = false;
+        uint8_t subject_key[SOFFA_SUBJECT_KEY_LEN];
+        bool indexed = it->subject_id && it->subject_id[0] && self->has_key;
+        if (indexed)
+            soffa_store_subject_key(self, it->subject_id, subject_key);
+
+        /* Personal data is sealed under a key of the record's own: the
+         * chain below hashes the ciphertext. */
+        const uint8_t *plain_body = env->body;
+        size_t plain_len = env->body_len;
+        env->sealed = false;
+        env->legacy = false;
+        uint8_t owner[S_OWNER];
+        bool sealable = soffa_envelope_kind_sealed(env->kind);
+        if (sealable) {
+            if (!self->keys) {
+                *rc = SOFFA_ERR_MASTER_KEY;
+                mrc = EINVAL;
+                goto out;
+            }
+            s_owner_of(self, env, it->subject_id, owner);
+            if ((mrc = s_seal_record(self, txn, env, owner, it->sched.retention_class, &sealed)) != 0)
+                goto out;
+        }
+        size_t len;
+        soffa_err_t erc = soffa_envelope_encode(env, &buf, &len);
+        /* The caller's envelope gets its own body back. */
+        env->body = plain_body;
+        env->body_len = plain_len;
+        env->sealed = false;
+        free(sealed);
+        sealed = NULL;
+        if (erc != SOFFA_OK) {
+            *rc = erc;
+            mrc = EINVAL;
+            goto out;
+        }
+        soffa_wire_hash(buf, len, t->hash);
+
+        uint8_t skey[8];
+        soffa_bytes_put_u64(skey, seq);
+        MDB_val k = {8, skey}, v = {S_REC_HDR + len, NULL};
+        if ((mrc = mdb_put(txn, self->log, &k, &v, MDB_APPEND | MDB_RESERVE)) != 0)
+            goto out;
+        memcpy(v.mv_data, t->hash, SOFFA_HASH_LEN);
+        ((uint8_t *) v.mv_data)[SOFFA_HASH_LEN] = s_tag(env);
+        memcpy((uint8_t *) v.mv_data + S_REC_HDR, buf, len);
+        free(buf);
+        buf = NULL;
+
+        /* When it runs out, and (a case's closure) when its subject's
+         * earlier records of the closure-anchored classes run out. */
+        if (sealable && it->sched.retention_class && it->sched.due_us > 0
+            && (mrc = s_due_put(self, txn, it->sched.due_us, seq, it->sched.retention_class)) != 0)
+            goto out;
+        if (sealable && it->sched.reschedule && (mrc = s_reschedule(self, txn, owner, it, seq)) != 0)
+            goto out;
+
+        for (size_t r = 0; r < it->n_refs && r < SOFFA_STORE_REFS; r++) {
+            uint8_t rk[SOFFA_STORE_REF_MAX + 8];
+            size_t rlen = it->refs[r].len;
+            if (rlen == 0 || rlen > SOFFA_STORE_REF_MAX) {
+                *rc = SOFFA_ERR_INVALID_ARG;
+                mrc = EINVAL;
+                goto out;
+            }
+            memcpy(rk, it->refs[r].key, rlen);
+            if (it->refs[r].shared) {   /* many records under one prefix */
+                soffa_bytes_put_u64(rk + rlen, seq);
+                rlen += 8;
+            }
+            MDB_val rkv = {rlen, rk}, rv = {8, skey};
+            if ((mrc = mdb_put(txn, self->ref, &rkv, &rv, 0)) != 0)
+                goto out;
+        }
+
+        size_t mlen = strlen(env->mailbox);
+        uint8_t mkey[SOFFA_NAME_MAX + 1 + 8];
+        memcpy(mkey, env->mailbox, mlen + 1);
+        soffa_bytes_put_u64(mkey + mlen + 1, seq);
+        uint64_t ordinal;
+        uint8_t oval[8];
+        MDB_val mk = {mlen + 1 + 8, mkey}, ov = {8, oval}, empty = {0, NULL};
+        if ((mrc = s_mstat_add(self, txn, t->ms, &t->n_ms, env->mailbox, seq, &ordinal)) != 0)
+            goto out;
+        soffa_bytes_put_u64(oval, ordinal);
+        if ((mrc = mdb_put(txn, self->mailbox, &mk, &ov, 0)) != 0 || (mrc = s_state_apply(self, txn, it, seq)) != 0)
+            goto out;
+
+        if (indexed) {
+            uint8_t sk[S_SUBJECT_KEY];
+            soffa_bytes_put_u32(sk, (uint32_t) (seq >> S_BUCKET_BITS));
+            memcpy(sk + 4, subject_key, SOFFA_SUBJECT_KEY_LEN);
+            soffa_bytes_put_u64(sk + 4 + SOFFA_SUBJECT_KEY_LEN, seq);
+            MDB_val sv = {sizeof sk, sk};
+            if ((mrc = mdb_put(txn, self->subject, &sv, &empty, 0)) != 0)
+                goto out;
+        }
+
+        MDB_val dval = {8, skey};
+        if ((mrc = mdb_put(txn, self->dedup, &dk, &dval, 0)) != 0)
+            goto out;
+        it->seq = seq;
+    }
+out:
+    free(buf);
+    free(sealed);
+    return mrc;
+}
+
 soffa_err_t
 soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
 {
@@ -716,151 +993,18 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
         return SOFFA_ERR_PERMISSION;
     if (n == 0 && n_cur == 0)
         return SOFFA_OK;
-
-    /* Tentative head; it becomes the store's only after a successful commit. */
-    uint64_t seq = self->head_seq;
-    uint8_t hash[SOFFA_HASH_LEN];
-    int64_t time_us = self->head_time;
-    memcpy(hash, self->head_hash, SOFFA_HASH_LEN);
-
+    s_tentative_t t;
+    s_tentative_init(self, &t);
     soffa_err_t rc = SOFFA_OK;
     int mrc = 0;
     MDB_txn *txn = NULL;
-    uint8_t *buf = NULL, *sealed = NULL;
-    s_mstat_t ms[S_MSTAT_MAX];
-    size_t n_ms = 0;
-
     if ((mrc = mdb_txn_begin(self->env, NULL, 0, &txn)) != 0)
         goto lmdb_fail;
-
-    for (size_t i = 0; i < n; i++) {
-        soffa_store_item_t *it = &items[i];
-        soffa_envelope_t *env = it->env;
-        it->seq = 0;
-        it->duplicate = false;
-        size_t alen = env ? strlen(env->sender_agent) : 0;
-        if (!env || alen == 0 || env->mailbox[0] == '\0') {
-            rc = SOFFA_ERR_INVALID_ARG;
-            goto fail;
-        }
-        /* Dedup: (sender, message id) seen before returns the original seq.
-         * Earlier items of this batch are visible here too. */
-        uint8_t dkey[16 + SOFFA_NAME_MAX];
-        s_dedup_key(dkey, env->message_id, env->sender_agent, alen);
-        MDB_val dk = {16 + alen, dkey}, dv;
-        mrc = mdb_get(txn, self->dedup, &dk, &dv);
-        if (mrc == 0 && dv.mv_size == 8) {
-            it->seq = soffa_bytes_get_u64(dv.mv_data);
-            it->duplicate = true;
-            continue;
-        }
-        if (mrc != MDB_NOTFOUND && mrc != 0)
-            goto lmdb_fail;
-
-        seq++;
-        env->seq = seq;
-        env->version = SOFFA_ENVELOPE_VERSION;
-        memcpy(env->prev_hash, hash, SOFFA_HASH_LEN);
-        /* Receive times never go backwards, so a time range maps to a seq range. */
-        if (env->received_at_us < time_us)
-            env->received_at_us = time_us;
-        time_us = env->received_at_us;
-        /* The keyed hash of the subject goes into the index only, never
-         * into the chain (it would outlive the subject's disposal there). */
-        env->has_subject_key = false;
-        uint8_t subject_key[SOFFA_SUBJECT_KEY_LEN];
-        bool indexed = it->subject_id && it->subject_id[0] && self->has_key;
-        if (indexed)
-            soffa_store_subject_key(self, it->subject_id, subject_key);
-
-        /* Personal data is sealed under a key of the record's own: the
-         * chain below hashes the ciphertext. */
-        const uint8_t *plain_body = env->body;
-        size_t plain_len = env->body_len;
-        env->sealed = false;
-        env->legacy = false;
-        if (soffa_envelope_kind_sealed(env->kind)) {
-            if (!self->keys) {
-                rc = SOFFA_ERR_MASTER_KEY;
-                goto fail;
-            }
-            uint8_t owner[S_OWNER];
-            s_owner_of(self, env, it->subject_id, owner);
-            if ((mrc = s_seal_record(self, txn, env, owner, &sealed)) != 0)
-                goto lmdb_fail;
-        }
-
-        size_t len;
-        rc = soffa_envelope_encode(env, &buf, &len);
-        /* The caller's envelope gets its own body back. */
-        env->body = plain_body;
-        env->body_len = plain_len;
-        env->sealed = false;
-        free(sealed);
-        sealed = NULL;
+    if ((mrc = s_append_in(self, txn, items, n, &t, &rc)) != 0) {
         if (rc != SOFFA_OK)
             goto fail;
-        soffa_wire_hash(buf, len, hash);
-
-        uint8_t skey[8];
-        soffa_bytes_put_u64(skey, seq);
-        MDB_val k = {8, skey}, v = {S_REC_HDR + len, NULL};
-        if ((mrc = mdb_put(txn, self->log, &k, &v, MDB_APPEND | MDB_RESERVE)) != 0)
-            goto lmdb_fail;
-        memcpy(v.mv_data, hash, SOFFA_HASH_LEN);
-        ((uint8_t *) v.mv_data)[SOFFA_HASH_LEN] = s_tag(env);
-        memcpy((uint8_t *) v.mv_data + S_REC_HDR, buf, len);
-        free(buf);
-        buf = NULL;
-
-        for (size_t r = 0; r < it->n_refs && r < SOFFA_STORE_REFS; r++) {
-            uint8_t rk[SOFFA_STORE_REF_MAX + 8];
-            size_t rlen = it->refs[r].len;
-            if (rlen == 0 || rlen > SOFFA_STORE_REF_MAX) {
-                rc = SOFFA_ERR_INVALID_ARG;
-                goto fail;
-            }
-            memcpy(rk, it->refs[r].key, rlen);
-            if (it->refs[r].shared) {   /* many records under one prefix */
-                soffa_bytes_put_u64(rk + rlen, seq);
-                rlen += 8;
-            }
-            MDB_val rkv = {rlen, rk}, rv = {8, skey};
-            if ((mrc = mdb_put(txn, self->ref, &rkv, &rv, 0)) != 0)
-                goto lmdb_fail;
-        }
-
-        size_t mlen = strlen(env->mailbox);
-        uint8_t mkey[SOFFA_NAME_MAX + 1 + 8];
-        memcpy(mkey, env->mailbox, mlen + 1);
-        soffa_bytes_put_u64(mkey + mlen + 1, seq);
-        uint64_t ordinal;
-        uint8_t oval[8];
-        MDB_val mk = {mlen + 1 + 8, mkey}, ov = {8, oval}, empty = {0, NULL};
-        if ((mrc = s_mstat_add(self, txn, ms, &n_ms, env->mailbox, seq, &ordinal)) != 0)
-            goto lmdb_fail;
-        soffa_bytes_put_u64(oval, ordinal);
-        if ((mrc = mdb_put(txn, self->mailbox, &mk, &ov, 0)) != 0 || (mrc = s_state_apply(self, txn, it, seq)) != 0)
-            goto lmdb_fail;
-
-        if (indexed) {
-            uint8_t sk[S_SUBJECT_KEY];
-            soffa_bytes_put_u32(sk, (uint32_t) (seq >> S_BUCKET_BITS));
-            memcpy(sk + 4, subject_key, SOFFA_SUBJECT_KEY_LEN);
-            soffa_bytes_put_u64(sk + 4 + SOFFA_SUBJECT_KEY_LEN, seq);
-            MDB_val sv = {sizeof sk, sk};
-            if ((mrc = mdb_put(txn, self->subject, &sv, &empty, 0)) != 0)
-                goto lmdb_fail;
-        }
-
-        MDB_val dval = {8, skey};
-        if ((mrc = mdb_put(txn, self->dedup, &dk, &dval, 0)) != 0)
-            goto lmdb_fail;
-        it->seq = seq;
-    }
-
-    if ((mrc = s_mstat_flush(self, txn, ms, &n_ms)) != 0)
         goto lmdb_fail;
+    }
     for (size_t i = 0; i < n_cur; i++) {
         size_t len = cur[i].consumer ? strlen(cur[i].consumer) : 0;
         if (len == 0 || len > 400) {
@@ -873,23 +1017,14 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
         if ((mrc = mdb_put(txn, self->cursor, &ck, &cv, 0)) != 0)
             goto lmdb_fail;
     }
-    if (seq != self->head_seq) {
-        uint8_t head[S_HEAD_LEN];
-        soffa_bytes_put_u64(head, seq);
-        memcpy(head + 8, hash, SOFFA_HASH_LEN);
-        soffa_bytes_put_u64(head + 8 + SOFFA_HASH_LEN, (uint64_t) time_us);
-        MDB_val hk = {4, "head"}, hv = {S_HEAD_LEN, head};
-        if ((mrc = mdb_put(txn, self->meta, &hk, &hv, 0)) != 0)
-            goto lmdb_fail;
-    }
+    if ((mrc = s_tentative_put(self, txn, &t)) != 0)
+        goto lmdb_fail;
     /* The commit flushes data and meta page to disk before returning 0. */
     mrc = mdb_txn_commit(txn);
     txn = NULL;
     if (mrc != 0)
         goto lmdb_fail;
-    self->head_seq = seq;
-    memcpy(self->head_hash, hash, SOFFA_HASH_LEN);
-    self->head_time = time_us;
+    s_tentative_commit(self, &t);
     return SOFFA_OK;
 
 lmdb_fail:
@@ -899,8 +1034,6 @@ lmdb_fail:
 fail:
     if (txn)
         mdb_txn_abort(txn);
-    free(buf);
-    free(sealed);
     /* The batch is aborted whole: no item has a sequence. */
     for (size_t i = 0; i < n; i++) {
         items[i].seq = 0;
@@ -1309,7 +1442,7 @@ s_copy_table(MDB_txn *from, MDB_txn *to, const char *name, bool ordinals, MDB_db
  * original envelope sealed under a record key of its own, filed under its
  * owner; its hash in the chain stays the original's. */
 static int
-s_convert_log(soffa_store_t *self, MDB_txn *from, MDB_txn *to)
+s_convert_log(soffa_store_t *self, MDB_txn *from, MDB_txn *to, soffa_store_sched_fn sched, void *sched_ctx)
 {
     MDB_dbi src;
     int mrc = mdb_dbi_open(to, "log", MDB_CREATE, &self->log);
@@ -1350,7 +1483,17 @@ s_convert_log(soffa_store_t *self, MDB_txn *from, MDB_txn *to)
         e.body_len = olen;
         e.has_subject_key = false;
         size_t len = 0;
-        if ((mrc = s_seal_record(self, to, &e, owner, &sealed)) == 0) {
+        /* Its schedule, as the broker would have set it then. */
+        soffa_store_item_t it = {0};
+        if (sched)
+            sched(sched_ctx, orig, olen, &it.sched);
+        uint64_t seq = soffa_bytes_get_u64(k.mv_data);
+        mrc = s_seal_record(self, to, &e, owner, it.sched.retention_class, &sealed);
+        if (mrc == 0 && it.sched.retention_class && it.sched.due_us > 0)
+            mrc = s_due_put(self, to, it.sched.due_us, seq, it.sched.retention_class);
+        if (mrc == 0 && it.sched.reschedule)
+            mrc = s_reschedule(self, to, owner, &it, seq);
+        if (mrc == 0) {
             e.legacy = true;
             soffa_err_t rc = soffa_envelope_encode(&e, &out, &len);
             if (rc != SOFFA_OK)
@@ -1376,7 +1519,7 @@ s_convert_log(soffa_store_t *self, MDB_txn *from, MDB_txn *to)
 
 /* Writes the converted store into the new environment (transaction to). */
 static int
-s_convert(soffa_store_t *self, MDB_txn *from, MDB_txn *to, bool v2)
+s_convert(soffa_store_t *self, MDB_txn *from, MDB_txn *to, bool v2, soffa_store_sched_fn sched, void *sched_ctx)
 {
     int mrc;
     if ((mrc = s_copy_table(from, to, "meta", false, &self->meta)) != 0
@@ -1388,10 +1531,14 @@ s_convert(soffa_store_t *self, MDB_txn *from, MDB_txn *to, bool v2)
         || (mrc = s_copy_table(from, to, "state", false, &self->state)) != 0
         || (mrc = mdb_dbi_open(to, "okey", MDB_CREATE, &self->okey)) != 0
         || (mrc = mdb_dbi_open(to, "rkey", MDB_CREATE, &self->rkey)) != 0
-        || (mrc = mdb_dbi_open(to, "own", MDB_CREATE, &self->own)) != 0)
+        || (mrc = mdb_dbi_open(to, "own", MDB_CREATE, &self->own)) != 0
+        || (mrc = mdb_dbi_open(to, "due", MDB_CREATE, &self->due)) != 0
+        || (mrc = mdb_dbi_open(to, "tomb", MDB_CREATE, &self->tomb)) != 0)
         return mrc;
-    if ((mrc = s_convert_log(self, from, to)) != 0 || (mrc = s_u64_put(to, self->meta, "epoch", 1)) != 0
-        || (mrc = s_secret_put(self, to, "k:index", self->key)) != 0)
+    soffa_seal_key_new(self->tomb_key);
+    if ((mrc = s_convert_log(self, from, to, sched, sched_ctx)) != 0 || (mrc = s_u64_put(to, self->meta, "epoch", 1)) != 0
+        || (mrc = s_secret_put(self, to, "k:index", self->key)) != 0
+        || (mrc = s_secret_put(self, to, "k:tomb", self->tomb_key)) != 0)
         return mrc;
     MDB_val k = {7, "version"}, v = {strlen(S_VERSION), S_VERSION};
     return mdb_put(to, self->meta, &k, &v, 0);
@@ -1422,7 +1569,8 @@ s_rm_tmp(const char *tmp)
 }
 
 soffa_err_t
-soffa_store_upgrade(const char *path, size_t map_size, const soffa_seal_master_t *master, char from[8])
+soffa_store_upgrade(const char *path, size_t map_size, const soffa_seal_master_t *master, soffa_store_sched_fn sched,
+                    void *sched_ctx, char from[8])
 {
     if (!path || !from)
         return SOFFA_ERR_INVALID_ARG;
@@ -1490,7 +1638,7 @@ soffa_store_upgrade(const char *path, size_t map_size, const soffa_seal_master_t
     if ((rc = soffa_seal_keys_put(path, 0, 1, self->epoch_key, &self->master)) != SOFFA_OK
         || (rc = soffa_seal_keys_put(path, 1, 0, NULL, NULL)) != SOFFA_OK)
         goto out;
-    if ((mrc = s_convert(self, rtxn, txn, strcmp(from, S_VERSION_2) == 0)) != 0)
+    if ((mrc = s_convert(self, rtxn, txn, strcmp(from, S_VERSION_2) == 0, sched, sched_ctx)) != 0)
         goto out;
     mrc = mdb_txn_commit(txn);
     txn = NULL;
@@ -1844,6 +1992,68 @@ broken:
     return 1;
 }
 
+/* With the keys at hand, the key tables agree with each other and with the
+ * subject index: every record key has its owner's key and its owner entry,
+ * every owner entry and subject index entry its record key. A disposal cut
+ * short could break this; the store's single transactions never should. */
+static soffa_err_t
+s_check_keys(soffa_store_t *self, soffa_store_verify_t *rep)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = s_read_cursor(self, self->rkey, &txn, &cur);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k, v;
+    const char *wrong = NULL;
+    uint64_t seq = 0;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !wrong; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        seq = k.mv_size == 8 ? soffa_bytes_get_u64(k.mv_data) : 0;
+        uint8_t key[SOFFA_SEAL_KEY];
+        if (k.mv_size != 8 || v.mv_size != S_RKEY)
+            wrong = "has a damaged record key entry";
+        else if (!s_record_key(self, txn, seq, key))
+            wrong = "has a record key whose owner key is gone or does not open it";
+        else {
+            uint8_t own[S_OWNER + 8];
+            memcpy(own, v.mv_data, S_OWNER);
+            memcpy(own + S_OWNER, k.mv_data, 8);
+            MDB_val ok = {sizeof own, own}, ov;
+            if (mdb_get(txn, self->own, &ok, &ov) != 0)
+                wrong = "has a record key its owner does not list";
+        }
+        sodium_memzero(key, sizeof key);
+    }
+    mdb_cursor_close(cur);
+    /* Every subject index entry points at a record that still has its key. */
+    if (!wrong && (mrc = mdb_cursor_open(txn, self->subject, &cur)) == 0) {
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && !wrong; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != S_SUBJECT_KEY)
+                continue;
+            seq = soffa_bytes_get_u64((uint8_t *) k.mv_data + 4 + SOFFA_SUBJECT_KEY_LEN);
+            uint8_t sk[8];
+            soffa_bytes_put_u64(sk, seq);
+            MDB_val rk = {8, sk}, rv, lk = {8, sk}, lv;
+            if (mdb_get(txn, self->log, &lk, &lv) != 0)
+                wrong = "is named by the subject index but is not in the log";
+            else if (lv.mv_size > S_REC_HDR && (((uint8_t *) lv.mv_data)[SOFFA_HASH_LEN] & 0x80) == 0
+                     && mdb_get(txn, self->rkey, &rk, &rv) != 0)
+                wrong = "is named by the subject index but its key is gone";
+            else if (lv.mv_size > S_REC_HDR && (((uint8_t *) lv.mv_data)[SOFFA_HASH_LEN] & 0x80) == 0
+                     && (rv.mv_size != S_RKEY || memcmp((uint8_t *) rv.mv_data + 1, (uint8_t *) k.mv_data + 4, SOFFA_SUBJECT_KEY_LEN) != 0))
+                wrong = "is named by the subject index under another owner";
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    if (wrong) {
+        rep->bad_seq = seq;
+        snprintf(rep->reason, sizeof rep->reason, "record %llu %s", (unsigned long long) seq, wrong);
+        return SOFFA_ERR_CHAIN_BROKEN;
+    }
+    return mrc == 0 || mrc == MDB_NOTFOUND ? SOFFA_OK : soffa_store_err(mrc);
+}
+
 soffa_err_t
 soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_verify_t *rep)
 {
@@ -1861,6 +2071,9 @@ soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_
     if (v.broken)
         return SOFFA_ERR_CHAIN_BROKEN;
     rep->unsigned_tail = rep->checkpoints ? rep->records - (rep->last_signed + 1) : rep->records;
+    if (self->keys && (rc = s_check_keys(self, rep)) != SOFFA_OK)
+        return rc == SOFFA_ERR_CHAIN_BROKEN ? rc : (snprintf(rep->reason, sizeof rep->reason, "the key tables could not be "
+                                                             "read: %s", soffa_strerror(rc)), SOFFA_ERR_CHAIN_BROKEN);
     if (v.expect - 1 != self->head_seq || sodium_memcmp(v.prev, self->head_hash, SOFFA_HASH_LEN) != 0) {
         rep->bad_seq = v.expect;
         snprintf(rep->reason, sizeof rep->reason,
@@ -1989,4 +2202,668 @@ fail:
     sodium_memzero(&after, sizeof after);
     sodium_memzero(&mine, sizeof mine);
     return rc;
+}
+
+/* ---- Gallring and erasure -------------------------------------------------- */
+
+#define S_DISPOSE_MAX 50000   /* records one run disposes of (the rest in the next) */
+
+typedef struct {
+    uint64_t seq;
+    uint8_t id[16];
+} s_ent_t;
+
+/* Records that go in one disposal notice: those of one mailbox and class,
+ * told to `mailbox` (the records' own, or their sender's inbox). */
+typedef struct {
+    char mailbox[SOFFA_NAME_MAX];
+    char for_mailbox[SOFFA_NAME_MAX];
+    uint8_t cls;
+    s_ent_t *e;
+    size_t n, cap;
+    uint64_t dseq[64];                /* the notices written for it */
+    size_t n_dseq;
+} s_group_t;
+
+typedef struct {
+    uint64_t seq;
+    uint8_t owner[S_OWNER];
+    size_t group;                     /* its mailbox's group */
+} s_victim_t;
+
+typedef struct {
+    s_victim_t *v;
+    size_t n, cap;
+    s_group_t *g;
+    size_t n_g, cap_g;
+    uint8_t (*owners)[S_OWNER];
+    size_t n_o, cap_o;
+} s_dispose_t;
+
+static void
+s_dispose_free(s_dispose_t *d)
+{
+    for (size_t i = 0; i < d->n_g; i++)
+        free(d->g[i].e);
+    free(d->g);
+    free(d->v);
+    free(d->owners);
+}
+
+/* Grows *v (of *cap items of size sz) to hold one more. */
+static bool
+s_grow(void **v, size_t *cap, size_t n, size_t sz)
+{
+    if (n < *cap)
+        return true;
+    size_t c = *cap ? 2 * *cap : 64;
+    void *p = realloc(*v, c * sz);
+    if (!p)
+        return false;
+    *v = p;
+    *cap = c;
+    return true;
+}
+
+/* The group (mailbox, for_mailbox, class), made when new; SIZE_MAX when out
+ * of memory. */
+static size_t
+s_group(s_dispose_t *d, const char *mailbox, const char *for_mailbox, uint8_t cls)
+{
+    for (size_t i = 0; i < d->n_g; i++)
+        if (d->g[i].cls == cls && !strcmp(d->g[i].mailbox, mailbox) && !strcmp(d->g[i].for_mailbox, for_mailbox))
+            return i;
+    if (!s_grow((void **) &d->g, &d->cap_g, d->n_g, sizeof *d->g))
+        return SIZE_MAX;
+    s_group_t *g = &d->g[d->n_g];
+    memset(g, 0, sizeof *g);
+    snprintf(g->mailbox, sizeof g->mailbox, "%s", mailbox);
+    snprintf(g->for_mailbox, sizeof g->for_mailbox, "%s", for_mailbox);
+    g->cls = cls;
+    return d->n_g++;
+}
+
+static bool
+s_group_add(s_group_t *g, uint64_t seq, const uint8_t id[16])
+{
+    if (!s_grow((void **) &g->e, &g->cap, g->n, sizeof *g->e))
+        return false;
+    g->e[g->n].seq = seq;
+    memcpy(g->e[g->n].id, id, 16);
+    g->n++;
+    return true;
+}
+
+static bool
+s_owner_add(s_dispose_t *d, const uint8_t owner[S_OWNER])
+{
+    for (size_t i = 0; i < d->n_o; i++)
+        if (!memcmp(d->owners[i], owner, S_OWNER))
+            return true;
+    if (!s_grow((void **) &d->owners, &d->cap_o, d->n_o, sizeof *d->owners))
+        return false;
+    memcpy(d->owners[d->n_o++], owner, S_OWNER);
+    return true;
+}
+
+/* The tombstone of a subject owner: its keyed hash, keyed again with the
+ * tombstone secret. */
+static void
+s_tombstone(const soffa_store_t *self, const uint8_t owner[S_OWNER], uint8_t out[16])
+{
+    crypto_generichash(out, 16, owner + 1, SOFFA_SUBJECT_KEY_LEN, self->tomb_key, sizeof self->tomb_key);
+}
+
+/* Takes record seq out of reach: its record key, its owner index entry,
+ * its subject index entry; notes it for the notices. 0, or an LMDB error;
+ * *taken false when it had no key left. */
+static int
+s_take(soffa_store_t *self, MDB_txn *txn, s_dispose_t *d, uint64_t seq, const soffa_store_dispose_opts_t *o, bool *taken)
+{
+    *taken = false;
+    uint8_t sk[8];
+    soffa_bytes_put_u64(sk, seq);
+    MDB_val k = {8, sk}, v;
+    int mrc = mdb_get(txn, self->rkey, &k, &v);
+    if (mrc == MDB_NOTFOUND)
+        return 0;
+    if (mrc != 0)
+        return mrc;
+    if (v.mv_size != S_RKEY)
+        return MDB_CORRUPTED;
+    uint8_t owner[S_OWNER], cls = ((uint8_t *) v.mv_data)[S_OWNER];
+    memcpy(owner, v.mv_data, S_OWNER);
+    MDB_val lv;
+    if ((mrc = mdb_get(txn, self->log, &k, &lv)) != 0)
+        return mrc == MDB_NOTFOUND ? MDB_CORRUPTED : mrc;
+    soffa_envelope_t e;
+    if (lv.mv_size < S_REC_HDR
+        || soffa_envelope_decode((uint8_t *) lv.mv_data + S_REC_HDR, lv.mv_size - S_REC_HDR, &e) != SOFFA_OK)
+        return MDB_CORRUPTED;
+    char mailbox[SOFFA_NAME_MAX], sender[SOFFA_NAME_MAX];
+    uint8_t id[16];
+    snprintf(mailbox, sizeof mailbox, "%s", e.mailbox);
+    snprintf(sender, sizeof sender, "%s", e.sender_agent);
+    memcpy(id, e.message_id, 16);
+    soffa_envelope_fini(&e);
+
+    uint8_t own[S_OWNER + 8];
+    memcpy(own, owner, S_OWNER);
+    memcpy(own + S_OWNER, sk, 8);
+    MDB_val okv = {sizeof own, own};
+    if ((mrc = mdb_del(txn, self->rkey, &k, NULL)) != 0 || ((mrc = mdb_del(txn, self->own, &okv, NULL)) != 0 && mrc != MDB_NOTFOUND))
+        return mrc;
+    if (owner[0] == 'S') {
+        uint8_t ik[S_SUBJECT_KEY];
+        soffa_bytes_put_u32(ik, (uint32_t) (seq >> S_BUCKET_BITS));
+        memcpy(ik + 4, owner + 1, SOFFA_SUBJECT_KEY_LEN);
+        soffa_bytes_put_u64(ik + 4 + SOFFA_SUBJECT_KEY_LEN, seq);
+        MDB_val iv = {sizeof ik, ik};
+        if ((mrc = mdb_del(txn, self->subject, &iv, NULL)) != 0 && mrc != MDB_NOTFOUND)
+            return mrc;
+    }
+    size_t gi = s_group(d, mailbox, mailbox, cls);
+    if (gi == SIZE_MAX || !s_group_add(&d->g[gi], seq, id) || !s_owner_add(d, owner)
+        || !s_grow((void **) &d->v, &d->cap, d->n, sizeof *d->v))
+        return ENOMEM;
+    d->v[d->n].seq = seq;
+    memcpy(d->v[d->n].owner, owner, S_OWNER);
+    d->v[d->n].group = gi;
+    d->n++;
+    /* The sender kept copies of what it sent: it hears of it in its inbox. */
+    const char *inbox = o->inbox_of ? o->inbox_of(o->ctx, sender) : NULL;
+    if (inbox && inbox[0] && strcmp(inbox, mailbox) != 0) {
+        size_t si = s_group(d, inbox, mailbox, cls);
+        if (si == SIZE_MAX || !s_group_add(&d->g[si], seq, id))
+            return ENOMEM;
+    }
+    *taken = true;
+    return 0;
+}
+
+/* Every subject index entry under the keyed hash h (one seek per bucket):
+ * the records of others that named the young person (the access records of
+ * reads of their history) lose the link too. */
+static int
+s_index_purge(soffa_store_t *self, MDB_txn *txn, const uint8_t h[SOFFA_SUBJECT_KEY_LEN])
+{
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, self->subject, &cur);
+    if (mrc != 0)
+        return mrc;
+    MDB_val k, v;
+    uint64_t last = 0;
+    if ((mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST)) == 0 && k.mv_size == S_SUBJECT_KEY)
+        last = soffa_bytes_get_u32(k.mv_data);
+    for (uint64_t b = 0; mrc == 0 && b <= last; b++) {
+        uint8_t start[S_SUBJECT_KEY];
+        soffa_bytes_put_u32(start, (uint32_t) b);
+        memcpy(start + 4, h, SOFFA_SUBJECT_KEY_LEN);
+        memset(start + 4 + SOFFA_SUBJECT_KEY_LEN, 0, 8);
+        k = (MDB_val) {sizeof start, start};
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;) {
+            if (k.mv_size != S_SUBJECT_KEY || memcmp(k.mv_data, start, 4 + SOFFA_SUBJECT_KEY_LEN) != 0)
+                break;
+            if ((mrc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        }
+        if (mrc == MDB_NOTFOUND || mrc == EINVAL)
+            mrc = 0;
+    }
+    mdb_cursor_close(cur);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+/* An owner that lost records: gone when it has none left (with its state
+ * and a tombstone), else a new owner key that wraps what is left. The
+ * owner key is written under the current epoch key; the rotation that
+ * follows wraps it anew. */
+static int
+s_owner_settle(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], soffa_store_dispose_report_t *rep)
+{
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, self->own, &cur);
+    if (mrc != 0)
+        return mrc;
+    uint8_t start[S_OWNER + 8];
+    memcpy(start, owner, S_OWNER);
+    memset(start + S_OWNER, 0, 8);
+    MDB_val k = {sizeof start, start}, v;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    bool left = mrc == 0 && k.mv_size == sizeof start && !memcmp(k.mv_data, owner, S_OWNER);
+    mdb_cursor_close(cur);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        return mrc;
+    MDB_val ok = {S_OWNER, (void *) owner};
+    if (!left) {
+        if ((mrc = mdb_del(txn, self->okey, &ok, NULL)) != 0 && mrc != MDB_NOTFOUND)
+            return mrc;
+        if (owner[0] == 'S') {
+            uint8_t pk[1 + SOFFA_SUBJECT_KEY_LEN] = {'P'};   /* a remembered protected identity */
+            memcpy(pk + 1, owner + 1, SOFFA_SUBJECT_KEY_LEN);
+            MDB_val pkv = {sizeof pk, pk};
+            if ((mrc = mdb_del(txn, self->state, &pkv, NULL)) != 0 && mrc != MDB_NOTFOUND)
+                return mrc;
+            if ((mrc = s_index_purge(self, txn, owner + 1)) != 0)
+                return mrc;
+            rep->subjects++;
+        }
+        return 0;
+    }
+    /* Some remain: they move to a new owner key, so that the old one (and
+     * any copy of it the file still holds) opens nothing that is left. */
+    uint8_t old[SOFFA_SEAL_KEY], fresh[SOFFA_SEAL_KEY], ad[1 + S_OWNER], w[SOFFA_SEAL_WRAPPED];
+    if ((mrc = s_owner_key(self, txn, owner, false, old)) != 0)
+        return mrc;
+    soffa_seal_key_new(fresh);
+    if ((mrc = mdb_cursor_open(txn, self->own, &cur)) != 0)
+        goto out;
+    uint64_t seqs[256];
+    for (bool more = true; more && mrc == 0;) {
+        size_t n = 0;
+        k = (MDB_val) {sizeof start, start};
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && n < 256;
+             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != sizeof start || memcmp(k.mv_data, owner, S_OWNER) != 0) {
+                mrc = MDB_NOTFOUND;
+                break;
+            }
+            seqs[n++] = soffa_bytes_get_u64((uint8_t *) k.mv_data + S_OWNER);
+        }
+        more = mrc == 0;
+        if (mrc != 0 && mrc != MDB_NOTFOUND)
+            break;
+        mrc = 0;
+        for (size_t i = 0; i < n && mrc == 0; i++) {
+            uint8_t sk[8], rad[9], rk[SOFFA_SEAL_KEY], val[S_RKEY];
+            soffa_bytes_put_u64(sk, seqs[i]);
+            MDB_val rkk = {8, sk}, rv;
+            if ((mrc = mdb_get(txn, self->rkey, &rkk, &rv)) != 0 || rv.mv_size != S_RKEY) {
+                mrc = mrc ? mrc : MDB_CORRUPTED;
+                break;
+            }
+            memcpy(val, rv.mv_data, S_RKEY);
+            s_ad_record(seqs[i], rad);
+            if (soffa_seal_unwrap(old, val + S_OWNER + 1, rad, sizeof rad, rk) != SOFFA_OK) {
+                mrc = EBADMSG;
+                break;
+            }
+            soffa_seal_wrap(fresh, rk, rad, sizeof rad, val + S_OWNER + 1);
+            sodium_memzero(rk, sizeof rk);
+            MDB_val nv = {S_RKEY, val};
+            mrc = mdb_put(txn, self->rkey, &rkk, &nv, 0);
+        }
+        if (n)
+            soffa_bytes_put_u64(start + S_OWNER, seqs[n - 1] + 1);
+    }
+    mdb_cursor_close(cur);
+    if (mrc == MDB_NOTFOUND)
+        mrc = 0;
+    if (mrc == 0) {
+        s_ad_owner(owner, ad);
+        soffa_seal_wrap(self->epoch_key, fresh, ad, sizeof ad, w);
+        MDB_val nv = {sizeof w, w};
+        mrc = mdb_put(txn, self->okey, &ok, &nv, 0);
+    }
+out:
+    sodium_memzero(old, sizeof old);
+    sodium_memzero(fresh, sizeof fresh);
+    return mrc;
+}
+
+/* Every owner key and store secret, wrapped anew under the next epoch key. */
+static int
+s_rotate(soffa_store_t *self, MDB_txn *txn, const uint8_t next[SOFFA_SEAL_KEY], uint64_t next_epoch)
+{
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, self->okey, &cur);
+    if (mrc != 0)
+        return mrc;
+    MDB_val k, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        uint8_t owner[S_OWNER], ad[1 + S_OWNER], key[SOFFA_SEAL_KEY], w[SOFFA_SEAL_WRAPPED];
+        if (k.mv_size != S_OWNER || v.mv_size != SOFFA_SEAL_WRAPPED) {
+            mrc = MDB_CORRUPTED;
+            break;
+        }
+        memcpy(owner, k.mv_data, S_OWNER);
+        s_ad_owner(owner, ad);
+        if (soffa_seal_unwrap(self->epoch_key, v.mv_data, ad, sizeof ad, key) != SOFFA_OK) {
+            mrc = EBADMSG;
+            break;
+        }
+        soffa_seal_wrap(next, key, ad, sizeof ad, w);
+        sodium_memzero(key, sizeof key);
+        MDB_val nk = {S_OWNER, owner}, nv = {sizeof w, w};
+        if ((mrc = mdb_cursor_put(cur, &nk, &nv, MDB_CURRENT)) != 0)
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (mrc != MDB_NOTFOUND)
+        return mrc;
+    const char *names[] = {"k:index", "k:tomb"};
+    const uint8_t *vals[] = {self->key, self->tomb_key};
+    for (int i = 0; i < 2; i++) {
+        uint8_t w[SOFFA_SEAL_WRAPPED];
+        soffa_seal_wrap(next, vals[i], names[i], strlen(names[i]), w);
+        MDB_val nk = {strlen(names[i]), (void *) names[i]}, nv = {sizeof w, w};
+        if ((mrc = mdb_put(txn, self->meta, &nk, &nv, 0)) != 0)
+            return mrc;
+    }
+    return s_u64_put(txn, self->meta, "epoch", next_epoch);
+}
+
+/* The disposal records of the run, appended in txn: one per group (split at
+ * SOFFA_DISPOSAL_MAX records). */
+static int
+s_notices(soffa_store_t *self, MDB_txn *txn, s_dispose_t *d, const soffa_store_dispose_opts_t *o, s_tentative_t *t,
+          const uint8_t *tombstone, soffa_store_dispose_report_t *rep)
+{
+    int64_t now = soffa_now_us();
+    for (size_t gi = 0; gi < d->n_g; gi++) {
+        s_group_t *g = &d->g[gi];
+        for (size_t off = 0; off < g->n; off += SOFFA_DISPOSAL_MAX) {
+            size_t n = g->n - off < SOFFA_DISPOSAL_MAX ? g->n - off : SOFFA_DISPOSAL_MAX;
+            uint64_t *seqs = calloc(n, sizeof *seqs);
+            uint8_t (*ids)[16] = calloc(n, sizeof *ids);
+            if (!seqs || !ids) {
+                free(seqs);
+                free(ids);
+                return ENOMEM;
+            }
+            for (size_t i = 0; i < n; i++) {
+                seqs[i] = g->e[off + i].seq;
+                memcpy(ids[i], g->e[off + i].id, 16);
+            }
+            soffa_disposal_t dr = {.rule = o->erase_subject ? SOFFA_DR_ERASURE : SOFFA_DR_RETENTION,
+                                   .retention_class = g->cls, .reason = o->reason, .count = n, .seqs = seqs,
+                                   .msg_ids = ids, .at_us = now};
+            snprintf(dr.rule_text, sizeof dr.rule_text, "%s",
+                     o->erase_subject ? "erasure" : g->cls < SOFFA_STORE_CLASSES && o->rule_text[g->cls] ? o->rule_text[g->cls] : "");
+            snprintf(dr.for_mailbox, sizeof dr.for_mailbox, "%s", g->for_mailbox);
+            if (tombstone) {
+                memcpy(dr.tombstone, tombstone, 16);
+                dr.has_tombstone = true;
+            }
+            uint8_t *body = NULL;
+            size_t len = 0;
+            soffa_err_t erc = soffa_disposal_encode(&dr, &body, &len);
+            free(seqs);
+            free(ids);
+            if (erc != SOFFA_OK)
+                return erc == SOFFA_ERR_NOMEM ? ENOMEM : EINVAL;
+            soffa_envelope_t env = {.kind = SOFFA_RK_DISPOSAL, .body = body, .body_len = len,
+                                    .sender_role = SOFFA_ROLE_BROKER, .received_at_us = now};
+            soffa_uuid7(env.message_id);
+            snprintf(env.sender_agent, sizeof env.sender_agent, "%s", o->sender && o->sender[0] ? o->sender : "soffa-broker");
+            snprintf(env.mailbox, sizeof env.mailbox, "%s", g->mailbox);
+            soffa_store_item_t it = {.env = &env};
+            soffa_err_t rc;
+            int mrc = s_append_in(self, txn, &it, 1, t, &rc);
+            free(body);
+            if (mrc != 0)
+                return mrc;
+            if (g->n_dseq < sizeof g->dseq / sizeof *g->dseq)
+                g->dseq[g->n_dseq++] = it.seq;
+            if (!rep->first_seq)
+                rep->first_seq = it.seq;
+            rep->last_seq = it.seq;
+            rep->notices++;
+        }
+    }
+    return 0;
+}
+
+/* Tombstones: for each young person who lost records, the disposal records
+ * that name them, under the tombstone. */
+static int
+s_tombs_put(soffa_store_t *self, MDB_txn *txn, const s_dispose_t *d)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        const s_victim_t *vi = &d->v[i];
+        if (vi->owner[0] != 'S')
+            continue;
+        const s_group_t *g = &d->g[vi->group];
+        uint8_t k[16 + 8];
+        s_tombstone(self, vi->owner, k);
+        for (size_t j = 0; j < g->n_dseq; j++) {
+            soffa_bytes_put_u64(k + 16, g->dseq[j]);
+            MDB_val kv = {sizeof k, k}, empty = {0, NULL};
+            int mrc = mdb_put(txn, self->tomb, &kv, &empty, 0);
+            if (mrc != 0)
+                return mrc;
+        }
+    }
+    return 0;
+}
+
+/* Tombstones whose disposal record is older than keep_us go. */
+static int
+s_tombs_expire(soffa_store_t *self, MDB_txn *txn, int64_t now, int64_t keep_us, uint64_t *n)
+{
+    if (keep_us <= 0)
+        return 0;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, self->tomb, &cur);
+    if (mrc != 0)
+        return mrc;
+    MDB_val k, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;) {
+        bool old = false;
+        if (k.mv_size == 24) {
+            MDB_val lk = {8, (uint8_t *) k.mv_data + 16}, lv;
+            soffa_envelope_t e;
+            if (mdb_get(txn, self->log, &lk, &lv) == 0 && lv.mv_size > S_REC_HDR
+                && soffa_envelope_decode((uint8_t *) lv.mv_data + S_REC_HDR, lv.mv_size - S_REC_HDR, &e) == SOFFA_OK) {
+                old = now - e.received_at_us > keep_us;
+                soffa_envelope_fini(&e);
+            }
+        }
+        if (old) {
+            if ((mrc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+            (*n)++;
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        } else {
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+    }
+    mdb_cursor_close(cur);
+    return mrc == MDB_NOTFOUND || mrc == EINVAL ? 0 : mrc;
+}
+
+soffa_err_t
+soffa_store_dispose(soffa_store_t *self, const soffa_store_dispose_opts_t *o, soffa_store_dispose_report_t *rep)
+{
+    if (!self || !o || !rep)
+        return SOFFA_ERR_INVALID_ARG;
+    memset(rep, 0, sizeof *rep);
+    if (self->read_only)
+        return SOFFA_ERR_PERMISSION;
+    if (!self->keys)
+        return SOFFA_ERR_MASTER_KEY;
+    s_dispose_t d = {0};
+    s_tentative_t t;
+    s_tentative_init(self, &t);
+    soffa_err_t rc = SOFFA_OK;
+    int mrc = 0, cur_slot = -1;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    uint8_t next[SOFFA_SEAL_KEY], erase_owner[S_OWNER] = {'S'}, tomb[16];
+    bool slot_written = false;
+    soffa_seal_keys_t kf;
+    if ((mrc = mdb_txn_begin(self->env, NULL, 0, &txn)) != 0)
+        goto lmdb_fail;
+
+    /* What goes: one young person's every record, or what has run out. */
+    if (o->erase_subject) {
+        soffa_store_subject_key(self, o->erase_subject, erase_owner + 1);
+        uint64_t *seqs = NULL;
+        size_t n = 0, cap = 0;
+        if ((mrc = mdb_cursor_open(txn, self->own, &cur)) != 0)
+            goto lmdb_fail;
+        uint8_t start[S_OWNER + 8] = {0};
+        memcpy(start, erase_owner, S_OWNER);
+        MDB_val k = {sizeof start, start}, v;
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != sizeof start || memcmp(k.mv_data, erase_owner, S_OWNER) != 0)
+                break;
+            if (!s_grow((void **) &seqs, &cap, n, sizeof *seqs)) {
+                mrc = ENOMEM;
+                break;
+            }
+            seqs[n++] = soffa_bytes_get_u64((uint8_t *) k.mv_data + S_OWNER);
+        }
+        mdb_cursor_close(cur);
+        cur = NULL;
+        if (mrc != 0 && mrc != MDB_NOTFOUND) {
+            free(seqs);
+            goto lmdb_fail;
+        }
+        mrc = 0;
+        for (size_t i = 0; i < n && mrc == 0; i++) {
+            bool taken;
+            mrc = s_take(self, txn, &d, seqs[i], o, &taken);
+            rep->records += taken;
+        }
+        free(seqs);
+        if (mrc != 0)
+            goto lmdb_fail;
+        if (rep->records == 0) {
+            rc = SOFFA_ERR_NOT_FOUND;
+            goto fail;
+        }
+        s_tombstone(self, erase_owner, tomb);
+        memcpy(rep->tombstone, tomb, 16);
+    } else {
+        if ((mrc = mdb_cursor_open(txn, self->due, &cur)) != 0)
+            goto lmdb_fail;
+        MDB_val k, v;
+        while (rep->records < S_DISPOSE_MAX && (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST)) == 0) {
+            if (k.mv_size != 16 || (int64_t) soffa_bytes_get_u64(k.mv_data) > o->now_us)
+                break;
+            uint64_t seq = soffa_bytes_get_u64((uint8_t *) k.mv_data + 8);
+            if ((mrc = mdb_cursor_del(cur, 0)) != 0)
+                break;
+            bool taken;
+            if ((mrc = s_take(self, txn, &d, seq, o, &taken)) != 0)
+                break;
+            rep->records += taken;
+        }
+        mdb_cursor_close(cur);
+        cur = NULL;
+        if (mrc != 0 && mrc != MDB_NOTFOUND)
+            goto lmdb_fail;
+        mrc = 0;
+    }
+    if ((mrc = s_tombs_expire(self, txn, o->now_us, o->tomb_keep_us, &rep->tombs_expired)) != 0)
+        goto lmdb_fail;
+    if (rep->records == 0) {
+        /* Nothing to destroy: schedule entries of records gone before (and
+         * expired tombstones) are all that changes. */
+        mrc = mdb_txn_commit(txn);
+        txn = NULL;
+        if (mrc != 0)
+            goto lmdb_fail;
+        return SOFFA_OK;
+    }
+    for (size_t i = 0; i < d.n_o; i++)
+        if ((mrc = s_owner_settle(self, txn, d.owners[i], rep)) != 0)
+            goto lmdb_fail;
+
+    /* The next epoch key goes into the free slot of DIR/keys before the
+     * store names it; the rotation wraps everything left under it. */
+    if ((rc = soffa_seal_keys_read(self->dir, &kf)) != SOFFA_OK)
+        goto fail;
+    for (int sl = 0; sl < 2; sl++)
+        if (kf.epoch[sl] == self->epoch && !sodium_memcmp(kf.id[sl], self->master.id, SOFFA_SEAL_ID))
+            cur_slot = sl;
+    sodium_memzero(&kf, sizeof kf);
+    if (cur_slot < 0) {
+        rc = SOFFA_ERR_STORE_CORRUPT;
+        soffa_error("store %s: the keys file does not hold the epoch in use", self->dir);
+        goto fail;
+    }
+    soffa_seal_key_new(next);
+    if ((rc = soffa_seal_keys_put(self->dir, 1 - cur_slot, self->epoch + 1, next, &self->master)) != SOFFA_OK)
+        goto fail;
+    slot_written = true;
+    if ((mrc = s_rotate(self, txn, next, self->epoch + 1)) != 0)
+        goto lmdb_fail;
+    if ((mrc = s_notices(self, txn, &d, o, &t, o->erase_subject ? tomb : NULL, rep)) != 0)
+        goto lmdb_fail;
+    if ((mrc = s_tombs_put(self, txn, &d)) != 0 || (mrc = s_tentative_put(self, txn, &t)) != 0)
+        goto lmdb_fail;
+    mrc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (mrc != 0)
+        goto lmdb_fail;
+    /* Committed: the store names the new epoch. The old epoch key goes
+     * (if this fails, the next open erases it). */
+    s_tentative_commit(self, &t);
+    memcpy(self->epoch_key, next, sizeof next);
+    self->epoch++;
+    if (soffa_seal_keys_put(self->dir, cur_slot, 0, NULL, NULL) != SOFFA_OK)
+        soffa_warn("store %s: the old epoch key could not be erased now; it is at the next start", self->dir);
+    sodium_memzero(next, sizeof next);
+    s_dispose_free(&d);
+    return SOFFA_OK;
+
+lmdb_fail:
+    rc = s_write_err(self, mrc == EBADMSG ? MDB_CORRUPTED : mrc);
+    soffa_error("store %s: disposal failed: %s (%d): %s", self->dir, mrc > 0 ? strerror(mrc) : mdb_strerror(mrc), mrc,
+                soffa_strerror(rc));
+fail:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    if (slot_written)
+        soffa_seal_keys_put(self->dir, 1 - cur_slot, 0, NULL, NULL);
+    sodium_memzero(next, sizeof next);
+    s_dispose_free(&d);
+    /* Nothing of the run is in the store. */
+    memset(rep, 0, sizeof *rep);
+    return rc;
+}
+
+soffa_err_t
+soffa_store_tomb_scan(soffa_store_t *self, const char *id, int (*fn)(void *ctx, uint64_t seq), void *ctx)
+{
+    if (!id || !fn)
+        return SOFFA_ERR_INVALID_ARG;
+    if (!self->keys)
+        return SOFFA_ERR_NOT_FOUND;
+    uint8_t owner[S_OWNER] = {'S'}, prefix[16];
+    soffa_store_subject_key(self, id, owner + 1);
+    s_tombstone(self, owner, prefix);
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = s_read_cursor(self, self->tomb, &txn, &cur);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k = {16, prefix}, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 24 || memcmp(k.mv_data, prefix, 16) != 0)
+            break;
+        if (fn(ctx, soffa_bytes_get_u64((uint8_t *) k.mv_data + 16)))
+            break;
+    }
+    return s_read_end(txn, cur, SOFFA_OK, mrc);
+}
+
+int64_t
+soffa_store_next_due(soffa_store_t *self)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if (s_read_cursor(self, self->due, &txn, &cur) != 0)
+        return 0;
+    MDB_val k, v;
+    int64_t due = 0;
+    if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0 && k.mv_size == 16)
+        due = (int64_t) soffa_bytes_get_u64(k.mv_data);
+    s_read_end(txn, cur, SOFFA_OK, 0);
+    return due;
 }

@@ -86,6 +86,22 @@ typedef struct {
     bool del;
 } soffa_store_state_op_t;
 
+#define SOFFA_STORE_CLASSES 8    /* retention classes the schedule knows (soffa_retention_class_t) */
+
+/*  When a record runs out (gallring; the rules are soffa_retention's, the
+ *  schedule the store's). */
+typedef struct {
+    uint8_t retention_class;      /* 0: kept */
+    int64_t due_us;               /* when it runs out (Unix µs; 0: never) */
+    bool reschedule;              /* a case's closure: the subject's earlier records of each class
+                                   * with reschedule_due[class] > 0 also run out then */
+    int64_t reschedule_due[SOFFA_STORE_CLASSES];
+} soffa_store_sched_t;
+
+/*  Gives the schedule of a record from its (plaintext) envelope bytes: for
+ *  the records an upgrade seals, which were stored before there was one. */
+typedef void (*soffa_store_sched_fn)(void *ctx, const uint8_t *env, size_t len, soffa_store_sched_t *out);
+
 /*  One envelope to append. In: env (every field but seq, prev_hash and
  *  subject_key), subject_id (canonical id or NULL; hashed, never stored),
  *  refs (keys to find the record by).
@@ -98,6 +114,7 @@ typedef struct {
     size_t n_refs;
     soffa_store_state_op_t state[SOFFA_STORE_STATE_OPS];   /* applied in order, with the record */
     size_t n_state;
+    soffa_store_sched_t sched;    /* when it runs out (sealed records only) */
     uint64_t seq;
     bool duplicate;
 } soffa_store_item_t;
@@ -232,9 +249,11 @@ soffa_err_t soffa_store_state_write(soffa_store_t *self, const soffa_store_state
  *  record that carries personal data as a legacy record (its whole envelope
  *  under a key of its own, its hash in the chain unchanged), moves the
  *  subject-index secret from DIR/subject.key into the store under master,
- *  and deletes that file. Returns SOFFA_OK, SOFFA_ERR_VERSION (a format it
+ *  and deletes that file. sched (may be NULL: nothing is scheduled) gives
+ *  each sealed record its schedule. Returns SOFFA_OK, SOFFA_ERR_VERSION (a format it
  *  cannot convert), SOFFA_ERR_MASTER_KEY (no master key) or a store error. */
-soffa_err_t soffa_store_upgrade(const char *path, size_t map_size, const soffa_seal_master_t *master, char from[8]);
+soffa_err_t soffa_store_upgrade(const char *path, size_t map_size, const soffa_seal_master_t *master,
+                                soffa_store_sched_fn sched, void *sched_ctx, char from[8]);
 
 /*  Calls fn(ctx, mailbox, count, last_seq) once per mailbox that holds
  *  records, in name order (from totals kept with every commit; no scan). */
@@ -289,6 +308,56 @@ typedef struct {
  *  the store itself should be checked with soffa verify). */
 soffa_err_t soffa_store_backup(soffa_store_t *self, const char *dest, const uint8_t *trusted_key,
                                soffa_store_backup_t *rep);
+
+/* ---- Gallring and erasure ---- */
+
+/*  What a disposal run is told. */
+typedef struct {
+    int64_t now_us;                   /* records due at or before this go */
+    const char *erase_subject;        /* erasure instead: every record of this identity (canonical) */
+    uint32_t reason;                  /* the erasure's reason code */
+    const char *rule_text[SOFFA_STORE_CLASSES]; /* per class, as the disposal records name the rule */
+    const char *sender;               /* the broker's name: the sender of the disposal records */
+    /* The mailbox an agent reads ("" when none): where the sender of
+     * disposed records hears of them, for the copies it kept. */
+    const char *(*inbox_of)(void *ctx, const char *agent);
+    void *ctx;
+    int64_t tomb_keep_us;             /* tombstones older than this go (0: kept) */
+} soffa_store_dispose_opts_t;
+
+/*  What a disposal run did. */
+typedef struct {
+    uint64_t records;                 /* records disposed of */
+    uint64_t subjects;                /* young people of whom nothing is left */
+    uint64_t notices;                 /* disposal records written */
+    uint64_t first_seq, last_seq;     /* ... their sequence numbers */
+    uint64_t tombs_expired;
+    uint8_t tombstone[16];            /* erasure: the tombstone written */
+} soffa_store_dispose_report_t;
+
+/*  Disposes, in one durable transaction: of every record whose schedule
+ *  says it has run out by o->now_us, or (o->erase_subject) of every record
+ *  of one young person. Each record's key is destroyed (the record stays,
+ *  unreadable) with its index entries; a young person with nothing left
+ *  loses their owner key, their index entries and remembered state, and
+ *  gets a tombstone; one who lost some records gets a new owner key; every
+ *  remaining key is wrapped anew under a new epoch key, and the old one is
+ *  erased from DIR/keys after the commit. A disposal record goes into the
+ *  chain for each mailbox and class (and one to the inbox of each sender of
+ *  disposed records). A crash leaves the state before or after; the next
+ *  open finishes the keys file. Nothing due: SOFFA_OK, nothing written.
+ *  Returns SOFFA_OK, SOFFA_ERR_MASTER_KEY (opened without it),
+ *  SOFFA_ERR_PERMISSION (read-only) or a store error. */
+soffa_err_t soffa_store_dispose(soffa_store_t *self, const soffa_store_dispose_opts_t *o,
+                                soffa_store_dispose_report_t *rep);
+
+/*  The disposal records about the young person `id` (through the
+ *  tombstones): fn(ctx, seq) for each, oldest first; fn returns non-zero to
+ *  stop. SOFFA_ERR_NOT_FOUND without the master key. */
+soffa_err_t soffa_store_tomb_scan(soffa_store_t *self, const char *id, int (*fn)(void *ctx, uint64_t seq), void *ctx);
+
+/*  The earliest time a record is due (0 when nothing is scheduled). */
+int64_t soffa_store_next_due(soffa_store_t *self);
 
 /*  Translates an LMDB (or errno) return code; exported for the tests. */
 soffa_err_t soffa_store_err(int mdb_rc);

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "soffa_box.h"
+#include "soffa_bytes.h"
+#include "soffa_disposal.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
@@ -1226,8 +1228,8 @@ Test(store, a_version_2_store_is_refused_until_upgraded_through_3_to_4_and_then_
     soffa_store_opts_t ro = {.path = dir, .read_only = true};
     cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_ERR_VERSION);
     char from[8];
-    cr_assert_eq(soffa_store_upgrade(dir, 0, NULL, from), SOFFA_ERR_MASTER_KEY, "no master key, no upgrade");
-    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), from), SOFFA_OK);
+    cr_assert_eq(soffa_store_upgrade(dir, 0, NULL, NULL, NULL, from), SOFFA_ERR_MASTER_KEY, "no master key, no upgrade");
+    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), NULL, NULL, from), SOFFA_OK);
     cr_assert_str_eq(from, "2");
     st = open_store(dir, 0);
     uint64_t head;
@@ -1247,7 +1249,7 @@ Test(store, a_version_2_store_is_refused_until_upgraded_through_3_to_4_and_then_
     cr_assert_eq(c.n, 3, "found %zu of the pupil's 3 records", c.n);
     soffa_store_close(&st);
     /* Upgrading again does nothing. */
-    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), from), SOFFA_OK);
+    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), NULL, NULL, from), SOFFA_OK);
     cr_assert_str_eq(from, "4");
     tk_rmrf(dir);
     free(dir);
@@ -1638,7 +1640,7 @@ Test(store, issue_17_a_version_3_store_is_sealed_by_the_upgrade_and_its_chain_an
         mdb_env_close(env);
     }
     char from[8];
-    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), from), SOFFA_OK);
+    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), NULL, NULL, from), SOFFA_OK);
     cr_assert_str_eq(from, "3");
     char sk[600];
     snprintf(sk, sizeof sk, "%s/subject.key", dir);
@@ -1723,7 +1725,7 @@ Test(store, issue_17_an_altered_legacy_record_is_found_with_the_master_key)
 {
     char *dir = v3_copy();
     char from[8];
-    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), from), SOFFA_OK);
+    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), NULL, NULL, from), SOFFA_OK);
     tamper(dir, swap_legacy_body);
     soffa_store_t *st = NULL;
     soffa_store_verify_t rep;
@@ -1737,4 +1739,394 @@ Test(store, issue_17_an_altered_legacy_record_is_found_with_the_master_key)
     soffa_store_close(&st);
     tk_rmrf(dir);
     free(dir);
+}
+
+/* ---- Gallring and erasure (issue 17) ---- */
+
+static int
+keyed(void *ctx, const soffa_store_rec_t *rec)
+{
+    *(int *) ctx = rec->has_key;
+    return 1;
+}
+
+static bool
+has_key(soffa_store_t *st, uint64_t seq)
+{
+    int k = -1;
+    cr_assert_eq(soffa_store_get(st, seq, keyed, &k), SOFFA_OK);
+    return k == 1;
+}
+
+typedef struct {
+    uint64_t seqs[64];
+    size_t n;
+} seqs_t;
+
+static int
+seq_collect(void *ctx, uint64_t seq)
+{
+    seqs_t *s = ctx;
+    if (s->n < 64)
+        s->seqs[s->n++] = seq;
+    return 0;
+}
+
+typedef struct {
+    int notices;
+    uint64_t records;
+    bool erasure, tombstone;
+    uint64_t named[64];
+    size_t n_named;
+} notices_t;
+
+static int
+notice_one(void *ctx, const soffa_store_rec_t *rec)
+{
+    notices_t *n = ctx;
+    soffa_envelope_t e;
+    cr_assert_eq(soffa_envelope_decode(rec->env, rec->len, &e), SOFFA_OK);
+    if (e.kind == SOFFA_RK_DISPOSAL) {
+        cr_assert(!e.sealed, "a disposal record is in clear");
+        soffa_disposal_t d;
+        cr_assert_eq(soffa_disposal_decode(e.body, e.body_len, &d), SOFFA_OK);
+        n->notices++;
+        n->records += d.count;
+        n->erasure |= d.rule == SOFFA_DR_ERASURE;
+        n->tombstone |= d.has_tombstone;
+        for (size_t i = 0; i < d.count && n->n_named < 64; i++)
+            n->named[n->n_named++] = d.seqs[i];
+        soffa_disposal_fini(&d);
+    }
+    soffa_envelope_fini(&e);
+    return 0;
+}
+
+/* The current epoch key of the store in dir, read as an attacker with the
+ * data directory and the master key would. */
+static void
+epoch_key_of(const char *dir, uint8_t key[32], uint64_t *epoch_out)
+{
+    soffa_seal_keys_t k;
+    cr_assert_eq(soffa_seal_keys_read(dir, &k), SOFFA_OK);
+    char why[300];
+    uint64_t ep = k.epoch[0] ? k.epoch[0] : k.epoch[1];
+    cr_assert(k.epoch[0] == 0 || k.epoch[1] == 0, "only one epoch key is left in the keys file");
+    cr_assert_eq(soffa_seal_keys_get(&k, ep, tk_master(), key, why, sizeof why), SOFFA_OK, "%s", why);
+    if (epoch_out)
+        *epoch_out = ep;
+}
+
+/* How many windows of the files in dir open with kek under ad: whoever holds
+ * the data directory and the master key tries every offset. */
+static int
+windows_opening(const char *dir, const uint8_t kek[32], const void *ad, size_t adlen)
+{
+    int hits = 0;
+    const char *files[] = {"data.mdb", "keys"};
+    for (int f = 0; f < 2; f++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, files[f]);
+        size_t len;
+        char *buf = slurp(path, &len);
+        for (size_t off = 0; off + SOFFA_SEAL_WRAPPED <= len; off++) {
+            uint8_t out[32];
+            if (soffa_seal_unwrap(kek, (uint8_t *) buf + off, ad, adlen, out) == SOFFA_OK)
+                hits++;
+        }
+        free(buf);
+    }
+    return hits;
+}
+
+static void
+owner_ad(soffa_store_t *st, const char *pnr, uint8_t ad[18])
+{
+    ad[0] = 'O';
+    ad[1] = 'S';
+    soffa_store_subject_key(st, pnr, ad + 2);
+}
+
+Test(store, issue_17_records_run_out_on_schedule_and_are_gone_even_with_the_master_key, .timeout = 60)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    char a[13], b[13];
+    tk_pnr(2009, 3, 14, 271, 0, a);
+    tk_pnr(2011, 5, 2, 384, 0, b);
+    rec_t r[3];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, a, "kaa/1419", "school-1415");
+    rec_make(&r[1], SOFFA_MT_ABSENCE_REPORTED, a, "kaa/1419", "school-1415");
+    rec_make_text(&r[2], b, MARKER);
+    soffa_store_item_t it[3];
+    for (int i = 0; i < 3; i++)
+        it[i] = (soffa_store_item_t) {.env = &r[i].env, .subject_id = r[i].subject};
+    int64_t now = soffa_now_us();
+    it[0].sched = (soffa_store_sched_t) {.retention_class = 1, .due_us = now - 1000};
+    it[1].sched = (soffa_store_sched_t) {.retention_class = 1, .due_us = now + 3600000000LL};
+    it[2].sched = (soffa_store_sched_t) {.retention_class = 4, .due_us = now - 1000};
+    cr_assert_eq(soffa_store_append(st, it, 3), SOFFA_OK);
+    cr_assert(has_key(st, 1) && has_key(st, 2) && has_key(st, 3));
+    cr_assert_eq(soffa_store_next_due(st), now - 1000);
+    char keysf[600];
+    snprintf(keysf, sizeof keysf, "%s/keys", dir);
+    size_t klen;
+    char *keys_before = slurp(keysf, &klen);
+    uint8_t adb[18];
+    owner_ad(st, b, adb);
+    uint8_t ek0[32];
+    epoch_key_of(dir, ek0, NULL);
+    cr_assert_gt(windows_opening(dir, ek0, adb, sizeof adb), 0, "the scan finds B's owner key before the disposal");
+
+    soffa_store_dispose_opts_t o = {.now_us = now, .rule_text = {NULL, "183d from message", NULL, NULL, "90d from message"},
+                                    .sender = "soffa-broker"};
+    soffa_store_dispose_report_t rep;
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+    cr_assert_eq(rep.records, 2);
+    cr_assert_eq(rep.subjects, 1, "B has nothing left");
+    cr_assert_eq(rep.notices, 2, "one record for kaa/1419's signals, one for social/1419's concern reports");
+    cr_assert(!has_key(st, 1) && has_key(st, 2) && !has_key(st, 3));
+    /* What is left reads; what went does not, through any index. */
+    open_t op = {.want = 3};
+    cr_assert_eq(soffa_store_get(st, 3, open_one, &op), SOFFA_OK);
+    cr_assert(op.keyless && !op.text[0]);
+    collect_t c = {.n = 0};
+    cr_assert_eq(soffa_store_scan_subject(st, a, 0, collect, &c), SOFFA_OK);
+    cr_assert(c.n == 1 && c.seqs[0] == 2, "A's index holds only what A has left (%zu)", c.n);
+    c.n = 0;
+    cr_assert_eq(soffa_store_scan_subject(st, b, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 0);
+    /* The chain says what went: the disposal records, in clear. */
+    notices_t nt = {0};
+    cr_assert_eq(soffa_store_scan(st, 1, notice_one, &nt), SOFFA_OK);
+    cr_assert(nt.notices == 2 && nt.records == 2 && !nt.erasure && !nt.tombstone);
+    seqs_t ts = {.n = 0};
+    cr_assert_eq(soffa_store_tomb_scan(st, b, seq_collect, &ts), SOFFA_OK);
+    cr_assert_eq(ts.n, 1, "B's tombstone names the disposal record of its report");
+    soffa_store_verify_t vr;
+    cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
+    /* Nothing due now: a second run writes nothing. */
+    uint64_t head;
+    soffa_store_head(st, &head, NULL, NULL);
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+    cr_assert_eq(rep.records, 0);
+    uint64_t head2;
+    soffa_store_head(st, &head2, NULL, NULL);
+    cr_assert_eq(head, head2);
+    soffa_store_close(&st);
+
+    /* Even with the master key: the old epoch key is gone from the keys
+     * file, and no bytes of the data directory open as B's owner key or as
+     * a disposed record's key under anything that key file still holds. */
+    size_t klen2;
+    char *keys_after = slurp(keysf, &klen2);
+    cr_assert(!sodium_is_zero((uint8_t *) keys_before, SOFFA_SEAL_SLOT), "a new store's epoch is in the first slot");
+    cr_assert(!memmem(keys_after, klen2, keys_before, SOFFA_SEAL_SLOT), "the old epoch's slot is erased");
+    uint8_t ek[32];
+    epoch_key_of(dir, ek, NULL);
+    cr_assert_eq(windows_opening(dir, ek, adb, sizeof adb), 0, "B's owner key can be recovered");
+    /* A's owner key is there (A has a record left): it opens nothing that went. */
+    uint8_t ada[18];
+    st = open_store(dir, 0);
+    owner_ad(st, a, ada);
+    soffa_store_close(&st);
+    size_t dl;
+    char *data = slurp(keysf, &dl);
+    free(data);
+    char dpath[600];
+    snprintf(dpath, sizeof dpath, "%s/data.mdb", dir);
+    data = slurp(dpath, &dl);
+    int a_keys = 0;
+    for (size_t off = 0; off + SOFFA_SEAL_WRAPPED <= dl; off++) {
+        uint8_t ka[32];
+        if (soffa_seal_unwrap(ek, (uint8_t *) data + off, ada, sizeof ada, ka) != SOFFA_OK)
+            continue;
+        a_keys++;
+        uint8_t rad[9] = {'R'};
+        soffa_bytes_put_u64(rad + 1, 1);   /* record 1 went */
+        cr_assert_eq(windows_opening(dir, ka, rad, sizeof rad), 0, "a disposed record's key opens with A's key");
+    }
+    cr_assert_gt(a_keys, 0, "the scan finds A's current owner key");
+    free(data);
+    free(keys_before);
+    free(keys_after);
+    rec_free(r, 3);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+Test(store, issue_17_a_case_closure_brings_the_journal_forward)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[3];
+    for (int i = 0; i < 3; i++)
+        rec_make(&r[i], i < 2 ? SOFFA_MT_CONTACT_ATTEMPTED : SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "kaa-journal/1419", "kaa-1419");
+    soffa_store_item_t it[3];
+    for (int i = 0; i < 3; i++)
+        it[i] = (soffa_store_item_t) {.env = &r[i].env, .subject_id = r[i].subject};
+    int64_t now = soffa_now_us(), far = now + 3600000000LL;
+    for (int i = 0; i < 3; i++)
+        it[i].sched = (soffa_store_sched_t) {.retention_class = 2, .due_us = far};
+    cr_assert_eq(soffa_store_append(st, it, 2), SOFFA_OK);
+    /* The closure: the journal goes a second after it. */
+    it[2].sched.reschedule = true;
+    it[2].sched.reschedule_due[2] = now - 1;
+    cr_assert_eq(soffa_store_append(st, it + 2, 1), SOFFA_OK);
+    soffa_store_dispose_opts_t o = {.now_us = now};
+    soffa_store_dispose_report_t rep;
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+    cr_assert_eq(rep.records, 2, "the journal before the closure went");
+    cr_assert(!has_key(st, 1) && !has_key(st, 2) && has_key(st, 3), "the closure itself keeps its own schedule");
+    soffa_store_close(&st);
+    rec_free(r, 3);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+Test(store, issue_17_erasure_takes_every_record_of_one_young_person)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[4];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+    rec_make_text(&r[1], PUPIL, MARKER);
+    rec_make(&r[2], SOFFA_MT_ABSENCE_REPORTED, OTHER, "kaa/1419", "school-1415");
+    /* An access record of a read of the pupil's history, indexed under it. */
+    soffa_access_t ac = {.state = SOFFA_ACCESS_OPENED};
+    snprintf(ac.agent, sizeof ac.agent, "audit");
+    uint8_t *abody;
+    size_t alen;
+    cr_assert_eq(soffa_access_encode(&ac, &abody, &alen), SOFFA_OK);
+    memset(&r[3], 0, sizeof r[3]);
+    r[3].body = abody;
+    r[3].env = (soffa_envelope_t) {.kind = SOFFA_RK_ACCESS, .body = abody, .body_len = alen, .received_at_us = soffa_now_us()};
+    soffa_uuid7(r[3].env.message_id);
+    snprintf(r[3].env.sender_agent, sizeof r[3].env.sender_agent, "audit");
+    snprintf(r[3].env.mailbox, sizeof r[3].env.mailbox, "audit/access");
+    memcpy(r[3].subject, PUPIL, 13);
+    soffa_store_item_t it[4];
+    cr_assert_eq(append(st, r, 4, it), SOFFA_OK);
+    collect_t c = {.n = 0};
+    cr_assert_eq(soffa_store_scan_subject(st, PUPIL, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 3);
+
+    soffa_store_dispose_opts_t o = {.now_us = soffa_now_us(), .erase_subject = PUPIL, .reason = 1, .sender = "b"};
+    soffa_store_dispose_report_t rep;
+    char nobody[13];
+    tk_pnr(2010, 1, 1, 123, 0, nobody);
+    o.erase_subject = nobody;
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_ERR_NOT_FOUND, "nobody by that number");
+    o.erase_subject = PUPIL;
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+    cr_assert_eq(rep.records, 2);
+    cr_assert_eq(rep.subjects, 1);
+    cr_assert(!has_key(st, 1) && !has_key(st, 2) && has_key(st, 3) && has_key(st, 4),
+              "the other pupil's record and the access record stay");
+    c.n = 0;
+    cr_assert_eq(soffa_store_scan_subject(st, PUPIL, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 0, "not even the access record is found under the erased pupil any more");
+    notices_t nt = {0};
+    cr_assert_eq(soffa_store_scan(st, 1, notice_one, &nt), SOFFA_OK);
+    cr_assert(nt.erasure && nt.tombstone && nt.records == 2);
+    seqs_t ts = {.n = 0};
+    cr_assert_eq(soffa_store_tomb_scan(st, PUPIL, seq_collect, &ts), SOFFA_OK);
+    cr_assert_eq(ts.n, 2, "kaa/1419's and social/1419's disposal records");
+    /* Erasing again finds nothing: there is no undo, and nothing to redo. */
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_ERR_NOT_FOUND);
+    soffa_store_verify_t vr;
+    cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
+    soffa_store_close(&st);
+    uint8_t ek[32], ad[18];
+    epoch_key_of(dir, ek, NULL);
+    st = open_store(dir, 0);
+    owner_ad(st, PUPIL, ad);
+    soffa_store_close(&st);
+    cr_assert_eq(windows_opening(dir, ek, ad, sizeof ad), 0);
+    rec_free(r, 4);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* The child disposes of 3000 records that ran out; the parent kills it. */
+static void
+child_disposer(const char *dir)
+{
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t so = {.path = dir, .master = tk_master()};
+    if (soffa_store_open(&st, &so) != SOFFA_OK)
+        _exit(3);
+    soffa_store_dispose_opts_t o = {.now_us = soffa_now_us(), .sender = "b"};
+    soffa_store_dispose_report_t rep;
+    if (soffa_store_dispose(st, &o, &rep) != SOFFA_OK)
+        _exit(4);
+    _exit(0);
+}
+
+Test(store, issue_17_a_disposal_killed_midway_leaves_the_state_before_or_after, .timeout = 240)
+{
+    tk_master();   /* one key for the child and the parent */
+    int befores = 0, afters = 0;
+    for (int round = 0; round < 6; round++) {
+        char *dir = tk_tmpdir("store");
+        soffa_store_t *st = open_store(dir, 0);
+        enum { N = 3000 };
+        rec_t r[50];
+        for (int i = 0; i < 50; i++) {
+            char p[13];
+            tk_pnr(2008, 1 + i % 12, 1 + i % 28, 100 + i, 0, p);
+            rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, p, "kaa/1419", "school-1415");
+        }
+        int64_t now = soffa_now_us();
+        for (int b = 0; b < N / 50; b++) {
+            soffa_store_item_t it[50];
+            for (int i = 0; i < 50; i++) {
+                soffa_uuid7(r[i].env.message_id);
+                it[i] = (soffa_store_item_t) {.env = &r[i].env, .subject_id = r[i].subject,
+                                              .sched = {.retention_class = 1, .due_us = now - 1}};
+                /* every third young person keeps a record for later */
+                if (b == 0 && i % 3 == 0)
+                    it[i].sched.due_us = now + 3600000000LL;
+            }
+            cr_assert_eq(soffa_store_append(st, it, 50), SOFFA_OK);
+        }
+        soffa_store_close(&st);
+        pid_t pid = fork();
+        if (pid == 0)
+            child_disposer(dir);
+        usleep((useconds_t) (round * 15000));
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        /* Whatever moment it died at: the chain and the key tables agree,
+         * and it is all before or all after. */
+        st = open_store(dir, 0);
+        soffa_store_verify_t vr;
+        cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "round %d: %s", round, vr.reason);
+        int kept = 0;
+        for (uint64_t s = 1; s <= N; s++)
+            kept += has_key(st, s);
+        cr_assert(kept == N || kept == 17, "round %d: %d of %d records keep their key: a half disposal", round, kept, N);
+        if (kept == N)
+            befores++;
+        else
+            afters++;
+        /* The next run finishes the job. */
+        soffa_store_dispose_opts_t o = {.now_us = soffa_now_us(), .sender = "b"};
+        soffa_store_dispose_report_t rep;
+        cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+        kept = 0;
+        for (uint64_t s = 1; s <= N; s++)
+            kept += has_key(st, s);
+        cr_assert_eq(kept, 17, "round %d", round);
+        cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "round %d: %s", round, vr.reason);
+        soffa_store_close(&st);
+        /* The keys file holds one epoch key: the store's. */
+        uint8_t ek[32];
+        epoch_key_of(dir, ek, NULL);
+        rec_free(r, 50);
+        tk_rmrf(dir);
+        free(dir);
+    }
+    cr_log_info("killed before the commit %d time(s), after it %d time(s)", befores, afters);
 }
