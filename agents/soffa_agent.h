@@ -6,15 +6,9 @@
  *  command line on a local control socket (owner-only), and can feed each
  *  delivered message to a hook command.
  *
- *  Control protocol: ZeroMQ REQ -> ROUTER over ipc, one JSON object each way.
- *    {"cmd":"send", "message":{...}, "re":"ID or seq", "wait_ms":N}
- *    {"cmd":"status", "broker":bool}
- *    {"cmd":"inbox", "after":SEQ, "failed":bool, "limit":N}
- *    {"cmd":"show", "id":"message id or seq"}
- *    {"cmd":"retry", "seq":SEQ}
- *    {"cmd":"replay", "request":"replay|history", "filter":{...}}
- *    {"cmd":"school-...", ...}   a school's imports and review (lib/soffa_school.h)
- *  Answers: {"ok":true, ...} or {"ok":false, "code":"NAME", "error":"text"}.
+ *  Its control protocols are written at the top of soffa_agent_control.h
+ *  (the command line's socket) and soffa_agent_web.h (soffa-web's); its
+ *  connection states at the top of soffa_agent_session.h.
  */
 #ifndef SOFFA_AGENT_H
 #define SOFFA_AGENT_H
@@ -30,15 +24,20 @@ typedef struct soffa_agent soffa_agent_t;
 /*  Reads the configuration. Returns SOFFA_OK or SOFFA_ERR_CONFIG with why. */
 soffa_err_t soffa_agent_new(soffa_agent_t **out, const char *config_path, char *why, size_t whylen);
 
-/*  Opens the store and the control socket. */
+/*  Opens the store and the control sockets. Returns SOFFA_OK, or the
+ *  error with why (the store, the school's tables, a socket). */
 soffa_err_t soffa_agent_open(soffa_agent_t *self, char *why, size_t whylen);
 
-/*  Runs until *stop is set. */
+/*  Runs the event loop until *stop is set (a signal handler sets it), then
+ *  lets a running hook finish. Returns SOFFA_OK, or SOFFA_ERR_TRANSPORT
+ *  when polling fails. */
 soffa_err_t soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop);
 
 /*  Prints the effective configuration. */
 void soffa_agent_print_config(const soffa_agent_t *self, FILE *out);
 
+/*  Closes everything and wipes the secret key; NULL-safe, sets *self_p to
+ *  NULL. */
 void soffa_agent_destroy(soffa_agent_t **self_p);
 
 #endif

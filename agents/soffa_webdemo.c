@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "soffa_cli_ini.h"
 #include "soffa_users.h"
 #include "soffa_web_cfg.h"
 
@@ -34,16 +35,27 @@ soffa_webdemo_wants(const char *role)
     return role && (!strcmp(role, "school") || !strcmp(role, "kaa") || !strcmp(role, "social") || !strcmp(role, "af"));
 }
 
-void
-soffa_webdemo_ini(FILE *af, const char *name, int port)
+/* The [web] section of a site's agent.ini. */
+static const soffa_cli_ini_row_t s_web_ini[] = {
+    {SOFFA_CLI_INI_COMMENT, "made by soffa up: the web inbox (plain HTTP on loopback only; see config/agent.ini for TLS)", NULL, NULL},
+    {SOFFA_CLI_INI_SECTION, "web", NULL, NULL},
+    {SOFFA_CLI_INI_KEY, "listen", "127.0.0.1:{port}", NULL},
+    {SOFFA_CLI_INI_KEY, "dir", "web", NULL},
+    {SOFFA_CLI_INI_KEY, "site_name", "{site}", NULL},
+    {SOFFA_CLI_INI_BLANK, NULL, NULL, NULL},
+};
+
+soffa_err_t
+soffa_webdemo_ini(FILE *af, const char *name, int port, char *why, size_t whylen)
 {
     const char *site = name;
     for (size_t i = 0; i < sizeof s_sites / sizeof *s_sites; i++)
         if (!strcmp(s_sites[i].name, name))
             site = s_sites[i].site;
-    fprintf(af, "; made by soffa up: the web inbox (plain HTTP on loopback only; see config/agent.ini for TLS)\n"
-                "[web]\nlisten = 127.0.0.1:%d\ndir = web\nsite_name = %s\n\n",
-            port, site);
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    const soffa_cli_ini_var_t vars[] = {{"port", ports}, {"site", site}};
+    return soffa_cli_ini_write(af, s_web_ini, sizeof s_web_ini / sizeof *s_web_ini, vars, 2, why, whylen);
 }
 
 static bool

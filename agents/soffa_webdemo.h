@@ -13,13 +13,16 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "soffa_err.h"
+
 /*  True for the roles whose sites get a web inbox. */
 bool soffa_webdemo_wants(const char *role);
 
 /*  Writes the [web] section of site `name` (port: a free loopback port);
  *  `soffa up` writes it before [agent], so that lines appended to the file
- *  later (as tests do) still land in [agent]. */
-void soffa_webdemo_ini(FILE *agent_ini, const char *name, int port);
+ *  later (as tests do) still land in [agent]. Returns SOFFA_OK, or the
+ *  error of soffa_cli_ini_write with why. */
+soffa_err_t soffa_webdemo_ini(FILE *agent_ini, const char *name, int port, char *why, size_t whylen);
 
 /*  Makes the demo accounts, starts soffa-web for every site whose
  *  agent.ini has a [web] section, appends "web-NAME PID" lines to DIR/pids

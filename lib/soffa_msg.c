@@ -160,6 +160,15 @@ soffa_role_from_name(const char *name)
     return SOFFA_ROLE_NONE;
 }
 
+const char *
+soffa_legal_basis_name(soffa_legal_basis_t basis)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(&soffa__legal_basis__descriptor, (int) basis);
+    if (!v || basis == SOFFA_LB_NONE)
+        return basis == SOFFA_LB_NONE ? "none" : "unknown";
+    return strncmp(v->name, "LB_", 3) == 0 ? v->name + 3 : v->name;
+}
+
 soffa_msg_type_t
 soffa_msg_type(const soffa_msg_t *msg)
 {

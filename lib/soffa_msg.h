@@ -186,6 +186,10 @@ soffa_msg_type_t soffa_msg_type_from_name(const char *name);
 
 /*  Name of a role ("kaa"), and back (SOFFA_ROLE_NONE when unknown). */
 const char *soffa_role_name(soffa_role_t role);
+
+/*  The JSON name of a legal basis ("SL_15_15_ABSENCE"), from the schema;
+ *  "none" for SOFFA_LB_NONE, "unknown" for a value the schema lacks. */
+const char *soffa_legal_basis_name(soffa_legal_basis_t basis);
 soffa_role_t soffa_role_from_name(const char *name);
 
 /*  The free text a message carries, NULL when it carries none (or an empty

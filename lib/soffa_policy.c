@@ -341,10 +341,7 @@ soffa_policy_ref_fini(soffa_policy_ref_t *ref)
 static const char *
 s_basis_name(soffa_legal_basis_t b)
 {
-    static const char *const names[] = {"none", "SL_15_15_ENROLMENT", "SL_15_15_ABSENCE",
-                                        "SOL_REPORT_OF_CONCERN", "SOL_REPORTER_FEEDBACK",
-                                        "CONSENT_OSL_12_2", "SL_29_9_INTERNAL"};
-    return (unsigned) b < sizeof names / sizeof *names ? names[b] : "unknown";
+    return soffa_legal_basis_name(b);
 }
 
 static soffa_party_kind_t
