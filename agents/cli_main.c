@@ -91,6 +91,7 @@ static const s_command_t s_commands[] = {
     {"history", soffa_cli_audit_history, "auditors: one young person's timeline"},
     {"access-log", soffa_cli_audit_access_log, "auditors: who read what, when"},
     {"stats", soffa_cli_audit_stats, "auditors: a municipality's KAA key figures"},
+    {"erase", soffa_cli_audit_erase, "a data-protection officer: erase one young person's records"},
     {"verify", soffa_cli_audit_verify, "check the hash chain of a store, offline"},
     {"backup", soffa_cli_backup_cmd, "on the broker's host: a verified hot copy of its store"},
     {"up", soffa_cli_net_up, "start a local network (broker + one agent of each role)"},

@@ -10,7 +10,7 @@ _soffa()
     local globals="--socket --net --agent --json --help --version"
     local commands="signal ack case consent refer referral concern identity send
         inbox show watch status retry import sync pending approve reject replay history
-        access-log stats verify backup up down keygen masterkey user check-id"
+        access-log stats erase verify backup up down keygen masterkey user check-id"
     local types="enrolment_changed absence_reported at_risk_notice signal_acknowledged
         kaa_case_opened contact_attempted occupation_recorded plan_agreed measure_started
         measure_ended kaa_case_closed consent_recorded consent_withdrawn referral_sent
@@ -124,6 +124,10 @@ _soffa()
     history) opts="--pupil --as-of --limit --json --help" ;;
     access-log) opts="--pupil --from --to --limit --json --help" ;;
     stats) opts="--municipality --from --to --json --csv --html --help" ;;
+    erase)
+        [[ $prev == --reason ]] && { COMPREPLY=($(compgen -W "ERRONEOUS_REGISTRATION WRONG_IDENTITY NO_LEGAL_BASIS SUBJECT_REQUEST OTHER" -- "$cur")); return; }
+        opts="--pupil --reason --json --help"
+        ;;
     verify)
         opts="--key --against --master-key --max-unsigned --json --help"
         [[ $cur != -* ]] && { _filedir -d; return; }

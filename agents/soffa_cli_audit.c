@@ -12,6 +12,7 @@
 #include "soffa_box.h"
 #include "soffa_cli_id.h"
 #include "soffa_cli_keys.h"
+#include "soffa_disposal.h"
 #include "soffa_id.h"
 #include "soffa_msg.h"
 #include "soffa_stats.h"
@@ -108,7 +109,9 @@ s_print_records(const soffa_cli_t *c, json_t *records, const char *request, bool
             if (json_object_get(ended, k))
                 continue;
         }
-        if (!strcmp(request, "history") && (!kind || strcmp(kind, "message")))
+        /* A history shows what happened to the young person: their
+         * messages, and the disposal records that took them. */
+        if (!strcmp(request, "history") && (!kind || (strcmp(kind, "message") && strcmp(kind, "disposal"))))
             continue;
         soffa_cli_print_record(c, rec);
         shown++;
@@ -188,6 +191,69 @@ soffa_cli_audit_access_log(soffa_cli_t *c)
         return 0;
     }
     return s_replay_common(c, "access-log", "access-log", true);
+}
+
+/* ---- Erasure ----------------------------------------------------------------------------- */
+
+int
+soffa_cli_audit_erase(soffa_cli_t *c)
+{
+    const char *pupil = NULL, *reason = NULL;
+    for (int i = 1; i < c->argc; i++) {
+        if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h")) {
+            puts("usage: soffa erase --pupil ID --reason CODE [--json]\n\n"
+                 "A data-protection officer's agent only (named in the broker's [retention]\n"
+                 "erasure_by): erases every record of one young person from the broker, for\n"
+                 "example after an erroneous registration. Their keys are destroyed: the\n"
+                 "records stay in the chain, unreadable by anyone, and cannot be brought back.\n"
+                 "Disposal records (the reason, how many, a keyed hash, never the number) tell\n"
+                 "every agent that holds copies, and each deletes them. ID is a personnummer,\n"
+                 "samordningsnummer or reserve number. CODE is one of:\n"
+                 "  ERRONEOUS_REGISTRATION  registered by mistake\n"
+                 "  WRONG_IDENTITY          recorded under another person's identity number\n"
+                 "  NO_LEGAL_BASIS          processed without a legal basis\n"
+                 "  SUBJECT_REQUEST         the young person's request was granted (GDPR art. 17)\n"
+                 "  OTHER                   another reason, documented by the officer\n"
+                 "soffa history --pupil ID afterwards says that records existed and were erased.");
+            return 0;
+        } else if (!strcmp(c->argv[i], "--pupil") && i + 1 < c->argc) {
+            pupil = c->argv[++i];
+        } else if (!strcmp(c->argv[i], "--reason") && i + 1 < c->argc) {
+            reason = c->argv[++i];
+        } else {
+            return soffa_cli_die("erase", 2, "unknown argument '%s' (see soffa erase --help)", c->argv[i]);
+        }
+    }
+    if (!pupil || !reason)
+        return soffa_cli_die("erase", 2, "give --pupil ID and --reason CODE (see soffa erase --help)");
+    char canon[13];
+    soffa_err_t rc = soffa_id_parse_any(pupil, NULL, canon, NULL);
+    if (rc != SOFFA_OK)
+        return soffa_cli_die("erase", 1, "--pupil: %s", soffa_cli_id_problem(pupil, rc));
+    uint32_t code = soffa_erasure_reason(reason);
+    if (!code)
+        return soffa_cli_die("erase", 2, "--reason is ERRONEOUS_REGISTRATION, WRONG_IDENTITY, NO_LEGAL_BASIS, "
+                                         "SUBJECT_REQUEST or OTHER, not '%s'", reason);
+    json_t *a = soffa_cli_call(c, "erase", json_pack("{s:s, s:s, s:i}", "cmd", "erase", "subject_id", canon, "reason",
+                                                     (int) code), 65000);
+    if (!a)
+        return 1;
+    if (!json_is_true(json_object_get(a, "ok"))) {
+        int rrc = soffa_cli_refused("erase", a);
+        json_decref(a);
+        return rrc;
+    }
+    if (c->json) {
+        soffa_cli_print_json(a, JSON_COMPACT);
+    } else {
+        printf("erased: %lld record(s) of that young person can no longer be read by anyone (%s); the disposal "
+               "records at seq %lld..%lld tell the agents that hold copies\n",
+               (long long) json_integer_value(json_object_get(a, "count")), reason,
+               (long long) json_integer_value(json_object_get(a, "first_seq")),
+               (long long) json_integer_value(json_object_get(a, "last_seq")));
+    }
+    json_decref(a);
+    return 0;
 }
 
 /* ---- Verify ------------------------------------------------------------------------------ */
@@ -271,7 +337,7 @@ static soffa_err_t
 s_hold_against(s_against_t *ag, const char *against, soffa_err_t *rc, soffa_store_verify_t *rep)
 {
     soffa_box_t *box = NULL;
-    soffa_err_t brc = soffa_box_open(&box, against, 0);
+    soffa_err_t brc = soffa_box_open(&box, against, 0, NULL, NULL, 0);   /* its checkpoints are in clear */
     if (brc != SOFFA_OK)
         return brc;
     soffa_box_inbox_scan(box, 0, s_against_one, ag);
@@ -397,6 +463,48 @@ soffa_cli_audit_verify(soffa_cli_t *c)
 
 /* ---- Statistics ---------------------------------------------------------------------------- */
 
+/* The key figures of [from, to]: the aggregate the broker kept for exactly
+ * that half-year before its records went, when there is one (they do not
+ * change after gallring); else computed from the records, with a note when
+ * part of the period's records are gone and its figures are kept per
+ * half-year only. New reference, or NULL. */
+static json_t *
+s_stats_of(json_t *records, const char *kommun, soffa_date_t from, soffa_date_t to)
+{
+    char f[11], t[11];
+    soffa_date_format(from, f);
+    soffa_date_format(to, t);
+    json_t *kept = NULL, *rec, *partly = json_array();
+    size_t i;
+    json_array_foreach(records, i, rec) {
+        json_t *ag = json_object_get(rec, "aggregate");
+        const char *af = json_string_value(json_object_get(ag, "from")), *at = json_string_value(json_object_get(ag, "to"));
+        const char *ak = json_string_value(json_object_get(ag, "municipality"));
+        if (!ag || !af || !at || !ak || strcmp(ak, kommun) != 0)
+            continue;
+        if (!strcmp(af, f) && !strcmp(at, t))
+            kept = ag;
+        else if (strcmp(af, t) <= 0 && strcmp(at, f) >= 0)
+            json_array_append_new(partly, json_sprintf("%s..%s", af, at));
+    }
+    json_t *st;
+    if (kept) {
+        st = json_deep_copy(kept);
+        if (st)
+            json_object_set_new(st, "kept_before_gallring", json_true());
+    } else {
+        st = soffa_stats_compute(records, kommun, from, to);
+        if (st && json_array_size(partly))
+            json_object_set_new(st, "note", json_string("records of this period have been disposed of (gallring); "
+                                                        "their figures are kept per half-year: ask for "
+                                                        "exactly the half-years in disposed_half_years"));
+        if (st && json_array_size(partly))
+            json_object_set(st, "disposed_half_years", partly);
+    }
+    json_decref(partly);
+    return st;
+}
+
 int
 soffa_cli_audit_stats(soffa_cli_t *c)
 {
@@ -447,7 +555,7 @@ soffa_cli_audit_stats(soffa_cli_t *c)
         json_decref(a);
         return rc;
     }
-    json_t *st = soffa_stats_compute(json_object_get(a, "records"), kommun, from, to);
+    json_t *st = s_stats_of(json_object_get(a, "records"), kommun, from, to);
     json_decref(a);
     if (!st)
         return soffa_cli_die("stats", 1, "out of memory");

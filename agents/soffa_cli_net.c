@@ -202,6 +202,12 @@ s_write_network(const char *dir, const char *abs, int port)
             status = soffa_cli_die("up", 1, "cannot write the keys of %s", n->name);
             break;
         }
+        /* [agent] master_key's default: master.key beside agent.ini. */
+        snprintf(kp, sizeof kp, "%s/%s/master.key", abs, n->name);
+        if (soffa_seal_master_new(kp) != SOFFA_OK) {
+            status = soffa_cli_die("up", 1, "cannot write the master key of %s", n->name);
+            break;
+        }
         const soffa_cli_ini_var_t vars[] = {{"dir", abs},         {"name", n->name},   {"role", n->role},
                                             {"kommun", n->kommun}, {"unit", n->unit},   {"scope", n->scope},
                                             {"what", n->what},     {"school", !strcmp(n->role, "school") ? n->role : NULL}};

@@ -13,7 +13,7 @@
  *  session states it is allowed in, its handler.
  *
  *    session    = C:HELLO S:WELCOME *request
- *    request    = publish / subscribe / ack / credit / replay / status / ping
+ *    request    = publish / subscribe / ack / credit / replay / status / ping / erase
  *    publish    = C:PUBLISH ( S:PUBLISH-ACK / S:ERROR )
  *    subscribe  = C:SUBSCRIBE ( *S:DELIVER / S:ERROR )
  *                 ; deliveries keep coming as the mailbox grows, never more
@@ -27,6 +27,9 @@
  *                                        ; hash) frees the replay's window
  *    status     = C:STATUS-REQUEST S:STATUS-REPLY   ; one reply at a time
  *    ping       = C:PING S:PONG          ; at least every heartbeat_ms
+ *    erase      = C:ERASE ( S:ERASED / S:ERROR )
+ *                                        ; a data-protection officer's key
+ *                                        ; ([retention] erasure_by), in READY
  *
  *  Only HELLO is allowed in NEW (an agent's PING answered with ERROR tells it
  *  the broker has forgotten its session, so it greets again).
@@ -435,6 +438,7 @@ static const struct {
     {SOFFA_FRAME_STATUS_REQUEST, S_LIVE, soffa_status_on_request},
     {SOFFA_FRAME_REPLAY, S_IN(SOFFA_SESS_READY), soffa_replay_on_request},
     {SOFFA_FRAME_REPLAY_ACK, S_LIVE, soffa_replay_on_replay_ack},
+    {SOFFA_FRAME_ERASE, S_IN(SOFFA_SESS_READY), soffa_retain_on_erase},
 };
 
 static void

@@ -125,7 +125,9 @@ typedef struct soffa_consumer {
     struct soffa_consumer *next;          /* in mailbox */
 } soffa_consumer_t;
 
-typedef enum { SOFFA_REPLAY_LOG, SOFFA_REPLAY_MAILBOX, SOFFA_REPLAY_SUBJECT } soffa_replay_mode_t;
+/* What a replay walks: the log, a mailbox's index, a subject's index, and
+ * after the subject's index, the disposal records its tombstones name. */
+typedef enum { SOFFA_REPLAY_LOG, SOFFA_REPLAY_MAILBOX, SOFFA_REPLAY_SUBJECT, SOFFA_REPLAY_TOMB } soffa_replay_mode_t;
 
 typedef struct soffa_session {
     uint8_t rid[SOFFA_RID_LEN];

@@ -139,6 +139,38 @@ s_replay_one(void *ctx, const soffa_store_rec_t *rec)
     return r->stopped;
 }
 
+typedef struct {
+    uint64_t after;
+    uint64_t seqs[64];
+    size_t n;
+} s_tombs_t;
+
+static int
+s_tomb_seq(void *ctx, uint64_t seq)
+{
+    s_tombs_t *t = ctx;
+    if (seq > t->after && t->n < 64)
+        t->seqs[t->n++] = seq;
+    return t->n == 64;
+}
+
+/* The disposal records of the replayed subject past pos, in order, as
+ * s_replay_one takes them (its window, its turn, its range). */
+static soffa_err_t
+s_replay_tombs(soffa_broker_t *self, soffa_session_t *s, s_rp_t *r)
+{
+    s_tombs_t t = {.after = s->replay.pos};
+    soffa_err_t rc = soffa_store_tomb_scan(self->store, s->replay.f.subject_id, s_tomb_seq, &t);
+    if (rc == SOFFA_ERR_NOT_FOUND)
+        rc = SOFFA_OK;   /* no keys: no tombstones either */
+    r->stopped = false;
+    for (size_t i = 0; rc == SOFFA_OK && i < t.n && !r->stopped; i++)
+        rc = soffa_store_get(self->store, t.seqs[i], s_replay_one, r);
+    if (t.n == 64 && !r->stopped)
+        r->stopped = true;   /* more to come next turn */
+    return rc;
+}
+
 /* The range is done: record the read, then REPLAY-END once that is durable. */
 static void
 s_replay_close(soffa_broker_t *self, soffa_session_t *s)
@@ -164,6 +196,17 @@ soffa_replay_pump(soffa_broker_t *self, soffa_session_t *s)
         break;
     case SOFFA_REPLAY_SUBJECT:
         rc = soffa_store_scan_subject(self->store, s->replay.f.subject_id, s->replay.pos, s_replay_one, &r);
+        if (rc == SOFFA_OK && (r.done || !r.stopped) && !(s->replay.f.limit && s->replay.count >= s->replay.f.limit)) {
+            /* The index is done: what was disposed of follows, as the
+             * disposal records the young person's tombstones name. */
+            s->replay.mode = SOFFA_REPLAY_TOMB;
+            s->replay.pos = 0;
+            r = (s_rp_t) {self, s, SOFFA_REPLAY_SCAN_MAX, false, false, false};
+            rc = s_replay_tombs(self, s, &r);
+        }
+        break;
+    case SOFFA_REPLAY_TOMB:
+        rc = s_replay_tombs(self, s, &r);
         break;
     default:
         rc = soffa_store_scan(self->store, s->replay.pos + 1, s_replay_one, &r);

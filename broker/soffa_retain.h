@@ -27,6 +27,11 @@ void soffa_retain_upgrade_sched(void *ctx, const uint8_t *env, size_t len, soffa
 /*  An agent's own mailbox ("" for the broker and unknown names). */
 const char *soffa_retain_inbox_of(void *ctx, const char *agent);
 
+/*  ERASE from a session: a data-protection officer's key (an auditor named
+ *  in [retention] erasure_by) erases every record of one young person.
+ *  Answers ERASED (how many, the disposal records) or ERROR. */
+void soffa_retain_on_erase(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f);
+
 /*  Fills the store's disposal options from the configuration. */
 void soffa_retain_opts(soffa_broker_t *self, soffa_store_dispose_opts_t *o, char texts[SOFFA_RC_COUNT][64]);
 

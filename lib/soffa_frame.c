@@ -28,6 +28,8 @@ typedef struct {
         Soffa__StatusRequest status_request;
         Soffa__StatusReply status_reply;
         Soffa__ReplayAck replay_ack;
+        Soffa__Erase erase;
+        Soffa__Erased erased;
     } b;
     Soffa__ReplayFilter filter;
     char *mailboxes[SOFFA_WELCOME_MAX], *kommuner[SOFFA_WELCOME_MAX];
@@ -339,6 +341,49 @@ s_dec_replay_end(const Soffa__Frame *fr, soffa_frame_t *out)
 }
 
 static soffa_err_t
+s_enc_erase(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Erase *b = &e->b.erase;
+    soffa__erase__init(b);
+    b->tag = f->tag;
+    b->subject_id = (char *) f->filter.subject_id;
+    b->reason = f->code;
+    e->fr.erase = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_erase(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->erase->tag;
+    out->code = fr->erase->reason;
+    return soffa_wire_copy(out->filter.subject_id, sizeof out->filter.subject_id, fr->erase->subject_id);
+}
+
+static soffa_err_t
+s_enc_erased(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Erased *b = &e->b.erased;
+    soffa__erased__init(b);
+    b->tag = f->tag;
+    b->count = f->count;
+    b->first_seq = f->seq;
+    b->last_seq = f->access_seq;
+    e->fr.erased = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_erased(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->erased->tag;
+    out->count = fr->erased->count;
+    out->seq = fr->erased->first_seq;
+    out->access_seq = fr->erased->last_seq;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
 s_enc_ping(const soffa_frame_t *f, s_enc_t *e)
 {
     soffa__ping__init(&e->b.ping);
@@ -504,6 +549,8 @@ static const struct {
     {SOFFA_FRAME_STATUS_REPLY, "status-reply", SOFFA__FRAME__BODY_STATUS_REPLY, s_enc_status_reply,
      s_dec_status_reply},
     {SOFFA_FRAME_REPLAY_ACK, "replay-ack", SOFFA__FRAME__BODY_REPLAY_ACK, s_enc_replay_ack, s_dec_replay_ack},
+    {SOFFA_FRAME_ERASE, "erase", SOFFA__FRAME__BODY_ERASE, s_enc_erase, s_dec_erase},
+    {SOFFA_FRAME_ERASED, "erased", SOFFA__FRAME__BODY_ERASED, s_enc_erased, s_dec_erased},
 };
 
 #define S_N_FRAMES (sizeof s_frames / sizeof *s_frames)

@@ -37,6 +37,8 @@ typedef enum {
     SOFFA_FRAME_STATUS_REQUEST = 14,
     SOFFA_FRAME_STATUS_REPLY = 15,
     SOFFA_FRAME_REPLAY_ACK = 16,
+    SOFFA_FRAME_ERASE = 17,
+    SOFFA_FRAME_ERASED = 18,
 } soffa_frame_type_t;
 
 typedef struct {
@@ -67,10 +69,10 @@ typedef struct {
     soffa_frame_type_t type;
     uint64_t tag;                     /* publish, acks, error, replay, status; ping nonce */
     uint64_t seq;                     /* publish_ack, deliver, ack */
-    uint64_t count;                   /* replay_end */
-    uint64_t access_seq;              /* replay_end */
+    uint64_t count;                   /* replay_end; erased: records erased */
+    uint64_t access_seq;              /* replay_end; erased: the last disposal record (seq: the first) */
     bool duplicate;                   /* publish_ack */
-    uint32_t code;                    /* error: a soffa_err_t */
+    uint32_t code;                    /* error: a soffa_err_t; erase: the reason code */
     char text[256];                   /* error text; hello client; replay request */
     uint32_t version;                 /* hello */
     char agent[SOFFA_NAME_MAX];       /* welcome */
@@ -89,7 +91,7 @@ typedef struct {
     bool has_hash;
     uint8_t record_key[SOFFA_RECORD_KEY_LEN]; /* deliver: the key of a sealed body */
     bool has_record_key;
-    soffa_replay_filter_t filter;     /* replay */
+    soffa_replay_filter_t filter;     /* replay; erase: subject_id */
     uint64_t head_seq;                /* status_reply */
     uint32_t sessions;                /* status_reply */
     int64_t started_at_us;            /* status_reply */

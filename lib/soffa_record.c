@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "soffa_disposal.h"
 #include "soffa_msg.h"
+#include "soffa_retention.h"
 #include "soffa_time.h"
 #include "soffa_wire.h"
 
@@ -37,6 +39,7 @@ soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash, const uin
     const char *kind = e.kind == SOFFA_RK_ACCESS       ? "access"
                        : e.kind == SOFFA_RK_CHECKPOINT ? "checkpoint"
                        : e.kind == SOFFA_RK_DISPOSAL   ? "disposal"
+                       : e.kind == SOFFA_RK_AGGREGATE  ? "aggregate"
                                                        : "message";
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}}", "seq", (json_int_t) e.seq, "mailbox",
                           e.mailbox, "kind", kind, "received_at", ts,
@@ -74,6 +77,29 @@ soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash, const uin
             json_object_set_new(o, "checkpoint", json_pack("{s:I, s:o, s:o}", "covers_seq", (json_int_t) cp.covers_seq,
                                                            "head_hash", s_hex(cp.head_hash, SOFFA_HASH_LEN),
                                                            "signature", s_hex(cp.signature, SOFFA_SIGNATURE)));
+    } else if (e.kind == SOFFA_RK_AGGREGATE) {
+        json_object_set_new(o, "type", json_string("aggregate"));
+        json_t *aj = json_loadb((const char *) e.body, e.body_len, 0, NULL);
+        if (aj)
+            json_object_set_new(o, "aggregate", aj);
+    } else if (e.kind == SOFFA_RK_DISPOSAL) {
+        json_object_set_new(o, "type", json_string("disposal"));
+        soffa_disposal_t d;
+        if (soffa_disposal_decode(e.body, e.body_len, &d) == SOFFA_OK) {
+            json_t *seqs = json_array();
+            for (size_t i = 0; i < d.count; i++)
+                json_array_append_new(seqs, json_integer((json_int_t) d.seqs[i]));
+            json_t *dj = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "rule",
+                                   d.rule == SOFFA_DR_ERASURE ? "erasure" : "retention", "class",
+                                   soffa_retention_class_name((soffa_retention_class_t) d.retention_class), "rule_text",
+                                   d.rule_text, "count", (json_int_t) d.count, "for_mailbox", d.for_mailbox, "seqs", seqs);
+            if (d.rule == SOFFA_DR_ERASURE)
+                json_object_set_new(dj, "reason", json_string(soffa_erasure_reason_name(d.reason)));
+            if (d.has_tombstone)
+                json_object_set_new(dj, "tombstone", s_hex(d.tombstone, SOFFA_TOMBSTONE_LEN));
+            json_object_set_new(o, "disposal", dj);
+            soffa_disposal_fini(&d);
+        }
     } else if (e.kind == SOFFA_RK_ACCESS) {
         json_object_set_new(o, "type", json_string("access"));
         soffa_access_t a;
@@ -113,6 +139,26 @@ soffa_record_line(json_t *rec, char *out, size_t outlen)
         snprintf(out, outlen, "seq %-6lld %s  %-24s from %-12s to %-18s disposed of: its content no longer exists",
                  (long long) json_integer_value(json_object_get(rec, "seq")), when, type ? type : "?", from ? from : "?",
                  json_string_value(json_object_get(rec, "mailbox")));
+        return;
+    }
+    json_t *ag = json_object_get(rec, "aggregate");
+    if (ag) {
+        snprintf(out, outlen, "seq %-6lld %s  %-24s key figures of %s for %s..%s, kept before gallring",
+                 (long long) json_integer_value(json_object_get(rec, "seq")), when, "aggregate",
+                 json_string_value(json_object_get(ag, "municipality")), json_string_value(json_object_get(ag, "from")),
+                 json_string_value(json_object_get(ag, "to")));
+        return;
+    }
+    json_t *dj = json_object_get(rec, "disposal");
+    if (dj) {
+        const char *rule = json_string_value(json_object_get(dj, "rule"));
+        bool erasure = rule && !strcmp(rule, "erasure");
+        snprintf(out, outlen, "seq %-6lld %s  %-24s %lld record(s) of %s (%s) %s%s%s", (long long) json_integer_value(json_object_get(rec, "seq")),
+                 when, erasure ? "erased" : "disposed of", (long long) json_integer_value(json_object_get(dj, "count")),
+                 json_string_value(json_object_get(dj, "for_mailbox")), json_string_value(json_object_get(dj, "class")),
+                 erasure ? "on request, reason " : "under the rule ",
+                 erasure ? json_string_value(json_object_get(dj, "reason")) : json_string_value(json_object_get(dj, "rule_text")),
+                 erasure ? "" : " ([retention])");
         return;
     }
     if (json_object_get(rec, "checkpoint")) {

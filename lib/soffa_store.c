@@ -2601,6 +2601,10 @@ s_notices(soffa_store_t *self, MDB_txn *txn, s_dispose_t *d, const soffa_store_d
             soffa_store_item_t it = {.env = &env};
             soffa_err_t rc;
             int mrc = s_append_in(self, txn, &it, 1, t, &rc);
+            /* The mailbox totals hold the name by pointer: written now,
+             * while this envelope lives. */
+            if (mrc == 0)
+                mrc = s_mstat_flush(self, txn, t->ms, &t->n_ms);
             free(body);
             if (mrc != 0)
                 return mrc;
@@ -2866,4 +2870,25 @@ soffa_store_next_due(soffa_store_t *self)
         due = (int64_t) soffa_bytes_get_u64(k.mv_data);
     s_read_end(txn, cur, SOFFA_OK, 0);
     return due;
+}
+
+soffa_err_t
+soffa_store_due_scan(soffa_store_t *self, int64_t now_us, int (*fn)(void *, uint64_t, uint8_t), void *ctx)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    int mrc = s_read_cursor(self, self->due, &txn, &cur);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    MDB_val k, v;
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != 16 || (int64_t) soffa_bytes_get_u64(k.mv_data) > now_us)
+            break;
+        MDB_val rk = {8, (uint8_t *) k.mv_data + 8}, rv;
+        if (mdb_get(txn, self->rkey, &rk, &rv) != 0)
+            continue;   /* gone already */
+        if (fn(ctx, soffa_bytes_get_u64((uint8_t *) k.mv_data + 8), v.mv_size ? ((uint8_t *) v.mv_data)[0] : 0))
+            break;
+    }
+    return s_read_end(txn, cur, SOFFA_OK, mrc);
 }

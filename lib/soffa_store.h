@@ -359,6 +359,12 @@ soffa_err_t soffa_store_tomb_scan(soffa_store_t *self, const char *id, int (*fn)
 /*  The earliest time a record is due (0 when nothing is scheduled). */
 int64_t soffa_store_next_due(soffa_store_t *self);
 
+/*  Calls fn(ctx, seq, class) for each record due by now_us that still has
+ *  its key (what the next disposal run takes), in due order; fn returns
+ *  non-zero to stop. Nothing is changed. */
+soffa_err_t soffa_store_due_scan(soffa_store_t *self, int64_t now_us, int (*fn)(void *ctx, uint64_t seq, uint8_t cls),
+                                 void *ctx);
+
 /*  Translates an LMDB (or errno) return code; exported for the tests. */
 soffa_err_t soffa_store_err(int mdb_rc);
 

@@ -71,6 +71,15 @@ s audit history --pupil "$CHILD" >/dev/null 2>&1
 found=""
 for n in "$(digits "$PUPIL")" "$(digits "$CHILD")" "$MARK"; do found="$found$(in_clear "$DATA" "$n")"; done
 expect "it_60 neither number nor phrase is in the broker's data directory (files, every LMDB value)" "" "$found"
+# The agents that sent and received them: the school (its outbox and kept
+# copies), Tjörn's KAA and social services (their inboxes).
+found=""
+for a in school-1415 kaa-1419 social-1419 audit; do
+    for n in "$(digits "$PUPIL")" "$(digits "$CHILD")" "$MARK"; do found="$found$(in_clear "$NET/$a/data" "$n")"; done
+done
+expect "it_60 ... nor in the data directory of any agent that sent or received them" "" "$found"
+[ "$(count social-1419)" -ge 1 ] && [ -n "$(in_clear "$NET/social-1419/data" "social/1419")" ] \
+    && ok "it_60 (social services hold the delivery: the search finds its mailbox name)" || bad "it_60 social services got nothing"
 [ -n "$(in_clear "$DATA" "social/1419")" ] && ok "it_60 (the search reads the store: it finds a mailbox name, which is in clear)" \
     || bad "it_60 the search found nothing at all"
 out=$(s social-1419 --json show last 2>&1)
@@ -110,6 +119,33 @@ start_broker
 out=$(s audit history --pupil "$CHILD" 2>&1)
 case "$out" in *concern_report_filed*) ok "it_61 with its own key the broker starts and serves the history";; *) bad "it_61 restart" "$out";; esac
 
+# ---- it_61: ... and an agent's ----
+agent_pid=$(pid_of kaa-1419)
+kill -TERM "$agent_pid"; while kill -0 "$agent_pid" 2>/dev/null; do sleep 0.05; done
+ASUM=$(sha256sum "$NET/kaa-1419/data/data.mdb" "$NET/kaa-1419/data/keys" | awk '{print $1}')
+AINI="$NET/kaa-1419/agent.ini"
+arefused() {
+    local out rc
+    out=$(timeout 10 "$BUILD/soffa-agent" --config "$AINI" 2>&1); rc=$?
+    case "$rc:$out" in 1:*"$2"*) ok "it_61 agent: $1";; *) bad "it_61 agent: $1" "$rc $out";; esac
+}
+chmod 600 "$NET/other.key"
+echo "master_key = ../other.key" >> "$AINI"
+arefused "another master key is refused, naming both keys' ids" "made with master key"
+sed -i 's|^master_key = .*|master_key = missing.key|' "$AINI"
+arefused "a missing master key is refused with the way to make one" "soffa masterkey new"
+cp "$NET/kaa-1419/master.key" "$NET/kaa-1419/data/master.key"
+sed -i 's|^master_key = .*|master_key = data/master.key|' "$AINI"
+arefused "a master key inside the data directory is refused" "inside the data directory"
+rm "$NET/kaa-1419/data/master.key"
+expect "it_61 agent: nothing in its store was written" "$ASUM" "$(sha256sum "$NET/kaa-1419/data/data.mdb" "$NET/kaa-1419/data/keys" | awk '{print $1}')"
+sed -i '/^master_key = /d' "$AINI"
+setsid "$BUILD/soffa-agent" --config "$AINI" >>"$NET/kaa-1419/agent.log" 2>&1 </dev/null &
+p=$!; disown "$p"; sed -i "s/^kaa-1419 .*/kaa-1419 $p/" "$NET/pids"
+for _ in $(seq 100); do s kaa-1419 --json status --sample 0 2>/dev/null | grep -q '"connected":true' && break; sleep 0.1; done
+out=$(s kaa-1419 --json inbox 2>&1)
+case "$out" in *absence_reported*) ok "it_61 agent: with its own key it starts and shows its inbox";; *) bad "it_61 agent restart" "$out";; esac
+
 # ---- it_62: stores of every earlier format, upgraded ----
 upgrade_fixture() {   # upgrade_fixture VERSION NUMBER PHRASE
     local v=$1 num=$2 phrase=$3 dir="$NET/up$1" out rc
@@ -148,5 +184,109 @@ stop_broker
 out=$("$BUILD/soffa-broker" --config "$BROKER_INI" --upgrade-store --backup "$NET/b-live" 2>&1); rc=$?
 case "$rc:$out" in 0:*"already in format 4"*) ok "it_62 a current store is left alone";; *) bad "it_62 current" "$rc $out";; esac
 
+# ---- it_64: erasure on request ----
+start_broker_with() {   # start_broker_with LINES: appended to broker.ini, then the broker (re)started
+    stop_broker
+    printf '%s\n' "$1" >> "$BROKER_INI"
+    start_broker
+    # Each agent notices the new broker at its next request (its session is
+    # unknown there) and greets again: ask each once, then wait for it.
+    local a
+    for a in school-1415 kaa-1419 social-1419 audit audit-1415; do
+        s "$a" status >/dev/null 2>&1
+        for _ in $(seq 50); do s "$a" --json status --sample 0 2>/dev/null | grep -q '"connected":true' && break; sleep 0.1; done
+    done
+}
+start_broker_with $'[retention]\nerasure_by = audit'
+CID=$(s social-1419 --json inbox | python3 -c '
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    m = r.get("message", {})
+    if r.get("type") == "concern_report_filed" and m.get("subject", {}).get("id", "").endswith(sys.argv[1]):
+        print(m["message_id"])' "$(digits "$CHILD")" | head -1)
+[ -n "$CID" ] && ok "it_64 social services hold the concern report ($CID)" || bad "it_64 no concern report at social-1419" "$(s social-1419 --json inbox)"
+out=$(s kaa-1419 erase --pupil "$CHILD" --reason WRONG_IDENTITY 2>&1); rc=$?
+case "$rc:$out" in 1:*"erasure_by"*) ok "it_64 a KAA cannot erase";; *) bad "it_64 kaa erase" "$rc $out";; esac
+out=$(s audit-1415 erase --pupil "$CHILD" --reason WRONG_IDENTITY 2>&1); rc=$?
+case "$rc:$out" in 1:*"erasure_by"*) ok "it_64 nor an auditor not named in erasure_by";; *) bad "it_64 other auditor" "$rc $out";; esac
+out=$(s audit erase --pupil "$CHILD" --reason BECAUSE 2>&1); rc=$?
+case "$rc:$out" in 2:*"--reason is"*) ok "it_64 an unknown reason code is a usage error";; *) bad "it_64 bad reason" "$rc $out";; esac
+out=$(s audit erase --pupil "$CHILD" --reason WRONG_IDENTITY 2>&1); rc=$?
+case "$rc:$out" in 0:"erased: "[1-9]*) ok "it_64 the data-protection officer erases the child's records: $out";; *) bad "it_64 erase" "$rc $out";; esac
+out=$(s audit erase --pupil "$CHILD" --reason WRONG_IDENTITY 2>&1); rc=$?
+case "$rc:$out" in 1:*"no records of that identity"*) ok "it_64 there is nothing to erase twice, and no undo";; *) bad "it_64 twice" "$rc $out";; esac
+out=$(s audit history --pupil "$CHILD" 2>&1)
+case "$out" in *"erased"*"WRONG_IDENTITY"*) ok "it_64 history says records existed and were erased, when and why";; *) bad "it_64 history" "$out";; esac
+case "$out" in *"$MARK"*|*concern_report_filed*) bad "it_64 history shows the erased content" "$out";; *) ok "it_64 ... and nothing of their content";; esac
+for _ in $(seq 50); do s social-1419 --json inbox | grep -q "$CID" || break; sleep 0.1; done
+s social-1419 --json inbox | grep -q "$CID" && bad "it_64 social services still hold the report" || ok "it_64 the disposal record reached social services, and their copy is gone"
+out=$(s school-1415 show "$CID" 2>&1)
+case "$out" in *"no such message"*) ok "it_64 the school's kept copy of what it sent is gone too";; *) bad "it_64 school copy" "$out";; esac
+out=$(s audit --json replay --mailbox social/1419 2>&1)
+case "$out" in *'"disposed":true'*) ok "it_64 replayed, the record is what is left of it: its envelope, its content gone (even for the broker)";; *) bad "it_64 replay" "$out";; esac
+stop_broker
+out=$("$SOFFA" verify "$DATA" --key "$NET/broker/checkpoint.pub" --master-key "$NET/broker/master.key" 2>&1); rc=$?
+case "$rc:$out" in 0:intact*) ok "it_64 the chain and the key tables verify after the erasure";; *) bad "it_64 verify" "$rc $out";; esac
+start_broker
+
 "$SOFFA" down "$NET" >/dev/null
+
+# ---- it_63: gallring on schedule, in seconds ----
+NET2=$(mktemp -d /tmp/soffa-cr2-XXXXXX)
+trap '"$SOFFA" down "$NET" >/dev/null 2>&1; "$SOFFA" down "$NET2" >/dev/null 2>&1; rm -rf "$NET" "$NET2"' EXIT
+"$SOFFA" up "$NET2" >/dev/null || bad "it_63 soffa up"
+"$SOFFA" down "$NET2" >/dev/null
+RET=$'[retention]\nschool_signals = 4s from message\nconcern_reports = 4s from message\nrun_every = 1s'
+printf '%s\n' "$RET" >> "$NET2/broker/broker.ini"
+: > "$NET2/pids"
+setsid "$BUILD/soffa-broker" --config "$NET2/broker/broker.ini" >>"$NET2/broker/broker.log" 2>&1 </dev/null &
+echo "broker $!" >> "$NET2/pids"
+for a in school-1415 kaa-1419 social-1419 audit; do
+    printf '%s\n' "$RET" >> "$NET2/$a/agent.ini"
+    setsid "$BUILD/soffa-agent" --config "$NET2/$a/agent.ini" >>"$NET2/$a/agent.log" 2>&1 </dev/null &
+    echo "$a $!" >> "$NET2/pids"
+done
+s2() { local a=$1; shift; "$SOFFA" --net "$NET2" --agent "$a" "$@"; }
+for a in school-1415 kaa-1419 social-1419 audit; do
+    for _ in $(seq 100); do s2 "$a" --json status --sample 0 2>/dev/null | grep -q '"connected":true' && break; sleep 0.1; done
+done
+P3=$(pupil 43)
+out=$(s2 school-1415 signal absence --pupil "$P3" --hemkommun 1419 --period-from 2026-09-01 --period-to 2026-11-13 \
+    --unexcused-band SIGNIFICANT --school-unit 14150001 2>&1)
+SID=$(awk '/message id/ {print $3}' <<<"$out")
+case "$out" in accepted:*) ok "it_63 a signal, kept 4 s";; *) bad "it_63 signal" "$out";; esac
+for _ in $(seq 30); do [ "$(s2 kaa-1419 --json inbox | grep -c "$SID")" -ge 1 ] && break; sleep 0.1; done
+out=$(s2 audit history --pupil "$P3" 2>&1)
+case "$out" in *absence_reported*) ok "it_63 before: the history shows the signal";; *) bad "it_63 before" "$out";; esac
+# The half-year (Europe/Stockholm) the signal counts in: its key figures now.
+if [ "$(TZ=Europe/Stockholm date +%-m)" -le 6 ]; then HY=("$(TZ=Europe/Stockholm date +%Y)-01-01" "$(TZ=Europe/Stockholm date +%Y)-06-30")
+else HY=("$(TZ=Europe/Stockholm date +%Y)-07-01" "$(TZ=Europe/Stockholm date +%Y)-12-31"); fi
+figures() { s2 audit stats --municipality 1419 --from "${HY[0]}" --to "${HY[1]}" --json 2>&1 | python3 -c '
+import json, sys
+j = json.load(sys.stdin); j.pop("kept_before_gallring", None); j.pop("generated_at", None); print(json.dumps(j, sort_keys=True))'; }
+FIG_BEFORE=$(figures)
+case "$FIG_BEFORE" in *'"absence_reported": {"men": null, "total": null, "women": 0}'*) ok "it_63 before: the half-year's figures count the signal (one: suppressed)";;
+    *) bad "it_63 figures before" "$FIG_BEFORE";; esac
+for _ in $(seq 150); do s2 audit history --pupil "$P3" 2>/dev/null | grep -q "disposed of" && break; sleep 0.1; done
+out=$(s2 audit history --pupil "$P3" 2>&1)
+case "$out" in *"disposed of"*"1 record(s) of kaa/1419 (school_signals) under the rule 4s from message"*) ok "it_63 after 4 s: the history says it was disposed of, when and under which rule";; *) bad "it_63 after" "$out";; esac
+case "$out" in *absence_reported*) bad "it_63 the signal is still shown" "$out";; *) ok "it_63 ... and shows nothing of it";; esac
+expect "it_63 the half-year's key figures are unchanged after gallring" "$FIG_BEFORE" "$(figures)"
+s2 audit stats --municipality 1419 --from "${HY[0]}" --to "${HY[1]}" --json | grep -q '"kept_before_gallring":true' \
+    && ok "it_63 ... read from the aggregate kept before the records went" || bad "it_63 aggregate" "$(s2 audit stats --municipality 1419 --from "${HY[0]}" --to "${HY[1]}" --json)"
+for _ in $(seq 50); do s2 kaa-1419 --json inbox | grep -q "$SID" || break; sleep 0.1; done
+s2 kaa-1419 --json inbox | grep -q "$SID" && bad "it_63 the KAA still holds the signal" || ok "it_63 the KAA's copy is gone"
+out=$(s2 school-1415 show "$SID" 2>&1)
+case "$out" in *"no such message"*) ok "it_63 the school's copy of what it sent is gone";; *) bad "it_63 school copy" "$out";; esac
+grep -q "gallring: 1 record(s) disposed of, 1 young person(s) with nothing left" "$NET2/broker/broker.log" \
+    && ok "it_63 the broker logs the run, without identities" || bad "it_63 log" "$(grep gallring "$NET2/broker/broker.log")"
+grep -q "$(digits "$P3")" "$NET2"/broker/broker.log "$NET2"/*/agent.log && bad "it_63 an identity number in a log" || ok "it_63 no identity number in any log"
+kill -TERM "$(awk '$1 == "broker" {print $2}' "$NET2/pids")"; sleep 1
+out=$("$SOFFA" verify "$NET2/broker/data" --key "$NET2/broker/checkpoint.pub" --master-key "$NET2/broker/master.key" 2>&1); rc=$?
+case "$rc:$out" in 0:intact*) ok "it_63 the store verifies after gallring, with the key tables";; *) bad "it_63 verify" "$rc $out";; esac
+mkdir -m 700 "$NET2/copy" && cp "$NET2/broker/data/data.mdb" "$NET2/copy/" && cp "$NET2/broker/data/keys" "$NET2/copy/"
+out=$("$SOFFA" verify "$NET2/copy" --key "$NET2/broker/checkpoint.pub" 2>&1); rc=$?
+case "$rc:$out" in 0:intact*) ok "it_63 ... and so does a copy of it, without any key";; *) bad "it_63 verify copy" "$rc $out";; esac
+"$SOFFA" down "$NET2" >/dev/null 2>&1
 finish_report

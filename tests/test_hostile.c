@@ -474,7 +474,7 @@ auditor_keeps_checkpoints(tk_broker_t *b, const char *dir)
 {
     soffa_client_t *c = tk_client(b, "audit-all", false);
     soffa_box_t *box = NULL;
-    cr_assert_eq(soffa_box_open(&box, dir, 0), SOFFA_OK);
+    cr_assert_eq(soffa_box_open(&box, dir, 0, tk_master(), NULL, 0), SOFFA_OK);
     soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = 64};
     strcpy(sub.mailbox, "audit/checkpoint");
     cr_assert_eq(soffa_client_send(c, &sub), SOFFA_OK);

@@ -1291,7 +1291,7 @@ Test(store, issue_11_14_store_and_box_descriptors_are_close_on_exec)
     char box_dir[512];
     snprintf(box_dir, sizeof box_dir, "%s/box", dir);
     soffa_box_t *box = NULL;
-    cr_assert_eq(soffa_box_open(&box, box_dir, 1 << 20), SOFFA_OK);
+    cr_assert_eq(soffa_box_open(&box, box_dir, 1 << 20, tk_master(), NULL, 0), SOFFA_OK);
     fds_under(box_dir, &n, &inh);
     cr_assert_geq(n, 2, "the box's data and lock files are open (%d)", n);
     cr_assert_eq(inh, 0, "%d of the box's %d descriptors would be inherited by a hook", inh, n);
@@ -1847,6 +1847,21 @@ owner_ad(soffa_store_t *st, const char *pnr, uint8_t ad[18])
     soffa_store_subject_key(st, pnr, ad + 2);
 }
 
+/* The totals kept with every commit agree with the index: kaa/1419 holds 3
+ * records, social/1419 2. */
+static int
+totals_check(void *ctx, const char *mailbox, uint64_t count, uint64_t last)
+{
+    (void) ctx;
+    if (!strcmp(mailbox, "kaa/1419"))
+        cr_assert(count == 3 && last == 4, "kaa/1419: %llu, last %llu", (unsigned long long) count, (unsigned long long) last);
+    else if (!strcmp(mailbox, "social/1419"))
+        cr_assert(count == 2 && last == 5, "social/1419: %llu, last %llu", (unsigned long long) count, (unsigned long long) last);
+    else
+        cr_assert_fail("a mailbox no record went to: %s", mailbox);
+    return 0;
+}
+
 Test(store, issue_17_records_run_out_on_schedule_and_are_gone_even_with_the_master_key, .timeout = 60)
 {
     char *dir = tk_tmpdir("store");
@@ -1900,6 +1915,13 @@ Test(store, issue_17_records_run_out_on_schedule_and_are_gone_even_with_the_mast
     notices_t nt = {0};
     cr_assert_eq(soffa_store_scan(st, 1, notice_one, &nt), SOFFA_OK);
     cr_assert(nt.notices == 2 && nt.records == 2 && !nt.erasure && !nt.tombstone);
+    /* Each disposal record counts in its own mailbox's totals. */
+    uint64_t n_kaa = 0, n_social = 0;
+    cr_assert_eq(soffa_store_count_mailbox(st, "kaa/1419", 0, 0, &n_kaa), SOFFA_OK);
+    cr_assert_eq(soffa_store_count_mailbox(st, "social/1419", 0, 0, &n_social), SOFFA_OK);
+    cr_assert(n_kaa == 3 && n_social == 2, "kaa/1419 %llu, social/1419 %llu", (unsigned long long) n_kaa,
+              (unsigned long long) n_social);
+    cr_assert_eq(soffa_store_mailboxes(st, totals_check, NULL), SOFFA_OK);
     seqs_t ts = {.n = 0};
     cr_assert_eq(soffa_store_tomb_scan(st, b, seq_collect, &ts), SOFFA_OK);
     cr_assert_eq(ts.n, 1, "B's tombstone names the disposal record of its report");
