@@ -1862,7 +1862,7 @@ totals_check(void *ctx, const char *mailbox, uint64_t count, uint64_t last)
     return 0;
 }
 
-Test(store, issue_17_records_run_out_on_schedule_and_are_gone_even_with_the_master_key, .timeout = 60)
+Test(store, issue_17_records_run_out_on_schedule_and_are_gone_even_with_the_master_key)
 {
     char *dir = tk_tmpdir("store");
     soffa_store_t *st = open_store(dir, 0);
@@ -2085,7 +2085,7 @@ child_disposer(const char *dir)
     _exit(0);
 }
 
-Test(store, issue_17_a_disposal_killed_midway_leaves_the_state_before_or_after, .timeout = 240)
+Test(store, issue_17_a_disposal_killed_midway_leaves_the_state_before_or_after)
 {
     tk_master();   /* one key for the child and the parent */
     int befores = 0, afters = 0;
