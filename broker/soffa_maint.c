@@ -226,3 +226,67 @@ soffa_maint_upgrade(soffa_broker_t *self, const char *backup_dir, FILE *out, cha
             path, from, idhex, (unsigned long long) rep.records, (unsigned long long) rep.checkpoints, backup_dir);
     return SOFFA_OK;
 }
+
+soffa_err_t
+soffa_maint_rotate_master(soffa_broker_t *self, const char *new_key, FILE *out, char *why, size_t whylen)
+{
+    char path[1024];
+    if (!soffa_cfg_path(self->config_path, self->cfg.data_dir, path, sizeof path)) {
+        snprintf(why, whylen, "[broker] data_dir is too long a path");
+        return SOFFA_ERR_CONFIG;
+    }
+    char data[1100];
+    snprintf(data, sizeof data, "%s/data.mdb", path);
+    if (access(data, F_OK) != 0) {
+        snprintf(why, whylen, "there is no store at %s whose master key could be rotated", path);
+        return SOFFA_ERR_NOT_FOUND;
+    }
+    pid_t pid = s_other_user(path);
+    if (pid) {
+        snprintf(why, whylen, "the store at %s is open in process %d (a running soffa-broker, or a backup): stop it "
+                              "first", path, (int) pid);
+        return SOFFA_ERR_UNAVAILABLE;
+    }
+    soffa_err_t rc = soffa_broker_master_load(self, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    /* The new key under the same rules as [keys] master_key (outside the
+     * data directory, owner-only), relative to the working directory. */
+    soffa_seal_master_t m;
+    char kwhy[900] = "";
+    if ((rc = soffa_seal_master_load(new_key, NULL, path, &m, kwhy, sizeof kwhy)) != SOFFA_OK) {
+        snprintf(why, whylen, "the new master key: %s", kwhy);
+        return rc == SOFFA_ERR_NOT_FOUND ? SOFFA_ERR_MASTER_KEY : rc;
+    }
+    soffa_store_t *st = NULL;
+    char swhy[512] = "";
+    soffa_store_opts_t so = {.path = path, .map_size = self->cfg.map_size, .master = &self->master, .why = swhy,
+                             .whylen = sizeof swhy};
+    if ((rc = soffa_store_open(&st, &so)) != SOFFA_OK) {
+        snprintf(why, whylen, "%s", swhy[0] ? swhy : soffa_strerror(rc));
+        soffa_seal_master_wipe(&m);
+        return rc;
+    }
+    char oldhex[2 * SOFFA_SEAL_ID + 1], newhex[2 * SOFFA_SEAL_ID + 1];
+    soffa_seal_master_id_hex(&self->master, oldhex);
+    soffa_seal_master_id_hex(&m, newhex);
+    rc = soffa_store_master_rotate(st, &m);
+    soffa_store_close(&st);
+    soffa_seal_master_wipe(&m);
+    if (rc == SOFFA_ERR_EXISTS) {
+        snprintf(why, whylen, "%s is master key %s, the one in force already: make a new one with soffa masterkey "
+                              "new FILE", new_key, newhex);
+        return rc;
+    }
+    if (rc != SOFFA_OK) {
+        snprintf(why, whylen, "the rotation failed (%s); the store still opens with master key %s", soffa_strerror(rc),
+                 oldhex);
+        return rc;
+    }
+    fprintf(out,
+            "store %s: its epoch key is now wrapped by master key %s instead of %s. Point [keys] master_key at %s "
+            "before the broker starts again. Keep the old key while backups made under it are kept (they need it), "
+            "then destroy it.\n",
+            path, newhex, oldhex, new_key);
+    return SOFFA_OK;
+}

@@ -22,4 +22,15 @@
  *  runs), SOFFA_ERR_MASTER_KEY, SOFFA_ERR_VERSION or a store error. */
 soffa_err_t soffa_maint_upgrade(soffa_broker_t *self, const char *backup_dir, FILE *out, char *why, size_t whylen);
 
+/*  Master-key rotation (--rotate-master-key FILE): with the broker stopped,
+ *  wraps the store's epoch key under the master key in FILE instead of the
+ *  one [keys] master_key names (see soffa_store_master_rotate), so that the
+ *  old key can be destroyed once the backups made under it are gone. The
+ *  new key obeys the rules of [keys] master_key (owner-only, outside the
+ *  data directory). Prints what it did and what the operator does next.
+ *  Returns SOFFA_OK or the error with why: SOFFA_ERR_UNAVAILABLE (the broker
+ *  runs), SOFFA_ERR_MASTER_KEY (either key refused), SOFFA_ERR_EXISTS (the
+ *  same key), SOFFA_ERR_NOT_FOUND (no store) or a store error. */
+soffa_err_t soffa_maint_rotate_master(soffa_broker_t *self, const char *new_key, FILE *out, char *why, size_t whylen);
+
 #endif

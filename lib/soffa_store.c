@@ -317,6 +317,36 @@ s_epoch_tidy(soffa_store_t *self)
     return rc;
 }
 
+soffa_err_t
+soffa_store_master_rotate(soffa_store_t *self, const soffa_seal_master_t *m)
+{
+    if (self->read_only || !self->keys || !m || !m->loaded)
+        return SOFFA_ERR_MASTER_KEY;
+    if (sodium_memcmp(m->id, self->master.id, SOFFA_SEAL_ID) == 0)
+        return SOFFA_ERR_EXISTS;
+    soffa_seal_keys_t k;
+    soffa_err_t rc = soffa_seal_keys_read(self->dir, &k);
+    int cur = -1;
+    for (int sl = 0; rc == SOFFA_OK && sl < 2; sl++)
+        if (k.epoch[sl] == self->epoch && sodium_memcmp(k.id[sl], self->master.id, SOFFA_SEAL_ID) == 0)
+            cur = sl;
+    sodium_memzero(&k, sizeof k);
+    if (rc != SOFFA_OK)
+        return rc;
+    if (cur < 0)
+        return SOFFA_ERR_STORE_CORRUPT;
+    /* The new wrapping first, flushed; then the old one goes. Between the
+     * two both keys open the store, and s_epoch_tidy at the next open keeps
+     * the slot of the key it was opened with. */
+    if ((rc = soffa_seal_keys_put(self->dir, 1 - cur, self->epoch, self->epoch_key, m)) != SOFFA_OK)
+        return rc;
+    if ((rc = soffa_seal_keys_put(self->dir, cur, 0, NULL, NULL)) != SOFFA_OK)
+        return rc;
+    soffa_seal_master_wipe(&self->master);
+    self->master = *m;
+    return SOFFA_OK;
+}
+
 /* ---- Open and close ---------------------------------------------------- */
 
 /* Marks the environment's data file descriptor close-on-exec (LMDB opens

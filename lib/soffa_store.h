@@ -153,6 +153,18 @@ typedef struct {
     char reason[160];      /* what is wrong there */
 } soffa_store_verify_t;
 
+/*  Master-key rotation: wraps the store's epoch key under m instead of the
+ *  key it was opened with. The free slot of DIR/keys gets the epoch key
+ *  under m (flushed), then the old slot is zeroed (flushed): the old master
+ *  key opens nothing of this data directory afterwards (a backup made
+ *  earlier still needs it). A crash between the two leaves both wrappings;
+ *  the store then opens with either key, and the next open keeps the slot of
+ *  the key it was opened with. The store must be open for writing and
+ *  nobody else's. Returns SOFFA_OK, SOFFA_ERR_MASTER_KEY (no keys loaded or
+ *  read-only), SOFFA_ERR_EXISTS (m is the key in use),
+ *  SOFFA_ERR_STORE_CORRUPT (no slot holds the epoch in use) or an I/O error. */
+soffa_err_t soffa_store_master_rotate(soffa_store_t *self, const soffa_seal_master_t *m);
+
 /*  Opens (creating if needed) the store at opts->path. A master key that is
  *  not the store's is refused before anything is written (opts->why says
  *  which key the store was made with).

@@ -230,6 +230,31 @@ out=$("$SOFFA" verify "$DATA" --key "$NET/broker/checkpoint.pub" --master-key "$
 case "$rc:$out" in 0:intact*) ok "it_64 the chain and the key tables verify after the erasure";; *) bad "it_64 verify" "$rc $out";; esac
 start_broker
 
+# ---- it_65: the master key rotated (README, "Backups") ----
+"$SOFFA" masterkey new "$NET/broker/rotated.key" >/dev/null
+out=$("$BUILD/soffa-broker" --config "$BROKER_INI" --rotate-master-key "$NET/broker/rotated.key" 2>&1); rc=$?
+case "$rc:$out" in 1:*"open in process"*) ok "it_65 no rotation while the broker runs";; *) bad "it_65 running" "$rc $out";; esac
+stop_broker
+SUM=$(sha256sum "$DATA/data.mdb" "$DATA/keys" | awk '{print $1}')
+out=$("$BUILD/soffa-broker" --config "$BROKER_INI" --rotate-master-key "$NET/broker/master.key" 2>&1); rc=$?
+case "$rc:$out" in 1:*"in force already"*) ok "it_65 the key in force is not a new one";; *) bad "it_65 same key" "$rc $out";; esac
+out=$("$BUILD/soffa-broker" --config "$BROKER_INI" --rotate-master-key "$NET/broker/missing.key" 2>&1); rc=$?
+case "$rc:$out" in 1:*"the new master key"*) ok "it_65 a missing new key is refused";; *) bad "it_65 missing" "$rc $out";; esac
+expect "it_65 ... and neither refusal wrote anything" "$SUM" "$(sha256sum "$DATA/data.mdb" "$DATA/keys" | awk '{print $1}')"
+out=$("$BUILD/soffa-broker" --config "$BROKER_INI" --rotate-master-key "$NET/broker/rotated.key" 2>&1); rc=$?
+case "$rc:$out" in 0:*"now wrapped by master key"*) ok "it_65 rotated";; *) bad "it_65 rotate" "$rc $out";; esac
+out=$("$SOFFA" verify "$DATA" --key "$NET/broker/checkpoint.pub" --master-key "$NET/broker/master.key" 2>&1); rc=$?
+case "$rc:$out" in 0:*) bad "it_65 the old master key still opens the store" "$out";; *"made with master key"*) ok "it_65 the old master key opens nothing any more";; *) bad "it_65 old key" "$rc $out";; esac
+out=$(timeout 10 "$BUILD/soffa-broker" --config "$BROKER_INI" 2>&1); rc=$?
+case "$rc:$out" in 1:*"made with master key"*) ok "it_65 a broker given the old key is refused";; *) bad "it_65 broker with the old key" "$rc $out";; esac
+out=$("$SOFFA" verify "$DATA" --key "$NET/broker/checkpoint.pub" --master-key "$NET/broker/rotated.key" 2>&1); rc=$?
+case "$rc:$out" in 0:intact*) ok "it_65 with the new key every sealed body opens";; *) bad "it_65 verify new" "$rc $out";; esac
+sed -i 's|^master_key = .*|master_key = rotated.key|' "$BROKER_INI"
+grep -q '^master_key = rotated.key' "$BROKER_INI" || echo "master_key = rotated.key" >> "$BROKER_INI"
+start_broker
+out=$(s audit history --pupil "$PUPIL" 2>&1)
+case "$out" in *absence_reported*) ok "it_65 with the new key the broker starts and serves the history";; *) bad "it_65 restart" "$out";; esac
+
 "$SOFFA" down "$NET" >/dev/null
 
 # ---- it_63: gallring on schedule, in seconds ----
