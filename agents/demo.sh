@@ -59,9 +59,20 @@ check() {   # check WHAT EXPECTED ACTUAL
     printf '  \033[32mok\033[0m  %s\n' "$1"
 }
 
-# A made-up pupil born 14 March 2008 (18 years old in the story); not a real
-# person's number. Registered in Tjörn (1419), studying in Stenungsund (1415).
-PUPIL=080314-2710
+# A made-up pupil born 14 March eighteen years ago (18 in the story, whatever
+# the year the demo runs); not a real person's number: birth number 271 and
+# the check digit of the Luhn sum. Registered in Tjörn (1419), studying in
+# Stenungsund (1415).
+luhn() {   # luhn DIGITS: the check digit
+    local d=$1 sum=0 i n
+    for ((i = 0; i < ${#d}; i++)); do
+        n=$(( ${d:i:1} * (2 - i % 2) ))
+        sum=$(( sum + n / 10 + n % 10 ))
+    done
+    echo $(( (10 - sum % 10) % 10 ))
+}
+BORN_YY=$(printf '%02d' $(( ($(date +%Y) - 18) % 100 )))
+PUPIL=${BORN_YY}0314-271$(luhn "${BORN_YY}0314271")
 TODAY=$(date +%F)
 # The autumn term so far: absence from twelve weeks ago to two weeks ago.
 ABSENT_FROM=$(date -d '-12 weeks' +%F)
@@ -111,14 +122,25 @@ run kaa-1419 case contact --re 2 --case-id "$CASE" --attempt-no 1 --channel PHON
 run kaa-1419 case occupation --re 2 --case-id "$CASE" --as-of "$TODAY" --occupation NONE
 
 bold "6. The young person consents to a referral to Arbetsförmedlingen"
+say "At 18 only the young person can consent (OSL 12:2); the consent names the recipient,"
+say "the purposes and the data it covers, the summary text included."
 run kaa-1419 consent record --re 2 --youth-age-at-grant 18 --maturity-assessed yes \
     --scope.recipients ARBETSFORMEDLINGEN --scope.purposes REFERRAL,STATUS_FEEDBACK \
-    --scope.data-categories IDENTITY,OCCUPATION --valid-from "$TODAY" \
+    --scope.data-categories IDENTITY,OCCUPATION,SUMMARY_TEXT --valid-from "$TODAY" \
     --valid-to "$(date -d '+6 months' +%F)" --recorded-by handlaggare-7 | tee "$NET/consent.out"
 CONSENT=$(awk '/consent_id/ {print $2}' "$NET/consent.out")
 say "(consent id $CONSENT)"
 
 bold "7. The KAA refers the young person to Arbetsförmedlingen"
+say "A first draft of the summary names a diagnosis. Health data may not go to"
+say "Arbetsförmedlingen (GDPR art. 9): the command line warns, and the broker refuses it,"
+say "naming the category and never the text."
+if run kaa-1419 refer af --re 2 --consent "$CONSENT" --purpose AF_YOUTH_PROGRAMME \
+    --summary "Har en ADHD-diagnos, vill ha praktik."; then
+    check "the summary naming a diagnosis is refused" "refused" "accepted"
+fi
+check "nothing reached Arbetsförmedlingen" "" "$(types af-1419)"
+say "The caseworker writes what Arbetsförmedlingen needs, and nothing more:"
 run kaa-1419 refer af --re 2 --consent "$CONSENT" --purpose AF_YOUTH_PROGRAMME \
     --summary "Vill komma ut i praktik inom handel."
 sleep 0.3
@@ -183,9 +205,15 @@ check "the occupations recorded: none, the AF programme, upper-secondary studies
     "$(grep -o '"occupation":"[A-Z_]*"' "$NET/history.json" | cut -d'"' -f4 | tr '\n' ' ' | sed 's/ $//')"
 check "the case closed because a national programme started" "STARTED_NATIONAL_PROGRAMME" \
     "$(grep -o '"kaa_case_closed":{[^}]*}' "$NET/history.json" | grep -o '"reason":"[A-Z_0-9]*"' | cut -d'"' -f4)"
+say "Each data controller keeps its own access log: every read of the pupil's history is"
+say "in Tjörn's, the school's and Arbetsförmedlingen's, each with the records that were theirs."
 run audit access-log --pupil $PUPIL | tee "$NET/access.out"
-check "each of the auditor's three reads of the history is in the access log" "3" \
-    "$(grep -c 'access  *audit read [0-9]* record(s)' "$NET/access.out" || true)"
+check "each of the auditor's three reads of the history is in Tjörn's access log" "3" \
+    "$(grep -c 'access  *audit read [0-9]* record(s) of 1419' "$NET/access.out" || true)"
+check "... and in Arbetsförmedlingen's" "3" \
+    "$(grep -c 'access  *audit read [0-9]* record(s) of af' "$NET/access.out" || true)"
+check "Stenungsund's auditor sees none of them: no record of Stenungsund was read" "0 record(s)" \
+    "$("$SOFFA" --net "$NET" --agent audit-1415 access-log | tail -n 1 | grep -o '^[0-9]* record(s)')"
 say "The broker signs a checkpoint of the chain every 10 records, with a key kept outside"
 say "its data directory; the auditor's agent keeps every checkpoint it receives. verify"
 say "checks the chain against the broker's public key and the auditor's checkpoints,"

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "soffa_ctl.h"
 #include "soffa_record.h"
 
 /* ---- Options ------------------------------------------------------------------------------ */
@@ -151,27 +152,10 @@ soffa_cli_call(const soffa_cli_t *self, const char *cmd, json_t *req, int timeou
                       st.st_uid == getuid() ? "this" : "another");
         return NULL;
     }
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_REQ);
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     char ep[1100];
     snprintf(ep, sizeof ep, "ipc://%s", path);
-    char *text = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    json_t *answer = NULL;
-    if (zmq_connect(s, ep) == 0 && text && zmq_send(s, text, strlen(text), 0) >= 0) {
-        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, timeout_ms) == 1) {
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, s, 0) >= 0)
-                answer = json_loadb(zmq_msg_data(&m), zmq_msg_size(&m), 0, NULL);
-            zmq_msg_close(&m);
-        }
-    }
-    free(text);
-    zmq_close(s);
+    void *ctx = zmq_ctx_new();
+    json_t *answer = soffa_ctl_call(ctx, ep, req, timeout_ms);
     zmq_ctx_term(ctx);
     if (!answer)
         soffa_cli_die(cmd, 1, "the agent at %s did not answer (is it running?)", path);

@@ -10,6 +10,7 @@
 #include "soffa_id.h"
 #include "soffa_msg.h"
 #include "soffa_policy.h"
+#include "soffa_terms.h"
 #include "soffa_time.h"
 
 /* ---- Building messages from flags -------------------------------------------------------- */
@@ -48,7 +49,8 @@ static const s_alias_t s_aliases[] = {
     {"case", "plan", SOFFA_MT_PLAN_AGREED, NULL, "KAA: record an agreed plan"},
     {"case", "measure-start", SOFFA_MT_MEASURE_STARTED, NULL, "KAA: a measure started"},
     {"case", "measure-end", SOFFA_MT_MEASURE_ENDED, NULL, "KAA: a measure ended"},
-    {"case", "close", SOFFA_MT_KAA_CASE_CLOSED, NULL, "KAA: close a case (--reason ...)"},
+    {"case", "close", SOFFA_MT_KAA_CASE_CLOSED, NULL, "KAA: close a case (--reason ...; MOVED_OUT: --new-hemkommun, and --consent ID to hand the case on)"},
+    {"case", "reopen", SOFFA_MT_KAA_CASE_REOPENED, NULL, "KAA: reopen a closed case on a new signal (--case-id ID --signal-id ID)"},
     {"consent", "record", SOFFA_MT_CONSENT_RECORDED, "granted_by=YOUTH;form=WRITTEN", "KAA or school: record the youth's consent"},
     {"consent", "withdraw", SOFFA_MT_CONSENT_WITHDRAWN, "by=YOUTH", "KAA or school: the youth withdrew a consent"},
     {"refer", "af", SOFFA_MT_REFERRAL_SENT, "target_kind=ARBETSFORMEDLINGEN;purpose=AF_YOUTH_PROGRAMME", "KAA: refer to Arbetsförmedlingen (--consent ID)"},
@@ -57,7 +59,7 @@ static const s_alias_t s_aliases[] = {
     {"referral", "withdraw", SOFFA_MT_REFERRAL_WITHDRAWN, "reason=CASE_CLOSED", "KAA: withdraw a referral"},
     {"concern", "report", SOFFA_MT_CONCERN_REPORT_FILED, "reporter_role=SCHOOL_STAFF", "school or KAA: report of concern for a child under 18"},
     {"concern", "feedback", SOFFA_MT_CONCERN_REPORT_FEEDBACK, NULL, "social: feedback to the reporter (--re SEQ --feedback ...)"},
-    {"identity", "change", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, "source=NAVET", "KAA: a youth's identity number changed"},
+    {"identity", "change", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, "source=NAVET", "KAA: a youth's identity number changed (--pupil NEW --old-id.id OLD ...)"},
 };
 
 /* A message being built from flags. */
@@ -211,6 +213,28 @@ out:
     return req;
 }
 
+/* Free text the broker screens for sensitive data (issue 13, rule 5): the
+ * person is warned before it goes, with the categories it names (from the
+ * built-in list; the broker decides, with the list it is configured with). */
+static void
+s_warn_sensitive(const char *cmd, json_t *m)
+{
+    char *text = json_dumps(m, JSON_COMPACT);
+    soffa_msg_t *msg = NULL;
+    soffa_terms_t *terms = NULL;
+    const char *field = NULL, *free_text = NULL;
+    char why[512] = "";
+    if (text && soffa_msg_from_json(text, &msg, NULL, 0) == SOFFA_OK)
+        free_text = soffa_policy_text_to_screen(msg, &field);
+    if (free_text && soffa_terms_new(&terms, NULL, NULL, 0) == SOFFA_OK
+        && soffa_terms_screen(terms, free_text, field, why, sizeof why) != SOFFA_OK)
+        fprintf(stderr, "soffa %s: warning: %s; the broker refuses sensitive personal data in text bound for a KAA, "
+                        "Arbetsförmedlingen or a school\n", cmd, why[0] ? why : field);
+    soffa_terms_destroy(&terms);
+    soffa_msg_destroy(&msg);
+    free(text);
+}
+
 static int
 s_send_and_report(soffa_cli_t *c, const char *cmd, json_t *req, int wait_ms)
 {
@@ -299,6 +323,7 @@ s_cmd_message(soffa_cli_t *c, soffa_msg_type_t type, const char *presets, const 
     json_t *req = s_build(words, type, presets, c->argc - skip, c->argv + skip, &wait_ms);
     if (!req)
         return 1;
+    s_warn_sensitive(words, json_object_get(req, "message"));
     return s_send_and_report(c, words, req, wait_ms);
 }
 

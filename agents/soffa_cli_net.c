@@ -28,17 +28,23 @@ typedef struct {
     const char *kommun;   /* the municipality it serves, or NULL */
     const char *unit;     /* a school's skolenhetskod, or NULL */
     const char *scope;    /* an auditor's scope, or NULL */
+    const char *span;     /* "yes": its scope spans data controllers (span_controllers), or NULL */
     const char *what;     /* who it plays, for people */
 } s_node_t;
 
+/* The auditors: one whose scope covers every data controller of the network
+ * (both municipalities, the school, Arbetsförmedlingen: so configured), and
+ * Stenungsund's own, which reads Stenungsund's records only. */
 static const s_node_t s_nodes[] = {
-    {"school-1415", "school", "1415", "14150001", NULL, "an upper-secondary school in Stenungsund"},
-    {"kaa-1415", "kaa", "1415", NULL, NULL, "Stenungsund's KAA team"},
-    {"kaa-1419", "kaa", "1419", NULL, NULL, "Tjörn's KAA team"},
-    {"social-1419", "social", "1419", NULL, NULL, "social services in Tjörn"},
-    {"af-1419", "af", "1419", NULL, NULL, "Arbetsförmedlingen for Tjörn"},
-    {"audit", "audit", NULL, NULL, "*/1415, */1419, school/*, school-journal/*, audit/*", "an auditor for both municipalities"},
-    {"audit-1415", "audit", NULL, NULL, "*/1415", "an auditor for Stenungsund only"},
+    {"school-1415", "school", "1415", "14150001", NULL, NULL, "an upper-secondary school in Stenungsund"},
+    {"kaa-1415", "kaa", "1415", NULL, NULL, NULL, "Stenungsund's KAA team"},
+    {"kaa-1419", "kaa", "1419", NULL, NULL, NULL, "Tjörn's KAA team"},
+    {"social-1419", "social", "1419", NULL, NULL, NULL, "social services in Tjörn"},
+    {"af-1419", "af", "1419", NULL, NULL, NULL, "Arbetsförmedlingen for Tjörn"},
+    {"audit", "audit", NULL, NULL, "*/1415, */1419, school/*, school-journal/*, audit/*", "yes",
+     "an auditor for both municipalities, the school and Arbetsförmedlingen"},
+    {"audit-1415", "audit", NULL, NULL, "kaa/1415, kaa-journal/1415, social/1415", NULL,
+     "an auditor for Stenungsund only"},
 };
 #define S_NODES (sizeof s_nodes / sizeof *s_nodes)
 
@@ -72,6 +78,7 @@ static const soffa_cli_ini_row_t s_broker_ini_agent[] = {
     {SOFFA_CLI_INI_KEY, "kommun", "{kommun}", "kommun"},
     {SOFFA_CLI_INI_KEY, "unit", "{unit}", "unit"},
     {SOFFA_CLI_INI_KEY, "scope", "{scope}", "scope"},
+    {SOFFA_CLI_INI_KEY, "span_controllers", "{span}", "span"},
 };
 
 /* A node's agent.ini, after its [web] section (soffa_webdemo). A school is
@@ -210,7 +217,8 @@ s_write_network(const char *dir, const char *abs, int port)
         }
         const soffa_cli_ini_var_t vars[] = {{"dir", abs},         {"name", n->name},   {"role", n->role},
                                             {"kommun", n->kommun}, {"unit", n->unit},   {"scope", n->scope},
-                                            {"what", n->what},     {"school", !strcmp(n->role, "school") ? n->role : NULL}};
+                                            {"what", n->what},     {"school", !strcmp(n->role, "school") ? n->role : NULL},
+                                            {"span", n->span}};
         rc = soffa_cli_ini_write(f, s_broker_ini_agent, S_ROWS(s_broker_ini_agent), vars, S_ROWS(vars), why, sizeof why);
         if (rc != SOFFA_OK)
             status = soffa_cli_die("up", 1, "cannot write %s: %s", path, why);

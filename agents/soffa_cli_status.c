@@ -167,7 +167,7 @@ soffa_cli_status_cmd(soffa_cli_t *c)
                  "delivery) and the broker's view of the mailboxes this agent may see: depth,\n"
                  "readers, lag, age of the oldest undelivered message; mailboxes with waiting\n"
                  "messages and no reader are flagged (never the broker's own: audit/checkpoint,\n"
-                 "audit/access, kaa-journal/*, school-journal/*).\n"
+                 "audit/access/*, kaa-journal/*, school-journal/*).\n"
                  "\n"
                  "The last line (\"health\" in JSON) sums it up, and so does the exit status,\n"
                  "as Nagios-style checks read it:\n"

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "soffa_cli.h"
 #include "soffa_id.h"
 #include "soffa_sheet.h"
 #include "soffa_ss12000.h"
@@ -15,23 +16,6 @@
 
 #define S_FILE_MAX ((size_t) 256 << 20)
 #define S_CALL_MS 120000
-
-static int
-s_die(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-#include <stdarg.h>
-
-static int
-s_die(const char *cmd, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "soffa %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return code;
-}
 
 static bool
 s_help(int argc, char **argv)
@@ -215,7 +199,7 @@ s_parse(const char *cmd, int argc, char **argv, s_opts_t *o, bool sync)
         else if (sync && !strcmp(a, "--no-attendance"))
             o->attendance = false;
         else if (!strncmp(a, "--", 2) && !v)
-            return s_die(cmd, 2, "%s behöver ett värde (se soffa %s --help)", a, cmd);
+            return soffa_cli_die(cmd, 2, "%s behöver ett värde (se soffa %s --help)", a, cmd);
         else if (!strcmp(a, "--since"))
             o->since = argv[++i];
         else if (!strcmp(a, "--today"))
@@ -231,18 +215,18 @@ s_parse(const char *cmd, int argc, char **argv, s_opts_t *o, bool sync)
         else if (sync && !strcmp(a, "--timeout"))
             o->timeout_s = atol(argv[++i]);
         else if (!strncmp(a, "--", 2))
-            return s_die(cmd, 2, "okänt val %s (se soffa %s --help)", a, cmd);
+            return soffa_cli_die(cmd, 2, "okänt val %s (se soffa %s --help)", a, cmd);
         else if (o->nfiles < 64)
             o->files[o->nfiles++] = a;
         else
-            return s_die(cmd, 2, "högst 64 filer åt gången");
+            return soffa_cli_die(cmd, 2, "högst 64 filer åt gången");
     }
     soffa_date_t d;
     if (o->since && !soffa_date_parse(o->since, &d))
-        return s_die(cmd, 2, "--since tar ett datum ÅÅÅÅ-MM-DD");
+        return soffa_cli_die(cmd, 2, "--since tar ett datum ÅÅÅÅ-MM-DD");
     if (o->today_s) {
         if (!soffa_date_parse(o->today_s, &d) || soffa_date_cmp(d, o->today) > 0)
-            return s_die(cmd, 2, "--today tar ett datum ÅÅÅÅ-MM-DD, senast i dag");
+            return soffa_cli_die(cmd, 2, "--today tar ett datum ÅÅÅÅ-MM-DD, senast i dag");
         o->today = d;
     }
     return 0;
@@ -323,12 +307,12 @@ soffa_import_cmd(int argc, char **argv, bool json, soffa_import_call_fn call, vo
     if (prc)
         return prc;
     if (!o.nfiles)
-        return s_die("import", 2, "ange en fil");
+        return soffa_cli_die("import", 2, "ange en fil");
     char why[1024];
     size_t len;
     char *text = s_read_file(o.files[0], &len, why, sizeof why);
     if (!text)
-        return s_die("import", 1, "%s", why);
+        return soffa_cli_die("import", 1, "%s", why);
     const char *fmt = o.format;
     if (!fmt) {   /* JSON begins with { or [ ; a spreadsheet does not */
         size_t k = strspn(text, " \t\r\n");
@@ -337,12 +321,12 @@ soffa_import_cmd(int argc, char **argv, bool json, soffa_import_call_fn call, vo
     if (!strcmp(fmt, "csv")) {
         if (o.nfiles != 1) {
             free(text);
-            return s_die("import", 2, "en CSV-fil åt gången");
+            return soffa_cli_die("import", 2, "en CSV-fil åt gången");
         }
         json_t *sheet = soffa_sheet_read(text, len, o.files[0], &o.today, why, sizeof why);
         free(text);
         if (!sheet)
-            return s_die("import", 1, "%s; ingenting har lämnats över", why);
+            return soffa_cli_die("import", 1, "%s; ingenting har lämnats över", why);
         json_t *ign = json_object_get(sheet, "ignored_columns");
         if (json_array_size(ign) && !json) {
             printf("Kolumner som inte läses:");
@@ -362,23 +346,23 @@ soffa_import_cmd(int argc, char **argv, bool json, soffa_import_call_fn call, vo
     }
     if (strcmp(fmt, "ss12000") != 0) {
         free(text);
-        return s_die("import", 2, "--format tar csv eller ss12000");
+        return soffa_cli_die("import", 2, "--format tar csv eller ss12000");
     }
     soffa_ss12000_t *ss = NULL;
     if (soffa_ss12000_new(&ss) != SOFFA_OK) {
         free(text);
-        return s_die("import", 1, "slut på minne");
+        return soffa_cli_die("import", 1, "slut på minne");
     }
     for (int i = 0; i < o.nfiles; i++) {
         if (i > 0 && !(text = s_read_file(o.files[i], &len, why, sizeof why))) {
             soffa_ss12000_destroy(&ss);
-            return s_die("import", 1, "%s", why);
+            return soffa_cli_die("import", 1, "%s", why);
         }
         soffa_err_t rc = soffa_ss12000_add(ss, text, len, o.files[i], SOFFA_SS12000_DETECT, NULL, why, sizeof why);
         free(text);
         if (rc != SOFFA_OK) {
             soffa_ss12000_destroy(&ss);
-            return s_die("import", 1, "%s; ingenting har lämnats över", why);
+            return soffa_cli_die("import", 1, "%s; ingenting har lämnats över", why);
         }
     }
     int rc = s_ss12000_hand_over("import", &o, ss, json, call, ctx);
@@ -412,7 +396,7 @@ soffa_import_sync_cmd(int argc, char **argv, bool json, soffa_import_call_fn cal
         return 1;
     if (!json_is_true(json_object_get(cfg, "ok"))) {
         json_decref(cfg);
-        return s_die("sync", 1, "agenten svarar inte på school-config; är det en skolas agent av den här versionen?");
+        return soffa_cli_die("sync", 1, "agenten svarar inte på school-config; är det en skolas agent av den här versionen?");
     }
     json_t *sc = json_object_get(cfg, "ss12000");
     soffa_sync_opts_t so = {
@@ -429,13 +413,13 @@ soffa_import_sync_cmd(int argc, char **argv, bool json, soffa_import_call_fn cal
         so.page_size = 500;
     if (!so.url || !so.url[0] || !so.token_file || !so.token_file[0]) {
         json_decref(cfg);
-        return s_die("sync", 2, "ange --url och --token-file, eller [ss12000] url och token_file i agentens "
+        return soffa_cli_die("sync", 2, "ange --url och --token-file, eller [ss12000] url och token_file i agentens "
                                 "konfiguration");
     }
     soffa_ss12000_t *ss = NULL;
     if (soffa_ss12000_new(&ss) != SOFFA_OK) {
         json_decref(cfg);
-        return s_die("sync", 1, "slut på minne");
+        return soffa_cli_die("sync", 1, "slut på minne");
     }
     char why[1200];
     size_t pages = 0;
@@ -444,7 +428,7 @@ soffa_import_sync_cmd(int argc, char **argv, bool json, soffa_import_call_fn cal
     json_decref(cfg);
     if (rc != SOFFA_OK) {
         soffa_ss12000_destroy(&ss);
-        return s_die("sync", 1, "%s [%s]", why, soffa_errname(rc));
+        return soffa_cli_die("sync", 1, "%s [%s]", why, soffa_errname(rc));
     }
     if (!json)
         printf("Hämtade %zu sidor från SS 12000-API:t på %lld ms.\n", pages, (long long) ((soffa_mono_us() - t0) / 1000));
@@ -470,7 +454,7 @@ soffa_import_pending_cmd(int argc, char **argv, bool json, soffa_import_call_fn 
         return 1;
     int rc = 0;
     if (!json_is_true(json_object_get(a, "ok"))) {
-        rc = s_die("pending", 1, "%s", json_string_value(json_object_get(a, "error")));
+        rc = soffa_cli_die("pending", 1, "%s", json_string_value(json_object_get(a, "error")));
     } else if (json) {
         char *s = json_dumps(json_object_get(a, "signals"), JSON_COMPACT);
         puts(s);
@@ -506,7 +490,7 @@ soffa_import_review_cmd(int argc, char **argv, bool json, soffa_import_call_fn c
         return 1;
     int rc = 0;
     if (!json_is_true(json_object_get(a, "ok"))) {
-        rc = s_die(argv[0], 1, "%s", json_string_value(json_object_get(a, "error")));
+        rc = soffa_cli_die(argv[0], 1, "%s", json_string_value(json_object_get(a, "error")));
     } else if (json) {
         char *s = json_dumps(json_object_get(a, "signals"), JSON_COMPACT);
         puts(s);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "soffa_ctl.h"
 #include "soffa_log.h"
 
 struct soffa_web_agent {
@@ -41,29 +42,11 @@ soffa_web_agent_new(soffa_web_agent_t **out, const char *socket_path)
 json_t *
 soffa_web_agent_call(soffa_web_agent_t *self, json_t *req, int timeout_ms)
 {
-    char *text = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    if (!text || access(self->path, F_OK) != 0) {   /* no agent: say so at once */
-        free(text);
+    if (access(self->path, F_OK) != 0) {   /* no agent: say so at once */
+        json_decref(req);
         return NULL;
     }
-    void *s = zmq_socket(self->ctx, ZMQ_REQ);
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    json_t *answer = NULL;
-    if (zmq_connect(s, self->endpoint) == 0 && zmq_send(s, text, strlen(text), 0) >= 0) {
-        zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-        if (zmq_poll(&it, 1, timeout_ms) == 1) {
-            zmq_msg_t m;
-            zmq_msg_init(&m);
-            if (zmq_msg_recv(&m, s, 0) >= 0)
-                answer = json_loadb(zmq_msg_data(&m), zmq_msg_size(&m), 0, NULL);
-            zmq_msg_close(&m);
-        }
-    }
-    free(text);
-    zmq_close(s);
-    return answer;
+    return soffa_ctl_call(self->ctx, self->endpoint, req, timeout_ms);
 }
 
 static void *

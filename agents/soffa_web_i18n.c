@@ -123,6 +123,7 @@ static const s_text_t s_sv[] = {
     {"form.utfall", "Utfall"},
     {"form.samtycke", "Registrera samtycke"},
     {"form.mottagare", "Samtycket gäller uppgifter till"},
+    {"form.lamnat_av", "Samtycket lämnades av"},
     {"form.andamal", "För att"},
     {"form.uppgifter", "Uppgifter som får lämnas"},
     {"form.form", "Hur samtycket lämnades"},
@@ -136,7 +137,8 @@ static const s_text_t s_sv[] = {
     {"form.inget_samtycke", "Det finns inget giltigt samtycke för den här mottagaren. Registrera samtycket först."},
     {"form.syfte", "Syfte"},
     {"form.sammanfattning", "Sammanfattning (frivillig)"},
-    {"form.sammanfattning_hjalp", "Högst 1000 tecken. Skriv inga känsliga uppgifter, till exempel om hälsa."},
+    {"form.sammanfattning_hjalp", "Högst 1000 tecken, och bara om samtycket omfattar sammanfattande text. Skriv inga "
+                                  "känsliga uppgifter, till exempel om hälsa."},
     {"form.avsluta", "Avsluta ärendet"},
     {"form.svara", "Svara på remissen"},
     {"form.status", "Status"},
@@ -228,6 +230,7 @@ static const s_code_t s_codes[] = {
     {"outcome", "WRONG_DETAILS", "Fel kontaktuppgifter"},
     {"outcome", "DECLINED_CONTACT", "Avböjde kontakt"},
     {"outcome", "MESSAGE_LEFT", "Meddelande lämnat"},
+    {"outcome", "NOT_REACHED", "Ej nådd efter upprepade försök"},
     {"outcome", "COMPLETED", "Genomförd"},
     {"outcome", "DISCONTINUED", "Avbruten"},
     {"occupation", "WORK", "Arbete"},
@@ -251,6 +254,7 @@ static const s_code_t s_codes[] = {
     {"reason", "TURNED_20", "Fyllt 20 år"},
     {"reason", "STARTED_NATIONAL_PROGRAMME", "Börjat på nationellt program"},
     {"reason", "STARTED_EQUIVALENT", "Börjat motsvarande utbildning"},
+    {"reason", "STARTED_INTRODUCTION_PROGRAMME", "Börjat på introduktionsprogram"},
     {"reason", "COMPLETED", "Fullföljt"},
     {"reason", "MOVED_OUT", "Flyttat från kommunen"},
     {"reason", "EMIGRATED", "Utvandrat"},
@@ -261,6 +265,10 @@ static const s_code_t s_codes[] = {
     {"reason", "ERROR", "Skickad av misstag"},
     {"role", "YOUTH", "Den unge"},
     {"role", "GUARDIAN", "Vårdnadshavare"},
+    {"role", "GOD_MAN", "God man"},
+    {"granted_by", "YOUTH", "Den unge"},
+    {"granted_by", "GUARDIAN", "Vårdnadshavare"},
+    {"granted_by", "GOD_MAN", "God man (för ensamkommande barn)"},
     {"by", "YOUTH", "Den unge"},
     {"by", "GUARDIAN", "Vårdnadshavare"},
     {"purposes", "REFERRAL", "Remiss"},
@@ -341,6 +349,7 @@ static const s_text_t s_types[] = {
     {"concern_report_filed", "Orosanmälan"},
     {"concern_report_feedback", "Återkoppling på orosanmälan"},
     {"subject_identity_changed", "Ändrat personnummer"},
+    {"kaa_case_reopened", "Ärende återöppnat"},
 };
 
 static const s_text_t s_fields[] = {
@@ -418,6 +427,10 @@ static const s_text_t s_errs[] = {
     {"POLICY", "den här verksamheten får inte skicka det här meddelandet dit"},
     {"CONSENT", "inget giltigt samtycke täcker det som skulle lämnas ut"},
     {"AGE", "den unges ålder ligger utanför det lagen medger"},
+    {"SENSITIVE_TEXT", "texten innehåller känsliga personuppgifter (till exempel om hälsa, missbruk eller kontakt med "
+                       "socialtjänsten) som inte får lämnas hit; skriv om den utan dem och skicka igen"},
+    {"SOCIAL_SECRECY", "det socialtjänsten vet, även att den unge har kontakt med socialtjänsten, får inte lämnas till "
+                       "Arbetsförmedlingen; skicka remissen som ett eget ärende, inte som svar på socialtjänstens besked"},
     {"PROTECTED", "kontaktuppgifter får inte lämnas för en person med skyddade personuppgifter"},
     {"ID_FORMAT", "personnumret har fel form; skriv till exempel 080314-2710"},
     {"ID_CHECKSUM", "personnumret har fel kontrollsiffra; kontrollera sista siffran"},

@@ -831,11 +831,13 @@ static const char *const s_channels[] = {"PHONE", "SMS", "LETTER", "EMAIL", "HOM
 static const char *const s_contact_outcomes[] = {"REACHED", "NO_ANSWER", "MESSAGE_LEFT", "WRONG_DETAILS", "DECLINED_CONTACT", NULL};
 static const char *const s_recipients[] = {"ARBETSFORMEDLINGEN", "SOCIAL_SERVICES", NULL};
 static const char *const s_purposes[] = {"REFERRAL", "STATUS_FEEDBACK", NULL};
+static const char *const s_grants[] = {"YOUTH", "GUARDIAN", "GOD_MAN", NULL};
 static const char *const s_categories[] = {"IDENTITY", "OCCUPATION", "MEASURES", "CONTACT", "SUMMARY_TEXT", NULL};
 static const char *const s_consent_forms[] = {"WRITTEN", "DIGITAL_SIGNED", "ORAL_DOCUMENTED", NULL};
 static const char *const s_af_purposes[] = {"AF_YOUTH_PROGRAMME", "AF_JOBSEEKER_REGISTRATION", "AF_PRAKTIK", NULL};
 static const char *const s_soc_purposes[] = {"SOC_SUPPORT_CONTACT", "SOC_FAMILY_SUPPORT", "SOC_OTHER", NULL};
-static const char *const s_close_reasons[] = {"STARTED_NATIONAL_PROGRAMME", "STARTED_EQUIVALENT", "COMPLETED", "TURNED_20",
+static const char *const s_close_reasons[] = {"STARTED_NATIONAL_PROGRAMME", "STARTED_EQUIVALENT",
+                                              "STARTED_INTRODUCTION_PROGRAMME", "COMPLETED", "TURNED_20",
                                               "MOVED_OUT", "EMIGRATED", "DECEASED", "OTHER", NULL};
 static const char *const s_statuses[] = {"RECEIVED", "ACCEPTED", "DECLINED_BY_AGENCY", "CONTACT_ESTABLISHED", "YOUTH_DECLINED",
                                          "IN_PROGRESS", "COMPLETED", "DISCONTINUED", NULL};
@@ -916,6 +918,8 @@ s_actions(s_rq_t *q, s_site_t *st, json_t *rec, const char *where, const char *m
         soffa_date_t birth;
         int age = soffa_id_birth_date(subject, &birth) == SOFFA_OK ? soffa_date_age(birth, d) : 18;
         s_form_open(q, "samtycke", T("form.samtycke"), "/atgard", mid, "samtycke");
+        /* Who may consent follows the young person's age (README, Routing and consent). */
+        s_checks(b, "samtycke", "granted_by", T("form.lamnat_av"), s_grants, "YOUTH");
         s_checks(b, "samtycke", "recipients", T("form.mottagare"), s_recipients, "ARBETSFORMEDLINGEN");
         s_checks(b, "samtycke", "purposes", T("form.andamal"), s_purposes, "REFERRAL,STATUS_FEEDBACK");
         s_checks(b, "samtycke", "data_categories", T("form.uppgifter"), s_categories, "IDENTITY,OCCUPATION");
@@ -1210,7 +1214,9 @@ s_post_action(s_rq_t *q, const soffa_web_form_t *f)
              && s_set(q, pl, "contact_attempted", "outcome", soffa_web_form_get(f, "outcome"));
     } else if (kaa && !strcmp(what, "samtycke")) {
         m = s_new_message(q, "consent_recorded", &pl);
-        ok = s_set(q, pl, "consent_recorded", "consent_id", "new") && s_set(q, pl, "consent_recorded", "granted_by", "YOUTH");
+        soffa_web_form_join(f, "granted_by", list, sizeof list);
+        ok = s_set(q, pl, "consent_recorded", "consent_id", "new")
+             && s_set(q, pl, "consent_recorded", "granted_by", list);
         soffa_web_form_join(f, "recipients", list, sizeof list);
         ok = ok && s_set(q, pl, "consent_recorded", "scope.recipients", list);
         soffa_web_form_join(f, "purposes", list, sizeof list);

@@ -136,7 +136,13 @@ static bool
 s_pool_make(s_pool_t *pool, int mailboxes)
 {
     soffa_date_t today = soffa_date_today();
-    int term = today.year - (today.month < 10);
+    /* Dates within the term so far, relative to today: the broker takes
+     * dates at most [policy] event_max_days back. */
+    char from[11], to[11], left[11];
+    int64_t t0 = soffa_now_us();
+    soffa_date_format(soffa_date_local(t0 - 60 * 86400000000LL), from);
+    soffa_date_format(soffa_date_local(t0 - 14 * 86400000000LL), to);
+    soffa_date_format(soffa_date_local(t0 - 30 * 86400000000LL), left);
     memset(pool, 0, sizeof *pool);
     for (long i = 0; i < S_POOL; i++) {
         char org[11], ids[SOFFA_UUID_STR], cs[SOFFA_UUID_STR], cz[SOFFA_UUID_STR];
@@ -156,16 +162,16 @@ s_pool_make(s_pool_t *pool, int mailboxes)
             pool->type[i] = SOFFA_MT_ENROLMENT_CHANGED;
             snprintf(payload, sizeof payload,
                      "\"legal_basis\":\"SL_15_15_ENROLMENT\",\"enrolment_changed\":{\"event\":\"LEFT\","
-                     "\"effective_date\":\"%04d-10-15\",\"school_unit\":\"12345678\",\"school_form\":\"GY\","
+                     "\"effective_date\":\"%s\",\"school_unit\":\"12345678\",\"school_form\":\"GY\","
                      "\"programme_code\":\"SAEKO\",\"leave_reason\":\"DISCONTINUED\"}",
-                     term);
+                     left);
         } else {
             pool->type[i] = SOFFA_MT_ABSENCE_REPORTED;
             snprintf(payload, sizeof payload,
-                     "\"legal_basis\":\"SL_15_15_ABSENCE\",\"absence_reported\":{\"period_from\":\"%04d-09-01\","
-                     "\"period_to\":\"%04d-10-15\",\"unexcused_band\":\"SIGNIFICANT\",\"investigation_started\":true,"
+                     "\"legal_basis\":\"SL_15_15_ABSENCE\",\"absence_reported\":{\"period_from\":\"%s\","
+                     "\"period_to\":\"%s\",\"unexcused_band\":\"SIGNIFICANT\",\"investigation_started\":true,"
                      "\"reported_to_csn\":\"YES\",\"school_unit\":\"12345678\"}",
-                     term, term);
+                     from, to);
         }
         snprintf(json, sizeof json,
                  "{\"message_id\":\"%s\",\"schema_version\":\"1.0\",\"occurred_at_us\":%lld,\"sent_at_us\":%lld,"
@@ -265,7 +271,7 @@ s_agents(const s_opts_t *o, const char *dir, FILE *f)
     }
     if (!s_key(dir, "bench-audit", pub, sec))
         return false;
-    fprintf(f, "[agent bench-audit]\npublic_key = %s\nrole = audit\nscope = *\n", pub);
+    fprintf(f, "[agent bench-audit]\npublic_key = %s\nrole = audit\nscope = *\nspan_controllers = yes\n", pub);
     for (int i = 0; i < o->agents; i++) {
         snprintf(name, sizeof name, "bench-idle-%d", i);
         if (!s_key(dir, name, pub, sec))

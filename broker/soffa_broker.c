@@ -63,6 +63,7 @@
 #include "soffa_notify.h"
 
 #include "soffa_session.h"
+#include "soffa_case.h"
 #include "soffa_delivery.h"
 #include "soffa_publish.h"
 #include "soffa_commit.h"
@@ -71,6 +72,7 @@
 #include "soffa_zap.h"
 #include "soffa_retain.h"
 #include "soffa_ring.h"
+#include "soffa_send.h"
 
 #define S_MAX_AGENTS 8192
 /* What one connection can make the broker hold (see README, Threat model):
@@ -105,6 +107,20 @@ static const soffa_cfg_key_t s_audit_keys[] = {
     {"signing_key", SOFFA_CFG_STR, "checkpoint.key", 0, 0, offsetof(soffa_broker_cfg_t, signing_key), 512, "the checkpoint signing key; never inside data_dir"},
     {"signal_ack_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, signal_ack_due), 0, "a signal not acknowledged within this is overdue"},
     {"referral_receipt_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, referral_receipt_due), 0, "a referral not received within this is overdue"},
+    {"referral_expiry", SOFFA_CFG_DURATION, "14d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, referral_expiry), 0, "a referral nobody answered within this is recorded as EXPIRED and no longer delivered"},
+};
+/* The KAA's routine of contact attempts (DOMAIN.md §4.1): how many
+ * attempts, through how many channels, before NOT_REACHED may be recorded. */
+static const soffa_cfg_key_t s_case_keys[] = {
+    {"not_reached_attempts", SOFFA_CFG_INT, "3", 1, 100, offsetof(soffa_broker_cfg_t, not_reached_attempts), 0, "contact attempts without reaching the young person before NOT_REACHED"},
+    {"not_reached_channels", SOFFA_CFG_INT, "2", 1, 8, offsetof(soffa_broker_cfg_t, not_reached_channels), 0, "different channels (letter, SMS, phone, home visit...) among those attempts"},
+};
+/* The law at the broker (issue 13): the sensitive-term list, and how far
+ * back the dates a message gives may lie (defaults in soffa_policy.h). */
+static const soffa_cfg_key_t s_policy_keys[] = {
+    {"sensitive_terms", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, sensitive_terms), 512, "the sensitive-term list (empty: the built-in copy of config/sensitive-terms.txt)"},
+    {"event_max_days", SOFFA_CFG_INT, "183", 1, 3660, offsetof(soffa_broker_cfg_t, event_max_days), 0, "how many days back a message's dates may lie"},
+    {"concern_max_days", SOFFA_CFG_INT, "30", 1, 3660, offsetof(soffa_broker_cfg_t, concern_max_days), 0, "how many days back a report of concern's date may lie"},
 };
 static const soffa_cfg_key_t s_keys_keys[] = {
     {"master_key", SOFFA_CFG_STR, "master.key", 0, 0, offsetof(soffa_broker_cfg_t, master_key), 512, "the master key (soffa masterkey new), or credential:NAME; never inside data_dir"},
@@ -129,6 +145,7 @@ typedef struct {
     char unit[1024];
     char orgnr[16];
     char scope[SOFFA_SCOPE_MAX];
+    bool span_controllers;
 } s_agent_cfg_t;
 
 static const soffa_cfg_key_t s_agent_keys[] = {
@@ -138,6 +155,7 @@ static const soffa_cfg_key_t s_agent_keys[] = {
     {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 1024, "unit codes, comma-separated: a school's skolenhetskoder (required), else local units"},
     {"orgnr", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, orgnr), 16, "organisationsnummer messages may claim"},
     {"scope", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, scope), SOFFA_SCOPE_MAX, "audit: mailbox patterns it may replay"},
+    {"span_controllers", SOFFA_CFG_BOOL, "no", 0, 0, offsetof(s_agent_cfg_t, span_controllers), 0, "audit: the scope may cover more than one data controller's records"},
 };
 
 /* ---- Configuration loading ------------------------------------------------------ */
@@ -194,10 +212,12 @@ s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t 
                  self->config_path, id->name);
         return SOFFA_ERR_CONFIG;
     }
-    if (id->role != SOFFA_ROLE_AUDIT && a->scope[0]) {
-        snprintf(why, whylen, "%s: [agent %s] scope is for auditors only", self->config_path, id->name);
+    if (id->role != SOFFA_ROLE_AUDIT && (a->scope[0] || a->span_controllers)) {
+        snprintf(why, whylen, "%s: [agent %s] %s is for auditors only", self->config_path, id->name,
+                 a->scope[0] ? "scope" : "span_controllers");
         return SOFFA_ERR_CONFIG;
     }
+    id->span_controllers = a->span_controllers;
     snprintf(id->kommun, sizeof id->kommun, "%.4s", a->kommun);
     snprintf(id->scope, sizeof id->scope, "%s", a->scope);
     if (soffa_keys_valid_z85(a->public_key)) {
@@ -275,6 +295,8 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         {"store", false, s_store_keys, sizeof s_store_keys / sizeof *s_store_keys, &self->cfg, NULL, NULL},
         {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, &self->cfg, NULL, NULL},
         {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, &self->cfg, NULL, NULL},
+        {"policy", false, s_policy_keys, sizeof s_policy_keys / sizeof *s_policy_keys, &self->cfg, NULL, NULL},
+        {"case", false, s_case_keys, sizeof s_case_keys / sizeof *s_case_keys, &self->cfg, NULL, NULL},
         {"keys", false, s_keys_keys, sizeof s_keys_keys / sizeof *s_keys_keys, &self->cfg, NULL, NULL},
         {"retention", false, s_retention_keys, sizeof s_retention_keys / sizeof *s_retention_keys, &self->cfg, NULL, NULL},
         {"agent", true, s_agent_keys, sizeof s_agent_keys / sizeof *s_agent_keys, NULL, s_add_agent, self},
@@ -288,6 +310,16 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         free(a);
         soffa_map_sput(self->by_name, self->ids[i].name, &self->ids[i]);
     }
+    /* Each auditor reads one data controller's records, unless configured
+     * to span them (issue 13, rule 11). */
+    for (size_t i = 0; rc == SOFFA_OK && i < self->n_ids; i++) {
+        char swhy[600];
+        if (self->ids[i].role == SOFFA_ROLE_AUDIT
+            && soffa_policy_scope_check(&self->ids[i], self->ids, self->n_ids, swhy, sizeof swhy) != SOFFA_OK) {
+            snprintf(why, whylen, "%s: [agent %s] %s", config_path, self->ids[i].name, swhy);
+            rc = SOFFA_ERR_CONFIG;
+        }
+    }
     if (rc == SOFFA_OK && soffa_log_level_parse(self->cfg.log_level) < 0) {
         snprintf(why, whylen, "%s: log_level must be debug, info, warn or error", config_path);
         rc = SOFFA_ERR_CONFIG;
@@ -297,6 +329,19 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
     if (rc == SOFFA_OK && self->cfg.expiry_ms < 2 * self->cfg.heartbeat_ms) {
         snprintf(why, whylen, "%s: expiry_ms must be at least twice heartbeat_ms", config_path);
         rc = SOFFA_ERR_CONFIG;
+    }
+    /* The sensitive-term list, once: a list that does not load stops the
+     * broker (why names the file and line), so free text is never routed
+     * unscreened. */
+    if (rc == SOFFA_OK) {
+        char path[1024] = "", twhy[512] = "";
+        if (self->cfg.sensitive_terms[0]
+            && !soffa_cfg_path(config_path, self->cfg.sensitive_terms, path, sizeof path)) {
+            snprintf(why, whylen, "%s: [policy] sensitive_terms: the path is too long", config_path);
+            rc = SOFFA_ERR_CONFIG;
+        }
+        if (rc == SOFFA_OK && (rc = soffa_terms_new(&self->terms, path, twhy, sizeof twhy)) != SOFFA_OK)
+            snprintf(why, whylen, "%s: [policy] sensitive_terms: %s", config_path, twhy[0] ? twhy : soffa_strerror(rc));
     }
     if (rc != SOFFA_OK) {
         soffa_broker_destroy(&self);
@@ -322,8 +367,17 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
     fprintf(out, "delivery.window_max = %lld\n", (long long) c->window_max);
     fprintf(out, "audit.checkpoint_every = %lld\naudit.checkpoint_ms = %lld\naudit.signing_key = %s\n",
             (long long) c->checkpoint_every, (long long) c->checkpoint_ms, c->signing_key);
-    fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
-            (long long) c->referral_receipt_due);
+    fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\naudit.referral_expiry = %lld ms\n",
+            (long long) c->signal_ack_due, (long long) c->referral_receipt_due, (long long) c->referral_expiry);
+    fprintf(out, "case.not_reached_attempts = %lld\ncase.not_reached_channels = %lld\n",
+            (long long) c->not_reached_attempts, (long long) c->not_reached_channels);
+    size_t terms = 0;
+    for (size_t i = 0; i < soffa_terms_category_count(self->terms); i++)
+        terms += soffa_terms_term_count(self->terms, i, NULL);
+    fprintf(out, "policy.sensitive_terms = %s (%zu terms in %zu categories)\n",
+            c->sensitive_terms[0] ? c->sensitive_terms : "built-in", terms, soffa_terms_category_count(self->terms));
+    fprintf(out, "policy.event_max_days = %lld\npolicy.concern_max_days = %lld\n", (long long) c->event_max_days,
+            (long long) c->concern_max_days);
     fprintf(out, "keys.master_key = %s\n", c->master_key);
     for (int k = 1; k < SOFFA_RC_COUNT; k++) {
         char text[64];
@@ -341,42 +395,10 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
         fprintf(out, "agent.%s = role %s, kommun %s%s%s%s%s%s%s, key %.8s...\n", id->name, soffa_role_name(id->role),
                 id->kommun[0] ? id->kommun : "-", units[0] ? ", units " : "", units, id->orgnr[0] ? ", orgnr " : "",
                 id->orgnr, id->scope[0] ? ", scope " : "", id->scope, id->public_key);
+        if (id->role == SOFFA_ROLE_AUDIT)
+            fprintf(out, "agent.%s.controller = %s\n", id->name,
+                    id->span_controllers ? "(spans controllers: span_controllers = yes)" : id->controller);
     }
-}
-
-/* ---- Sending ------------------------------------------------------------------ */
-
-/* Sends one encoded frame to a peer; false when the peer is gone or its
- * queue is full (the frame is then not sent). */
-static bool
-s_send_raw(soffa_broker_t *self, const uint8_t *rid, const void *buf, size_t len)
-{
-    if (zmq_send(self->router, rid, SOFFA_RID_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-        if (errno != EAGAIN)
-            soffa_debug("peer gone while sending (%s)", zmq_strerror(errno));
-        return false;
-    }
-    return zmq_send(self->router, buf, len, ZMQ_DONTWAIT) >= 0;
-}
-
-bool
-soffa_broker_send(soffa_broker_t *self, const uint8_t *rid, const soffa_frame_t *f)
-{
-    uint8_t *buf;
-    size_t len;
-    if (soffa_frame_encode(f, &buf, &len) != SOFFA_OK)
-        return false;
-    bool ok = s_send_raw(self, rid, buf, len);
-    free(buf);
-    return ok;
-}
-
-void
-soffa_broker_send_error(soffa_broker_t *self, const uint8_t *rid, uint64_t tag, soffa_err_t code, const char *text)
-{
-    soffa_frame_t f = {.type = SOFFA_FRAME_ERROR, .tag = tag, .code = (uint32_t) code};
-    snprintf(f.text, sizeof f.text, "%s", text && *text ? text : soffa_strerror(code));
-    soffa_broker_send(self, rid, &f);
 }
 
 /* ---- Frame handlers --------------------------------------------------------------- */
@@ -385,7 +407,7 @@ static void
 s_on_hello(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
 {
     if (f->version != SOFFA_PROTOCOL_VERSION) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_VERSION, "protocol version 1 is required");
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_VERSION, "protocol version 1 is required");
         return;
     }
     soffa_frame_t w = {.type = SOFFA_FRAME_WELCOME, .role = s->id->role,
@@ -401,14 +423,14 @@ s_on_hello(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
         soffa_info("%s (%s) connected as %s", s->id->name, soffa_role_name(s->id->role), f->text);
         soffa_session_set_state(s, SOFFA_SESS_READY);
     }
-    soffa_broker_send(self, s->rid, &w);
+    soffa_send_frame(self, s->rid, &w);
 }
 
 static void
 s_on_ping(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
 {
     soffa_frame_t p = {.type = SOFFA_FRAME_PONG, .tag = f->tag};
-    soffa_broker_send(self, s->rid, &p);
+    soffa_send_frame(self, s->rid, &p);
 }
 
 /* ---- Dispatch ------------------------------------------------------------------- */
@@ -448,7 +470,7 @@ s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t 
     soffa_err_t rc = soffa_frame_decode(buf, len, &f);
     if (rc != SOFFA_OK) {
         soffa_info("bad frame from %s (%zu bytes): %s", s->id->name, len, soffa_strerror(rc));
-        soffa_broker_send_error(self, s->rid, 0, rc,
+        soffa_send_error(self, s->rid, 0, rc,
                      rc == SOFFA_ERR_TOO_LARGE ? "frame or field larger than allowed" : "frame could not be decoded");
         soffa_frame_fini(&f);
         return;
@@ -462,7 +484,7 @@ s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t 
         snprintf(why, sizeof why, "%s is not allowed in state %s", soffa_frame_type_name(f.type),
                  soffa_session_state_name(s->state));
         soffa_info("%s: %s", s->id->name, why);
-        soffa_broker_send_error(self, s->rid, f.tag, SOFFA_ERR_PROTOCOL_STATE, why);
+        soffa_send_error(self, s->rid, f.tag, SOFFA_ERR_PROTOCOL_STATE, why);
     } else {
         handler(self, s, &f);
     }
@@ -543,13 +565,34 @@ s_read_router(soffa_broker_t *self)
         if (s) {
             soffa_session_touch(self, s);
             if (extra)
-                soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_MALFORMED, "a frame is one message part");
+                soffa_send_error(self, s->rid, 0, SOFFA_ERR_MALFORMED, "a frame is one message part");
             else
                 s_on_frame(self, s, zmq_msg_data(&body), zmq_msg_size(&body));
         }
         zmq_msg_close(&rid);
         zmq_msg_close(&body);
     }
+}
+
+/* ---- When a session ends ------------------------------------------------------------ */
+
+/* What a session's end means above the session layer (soffa_session_release
+ * calls it): a replay under way is recorded as cut off (OPENING: the opening
+ * record finds no session when it commits and records the cut-off itself;
+ * CLOSING: the read is complete), and its readers go, their positions
+ * saved. */
+static void
+s_released(soffa_broker_t *self, soffa_session_t *s)
+{
+    if (s->state == SOFFA_SESS_REPLAYING) {
+        /* The read stops here; the access logs say how far it got. */
+        soffa_replay_cut_off(self, s);
+        soffa_info("%s by %s cut off after %llu record(s)", s->replay.request, s->id->name,
+                   (unsigned long long) s->replay.count);
+    }
+    soffa_replay_end(s);
+    for (size_t i = 0; i < s->n_consumers; i++)
+        soffa_delivery_consumer_free(self, s->consumers[i]);
 }
 
 /* ---- After a commit -------------------------------------------------------------- */
@@ -562,17 +605,29 @@ static void
 s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplicate)
 {
     soffa_session_t *s = p->kind == SOFFA_P_READ_OPENED || p->kind == SOFFA_P_READ_COMPLETED ? soffa_session_of(self, p->rid) : NULL;
+    /* What follows a record (a rerouted signal, a handover) goes once it is
+     * stored, and never for a duplicate or a record that was not. */
+    while (p->after) {
+        soffa_followup_t *f = p->after;
+        p->after = f->next;
+        if (p->rc == SOFFA_OK && !duplicate) {
+            soffa_publish_followup_push(self, f);
+        } else {
+            free(f->rec.body);
+            free(f);
+        }
+    }
     if (p->rc != SOFFA_OK) {
         if (p->kind == SOFFA_P_PUBLISH) {
-            soffa_broker_send_error(self, p->rid, p->tag, p->rc, NULL);
+            soffa_send_error(self, p->rid, p->tag, p->rc, NULL);
         } else if (s && (s->state == SOFFA_SESS_OPENING || s->state == SOFFA_SESS_CLOSING)) {
             /* A read that cannot be logged is not done (OPENING: nothing
              * was sent) or reported as failed (CLOSING). */
             soffa_error("%s by %s could not be recorded in the access log: %s", s->replay.request, s->id->name,
                         soffa_strerror(p->rc));
-            soffa_broker_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
+            soffa_send_error(self, s->rid, s->replay.tag, p->rc, "the read could not be recorded in the access log");
             soffa_session_replaying_remove(self, s);
-            soffa_ring_fini(&s->replay.ring);
+            soffa_replay_end(s);
             soffa_session_set_state(s, SOFFA_SESS_READY);
         }
         return;
@@ -595,7 +650,7 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
         soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = p->tag, .seq = seq,
                              .duplicate = duplicate};
         memcpy(ack.mailbox, p->env.mailbox, sizeof ack.mailbox);
-        if (!soffa_broker_send(self, p->rid, &ack))
+        if (!soffa_send_frame(self, p->rid, &ack))
             soffa_debug("acknowledgement of seq %llu not delivered; the sender will retry", (unsigned long long) seq);
         if (p->withdraws && !duplicate) {
             soffa_followup_t *f = calloc(1, sizeof *f);
@@ -612,14 +667,16 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
     }
     case SOFFA_P_READ_OPENED:
         if (s && s->state == SOFFA_SESS_OPENING) {
-            s->replay.opened_seq = seq;
-            soffa_replay_begin(self, s);
+            /* The read begins once its record is in every access log it concerns. */
+            if (soffa_replay_access_durable(s, p->tag, seq))
+                soffa_replay_begin(self, s);
         } else {
             /* The reader went away before its read began. */
             soffa_followup_t *f = calloc(1, sizeof *f);
             if (f) {
                 f->record = true;
-                soffa_replay_access_queue(self, &f->rec, NULL, SOFFA_ACCESS_CUT_OFF, 0, seq, SOFFA_P_BROKER);
+                soffa_replay_access_queue(self, &f->rec, NULL, SOFFA_ACCESS_CUT_OFF, 0, seq, SOFFA_P_BROKER,
+                                          p->env.mailbox);
                 snprintf(f->rec.env.sender_agent, sizeof f->rec.env.sender_agent, "%s", p->env.sender_agent);
                 f->rec.env.sender_role = p->env.sender_role;
                 soffa_publish_followup_push(self, f);
@@ -627,15 +684,15 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
         }
         break;
     case SOFFA_P_READ_COMPLETED:
-        if (s && s->state == SOFFA_SESS_CLOSING) {
-            soffa_info("%s by %s: %llu record(s), logged at seq %llu and %llu", s->replay.request, s->id->name,
-                       (unsigned long long) s->replay.count, (unsigned long long) s->replay.opened_seq,
-                       (unsigned long long) seq);
+        if (s && s->state == SOFFA_SESS_CLOSING && soffa_replay_access_durable(s, p->tag, seq)) {
+            soffa_info("%s by %s: %llu record(s) of %zu data controller(s), logged from seq %llu and %llu",
+                       s->replay.request, s->id->name, (unsigned long long) s->replay.count, s->replay.n_ctl,
+                       (unsigned long long) s->replay.opened_seq, (unsigned long long) s->replay.closed_seq);
             soffa_frame_t end = {.type = SOFFA_FRAME_REPLAY_END, .tag = s->replay.tag, .count = s->replay.count,
-                                 .access_seq = seq};
-            soffa_broker_send(self, s->rid, &end);
+                                 .access_seq = s->replay.closed_seq};
+            soffa_send_frame(self, s->rid, &end);
             soffa_session_replaying_remove(self, s);
-            soffa_ring_fini(&s->replay.ring);
+            soffa_replay_end(s);
             soffa_session_set_state(s, SOFFA_SESS_READY);
         }
         break;
@@ -737,6 +794,8 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
         rc = soffa_status_await_load(self);
     }
     if (rc == SOFFA_OK)
+        rc = soffa_case_build(self);
+    if (rc == SOFFA_OK)
         rc = s_readers_build(self);
     if (rc != SOFFA_OK) {
         snprintf(why, whylen, "store %s: %s", path, soffa_strerror(rc));
@@ -746,6 +805,7 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     if (rc != SOFFA_OK)
         return rc;
     self->committed = s_committed;
+    self->released = s_released;
     rc = soffa_commit_start(self);
     if (rc != SOFFA_OK)
         return rc;
@@ -883,6 +943,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
             soffa_session_expire(self);
             soffa_session_cut_due(self);
             soffa_status_await_tick(self);
+            soffa_status_expire_tick(self);
             /* Gallring at start and then every [retention] run_every. */
             soffa_retain_tick(self);
             /* Peers whose queue was full get another chance. */
@@ -925,7 +986,7 @@ s_free_session(void *ctx, const void *k, size_t kl, void *v)
         soffa_ring_fini(&s->consumers[i]->ring);
         free(s->consumers[i]);
     }
-    soffa_ring_fini(&s->replay.ring);
+    soffa_replay_end(s);
     free(s);
     return 0;
 }
@@ -985,6 +1046,7 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         zmq_ctx_term(self->ctx);
     soffa_commit_stop(self);
     soffa_store_close(&self->store);
+    soffa_terms_destroy(&self->terms);
     soffa_map_destroy(&self->by_name);
     soffa_map_destroy(&self->by_key);
     free(self->ids);

@@ -25,6 +25,7 @@
 #include "soffa_retention.h"
 #include "soffa_seal.h"
 #include "soffa_store.h"
+#include "soffa_terms.h"
 #include "soffa_wire.h"
 
 #define SOFFA_RID_LEN 5                /* the routing ids libzmq gives: 0x00 + 4 bytes */
@@ -57,12 +58,18 @@ typedef struct {
     int64_t checkpoint_ms;         /* longest time between signed checkpoints */
     int64_t signal_ack_due;        /* ms before an unacknowledged signal is overdue */
     int64_t referral_receipt_due;  /* ms before a referral not received is overdue */
+    int64_t referral_expiry;       /* ms before a referral nobody answered is EXPIRED */
+    int64_t not_reached_attempts;  /* contact attempts before NOT_REACHED may be recorded */
+    int64_t not_reached_channels;  /* ... through this many channels */
     int64_t sessions_per_agent;    /* live sessions one key may hold */
     char signing_key[512];         /* checkpoint signing key (outside data_dir) */
     char master_key[512];          /* [keys] master key file or credential:NAME (outside data_dir) */
     char retention[SOFFA_RC_COUNT][64]; /* [retention] rule per class ("183d from message") */
     int64_t retention_every;       /* [retention] run_every (ms) */
     char erasure_by[1024];         /* [retention] agents that may erase (comma-separated) */
+    char sensitive_terms[512];     /* [policy] the sensitive-term list ("" = the built-in copy) */
+    int64_t event_max_days;        /* [policy] how far back an event date may lie */
+    int64_t concern_max_days;      /* [policy] ... a report of concern's */
 } soffa_broker_cfg_t;
 
 /* Session states. A replay opens with an access record that must be
@@ -82,6 +89,7 @@ typedef struct soffa_await {
     struct soffa_mailbox *mbox;
     int64_t received_us;
     bool overdue;
+    bool expiring;                    /* its EXPIRED record is on its way to the store */
     struct soffa_await *prev, *next;
 } soffa_await_t;
 
@@ -129,6 +137,14 @@ typedef struct soffa_consumer {
  * after the subject's index, the disposal records its tombstones name. */
 typedef enum { SOFFA_REPLAY_LOG, SOFFA_REPLAY_MAILBOX, SOFFA_REPLAY_SUBJECT, SOFFA_REPLAY_TOMB } soffa_replay_mode_t;
 
+/* A data controller a read concerns: its access log gets the read's
+ * records (opened, then completed or cut off, with what it was sent). */
+typedef struct {
+    char name[SOFFA_NAME_MAX];        /* "1419", "af", "school/NAME", "soffa" */
+    uint64_t opened_seq;              /* its OPENED access record */
+    uint64_t count;                   /* records of this controller sent */
+} soffa_read_ctl_t;
+
 typedef struct soffa_session {
     uint8_t rid[SOFFA_RID_LEN];
     const soffa_identity_t *id;
@@ -152,8 +168,14 @@ typedef struct soffa_session {
         uint32_t window_max;          /* what the auditor asked for */
         soffa_ring_t ring;
         bool all_scope;               /* scope "*" */
-        uint64_t opened_seq;          /* the access record it opened with */
+        bool access_logs;             /* LOG mode over the access logs in scope only */
+        bool messages_only;           /* a history: the young person's messages, not the reads of them */
+        uint64_t opened_seq;          /* the first access record it opened with */
+        uint64_t closed_seq;          /* the first access record it closed with */
         char request[32];
+        soffa_read_ctl_t *ctl;        /* owned: the controllers it concerns */
+        size_t n_ctl;
+        size_t waiting;               /* its access records not yet durable (OPENING, CLOSING) */
     } replay;
 } soffa_session_t;
 
@@ -179,17 +201,24 @@ typedef struct {
     int64_t received_us;
     bool withdraws;                   /* a consent withdrawal: its referrals get notices */
     uint8_t consent_id[16];
+    char alias_from[13];              /* an identity change: the number replaced ("" otherwise) */
+    struct soffa_followup *after;     /* owned: what follows once this record is stored (not a duplicate) */
     soffa_err_t rc;                   /* after the commit: this record's outcome */
 } soffa_pending_t;
 
 /* What follows a commit, for a later batch: a consent withdrawal whose
- * referrals still need their notices, or a ready record. */
+ * referrals still need their notices, a ready record, or a case handed on
+ * to the new municipality's KAA (its records, a batch at a time). */
 typedef struct soffa_followup {
     bool record;                      /* rec is ready to go */
+    bool handover;                    /* the case's records go to `to` under consent_id */
     soffa_pending_t rec;
     uint8_t consent_id[16];
-    uint8_t cause[16];                /* the withdrawal's message id */
-    uint64_t after;                   /* referrals up to this seq are done */
+    uint8_t cause[16];                /* the withdrawal's (or the close's) message id */
+    uint64_t after;                   /* referrals (or case records) up to this seq are done */
+    uint8_t case_id[16];              /* handover: the case */
+    char to[SOFFA_NAME_MAX];          /* handover: the new KAA's inbox */
+    uint32_t categories;              /* handover: the data categories the consent covers */
     struct soffa_followup *next;
 } soffa_followup_t;
 
@@ -211,6 +240,10 @@ typedef struct {
  * commits). */
 typedef void (*soffa_commit_done_fn)(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplicate);
 
+/* What a session's end means to the modules above the session layer (its
+ * readers, a replay under way); soffa_session_release calls it. */
+typedef void (*soffa_session_end_fn)(soffa_broker_t *self, soffa_session_t *s);
+
 struct soffa_broker {
     char config_path[1024];
     soffa_broker_cfg_t cfg;
@@ -222,6 +255,7 @@ struct soffa_broker {
     char public_key[41], secret_key[41];
     char data_path[1024];
     soffa_store_t *store;
+    soffa_terms_t *terms;             /* the sensitive-term list, loaded at start (never NULL once new) */
     void *ctx, *router, *zap, *monitor;
     soffa_map_t *sessions;            /* routing id -> session */
     soffa_map_t *by_fd;               /* socket fd -> session */
@@ -237,6 +271,7 @@ struct soffa_broker {
     size_t n_pending;
     size_t pending_cap, flight_cap;       /* room in pending and in flight (they swap) */
     soffa_commit_done_fn committed;       /* answers a committed record (soffa_broker.c) */
+    soffa_session_end_fn released;        /* ends what a session holds above it (soffa_broker.c) */
     bool in_done;                         /* reporting a finished batch: nothing may commit */
     /* The writer thread commits one batch (flight) while the main thread
      * reads and checks the next. Nothing in flight is acknowledged before
@@ -271,10 +306,5 @@ struct soffa_broker {
     uint64_t foreign_rids;            /* frames refused for a routing id the client chose */
     uint64_t map_room, disk_room;     /* bytes left at the last commit, less what publishes since may take */
 };
-
-/* Frames to one routing id (soffa_broker.c). */
-bool soffa_broker_send(soffa_broker_t *self, const uint8_t *rid, const soffa_frame_t *f);
-/* An ERROR with code and text; tag names the request it answers. */
-void soffa_broker_send_error(soffa_broker_t *self, const uint8_t *rid, uint64_t tag, soffa_err_t code, const char *text);
 
 #endif

@@ -49,11 +49,25 @@ soffa_commit_cursor_queue(soffa_broker_t *self, const char *key, uint64_t seq)
 
 /* ---- Group commit ------------------------------------------------------------- */
 
+/* Drops what would have followed record p (it was never stored). */
+static void
+s_after_drop(soffa_pending_t *p)
+{
+    while (p->after) {
+        soffa_followup_t *f = p->after;
+        p->after = f->next;
+        free(f->rec.body);
+        free(f);
+    }
+}
+
 void
 soffa_commit_pending_clear(soffa_broker_t *self)
 {
-    for (size_t i = 0; i < self->n_pending; i++)
+    for (size_t i = 0; i < self->n_pending; i++) {
         free(self->pending[i].body);
+        s_after_drop(&self->pending[i]);
+    }
     self->n_pending = 0;
 }
 
@@ -272,6 +286,7 @@ soffa_commit_submit(soffa_broker_t *self)
         memcpy(it->state, p->state, sizeof it->state);
         it->n_state = p->n_state;
         s_sched(self, p, &it->sched);
+        it->subject_alias = p->alias_from[0] ? p->alias_from : NULL;
     }
     self->in_flight = true;
     pthread_mutex_lock(&self->wmu);
@@ -519,8 +534,10 @@ soffa_commit_stop(soffa_broker_t *self)
         free(self->pending);
     }
     if (self->flight) {
-        for (size_t i = 0; i < self->n_flight; i++)
+        for (size_t i = 0; i < self->n_flight; i++) {
             free(self->flight[i].body);
+            s_after_drop(&self->flight[i]);
+        }
         free(self->flight);
     }
     free(self->flight_items);

@@ -7,9 +7,11 @@
 #include "soffa_log.h"
 
 #include "soffa_session.h"
+#include "soffa_case.h"
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
 #include "soffa_ring.h"
+#include "soffa_send.h"
 
 /* ---- Mailboxes and store lookups ----------------------------------------------- */
 
@@ -78,24 +80,29 @@ s_pump_one(void *ctx, const soffa_store_rec_t *rec)
         c->sent = rec->seq;
         return 0;
     }
-    if (rec->tag == SOFFA_MT_REFERRAL_SENT) {
-        /* Consent is checked again at delivery: a withdrawn or expired
-         * consent withholds a referral not yet delivered. */
+    if (soffa_policy_delivery_checked((soffa_msg_type_t) rec->tag)) {
+        /* Consent is checked again at delivery (issue 13, rule 7): what
+         * rests on a consent withdrawn or no longer valid since, or a
+         * referral that expired, is withheld (the recipient of a referral
+         * hears of a withdrawal from the notice the withdrawal sends). */
         soffa_envelope_t e;
         soffa_msg_t *m = NULL;
         bool ok = false;
+        soffa_msg_type_t type = (soffa_msg_type_t) rec->tag;
         if (soffa_envelope_open(rec->env, rec->len, rec->has_key ? rec->key : NULL, &e) == SOFFA_OK) {
             if (soffa_msg_decode(e.body, e.body_len, &m) == SOFFA_OK) {
                 soffa_msg_view_t v;
                 soffa_msg_view(m, &v);
-                ok = soffa_policy_referral_deliverable(&v, soffa_date_today(), soffa_lookup_find, p->self);
+                soffa_policy_facts_t facts = {.same_person = soffa_case_same_person, .ctx = p->self};
+                ok = soffa_policy_deliverable(&v, e.sender_role, e.mailbox, soffa_date_today(), &facts,
+                                              soffa_lookup_find, p->self);
             }
             soffa_envelope_fini(&e);
         }
         soffa_msg_destroy(&m);
         if (!ok) {
-            soffa_info("referral at seq %llu withheld from %s: its consent is withdrawn or no longer valid",
-                       (unsigned long long) rec->seq, c->mbox->name);
+            soffa_info("%s at seq %llu withheld from %s: its consent is withdrawn or no longer valid, or it expired",
+                       soffa_msg_type_name(type), (unsigned long long) rec->seq, c->mbox->name);
             soffa_lookup_delivery_done(&f, &owned);
             c->sent = rec->seq;
             return 0;
@@ -103,7 +110,7 @@ s_pump_one(void *ctx, const soffa_store_rec_t *rec)
     }
     memcpy(f.hash, rec->hash, SOFFA_HASH_LEN);
     memcpy(f.mailbox, c->mbox->name, sizeof f.mailbox);
-    bool sent = soffa_broker_send(p->self, c->session->rid, &f);
+    bool sent = soffa_send_frame(p->self, c->session->rid, &f);
     soffa_lookup_delivery_done(&f, &owned);
     if (!sent) {
         p->blocked = true;
@@ -180,20 +187,20 @@ soffa_delivery_on_subscribe(soffa_broker_t *self, soffa_session_t *s, const soff
         char why[200];
         snprintf(why, sizeof why, "%s may not read mailbox '%s'", s->id->name, f->mailbox);
         soffa_info("refused subscribe: %s", why);
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_NOT_AUTHORISED, why);
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_NOT_AUTHORISED, why);
         return;
     }
     if (s_session_consumer(s, f->mailbox)) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE, "already subscribed to that mailbox");
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE, "already subscribed to that mailbox");
         return;
     }
     if (s->n_consumers >= sizeof s->consumers / sizeof *s->consumers) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_TOO_LARGE, "too many subscriptions");
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_TOO_LARGE, "too many subscriptions");
         return;
     }
     soffa_mailbox_t *m = soffa_delivery_mailbox(self, f->mailbox);
     if (!m) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, NULL);
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, NULL);
         return;
     }
     char key[2 * SOFFA_NAME_MAX + 2];
@@ -215,7 +222,7 @@ soffa_delivery_on_subscribe(soffa_broker_t *self, soffa_session_t *s, const soff
         window = (uint32_t) self->cfg.window_max;
     if (!c || !soffa_ring_init(&c->ring, window)) {
         free(c);
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, NULL);
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_NOMEM, NULL);
         return;
     }
     c->session = s;
@@ -242,13 +249,13 @@ soffa_delivery_on_ack(soffa_broker_t *self, soffa_session_t *s, const soffa_fram
 {
     soffa_consumer_t *c = s_session_consumer(s, f->mailbox);
     if (!c) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE, "ack for a mailbox not subscribed");
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE, "ack for a mailbox not subscribed");
         return;
     }
     if (f->seq <= c->acked)
         return;   /* stale */
     if (!f->has_hash || !soffa_ring_ack(&c->ring, f->seq, f->hash)) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE,
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE,
                      "an ACK names a sequence delivered in this session and carries the hash it was delivered with");
         return;
     }
@@ -262,7 +269,7 @@ soffa_delivery_on_credit(soffa_broker_t *self, soffa_session_t *s, const soffa_f
 {
     soffa_consumer_t *c = f->mailbox[0] ? s_session_consumer(s, f->mailbox) : NULL;
     if (!c) {
-        soffa_broker_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE,
+        soffa_send_error(self, s->rid, 0, SOFFA_ERR_PROTOCOL_STATE,
                      f->mailbox[0] ? "credit for a mailbox not subscribed"
                                    : "a replay's window is freed with REPLAY-ACK, not CREDIT");
         return;

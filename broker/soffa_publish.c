@@ -6,15 +6,19 @@
 
 #include "soffa_bytes.h"
 #include "soffa_log.h"
+#include "soffa_notice.h"
 #include "soffa_uuid.h"
 
+#include "soffa_case.h"
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
+#include "soffa_send.h"
+#include "soffa_status.h"
 
 /* The state changes a committed record brings: answers it awaits or gives,
  * and a subject's protected identity. */
-static void
-s_state_ops(soffa_broker_t *self, soffa_pending_t *p, const soffa_msg_view_t *v)
+void
+soffa_publish_state_ops(soffa_broker_t *self, soffa_pending_t *p, const soffa_msg_view_t *v)
 {
     if (p->dec.awaits && p->n_state < SOFFA_STORE_STATE_OPS) {
         soffa_store_state_op_t *op = &p->state[p->n_state++];
@@ -39,20 +43,11 @@ s_state_ops(soffa_broker_t *self, soffa_pending_t *p, const soffa_msg_view_t *v)
     if (p->subject[0] && (v->protected_identity || v->protection_lifted) && p->n_state < SOFFA_STORE_STATE_OPS) {
         soffa_store_state_op_t *op = &p->state[p->n_state++];
         op->key[0] = 'P';
-        soffa_store_subject_key(self->store, p->subject, op->key + 1);
+        soffa_case_person(self, p->subject, op->key + 1);   /* the person, whichever number names them */
         op->klen = 1 + SOFFA_SUBJECT_KEY_LEN;
         op->del = v->protection_lifted;
         op->with_seq = !op->del;
     }
-}
-
-/* Whether an earlier message marked the subject's identity protected. */
-static bool
-s_subject_protected(soffa_broker_t *self, const char *subject)
-{
-    uint8_t key[1 + SOFFA_SUBJECT_KEY_LEN] = {'P'};
-    soffa_store_subject_key(self->store, subject, key + 1);
-    return soffa_store_state_get(self->store, key, sizeof key, NULL, 0, NULL) == SOFFA_OK;
 }
 
 /* Queues what must follow a commit (a ready record, or a withdrawal's
@@ -96,6 +91,160 @@ s_withdrawal_notice(soffa_broker_t *self, const soffa_followup_t *f, uint64_t se
     return rc == SOFFA_OK;
 }
 
+/* ---- Records routed on (issue 13, rule 9) ------------------------------------------ */
+
+/* A follow-up holding one ready record: `body` (taken) stored in `mailbox`
+ * under the authorship of the record it copies (sender, role, kommun,
+ * unit), with a fresh envelope id. */
+static soffa_followup_t *
+s_copy_record(soffa_broker_t *self, uint8_t *body, size_t len, soffa_msg_type_t type, const char *mailbox,
+              const char *sender, soffa_role_t role, const char *kommun, const char *unit, const char *subject)
+{
+    soffa_followup_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        free(body);
+        return NULL;
+    }
+    f->record = true;
+    soffa_pending_t *p = &f->rec;
+    soffa_commit_broker_record(self, p, SOFFA_P_BROKER, SOFFA_RK_MESSAGE, body, len, mailbox);
+    p->env.msg_type = (uint32_t) type;
+    snprintf(p->env.sender_agent, sizeof p->env.sender_agent, "%s", sender);
+    p->env.sender_role = role;
+    snprintf(p->env.sender_kommun, sizeof p->env.sender_kommun, "%s", kommun);
+    snprintf(p->env.sender_unit, sizeof p->env.sender_unit, "%s", unit ? unit : "");
+    snprintf(p->subject, sizeof p->subject, "%s", subject);
+    return f;
+}
+
+/* "Not our youth, rerouted": the signal goes on to the KAA of the right
+ * home municipality, as the school's signal with that municipality, caused
+ * by the acknowledgement; it waits for that KAA's acknowledgement, and
+ * answers to it find it there. */
+static soffa_followup_t *
+s_reroute(soffa_broker_t *self, const soffa_msg_view_t *ack)
+{
+    soffa_policy_ref_t sig = {0};
+    if (soffa_lookup_find(self, SOFFA_REF_SIGNAL, ack->ref_id, &sig) != SOFFA_OK) {
+        soffa_policy_ref_fini(&sig);
+        return NULL;
+    }
+    soffa_notice_edit_t edit = {.hemkommun = ack->new_hemkommun, .causation_id = ack->message_id};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    soffa_followup_t *f = NULL;
+    soffa_err_t rc = soffa_notice_copy(sig.msg, &edit, &body, &len);
+    if (rc == SOFFA_OK) {
+        char mailbox[SOFFA_NAME_MAX];
+        snprintf(mailbox, sizeof mailbox, "kaa/%.4s", ack->new_hemkommun);
+        f = s_copy_record(self, body, len, sig.view.type, mailbox, sig.sender, sig.sender_role, sig.sender_kommun,
+                          sig.view.school_unit, sig.view.subject_id);
+    } else {
+        soffa_error("the rerouted signal at seq %llu could not be built: %s", (unsigned long long) sig.seq,
+                    soffa_strerror(rc));
+    }
+    if (f) {
+        soffa_pending_t *p = &f->rec;
+        p->dec.refs[0].key[0] = SOFFA_REF_SIGNAL;
+        memcpy(p->dec.refs[0].key + 1, ack->ref_id, 16);
+        p->dec.refs[0].len = 17;
+        p->dec.n_refs = 1;
+        p->dec.awaits = SOFFA_RECEIPT_ACK;
+        memcpy(p->dec.awaits_id, ack->ref_id, 16);
+        soffa_msg_view_t cv = sig.view;
+        soffa_publish_state_ops(self, p, &cv);
+        soffa_info("signal at seq %llu rerouted by %s's KAA to kaa/%.4s", (unsigned long long) sig.seq,
+                   ack->hemkommun, ack->new_hemkommun);
+    }
+    soffa_policy_ref_fini(&sig);
+    return f;
+}
+
+/* A case closed because the young person moved: the new municipality's KAA
+ * gets the fact of the move and the identity (the closing, addressed to
+ * it, resting on no consent); under a consent that covers it, the case's
+ * records follow, a batch at a time. */
+static soffa_followup_t *
+s_handover(soffa_broker_t *self, const soffa_identity_t *kaa, const soffa_msg_t *msg, const soffa_msg_view_t *v)
+{
+    char to[SOFFA_NAME_MAX];
+    snprintf(to, sizeof to, "kaa/%.4s", v->new_hemkommun);
+    soffa_notice_edit_t edit = {.hemkommun = v->new_hemkommun, .drop_consent = true};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    soffa_err_t rc = soffa_notice_copy(msg, &edit, &body, &len);
+    if (rc != SOFFA_OK) {
+        soffa_error("the notice of a move could not be built: %s", soffa_strerror(rc));
+        return NULL;
+    }
+    soffa_followup_t *f = s_copy_record(self, body, len, SOFFA_MT_KAA_CASE_CLOSED, to, kaa->name, kaa->role,
+                                        kaa->kommun, kaa->unit, v->subject_id);
+    if (!f || !v->consent_id)
+        return f;
+    soffa_policy_ref_t c = {0};
+    soffa_followup_t *h = calloc(1, sizeof *h);
+    if (h && soffa_lookup_find(self, SOFFA_REF_CONSENT, v->consent_id, &c) == SOFFA_OK) {
+        h->handover = true;
+        memcpy(h->case_id, v->ref_id, 16);
+        memcpy(h->consent_id, v->consent_id, 16);
+        memcpy(h->cause, v->message_id, 16);
+        snprintf(h->to, sizeof h->to, "%s", to);
+        h->categories = c.view.consent_categories;
+        f->next = h;
+    } else {
+        free(h);
+        soffa_error("the case handed on to %s goes without its records: its consent could not be read", to);
+    }
+    soffa_policy_ref_fini(&c);
+    return f;
+}
+
+/* Whether a case record of `type` goes with a handover under a consent
+ * covering data categories `categories` (bit per DataCategory): the
+ * registration and the contacts always, occupations and plans or measures
+ * only when the consent names them. */
+static bool
+s_handed_on(soffa_msg_type_t type, uint32_t categories)
+{
+    switch (type) {
+    case SOFFA_MT_KAA_CASE_OPENED:
+    case SOFFA_MT_KAA_CASE_REOPENED:
+    case SOFFA_MT_CONTACT_ATTEMPTED: return true;
+    case SOFFA_MT_OCCUPATION_RECORDED: return categories & (1u << SOFFA_DC_OCCUPATION);
+    case SOFFA_MT_PLAN_AGREED:
+    case SOFFA_MT_MEASURE_STARTED:
+    case SOFFA_MT_MEASURE_ENDED: return categories & (1u << SOFFA_DC_MEASURES);
+    default: return false;   /* the closing went as the notice */
+    }
+}
+
+/* One record of a case handed on: a copy under the consent, to f->to. */
+static void
+s_handover_record(soffa_broker_t *self, const soffa_followup_t *f, uint64_t seq)
+{
+    soffa_policy_ref_t r = {0};
+    if (soffa_lookup_at(self, seq, &r) != SOFFA_OK || !s_handed_on(r.view.type, f->categories)) {
+        soffa_policy_ref_fini(&r);
+        return;
+    }
+    soffa_notice_edit_t edit = {.consent_id = f->consent_id, .causation_id = f->cause};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    soffa_err_t rc = soffa_notice_copy(r.msg, &edit, &body, &len);
+    if (rc == SOFFA_OK) {
+        soffa_followup_t *one = s_copy_record(self, body, len, r.view.type, f->to, r.sender, r.sender_role,
+                                              r.sender_kommun, NULL, r.view.subject_id);
+        if (one) {
+            soffa_pending_t *p = soffa_commit_pending_add(self);
+            *p = one->rec;
+            free(one);
+        }
+    } else {
+        soffa_error("case record at seq %llu not handed on: %s", (unsigned long long) seq, soffa_strerror(rc));
+    }
+    soffa_policy_ref_fini(&r);
+}
+
 typedef struct {
     uint64_t after;
     uint64_t seqs[256];
@@ -130,15 +279,19 @@ soffa_publish_followups_run(soffa_broker_t *self)
             soffa_pending_t *p = soffa_commit_pending_add(self);
             *p = f->rec;
         } else {
-            uint8_t prefix[17] = {SOFFA_REF_BY_CONSENT};
-            memcpy(prefix + 1, f->consent_id, 16);
+            uint8_t prefix[17] = {f->handover ? SOFFA_REF_CASE : SOFFA_REF_BY_CONSENT};
+            memcpy(prefix + 1, f->handover ? f->case_id : f->consent_id, 16);
             size_t room = (size_t) self->cfg.batch_max - self->n_pending;
             s_seqs_t seqs = {.after = f->after, .room = room < 256 ? room : 256};
             soffa_err_t rc = soffa_store_ref_scan(self->store, prefix, sizeof prefix, s_collect_seq, &seqs);
             if (rc != SOFFA_OK)
-                soffa_error("referral notices for a withdrawn consent stopped: %s", soffa_strerror(rc));
+                soffa_error("%s stopped: %s", f->handover ? "a case's handover" : "referral notices for a withdrawn "
+                            "consent", soffa_strerror(rc));
             for (size_t i = 0; i < seqs.n; i++) {
-                s_withdrawal_notice(self, f, seqs.seqs[i]);
+                if (f->handover)
+                    s_handover_record(self, f, seqs.seqs[i]);
+                else
+                    s_withdrawal_notice(self, f, seqs.seqs[i]);
                 f->after = seqs.seqs[i];
             }
             done = rc != SOFFA_OK || !seqs.more;
@@ -155,11 +308,13 @@ soffa_publish_followups_run(soffa_broker_t *self)
 void
 soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
 {
+    /* As long as an ERROR frame's text (255 bytes): the policy's reasons
+     * fit it, and the term filter cuts its own at a character boundary. */
     char why[256] = "";
     soffa_msg_t *msg = NULL;
     soffa_err_t rc = soffa_msg_decode(f->data, f->data_len, &msg);
     if (rc != SOFFA_OK) {
-        soffa_broker_send_error(self, s->rid, f->tag, rc, "the message could not be decoded");
+        soffa_send_error(self, s->rid, f->tag, rc, "the message could not be decoded");
         self->refused++;
         return;
     }
@@ -186,7 +341,7 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
         (void) soffa_lookup_at(self, seq, &r);   /* the mailbox, when its envelope reads */
         memcpy(ack.mailbox, r.mailbox, sizeof ack.mailbox);
         soffa_policy_ref_fini(&r);
-        soffa_broker_send(self, s->rid, &ack);
+        soffa_send_frame(self, s->rid, &ack);
         soffa_msg_destroy(&msg);
         return;
     }
@@ -203,7 +358,13 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     /* Decisions that look records up see everything committed so far. */
     if (soffa_policy_needs_lookup(v.type))
         soffa_commit(self);
-    soffa_policy_facts_t facts = {.subject_protected = s_subject_protected(self, v.subject_id)};
+    soffa_policy_facts_t facts;
+    soffa_case_facts(self, &v, s->id, &facts);
+    /* The term list and the date limits go into every decision: the
+     * policy refuses free text it cannot screen, so none slips through. */
+    facts.terms = self->terms;
+    facts.event_max_days = (uint32_t) self->cfg.event_max_days;
+    facts.concern_max_days = (uint32_t) self->cfg.concern_max_days;
     soffa_policy_decision_t dec;
     rc = soffa_policy_decide(s->id, msg, soffa_date_today(), &facts, soffa_lookup_find, self, &dec, why, sizeof why);
     if (rc != SOFFA_OK)
@@ -238,7 +399,14 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     p->env.received_at_us = soffa_now_us();
     snprintf(p->env.mailbox, sizeof p->env.mailbox, "%s", dec.mailbox);
     snprintf(p->subject, sizeof p->subject, "%s", v.subject_id);   /* reserve numbers are indexed too */
-    s_state_ops(self, p, &v);
+    soffa_publish_state_ops(self, p, &v);
+    soffa_case_ops(self, &v, s->id, p);
+    if (dec.answers == SOFFA_RECEIPT_STATUS)
+        soffa_status_await_hold(self, dec.answers, dec.answers_id);   /* answered: it does not expire */
+    if (v.type == SOFFA_MT_SIGNAL_ACKNOWLEDGED && v.ack_result == SOFFA_AR_NOT_HEMKOMMUN_REROUTED)
+        p->after = s_reroute(self, &v);
+    if (v.type == SOFFA_MT_KAA_CASE_CLOSED && v.close_reason == SOFFA_CR_MOVED_OUT && v.new_hemkommun[0])
+        p->after = s_handover(self, s->id, msg, &v);
     if (v.type == SOFFA_MT_CONSENT_WITHDRAWN && v.ref_id) {
         p->withdraws = true;
         memcpy(p->consent_id, v.ref_id, 16);
@@ -257,6 +425,6 @@ refuse:
         soffa_info("refused %s %s from %s: %s: %s", soffa_msg_type_name(vv.type), mid, s->id->name,
                    soffa_errname(rc), why[0] ? why : soffa_strerror(rc));
     }
-    soffa_broker_send_error(self, s->rid, f->tag, rc, why);
+    soffa_send_error(self, s->rid, f->tag, rc, why);
     soffa_msg_destroy(&msg);
 }

@@ -9,6 +9,10 @@
 
 #include "soffa_broker_int.h"
 
+/* Adds to p the state changes its record brings: the answer it awaits or
+ * gives (dec), a subject's protected identity (v). */
+void soffa_publish_state_ops(soffa_broker_t *self, soffa_pending_t *p, const soffa_msg_view_t *v);
+
 /* Queues what must follow a commit (a ready record, or a withdrawal's
  * notices) for the loop to add to a later batch; never a commit of its own. */
 void soffa_publish_followup_push(soffa_broker_t *self, soffa_followup_t *f);

@@ -1,6 +1,8 @@
 /*  soffa_replay: audit replays and their access records (see soffa_replay.h). */
 #include "soffa_replay.h"
 
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "soffa_log.h"
@@ -9,6 +11,7 @@
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
 #include "soffa_ring.h"
+#include "soffa_send.h"
 
 /* ---- Replay --------------------------------------------------------------------- */
 
@@ -51,10 +54,10 @@ s_filter_text(const soffa_replay_filter_t *f, char *out, size_t len)
 }
 
 /* Fills p with an access record of session s's read (s may be NULL: the
- * caller fills the sender). */
+ * caller fills the sender) for access log `mailbox`. */
 void
 soffa_replay_access_queue(soffa_broker_t *self, soffa_pending_t *p, const soffa_session_t *s, soffa_access_state_t state,
-               uint64_t records, uint64_t opened_seq, soffa_pending_kind_t kind)
+               uint64_t records, uint64_t opened_seq, soffa_pending_kind_t kind, const char *mailbox)
 {
     soffa_access_t a = {.state = state, .records = records, .opened_seq = opened_seq};
     if (s) {
@@ -70,7 +73,7 @@ soffa_replay_access_queue(soffa_broker_t *self, soffa_pending_t *p, const soffa_
         body = NULL;
         len = 0;
     }
-    soffa_commit_broker_record(self, p, kind, SOFFA_RK_ACCESS, body, len, SOFFA_ACCESS_MAILBOX);
+    soffa_commit_broker_record(self, p, kind, SOFFA_RK_ACCESS, body, len, mailbox);
     if (s) {
         /* The reader is the sender of its access record. */
         snprintf(p->env.sender_agent, sizeof p->env.sender_agent, "%s", s->id->name);
@@ -78,6 +81,168 @@ soffa_replay_access_queue(soffa_broker_t *self, soffa_pending_t *p, const soffa_
         memcpy(p->rid, s->rid, SOFFA_RID_LEN);
         snprintf(p->subject, sizeof p->subject, "%s", s->replay.f.subject_id);
     }
+}
+
+/* ---- The controllers a read concerns (issue 13, rule 11) ------------------------------ */
+
+/* The controller of mailbox as a read records it: the broker's own
+ * records (the checkpoints) count as the operator's. */
+static void
+s_ctl_of(const char *mailbox, char out[SOFFA_NAME_MAX])
+{
+    soffa_policy_controller(mailbox, out);
+    if (!out[0])
+        snprintf(out, SOFFA_NAME_MAX, "soffa");
+}
+
+/* The index of controller name in s's read, added when new; SIZE_MAX when
+ * out of memory. */
+static size_t
+s_ctl_index(soffa_session_t *s, const char *name)
+{
+    for (size_t i = 0; i < s->replay.n_ctl; i++)
+        if (strcmp(s->replay.ctl[i].name, name) == 0)
+            return i;
+    soffa_read_ctl_t *g = realloc(s->replay.ctl, (s->replay.n_ctl + 1) * sizeof *g);
+    if (!g)
+        return SIZE_MAX;
+    s->replay.ctl = g;
+    soffa_read_ctl_t *c = &g[s->replay.n_ctl];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    return s->replay.n_ctl++;
+}
+
+static void
+s_ctl_add_mailbox(soffa_session_t *s, const char *mailbox)
+{
+    char c[SOFFA_NAME_MAX];
+    s_ctl_of(mailbox, c);
+    s_ctl_index(s, c);
+}
+
+static int
+s_ctl_subject_one(void *ctx, const soffa_store_rec_t *rec)
+{
+    soffa_session_t *s = ctx;
+    soffa_envelope_t e;
+    if (s->replay.messages_only && rec->tag != 0 && (rec->tag & 0x80) && rec->tag != (0x80 | SOFFA_RK_DISPOSAL))
+        return 0;   /* not a message (nor what says a message was disposed of): a read, a checkpoint */
+    if (soffa_envelope_decode(rec->env, rec->len, &e) == SOFFA_OK) {
+        if (soffa_policy_may_replay(s->id, e.mailbox))
+            s_ctl_add_mailbox(s, e.mailbox);
+        soffa_envelope_fini(&e);
+    }
+    return 0;
+}
+
+typedef struct {
+    soffa_broker_t *self;
+    soffa_session_t *s;
+} s_ctl_tombs_t;
+
+static int
+s_ctl_tomb_one(void *ctx, uint64_t seq)
+{
+    s_ctl_tombs_t *t = ctx;
+    soffa_store_get(t->self->store, seq, s_ctl_subject_one, t->s);
+    return 0;
+}
+
+typedef struct {
+    soffa_session_t *s;
+    bool access_logs;
+} s_ctl_scan_t;
+
+static int
+s_ctl_mailbox_one(void *ctx, const void *k, size_t kl, void *v)
+{
+    (void) k;
+    (void) kl;
+    s_ctl_scan_t *c = ctx;
+    const soffa_mailbox_t *m = v;
+    if (c->access_logs && strncmp(m->name, SOFFA_ACCESS_MAILBOX, strlen(SOFFA_ACCESS_MAILBOX)) != 0)
+        return 0;
+    if (m->depth && soffa_policy_may_replay(c->s->id, m->name))
+        s_ctl_add_mailbox(c->s, m->name);
+    return 0;
+}
+
+/* Which controllers the read may concern, before it begins: the mailbox
+ * asked for; the mailboxes holding the young person's records; else, for
+ * an auditor of one controller that one, and for one whose scope spans
+ * controllers every controller with records in its scope. A read that
+ * concerns nobody's records is the operator's ("soffa"). */
+static soffa_err_t
+s_ctl_find(soffa_broker_t *self, soffa_session_t *s)
+{
+    const soffa_replay_filter_t *fl = &s->replay.f;
+    soffa_err_t rc = SOFFA_OK;
+    if (s->replay.mode == SOFFA_REPLAY_MAILBOX) {
+        s_ctl_add_mailbox(s, fl->mailbox);
+    } else if (s->replay.mode == SOFFA_REPLAY_SUBJECT) {
+        rc = soffa_store_scan_subject(self->store, fl->subject_id, 0, s_ctl_subject_one, s);
+        if (rc == SOFFA_ERR_NOT_FOUND)
+            rc = SOFFA_OK;
+        /* The disposal records that follow the index (SOFFA_REPLAY_TOMB)
+         * concern the controllers of the mailboxes they name. */
+        s_ctl_tombs_t t = {self, s};
+        if (rc == SOFFA_OK && (rc = soffa_store_tomb_scan(self->store, fl->subject_id, s_ctl_tomb_one, &t)) == SOFFA_ERR_NOT_FOUND)
+            rc = SOFFA_OK;
+    } else if (s->id->controller[0]) {
+        s_ctl_index(s, s->id->controller);
+    } else {
+        s_ctl_scan_t c = {s, s->replay.access_logs};
+        soffa_map_each(self->mailboxes, s_ctl_mailbox_one, &c);
+    }
+    if (rc == SOFFA_OK && s->replay.n_ctl == 0)
+        s_ctl_index(s, s->id->controller[0] ? s->id->controller : "soffa");
+    return rc == SOFFA_OK && s->replay.n_ctl == 0 ? SOFFA_ERR_NOMEM : rc;
+}
+
+/* Queues one access record per controller of s's read. */
+static void
+s_ctl_queue(soffa_broker_t *self, soffa_session_t *s, soffa_access_state_t state, soffa_pending_kind_t kind)
+{
+    for (size_t i = 0; i < s->replay.n_ctl; i++) {
+        char mailbox[SOFFA_NAME_MAX];
+        soffa_policy_access_mailbox(s->replay.ctl[i].name, mailbox);
+        soffa_pending_t *p = soffa_commit_pending_add(self);
+        soffa_replay_access_queue(self, p, s, state, state == SOFFA_ACCESS_OPENED ? 0 : s->replay.ctl[i].count,
+                                  s->replay.ctl[i].opened_seq, kind, mailbox);
+        p->tag = i;   /* which controller: the commit notes its seq there */
+    }
+    s->replay.waiting = kind == SOFFA_P_BROKER ? 0 : s->replay.n_ctl;
+}
+
+void
+soffa_replay_cut_off(soffa_broker_t *self, soffa_session_t *s)
+{
+    s_ctl_queue(self, s, SOFFA_ACCESS_CUT_OFF, SOFFA_P_BROKER);
+}
+
+void
+soffa_replay_end(soffa_session_t *s)
+{
+    soffa_ring_fini(&s->replay.ring);
+    free(s->replay.ctl);
+    s->replay.ctl = NULL;
+    s->replay.n_ctl = 0;
+    s->replay.waiting = 0;
+}
+
+bool
+soffa_replay_access_durable(soffa_session_t *s, uint64_t index, uint64_t seq)
+{
+    if (index < s->replay.n_ctl && s->state == SOFFA_SESS_OPENING)
+        s->replay.ctl[index].opened_seq = seq;
+    if (s->state == SOFFA_SESS_OPENING && (!s->replay.opened_seq || seq < s->replay.opened_seq))
+        s->replay.opened_seq = seq;
+    if (s->state == SOFFA_SESS_CLOSING && (!s->replay.closed_seq || seq < s->replay.closed_seq))
+        s->replay.closed_seq = seq;
+    if (s->replay.waiting)
+        s->replay.waiting--;
+    return s->replay.waiting == 0;
 }
 
 typedef struct {
@@ -103,10 +268,25 @@ s_replay_one(void *ctx, const soffa_store_rec_t *rec)
     bool give_up_turn = --r->budget == 0;
     if (s->replay.f.message_type && rec->tag != s->replay.f.message_type)
         return give_up_turn;
-    if (!s->replay.all_scope && s->replay.mode != SOFFA_REPLAY_MAILBOX) {
+    if (s->replay.messages_only && (rec->tag & 0x80) && rec->tag != (0x80 | SOFFA_RK_DISPOSAL))
+        return give_up_turn;   /* a history holds what happened to the young person (and what of it was
+                                * disposed of), not who read it */
+    /* Whose record it is: the read's count per controller. */
+    size_t ctl = 0;
+    if (s->replay.mode != SOFFA_REPLAY_MAILBOX) {
         soffa_envelope_t e;
         bool ok = soffa_envelope_decode(rec->env, rec->len, &e) == SOFFA_OK
-               && soffa_policy_may_replay(s->id, e.mailbox);
+               && (s->replay.all_scope || soffa_policy_may_replay(s->id, e.mailbox))
+               && (!s->replay.access_logs || !strncmp(e.mailbox, SOFFA_ACCESS_MAILBOX, strlen(SOFFA_ACCESS_MAILBOX)));
+        char name[SOFFA_NAME_MAX];
+        if (ok) {
+            s_ctl_of(e.mailbox, name);
+            for (ctl = 0; ctl < s->replay.n_ctl && strcmp(s->replay.ctl[ctl].name, name) != 0; ctl++)
+                ;
+            /* Not among those its opening record went to (a mailbox that
+             * was empty then): not sent, as nothing recorded its reading. */
+            ok = ctl < s->replay.n_ctl;
+        }
         soffa_envelope_fini(&e);
         if (!ok)
             return give_up_turn;
@@ -122,7 +302,7 @@ s_replay_one(void *ctx, const soffa_store_rec_t *rec)
         return give_up_turn;
     }
     memcpy(f.hash, rec->hash, SOFFA_HASH_LEN);
-    bool sent = soffa_broker_send(r->self, s->rid, &f);
+    bool sent = soffa_send_frame(r->self, s->rid, &f);
     soffa_lookup_delivery_done(&f, &owned);
     if (!sent) {
         s->replay.pos = rec->seq - 1;   /* try this one again */
@@ -131,6 +311,8 @@ s_replay_one(void *ctx, const soffa_store_rec_t *rec)
     }
     soffa_ring_push(&s->replay.ring, rec->seq, rec->hash);
     s->replay.count++;
+    if (ctl < s->replay.n_ctl)
+        s->replay.ctl[ctl].count++;
     if (s->replay.f.limit && s->replay.count >= s->replay.f.limit) {
         r->done = true;
         return 1;
@@ -176,8 +358,7 @@ static void
 s_replay_close(soffa_broker_t *self, soffa_session_t *s)
 {
     soffa_session_set_state(s, SOFFA_SESS_CLOSING);
-    soffa_pending_t *p = soffa_commit_pending_add(self);
-    soffa_replay_access_queue(self, p, s, SOFFA_ACCESS_COMPLETED, s->replay.count, s->replay.opened_seq, SOFFA_P_READ_COMPLETED);
+    s_ctl_queue(self, s, SOFFA_ACCESS_COMPLETED, SOFFA_P_READ_COMPLETED);
 }
 
 /* Sends what the replay's window allows, examining at most
@@ -213,7 +394,7 @@ soffa_replay_pump(soffa_broker_t *self, soffa_session_t *s)
         break;
     }
     if (rc != SOFFA_OK) {
-        soffa_broker_send_error(self, s->rid, s->replay.tag, rc, "replay failed while reading the store");
+        soffa_send_error(self, s->rid, s->replay.tag, rc, "replay failed while reading the store");
         s_replay_close(self, s);
         return;
     }
@@ -250,7 +431,7 @@ soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
 {
     if (s->id->role != SOFFA_ROLE_AUDIT) {
         soffa_info("refused replay by %s: not an auditor", s->id->name);
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, "only the audit role may replay the history");
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, "only the audit role may replay the history");
         return;
     }
     const char *purpose = f->text[0] ? f->text : "replay";
@@ -258,26 +439,40 @@ soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
     for (size_t i = 0; i < sizeof s_read_purposes / sizeof *s_read_purposes; i++)
         known |= strcmp(purpose, s_read_purposes[i]) == 0;
     if (!known) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
                      "the purpose of a read is replay, history, stats or access-log");
         return;
     }
-    const soffa_replay_filter_t *fl = &f->filter;
+    /* The access log as agents ask for it ("audit/access"): the auditor's
+     * own controller's, or every one in a scope that spans controllers. */
+    soffa_replay_filter_t eff = f->filter;
+    bool access_logs = false;
+    if (!strcmp(purpose, "access-log") && !strcmp(eff.mailbox, SOFFA_ACCESS_MAILBOX) && !eff.subject_id[0]) {
+        if (s->id->controller[0])
+            soffa_policy_access_mailbox(s->id->controller, eff.mailbox);
+        else
+            eff.mailbox[0] = '\0', access_logs = true;
+    }
+    const soffa_replay_filter_t *fl = &eff;
     if (fl->mailbox[0] && !soffa_policy_may_replay(s->id, fl->mailbox)) {
         char why[160];
         snprintf(why, sizeof why, "mailbox '%s' is outside %s's scope", fl->mailbox, s->id->name);
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, why);
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED, why);
         return;
     }
     if (fl->subject_id[0] && soffa_id_check(fl->subject_id, NULL) != SOFFA_OK
         && soffa_reserve_check(fl->subject_id, NULL) != SOFFA_OK) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
                      "the subject filter is not a valid identity number (12 digits) or reserve number");
         return;
     }
+    soffa_replay_end(s);
     memset(&s->replay, 0, sizeof s->replay);
     s->replay.tag = f->tag;
-    s->replay.f = *fl;
+    s->replay.f = eff;
+    s->replay.access_logs = access_logs;
+    s->replay.messages_only = !strcmp(purpose, "history");
+    fl = &s->replay.f;
     snprintf(s->replay.request, sizeof s->replay.request, "%.31s", purpose);
     s->replay.mode = fl->subject_id[0] ? SOFFA_REPLAY_SUBJECT : fl->mailbox[0] ? SOFFA_REPLAY_MAILBOX : SOFFA_REPLAY_LOG;
     s->replay.all_scope = strcmp(s->id->scope, "*") == 0;
@@ -286,7 +481,13 @@ soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
         s->replay.window_max = (uint32_t) self->cfg.window_max;
     s->replay.window = s->replay.window_max < SOFFA_SLOW_START ? s->replay.window_max : SOFFA_SLOW_START;
     if (!soffa_ring_init(&s->replay.ring, s->replay.window_max)) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOMEM, NULL);
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_NOMEM, NULL);
+        return;
+    }
+    soffa_err_t crc = s_ctl_find(self, s);
+    if (crc != SOFFA_OK) {
+        soffa_replay_end(s);
+        soffa_send_error(self, s->rid, f->tag, crc, "the read could not be prepared");
         return;
     }
     /* Nothing is sent before the read is in the access log: the opening
@@ -295,8 +496,7 @@ soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
     soffa_session_set_state(s, SOFFA_SESS_OPENING);
     s->rp_next = self->replaying;
     self->replaying = s;
-    soffa_pending_t *p = soffa_commit_pending_add(self);
-    soffa_replay_access_queue(self, p, s, SOFFA_ACCESS_OPENED, 0, 0, SOFFA_P_READ_OPENED);
+    s_ctl_queue(self, s, SOFFA_ACCESS_OPENED, SOFFA_P_READ_OPENED);
 }
 
 void
@@ -305,7 +505,7 @@ soffa_replay_on_replay_ack(soffa_broker_t *self, soffa_session_t *s, const soffa
     if ((s->state != SOFFA_SESS_REPLAYING && s->state != SOFFA_SESS_CLOSING) || f->tag != s->replay.tag)
         return;   /* stale: it crossed the end of the replay on the wire */
     if (!soffa_ring_ack(&s->replay.ring, f->seq, f->hash)) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_PROTOCOL_STATE,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_PROTOCOL_STATE,
                      "a REPLAY-ACK names a record of this replay with the hash it was delivered with");
         return;
     }

@@ -10,8 +10,19 @@
 #include "soffa_broker_int.h"
 
 /* Fills p with an access record of session s's read (s may be NULL: the
- * caller fills the sender). */
-void soffa_replay_access_queue(soffa_broker_t *self, soffa_pending_t *p, const soffa_session_t *s, soffa_access_state_t state, uint64_t records, uint64_t opened_seq, soffa_pending_kind_t kind);
+ * caller fills the sender) for access log `mailbox`. */
+void soffa_replay_access_queue(soffa_broker_t *self, soffa_pending_t *p, const soffa_session_t *s, soffa_access_state_t state, uint64_t records, uint64_t opened_seq, soffa_pending_kind_t kind, const char *mailbox);
+
+/* A read under way is cut off: each controller's access log records how far
+ * it got. */
+void soffa_replay_cut_off(soffa_broker_t *self, soffa_session_t *s);
+
+/* One of the read's access records (controller `index`, record seq) is
+ * durable; true when all of them are (the read may begin, or end). */
+bool soffa_replay_access_durable(soffa_session_t *s, uint64_t index, uint64_t seq);
+
+/* Releases what a read holds (its window, its controllers). */
+void soffa_replay_end(soffa_session_t *s);
 
 /* Sends what the replay's window allows, examining at most
  * SOFFA_REPLAY_SCAN_MAX records per turn: a scope-limited replay that skips

@@ -14,6 +14,7 @@
 
 #include "soffa_commit.h"
 #include "soffa_delivery.h"
+#include "soffa_send.h"
 
 const char *
 soffa_retain_inbox_of(void *ctx, const char *agent)
@@ -258,18 +259,18 @@ soffa_retain_on_erase(soffa_broker_t *self, soffa_session_t *s, const soffa_fram
 {
     if (s->id->role != SOFFA_ROLE_AUDIT || !s_may_erase(self, s->id->name)) {
         soffa_warn("refused erasure by %s: not named in [retention] erasure_by", s->id->name);
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_AUTHORISED,
                                 "only a data-protection officer's key named in the broker's [retention] erasure_by may "
                                 "erase");
         return;
     }
     if (soffa_id_check(f->filter.subject_id, NULL) != SOFFA_OK && soffa_reserve_check(f->filter.subject_id, NULL) != SOFFA_OK) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
                                 "give the identity as 12 characters: a personnummer, samordningsnummer or reserve number");
         return;
     }
     if (!soffa_erasure_reason_name(f->code)[0]) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
                                 "the reason is one of ERRONEOUS_REGISTRATION, WRONG_IDENTITY, NO_LEGAL_BASIS, "
                                 "SUBJECT_REQUEST, OTHER");
         return;
@@ -287,13 +288,13 @@ soffa_retain_on_erase(soffa_broker_t *self, soffa_session_t *s, const soffa_fram
     soffa_err_t rc = soffa_store_dispose(self->store, &o, &rep);
     if (rc == SOFFA_ERR_NOT_FOUND) {
         soffa_info("erasure by %s: no records of that identity", s->id->name);
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_FOUND,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_NOT_FOUND,
                                 "there are no records of that identity (none were stored, or they are disposed of already)");
         return;
     }
     if (rc != SOFFA_OK) {
         soffa_error("erasure by %s failed: %s; nothing was erased", s->id->name, soffa_strerror(rc));
-        soffa_broker_send_error(self, s->rid, f->tag, rc, "the erasure failed; nothing was erased");
+        soffa_send_error(self, s->rid, f->tag, rc, "the erasure failed; nothing was erased");
         return;
     }
     soffa_store_mailboxes(self->store, soffa_delivery_load_mailbox, self);
@@ -303,5 +304,5 @@ soffa_retain_on_erase(soffa_broker_t *self, soffa_session_t *s, const soffa_fram
                (unsigned long long) rep.first_seq, (unsigned long long) rep.last_seq);
     soffa_frame_t a = {.type = SOFFA_FRAME_ERASED, .tag = f->tag, .count = rep.records, .seq = rep.first_seq,
                        .access_seq = rep.last_seq};
-    soffa_broker_send(self, s->rid, &a);
+    soffa_send_frame(self, s->rid, &a);
 }

@@ -9,10 +9,8 @@
 
 #include "soffa_log.h"
 
-#include "soffa_delivery.h"
-#include "soffa_commit.h"
-#include "soffa_replay.h"
 #include "soffa_ring.h"
+#include "soffa_send.h"
 
 static const char *const s_state_names[] = {"NEW", "READY", "REPLAY-OPENING", "REPLAYING", "REPLAY-CLOSING", "CLOSED"};
 
@@ -77,26 +75,16 @@ soffa_session_id_index(const soffa_broker_t *self, const soffa_identity_t *id)
     return (size_t) (id - self->ids);
 }
 
-/* Ends what a session holds: its readers (positions saved), a replay under
- * way (recorded as cut off), its place in its key's count. */
+/* Ends what a session holds: what the modules above hold for it (its
+ * readers, a replay under way: the broker's `released` callback), its
+ * place among the replays and in its key's count. */
 void
 soffa_session_release(soffa_broker_t *self, soffa_session_t *s)
 {
     if (s->state == SOFFA_SESS_CLOSED)
         return;
-    if (s->state == SOFFA_SESS_REPLAYING) {
-        /* The read stops here; the access log says how far it got. */
-        soffa_pending_t *p = soffa_commit_pending_add(self);
-        soffa_replay_access_queue(self, p, s, SOFFA_ACCESS_CUT_OFF, s->replay.count, s->replay.opened_seq, SOFFA_P_BROKER);
-        soffa_info("%s by %s cut off after %llu record(s)", s->replay.request, s->id->name,
-                   (unsigned long long) s->replay.count);
-    }
-    /* OPENING: the opening record finds no session when it commits and
-     * records the cut-off itself. CLOSING: the read is complete. */
+    self->released(self, s);
     soffa_session_replaying_remove(self, s);
-    soffa_ring_fini(&s->replay.ring);
-    for (size_t i = 0; i < s->n_consumers; i++)
-        soffa_delivery_consumer_free(self, s->consumers[i]);
     s->n_consumers = 0;
     self->id_sessions[soffa_session_id_index(self, s->id)]--;
 }
@@ -112,7 +100,7 @@ soffa_session_close(soffa_broker_t *self, soffa_session_t *s, soffa_err_t code, 
     if (s->state == SOFFA_SESS_CLOSED)
         return;
     soffa_warn("session of %s closed: %s", s->id->name, why);
-    soffa_broker_send_error(self, s->rid, 0, code, why);
+    soffa_send_error(self, s->rid, 0, code, why);
     soffa_session_release(self, s);
     s->state = SOFFA_SESS_CLOSED;
     s->shutdown_at = soffa_mono_us() + SOFFA_CLOSE_GRACE_US;

@@ -5,8 +5,14 @@
 #include <string.h>
 
 #include "soffa_bytes.h"
+#include "soffa_log.h"
+#include "soffa_notice.h"
+#include "soffa_uuid.h"
 
+#include "soffa_commit.h"
 #include "soffa_delivery.h"
+#include "soffa_send.h"
+#include "soffa_lookup.h"
 
 /* ---- Answers awaited ---------------------------------------------------------------- */
 
@@ -91,6 +97,83 @@ soffa_status_await_tick(soffa_broker_t *self)
             l->due = l->due->next;
         }
     }
+}
+
+/* A referral nobody answered within referral_expiry: the broker records
+ * its status EXPIRED (issue 13, rule 8), a record in the history sent to
+ * the referring KAA, which answers the awaited receipt; the referral is
+ * withheld from then on and late answers are refused (soffa_policy). */
+static void
+s_expire(soffa_broker_t *self, const uint8_t referral_id[16])
+{
+    soffa_policy_ref_t r = {0};
+    soffa_err_t rc = soffa_lookup_find(self, SOFFA_REF_REFERRAL, referral_id, &r);
+    uint8_t id[16], *body = NULL;
+    size_t len = 0;
+    if (rc == SOFFA_OK) {
+        soffa_uuid7(id);
+        rc = soffa_notice_expired(r.msg, id, soffa_now_us(), &body, &len);
+    }
+    if (rc != SOFFA_OK) {
+        soffa_error("a referral past its deadline could not be recorded as EXPIRED: %s", soffa_strerror(rc));
+        soffa_policy_ref_fini(&r);
+        return;
+    }
+    soffa_identity_t kaa = {.role = r.sender_role};
+    snprintf(kaa.name, sizeof kaa.name, "%s", r.sender);
+    snprintf(kaa.kommun, sizeof kaa.kommun, "%s", r.sender_kommun);
+    char inbox[SOFFA_NAME_MAX];
+    soffa_policy_inbox(&kaa, inbox);
+    soffa_pending_t *p = soffa_commit_pending_add(self);
+    soffa_commit_broker_record(self, p, SOFFA_P_BROKER, SOFFA_RK_MESSAGE, body, len, inbox);
+    memcpy(p->env.message_id, id, 16);
+    p->env.msg_type = SOFFA_MT_REFERRAL_STATUS_CHANGED;
+    snprintf(p->subject, sizeof p->subject, "%s", r.view.subject_id);
+    p->dec.answers = SOFFA_RECEIPT_STATUS;
+    memcpy(p->dec.answers_id, referral_id, 16);
+    p->dec.refs[0].key[0] = SOFFA_REF_STATUS;
+    memcpy(p->dec.refs[0].key + 1, referral_id, 16);
+    p->dec.refs[0].len = 17;
+    p->dec.n_refs = 1;
+    soffa_store_state_op_t *op = &p->state[p->n_state++];
+    op->key[0] = 'O';
+    op->key[1] = SOFFA_RECEIPT_STATUS;
+    memcpy(op->key + 2, referral_id, 16);
+    op->klen = 18;
+    op->del = true;
+    soffa_info("referral at seq %llu to %s expired: nobody answered it within %lld s; EXPIRED sent to %s",
+               (unsigned long long) r.seq, r.mailbox, (long long) (self->cfg.referral_expiry / 1000), inbox);
+    soffa_policy_ref_fini(&r);
+}
+
+void
+soffa_status_expire_tick(soffa_broker_t *self)
+{
+    int64_t now = soffa_now_us();
+    int64_t delay = self->cfg.referral_expiry * 1000;
+    /* In arrival order, so the ones past their expiry are a prefix (those
+     * on their way stay in it until their record is stored). The ids are
+     * taken first: queuing a record may commit, which answers entries. */
+    uint8_t due[64][16];
+    size_t n = 0;
+    for (soffa_await_t *a = self->await_referrals.head; a && n < 64 && a->received_us + delay <= now; a = a->next)
+        if (!a->expiring) {
+            a->expiring = true;   /* once: the record is on its way */
+            memcpy(due[n++], a->key + 1, 16);
+        }
+    for (size_t i = 0; i < n; i++)
+        s_expire(self, due[i]);
+}
+
+void
+soffa_status_await_hold(soffa_broker_t *self, char kind, const uint8_t id[16])
+{
+    uint8_t key[17];
+    key[0] = (uint8_t) kind;
+    memcpy(key + 1, id, 16);
+    soffa_await_t *a = soffa_map_get(self->awaits, key, sizeof key);
+    if (a)
+        a->expiring = true;
 }
 
 typedef struct {
@@ -254,7 +337,7 @@ soffa_status_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
     /* One reply at a time: the next request carries the last reply's
      * receipt, so a client that never reads cannot pile replies up. */
     if (s->status_receipt && f->receipt != s->status_receipt) {
-        soffa_broker_send_error(self, s->rid, f->tag, SOFFA_ERR_PROTOCOL_STATE,
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_PROTOCOL_STATE,
                      "read the previous STATUS-REPLY and send its receipt with the next STATUS-REQUEST");
         return;
     }
@@ -266,7 +349,7 @@ soffa_status_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
         randombytes_buf(&r.receipt, sizeof r.receipt);
     while (r.receipt == 0);
     soffa_store_head(self->store, &r.head_seq, NULL, NULL);
-    if (soffa_broker_send(self, s->rid, &r))
+    if (soffa_send_frame(self, s->rid, &r))
         s->status_receipt = r.receipt;
     free(st.st);
 }

@@ -19,6 +19,14 @@ void soffa_status_await_answered(soffa_broker_t *self, char kind, const uint8_t 
  * entries not yet overdue. */
 void soffa_status_await_tick(soffa_broker_t *self);
 
+/* Records EXPIRED for each referral nobody answered within
+ * referral_expiry (once each); from the loop, never inside a commit. */
+void soffa_status_expire_tick(soffa_broker_t *self);
+
+/* An answer to it is on its way to the store: the entry does not expire
+ * (it goes when the answer is stored). */
+void soffa_status_await_hold(soffa_broker_t *self, char kind, const uint8_t id[16]);
+
 /* Loads the awaited answers at start (their number, not the history). */
 soffa_err_t soffa_status_await_load(soffa_broker_t *self);
 

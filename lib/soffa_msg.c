@@ -21,7 +21,19 @@ _Static_assert((int) SOFFA_TK_OTHER == (int) SOFFA__TARGET_KIND__TK_OTHER, "tk")
 _Static_assert((int) SOFFA_CP_CASE_SUMMARY == (int) SOFFA__CONSENT_PURPOSE__CP_CASE_SUMMARY, "cp");
 _Static_assert((int) SOFFA_RS_RECEIVED == (int) SOFFA__REFERRAL_STATUS__RS_RECEIVED, "rs");
 _Static_assert((int) SOFFA_DC_CONTACT == (int) SOFFA__DATA_CATEGORY__DC_CONTACT, "dc");
+_Static_assert((int) SOFFA_DC_IDENTITY == (int) SOFFA__DATA_CATEGORY__DC_IDENTITY, "dc");
+_Static_assert((int) SOFFA_DC_OCCUPATION == (int) SOFFA__DATA_CATEGORY__DC_OCCUPATION, "dc");
+_Static_assert((int) SOFFA_DC_SUMMARY_TEXT == (int) SOFFA__DATA_CATEGORY__DC_SUMMARY_TEXT, "dc");
+_Static_assert((int) SOFFA_CGR_GOD_MAN == (int) SOFFA__CONSENT_ROLE__CGR_GOD_MAN, "cgr");
+_Static_assert((int) SOFFA_CR_TURNED_20 == (int) SOFFA__CLOSE_REASON__CR_TURNED_20, "cr");
 _Static_assert((int) SOFFA_IDT_LOCAL_RESERVE == (int) SOFFA__ID_TYPE__ID_LOCAL_RESERVE, "idt");
+_Static_assert(SOFFA_AR_NOT_HEMKOMMUN_REROUTED == (int) SOFFA__ACK_RESULT__AR_NOT_HEMKOMMUN_REROUTED, "ar");
+_Static_assert(SOFFA_CR_MOVED_OUT == (int) SOFFA__CLOSE_REASON__CR_MOVED_OUT, "cr");
+_Static_assert(SOFFA_CO_REACHED == (int) SOFFA__CONTACT_OUTCOME__CO_REACHED, "co");
+_Static_assert(SOFFA_CO_NOT_REACHED == (int) SOFFA__CONTACT_OUTCOME__CO_NOT_REACHED, "co");
+_Static_assert(SOFFA_RS_EXPIRED == (int) SOFFA__REFERRAL_STATUS__RS_EXPIRED, "rs");
+_Static_assert(SOFFA_DC_OCCUPATION == (int) SOFFA__DATA_CATEGORY__DC_OCCUPATION, "dc");
+_Static_assert(SOFFA_DC_MEASURES == (int) SOFFA__DATA_CATEGORY__DC_MEASURES, "dc");
 #define SOFFA_MT_CHECK_(NAME, name, num) \
     _Static_assert((int) SOFFA_MT_##NAME == (int) SOFFA__MESSAGE__PAYLOAD_##NAME, #name);
 SOFFA_MSG_TYPES(SOFFA_MT_CHECK_)
@@ -188,6 +200,8 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
 {
     memset(v, 0, sizeof *v);
     v->new_hemkommun = "";
+    v->old_id = "";
+    v->new_id = "";
     v->subject_id = "";
     v->hemkommun = "";
     v->claimed_kommun = "";
@@ -234,12 +248,16 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         break;
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED:
         v->ref_id = s_id16(m->signal_acknowledged->signal_id);
+        v->ack_result = m->signal_acknowledged->result;
+        v->new_hemkommun = m->signal_acknowledged->new_hemkommun ? m->signal_acknowledged->new_hemkommun : "";
         break;
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_OPENED:
         v->ref_id = s_id16(m->kaa_case_opened->case_id);
         break;
     case SOFFA__MESSAGE__PAYLOAD_CONTACT_ATTEMPTED:
         v->ref_id = s_id16(m->contact_attempted->case_id);
+        v->contact_channel = m->contact_attempted->channel;
+        v->contact_outcome = m->contact_attempted->outcome;
         break;
     case SOFFA__MESSAGE__PAYLOAD_OCCUPATION_RECORDED:
         v->ref_id = s_id16(m->occupation_recorded->case_id);
@@ -256,12 +274,34 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_CLOSED:
         v->ref_id = s_id16(m->kaa_case_closed->case_id);
         v->new_hemkommun = m->kaa_case_closed->new_hemkommun;
+        v->close_reason = m->kaa_case_closed->reason;
         break;
+    case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_REOPENED:
+        v->ref_id = s_id16(m->kaa_case_reopened->case_id);
+        v->signal_id = s_id16(m->kaa_case_reopened->signal_id);
+        break;
+    case SOFFA__MESSAGE__PAYLOAD_SUBJECT_IDENTITY_CHANGED: {
+        const Soffa__SubjectIdentityChanged *c = m->subject_identity_changed;
+        if (c->old_id) {
+            v->old_id = c->old_id->id;
+            v->old_id_type = c->old_id->id_type;
+        }
+        if (c->new_id) {
+            v->new_id = c->new_id->id;
+            v->new_id_type = c->new_id->id_type;
+        }
+        break;
+    }
     case SOFFA__MESSAGE__PAYLOAD_CONSENT_RECORDED: {
         const Soffa__ConsentRecorded *c = m->consent_recorded;
         v->ref_id = s_id16(c->consent_id);
         v->consent_valid_from = c->valid_from;
         v->consent_valid_to = c->valid_to;
+        v->consent_youth_age = c->youth_age_at_grant;
+        v->consent_maturity = c->maturity_assessed;
+        for (size_t i = 0; i < c->n_granted_by; i++)
+            if (c->granted_by[i] && c->granted_by[i]->role > 0 && c->granted_by[i]->role < 32)
+                v->consent_grants |= 1u << c->granted_by[i]->role;
         if (c->scope) {
             for (size_t i = 0; i < c->scope->n_recipients; i++)
                 if (c->scope->recipients[i] > 0 && c->scope->recipients[i] < 32)

@@ -39,7 +39,8 @@
     X(REFERRAL_WITHDRAWN, referral_withdrawn, 35)              \
     X(CONCERN_REPORT_FILED, concern_report_filed, 36)          \
     X(CONCERN_REPORT_FEEDBACK, concern_report_feedback, 37)    \
-    X(SUBJECT_IDENTITY_CHANGED, subject_identity_changed, 38)
+    X(SUBJECT_IDENTITY_CHANGED, subject_identity_changed, 38)  \
+    X(KAA_CASE_REOPENED, kaa_case_reopened, 39)
 
 typedef enum {
     SOFFA_MT_NONE = 0,
@@ -49,7 +50,7 @@ typedef enum {
 } soffa_msg_type_t;
 
 #define SOFFA_MT_FIRST SOFFA_MT_ENROLMENT_CHANGED
-#define SOFFA_MT_LAST SOFFA_MT_SUBJECT_IDENTITY_CHANGED
+#define SOFFA_MT_LAST SOFFA_MT_KAA_CASE_REOPENED
 
 /* Mirrors of the proto enumerations soffa's logic decides on. The numbers
  * are checked against the generated code at compile time in soffa_msg.c. */
@@ -97,9 +98,23 @@ typedef enum {
 } soffa_consent_purpose_t;
 
 typedef enum {
+    SOFFA_CGR_NONE = 0,
+    SOFFA_CGR_YOUTH = 1,
+    SOFFA_CGR_GUARDIAN = 2,
+    SOFFA_CGR_GOD_MAN = 3,           /* an unaccompanied minor's god man, in the guardian's place */
+} soffa_consent_role_t;
+
+typedef enum {
     SOFFA_RS_NONE = 0,
     SOFFA_RS_RECEIVED = 1,
 } soffa_referral_status_t;   /* only RECEIVED is special to policy */
+
+/* The codes of a few more enumerations the policy decides on. */
+#define SOFFA_AR_NOT_HEMKOMMUN_REROUTED 3   /* AckResult: not our youth; sent on to new_hemkommun */
+#define SOFFA_CR_MOVED_OUT 5                /* CloseReason */
+#define SOFFA_CO_REACHED 1                  /* ContactOutcome */
+#define SOFFA_CO_NOT_REACHED 6              /* ContactOutcome: the routine of attempts is spent */
+#define SOFFA_RS_EXPIRED 9                  /* ReferralStatus: nobody answered in time (the broker's) */
 
 typedef enum {
     SOFFA_IDT_NONE = 0,
@@ -131,12 +146,24 @@ typedef struct {
     int purpose;                     /* referral_sent purpose code */
     int referral_status;             /* referral_status_changed */
     bool has_contact;                /* any contact detail present */
-    const char *new_hemkommun;       /* kaa_case_closed, "" when absent */
+    const char *new_hemkommun;       /* kaa_case_closed, or signal_acknowledged rerouted; "" when absent */
+    int ack_result;                  /* signal_acknowledged result (AckResult), 0 otherwise */
+    int close_reason;                /* kaa_case_closed reason (CloseReason), 0 otherwise */
+    int contact_channel;             /* contact_attempted channel, 0 otherwise */
+    int contact_outcome;             /* contact_attempted outcome, 0 otherwise */
+    const uint8_t *signal_id;        /* kaa_case_reopened: the signal that reopens it, NULL otherwise */
+    const char *old_id;              /* subject_identity_changed: the replaced number, "" otherwise */
+    int old_id_type;                 /* ... and its id type */
+    const char *new_id;              /* subject_identity_changed: the number that replaces it, "" otherwise */
+    int new_id_type;                 /* ... and its id type */
     uint32_t consent_recipients;     /* consent_recorded: bit (1 << soffa_party_kind_t) */
     uint32_t consent_purposes;       /* consent_recorded: bit (1 << soffa_consent_purpose_t) */
     uint32_t consent_valid_from;     /* yyyymmdd */
     uint32_t consent_valid_to;       /* yyyymmdd */
     uint32_t consent_categories;     /* consent_recorded: bit (1 << DataCategory) */
+    uint32_t consent_grants;         /* consent_recorded: bit (1 << soffa_consent_role_t) of each grant */
+    uint32_t consent_youth_age;      /* consent_recorded: youth_age_at_grant */
+    bool consent_maturity;           /* consent_recorded: maturity_assessed */
     int claimed_kind;                /* sender.kind as claimed (soffa_party_kind_t), 0 if absent */
     const char *claimed_kommun;      /* sender.kommunkod as claimed, "" if absent */
     const char *claimed_unit;        /* sender.unit_id as claimed, "" if absent */
@@ -144,7 +171,14 @@ typedef struct {
     const char *school_unit;         /* the payload's school_unit (enrolment, absence, at-risk), "" if none */
 } soffa_msg_view_t;
 
-#define SOFFA_DC_CONTACT 2           /* DataCategory CONTACT */
+/* DataCategory values (bits of consent_categories). */
+#define SOFFA_DC_IDENTITY 1
+#define SOFFA_DC_CONTACT 2
+#define SOFFA_DC_OCCUPATION 3
+#define SOFFA_DC_MEASURES 4
+#define SOFFA_DC_SUMMARY_TEXT 5
+
+#define SOFFA_CR_TURNED_20 1         /* CloseReason TURNED_20 */
 
 /* ---- Lifecycle and codec ---- */
 

@@ -432,7 +432,12 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED: {
         const Soffa__SignalAcknowledged *p = m->signal_acknowledged;
         S_CHECK(s_uuid(c, "signal_acknowledged.signal_id", p->signal_id, true));
-        return s_enum(c, "signal_acknowledged.result", &soffa__ack_result__descriptor, p->result, true);
+        S_CHECK(s_enum(c, "signal_acknowledged.result", &soffa__ack_result__descriptor, p->result, true));
+        bool rerouted = p->result == SOFFA__ACK_RESULT__AR_NOT_HEMKOMMUN_REROUTED;
+        if (!rerouted && p->new_hemkommun && *p->new_hemkommun)
+            return s_bad(c, SOFFA_ERR_BAD_FIELD, "signal_acknowledged.new_hemkommun",
+                         "only with result NOT_HEMKOMMUN_REROUTED");
+        return s_kommun(c, "signal_acknowledged.new_hemkommun", p->new_hemkommun, rerouted);
     }
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_OPENED: {
         const Soffa__KaaCaseOpened *p = m->kaa_case_opened;
@@ -503,10 +508,22 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         if (p->n_granted_by < 1 || p->n_granted_by > 4)
             return s_bad(c, SOFFA_ERR_MISSING_FIELD, "consent_recorded.granted_by", "one to four grants required");
         for (size_t i = 0; i < p->n_granted_by; i++) {
-            S_CHECK(s_enum(c, "consent_recorded.granted_by.role", &soffa__consent_role__descriptor,
-                           p->granted_by[i]->role, true));
-            if (p->granted_by[i]->person)
-                S_CHECK(s_person(c, "consent_recorded.granted_by.person", p->granted_by[i]->person));
+            const Soffa__ConsentGrant *g = p->granted_by[i];
+            S_CHECK(s_enum(c, "consent_recorded.granted_by.role", &soffa__consent_role__descriptor, g->role, true));
+            for (size_t k = 0; k < i; k++)
+                if (p->granted_by[k]->role == g->role && g->role == SOFFA__CONSENT_ROLE__CGR_YOUTH)
+                    return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.granted_by", "the young person is listed twice");
+            if (!g->person)
+                continue;
+            S_CHECK(s_person(c, "consent_recorded.granted_by.person", g->person));
+            /* Who gave it: the young person is the subject; a guardian or god man is someone else. */
+            bool self = m->subject && m->subject->id && g->person->id && strcmp(m->subject->id, g->person->id) == 0;
+            if (g->role == SOFFA__CONSENT_ROLE__CGR_YOUTH && !self)
+                return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.granted_by.person",
+                             "a YOUTH grant is the subject's own: leave person out, or give the subject");
+            if (g->role != SOFFA__CONSENT_ROLE__CGR_YOUTH && self)
+                return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.granted_by.person",
+                             "a guardian or god man is someone other than the young person");
         }
         if (p->youth_age_at_grant < 13 || p->youth_age_at_grant > 25)
             return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.youth_age_at_grant", "must be 13 to 25");
@@ -593,6 +610,11 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         const Soffa__ConcernReportFeedback *p = m->concern_report_feedback;
         S_CHECK(s_uuid(c, "concern_report_feedback.report_id", p->report_id, true));
         return s_enum(c, "concern_report_feedback.feedback", &soffa__concern_feedback__descriptor, p->feedback, true);
+    }
+    case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_REOPENED: {
+        const Soffa__KaaCaseReopened *p = m->kaa_case_reopened;
+        S_CHECK(s_uuid(c, "kaa_case_reopened.case_id", p->case_id, true));
+        return s_uuid(c, "kaa_case_reopened.signal_id", p->signal_id, true);
     }
     case SOFFA__MESSAGE__PAYLOAD_SUBJECT_IDENTITY_CHANGED: {
         const Soffa__SubjectIdentityChanged *p = m->subject_identity_changed;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "soffa_id.h"
+#include "soffa_terms.h"
 #include "soffa_uuid.h"
 
 /* Where a message goes. */
@@ -31,6 +32,18 @@ enum {
     S_ANSWERER_SENT = 1 << 7,        /* the answered record came from the sender's inbox */
     S_OWN_CONSENT = 1 << 8,          /* consent_id equals the payload's consent id */
     S_CONSENT_EXISTS = 1 << 9,       /* the consent withdrawn was recorded by the sender, for its subject */
+    /* The law at the broker (issue 13, rules 1, 2 and 5). */
+    S_TARGET_GROUP = 1 << 10,        /* the KAA's target group: left compulsory school, under 20 (SL 29:9) */
+    S_CONSENT_GIVER = 1 << 11,       /* a consent is given by whom the young person's age allows (OSL 12:2) */
+    S_SCREEN_TEXT = 1 << 12,         /* free text bound for a KAA, Arbetsförmedlingen or a school is screened */
+    /* Issue 13, rules 7-10 (bits from 20 up). */
+    S_CASE_NEW = 1 << 20,            /* the case id is new, the young person has no open case here */
+    S_CASE_OPEN = 1 << 21,           /* the case is the sender's, the young person's, and open */
+    S_CASE_REOPEN = 1 << 22,         /* the case is closed, and a new signal about the young person came */
+    S_HANDOVER = 1 << 23,            /* a close naming a consent: it covers handing the case to the new KAA */
+    S_REROUTE = 1 << 24,             /* an acknowledgement that sends the signal on names another municipality */
+    S_REFERRAL_LIVE = 1 << 25,       /* the referral answered has not expired */
+    S_IDENTITY = 1 << 26,            /* an identity change: the numbers, and what the alias map says */
 };
 
 /* Which id of a message a column names. */
@@ -62,6 +75,8 @@ typedef struct {
 
 #define S_SIGNAL_INDEX {{SOFFA_REF_SIGNAL, S_ID_MESSAGE}, {0, 0}}
 #define S_NO_INDEX {{0, 0}, {0, 0}}
+#define S_CASE_INDEX {{SOFFA_REF_CASE, S_ID_REF}, {0, 0}}
+#define S_IN_CASE (S_SUBJECT_IN_SCOPE | S_CASE_OPEN)
 
 /* DOMAIN.md §5.5. One row per allowed (type, sender role). */
 static const s_rule_t s_rules[] = {
@@ -70,47 +85,53 @@ static const s_rule_t s_rules[] = {
      S_SIGNAL_INDEX, SOFFA_RECEIPT_ACK, S_ID_MESSAGE, 0},
     {SOFFA_MT_ABSENCE_REPORTED, SOFFA_ROLE_SCHOOL, SOFFA_LB_SL_15_15_ABSENCE, S_TO_KAA_OF_SUBJECT, 0, S_AGE_UNDER_20, 0,
      S_SIGNAL_INDEX, SOFFA_RECEIPT_ACK, S_ID_MESSAGE, 0},
-    {SOFFA_MT_AT_RISK_NOTICE, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_KAA_OF_SUBJECT, 0, S_CONSENT_TO_KAA, 0,
+    {SOFFA_MT_AT_RISK_NOTICE, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_KAA_OF_SUBJECT, 0,
+     S_CONSENT_TO_KAA | S_SCREEN_TEXT, 0,
      S_SIGNAL_INDEX, SOFFA_RECEIPT_ACK, S_ID_MESSAGE, 0},
     /* The KAA's acknowledgement goes back to the school that signalled. */
     {SOFFA_MT_SIGNAL_ACKNOWLEDGED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_ANSWERED_SENDER, SOFFA_REF_SIGNAL,
-     S_ANSWERER_RECEIVED, 0, {{SOFFA_REF_ACK, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_ACK},
-    /* The KAA's own case events: its journal only. */
-    {SOFFA_MT_KAA_CASE_OPENED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_CONTACT_ATTEMPTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_OCCUPATION_RECORDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_PLAN_AGREED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_MEASURE_STARTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_MEASURE_ENDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
-     S_NO_INDEX, 0, 0, 0},
-    {SOFFA_MT_KAA_CASE_CLOSED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_SUBJECT_IN_SCOPE, 0,
-     S_NO_INDEX, 0, 0, 0},
+     S_ANSWERER_RECEIVED | S_REROUTE, 0, {{SOFFA_REF_ACK, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_ACK},
+    /* The KAA's own case events: its journal only, each found by its case.
+     * A case opens, takes events while open, closes, and reopens on a new
+     * signal (DOMAIN.md §5.4). */
+    {SOFFA_MT_KAA_CASE_OPENED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_CASE_NEW | S_TARGET_GROUP, 0, S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_CONTACT_ATTEMPTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
+     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_OCCUPATION_RECORDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
+     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_PLAN_AGREED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
+     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_MEASURE_STARTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
+     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_MEASURE_ENDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
+     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_KAA_CASE_CLOSED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_HANDOVER | S_TARGET_GROUP,
+     0, S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_KAA_CASE_REOPENED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_CASE_REOPEN | S_TARGET_GROUP, 0, S_CASE_INDEX, 0, 0, 0},
     {SOFFA_MT_SUBJECT_IDENTITY_CHANGED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE, 0, S_NO_INDEX, 0, 0, 0},
+     S_SUBJECT_IN_SCOPE | S_IDENTITY, 0, S_NO_INDEX, 0, 0, 0},
     /* Consents, recorded and withdrawn in the recorder's journal. */
     {SOFFA_MT_CONSENT_RECORDED, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
-     S_SUBJECT_IN_SCOPE | S_OWN_CONSENT, SOFFA_REF_CONSENT, {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
-    {SOFFA_MT_CONSENT_RECORDED, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0, S_OWN_CONSENT,
-     SOFFA_REF_CONSENT, {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
+     S_SUBJECT_IN_SCOPE | S_OWN_CONSENT | S_TARGET_GROUP | S_CONSENT_GIVER, SOFFA_REF_CONSENT,
+     {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
+    {SOFFA_MT_CONSENT_RECORDED, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
+     S_OWN_CONSENT | S_CONSENT_GIVER, SOFFA_REF_CONSENT, {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}}, 0, 0, 0},
     {SOFFA_MT_CONSENT_WITHDRAWN, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
      S_OWN_CONSENT | S_CONSENT_EXISTS, 0, {{SOFFA_REF_WITHDRAWAL, S_ID_REF}, {0, 0}}, 0, 0, 0},
     {SOFFA_MT_CONSENT_WITHDRAWN, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
      S_OWN_CONSENT | S_CONSENT_EXISTS, 0, {{SOFFA_REF_WITHDRAWAL, S_ID_REF}, {0, 0}}, 0, 0, 0},
     /* Referrals with consent, and their answers. A referral waits for a status. */
     {SOFFA_MT_REFERRAL_SENT, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_AGENCY_OF_SUBJECT, 0,
-     S_SUBJECT_IN_SCOPE | S_CONSENT_REFERRAL, SOFFA_REF_REFERRAL,
+     S_SUBJECT_IN_SCOPE | S_CONSENT_REFERRAL | S_TARGET_GROUP | S_SCREEN_TEXT, SOFFA_REF_REFERRAL,
      {{SOFFA_REF_REFERRAL, S_ID_REF}, {SOFFA_REF_BY_CONSENT, S_ID_CONSENT}}, SOFFA_RECEIPT_STATUS, S_ID_REF, 0},
     {SOFFA_MT_REFERRAL_STATUS_CHANGED, SOFFA_ROLE_SOCIAL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_SENDER,
-     SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK, 0, {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0,
-     SOFFA_RECEIPT_STATUS},
+     SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK | S_REFERRAL_LIVE, 0,
+     {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_STATUS},
     {SOFFA_MT_REFERRAL_STATUS_CHANGED, SOFFA_ROLE_AF, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_SENDER,
-     SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK, 0, {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0,
-     SOFFA_RECEIPT_STATUS},
+     SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK | S_REFERRAL_LIVE, 0,
+     {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_STATUS},
     {SOFFA_MT_REFERRAL_WITHDRAWN, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_RECIPIENT,
      SOFFA_REF_REFERRAL, S_ANSWERER_SENT, 0, S_NO_INDEX, 0, 0, 0},
     /* Reports of concern: never held back by consent. */
@@ -187,6 +208,8 @@ soffa_ref_kind_name(soffa_ref_kind_t kind)
     case SOFFA_REF_ACK: return "acknowledgement";
     case SOFFA_REF_STATUS: return "status";
     case SOFFA_REF_BY_CONSENT: return "referral of a consent";
+    case SOFFA_REF_SOCIAL: return "message of social services";
+    case SOFFA_REF_CASE: return "case";
     default: return "record";
     }
 }
@@ -294,18 +317,123 @@ soffa_policy_journal(const soffa_identity_t *id, char out[SOFFA_NAME_MAX])
         out[0] = '\0';
 }
 
-bool
-soffa_policy_may_replay(const soffa_identity_t *id, const char *mailbox)
+/* ---- Data controllers (issue 13, rule 11) ------------------------------------------ */
+
+/* Each data controller keeps its own access log (DOMAIN.md §2.5: every
+ * principal, municipal board and Arbetsförmedlingen is controller of its own
+ * data). A municipality's KAA and social services count as one controller,
+ * the municipality, as the issue groups them; Arbetsförmedlingen is one
+ * national controller; each school agent is its principal. */
+void
+soffa_policy_controller(const char *mailbox, char out[SOFFA_NAME_MAX])
 {
-    if (id->role != SOFFA_ROLE_AUDIT || !mailbox)
-        return false;
+    static const char *const municipal[] = {"kaa/", "kaa-journal/", "social/", "audit/access/"};
+    out[0] = '\0';
+    if (!mailbox)
+        return;
+    if (!strncmp(mailbox, "audit/access/", 13)) {
+        snprintf(out, SOFFA_NAME_MAX, "%s", mailbox + 13);
+        return;
+    }
+    for (size_t i = 0; i < sizeof municipal / sizeof *municipal; i++) {
+        size_t n = strlen(municipal[i]);
+        if (!strncmp(mailbox, municipal[i], n)) {
+            snprintf(out, SOFFA_NAME_MAX, "%.4s", mailbox + n);
+            return;
+        }
+    }
+    if (!strncmp(mailbox, "af/", 3))
+        snprintf(out, SOFFA_NAME_MAX, "af");
+    else if (!strncmp(mailbox, "school/", 7))
+        snprintf(out, SOFFA_NAME_MAX, "school/%.50s", mailbox + 7);
+    else if (!strncmp(mailbox, "school-journal/", 15))
+        snprintf(out, SOFFA_NAME_MAX, "school/%.50s", mailbox + 15);
+    else if (!strcmp(mailbox, "audit/access"))
+        snprintf(out, SOFFA_NAME_MAX, "soffa");   /* the shared access log of earlier versions */
+}
+
+void
+soffa_policy_access_mailbox(const char *controller, char out[SOFFA_NAME_MAX])
+{
+    snprintf(out, SOFFA_NAME_MAX, "audit/access/%.50s", controller);
+}
+
+/* Whether any pattern of the scope matches mailbox. */
+static bool
+s_scope_matches(const char *scope_list, const char *mailbox)
+{
     char scope[SOFFA_SCOPE_MAX];
-    snprintf(scope, sizeof scope, "%s", id->scope);
+    snprintf(scope, sizeof scope, "%s", scope_list);
     char *save = NULL;
     for (char *pat = strtok_r(scope, ", ", &save); pat; pat = strtok_r(NULL, ", ", &save))
         if (fnmatch(pat, mailbox, 0) == 0)
             return true;
     return false;
+}
+
+/* Notes the controller of mailbox when the scope covers it: the first in
+ * first[], a different one in second[]. */
+static void
+s_probe(const soffa_identity_t *audit, const char *mailbox, char first[SOFFA_NAME_MAX], char second[SOFFA_NAME_MAX])
+{
+    char c[SOFFA_NAME_MAX];
+    soffa_policy_controller(mailbox, c);
+    if (!c[0] || second[0] || !s_scope_matches(audit->scope, mailbox))
+        return;
+    if (!first[0])
+        snprintf(first, SOFFA_NAME_MAX, "%s", c);
+    else if (strcmp(first, c) != 0)
+        snprintf(second, SOFFA_NAME_MAX, "%s", c);
+}
+
+soffa_err_t
+soffa_policy_scope_check(soffa_identity_t *audit, const soffa_identity_t *all, size_t n, char *why, size_t whylen)
+{
+    char first[SOFFA_NAME_MAX] = "", second[SOFFA_NAME_MAX] = "", m[SOFFA_NAME_MAX];
+    static const char *const kinds[] = {"kaa/%s", "kaa-journal/%s", "social/%s", "af/%s", "audit/access/%s"};
+    for (size_t i = 0; i < soffa_kommun_count(); i++)
+        for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+            snprintf(m, sizeof m, kinds[k], soffa_kommun_at(i));
+            s_probe(audit, m, first, second);
+        }
+    s_probe(audit, "audit/access/af", first, second);
+    s_probe(audit, "audit/access/soffa", first, second);
+    s_probe(audit, "audit/access", first, second);
+    for (size_t i = 0; i < n; i++) {
+        soffa_policy_inbox(&all[i], m);
+        s_probe(audit, m, first, second);
+        soffa_policy_journal(&all[i], m);
+        if (m[0])
+            s_probe(audit, m, first, second);
+        if (all[i].role == SOFFA_ROLE_SCHOOL) {
+            snprintf(m, sizeof m, "audit/access/school/%.40s", all[i].name);
+            s_probe(audit, m, first, second);
+        }
+    }
+    audit->controller[0] = '\0';
+    if (!first[0])
+        return s_refuse(why, whylen, SOFFA_ERR_CONFIG, "its scope '%s' covers no mailbox of any data controller",
+                        audit->scope);
+    if (second[0] && !audit->span_controllers)
+        return s_refuse(why, whylen, SOFFA_ERR_CONFIG,
+                        "its scope '%s' covers the records of more than one data controller (%s and %s, at least); "
+                        "an auditor reads one controller's records: list one controller's mailboxes (a "
+                        "municipality: kaa/K, kaa-journal/K, social/K; Arbetsförmedlingen: af/*), or say "
+                        "span_controllers = yes", audit->scope, first, second);
+    if (!second[0])
+        snprintf(audit->controller, sizeof audit->controller, "%s", first);
+    return SOFFA_OK;
+}
+
+bool
+soffa_policy_may_replay(const soffa_identity_t *id, const char *mailbox)
+{
+    if (id->role != SOFFA_ROLE_AUDIT || !mailbox)
+        return false;
+    /* An auditor of one controller reads that controller's access log. */
+    if (id->controller[0] && !strncmp(mailbox, "audit/access/", 13) && !strcmp(mailbox + 13, id->controller))
+        return true;
+    return s_scope_matches(id->scope, mailbox);
 }
 
 bool
@@ -322,7 +450,8 @@ soffa_policy_needs_lookup(soffa_msg_type_t type)
     for (size_t i = 0; i < S_N_RULES; i++)
         if (s_rules[i].type == type
             && (s_rules[i].answers || s_rules[i].introduces
-                || (s_rules[i].checks & (S_CONSENT_TO_KAA | S_CONSENT_REFERRAL | S_CONSENT_EXISTS))))
+                || (s_rules[i].checks & (S_CONSENT_TO_KAA | S_CONSENT_REFERRAL | S_CONSENT_EXISTS | S_CASE_NEW
+                                         | S_CASE_OPEN | S_CASE_REOPEN | S_IDENTITY))))
             return true;
     return false;
 }
@@ -356,31 +485,48 @@ s_party_of_role(soffa_role_t role)
     }
 }
 
-/* Age on the event date from the birth date the identity carries (a
- * reserve number's first eight characters); -1 when there is no birth date,
- * no event date, or the event lies before the birth. */
-static int
-s_age(const soffa_msg_view_t *v)
+/* The birth date the identity carries (a reserve number's first eight
+ * characters); false when it carries none. */
+static bool
+s_birth(const soffa_msg_view_t *v, soffa_date_t *birth)
 {
-    soffa_date_t birth, on;
-    soffa_err_t rc = v->id_type == SOFFA_IDT_LOCAL_RESERVE ? soffa_reserve_birth_date(v->subject_id, &birth)
+    soffa_err_t rc = v->id_type == SOFFA_IDT_LOCAL_RESERVE ? soffa_reserve_birth_date(v->subject_id, birth)
                    : v->id_type == SOFFA_IDT_PNR || v->id_type == SOFFA_IDT_SAMNR
-                       ? soffa_id_birth_date(v->subject_id, &birth)
+                       ? soffa_id_birth_date(v->subject_id, birth)
                        : SOFFA_ERR_ID_FORMAT;
-    if (rc != SOFFA_OK || !soffa_date_from_int(v->event_date, &on) || soffa_date_cmp(on, birth) < 0)
+    return rc == SOFFA_OK;
+}
+
+/* Whole years of age on day `on`; -1 when the identity carries no birth
+ * date or `on` lies before the birth. */
+static int
+s_age_on(const soffa_msg_view_t *v, soffa_date_t on)
+{
+    soffa_date_t birth;
+    if (!s_birth(v, &birth) || soffa_date_cmp(on, birth) < 0)
         return -1;
     return soffa_date_age(birth, on);
+}
+
+/* Whether identity numbers a and b name the same person: equal, or one
+ * replaced the other (the broker's alias map, through facts). */
+static bool
+s_same_person(const soffa_policy_facts_t *facts, const char *a, const char *b)
+{
+    if (strcmp(a, b) == 0)
+        return true;
+    return facts && facts->same_person && facts->same_person(facts->ctx, a, b);
 }
 
 /* Is the consent record `c` usable for this message today? Checks subject,
  * validity and withdrawal; the caller checks scope. */
 static soffa_err_t
 s_consent_active(const soffa_policy_ref_t *c, const soffa_msg_view_t *v, soffa_date_t today,
-                 soffa_policy_find_fn find, void *ctx, char *why, size_t whylen)
+                 const soffa_policy_facts_t *facts, soffa_policy_find_fn find, void *ctx, char *why, size_t whylen)
 {
     if (c->view.type != SOFFA_MT_CONSENT_RECORDED)
         return s_refuse(why, whylen, SOFFA_ERR_CONSENT, "the consent id does not name a recorded consent");
-    if (strcmp(c->view.subject_id, v->subject_id) != 0)
+    if (!s_same_person(facts, c->view.subject_id, v->subject_id))
         return s_refuse(why, whylen, SOFFA_ERR_CONSENT, "the consent was given for another person");
     uint32_t t = soffa_date_to_int(today);
     if (t < c->view.consent_valid_from || t > c->view.consent_valid_to)
@@ -396,18 +542,56 @@ s_consent_active(const soffa_policy_ref_t *c, const soffa_msg_view_t *v, soffa_d
     return SOFFA_OK;
 }
 
-bool
-soffa_policy_referral_deliverable(const soffa_msg_view_t *referral, soffa_date_t today,
-                                  soffa_policy_find_fn find, void *ctx)
+/* Whether the referral `referral_id` has expired: its latest status is the
+ * broker's EXPIRED. Returns SOFFA_OK (*expired set) or a lookup error. */
+static soffa_err_t
+s_referral_expired(const uint8_t referral_id[16], soffa_policy_find_fn find, void *ctx, bool *expired)
 {
-    if (!referral->consent_id)
+    *expired = false;
+    soffa_policy_ref_t st = {0};
+    soffa_err_t rc = find(ctx, SOFFA_REF_STATUS, referral_id, &st);
+    if (rc == SOFFA_OK)
+        *expired = st.view.type == SOFFA_MT_REFERRAL_STATUS_CHANGED && st.view.referral_status == SOFFA_RS_EXPIRED;
+    soffa_policy_ref_fini(&st);
+    return rc == SOFFA_ERR_NOT_FOUND ? SOFFA_OK : rc;
+}
+
+/* ---- Delivery: consent again (issue 13, rule 7) ------------------------------------ */
+
+bool
+soffa_policy_delivery_checked(soffa_msg_type_t type)
+{
+    for (size_t i = 0; i < S_N_RULES; i++)
+        if (s_rules[i].type == type
+            && ((s_rules[i].checks & (S_CONSENT_TO_KAA | S_CONSENT_REFERRAL | S_CONSENT_FEEDBACK))
+                || s_rules[i].dest == S_TO_OWN_JOURNAL))
+            return true;
+    return false;
+}
+
+bool
+soffa_policy_deliverable(const soffa_msg_view_t *v, soffa_role_t sender_role, const char *mailbox,
+                         soffa_date_t today, const soffa_policy_facts_t *facts, soffa_policy_find_fn find, void *ctx)
+{
+    const s_rule_t *r = s_rule(v->type, sender_role);
+    if (!r)
+        return true;   /* the broker's own notices (withdrawals, expiries) */
+    bool consent = (r->checks & (S_CONSENT_TO_KAA | S_CONSENT_REFERRAL))
+                || ((r->checks & S_CONSENT_FEEDBACK) && v->referral_status != SOFFA_RS_RECEIVED)
+                || (r->dest == S_TO_OWN_JOURNAL && v->consent_id && soffa_policy_is_inbox(mailbox));
+    if (!consent)
+        return true;
+    if (!v->consent_id)
         return false;
     soffa_policy_ref_t c = {0};
-    if (find(ctx, SOFFA_REF_CONSENT, referral->consent_id, &c) != SOFFA_OK)
+    if (find(ctx, SOFFA_REF_CONSENT, v->consent_id, &c) != SOFFA_OK)
         return false;
-    soffa_err_t rc = s_consent_active(&c, referral, today, find, ctx, NULL, 0);
+    soffa_err_t rc = s_consent_active(&c, v, today, facts, find, ctx, NULL, 0);
     soffa_policy_ref_fini(&c);
-    return rc == SOFFA_OK;
+    bool expired = false;
+    if (rc == SOFFA_OK && v->type == SOFFA_MT_REFERRAL_SENT && v->ref_id)
+        rc = s_referral_expired(v->ref_id, find, ctx, &expired);
+    return rc == SOFFA_OK && !expired;
 }
 
 bool
@@ -433,6 +617,7 @@ typedef struct {
     const char *tname;
     char *why;
     size_t whylen;
+    const soffa_msg_t *msg;
 } s_dc_t;
 
 typedef soffa_err_t (*s_check_fn)(s_dc_t *d);
@@ -491,23 +676,164 @@ s_check_protected(s_dc_t *d)
     return SOFFA_OK;
 }
 
-/* Age, from the birth date the identity carries (a reserve number's too).
- * A message whose age rule cannot be checked is refused. */
+/* Age, judged on the day soffa receives the message (today, Stockholm),
+ * from the birth date the identity carries (a reserve number's too); never
+ * on a date the sender chose (issue 13, rule 3). A message whose age rule
+ * cannot be checked is refused, and so is one whose event lies before the
+ * birth. */
 static soffa_err_t
 s_check_age(s_dc_t *d)
 {
-    int age = s_age(d->v);
-    if (age < 0)
+    soffa_date_t on;
+    int age = s_age_on(d->v, d->today);
+    bool before_birth = soffa_date_from_int(d->v->event_date, &on) && s_age_on(d->v, on) < 0;
+    if (age < 0 || before_birth)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
                         "the age rule of %s cannot be checked: the event date lies before the birth date, "
                         "or one of them is not a real date", d->tname);
     if ((d->rule->checks & S_AGE_UNDER_20) && age >= 20)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
-                        "absence is reported only for pupils under 20; this pupil was %d when the absence began", age);
+                        "absence is reported only for pupils under 20; this pupil is %d (age on the day soffa "
+                        "receives the report)", age);
     if ((d->rule->checks & S_AGE_UNDER_18) && age >= 18)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
-                        "a report of concern is for a child under 18; this person was %d (use a referral with consent)",
+                        "a report of concern is for a child under 18; this person is %d (use a referral with consent)",
                         age);
+    return SOFFA_OK;
+}
+
+/* ---- The law at the broker (issue 13) ------------------------------------------------ */
+
+/* Rule 3, dates soffa can trust: the day a message says something happened
+ * (occurred_at, and an enrolment's or absence's own date) may lie only so
+ * far back: further back it is history, not a signal, and it would let the
+ * sender pick the day soffa's rules are judged on. An absence cannot begin
+ * after today. ([policy] event_max_days, concern_max_days.) */
+static soffa_err_t
+s_check_dates(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    bool concern = v->type == SOFFA_MT_CONCERN_REPORT_FILED;
+    uint32_t max = concern ? (d->facts && d->facts->concern_max_days ? d->facts->concern_max_days
+                                                                      : SOFFA_POLICY_CONCERN_MAX_DAYS)
+                           : (d->facts && d->facts->event_max_days ? d->facts->event_max_days
+                                                                    : SOFFA_POLICY_EVENT_MAX_DAYS);
+    int64_t today = soffa_date_to_days(d->today);
+    char t[11], when[11];
+    soffa_date_format(d->today, t);
+    struct {
+        const char *field;
+        soffa_date_t date;
+        bool set;
+    } dates[2] = {{"occurred_at_us", soffa_date_local(v->occurred_at_us), v->occurred_at_us > 0},
+                  {NULL, {0, 0, 0}, false}};
+    if (v->type == SOFFA_MT_ENROLMENT_CHANGED || v->type == SOFFA_MT_ABSENCE_REPORTED) {
+        dates[1].field = v->type == SOFFA_MT_ENROLMENT_CHANGED ? "enrolment_changed.effective_date"
+                                                               : "absence_reported.period_from";
+        dates[1].set = soffa_date_from_int(v->event_date, &dates[1].date);
+    }
+    for (size_t i = 0; i < 2; i++) {
+        if (!dates[i].set)
+            continue;
+        int64_t back = today - soffa_date_to_days(dates[i].date);
+        soffa_date_format(dates[i].date, when);
+        if (back > (int64_t) max)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                            "%s: %s lies %lld days before today (%s); soffa takes %s dated at most %u days back "
+                            "([policy] %s)%s", dates[i].field, when, (long long) back, t,
+                            concern ? "a report of concern" : "messages", max,
+                            concern ? "concern_max_days" : "event_max_days",
+                            concern ? ": date it the day you file it" : "");
+        if (back < 0 && v->type == SOFFA_MT_ABSENCE_REPORTED && i == 1)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                            "absence_reported.period_from: %s is after today (%s); report absence that has begun",
+                            when, t);
+    }
+    return SOFFA_OK;
+}
+
+/* Rule 1, the KAA's target group (SL 29:9, DOMAIN.md §1.1): young people
+ * who have left compulsory school and are under 20, judged today. soffa
+ * knows no school records, so "left compulsory school" is judged from the
+ * birth date: compulsory school ends with the spring term of the year a
+ * young person turns 16 (year 9), and every school year ends by 30 June, so
+ * from 1 July of that year the young person counts as having left.
+ * Closing a case because the young person turned 20 is always allowed. */
+static soffa_err_t
+s_check_target_group(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (v->type == SOFFA_MT_KAA_CASE_CLOSED && v->close_reason == SOFFA_CR_TURNED_20)
+        return SOFFA_OK;
+    soffa_date_t birth;
+    int age = s_age_on(v, d->today);
+    if (age < 0 || !s_birth(v, &birth))
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the KAA's target group cannot be checked: the identity carries no birth date before today");
+    const char *what = v->type == SOFFA_MT_REFERRAL_SENT     ? "refers"
+                     : v->type == SOFFA_MT_CONSENT_RECORDED ? "records consents for"
+                                                              : "keeps cases for";
+    if (age >= 20 && v->type == SOFFA_MT_KAA_CASE_REOPENED)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the young person has turned 20: the KAA's duty has ended, and the case stays closed");
+    if (age >= 20)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the KAA %s young people under 20 only (SL 29:9); this young person is %d%s", what, age,
+                        v->type == SOFFA_MT_KAA_CASE_OPENED || v->type == SOFFA_MT_CONSENT_RECORDED
+                                || v->type == SOFFA_MT_REFERRAL_SENT
+                            ? ""
+                            : ": close the case as TURNED_20");
+    soffa_date_t left = {birth.year + 16, 7, 1};
+    if (soffa_date_cmp(d->today, left) < 0) {
+        char l[11];
+        soffa_date_format(left, l);
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the KAA %s young people who have left compulsory school (SL 29:9); this young person is %d, "
+                        "and soffa counts compulsory school as left from %s (1 July of the year they turn 16)",
+                        what, age, l);
+    }
+    return SOFFA_OK;
+}
+
+/* Rule 2, who may consent (DOMAIN.md §2.3, OSL 12:2), judged on the
+ * young person's age today; the age the consent states must be the one the
+ * identity number gives on the day of the grant (occurred_at). From 18 only
+ * the young person; at 16 and 17 the young person, with a documented
+ * maturity assessment or together with a guardian; below 16 a guardian.
+ * A god man (an unaccompanied minor's) stands in the guardian's place. */
+static soffa_err_t
+s_check_consent_giver(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    soffa_date_t granted = soffa_date_local(v->occurred_at_us);
+    int at_grant = s_age_on(v, granted), age = s_age_on(v, d->today);
+    char g[11];
+    soffa_date_format(granted, g);
+    if (at_grant < 0 || age < 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the consent's age rule cannot be checked: the identity carries no birth date before %s", g);
+    if ((int) v->consent_youth_age != at_grant)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "consent_recorded.youth_age_at_grant: the identity number says the young person was %d on %s, "
+                        "the day of the grant (occurred_at), not %u", at_grant, g, v->consent_youth_age);
+    bool youth = v->consent_grants & (1u << SOFFA_CGR_YOUTH);
+    bool guardian = v->consent_grants & ((1u << SOFFA_CGR_GUARDIAN) | (1u << SOFFA_CGR_GOD_MAN));
+    if (age >= 18 && (!youth || guardian))
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                        "the young person is %d: from 18 only they can consent, and a guardian or god man no longer "
+                        "does; record the young person's own consent alone", age);
+    if (age >= 16 && age < 18 && !youth)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                        "the young person is %d: from 16 their own consent is needed (with a guardian's, or a "
+                        "documented maturity assessment)", age);
+    if (age >= 16 && age < 18 && !guardian && !v->consent_maturity)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                        "the young person is %d: record that the caseworker assessed their maturity "
+                        "(maturity_assessed), or the guardian's consent as well", age);
+    if (age < 16 && !guardian)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                        "the young person is %d: under 16 a guardian consents for them (or the god man of an "
+                        "unaccompanied minor)", age);
     return SOFFA_OK;
 }
 
@@ -561,7 +887,7 @@ s_check_consent(s_dc_t *d)
     char journal[SOFFA_NAME_MAX];
     soffa_policy_journal(d->sender, journal);
     rc = strcmp(c.mailbox, journal) == 0
-             ? s_consent_active(&c, v, d->today, d->find, d->ctx, d->why, d->whylen)
+             ? s_consent_active(&c, v, d->today, d->facts, d->find, d->ctx, d->why, d->whylen)
              : s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the consent was recorded by another organisation");
     if (rc == SOFFA_OK && (d->rule->checks & S_CONSENT_TO_KAA) && !(c.view.consent_recipients & (1u << SOFFA_PK_KAA)))
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the consent does not cover disclosure to the KAA");
@@ -585,6 +911,121 @@ s_check_consent(s_dc_t *d)
     return rc;
 }
 
+/* Rule 6, the consent covers the content (DOMAIN.md §2.3, §5.6), checked
+ * after s_check_consent found the consent active and covering the
+ * recipient: every message resting on a consent discloses who the young
+ * person is (data category IDENTITY); free text (a referral's summary, an
+ * at-risk note) needs SUMMARY_TEXT; an at-risk notice passes the pupil on
+ * to the KAA (purpose REFERRAL) and tells how the studies go (OCCUPATION,
+ * the register's word for studies and work). Contact details were checked
+ * with the recipient. Rule 2 at use: a consent given without the young
+ * person no longer speaks for one who is 16 or older today. */
+static soffa_err_t
+s_check_consent_content(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    soffa_policy_ref_t c = {0};
+    soffa_err_t rc = v->consent_id ? d->find(d->ctx, SOFFA_REF_CONSENT, v->consent_id, &c) : SOFFA_ERR_NOT_FOUND;
+    if (rc == SOFFA_ERR_NOT_FOUND)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "no consent is recorded under that consent id");
+    if (rc != SOFFA_OK)
+        return rc;
+    const soffa_msg_view_t *cv = &c.view;
+    const char *field = NULL;
+    const char *text = soffa_msg_free_text(d->msg, &field);
+    bool at_risk = v->type == SOFFA_MT_AT_RISK_NOTICE;
+    int age = s_age_on(v, d->today);
+    if (!(cv->consent_categories & (1u << SOFFA_DC_IDENTITY)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the consent does not cover the young person's identity (data category IDENTITY), which %s "
+                      "discloses", d->tname);
+    else if (at_risk && !(cv->consent_purposes & (1u << SOFFA_CP_REFERRAL)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the consent does not cover passing the pupil on to the KAA (purpose REFERRAL)");
+    else if (at_risk && !(cv->consent_categories & (1u << SOFFA_DC_OCCUPATION)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "an at-risk notice tells how the pupil's studies go: the consent must cover OCCUPATION");
+    else if (text && !(cv->consent_categories & (1u << SOFFA_DC_SUMMARY_TEXT)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "%s: the consent does not cover free text (data category SUMMARY_TEXT); leave the text out or "
+                      "record a consent that covers it", field);
+    else if (age >= 16 && !(cv->consent_grants & (1u << SOFFA_CGR_YOUTH)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the consent was given without the young person, who is now %d: from 16 their own consent is "
+                      "needed; record a new one", age);
+    soffa_policy_ref_fini(&c);
+    return rc;
+}
+
+/* Rule 6: nothing social services knows goes to Arbetsförmedlingen
+ * (DOMAIN.md §5.6, OSL 26:1; even the fact of contact is secret). soffa
+ * recognises it by where it came from: every message social services sent
+ * (status answers, concern-report feedback) or was sent (referrals,
+ * reports of concern) is found by its message id (SOFFA_REF_SOCIAL). A
+ * referral to Arbetsförmedlingen that follows one of them (causation_id)
+ * or continues its thread (correlation_id) is refused; its free text is
+ * screened for social-services involvement like all text bound for
+ * Arbetsförmedlingen (s_check_sensitive_text). */
+static soffa_err_t
+s_check_not_from_social(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (v->target_kind != SOFFA_TK_ARBETSFORMEDLINGEN)
+        return SOFFA_OK;
+    const uint8_t *ids[2] = {v->causation_id, v->correlation_id};
+    static const char *const names[2] = {"causation_id", "correlation_id"};
+    for (size_t i = 0; i < 2; i++) {
+        if (!ids[i])
+            continue;
+        soffa_policy_ref_t r = {0};
+        soffa_err_t rc = d->find(d->ctx, SOFFA_REF_SOCIAL, ids[i], &r);
+        soffa_policy_ref_fini(&r);
+        if (rc == SOFFA_OK)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_SOCIAL_SECRECY,
+                            "%s names a message social services sent or received: a referral to Arbetsförmedlingen "
+                            "may not follow up on it (OSL 26:1); send it on a thread of its own", names[i]);
+        if (rc != SOFFA_ERR_NOT_FOUND)
+            return rc;
+    }
+    return SOFFA_OK;
+}
+
+/* Rule 5, sensitive text (DOMAIN.md §5.6): free text bound for a KAA,
+ * Arbetsförmedlingen or a school may not name sensitive personal data; the
+ * sensitive-term list decides, naming the category, and the text is never
+ * echoed. A referral to social services is governed by its consent's scope
+ * instead (rule 6), and a report of concern is never screened (no row of it
+ * asks). Without a loaded list such text is refused, never let through. */
+const char *
+soffa_policy_text_to_screen(const soffa_msg_t *msg, const char **field)
+{
+    const char *name = NULL;
+    const char *text = soffa_msg_free_text(msg, &name);
+    soffa_msg_view_t v;
+    soffa_msg_view(msg, &v);
+    bool screened = v.type == SOFFA_MT_AT_RISK_NOTICE
+                 || (v.type == SOFFA_MT_REFERRAL_SENT && v.target_kind != SOFFA_TK_SOCIAL_SERVICES);
+    if (!text || !screened)
+        text = name = NULL;
+    if (field)
+        *field = name;
+    return text;
+}
+
+static soffa_err_t
+s_check_sensitive_text(s_dc_t *d)
+{
+    const char *field = NULL;
+    const char *text = soffa_policy_text_to_screen(d->msg, &field);
+    if (!text)
+        return SOFFA_OK;
+    if (!d->facts || !d->facts->terms)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_INTERNAL,
+                        "%s cannot be screened for sensitive data (the broker has no term list loaded), "
+                        "so it is refused", field);
+    return soffa_terms_screen(d->facts->terms, text, field, d->why, d->whylen);
+}
+
 /* A withdrawal names a consent the sender's organisation recorded, for the
  * same person. */
 static soffa_err_t
@@ -600,8 +1041,9 @@ s_check_consent_exists(s_dc_t *d)
     char journal[SOFFA_NAME_MAX];
     soffa_policy_journal(d->sender, journal);
     bool ours = strcmp(c.mailbox, journal) == 0;
-    bool same = c.view.type == SOFFA_MT_CONSENT_RECORDED && c.view.id_type == v->id_type
-             && strcmp(c.view.subject_id, v->subject_id) == 0;
+    bool same = c.view.type == SOFFA_MT_CONSENT_RECORDED
+             && ((c.view.id_type == v->id_type && strcmp(c.view.subject_id, v->subject_id) == 0)
+                 || s_same_person(d->facts, c.view.subject_id, v->subject_id));
     soffa_policy_ref_fini(&c);
     if (!ours)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED, "the consent was recorded by another organisation");
@@ -623,7 +1065,7 @@ s_check_feedback(s_dc_t *d, const soffa_policy_ref_t *referral)
     soffa_policy_ref_t c = {0};
     soffa_err_t rc = d->find(d->ctx, SOFFA_REF_CONSENT, referral->view.consent_id, &c);
     if (rc == SOFFA_OK)
-        rc = s_consent_active(&c, v, d->today, d->find, d->ctx, d->why, d->whylen);
+        rc = s_consent_active(&c, v, d->today, d->facts, d->find, d->ctx, d->why, d->whylen);
     else if (rc == SOFFA_ERR_NOT_FOUND)
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the referral's consent is not recorded");
     if (rc == SOFFA_OK && !(c.view.consent_purposes & (1u << SOFFA_CP_STATUS_FEEDBACK)))
@@ -656,7 +1098,7 @@ s_check_answered(s_dc_t *d)
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED, "only its recipient (%s) may answer it", a.mailbox);
     else if ((d->rule->checks & S_ANSWERER_SENT) && strcmp(answered_sender_inbox, inbox) != 0)
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED, "only its sender may withdraw it");
-    else if (strcmp(a.view.subject_id, v->subject_id) != 0)
+    else if (!s_same_person(d->facts, a.view.subject_id, v->subject_id))
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                       "the answer is about another person than the message it answers");
     if (rc == SOFFA_OK && (d->rule->checks & S_CONSENT_FEEDBACK))
@@ -668,6 +1110,228 @@ s_check_answered(s_dc_t *d)
     return rc;
 }
 
+/* ---- The case lifecycle, moves and identities (issue 13, rules 8-10) ---------------- */
+
+/* Yyyymmdd as "2026-11-27" for a reason. */
+static void
+s_day(uint32_t yyyymmdd, char out[11])
+{
+    snprintf(out, 11, "%04u-%02u-%02u", yyyymmdd / 10000 % 10000, yyyymmdd / 100 % 100, yyyymmdd % 100);
+}
+
+static unsigned
+s_bits(uint32_t x)
+{
+    unsigned n = 0;
+    for (; x; x &= x - 1)
+        n++;
+    return n;
+}
+
+/* A case event: open → events → closed, reopened only as its own event.
+ * The broker filled facts->kase for the case id the message names. */
+static soffa_err_t
+s_check_case(s_dc_t *d)
+{
+    const soffa_policy_case_t *k = &d->facts->kase;
+    const soffa_msg_view_t *v = d->v;
+    char day[11];
+    if (d->rule->checks & S_CASE_NEW) {
+        if (k->known)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS, "that case id is already in use; make a new one");
+        if (k->person_has_open)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS,
+                            "the young person already has an open case with %s; record the events on that case",
+                            d->sender->name);
+        return SOFFA_OK;
+    }
+    if (!k->known)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_FOUND,
+                        "no case is registered under that case id; open the case first (kaa_case_opened)");
+    if (strcmp(k->kommun, d->sender->kommun) != 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED, "the case belongs to the KAA of municipality %s",
+                        k->kommun);
+    if (!k->same_person)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN,
+                        "the case belongs to another young person; use this young person's own case");
+    if (d->rule->checks & S_CASE_REOPEN) {
+        if (k->open)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN, "the case is open; only a closed case is reopened");
+        if (k->person_has_open)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS,
+                            "the young person has another open case with %s; record the events on that case",
+                            d->sender->name);
+        return SOFFA_OK;   /* the signal: s_check_reopen_signal */
+    }
+    if (!k->open) {
+        s_day(k->closed_on, day);
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN,
+                        "the case was closed on %s; a new signal about the young person may reopen it "
+                        "(kaa_case_reopened)", day);
+    }
+    if (v->type == SOFFA_MT_CONTACT_ATTEMPTED && v->contact_outcome == SOFFA_CO_NOT_REACHED) {
+        uint32_t want_n = d->facts->not_reached_attempts ? d->facts->not_reached_attempts
+                                                         : SOFFA_POLICY_NOT_REACHED_ATTEMPTS;
+        uint32_t want_c = d->facts->not_reached_channels ? d->facts->not_reached_channels
+                                                         : SOFFA_POLICY_NOT_REACHED_CHANNELS;
+        uint32_t n = k->failed_attempts + 1;
+        uint32_t channels = k->channels | (v->contact_channel > 0 && v->contact_channel < 32
+                                               ? 1u << v->contact_channel : 0);
+        if (n < want_n || s_bits(channels) < want_c)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                            "NOT_REACHED is recorded after %u attempts through %u different channels (letter, SMS, "
+                            "phone, home visit...) without reaching the young person; this would be attempt %u, "
+                            "through %u channel(s)", want_n, want_c, n, s_bits(channels));
+    }
+    if (v->type == SOFFA_MT_KAA_CASE_CLOSED && v->close_reason == SOFFA_CR_MOVED_OUT) {
+        if (!v->new_hemkommun[0])
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_MISSING_FIELD,
+                            "kaa_case_closed.new_hemkommun: name the municipality the young person moved to, so "
+                            "that its KAA is told (a move abroad is EMIGRATED)");
+        if (strcmp(v->new_hemkommun, d->sender->kommun) == 0)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                            "kaa_case_closed.new_hemkommun: the young person moved out of %s, so the new home "
+                            "municipality is another one", d->sender->kommun);
+    }
+    return SOFFA_OK;
+}
+
+/* A reopening names a new signal: one this KAA received about the same
+ * young person after the case was closed, while the young person is under
+ * 20 (the duty ends at 20). */
+static soffa_err_t
+s_check_reopen_signal(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    soffa_policy_ref_t sig = {0};
+    soffa_err_t rc = v->signal_id ? d->find(d->ctx, SOFFA_REF_SIGNAL, v->signal_id, &sig) : SOFFA_ERR_NOT_FOUND;
+    if (rc == SOFFA_ERR_NOT_FOUND)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_FOUND,
+                        "kaa_case_reopened.signal_id: no signal with that id is known to soffa");
+    if (rc != SOFFA_OK)
+        return rc;
+    char inbox[SOFFA_NAME_MAX];
+    soffa_policy_inbox(d->sender, inbox);
+    if (strcmp(sig.mailbox, inbox) != 0)
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
+                      "kaa_case_reopened.signal_id: that signal went to %s, not to %s", sig.mailbox, inbox);
+    else if (!s_same_person(d->facts, sig.view.subject_id, v->subject_id))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                      "kaa_case_reopened.signal_id: that signal is about another young person");
+    else if (sig.seq <= d->facts->kase.closed_seq)
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN,
+                      "kaa_case_reopened.signal_id: that signal came before the case was closed; only a new "
+                      "signal reopens it");
+    soffa_policy_ref_fini(&sig);
+    if (rc != SOFFA_OK)
+        return rc;
+    soffa_date_t birth;
+    soffa_err_t brc = v->id_type == SOFFA_IDT_LOCAL_RESERVE ? soffa_reserve_birth_date(v->subject_id, &birth)
+                                                            : soffa_id_birth_date(v->subject_id, &birth);
+    if (brc == SOFFA_OK && soffa_date_age(birth, d->today) >= 20)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
+                        "the young person has turned 20: the KAA's duty has ended, and the case stays closed");
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_check_reopen(s_dc_t *d)
+{
+    soffa_err_t rc = s_check_case(d);
+    return rc == SOFFA_OK ? s_check_reopen_signal(d) : rc;
+}
+
+/* A close that names a consent hands the case on with the young person: the
+ * consent must be this KAA's, the young person's, active, and cover the
+ * KAA as recipient and the case summary as purpose (DOMAIN.md §2.6: the
+ * move between KAAs rests on consent). Without one only the fact of the
+ * move and the identity go to the new KAA. */
+static soffa_err_t
+s_check_handover(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (!v->consent_id)
+        return SOFFA_OK;
+    if (v->close_reason != SOFFA_CR_MOVED_OUT)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "consent_id: a closed case is handed on under a consent only when the young person moved "
+                        "(MOVED_OUT); remove the consent id");
+    soffa_policy_ref_t c = {0};
+    soffa_err_t rc = d->find(d->ctx, SOFFA_REF_CONSENT, v->consent_id, &c);
+    if (rc == SOFFA_ERR_NOT_FOUND)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                        "no consent is recorded under that consent id; record the young person's consent first");
+    if (rc != SOFFA_OK)
+        return rc;
+    char journal[SOFFA_NAME_MAX];
+    soffa_policy_journal(d->sender, journal);
+    rc = strcmp(c.mailbox, journal) == 0
+             ? s_consent_active(&c, v, d->today, d->facts, d->find, d->ctx, d->why, d->whylen)
+             : s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the consent was recorded by another organisation");
+    if (rc == SOFFA_OK && !(c.view.consent_recipients & (1u << SOFFA_PK_KAA)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the consent does not cover the new municipality's KAA; close without the consent id to "
+                      "send only the fact of the move");
+    if (rc == SOFFA_OK && !(c.view.consent_purposes & (1u << SOFFA_CP_CASE_SUMMARY)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the consent does not cover handing on the case (purpose CASE_SUMMARY)");
+    soffa_policy_ref_fini(&c);
+    return rc;
+}
+
+/* "Not our youth, rerouted": the right home municipality is another one. */
+static soffa_err_t
+s_check_reroute(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (v->ack_result != SOFFA_AR_NOT_HEMKOMMUN_REROUTED)
+        return SOFFA_OK;
+    if (strcmp(v->new_hemkommun, d->sender->kommun) == 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "signal_acknowledged.new_hemkommun: name the young person's right home municipality, not "
+                        "%s (use REGISTERED or RECEIVED for your own)", d->sender->kommun);
+    return SOFFA_OK;
+}
+
+/* An answer to a referral that has expired is refused: EXPIRED ends it. */
+static soffa_err_t
+s_check_referral_live(s_dc_t *d)
+{
+    bool expired = false;
+    soffa_err_t rc = d->v->ref_id ? s_referral_expired(d->v->ref_id, d->find, d->ctx, &expired) : SOFFA_OK;
+    if (rc == SOFFA_OK && expired)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN,
+                        "the referral expired: nobody answered it within its deadline, and soffa recorded it as "
+                        "EXPIRED; the KAA may send a new one");
+    return rc;
+}
+
+/* An identity change (SUBJECT_IDENTITY_CHANGED): about the person under the
+ * new number, from another number, and consistent with the alias map. */
+static soffa_err_t
+s_check_identity(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (strcmp(v->subject_id, v->new_id) != 0 || (int) v->id_type != v->new_id_type)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "subject: an identity change is about the young person under the new number "
+                        "(subject.id = new_id.id)");
+    if (strcmp(v->old_id, v->new_id) == 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD, "subject_identity_changed: the old and the new "
+                                                                "number are the same");
+    const soffa_policy_facts_t *f = d->facts;
+    if (f->old_replaced_by_new)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS, "this identity change is already recorded");
+    if (f->old_replaced)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS,
+                        "the old number was already replaced by another number; record the change from that one");
+    if (f->new_replaced)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "subject_identity_changed.new_id: that number was itself replaced by a later one; name "
+                        "the latest number");
+    return SOFFA_OK;
+}
+
 /* The checks in the order they run; a row runs those its flags ask for
  * (flags 0: every row; the check looks at the row's columns itself). */
 static const struct {
@@ -677,13 +1341,25 @@ static const struct {
 } s_checks[] = {
     {"claims about the sender", 0, s_check_claims},
     {"protected identity", 0, s_check_protected},
+    {"dates soffa can trust", 0, s_check_dates},
     {"age", S_AGE_UNDER_20 | S_AGE_UNDER_18, s_check_age},
     {"the sender's municipality", S_SUBJECT_IN_SCOPE, s_check_in_scope},
+    {"the KAA's target group", S_TARGET_GROUP, s_check_target_group},
     {"a consent's own id", S_OWN_CONSENT, s_check_own_consent},
+    {"who may consent", S_CONSENT_GIVER, s_check_consent_giver},
     {"a new id is new", 0, s_check_new_id},
     {"consent", S_CONSENT_TO_KAA | S_CONSENT_REFERRAL, s_check_consent},
+    {"the consent covers the content", S_CONSENT_TO_KAA | S_CONSENT_REFERRAL, s_check_consent_content},
+    {"nothing of social services to Arbetsförmedlingen", S_CONSENT_REFERRAL, s_check_not_from_social},
+    {"sensitive text", S_SCREEN_TEXT, s_check_sensitive_text},
     {"the consent withdrawn", S_CONSENT_EXISTS, s_check_consent_exists},
     {"the record answered", 0, s_check_answered},
+    {"the case", S_CASE_NEW | S_CASE_OPEN, s_check_case},
+    {"the case reopened", S_CASE_REOPEN, s_check_reopen},
+    {"the consent of a handover", S_HANDOVER, s_check_handover},
+    {"the municipality rerouted to", S_REROUTE, s_check_reroute},
+    {"the referral has not expired", S_REFERRAL_LIVE, s_check_referral_live},
+    {"the identity change", S_IDENTITY, s_check_identity},
 };
 
 /* Where the message goes (an answer's destination was set by its check). */
@@ -731,7 +1407,8 @@ s_outcome(s_dc_t *d)
         ref->key[0] = (uint8_t) r->index[i].kind;
         memcpy(ref->key + 1, id, 16);
         ref->len = 17;
-        ref->shared = r->index[i].kind == SOFFA_REF_BY_CONSENT;   /* many referrals per consent */
+        /* Many referrals per consent, many events per case. */
+        ref->shared = r->index[i].kind == SOFFA_REF_BY_CONSENT || r->index[i].kind == SOFFA_REF_CASE;
     }
     const uint8_t *awaited = s_id_of(d->v, r->awaits_id);
     if (r->awaits && awaited) {
@@ -742,6 +1419,16 @@ s_outcome(s_dc_t *d)
         d->out->answers = (char) r->gives;
         memcpy(d->out->answers_id, d->v->ref_id, 16);
     }
+    /* What social services sent or was sent is found by its message id, so
+     * that nothing follows it to Arbetsförmedlingen (s_check_not_from_social). */
+    if (d->v->message_id && (d->sender->role == SOFFA_ROLE_SOCIAL || !strncmp(d->out->mailbox, "social/", 7))
+        && d->out->n_refs < SOFFA_STORE_REFS) {
+        soffa_store_ref_t *ref = &d->out->refs[d->out->n_refs++];
+        ref->key[0] = (uint8_t) SOFFA_REF_SOCIAL;
+        memcpy(ref->key + 1, d->v->message_id, 16);
+        ref->len = 17;
+        ref->shared = false;
+    }
 }
 
 soffa_err_t
@@ -749,11 +1436,12 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
                     const soffa_policy_facts_t *facts, soffa_policy_find_fn find, void *ctx,
                     soffa_policy_decision_t *out, char *why, size_t whylen)
 {
+    static const soffa_policy_facts_t none;   /* nothing known beyond the message */
     soffa_msg_view_t v;
     soffa_msg_view(msg, &v);
     memset(out, 0, sizeof *out);
-    s_dc_t d = {sender, &v, s_rule(v.type, sender->role), today, facts, find, ctx, out,
-                soffa_msg_type_name(v.type), why, whylen};
+    s_dc_t d = {sender, &v, s_rule(v.type, sender->role), today, facts ? facts : &none, find, ctx, out,
+                soffa_msg_type_name(v.type), why, whylen, msg};
     if (!d.rule)
         return s_refuse(why, whylen, SOFFA_ERR_POLICY, "a %s agent may not send %s%s", soffa_role_name(sender->role),
                         d.tname, s_rule_of_type(v.type) ? "" : " (no route exists for it)");

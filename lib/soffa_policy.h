@@ -14,7 +14,9 @@
  *    school/A          answers to school agent A
  *    school-journal/A  consents recorded by school agent A
  *    audit/checkpoint  the broker's signed checkpoints (read by every auditor's agent)
- *    audit/access      one record when a read of the history opens, one when it ends
+ *    audit/access/C    one record when a read of the history opens, one when it ends, in
+ *                      the access log of each data controller C whose records it
+ *                      concerns (see soffa_policy_controller)
  */
 #ifndef SOFFA_POLICY_H
 #define SOFFA_POLICY_H
@@ -24,6 +26,7 @@
 
 #include "soffa_msg.h"
 #include "soffa_store.h"
+#include "soffa_terms.h"
 #include "soffa_time.h"
 #include "soffa_wire.h"
 
@@ -43,6 +46,8 @@ typedef struct {
     char orgnr[11];                 /* organisationsnummer, 10 digits ("" if not configured) */
     char public_key[41];            /* Z85 */
     char scope[SOFFA_SCOPE_MAX];    /* audit: mailbox patterns it may replay, comma-separated */
+    bool span_controllers;          /* audit: the scope may cover several data controllers (configured so) */
+    char controller[SOFFA_NAME_MAX];/* audit: the one data controller its scope covers ("" when it spans) */
 } soffa_identity_t;
 
 /*  Fills id->units, id->n_units and id->unit from a configured list of unit
@@ -80,6 +85,8 @@ typedef enum {
     SOFFA_REF_ACK = 'A',          /* the acknowledgement of a signal, by the signal's id */
     SOFFA_REF_STATUS = 'S',       /* a status of a referral, by the referral id */
     SOFFA_REF_BY_CONSENT = 'X',   /* the referrals resting on a consent (shared: + seq) */
+    SOFFA_REF_SOCIAL = 'Z',       /* a message social services sent or was sent, by its message id */
+    SOFFA_REF_CASE = 'Q',         /* the events of a KAA case, by its case id (shared: + seq) */
 } soffa_ref_kind_t;
 
 /*  Name of a reference kind for people ("referral"). */
@@ -125,10 +132,53 @@ typedef struct {
     uint8_t answers_id[16];                       /* ... for this id */
 } soffa_policy_decision_t;
 
-/*  What the broker knows beyond the message itself. */
+/*  How far back an event date may lie, by default (issue 13, rule 3): half
+ *  a year for every message, which holds the longest school term (the
+ *  spring term, early January to mid June) and a report at its end about an
+ *  absence that began on its first day; a month for a report of concern,
+ *  which is made at once (SoL 14:1), so its date is the day it is filed. */
+#define SOFFA_POLICY_EVENT_MAX_DAYS 183
+#define SOFFA_POLICY_CONCERN_MAX_DAYS 30
+
+/*  A KAA case as the broker's derived state records it (DOMAIN.md §5.4):
+ *  the case a case event names, filled by the broker before it decides. */
+typedef struct {
+    bool known;                    /* a case is recorded under the message's case id */
+    bool open;                     /* ... it is open (not closed, or reopened since) */
+    bool same_person;              /* ... it is about the message's young person (identity changes followed) */
+    char kommun[5];                /* ... the municipality whose KAA holds it */
+    uint64_t closed_seq;           /* closed: the record that closed it */
+    uint32_t closed_on;            /* closed: the day it was closed, yyyymmdd */
+    uint32_t failed_attempts;      /* contact attempts since the opening or the last REACHED */
+    uint32_t channels;             /* bit (1 << channel) of each of those attempts */
+    bool person_has_open;          /* the young person has an open case (another id) with the sender's KAA */
+} soffa_policy_case_t;
+
+/*  What the broker knows beyond the message itself, and the settings the
+ *  decision applies. */
 typedef struct {
     bool subject_protected;                       /* an earlier message marked the subject protected */
+    const soffa_terms_t *terms;                   /* the sensitive-term list (borrowed). Without it, free text
+                                                   * that must be screened is refused (INTERNAL): never skipped */
+    uint32_t event_max_days;                      /* days back a date may lie; 0: SOFFA_POLICY_EVENT_MAX_DAYS */
+    uint32_t concern_max_days;                    /* ... a report of concern's; 0: SOFFA_POLICY_CONCERN_MAX_DAYS */
+    soffa_policy_case_t kase;                     /* case events: the case named */
+    /* An identity change: what the broker's alias map says of its numbers. */
+    bool old_replaced;                            /* the old number was replaced before ... */
+    bool old_replaced_by_new;                     /* ... by this very new number */
+    bool new_replaced;                            /* the new number was itself replaced by a later one */
+    /* The routine of contact attempts before NOT_REACHED may be recorded
+     * (0: SOFFA_POLICY_NOT_REACHED_ATTEMPTS / _CHANNELS). */
+    uint32_t not_reached_attempts;
+    uint32_t not_reached_channels;
+    /* The alias map: true if the two identity numbers name the same person
+     * (one replaced the other). NULL: only equal numbers do. */
+    bool (*same_person)(void *ctx, const char *a, const char *b);
+    void *ctx;
 } soffa_policy_facts_t;
+
+#define SOFFA_POLICY_NOT_REACHED_ATTEMPTS 3
+#define SOFFA_POLICY_NOT_REACHED_CHANNELS 2
 
 /*  The inbox of an identity ("kaa/1419"), or its journal. */
 void soffa_policy_inbox(const soffa_identity_t *id, char out[SOFFA_NAME_MAX]);
@@ -145,25 +195,67 @@ bool soffa_policy_may_replay(const soffa_identity_t *id, const char *mailbox);
 bool soffa_policy_needs_lookup(soffa_msg_type_t type);
 
 /*  Decides a validated message from `sender`. today is the date consents
- *  and ages are judged on; facts (may be NULL) what the broker remembers
- *  about the subject. Returns SOFFA_OK with *out filled, or the refusal
- *  (SOFFA_ERR_POLICY, SOFFA_ERR_LEGAL_BASIS, SOFFA_ERR_CONSENT,
- *  SOFFA_ERR_AGE, SOFFA_ERR_PROTECTED, SOFFA_ERR_NOT_AUTHORISED,
- *  SOFFA_ERR_NOT_FOUND, SOFFA_ERR_EXISTS) with `why` for the sender. */
+ *  and ages are judged on: the broker's own date of receipt in Stockholm,
+ *  never a date the message gives. facts (may be NULL: no memory, default
+ *  limits, no term list) what the broker knows and applies. Returns
+ *  SOFFA_OK with *out filled, or the refusal (SOFFA_ERR_POLICY,
+ *  SOFFA_ERR_LEGAL_BASIS, SOFFA_ERR_CONSENT, SOFFA_ERR_AGE,
+ *  SOFFA_ERR_PROTECTED, SOFFA_ERR_NOT_AUTHORISED, SOFFA_ERR_NOT_FOUND,
+ *  SOFFA_ERR_EXISTS, SOFFA_ERR_BAD_FIELD, SOFFA_ERR_SENSITIVE_TEXT,
+ *  SOFFA_ERR_SOCIAL_SECRECY, SOFFA_ERR_INTERNAL when free text must be
+ *  screened and facts has no term list) with `why` for the sender. */
 soffa_err_t soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg,
                                 soffa_date_t today, const soffa_policy_facts_t *facts,
                                 soffa_policy_find_fn find, void *ctx, soffa_policy_decision_t *out,
                                 char *why, size_t whylen);
+
+/*  The free text of msg the broker screens for sensitive data (issue 13,
+ *  rule 5): an at-risk notice's note (bound for a KAA) and a referral's
+ *  summary unless it goes to social services (where the consent's scope
+ *  governs it); never a report of concern's description. NULL when there is
+ *  none to screen; *field (may be NULL) gets the field's name. Both are
+ *  borrowed from msg. The command line asks this to warn before sending. */
+const char *soffa_policy_text_to_screen(const soffa_msg_t *msg, const char **field);
 
 /*  True if mailbox is an agent's inbox (kaa/, social/, af/, school/):
  *  records waiting there with nobody reading are worth a warning. The
  *  broker's own mailboxes (journals, audit/...) are not. */
 bool soffa_policy_is_inbox(const char *mailbox);
 
-/*  Whether a stored referral may still be delivered: its consent exists, is
- *  not withdrawn and is valid today. */
-bool soffa_policy_referral_deliverable(const soffa_msg_view_t *referral, soffa_date_t today,
-                                       soffa_policy_find_fn find, void *ctx);
+/*  True if records of `type` are looked at again when delivered (they may
+ *  rest on a consent): the broker decodes only these at delivery. */
+bool soffa_policy_delivery_checked(soffa_msg_type_t type);
+
+/*  Whether a stored record (v, written by a `sender_role` agent into
+ *  `mailbox`) may still be delivered: every record that rests on a consent
+ *  (an at-risk notice, a referral, status feedback beyond RECEIVED, a KAA's
+ *  case record handed on to another KAA under a consent) needs that consent
+ *  to exist, be valid today and not be withdrawn; a referral also must not
+ *  have expired. Everything else may. facts (may be NULL) gives same_person. */
+bool soffa_policy_deliverable(const soffa_msg_view_t *v, soffa_role_t sender_role, const char *mailbox,
+                              soffa_date_t today, const soffa_policy_facts_t *facts, soffa_policy_find_fn find,
+                              void *ctx);
+
+/* ---- Data controllers (issue 13, rule 11) ---- */
+
+/*  The data controller whose records mailbox holds: the municipality
+ *  ("1419") for its KAA's and social services' mailboxes and its access
+ *  log, "af" for Arbetsförmedlingen's, "school/A" for school agent A's, and
+ *  "soffa" (the operator) for the broker's own (the old shared audit/access).
+ *  "" for the signed checkpoints, which hold nobody's personal data. */
+void soffa_policy_controller(const char *mailbox, char out[SOFFA_NAME_MAX]);
+
+/*  The access log of a controller: "audit/access/" + controller. */
+void soffa_policy_access_mailbox(const char *controller, char out[SOFFA_NAME_MAX]);
+
+/*  Checks an auditor's scope against the data controllers (probing every
+ *  municipality's mailboxes and those of the `n` configured agents `all`):
+ *  sets audit->controller to the one controller it covers, or refuses a
+ *  scope that covers several unless audit->span_controllers is set (then
+ *  controller is ""). Returns SOFFA_OK, or SOFFA_ERR_CONFIG with `why`
+ *  naming two controllers it covers (or that it covers none). */
+soffa_err_t soffa_policy_scope_check(soffa_identity_t *audit, const soffa_identity_t *all, size_t n, char *why,
+                                     size_t whylen);
 
 /*  Releases what a lookup filled in. */
 void soffa_policy_ref_fini(soffa_policy_ref_t *ref);

@@ -175,12 +175,16 @@ soffa_record_line(json_t *rec, char *out, size_t outlen)
                      (long long) json_integer_value(json_object_get(rec, "seq")), when, "access",
                      json_string_value(json_object_get(a, "agent")), json_string_value(json_object_get(a, "request")),
                      json_string_value(json_object_get(a, "filter")));
-        else
-            snprintf(out, outlen, "seq %-6lld %s  %-24s %s read %lld record(s)%s: %s",
+        else {
+            /* Whose records: the data controller of the access log it is in. */
+            const char *mb = json_string_value(json_object_get(rec, "mailbox"));
+            const char *of = mb && !strncmp(mb, "audit/access/", 13) ? mb + 13 : "soffa";
+            snprintf(out, outlen, "seq %-6lld %s  %-24s %s read %lld record(s) of %s%s: %s",
                      (long long) json_integer_value(json_object_get(rec, "seq")), when, "access",
                      json_string_value(json_object_get(a, "agent")), (long long) json_integer_value(json_object_get(a, "records")),
-                     state && !strcmp(state, "cut_off") ? " before it was cut off" : "",
+                     of, state && !strcmp(state, "cut_off") ? " before it was cut off" : "",
                      json_string_value(json_object_get(a, "filter")));
+        }
         return;
     }
     snprintf(out, outlen, "seq %-6lld %s  %-24s from %-12s to %-18s pupil %s (%s)",

@@ -32,10 +32,13 @@ typedef struct {
 
 #define S_MONTHS 120
 enum { S_M_SIGNALS, S_M_REGISTERED, S_M_CONTACTED, S_M_REFERRALS, S_M_CLOSURES, S_M_N };
+#define S_CLOSE_REASONS 10   /* CloseReason values 0..9 */
+
 static const char *const s_series[S_M_N] = {"signals", "registered", "contacted", "referrals", "closures"};
 
 typedef struct {
     soffa_map_t *youths, *refs;
+    soffa_map_t *aliases;   /* replaced identity number -> the number that replaced it */
     s_cnt_t monthly[S_MONTHS][S_M_N];
     int month0_y, month0_m, n_months;
 } s_acc_t;
@@ -95,18 +98,42 @@ s_median(long *v, size_t n)
     return json_real(m);
 }
 
+/* The person behind identity number id: the number that replaced it, and
+ * so on (SUBJECT_IDENTITY_CHANGED in the records read), so that a young
+ * person counts once across a new number (issue 13, rule 10). */
+static const char *
+s_person(const s_acc_t *a, const char *id)
+{
+    for (int hop = 0; hop < 16; hop++) {
+        const char *next = soffa_map_sget(a->aliases, id);
+        if (!next || !strcmp(next, id))
+            break;
+        id = next;
+    }
+    return id;
+}
+
 static s_youth_t *
 s_youth(s_acc_t *a, json_t *subject)
 {
     const char *id = json_string_value(json_object_get(subject, "id"));
     if (!id)
         return NULL;
-    s_youth_t *y = soffa_map_sget(a->youths, id);
+    const char *person = s_person(a, id);
+    s_youth_t *y = soffa_map_sget(a->youths, person);
     if (!y) {
         y = calloc(1, sizeof *y);
         if (!y)
             return NULL;
         y->sex = s_sex_of(subject);
+        if (person != id) {
+            /* Legal sex as the newest number says (a new number can follow a change of it). */
+            bool digits = strlen(person) == 12;
+            for (size_t i = 0; digits && i < 12; i++)
+                digits = person[i] >= '0' && person[i] <= '9';
+            y->sex = !digits ? S_SEX_UNKNOWN : (person[10] - '0') % 2 ? S_SEX_MAN : S_SEX_WOMAN;
+        }
+        id = person;
         y->first_signal = y->first_reached = -1;
         soffa_map_sput(a->youths, id, y);
     }
@@ -209,6 +236,7 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
         return NULL;
     a->youths = soffa_map_new();
     a->refs = soffa_map_new();
+    a->aliases = soffa_map_new();
     a->month0_y = from.year;
     a->month0_m = from.month;
     a->n_months = (to.year - from.year) * 12 + (to.month - from.month) + 1;
@@ -220,14 +248,28 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
     snprintf(af, sizeof af, "af/%.4s", kommun);
     snprintf(social, sizeof social, "social/%.4s", kommun);
     long lo = (long) soffa_date_to_days(from), hi = (long) soffa_date_to_days(to);
-    s_cnt_t signals[3] = {{0}}, closures[9] = {{0}};
+    s_cnt_t signals[3] = {{0}}, closures[S_CLOSE_REASONS] = {{0}};
     static const char *const sig_names[3] = {"enrolment_changed", "absence_reported", "at_risk_notice"};
-    static const char *const close_names[9] = {"", "TURNED_20", "STARTED_NATIONAL_PROGRAMME", "STARTED_EQUIVALENT",
-                                               "COMPLETED", "MOVED_OUT", "EMIGRATED", "DECEASED", "OTHER"};
+    /* CloseReason, by number (proto/soffa_msg.proto). */
+    static const char *const close_names[S_CLOSE_REASONS] = {
+        "", "TURNED_20", "STARTED_NATIONAL_PROGRAMME", "STARTED_EQUIVALENT", "COMPLETED", "MOVED_OUT", "EMIGRATED",
+        "DECEASED", "OTHER", "STARTED_INTRODUCTION_PROGRAMME"};
     size_t read = 0;
 
     size_t i;
     json_t *rec;
+    /* Identity changes first: every record then counts under the person's newest number. */
+    json_array_foreach(records, i, rec) {
+        json_t *m = json_object_get(rec, "message");
+        json_t *chg = json_object_get(m, soffa_msg_type_name(SOFFA_MT_SUBJECT_IDENTITY_CHANGED));
+        const char *old_id = json_string_value(json_object_get(json_object_get(chg, "old_id"), "id"));
+        const char *new_id = json_string_value(json_object_get(json_object_get(chg, "new_id"), "id"));
+        if (!old_id || !new_id || soffa_map_sget(a->aliases, old_id))
+            continue;   /* the broker records a change once; a copy of it changes nothing */
+        char *copy = strdup(new_id);
+        if (copy && soffa_map_sput(a->aliases, old_id, copy) != SOFFA_OK)
+            free(copy);
+    }
     json_array_foreach(records, i, rec) {
         const char *mb = json_string_value(json_object_get(rec, "mailbox"));
         json_t *m = json_object_get(rec, "message");
@@ -275,7 +317,7 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
         case SOFFA_MT_MEASURE_STARTED: y->measure = true; break;
         case SOFFA_MT_KAA_CASE_CLOSED: {
             const char *r = json_string_value(json_object_get(pl, "reason"));
-            for (int k = 1; r && k < 9; k++)
+            for (int k = 1; r && k < S_CLOSE_REASONS; k++)
                 if (!strcmp(r, close_names[k]))
                     s_add(&closures[k], y->sex);
             s_month_add(a, d, S_M_CLOSURES, y->sex);
@@ -355,7 +397,7 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
     }
     json_object_set_new(out, "referrals", refs);
     json_t *cl = json_object();
-    for (int k = 1; k < 9; k++)
+    for (int k = 1; k < S_CLOSE_REASONS; k++)
         json_object_set_new(cl, close_names[k], s_cell(&closures[k]));
     json_object_set_new(out, "closures", cl);
     json_t *mon = json_array();
@@ -375,8 +417,10 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
         free(rs.days[k]);
     soffa_map_each(a->youths, s_free_entry, NULL);
     soffa_map_each(a->refs, s_free_entry, NULL);
+    soffa_map_each(a->aliases, s_free_entry, NULL);
     soffa_map_destroy(&a->youths);
     soffa_map_destroy(&a->refs);
+    soffa_map_destroy(&a->aliases);
     free(a);
     return out;
 }

@@ -852,6 +852,204 @@ s_reschedule(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], co
     return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
+/* ---- Links between subject keys (an identity number replaced by another) ----
+ *
+ *  In the state table: 'L' || new || old and 'l' || old || new -> "" (keyed
+ *  hashes). The subject index names the old number's records under the new
+ *  number too; the links let verify tell such an entry from a wrong one and
+ *  let disposal take the entry with the record. They are transitive: a link
+ *  to old is a link to every number old replaced. */
+
+#define S_LINK (1 + 2 * SOFFA_SUBJECT_KEY_LEN)
+
+/* Calls fn(ctx, other) for every link 'p' || key || other. */
+static int
+s_links_each(soffa_store_t *self, MDB_txn *txn, char p, const uint8_t key[SOFFA_SUBJECT_KEY_LEN],
+             int (*fn)(soffa_store_t *self, MDB_txn *txn, void *ctx, const uint8_t other[SOFFA_SUBJECT_KEY_LEN]), void *ctx)
+{
+    uint8_t others[64][SOFFA_SUBJECT_KEY_LEN], start[S_LINK];
+    start[0] = (uint8_t) p;
+    memcpy(start + 1, key, SOFFA_SUBJECT_KEY_LEN);
+    memset(start + 1 + SOFFA_SUBJECT_KEY_LEN, 0, SOFFA_SUBJECT_KEY_LEN);
+    for (bool more = true; more;) {
+        /* A few at a time: fn may write (which must not move this cursor). */
+        MDB_cursor *cur;
+        int mrc = mdb_cursor_open(txn, self->state, &cur);
+        if (mrc != 0)
+            return mrc;
+        size_t n = 0;
+        MDB_val k = {sizeof start, start}, v;
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0 && n < 64;
+             mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != S_LINK || memcmp(k.mv_data, start, 1 + SOFFA_SUBJECT_KEY_LEN) != 0) {
+                mrc = MDB_NOTFOUND;
+                break;
+            }
+            memcpy(others[n++], (uint8_t *) k.mv_data + 1 + SOFFA_SUBJECT_KEY_LEN, SOFFA_SUBJECT_KEY_LEN);
+        }
+        mdb_cursor_close(cur);
+        more = mrc == 0;
+        if (mrc != 0 && mrc != MDB_NOTFOUND)
+            return mrc;
+        for (size_t i = 0; i < n; i++)
+            if ((mrc = fn(self, txn, ctx, others[i])) != 0)
+                return mrc;
+        if (n) {
+            memcpy(start + 1 + SOFFA_SUBJECT_KEY_LEN, others[n - 1], SOFFA_SUBJECT_KEY_LEN);
+            /* the next after the last one seen */
+            for (int b = SOFFA_SUBJECT_KEY_LEN - 1; b >= 0 && ++start[1 + SOFFA_SUBJECT_KEY_LEN + b] == 0; b--)
+                ;
+        }
+    }
+    return 0;
+}
+
+static void
+s_link_key(uint8_t out[S_LINK], char p, const uint8_t a[SOFFA_SUBJECT_KEY_LEN], const uint8_t b[SOFFA_SUBJECT_KEY_LEN])
+{
+    out[0] = (uint8_t) p;
+    memcpy(out + 1, a, SOFFA_SUBJECT_KEY_LEN);
+    memcpy(out + 1 + SOFFA_SUBJECT_KEY_LEN, b, SOFFA_SUBJECT_KEY_LEN);
+}
+
+static int
+s_link_put(soffa_store_t *self, MDB_txn *txn, const uint8_t newk[SOFFA_SUBJECT_KEY_LEN],
+           const uint8_t oldk[SOFFA_SUBJECT_KEY_LEN])
+{
+    uint8_t a[S_LINK], b[S_LINK];
+    s_link_key(a, 'L', newk, oldk);
+    s_link_key(b, 'l', oldk, newk);
+    MDB_val ka = {sizeof a, a}, kb = {sizeof b, b}, e = {0, NULL};
+    int mrc = mdb_put(txn, self->state, &ka, &e, 0);
+    return mrc ? mrc : mdb_put(txn, self->state, &kb, &e, 0);
+}
+
+/* For s_links_each over 'L' || old: new inherits old's links. */
+static int
+s_link_inherit(soffa_store_t *self, MDB_txn *txn, void *ctx, const uint8_t older[SOFFA_SUBJECT_KEY_LEN])
+{
+    return s_link_put(self, txn, ctx, older);
+}
+
+static int
+s_link_drop(soffa_store_t *self, MDB_txn *txn, void *ctx, const uint8_t other[SOFFA_SUBJECT_KEY_LEN])
+{
+    const uint8_t *key = ctx;
+    uint8_t a[S_LINK], b[S_LINK];
+    s_link_key(a, 'L', key, other);
+    s_link_key(b, 'l', other, key);
+    MDB_val ka = {sizeof a, a}, kb = {sizeof b, b};
+    int mrc = mdb_del(txn, self->state, &ka, NULL);
+    if (mrc == 0 || mrc == MDB_NOTFOUND)
+        mrc = mdb_del(txn, self->state, &kb, NULL);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+static int
+s_link_drop_rev(soffa_store_t *self, MDB_txn *txn, void *ctx, const uint8_t other[SOFFA_SUBJECT_KEY_LEN])
+{
+    return s_link_drop(self, txn, (void *) other, ctx);
+}
+
+/* Every link of a subject key that is gone, both ways. */
+static int
+s_links_forget(soffa_store_t *self, MDB_txn *txn, const uint8_t key[SOFFA_SUBJECT_KEY_LEN])
+{
+    int mrc = s_links_each(self, txn, 'L', key, s_link_drop, (void *) key);
+    return mrc ? mrc : s_links_each(self, txn, 'l', key, s_link_drop_rev, (void *) key);
+}
+
+static bool
+s_linked(soffa_store_t *self, MDB_txn *txn, const uint8_t newk[SOFFA_SUBJECT_KEY_LEN],
+         const uint8_t oldk[SOFFA_SUBJECT_KEY_LEN])
+{
+    uint8_t a[S_LINK];
+    s_link_key(a, 'L', newk, oldk);
+    MDB_val ka = {sizeof a, a}, v;
+    return mdb_get(txn, self->state, &ka, &v) == 0;
+}
+
+typedef struct {
+    uint64_t seq;
+} s_unindex_t;
+
+/* For s_links_each over 'l' || owner: the record's entry under a newer number. */
+static int
+s_unindex_linked(soffa_store_t *self, MDB_txn *txn, void *ctx, const uint8_t newer[SOFFA_SUBJECT_KEY_LEN])
+{
+    uint64_t seq = ((s_unindex_t *) ctx)->seq;
+    uint8_t ik[S_SUBJECT_KEY];
+    soffa_bytes_put_u32(ik, (uint32_t) (seq >> S_BUCKET_BITS));
+    memcpy(ik + 4, newer, SOFFA_SUBJECT_KEY_LEN);
+    soffa_bytes_put_u64(ik + 4 + SOFFA_SUBJECT_KEY_LEN, seq);
+    MDB_val iv = {sizeof ik, ik};
+    int mrc = mdb_del(txn, self->subject, &iv, NULL);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+/* Indexes every record under old_key's subject index entries under new_key
+ * too (an identity number replaced by another), in txn. */
+static int
+s_subject_link(soffa_store_t *self, MDB_txn *txn, const uint8_t old_key[SOFFA_SUBJECT_KEY_LEN],
+               const uint8_t new_key[SOFFA_SUBJECT_KEY_LEN])
+{
+    if (memcmp(old_key, new_key, SOFFA_SUBJECT_KEY_LEN) == 0)
+        return 0;
+    MDB_cursor *cur;
+    int mrc = mdb_cursor_open(txn, self->subject, &cur);
+    if (mrc != 0)
+        return mrc;
+    uint64_t *seqs = NULL;
+    size_t n = 0, cap = 0;
+    MDB_val k, v;
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    uint64_t last = mrc == 0 && k.mv_size == S_SUBJECT_KEY
+                        ? soffa_bytes_get_u64((uint8_t *) k.mv_data + 4 + SOFFA_SUBJECT_KEY_LEN) : 0;
+    mrc = mrc == MDB_NOTFOUND ? 0 : mrc;
+    /* One seek per bucket, as a scan of the subject does. */
+    for (uint64_t b = 0; mrc == 0 && b <= last >> S_BUCKET_BITS; b++) {
+        uint8_t sk[S_SUBJECT_KEY];
+        soffa_bytes_put_u32(sk, (uint32_t) b);
+        memcpy(sk + 4, old_key, SOFFA_SUBJECT_KEY_LEN);
+        soffa_bytes_put_u64(sk + 4 + SOFFA_SUBJECT_KEY_LEN, 0);
+        k = (MDB_val) {sizeof sk, sk};
+        for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != S_SUBJECT_KEY || memcmp(k.mv_data, sk, 4 + SOFFA_SUBJECT_KEY_LEN) != 0)
+                break;
+            if (n == cap) {
+                size_t c2 = cap ? 2 * cap : 64;
+                uint64_t *g = realloc(seqs, c2 * sizeof *g);
+                if (!g) {
+                    mrc = ENOMEM;
+                    break;
+                }
+                seqs = g;
+                cap = c2;
+            }
+            seqs[n++] = soffa_bytes_get_u64((uint8_t *) k.mv_data + 4 + SOFFA_SUBJECT_KEY_LEN);
+        }
+        if (mrc == MDB_NOTFOUND)
+            mrc = 0;
+    }
+    mdb_cursor_close(cur);
+    for (size_t i = 0; mrc == 0 && i < n; i++) {
+        uint8_t sk[S_SUBJECT_KEY];
+        soffa_bytes_put_u32(sk, (uint32_t) (seqs[i] >> S_BUCKET_BITS));
+        memcpy(sk + 4, new_key, SOFFA_SUBJECT_KEY_LEN);
+        soffa_bytes_put_u64(sk + 4 + SOFFA_SUBJECT_KEY_LEN, seqs[i]);
+        MDB_val sv = {sizeof sk, sk}, empty = {0, NULL};
+        mrc = mdb_put(txn, self->subject, &sv, &empty, 0);
+    }
+    free(seqs);
+    /* The links: new_key now names old_key's records and those of every
+     * number old_key had replaced. */
+    if (mrc == 0)
+        mrc = s_link_put(self, txn, new_key, old_key);
+    if (mrc == 0)
+        mrc = s_links_each(self, txn, 'L', old_key, s_link_inherit, (void *) new_key);
+    return mrc;
+}
+
 /* Appends items in txn on top of t (dedup, sealing, the chain, indices,
  * schedule). Returns 0 or an LMDB error; *rc gets a soffa error that is not
  * LMDB's (a bad item), with mrc 0... and EINVAL. */
@@ -994,6 +1192,14 @@ s_append_in(soffa_store_t *self, MDB_txn *txn, soffa_store_item_t *items, size_t
             MDB_val sv = {sizeof sk, sk};
             if ((mrc = mdb_put(txn, self->subject, &sv, &empty, 0)) != 0)
                 goto out;
+            /* An identity change: what was indexed under the number it
+             * replaces is indexed under the new one too. */
+            if (it->subject_alias && it->subject_alias[0]) {
+                uint8_t old_key[SOFFA_SUBJECT_KEY_LEN];
+                soffa_store_subject_key(self, it->subject_alias, old_key);
+                if ((mrc = s_subject_link(self, txn, old_key, subject_key)) != 0)
+                    goto out;
+            }
         }
 
         MDB_val dval = {8, skey};
@@ -1011,6 +1217,30 @@ soffa_err_t
 soffa_store_append(soffa_store_t *self, soffa_store_item_t *items, size_t n)
 {
     return soffa_store_append_cursors(self, items, n, NULL, 0);
+}
+
+soffa_err_t
+soffa_store_subject_link(soffa_store_t *self, const char *old_id, const char *new_id)
+{
+    if (!self || !old_id || !new_id)
+        return SOFFA_ERR_INVALID_ARG;
+    if (self->read_only)
+        return SOFFA_ERR_PERMISSION;
+    if (!self->has_key)
+        return SOFFA_ERR_NOT_FOUND;
+    uint8_t ok[SOFFA_SUBJECT_KEY_LEN], nk[SOFFA_SUBJECT_KEY_LEN];
+    soffa_store_subject_key(self, old_id, ok);
+    soffa_store_subject_key(self, new_id, nk);
+    MDB_txn *txn;
+    int mrc = mdb_txn_begin(self->env, NULL, 0, &txn);
+    if (mrc != 0)
+        return soffa_store_err(mrc);
+    if ((mrc = s_subject_link(self, txn, ok, nk)) != 0) {
+        mdb_txn_abort(txn);
+        return s_write_err(self, mrc);
+    }
+    mrc = mdb_txn_commit(txn);
+    return mrc == 0 ? SOFFA_OK : s_write_err(self, mrc);
 }
 
 soffa_err_t
@@ -2070,8 +2300,10 @@ s_check_keys(soffa_store_t *self, soffa_store_verify_t *rep)
                      && mdb_get(txn, self->rkey, &rk, &rv) != 0)
                 wrong = "is named by the subject index but its key is gone";
             else if (lv.mv_size > S_REC_HDR && (((uint8_t *) lv.mv_data)[SOFFA_HASH_LEN] & 0x80) == 0
-                     && (rv.mv_size != S_RKEY || memcmp((uint8_t *) rv.mv_data + 1, (uint8_t *) k.mv_data + 4, SOFFA_SUBJECT_KEY_LEN) != 0))
-                wrong = "is named by the subject index under another owner";
+                     && (rv.mv_size != S_RKEY
+                         || (memcmp((uint8_t *) rv.mv_data + 1, (uint8_t *) k.mv_data + 4, SOFFA_SUBJECT_KEY_LEN) != 0
+                             && !s_linked(self, txn, (uint8_t *) k.mv_data + 4, (uint8_t *) rv.mv_data + 1))))
+                wrong = "is named by the subject index under another owner (and no identity change links them)";
         }
         mdb_cursor_close(cur);
     }
@@ -2391,6 +2623,10 @@ s_take(soffa_store_t *self, MDB_txn *txn, s_dispose_t *d, uint64_t seq, const so
         MDB_val iv = {sizeof ik, ik};
         if ((mrc = mdb_del(txn, self->subject, &iv, NULL)) != 0 && mrc != MDB_NOTFOUND)
             return mrc;
+        /* ... and under every number that replaced this one. */
+        s_unindex_t u = {seq};
+        if ((mrc = s_links_each(self, txn, 'l', owner + 1, s_unindex_linked, &u)) != 0)
+            return mrc;
     }
     size_t gi = s_group(d, mailbox, mailbox, cls);
     if (gi == SIZE_MAX || !s_group_add(&d->g[gi], seq, id) || !s_owner_add(d, owner)
@@ -2445,6 +2681,48 @@ s_index_purge(soffa_store_t *self, MDB_txn *txn, const uint8_t h[SOFFA_SUBJECT_K
     return mrc == MDB_NOTFOUND ? 0 : mrc;
 }
 
+/* The broker's case register and alias map about a young person who has no
+ * record left (soffa_case.h: 'c' person kommun -> case id, 'C' case id ->
+ * the case, 'a' key -> the key that replaced it): they go with the owner
+ * key, so that nothing keyed by the person outlives their records. */
+static int
+s_cases_forget(soffa_store_t *self, MDB_txn *txn, const uint8_t h[SOFFA_SUBJECT_KEY_LEN])
+{
+    uint8_t ak[1 + SOFFA_SUBJECT_KEY_LEN] = {'a'};
+    memcpy(ak + 1, h, SOFFA_SUBJECT_KEY_LEN);
+    MDB_val akv = {sizeof ak, ak};
+    int mrc = mdb_del(txn, self->state, &akv, NULL);
+    if (mrc != 0 && mrc != MDB_NOTFOUND)
+        return mrc;
+    MDB_cursor *cur;
+    if ((mrc = mdb_cursor_open(txn, self->state, &cur)) != 0)
+        return mrc;
+    uint8_t cases[64][16];
+    size_t n = 0;
+    MDB_val k = {sizeof ak, ak}, v;
+    ak[0] = 'c';
+    for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); mrc == 0;) {
+        if (k.mv_size != 1 + SOFFA_SUBJECT_KEY_LEN + 4 || memcmp(k.mv_data, ak, sizeof ak) != 0)
+            break;
+        if (v.mv_size == 16 && n < 64)
+            memcpy(cases[n++], v.mv_data, 16);
+        if ((mrc = mdb_cursor_del(cur, 0)) != 0)
+            break;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(cur);
+    if (mrc != 0 && mrc != MDB_NOTFOUND && mrc != EINVAL)
+        return mrc;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ck[17] = {'C'};
+        memcpy(ck + 1, cases[i], 16);
+        MDB_val ckv = {sizeof ck, ck};
+        if ((mrc = mdb_del(txn, self->state, &ckv, NULL)) != 0 && mrc != MDB_NOTFOUND)
+            return mrc;
+    }
+    return 0;
+}
+
 /* An owner that lost records: gone when it has none left (with its state
  * and a tombstone), else a new owner key that wraps what is left. The
  * owner key is written under the current epoch key; the rotation that
@@ -2475,7 +2753,8 @@ s_owner_settle(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], 
             MDB_val pkv = {sizeof pk, pk};
             if ((mrc = mdb_del(txn, self->state, &pkv, NULL)) != 0 && mrc != MDB_NOTFOUND)
                 return mrc;
-            if ((mrc = s_index_purge(self, txn, owner + 1)) != 0)
+            if ((mrc = s_index_purge(self, txn, owner + 1)) != 0 || (mrc = s_links_forget(self, txn, owner + 1)) != 0
+                || (mrc = s_cases_forget(self, txn, owner + 1)) != 0)
                 return mrc;
             rep->subjects++;
         }

@@ -73,7 +73,7 @@ typedef struct {
 
 #define SOFFA_STORE_STATE_KEY 48  /* longest state key */
 #define SOFFA_STORE_STATE_VAL 96  /* longest state value (before an appended seq) */
-#define SOFFA_STORE_STATE_OPS 4   /* state operations per record */
+#define SOFFA_STORE_STATE_OPS 8   /* state operations per record */
 
 /*  A change of the derived state, committed with its record: put key ->
  *  val (with the record's seq appended when with_seq), or delete key. */
@@ -115,6 +115,8 @@ typedef struct {
     soffa_store_state_op_t state[SOFFA_STORE_STATE_OPS];   /* applied in order, with the record */
     size_t n_state;
     soffa_store_sched_t sched;    /* when it runs out (sealed records only) */
+    const char *subject_alias;    /* an identity number this record's subject replaces (or NULL): every
+                                   * record indexed under it is indexed under the subject too */
     uint64_t seq;
     bool duplicate;
 } soffa_store_item_t;
@@ -273,6 +275,12 @@ soffa_err_t soffa_store_mailboxes(soffa_store_t *self,
                                   int (*fn)(void *ctx, const char *mailbox, uint64_t count,
                                             uint64_t last_seq),
                                   void *ctx);
+
+/*  Indexes every record indexed under identity number old_id under new_id
+ *  too, in a durable transaction of its own (what an appended item with
+ *  subject_alias does with its record): the history of the new number then
+ *  holds what came before. Returns SOFFA_OK or a store error. */
+soffa_err_t soffa_store_subject_link(soffa_store_t *self, const char *old_id, const char *new_id);
 
 /*  The keyed hash soffa uses for subject `id` in place of the number. */
 void soffa_store_subject_key(const soffa_store_t *self, const char *id,

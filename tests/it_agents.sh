@@ -10,6 +10,10 @@ set -uo pipefail
 BUILD=$(cd "${1:?usage: tests/it_agents.sh BUILD_DIR}" && pwd)
 SOFFA="$BUILD/soffa"
 NET=$(mktemp -d /tmp/soffa-it-XXXXXX)
+# An enrolment that ended this term (ABS_FROM and ABS_TO, an absence period,
+# are in itlib.sh): relative to today, as the broker takes dates at most
+# [policy] event_max_days (183) back.
+LEFT_ON=$(date -d '-30 days' +%F)
 . "$(dirname "${BASH_SOURCE[0]}")/itlib.sh"
 trap '"$SOFFA" down "$NET" >/dev/null 2>&1; pkill -f "$NET/" 2>/dev/null; rm -rf "$NET"' EXIT
 
@@ -35,8 +39,8 @@ wait_count() {   # wait_count AGENT N: until AGENT's inbox holds N (max 15 s)
     for _ in $(seq 150); do [ "$(count "$1")" -ge "$2" ] && return; sleep 0.1; done
 }
 absence() {   # absence N [--wait MS]
-    s school-1415 signal absence --pupil "$(pupil "$1")" --hemkommun 1419 --period-from 2026-09-01 \
-        --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 "${@:2}"
+    s school-1415 signal absence --pupil "$(pupil "$1")" --hemkommun 1419 --period-from ${ABS_FROM} \
+        --period-to ${ABS_TO} --unexcused-band SIGNIFICANT --school-unit 14150001 "${@:2}"
 }
 
 "$SOFFA" up "$NET" >/dev/null || { echo "[FAIL] soffa up"; echo "0 passed, 1 failed"; exit 1; }
@@ -80,15 +84,15 @@ expect "it_21 the outbox is empty again" 0 "$(s school-1415 --json status | grep
 {
     echo "type,pupil,hemkommun,period_from,period_to,unexcused_band,school_unit,event,effective_date,school_form"
     for i in $(seq 1 30); do
-        echo "absence,$(pupil "$((200 + i))"),1419,2026-09-01,2026-11-13,SIGNIFICANT,14150001,,,"
+        echo "absence,$(pupil "$((200 + i))"),1419,${ABS_FROM},${ABS_TO},SIGNIFICANT,14150001,,,"
     done
-    echo "absence,080314-2711,1419,2026-09-01,2026-11-13,SIGNIFICANT,14150001,,,"
-    echo "absence,$(pupil 300),1499x,2026-09-01,2026-11-13,SIGNIFICANT,14150001,,,"
+    echo "absence,080314-2711,1419,${ABS_FROM},${ABS_TO},SIGNIFICANT,14150001,,,"
+    echo "absence,$(pupil 300),1499x,${ABS_FROM},${ABS_TO},SIGNIFICANT,14150001,,,"
     echo "# a comment line"
-    echo "absence,$(pupil 301),1419,2026-09-31,2026-11-13,SIGNIFICANT,14150001,,,"
-    echo "enrolment,$(pupil 302),1419,,,,14150001,LEFT,2026-10-01,GY"
+    echo "absence,$(pupil 301),1419,2026-09-31,${ABS_TO},SIGNIFICANT,14150001,,,"
+    echo "enrolment,$(pupil 302),1419,,,,14150001,LEFT,${LEFT_ON},GY"
     echo "transfer,$(pupil 303),1419,,,,14150001,,,"
-    echo "absence,$(pupil 304),1419,2026-09-01"
+    echo "absence,$(pupil 304),1419,${ABS_FROM}"
 } > "$NET/export.csv"
 out=$(s school-1415 import "$NET/export.csv" 2>&1); rc=$?
 expect "it_22 import exits 1 when a row is bad" 1 $rc
@@ -113,7 +117,7 @@ case "$(s audit status)" in *"NO READER"*) bad "it_31 no NO READER for the broke
 stop_proc kaa-1415 TERM
 out=$(s kaa-1415 status 2>&1); rc=$?
 case "$rc:$out" in 2:*"no agent listens"*) ok "it_31 an agent that does not answer: exit 2";; *) bad "it_31 agent down" "$rc $out";; esac
-s school-1415 signal absence --pupil "$(pupil 350)" --hemkommun 1415 --period-from 2026-09-01 --period-to 2026-11-13 \
+s school-1415 signal absence --pupil "$(pupil 350)" --hemkommun 1415 --period-from ${ABS_FROM} --period-to ${ABS_TO} \
     --unexcused-band SIGNIFICANT --school-unit 14150001 >/dev/null
 for _ in $(seq 100); do s audit --json status | grep -q '"mailbox":"kaa/1415"[^}]*"no_reader":true' && break; sleep 0.1; done
 out=$(s audit status 2>&1); rc=$?
@@ -130,7 +134,7 @@ expect "it_31 the reader back: exit 0 again" 0 "$(s audit status >/dev/null 2>&1
 # (A thousand rows: an import is one batch, so it must be large for the kill
 # to land while the deliveries stream.)
 BURST=1000
-for i in $(seq 1 $BURST); do echo "absence,$(pupil "$((2000 + i))"),1419,2026-09-01,2026-11-13,SIGNIFICANT,14150001"; done |
+for i in $(seq 1 $BURST); do echo "absence,$(pupil "$((2000 + i))"),1419,${ABS_FROM},${ABS_TO},SIGNIFICANT,14150001"; done |
     sed '1i type,pupil,hemkommun,period_from,period_to,unexcused_band,school_unit' > "$NET/burst.csv"
 s school-1415 import "$NET/burst.csv" >/dev/null 2>&1 &
 IMPORT=$!
@@ -194,7 +198,7 @@ start_broker
 start_agent school-1415
 start_agent kaa-1419
 A=$(absence 900 | awk '/message id/ {print $3}')
-B=$(s school-1415 signal absence --pupil "$(pupil 901)" --hemkommun 1415 --period-from 2026-09-01 --period-to 2026-11-13 \
+B=$(s school-1415 signal absence --pupil "$(pupil 901)" --hemkommun 1415 --period-from ${ABS_FROM} --period-to ${ABS_TO} \
     --unexcused-band SIGNIFICANT --school-unit 14150001 | awk '/message id/ {print $3}')
 wait_count kaa-1419 $((52 + BURST))
 s kaa-1419 ack --re "$A" --result REGISTERED >/dev/null
@@ -287,8 +291,8 @@ echo '{"stale":"a message from an earlier version"}' > "$NET/kaa-1415/data/hook-
 ( umask 000; start_agent kaa-1415 )
 expect "it_32 under umask 000 the control socket is still owner-only" 600 "$(stat -c %a "$NET/kaa-1415/data/control.sock")"
 if [ -e "$NET/kaa-1415/data/hook-input.json" ]; then bad "it_31 a stale hook-input.json is removed at start"; else ok "it_31 a stale hook-input.json is removed at start"; fi
-SEQ31=$(s school-1415 signal absence --pupil "$(pupil 931)" --hemkommun 1415 --period-from 2026-09-01 \
-    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 | awk '/accepted/ {gsub(/[()]/, ""); print $NF}')
+SEQ31=$(s school-1415 signal absence --pupil "$(pupil 931)" --hemkommun 1415 --period-from ${ABS_FROM} \
+    --period-to ${ABS_TO} --unexcused-band SIGNIFICANT --school-unit 14150001 | awk '/accepted/ {gsub(/[()]/, ""); print $NF}')
 for _ in $(seq 100); do [ -s "$NET/fdhook-$SEQ31.json" ] 2>/dev/null && break; sleep 0.1; done
 if ls "$NET"/fdhook-*.json >/dev/null 2>&1; then ok "it_31 the hook ran"; else bad "it_31 the hook ran" "$(tail -5 "$NET/kaa-1415/agent.log")"; fi
 FDS=$(cat "$NET"/fds-*.txt 2>/dev/null)
@@ -306,11 +310,11 @@ fi
 
 # it_33 (item 5): reserve numbers on the command line and in the history.
 R17="20090101tf10"   # typed in lowercase; 17 when the absence began
-out=$(s school-1415 signal absence --pupil "$R17" --hemkommun 1419 --period-from 2026-09-01 --period-to 2026-11-13 \
+out=$(s school-1415 signal absence --pupil "$R17" --hemkommun 1419 --period-from ${ABS_FROM} --period-to ${ABS_TO} \
     --unexcused-band SIGNIFICANT --school-unit 14150001 2>&1); rc=$?
 case "$rc:$out" in 0:*"accepted"*) ok "it_33 --pupil takes a reserve number";; *) bad "it_33 --pupil takes a reserve number" "$out";; esac
-out=$(s school-1415 signal absence --reserve-id 19900101TF10 --hemkommun 1419 --period-from 2026-09-01 \
-    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 2>&1); rc=$?
+out=$(s school-1415 signal absence --reserve-id 19900101TF10 --hemkommun 1419 --period-from ${ABS_FROM} \
+    --period-to ${ABS_TO} --unexcused-band SIGNIFICANT --school-unit 14150001 2>&1); rc=$?
 case "$rc:$out" in 1:*"[AGE]"*) ok "it_33 the age rule runs on a reserve number's birth date";; *) bad "it_33 age rule on a reserve number" "$out";; esac
 out=$(s school-1415 signal absence --reserve-id "$(pupil 1 | tr -d -)" --hemkommun 1419 2>&1); rc=$?
 case "$rc:$out" in 1:*"two letters"*) ok "it_33 a personnummer is refused as a reserve number";; *) bad "it_33 a personnummer as a reserve number" "$out";; esac
@@ -320,15 +324,59 @@ out=$(s audit history --pupil "$R17" 2>&1); rc=$?
 case "$rc:$out" in 0:*"absence_reported"*"1 record(s)"*) ok "it_33 history --pupil finds a reserve number's record";; *) bad "it_33 history of a reserve number" "$out";; esac
 
 # it_34 (item 7): free text in a code field is refused before it is stored.
-out=$(s school-1415 signal absence --pupil "$(pupil 934)" --hemkommun 1419 --period-from 2026-09-01 \
-    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 --actor "Eleven har ADHD" 2>&1); rc=$?
+out=$(s school-1415 signal absence --pupil "$(pupil 934)" --hemkommun 1419 --period-from ${ABS_FROM} \
+    --period-to ${ABS_TO} --unexcused-band SIGNIFICANT --school-unit 14150001 --actor "Eleven har ADHD" 2>&1); rc=$?
 case "$rc:$out" in 1:*"actor_ref"*"user reference"*) ok "it_34 prose in actor_ref is refused, naming the field and its form";; *) bad "it_34 prose in actor_ref" "$out";; esac
 expect "it_34 nothing was left in the outbox" 0 "$(outbox school-1415)"
 
 # it_35 (item 8): a school's claims are held to its configuration.
-out=$(s school-1415 signal absence --pupil "$(pupil 935)" --hemkommun 1419 --period-from 2026-09-01 \
-    --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14199999 2>&1); rc=$?
+out=$(s school-1415 signal absence --pupil "$(pupil 935)" --hemkommun 1419 --period-from ${ABS_FROM} \
+    --period-to ${ABS_TO} --unexcused-band SIGNIFICANT --school-unit 14199999 2>&1); rc=$?
 case "$rc:$out" in 1:*"14199999 is not one of school-1415's configured school units"*"[NOT_AUTHORISED]"*) ok "it_35 another school unit is refused with the reason";; *) bad "it_35 another school unit" "$out";; esac
+
+# it_36 (issue 13, rules 8-10) from the command line: the case lifecycle and
+# its refusals, "not our youth, rerouted", and a samordningsnummer replaced by
+# a personnummer whose history shows what came before.
+P=$(pupil 936)
+CASE=$(cat /proc/sys/kernel/random/uuid)
+out=$(s kaa-1419 case contact --pupil "$P" --hemkommun 1419 --case-id "$CASE" --attempt-no 1 --channel PHONE \
+    --outcome REACHED 2>&1); rc=$?
+case "$rc:$out" in 1:*"open the case first"*"[NOT_FOUND]"*) ok "it_36 an event on a case never opened is refused";; *) bad "it_36 event before open" "$out";; esac
+s kaa-1419 case open --pupil "$P" --hemkommun 1419 --case-id "$CASE" >/dev/null
+s kaa-1419 case close --pupil "$P" --hemkommun 1419 --case-id "$CASE" --reason STARTED_NATIONAL_PROGRAMME >/dev/null
+out=$(s kaa-1419 case occupation --pupil "$P" --hemkommun 1419 --case-id "$CASE" --as-of "$(date +%F)" \
+    --occupation NONE 2>&1); rc=$?
+case "$rc:$out" in 1:*"was closed on"*"[NOT_OPEN]"*) ok "it_36 an event on a closed case is refused, saying when it closed";; *) bad "it_36 event on a closed case" "$out";; esac
+SIG=$(absence 936 | awk '/message id/ {print $3}')
+out=$(s kaa-1419 case reopen --pupil "$P" --hemkommun 1419 --case-id "$CASE" --signal-id "$SIG" 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted: case reopen -> kaa-journal/1419"*) ok "it_36 soffa case reopen on a new signal";; *) bad "it_36 case reopen" "$out";; esac
+out=$(s kaa-1419 case occupation --pupil "$P" --hemkommun 1419 --case-id "$CASE" --as-of "$(date +%F)" --occupation NONE 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted"*) ok "it_36 the reopened case takes events";; *) bad "it_36 reopened case" "$out";; esac
+BEFORE=$(count kaa-1415)
+out=$(s kaa-1419 ack --pupil "$P" --hemkommun 1419 --signal-id "$SIG" --result NOT_HEMKOMMUN_REROUTED --new-hemkommun 1415 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted: ack -> school/school-1415"*) ok "it_36 not our youth: acknowledged to the school";; *) bad "it_36 reroute ack" "$out";; esac
+wait_count kaa-1415 $(( BEFORE + 1 ))
+case "$(s kaa-1415 inbox | tail -n 1)" in *"absence_reported"*"from school-1415"*"to kaa/1415"*) ok "it_36 ... and the signal goes on to the right municipality's KAA";; *) bad "it_36 rerouted signal" "$(s kaa-1415 inbox)";; esac
+samnr() {   # samnr N: a samordningsnummer (day + 60) like pupil N
+    local d sum=0 i v
+    d=$(printf '0803%02d%03d' $(( $1 % 28 + 61 )) $(( $1 % 900 + 100 )))
+    for i in 0 1 2 3 4 5 6 7 8; do
+        v=$(( ${d:$i:1} * (i % 2 == 0 ? 2 : 1) ))
+        sum=$(( sum + v / 10 + v % 10 ))
+    done
+    echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
+}
+OLD=$(samnr 937)
+NEW=$(pupil 937)
+s school-1415 signal absence --pupil "$OLD" --hemkommun 1419 --period-from 2026-09-01 --period-to 2026-11-13 \
+    --unexcused-band SIGNIFICANT --school-unit 14150001 >/dev/null
+OLD12=$("$SOFFA" check-id "$OLD" | awk '{print $1}')
+NEW12=$("$SOFFA" check-id "$NEW" | awk '{print $1}')
+out=$(s kaa-1419 identity change --pupil "$NEW" --hemkommun 1419 --old-id.id-type SAMNR --old-id.id "$OLD12" \
+    --old-id.hemkommun 1419 --new-id.id-type PNR --new-id.id "$NEW12" --new-id.hemkommun 1419 2>&1); rc=$?
+case "$rc:$out" in 0:*"accepted: identity change -> kaa-journal/1419"*) ok "it_36 the KAA records the new number";; *) bad "it_36 identity change" "$out";; esac
+out=$(s audit history --pupil "$NEW" 2>&1)
+case "$out" in *"absence_reported"*"pupil ${OLD12}"*"subject_identity_changed"*) ok "it_36 soffa history of the new number shows what came under the old one";; *) bad "it_36 history of the new number" "$out";; esac
 
 "$SOFFA" down "$NET" >/dev/null
 finish_report

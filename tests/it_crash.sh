@@ -28,7 +28,7 @@ ids() { s "$1" --json inbox --limit 1000000 | grep -o '"message_id":"[^"]*"' | s
 csv() {   # csv FILE FIRST N: N absence rows, alternating Tjörn and Stenungsund
     { echo "type,pupil,hemkommun,period_from,period_to,unexcused_band,school_unit"
       for i in $(seq "$2" $(( $2 + $3 - 1 ))); do
-          echo "absence,$(pupil "$i"),$([ $((i % 2)) -eq 0 ] && echo 1419 || echo 1415),2026-09-01,2026-11-13,SIGNIFICANT,14150001"
+          echo "absence,$(pupil "$i"),$([ $((i % 2)) -eq 0 ] && echo 1419 || echo 1415),${ABS_FROM},${ABS_TO},SIGNIFICANT,14150001"
       done; } > "$1"
 }
 

@@ -63,7 +63,7 @@ sleep 1
 
 N=400
 { echo "type,pupil,hemkommun,period_from,period_to,unexcused_band,school_unit"
-  for i in $(seq 1 $N); do echo "absence,$(pupil "$i"),1419,2026-09-01,2026-11-13,SIGNIFICANT,14150001"; done; } > "$NET/rows.csv"
+  for i in $(seq 1 $N); do echo "absence,$(pupil "$i"),1419,${ABS_FROM},${ABS_TO},SIGNIFICANT,14150001"; done; } > "$NET/rows.csv"
 expect "all $N rows are handed to the school agent" "$N signal(er) lagda i utkorgen, 0 ändring(ar) signaleras inte, 0 hanterade tidigare, 0 fel." "$(s school-1415 import "$NET/rows.csv" 2>&1 | tail -1)"
 for _ in $(seq 100); do grep -q "$FULL_LOG" "$NET/broker/broker.log" && break; sleep 0.1; done
 sleep 1
@@ -71,7 +71,7 @@ grep -q "$FULL_LOG" "$NET/broker/broker.log" && ok "the store filled up" || bad 
 WAITING=$(outbox school-1415)
 [ "$WAITING" -gt 0 ] && ok "the refused messages wait in the school's outbox ($WAITING)" || bad "outbox keeps refused messages" "$WAITING"
 grep -q "$REMEDY" "$NET/school-1415/agent.log" && ok "the refusal names the remedy" || bad "remedy named" "$(grep -m1 'cannot take' "$NET/school-1415/agent.log")"
-OUT=$(s school-1415 signal absence --pupil "$(pupil 999)" --hemkommun 1419 --period-from 2026-09-01 --period-to 2026-11-13 \
+OUT=$(s school-1415 signal absence --pupil "$(pupil 999)" --hemkommun 1419 --period-from ${ABS_FROM} --period-to ${ABS_TO} \
     --unexcused-band SIGNIFICANT --school-unit 14150001 --wait 3000 2>&1)
 case "$OUT" in queued*) ok "a person handing over a signal now hears it is queued, not lost";; *) bad "queued when full" "$OUT";; esac
 STORED=$(count kaa-1419)

@@ -31,8 +31,8 @@ stop_broker() {   # stop_broker SIGNAL
 # "SEQ MESSAGE-ID" when the broker acknowledged it, "queued MESSAGE-ID" else.
 signal() {
     local out
-    out=$(s school-1415 signal absence --pupil "$(pupil "$1")" --hemkommun "${2:-1419}" --period-from 2026-09-01 \
-        --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 14150001 --wait 3000 2>&1)
+    out=$(s school-1415 signal absence --pupil "$(pupil "$1")" --hemkommun "${2:-1419}" --period-from ${ABS_FROM} \
+        --period-to ${ABS_TO} --unexcused-band SIGNIFICANT --school-unit 14150001 --wait 3000 2>&1)
     local id
     id=$(awk '/message id/ {print $3}' <<<"$out")
     case "$out" in

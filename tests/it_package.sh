@@ -90,7 +90,7 @@ for a in kaa-1419 school-1415; do
     for _ in $(seq 100); do "$S" --socket "$RUN/$a/control.sock" --json status --sample 0 2>/dev/null | grep -q '"connected":true' && break; sleep 0.1; done
 done
 out=$("$S" --socket "$RUN/school-1415/control.sock" signal absence --pupil "$(pupil 7)" --hemkommun 1419 \
-    --period-from 2026-09-01 --period-to 2026-11-13 --unexcused-band SIGNIFICANT --school-unit 12345678 2>&1)
+    --period-from ${ABS_FROM} --period-to ${ABS_TO} --unexcused-band SIGNIFICANT --school-unit 12345678 2>&1)
 case "$out" in "accepted: signal absence -> kaa/1419"*) ok "it_51 the installed school agent's signal is accepted";; *) bad "it_51 signal" "$out" "$(tail -3 "$RUN/broker.log")";; esac
 for _ in $(seq 50); do "$S" --socket "$RUN/kaa-1419/control.sock" --json inbox | grep -q '"type":"absence_reported"' && break; sleep 0.1; done
 "$S" --socket "$RUN/kaa-1419/control.sock" --json inbox | grep -q '"type":"absence_reported"' \

@@ -57,6 +57,8 @@ for f in "$FX"/malformed-*.json; do
 done
 
 "$SOFFA" up "$NET" >/dev/null || { echo "[FAIL] soffa up"; echo "0 passed, 1 failed"; exit 1; }
+# The fixtures' school year is 2026/27, with fixed dates.
+broker_takes_old_dates
 SCHOOL=(school-1415 import --format ss12000 "${AT[@]}")
 V1=("$FX"/organisations.json "$FX"/persons-v1-p1.json "$FX"/persons-v1-p2.json)
 V2=("$FX"/organisations.json "$FX"/persons-v2-p1.json "$FX"/persons-v2-p2.json "$FX"/calendar-v2.json)

@@ -3,6 +3,10 @@
 
 PASS=0
 FAIL=0
+# An absence period of this term, relative to today: the broker takes dates
+# at most [policy] event_max_days (183) back.
+ABS_FROM=$(date -d '-60 days' +%F)
+ABS_TO=$(date -d '-7 days' +%F)
 ok() { PASS=$((PASS + 1)); echo "[PASS] $1"; }
 bad() { FAIL=$((FAIL + 1)); echo "[FAIL] $1"; [ $# -gt 1 ] && printf '       %s\n' "${@:2}"; }
 expect() {   # expect NAME EXPECTED ACTUAL
@@ -28,4 +32,23 @@ pupil() {
         sum=$(( sum + v / 10 + v % 10 ))
     done
     echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
+}
+# A story pinned to fixed dates (fixtures of autumn 2026): restarts the
+# network's broker so that it takes dates up to ten years back ([policy]
+# event_max_days; the default, 183 days, is tested in test_law) and waits
+# until the school, KAA, social services and AF agents are back. Needs BUILD.
+broker_takes_old_dates() {
+    local bp a
+    bp=$(pid_of broker)
+    kill -TERM "$bp"
+    for _ in $(seq 100); do kill -0 "$bp" 2>/dev/null || break; sleep 0.05; done
+    printf '\n[policy]\nevent_max_days = 3660\n' >> "$NET/broker/broker.ini"
+    setsid "$BUILD/soffa-broker" --config "$NET/broker/broker.ini" >>"$NET/broker/broker.log" 2>&1 </dev/null &
+    sed -i "s/^broker .*/broker $!/" "$NET/pids"
+    for a in school-1415 kaa-1419 af-1419 social-1419; do
+        for _ in $(seq 100); do
+            "$SOFFA" --net "$NET" --agent "$a" --json status --sample 0 2>/dev/null | grep -q '"connected":true' && break
+            sleep 0.1
+        done
+    done
 }

@@ -1,5 +1,6 @@
 /*  Tests for the soffa command line, run as a real process. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,4 +93,41 @@ Test(cli, issue_11_05_check_id_reads_reserve_numbers)
     cr_assert_eq(run(oe, "check-id", "--today", "2026-11-23", "20261124TF10"), 1);
     cr_assert(strstr(oe[1], "not in the future") != NULL, "%s", oe[1]);
     done(oe);
+}
+
+/* Issue 13, rule 5: free text the broker screens is warned about before it
+ * is sent (here no agent answers, so nothing is sent at all), naming the
+ * field and the category, never the text; a referral to social services and
+ * a report of concern are not screened. */
+Test(cli, issue_13_05_warns_of_sensitive_text_before_sending)
+{
+    const char *consent = "01900000-0000-7000-8000-00000000c001";
+    const char *text = "Har en ADHD-diagnos och kontakt med BUP.";
+    struct {
+        const char *w1, *w2, *field, *flag;
+        bool warns;
+    } cases[] = {
+        {"refer", "af", "summary", "--consent", true},
+        {"signal", "at-risk", "note", "--consent", true},
+        {"refer", "social", "summary", "--consent", false},
+        {"concern", "report", "description", "--reporter-role", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char flag[32];
+        snprintf(flag, sizeof flag, "--%s", cases[i].field);
+        char *argv[] = {SOFFA, "--socket", "/nonexistent/soffa.sock", (char *) cases[i].w1, (char *) cases[i].w2,
+                        "--pupil", "080314-2710", "--hemkommun", "1419", (char *) cases[i].flag,
+                        strcmp(cases[i].flag, "--consent") ? "KAA_STAFF" : (char *) consent, flag, (char *) text, NULL};
+        char *out = NULL, *err = NULL;
+        cr_assert_eq(tk_run(argv, &out, &err), 1, "no agent: %s", err);
+        bool warned = strstr(err, "warning:") != NULL;
+        cr_assert_eq(warned, cases[i].warns, "%s %s: %s", cases[i].w1, cases[i].w2, err);
+        if (cases[i].warns) {
+            cr_assert(strstr(err, "names health, diagnoses or disability"), "%s", err);
+            cr_assert(strstr(err, cases[i].field), "%s", err);
+            cr_assert_null(strstr(err, "ADHD"), "the text was echoed: %s", err);
+        }
+        free(out);
+        free(err);
+    }
 }

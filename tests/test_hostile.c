@@ -126,6 +126,22 @@ count_access(void *ctx, const soffa_store_rec_t *rec)
     return 0;
 }
 
+typedef struct {
+    soffa_store_t *st;
+    access_count_t *a;
+} access_logs_t;
+
+static int
+scan_access_log(void *ctx, const char *mailbox, uint64_t count, uint64_t last)
+{
+    (void) count;
+    (void) last;
+    access_logs_t *l = ctx;
+    if (!strncmp(mailbox, "audit/access", 12))
+        cr_assert_eq(soffa_store_scan_mailbox(l->st, mailbox, 0, count_access, l->a), SOFFA_OK);
+    return 0;
+}
+
 /* The access records in the broker's store, read from the side (LMDB lets a
  * second process read while the broker writes). */
 static access_count_t
@@ -139,7 +155,9 @@ access_records(tk_broker_t *b)
     soffa_store_opts_t ro = {.path = path, .read_only = true, .master = &m};
     cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
     access_count_t a = {0};
-    cr_assert_eq(soffa_store_scan_mailbox(st, "audit/access", 0, count_access, &a), SOFFA_OK);
+    /* Every data controller's access log (issue 13, rule 11). */
+    access_logs_t logs = {.st = st, .a = &a};
+    cr_assert_eq(soffa_store_mailboxes(st, scan_access_log, &logs), SOFFA_OK);
     soffa_store_close(&st);
     return a;
 }
@@ -749,9 +767,10 @@ Test(hostile, it_h09_once_an_identity_is_protected_no_contact_details_go_out_unt
     free(s);
     soffa_client_close(&sc);
 
-    /* The KAA lifts it with an internal note (an occupation record), and
-     * the referral with a phone number goes through. */
-    char *oj = tk_msg_json(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419");
+    /* The KAA lifts it with an internal note (the opening of its case: a
+     * case event needs an open case since issue 13), and the referral with
+     * a phone number goes through. */
+    char *oj = tk_msg_json(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419");
     json_t *o = json_loads(oj, 0, NULL);
     free(oj);
     json_object_set_new(json_object_get(o, "subject"), "protection_lifted", json_true());

@@ -87,7 +87,7 @@ Test(msg, every_type_round_trips_through_json_and_the_codec)
         cr_assert_null(m);
         types++;
     }
-    cr_assert_eq(types, 19);
+    cr_assert_eq(types, 20);
 }
 
 Test(msg, view_exposes_what_routing_needs)
@@ -112,11 +112,23 @@ Test(msg, view_exposes_what_routing_needs)
     cr_assert_not(v.consent_recipients & (1u << SOFFA_PK_KAA));
     cr_assert(v.consent_purposes & (1u << SOFFA_CP_STATUS_FEEDBACK));
     cr_assert_eq(v.consent_valid_to, 20271031u);
+    cr_assert_eq(v.consent_grants, 1u << SOFFA_CGR_YOUTH);
+    cr_assert_eq(v.consent_youth_age,
+                 (uint32_t) soffa_date_age((soffa_date_t){2008, 3, 14}, soffa_date_local(soffa_now_us() - 3600000000LL)),
+                 "the fixture states the age the identity number gives");
+    cr_assert(v.consent_maturity);
+    cr_assert(v.consent_categories & (1u << SOFFA_DC_SUMMARY_TEXT));
     soffa_msg_destroy(&m);
 
+    /* The fixtures' absence began 60 days before the hour-old occurrence. */
     m = tk_msg(SOFFA_MT_ABSENCE_REPORTED, PUPIL, TJORN);
     soffa_msg_view(m, &v);
-    cr_assert_eq(v.event_date, 20260901u);
+    cr_assert_eq(v.event_date, soffa_date_to_int(soffa_date_local(soffa_now_us() - 3600000000LL - 60 * 86400000000LL)));
+    soffa_msg_destroy(&m);
+
+    m = tk_msg(SOFFA_MT_KAA_CASE_CLOSED, PUPIL, TJORN);
+    soffa_msg_view(m, &v);
+    cr_assert_eq(v.close_reason, 5, "MOVED_OUT");
     soffa_msg_destroy(&m);
 }
 
@@ -618,4 +630,99 @@ Test(msg, issue_13_13_close_reason_for_an_introduction_programme)
     json_object_set_new(p, "reason", json_string("STARTED_INTRODUCTION"));
     json_object_del(p, "new_hemkommun");
     cr_assert_neq(check(j, why, sizeof why), SOFFA_OK);
+}
+
+/* Issue 13, rule 2: who gave a consent. A god man (an unaccompanied
+ * minor's) is a role of its own; the young person is listed once, and the
+ * person a grant names agrees with its role. */
+Test(msg, issue_13_02_consent_grants)
+{
+    char guardian[13];
+    tk_pnr(1980, 6, 1, 123, 0, guardian);
+    const struct {
+        const char *grants;   /* JSON array */
+        soffa_err_t want;
+        const char *says;
+    } cases[] = {
+        {"[{\"role\":\"YOUTH\"}]", SOFFA_OK, NULL},
+        {"[{\"role\":\"GOD_MAN\"}]", SOFFA_OK, NULL},
+        {"[{\"role\":\"YOUTH\"},{\"role\":\"GUARDIAN\"},{\"role\":\"GUARDIAN\"}]", SOFFA_OK, NULL},
+        {"[{\"role\":\"YOUTH\"},{\"role\":\"YOUTH\"}]", SOFFA_ERR_BAD_FIELD, "listed twice"},
+        {"[{\"role\":\"YOUTH\",\"person\":{\"id_type\":\"PNR\",\"id\":\"%s\",\"hemkommun\":\"1419\"}}]",
+         SOFFA_ERR_BAD_FIELD, "subject's own"},
+        {"[{\"role\":\"GUARDIAN\",\"person\":{\"id_type\":\"PNR\",\"id\":\"%s\",\"hemkommun\":\"1419\"}}]", SOFFA_OK,
+         NULL},
+        {"[{\"role\":\"GOD_MAN\",\"person\":{\"id_type\":\"PNR\",\"id\":\"@\",\"hemkommun\":\"1419\"}}]",
+         SOFFA_ERR_BAD_FIELD, "someone other than the young person"},
+        {"[{\"role\":\"YOUTH\",\"person\":{\"id_type\":\"PNR\",\"id\":\"@\",\"hemkommun\":\"1419\"}}]", SOFFA_OK, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char text[512], why[256] = "";
+        snprintf(text, sizeof text, cases[i].grants, guardian);
+        /* "@" stands for the subject itself. */
+        char *at = strchr(text, '@');
+        if (at) {
+            memmove(at + 12, at + 1, strlen(at + 1) + 1);
+            memcpy(at, PUPIL, 12);
+        }
+        json_t *j = base(SOFFA_MT_CONSENT_RECORDED);
+        json_object_set_new(json_object_get(j, "consent_recorded"), "granted_by", json_loads(text, 0, NULL));
+        soffa_err_t rc = check(j, why, sizeof why);
+        cr_assert_eq(rc, cases[i].want, "%s: got %s (%s)", text, soffa_errname(rc), why);
+        if (cases[i].says)
+            cr_assert(strstr(why, cases[i].says) && strstr(why, "consent_recorded.granted_by"), "%s: %s", text, why);
+    }
+    /* A role soffa does not know is refused by its number. */
+    json_t *j = base(SOFFA_MT_CONSENT_RECORDED);
+    json_object_set_new(json_object_get(j, "consent_recorded"), "granted_by", json_pack("[{s:i}]", "role", 4));
+    char why[256] = "";
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD, "%s", why);
+    cr_assert(strstr(why, "granted_by.role") != NULL, "%s", why);
+}
+
+/* Issue 13, rules 8 and 9: what the case lifecycle and the rerouting need
+ * from the schema: NOT_REACHED as a contact outcome (appended), a reopening
+ * that names its case and signal, and the right home municipality with a
+ * "not our youth, rerouted" acknowledgement (and only with it). */
+Test(msg, issue_13_08_09_reopening_not_reached_and_rerouting_in_the_schema)
+{
+    char why[256];
+    json_t *j = base(SOFFA_MT_CONTACT_ATTEMPTED);
+    json_object_set_new(json_object_get(j, "contact_attempted"), "outcome", json_string("NOT_REACHED"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s", why);
+    j = base(SOFFA_MT_CONTACT_ATTEMPTED);
+    json_object_set_new(json_object_get(j, "contact_attempted"), "outcome", json_integer(7));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD, "outcome 7 passed");
+
+    j = base(SOFFA_MT_KAA_CASE_REOPENED);
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s", why);
+    j = base(SOFFA_MT_KAA_CASE_REOPENED);
+    json_object_del(json_object_get(j, "kaa_case_reopened"), "signal_id");
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_MISSING_FIELD);
+    cr_assert(strstr(why, "kaa_case_reopened.signal_id"), "%s", why);
+
+    j = base(SOFFA_MT_SIGNAL_ACKNOWLEDGED);
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "result", json_string("NOT_HEMKOMMUN_REROUTED"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_MISSING_FIELD, "a reroute without the municipality passed");
+    cr_assert(strstr(why, "signal_acknowledged.new_hemkommun"), "%s", why);
+    j = base(SOFFA_MT_SIGNAL_ACKNOWLEDGED);
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "result", json_string("NOT_HEMKOMMUN_REROUTED"));
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "new_hemkommun", json_string("9999"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_KOMMUN);
+    j = base(SOFFA_MT_SIGNAL_ACKNOWLEDGED);
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "result", json_string("NOT_HEMKOMMUN_REROUTED"));
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "new_hemkommun", json_string("1480"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_OK, "%s", why);
+    j = base(SOFFA_MT_SIGNAL_ACKNOWLEDGED);
+    json_object_set_new(json_object_get(j, "signal_acknowledged"), "new_hemkommun", json_string("1480"));
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD, "a municipality with REGISTERED passed");
+
+    soffa_msg_t *m = tk_msg(SOFFA_MT_SUBJECT_IDENTITY_CHANGED, PUPIL, TJORN);
+    soffa_msg_view_t v;
+    soffa_msg_view(m, &v);
+    cr_assert_eq(strlen(v.old_id), 12);
+    cr_assert_eq(strlen(v.new_id), 12);
+    cr_assert_str_neq(v.old_id, v.new_id);
+    cr_assert_eq(v.new_id_type, SOFFA_IDT_PNR);
+    soffa_msg_destroy(&m);
 }

@@ -353,7 +353,7 @@ broker_log(tk_broker_t *b, const env_t *e)
     cr_assert_eq(rc, SOFFA_OK);
     /* One publish, so that there are commits to log at debug level. */
     char pnr[13];
-    tk_pnr(2008, 3, 14, 271, 0, pnr);
+    tk_pnr(soffa_date_today().year - 18, 3, 14, 271, 0, pnr);   /* 18 whatever the year */
     char *json = tk_msg_json(SOFFA_MT_ABSENCE_REPORTED, pnr, "1419");
     cr_assert_eq(tk_publish_json(c, json, NULL, NULL, NULL), SOFFA_OK);
     free(json);

@@ -2070,6 +2070,64 @@ Test(store, issue_17_erasure_takes_every_record_of_one_young_person)
     free(dir);
 }
 
+/* An identity change (issue 13, rule 10) links the old number's records
+ * into the new number's index: verify with the keys accepts those entries
+ * because the link is recorded, and erasing the old number takes them from
+ * the new number's index too, with the case register and alias entries
+ * keyed by the old number. */
+Test(store, issue_17_a_replaced_number_s_records_go_from_the_new_number_s_index)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[2];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+    rec_make(&r[1], SOFFA_MT_ABSENCE_REPORTED, OTHER, "kaa/1419", "school-1415");
+    soffa_store_item_t it[2];
+    cr_assert_eq(append(st, r, 2, it), SOFFA_OK);
+    cr_assert_eq(soffa_store_subject_link(st, PUPIL, OTHER), SOFFA_OK);
+    collect_t c = {.n = 0};
+    cr_assert_eq(soffa_store_scan_subject(st, OTHER, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 2, "the new number names the old number's record too");
+    soffa_store_verify_t vr;
+    cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
+    /* The broker's case register and alias map about the old number. */
+    soffa_store_state_op_t ops[3];
+    memset(ops, 0, sizeof ops);
+    ops[0].key[0] = 'a';
+    soffa_store_subject_key(st, PUPIL, ops[0].key + 1);
+    ops[0].klen = 1 + SOFFA_SUBJECT_KEY_LEN;
+    soffa_store_subject_key(st, OTHER, ops[0].val);
+    ops[0].vlen = SOFFA_SUBJECT_KEY_LEN;
+    ops[1].key[0] = 'c';
+    soffa_store_subject_key(st, PUPIL, ops[1].key + 1);
+    memcpy(ops[1].key + 1 + SOFFA_SUBJECT_KEY_LEN, "1419", 4);
+    ops[1].klen = 1 + SOFFA_SUBJECT_KEY_LEN + 4;
+    memset(ops[1].val, 0x5a, 16);
+    ops[1].vlen = 16;
+    ops[2].key[0] = 'C';
+    memset(ops[2].key + 1, 0x5a, 16);
+    ops[2].klen = 17;
+    soffa_store_subject_key(st, PUPIL, ops[2].val);
+    ops[2].vlen = SOFFA_SUBJECT_KEY_LEN;
+    cr_assert_eq(soffa_store_state_write(st, ops, 3), SOFFA_OK);
+
+    soffa_store_dispose_opts_t o = {.now_us = soffa_now_us(), .erase_subject = PUPIL, .reason = 1, .sender = "b"};
+    soffa_store_dispose_report_t rep;
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+    cr_assert_eq(rep.records, 1);
+    c.n = 0;
+    cr_assert_eq(soffa_store_scan_subject(st, OTHER, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 1, "the erased number's record is gone from the new number's index");
+    cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(soffa_store_state_get(st, ops[i].key, ops[i].klen, NULL, 0, NULL), SOFFA_ERR_NOT_FOUND,
+                     "state entry '%c' about the erased number is gone", ops[i].key[0]);
+    soffa_store_close(&st);
+    rec_free(r, 2);
+    tk_rmrf(dir);
+    free(dir);
+}
+
 /* The child disposes of 3000 records that ran out; the parent kills it. */
 static void
 child_disposer(const char *dir)

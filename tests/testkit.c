@@ -47,20 +47,42 @@ s_uuid(void)
     return json_string(s);
 }
 
-static json_t *
-s_payload(soffa_msg_type_t type, const char *hemkommun, const char **basis)
+/* The Stockholm date `days` days from the moment messages here say they
+ * happened (an hour ago), as YYYY-MM-DD: fixtures stay within the dates the
+ * broker takes (issue 13, rule 3) whenever the tests run. */
+static const char *
+s_day(int days, char buf[11])
 {
+    soffa_date_format(soffa_date_local(soffa_now_us() - 3600000000LL + days * 86400000000LL), buf);
+    return buf;
+}
+
+/* The subject's age on the day the fixtures' messages happened, from its
+ * identity number or reserve number; 18 when it carries no birth date. */
+static int
+s_age_of(const char *pnr)
+{
+    soffa_date_t birth, on = soffa_date_local(soffa_now_us() - 3600000000LL);
+    if (soffa_reserve_birth_date(pnr, &birth) != SOFFA_OK && soffa_id_birth_date(pnr, &birth) != SOFFA_OK)
+        return 18;
+    return soffa_date_cmp(on, birth) < 0 ? 0 : soffa_date_age(birth, on);
+}
+
+static json_t *
+s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const char **basis)
+{
+    char d1[11], d2[11];
     *basis = "SL_29_9_INTERNAL";
     switch (type) {
     case SOFFA_MT_ENROLMENT_CHANGED:
         *basis = "SL_15_15_ENROLMENT";
         return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "event", "LEFT", "effective_date",
-                         "2026-10-01", "school_unit", "12345678", "school_form", "GY",
+                         s_day(-7, d1), "school_unit", "12345678", "school_form", "GY",
                          "programme_code", "SA", "leave_reason", "DISCONTINUED");
     case SOFFA_MT_ABSENCE_REPORTED:
         *basis = "SL_15_15_ABSENCE";
-        return json_pack("{s:s, s:s, s:s, s:b, s:s, s:s}", "period_from", "2026-09-01", "period_to",
-                         "2026-10-15", "unexcused_band", "SIGNIFICANT", "investigation_started", 1,
+        return json_pack("{s:s, s:s, s:s, s:b, s:s, s:s}", "period_from", s_day(-60, d1), "period_to",
+                         s_day(-7, d2), "unexcused_band", "SIGNIFICANT", "investigation_started", 1,
                          "reported_to_csn", "YES", "school_unit", "12345678");
     case SOFFA_MT_AT_RISK_NOTICE:
         *basis = "CONSENT_OSL_12_2";
@@ -88,17 +110,26 @@ s_payload(soffa_msg_type_t type, const char *hemkommun, const char **basis)
     case SOFFA_MT_MEASURE_ENDED:
         return json_pack("{s:o, s:o, s:s, s:s, s:s}", "case_id", s_uuid(), "measure_id", s_uuid(),
                          "measure_type", "PRAKTIK", "end", "2026-11-20", "outcome", "COMPLETED");
+    case SOFFA_MT_KAA_CASE_REOPENED:
+        return json_pack("{s:o, s:o}", "case_id", s_uuid(), "signal_id", s_uuid());
     case SOFFA_MT_KAA_CASE_CLOSED:
         return json_pack("{s:o, s:s, s:s}", "case_id", s_uuid(), "reason", "MOVED_OUT",
                          "new_hemkommun", "1480");
-    case SOFFA_MT_CONSENT_RECORDED:
+    case SOFFA_MT_CONSENT_RECORDED: {
+        /* Given lawfully for the subject's age (issue 13, rule 2): the young
+         * person from 16 (with a maturity assessment), a guardian with them
+         * below that; the stated age is the identity number's. */
         *basis = "CONSENT_OSL_12_2";
-        return json_pack("{s:o, s:[{s:s}], s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s]}, s:s, s:s, s:s, s:s}",
-                         "consent_id", s_uuid(), "granted_by", "role", "YOUTH", "youth_age_at_grant",
-                         18, "maturity_assessed", 1, "scope", "recipients", "ARBETSFORMEDLINGEN",
+        int age = s_age_of(pnr);
+        json_t *grants = age < 16 ? json_pack("[{s:s}, {s:s}]", "role", "YOUTH", "role", "GUARDIAN")
+                                  : json_pack("[{s:s}]", "role", "YOUTH");
+        return json_pack("{s:o, s:o, s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s,s,s]}, s:s, s:s, s:s, s:s}",
+                         "consent_id", s_uuid(), "granted_by", grants, "youth_age_at_grant",
+                         age, "maturity_assessed", 1, "scope", "recipients", "ARBETSFORMEDLINGEN",
                          "SOCIAL_SERVICES", "purposes", "REFERRAL", "STATUS_FEEDBACK",
-                         "data_categories", "IDENTITY", "CONTACT", "form", "WRITTEN", "valid_from",
-                         "2026-11-01", "valid_to", "2027-10-31", "recorded_by", "handl-17");
+                         "data_categories", "IDENTITY", "CONTACT", "OCCUPATION", "SUMMARY_TEXT", "form",
+                         "WRITTEN", "valid_from", "2026-11-01", "valid_to", "2027-10-31", "recorded_by", "handl-17");
+    }
     case SOFFA_MT_CONSENT_WITHDRAWN:
         *basis = "CONSENT_OSL_12_2";
         return json_pack("{s:o, s:I, s:s}", "consent_id", s_uuid(), "withdrawn_at_us",
@@ -125,12 +156,19 @@ s_payload(soffa_msg_type_t type, const char *hemkommun, const char **basis)
         *basis = "SOL_REPORTER_FEEDBACK";
         return json_pack("{s:o, s:s}", "report_id", s_uuid(), "feedback", "INVESTIGATION_OPENED");
     case SOFFA_MT_SUBJECT_IDENTITY_CHANGED: {
-        char oldp[13], newp[13];
-        tk_pnr(2008, 3, 14, 271, 0, oldp);
-        tk_pnr(2008, 3, 15, 286, 0, newp);
-        return json_pack("{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:s}", "old_id", "id_type", "PNR",
-                         "id", oldp, "hemkommun", hemkommun, "new_id", "id_type", "PNR", "id",
-                         newp, "hemkommun", hemkommun, "source", "NAVET");
+        /* The subject under its new number (the one given), replacing a
+         * made-up samordningsnummer. */
+        char oldp[13];
+        tk_pnr(2008, 3, 14, 273, 1, oldp);
+        soffa_id_kind_t kind = SOFFA_ID_PNR;
+        if (soffa_reserve_check(pnr, NULL) == SOFFA_OK)
+            kind = SOFFA_ID_RESERVE;
+        else
+            soffa_id_check(pnr, &kind);
+        return json_pack("{s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}, s:s}", "old_id", "id_type", "SAMNR",
+                         "id", oldp, "hemkommun", hemkommun, "new_id", "id_type",
+                         kind == SOFFA_ID_SAMNR ? "SAMNR" : kind == SOFFA_ID_RESERVE ? "LOCAL_RESERVE" : "PNR", "id",
+                         pnr, "hemkommun", hemkommun, "source", "NAVET");
     }
     default:
         return NULL;
@@ -141,7 +179,7 @@ char *
 tk_msg_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
 {
     const char *basis;
-    json_t *payload = s_payload(type, hemkommun, &basis);
+    json_t *payload = s_payload(type, pnr, hemkommun, &basis);
     cr_assert_not_null(payload, "no test payload for type %d", type);
     int64_t now = soffa_now_us();
     soffa_id_kind_t kind = SOFFA_ID_PNR;
@@ -260,16 +298,20 @@ tk_run(char *const argv[], char **out, char **err)
 #include "soffa_keys.h"
 #include "soffa_wire.h"
 
-const char *const TK_AGENTS[][6] = {
-    {"school-1415", "school", "1415", "12345678, 12345679", "", TK_SCHOOL_ORGNR},
-    {"kaa-1415", "kaa", "1415", "", "", ""},
-    {"kaa-1419", "kaa", "1419", "", "", ""},
-    {"social-1419", "social", "1419", "", "", ""},
-    {"af-1419", "af", "1419", "", "", ""},
-    {"audit-1419", "audit", "", "", "*/1419, audit/access, school/*", ""},
-    {"audit-1415", "audit", "", "", "*/1415", ""},
-    {"audit-all", "audit", "", "", "*", ""},
-    {NULL, NULL, NULL, NULL, NULL, NULL},
+const char *const TK_AGENTS[][7] = {
+    {"school-1415", "school", "1415", "12345678, 12345679", "", TK_SCHOOL_ORGNR, ""},
+    {"kaa-1415", "kaa", "1415", "", "", "", ""},
+    {"kaa-1419", "kaa", "1419", "", "", "", ""},
+    {"kaa-1480", "kaa", "1480", "", "", "", ""},
+    {"social-1419", "social", "1419", "", "", "", ""},
+    {"af-1419", "af", "1419", "", "", "", ""},
+    /* Auditors: of one municipality (Tjörn, Stenungsund), of
+     * Arbetsförmedlingen, and one whose scope spans every controller. */
+    {"audit-1419", "audit", "", "", "kaa/1419, kaa-journal/1419, social/1419", "", ""},
+    {"audit-1415", "audit", "", "", "kaa/1415, kaa-journal/1415, social/1415", "", ""},
+    {"audit-af", "audit", "", "", "af/*", "", ""},
+    {"audit-all", "audit", "", "", "*", "", "yes"},
+    {NULL, NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 static int
@@ -354,6 +396,8 @@ tk_broker_start(const char *extra_ini)
             fprintf(f, "scope = %s\n", TK_AGENTS[i][4]);
         if (TK_AGENTS[i][5][0])
             fprintf(f, "orgnr = %s\n", TK_AGENTS[i][5]);
+        if (TK_AGENTS[i][6][0])
+            fprintf(f, "span_controllers = %s\n", TK_AGENTS[i][6]);
     }
     /* A key nobody configured. */
     snprintf(path, sizeof path, "%s/stranger", b->dir);

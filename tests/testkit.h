@@ -63,9 +63,9 @@ typedef struct {
 } tk_broker_t;
 
 /*  The agents every test broker knows: name, role, kommun, unit(s), scope,
- *  orgnr. school-1415 speaks for units 12345678 and 12345679 of principal
- *  TK_SCHOOL_ORGNR. */
-extern const char *const TK_AGENTS[][6];
+ *  orgnr, span_controllers. school-1415 speaks for units 12345678 and
+ *  12345679 of principal TK_SCHOOL_ORGNR. */
+extern const char *const TK_AGENTS[][7];
 #define TK_SCHOOL_ORGNR "2120001355"
 
 /*  Creates keys and config in a new directory (extra_ini is appended to the

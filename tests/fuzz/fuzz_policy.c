@@ -8,6 +8,7 @@
 #include "soffa_policy.h"
 
 static soffa_msg_t *s_ref;   /* the record every lookup finds, when it does */
+static soffa_terms_t *s_terms;   /* the built-in sensitive-term list */
 
 static soffa_err_t
 s_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_t *out)
@@ -49,6 +50,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             "\"purposes\":[\"REFERRAL\",\"STATUS_FEEDBACK\"],\"data_categories\":[\"IDENTITY\",\"CONTACT\"]},"
             "\"form\":\"WRITTEN\",\"valid_from\":\"2000-01-01\",\"valid_to\":\"2000-12-31\",\"recorded_by\":\"h\"}}";
         soffa_msg_from_json(consent, &s_ref, NULL, 0);
+        soffa_terms_new(&s_terms, NULL, NULL, 0);
     }
     if (size < 2)
         return 0;
@@ -67,10 +69,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     soffa_policy_decision_t dec;
     char why[256];
     soffa_date_t today = {2000, 6, 1};
-    (void) soffa_policy_decide(&ids[(mode >> 2) % 5], m, today, NULL, s_find, &mode, &dec, why, sizeof why);
+    /* The broker's facts, in either state the mode picks: a case known or
+     * not, open or closed, an identity already replaced or not; the term
+     * list and date limits the broker passes, or nothing at all. */
+    soffa_policy_facts_t facts = {.subject_protected = mode & 0x40, .terms = s_terms, .event_max_days = mode & 0x04 ? 1 : 0,
+                                  .kase = {.known = mode & 0x80, .open = mode & 0x20, .same_person = mode & 0x10,
+                                           .kommun = "1419", .closed_seq = mode, .failed_attempts = mode & 7,
+                                           .channels = mode, .person_has_open = mode & 2},
+                                  .old_replaced = mode & 1, .new_replaced = mode & 0x08};
+    (void) soffa_policy_decide(&ids[(mode >> 2) % 5], m, today, (mode & 0x21) == 0x21 ? NULL : &facts, s_find, &mode, &dec, why,
+                               sizeof why);
     soffa_msg_view_t v;
     soffa_msg_view(m, &v);
-    (void) soffa_policy_referral_deliverable(&v, today, s_find, &mode);
+    (void) soffa_policy_deliverable(&v, ids[(mode >> 2) % 5].role, mode & 1 ? "kaa/1480" : "af/1419", today, &facts,
+                                    s_find, &mode);
     soffa_msg_destroy(&m);
     return 0;
 }

@@ -39,7 +39,7 @@ static const char *const s_agents[S_AGENTS][4] = {
     /* name, role, kommun, extra lines */
     {"school-1415", "school", "1415", "unit = 12345678\n"},
     {"kaa-1419", "kaa", "1419", ""},
-    {"audit-all", "audit", "", "scope = *\n"},
+    {"audit-all", "audit", "", "scope = *\nspan_controllers = yes\n"},
 };
 
 static char s_dir[256];

@@ -262,10 +262,18 @@ try {
   await Promise.all([cw.waitForNavigation(), cw.click('#kontakt button')]);
   note('kaa-1419', 'Ett meddelande', sigId);
   check('... records a contact attempt', /Kontaktförsök: skickat och mottaget/.test(await flash(cw)), await flash(cw));
+  // The referral below carries a summary: the consent must cover summary text (issue 13, rule 6).
+  await cw.check('#samtycke-data_categories-4');
   await Promise.all([cw.waitForNavigation(), cw.click('#samtycke button')]);
   note('kaa-1419', 'Ett meddelande', sigId);
   check('... records the young person\'s consent', /Samtycke registrerat: skickat och mottaget/.test(await flash(cw)), await flash(cw));
   await axe(cw, 'Meddelande (with case and consent)');
+  await cw.selectOption('#remiss-af-purpose', 'AF_YOUTH_PROGRAMME');
+  await cw.fill('#remiss-af-text', 'Har en ADHD-diagnos och vill ha praktik.');
+  await Promise.all([cw.waitForNavigation(), cw.click('#remiss-af button')]);
+  note('kaa-1419', 'Ett meddelande', sigId);
+  check('a summary naming a diagnosis is refused, in Swedish, without repeating the text',
+    /känsliga personuppgifter/.test(await flash(cw)) && !/ADHD/.test(await flash(cw)), await flash(cw));
   await cw.selectOption('#remiss-af-purpose', 'AF_YOUTH_PROGRAMME');
   await cw.fill('#remiss-af-text', 'Vill komma ut i praktik inom handel.');
   await Promise.all([cw.waitForNavigation(), cw.click('#remiss-af button')]);
