@@ -35,7 +35,7 @@
 /* Publishes stop this far from a full map or disk: the broker's own records
  * (a read's access records, checkpoints, cursors) still fit, so a read is
  * recorded, and can go on, while the store is full. */
-#define SOFFA_HEADROOM (64 * 1024)
+#define SOFFA_HEADROOM (96 * 1024)
 #define SOFFA_ACCESS_MAILBOX "audit/access"
 #define SOFFA_CHECKPOINT_MAILBOX "audit/checkpoint"
 #define SOFFA_MONITOR "inproc://soffa-router-monitor"

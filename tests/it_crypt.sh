@@ -232,6 +232,8 @@ start_broker
 
 # ---- it_65: the master key rotated (README, "Backups") ----
 "$SOFFA" masterkey new "$NET/broker/rotated.key" >/dev/null
+# A backup made under the old key, before the rotation.
+"$SOFFA" backup "$NET/b-before-rotation" --config "$BROKER_INI" >/dev/null 2>&1 || bad "it_65 backup before the rotation"
 out=$("$BUILD/soffa-broker" --config "$BROKER_INI" --rotate-master-key "$NET/broker/rotated.key" 2>&1); rc=$?
 case "$rc:$out" in 1:*"open in process"*) ok "it_65 no rotation while the broker runs";; *) bad "it_65 running" "$rc $out";; esac
 stop_broker
@@ -249,6 +251,10 @@ out=$(timeout 10 "$BUILD/soffa-broker" --config "$BROKER_INI" 2>&1); rc=$?
 case "$rc:$out" in 1:*"made with master key"*) ok "it_65 a broker given the old key is refused";; *) bad "it_65 broker with the old key" "$rc $out";; esac
 out=$("$SOFFA" verify "$DATA" --key "$NET/broker/checkpoint.pub" --master-key "$NET/broker/rotated.key" 2>&1); rc=$?
 case "$rc:$out" in 0:intact*) ok "it_65 with the new key every sealed body opens";; *) bad "it_65 verify new" "$rc $out";; esac
+out=$("$SOFFA" verify "$NET/b-before-rotation" --key "$NET/broker/checkpoint.pub" --master-key "$NET/broker/rotated.key" 2>&1); rc=$?
+case "$rc:$out" in 1:*"made with master key"*) ok "it_65 a backup made before the rotation does not open with the new key";; *) bad "it_65 backup, new key" "$rc $out";; esac
+out=$("$SOFFA" verify "$NET/b-before-rotation" --key "$NET/broker/checkpoint.pub" --master-key "$NET/broker/master.key" 2>&1); rc=$?
+case "$rc:$out" in 0:intact*) ok "it_65 ... only with the old one: destroying it makes that backup unreadable";; *) bad "it_65 backup, old key" "$rc $out";; esac
 sed -i 's|^master_key = .*|master_key = rotated.key|' "$BROKER_INI"
 grep -q '^master_key = rotated.key' "$BROKER_INI" || echo "master_key = rotated.key" >> "$BROKER_INI"
 start_broker
