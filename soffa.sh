@@ -21,7 +21,8 @@ PACKAGES=(gcc make cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-com
           clang libclang-rt-14-dev libmicrohttpd-dev
           libsystemd-dev systemd scdoc man-db bash-completion git
           dpkg-dev debhelper fakeroot lintian
-          chromium curl openssl iproute2)   # the web inbox's tests: a real browser, TLS, a second host
+          chromium curl openssl iproute2    # the web inbox's tests: a real browser, TLS, a second host
+          prometheus)                       # the metrics test: promtool and a real Prometheus server
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 

@@ -11,12 +11,15 @@
 #include "soffa_version.h"
 
 static volatile sig_atomic_t s_stop = 0;
+static volatile sig_atomic_t s_reload = 0;
 
 static void
 s_on_signal(int sig)
 {
-    (void) sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
 }
 
 int
@@ -49,7 +52,8 @@ main(int argc, char **argv)
                  "  --upgrade-store seal a store of an earlier format (values in clear) under the\n"
                  "                  master key, with the agent stopped, after copying it to\n"
                  "  --backup DIR    (a new directory)\n"
-                 "SIGTERM or SIGINT stop it cleanly. Under systemd (Type=notify) it reports\n"
+                 "SIGTERM or SIGINT stop it cleanly; SIGHUP re-reads the configuration.\n"
+                 "Under systemd (Type=notify) it reports\n"
                  "READY=1 once its control socket is up, and pings the watchdog.\n"
                  "See soffa-agent(8) and soffa-agent.ini(5).");
             return 0;
@@ -95,6 +99,7 @@ main(int argc, char **argv)
     sa.sa_handler = s_on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     rc = soffa_agent_open(agent, why, sizeof why);
     if (rc != SOFFA_OK) {
@@ -103,7 +108,7 @@ main(int argc, char **argv)
         return 1;
     }
     soffa_notify_ready("control socket up");
-    rc = soffa_agent_run(agent, &s_stop);
+    rc = soffa_agent_run(agent, &s_stop, &s_reload);
     soffa_notify_stopping();
     soffa_agent_destroy(&agent);
     soffa_info("stopped");

@@ -8,10 +8,11 @@ _soffa()
     _init_completion || return
 
     local globals="--socket --net --agent --json --help --version"
-    local commands="signal ack case consent refer referral concern identity send
+    local commands="signal ack answer case consent refer referral concern identity send
         inbox show watch status retry import sync pending approve reject replay history
         access-log stats erase verify backup up down keygen masterkey user check-id"
     local types="enrolment_changed absence_reported at_risk_notice signal_acknowledged
+        early_warning_answered year9_handover admission_not_started
         kaa_case_opened contact_attempted occupation_recorded plan_agreed measure_started
         measure_ended kaa_case_closed consent_recorded consent_withdrawn referral_sent
         referral_status_changed referral_withdrawn concern_report_filed
@@ -74,7 +75,7 @@ _soffa()
     # Commands that take a second word.
     local kinds=
     case $cmd in
-    signal) kinds="enrolment absence at-risk" ;;
+    signal) kinds="enrolment absence at-risk year9 not-started" ;;
     case) kinds="open contact occupation plan measure-start measure-end close reopen" ;;
     consent) kinds="record withdraw" ;;
     refer) kinds="af social" ;;
@@ -98,7 +99,7 @@ _soffa()
 
     local opts=
     case $cmd in
-    signal | ack | case | consent | refer | referral | concern | identity | send) opts=$message_opts ;;
+    signal | ack | answer | case | consent | refer | referral | concern | identity | send) opts=$message_opts ;;
     inbox) opts="--failed --after --limit --json --help" ;;
     show | retry) opts="--json --help" ;;
     watch) opts="--all --json --help" ;;

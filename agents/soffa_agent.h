@@ -40,7 +40,17 @@ soffa_err_t soffa_agent_upgrade_store(soffa_agent_t *self, const char *backup_di
 /*  Runs the event loop until *stop is set (a signal handler sets it), then
  *  lets a running hook finish. Returns SOFFA_OK, or SOFFA_ERR_TRANSPORT
  *  when polling fails. */
-soffa_err_t soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop);
+soffa_err_t soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload);
+
+/*  Re-reads the configuration file (SIGHUP; soffa_agent_run calls it when
+ *  *reload is set). Taken at once: the hook and its retries, backoff,
+ *  timeout and log limit, log_level, heartbeat_ms, reconnect_max_ms,
+ *  window (from the next session), the receipt deadlines, and [web]'s
+ *  listen and paths (the web control socket is opened, moved or closed).
+ *  Any other changed setting is logged as taking effect at the next
+ *  restart. A file that does not load changes nothing; the error is logged
+ *  and returned with `why`. Returns SOFFA_OK or the error. */
+soffa_err_t soffa_agent_reload(soffa_agent_t *self, char *why, size_t whylen);
 
 /*  Prints the effective configuration. */
 void soffa_agent_print_config(const soffa_agent_t *self, FILE *out);

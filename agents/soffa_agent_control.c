@@ -117,7 +117,7 @@ s_status_json(soffa_agent_t *self)
     soffa_agent_outbox_overdue(self, NULL, &od_signals, &od_referrals);
     json_t *st = json_pack("{s:b, s:s, s:s, s:b, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:{s:I, s:I}}", "ok", 1, "agent", self->cfg.name,
                      "role", soffa_role_name(self->session.role), "connected", soffa_agent_online(self), "broker_endpoint",
-                     self->cfg.broker, "mailbox", self->session.mailbox, "outbox", (json_int_t) soffa_box_outbox_count(self->box),
+                     self->session.endpoint, "mailbox", self->session.mailbox, "outbox", (json_int_t) soffa_box_outbox_count(self->box),
                      "inbox", (json_int_t) total, "inbox_new", (json_int_t) fresh, "inbox_failed", (json_int_t) failed,
                      "last_delivery", ts, "refused", (json_int_t) self->outbox.refused, "overdue", "signals",
                      (json_int_t) od_signals, "referrals", (json_int_t) od_referrals);
@@ -182,11 +182,23 @@ s_ctl_show(soffa_agent_t *self, const soffa_agent_req_t *req)
     }
 }
 
+static int
+s_state_of(void *ctx, const soffa_box_in_t *in)
+{
+    *(soffa_in_state_t *) ctx = in->state;
+    return 1;
+}
+
 static void
 s_ctl_retry(soffa_agent_t *self, const soffa_agent_req_t *req)
 {
     uint64_t seq = (uint64_t) json_integer_value(json_object_get(req->body, "seq"));
+    soffa_in_state_t was = SOFFA_IN_NEW;
+    if (seq)
+        soffa_box_inbox_get(self->box, seq, s_state_of, &was);
     soffa_err_t rc = seq ? soffa_box_inbox_set_state(self->box, seq, SOFFA_IN_NEW, 0, 0) : SOFFA_ERR_NOT_FOUND;
+    if (rc == SOFFA_OK && was == SOFFA_IN_FAILED && self->stats.parked)
+        self->stats.parked--;   /* the metrics' running count */
     soffa_agent_hook_wake(self);
     soffa_agent_reply(req, rc == SOFFA_OK ? json_pack("{s:b}", "ok", 1) : soffa_agent_reply_fail(rc, "no such inbox record"));
 }

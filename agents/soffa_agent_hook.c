@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,6 +39,26 @@ s_hook_pick(void *ctx, const soffa_box_in_t *in)
     p->attempts = in->attempts;
     p->rec = soffa_record_json(in->env, in->len, NULL, NULL);
     return 1;
+}
+
+/* The hook log is opened anew for each run (so it can be moved away at
+ * any time, by logrotate or by hand) and bounded: once it has reached max
+ * bytes it becomes hook.log.1 (replacing the one before) and the run
+ * starts a new one. At most about twice max is kept. */
+static void
+s_hook_log_bound(const char *path, size_t max)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || (uint64_t) st.st_size < (uint64_t) max)
+        return;
+    char old[1200];
+    snprintf(old, sizeof old, "%s.1", path);
+    if (rename(path, old) != 0)
+        soffa_warn("hook log %s has reached %lld bytes and could not be moved to %s: %s", path,
+                   (long long) st.st_size, old, strerror(errno));
+    else
+        soffa_info("hook log %s reached %lld bytes (hook_log_max); the older part is now %s", path,
+                   (long long) st.st_size, old);
 }
 
 /* Closes the hook's stdin and drops what was not written. */
@@ -155,6 +176,7 @@ s_hook_start(soffa_agent_t *self)
     char **envp = s_hook_env(seqs, types, agent);
     char logp[1100];
     snprintf(logp, sizeof logp, "%s/hook.log", self->data_path);
+    s_hook_log_bound(logp, self->cfg.hook_log_max);
     int pfd[2] = {-1, -1};
     int log = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (!envp || pipe2(pfd, O_CLOEXEC) != 0) {
@@ -225,6 +247,9 @@ soffa_agent_hook_tick(soffa_agent_t *self)
         self->hook.pid = 0;
         s_hook_input_close(self);
         bool ok = !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        self->stats.hook_runs++;
+        if (!ok)
+            self->stats.hook_failures++;
         s_att_t a = {0};
         soffa_box_inbox_get(self->box, self->hook.seq, s_get_attempts, &a);
         if (ok) {
@@ -234,6 +259,7 @@ soffa_agent_hook_tick(soffa_agent_t *self)
             uint32_t n = a.attempts + 1;
             if (n >= (uint32_t) self->cfg.hook_retries) {
                 soffa_box_inbox_set_state(self->box, self->hook.seq, SOFFA_IN_FAILED, n, 0);
+                self->stats.parked++;
                 soffa_warn("hook failed %u times for seq %llu: parked (see 'soffa inbox --failed', 'soffa retry')", n,
                            (unsigned long long) self->hook.seq);
             } else {

@@ -10,17 +10,20 @@
 #include "soffa_agent_int.h"
 #include "soffa_log.h"
 #include "soffa_msg.h"
+#include "soffa_policy.h"
 #include "soffa_record.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
 
 /* ---- Deliveries ------------------------------------------------------------------------------ */
 
-/* An acknowledgement or a referral status closes what the agent awaits. */
+/* An acknowledgement, the KAA's answer to an early warning or a referral
+ * status closes what the agent awaits (the receipts the policy table says
+ * they give). */
 static void
 s_note_answer(soffa_agent_t *self, const soffa_envelope_t *e)
 {
-    if (e->msg_type != SOFFA_MT_SIGNAL_ACKNOWLEDGED && e->msg_type != SOFFA_MT_REFERRAL_STATUS_CHANGED)
+    if (soffa_policy_gives((soffa_msg_type_t) e->msg_type) == SOFFA_RECEIPT_NONE)
         return;
     soffa_msg_t *m = NULL;
     if (soffa_msg_decode(e->body, e->body_len, &m) != SOFFA_OK)

@@ -25,12 +25,13 @@
 
 #define SOFFA_AGENT_OUT_WINDOW 256            /* publishes in flight */
 #define SOFFA_AGENT_RESEND_US (10 * 1000000)  /* unanswered publishes are sent again after this */
+#define SOFFA_AGENT_BROKER_ALTS 4             /* endpoints, and keys, an agent may list for its broker (a key rotation) */
 
 /*  [agent] of agent.ini (the key table is in soffa_agent.c). */
 typedef struct {
     char name[SOFFA_NAME_MAX];     /* this agent's name, as in the broker's [agent NAME] */
-    char broker[256];              /* the broker's endpoint */
-    char broker_key[512];          /* the broker's public key (Z85) or its .pub file */
+    char broker[512];              /* the broker's endpoint(s), comma-separated */
+    char broker_key[512];          /* the broker's public key(s) (Z85) or .pub file(s), comma-separated */
     char key[512];                 /* this agent's key file */
     char data_dir[512];            /* directory of the outbox and inbox */
     char control[512];             /* control socket path ("": DATA_DIR/control.sock) */
@@ -42,12 +43,14 @@ typedef struct {
     int64_t hook_retries;          /* failures before a message is parked */
     int64_t hook_backoff_ms;       /* first wait after a failed hook (doubles) */
     int64_t hook_timeout_ms;       /* a hook running longer is stopped and counts as failed */
+    size_t hook_log_max;           /* hook.log is moved to hook.log.1 when it reaches this */
     size_t map_size;               /* largest size of the agent's store */
     int64_t signal_ack_due;        /* ms: a signal unacknowledged this long is overdue */
     int64_t referral_receipt_due;  /* ms: a referral not received this long is overdue */
     char master_key[512];          /* the master key the store is sealed under (file or credential:NAME) */
     char retention[SOFFA_RC_COUNT][64]; /* [retention]: the rule of each class */
     int64_t retention_every;       /* [retention] run_every (ms) */
+    char metrics_listen[128];      /* [metrics] listen: HOST:PORT of the Prometheus endpoint, "" off */
 } soffa_agent_cfg_t;
 
 /*  One publish in flight. */
@@ -62,7 +65,14 @@ struct soffa_agent {
     soffa_agent_cfg_t cfg;             /* [agent] */
     soffa_school_cfg_t school_cfg;     /* [school], [ss12000] */
     soffa_web_cfg_t web;               /* [web] */
-    char broker_pub[41], pub[41], sec[41];   /* Z85 keys: the broker's, ours (sec is wiped at the end) */
+    char broker_pub[41], pub[41], sec[41];   /* Z85 keys: the broker's (of the pair in use), ours (sec is wiped at the end) */
+    /* The broker, as listed: every key is tried on every endpoint, in
+     * order, one attempt per turn of the loop; the pair that answered is
+     * tried first the next time (soffa_agent_session). */
+    char brokers[SOFFA_AGENT_BROKER_ALTS][256];
+    size_t n_brokers;
+    char broker_keys[SOFFA_AGENT_BROKER_ALTS][41];
+    size_t n_broker_keys;
     char data_path[1024], control_path[1024];
     soffa_box_t *box;                  /* the outbox, inbox, sent log and access log */
     soffa_seal_master_t master;        /* [agent] master_key, loaded */
@@ -83,6 +93,9 @@ struct soffa_agent {
         int64_t backoff_ms;            /* the wait after the next failed connect (doubles) */
         uint32_t broker_heartbeat_ms;  /* the broker's own heartbeat, from WELCOME */
         uint64_t status_receipt;       /* of the broker's last STATUS-REPLY on this connection */
+        size_t cand;                   /* the pair to try next: endpoint cand / n_broker_keys, key cand % n_broker_keys */
+        size_t cand_tried;             /* pairs tried in this round without an answer */
+        const char *endpoint;          /* the endpoint of the session (or of the last attempt) */
         int64_t closed_at_us;          /* when the broker last closed our session (another connection took over) */
         char closed_why[256];
     } session;
@@ -111,6 +124,15 @@ struct soffa_agent {
         char *text;                    /* the record being written to it (owned) */
         size_t len, off;               /* its length, and how much is written */
     } hook;
+    /* Running counts for the metrics (soffa_agent_metrics), kept where they happen */
+    struct {
+        void *prom;                    /* soffa_prom_t: the endpoint, or NULL */
+        uint64_t hook_runs;            /* hook runs finished since start */
+        uint64_t hook_failures;        /* of those, failed or timed out */
+        uint64_t parked;               /* inbox records whose hook gave up (counted at start, then kept) */
+        uint64_t reloads, reload_failures;
+        int64_t started_at_us;
+    } stats;
     /* soffa-web's restricted control socket (soffa_agent_web) */
     void *webctl;                      /* NULL when [web] listen is empty */
     uint8_t access_key[32];            /* keys the youths' hashes in the site's access log */

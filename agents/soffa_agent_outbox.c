@@ -75,11 +75,13 @@ s_find_out(void *ctx, uint64_t local_id, const uint8_t msg_id[16], const uint8_t
         soffa_msg_view_t v;
         soffa_msg_view(m, &v);
         f->type = (uint32_t) v.type;
-        const uint8_t *aw = v.type == SOFFA_MT_ENROLMENT_CHANGED || v.type == SOFFA_MT_ABSENCE_REPORTED
-                                    || v.type == SOFFA_MT_AT_RISK_NOTICE
-                                ? v.message_id
-                            : v.type == SOFFA_MT_REFERRAL_SENT ? v.ref_id
-                                                                : NULL;
+        /* The policy table says what waits for an answer: a signal (an
+         * early warning too) for its acknowledgement, named by its message
+         * id; a referral for its status, named by the referral id. */
+        soffa_receipt_t awaits = soffa_policy_awaits(v.type);
+        const uint8_t *aw = awaits == SOFFA_RECEIPT_ACK      ? v.message_id
+                          : awaits == SOFFA_RECEIPT_STATUS ? v.ref_id
+                                                           : NULL;
         if (aw) {
             memcpy(f->awaited, aw, 16);
             f->awaits = true;
@@ -184,6 +186,8 @@ s_overdue_one(void *ctx, const uint8_t awaited[16], const soffa_box_await_t *a)
     /* What the message waits for is the policy table's word (a referral
      * waits for a status, a signal for an acknowledgement). */
     bool referral = soffa_policy_awaits((soffa_msg_type_t) a->type) == SOFFA_RECEIPT_STATUS;
+    bool warning = a->type == SOFFA_MT_AT_RISK_NOTICE || a->type == SOFFA_MT_YEAR9_HANDOVER;
+    const char *what = referral ? "receipt" : warning ? "answer from the KAA" : "acknowledgement";
     int64_t due = (referral ? o->self->cfg.referral_receipt_due : o->self->cfg.signal_ack_due) * 1000;
     if (o->now - a->sent_us < due)
         return 0;
@@ -197,7 +201,7 @@ s_overdue_one(void *ctx, const uint8_t awaited[16], const soffa_box_await_t *a)
         soffa_time_format(a->sent_us, ts);
         json_array_append_new(o->list, json_pack("{s:s, s:s, s:s, s:s, s:I}", "message_id", mid, "type",
                                                  soffa_msg_type_name((soffa_msg_type_t) a->type), "sent_at", ts,
-                                                 "waiting_for", referral ? "receipt" : "acknowledgement",
+                                                 "waiting_for", what,
                                                  "overdue_s", (json_int_t) ((o->now - a->sent_us - due) / 1000000)));
     }
     return 0;
@@ -244,6 +248,8 @@ s_copy_from_answered(soffa_agent_t *self, json_t *m, const char *re)
             continue;
         if (!json_object_get(pl, "signal_id") && soffa_msg_type_from_name(key) == SOFFA_MT_SIGNAL_ACKNOWLEDGED)
             json_object_set(pl, "signal_id", json_object_get(om, "message_id"));
+        if (!json_object_get(pl, "warning_id") && soffa_msg_type_from_name(key) == SOFFA_MT_EARLY_WARNING_ANSWERED)
+            json_object_set(pl, "warning_id", json_object_get(om, "message_id"));
         const char *oname;
         json_t *opl;
         json_object_foreach(om, oname, opl) {

@@ -65,17 +65,34 @@ s_disconnect(soffa_agent_t *self, soffa_agent_conn_t to, const char *why)
 static void
 s_connect(soffa_agent_t *self)
 {
-    soffa_client_opts_t o = {.endpoint = self->cfg.broker, .server_public = self->broker_pub,
+    /* The pair to try: listed endpoints and keys, one attempt per turn. */
+    size_t total = self->n_brokers * self->n_broker_keys;
+    self->session.endpoint = self->brokers[self->session.cand / self->n_broker_keys];
+    memcpy(self->broker_pub, self->broker_keys[self->session.cand % self->n_broker_keys], 41);
+    soffa_client_opts_t o = {.endpoint = self->session.endpoint, .server_public = self->broker_pub,
                              .public_key = self->pub, .secret_key = self->sec, .name = self->cfg.name,
                              .timeout_ms = 1000, .zmq_ctx = self->ctx};
     soffa_frame_t w;
     soffa_err_t rc = soffa_client_connect(&self->session.client, &o, &w);
+    if (rc != SOFFA_OK && ++self->session.cand_tried < total) {
+        /* Another endpoint or key is listed: it is tried on the next turn. */
+        soffa_debug("broker %s with key %.8s... did not answer (%s); trying the next", self->session.endpoint,
+                    self->broker_pub, soffa_strerror(rc));
+        self->session.cand = (self->session.cand + 1) % total;
+        s_set_state(self, SOFFA_AGENT_CONN_OFFLINE, "the broker is unreachable");
+        self->session.next_connect = soffa_mono_us();
+        return;
+    }
     if (rc != SOFFA_OK) {
+        self->session.cand_tried = 0;
+        self->session.cand = (self->session.cand + 1) % total;
+        const char *what = total > 1 ? "(no listed endpoint with any listed key)" : self->session.endpoint;
         if (self->session.backoff_ms >= self->cfg.reconnect_max_ms)
-            soffa_debug("broker %s still unreachable (%s)", self->cfg.broker, soffa_strerror(rc));
+            soffa_debug("broker %s still unreachable (%s)", what, soffa_strerror(rc));
         else
-            soffa_info("broker %s unreachable (%s); retrying in %lld ms", self->cfg.broker,
-                       rc == SOFFA_ERR_TIMEOUT ? "no answer; is it up, and is this agent's key in its configuration?"
+            soffa_info("broker %s unreachable (%s); retrying in %lld ms", what,
+                       rc == SOFFA_ERR_TIMEOUT ? "no answer; is it up, is broker_key its key, and is this agent's key "
+                                                 "in its configuration?"
                                                : soffa_strerror(rc),
                        (long long) self->session.backoff_ms);
         s_set_state(self, SOFFA_AGENT_CONN_OFFLINE, "the broker is unreachable");
@@ -86,6 +103,7 @@ s_connect(soffa_agent_t *self)
     }
     s_set_state(self, SOFFA_AGENT_CONN_ONLINE, "greeted");
     self->session.backoff_ms = 200;
+    self->session.cand_tried = 0;   /* the pair that answered is tried first next time */
     self->session.role = w.role;
     /* What this site sends is scheduled by its role (a school's consents are school signals). */
     soffa_box_set_retention(self->box, &self->retention, w.role);
@@ -95,8 +113,9 @@ s_connect(soffa_agent_t *self)
     int64_t now = soffa_mono_us();
     self->session.last_heard = now;
     self->session.next_ping = now;
-    soffa_info("connected to %s as %s (%s)%s%s", self->cfg.broker, self->cfg.name, soffa_role_name(self->session.role),
-               self->session.mailbox[0] ? ", reading " : "", self->session.mailbox);
+    soffa_info("connected to %s as %s (%s)%s%s%s%.8s%s", self->session.endpoint, self->cfg.name,
+               soffa_role_name(self->session.role), self->session.mailbox[0] ? ", reading " : "", self->session.mailbox,
+               total > 1 ? "; broker key " : "", total > 1 ? self->broker_pub : "", total > 1 ? "..." : "");
     if (self->session.mailbox[0]) {
         soffa_frame_t sub = {.type = SOFFA_FRAME_SUBSCRIBE, .credit = (uint32_t) self->cfg.window};
         snprintf(sub.mailbox, sizeof sub.mailbox, "%s", self->session.mailbox);

@@ -262,9 +262,23 @@ soffa_cli_audit_erase(soffa_cli_t *c)
 typedef struct {
     soffa_store_t *st;
     const uint8_t *pk;
+    const soffa_store_verify_t *rep;   /* the store's restores: numbers never given out here */
     uint64_t held, newest;
+    uint64_t lost;                     /* checkpoints of a lost broker, in a restore's gap */
     char wrong[160];
 } s_against_t;
+
+/* True when seq lies in a gap a restore record explains: the lost broker
+ * may have given it out after the backup, this store never had it. */
+static bool
+s_in_restore_gap(const soffa_store_verify_t *rep, uint64_t seq)
+{
+    size_t n = rep->restores < sizeof rep->gaps / sizeof *rep->gaps ? rep->restores : sizeof rep->gaps / sizeof *rep->gaps;
+    for (size_t i = 0; i < n; i++)
+        if (seq > rep->gaps[i].from && seq < rep->gaps[i].to)
+            return true;
+    return false;
+}
 
 static int
 s_store_hash(void *ctx, const soffa_store_rec_t *rec)
@@ -288,6 +302,8 @@ s_against_one(void *ctx, const soffa_box_in_t *in)
         if (!ok) {
             snprintf(a->wrong, sizeof a->wrong, "the auditor's checkpoint at seq %llu is not signed by that key",
                      (unsigned long long) in->seq);
+        } else if (a->rep && s_in_restore_gap(a->rep, in->seq)) {
+            a->lost++;   /* signed by the broker that was lost, after the backup this store was restored from */
         } else if (soffa_store_get(a->st, in->seq, s_store_hash, theirs) != SOFFA_OK) {
             snprintf(a->wrong, sizeof a->wrong,
                      "the store has no record %llu, where the auditor holds a signed checkpoint: records were removed",
@@ -358,17 +374,33 @@ static void
 s_print_verify(const soffa_cli_t *c, soffa_err_t rc, const soffa_store_verify_t *rep, const char *against,
                const s_against_t *ag)
 {
-    char note[200] = "";
-    if (against && rc == SOFFA_OK)
-        snprintf(note, sizeof note, "; all %llu checkpoint(s) the auditor holds are in it, the newest at seq %llu",
-                 (unsigned long long) ag->held, (unsigned long long) ag->newest);
+    char note[400] = "";
+    size_t o = 0;
+    if (rep->restores && rc == SOFFA_OK)
+        o += (size_t) snprintf(note + o, sizeof note - o, "; restored from a backup %llu time(s), the first time "
+                               "numbering on from %llu after %llu",
+                               (unsigned long long) rep->restores, (unsigned long long) rep->gaps[0].to,
+                               (unsigned long long) rep->gaps[0].from);
+    if (against && rc == SOFFA_OK && o < sizeof note)
+        o += (size_t) snprintf(note + o, sizeof note - o, "; all %llu checkpoint(s) the auditor holds are in it, the newest at seq %llu",
+                               (unsigned long long) ag->held, (unsigned long long) ag->newest);
+    if (against && rc == SOFFA_OK && ag->lost && o < sizeof note)
+        snprintf(note + o, sizeof note - o, " (%llu more were signed by the lost broker after the backup)",
+                 (unsigned long long) ag->lost);
     if (c->json) {
         json_t *j = json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:s}", "intact", rc == SOFFA_OK, "records",
                               (json_int_t) rep->records, "checkpoints", (json_int_t) rep->checkpoints, "signed_up_to",
                               (json_int_t) rep->last_signed, "unsigned_tail", (json_int_t) rep->unsigned_tail, "bad_seq",
                               (json_int_t) rep->bad_seq, "reason", rep->reason);
-        if (against)
+        if (against) {
             json_object_set_new(j, "auditor_checkpoints", json_integer((json_int_t) ag->held));
+            json_object_set_new(j, "auditor_checkpoints_lost_in_restores", json_integer((json_int_t) ag->lost));
+        }
+        json_t *gaps = json_array();
+        for (size_t i = 0; i < rep->restores && i < sizeof rep->gaps / sizeof *rep->gaps; i++)
+            json_array_append_new(gaps, json_pack("{s:I, s:I}", "after", (json_int_t) rep->gaps[i].from, "next",
+                                                  (json_int_t) rep->gaps[i].to));
+        json_object_set_new(j, "restores", gaps);
         soffa_cli_print_json(j, JSON_COMPACT);
         json_decref(j);
     } else if (rc == SOFFA_OK) {
@@ -448,7 +480,7 @@ soffa_cli_audit_verify(soffa_cli_t *c)
         return soffa_cli_die("verify", 1, "cannot open the store at %s: %s", dir, mwhy[0] ? mwhy : soffa_strerror(rc));
     soffa_store_verify_t rep;
     rc = s_vouched(soffa_store_verify(st, pk, &rep), &rep, max_unsigned);
-    s_against_t ag = {.st = st, .pk = pk};
+    s_against_t ag = {.st = st, .pk = pk, .rep = &rep};
     if (rc == SOFFA_OK && against) {
         soffa_err_t brc = s_hold_against(&ag, against, &rc, &rep);
         if (brc != SOFFA_OK) {

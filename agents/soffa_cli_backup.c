@@ -139,7 +139,9 @@ soffa_cli_backup_cmd(soffa_cli_t *c)
                  "verified like `soffa verify` (against --key, 64 hex digits or a file; else\n"
                  "the public half of [audit] signing_key when there is one; else every checkpoint must be\n"
                  "signed by one and the same key) and only then is the backup reported done;\n"
-                 "on any failure nothing is left at DEST.\n"
+                 "on any failure nothing is left at DEST. The copy is marked: a broker that\n"
+                 "opens it (a restore) writes a restore record and numbers on past anything\n"
+                 "the lost broker gave out, so no sequence an agent has seen is reused.\n"
                  "Run it as the broker's user (sudo -u soffa) or as root. See the README for\n"
                  "the restore. Exit status 0 done and verified, 1 failed, 2 usage.");
             return 0;

@@ -105,6 +105,7 @@ soffa_web_cfg_load(const char *path, soffa_web_cfg_t *out, char *why, size_t why
         {"agent", false, NULL, 0, NULL, NULL, NULL},
         {"school", false, NULL, 0, NULL, NULL, NULL},
         {"ss12000", false, NULL, 0, NULL, NULL, NULL},
+        {"metrics", false, NULL, 0, NULL, NULL, NULL},
     };
     soffa_err_t rc = soffa_cfg_load(path, secs, sizeof secs / sizeof *secs, why, whylen);
     if (rc == SOFFA_OK)

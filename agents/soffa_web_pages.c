@@ -119,7 +119,8 @@ s_payload(json_t *msg, const char **type)
 static bool
 s_is_signal(const char *type)
 {
-    return !strcmp(type, "enrolment_changed") || !strcmp(type, "absence_reported") || !strcmp(type, "at_risk_notice");
+    return !strcmp(type, "enrolment_changed") || !strcmp(type, "absence_reported") || !strcmp(type, "at_risk_notice")
+           || !strcmp(type, "year9_handover") || !strcmp(type, "admission_not_started");
 }
 
 /* ---- Page frame --------------------------------------------------------------------- */
@@ -239,7 +240,7 @@ s_add_subject(json_t *arr, const char *id)
 typedef struct {
     json_t *list;        /* the agent's list answer */
     json_t *inbox, *sent;
-    json_t *acked;       /* signal id -> ack payload (with "at_us") */
+    json_t *acked;       /* signal id -> ack payload, or the KAA's answer to an early warning (with "at_us") */
     json_t *answered;    /* referral id -> newest status payload */
     json_t *fed_back;    /* report id -> 1 */
     json_t *my_acks;     /* signal id -> 1 : signals this site acknowledged */
@@ -293,6 +294,8 @@ s_site_load(s_rq_t *q, s_site_t *st, bool with_read)
         json_object_set_new(c, "at_us", json_integer(json_integer_value(json_object_get(r, "received_at_us"))));
         if (!strcmp(type, "signal_acknowledged"))
             json_object_set(st->acked, s_jstr(pl, "signal_id"), c);
+        else if (!strcmp(type, "early_warning_answered"))   /* the KAA's coded answer; the latest stands */
+            json_object_set(st->acked, s_jstr(pl, "warning_id"), c);
         else if (!strcmp(type, "referral_status_changed"))
             json_object_set(st->answered, s_jstr(pl, "referral_id"), c);
         else if (!strcmp(type, "concern_report_feedback"))
@@ -306,6 +309,8 @@ s_site_load(s_rq_t *q, s_site_t *st, bool with_read)
         json_t *pl = s_payload(json_object_get(r, "message"), &type);
         if (!strcmp(type, "signal_acknowledged"))
             json_object_set_new(st->my_acks, s_jstr(pl, "signal_id"), json_true());
+        else if (!strcmp(type, "early_warning_answered"))
+            json_object_set_new(st->my_acks, s_jstr(pl, "warning_id"), json_true());
         else if (!strcmp(type, "referral_status_changed"))
             json_object_set_new(st->my_answers, s_jstr(pl, "referral_id"), json_true());
         else if (!strcmp(type, "concern_report_feedback"))
@@ -365,8 +370,9 @@ s_due_us(s_site_t *st, json_t *rec, const char *needs)
 static void
 s_summary(soffa_web_buf_t *b, const char *type, json_t *pl)
 {
-    static const char *const fields[] = {"unexcused_band", "event", "risk_code", "result", "registration_reason",
-                                         "outcome", "purpose", "status", "feedback", "reason", "occupation", NULL};
+    static const char *const fields[] = {"unexcused_band", "event", "risk_code", "risk", "result",
+                                         "registration_reason", "outcome", "purpose", "status", "feedback",
+                                         "reason", "occupation", NULL};
     soffa_web_buf_esc(b, soffa_web_type_name(type));
     for (size_t i = 0; fields[i]; i++) {
         const char *v = json_string_value(json_object_get(pl, fields[i]));
@@ -509,6 +515,8 @@ s_page_inbox(s_rq_t *q)
                          T("filter.typ"), T("filter.alla_typer"));
     for (int t = SOFFA_MT_FIRST; t <= SOFFA_MT_LAST; t++) {
         const char *tn = soffa_msg_type_name((soffa_msg_type_t) t);
+        if (!strcmp(tn, "unknown"))
+            continue;   /* a payload number the schema keeps free */
         soffa_web_buf_printf(q->b, "<option value=\"%s\"%s>%s</option>", tn, !strcmp(type, tn) ? " selected" : "",
                              soffa_web_type_name(tn));
     }
@@ -587,7 +595,8 @@ s_sent_table(s_rq_t *q, s_site_t *st, json_t *sent, json_t *subjects, const char
                 code = json_string_value(json_object_get(ans, "status")), field = "status";
             if (!code)
                 code = json_string_value(json_object_get(ans, "feedback")), field = "feedback";
-            soffa_web_buf_printf(b, "<span class=\"markor klar\">%s</span> ", T(s_is_signal(type) ? "svar.kvitterad" : "svar.besvarad"));
+            soffa_web_buf_printf(b, "<span class=\"markor klar\">%s</span> ",
+                                 T(json_object_get(ans, "result") ? "svar.kvitterad" : "svar.besvarad"));
             soffa_web_buf_esc(b, code ? soffa_web_code(field, code) : "");
             soffa_web_buf_printf(b, " <span class=\"liten\">%s</span>", at);
         } else if (awaits && !strcmp(outcome, "accepted")) {

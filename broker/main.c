@@ -13,12 +13,15 @@
 #include "soffa_version.h"
 
 static volatile sig_atomic_t s_stop = 0;
+static volatile sig_atomic_t s_reload = 0;
 
 static void
 s_on_signal(int sig)
 {
-    (void) sig;
-    s_stop = 1;
+    if (sig == SIGHUP)
+        s_reload = 1;
+    else
+        s_stop = 1;
 }
 
 static void
@@ -38,8 +41,10 @@ s_usage(FILE *out)
           "  --rotate-master-key NEW-KEY-FILE\n"
           "                  with the broker stopped, wrap the store's epoch key under\n"
           "                  the new master key (soffa masterkey new) instead of the one\n"
-          "                  [keys] master_key names; then point master_key at it\n"
-          "SIGTERM or SIGINT stop it cleanly. Under systemd (Type=notify) it reports\n"
+          "                  [keys] master_key names; then point master_key at it (not\n"
+          "                  the CurveZMQ key rotation of [broker] previous_*)\n"
+          "SIGTERM or SIGINT stop it cleanly; SIGHUP re-reads the [agent] sections.\n"
+          "Under systemd (Type=notify) it reports\n"
           "READY=1 once it listens and its store is open, and pings the watchdog.\n"
           "See soffa-broker(8) and soffa-broker.ini(5).\n",
           out);
@@ -114,6 +119,7 @@ main(int argc, char **argv)
     sa.sa_handler = s_on_signal;   /* no SA_RESTART: the poll wakes up */
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     rc = soffa_broker_open(broker, why, sizeof why);
@@ -123,7 +129,7 @@ main(int argc, char **argv)
         return 1;
     }
     soffa_notify_ready("listening; store open");
-    rc = soffa_broker_run(broker, &s_stop);
+    rc = soffa_broker_run(broker, &s_stop, &s_reload);
     soffa_notify_stopping();
     soffa_broker_destroy(&broker);
     soffa_info("stopped");

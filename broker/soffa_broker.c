@@ -61,6 +61,7 @@
 #include "soffa_cfg.h"
 #include "soffa_log.h"
 #include "soffa_notify.h"
+#include "soffa_time.h"
 
 #include "soffa_session.h"
 #include "soffa_case.h"
@@ -72,9 +73,9 @@
 #include "soffa_zap.h"
 #include "soffa_retain.h"
 #include "soffa_ring.h"
+#include "soffa_metrics.h"
 #include "soffa_send.h"
 
-#define S_MAX_AGENTS 8192
 /* What one connection can make the broker hold (see README, Threat model):
  * frames in from it, frames out to it (answers and errors are small; large
  * frames are deliveries and replay records, bounded by their windows, and at
@@ -95,6 +96,9 @@ static const soffa_cfg_key_t s_broker_keys[] = {
     {"heartbeat_ms", SOFFA_CFG_INT, "2000", 100, 60000, offsetof(soffa_broker_cfg_t, heartbeat_ms), 0, "how often agents must be heard from"},
     {"expiry_ms", SOFFA_CFG_INT, "10000", 500, 3600000, offsetof(soffa_broker_cfg_t, expiry_ms), 0, "silence after which a session is dropped"},
     {"sessions_per_agent", SOFFA_CFG_INT, "4", 1, 64, offsetof(soffa_broker_cfg_t, sessions_per_agent), 0, "live sessions one agent key may hold; a newer one closes the oldest"},
+    {"previous_endpoint", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, previous_endpoint), 256, "during a key rotation: the endpoint of the previous key (tcp:// or ipc://)"},
+    {"previous_secret_key", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, previous_secret_key), 512, "during a key rotation: the previous key file"},
+    {"previous_until", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, previous_until), 40, "during a key rotation: the last day (YYYY-MM-DD, Stockholm) or the instant (RFC 3339) the previous key is served"},
 };
 static const soffa_cfg_key_t s_store_keys[] = {
     {"map_size", SOFFA_CFG_SIZE, "1GiB", 64 * 1024, (int64_t) 1 << 42, offsetof(soffa_broker_cfg_t, map_size), 0, "largest size of the store"},
@@ -114,6 +118,9 @@ static const soffa_cfg_key_t s_audit_keys[] = {
 static const soffa_cfg_key_t s_case_keys[] = {
     {"not_reached_attempts", SOFFA_CFG_INT, "3", 1, 100, offsetof(soffa_broker_cfg_t, not_reached_attempts), 0, "contact attempts without reaching the young person before NOT_REACHED"},
     {"not_reached_channels", SOFFA_CFG_INT, "2", 1, 8, offsetof(soffa_broker_cfg_t, not_reached_channels), 0, "different channels (letter, SMS, phone, home visit...) among those attempts"},
+};
+static const soffa_cfg_key_t s_metrics_keys[] = {
+    {"listen", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, metrics_listen), 128, "HOST:PORT (loopback) of the Prometheus endpoint /metrics; empty: off"},
 };
 /* The law at the broker (issue 13): the sensitive-term list, and how far
  * back the dates a message gives may lie (defaults in soffa_policy.h). */
@@ -138,133 +145,121 @@ static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(soffa_broker_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
 };
 
-typedef struct {
-    char public_key[512];          /* Z85 key, or a .pub/.key file */
-    char role[16];
-    char kommun[8];
-    char unit[1024];
-    char orgnr[16];
-    char scope[SOFFA_SCOPE_MAX];
-    bool span_controllers;
-} s_agent_cfg_t;
-
-static const soffa_cfg_key_t s_agent_keys[] = {
-    {"public_key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, public_key), 512, "the agent's public key (Z85) or its .pub file"},
-    {"role", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, role), 16, "school, kaa, social, af or audit"},
-    {"kommun", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, kommun), 8, "municipality code the agent serves"},
-    {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 1024, "unit codes, comma-separated: a school's skolenhetskoder (required), else local units"},
-    {"orgnr", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, orgnr), 16, "organisationsnummer messages may claim"},
-    {"scope", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, scope), SOFFA_SCOPE_MAX, "audit: mailbox patterns it may replay"},
-    {"span_controllers", SOFFA_CFG_BOOL, "no", 0, 0, offsetof(s_agent_cfg_t, span_controllers), 0, "audit: the scope may cover more than one data controller's records"},
-};
-
-/* ---- Configuration loading ------------------------------------------------------ */
-
-static void *
-s_add_agent(void *ctx, const char *name)
-{
-    soffa_broker_t *self = ctx;
-    if (self->n_ids >= S_MAX_AGENTS || strlen(name) >= SOFFA_NAME_MAX || strchr(name, '|'))
-        return NULL;
-    s_agent_cfg_t *a = calloc(1, sizeof *a);
-    if (!a)
-        return NULL;
-    /* Stash the raw section; it is checked and converted after loading. */
-    soffa_identity_t *id = &self->ids[self->n_ids++];
-    memset(id, 0, sizeof *id);
-    snprintf(id->name, sizeof id->name, "%s", name);
-    soffa_map_sput(self->by_name, id->name, a);
-    return a;
-}
-
+/* A key rotation's three settings come together, and the window has an
+ * end: previous_until as a day (the previous key is served to its end,
+ * Stockholm time) or an instant. */
 static soffa_err_t
-s_convert_agent(soffa_broker_t *self, soffa_identity_t *id, const s_agent_cfg_t *a, char *why, size_t whylen)
+s_rotation_check(const char *config_path, soffa_broker_cfg_t *cfg, char *why, size_t whylen)
 {
-    id->role = soffa_role_from_name(a->role);
-    if (id->role == SOFFA_ROLE_NONE || id->role == SOFFA_ROLE_BROKER) {
-        snprintf(why, whylen, "%s: [agent %s] role must be school, kaa, social, af or audit, not '%s'",
-                 self->config_path, id->name, a->role);
+    int set = !!cfg->previous_endpoint[0] + !!cfg->previous_secret_key[0] + !!cfg->previous_until[0];
+    cfg->previous_until_us = 0;
+    if (set == 0)
+        return SOFFA_OK;
+    if (set != 3) {
+        snprintf(why, whylen, "%s: a key rotation needs all three of previous_endpoint, previous_secret_key and "
+                              "previous_until in [broker] (or none)", config_path);
         return SOFFA_ERR_CONFIG;
     }
-    if (id->role != SOFFA_ROLE_AUDIT && soffa_kommun_check(a->kommun) != SOFFA_OK) {
-        snprintf(why, whylen, "%s: [agent %s] needs kommun = one of the 290 municipality codes ('%s' is not)",
-                 self->config_path, id->name, a->kommun);
+    soffa_date_t d;
+    if (soffa_date_parse(cfg->previous_until, &d)) {
+        soffa_date_t next = soffa_date_from_us(soffa_date_local_start_us(d) + 36LL * 3600 * 1000000);
+        cfg->previous_until_us = soffa_date_local_start_us(next);
+    } else if (!soffa_time_parse(cfg->previous_until, &cfg->previous_until_us)) {
+        snprintf(why, whylen, "%s: previous_until must be a day (2027-03-01: the previous key is served to its end, "
+                              "Stockholm time) or an instant (2027-03-01T12:00:00+01:00), not '%s'",
+                 config_path, cfg->previous_until);
         return SOFFA_ERR_CONFIG;
     }
-    char uwhy[128];
-    if (soffa_policy_set_units(id, a->unit, uwhy, sizeof uwhy) != SOFFA_OK) {
-        snprintf(why, whylen, "%s: [agent %s] unit must list %s, comma-separated: %s", self->config_path, id->name,
-                 id->role == SOFFA_ROLE_SCHOOL ? "8-digit school unit codes" : "unit codes", uwhy);
+    if (!strcmp(cfg->previous_endpoint, cfg->endpoint) || !strcmp(cfg->previous_endpoint, cfg->ipc_endpoint)) {
+        snprintf(why, whylen, "%s: previous_endpoint must differ from endpoint and ipc_endpoint: one CurveZMQ "
+                              "socket serves one key, so the previous key needs an endpoint of its own", config_path);
         return SOFFA_ERR_CONFIG;
     }
-    if (id->role == SOFFA_ROLE_SCHOOL && !id->n_units) {
-        snprintf(why, whylen, "%s: [agent %s] is a school and needs unit = its school unit code(s) (skolenhetskod)",
-                 self->config_path, id->name);
+    if (!strcmp(cfg->previous_secret_key, cfg->secret_key)) {
+        snprintf(why, whylen, "%s: previous_secret_key is the same file as secret_key", config_path);
         return SOFFA_ERR_CONFIG;
     }
-    if (a->orgnr[0] && soffa_orgnr_parse(a->orgnr, id->orgnr) != SOFFA_OK) {
-        snprintf(why, whylen, "%s: [agent %s] orgnr must be an organisationsnummer (10 digits, NNNNNN-NNNN allowed) "
-                 "with a valid check digit", self->config_path, id->name);
-        return SOFFA_ERR_CONFIG;
-    }
-    if (id->role == SOFFA_ROLE_AUDIT && !a->scope[0]) {
-        snprintf(why, whylen, "%s: [agent %s] is an auditor and needs scope = the mailboxes it may replay (e.g. */1419)",
-                 self->config_path, id->name);
-        return SOFFA_ERR_CONFIG;
-    }
-    if (id->role != SOFFA_ROLE_AUDIT && (a->scope[0] || a->span_controllers)) {
-        snprintf(why, whylen, "%s: [agent %s] %s is for auditors only", self->config_path, id->name,
-                 a->scope[0] ? "scope" : "span_controllers");
-        return SOFFA_ERR_CONFIG;
-    }
-    id->span_controllers = a->span_controllers;
-    snprintf(id->kommun, sizeof id->kommun, "%.4s", a->kommun);
-    snprintf(id->scope, sizeof id->scope, "%s", a->scope);
-    if (soffa_keys_valid_z85(a->public_key)) {
-        memcpy(id->public_key, a->public_key, 41);
-    } else {
-        char path[1024];
-        if (!soffa_cfg_path(self->config_path, a->public_key, path, sizeof path)
-            || soffa_keys_load_public(path, id->public_key) != SOFFA_OK) {
-            snprintf(why, whylen, "%s: [agent %s] public_key is neither a Z85 key nor a readable key file",
-                     self->config_path, id->name);
-            return SOFFA_ERR_CONFIG;
-        }
-    }
-    uint8_t raw[32];
-    zmq_z85_decode(raw, id->public_key);
-    if (soffa_map_get(self->by_key, raw, 32)) {
-        snprintf(why, whylen, "%s: [agent %s] uses a public key another agent already has", self->config_path, id->name);
-        return SOFFA_ERR_CONFIG;
-    }
-    soffa_map_put(self->by_key, raw, 32, id);
     return SOFFA_OK;
 }
 
-/* [retention]: each class's rule, and who may erase (auditors named there). */
+/* [retention]: each class's rule into *out, and who may erase (auditors
+ * of the table `agents` named there). */
 static soffa_err_t
-s_retention_load(soffa_broker_t *self, char *why, size_t whylen)
+s_retention_load(const char *config_path, const soffa_broker_cfg_t *cfg, const soffa_idtable_t *agents,
+                 soffa_retention_t *out, char *why, size_t whylen)
 {
-    soffa_retention_defaults(&self->retention);
+    soffa_retention_defaults(out);
     for (int c = 1; c < SOFFA_RC_COUNT; c++) {
         char rwhy[300];
-        if (!soffa_retention_parse(self->cfg.retention[c], &self->retention.rules[c], rwhy, sizeof rwhy)) {
-            snprintf(why, whylen, "%s: [retention] %s: %s", self->config_path,
-                     soffa_retention_class_name((soffa_retention_class_t) c), rwhy);
+        if (!soffa_retention_parse(cfg->retention[c], &out->rules[c], rwhy, sizeof rwhy)) {
+            snprintf(why, whylen, "%s: [retention] %s: %s", config_path, soffa_retention_class_name((soffa_retention_class_t) c),
+                     rwhy);
             return SOFFA_ERR_CONFIG;
         }
     }
-    self->retention.run_every_ms = self->cfg.retention_every;
+    out->run_every_ms = cfg->retention_every;
     char list[1024], *save = NULL;
-    snprintf(list, sizeof list, "%s", self->cfg.erasure_by);
+    snprintf(list, sizeof list, "%s", cfg->erasure_by);
     for (char *name = strtok_r(list, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
-        const soffa_identity_t *id = soffa_map_sget(self->by_name, name);
-        if (!id || id->role != SOFFA_ROLE_AUDIT) {
+        const soffa_ident_t *ident = soffa_idtable_by_name(agents, name);
+        if (!ident || ident->id.role != SOFFA_ROLE_AUDIT) {
             snprintf(why, whylen, "%s: [retention] erasure_by names '%s', which is not an [agent] with role audit (a "
-                                  "data-protection officer's key is configured as an auditor)", self->config_path, name);
+                                  "data-protection officer's key is configured as an auditor)", config_path, name);
             return SOFFA_ERR_CONFIG;
         }
     }
+    return SOFFA_OK;
+}
+
+/* Reads the whole file into cfg, a new table of agents (*agents, NULL
+ * on failure) and the parsed [retention] (*retention). Used at start and by
+ * every reload. The master key is not read here: the store is opened with
+ * it once, at start, and a reload never needs it. */
+static soffa_err_t
+s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agents, soffa_retention_t *retention,
+       char *why, size_t whylen)
+{
+    *agents = NULL;
+    soffa_idtable_t *t = soffa_idtable_new();
+    if (!t)
+        return SOFFA_ERR_NOMEM;
+    memset(cfg, 0, sizeof *cfg);
+    const soffa_cfg_section_t sections[] = {
+        {"broker", false, s_broker_keys, sizeof s_broker_keys / sizeof *s_broker_keys, cfg, NULL, NULL},
+        {"store", false, s_store_keys, sizeof s_store_keys / sizeof *s_store_keys, cfg, NULL, NULL},
+        {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, cfg, NULL, NULL},
+        {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, cfg, NULL, NULL},
+        {"policy", false, s_policy_keys, sizeof s_policy_keys / sizeof *s_policy_keys, cfg, NULL, NULL},
+        {"case", false, s_case_keys, sizeof s_case_keys / sizeof *s_case_keys, cfg, NULL, NULL},
+        {"metrics", false, s_metrics_keys, sizeof s_metrics_keys / sizeof *s_metrics_keys, cfg, NULL, NULL},
+        {"keys", false, s_keys_keys, sizeof s_keys_keys / sizeof *s_keys_keys, cfg, NULL, NULL},
+        {"retention", false, s_retention_keys, sizeof s_retention_keys / sizeof *s_retention_keys, cfg, NULL, NULL},
+        soffa_idtable_section(t),
+    };
+    soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
+    rc = soffa_idtable_finish(t, config_path, rc, why, whylen);
+    if (rc == SOFFA_OK && soffa_log_level_parse(cfg->log_level) < 0) {
+        snprintf(why, whylen, "%s: log_level must be debug, info, warn or error", config_path);
+        rc = SOFFA_ERR_CONFIG;
+    }
+    if (rc == SOFFA_OK && cfg->expiry_ms < 2 * cfg->heartbeat_ms) {
+        snprintf(why, whylen, "%s: expiry_ms must be at least twice heartbeat_ms", config_path);
+        rc = SOFFA_ERR_CONFIG;
+    }
+    if (rc == SOFFA_OK)
+        rc = s_rotation_check(config_path, cfg, why, whylen);
+    if (rc == SOFFA_OK && cfg->metrics_listen[0]) {
+        char what[1100];
+        snprintf(what, sizeof what, "%s: [metrics] listen", config_path);
+        rc = soffa_prom_check(cfg->metrics_listen, what, why, whylen);
+    }
+    if (rc == SOFFA_OK)
+        rc = s_retention_load(config_path, cfg, t, retention, why, whylen);
+    if (rc != SOFFA_OK) {
+        soffa_idtable_destroy(&t);
+        return rc;
+    }
+    *agents = t;
     return SOFFA_OK;
 }
 
@@ -276,63 +271,19 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
     if (!self)
         return SOFFA_ERR_NOMEM;
     snprintf(self->config_path, sizeof self->config_path, "%s", config_path);
-    self->ids = calloc(S_MAX_AGENTS, sizeof *self->ids);
-    self->by_name = soffa_map_new();
-    self->by_key = soffa_map_new();
-    self->id_sessions = calloc(S_MAX_AGENTS, sizeof *self->id_sessions);
     self->sessions = soffa_map_new();
     self->by_fd = soffa_map_new();
     self->mailboxes = soffa_map_new();
     self->awaits = soffa_map_new();
-    self->readers = soffa_map_new();
-    if (!self->readers || !self->ids || !self->id_sessions || !self->by_name || !self->by_key || !self->sessions || !self->by_fd
-        || !self->mailboxes || !self->awaits) {
+    self->metrics = soffa_metrics_new();
+    if (!self->sessions || !self->by_fd || !self->mailboxes || !self->awaits || !self->metrics) {
         soffa_broker_destroy(&self);
         return SOFFA_ERR_NOMEM;
     }
-    const soffa_cfg_section_t sections[] = {
-        {"broker", false, s_broker_keys, sizeof s_broker_keys / sizeof *s_broker_keys, &self->cfg, NULL, NULL},
-        {"store", false, s_store_keys, sizeof s_store_keys / sizeof *s_store_keys, &self->cfg, NULL, NULL},
-        {"delivery", false, s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys, &self->cfg, NULL, NULL},
-        {"audit", false, s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys, &self->cfg, NULL, NULL},
-        {"policy", false, s_policy_keys, sizeof s_policy_keys / sizeof *s_policy_keys, &self->cfg, NULL, NULL},
-        {"case", false, s_case_keys, sizeof s_case_keys / sizeof *s_case_keys, &self->cfg, NULL, NULL},
-        {"keys", false, s_keys_keys, sizeof s_keys_keys / sizeof *s_keys_keys, &self->cfg, NULL, NULL},
-        {"retention", false, s_retention_keys, sizeof s_retention_keys / sizeof *s_retention_keys, &self->cfg, NULL, NULL},
-        {"agent", true, s_agent_keys, sizeof s_agent_keys / sizeof *s_agent_keys, NULL, s_add_agent, self},
-    };
-    soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
-    /* Convert the agent sections (stashed by name) into identities. */
-    for (size_t i = 0; i < self->n_ids; i++) {
-        s_agent_cfg_t *a = soffa_map_sget(self->by_name, self->ids[i].name);
-        if (rc == SOFFA_OK)
-            rc = s_convert_agent(self, &self->ids[i], a, why, whylen);
-        free(a);
-        soffa_map_sput(self->by_name, self->ids[i].name, &self->ids[i]);
-    }
-    /* Each auditor reads one data controller's records, unless configured
-     * to span them (issue 13, rule 11). */
-    for (size_t i = 0; rc == SOFFA_OK && i < self->n_ids; i++) {
-        char swhy[600];
-        if (self->ids[i].role == SOFFA_ROLE_AUDIT
-            && soffa_policy_scope_check(&self->ids[i], self->ids, self->n_ids, swhy, sizeof swhy) != SOFFA_OK) {
-            snprintf(why, whylen, "%s: [agent %s] %s", config_path, self->ids[i].name, swhy);
-            rc = SOFFA_ERR_CONFIG;
-        }
-    }
-    if (rc == SOFFA_OK && soffa_log_level_parse(self->cfg.log_level) < 0) {
-        snprintf(why, whylen, "%s: log_level must be debug, info, warn or error", config_path);
-        rc = SOFFA_ERR_CONFIG;
-    }
-    if (rc == SOFFA_OK)
-        rc = s_retention_load(self, why, whylen);
-    if (rc == SOFFA_OK && self->cfg.expiry_ms < 2 * self->cfg.heartbeat_ms) {
-        snprintf(why, whylen, "%s: expiry_ms must be at least twice heartbeat_ms", config_path);
-        rc = SOFFA_ERR_CONFIG;
-    }
+    soffa_err_t rc = s_load(config_path, &self->cfg, &self->agents, &self->retention, why, whylen);
     /* The sensitive-term list, once: a list that does not load stops the
      * broker (why names the file and line), so free text is never routed
-     * unscreened. */
+     * unscreened. A reload does not read it again (s_cfg_changes says so). */
     if (rc == SOFFA_OK) {
         char path[1024] = "", twhy[512] = "";
         if (self->cfg.sensitive_terms[0]
@@ -352,6 +303,168 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
     return SOFFA_OK;
 }
 
+/* ---- Reload ---------------------------------------------------------------------- */
+
+/* Whether key k has the same value in a and b. */
+static bool
+s_cfg_same(const soffa_cfg_key_t *k, const soffa_broker_cfg_t *a, const soffa_broker_cfg_t *b)
+{
+    const char *x = (const char *) a + k->offset, *y = (const char *) b + k->offset;
+    switch (k->type) {
+    case SOFFA_CFG_STR: return strcmp(x, y) == 0;
+    case SOFFA_CFG_INT:
+    case SOFFA_CFG_DURATION: return memcmp(x, y, sizeof(int64_t)) == 0;
+    case SOFFA_CFG_SIZE: return memcmp(x, y, sizeof(size_t)) == 0;
+    case SOFFA_CFG_BOOL: return memcmp(x, y, sizeof(bool)) == 0;
+    }
+    return false;
+}
+
+/* Settings outside [agent] are taken at start only (log_level aside): a
+ * reload names each one that changed, so that nobody believes it is in
+ * force. */
+static void
+s_cfg_changes(soffa_broker_t *self, const soffa_broker_cfg_t *fresh)
+{
+    static const struct {
+        const char *section;
+        const soffa_cfg_key_t *keys;
+        size_t n;
+    } tables[] = {
+        {"broker", s_broker_keys, sizeof s_broker_keys / sizeof *s_broker_keys},
+        {"store", s_store_keys, sizeof s_store_keys / sizeof *s_store_keys},
+        {"delivery", s_delivery_keys, sizeof s_delivery_keys / sizeof *s_delivery_keys},
+        {"audit", s_audit_keys, sizeof s_audit_keys / sizeof *s_audit_keys},
+        {"policy", s_policy_keys, sizeof s_policy_keys / sizeof *s_policy_keys},
+        {"case", s_case_keys, sizeof s_case_keys / sizeof *s_case_keys},
+        {"metrics", s_metrics_keys, sizeof s_metrics_keys / sizeof *s_metrics_keys},
+        {"keys", s_keys_keys, sizeof s_keys_keys / sizeof *s_keys_keys},
+        {"retention", s_retention_keys, sizeof s_retention_keys / sizeof *s_retention_keys},
+    };
+    for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
+        for (size_t i = 0; i < tables[t].n; i++) {
+            const soffa_cfg_key_t *k = &tables[t].keys[i];
+            if (s_cfg_same(k, &self->cfg, fresh))
+                continue;
+            if (k->offset == offsetof(soffa_broker_cfg_t, log_level)) {
+                snprintf(self->cfg.log_level, sizeof self->cfg.log_level, "%s", fresh->log_level);
+                soffa_log_setup("soffa-broker", (soffa_log_level_t) soffa_log_level_parse(fresh->log_level));
+                soffa_info("reload: log_level is now %s", fresh->log_level);
+            } else {
+                soffa_warn("reload: [%s] %s changed in the file; it takes effect at the next restart", tables[t].section,
+                           k->key);
+            }
+        }
+}
+
+typedef struct {
+    soffa_broker_t *self;
+    const soffa_idtable_t *fresh;
+    size_t closed;
+} s_reload_t;
+
+/* A session whose agent the new table removed or changed, or whose key it
+ * no longer lists, is closed: its rights were granted under the old
+ * settings. The agent hears why and connects again (under the new ones, or
+ * not at all). */
+static int
+s_reload_session(void *ctx, const void *k, size_t kl, void *v)
+{
+    (void) k;
+    (void) kl;
+    s_reload_t *r = ctx;
+    soffa_session_t *s = v;
+    if (s->state == SOFFA_SESS_CLOSED)
+        return 0;
+    const soffa_ident_t *now = soffa_idtable_by_name(r->fresh, s->id->name);
+    char why[300];
+    if (!now)
+        snprintf(why, sizeof why, "%s is no longer in the broker's configuration", s->id->name);
+    else if (now != s->ident)
+        snprintf(why, sizeof why, "the broker's configuration of %s changed; connect again to work under it",
+                 s->id->name);
+    else if (!soffa_idtable_has_key(now, s->key))
+        snprintf(why, sizeof why, "the key this session of %s used was removed from the broker's configuration; "
+                 "connect with the agent's new key", s->id->name);
+    else
+        return 0;
+    soffa_session_close(r->self, s, SOFFA_ERR_SESSION_CLOSED, why);
+    r->closed++;
+    return 0;
+}
+
+/* Appends name to a comma-separated list (as much as fits). */
+static void
+s_list_add(char *list, size_t size, const char *name)
+{
+    size_t len = strlen(list);
+    if (len + 2 < size)
+        snprintf(list + len, size - len, "%s%s", len ? ", " : "", name);
+}
+
+/* Logs what a reload adds, removes and changes (before the swap). */
+static void
+s_reload_summary(const soffa_idtable_t *old, const soffa_idtable_t *fresh)
+{
+    char added[300] = "", removed[300] = "", changed[300] = "", rekeyed[300] = "";
+    size_t na = 0, nr = 0, nc = 0, nk = 0;
+    for (size_t i = 0; i < soffa_idtable_size(fresh); i++) {
+        const soffa_ident_t *n = soffa_idtable_at(fresh, i);
+        const soffa_ident_t *o = soffa_idtable_by_name(old, n->id.name);
+        if (!o) {
+            s_list_add(added, sizeof added, n->id.name);
+            na++;
+        } else if (!soffa_idtable_same(o, n)) {
+            s_list_add(changed, sizeof changed, n->id.name);
+            nc++;
+        } else {
+            bool same = o->n_keys == n->n_keys;
+            for (size_t k = 0; same && k < n->n_keys; k++)
+                same = soffa_idtable_has_key(o, n->keys[k]);
+            if (!same) {
+                s_list_add(rekeyed, sizeof rekeyed, n->id.name);
+                nk++;
+            }
+        }
+    }
+    for (size_t i = 0; i < soffa_idtable_size(old); i++) {
+        const soffa_ident_t *o = soffa_idtable_at(old, i);
+        if (!soffa_idtable_by_name(fresh, o->id.name)) {
+            s_list_add(removed, sizeof removed, o->id.name);
+            nr++;
+        }
+    }
+    soffa_info("reload: %zu agent(s); %zu added%s%s%s, %zu removed%s%s%s, %zu changed%s%s%s, %zu with other keys%s%s%s",
+               soffa_idtable_size(fresh), na, na ? " (" : "", added, na ? ")" : "", nr, nr ? " (" : "", removed,
+               nr ? ")" : "", nc, nc ? " (" : "", changed, nc ? ")" : "", nk, nk ? " (" : "", rekeyed, nk ? ")" : "");
+}
+
+soffa_err_t
+soffa_broker_reload(soffa_broker_t *self, char *why, size_t whylen)
+{
+    soffa_broker_cfg_t fresh;
+    soffa_idtable_t *t = NULL;
+    soffa_retention_t retention;   /* checked; [retention] is taken at the next restart */
+    soffa_err_t rc = s_load(self->config_path, &fresh, &t, &retention, why, whylen);
+    if (rc != SOFFA_OK) {
+        self->reload_failures++;
+        soffa_error("reload refused, the configuration loaded before stays in force: %s", why[0] ? why : soffa_strerror(rc));
+        return rc;
+    }
+    s_cfg_changes(self, &fresh);
+    s_reload_summary(self->agents, t);
+    soffa_idtable_carry_over(t, self->agents);
+    s_reload_t r = {self, t, 0};
+    soffa_map_each(self->sessions, s_reload_session, &r);
+    soffa_info("reload: done; %zu session(s) closed", r.closed);
+    /* The old table goes; an agent it alone still holds lives on in the
+     * sessions that point at it (closed above) until they are forgotten. */
+    soffa_idtable_destroy(&self->agents);
+    self->agents = t;
+    self->reloads++;
+    return SOFFA_OK;
+}
+
 void
 soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
 {
@@ -362,9 +475,16 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
             c->data_dir, c->log_level);
     fprintf(out, "broker.heartbeat_ms = %lld\nbroker.expiry_ms = %lld\nbroker.sessions_per_agent = %lld\n",
             (long long) c->heartbeat_ms, (long long) c->expiry_ms, (long long) c->sessions_per_agent);
+    if (c->previous_until_us) {
+        char until[32];
+        soffa_time_format_local_rfc3339(c->previous_until_us, until);
+        fprintf(out, "broker.previous_endpoint = %s\nbroker.previous_secret_key = %s\nbroker.previous_until = %s\n",
+                c->previous_endpoint, c->previous_secret_key, until);
+    }
     fprintf(out, "store.map_size = %zu\nstore.batch_max = %lld\nstore.cursor_flush_ms = %lld\n", c->map_size,
             (long long) c->batch_max, (long long) c->cursor_flush_ms);
     fprintf(out, "delivery.window_max = %lld\n", (long long) c->window_max);
+    fprintf(out, "metrics.listen = %s\n", c->metrics_listen[0] ? c->metrics_listen : "(off)");
     fprintf(out, "audit.checkpoint_every = %lld\naudit.checkpoint_ms = %lld\naudit.signing_key = %s\n",
             (long long) c->checkpoint_every, (long long) c->checkpoint_ms, c->signing_key);
     fprintf(out, "audit.signal_ack_due = %lld ms\naudit.referral_receipt_due = %lld ms\naudit.referral_expiry = %lld ms\n",
@@ -386,15 +506,23 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
     }
     fprintf(out, "retention.run_every = %lld ms\nretention.erasure_by = %s\n", (long long) c->retention_every,
             c->erasure_by[0] ? c->erasure_by : "(nobody)");
-    for (size_t i = 0; i < self->n_ids; i++) {
-        const soffa_identity_t *id = &self->ids[i];
+    for (size_t i = 0; i < soffa_idtable_size(self->agents); i++) {
+        const soffa_ident_t *ident = soffa_idtable_at(self->agents, i);
+        const soffa_identity_t *id = &ident->id;
         char units[SOFFA_UNITS_MAX * 18 + 1] = "";
         size_t o = 0;
         for (size_t u = 0; u < id->n_units && o < sizeof units; u++)
             o += (size_t) snprintf(units + o, sizeof units - o, "%s%s", u ? "," : "", id->units[u]);
-        fprintf(out, "agent.%s = role %s, kommun %s%s%s%s%s%s%s, key %.8s...\n", id->name, soffa_role_name(id->role),
+        char keys[SOFFA_IDENT_KEYS * 14] = "";
+        o = 0;
+        for (size_t k = 0; k < ident->n_keys && o < sizeof keys; k++) {
+            char z85[41];
+            zmq_z85_encode(z85, ident->keys[k], 32);
+            o += (size_t) snprintf(keys + o, sizeof keys - o, "%s%.8s...", k ? ", " : "", z85);
+        }
+        fprintf(out, "agent.%s = role %s, kommun %s%s%s%s%s%s%s, key%s %s\n", id->name, soffa_role_name(id->role),
                 id->kommun[0] ? id->kommun : "-", units[0] ? ", units " : "", units, id->orgnr[0] ? ", orgnr " : "",
-                id->orgnr, id->scope[0] ? ", scope " : "", id->scope, id->public_key);
+                id->orgnr, id->scope[0] ? ", scope " : "", id->scope, ident->n_keys > 1 ? "s" : "", keys);
         if (id->role == SOFFA_ROLE_AUDIT)
             fprintf(out, "agent.%s.controller = %s\n", id->name,
                     id->span_controllers ? "(spans controllers: span_controllers = yes)" : id->controller);
@@ -421,6 +549,9 @@ s_on_hello(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f)
     }
     if (s->state == SOFFA_SESS_NEW) {
         soffa_info("%s (%s) connected as %s", s->id->name, soffa_role_name(s->id->role), f->text);
+        if (s->rid[0] == SOFFA_RID_PREVIOUS)
+            soffa_warn("%s connected with the broker's previous key, served until %s: give it broker_key = the new "
+                       "key (and the new endpoint)", s->id->name, self->cfg.previous_until);
         soffa_session_set_state(s, SOFFA_SESS_READY);
     }
     soffa_send_frame(self, s->rid, &w);
@@ -498,19 +629,19 @@ s_on_frame(soffa_broker_t *self, soffa_session_t *s, const uint8_t *buf, size_t 
 #define S_READ_MAX 256
 
 static void
-s_read_router(soffa_broker_t *self)
+s_read_router(soffa_broker_t *self, void *router, uint8_t which)
 {
     for (int64_t i = 0; i < S_READ_MAX; i++) {
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
-        if (zmq_msg_recv(&rid, self->router, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&rid, router, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid);
             self->last_drain = soffa_mono_us();   /* everything queued has been read */
             return;
         }
         zmq_msg_init(&body);
         int more = zmq_msg_more(&rid);
-        if (!more || zmq_msg_recv(&body, self->router, ZMQ_DONTWAIT) < 0) {
+        if (!more || zmq_msg_recv(&body, router, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&rid);
             zmq_msg_close(&body);
             continue;
@@ -520,7 +651,7 @@ s_read_router(soffa_broker_t *self)
         while (zmq_msg_more(&body)) {
             zmq_msg_t x;
             zmq_msg_init(&x);
-            if (zmq_msg_recv(&x, self->router, ZMQ_DONTWAIT) < 0) {
+            if (zmq_msg_recv(&x, router, ZMQ_DONTWAIT) < 0) {
                 zmq_msg_close(&x);
                 break;
             }
@@ -530,17 +661,22 @@ s_read_router(soffa_broker_t *self)
                 break;
         }
         /* Who sent it is the CURVE key ZAP authenticated for this very
-         * message, never what the routing id once belonged to. */
+         * message (the user id is that key), never what the routing id once
+         * belonged to. A key the configuration no longer has gets nothing. */
         const char *user = zmq_msg_gets(&body, "User-Id");
-        const soffa_identity_t *id = user ? soffa_map_sget(self->by_name, user) : NULL;
-        const uint8_t *r = zmq_msg_data(&rid);
+        uint8_t key[32];
+        soffa_ident_t *ident = user && strlen(user) == 40 && zmq_z85_decode(key, user)
+                                   ? soffa_idtable_by_key(self->agents, key) : NULL;
+        const soffa_identity_t *id = ident ? &ident->id : NULL;
+        const uint8_t *raw = zmq_msg_data(&rid);
+        uint8_t r[SOFFA_RID_LEN] = {0};
         int fd = zmq_msg_get(&body, ZMQ_SRCFD);
         if (!id || fd < 0) {
             zmq_msg_close(&rid);
             zmq_msg_close(&body);
             continue;
         }
-        if (zmq_msg_size(&rid) != SOFFA_RID_LEN || r[0] != 0) {
+        if (zmq_msg_size(&rid) != SOFFA_RID_LEN || raw[0] != 0) {
             /* A routing id the client chose: never a session (it could name
              * another's, or the next one libzmq would give out). */
             if (self->foreign_rids++ % 1024 == 0)
@@ -550,10 +686,18 @@ s_read_router(soffa_broker_t *self)
             zmq_msg_close(&body);
             continue;
         }
+        if (which == SOFFA_RID_PREVIOUS && self->prev_state != 1) {
+            zmq_msg_close(&rid);   /* the previous key's window is over: its socket is closing */
+            zmq_msg_close(&body);
+            continue;
+        }
+        memcpy(r, raw, SOFFA_RID_LEN);
+        r[0] = which;
         soffa_session_t *s = soffa_map_get(self->sessions, r, SOFFA_RID_LEN);
-        if (s && (s->id != id || s->fd != fd))
-            soffa_session_forget(self, s, s->id != id ? "a frame with another key came under its routing id"
-                                                  : "its routing id now arrives on another connection");
+        bool other_key = s && (memcmp(s->key, key, 32) != 0 || (s->ident != ident && s->state != SOFFA_SESS_CLOSED));
+        if (s && (other_key || s->fd != fd))
+            soffa_session_forget(self, s, other_key ? "a frame with another key came under its routing id"
+                                                    : "its routing id now arrives on another connection");
         else if (s && s->state == SOFFA_SESS_CLOSED) {
             zmq_msg_close(&rid);   /* closed: nothing more is answered */
             zmq_msg_close(&body);
@@ -561,7 +705,7 @@ s_read_router(soffa_broker_t *self)
         }
         s = soffa_map_get(self->sessions, r, SOFFA_RID_LEN);
         if (!s)
-            s = soffa_session_new(self, r, id, fd);
+            s = soffa_session_new(self, r, ident, key, fd);
         if (s) {
             soffa_session_touch(self, s);
             if (extra)
@@ -619,6 +763,7 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
     }
     if (p->rc != SOFFA_OK) {
         if (p->kind == SOFFA_P_PUBLISH) {
+            soffa_metrics_refused(self, p->env.msg_type, p->rc);
             soffa_send_error(self, p->rid, p->tag, p->rc, NULL);
         } else if (s && (s->state == SOFFA_SESS_OPENING || s->state == SOFFA_SESS_CLOSING)) {
             /* A read that cannot be logged is not done (OPENING: nothing
@@ -645,8 +790,12 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
     }
     switch (p->kind) {
     case SOFFA_P_PUBLISH: {
-        if (!duplicate)
+        if (!duplicate) {
             self->published++;
+            soffa_metrics_published(self, p->env.msg_type);
+        } else {
+            soffa_metrics_duplicate(self);
+        }
         soffa_frame_t ack = {.type = SOFFA_FRAME_PUBLISH_ACK, .tag = p->tag, .seq = seq,
                              .duplicate = duplicate};
         memcpy(ack.mailbox, p->env.mailbox, sizeof ack.mailbox);
@@ -704,30 +853,203 @@ s_committed(soffa_broker_t *self, soffa_pending_t *p, uint64_t seq, bool duplica
 
 /* ---- Open, run, destroy --------------------------------------------------------------- */
 
-/* Which identities read each inbox (for the lag of mailboxes nobody is
- * connected to). */
+/* A CURVE ROUTER with the broker's options, its monitor, bound to ep (and
+ * ipc when given). */
 static soffa_err_t
-s_readers_build(soffa_broker_t *self)
+s_router_open(soffa_broker_t *self, void **router_p, void **monitor_p, const char *secret, const char *monitor_addr,
+              const char *ep, const char *ipc, char *why, size_t whylen)
 {
-    for (size_t i = 0; i < self->n_ids; i++) {
-        char inbox[SOFFA_NAME_MAX];
-        soffa_policy_inbox(&self->ids[i], inbox);
-        if (!inbox[0])
+    void *router = *router_p = zmq_socket(self->ctx, ZMQ_ROUTER);
+    if (!router) {
+        snprintf(why, whylen, "cannot make a socket: %s", zmq_strerror(errno));
+        return SOFFA_ERR_TRANSPORT;
+    }
+    int one = 1, sndhwm = S_SNDHWM, rcvhwm = S_RCVHWM, linger = 2000;
+    int64_t maxmsg = S_MAX_WIRE_IN;
+    zmq_setsockopt(router, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, secret, 41);
+    zmq_setsockopt(router, ZMQ_ZAP_DOMAIN, "soffa", 5);
+    zmq_setsockopt(router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+    zmq_setsockopt(router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
+    zmq_setsockopt(router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
+    zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+    /* A national rollout reconnects all at once after a restart: with
+     * ZeroMQ's default backlog of 100, the rest wait out TCP's SYN retries
+     * (1 s, 3 s, ...). The kernel caps this at net.core.somaxconn. */
+    int backlog = 4096;
+    zmq_setsockopt(router, ZMQ_BACKLOG, &backlog, sizeof backlog);
+    zmq_setsockopt(router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    /* Sessions end with their connections: the monitor says when one goes. */
+    if (zmq_socket_monitor(router, monitor_addr, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0
+        || !(*monitor_p = zmq_socket(self->ctx, ZMQ_PAIR)) || zmq_connect(*monitor_p, monitor_addr) != 0) {
+        snprintf(why, whylen, "cannot watch the connections: %s", zmq_strerror(errno));
+        return SOFFA_ERR_TRANSPORT;
+    }
+    /* A local (ipc) socket is the broker user's own (0600), whatever the
+     * umask: other local users get no connection to try keys on. */
+    const char *eps[2] = {ep, ipc};
+    for (int i = 0; i < 2; i++) {
+        if (!eps[i] || !eps[i][0])
             continue;
-        const soffa_identity_t **old = soffa_map_sget(self->readers, inbox);
-        size_t n = 0;
-        while (old && old[n])
-            n++;
-        const soffa_identity_t **v = realloc(old, (n + 2) * sizeof *v);
-        if (!v)
-            return SOFFA_ERR_NOMEM;
-        v[n] = &self->ids[i];
-        v[n + 1] = NULL;
-        if (soffa_map_sput(self->readers, inbox, v) != SOFFA_OK) {
-            free(v);
-            return SOFFA_ERR_NOMEM;
+        mode_t old = umask(077);
+        int brc = zmq_bind(router, eps[i]);
+        umask(old);
+        if (brc != 0) {
+            snprintf(why, whylen, "cannot listen on %s: %s", eps[i], zmq_strerror(errno));
+            return SOFFA_ERR_TRANSPORT;
         }
     }
+    return SOFFA_OK;
+}
+
+/* During a key rotation, the previous key on its own endpoint until
+ * previous_until; once that has passed, nothing (and the log says so). */
+static soffa_err_t
+s_previous_open(soffa_broker_t *self, char *why, size_t whylen)
+{
+    const soffa_broker_cfg_t *c = &self->cfg;
+    if (!c->previous_until_us)
+        return SOFFA_OK;
+    char until[32];
+    soffa_time_format_local_rfc3339(c->previous_until_us, until);
+    if (soffa_now_us() >= c->previous_until_us) {
+        soffa_warn("the previous key's window ended at %s: it is not served; remove previous_endpoint, "
+                   "previous_secret_key and previous_until from [broker]", until);
+        return SOFFA_OK;
+    }
+    char path[1024];
+    if (!soffa_cfg_path(self->config_path, c->previous_secret_key, path, sizeof path))
+        return SOFFA_ERR_CONFIG;
+    soffa_err_t rc = soffa_keys_load_secret(path, self->prev_public, self->prev_secret);
+    if (rc != SOFFA_OK) {
+        snprintf(why, whylen, "[broker] previous_secret_key %s: %s%s", path, soffa_strerror(rc),
+                 rc == SOFFA_ERR_PERMISSION ? " (the key file must be 0600)" : "");
+        return rc;
+    }
+    if (!strcmp(self->prev_public, self->public_key)) {
+        snprintf(why, whylen, "[broker] previous_secret_key %s holds the same key as secret_key", path);
+        return SOFFA_ERR_CONFIG;
+    }
+    rc = s_router_open(self, &self->router_prev, &self->monitor_prev, self->prev_secret, SOFFA_MONITOR "-previous",
+                       c->previous_endpoint, NULL, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    self->prev_state = 1;
+    soffa_info("key rotation: the previous key %.8s... is served on %s until %s; the key %.8s... on %s", self->prev_public,
+               c->previous_endpoint, until, self->public_key, c->endpoint);
+    return SOFFA_OK;
+}
+
+typedef struct {
+    soffa_broker_t *self;
+    bool forget;                      /* false: close with a reason; true: forget */
+    soffa_session_t *found;
+} s_prev_t;
+
+static int
+s_prev_session(void *ctx, const void *k, size_t kl, void *v)
+{
+    (void) k;
+    (void) kl;
+    s_prev_t *p = ctx;
+    soffa_session_t *s = v;
+    if (s->rid[0] != SOFFA_RID_PREVIOUS)
+        return 0;
+    if (p->forget) {
+        p->found = s;   /* forgotten by the caller: the map must not change here */
+        return 1;
+    }
+    if (s->state != SOFFA_SESS_CLOSED) {
+        char why[300];
+        snprintf(why, sizeof why, "the broker's previous key was retired at %s: configure broker_key with its new key "
+                 "(and broker with the new endpoint)", p->self->cfg.previous_until);
+        soffa_session_close(p->self, s, SOFFA_ERR_SESSION_CLOSED, why);
+    }
+    return 0;
+}
+
+/* The end of a key rotation's window: the previous key's sessions are
+ * closed with a reason, and a moment later its socket goes. */
+static void
+s_previous_tick(soffa_broker_t *self)
+{
+    if (self->prev_state == 1 && soffa_now_us() >= self->cfg.previous_until_us) {
+        s_prev_t p = {self, false, NULL};
+        soffa_map_each(self->sessions, s_prev_session, &p);
+        self->prev_state = 2;
+        self->prev_closing_at = soffa_mono_us();
+        soffa_warn("key rotation: the previous key's window ended (%s); its sessions are closed", self->cfg.previous_until);
+    } else if (self->prev_state == 2 && soffa_mono_us() >= self->prev_closing_at + SOFFA_CLOSE_GRACE_US + 500000) {
+        for (;;) {
+            s_prev_t p = {self, true, NULL};
+            soffa_map_each(self->sessions, s_prev_session, &p);
+            if (!p.found)
+                break;
+            soffa_session_forget(self, p.found, "the previous key's endpoint closed");
+        }
+        zmq_socket_monitor(self->router_prev, NULL, 0);
+        zmq_close(self->monitor_prev);
+        zmq_close(self->router_prev);
+        self->monitor_prev = self->router_prev = NULL;
+        self->prev_state = 0;
+        explicit_bzero(self->prev_secret, sizeof self->prev_secret);
+        soffa_info("key rotation: %s closed; only the key %.8s... is served now", self->cfg.previous_endpoint,
+                   self->public_key);
+    }
+}
+
+/* A store copied by soffa backup (it carries the copy's mark) is being
+ * restored: the lost broker may have numbered records past the backup's
+ * head, and agents hold those numbers (inbox copies, acknowledged
+ * positions, a sender's receipt). The first record here is a restore
+ * record whose sequence jumps past anything the lost broker can have
+ * given out; it clears the mark in the same commit, and a signed
+ * checkpoint vouches for it at once. */
+static soffa_err_t
+s_restore(soffa_broker_t *self, char *why, size_t whylen)
+{
+    int64_t taken_at = 0;
+    if (!soffa_store_backup_mark(self->store, &taken_at))
+        return SOFFA_OK;
+    uint64_t head = 0;
+    soffa_store_head(self->store, &head, NULL, NULL);
+    /* No checkpoint in the restore's commit: the restore record follows
+     * the backup's head directly. (A checkpoint there could take a number
+     * the lost broker gave to a checkpoint an auditor holds.) */
+    uint64_t cp_seq = self->cp_seq;
+    bool cp_force = self->cp_force;
+    self->cp_seq = head;
+    self->cp_force = false;
+    soffa_restore_t r = {.from_seq = head, .backup_at_us = taken_at, .restored_at_us = soffa_now_us()};
+    uint64_t next = soffa_restore_next_seq(head, r.restored_at_us);
+    uint8_t *body = NULL;
+    size_t len = 0;
+    soffa_err_t rc = soffa_restore_encode(&r, &body, &len);
+    if (rc != SOFFA_OK)
+        return rc;
+    soffa_pending_t *p = soffa_commit_pending_add(self);
+    soffa_commit_broker_record(self, p, SOFFA_P_BROKER, SOFFA_RK_RESTORE, body, len, SOFFA_RESTORE_MAILBOX);
+    p->seq_from = next;
+    p->state[0].del = true;
+    p->state[0].klen = sizeof SOFFA_STORE_BACKUP_MARK - 1;
+    memcpy(p->state[0].key, SOFFA_STORE_BACKUP_MARK, p->state[0].klen);
+    p->n_state = 1;
+    soffa_commit(self);
+    self->cp_seq = cp_seq;
+    self->cp_force = cp_force;
+    uint64_t now_head = 0;
+    soffa_store_head(self->store, &now_head, NULL, NULL);
+    if (now_head != next) {
+        snprintf(why, whylen, "the store is a restored backup, and its restore record could not be written");
+        return SOFFA_ERR_STORE_IO;
+    }
+    soffa_commit_checkpoint(self);   /* vouches for the restore record at once */
+    char at[32];
+    soffa_time_format_local_rfc3339(taken_at, at);
+    soffa_warn("this store is a backup taken at %s, restored: its history ends at seq %llu; numbering goes on at "
+               "%llu (restore record), past anything the lost broker gave out. Messages acknowledged after the backup "
+               "are not here; the agents resend what is still in their outboxes",
+               at, (unsigned long long) head, (unsigned long long) next);
     return SOFFA_OK;
 }
 
@@ -795,8 +1117,6 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     }
     if (rc == SOFFA_OK)
         rc = soffa_case_build(self);
-    if (rc == SOFFA_OK)
-        rc = s_readers_build(self);
     if (rc != SOFFA_OK) {
         snprintf(why, whylen, "store %s: %s", path, soffa_strerror(rc));
         return rc;
@@ -805,8 +1125,12 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     if (rc != SOFFA_OK)
         return rc;
     self->committed = s_committed;
+    self->batch_done = soffa_metrics_committed;
     self->released = s_released;
     rc = soffa_commit_start(self);
+    if (rc != SOFFA_OK)
+        return rc;
+    rc = s_restore(self, why, whylen);
     if (rc != SOFFA_OK)
         return rc;
 
@@ -825,48 +1149,21 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
         snprintf(why, whylen, "cannot start the authentication handler: %s", zmq_strerror(errno));
         return SOFFA_ERR_TRANSPORT;
     }
-    self->router = zmq_socket(self->ctx, ZMQ_ROUTER);
-    int one = 1, sndhwm = S_SNDHWM, rcvhwm = S_RCVHWM, linger = 2000;
-    int64_t maxmsg = S_MAX_WIRE_IN;
-    zmq_setsockopt(self->router, ZMQ_CURVE_SERVER, &one, sizeof one);
-    zmq_setsockopt(self->router, ZMQ_CURVE_SECRETKEY, self->secret_key, 41);
-    zmq_setsockopt(self->router, ZMQ_ZAP_DOMAIN, "soffa", 5);
-    zmq_setsockopt(self->router, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
-    zmq_setsockopt(self->router, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
-    zmq_setsockopt(self->router, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm);
-    zmq_setsockopt(self->router, ZMQ_LINGER, &linger, sizeof linger);
-    /* A national rollout reconnects all at once after a restart: with
-     * ZeroMQ's default backlog of 100, the rest wait out TCP's SYN retries
-     * (1 s, 3 s, ...). The kernel caps this at net.core.somaxconn. */
-    int backlog = 4096;
-    zmq_setsockopt(self->router, ZMQ_BACKLOG, &backlog, sizeof backlog);
-    zmq_setsockopt(self->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    /* Sessions end with their connections: the monitor says when one goes. */
-    if (zmq_socket_monitor(self->router, SOFFA_MONITOR, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED) != 0
-        || !(self->monitor = zmq_socket(self->ctx, ZMQ_PAIR)) || zmq_connect(self->monitor, SOFFA_MONITOR) != 0) {
-        snprintf(why, whylen, "cannot watch the connections: %s", zmq_strerror(errno));
-        return SOFFA_ERR_TRANSPORT;
-    }
-    if (zmq_bind(self->router, self->cfg.endpoint) != 0) {
-        snprintf(why, whylen, "cannot listen on %s: %s", self->cfg.endpoint, zmq_strerror(errno));
-        return SOFFA_ERR_TRANSPORT;
-    }
-    if (self->cfg.ipc_endpoint[0]) {
-        /* The local socket is the broker user's own (0600), whatever the
-         * umask: other local users get no connection to try keys on. */
-        mode_t old = umask(077);
-        int brc = zmq_bind(self->router, self->cfg.ipc_endpoint);
-        umask(old);
-        if (brc != 0) {
-            snprintf(why, whylen, "cannot listen on %s: %s", self->cfg.ipc_endpoint, zmq_strerror(errno));
-            return SOFFA_ERR_TRANSPORT;
-        }
-    }
+    rc = s_router_open(self, &self->router, &self->monitor, self->secret_key, SOFFA_MONITOR, self->cfg.endpoint,
+                       self->cfg.ipc_endpoint, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    rc = s_previous_open(self, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    rc = soffa_metrics_listen(self, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
     self->started_at_us = soffa_now_us();
     uint64_t head;
     soffa_store_head(self->store, &head, NULL, NULL);
-    soffa_info("listening on %s%s%s with %zu agent(s); store %s holds %llu record(s)", self->cfg.endpoint,
-               self->cfg.ipc_endpoint[0] ? " and " : "", self->cfg.ipc_endpoint, self->n_ids, path,
+    soffa_info("listening on %s%s%s with %zu agent(s); store %s, head at seq %llu", self->cfg.endpoint,
+               self->cfg.ipc_endpoint[0] ? " and " : "", self->cfg.ipc_endpoint, soffa_idtable_size(self->agents), path,
                (unsigned long long) head);
     return SOFFA_OK;
 }
@@ -897,10 +1194,14 @@ s_pump_replays(soffa_broker_t *self)
 }
 
 soffa_err_t
-soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
+soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload)
 {
-    zmq_pollitem_t items[4] = {{self->router, 0, ZMQ_POLLIN, 0}, {self->zap, 0, ZMQ_POLLIN, 0},
-                               {NULL, self->done_fd, ZMQ_POLLIN, 0}, {self->monitor, 0, ZMQ_POLLIN, 0}};
+    /* The sockets, then what is there only sometimes: a scrape waiting for
+     * its answer, the previous key's socket during a rotation. */
+    enum { I_ROUTER, I_ZAP, I_DONE, I_MONITOR, I_MAX = 7 };
+    zmq_pollitem_t items[I_MAX] = {{self->router, 0, ZMQ_POLLIN, 0}, {self->zap, 0, ZMQ_POLLIN, 0},
+                                   {NULL, self->done_fd, ZMQ_POLLIN, 0}, {self->monitor, 0, ZMQ_POLLIN, 0}};
+    int i_metrics = -1, i_prev = -1;
     int64_t now = soffa_mono_us();
     self->last_drain = now;
     self->next_flush = now + self->cfg.cursor_flush_ms * 1000;
@@ -910,25 +1211,50 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
     soffa_retain_tick(self);
     while (!*stop) {
         soffa_notify_watchdog();
+        if (reload && *reload) {
+            *reload = 0;
+            char why[1024] = "";
+            soffa_notify_reloading();
+            soffa_info("reload: reading %s", self->config_path);
+            soffa_broker_reload(self, why, sizeof why);
+            soffa_notify_ready(NULL);
+        }
         bool busy = self->replaying || self->followups;
-        int n = zmq_poll(items, 4, busy ? 0 : 50);
+        int n_items = I_MONITOR + 1;
+        i_metrics = i_prev = -1;
+        if (soffa_metrics_fd(self) >= 0) {
+            i_metrics = n_items++;
+            items[i_metrics] = (zmq_pollitem_t) {NULL, soffa_metrics_fd(self), ZMQ_POLLIN, 0};
+        }
+        if (self->router_prev) {
+            i_prev = n_items;
+            items[n_items++] = (zmq_pollitem_t) {self->router_prev, 0, ZMQ_POLLIN, 0};
+            items[n_items++] = (zmq_pollitem_t) {self->monitor_prev, 0, ZMQ_POLLIN, 0};
+        }
+        int n = zmq_poll(items, n_items, busy ? 0 : 50);
         if (n < 0 && errno != EINTR) {
             soffa_error("poll failed: %s", zmq_strerror(errno));
             return SOFFA_ERR_TRANSPORT;
         }
         /* Connections that went away first: a frame read below must never
          * land in a session whose connection is gone. */
-        if (n > 0 && (items[3].revents & ZMQ_POLLIN))
-            soffa_session_monitor(self);
-        if (n > 0 && (items[1].revents & ZMQ_POLLIN))
+        if (n > 0 && (items[I_MONITOR].revents & ZMQ_POLLIN))
+            soffa_session_monitor(self, self->monitor);
+        if (n > 0 && i_prev >= 0 && (items[i_prev + 1].revents & ZMQ_POLLIN))
+            soffa_session_monitor(self, self->monitor_prev);
+        if (n > 0 && (items[I_ZAP].revents & ZMQ_POLLIN))
             soffa_zap_handle(self);
+        if (n > 0 && i_metrics >= 0 && (items[i_metrics].revents & ZMQ_POLLIN))
+            soffa_metrics_answer(self);
         uint64_t before = self->published;
-        if (n > 0 && (items[2].revents & ZMQ_POLLIN))
+        if (n > 0 && (items[I_DONE].revents & ZMQ_POLLIN))
             soffa_commit_flight_wait(self);   /* done: answer it */
-        if (n > 0 && (items[0].revents & ZMQ_POLLIN))
-            s_read_router(self);
+        if (n > 0 && (items[I_ROUTER].revents & ZMQ_POLLIN))
+            s_read_router(self, self->router, SOFFA_RID_MAIN);
         else if (n == 0)
             self->last_drain = soffa_mono_us();   /* nothing was waiting */
+        if (n > 0 && i_prev >= 0 && (items[i_prev].revents & ZMQ_POLLIN))
+            s_read_router(self, self->router_prev, SOFFA_RID_PREVIOUS);
         soffa_publish_followups_run(self);
         soffa_commit_submit(self);   /* what was read (and a due checkpoint) goes to the writer once it is free */
         if (self->published != before || self->followups)
@@ -942,6 +1268,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
         if (now >= self->next_expiry) {
             soffa_session_expire(self);
             soffa_session_cut_due(self);
+            s_previous_tick(self);
             soffa_status_await_tick(self);
             soffa_status_expire_tick(self);
             /* Gallring at start and then every [retention] run_every. */
@@ -957,7 +1284,7 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop)
     while (self->replaying) {
         soffa_session_t *s = self->replaying;
         soffa_session_release(self, s);
-        self->id_sessions[soffa_session_id_index(self, s->id)]++;   /* still counted until forgotten */
+        s->ident->live++;   /* still counted until forgotten */
         soffa_session_set_state(s, SOFFA_SESS_READY);
     }
     soffa_commit(self);
@@ -987,6 +1314,7 @@ s_free_session(void *ctx, const void *k, size_t kl, void *v)
         free(s->consumers[i]);
     }
     soffa_replay_end(s);
+    soffa_ident_unref(&s->ident);
     free(s);
     return 0;
 }
@@ -1020,10 +1348,6 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         soffa_map_each(self->mailboxes, s_free_value, NULL);
         soffa_map_destroy(&self->mailboxes);
     }
-    if (self->readers) {
-        soffa_map_each(self->readers, s_free_value, NULL);
-        soffa_map_destroy(&self->readers);
-    }
     if (self->awaits) {
         soffa_map_each(self->awaits, s_free_value, NULL);
         soffa_map_destroy(&self->awaits);
@@ -1034,6 +1358,13 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         free(f->rec.body);
         free(f);
     }
+    if (self->monitor_prev)
+        zmq_close(self->monitor_prev);
+    if (self->router_prev) {
+        zmq_socket_monitor(self->router_prev, NULL, 0);
+        zmq_close(self->router_prev);
+    }
+    explicit_bzero(self->prev_secret, sizeof self->prev_secret);
     if (self->monitor)
         zmq_close(self->monitor);
     if (self->router) {
@@ -1044,13 +1375,11 @@ soffa_broker_destroy(soffa_broker_t **self_p)
         zmq_close(self->zap);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
+    soffa_metrics_destroy(&self->metrics);   /* first: its HTTP threads stop before what they could wait for */
     soffa_commit_stop(self);
     soffa_store_close(&self->store);
+    soffa_idtable_destroy(&self->agents);
     soffa_terms_destroy(&self->terms);
-    soffa_map_destroy(&self->by_name);
-    soffa_map_destroy(&self->by_key);
-    free(self->ids);
-    free(self->id_sessions);
     explicit_bzero(self->secret_key, sizeof self->secret_key);
     sodium_memzero(self->sign_sk, sizeof self->sign_sk);
     soffa_seal_master_wipe(&self->master);

@@ -32,9 +32,20 @@ soffa_err_t soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen);
 soffa_err_t soffa_broker_master_load(soffa_broker_t *self, char *why, size_t whylen);
 
 /*  Runs the event loop until *stop becomes non-zero (a signal handler sets
- *  it). Finishes the commit in flight, answers what it acknowledged, flushes
- *  cursors. Returns SOFFA_OK or a fatal error. */
-soffa_err_t soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop);
+ *  it). Whenever *reload (may be NULL) becomes non-zero it clears it and
+ *  calls soffa_broker_reload. Finishes the commit in flight, answers what it
+ *  acknowledged, flushes cursors. Returns SOFFA_OK or a fatal error. */
+soffa_err_t soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig_atomic_t *reload);
+
+/*  Re-reads the configuration file and takes its [agent] sections (and
+ *  log_level): new agents may connect from now on; the sessions of an agent
+ *  that was removed or whose settings changed, and of a key no longer
+ *  listed, are closed with SESSION_CLOSED and a reason; other agents'
+ *  sessions go on. Any other changed setting is logged as taking effect at
+ *  the next restart. A file that does not load changes nothing: the error
+ *  is logged and returned with `why`. Call it from the loop's thread.
+ *  Returns SOFFA_OK, SOFFA_ERR_CONFIG, SOFFA_ERR_NOT_FOUND, SOFFA_ERR_NOMEM. */
+soffa_err_t soffa_broker_reload(soffa_broker_t *self, char *why, size_t whylen);
 
 /*  Prints the effective configuration (one "section.key = value" a line). */
 void soffa_broker_print_config(const soffa_broker_t *self, FILE *out);

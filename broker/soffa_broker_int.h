@@ -18,6 +18,7 @@
 #include "soffa_broker.h"
 #include "soffa_err.h"
 #include "soffa_id.h"
+#include "soffa_idtable.h"
 #include "soffa_keys.h"
 #include "soffa_map.h"
 #include "soffa_msg.h"
@@ -29,6 +30,11 @@
 #include "soffa_wire.h"
 
 #define SOFFA_RID_LEN 5                /* the routing ids libzmq gives: 0x00 + 4 bytes */
+/* Inside the broker a routing id's first byte (always 0 from libzmq) names
+ * the socket the connection came on, so that the ids two ROUTER sockets
+ * give out never collide: */
+#define SOFFA_RID_MAIN 0               /* the endpoint(s) of the broker's key */
+#define SOFFA_RID_PREVIOUS 1           /* the previous key's endpoint, during a key rotation */
 #define SOFFA_REPLAY_WINDOW 256        /* replay deliveries unacknowledged, unless the auditor asks */
 #define SOFFA_REPLAY_SCAN_MAX 1024     /* records a replay examines before others get a turn */
 #define SOFFA_SLOW_START 16            /* a reader's first window; it doubles with each proof of reading */
@@ -38,6 +44,7 @@
 #define SOFFA_HEADROOM (96 * 1024)
 #define SOFFA_ACCESS_MAILBOX "audit/access"
 #define SOFFA_CHECKPOINT_MAILBOX "audit/checkpoint"
+#define SOFFA_RESTORE_MAILBOX "audit/restore"
 #define SOFFA_MONITOR "inproc://soffa-router-monitor"
 #define SOFFA_CLOSE_GRACE_US 1000000   /* a closed session's connection is cut this long after the reason */
 
@@ -67,6 +74,11 @@ typedef struct {
     char retention[SOFFA_RC_COUNT][64]; /* [retention] rule per class ("183d from message") */
     int64_t retention_every;       /* [retention] run_every (ms) */
     char erasure_by[1024];         /* [retention] agents that may erase (comma-separated) */
+    char metrics_listen[128];      /* [metrics] listen: HOST:PORT of the Prometheus endpoint, "" off */
+    char previous_endpoint[256];   /* during a key rotation: where the previous key is served */
+    char previous_secret_key[512]; /* ... the previous key file */
+    char previous_until[40];       /* ... until this day (Stockholm) or instant */
+    int64_t previous_until_us;     /* previous_until as an instant (Unix µs); 0 when no rotation */
     char sensitive_terms[512];     /* [policy] the sensitive-term list ("" = the built-in copy) */
     int64_t event_max_days;        /* [policy] how far back an event date may lie */
     int64_t concern_max_days;      /* [policy] ... a report of concern's */
@@ -97,6 +109,7 @@ typedef struct {
     soffa_await_t *head, *tail;
     soffa_await_t *due;                   /* first entry not yet overdue */
     int64_t delay_us;                 /* deadline after arrival */
+    uint64_t n, n_overdue;            /* entries; of those, overdue */
 } soffa_await_list_t;
 
 typedef struct soffa_mailbox {
@@ -147,7 +160,9 @@ typedef struct {
 
 typedef struct soffa_session {
     uint8_t rid[SOFFA_RID_LEN];
-    const soffa_identity_t *id;
+    soffa_ident_t *ident;             /* the agent it authenticated as (a reference: it outlives a reload) */
+    const soffa_identity_t *id;       /* &ident->id */
+    uint8_t key[32];                  /* the CURVE key it authenticated with */
     soffa_session_state_t state;
     int fd;                           /* the connection's socket (ZMQ_SRCFD) */
     ino_t ino;                        /* and its inode: fd numbers are reused */
@@ -201,6 +216,7 @@ typedef struct {
     int64_t received_us;
     bool withdraws;                   /* a consent withdrawal: its referrals get notices */
     uint8_t consent_id[16];
+    uint64_t seq_from;                /* a restore record: the sequence it jumps to (soffa_store_item_t) */
     char alias_from[13];              /* an identity change: the number replaced ("" otherwise) */
     struct soffa_followup *after;     /* owned: what follows once this record is stored (not a duplicate) */
     soffa_err_t rc;                   /* after the commit: this record's outcome */
@@ -233,6 +249,8 @@ typedef struct {
     size_t n, cap;
 } soffa_cursors_t;
 
+typedef struct soffa_metrics soffa_metrics_t;
+
 /* The commit pipeline's report of one record of a finished batch: p->rc is
  * its outcome; seq its sequence (when stored), duplicate whether it was a
  * retry of a record stored before. The callback answers the record (it may
@@ -247,23 +265,25 @@ typedef void (*soffa_session_end_fn)(soffa_broker_t *self, soffa_session_t *s);
 struct soffa_broker {
     char config_path[1024];
     soffa_broker_cfg_t cfg;
-    soffa_identity_t *ids;            /* configured agents */
-    size_t n_ids;
-    uint32_t *id_sessions;            /* live sessions per identity (index as ids) */
-    soffa_map_t *by_name;             /* agent name -> identity */
-    soffa_map_t *by_key;              /* 32-byte public key -> identity */
+    soffa_idtable_t *agents;          /* the configured agents (replaced whole by a reload) */
+    uint64_t reloads, reload_failures;
     char public_key[41], secret_key[41];
     char data_path[1024];
     soffa_store_t *store;
     soffa_terms_t *terms;             /* the sensitive-term list, loaded at start (never NULL once new) */
     void *ctx, *router, *zap, *monitor;
+    /* A key rotation's window: the previous key on an endpoint of its own
+     * (one CURVE socket has one key), served until cfg.previous_until_us. */
+    void *router_prev, *monitor_prev;
+    char prev_public[41], prev_secret[41];
+    int prev_state;                   /* 0 none/gone, 1 served, 2 its sessions closed, socket closing */
+    int64_t prev_closing_at;          /* monotonic µs: when state 2 began */
     soffa_map_t *sessions;            /* routing id -> session */
     soffa_map_t *by_fd;               /* socket fd -> session */
     soffa_session_t *lru_head, *lru_tail;
     soffa_session_t *replaying;           /* sessions in OPENING..CLOSING */
     size_t n_closing;                 /* CLOSED sessions whose connection is still to be cut */
     soffa_map_t *mailboxes;           /* name -> mailbox */
-    soffa_map_t *readers;             /* inbox name -> NULL-terminated array of identities reading it */
     soffa_map_t *awaits;              /* kind || id -> soffa_await_t */
     soffa_await_list_t await_signals, await_referrals;
     soffa_followup_t *followups, *followups_tail;
@@ -271,6 +291,8 @@ struct soffa_broker {
     size_t n_pending;
     size_t pending_cap, flight_cap;       /* room in pending and in flight (they swap) */
     soffa_commit_done_fn committed;       /* answers a committed record (soffa_broker.c) */
+    /* counts a committed batch: its records, the writer's time, LMDB's durable commit's part (metrics) */
+    void (*batch_done)(soffa_broker_t *self, size_t records, int64_t took_us, int64_t sync_us);
     soffa_session_end_fn released;        /* ends what a session holds above it (soffa_broker.c) */
     bool in_done;                         /* reporting a finished batch: nothing may commit */
     /* The writer thread commits one batch (flight) while the main thread
@@ -280,6 +302,7 @@ struct soffa_broker {
     size_t n_flight;
     soffa_store_item_t *flight_items;
     soffa_err_t flight_rc;
+    int64_t flight_took_us, flight_sync_us;   /* the writer's time for the flight, and LMDB's commit's part */
     bool in_flight;                   /* handed to the writer, not finished */
     int writer_job;                   /* 0 idle, 1 commit flight, 2 quit (under wmu) */
     bool writer_started;
@@ -305,6 +328,8 @@ struct soffa_broker {
     uint64_t commits, commit_us;      /* group commits and the time spent in them */
     uint64_t foreign_rids;            /* frames refused for a routing id the client chose */
     uint64_t map_room, disk_room;     /* bytes left at the last commit, less what publishes since may take */
+    int64_t room_at_us;               /* when map_room and disk_room were last measured (monotonic) */
+    soffa_metrics_t *metrics;         /* counters for /metrics, and the endpoint */
 };
 
 #endif

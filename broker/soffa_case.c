@@ -181,6 +181,36 @@ s_protected(soffa_broker_t *self, const uint8_t person[S_PK])
     return soffa_store_state_get(self->store, key, sizeof key, NULL, 0, NULL) == SOFFA_OK;
 }
 
+/* Whether the sender's KAA holds a record under number id, in its inbox
+ * (a signal about that young person) or its journal (a case, a consent):
+ * only then does it know whom the number names. */
+typedef struct {
+    char inbox[SOFFA_NAME_MAX], journal[SOFFA_NAME_MAX];
+    bool found;
+} s_known_t;
+
+static int
+s_known_one(void *ctx, const soffa_store_rec_t *rec)
+{
+    s_known_t *k = ctx;
+    soffa_envelope_t e;
+    if (soffa_envelope_decode(rec->env, rec->len, &e) != SOFFA_OK)
+        return 0;
+    k->found = !strcmp(e.mailbox, k->inbox) || !strcmp(e.mailbox, k->journal);
+    soffa_envelope_fini(&e);
+    return k->found;
+}
+
+static bool
+s_known_here(soffa_broker_t *self, const char *id, const soffa_identity_t *sender)
+{
+    s_known_t k = {.found = false};
+    soffa_policy_inbox(sender, k.inbox);
+    soffa_policy_journal(sender, k.journal);
+    soffa_err_t rc = soffa_store_scan_subject(self->store, id, 0, s_known_one, &k);
+    return (rc == SOFFA_OK || rc == SOFFA_ERR_NOT_FOUND) && k.found;
+}
+
 void
 soffa_case_facts(soffa_broker_t *self, const soffa_msg_view_t *v, const soffa_identity_t *sender,
                  soffa_policy_facts_t *facts)
@@ -223,6 +253,7 @@ soffa_case_facts(soffa_broker_t *self, const soffa_msg_view_t *v, const soffa_id
         facts->old_replaced = s_replaced(self, old_key, by);
         facts->old_replaced_by_new = facts->old_replaced && memcmp(by, new_key, S_PK) == 0;
         facts->new_replaced = s_replaced(self, new_key, by);
+        facts->old_known_here = s_known_here(self, v->old_id, sender);
     }
 }
 

@@ -15,7 +15,6 @@
 #include "soffa_retention.h"
 #include "soffa_uuid.h"
 
-static void s_room_refresh(soffa_broker_t *self);
 static bool s_checkpoint_make(soffa_broker_t *self, soffa_pending_t *p);
 static bool s_checkpoint_due(soffa_broker_t *self);
 
@@ -125,9 +124,12 @@ s_writer_main(void *arg)
         if (rc == SOFFA_ERR_STORE_FULL || rc == SOFFA_ERR_DISK_FULL)
             rc = s_commit_own(self, rc);
         int64_t took = soffa_mono_us() - t0;
+        int64_t sync = rc == SOFFA_OK ? soffa_store_last_sync_us(self->store) : 0;
         pthread_mutex_lock(&self->wmu);
         self->flight_rc = rc;
         self->commit_us += (uint64_t) took;
+        self->flight_took_us = took;
+        self->flight_sync_us = sync;
         self->writer_job = 0;
         pthread_cond_broadcast(&self->wcv);
         uint64_t one = 1;
@@ -166,6 +168,8 @@ s_flight_done(soffa_broker_t *self)
     soffa_err_t rc = self->flight_rc;
     soffa_store_item_t *items = self->flight_items;
     self->commits++;
+    if (rc == SOFFA_OK && self->batch_done)
+        self->batch_done(self, n, self->flight_took_us, self->flight_sync_us);
     self->in_done = true;
     for (size_t i = 0; i < n; i++) {
         soffa_pending_t *p = &self->flight[i];
@@ -186,15 +190,14 @@ s_flight_done(soffa_broker_t *self)
         free(self->flight[i].body);
     self->n_flight = 0;
     self->in_flight = false;
-    s_room_refresh(self);
+    soffa_commit_room_refresh(self);
     /* The loop wakes the readers of the mailboxes that grew. */
 }
 
-/* The room left, as the store stands after a commit, less what the
- * publishes waiting for the next one may take. */
-static void
-s_room_refresh(soffa_broker_t *self)
+void
+soffa_commit_room_refresh(soffa_broker_t *self)
 {
+    self->room_at_us = soffa_mono_us();
     soffa_store_room(self->store, &self->map_room, &self->disk_room);
     for (size_t i = 0; i < self->n_pending; i++) {
         uint64_t cost = self->pending[i].kind == SOFFA_P_PUBLISH ? 4 * ((uint64_t) self->pending[i].env.body_len + 512) : 0;
@@ -286,6 +289,7 @@ soffa_commit_submit(soffa_broker_t *self)
         memcpy(it->state, p->state, sizeof it->state);
         it->n_state = p->n_state;
         s_sched(self, p, &it->sched);
+        it->seq_from = p->seq_from;
         it->subject_alias = p->alias_from[0] ? p->alias_from : NULL;
     }
     self->in_flight = true;
@@ -493,7 +497,7 @@ soffa_commit_start(soffa_broker_t *self)
         self->cp_force = true;
     }
     self->cp_at = soffa_mono_us();
-    soffa_store_room(self->store, &self->map_room, &self->disk_room);
+    soffa_commit_room_refresh(self);
     /* A flight holds at most batch_max records and a checkpoint. The pending
      * batch may hold more for a while: the reports of a commit add to it
      * (they never commit), and it grows when it must. */

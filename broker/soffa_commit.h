@@ -29,6 +29,14 @@ void soffa_commit_stop(soffa_broker_t *self);
 /* Waits for the batch in flight, if any, and answers it. */
 void soffa_commit_flight_wait(soffa_broker_t *self);
 
+/*  The room left in the store and on its disk, as they stand now, less
+ *  what the publishes waiting for the next commit may take. Every commit
+ *  refreshes it; a publish refused for lack of room does too (at most every
+ *  SOFFA_ROOM_RECHECK_US), so that room made while nothing commits (a disk
+ *  grown, files removed) is seen. */
+void soffa_commit_room_refresh(soffa_broker_t *self);
+#define SOFFA_ROOM_RECHECK_US 500000
+
 /* Hands the pending records to the writer when it is free. */
 void soffa_commit_submit(soffa_broker_t *self);
 

@@ -12,6 +12,7 @@
 #include "soffa_case.h"
 #include "soffa_commit.h"
 #include "soffa_lookup.h"
+#include "soffa_metrics.h"
 #include "soffa_send.h"
 #include "soffa_status.h"
 
@@ -316,6 +317,7 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
     if (rc != SOFFA_OK) {
         soffa_send_error(self, s->rid, f->tag, rc, "the message could not be decoded");
         self->refused++;
+        soffa_metrics_refused(self, 0, rc);
         return;
     }
     /* What is stored is what validation saw: fields this broker does not
@@ -342,6 +344,7 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
         memcpy(ack.mailbox, r.mailbox, sizeof ack.mailbox);
         soffa_policy_ref_fini(&r);
         soffa_send_frame(self, s->rid, &ack);
+        soffa_metrics_duplicate(self);
         soffa_msg_destroy(&msg);
         return;
     }
@@ -349,6 +352,9 @@ soffa_publish_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_f
      * room left at the last commit, less what the publishes accepted since
      * may take (counted generously: copy-on-write pages, indices). */
     uint64_t cost = 4 * ((uint64_t) f->data_len + 512);
+    if ((self->map_room < SOFFA_HEADROOM + cost || self->disk_room < SOFFA_HEADROOM + cost)
+        && soffa_mono_us() - self->room_at_us >= SOFFA_ROOM_RECHECK_US)
+        soffa_commit_room_refresh(self);   /* nothing may commit while all is refused: look again */
     if (self->map_room < SOFFA_HEADROOM + cost || self->disk_room < SOFFA_HEADROOM + cost) {
         rc = self->map_room < SOFFA_HEADROOM + cost ? SOFFA_ERR_STORE_FULL : SOFFA_ERR_DISK_FULL;
         goto refuse;
@@ -422,6 +428,7 @@ refuse:
         soffa_msg_view(msg, &vv);
         if (vv.message_id)
             soffa_uuid_format(vv.message_id, mid);
+        soffa_metrics_refused(self, (uint32_t) vv.type, rc);
         soffa_info("refused %s %s from %s: %s: %s", soffa_msg_type_name(vv.type), mid, s->id->name,
                    soffa_errname(rc), why[0] ? why : soffa_strerror(rc));
     }

@@ -21,10 +21,10 @@ soffa_retain_inbox_of(void *ctx, const char *agent)
 {
     soffa_broker_t *self = ctx;
     static char inbox[SOFFA_NAME_MAX];   /* the main thread alone asks */
-    const soffa_identity_t *id = soffa_map_sget(self->by_name, agent);
+    const soffa_ident_t *ident = soffa_idtable_by_name(self->agents, agent);
     inbox[0] = '\0';
-    if (id)
-        soffa_policy_inbox(id, inbox);
+    if (ident)
+        soffa_policy_inbox(&ident->id, inbox);
     return inbox;
 }
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <zmq.h>
 
 #include "soffa_log.h"
@@ -13,12 +14,20 @@
 static bool
 s_send_raw(soffa_broker_t *self, const uint8_t *rid, const void *buf, size_t len)
 {
-    if (zmq_send(self->router, rid, SOFFA_RID_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+    /* The routing id as libzmq gave it, on the socket it came from (during
+     * a key rotation the previous key's sessions are on router_prev). */
+    void *router = rid[0] == SOFFA_RID_PREVIOUS ? self->router_prev : self->router;
+    if (!router)
+        return false;
+    uint8_t id[SOFFA_RID_LEN];
+    memcpy(id, rid, SOFFA_RID_LEN);
+    id[0] = 0;
+    if (zmq_send(router, id, SOFFA_RID_LEN, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         if (errno != EAGAIN)
             soffa_debug("peer gone while sending (%s)", zmq_strerror(errno));
         return false;
     }
-    return zmq_send(self->router, buf, len, ZMQ_DONTWAIT) >= 0;
+    return zmq_send(router, buf, len, ZMQ_DONTWAIT) >= 0;
 }
 
 bool

@@ -69,12 +69,6 @@ soffa_session_replaying_remove(soffa_broker_t *self, soffa_session_t *s)
         }
 }
 
-size_t
-soffa_session_id_index(const soffa_broker_t *self, const soffa_identity_t *id)
-{
-    return (size_t) (id - self->ids);
-}
-
 /* Ends what a session holds: what the modules above hold for it (its
  * readers, a replay under way: the broker's `released` callback), its
  * place among the replays and in its key's count. */
@@ -86,7 +80,7 @@ soffa_session_release(soffa_broker_t *self, soffa_session_t *s)
     self->released(self, s);
     soffa_session_replaying_remove(self, s);
     s->n_consumers = 0;
-    self->id_sessions[soffa_session_id_index(self, s->id)]--;
+    s->ident->live--;
 }
 
 /* Closes a session whose connection is alive: its agent hears why (an
@@ -135,6 +129,7 @@ soffa_session_forget(soffa_broker_t *self, soffa_session_t *s, const char *why)
     if (soffa_map_get(self->by_fd, &s->fd, sizeof s->fd) == s)
         soffa_map_remove(self->by_fd, &s->fd, sizeof s->fd);
     soffa_map_remove(self->sessions, s->rid, SOFFA_RID_LEN);
+    soffa_ident_unref(&s->ident);
     free(s);
 }
 
@@ -180,18 +175,18 @@ soffa_session_expire(soffa_broker_t *self)
 /* The router's monitor: a connection closed, or a socket was accepted on an
  * fd that an old session still names. Either way that session is gone. */
 void
-soffa_session_monitor(soffa_broker_t *self)
+soffa_session_monitor(soffa_broker_t *self, void *monitor)
 {
     for (int i = 0; i < 1024; i++) {
         zmq_msg_t ev, addr;
         zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, self->monitor, ZMQ_DONTWAIT) < 0) {
+        if (zmq_msg_recv(&ev, monitor, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&ev);
             return;
         }
         zmq_msg_init(&addr);
         if (zmq_msg_more(&ev))
-            zmq_msg_recv(&addr, self->monitor, 0);
+            zmq_msg_recv(&addr, monitor, 0);
         if (zmq_msg_size(&ev) == 6) {
             uint16_t event;
             uint32_t value;
@@ -207,10 +202,11 @@ soffa_session_monitor(soffa_broker_t *self)
     }
 }
 
-/* A new session for a frame under routing id rid, from identity id on
- * socket fd. Over the key's limit, its oldest session is closed. */
+/* A new session for a frame under routing id rid, from agent ident
+ * authenticated with key on socket fd. Over the agent's limit, its oldest
+ * session is closed. */
 soffa_session_t *
-soffa_session_new(soffa_broker_t *self, const uint8_t *rid, const soffa_identity_t *id, int fd)
+soffa_session_new(soffa_broker_t *self, const uint8_t *rid, soffa_ident_t *ident, const uint8_t key[32], int fd)
 {
     soffa_session_t *old = soffa_map_get(self->by_fd, &fd, sizeof fd);
     if (old)
@@ -219,7 +215,9 @@ soffa_session_new(soffa_broker_t *self, const uint8_t *rid, const soffa_identity
     if (!s)
         return NULL;
     memcpy(s->rid, rid, SOFFA_RID_LEN);
-    s->id = id;
+    s->ident = ident;
+    s->id = &ident->id;
+    memcpy(s->key, key, 32);
     s->state = SOFFA_SESS_NEW;
     s->fd = fd;
     struct stat st;
@@ -231,11 +229,12 @@ soffa_session_new(soffa_broker_t *self, const uint8_t *rid, const soffa_identity
         free(s);
         return NULL;
     }
+    soffa_ident_ref(ident);
     soffa_session_touch(self, s);
-    uint32_t *n = &self->id_sessions[soffa_session_id_index(self, id)];
-    if (++*n > (uint32_t) self->cfg.sessions_per_agent) {
+    const soffa_identity_t *id = s->id;
+    if (++ident->live > (uint32_t) self->cfg.sessions_per_agent) {
         for (soffa_session_t *o = self->lru_head; o; o = o->lru_next)
-            if (o != s && o->id == id && o->state != SOFFA_SESS_CLOSED) {
+            if (o != s && o->ident == ident && o->state != SOFFA_SESS_CLOSED) {
                 char why[200];
                 snprintf(why, sizeof why, "%s has more than %lld sessions; the one heard from least recently is closed",
                          id->name, (long long) self->cfg.sessions_per_agent);

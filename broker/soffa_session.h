@@ -20,9 +20,6 @@ void soffa_session_touch(soffa_broker_t *self, soffa_session_t *s);
 /* Takes the session off the list of replays under way. */
 void soffa_session_replaying_remove(soffa_broker_t *self, soffa_session_t *s);
 
-/* The index of an identity in self->ids (and self->id_sessions). */
-size_t soffa_session_id_index(const soffa_broker_t *self, const soffa_identity_t *id);
-
 /* Ends what a session holds: its readers (positions saved), a replay under
  * way (recorded as cut off), its place in its key's count. */
 void soffa_session_release(soffa_broker_t *self, soffa_session_t *s);
@@ -46,13 +43,15 @@ void soffa_session_cut_due(soffa_broker_t *self);
  * for silence. Oldest first, so this stops at the first one heard recently. */
 void soffa_session_expire(soffa_broker_t *self);
 
-/* The router's monitor: a connection closed, or a socket was accepted on an
+/* A router's monitor: a connection closed, or a socket was accepted on an
  * fd that an old session still names. Either way that session is gone. */
-void soffa_session_monitor(soffa_broker_t *self);
+void soffa_session_monitor(soffa_broker_t *self, void *monitor);
 
-/* A new session for a frame under routing id rid, from identity id on
- * socket fd. Over the key's limit, its oldest session is closed. */
-soffa_session_t *soffa_session_new(soffa_broker_t *self, const uint8_t *rid, const soffa_identity_t *id, int fd);
+/* A new session for a frame under routing id rid, from agent ident
+ * authenticated with key on socket fd; the session takes a reference to
+ * ident. Over the agent's limit, its oldest session is closed. */
+soffa_session_t *soffa_session_new(soffa_broker_t *self, const uint8_t *rid, soffa_ident_t *ident, const uint8_t key[32],
+                                   int fd);
 
 /* Moves a session to another state (logged at debug level). */
 void soffa_session_set_state(soffa_session_t *s, soffa_session_state_t to);

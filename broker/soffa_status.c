@@ -52,6 +52,7 @@ soffa_status_await_add(soffa_broker_t *self, char kind, const uint8_t id[16], so
     l->tail = a;
     if (!l->due)
         l->due = a;
+    l->n++;
     m->awaiting++;
 }
 
@@ -75,8 +76,11 @@ soffa_status_await_answered(soffa_broker_t *self, char kind, const uint8_t id[16
         a->next->prev = a->prev;
     else
         l->tail = a->prev;
-    if (a->overdue)
+    if (a->overdue) {
         a->mbox->overdue--;
+        l->n_overdue--;
+    }
+    l->n--;
     a->mbox->awaiting--;
     soffa_map_remove(self->awaits, key, sizeof key);
     free(a);
@@ -94,6 +98,7 @@ soffa_status_await_tick(soffa_broker_t *self)
         while (l->due && l->due->received_us + l->delay_us <= now) {
             l->due->overdue = true;
             l->due->mbox->overdue++;
+            l->n_overdue++;
             l->due = l->due->next;
         }
     }
@@ -267,26 +272,9 @@ s_first_time(void *ctx, const soffa_store_rec_t *rec)
     return 1;
 }
 
-static int
-s_status_one(void *ctx, const void *k, size_t kl, void *v)
+void
+soffa_status_mailbox(soffa_broker_t *self, const soffa_mailbox_t *m, soffa_mailbox_status_t *s)
 {
-    (void) k;
-    (void) kl;
-    s_status_t *st = ctx;
-    soffa_broker_t *self = st->self;
-    soffa_mailbox_t *m = v;
-    if (!(st->who->role == SOFFA_ROLE_AUDIT ? soffa_policy_may_replay(st->who, m->name)
-                                            : soffa_policy_may_read(st->who, m->name)))
-        return 0;
-    if (st->n == st->cap) {
-        size_t cap = st->cap ? 2 * st->cap : 32;
-        soffa_mailbox_status_t *n = realloc(st->st, cap * sizeof *n);
-        if (!n)
-            return 1;
-        st->st = n;
-        st->cap = cap;
-    }
-    soffa_mailbox_status_t *s = &st->st[st->n++];
     memset(s, 0, sizeof *s);
     snprintf(s->mailbox, sizeof s->mailbox, "%s", m->name);
     s->depth = m->depth;
@@ -302,7 +290,7 @@ s_status_one(void *ctx, const void *k, size_t kl, void *v)
     }
     bool inbox = soffa_policy_is_inbox(m->name);
     if (!s->consumers && inbox) {
-        const soffa_identity_t **readers = soffa_map_sget(self->readers, m->name);
+        const soffa_identity_t *const *readers = soffa_idtable_readers(self->agents, m->name);
         for (size_t i = 0; readers && readers[i]; i++) {
             char key[2 * SOFFA_NAME_MAX + 2];
             uint64_t cur = 0;
@@ -328,6 +316,27 @@ s_status_one(void *ctx, const void *k, size_t kl, void *v)
     /* Only an agent's inbox can lack a reader; the broker's own mailboxes
      * (journals, audit/...) are read by replay when someone asks. */
     s->no_reader = inbox && s->lag > 0 && s->consumers == 0;
+}
+
+static int
+s_status_one(void *ctx, const void *k, size_t kl, void *v)
+{
+    (void) k;
+    (void) kl;
+    s_status_t *st = ctx;
+    soffa_mailbox_t *m = v;
+    if (!(st->who->role == SOFFA_ROLE_AUDIT ? soffa_policy_may_replay(st->who, m->name)
+                                            : soffa_policy_may_read(st->who, m->name)))
+        return 0;
+    if (st->n == st->cap) {
+        size_t cap = st->cap ? 2 * st->cap : 32;
+        soffa_mailbox_status_t *n = realloc(st->st, cap * sizeof *n);
+        if (!n)
+            return 1;
+        st->st = n;
+        st->cap = cap;
+    }
+    soffa_status_mailbox(st->self, m, &st->st[st->n++]);
     return 0;
 }
 

@@ -30,6 +30,13 @@ void soffa_status_await_hold(soffa_broker_t *self, char kind, const uint8_t id[1
 /* Loads the awaited answers at start (their number, not the history). */
 soffa_err_t soffa_status_await_load(soffa_broker_t *self);
 
+/* The counts of one mailbox, as STATUS-REPLY and the metrics give them:
+ * depth and overdue answers from running counts; the lag behind the
+ * slowest reader (connected, else the stored cursors of the agents whose
+ * inbox it is) and the receive time of the oldest record it has not
+ * acknowledged from one seek each, never a scan. */
+void soffa_status_mailbox(soffa_broker_t *self, const soffa_mailbox_t *m, soffa_mailbox_status_t *out);
+
 /* STATUS-REQUEST: counts per mailbox the session may read, one reply at
  * a time. */
 void soffa_status_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_frame_t *f);

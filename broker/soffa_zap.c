@@ -26,14 +26,17 @@ soffa_zap_handle(soffa_broker_t *self)
             more = zmq_msg_more(&parts[n]);
             n++;
         }
-        const char *status = "400", *text = "unknown key", *user = "";
+        const char *status = "400", *text = "unknown key";
+        char user[41] = "";
         if (n >= 7 && zmq_msg_size(&parts[5]) == 5 && memcmp(zmq_msg_data(&parts[5]), "CURVE", 5) == 0
             && zmq_msg_size(&parts[6]) == 32) {
-            const soffa_identity_t *id = soffa_map_get(self->by_key, zmq_msg_data(&parts[6]), 32);
-            if (id) {
+            /* The user id is the key itself (Z85): every frame names the
+             * key its connection authenticated with, so that a reload can
+             * tell the sessions of a key it removed. */
+            if (soffa_idtable_by_key(self->agents, zmq_msg_data(&parts[6]))) {
                 status = "200";
                 text = "OK";
-                user = id->name;
+                zmq_z85_encode(user, zmq_msg_data(&parts[6]), 32);
             } else {
                 char z85[41] = "?", addr[64] = "";
                 zmq_z85_encode(z85, zmq_msg_data(&parts[6]), 32);

@@ -21,8 +21,9 @@ typedef enum {
     SOFFA_RK_MESSAGE = 1,   /* body is an encoded domain message */
     SOFFA_RK_ACCESS = 2,    /* body is an encoded access record */
     SOFFA_RK_CHECKPOINT = 3, /* body is an encoded, signed checkpoint */
-    SOFFA_RK_DISPOSAL = 4,   /* body is an encoded disposal (soffa_disposal), in clear */
-    SOFFA_RK_AGGREGATE = 5,  /* body is key figures (JSON, small counts suppressed) kept before gallring, in clear */
+    SOFFA_RK_RESTORE = 4,    /* body is an encoded restore record (soffa_restore), in clear */
+    SOFFA_RK_DISPOSAL = 5,   /* body is an encoded disposal (soffa_disposal), in clear */
+    SOFFA_RK_AGGREGATE = 6,  /* body is key figures (JSON, small counts suppressed) kept before gallring, in clear */
 } soffa_record_kind_t;
 
 /*  Whether records of this kind carry personal data, so that their body is

@@ -26,6 +26,11 @@ _Static_assert((int) SOFFA_DC_OCCUPATION == (int) SOFFA__DATA_CATEGORY__DC_OCCUP
 _Static_assert((int) SOFFA_DC_SUMMARY_TEXT == (int) SOFFA__DATA_CATEGORY__DC_SUMMARY_TEXT, "dc");
 _Static_assert((int) SOFFA_CGR_GOD_MAN == (int) SOFFA__CONSENT_ROLE__CGR_GOD_MAN, "cgr");
 _Static_assert((int) SOFFA_CR_TURNED_20 == (int) SOFFA__CLOSE_REASON__CR_TURNED_20, "cr");
+_Static_assert((int) SOFFA_SF_GR == (int) SOFFA__SCHOOL_FORM__SF_GR, "sf");
+_Static_assert((int) SOFFA_SF_ANP_GR == (int) SOFFA__SCHOOL_FORM__SF_ANP_GR, "sf");
+_Static_assert((int) SOFFA_EWS_ACCEPTED == (int) SOFFA__EARLY_WARNING_STATUS__EWS_ACCEPTED, "ews");
+_Static_assert((int) SOFFA_EWS_NOT_IN_TARGET_GROUP
+                   == (int) SOFFA__EARLY_WARNING_STATUS__EWS_NOT_IN_TARGET_GROUP, "ews");
 _Static_assert((int) SOFFA_IDT_LOCAL_RESERVE == (int) SOFFA__ID_TYPE__ID_LOCAL_RESERVE, "idt");
 _Static_assert(SOFFA_AR_NOT_HEMKOMMUN_REROUTED == (int) SOFFA__ACK_RESULT__AR_NOT_HEMKOMMUN_REROUTED, "ar");
 _Static_assert(SOFFA_CR_MOVED_OUT == (int) SOFFA__CLOSE_REASON__CR_MOVED_OUT, "cr");
@@ -195,6 +200,17 @@ s_id16(ProtobufCBinaryData b)
     return b.len == SOFFA_UUID_LEN ? b.data : NULL;
 }
 
+/* Support codes as bits (1 << code) of the codes 1 to 31. */
+static uint32_t
+s_support_bits(const Soffa__SupportTried *values, size_t n)
+{
+    uint32_t bits = 0;
+    for (size_t i = 0; values && i < n; i++)
+        if ((int) values[i] > 0 && (int) values[i] < 32)
+            bits |= 1u << (int) values[i];
+    return bits;
+}
+
 void
 soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
 {
@@ -245,7 +261,27 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         break;
     case SOFFA__MESSAGE__PAYLOAD_AT_RISK_NOTICE:
         v->school_unit = m->at_risk_notice->school_unit ? m->at_risk_notice->school_unit : "";
+        v->support_tried = s_support_bits(m->at_risk_notice->support_tried, m->at_risk_notice->n_support_tried);
         break;
+    case SOFFA__MESSAGE__PAYLOAD_EARLY_WARNING_ANSWERED:
+        v->ref_id = s_id16(m->early_warning_answered->warning_id);
+        v->warning_status = m->early_warning_answered->status;
+        break;
+    case SOFFA__MESSAGE__PAYLOAD_YEAR9_HANDOVER: {
+        const Soffa__Year9Handover *h = m->year9_handover;
+        v->school_unit = h->school_unit ? h->school_unit : "";
+        v->school_form = h->school_form;
+        v->support_tried = s_support_bits(h->support_tried, h->n_support_tried);
+        v->event_date = h->leaves_on;
+        break;
+    }
+    case SOFFA__MESSAGE__PAYLOAD_ADMISSION_NOT_STARTED: {
+        const Soffa__AdmissionNotStarted *a = m->admission_not_started;
+        v->school_unit = a->school_unit ? a->school_unit : "";
+        v->school_form = a->school_form;
+        v->event_date = a->term_start;
+        break;
+    }
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED:
         v->ref_id = s_id16(m->signal_acknowledged->signal_id);
         v->ack_result = m->signal_acknowledged->result;

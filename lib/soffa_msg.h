@@ -40,7 +40,10 @@
     X(CONCERN_REPORT_FILED, concern_report_filed, 36)          \
     X(CONCERN_REPORT_FEEDBACK, concern_report_feedback, 37)    \
     X(SUBJECT_IDENTITY_CHANGED, subject_identity_changed, 38)  \
-    X(KAA_CASE_REOPENED, kaa_case_reopened, 39)
+    X(KAA_CASE_REOPENED, kaa_case_reopened, 39)                \
+    X(EARLY_WARNING_ANSWERED, early_warning_answered, 40)      \
+    X(YEAR9_HANDOVER, year9_handover, 41)                      \
+    X(ADMISSION_NOT_STARTED, admission_not_started, 42)
 
 typedef enum {
     SOFFA_MT_NONE = 0,
@@ -50,7 +53,7 @@ typedef enum {
 } soffa_msg_type_t;
 
 #define SOFFA_MT_FIRST SOFFA_MT_ENROLMENT_CHANGED
-#define SOFFA_MT_LAST SOFFA_MT_KAA_CASE_REOPENED
+#define SOFFA_MT_LAST SOFFA_MT_ADMISSION_NOT_STARTED
 
 /* Mirrors of the proto enumerations soffa's logic decides on. The numbers
  * are checked against the generated code at compile time in soffa_msg.c. */
@@ -168,8 +171,18 @@ typedef struct {
     const char *claimed_kommun;      /* sender.kommunkod as claimed, "" if absent */
     const char *claimed_unit;        /* sender.unit_id as claimed, "" if absent */
     const char *claimed_orgnr;       /* sender.org_nr as claimed, "" if absent */
-    const char *school_unit;         /* the payload's school_unit (enrolment, absence, at-risk), "" if none */
+    const char *school_unit;         /* the payload's school_unit (school signals, handover, admission), "" if none */
+    /* Early warning (issue 19): at-risk notices, year-9 handovers and the KAA's answers. */
+    int school_form;                 /* year9_handover, admission_not_started: SchoolForm, 0 otherwise */
+    uint32_t support_tried;          /* at_risk_notice, year9_handover: bit (1 << SupportTried) of each */
+    int warning_status;              /* early_warning_answered: EarlyWarningStatus, 0 otherwise */
 } soffa_msg_view_t;
+
+/* SchoolForm and EarlyWarningStatus values the policy decides on. */
+#define SOFFA_SF_GR 3
+#define SOFFA_SF_ANP_GR 4
+#define SOFFA_EWS_ACCEPTED 1
+#define SOFFA_EWS_NOT_IN_TARGET_GROUP 5
 
 /* DataCategory values (bits of consent_categories). */
 #define SOFFA_DC_IDENTITY 1

@@ -336,6 +336,40 @@ s_email(s_vctx_t *c, const char *field, const char *s)
     return SOFFA_OK;
 }
 
+/* Support already tried (an at-risk notice, a year-9 handover): codes only,
+ * each at most once (five codes, so at most five entries). */
+static soffa_err_t
+s_support(s_vctx_t *c, const char *field, const Soffa__SupportTried *v, size_t n)
+{
+    if (n > 5)
+        return s_bad(c, SOFFA_ERR_TOO_LARGE, field, "at most 5 codes, each once");
+    for (size_t i = 0; i < n; i++) {
+        S_CHECK(s_enum(c, field, &soffa__support_tried__descriptor, (int) v[i], true));
+        for (size_t k = 0; k < i; k++)
+            if (v[k] == v[i])
+                return s_bad(c, SOFFA_ERR_BAD_FIELD, field, "code %d is given twice; give each support once",
+                             (int) v[i]);
+    }
+    return SOFFA_OK;
+}
+
+/* A school form: compulsory school (GR, ANP_GR) only for a year-9
+ * handover, upper secondary (GY, ANP_GY) for everything else. */
+static soffa_err_t
+s_school_form(s_vctx_t *c, const char *field, int form, bool compulsory)
+{
+    S_CHECK(s_enum(c, field, &soffa__school_form__descriptor, form, true));
+    bool gr = form == SOFFA__SCHOOL_FORM__SF_GR || form == SOFFA__SCHOOL_FORM__SF_ANP_GR;
+    if (compulsory && !gr)
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field,
+                     "a year-9 handover comes from a compulsory school: GR or ANP_GR");
+    if (!compulsory && gr)
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field,
+                     "GR and ANP_GR (compulsory school) are for a year-9 handover only; this message is about upper "
+                     "secondary school: GY or ANP_GY");
+    return SOFFA_OK;
+}
+
 static soffa_err_t
 s_person(s_vctx_t *c, const char *field, const Soffa__PersonRef *p)
 {
@@ -404,7 +438,7 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         S_CHECK(s_enum(c, "enrolment_changed.event", &soffa__enrolment_event__descriptor, p->event, true));
         S_CHECK(s_date(c, "enrolment_changed.effective_date", p->effective_date, true));
         S_CHECK(s_skolenhet(c, "enrolment_changed.school_unit", p->school_unit));
-        S_CHECK(s_enum(c, "enrolment_changed.school_form", &soffa__school_form__descriptor, p->school_form, true));
+        S_CHECK(s_school_form(c, "enrolment_changed.school_form", p->school_form, false));
         S_CHECK(s_programme(c, "enrolment_changed.programme_code", p->programme_code));
         S_CHECK(s_enum(c, "enrolment_changed.leave_reason", &soffa__leave_reason__descriptor, p->leave_reason, false));
         if (p->event == SOFFA__ENROLMENT_EVENT__EE_STARTED && p->leave_reason)
@@ -427,7 +461,37 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         const Soffa__AtRiskNotice *p = m->at_risk_notice;
         S_CHECK(s_enum(c, "at_risk_notice.risk_code", &soffa__risk_code__descriptor, p->risk_code, true));
         S_CHECK(s_text(c, "at_risk_notice.note", p->note, 300, false));
+        S_CHECK(s_support(c, "at_risk_notice.support_tried", p->support_tried, p->n_support_tried));
+        S_CHECK(s_enum(c, "at_risk_notice.contact_role", &soffa__school_contact_role__descriptor, p->contact_role,
+                       false));
         return s_skolenhet(c, "at_risk_notice.school_unit", p->school_unit);
+    }
+    case SOFFA__MESSAGE__PAYLOAD_EARLY_WARNING_ANSWERED: {
+        const Soffa__EarlyWarningAnswered *p = m->early_warning_answered;
+        S_CHECK(s_uuid(c, "early_warning_answered.warning_id", p->warning_id, true));
+        S_CHECK(s_enum(c, "early_warning_answered.status", &soffa__early_warning_status__descriptor, p->status,
+                       true));
+        if (p->contact_ref && *p->contact_ref && p->status != SOFFA__EARLY_WARNING_STATUS__EWS_CONTACT_PERSON_ASSIGNED)
+            return s_bad(c, SOFFA_ERR_BAD_FIELD, "early_warning_answered.contact_ref",
+                         "only with status CONTACT_PERSON_ASSIGNED");
+        return s_user_ref(c, "early_warning_answered.contact_ref", p->contact_ref, false);
+    }
+    case SOFFA__MESSAGE__PAYLOAD_YEAR9_HANDOVER: {
+        const Soffa__Year9Handover *p = m->year9_handover;
+        S_CHECK(s_skolenhet(c, "year9_handover.school_unit", p->school_unit));
+        S_CHECK(s_school_form(c, "year9_handover.school_form", p->school_form, true));
+        S_CHECK(s_enum(c, "year9_handover.risk", &soffa__handover_risk__descriptor, p->risk, true));
+        S_CHECK(s_support(c, "year9_handover.support_tried", p->support_tried, p->n_support_tried));
+        S_CHECK(s_enum(c, "year9_handover.contact_role", &soffa__school_contact_role__descriptor, p->contact_role,
+                       false));
+        return s_date(c, "year9_handover.leaves_on", p->leaves_on, true);
+    }
+    case SOFFA__MESSAGE__PAYLOAD_ADMISSION_NOT_STARTED: {
+        const Soffa__AdmissionNotStarted *p = m->admission_not_started;
+        S_CHECK(s_skolenhet(c, "admission_not_started.school_unit", p->school_unit));
+        S_CHECK(s_school_form(c, "admission_not_started.school_form", p->school_form, false));
+        S_CHECK(s_programme(c, "admission_not_started.programme_code", p->programme_code));
+        return s_date(c, "admission_not_started.term_start", p->term_start, true);
     }
     case SOFFA__MESSAGE__PAYLOAD_SIGNAL_ACKNOWLEDGED: {
         const Soffa__SignalAcknowledged *p = m->signal_acknowledged;

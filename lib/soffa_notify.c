@@ -39,6 +39,16 @@ soffa_notify_ready(const char *status)
 }
 
 void
+soffa_notify_reloading(void)
+{
+    /* MONOTONIC_USEC lets systemd 253 and later (Type=notify-reload) tell
+     * this reload from an earlier one; older ones ignore it. */
+    char msg[80];
+    snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%lld", (long long) soffa_mono_us());
+    s_send(msg);
+}
+
+void
 soffa_notify_stopping(void)
 {
     s_send("STOPPING=1");

@@ -16,6 +16,11 @@
  *  once as a warning; the daemon goes on. */
 void soffa_notify_ready(const char *status);
 
+/*  RELOADING=1: the daemon re-reads its configuration; it says READY=1
+ *  again (soffa_notify_ready) when it is done, whether the new
+ *  configuration was taken or refused. */
+void soffa_notify_reloading(void);
+
 /*  STOPPING=1: the daemon has begun a clean stop. */
 void soffa_notify_stopping(void);
 

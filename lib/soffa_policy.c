@@ -36,6 +36,8 @@ enum {
     S_TARGET_GROUP = 1 << 10,        /* the KAA's target group: left compulsory school, under 20 (SL 29:9) */
     S_CONSENT_GIVER = 1 << 11,       /* a consent is given by whom the young person's age allows (OSL 12:2) */
     S_SCREEN_TEXT = 1 << 12,         /* free text bound for a KAA, Arbetsförmedlingen or a school is screened */
+    /* Early warning (issue 19). */
+    S_EARLY_WARNING = 1 << 13,       /* the record answered is an early warning (at-risk notice, year-9 handover) */
     /* Issue 13, rules 7-10 (bits from 20 up). */
     S_CASE_NEW = 1 << 20,            /* the case id is new, the young person has no open case here */
     S_CASE_OPEN = 1 << 21,           /* the case is the sender's, the young person's, and open */
@@ -88,9 +90,27 @@ static const s_rule_t s_rules[] = {
     {SOFFA_MT_AT_RISK_NOTICE, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_KAA_OF_SUBJECT, 0,
      S_CONSENT_TO_KAA | S_SCREEN_TEXT, 0,
      S_SIGNAL_INDEX, SOFFA_RECEIPT_ACK, S_ID_MESSAGE, 0},
+    /* Early warning (issue 19). A compulsory school hands a year-9 pupil at
+     * risk to the KAA of the home municipality before the summer: no
+     * statutory basis, so a consent (a guardian's under 16). Upper-secondary
+     * admissions tell that an admitted pupil never started, as a start or a
+     * leaving is told under SL 15:15. Both wait for the KAA's answer. */
+    {SOFFA_MT_YEAR9_HANDOVER, SOFFA_ROLE_SCHOOL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_KAA_OF_SUBJECT, 0,
+     S_AGE_UNDER_20 | S_CONSENT_TO_KAA, 0,
+     S_SIGNAL_INDEX, SOFFA_RECEIPT_ACK, S_ID_MESSAGE, 0},
+    {SOFFA_MT_ADMISSION_NOT_STARTED, SOFFA_ROLE_SCHOOL, SOFFA_LB_SL_15_15_ENROLMENT, S_TO_KAA_OF_SUBJECT, 0,
+     S_AGE_UNDER_20, 0,
+     S_SIGNAL_INDEX, SOFFA_RECEIPT_ACK, S_ID_MESSAGE, 0},
     /* The KAA's acknowledgement goes back to the school that signalled. */
     {SOFFA_MT_SIGNAL_ACKNOWLEDGED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_ANSWERED_SENDER, SOFFA_REF_SIGNAL,
      S_ANSWERER_RECEIVED | S_REROUTE, 0, {{SOFFA_REF_ACK, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_ACK},
+    /* The KAA's coded answer to an early warning, back to the school that sent
+     * it, under the warning's consent: ACCEPTED and NOT_IN_TARGET_GROUP say no
+     * more than an acknowledgement; the others need the consent to cover
+     * STATUS_FEEDBACK. It gives the acknowledgement the warning waits for. */
+    {SOFFA_MT_EARLY_WARNING_ANSWERED, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_SENDER,
+     SOFFA_REF_SIGNAL, S_ANSWERER_RECEIVED | S_EARLY_WARNING | S_CONSENT_FEEDBACK, 0, S_NO_INDEX, 0, 0,
+     SOFFA_RECEIPT_ACK},
     /* The KAA's own case events: its journal only, each found by its case.
      * A case opens, takes events while open, closes, and reopens on a new
      * signal (DOMAIN.md §5.4). */
@@ -558,6 +578,18 @@ s_referral_expired(const uint8_t referral_id[16], soffa_policy_find_fn find, voi
 
 /* ---- Delivery: consent again (issue 13, rule 7) ------------------------------------ */
 
+/* Whether an answer tells more than that the message arrived, and so needs
+ * its consent to cover status feedback: a referral's status beyond
+ * RECEIVED; the KAA's answer to an early warning beyond ACCEPTED and
+ * NOT_IN_TARGET_GROUP (issue 19). */
+static bool
+s_is_feedback(const soffa_msg_view_t *v)
+{
+    if (v->type == SOFFA_MT_EARLY_WARNING_ANSWERED)
+        return v->warning_status != SOFFA_EWS_ACCEPTED && v->warning_status != SOFFA_EWS_NOT_IN_TARGET_GROUP;
+    return v->referral_status != SOFFA_RS_RECEIVED;
+}
+
 bool
 soffa_policy_delivery_checked(soffa_msg_type_t type)
 {
@@ -577,7 +609,7 @@ soffa_policy_deliverable(const soffa_msg_view_t *v, soffa_role_t sender_role, co
     if (!r)
         return true;   /* the broker's own notices (withdrawals, expiries) */
     bool consent = (r->checks & (S_CONSENT_TO_KAA | S_CONSENT_REFERRAL))
-                || ((r->checks & S_CONSENT_FEEDBACK) && v->referral_status != SOFFA_RS_RECEIVED)
+                || ((r->checks & S_CONSENT_FEEDBACK) && s_is_feedback(v))
                 || (r->dest == S_TO_OWN_JOURNAL && v->consent_id && soffa_policy_is_inbox(mailbox));
     if (!consent)
         return true;
@@ -693,8 +725,8 @@ s_check_age(s_dc_t *d)
                         "or one of them is not a real date", d->tname);
     if ((d->rule->checks & S_AGE_UNDER_20) && age >= 20)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
-                        "absence is reported only for pupils under 20; this pupil is %d (age on the day soffa "
-                        "receives the report)", age);
+                        "%s is sent only for pupils under 20; this pupil is %d (age on the day soffa "
+                        "receives it)", d->v->type == SOFFA_MT_ABSENCE_REPORTED ? "absence" : d->tname, age);
     if ((d->rule->checks & S_AGE_UNDER_18) && age >= 18)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
                         "a report of concern is for a child under 18; this person is %d (use a referral with consent)",
@@ -709,6 +741,8 @@ s_check_age(s_dc_t *d)
  * far back: further back it is history, not a signal, and it would let the
  * sender pick the day soffa's rules are judged on. An absence cannot begin
  * after today. ([policy] event_max_days, concern_max_days.) */
+#define S_YEAR9_AHEAD_DAYS 400
+
 static soffa_err_t
 s_check_dates(s_dc_t *d)
 {
@@ -727,9 +761,12 @@ s_check_dates(s_dc_t *d)
         bool set;
     } dates[2] = {{"occurred_at_us", soffa_date_local(v->occurred_at_us), v->occurred_at_us > 0},
                   {NULL, {0, 0, 0}, false}};
-    if (v->type == SOFFA_MT_ENROLMENT_CHANGED || v->type == SOFFA_MT_ABSENCE_REPORTED) {
-        dates[1].field = v->type == SOFFA_MT_ENROLMENT_CHANGED ? "enrolment_changed.effective_date"
-                                                               : "absence_reported.period_from";
+    if (v->type == SOFFA_MT_ENROLMENT_CHANGED || v->type == SOFFA_MT_ABSENCE_REPORTED
+        || v->type == SOFFA_MT_ADMISSION_NOT_STARTED || v->type == SOFFA_MT_YEAR9_HANDOVER) {
+        dates[1].field = v->type == SOFFA_MT_ENROLMENT_CHANGED     ? "enrolment_changed.effective_date"
+                       : v->type == SOFFA_MT_ABSENCE_REPORTED      ? "absence_reported.period_from"
+                       : v->type == SOFFA_MT_ADMISSION_NOT_STARTED ? "admission_not_started.term_start"
+                                                                    : "year9_handover.leaves_on";
         dates[1].set = soffa_date_from_int(v->event_date, &dates[1].date);
     }
     for (size_t i = 0; i < 2; i++) {
@@ -748,6 +785,15 @@ s_check_dates(s_dc_t *d)
             return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                             "absence_reported.period_from: %s is after today (%s); report absence that has begun",
                             when, t);
+        if (back < 0 && v->type == SOFFA_MT_ADMISSION_NOT_STARTED && i == 1)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                            "admission_not_started.term_start: %s is after today (%s); tell it once the term has "
+                            "begun and the pupil has not come", when, t);
+        /* A handover is sent during year 9: its last day lies within a school year ahead. */
+        if (back < -S_YEAR9_AHEAD_DAYS && v->type == SOFFA_MT_YEAR9_HANDOVER && i == 1)
+            return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                            "year9_handover.leaves_on: %s lies more than %d days after today (%s); a handover is "
+                            "sent during the pupil's year 9", when, S_YEAR9_AHEAD_DAYS, t);
     }
     return SOFFA_OK;
 }
@@ -933,7 +979,7 @@ s_check_consent_content(s_dc_t *d)
     const soffa_msg_view_t *cv = &c.view;
     const char *field = NULL;
     const char *text = soffa_msg_free_text(d->msg, &field);
-    bool at_risk = v->type == SOFFA_MT_AT_RISK_NOTICE;
+    bool at_risk = v->type == SOFFA_MT_AT_RISK_NOTICE || v->type == SOFFA_MT_YEAR9_HANDOVER;
     int age = s_age_on(v, d->today);
     if (!(cv->consent_categories & (1u << SOFFA_DC_IDENTITY)))
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
@@ -944,7 +990,11 @@ s_check_consent_content(s_dc_t *d)
                       "the consent does not cover passing the pupil on to the KAA (purpose REFERRAL)");
     else if (at_risk && !(cv->consent_categories & (1u << SOFFA_DC_OCCUPATION)))
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
-                      "an at-risk notice tells how the pupil's studies go: the consent must cover OCCUPATION");
+                      "%s tells how the pupil's studies go: the consent must cover OCCUPATION", d->tname);
+    else if (v->support_tried && !(cv->consent_categories & (1u << SOFFA_DC_MEASURES)))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "%s.support_tried tells what support the school has tried: the consent must cover MEASURES; "
+                      "leave it out or record a consent that covers it", d->tname);
     else if (text && !(cv->consent_categories & (1u << SOFFA_DC_SUMMARY_TEXT)))
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
                       "%s: the consent does not cover free text (data category SUMMARY_TEXT); leave the text out or "
@@ -953,6 +1003,11 @@ s_check_consent_content(s_dc_t *d)
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
                       "the consent was given without the young person, who is now %d: from 16 their own consent is "
                       "needed; record a new one", age);
+    else if (at_risk && age < 16
+             && !(cv->consent_grants & ((1u << SOFFA_CGR_GUARDIAN) | (1u << SOFFA_CGR_GOD_MAN))))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                      "the pupil is %d: under 16 %s rests on a guardian's consent (or the god man's of an "
+                      "unaccompanied minor); record one", age, d->tname);
     soffa_policy_ref_fini(&c);
     return rc;
 }
@@ -1059,18 +1114,22 @@ s_check_feedback(s_dc_t *d, const soffa_policy_ref_t *referral)
 {
     const soffa_msg_view_t *v = d->v;
     if (!v->consent_id || !referral->view.consent_id || memcmp(v->consent_id, referral->view.consent_id, 16) != 0)
-        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "consent_id must be the referral's consent id");
-    if (v->referral_status == SOFFA_RS_RECEIVED)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "consent_id must be the %s's consent id",
+                        v->type == SOFFA_MT_EARLY_WARNING_ANSWERED ? "warning" : "referral");
+    bool warning = v->type == SOFFA_MT_EARLY_WARNING_ANSWERED;
+    if (!s_is_feedback(v))
         return SOFFA_OK;
     soffa_policy_ref_t c = {0};
     soffa_err_t rc = d->find(d->ctx, SOFFA_REF_CONSENT, referral->view.consent_id, &c);
     if (rc == SOFFA_OK)
         rc = s_consent_active(&c, v, d->today, d->facts, d->find, d->ctx, d->why, d->whylen);
     else if (rc == SOFFA_ERR_NOT_FOUND)
-        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the referral's consent is not recorded");
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the %s's consent is not recorded",
+                      warning ? "warning" : "referral");
     if (rc == SOFFA_OK && !(c.view.consent_purposes & (1u << SOFFA_CP_STATUS_FEEDBACK)))
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
-                      "the consent does not cover status feedback; only RECEIVED may be sent");
+                      "the consent does not cover status feedback; only %s may be sent",
+                      warning ? "ACCEPTED or NOT_IN_TARGET_GROUP" : "RECEIVED");
     soffa_policy_ref_fini(&c);
     return rc;
 }
@@ -1098,6 +1157,11 @@ s_check_answered(s_dc_t *d)
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED, "only its recipient (%s) may answer it", a.mailbox);
     else if ((d->rule->checks & S_ANSWERER_SENT) && strcmp(answered_sender_inbox, inbox) != 0)
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED, "only its sender may withdraw it");
+    else if ((d->rule->checks & S_EARLY_WARNING) && a.view.type != SOFFA_MT_AT_RISK_NOTICE
+             && a.view.type != SOFFA_MT_YEAR9_HANDOVER)
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_POLICY,
+                      "%s names a %s, not an early warning (an at-risk notice or a year-9 handover); answer it "
+                      "with signal_acknowledged", d->tname, soffa_msg_type_name(a.view.type));
     else if (!s_same_person(d->facts, a.view.subject_id, v->subject_id))
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                       "the answer is about another person than the message it answers");
@@ -1290,7 +1354,17 @@ s_check_reroute(s_dc_t *d)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                         "signal_acknowledged.new_hemkommun: name the young person's right home municipality, not "
                         "%s (use REGISTERED or RECEIVED for your own)", d->sender->kommun);
-    return SOFFA_OK;
+    /* Once: a second reroute before the first copy is stored would send
+     * the signal to two municipalities. */
+    soffa_policy_ref_t prev = {0};
+    soffa_err_t rc = v->ref_id ? d->find(d->ctx, SOFFA_REF_ACK, v->ref_id, &prev) : SOFFA_ERR_NOT_FOUND;
+    bool again = rc == SOFFA_OK && prev.view.type == SOFFA_MT_SIGNAL_ACKNOWLEDGED
+              && prev.view.ack_result == SOFFA_AR_NOT_HEMKOMMUN_REROUTED;
+    soffa_policy_ref_fini(&prev);
+    if (again)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS,
+                        "the signal was already sent on to another municipality's KAA; it is theirs to answer now");
+    return rc == SOFFA_ERR_NOT_FOUND ? SOFFA_OK : rc;
 }
 
 /* An answer to a referral that has expired is refused: EXPIRED ends it. */
@@ -1319,6 +1393,13 @@ s_check_identity(s_dc_t *d)
     if (strcmp(v->old_id, v->new_id) == 0)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD, "subject_identity_changed: the old and the new "
                                                                 "number are the same");
+    /* A reserve number is issued by one organisation and may name someone
+     * else at another: joining it to a number would join their records. */
+    if (v->old_id_type == SOFFA_IDT_LOCAL_RESERVE)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "subject_identity_changed.old_id: a reserve number is issued by one organisation and may "
+                        "name someone else at another, so soffa does not join it to a new number; send what "
+                        "follows under the new number");
     const soffa_policy_facts_t *f = d->facts;
     if (f->old_replaced_by_new)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS, "this identity change is already recorded");
@@ -1329,6 +1410,13 @@ s_check_identity(s_dc_t *d)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                         "subject_identity_changed.new_id: that number was itself replaced by a later one; name "
                         "the latest number");
+    /* Only a KAA that knows whom the old number names may join it to
+     * another: otherwise any KAA could merge two people's histories. */
+    if (!f->old_known_here)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "subject_identity_changed.old_id: this KAA holds nothing under the old number (no signal "
+                        "in its inbox, no case or consent in its journal), so it cannot say whom it names; the "
+                        "KAA that has the young person's case records the change");
     return SOFFA_OK;
 }
 

@@ -167,6 +167,8 @@ typedef struct {
     bool old_replaced;                            /* the old number was replaced before ... */
     bool old_replaced_by_new;                     /* ... by this very new number */
     bool new_replaced;                            /* the new number was itself replaced by a later one */
+    bool old_known_here;                          /* the sender's KAA holds records under the old number
+                                                   * (its inbox or journal): it knows whom it names */
     /* The routine of contact attempts before NOT_REACHED may be recorded
      * (0: SOFFA_POLICY_NOT_REACHED_ATTEMPTS / _CHANNELS). */
     uint32_t not_reached_attempts;
@@ -228,7 +230,9 @@ bool soffa_policy_delivery_checked(soffa_msg_type_t type);
 
 /*  Whether a stored record (v, written by a `sender_role` agent into
  *  `mailbox`) may still be delivered: every record that rests on a consent
- *  (an at-risk notice, a referral, status feedback beyond RECEIVED, a KAA's
+ *  (an at-risk notice, a referral, status feedback beyond RECEIVED,
+ *  a year-9 handover, the KAA's answer to an early warning beyond ACCEPTED
+ *  and NOT_IN_TARGET_GROUP, a KAA's
  *  case record handed on to another KAA under a consent) needs that consent
  *  to exist, be valid today and not be withdrawn; a referral also must not
  *  have expired. Everything else may. facts (may be NULL) gives same_person. */

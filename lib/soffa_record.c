@@ -7,6 +7,7 @@
 
 #include "soffa_disposal.h"
 #include "soffa_msg.h"
+#include "soffa_restore.h"
 #include "soffa_retention.h"
 #include "soffa_time.h"
 #include "soffa_wire.h"
@@ -40,6 +41,7 @@ soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash, const uin
                        : e.kind == SOFFA_RK_CHECKPOINT ? "checkpoint"
                        : e.kind == SOFFA_RK_DISPOSAL   ? "disposal"
                        : e.kind == SOFFA_RK_AGGREGATE  ? "aggregate"
+                       : e.kind == SOFFA_RK_RESTORE    ? "restore"
                                                        : "message";
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}}", "seq", (json_int_t) e.seq, "mailbox",
                           e.mailbox, "kind", kind, "received_at", ts,
@@ -99,6 +101,16 @@ soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash, const uin
                 json_object_set_new(dj, "tombstone", s_hex(d.tombstone, SOFFA_TOMBSTONE_LEN));
             json_object_set_new(o, "disposal", dj);
             soffa_disposal_fini(&d);
+        }
+    } else if (e.kind == SOFFA_RK_RESTORE) {
+        json_object_set_new(o, "type", json_string("restore"));
+        soffa_restore_t r;
+        if (soffa_restore_decode(e.body, e.body_len, &r) == SOFFA_OK) {
+            char taken[32], restored[32];
+            soffa_time_format(r.backup_at_us, taken);
+            soffa_time_format(r.restored_at_us, restored);
+            json_object_set_new(o, "restore", json_pack("{s:I, s:s, s:s}", "from_seq", (json_int_t) r.from_seq,
+                                                        "backup_taken_at", taken, "restored_at", restored));
         }
     } else if (e.kind == SOFFA_RK_ACCESS) {
         json_object_set_new(o, "type", json_string("access"));
@@ -165,6 +177,14 @@ soffa_record_line(json_t *rec, char *out, size_t outlen)
         snprintf(out, outlen, "seq %-6lld %s  %-24s vouches for 1..%lld", (long long) json_integer_value(json_object_get(rec, "seq")),
                  when, "signed checkpoint",
                  (long long) json_integer_value(json_object_get(json_object_get(rec, "checkpoint"), "covers_seq")));
+        return;
+    }
+    if (json_object_get(rec, "restore")) {
+        json_t *r = json_object_get(rec, "restore");
+        snprintf(out, outlen, "seq %-6lld %s  %-24s restored from a backup taken at %s: the history before ends at %lld",
+                 (long long) json_integer_value(json_object_get(rec, "seq")), when, "restore",
+                 json_string_value(json_object_get(r, "backup_taken_at")),
+                 (long long) json_integer_value(json_object_get(r, "from_seq")));
         return;
     }
     if (json_object_get(rec, "access")) {

@@ -83,6 +83,11 @@ soffa_retention_class_of(soffa_record_kind_t kind, uint32_t msg_type, soffa_role
     case SOFFA_MT_ABSENCE_REPORTED:
     case SOFFA_MT_AT_RISK_NOTICE:
     case SOFFA_MT_SIGNAL_ACKNOWLEDGED:
+    /* The early warning (issue 19): the school's handover and not-started
+     * signal, and the KAA's answer back to the school, are school signals. */
+    case SOFFA_MT_YEAR9_HANDOVER:
+    case SOFFA_MT_ADMISSION_NOT_STARTED:
+    case SOFFA_MT_EARLY_WARNING_ANSWERED:
         return SOFFA_RC_SCHOOL_SIGNALS;
     case SOFFA_MT_CONSENT_RECORDED:
     case SOFFA_MT_CONSENT_WITHDRAWN:

@@ -63,6 +63,7 @@ struct soffa_store {
     uint64_t head_seq;                    /* last committed sequence */
     uint8_t head_hash[SOFFA_HASH_LEN];    /* hash of the last committed record */
     int64_t head_time;                    /* receive time of the last committed record */
+    int64_t last_sync_us;                 /* how long the last append's mdb_txn_commit took */
 };
 
 /* ---- Helpers --------------------------------------------------------------- */
@@ -1085,7 +1086,12 @@ s_append_in(soffa_store_t *self, MDB_txn *txn, soffa_store_item_t *items, size_t
             goto out;
         mrc = 0;
 
-        uint64_t seq = ++t->seq;
+        if (it->seq_from && env->kind != SOFFA_RK_RESTORE) {
+            *rc = SOFFA_ERR_INVALID_ARG;   /* only a restore record may jump, and verify insists on it */
+            mrc = EINVAL;
+            goto out;
+        }
+        uint64_t seq = t->seq = it->seq_from > t->seq + 1 ? it->seq_from : t->seq + 1;
         env->seq = seq;
         env->version = SOFFA_ENVELOPE_VERSION;
         memcpy(env->prev_hash, t->hash, SOFFA_HASH_LEN);
@@ -1280,10 +1286,12 @@ soffa_store_append_cursors(soffa_store_t *self, soffa_store_item_t *items, size_
     if ((mrc = s_tentative_put(self, txn, &t)) != 0)
         goto lmdb_fail;
     /* The commit flushes data and meta page to disk before returning 0. */
+    int64_t t0 = soffa_mono_us();
     mrc = mdb_txn_commit(txn);
     txn = NULL;
     if (mrc != 0)
         goto lmdb_fail;
+    self->last_sync_us = soffa_mono_us() - t0;
     s_tentative_commit(self, &t);
     return SOFFA_OK;
 
@@ -1541,6 +1549,24 @@ soffa_store_room(soffa_store_t *self, uint64_t *map_free, uint64_t *disk_free)
         if (mdb_env_get_path(self->env, &path) == 0 && path && statvfs(path, &fs) == 0)
             *disk_free = (uint64_t) fs.f_bavail * fs.f_frsize;
     }
+}
+
+void
+soffa_store_usage(soffa_store_t *self, uint64_t *map_size, uint64_t *used)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    *map_size = *used = 0;
+    if (mdb_env_info(self->env, &info) == 0 && mdb_env_stat(self->env, &st) == 0) {
+        *map_size = info.me_mapsize;
+        *used = ((uint64_t) info.me_last_pgno + 1) * st.ms_psize;
+    }
+}
+
+int64_t
+soffa_store_last_sync_us(const soffa_store_t *self)
+{
+    return self->last_sync_us;
 }
 
 soffa_err_t
@@ -2042,12 +2068,14 @@ s_time_of(void *ctx, const soffa_store_rec_t *rec)
 soffa_err_t
 soffa_store_seq_at_time(soffa_store_t *self, int64_t t_us, uint64_t *seq)
 {
-    /* Receive times never decrease with the sequence: binary search. */
+    /* Receive times never decrease with the sequence: binary search, on
+     * the first record at or after each probe (a restore leaves a gap in
+     * the numbering, so a probe may name no record). */
     uint64_t lo = 1, hi = self->head_seq + 1;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
-        int64_t t = INT64_MIN;
-        soffa_err_t rc = soffa_store_get(self, mid, s_time_of, &t);
+        int64_t t = INT64_MAX;   /* no record at or after mid */
+        soffa_err_t rc = soffa_store_scan(self, mid, s_time_of, &t);
         if (rc != SOFFA_OK)
             return rc;
         if (t < t_us)
@@ -2118,6 +2146,7 @@ soffa_store_cursor_set_many(soffa_store_t *self, const soffa_store_cursor_t *c, 
 typedef struct {
     soffa_store_verify_t *rep;
     uint64_t expect;                  /* next sequence expected */
+    uint64_t since_cp;                /* records after the last checkpoint */
     uint8_t prev[SOFFA_HASH_LEN];     /* hash of the previous record */
     bool broken;
     const uint8_t *trusted;           /* the signer checkpoints must have, or NULL */
@@ -2132,7 +2161,7 @@ s_verify_checkpoint(s_verify_t *v, const soffa_envelope_t *e, uint64_t seq)
     soffa_checkpoint_t cp;
     if (soffa_checkpoint_decode(e->body, e->body_len, &cp) != SOFFA_OK)
         return "is a checkpoint that cannot be decoded";
-    if (cp.covers_seq != seq - 1 || sodium_memcmp(cp.head_hash, v->prev, SOFFA_HASH_LEN) != 0)
+    if (cp.covers_seq != v->expect - 1 || seq != v->expect || sodium_memcmp(cp.head_hash, v->prev, SOFFA_HASH_LEN) != 0)
         return "is a checkpoint that does not vouch for the record before it";
     const uint8_t *key = v->trusted;
     if (!key) {
@@ -2148,7 +2177,23 @@ s_verify_checkpoint(s_verify_t *v, const soffa_envelope_t *e, uint64_t seq)
         return "is a checkpoint with a bad signature";
     v->rep->checkpoints++;
     v->rep->last_signed = seq - 1;
+    v->since_cp = 0;
     return NULL;
+}
+
+/* True when rec, past the sequence expected, is a restore record that
+ * names the record before it (its seq and link are checked as any). */
+static bool
+s_restore_jump(const s_verify_t *v, const soffa_store_rec_t *rec)
+{
+    soffa_envelope_t e;
+    if (rec->seq < v->expect || soffa_envelope_decode(rec->env, rec->len, &e) != SOFFA_OK)
+        return false;
+    soffa_restore_t r;
+    bool ok = e.kind == SOFFA_RK_RESTORE && soffa_restore_decode(e.body, e.body_len, &r) == SOFFA_OK
+              && r.from_seq == v->expect - 1;
+    soffa_envelope_fini(&e);
+    return ok;
 }
 
 static int
@@ -2162,7 +2207,9 @@ s_verify_one(void *ctx, const soffa_store_rec_t *rec)
     uint8_t h[SOFFA_HASH_LEN];
     soffa_envelope_t e;
 
-    if (seq != v->expect) {
+    /* The numbering goes on by one, except at a restore record, which
+     * jumps and names the record before it. */
+    if (seq != v->expect && !s_restore_jump(v, rec)) {
         rep->bad_seq = v->expect;
         snprintf(rep->reason, sizeof rep->reason,
                  "record %llu is missing (the next record present is %llu)",
@@ -2216,7 +2263,8 @@ s_verify_one(void *ctx, const soffa_store_rec_t *rec)
     bool link_ok = sodium_memcmp(e.prev_hash, v->prev, SOFFA_HASH_LEN) == 0;
     bool tag_ok = rec->tag == s_tag(&e);
     uint64_t claimed = e.seq;
-    const char *cp_wrong = seq_ok && link_ok && e.kind == SOFFA_RK_CHECKPOINT ? s_verify_checkpoint(v, &e, seq) : NULL;
+    bool is_cp = seq_ok && link_ok && e.kind == SOFFA_RK_CHECKPOINT;
+    const char *cp_wrong = is_cp ? s_verify_checkpoint(v, &e, seq) : NULL;
     soffa_envelope_fini(&e);
     if (cp_wrong) {
         rep->bad_seq = seq;
@@ -2244,8 +2292,17 @@ s_verify_one(void *ctx, const soffa_store_rec_t *rec)
         goto broken;
     }
     memcpy(v->prev, hash, SOFFA_HASH_LEN);
+    if (seq != v->expect) {
+        if (rep->restores < sizeof rep->gaps / sizeof *rep->gaps) {
+            rep->gaps[rep->restores].from = v->expect - 1;
+            rep->gaps[rep->restores].to = seq;
+        }
+        rep->restores++;
+    }
     v->expect = seq + 1;
     rep->records++;
+    if (!is_cp)
+        v->since_cp++;
     return 0;
 broken:
     v->broken = true;
@@ -2332,7 +2389,7 @@ soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_
     }
     if (v.broken)
         return SOFFA_ERR_CHAIN_BROKEN;
-    rep->unsigned_tail = rep->checkpoints ? rep->records - (rep->last_signed + 1) : rep->records;
+    rep->unsigned_tail = v.since_cp;
     if (self->keys && (rc = s_check_keys(self, rep)) != SOFFA_OK)
         return rc == SOFFA_ERR_CHAIN_BROKEN ? rc : (snprintf(rep->reason, sizeof rep->reason, "the key tables could not be "
                                                              "read: %s", soffa_strerror(rc)), SOFFA_ERR_CHAIN_BROKEN);
@@ -2346,7 +2403,58 @@ soffa_store_verify(soffa_store_t *self, const uint8_t *trusted_key, soffa_store_
     return SOFFA_OK;
 }
 
+bool
+soffa_store_backup_mark(soffa_store_t *self, int64_t *taken_at_us)
+{
+    uint8_t v[8];
+    size_t vlen = 0;
+    if (soffa_store_state_get(self, SOFFA_STORE_BACKUP_MARK, sizeof SOFFA_STORE_BACKUP_MARK - 1, v, sizeof v, &vlen)
+            != SOFFA_OK
+        || vlen != 8)
+        return false;
+    *taken_at_us = (int64_t) soffa_bytes_get_u64(v);
+    return true;
+}
+
 /* ---- Backup ---------------------------------------------------------------- */
+
+/* Writes the backup mark (taken at at_us) into the state table of the
+ * LMDB environment copied to dir, durably. */
+static soffa_err_t
+s_backup_mark_put(const char *dir, int64_t at_us)
+{
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_dbi dbi;
+    int mrc = mdb_env_create(&env);
+    if (mrc == 0)
+        mdb_env_set_maxdbs(env, 16);
+    if (mrc == 0)
+        mrc = mdb_env_open(env, dir, MDB_NOTLS, 0600);
+    if (mrc == 0)
+        mrc = s_cloexec(env);
+    if (mrc == 0)
+        mrc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (mrc == 0)
+        mrc = mdb_dbi_open(txn, "state", MDB_CREATE, &dbi);
+    if (mrc == 0) {
+        uint8_t v[8];
+        soffa_bytes_put_u64(v, (uint64_t) at_us);
+        MDB_val kv = {sizeof SOFFA_STORE_BACKUP_MARK - 1, (void *) SOFFA_STORE_BACKUP_MARK}, vv = {8, v};
+        mrc = mdb_put(txn, dbi, &kv, &vv, 0);
+    }
+    if (mrc == 0) {
+        mrc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    if (env)
+        mdb_env_close(env);
+    if (mrc != 0)
+        soffa_error("backup: marking the copy in %s failed: %s (lmdb %d)", dir, mdb_strerror(mrc), mrc);
+    return mrc == 0 ? SOFFA_OK : soffa_store_err(mrc);
+}
 
 /* The slots of `epoch` from two readings of a keys file, into out. */
 static bool
@@ -2420,6 +2528,12 @@ soffa_store_backup(soffa_store_t *self, const char *dest, const uint8_t *trusted
     fd = -1;
     if ((rc = soffa_seal_keys_read(self->dir, &after)) != SOFFA_OK)
         goto fail;
+    /* The mark: a broker that opens this copy knows it is a restore. The
+     * state table is in clear, so no master key is needed (soffa backup
+     * never reads it). */
+    if ((rc = s_backup_mark_put(dest, soffa_now_us())) != SOFFA_OK)
+        goto fail;
+    unlink(lock);
 
     /* The copy proves itself before anyone relies on it. */
     soffa_store_opts_t o = {.path = dest, .read_only = true};

@@ -104,7 +104,9 @@ typedef void (*soffa_store_sched_fn)(void *ctx, const uint8_t *env, size_t len, 
 
 /*  One envelope to append. In: env (every field but seq, prev_hash and
  *  subject_key), subject_id (canonical id or NULL; hashed, never stored),
- *  refs (keys to find the record by).
+ *  refs (keys to find the record by), seq_from (0; for a restore record
+ *  only, RK_RESTORE: the sequence it takes when that is past the next one,
+ *  the jump a restored store makes).
  *  Out: seq, and duplicate when (sender, message id) was stored before, in
  *  which case seq is the original and nothing new is stored. */
 typedef struct {
@@ -115,6 +117,7 @@ typedef struct {
     soffa_store_state_op_t state[SOFFA_STORE_STATE_OPS];   /* applied in order, with the record */
     size_t n_state;
     soffa_store_sched_t sched;    /* when it runs out (sealed records only) */
+    uint64_t seq_from;
     const char *subject_alias;    /* an identity number this record's subject replaces (or NULL): every
                                    * record indexed under it is indexed under the subject too */
     uint64_t seq;
@@ -151,6 +154,10 @@ typedef struct {
     uint64_t last_signed;  /* highest sequence a valid checkpoint vouches for */
     uint64_t unsigned_tail; /* records after the last checkpoint (all of them when there is none) */
     uint64_t unhashed;     /* legacy records whose content was not checked (no master key) */
+    uint64_t restores;     /* restore records: each a jump in the numbering, explained */
+    struct {
+        uint64_t from, to; /* the numbers a restore skipped: from < seq < to were never stored here */
+    } gaps[8];             /* the first 8 of them */
     uint64_t bad_seq;      /* first sequence found wrong (0 when intact) */
     char reason[160];      /* what is wrong there */
 } soffa_store_verify_t;
@@ -236,6 +243,16 @@ soffa_err_t soffa_store_count_mailbox(soffa_store_t *self, const char *mailbox, 
  *  store. Either may be NULL. */
 void soffa_store_room(soffa_store_t *self, uint64_t *map_free, uint64_t *disk_free);
 
+/*  The map's size and the bytes of it in use (pages up to the last one
+ *  written; freed pages LMDB will reuse count as used). */
+void soffa_store_usage(soffa_store_t *self, uint64_t *map_size, uint64_t *used);
+
+/*  Microseconds the durable part of the last successful append took:
+ *  mdb_txn_commit, which writes the dirty pages, fdatasyncs them and writes
+ *  the meta page through its O_DSYNC descriptor. Read it from the thread
+ *  that appends. */
+int64_t soffa_store_last_sync_us(const soffa_store_t *self);
+
 /*  How many records of `mailbox` have a sequence <= seq (one seek). */
 soffa_err_t soffa_store_mailbox_rank(soffa_store_t *self, const char *mailbox, uint64_t seq, uint64_t *count);
 
@@ -319,6 +336,8 @@ typedef struct {
  *  nothing else travels (never the master key, never the checkpoint
  *  signing key). dest must not exist; it is made 0700
  *  and its files 0600 whatever the umask, each fsynced. The copy is then
+ *  marked (soffa_store_backup_mark: a broker that opens it knows it is a
+ *  restore and numbers on past anything the lost broker gave out), then
  *  opened read-only and verified (trusted_key as for soffa_store_verify);
  *  rep gets the result. On any failure nothing is left at dest.
  *  Returns SOFFA_OK, SOFFA_ERR_EXISTS (dest exists), SOFFA_ERR_NOT_FOUND
@@ -384,6 +403,14 @@ int64_t soffa_store_next_due(soffa_store_t *self);
  *  non-zero to stop. Nothing is changed. */
 soffa_err_t soffa_store_due_scan(soffa_store_t *self, int64_t now_us, int (*fn)(void *ctx, uint64_t seq, uint8_t cls),
                                  void *ctx);
+/*  The mark soffa_store_backup leaves in every copy it makes: true, with
+ *  the time the copy was taken, when this store was copied by a backup and
+ *  no restore record has been written since (the broker writes one, and
+ *  clears the mark with it, when it opens such a store). */
+bool soffa_store_backup_mark(soffa_store_t *self, int64_t *taken_at_us);
+
+/*  The state key of that mark, for the state operation that clears it. */
+#define SOFFA_STORE_BACKUP_MARK "backup-copy"
 
 /*  Translates an LMDB (or errno) return code; exported for the tests. */
 soffa_err_t soffa_store_err(int mdb_rc);

@@ -240,3 +240,52 @@ soffa_time_format_local_rfc3339(int64_t t_us, char buf[32])
     snprintf(buf, 32, "%04d-%02d-%02dT%02d:%02d:%02d+%02d:00", d.year, d.month, d.day, (int) (sec / 3600),
              (int) (sec / 60 % 60), (int) (sec % 60), off / 3600);
 }
+
+/* Reads exactly n digits at p into *v. */
+static bool
+s_digits(const char *p, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char) p[i]))
+            return false;
+        *v = *v * 10 + (p[i] - '0');
+    }
+    return true;
+}
+
+bool
+soffa_time_parse(const char *text, int64_t *t_us)
+{
+    /* YYYY-MM-DDTHH:MM[:SS](Z|+HH:MM|-HH:MM) */
+    size_t len = strlen(text);
+    if (len < 17)
+        return false;
+    char date[11];
+    memcpy(date, text, 10);
+    date[10] = '\0';
+    soffa_date_t d;
+    int hh, mm, ss = 0;
+    if (!soffa_date_parse(date, &d) || (text[10] != 'T' && text[10] != ' ') || !s_digits(text + 11, 2, &hh)
+        || text[13] != ':' || !s_digits(text + 14, 2, &mm) || hh > 23 || mm > 59)
+        return false;
+    const char *p = text + 16;
+    if (*p == ':') {
+        if (!s_digits(p + 1, 2, &ss) || ss > 59)
+            return false;
+        p += 3;
+    }
+    int off = 0;
+    if (*p == 'Z' && p[1] == '\0') {
+        off = 0;
+    } else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':') {
+        int oh, om;
+        if (!s_digits(p + 1, 2, &oh) || !s_digits(p + 4, 2, &om) || oh > 14 || om > 59)
+            return false;
+        off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+    } else {
+        return false;
+    }
+    *t_us = ((soffa_date_to_days(d) * 86400 + hh * 3600 + mm * 60 + ss) - off) * 1000000LL;
+    return true;
+}

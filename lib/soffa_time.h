@@ -69,6 +69,11 @@ int64_t soffa_mono_us(void);
 /*  Parses "YYYY-MM-DD" (or "YYYYMMDD"); returns false if it is not a date. */
 bool soffa_date_parse(const char *text, soffa_date_t *out);
 
+/*  Parses an RFC 3339 instant with its offset: "2027-03-01T00:00:00Z",
+ *  "2027-03-01T00:00+01:00" (seconds optional, no fraction). Returns false
+ *  if it is not one. */
+bool soffa_time_parse(const char *text, int64_t *t_us);
+
 /*  Formats d as "YYYY-MM-DD" into buf (at least 11 bytes). */
 void soffa_date_format(soffa_date_t d, char buf[11]);
 

@@ -8,6 +8,7 @@
  *    soffa_envelope    the stored envelope of a record (and record kinds)
  *    soffa_access      an access record (a read of the history)
  *    soffa_checkpoint  a signed checkpoint of the chain head
+ *    soffa_restore     the record that opens a store restored from a backup
  *    soffa_frame       the broker protocol's frames
  */
 #ifndef SOFFA_WIRE_H
@@ -54,5 +55,6 @@ soffa_err_t soffa_wire_copy(char *dst, size_t cap, const char *src);
 #include "soffa_checkpoint.h"
 #include "soffa_envelope.h"
 #include "soffa_frame.h"
+#include "soffa_restore.h"
 
 #endif

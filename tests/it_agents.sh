@@ -378,5 +378,56 @@ case "$rc:$out" in 0:*"accepted: identity change -> kaa-journal/1419"*) ok "it_3
 out=$(s audit history --pupil "$NEW" 2>&1)
 case "$out" in *"absence_reported"*"pupil ${OLD12}"*"subject_identity_changed"*) ok "it_36 soffa history of the new number shows what came under the old one";; *) bad "it_36 history of the new number" "$out";; esac
 
+# it_37 (issue 19): the two-way early warning from the command line, through the real agents.
+# A compulsory school hands a year-9 pupil (15, so on a guardian's consent) to the KAA; the
+# KAA's coded answer reaches the school's inbox and clears the overdue flag (dues are 2 s
+# since it_28); an admitted pupil who never started is told, and is no early warning.
+young() {   # young N: a made-up personnummer of a pupil born 1 January fifteen years ago
+    local d sum=0 i v
+    d=$(printf '%02d0101%03d' $(( ($(date +%Y) - 15) % 100 )) $(( $1 % 900 + 100 )))
+    for i in 0 1 2 3 4 5 6 7 8; do
+        v=$(( ${d:$i:1} * (i % 2 == 0 ? 2 : 1) ))
+        sum=$(( sum + v / 10 + v % 10 ))
+    done
+    echo "${d:0:6}-${d:6:3}$(( (10 - sum % 10) % 10 ))"
+}
+Y=$(young 938)
+consent9() {   # consent9 GRANTED_BY: a school's consent for Y covering the KAA and status feedback
+    s school-1415 consent record --pupil "$Y" --hemkommun 1419 --granted-by "$1" --youth-age-at-grant 15 \
+        --maturity-assessed yes --scope.recipients KAA --scope.purposes REFERRAL,STATUS_FEEDBACK \
+        --scope.data-categories IDENTITY,OCCUPATION,MEASURES --valid-from "$(date +%F)" \
+        --valid-to "$(date -d '+1 month' +%F)" --recorded-by h1 2>&1
+}
+out=$(consent9 YOUTH); rc=$?
+case "$rc:$out" in 1:*"under 16 a guardian"*"[CONSENT]"*) ok "it_37 a 15-year-old's own consent alone is refused";; *) bad "it_37 youth-only consent" "$out";; esac
+C9=$(consent9 YOUTH,GUARDIAN | awk '/consent_id/ {print $2}')
+year9() { s school-1415 signal year9 --pupil "$Y" --hemkommun 1419 --consent "$C9" --school-unit 14150001 \
+    --risk NOT_STARTING --support-tried MENTOR,PUPIL_HEALTH_TEAM --contact-role STUDY_COUNSELLOR \
+    --leaves-on "$(date -d '+60 days' +%F)" "$@" 2>&1; }
+out=$(year9 --school-form GY); rc=$?
+case "$rc:$out" in 1:*"GR or ANP_GR"*) ok "it_37 a handover from an upper-secondary school form is refused before it is stored";; *) bad "it_37 handover GY" "$out";; esac
+N0=$(count kaa-1419)
+out=$(year9); rc=$?
+case "$rc:$out" in 0:"accepted: signal year9 -> kaa/1419"*) ok "it_37 the year-9 handover reaches the KAA of the home municipality";; *) bad "it_37 handover" "$out";; esac
+H9=$(echo "$out" | awk '/message id/ {print $3}')
+out=$(s school-1415 signal not-started --pupil "$(pupil 939)" --hemkommun 1419 --school-unit 14150001 \
+    --term-start "$(date -d '-14 days' +%F)" 2>&1); rc=$?
+case "$rc:$out" in 0:"accepted: signal not-started -> kaa/1419"*) ok "it_37 an admitted pupil who never started reaches the KAA";; *) bad "it_37 not started" "$out";; esac
+wait_count kaa-1419 $((N0 + 2))
+sleep 2.5
+INB=$(s school-1415 inbox)
+case "$INB" in *"OVERDUE  year9_handover $H9"*"no answer from the KAA yet"*) ok "it_37 an unanswered handover is flagged overdue in the school's inbox";; *) bad "it_37 handover overdue" "$INB";; esac
+out=$(s kaa-1419 answer --re last --status ACCEPTED --consent "$C9" 2>&1); rc=$?
+case "$rc:$out" in 1:*"not an early warning"*"[POLICY]"*) ok "it_37 the admission notice is acknowledged, not answered as a warning";; *) bad "it_37 answer to admission" "$out";; esac
+out=$(s kaa-1419 answer --re "$H9" --status CONTACT_PERSON_ASSIGNED --contact-ref handl-17 2>&1); rc=$?
+case "$rc:$out" in 0:"accepted: answer -> school/school-1415"*) ok "it_37 the KAA's answer goes back to the school that sent the warning";; *) bad "it_37 answer" "$out";; esac
+for _ in $(seq 100); do s school-1415 --json inbox | grep -q '"early_warning_answered"' && break; sleep 0.1; done
+J=$(s school-1415 --json inbox)
+case "$J" in *'"early_warning_answered":{'*'"status":"CONTACT_PERSON_ASSIGNED"'*) ok "it_37 the school sees the coded answer in its inbox";; *) bad "it_37 answer in the school's inbox" "$J";; esac
+case "$(s school-1415 inbox)" in *"OVERDUE  year9_handover $H9"*) bad "it_37 the answer clears the overdue flag" "$(s school-1415 inbox)";; *) ok "it_37 the answer clears the overdue flag";; esac
+s school-1415 consent withdraw --pupil "$Y" --hemkommun 1419 --consent "$C9" >/dev/null 2>&1
+out=$(s kaa-1419 answer --re "$H9" --status YOUTH_CONTACTED 2>&1); rc=$?
+case "$rc:$out" in 1:*"withdrawn"*"[CONSENT]"*) ok "it_37 after withdrawal no status feedback goes to the school";; *) bad "it_37 feedback after withdrawal" "$out";; esac
+
 "$SOFFA" down "$NET" >/dev/null
 finish_report

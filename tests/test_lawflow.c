@@ -35,27 +35,6 @@ TestSuite(lawflow, .init = setup, .timeout = 120);
 
 /* ---- Messages ------------------------------------------------------------------------- */
 
-static json_t *
-J(soffa_msg_type_t type, const char *pnr, const char *hem)
-{
-    char *s = tk_msg_json(type, pnr, hem);
-    json_t *j = json_loads(s, 0, NULL);
-    free(s);
-    return j;
-}
-
-static json_t *
-payload(json_t *j)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(j, key, v) {
-        if (soffa_msg_type_from_name(key) != SOFFA_MT_NONE)
-            return v;
-    }
-    return NULL;
-}
-
 static const char *
 str(json_t *j, const char *field)
 {
@@ -69,35 +48,12 @@ set(json_t *j, const char *field, const char *value)
 }
 
 /* Publishes j (taken); returns the broker's code, why/mailbox filled. */
-static soffa_err_t
-pub(soffa_client_t *c, json_t *j, char *mailbox, char *why)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    char mb[SOFFA_NAME_MAX] = "", w[256] = "";
-    soffa_err_t rc = tk_publish_json(c, s, NULL, mailbox ? mailbox : mb, why ? why : w);
-    free(s);
-    return rc;
-}
-
-/* Publishes j (taken), which must go to want. */
-static void
-pub_ok(soffa_client_t *c, json_t *j, const char *want)
-{
-    char *s = json_dumps(j, JSON_COMPACT);
-    char mailbox[SOFFA_NAME_MAX] = "", why[256] = "";
-    soffa_err_t rc = pub(c, j, mailbox, why);
-    cr_assert_eq(rc, SOFFA_OK, "refused (%s): %s\n%s", soffa_errname(rc), why, s);
-    cr_assert_str_eq(mailbox, want, "%s", s);
-    free(s);
-}
-
 /* Publishes j (taken), which must be refused with code, the reason saying says. */
 static void
 pub_refused(soffa_client_t *c, json_t *j, soffa_err_t code, const char *says)
 {
     char why[256] = "";
-    soffa_err_t rc = pub(c, j, NULL, why);
+    soffa_err_t rc = tk_pub(c, j, NULL, why);
     cr_assert_eq(rc, code, "got %s (%s), wanted %s", soffa_errname(rc), why, soffa_errname(code));
     if (says)
         cr_assert(strstr(why, says) != NULL, "the reason '%s' lacks '%s'", why, says);
@@ -109,8 +65,8 @@ static void
 consent(soffa_client_t *c, const char *pnr, const char *recipients, const char *purposes, const char *categories,
         const char *journal, char id_out[64])
 {
-    json_t *j = J(SOFFA_MT_CONSENT_RECORDED, pnr, "1419");
-    json_t *p = payload(j);
+    json_t *j = tk_json(SOFFA_MT_CONSENT_RECORDED, pnr, "1419");
+    json_t *p = tk_payload(j);
     snprintf(id_out, 64, "%s", str(p, "consent_id"));
     set(j, "consent_id", id_out);
     soffa_date_t t = soffa_date_today();
@@ -135,26 +91,26 @@ consent(soffa_client_t *c, const char *pnr, const char *recipients, const char *
             json_array_append_new(a, json_string(w));
         json_object_set_new(scope, names[k], a);
     }
-    pub_ok(c, j, journal);
+    tk_pub_ok(c, j, journal);
 }
 
 static void
 withdraw(soffa_client_t *c, const char *pnr, const char *id, const char *journal)
 {
-    json_t *j = J(SOFFA_MT_CONSENT_WITHDRAWN, pnr, "1419");
-    set(payload(j), "consent_id", id);
+    json_t *j = tk_json(SOFFA_MT_CONSENT_WITHDRAWN, pnr, "1419");
+    set(tk_payload(j), "consent_id", id);
     set(j, "consent_id", id);
-    pub_ok(c, j, journal);
+    tk_pub_ok(c, j, journal);
 }
 
 /* A referral from kaa-1419 to Arbetsförmedlingen under consent id; its id in ref_out. */
 static json_t *
 referral(const char *pnr, const char *consent_id, char ref_out[64])
 {
-    json_t *j = J(SOFFA_MT_REFERRAL_SENT, pnr, "1419");
+    json_t *j = tk_json(SOFFA_MT_REFERRAL_SENT, pnr, "1419");
     set(j, "consent_id", consent_id);
     if (ref_out)
-        snprintf(ref_out, 64, "%s", str(payload(j), "referral_id"));
+        snprintf(ref_out, 64, "%s", str(tk_payload(j), "referral_id"));
     return j;
 }
 
@@ -163,21 +119,21 @@ referral(const char *pnr, const char *consent_id, char ref_out[64])
 static json_t *
 event(soffa_msg_type_t type, const char *pnr, const char *hem, char case_id[64])
 {
-    json_t *j = J(type, pnr, hem);
+    json_t *j = tk_json(type, pnr, hem);
     if (type == SOFFA_MT_KAA_CASE_OPENED && !case_id[0])
-        snprintf(case_id, 64, "%s", str(payload(j), "case_id"));
+        snprintf(case_id, 64, "%s", str(tk_payload(j), "case_id"));
     else
-        set(payload(j), "case_id", case_id);
+        set(tk_payload(j), "case_id", case_id);
     return j;
 }
 
 static json_t *
 attempt(const char *pnr, const char *case_id, const char *channel, const char *outcome)
 {
-    json_t *j = J(SOFFA_MT_CONTACT_ATTEMPTED, pnr, "1419");
-    set(payload(j), "case_id", case_id);
-    set(payload(j), "channel", channel);
-    set(payload(j), "outcome", outcome);
+    json_t *j = tk_json(SOFFA_MT_CONTACT_ATTEMPTED, pnr, "1419");
+    set(tk_payload(j), "case_id", case_id);
+    set(tk_payload(j), "channel", channel);
+    set(tk_payload(j), "outcome", outcome);
     return j;
 }
 
@@ -318,14 +274,14 @@ Test(lawflow, rule_07_an_at_risk_notice_is_withheld_once_its_consent_is_withdraw
     char gone[64], kept[64];
     consent(s, PUPIL, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", "school-journal/school-1415", gone);
     consent(s, OTHER, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", "school-journal/school-1415", kept);
-    json_t *n1 = J(SOFFA_MT_AT_RISK_NOTICE, PUPIL, "1419");
+    json_t *n1 = tk_json(SOFFA_MT_AT_RISK_NOTICE, PUPIL, "1419");
     set(n1, "consent_id", gone);
-    pub_ok(s, n1, "kaa/1419");
-    json_t *n2 = J(SOFFA_MT_AT_RISK_NOTICE, OTHER, "1419");
+    tk_pub_ok(s, n1, "kaa/1419");
+    json_t *n2 = tk_json(SOFFA_MT_AT_RISK_NOTICE, OTHER, "1419");
     set(n2, "consent_id", kept);
-    pub_ok(s, n2, "kaa/1419");
+    tk_pub_ok(s, n2, "kaa/1419");
     withdraw(s, PUPIL, gone, "school-journal/school-1415");
-    json_t *n3 = J(SOFFA_MT_AT_RISK_NOTICE, PUPIL, "1419");
+    json_t *n3 = tk_json(SOFFA_MT_AT_RISK_NOTICE, PUPIL, "1419");
     set(n3, "consent_id", gone);
     pub_refused(s, n3, SOFFA_ERR_CONSENT, "withdrawn");
 
@@ -351,18 +307,18 @@ Test(lawflow, rule_07_status_feedback_is_withheld_but_received_passes)
     soffa_client_t *a = tk_client(b, "af-1419", false);
     char c[64], ref[64];
     consent(k, PUPIL, "ARBETSFORMEDLINGEN", "REFERRAL,STATUS_FEEDBACK", "IDENTITY,CONTACT,SUMMARY_TEXT", "kaa-journal/1419", c);
-    pub_ok(k, referral(PUPIL, c, ref), "af/1419");
+    tk_pub_ok(k, referral(PUPIL, c, ref), "af/1419");
     got_t got[8];
     size_t n = collect(a, "af/1419", got, 1, 1500);
     cr_assert_eq(n, 1);
     got_free(got, n);
     const char *statuses[] = {"RECEIVED", "ACCEPTED"};
     for (int i = 0; i < 2; i++) {
-        json_t *st = J(SOFFA_MT_REFERRAL_STATUS_CHANGED, PUPIL, "1419");
+        json_t *st = tk_json(SOFFA_MT_REFERRAL_STATUS_CHANGED, PUPIL, "1419");
         set(st, "consent_id", c);
-        set(payload(st), "referral_id", ref);
-        set(payload(st), "status", statuses[i]);
-        pub_ok(a, st, "kaa/1419");
+        set(tk_payload(st), "referral_id", ref);
+        set(tk_payload(st), "status", statuses[i]);
+        tk_pub_ok(a, st, "kaa/1419");
     }
     withdraw(k, PUPIL, c, "kaa-journal/1419");
     n = collect(k, "kaa/1419", got, 8, 1200);
@@ -390,7 +346,7 @@ Test(lawflow, rule_07_every_referral_of_a_withdrawn_consent_is_withheld_and_noti
     char c[64];
     consent(k, PUPIL, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", "kaa-journal/1419", c);
     for (int i = 0; i < 300; i++)
-        pub_ok(k, referral(PUPIL, c, NULL), "af/1419");
+        tk_pub_ok(k, referral(PUPIL, c, NULL), "af/1419");
     withdraw(k, PUPIL, c, "kaa-journal/1419");
     soffa_client_t *a = tk_client(b, "af-1419", false);
     got_t *got = calloc(700, sizeof *got);
@@ -414,25 +370,25 @@ Test(lawflow, rule_08_events_need_the_young_persons_open_case)
     char none[64] = "0190b5a3-7c1e-7000-8000-0000000000aa", kase[64] = "", other[64] = "";
     pub_refused(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", none), SOFFA_ERR_NOT_FOUND,
                 "open the case first");
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", kase), "kaa-journal/1419");
-    pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", kase), "kaa-journal/1419");
-    pub_ok(k, event(SOFFA_MT_PLAN_AGREED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_PLAN_AGREED, PUPIL, "1419", kase), "kaa-journal/1419");
     /* One open case per young person; an id once used is taken. */
     char second[64] = "";
     pub_refused(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", second), SOFFA_ERR_EXISTS, "already has an open case");
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, OTHER, "1419", other), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, OTHER, "1419", other), "kaa-journal/1419");
     pub_refused(k, event(SOFFA_MT_KAA_CASE_OPENED, OTHER, "1419", kase), SOFFA_ERR_EXISTS, "already in use");
     /* Another young person's case id. */
     pub_refused(k, event(SOFFA_MT_MEASURE_STARTED, OTHER, "1419", kase), SOFFA_ERR_NOT_OPEN, "another young person");
     /* Closed: no more events, and closing again is refused. */
     json_t *close = event(SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "1419", kase);
-    set(payload(close), "reason", "STARTED_NATIONAL_PROGRAMME");
-    json_object_del(payload(close), "new_hemkommun");
-    pub_ok(k, close, "kaa-journal/1419");
+    set(tk_payload(close), "reason", "STARTED_NATIONAL_PROGRAMME");
+    json_object_del(tk_payload(close), "new_hemkommun");
+    tk_pub_ok(k, close, "kaa-journal/1419");
     pub_refused(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", kase), SOFFA_ERR_NOT_OPEN, "was closed on");
     pub_refused(k, event(SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "1419", kase), SOFFA_ERR_NOT_OPEN, NULL);
     /* Once closed, the young person may get a new case. */
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", second), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", second), "kaa-journal/1419");
     soffa_client_close(&k);
     tk_broker_free(b);
 }
@@ -444,38 +400,38 @@ Test(lawflow, rule_08_a_new_signal_reopens_a_closed_case)
     tk_broker_t *b = tk_broker_start(NULL);
     soffa_client_t *s = tk_client(b, "school-1415", false);
     soffa_client_t *k = tk_client(b, "kaa-1419", false);
-    json_t *first = J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419");
+    json_t *first = tk_json(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419");
     char old_signal[64];
     snprintf(old_signal, sizeof old_signal, "%s", str(first, "message_id"));
-    pub_ok(s, first, "kaa/1419");
+    tk_pub_ok(s, first, "kaa/1419");
     char kase[64] = "";
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", kase), "kaa-journal/1419");
     json_t *reopen = event(SOFFA_MT_KAA_CASE_REOPENED, PUPIL, "1419", kase);
-    set(payload(reopen), "signal_id", old_signal);
+    set(tk_payload(reopen), "signal_id", old_signal);
     pub_refused(k, reopen, SOFFA_ERR_NOT_OPEN, "only a closed case");
     json_t *close = event(SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "1419", kase);
-    set(payload(close), "reason", "STARTED_NATIONAL_PROGRAMME");
-    json_object_del(payload(close), "new_hemkommun");
-    pub_ok(k, close, "kaa-journal/1419");
+    set(tk_payload(close), "reason", "STARTED_NATIONAL_PROGRAMME");
+    json_object_del(tk_payload(close), "new_hemkommun");
+    tk_pub_ok(k, close, "kaa-journal/1419");
     reopen = event(SOFFA_MT_KAA_CASE_REOPENED, PUPIL, "1419", kase);
-    set(payload(reopen), "signal_id", old_signal);
+    set(tk_payload(reopen), "signal_id", old_signal);
     pub_refused(k, reopen, SOFFA_ERR_NOT_OPEN, "came before the case was closed");
     /* The young person leaves the programme again: a new signal. */
-    json_t *again = J(SOFFA_MT_ENROLMENT_CHANGED, PUPIL, "1419");
+    json_t *again = tk_json(SOFFA_MT_ENROLMENT_CHANGED, PUPIL, "1419");
     char new_signal[64];
     snprintf(new_signal, sizeof new_signal, "%s", str(again, "message_id"));
-    pub_ok(s, again, "kaa/1419");
+    tk_pub_ok(s, again, "kaa/1419");
     reopen = event(SOFFA_MT_KAA_CASE_REOPENED, OTHER, "1419", kase);
-    set(payload(reopen), "signal_id", new_signal);
+    set(tk_payload(reopen), "signal_id", new_signal);
     pub_refused(k, reopen, SOFFA_ERR_NOT_OPEN, "another young person");
     reopen = event(SOFFA_MT_KAA_CASE_REOPENED, PUPIL, "1419", kase);
-    set(payload(reopen), "signal_id", new_signal);
-    pub_ok(k, reopen, "kaa-journal/1419");
-    pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", kase), "kaa-journal/1419");
+    set(tk_payload(reopen), "signal_id", new_signal);
+    tk_pub_ok(k, reopen, "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", kase), "kaa-journal/1419");
     /* Another municipality's KAA cannot reopen it. */
     soffa_client_t *k15 = tk_client(b, "kaa-1415", false);
     reopen = event(SOFFA_MT_KAA_CASE_REOPENED, PUPIL, "1419", kase);
-    set(payload(reopen), "signal_id", new_signal);
+    set(tk_payload(reopen), "signal_id", new_signal);
     pub_refused(k15, reopen, SOFFA_ERR_NOT_AUTHORISED, NULL);
     soffa_client_close(&k15);
     soffa_client_close(&k);
@@ -491,15 +447,15 @@ Test(lawflow, rule_08_not_reached_only_after_the_attempts)
     tk_broker_t *b = tk_broker_start("[case]\nnot_reached_attempts = 4\n");
     soffa_client_t *k = tk_client(b, "kaa-1419", false);
     char kase[64] = "";
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", kase), "kaa-journal/1419");
-    pub_ok(k, attempt(PUPIL, kase, "LETTER", "NO_ANSWER"), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, attempt(PUPIL, kase, "LETTER", "NO_ANSWER"), "kaa-journal/1419");
     pub_refused(k, attempt(PUPIL, kase, "PHONE", "NOT_REACHED"), SOFFA_ERR_BAD_FIELD, "after 4 attempts");
-    pub_ok(k, attempt(PUPIL, kase, "LETTER", "NO_ANSWER"), "kaa-journal/1419");
-    pub_ok(k, attempt(PUPIL, kase, "LETTER", "NO_ANSWER"), "kaa-journal/1419");
+    tk_pub_ok(k, attempt(PUPIL, kase, "LETTER", "NO_ANSWER"), "kaa-journal/1419");
+    tk_pub_ok(k, attempt(PUPIL, kase, "LETTER", "NO_ANSWER"), "kaa-journal/1419");
     pub_refused(k, attempt(PUPIL, kase, "LETTER", "NOT_REACHED"), SOFFA_ERR_BAD_FIELD, "through 1 channel");
-    pub_ok(k, attempt(PUPIL, kase, "SMS", "NOT_REACHED"), "kaa-journal/1419");
+    tk_pub_ok(k, attempt(PUPIL, kase, "SMS", "NOT_REACHED"), "kaa-journal/1419");
     /* Not a state: the case takes events, and a contact starts the count again. */
-    pub_ok(k, attempt(PUPIL, kase, "HOME_VISIT", "REACHED"), "kaa-journal/1419");
+    tk_pub_ok(k, attempt(PUPIL, kase, "HOME_VISIT", "REACHED"), "kaa-journal/1419");
     pub_refused(k, attempt(PUPIL, kase, "PHONE", "NOT_REACHED"), SOFFA_ERR_BAD_FIELD, "this would be attempt 1");
     soffa_client_close(&k);
     tk_broker_free(b);
@@ -517,16 +473,16 @@ Test(lawflow, rule_08_a_referral_nobody_answered_expires)
     char c[64], late[64], answered[64];
     consent(k, PUPIL, "ARBETSFORMEDLINGEN,SOCIAL_SERVICES", "REFERRAL,STATUS_FEEDBACK", "IDENTITY,CONTACT,SUMMARY_TEXT",
             "kaa-journal/1419", c);
-    pub_ok(k, referral(PUPIL, c, late), "af/1419");
+    tk_pub_ok(k, referral(PUPIL, c, late), "af/1419");
     json_t *r2 = referral(PUPIL, c, answered);
-    set(payload(r2), "target_kind", "SOCIAL_SERVICES");
-    set(payload(r2), "purpose", "SOC_SUPPORT_CONTACT");
-    pub_ok(k, r2, "social/1419");
-    json_t *st = J(SOFFA_MT_REFERRAL_STATUS_CHANGED, PUPIL, "1419");
+    set(tk_payload(r2), "target_kind", "SOCIAL_SERVICES");
+    set(tk_payload(r2), "purpose", "SOC_SUPPORT_CONTACT");
+    tk_pub_ok(k, r2, "social/1419");
+    json_t *st = tk_json(SOFFA_MT_REFERRAL_STATUS_CHANGED, PUPIL, "1419");
     set(st, "consent_id", c);
-    set(payload(st), "referral_id", answered);
-    set(payload(st), "status", "RECEIVED");
-    pub_ok(so, st, "kaa/1419");
+    set(tk_payload(st), "referral_id", answered);
+    set(tk_payload(st), "status", "RECEIVED");
+    tk_pub_ok(so, st, "kaa/1419");
     /* Quiet past the deadline (the test broker drops silent sessions). */
     soffa_client_close(&so);
     soffa_client_close(&k);
@@ -544,10 +500,10 @@ Test(lawflow, rule_08_a_referral_nobody_answered_expires)
     soffa_client_t *a = tk_client(b, "af-1419", false);
     n = collect(a, "af/1419", got, 8, 800);
     cr_assert_eq(n, 0, "an expired referral was delivered");
-    st = J(SOFFA_MT_REFERRAL_STATUS_CHANGED, PUPIL, "1419");
+    st = tk_json(SOFFA_MT_REFERRAL_STATUS_CHANGED, PUPIL, "1419");
     set(st, "consent_id", c);
-    set(payload(st), "referral_id", late);
-    set(payload(st), "status", "RECEIVED");
+    set(tk_payload(st), "referral_id", late);
+    set(tk_payload(st), "status", "RECEIVED");
     pub_refused(a, st, SOFFA_ERR_NOT_OPEN, "EXPIRED");
     /* It stays in the history, and is said only once (also after a restart). */
     tk_broker_stop(b, SIGTERM);
@@ -575,12 +531,12 @@ Test(lawflow, rule_08_the_register_is_built_from_an_earlier_history)
     tk_broker_t *b = tk_broker_start(NULL);
     soffa_client_t *k = tk_client(b, "kaa-1419", false);
     char open_case[64] = "", closed_case[64] = "";
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", open_case), "kaa-journal/1419");
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, OTHER, "1419", closed_case), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", open_case), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, OTHER, "1419", closed_case), "kaa-journal/1419");
     json_t *close = event(SOFFA_MT_KAA_CASE_CLOSED, OTHER, "1419", closed_case);
-    set(payload(close), "reason", "TURNED_20");
-    json_object_del(payload(close), "new_hemkommun");
-    pub_ok(k, close, "kaa-journal/1419");
+    set(tk_payload(close), "reason", "TURNED_20");
+    json_object_del(tk_payload(close), "new_hemkommun");
+    tk_pub_ok(k, close, "kaa-journal/1419");
     soffa_client_close(&k);
     tk_broker_stop(b, SIGTERM);
     /* Take the register away, as a store of an earlier version lacks it. */
@@ -620,7 +576,7 @@ Test(lawflow, rule_08_the_register_is_built_from_an_earlier_history)
     soffa_store_close(&st);
     cr_assert(tk_broker_spawn(b));
     k = tk_client(b, "kaa-1419", false);
-    pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", open_case), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", open_case), "kaa-journal/1419");
     pub_refused(k, event(SOFFA_MT_OCCUPATION_RECORDED, OTHER, "1419", closed_case), SOFFA_ERR_NOT_OPEN, "closed");
     char again[64] = "";
     pub_refused(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", again), SOFFA_ERR_EXISTS, "already has an open case");
@@ -639,24 +595,24 @@ Test(lawflow, rule_09_a_signal_to_the_wrong_municipality_is_rerouted)
     soffa_client_t *s = tk_client(b, "school-1415", false);
     soffa_client_t *k = tk_client(b, "kaa-1419", false);
     soffa_client_t *g = tk_client(b, "kaa-1480", false);
-    json_t *sig = J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419");
+    json_t *sig = tk_json(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419");
     char signal_id[64];
     snprintf(signal_id, sizeof signal_id, "%s", str(sig, "message_id"));
-    pub_ok(s, sig, "kaa/1419");
-    json_t *ack = J(SOFFA_MT_SIGNAL_ACKNOWLEDGED, PUPIL, "1419");
-    set(payload(ack), "signal_id", signal_id);
-    set(payload(ack), "result", "NOT_HEMKOMMUN_REROUTED");
-    set(payload(ack), "new_hemkommun", "1419");
+    tk_pub_ok(s, sig, "kaa/1419");
+    json_t *ack = tk_json(SOFFA_MT_SIGNAL_ACKNOWLEDGED, PUPIL, "1419");
+    set(tk_payload(ack), "signal_id", signal_id);
+    set(tk_payload(ack), "result", "NOT_HEMKOMMUN_REROUTED");
+    set(tk_payload(ack), "new_hemkommun", "1419");
     pub_refused(k, ack, SOFFA_ERR_BAD_FIELD, "right home municipality");
-    ack = J(SOFFA_MT_SIGNAL_ACKNOWLEDGED, PUPIL, "1419");
-    set(payload(ack), "signal_id", signal_id);
-    set(payload(ack), "result", "NOT_HEMKOMMUN_REROUTED");
+    ack = tk_json(SOFFA_MT_SIGNAL_ACKNOWLEDGED, PUPIL, "1419");
+    set(tk_payload(ack), "signal_id", signal_id);
+    set(tk_payload(ack), "result", "NOT_HEMKOMMUN_REROUTED");
     pub_refused(k, ack, SOFFA_ERR_MISSING_FIELD, "new_hemkommun");
-    ack = J(SOFFA_MT_SIGNAL_ACKNOWLEDGED, PUPIL, "1419");
-    set(payload(ack), "signal_id", signal_id);
-    set(payload(ack), "result", "NOT_HEMKOMMUN_REROUTED");
-    set(payload(ack), "new_hemkommun", "1480");
-    pub_ok(k, ack, "school/school-1415");
+    ack = tk_json(SOFFA_MT_SIGNAL_ACKNOWLEDGED, PUPIL, "1419");
+    set(tk_payload(ack), "signal_id", signal_id);
+    set(tk_payload(ack), "result", "NOT_HEMKOMMUN_REROUTED");
+    set(tk_payload(ack), "new_hemkommun", "1480");
+    tk_pub_ok(k, ack, "school/school-1415");
 
     got_t got[8];
     size_t n = collect(g, "kaa/1480", got, 8, 1500);
@@ -666,13 +622,13 @@ Test(lawflow, rule_09_a_signal_to_the_wrong_municipality_is_rerouted)
     cr_assert(strstr(got[0].json, "\"hemkommun\":\"1480\"") && strstr(got[0].json, signal_id), "%s", got[0].json);
     got_free(got, n);
     /* Tjörn may not acknowledge it again; Göteborg registers it. */
-    ack = J(SOFFA_MT_SIGNAL_ACKNOWLEDGED, PUPIL, "1480");
-    set(payload(ack), "signal_id", signal_id);
+    ack = tk_json(SOFFA_MT_SIGNAL_ACKNOWLEDGED, PUPIL, "1480");
+    set(tk_payload(ack), "signal_id", signal_id);
     pub_refused(k, ack, SOFFA_ERR_NOT_AUTHORISED, "only its recipient");
-    ack = J(SOFFA_MT_SIGNAL_ACKNOWLEDGED, PUPIL, "1480");
-    set(payload(ack), "signal_id", signal_id);
-    set(payload(ack), "result", "REGISTERED");
-    pub_ok(g, ack, "school/school-1415");
+    ack = tk_json(SOFFA_MT_SIGNAL_ACKNOWLEDGED, PUPIL, "1480");
+    set(tk_payload(ack), "signal_id", signal_id);
+    set(tk_payload(ack), "result", "REGISTERED");
+    tk_pub_ok(g, ack, "school/school-1415");
     n = collect(s, "school/school-1415", got, 8, 1200);
     cr_assert_eq(n, 2);
     cr_assert(strstr(got[0].json, "NOT_HEMKOMMUN_REROUTED") && strstr(got[0].json, "1480"), "%s", got[0].json);
@@ -691,17 +647,17 @@ Test(lawflow, rule_09_moving_out_tells_the_new_kaa_the_fact_only)
     tk_broker_t *b = tk_broker_start(NULL);
     soffa_client_t *k = tk_client(b, "kaa-1419", false);
     char kase[64] = "";
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", kase), "kaa-journal/1419");
-    pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", kase), "kaa-journal/1419");
     json_t *close = event(SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "1419", kase);
-    json_object_del(payload(close), "new_hemkommun");
+    json_object_del(tk_payload(close), "new_hemkommun");
     pub_refused(k, close, SOFFA_ERR_MISSING_FIELD, "municipality the young person moved to");
     char c[64];
     consent(k, PUPIL, "ARBETSFORMEDLINGEN,KAA", "REFERRAL", "IDENTITY,OCCUPATION", "kaa-journal/1419", c);
     close = event(SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "1419", kase);
     set(close, "consent_id", c);
     pub_refused(k, close, SOFFA_ERR_CONSENT, "CASE_SUMMARY");
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "1419", kase), "kaa-journal/1419");
     soffa_client_t *g = tk_client(b, "kaa-1480", false);
     got_t got[8];
     size_t n = collect(g, "kaa/1480", got, 8, 1500);
@@ -727,13 +683,13 @@ Test(lawflow, rule_09_with_a_consent_the_case_follows_the_young_person)
     soffa_client_t *k = tk_client(b, "kaa-1419", false);
     char c[64], kase[64] = "";
     consent(k, PUPIL, "KAA", "CASE_SUMMARY", "IDENTITY,OCCUPATION", "kaa-journal/1419", c);
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", kase), "kaa-journal/1419");
-    pub_ok(k, attempt(PUPIL, kase, "PHONE", "REACHED"), "kaa-journal/1419");
-    pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", kase), "kaa-journal/1419");
-    pub_ok(k, event(SOFFA_MT_MEASURE_STARTED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, attempt(PUPIL, kase, "PHONE", "REACHED"), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, PUPIL, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_MEASURE_STARTED, PUPIL, "1419", kase), "kaa-journal/1419");
     json_t *close = event(SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "1419", kase);
     set(close, "consent_id", c);
-    pub_ok(k, close, "kaa-journal/1419");
+    tk_pub_ok(k, close, "kaa-journal/1419");
     soffa_client_t *g = tk_client(b, "kaa-1480", false);
     got_t got[16];
     size_t n = collect(g, "kaa/1480", got, 16, 1500);
@@ -749,11 +705,11 @@ Test(lawflow, rule_09_with_a_consent_the_case_follows_the_young_person)
     /* The same for another young person; the consent goes before Göteborg reads. */
     char c2[64], kase2[64] = "";
     consent(k, OTHER, "KAA", "CASE_SUMMARY", "IDENTITY,OCCUPATION,MEASURES", "kaa-journal/1419", c2);
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, OTHER, "1419", kase2), "kaa-journal/1419");
-    pub_ok(k, event(SOFFA_MT_MEASURE_STARTED, OTHER, "1419", kase2), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, OTHER, "1419", kase2), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_MEASURE_STARTED, OTHER, "1419", kase2), "kaa-journal/1419");
     close = event(SOFFA_MT_KAA_CASE_CLOSED, OTHER, "1419", kase2);
     set(close, "consent_id", c2);
-    pub_ok(k, close, "kaa-journal/1419");
+    tk_pub_ok(k, close, "kaa-journal/1419");
     usleep(300 * 1000);
     withdraw(k, OTHER, c2, "kaa-journal/1419");
     g = tk_client(b, "kaa-1480", false);
@@ -779,27 +735,33 @@ Test(lawflow, rule_10_the_history_consents_protection_and_case_follow_a_new_numb
     soffa_client_t *k = tk_client(b, "kaa-1419", false);
     /* Under the samordningsnummer: a signal marking the identity protected,
      * a case, a consent. */
-    json_t *sig = J(SOFFA_MT_ABSENCE_REPORTED, SAMNR, "1419");
+    json_t *sig = tk_json(SOFFA_MT_ABSENCE_REPORTED, SAMNR, "1419");
     json_object_set_new(json_object_get(sig, "subject"), "protected_identity", json_true());
-    pub_ok(s, sig, "kaa/1419");
+    tk_pub_ok(s, sig, "kaa/1419");
     char kase[64] = "", c[64];
-    pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, SAMNR, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, SAMNR, "1419", kase), "kaa-journal/1419");
     consent(k, SAMNR, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", "kaa-journal/1419", c);
     /* Before the change the new number is somebody else. */
     pub_refused(k, referral(NEWPNR, c, NULL), SOFFA_ERR_CONSENT, "another person");
 
     /* The change: only the home municipality's KAA records it, about the new number. */
-    json_t *chg = J(SOFFA_MT_SUBJECT_IDENTITY_CHANGED, NEWPNR, "1419");
-    json_t *p = payload(chg);
+    json_t *chg = tk_json(SOFFA_MT_SUBJECT_IDENTITY_CHANGED, NEWPNR, "1419");
+    json_t *p = tk_payload(chg);
     set(json_object_get(p, "old_id"), "id", SAMNR);
     soffa_client_t *k15 = tk_client(b, "kaa-1415", false);
     pub_refused(k15, json_deep_copy(chg), SOFFA_ERR_NOT_AUTHORISED, "home municipality is 1419");
+    /* Nor may another KAA join 1419's young person to a youth of its own:
+     * it holds nothing under the old number. */
+    json_t *steal = json_deep_copy(chg);
+    json_object_set_new(json_object_get(steal, "subject"), "hemkommun", json_string("1415"));
+    json_object_set_new(json_object_get(tk_payload(steal), "new_id"), "hemkommun", json_string("1415"));
+    pub_refused(k15, steal, SOFFA_ERR_NOT_AUTHORISED, "holds nothing under the old number");
     json_t *wrong = json_deep_copy(chg);
     json_object_set_new(json_object_get(wrong, "subject"), "id", json_string(SAMNR));
     json_object_set_new(json_object_get(wrong, "subject"), "id_type", json_string("SAMNR"));
     pub_refused(k, wrong, SOFFA_ERR_BAD_FIELD, "under the new number");
     json_t *twice = json_deep_copy(chg);
-    pub_ok(k, chg, "kaa-journal/1419");
+    tk_pub_ok(k, chg, "kaa-journal/1419");
     set(twice, "message_id", "");
     json_object_del(twice, "message_id");
     uint8_t mid[16];
@@ -812,10 +774,10 @@ Test(lawflow, rule_10_the_history_consents_protection_and_case_follow_a_new_numb
     /* The consent follows; so does the protection (no phone number) ... */
     pub_refused(k, referral(NEWPNR, c, NULL), SOFFA_ERR_PROTECTED, "protected identity");
     json_t *r = referral(NEWPNR, c, NULL);
-    json_object_del(payload(r), "contact");
-    pub_ok(k, r, "af/1419");
+    json_object_del(tk_payload(r), "contact");
+    tk_pub_ok(k, r, "af/1419");
     /* ... and the case. */
-    pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, NEWPNR, "1419", kase), "kaa-journal/1419");
+    tk_pub_ok(k, event(SOFFA_MT_OCCUPATION_RECORDED, NEWPNR, "1419", kase), "kaa-journal/1419");
     char again[64] = "";
     pub_refused(k, event(SOFFA_MT_KAA_CASE_OPENED, NEWPNR, "1419", again), SOFFA_ERR_EXISTS, "already has an open case");
 
@@ -850,12 +812,12 @@ Test(lawflow, rule_10_key_figures_follow_the_person)
         char samnr[13], pnr[13], kase[64] = "";
         tk_pnr(t.year - 18, 5, 20 + i, 313 + 2 * i, 1, samnr);
         tk_pnr(t.year - 18, 5, 20 + i, 427 + 2 * i, 0, pnr);
-        pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, samnr, "1419"), "kaa/1419");
-        pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, samnr, "1419", kase), "kaa-journal/1419");
-        json_t *chg = J(SOFFA_MT_SUBJECT_IDENTITY_CHANGED, pnr, "1419");
-        set(json_object_get(payload(chg), "old_id"), "id", samnr);
-        pub_ok(k, chg, "kaa-journal/1419");
-        pub_ok(k, attempt(pnr, kase, "PHONE", "REACHED"), "kaa-journal/1419");
+        tk_pub_ok(s, tk_json(SOFFA_MT_ABSENCE_REPORTED, samnr, "1419"), "kaa/1419");
+        tk_pub_ok(k, event(SOFFA_MT_KAA_CASE_OPENED, samnr, "1419", kase), "kaa-journal/1419");
+        json_t *chg = tk_json(SOFFA_MT_SUBJECT_IDENTITY_CHANGED, pnr, "1419");
+        set(json_object_get(tk_payload(chg), "old_id"), "id", samnr);
+        tk_pub_ok(k, chg, "kaa-journal/1419");
+        tk_pub_ok(k, attempt(pnr, kase, "PHONE", "REACHED"), "kaa-journal/1419");
     }
     /* The records an auditor's stats read returns, as the command line sees them. */
     soffa_client_t *au = tk_client(b, "audit-all", false);
@@ -908,12 +870,12 @@ Test(lawflow, rule_11_each_controller_reads_its_own_access_log)
     tk_broker_t *b = tk_broker_start(NULL);
     soffa_client_t *s = tk_client(b, "school-1415", false);
     soffa_client_t *k = tk_client(b, "kaa-1419", false);
-    pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), "kaa/1419");
-    pub_ok(s, J(SOFFA_MT_ABSENCE_REPORTED, OTHER, "1415"), "kaa/1415");
+    tk_pub_ok(s, tk_json(SOFFA_MT_ABSENCE_REPORTED, PUPIL, "1419"), "kaa/1419");
+    tk_pub_ok(s, tk_json(SOFFA_MT_ABSENCE_REPORTED, OTHER, "1415"), "kaa/1415");
     char c[64];
     consent(k, PUPIL, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", "kaa-journal/1419", c);
-    pub_ok(k, referral(PUPIL, c, NULL), "af/1419");
-    pub_ok(k, referral(PUPIL, c, NULL), "af/1419");
+    tk_pub_ok(k, referral(PUPIL, c, NULL), "af/1419");
+    tk_pub_ok(k, referral(PUPIL, c, NULL), "af/1419");
 
     soffa_client_t *all = tk_client(b, "audit-all", false);
     cr_assert_eq(replay(all, "history", NULL, PUPIL, NULL, NULL, 0), 4, "the absence, the consent, 2 referrals");

@@ -57,6 +57,8 @@ Test(msg, every_type_round_trips_through_json_and_the_codec)
 {
     int types = 0;
     for (int t = SOFFA_MT_FIRST; t <= SOFFA_MT_LAST; t++) {
+        if (!strcmp(soffa_msg_type_name((soffa_msg_type_t) t), "unknown"))
+            continue;   /* a payload number the schema keeps free */
         soffa_msg_t *m = tk_msg((soffa_msg_type_t) t, PUPIL, TJORN);
         char why[256] = "";
         cr_assert_eq(soffa_msg_validate(m, 0, why, sizeof why), SOFFA_OK, "%s: %s",
@@ -87,7 +89,7 @@ Test(msg, every_type_round_trips_through_json_and_the_codec)
         cr_assert_null(m);
         types++;
     }
-    cr_assert_eq(types, 20);
+    cr_assert_eq(types, 23);
 }
 
 Test(msg, view_exposes_what_routing_needs)
@@ -531,6 +533,8 @@ Test(msg, issue_13_05_the_free_text_of_every_type)
 {
     int with_text = 0;
     for (int t = SOFFA_MT_FIRST; t <= SOFFA_MT_LAST; t++) {
+        if (!strcmp(soffa_msg_type_name((soffa_msg_type_t) t), "unknown"))
+            continue;
         soffa_msg_t *m = tk_msg((soffa_msg_type_t) t, PUPIL, TJORN);
         const char *field = "unset";
         const char *text = soffa_msg_free_text(m, &field);

@@ -223,6 +223,29 @@ Test(ops, broker_says_ready_only_when_it_serves_and_pings_the_watchdog, .timeout
     tk_broker_free(b);
 }
 
+Test(ops, broker_reload_says_reloading_then_ready_and_keeps_serving, .timeout = 60)
+{
+    tk_broker_t *b = broker_prepared();
+    notify_t n;
+    notify_open(&n, b->dir);
+    char log[400];
+    snprintf(log, sizeof log, "%s/notify.log", b->dir);
+    env_t e = {.notify_socket = n.path};
+    pid_t pid = spawn(BROKER, b->config, log, &e);
+    cr_assert_eq(notify_wait_for(&n, "READY=1", pid, 10000), 0);
+    /* systemctl reload: SIGHUP; RELOADING=1 (with the time, for
+     * Type=notify-reload) and READY=1 again once the file is taken. */
+    kill(pid, SIGHUP);
+    cr_assert_eq(notify_wait_for(&n, "RELOADING=1\nMONOTONIC_USEC=", pid, 5000), 0, "no RELOADING=1 on SIGHUP");
+    cr_assert_eq(notify_wait_for(&n, "READY=1", pid, 5000), 0, "no READY=1 after the reload");
+    soffa_client_t *c = NULL;
+    cr_assert_eq(tk_client_try(b, "audit-1419", false, 1000, &c), SOFFA_OK, "the broker does not serve after SIGHUP");
+    soffa_client_close(&c);
+    cr_assert_eq(stop(pid), 0);
+    close(n.fd);
+    tk_broker_free(b);
+}
+
 Test(ops, no_watchdog_pings_unless_asked_and_meant_for_this_process, .timeout = 60)
 {
     tk_broker_t *b = broker_prepared();
@@ -332,6 +355,35 @@ Test(ops, agent_says_ready_once_its_control_socket_answers, .timeout = 60)
     int status;
     waitpid(pid, &status, 0);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(n.fd);
+    tk_broker_free(b);
+}
+
+Test(ops, agent_reload_says_reloading_then_ready_and_keeps_serving, .timeout = 60)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    char cfg[400], sock[400], log[400];
+    snprintf(cfg, sizeof cfg, "%s/agent.ini", b->dir);
+    snprintf(sock, sizeof sock, "%s/agent-data/control.sock", b->dir);
+    snprintf(log, sizeof log, "%s/agent.log", b->dir);
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "[agent]\nname = kaa-1419\nbroker = %s\nbroker_key = broker.pub\nkey = kaa-1419.key\n"
+               "data_dir = agent-data\nheartbeat_ms = 500\n",
+            b->ipc);
+    fclose(f);
+    notify_t n;
+    notify_open(&n, b->dir);
+    env_t e = {.notify_socket = n.path};
+    pid_t pid = spawn(AGENT, cfg, log, &e);
+    cr_assert_eq(notify_wait_for(&n, "READY=1", pid, 10000), 0, "no READY=1 from the agent (see %s)", log);
+    kill(pid, SIGHUP);
+    cr_assert_eq(notify_wait_for(&n, "RELOADING=1\nMONOTONIC_USEC=", pid, 5000), 0, "no RELOADING=1 on SIGHUP");
+    cr_assert_eq(notify_wait_for(&n, "READY=1", pid, 5000), 0, "no READY=1 after the reload");
+    char *out = NULL, *argv[] = {SOFFA_BIN_DIR "/soffa", "--socket", sock, "--json", "status", "--sample", "0", NULL};
+    tk_run(argv, &out, NULL);
+    cr_assert(out && strstr(out, "\"agent\":\"kaa-1419\""), "the agent does not answer after SIGHUP: %s", out);
+    free(out);
+    cr_assert_eq(stop(pid), 0);
     close(n.fd);
     tk_broker_free(b);
 }

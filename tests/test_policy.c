@@ -312,11 +312,12 @@ Test(policy, issue_11_15_a_withdrawal_names_the_consents_subject, .init = setup,
  * kaa/1419, referrals kaa-1419 sent to af/1419 and social/1419, and a
  * report of concern school-1415 filed with social/1419. */
 static uint8_t T_KAA_CONSENT[16], T_SCHOOL_CONSENT[16], T_SIGNAL[16], T_REF_AF[16], T_REF_SOC[16], T_REPORT[16];
+static uint8_t T_WARNING[16];   /* an at-risk notice school-1415 sent kaa/1419 on T_SCHOOL_CONSENT */
 /* Issue 13: a consent of kaa-1419's that covers handing a case on to
  * another KAA; a signal about a 21-year-old in kaa/1419; what the store says
  * of withdrawals and expiries (set by a test). */
 static uint8_t T_HANDOVER_CONSENT[16], T_SIGNAL_ADULT[16];
-static bool T_WITHDRAWN, T_REF_AF_EXPIRED;
+static bool T_WITHDRAWN, T_REF_AF_EXPIRED, T_REROUTED;
 static char T_ADULT[13];
 static soffa_identity_t T_SCHOOL, T_KAA, T_SOCIAL, T_AF, T_AUDIT;
 static char T_PUPIL[13], T_CHILD[13];
@@ -345,7 +346,7 @@ t_setup(void)
     tk_pnr(t.year - 21, 1, 9, 117, 0, T_ADULT);
     T_WITHDRAWN = T_REF_AF_EXPIRED = false;
     uint8_t *ids[] = {T_KAA_CONSENT, T_SCHOOL_CONSENT, T_SIGNAL, T_REF_AF, T_REF_SOC, T_REPORT, T_HANDOVER_CONSENT,
-                      T_SIGNAL_ADULT};
+                      T_SIGNAL_ADULT, T_WARNING};
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
         soffa_uuid7(ids[i]);
     facts_setup();
@@ -414,6 +415,12 @@ t_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_
         t_set_id(json_object_get(j, "consent_withdrawn"), "consent_id", id);
         t_set_id(j, "consent_id", id);
         sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = "kaa-journal/1419";
+    } else if (kind == SOFFA_REF_ACK && T_REROUTED && !memcmp(id, T_SIGNAL, 16)) {
+        j = t_json(SOFFA_MT_SIGNAL_ACKNOWLEDGED, T_PUPIL);
+        t_set_id(json_object_get(j, "signal_acknowledged"), "signal_id", id);
+        json_object_set_new(json_object_get(j, "signal_acknowledged"), "result", json_string("NOT_HEMKOMMUN_REROUTED"));
+        json_object_set_new(json_object_get(j, "signal_acknowledged"), "new_hemkommun", json_string("1480"));
+        sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = "school/school-1415";
     } else if (kind == SOFFA_REF_STATUS && T_REF_AF_EXPIRED && !memcmp(id, T_REF_AF, 16)) {
         j = t_json(SOFFA_MT_REFERRAL_STATUS_CHANGED, T_PUPIL);
         t_set_id(json_object_get(j, "referral_status_changed"), "referral_id", id);
@@ -440,6 +447,11 @@ t_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_
     } else if (kind == SOFFA_REF_SIGNAL && !memcmp(id, T_SIGNAL, 16)) {
         j = t_json(SOFFA_MT_ABSENCE_REPORTED, T_PUPIL);
         t_set_id(j, "message_id", T_SIGNAL);
+        sender = "school-1415", role = SOFFA_ROLE_SCHOOL, mailbox = "kaa/1419";
+    } else if (kind == SOFFA_REF_SIGNAL && !memcmp(id, T_WARNING, 16)) {
+        j = t_json(SOFFA_MT_AT_RISK_NOTICE, T_PUPIL);
+        t_set_id(j, "message_id", T_WARNING);
+        t_set_id(j, "consent_id", T_SCHOOL_CONSENT);
         sender = "school-1415", role = SOFFA_ROLE_SCHOOL, mailbox = "kaa/1419";
     } else if (kind == SOFFA_REF_REFERRAL && (!memcmp(id, T_REF_AF, 16) || !memcmp(id, T_REF_SOC, 16))) {
         bool af = !memcmp(id, T_REF_AF, 16);
@@ -490,6 +502,11 @@ t_decide_with(const t_row_t *r, const char *subject, const char *const *set, con
     json_t *pl = json_object_get(j, pl_name);
     switch (r->type) {
     case SOFFA_MT_AT_RISK_NOTICE: t_set_id(j, "consent_id", T_SCHOOL_CONSENT); break;
+    case SOFFA_MT_YEAR9_HANDOVER: t_set_id(j, "consent_id", T_SCHOOL_CONSENT); break;
+    case SOFFA_MT_EARLY_WARNING_ANSWERED:
+        t_set_id(pl, "warning_id", T_WARNING);
+        t_set_id(j, "consent_id", T_SCHOOL_CONSENT);
+        break;
     case SOFFA_MT_SIGNAL_ACKNOWLEDGED: t_set_id(pl, "signal_id", T_SIGNAL); break;
     case SOFFA_MT_CONSENT_RECORDED: json_object_set(j, "consent_id", json_object_get(pl, "consent_id")); break;
     case SOFFA_MT_CONSENT_WITHDRAWN: {
@@ -528,6 +545,7 @@ t_decide_with(const t_row_t *r, const char *subject, const char *const *set, con
         memset(&facts.kase, 0, sizeof facts.kase);
     if (r->type == SOFFA_MT_KAA_CASE_REOPENED)
         facts.kase.open = false;
+    facts.old_known_here = true;   /* an identity change: the KAA holds the old number */
     if (given) {
         facts = *given;
         if (!facts.terms)
@@ -551,6 +569,9 @@ Test(policy, issue_12_every_route_of_the_table_and_the_roles_it_refuses, .init =
         {SOFFA_MT_ABSENCE_REPORTED, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
         {SOFFA_MT_AT_RISK_NOTICE, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
         {SOFFA_MT_SIGNAL_ACKNOWLEDGED, &T_KAA, SOFFA_OK, "school/school-1415"},
+        {SOFFA_MT_YEAR9_HANDOVER, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_ADMISSION_NOT_STARTED, &T_SCHOOL, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_EARLY_WARNING_ANSWERED, &T_KAA, SOFFA_OK, "school/school-1415"},
         {SOFFA_MT_KAA_CASE_OPENED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_CONTACT_ATTEMPTED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_OCCUPATION_RECORDED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
@@ -811,6 +832,18 @@ Test(policy, issue_13_09_rerouting_and_the_handover, .init = t_setup, .fini = t_
          {.kase = OPEN_CASE}, SOFFA_ERR_CONSENT, "withdrawn"},
     };
     t_frows(withdrawn, 1);
+    /* A signal is sent on once: a second reroute (two in one read, before
+     * the first copy is stored) is refused. */
+    T_WITHDRAWN = false;
+    T_REROUTED = true;
+    const t_frow_t again[] = {
+        {"rerouted a second time", SOFFA_MT_SIGNAL_ACKNOWLEDGED, &T_KAA, NULL,
+         {"signal_acknowledged.result", "NOT_HEMKOMMUN_REROUTED", "signal_acknowledged.new_hemkommun", "1415"}, {0},
+         SOFFA_ERR_EXISTS, "already sent on"},
+        {"registered after a reroute", SOFFA_MT_SIGNAL_ACKNOWLEDGED, &T_KAA, NULL, {NULL}, {0}, SOFFA_OK, NULL},
+    };
+    t_frows(again, 2);
+    T_REROUTED = false;
 }
 
 static const char *T_SAME_A, *T_SAME_B;
@@ -828,9 +861,16 @@ t_same_person(void *ctx, const char *a, const char *b)
 Test(policy, issue_13_10_identity_changes_and_the_alias_map, .init = t_setup, .fini = t_teardown)
 {
     char samnr[13];
-    tk_pnr(2008, 3, 14, 273, 1, samnr);
+    tk_old_samnr(samnr);
     const t_frow_t rows[] = {
-        {"a samordningsnummer replaced", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL}, {0}, SOFFA_OK, NULL},
+        {"a samordningsnummer replaced", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL},
+         {.old_known_here = true}, SOFFA_OK, NULL},
+        {"by a KAA that holds nothing under the old number", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL, {NULL},
+         {0}, SOFFA_ERR_NOT_AUTHORISED, "holds nothing under the old number"},
+        {"from a reserve number", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, NULL,
+         {"subject_identity_changed.old_id.id", "20080314TF10", "subject_identity_changed.old_id.id_type",
+          "LOCAL_RESERVE"},
+         {.old_known_here = true}, SOFFA_ERR_BAD_FIELD, "reserve number"},
         {"about the old number", SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, samnr,
          {"subject_identity_changed.new_id.id", T_PUPIL, "subject_identity_changed.new_id.id_type", "PNR"}, {0},
          SOFFA_ERR_BAD_FIELD, "under the new number"},
@@ -1021,11 +1061,14 @@ Test(policy, issue_13_11_data_controllers_and_auditor_scopes, .init = t_setup, .
 #define L_SCHOOL_FEEDBACK "01900000-0000-7000-8000-00000000c007"   /* ... purpose STATUS_FEEDBACK only */
 #define L_SCHOOL_NO_TEXT "01900000-0000-7000-8000-00000000c008"    /* ... without SUMMARY_TEXT */
 #define L_NO_CONTACT "01900000-0000-7000-8000-00000000c009"    /* AF, social; no CONTACT */
+#define L_SCHOOL_Y15 "01900000-0000-7000-8000-00000000c00a"    /* a school's for L_15, the pupil alone (old record) */
+#define L_SCHOOL_G15 "01900000-0000-7000-8000-00000000c00b"    /* ... the pupil and a guardian */
 #define L_REF_AF "01900000-0000-7000-8000-00000000f001"        /* kaa-1419's referral to af/1419 on L_NO_TEXT */
 #define L_SOCIAL_MSG "01900000-0000-7000-8000-00000000d001"    /* a status social services sent kaa-1419 */
 
 static const struct {
     const char *id, *recorder, *recipients, *purposes, *categories, *grants;
+    int age;                                       /* 15: for L_15; else for L_PUPIL */
 } L_STORE[] = {
     {L_FULL, "kaa", "ARBETSFORMEDLINGEN,SOCIAL_SERVICES,KAA", "REFERRAL,STATUS_FEEDBACK",
      "IDENTITY,CONTACT,OCCUPATION,MEASURES,SUMMARY_TEXT", "YOUTH"},
@@ -1037,6 +1080,8 @@ static const struct {
     {L_SCHOOL_FEEDBACK, "school", "KAA", "STATUS_FEEDBACK", "IDENTITY,OCCUPATION,SUMMARY_TEXT", "YOUTH"},
     {L_SCHOOL_NO_TEXT, "school", "KAA", "REFERRAL", "IDENTITY,OCCUPATION", "YOUTH"},
     {L_NO_CONTACT, "kaa", "ARBETSFORMEDLINGEN,SOCIAL_SERVICES", "REFERRAL", "IDENTITY,SUMMARY_TEXT", "YOUTH"},
+    {L_SCHOOL_Y15, "school", "KAA", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", "YOUTH", 15},
+    {L_SCHOOL_G15, "school", "KAA", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", "YOUTH,GUARDIAN", 15},
 };
 
 static char L_PUPIL[13];                          /* 18, the subject of every stored consent */
@@ -1098,7 +1143,7 @@ l_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_
     for (size_t i = 0; kind == SOFFA_REF_CONSENT && i < sizeof L_STORE / sizeof *L_STORE; i++) {
         if (strcmp(text, L_STORE[i].id) != 0)
             continue;
-        j = t_json(SOFFA_MT_CONSENT_RECORDED, L_PUPIL);
+        j = t_json(SOFFA_MT_CONSENT_RECORDED, L_STORE[i].age == 15 ? L_15 : L_PUPIL);
         l_set(j, SOFFA_MT_CONSENT_RECORDED, "consent_recorded.consent_id", text);
         l_set(j, SOFFA_MT_CONSENT_RECORDED, "consent_id", text);
         l_set(j, SOFFA_MT_CONSENT_RECORDED, "consent_recorded.scope.recipients", L_STORE[i].recipients);
@@ -1506,5 +1551,58 @@ Test(policy, issue_13_06_social_services_records_are_indexed, .init = l_setup, .
         for (size_t k = 0; k < dec.n_refs; k++)
             found |= dec.refs[k].key[0] == SOFFA_REF_SOCIAL && dec.refs[k].len == 17 && !dec.refs[k].shared;
         cr_assert_eq(found, cases[i].indexed, "%s", cases[i].row.label);
+    }
+}
+
+/* Early warning (issue 19): the year-9 handover's consent (a guardian's
+ * under 16, judged when it is used: a record from before the rule on who may
+ * consent must not carry a handover), the support it names, its school form. */
+Test(policy, issue_19_the_year9_handover, .init = l_setup, .fini = t_teardown)
+{
+    const l_row_t rows[] = {
+        {"15, the pupil and a guardian", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, L_15, L_SCHOOL_G15, {NULL}, SOFFA_OK},
+        {"15, the pupil alone", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, L_15, L_SCHOOL_Y15, {NULL}, SOFFA_ERR_CONSENT,
+         "under 16 year9_handover rests on a guardian's consent"},
+        {"an at-risk notice likewise", &T_SCHOOL, SOFFA_MT_AT_RISK_NOTICE, L_15, L_SCHOOL_Y15,
+         {"at_risk_notice.note", ""}, SOFFA_ERR_CONSENT, "under 16"},
+        {"18, the pupil's own", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, NULL, L_FULL, {NULL}, SOFFA_ERR_CONSENT,
+         "recorded by another organisation"},
+        {"support named without MEASURES", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, NULL, L_SCHOOL, {NULL},
+         SOFFA_ERR_CONSENT, "MEASURES"},
+        {"no OCCUPATION", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, NULL, L_SCHOOL_NO_OCC, {NULL}, SOFFA_ERR_CONSENT,
+         "OCCUPATION"},
+        {"no REFERRAL", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, NULL, L_SCHOOL_FEEDBACK, {NULL}, SOFFA_ERR_CONSENT,
+         "purpose REFERRAL"},
+        {"ANP_GR", &T_SCHOOL, SOFFA_MT_YEAR9_HANDOVER, L_15, L_SCHOOL_G15, {"year9_handover.school_form", "ANP_GR"},
+         SOFFA_OK},
+        {"from a KAA", &T_KAA, SOFFA_MT_YEAR9_HANDOVER, L_15, L_SCHOOL_G15, {NULL}, SOFFA_ERR_POLICY,
+         "may not send year9_handover"},
+    };
+    l_rows(rows, sizeof rows / sizeof *rows);
+    /* Validation: compulsory school forms for the handover only, support codes once. */
+    static const struct {
+        soffa_msg_type_t type;
+        const char *path, *value, *says;
+    } bad[] = {
+        {SOFFA_MT_YEAR9_HANDOVER, "year9_handover.school_form", "GY", "GR or ANP_GR"},
+        {SOFFA_MT_YEAR9_HANDOVER, "year9_handover.support_tried", "OTHER,MENTOR,OTHER", "given twice"},
+        {SOFFA_MT_ENROLMENT_CHANGED, "enrolment_changed.school_form", "ANP_GR", "year-9 handover only"},
+        {SOFFA_MT_ADMISSION_NOT_STARTED, "admission_not_started.school_form", "GR", "year-9 handover only"},
+        {SOFFA_MT_AT_RISK_NOTICE, "at_risk_notice.support_tried", "MENTOR,MENTOR", "given twice"},
+        {SOFFA_MT_EARLY_WARNING_ANSWERED, "early_warning_answered.status", "ACCEPTED", "only with status"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *j = t_json(bad[i].type, L_15);
+        l_set(j, bad[i].type, bad[i].path, bad[i].value);
+        char *text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        soffa_msg_t *m = NULL;
+        char why[256] = "";
+        cr_assert_eq(soffa_msg_from_json(text, &m, why, sizeof why), SOFFA_OK, "%s", why);
+        free(text);
+        cr_assert_eq(soffa_msg_validate(m, 0, why, sizeof why), SOFFA_ERR_BAD_FIELD, "%s = %s", bad[i].path,
+                     bad[i].value);
+        cr_assert(strstr(why, bad[i].says), "%s: %s", bad[i].path, why);
+        soffa_msg_destroy(&m);
     }
 }

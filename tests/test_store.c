@@ -15,6 +15,8 @@
 #include "soffa_box.h"
 #include "soffa_bytes.h"
 #include "soffa_disposal.h"
+#include "soffa_msg.pb-c.h"
+#include "soffa_retention.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
@@ -1432,6 +1434,37 @@ open_one(void *ctx, const soffa_store_rec_t *rec)
     return 1;
 }
 
+/* The record kinds are wire and disk format: each one's number is the
+ * proto's, a restore record is 4 and the kinds of gallring come after it;
+ * only messages and access records are sealed. */
+Test(store, record_kinds_are_the_proto_s_and_only_personal_data_is_sealed)
+{
+    cr_assert_eq(SOFFA_RK_RESTORE, SOFFA__RECORD_KIND__RK_RESTORE);
+    cr_assert_eq(SOFFA_RK_RESTORE, 4);
+    cr_assert_eq(SOFFA_RK_DISPOSAL, SOFFA__RECORD_KIND__RK_DISPOSAL);
+    cr_assert_eq(SOFFA_RK_DISPOSAL, 5);
+    cr_assert_eq(SOFFA_RK_AGGREGATE, SOFFA__RECORD_KIND__RK_AGGREGATE);
+    cr_assert_eq(SOFFA_RK_AGGREGATE, 6);
+    cr_assert(soffa_envelope_kind_sealed(SOFFA_RK_MESSAGE) && soffa_envelope_kind_sealed(SOFFA_RK_ACCESS));
+    cr_assert(!soffa_envelope_kind_sealed(SOFFA_RK_CHECKPOINT) && !soffa_envelope_kind_sealed(SOFFA_RK_RESTORE)
+              && !soffa_envelope_kind_sealed(SOFFA_RK_DISPOSAL) && !soffa_envelope_kind_sealed(SOFFA_RK_AGGREGATE));
+}
+
+/* The early warning (issue 19) is kept as the school's signals are, not as
+ * long as a KAA journal; a restore record is kept for good. */
+Test(store, issue_17_the_early_warning_is_kept_as_a_school_signal)
+{
+    const soffa_msg_type_t ew[] = {SOFFA_MT_YEAR9_HANDOVER, SOFFA_MT_ADMISSION_NOT_STARTED,
+                                   SOFFA_MT_EARLY_WARNING_ANSWERED};
+    for (size_t i = 0; i < sizeof ew / sizeof *ew; i++) {
+        cr_assert_eq(soffa_retention_class_of(SOFFA_RK_MESSAGE, ew[i], SOFFA_ROLE_SCHOOL), SOFFA_RC_SCHOOL_SIGNALS,
+                     "type %d", (int) ew[i]);
+        cr_assert_eq(soffa_retention_class_of(SOFFA_RK_MESSAGE, ew[i], SOFFA_ROLE_KAA), SOFFA_RC_SCHOOL_SIGNALS,
+                     "type %d", (int) ew[i]);
+    }
+    cr_assert_eq(soffa_retention_class_of(SOFFA_RK_RESTORE, 0, SOFFA_ROLE_BROKER), SOFFA_RC_NONE);
+}
+
 Test(store, issue_17_personal_data_is_sealed_at_rest_and_opens_with_the_master_key)
 {
     char *dir = tk_tmpdir("store");
@@ -2128,6 +2161,86 @@ Test(store, issue_17_a_replaced_number_s_records_go_from_the_new_number_s_index)
     free(dir);
 }
 
+/* ---- Restores (issue 16, item 8) ---- */
+
+/* Appends a restore record naming from_seq, jumping to seq_from. */
+static soffa_err_t
+append_restore(soffa_store_t *st, uint64_t from_seq, uint64_t seq_from, soffa_record_kind_t kind)
+{
+    soffa_restore_t r = {.from_seq = from_seq, .backup_at_us = soffa_now_us() - 1000000, .restored_at_us = soffa_now_us()};
+    uint8_t *body;
+    size_t len;
+    cr_assert_eq(soffa_restore_encode(&r, &body, &len), SOFFA_OK);
+    soffa_envelope_t env = {.body = body, .body_len = len, .kind = kind, .sender_role = SOFFA_ROLE_BROKER,
+                            .received_at_us = soffa_now_us()};
+    soffa_uuid7(env.message_id);
+    strcpy(env.sender_agent, "soffa-broker");
+    strcpy(env.mailbox, "audit/restore");
+    soffa_store_item_t it = {.env = &env, .seq_from = seq_from};
+    soffa_err_t rc = soffa_store_append(st, &it, 1);
+    free(body);
+    return rc;
+}
+
+Test(store, issue_16_8_a_backup_is_marked_and_a_restore_record_jumps_the_numbering)
+{
+    uint8_t pk[32], sk[64];
+    char *dir = signed_store(pk, sk);   /* 12 records, the last two unsigned */
+    soffa_store_t *st = open_store(dir, 0);
+    int64_t at;
+    cr_assert_not(soffa_store_backup_mark(st, &at), "the live store carries a backup's mark");
+    char dest[600];
+    snprintf(dest, sizeof dest, "%s/../%s-copy", dir, strrchr(dir, '/') + 1);
+    soffa_store_backup_t rep;
+    int64_t before = soffa_now_us();
+    cr_assert_eq(soffa_store_backup(st, dest, pk, &rep), SOFFA_OK, "%s", rep.verify.reason);
+    cr_assert_not(soffa_store_backup_mark(st, &at), "the backup marked the live store");
+    soffa_store_close(&st);
+
+    /* The copy carries the mark, with when it was taken. */
+    st = open_store(dest, 0);
+    cr_assert(soffa_store_backup_mark(st, &at), "the copy has no mark");
+    cr_assert(at >= before && at <= soffa_now_us());
+    /* Only a restore record may jump, and only forwards. */
+    rec_t r[3];
+    for (int i = 0; i < 3; i++)
+        rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+    soffa_store_item_t it[3];
+    it[0] = (soffa_store_item_t) {.env = &r[0].env, .subject_id = r[0].subject, .seq_from = 1000};
+    cr_assert_eq(soffa_store_append(st, it, 1), SOFFA_ERR_INVALID_ARG, "a message jumped the numbering");
+    uint64_t head;
+    soffa_store_head(st, &head, NULL, NULL);
+    cr_assert_eq(head, 12);
+    uint64_t next = soffa_restore_next_seq(head, soffa_now_us());
+    cr_assert_gt(next, (uint64_t) before);
+    cr_assert_eq(append_restore(st, head, next, SOFFA_RK_RESTORE), SOFFA_OK);
+    soffa_store_head(st, &head, NULL, NULL);
+    cr_assert_eq(head, next, "the restore record is not at the jump");
+    cr_assert_eq(append(st, r, 2, it), SOFFA_OK);
+    cr_assert_eq(it[0].seq, next + 1);
+    cr_assert_eq(it[1].seq, next + 2);
+    append_checkpoint(st, sk);
+    /* A time search across the gap finds the records after it. */
+    uint64_t s;
+    cr_assert_eq(soffa_store_seq_at_time(st, r[0].env.received_at_us, &s), SOFFA_OK);
+    cr_assert(s > 12 && s <= next + 1, "seq_at_time across the gap: %llu", (unsigned long long) s);
+    soffa_store_close(&st);
+
+    /* The chain verifies with the gap explained. */
+    soffa_store_verify_t v;
+    cr_assert_eq(verify_dir(dest, pk, &v), SOFFA_OK, "%s", v.reason);
+    cr_assert_eq(v.records, 16);
+    cr_assert_eq(v.restores, 1);
+    cr_assert_eq(v.gaps[0].from, 12);
+    cr_assert_eq(v.gaps[0].to, next);
+    cr_assert_eq(v.unsigned_tail, 0);
+    cr_assert_eq(v.last_signed, next + 2);
+    rec_free(r, 3);
+    tk_rmrf(dest);
+    tk_rmrf(dir);
+    free(dir);
+}
+
 /* The child disposes of 3000 records that ran out; the parent kills it. */
 static void
 child_disposer(const char *dir)
@@ -2209,4 +2322,21 @@ Test(store, issue_17_a_disposal_killed_midway_leaves_the_state_before_or_after)
         free(dir);
     }
     cr_log_info("killed before the commit %d time(s), after it %d time(s)", befores, afters);
+}
+
+Test(store, issue_16_8_a_jump_without_its_restore_record_is_a_removal)
+{
+    uint8_t pk[32], sk[64];
+    char *dir = signed_store(pk, sk);
+    soffa_store_t *st = open_store(dir, 0);
+    /* A restore record that names another record than the one before it:
+     * what a forger would write to hide removed records. */
+    cr_assert_eq(append_restore(st, 9, 500, SOFFA_RK_RESTORE), SOFFA_OK);
+    soffa_store_close(&st);
+    soffa_store_verify_t v;
+    cr_assert_eq(verify_dir(dir, pk, &v), SOFFA_ERR_CHAIN_BROKEN, "a restore record naming seq 9 after 12 passed");
+    cr_assert_eq(v.bad_seq, 13);
+    cr_assert(strstr(v.reason, "record 13 is missing (the next record present is 500)"), "%s", v.reason);
+    tk_rmrf(dir);
+    free(dir);
 }

@@ -117,3 +117,26 @@ Test(time, the_swedish_day_starts_before_the_utc_day)
     /* Today is the Stockholm date of now. */
     cr_assert_eq(soffa_date_to_int(soffa_date_today()), soffa_date_to_int(soffa_date_local(soffa_now_us())));
 }
+
+Test(time, instants_parse_with_their_offset)
+{
+    int64_t t;
+    cr_assert(soffa_time_parse("2027-03-01T00:00:00Z", &t));
+    cr_assert_eq(t, s_utc(2027, 3, 1, 0, 0, 0));
+    cr_assert(soffa_time_parse("2027-03-01T00:00Z", &t));
+    cr_assert_eq(t, s_utc(2027, 3, 1, 0, 0, 0));
+    cr_assert(soffa_time_parse("2027-03-01T12:30:15+01:00", &t));
+    cr_assert_eq(t, s_utc(2027, 3, 1, 11, 30, 15));
+    cr_assert(soffa_time_parse("2026-07-01T01:00-02:30", &t));
+    cr_assert_eq(t, s_utc(2026, 7, 1, 3, 30, 0));
+    /* What the formatter writes reads back. */
+    char buf[32];
+    soffa_time_format_local_rfc3339(s_utc(2026, 11, 27, 15, 5, 9), buf);
+    cr_assert(soffa_time_parse(buf, &t));
+    cr_assert_eq(t, s_utc(2026, 11, 27, 15, 5, 9));
+    const char *bad[] = {"2027-03-01", "2027-03-01T00:00", "2027-02-30T00:00Z", "2027-03-01T24:00Z", "2027-03-01T00:60Z",
+                         "2027-03-01T00:00:60Z", "2027-03-01T00:00:00.5Z", "2027-03-01T00:00+1:00", "2027-03-01T00:00Zjunk",
+                         "2027-03-01T00:00+15:00", "soon", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_not(soffa_time_parse(bad[i], &t), "'%s' parsed", bad[i]);
+}

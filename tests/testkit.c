@@ -68,6 +68,12 @@ s_age_of(const char *pnr)
     return soffa_date_cmp(on, birth) < 0 ? 0 : soffa_date_age(birth, on);
 }
 
+void
+tk_old_samnr(char out[13])
+{
+    tk_pnr(soffa_date_today().year - 18, 3, 14, 273, 1, out);
+}
+
 static json_t *
 s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const char **basis)
 {
@@ -90,6 +96,19 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
                          "Studerar med reducerat program sedan oktober.", "school_unit", "12345678");
     case SOFFA_MT_SIGNAL_ACKNOWLEDGED:
         return json_pack("{s:o, s:s}", "signal_id", s_uuid(), "result", "REGISTERED");
+    case SOFFA_MT_EARLY_WARNING_ANSWERED:
+        *basis = "CONSENT_OSL_12_2";
+        return json_pack("{s:o, s:s, s:s}", "warning_id", s_uuid(), "status", "CONTACT_PERSON_ASSIGNED",
+                         "contact_ref", "handl-17");
+    case SOFFA_MT_YEAR9_HANDOVER:
+        *basis = "CONSENT_OSL_12_2";
+        return json_pack("{s:s, s:s, s:s, s:[s,s], s:s, s:s}", "school_unit", "12345678", "school_form", "GR",
+                         "risk", "NOT_STARTING", "support_tried", "MENTOR", "PUPIL_HEALTH_TEAM", "contact_role",
+                         "STUDY_COUNSELLOR", "leaves_on", s_day(60, d1));
+    case SOFFA_MT_ADMISSION_NOT_STARTED:
+        *basis = "SL_15_15_ENROLMENT";
+        return json_pack("{s:s, s:s, s:s, s:s}", "school_unit", "12345678", "school_form", "GY", "programme_code",
+                         "SA", "term_start", s_day(-14, d1));
     case SOFFA_MT_KAA_CASE_OPENED:
         return json_pack("{s:o, s:s, s:[o]}", "case_id", s_uuid(), "registration_reason",
                          "DROPOUT_NATIONAL", "source_signal_ids", s_uuid());
@@ -123,11 +142,11 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
         int age = s_age_of(pnr);
         json_t *grants = age < 16 ? json_pack("[{s:s}, {s:s}]", "role", "YOUTH", "role", "GUARDIAN")
                                   : json_pack("[{s:s}]", "role", "YOUTH");
-        return json_pack("{s:o, s:o, s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s,s,s]}, s:s, s:s, s:s, s:s}",
+        return json_pack("{s:o, s:o, s:i, s:b, s:{s:[s,s], s:[s,s], s:[s,s,s,s,s]}, s:s, s:s, s:s, s:s}",
                          "consent_id", s_uuid(), "granted_by", grants, "youth_age_at_grant",
                          age, "maturity_assessed", 1, "scope", "recipients", "ARBETSFORMEDLINGEN",
                          "SOCIAL_SERVICES", "purposes", "REFERRAL", "STATUS_FEEDBACK",
-                         "data_categories", "IDENTITY", "CONTACT", "OCCUPATION", "SUMMARY_TEXT", "form",
+                         "data_categories", "IDENTITY", "CONTACT", "OCCUPATION", "MEASURES", "SUMMARY_TEXT", "form",
                          "WRITTEN", "valid_from", "2026-11-01", "valid_to", "2027-10-31", "recorded_by", "handl-17");
     }
     case SOFFA_MT_CONSENT_WITHDRAWN:
@@ -157,9 +176,9 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
         return json_pack("{s:o, s:s}", "report_id", s_uuid(), "feedback", "INVESTIGATION_OPENED");
     case SOFFA_MT_SUBJECT_IDENTITY_CHANGED: {
         /* The subject under its new number (the one given), replacing a
-         * made-up samordningsnummer. */
+         * made-up samordningsnummer (TK_OLD_SAMNR). */
         char oldp[13];
-        tk_pnr(2008, 3, 14, 273, 1, oldp);
+        tk_old_samnr(oldp);
         soffa_id_kind_t kind = SOFFA_ID_PNR;
         if (soffa_reserve_check(pnr, NULL) == SOFFA_OK)
             kind = SOFFA_ID_RESERVE;
@@ -470,6 +489,53 @@ tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbo
     return rc;
 }
 
+json_t *
+tk_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
+{
+    char *s = tk_msg_json(type, pnr, hemkommun);
+    json_t *j = json_loads(s, 0, NULL);
+    free(s);
+    cr_assert(j != NULL, "tk_msg_json gave no JSON object");
+    return j;
+}
+
+json_t *
+tk_payload(json_t *j)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        if (soffa_msg_type_from_name(key) != SOFFA_MT_NONE)
+            return v;
+    }
+    return NULL;
+}
+
+soffa_err_t
+tk_pub(soffa_client_t *c, json_t *j, char *mailbox, char *why)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    char mb[SOFFA_NAME_MAX] = "", w[256] = "";
+    mailbox = mailbox ? mailbox : mb;
+    why = why ? why : w;
+    mailbox[0] = why[0] = '\0';
+    soffa_err_t rc = tk_publish_json(c, s, NULL, mailbox, why);
+    free(s);
+    return rc;
+}
+
+void
+tk_pub_ok(soffa_client_t *c, json_t *j, const char *want_mailbox)
+{
+    char *s = json_dumps(j, JSON_COMPACT);
+    char mailbox[SOFFA_NAME_MAX], why[256];
+    soffa_err_t rc = tk_pub(c, j, mailbox, why);
+    cr_assert_eq(rc, SOFFA_OK, "refused (%s): %s\n%s", soffa_errname(rc), why, s);
+    cr_assert_str_eq(mailbox, want_mailbox, "%s", s);
+    free(s);
+}
+
 /* The hashes of recent deliveries, so that tests can acknowledge them the
  * way the broker asks (naming the hash a delivery carried). */
 static struct {
@@ -658,4 +724,90 @@ tk_broker_master(const tk_broker_t *b, soffa_seal_master_t *m)
     char path[400], why[600];
     snprintf(path, sizeof path, "%s/master.key", b->dir);
     cr_assert_eq(soffa_seal_master_load(path, NULL, NULL, m, why, sizeof why), SOFFA_OK, "%s", why);
+}
+
+/* ---- A real agent process ---- */
+
+void
+tk_agent_spawn(tk_agent_t *a)
+{
+    a->pid = fork();
+    cr_assert(a->pid >= 0);
+    if (a->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(a->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execl(SOFFA_BIN_DIR "/soffa-agent", "soffa-agent", "--config", a->config, (char *) NULL);
+        _exit(127);
+    }
+}
+
+void
+tk_agent_start(tk_agent_t *a, tk_broker_t *b, const char *name, const char *tag, const char *broker,
+               const char *broker_key, const char *key, const char *extra)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->dir, sizeof a->dir, "%s/%s-data", b->dir, tag);
+    snprintf(a->config, sizeof a->config, "%s/%s.ini", b->dir, tag);
+    snprintf(a->sock, sizeof a->sock, "%s/control.sock", a->dir);
+    snprintf(a->log, sizeof a->log, "%s/%s.log", b->dir, tag);
+    FILE *f = fopen(a->config, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "[agent]\nname = %s\nbroker = %s\nbroker_key = %s\nkey = %s\ndata_dir = %s-data\n"
+               "heartbeat_ms = 300\nreconnect_max_ms = 300\n%s",
+            name, broker, broker_key, key, tag, extra ? extra : "");
+    fclose(f);
+    tk_agent_spawn(a);
+}
+
+void
+tk_agent_stop(tk_agent_t *a)
+{
+    if (!a->pid)
+        return;
+    kill(a->pid, SIGTERM);
+    int status;
+    waitpid(a->pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s did not stop cleanly (see %s)", a->name, a->log);
+    a->pid = 0;
+}
+
+char *
+tk_agent_status(const tk_agent_t *a)
+{
+    char *out = NULL, *argv[] = {SOFFA_BIN_DIR "/soffa", "--socket", (char *) a->sock, "--json", "status", "--sample",
+                                 "0", NULL};
+    tk_run(argv, &out, NULL);
+    return out ? out : strdup("");
+}
+
+char *
+tk_agent_wait(const tk_agent_t *a, const char *want, const char *also, int ms)
+{
+    int64_t end = soffa_mono_us() + (int64_t) ms * 1000;
+    char *st = NULL;
+    do {
+        free(st);
+        st = tk_agent_status(a);
+        if (strstr(st, want) && (!also || strstr(st, also)))
+            return st;
+        usleep(50000);
+    } while (soffa_mono_us() < end);
+    return st;
+}
+
+int
+tk_file_count(const char *path, const char *what)
+{
+    char *text = NULL, *argv[] = {"cat", (char *) path, NULL};
+    tk_run(argv, &text, NULL);
+    int n = 0;
+    for (char *p = text ? strstr(text, what) : NULL; p; p = strstr(p + 1, what))
+        n++;
+    free(text);
+    return n;
 }

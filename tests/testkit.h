@@ -25,6 +25,10 @@ void tk_reserve(int year, int month, int day, const char *suffix, char out[13]);
  *  with free()). Every id is fresh. */
 char *tk_msg_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
 
+/*  The samordningsnummer an identity change made by tk_msg_json replaces:
+ *  a young person of 18, born 14 March. */
+void tk_old_samnr(char out[13]);
+
 /*  Same, decoded: aborts the test on failure. */
 soffa_msg_t *tk_msg(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
 
@@ -50,6 +54,8 @@ int tk_run(char *const argv[], char **out, char **err);
 
 #include <stdbool.h>
 #include <sys/types.h>
+
+#include <jansson.h>
 
 #include "soffa_client.h"
 
@@ -95,6 +101,17 @@ soffa_err_t tk_client_try(tk_broker_t *b, const char *name, bool tcp, int timeou
 /*  Publishes JSON; returns the broker's code. mailbox/why may be NULL. */
 soffa_err_t tk_publish_json(soffa_client_t *c, const char *json, uint64_t *seq, char *mailbox, char *why);
 
+/*  Messages as JSON to adjust and publish, shared by the integration
+ *  tests. tk_json: tk_msg_json as a jansson object. tk_payload: its
+ *  payload object (the one named by a message type). tk_pub publishes j
+ *  and frees it, returning the broker's code (mailbox, why: NULL or
+ *  SOFFA_NAME_MAX and 256 bytes). tk_pub_ok asserts that j was accepted
+ *  into want_mailbox. */
+json_t *tk_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
+json_t *tk_payload(json_t *j);
+soffa_err_t tk_pub(soffa_client_t *c, json_t *j, char *mailbox, char *why);
+void tk_pub_ok(soffa_client_t *c, json_t *j, const char *want_mailbox);
+
 /*  Encodes a JSON message (asserting it parses); free with free(). */
 uint8_t *tk_encode_json(const char *json, size_t *len);
 
@@ -127,3 +144,37 @@ soffa_err_t tk_ack(soffa_client_t *c, const char *mailbox, uint64_t seq);
  *  total, ack each when ack is true): types[] and seqs[] get what came. */
 size_t tk_collect(soffa_client_t *c, const char *mailbox, uint32_t window, bool ack, size_t max, int wait_ms,
                   int *types, uint64_t *seqs);
+
+/* ---- A real agent process ---- */
+
+typedef struct {
+    char name[64];
+    char dir[400];      /* its data directory */
+    char config[450];   /* its agent.ini, in the broker's directory */
+    char sock[450];     /* its control socket */
+    char log[450];      /* its stderr */
+    pid_t pid;          /* 0 when not running */
+} tk_agent_t;
+
+/*  Writes TAG.ini in b->dir for agent `name` (its data in TAG-data) with
+ *  the given broker and broker_key lines, key file, and `extra` lines
+ *  appended to [agent] (may be NULL: "[web]" or "[metrics]" sections may
+ *  follow in it), and starts the agent (stderr to TAG.log). */
+void tk_agent_start(tk_agent_t *a, tk_broker_t *b, const char *name, const char *tag, const char *broker,
+                    const char *broker_key, const char *key, const char *extra);
+
+/*  Starts the agent of a again, on its configuration as it is now. */
+void tk_agent_spawn(tk_agent_t *a);
+
+/*  SIGTERM, and asserts a clean exit. */
+void tk_agent_stop(tk_agent_t *a);
+
+/*  `soffa --socket SOCK --json status --sample 0`: its output (free it). */
+char *tk_agent_status(const tk_agent_t *a);
+
+/*  Waits up to ms for the status to contain `want` (and `also`, unless
+ *  NULL); returns the last status (free it). */
+char *tk_agent_wait(const tk_agent_t *a, const char *want, const char *also, int ms);
+
+/*  How often `what` occurs in the file at path (0 when it cannot be read). */
+int tk_file_count(const char *path, const char *what);

@@ -61,7 +61,7 @@ static void *
 s_run(void *arg)
 {
     (void) arg;
-    if (soffa_broker_run(s_broker, &s_stop) != SOFFA_OK)
+    if (soffa_broker_run(s_broker, &s_stop, NULL) != SOFFA_OK)
         s_die("the broker's loop failed");
     return NULL;
 }
