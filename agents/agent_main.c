@@ -31,19 +31,27 @@ main(int argc, char **argv)
     for (int fd = 0; fd <= 2; fd++)
         if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", fd ? O_WRONLY : O_RDONLY) < 0)
             return 1;
-    const char *config = NULL;
-    int check = 0;
+    const char *config = NULL, *backup = NULL;
+    int check = 0, upgrade = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) {
             config = argv[++i];
         } else if (!strcmp(argv[i], "--check")) {
             check = 1;
+        } else if (!strcmp(argv[i], "--upgrade-store")) {
+            upgrade = 1;
+        } else if (!strcmp(argv[i], "--backup") && i + 1 < argc) {
+            backup = argv[++i];
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             puts("usage: soffa-agent --config FILE [--check]\n"
+                 "       soffa-agent --config FILE --upgrade-store --backup DIR\n"
                  "       soffa-agent --version | --help\n\n"
                  "Runs a soffa agent in the foreground; logs go to stderr (see config/agent.ini).\n"
                  "  --config FILE   the agent's INI file\n"
                  "  --check         check the configuration, print the effective settings, exit\n"
+                 "  --upgrade-store seal a store of an earlier format (values in clear) under the\n"
+                 "                  master key, with the agent stopped, after copying it to\n"
+                 "  --backup DIR    (a new directory)\n"
                  "SIGTERM or SIGINT stop it cleanly; SIGHUP re-reads the configuration.\n"
                  "Under systemd (Type=notify) it reports\n"
                  "READY=1 once its control socket is up, and pings the watchdog.\n"
@@ -73,6 +81,18 @@ main(int argc, char **argv)
         soffa_agent_print_config(agent, stdout);
         soffa_agent_destroy(&agent);
         return 0;
+    }
+    if (backup && !upgrade) {
+        fprintf(stderr, "soffa-agent: --backup goes with --upgrade-store\n");
+        soffa_agent_destroy(&agent);
+        return 2;
+    }
+    if (upgrade) {
+        rc = soffa_agent_upgrade_store(agent, backup, stdout, why, sizeof why);
+        if (rc != SOFFA_OK)
+            fprintf(stderr, "soffa-agent: %s\n", why[0] ? why : soffa_strerror(rc));
+        soffa_agent_destroy(&agent);
+        return rc == SOFFA_OK ? 0 : 1;
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -91,11 +91,13 @@ static const s_command_t s_commands[] = {
     {"history", soffa_cli_audit_history, "auditors: one young person's timeline"},
     {"access-log", soffa_cli_audit_access_log, "auditors: who read what, when"},
     {"stats", soffa_cli_audit_stats, "auditors: a municipality's KAA key figures"},
+    {"erase", soffa_cli_audit_erase, "a data-protection officer: erase one young person's records"},
     {"verify", soffa_cli_audit_verify, "check the hash chain of a store, offline"},
     {"backup", soffa_cli_backup_cmd, "on the broker's host: a verified hot copy of its store"},
     {"up", soffa_cli_net_up, "start a local network (broker + one agent of each role)"},
     {"down", soffa_cli_net_down, "stop a local network"},
     {"keygen", soffa_cli_keys_keygen, "make a CurveZMQ key pair"},
+    {"masterkey", soffa_cli_keys_masterkey, "make a master key (soffa masterkey new FILE)"},
     {"user", s_cmd_user, "the people who may use this site's web inbox"},
     {"check-id", soffa_cli_id_check, "check a personnummer, samordningsnummer or reserve number"},
 };

@@ -10,7 +10,7 @@ _soffa()
     local globals="--socket --net --agent --json --help --version"
     local commands="signal ack answer case consent refer referral concern identity send
         inbox show watch status retry import sync pending approve reject replay history
-        access-log stats verify backup up down keygen user check-id"
+        access-log stats erase verify backup up down keygen masterkey user check-id"
     local types="enrolment_changed absence_reported at_risk_notice signal_acknowledged
         early_warning_answered year9_handover admission_not_started
         kaa_case_opened contact_attempted occupation_recorded plan_agreed measure_started
@@ -125,8 +125,12 @@ _soffa()
     history) opts="--pupil --as-of --limit --json --help" ;;
     access-log) opts="--pupil --from --to --limit --json --help" ;;
     stats) opts="--municipality --from --to --json --csv --html --help" ;;
+    erase)
+        [[ $prev == --reason ]] && { COMPREPLY=($(compgen -W "ERRONEOUS_REGISTRATION WRONG_IDENTITY NO_LEGAL_BASIS SUBJECT_REQUEST OTHER" -- "$cur")); return; }
+        opts="--pupil --reason --json --help"
+        ;;
     verify)
-        opts="--key --against --max-unsigned --json --help"
+        opts="--key --against --master-key --max-unsigned --json --help"
         [[ $cur != -* ]] && { _filedir -d; return; }
         ;;
     backup)
@@ -138,6 +142,11 @@ _soffa()
         [[ $cur != -* ]] && { _filedir -d; return; }
         ;;
     keygen) opts="--help" ;;
+    masterkey)
+        [[ -z $sub ]] && { COMPREPLY=($(compgen -W "new --help" -- "$cur")); return; }
+        _filedir
+        return
+        ;;
     check-id) opts="--today --json --help" ;;
     esac
     [[ $prev == --type ]] && { COMPREPLY=($(compgen -W "$types" -- "$cur")); return; }

@@ -22,6 +22,7 @@
 #include "soffa_agent_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,17 @@ static const soffa_cfg_key_t s_keys[] = {
     {"map_size", SOFFA_CFG_SIZE, "256MiB", 1024 * 1024, (int64_t) 1 << 40, offsetof(soffa_agent_cfg_t, map_size), 0, "largest size of the agent's store"},
     {"signal_ack_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_agent_cfg_t, signal_ack_due), 0, "a signal not acknowledged within this is overdue"},
     {"referral_receipt_due", SOFFA_CFG_DURATION, "5d", 1000, 366LL * 86400000, offsetof(soffa_agent_cfg_t, referral_receipt_due), 0, "a referral not received within this is overdue"},
+    {"master_key", SOFFA_CFG_STR, "master.key", 0, 0, offsetof(soffa_agent_cfg_t, master_key), 512, "the master key the store is sealed under (soffa masterkey new), or credential:NAME; never inside data_dir"},
+};
+
+/* [retention]: the broker's rules, for this site's own copies. */
+static const soffa_cfg_key_t s_retention_keys[] = {
+    {"school_signals", SOFFA_CFG_STR, "183d from message", 0, 0, offsetof(soffa_agent_cfg_t, retention[SOFFA_RC_SCHOOL_SIGNALS]), 64, "how long school signals are kept, from what"},
+    {"kaa_journal", SOFFA_CFG_STR, "365d from closure", 0, 0, offsetof(soffa_agent_cfg_t, retention[SOFFA_RC_KAA_JOURNAL]), 64, "how long the KAA journal is kept, from what"},
+    {"referrals", SOFFA_CFG_STR, "365d from message", 0, 0, offsetof(soffa_agent_cfg_t, retention[SOFFA_RC_REFERRALS]), 64, "how long referrals are kept, from what"},
+    {"concern_reports", SOFFA_CFG_STR, "90d from message", 0, 0, offsetof(soffa_agent_cfg_t, retention[SOFFA_RC_CONCERN_REPORTS]), 64, "how long concern reports are kept, from what"},
+    {"access_records", SOFFA_CFG_STR, "730d from message", 0, 0, offsetof(soffa_agent_cfg_t, retention[SOFFA_RC_ACCESS_RECORDS]), 64, "how long the site's access log is kept"},
+    {"run_every", SOFFA_CFG_DURATION, "1d", 1000, 366LL * 86400000, offsetof(soffa_agent_cfg_t, retention_every), 0, "how often this site's copies are disposed of (also at start)"},
 };
 
 static const soffa_cfg_key_t s_metrics_keys[] = {
@@ -71,6 +83,22 @@ static const soffa_cfg_key_t s_metrics_keys[] = {
 };
 
 /* ---- Configuration ---------------------------------------------------------------- */
+
+static soffa_err_t
+s_retention_load(soffa_agent_t *self, char *why, size_t whylen)
+{
+    soffa_retention_defaults(&self->retention);
+    for (int c = 1; c < SOFFA_RC_COUNT; c++) {
+        char rwhy[300];
+        if (!soffa_retention_parse(self->cfg.retention[c], &self->retention.rules[c], rwhy, sizeof rwhy)) {
+            snprintf(why, whylen, "%s: [retention] %s: %s", self->config_path,
+                     soffa_retention_class_name((soffa_retention_class_t) c), rwhy);
+            return SOFFA_ERR_CONFIG;
+        }
+    }
+    self->retention.run_every_ms = self->cfg.retention_every;
+    return SOFFA_OK;
+}
 
 /* Splits a comma-separated list (blanks around entries allowed) into at
  * most SOFFA_AGENT_BROKER_ALTS entries of size len; returns how many, or
@@ -143,12 +171,16 @@ soffa_agent_new(soffa_agent_t **out, const char *config_path, char *why, size_t 
     snprintf(self->config_path, sizeof self->config_path, "%s", config_path);
     size_t n_web;
     const soffa_cfg_key_t *web_keys = soffa_web_cfg_keys(&n_web);
-    soffa_cfg_section_t sec[5] = {{"agent", false, s_keys, sizeof s_keys / sizeof *s_keys, &self->cfg, NULL, NULL}};
+    soffa_cfg_section_t sec[6] = {{"agent", false, s_keys, sizeof s_keys / sizeof *s_keys, &self->cfg, NULL, NULL}};
     soffa_school_cfg_sections(&self->school_cfg, sec + 1);
     sec[3] = (soffa_cfg_section_t) {"web", false, web_keys, n_web, &self->web, NULL, NULL};
-    sec[4] = (soffa_cfg_section_t) {"metrics", false, s_metrics_keys, sizeof s_metrics_keys / sizeof *s_metrics_keys,
+    sec[4] = (soffa_cfg_section_t) {"retention", false, s_retention_keys, sizeof s_retention_keys / sizeof *s_retention_keys,
                                     &self->cfg, NULL, NULL};
-    soffa_err_t rc = soffa_cfg_load(config_path, sec, 5, why, whylen);
+    sec[5] = (soffa_cfg_section_t) {"metrics", false, s_metrics_keys, sizeof s_metrics_keys / sizeof *s_metrics_keys,
+                                    &self->cfg, NULL, NULL};
+    soffa_err_t rc = soffa_cfg_load(config_path, sec, 6, why, whylen);
+    if (rc == SOFFA_OK)
+        rc = s_retention_load(self, why, whylen);
     if (rc == SOFFA_OK)
         rc = soffa_school_cfg_check(&self->school_cfg, config_path, why, whylen);
     if (rc == SOFFA_OK)
@@ -210,6 +242,13 @@ soffa_agent_print_config(const soffa_agent_t *self, FILE *out)
             c->metrics_listen[0] ? c->metrics_listen : "(off)");
     fprintf(out, "agent.signal_ack_due = %lld ms\nagent.referral_receipt_due = %lld ms\n", (long long) c->signal_ack_due,
             (long long) c->referral_receipt_due);
+    fprintf(out, "agent.master_key = %s\n", c->master_key);
+    for (int k = 1; k < SOFFA_RC_COUNT; k++) {
+        char text[64];
+        soffa_retention_rule_text(&self->retention.rules[k], text, sizeof text);
+        fprintf(out, "retention.%s = %s\n", soffa_retention_class_name((soffa_retention_class_t) k), text);
+    }
+    fprintf(out, "retention.run_every = %lld ms\n", (long long) c->retention_every);
     soffa_school_cfg_print(&self->school_cfg, out);
     soffa_web_cfg_print(&self->web, out);
 }
@@ -307,6 +346,9 @@ soffa_agent_reload(soffa_agent_t *self, char *why, size_t whylen)
     }
     if (strcmp(self->cfg.metrics_listen, fresh->cfg.metrics_listen))
         soffa_warn("reload: [metrics] listen changed in the file; it takes effect at the next restart");
+    if (memcmp(self->cfg.retention, fresh->cfg.retention, sizeof self->cfg.retention)
+        || self->cfg.retention_every != fresh->cfg.retention_every)
+        soffa_warn("reload: [retention] changed in the file; it takes effect at the next restart");
     if (memcmp(&self->school_cfg, &fresh->school_cfg, sizeof self->school_cfg))
         soffa_warn("reload: [school] or [ss12000] changed in the file; it takes effect at the next restart");
     s_reload_web(self, &fresh->web);
@@ -319,14 +361,63 @@ soffa_agent_reload(soffa_agent_t *self, char *why, size_t whylen)
 
 /* ---- Open, run, destroy ------------------------------------------------------------- */
 
+/* Loads the master key ([agent] master_key) once: refused inside the data
+ * directory, readable by others, or missing. */
+soffa_err_t
+soffa_agent_master_load(soffa_agent_t *self, char *why, size_t whylen)
+{
+    if (self->master.loaded)
+        return SOFFA_OK;
+    char base[1024];
+    snprintf(base, sizeof base, "%s", self->config_path);
+    char *slash = strrchr(base, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(base, sizeof base, ".");
+    char kwhy[900] = "";
+    soffa_err_t rc = soffa_seal_master_load(self->cfg.master_key, base, self->data_path, &self->master, kwhy, sizeof kwhy);
+    if (rc != SOFFA_OK) {
+        snprintf(why, whylen, "[agent] %s", kwhy);
+        return rc == SOFFA_ERR_NOT_FOUND ? SOFFA_ERR_MASTER_KEY : rc;
+    }
+    return SOFFA_OK;
+}
+
+/* Gallring of this site's copies: at start and every [retention] run_every. */
+static void
+s_dispose_tick(soffa_agent_t *self)
+{
+    int64_t now = soffa_mono_us();
+    if (now < self->next_dispose)
+        return;
+    self->next_dispose = now + self->retention.run_every_ms * 1000;
+    soffa_box_disposed_t rep;
+    soffa_err_t rc = soffa_box_dispose_due(self->box, soffa_now_us(), &rep);
+    if (rc != SOFFA_OK)
+        soffa_error("gallring of this site's copies failed: %s; the next run tries again", soffa_strerror(rc));
+    else if (rep.inbox || rep.sent || rep.views)
+        soffa_info("gallring: %llu delivery(ies), %llu sent message(s) and %llu view(s) of the access log disposed of",
+                   (unsigned long long) rep.inbox, (unsigned long long) rep.sent, (unsigned long long) rep.views);
+}
+
 soffa_err_t
 soffa_agent_open(soffa_agent_t *self, char *why, size_t whylen)
 {
-    soffa_err_t rc = soffa_box_open(&self->box, self->data_path, self->cfg.map_size);
+    soffa_err_t rc = soffa_agent_master_load(self, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    char bwhy[700] = "";
+    rc = soffa_box_open(&self->box, self->data_path, self->cfg.map_size, &self->master, bwhy, sizeof bwhy);
     if (rc != SOFFA_OK) {
-        snprintf(why, whylen, "store %s: %s", self->data_path, soffa_strerror(rc));
+        snprintf(why, whylen, "store %s: %s", self->data_path, bwhy[0] ? bwhy : soffa_strerror(rc));
         return rc;
     }
+    soffa_box_set_retention(self->box, &self->retention, SOFFA_ROLE_NONE);
+    char idhex[2 * SOFFA_SEAL_ID + 1];
+    soffa_seal_master_id_hex(&self->master, idhex);
+    soffa_info("store %s sealed under master key %s", self->data_path, idhex);
+    s_dispose_tick(self);
     /* Earlier versions handed the hook its input in this file, which kept
      * the last message (identity number included) on disk. */
     char stale[1100];
@@ -401,6 +492,7 @@ soffa_agent_run(soffa_agent_t *self, volatile sig_atomic_t *stop, volatile sig_a
         soffa_agent_reply_expire(self, now);
         soffa_agent_hook_tick(self);
         soffa_school_tick(self->school);
+        s_dispose_tick(self);
     }
     soffa_agent_hook_stop(self);
     soffa_info("stopping; %llu message(s) wait in the outbox", (unsigned long long) soffa_box_outbox_count(self->box));
@@ -424,6 +516,70 @@ soffa_agent_destroy(soffa_agent_t **self_p)
         zmq_ctx_term(self->ctx);
     soffa_box_close(&self->box);
     explicit_bzero(self->sec, sizeof self->sec);
+    soffa_seal_master_wipe(&self->master);
     free(self);
     *self_p = NULL;
+}
+
+/* ---- Store upgrade ------------------------------------------------------------------- */
+
+soffa_err_t
+soffa_agent_upgrade_store(soffa_agent_t *self, const char *backup_dir, FILE *out, char *why, size_t whylen)
+{
+    char data[1100], lock[1100];
+    snprintf(data, sizeof data, "%s/data.mdb", self->data_path);
+    snprintf(lock, sizeof lock, "%s/lock.mdb", self->data_path);
+    if (access(data, F_OK) != 0) {
+        snprintf(why, whylen, "there is no agent store at %s to upgrade", self->data_path);
+        return SOFFA_ERR_NOT_FOUND;
+    }
+    /* LMDB holds a shared lock on lock.mdb's first byte while a process has
+     * the store open: the running agent's store is not converted under it. */
+    int fd = open(lock, O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+        bool busy = fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+        close(fd);
+        if (busy) {
+            snprintf(why, whylen, "the agent's store at %s is open in process %d (a running soffa-agent): stop it first",
+                     self->data_path, (int) fl.l_pid);
+            return SOFFA_ERR_UNAVAILABLE;
+        }
+    }
+    if (!backup_dir || !backup_dir[0]) {
+        snprintf(why, whylen, "an upgrade converts the agent's store in place: give --backup DIR (a new directory), "
+                              "where the old store is copied first");
+        return SOFFA_ERR_CONFIG;
+    }
+    soffa_err_t rc = soffa_agent_master_load(self, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    bool done = false;
+    rc = soffa_box_upgrade(self->data_path, self->cfg.map_size, &self->master, backup_dir, &done);
+    if (rc != SOFFA_OK) {
+        snprintf(why, whylen, "the upgrade of %s failed: %s%s", self->data_path, soffa_strerror(rc),
+                 rc == SOFFA_ERR_EXISTS ? " (give a new backup directory)" : "; the store is as it was");
+        return rc;
+    }
+    if (!done) {
+        fprintf(out, "the agent's store %s is already sealed (format 2); nothing to do\n", self->data_path);
+        return SOFFA_OK;
+    }
+    /* It opens under the master key, as the agent will open it. */
+    soffa_box_t *box = NULL;
+    char bwhy[600] = "";
+    rc = soffa_box_open(&box, self->data_path, self->cfg.map_size, &self->master, bwhy, sizeof bwhy);
+    soffa_box_close(&box);
+    if (rc != SOFFA_OK) {
+        snprintf(why, whylen, "the converted store does not open: %s; restore it from %s", bwhy, backup_dir);
+        return rc;
+    }
+    char idhex[2 * SOFFA_SEAL_ID + 1];
+    soffa_seal_master_id_hex(&self->master, idhex);
+    fprintf(out,
+            "the agent's store %s is sealed under master key %s (format 1 to 2)\n"
+            "The copy at %s holds the old store, personal data in clear: once the agent runs on the new store, delete "
+            "it.\n",
+            self->data_path, idhex, backup_dir);
+    return SOFFA_OK;
 }

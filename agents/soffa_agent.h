@@ -28,6 +28,15 @@ soffa_err_t soffa_agent_new(soffa_agent_t **out, const char *config_path, char *
  *  error with why (the store, the school's tables, a socket). */
 soffa_err_t soffa_agent_open(soffa_agent_t *self, char *why, size_t whylen);
 
+/*  Loads [agent] master_key once. Returns SOFFA_OK or the error (with why). */
+soffa_err_t soffa_agent_master_load(soffa_agent_t *self, char *why, size_t whylen);
+
+/*  `soffa-agent --upgrade-store --backup DIR`: converts a store of format 1
+ *  (values in clear) to format 2 (sealed), with the agent stopped, after a
+ *  copy into backup_dir. Prints what it did to out. Returns SOFFA_OK (also
+ *  when there was nothing to do) or the error (with why). */
+soffa_err_t soffa_agent_upgrade_store(soffa_agent_t *self, const char *backup_dir, FILE *out, char *why, size_t whylen);
+
 /*  Runs the event loop until *stop is set (a signal handler sets it), then
  *  lets a running hook finish. Returns SOFFA_OK, or SOFFA_ERR_TRANSPORT
  *  when polling fails. */

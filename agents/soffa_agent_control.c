@@ -233,6 +233,26 @@ s_ctl_replay(soffa_agent_t *self, const soffa_agent_req_t *req)
     }
 }
 
+/* Asks the broker to erase one young person's records (a data-protection
+ * officer's key); answered when the broker says it is done. */
+static void
+s_ctl_erase(soffa_agent_t *self, const soffa_agent_req_t *req)
+{
+    if (!soffa_agent_online(self)) {
+        soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_UNAVAILABLE, "the broker is not reachable; an erasure needs it"));
+        return;
+    }
+    soffa_frame_t r = {.type = SOFFA_FRAME_ERASE, .tag = soffa_agent_session_next_tag(self),
+                       .code = (uint32_t) json_integer_value(json_object_get(req->body, "reason"))};
+    snprintf(r.filter.subject_id, sizeof r.filter.subject_id, "%s", s_str(json_object_get(req->body, "subject_id"), ""));
+    soffa_agent_waiter_t *w = soffa_agent_reply_later(self, req, SOFFA_AGENT_WAIT_REPLAY, r.tag, 60000);
+    if (!w || soffa_agent_session_send(self, &r) != SOFFA_OK) {
+        if (w)
+            soffa_agent_reply_cancel(w);
+        soffa_agent_reply(req, soffa_agent_reply_fail(SOFFA_ERR_UNAVAILABLE, "too busy; try again"));
+    }
+}
+
 /* The command line's commands: the grammar in soffa_agent_control.h. */
 static const soffa_agent_control_cmd_t s_cmds[] = {
     {"send", false, s_ctl_send},
@@ -242,6 +262,7 @@ static const soffa_agent_control_cmd_t s_cmds[] = {
     {"show", false, s_ctl_show},
     {"retry", false, s_ctl_retry},
     {"replay", false, s_ctl_replay},
+    {"erase", false, s_ctl_erase},
 };
 
 static const soffa_agent_control_table_t s_table = {s_cmds, sizeof s_cmds / sizeof *s_cmds, SIZE_MAX,

@@ -13,6 +13,8 @@
  *    C:{"cmd":"retry", "seq":SEQ}  S:{ok}: the hook gets the record again
  *    C:{"cmd":"replay", "request":"replay|history|access-log|stats", "filter":{...}}
  *                                  S:{ok, count, access_seq, records:[...]} (auditors; needs the broker)
+ *    C:{"cmd":"erase", "subject_id":ID, "reason":CODE}
+ *                                  S:{ok, count, first_seq, last_seq} (a data-protection officer; needs the broker)
  *    C:{"cmd":"school-...", ...}   a school's imports and review (lib/soffa_school.h)
  *  Refusals: {"ok":false, "code":NAME, "error":text}; a request without a
  *  "cmd" is MALFORMED, an unknown one INVALID_ARG.

@@ -37,7 +37,7 @@ s_hook_pick(void *ctx, const soffa_box_in_t *in)
         return 0;   /* one record waiting for its retry never blocks the next */
     p->seq = in->seq;
     p->attempts = in->attempts;
-    p->rec = soffa_record_json(in->env, in->len, NULL);
+    p->rec = soffa_record_json(in->env, in->len, NULL, NULL);
     return 1;
 }
 

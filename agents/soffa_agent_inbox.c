@@ -3,6 +3,7 @@
  */
 #include "soffa_agent_inbox.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,16 +47,38 @@ soffa_agent_inbox_deliver(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
         free(e);
         return;   /* not acknowledged: the broker delivers again */
     }
+    uint8_t **opened = calloc(n, sizeof *opened);
+    size_t *opened_len = calloc(n, sizeof *opened_len);
+    if (!opened || !opened_len) {
+        free(opened);
+        free(opened_len);
+        free(d);
+        free(e);
+        return;
+    }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         uint8_t h[SOFFA_HASH_LEN];
         soffa_wire_hash(frames[i].data, frames[i].data_len, h);
         if (!frames[i].has_hash || memcmp(h, frames[i].hash, SOFFA_HASH_LEN) != 0
-            || soffa_envelope_decode(frames[i].data, frames[i].data_len, &e[k]) != SOFFA_OK) {
+            || soffa_envelope_open(frames[i].data, frames[i].data_len,
+                                   frames[i].has_record_key ? frames[i].record_key : NULL, &e[k]) != SOFFA_OK) {
             soffa_error("delivery of seq %llu is damaged; not acknowledged", (unsigned long long) frames[i].seq);
             break;   /* acknowledge only what precedes it */
         }
-        d[k] = (soffa_box_delivery_t) {frames[i].seq, frames[i].data, frames[i].data_len, e[k].message_id, false};
+        const uint8_t *bytes = frames[i].data;
+        size_t blen = frames[i].data_len;
+        if (frames[i].has_record_key) {
+            /* Kept as the opened envelope (the broker's seal is its own). */
+            e[k].sealed = false;
+            if (soffa_envelope_encode(&e[k], &opened[k], &opened_len[k]) != SOFFA_OK) {
+                soffa_envelope_fini(&e[k]);
+                break;
+            }
+            bytes = opened[k];
+            blen = opened_len[k];
+        }
+        d[k] = (soffa_box_delivery_t) {frames[i].seq, bytes, blen, e[k].message_id, false};
         k++;
     }
     soffa_in_state_t initial = self->cfg.hook[0] ? SOFFA_IN_NEW : SOFFA_IN_DONE;
@@ -80,8 +103,14 @@ soffa_agent_inbox_deliver(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
             }
         }
     }
-    for (size_t i = 0; i < k; i++)
+    for (size_t i = 0; i < k; i++) {
         soffa_envelope_fini(&e[i]);
+        if (opened[i])
+            sodium_memzero(opened[i], opened_len[i]);
+        free(opened[i]);
+    }
+    free(opened);
+    free(opened_len);
     free(d);
     free(e);
 }
@@ -91,7 +120,7 @@ soffa_agent_inbox_deliver(soffa_agent_t *self, soffa_frame_t *frames, size_t n)
 json_t *
 soffa_agent_inbox_record(const soffa_box_in_t *in)
 {
-    json_t *msg = soffa_record_json(in->env, in->len, NULL);
+    json_t *msg = soffa_record_json(in->env, in->len, NULL, NULL);
     if (msg) {
         static const char *const states[] = {"new", "done", "failed"};
         json_object_set_new(msg, "state", json_string(states[in->state <= 2 ? in->state : 0]));

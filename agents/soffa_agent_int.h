@@ -17,7 +17,9 @@
 #include "soffa_box.h"
 #include "soffa_client.h"
 #include "soffa_msg.h"
+#include "soffa_retention.h"
 #include "soffa_school.h"
+#include "soffa_seal.h"
 #include "soffa_web_cfg.h"
 #include "soffa_wire.h"
 
@@ -45,6 +47,9 @@ typedef struct {
     size_t map_size;               /* largest size of the agent's store */
     int64_t signal_ack_due;        /* ms: a signal unacknowledged this long is overdue */
     int64_t referral_receipt_due;  /* ms: a referral not received this long is overdue */
+    char master_key[512];          /* the master key the store is sealed under (file or credential:NAME) */
+    char retention[SOFFA_RC_COUNT][64]; /* [retention]: the rule of each class */
+    int64_t retention_every;       /* [retention] run_every (ms) */
     char metrics_listen[128];      /* [metrics] listen: HOST:PORT of the Prometheus endpoint, "" off */
 } soffa_agent_cfg_t;
 
@@ -70,6 +75,9 @@ struct soffa_agent {
     size_t n_broker_keys;
     char data_path[1024], control_path[1024];
     soffa_box_t *box;                  /* the outbox, inbox, sent log and access log */
+    soffa_seal_master_t master;        /* [agent] master_key, loaded */
+    soffa_retention_t retention;       /* [retention], parsed */
+    int64_t next_dispose;              /* monotonic µs of the next gallring of this site's copies */
     soffa_school_t *school;            /* a school's change tracking (soffa_school) */
     void *ctx;                         /* the ZeroMQ context of every socket */
     void *control;                     /* the command line's control socket */

@@ -105,6 +105,8 @@ s_connect(soffa_agent_t *self)
     self->session.backoff_ms = 200;
     self->session.cand_tried = 0;   /* the pair that answered is tried first next time */
     self->session.role = w.role;
+    /* What this site sends is scheduled by its role (a school's consents are school signals). */
+    soffa_box_set_retention(self->box, &self->retention, w.role);
     snprintf(self->session.mailbox, sizeof self->session.mailbox, "%s", w.n_mailboxes ? w.mailboxes[0] : "");
     self->session.broker_heartbeat_ms = w.heartbeat_ms;
     soffa_frame_fini(&w);
@@ -209,7 +211,8 @@ s_on_deliver(soffa_agent_t *self, s_read_t *r, soffa_frame_t *f)
     }
     soffa_agent_waiter_t *w = soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f->tag);
     if (w) {
-        json_t *rec = soffa_record_json(f->data, f->data_len, f->has_hash ? f->hash : NULL);
+        json_t *rec = soffa_record_json(f->data, f->data_len, f->has_hash ? f->hash : NULL,
+                                        f->has_record_key ? f->record_key : NULL);
         if (rec)
             json_array_append_new(w->acc, rec);
         /* Read: acknowledged once this batch is read (s_replay_acks). */
@@ -276,6 +279,19 @@ s_on_replay_end(soffa_agent_t *self, s_read_t *r, soffa_frame_t *f)
     return false;
 }
 
+/* An erasure the broker carried out (the waiter is a REPLAY one: refusals
+ * and a lost session end it the same way). */
+static bool
+s_on_erased(soffa_agent_t *self, s_read_t *r, soffa_frame_t *f)
+{
+    (void) r;
+    soffa_agent_waiter_t *w = soffa_agent_reply_find(self, SOFFA_AGENT_WAIT_REPLAY, f->tag);
+    if (w)
+        soffa_agent_reply_done(w, json_pack("{s:b, s:I, s:I, s:I}", "ok", 1, "count", (json_int_t) f->count, "first_seq",
+                                            (json_int_t) f->seq, "last_seq", (json_int_t) f->access_seq));
+    return false;
+}
+
 static bool
 s_on_status_reply(soffa_agent_t *self, s_read_t *r, soffa_frame_t *f)
 {
@@ -313,6 +329,7 @@ static const struct {
     {SOFFA_FRAME_ERROR, s_on_error},
     {SOFFA_FRAME_REPLAY_END, s_on_replay_end},
     {SOFFA_FRAME_STATUS_REPLY, s_on_status_reply},
+    {SOFFA_FRAME_ERASED, s_on_erased},
 };
 
 /* What a replay sent so far is read: frees its window, naming the last

@@ -289,7 +289,7 @@ static int
 s_wnames_in(void *ctx, const soffa_box_in_t *in)
 {
     s_wnames_t *n = ctx;
-    json_t *rec = soffa_record_json(in->env, in->len, NULL);
+    json_t *rec = soffa_record_json(in->env, in->len, NULL, NULL);
     s_wname_add(n, json_object_get(rec, "message"));
     json_decref(rec);
     return 0;

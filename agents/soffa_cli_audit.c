@@ -12,9 +12,11 @@
 #include "soffa_box.h"
 #include "soffa_cli_id.h"
 #include "soffa_cli_keys.h"
+#include "soffa_disposal.h"
 #include "soffa_id.h"
 #include "soffa_msg.h"
 #include "soffa_stats.h"
+#include "soffa_seal.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
 #include "soffa_wire.h"
@@ -107,7 +109,9 @@ s_print_records(const soffa_cli_t *c, json_t *records, const char *request, bool
             if (json_object_get(ended, k))
                 continue;
         }
-        if (!strcmp(request, "history") && (!kind || strcmp(kind, "message")))
+        /* A history shows what happened to the young person: their
+         * messages, and the disposal records that took them. */
+        if (!strcmp(request, "history") && (!kind || (strcmp(kind, "message") && strcmp(kind, "disposal"))))
             continue;
         soffa_cli_print_record(c, rec);
         shown++;
@@ -187,6 +191,69 @@ soffa_cli_audit_access_log(soffa_cli_t *c)
         return 0;
     }
     return s_replay_common(c, "access-log", "access-log", true);
+}
+
+/* ---- Erasure ----------------------------------------------------------------------------- */
+
+int
+soffa_cli_audit_erase(soffa_cli_t *c)
+{
+    const char *pupil = NULL, *reason = NULL;
+    for (int i = 1; i < c->argc; i++) {
+        if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h")) {
+            puts("usage: soffa erase --pupil ID --reason CODE [--json]\n\n"
+                 "A data-protection officer's agent only (named in the broker's [retention]\n"
+                 "erasure_by): erases every record of one young person from the broker, for\n"
+                 "example after an erroneous registration. Their keys are destroyed: the\n"
+                 "records stay in the chain, unreadable by anyone, and cannot be brought back.\n"
+                 "Disposal records (the reason, how many, a keyed hash, never the number) tell\n"
+                 "every agent that holds copies, and each deletes them. ID is a personnummer,\n"
+                 "samordningsnummer or reserve number. CODE is one of:\n"
+                 "  ERRONEOUS_REGISTRATION  registered by mistake\n"
+                 "  WRONG_IDENTITY          recorded under another person's identity number\n"
+                 "  NO_LEGAL_BASIS          processed without a legal basis\n"
+                 "  SUBJECT_REQUEST         the young person's request was granted (GDPR art. 17)\n"
+                 "  OTHER                   another reason, documented by the officer\n"
+                 "soffa history --pupil ID afterwards says that records existed and were erased.");
+            return 0;
+        } else if (!strcmp(c->argv[i], "--pupil") && i + 1 < c->argc) {
+            pupil = c->argv[++i];
+        } else if (!strcmp(c->argv[i], "--reason") && i + 1 < c->argc) {
+            reason = c->argv[++i];
+        } else {
+            return soffa_cli_die("erase", 2, "unknown argument '%s' (see soffa erase --help)", c->argv[i]);
+        }
+    }
+    if (!pupil || !reason)
+        return soffa_cli_die("erase", 2, "give --pupil ID and --reason CODE (see soffa erase --help)");
+    char canon[13];
+    soffa_err_t rc = soffa_id_parse_any(pupil, NULL, canon, NULL);
+    if (rc != SOFFA_OK)
+        return soffa_cli_die("erase", 1, "--pupil: %s", soffa_cli_id_problem(pupil, rc));
+    uint32_t code = soffa_erasure_reason(reason);
+    if (!code)
+        return soffa_cli_die("erase", 2, "--reason is ERRONEOUS_REGISTRATION, WRONG_IDENTITY, NO_LEGAL_BASIS, "
+                                         "SUBJECT_REQUEST or OTHER, not '%s'", reason);
+    json_t *a = soffa_cli_call(c, "erase", json_pack("{s:s, s:s, s:i}", "cmd", "erase", "subject_id", canon, "reason",
+                                                     (int) code), 65000);
+    if (!a)
+        return 1;
+    if (!json_is_true(json_object_get(a, "ok"))) {
+        int rrc = soffa_cli_refused("erase", a);
+        json_decref(a);
+        return rrc;
+    }
+    if (c->json) {
+        soffa_cli_print_json(a, JSON_COMPACT);
+    } else {
+        printf("erased: %lld record(s) of that young person can no longer be read by anyone (%s); the disposal "
+               "records at seq %lld..%lld tell the agents that hold copies\n",
+               (long long) json_integer_value(json_object_get(a, "count")), reason,
+               (long long) json_integer_value(json_object_get(a, "first_seq")),
+               (long long) json_integer_value(json_object_get(a, "last_seq")));
+    }
+    json_decref(a);
+    return 0;
 }
 
 /* ---- Verify ------------------------------------------------------------------------------ */
@@ -286,7 +353,7 @@ static soffa_err_t
 s_hold_against(s_against_t *ag, const char *against, soffa_err_t *rc, soffa_store_verify_t *rep)
 {
     soffa_box_t *box = NULL;
-    soffa_err_t brc = soffa_box_open(&box, against, 0);
+    soffa_err_t brc = soffa_box_open(&box, against, 0, NULL, NULL, 0);   /* its checkpoints are in clear */
     if (brc != SOFFA_OK)
         return brc;
     soffa_box_inbox_scan(box, 0, s_against_one, ag);
@@ -340,6 +407,9 @@ s_print_verify(const soffa_cli_t *c, soffa_err_t rc, const soffa_store_verify_t 
         printf("intact: %llu record(s), every hash and link checks out; %llu signed checkpoint(s), the newest vouching for 1..%llu%s\n",
                (unsigned long long) rep->records, (unsigned long long) rep->checkpoints,
                (unsigned long long) rep->last_signed, note);
+        if (rep->unhashed)
+            printf("%llu record(s) stored before encryption were checked by their place and links only; give "
+                   "--master-key to open and hash them too\n", (unsigned long long) rep->unhashed);
     } else if (rep->bad_seq) {
         printf("BROKEN at seq %llu: %s\n", (unsigned long long) rep->bad_seq, rep->reason);
     } else {
@@ -350,7 +420,7 @@ s_print_verify(const soffa_cli_t *c, soffa_err_t rc, const soffa_store_verify_t 
 int
 soffa_cli_audit_verify(soffa_cli_t *c)
 {
-    const char *dir = NULL, *key = NULL, *against = NULL;
+    const char *dir = NULL, *key = NULL, *against = NULL, *master = NULL;
     long long max_unsigned = 2048;
     for (int i = 1; i < c->argc; i++) {
         if (!strcmp(c->argv[i], "--help") || !strcmp(c->argv[i], "-h"))
@@ -359,6 +429,8 @@ soffa_cli_audit_verify(soffa_cli_t *c)
             key = c->argv[++i];
         else if (!strcmp(c->argv[i], "--against") && i + 1 < c->argc)
             against = c->argv[++i];
+        else if (!strcmp(c->argv[i], "--master-key") && i + 1 < c->argc)
+            master = c->argv[++i];
         else if (!strcmp(c->argv[i], "--max-unsigned") && i + 1 < c->argc) {
             char *end;
             max_unsigned = strtoll(c->argv[++i], &end, 10);
@@ -370,7 +442,8 @@ soffa_cli_audit_verify(soffa_cli_t *c)
             return soffa_cli_die("verify", 2, "unknown argument '%s' (see soffa verify --help)", c->argv[i]);
     }
     if (!dir || !key) {
-        puts("usage: soffa verify DATA_DIR --key HEX|FILE [--against AUDIT_DATA_DIR] [--max-unsigned N] [--json]\n\n"
+        puts("usage: soffa verify DATA_DIR --key HEX|FILE [--against AUDIT_DATA_DIR] [--master-key FILE]\n"
+             "                    [--max-unsigned N] [--json]\n\n"
              "Checks a broker's store offline and read-only (the live store, a copy or a\n"
              "backup; no broker needed): every record's hash, its place and its link to the\n"
              "one before, and every signed checkpoint. --key is the broker's checkpoint\n"
@@ -382,17 +455,29 @@ soffa_cli_audit_verify(soffa_cli_t *c)
              "checkpoints an auditor's agent received (its data directory): each must be in\n"
              "the store, byte for byte, so a history rewritten or cut short is caught even\n"
              "by someone who holds the signing key. Reports the first record that was\n"
-             "altered, removed or reordered. Exit status 0 intact, 1 broken or not vouched for.");
+             "altered, removed or reordered. No other key is needed: the chain covers the\n"
+             "records as stored, encrypted. Records stored before encryption (a store\n"
+             "upgraded from format 3) are checked by their place and links only, unless\n"
+             "--master-key (the broker's master key file) is given: then each is opened\n"
+             "and hashed, every sealed body must open with its own key, and the key tables\n"
+             "must agree with each other and with the subject index.\n"
+             "Exit status 0 intact, 1 broken or not vouched for.");
         return soffa_cli_want_help(c->argc, c->argv) ? 0 : 2;
     }
     uint8_t pk[32];
     if (!soffa_cli_keys_read_hex(key, pk))
         return soffa_cli_die("verify", 2, "--key takes 64 hex digits or a file holding them");
+    soffa_seal_master_t mk = {0};
+    char mwhy[900] = "";
+    if (master && soffa_seal_master_load(master, NULL, dir, &mk, mwhy, sizeof mwhy) != SOFFA_OK)
+        return soffa_cli_die("verify", 1, "%s", mwhy);
     soffa_store_t *st = NULL;
-    soffa_store_opts_t o = {.path = dir, .read_only = true};
+    soffa_store_opts_t o = {.path = dir, .read_only = true, .master = master ? &mk : NULL, .why = mwhy,
+                            .whylen = sizeof mwhy};
     soffa_err_t rc = soffa_store_open(&st, &o);
+    soffa_seal_master_wipe(&mk);
     if (rc != SOFFA_OK)
-        return soffa_cli_die("verify", 1, "cannot open the store at %s: %s", dir, soffa_strerror(rc));
+        return soffa_cli_die("verify", 1, "cannot open the store at %s: %s", dir, mwhy[0] ? mwhy : soffa_strerror(rc));
     soffa_store_verify_t rep;
     rc = s_vouched(soffa_store_verify(st, pk, &rep), &rep, max_unsigned);
     s_against_t ag = {.st = st, .pk = pk, .rep = &rep};
@@ -409,6 +494,48 @@ soffa_cli_audit_verify(soffa_cli_t *c)
 }
 
 /* ---- Statistics ---------------------------------------------------------------------------- */
+
+/* The key figures of [from, to]: the aggregate the broker kept for exactly
+ * that half-year before its records went, when there is one (they do not
+ * change after gallring); else computed from the records, with a note when
+ * part of the period's records are gone and its figures are kept per
+ * half-year only. New reference, or NULL. */
+static json_t *
+s_stats_of(json_t *records, const char *kommun, soffa_date_t from, soffa_date_t to)
+{
+    char f[11], t[11];
+    soffa_date_format(from, f);
+    soffa_date_format(to, t);
+    json_t *kept = NULL, *rec, *partly = json_array();
+    size_t i;
+    json_array_foreach(records, i, rec) {
+        json_t *ag = json_object_get(rec, "aggregate");
+        const char *af = json_string_value(json_object_get(ag, "from")), *at = json_string_value(json_object_get(ag, "to"));
+        const char *ak = json_string_value(json_object_get(ag, "municipality"));
+        if (!ag || !af || !at || !ak || strcmp(ak, kommun) != 0)
+            continue;
+        if (!strcmp(af, f) && !strcmp(at, t))
+            kept = ag;
+        else if (strcmp(af, t) <= 0 && strcmp(at, f) >= 0)
+            json_array_append_new(partly, json_sprintf("%s..%s", af, at));
+    }
+    json_t *st;
+    if (kept) {
+        st = json_deep_copy(kept);
+        if (st)
+            json_object_set_new(st, "kept_before_gallring", json_true());
+    } else {
+        st = soffa_stats_compute(records, kommun, from, to);
+        if (st && json_array_size(partly))
+            json_object_set_new(st, "note", json_string("records of this period have been disposed of (gallring); "
+                                                        "their figures are kept per half-year: ask for "
+                                                        "exactly the half-years in disposed_half_years"));
+        if (st && json_array_size(partly))
+            json_object_set(st, "disposed_half_years", partly);
+    }
+    json_decref(partly);
+    return st;
+}
 
 int
 soffa_cli_audit_stats(soffa_cli_t *c)
@@ -460,7 +587,7 @@ soffa_cli_audit_stats(soffa_cli_t *c)
         json_decref(a);
         return rc;
     }
-    json_t *st = soffa_stats_compute(json_object_get(a, "records"), kommun, from, to);
+    json_t *st = s_stats_of(json_object_get(a, "records"), kommun, from, to);
     json_decref(a);
     if (!st)
         return soffa_cli_die("stats", 1, "out of memory");

@@ -23,4 +23,9 @@ int soffa_cli_audit_stats(soffa_cli_t *c);
  *  or not vouched for (or cannot be read), 2 for usage errors. */
 int soffa_cli_audit_verify(soffa_cli_t *c);
 
+/*  `soffa erase --pupil ID --reason CODE`: a data-protection officer's
+ *  agent asks the broker to erase one young person's records. Returns the
+ *  exit status. */
+int soffa_cli_audit_erase(soffa_cli_t *c);
+
 #endif

@@ -112,7 +112,7 @@ s_print_backup(const soffa_cli_t *c, const char *data, const char *dest, const s
         free(s);
         json_decref(j);
     } else {
-        printf("backup of %s written to %s: %llu record(s), %.1f MiB (data.mdb, subject.key)\n", data, dest,
+        printf("backup of %s written to %s: %llu record(s), %.1f MiB (data.mdb, keys)\n", data, dest,
                (unsigned long long) r->head_seq, (double) r->bytes / (1024.0 * 1024.0));
         if (r->verify.checkpoints)
             printf("verified: every hash and link checks out; %llu signed checkpoint(s), the newest vouching for 1..%llu, "
@@ -132,8 +132,9 @@ soffa_cli_backup_cmd(soffa_cli_t *c)
             puts("usage: soffa backup DEST --config BROKER.INI [--key CHECKPOINT-KEY] [--json]\n\n"
                  "On the broker's host, while the broker runs: writes a compacted copy of the\n"
                  "broker's store (the data_dir of BROKER.INI) into the new directory DEST, as\n"
-                 "of one commit, without holding the broker up. Beside it goes subject.key,\n"
-                 "which a restore needs; the checkpoint signing key never goes into a backup.\n"
+                 "of one commit, without holding the broker up. Beside it goes keys (the\n"
+                 "store's epoch key, wrapped by the master key), which a restore needs; the\n"
+                 "master key and the checkpoint signing key never go into a backup.\n"
                  "DEST is made 0700 and its files 0600, whatever the umask. The copy is then\n"
                  "verified like `soffa verify` (against --key, 64 hex digits or a file; else\n"
                  "the public half of [audit] signing_key when there is one; else every checkpoint must be\n"

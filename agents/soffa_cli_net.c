@@ -17,6 +17,7 @@
 
 #include "soffa_cli_ini.h"
 #include "soffa_keys.h"
+#include "soffa_seal.h"
 #include "soffa_webdemo.h"
 
 /* ---- The network: one node of each role ------------------------------------------------------ */
@@ -64,6 +65,8 @@ static const soffa_cli_ini_row_t s_broker_ini[] = {
     {SOFFA_CLI_INI_SECTION, "audit", NULL, NULL},
     {SOFFA_CLI_INI_KEY, "checkpoint_every", "10", NULL},
     {SOFFA_CLI_INI_KEY, "checkpoint_ms", "10000", NULL},
+    {SOFFA_CLI_INI_SECTION, "keys", NULL, NULL},
+    {SOFFA_CLI_INI_KEY, "master_key", "master.key", NULL},
 };
 
 /* broker.ini, once for each node: who it is and what it may see. */
@@ -185,6 +188,9 @@ s_write_network(const char *dir, const char *abs, int port)
     snprintf(path, sizeof path, "%s/broker/broker", abs);
     if (soffa_keys_generate(path) != SOFFA_OK)
         return soffa_cli_die("up", 1, "cannot write the broker's keys in %s", dir);
+    snprintf(path, sizeof path, "%s/broker/master.key", abs);
+    if (soffa_seal_master_new(path) != SOFFA_OK)
+        return soffa_cli_die("up", 1, "cannot write the broker's master key %s", path);
     snprintf(ports, sizeof ports, "%d", port);
     snprintf(path, sizeof path, "%s/broker/broker.ini", abs);
     FILE *f = fopen(path, "w");
@@ -201,6 +207,12 @@ s_write_network(const char *dir, const char *abs, int port)
         snprintf(kp, sizeof kp, "%s/%s/%s", abs, n->name, n->name);
         if (soffa_keys_generate(kp) != SOFFA_OK) {
             status = soffa_cli_die("up", 1, "cannot write the keys of %s", n->name);
+            break;
+        }
+        /* [agent] master_key's default: master.key beside agent.ini. */
+        snprintf(kp, sizeof kp, "%s/%s/master.key", abs, n->name);
+        if (soffa_seal_master_new(kp) != SOFFA_OK) {
+            status = soffa_cli_die("up", 1, "cannot write the master key of %s", n->name);
             break;
         }
         const soffa_cli_ini_var_t vars[] = {{"dir", abs},         {"name", n->name},   {"role", n->role},

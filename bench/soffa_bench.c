@@ -43,6 +43,7 @@
 #include "soffa_id.h"
 #include "soffa_keys.h"
 #include "soffa_msg.h"
+#include "soffa_seal.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
@@ -292,10 +293,19 @@ s_prefill(const s_opts_t *o, const s_broker_t *b, const s_pool_t *pool, long cou
     char path[1024];
     snprintf(path, sizeof path, "%s/data", b->dir);
     soffa_store_t *st = NULL;
-    soffa_store_opts_t so = {.path = path, .map_size = (size_t) o->map_gib << 30};
+    soffa_seal_master_t mk;
+    char kp[1100], why[600];
+    snprintf(kp, sizeof kp, "%s/master.key", b->dir);
+    if (soffa_seal_master_load(kp, NULL, NULL, &mk, why, sizeof why) != SOFFA_OK) {
+        fprintf(stderr, "soffa-bench: %s\n", why);
+        return false;
+    }
+    soffa_store_opts_t so = {.path = path, .map_size = (size_t) o->map_gib << 30, .master = &mk};
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
         return false;
-    if (soffa_store_open(&st, &so) != SOFFA_OK)
+    soffa_err_t orc = soffa_store_open(&st, &so);
+    soffa_seal_master_wipe(&mk);
+    if (orc != SOFFA_OK)
         return false;
     enum { BATCH = 10000 };
     soffa_envelope_t *env = calloc(BATCH, sizeof *env);
@@ -373,6 +383,10 @@ s_broker_up(s_broker_t *b, const s_opts_t *o, const s_pool_t *pool)
     snprintf(b->endpoint, sizeof b->endpoint, "tcp://127.0.0.1:%d", o->port);
     char sec[41];
     if (!s_key(b->dir, "broker", b->broker_pub, sec))
+        return false;
+    /* [keys] master_key: master.key beside broker.ini, as in production. */
+    snprintf(path, sizeof path, "%s/master.key", b->dir);
+    if (soffa_seal_master_new(path) != SOFFA_OK)
         return false;
     snprintf(path, sizeof path, "%s/broker.ini", b->dir);
     FILE *f = fopen(path, "w");

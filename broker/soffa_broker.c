@@ -16,7 +16,7 @@
  *                                        ; HELLO names the newest protocol the
  *                                        ; client speaks, WELCOME the one the
  *                                        ; session speaks (the lower: 1 or 2)
- *    request    = publish / batch / subscribe / ack / credit / replay / status / ping
+ *    request    = publish / batch / subscribe / ack / credit / replay / status / ping / erase
  *    publish    = C:PUBLISH ( S:PUBLISH-ACK / S:ERROR )
  *    batch      = C:PUBLISH-BATCH ( 1*S:PUBLISH-ACKS / S:ERROR )
  *                                        ; protocol 2: up to 256 messages, each
@@ -37,6 +37,9 @@
  *                                        ; hash) frees the replay's window
  *    status     = C:STATUS-REQUEST S:STATUS-REPLY   ; one reply at a time
  *    ping       = C:PING S:PONG          ; at least every heartbeat_ms
+ *    erase      = C:ERASE ( S:ERASED / S:ERROR )
+ *                                        ; a data-protection officer's key
+ *                                        ; ([retention] erasure_by), in READY
  *
  *  Only HELLO is allowed in NEW (an agent's PING answered with ERROR tells it
  *  the broker has forgotten its session, so it greets again).
@@ -78,6 +81,7 @@
 #include "soffa_replay.h"
 #include "soffa_status.h"
 #include "soffa_zap.h"
+#include "soffa_retain.h"
 #include "soffa_ring.h"
 #include "soffa_dbatch.h"
 #include "soffa_metrics.h"
@@ -136,6 +140,18 @@ static const soffa_cfg_key_t s_policy_keys[] = {
     {"event_max_days", SOFFA_CFG_INT, "183", 1, 3660, offsetof(soffa_broker_cfg_t, event_max_days), 0, "how many days back a message's dates may lie"},
     {"concern_max_days", SOFFA_CFG_INT, "30", 1, 3660, offsetof(soffa_broker_cfg_t, concern_max_days), 0, "how many days back a report of concern's date may lie"},
 };
+static const soffa_cfg_key_t s_keys_keys[] = {
+    {"master_key", SOFFA_CFG_STR, "master.key", 0, 0, offsetof(soffa_broker_cfg_t, master_key), 512, "the master key (soffa masterkey new), or credential:NAME; never inside data_dir"},
+};
+static const soffa_cfg_key_t s_retention_keys[] = {
+    {"school_signals", SOFFA_CFG_STR, "183d from message", 0, 0, offsetof(soffa_broker_cfg_t, retention[SOFFA_RC_SCHOOL_SIGNALS]), 64, "how long school signals are kept, from what"},
+    {"kaa_journal", SOFFA_CFG_STR, "365d from closure", 0, 0, offsetof(soffa_broker_cfg_t, retention[SOFFA_RC_KAA_JOURNAL]), 64, "how long the KAA journal is kept, from what"},
+    {"referrals", SOFFA_CFG_STR, "365d from message", 0, 0, offsetof(soffa_broker_cfg_t, retention[SOFFA_RC_REFERRALS]), 64, "how long referrals are kept, from what"},
+    {"concern_reports", SOFFA_CFG_STR, "90d from message", 0, 0, offsetof(soffa_broker_cfg_t, retention[SOFFA_RC_CONCERN_REPORTS]), 64, "how long concern reports are kept, from what"},
+    {"access_records", SOFFA_CFG_STR, "730d from message", 0, 0, offsetof(soffa_broker_cfg_t, retention[SOFFA_RC_ACCESS_RECORDS]), 64, "how long access records (and tombstones) are kept"},
+    {"run_every", SOFFA_CFG_DURATION, "1d", 1000, 366LL * 86400000, offsetof(soffa_broker_cfg_t, retention_every), 0, "how often disposal runs (also at start)"},
+    {"erasure_by", SOFFA_CFG_STR, "", 0, 0, offsetof(soffa_broker_cfg_t, erasure_by), 1024, "agents (audit role) that may erase a young person's data"},
+};
 static const soffa_cfg_key_t s_delivery_keys[] = {
     {"window_max", SOFFA_CFG_INT, "1024", 1, 65536, offsetof(soffa_broker_cfg_t, window_max), 0, "largest credit window a consumer may ask for"},
 };
@@ -177,10 +193,42 @@ s_rotation_check(const char *config_path, soffa_broker_cfg_t *cfg, char *why, si
     return SOFFA_OK;
 }
 
-/* Reads the whole file into cfg and a new table of agents (*agents, NULL
- * on failure). Used at start and by every reload. */
+/* [retention]: each class's rule into *out, and who may erase (auditors
+ * of the table `agents` named there). */
 static soffa_err_t
-s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agents, char *why, size_t whylen)
+s_retention_load(const char *config_path, const soffa_broker_cfg_t *cfg, const soffa_idtable_t *agents,
+                 soffa_retention_t *out, char *why, size_t whylen)
+{
+    soffa_retention_defaults(out);
+    for (int c = 1; c < SOFFA_RC_COUNT; c++) {
+        char rwhy[300];
+        if (!soffa_retention_parse(cfg->retention[c], &out->rules[c], rwhy, sizeof rwhy)) {
+            snprintf(why, whylen, "%s: [retention] %s: %s", config_path, soffa_retention_class_name((soffa_retention_class_t) c),
+                     rwhy);
+            return SOFFA_ERR_CONFIG;
+        }
+    }
+    out->run_every_ms = cfg->retention_every;
+    char list[1024], *save = NULL;
+    snprintf(list, sizeof list, "%s", cfg->erasure_by);
+    for (char *name = strtok_r(list, ", ", &save); name; name = strtok_r(NULL, ", ", &save)) {
+        const soffa_ident_t *ident = soffa_idtable_by_name(agents, name);
+        if (!ident || ident->id.role != SOFFA_ROLE_AUDIT) {
+            snprintf(why, whylen, "%s: [retention] erasure_by names '%s', which is not an [agent] with role audit (a "
+                                  "data-protection officer's key is configured as an auditor)", config_path, name);
+            return SOFFA_ERR_CONFIG;
+        }
+    }
+    return SOFFA_OK;
+}
+
+/* Reads the whole file into cfg, a new table of agents (*agents, NULL
+ * on failure) and the parsed [retention] (*retention). Used at start and by
+ * every reload. The master key is not read here: the store is opened with
+ * it once, at start, and a reload never needs it. */
+static soffa_err_t
+s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agents, soffa_retention_t *retention,
+       char *why, size_t whylen)
 {
     *agents = NULL;
     soffa_idtable_t *t = soffa_idtable_new();
@@ -195,6 +243,8 @@ s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agent
         {"policy", false, s_policy_keys, sizeof s_policy_keys / sizeof *s_policy_keys, cfg, NULL, NULL},
         {"case", false, s_case_keys, sizeof s_case_keys / sizeof *s_case_keys, cfg, NULL, NULL},
         {"metrics", false, s_metrics_keys, sizeof s_metrics_keys / sizeof *s_metrics_keys, cfg, NULL, NULL},
+        {"keys", false, s_keys_keys, sizeof s_keys_keys / sizeof *s_keys_keys, cfg, NULL, NULL},
+        {"retention", false, s_retention_keys, sizeof s_retention_keys / sizeof *s_retention_keys, cfg, NULL, NULL},
         soffa_idtable_section(t),
     };
     soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
@@ -214,6 +264,8 @@ s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agent
         snprintf(what, sizeof what, "%s: [metrics] listen", config_path);
         rc = soffa_prom_check(cfg->metrics_listen, what, why, whylen);
     }
+    if (rc == SOFFA_OK)
+        rc = s_retention_load(config_path, cfg, t, retention, why, whylen);
     if (rc != SOFFA_OK) {
         soffa_idtable_destroy(&t);
         return rc;
@@ -239,7 +291,7 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         soffa_broker_destroy(&self);
         return SOFFA_ERR_NOMEM;
     }
-    soffa_err_t rc = s_load(config_path, &self->cfg, &self->agents, why, whylen);
+    soffa_err_t rc = s_load(config_path, &self->cfg, &self->agents, &self->retention, why, whylen);
     /* The sensitive-term list, once: a list that does not load stops the
      * broker (why names the file and line), so free text is never routed
      * unscreened. A reload does not read it again (s_cfg_changes says so). */
@@ -297,6 +349,8 @@ s_cfg_changes(soffa_broker_t *self, const soffa_broker_cfg_t *fresh)
         {"policy", s_policy_keys, sizeof s_policy_keys / sizeof *s_policy_keys},
         {"case", s_case_keys, sizeof s_case_keys / sizeof *s_case_keys},
         {"metrics", s_metrics_keys, sizeof s_metrics_keys / sizeof *s_metrics_keys},
+        {"keys", s_keys_keys, sizeof s_keys_keys / sizeof *s_keys_keys},
+        {"retention", s_retention_keys, sizeof s_retention_keys / sizeof *s_retention_keys},
     };
     for (size_t t = 0; t < sizeof tables / sizeof *tables; t++)
         for (size_t i = 0; i < tables[t].n; i++) {
@@ -401,7 +455,8 @@ soffa_broker_reload(soffa_broker_t *self, char *why, size_t whylen)
 {
     soffa_broker_cfg_t fresh;
     soffa_idtable_t *t = NULL;
-    soffa_err_t rc = s_load(self->config_path, &fresh, &t, why, whylen);
+    soffa_retention_t retention;   /* checked; [retention] is taken at the next restart */
+    soffa_err_t rc = s_load(self->config_path, &fresh, &t, &retention, why, whylen);
     if (rc != SOFFA_OK) {
         self->reload_failures++;
         soffa_error("reload refused, the configuration loaded before stays in force: %s", why[0] ? why : soffa_strerror(rc));
@@ -454,6 +509,14 @@ soffa_broker_print_config(const soffa_broker_t *self, FILE *out)
             c->sensitive_terms[0] ? c->sensitive_terms : "built-in", terms, soffa_terms_category_count(self->terms));
     fprintf(out, "policy.event_max_days = %lld\npolicy.concern_max_days = %lld\n", (long long) c->event_max_days,
             (long long) c->concern_max_days);
+    fprintf(out, "keys.master_key = %s\n", c->master_key);
+    for (int k = 1; k < SOFFA_RC_COUNT; k++) {
+        char text[64];
+        soffa_retention_rule_text(&self->retention.rules[k], text, sizeof text);
+        fprintf(out, "retention.%s = %s\n", soffa_retention_class_name((soffa_retention_class_t) k), text);
+    }
+    fprintf(out, "retention.run_every = %lld ms\nretention.erasure_by = %s\n", (long long) c->retention_every,
+            c->erasure_by[0] ? c->erasure_by : "(nobody)");
     for (size_t i = 0; i < soffa_idtable_size(self->agents); i++) {
         const soffa_ident_t *ident = soffa_idtable_at(self->agents, i);
         const soffa_identity_t *id = &ident->id;
@@ -545,6 +608,7 @@ static const struct {
     {SOFFA_FRAME_STATUS_REQUEST, S_LIVE, 1, soffa_status_on_request},
     {SOFFA_FRAME_REPLAY, S_IN(SOFFA_SESS_READY), 1, soffa_replay_on_request},
     {SOFFA_FRAME_REPLAY_ACK, S_LIVE, 1, soffa_replay_on_replay_ack},
+    {SOFFA_FRAME_ERASE, S_IN(SOFFA_SESS_READY), 1, soffa_retain_on_erase},
 };
 
 /* Decodes one frame and hands it to its handler. Returns the messages it
@@ -1089,6 +1153,29 @@ s_restore(soffa_broker_t *self, char *why, size_t whylen)
 }
 
 soffa_err_t
+soffa_broker_master_load(soffa_broker_t *self, char *why, size_t whylen)
+{
+    if (self->master.loaded)
+        return SOFFA_OK;
+    char base[1024], data[1024];
+    snprintf(base, sizeof base, "%s", self->config_path);
+    char *slash = strrchr(base, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(base, sizeof base, ".");
+    if (!soffa_cfg_path(self->config_path, self->cfg.data_dir, data, sizeof data))
+        return SOFFA_ERR_CONFIG;
+    char kwhy[900] = "";
+    soffa_err_t rc = soffa_seal_master_load(self->cfg.master_key, base, data, &self->master, kwhy, sizeof kwhy);
+    if (rc != SOFFA_OK) {
+        snprintf(why, whylen, "[keys] %s", kwhy);
+        return rc == SOFFA_ERR_NOT_FOUND ? SOFFA_ERR_MASTER_KEY : rc;
+    }
+    return SOFFA_OK;
+}
+
+soffa_err_t
 soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
 {
     char path[1024];
@@ -1104,14 +1191,23 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     if (!soffa_cfg_path(self->config_path, self->cfg.data_dir, path, sizeof path))
         return SOFFA_ERR_CONFIG;
     snprintf(self->data_path, sizeof self->data_path, "%s", path);
-    soffa_store_opts_t so = {.path = path, .map_size = self->cfg.map_size};
+    rc = soffa_broker_master_load(self, why, whylen);
+    if (rc != SOFFA_OK)
+        return rc;
+    char swhy[512] = "";
+    soffa_store_opts_t so = {.path = path, .map_size = self->cfg.map_size, .master = &self->master, .why = swhy,
+                             .whylen = sizeof swhy};
     rc = soffa_store_open(&self->store, &so);
     if (rc != SOFFA_OK) {
-        snprintf(why, whylen, "store %s: %s%s", path, soffa_strerror(rc),
-                 rc == SOFFA_ERR_VERSION ? "; run soffa-broker --config FILE --upgrade-store (it takes a backup first)"
-                                         : "");
+        if (swhy[0])
+            snprintf(why, whylen, "%s", swhy);
+        else
+            snprintf(why, whylen, "store %s: %s", path, soffa_strerror(rc));
         return rc;
     }
+    char idhex[2 * SOFFA_SEAL_ID + 1];
+    soffa_seal_master_id_hex(&self->master, idhex);
+    soffa_info("store %s sealed under master key %s", path, idhex);
     rc = soffa_store_mailboxes(self->store, soffa_delivery_load_mailbox, self);
     if (rc == SOFFA_OK) {
         self->await_signals.delay_us = self->cfg.signal_ack_due * 1000;
@@ -1210,6 +1306,9 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig
     self->last_drain = now;
     self->next_flush = now + self->cfg.cursor_flush_ms * 1000;
     self->next_expiry = now + 500000;
+    /* Gallring at start: what ran out while the broker was down (and what a
+     * run cut short left) goes before anything is served. */
+    soffa_retain_tick(self);
     while (!*stop) {
         soffa_notify_watchdog();
         if (reload && *reload) {
@@ -1272,6 +1371,8 @@ soffa_broker_run(soffa_broker_t *self, volatile sig_atomic_t *stop, volatile sig
             s_previous_tick(self);
             soffa_status_await_tick(self);
             soffa_status_expire_tick(self);
+            /* Gallring at start and then every [retention] run_every. */
+            soffa_retain_tick(self);
             /* Peers whose queue was full get another chance. */
             s_wake_all(self);
             self->next_expiry = now + 500000;
@@ -1386,6 +1487,7 @@ soffa_broker_destroy(soffa_broker_t **self_p)
     soffa_terms_destroy(&self->terms);
     explicit_bzero(self->secret_key, sizeof self->secret_key);
     sodium_memzero(self->sign_sk, sizeof self->sign_sk);
+    soffa_seal_master_wipe(&self->master);
     free(self);
     *self_p = NULL;
 }

@@ -26,6 +26,11 @@ soffa_err_t soffa_broker_new(soffa_broker_t **out, const char *config_path, char
  *  Returns SOFFA_OK or the error (with `why`). */
 soffa_err_t soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen);
 
+/*  Loads the master key ([keys] master_key) once; refuses one inside the
+ *  data directory, one others can read, a missing one. Returns SOFFA_OK or
+ *  the error (with `why`). */
+soffa_err_t soffa_broker_master_load(soffa_broker_t *self, char *why, size_t whylen);
+
 /*  Runs the event loop until *stop becomes non-zero (a signal handler sets
  *  it). Whenever *reload (may be NULL) becomes non-zero it clears it and
  *  calls soffa_broker_reload. Finishes the commit in flight, answers what it

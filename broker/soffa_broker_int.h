@@ -23,6 +23,8 @@
 #include "soffa_map.h"
 #include "soffa_msg.h"
 #include "soffa_policy.h"
+#include "soffa_retention.h"
+#include "soffa_seal.h"
 #include "soffa_store.h"
 #include "soffa_terms.h"
 #include "soffa_wire.h"
@@ -39,7 +41,7 @@
 /* Publishes stop this far from a full map or disk: the broker's own records
  * (a read's access records, checkpoints, cursors) still fit, so a read is
  * recorded, and can go on, while the store is full. */
-#define SOFFA_HEADROOM (64 * 1024)
+#define SOFFA_HEADROOM (96 * 1024)
 #define SOFFA_ACCESS_MAILBOX "audit/access"
 #define SOFFA_CHECKPOINT_MAILBOX "audit/checkpoint"
 #define SOFFA_RESTORE_MAILBOX "audit/restore"
@@ -73,6 +75,10 @@ typedef struct {
     int64_t not_reached_channels;  /* ... through this many channels */
     int64_t sessions_per_agent;    /* live sessions one key may hold */
     char signing_key[512];         /* checkpoint signing key (outside data_dir) */
+    char master_key[512];          /* [keys] master key file or credential:NAME (outside data_dir) */
+    char retention[SOFFA_RC_COUNT][64]; /* [retention] rule per class ("183d from message") */
+    int64_t retention_every;       /* [retention] run_every (ms) */
+    char erasure_by[1024];         /* [retention] agents that may erase (comma-separated) */
     char metrics_listen[128];      /* [metrics] listen: HOST:PORT of the Prometheus endpoint, "" off */
     char previous_endpoint[256];   /* during a key rotation: where the previous key is served */
     char previous_secret_key[512]; /* ... the previous key file */
@@ -145,7 +151,9 @@ typedef struct soffa_consumer {
     struct soffa_consumer *next;          /* in mailbox */
 } soffa_consumer_t;
 
-typedef enum { SOFFA_REPLAY_LOG, SOFFA_REPLAY_MAILBOX, SOFFA_REPLAY_SUBJECT } soffa_replay_mode_t;
+/* What a replay walks: the log, a mailbox's index, a subject's index, and
+ * after the subject's index, the disposal records its tombstones name. */
+typedef enum { SOFFA_REPLAY_LOG, SOFFA_REPLAY_MAILBOX, SOFFA_REPLAY_SUBJECT, SOFFA_REPLAY_TOMB } soffa_replay_mode_t;
 
 /* A data controller a read concerns: its access log gets the read's
  * records (opened, then completed or cut off, with what it was sent). */
@@ -334,6 +342,9 @@ struct soffa_broker {
     int64_t next_flush, next_expiry;  /* monotonic µs */
     int64_t last_drain;               /* monotonic µs when the router was last read empty */
     uint8_t sign_sk[SOFFA_SIGN_SECRET]; /* checkpoint signing key */
+    soffa_seal_master_t master;       /* the master key the store is sealed under */
+    soffa_retention_t retention;      /* [retention], parsed */
+    int64_t next_dispose;             /* monotonic µs of the next disposal run */
     uint64_t cp_seq;                  /* the newest record a checkpoint covers (or the last checkpoint) */
     int64_t cp_at;                    /* monotonic µs of the last checkpoint */
     bool cp_force;                    /* the next commit starts with a checkpoint */

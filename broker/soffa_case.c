@@ -409,7 +409,9 @@ s_build_one(void *ctx, const soffa_store_rec_t *rec)
     if (!s_is_case_event((soffa_msg_type_t) rec->tag) && rec->tag != SOFFA_MT_SUBJECT_IDENTITY_CHANGED)
         return 0;
     soffa_envelope_t e;
-    if (soffa_envelope_decode(rec->env, rec->len, &e) != SOFFA_OK)
+    /* The body is sealed: opened with the record's key (a disposed record
+     * has none, and nothing of it counts any more). */
+    if (soffa_envelope_open(rec->env, rec->len, rec->has_key ? rec->key : NULL, &e) != SOFFA_OK)
         return 0;
     soffa_msg_t *m = NULL;
     if (e.kind == SOFFA_RK_MESSAGE && e.sender_role == SOFFA_ROLE_KAA && !strncmp(e.mailbox, "kaa-journal/", 12)

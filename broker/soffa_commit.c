@@ -13,6 +13,7 @@
 
 #include "soffa_cfg.h"
 #include "soffa_log.h"
+#include "soffa_retention.h"
 #include "soffa_uuid.h"
 
 static bool s_checkpoint_make(soffa_broker_t *self, soffa_pending_t *p);
@@ -225,6 +226,15 @@ soffa_commit_flight_wait(soffa_broker_t *self)
     s_flight_done(self);
 }
 
+/* When a record runs out ([retention], lib/soffa_retention), and for a
+ * case's closure when the young person's closure-anchored records do. */
+static void
+s_sched(const soffa_broker_t *self, const soffa_pending_t *p, soffa_store_sched_t *out)
+{
+    soffa_retention_sched(&self->retention, p->env.kind, p->env.msg_type, p->env.sender_role, p->env.received_at_us,
+                          p->subject[0] ? p->subject : NULL, out);
+}
+
 /* Hands the pending records to the writer when it is free. */
 void
 soffa_commit_submit(soffa_broker_t *self)
@@ -282,6 +292,7 @@ soffa_commit_submit(soffa_broker_t *self)
         it->n_refs = p->dec.n_refs;
         memcpy(it->state, p->state, sizeof it->state);
         it->n_state = p->n_state;
+        s_sched(self, p, &it->sched);
         it->seq_from = p->seq_from;
         it->subject_alias = p->alias_from[0] ? p->alias_from : NULL;
     }

@@ -26,8 +26,11 @@ typedef struct soffa_dbatch {
 /* Empties b for a reader that takes max records a frame (1 for protocol 1). */
 void soffa_dbatch_begin(soffa_dbatch_t *b, size_t max);
 
-/* Copies a record in. False without memory (nothing is added). */
-bool soffa_dbatch_add(soffa_dbatch_t *b, const soffa_store_rec_t *rec);
+/* Copies a record in: its envelope bytes as they are delivered (data, len)
+ * and, for a sealed body, its record key (NULL: none). False without
+ * memory (nothing is added). */
+bool soffa_dbatch_add(soffa_dbatch_t *b, uint64_t seq, const uint8_t hash[SOFFA_HASH_LEN], const uint8_t *data,
+                      size_t len, const uint8_t *record_key);
 
 /* Whether b takes no more records. */
 bool soffa_dbatch_full(const soffa_dbatch_t *b);

@@ -99,6 +99,17 @@ s_pump_one(void *ctx, const soffa_store_rec_t *rec)
 {
     s_pump_t *p = ctx;
     soffa_consumer_t *c = p->c;
+    soffa_frame_t f = {.type = SOFFA_FRAME_DELIVER, .seq = rec->seq, .has_hash = true};
+    uint8_t *owned = NULL;
+    if (soffa_lookup_delivery(rec, &f, &owned) != SOFFA_OK) {
+        /* Disposed of before this reader got it (or unreadable): there is
+         * nothing left to deliver; the disposal record that says so comes
+         * in its place. */
+        soffa_lookup_delivery_done(&f, &owned);
+        soffa_debug("seq %llu not delivered to %s: disposed of", (unsigned long long) rec->seq, c->mbox->name);
+        p->covered = rec->seq;
+        return 0;
+    }
     if (soffa_policy_delivery_checked((soffa_msg_type_t) rec->tag)) {
         /* Consent is checked again at delivery (issue 13, rule 7): what
          * rests on a consent withdrawn or no longer valid since, or a
@@ -108,7 +119,7 @@ s_pump_one(void *ctx, const soffa_store_rec_t *rec)
         soffa_msg_t *m = NULL;
         bool ok = false;
         soffa_msg_type_t type = (soffa_msg_type_t) rec->tag;
-        if (soffa_envelope_decode(rec->env, rec->len, &e) == SOFFA_OK) {
+        if (soffa_envelope_open(rec->env, rec->len, rec->has_key ? rec->key : NULL, &e) == SOFFA_OK) {
             if (soffa_msg_decode(e.body, e.body_len, &m) == SOFFA_OK) {
                 soffa_msg_view_t v;
                 soffa_msg_view(m, &v);
@@ -122,11 +133,15 @@ s_pump_one(void *ctx, const soffa_store_rec_t *rec)
         if (!ok) {
             soffa_info("%s at seq %llu withheld from %s: its consent is withdrawn or no longer valid, or it expired",
                        soffa_msg_type_name(type), (unsigned long long) rec->seq, c->mbox->name);
+            soffa_lookup_delivery_done(&f, &owned);
             p->covered = rec->seq;
             return 0;
         }
     }
-    if (!soffa_dbatch_add(p->b, rec)) {
+    bool added = soffa_dbatch_add(p->b, rec->seq, rec->hash, f.data, f.data_len,
+                                  f.has_record_key ? f.record_key : NULL);
+    soffa_lookup_delivery_done(&f, &owned);
+    if (!added) {
         soffa_warn("delivery to %s waits: no memory for a batch", c->mbox->name);
         p->blocked = true;
         return 1;

@@ -1,6 +1,8 @@
 /*  soffa_lookup: finds stored records by message id (see soffa_lookup.h). */
 #include "soffa_lookup.h"
 
+#include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -13,16 +15,20 @@ s_load_ref(void *ctx, const soffa_store_rec_t *rec)
 {
     s_load_t *l = ctx;
     soffa_envelope_t e;
-    l->rc = soffa_envelope_decode(rec->env, rec->len, &e);
-    if (l->rc != SOFFA_OK)
+    /* The body is sealed: opened with the record's key, in memory only. */
+    l->rc = soffa_envelope_open(rec->env, rec->len, rec->has_key ? rec->key : NULL, &e);
+    if (l->rc != SOFFA_OK && l->rc != SOFFA_ERR_DISPOSED)
         return 1;
+    bool disposed = l->rc == SOFFA_ERR_DISPOSED;
     soffa_policy_ref_t *r = l->out;
     r->seq = rec->seq;
     snprintf(r->sender, sizeof r->sender, "%s", e.sender_agent);
     r->sender_role = e.sender_role;
     snprintf(r->sender_kommun, sizeof r->sender_kommun, "%s", e.sender_kommun);
     snprintf(r->mailbox, sizeof r->mailbox, "%s", e.mailbox);
-    if (e.kind == SOFFA_RK_MESSAGE)
+    if (disposed)
+        l->rc = SOFFA_ERR_DISPOSED;
+    else if (e.kind == SOFFA_RK_MESSAGE)
         l->rc = soffa_msg_decode(e.body, e.body_len, &r->msg);
     else
         l->rc = SOFFA_ERR_NOT_FOUND;
@@ -60,4 +66,51 @@ soffa_lookup_at(soffa_broker_t *self, uint64_t seq, soffa_policy_ref_t *out)
     s_load_t l = {out, SOFFA_ERR_NOT_FOUND};
     soffa_err_t rc = soffa_store_get(self->store, seq, s_load_ref, &l);
     return rc != SOFFA_OK ? rc : l.rc;
+}
+
+soffa_err_t
+soffa_lookup_delivery(const soffa_store_rec_t *rec, soffa_frame_t *f, uint8_t **owned)
+{
+    *owned = NULL;
+    f->data = rec->env;
+    f->data_len = rec->len;
+    f->has_record_key = false;
+    bool sealable = rec->tag < 0x80 || rec->tag == (0x80 | SOFFA_RK_ACCESS);
+    if (!sealable)
+        return SOFFA_OK;   /* checkpoints and disposals are in clear */
+    soffa_envelope_t e;
+    soffa_err_t rc = soffa_envelope_decode(rec->env, rec->len, &e);
+    if (rc != SOFFA_OK)
+        return rc;
+    bool sealed = e.sealed, legacy = e.legacy;
+    soffa_envelope_fini(&e);
+    if (!sealed)
+        return SOFFA_OK;
+    if (!rec->has_key)
+        return SOFFA_ERR_DISPOSED;
+    if (legacy) {
+        /* Stored before encryption: the original, whose hash is the chain's. */
+        size_t len = 0;
+        rc = soffa_envelope_legacy_bytes(rec->env, rec->len, rec->key, owned, &len);
+        if (rc != SOFFA_OK)
+            return rc;
+        f->data = *owned;
+        f->data_len = len;
+        return SOFFA_OK;
+    }
+    memcpy(f->record_key, rec->key, SOFFA_RECORD_KEY_LEN);
+    f->has_record_key = true;
+    return SOFFA_OK;
+}
+
+void
+soffa_lookup_delivery_done(soffa_frame_t *f, uint8_t **owned)
+{
+    if (*owned) {
+        sodium_memzero(*owned, f->data_len);
+        free(*owned);
+        *owned = NULL;
+    }
+    sodium_memzero(f->record_key, sizeof f->record_key);
+    f->has_record_key = false;
 }

@@ -9,6 +9,7 @@
 
 #include "soffa_session.h"
 #include "soffa_commit.h"
+#include "soffa_lookup.h"
 #include "soffa_ring.h"
 #include "soffa_dbatch.h"
 #include "soffa_delivery.h"
@@ -127,13 +128,26 @@ s_ctl_subject_one(void *ctx, const soffa_store_rec_t *rec)
 {
     soffa_session_t *s = ctx;
     soffa_envelope_t e;
-    if (s->replay.messages_only && rec->tag != 0 && (rec->tag & 0x80))
-        return 0;   /* not a message: a read of the history, a checkpoint */
+    if (s->replay.messages_only && rec->tag != 0 && (rec->tag & 0x80) && rec->tag != (0x80 | SOFFA_RK_DISPOSAL))
+        return 0;   /* not a message (nor what says a message was disposed of): a read, a checkpoint */
     if (soffa_envelope_decode(rec->env, rec->len, &e) == SOFFA_OK) {
         if (soffa_policy_may_replay(s->id, e.mailbox))
             s_ctl_add_mailbox(s, e.mailbox);
         soffa_envelope_fini(&e);
     }
+    return 0;
+}
+
+typedef struct {
+    soffa_broker_t *self;
+    soffa_session_t *s;
+} s_ctl_tombs_t;
+
+static int
+s_ctl_tomb_one(void *ctx, uint64_t seq)
+{
+    s_ctl_tombs_t *t = ctx;
+    soffa_store_get(t->self->store, seq, s_ctl_subject_one, t->s);
     return 0;
 }
 
@@ -171,6 +185,11 @@ s_ctl_find(soffa_broker_t *self, soffa_session_t *s)
     } else if (s->replay.mode == SOFFA_REPLAY_SUBJECT) {
         rc = soffa_store_scan_subject(self->store, fl->subject_id, 0, s_ctl_subject_one, s);
         if (rc == SOFFA_ERR_NOT_FOUND)
+            rc = SOFFA_OK;
+        /* The disposal records that follow the index (SOFFA_REPLAY_TOMB)
+         * concern the controllers of the mailboxes they name. */
+        s_ctl_tombs_t t = {self, s};
+        if (rc == SOFFA_OK && (rc = soffa_store_tomb_scan(self->store, fl->subject_id, s_ctl_tomb_one, &t)) == SOFFA_ERR_NOT_FOUND)
             rc = SOFFA_OK;
     } else if (s->id->controller[0]) {
         s_ctl_index(s, s->id->controller);
@@ -278,8 +297,9 @@ s_replay_one(void *ctx, const soffa_store_rec_t *rec)
     bool give_up_turn = --r->budget == 0;
     if (s->replay.f.message_type && rec->tag != s->replay.f.message_type)
         return give_up_turn;
-    if (s->replay.messages_only && (rec->tag & 0x80))
-        return give_up_turn;   /* a history holds what happened to the young person, not who read it */
+    if (s->replay.messages_only && (rec->tag & 0x80) && rec->tag != (0x80 | SOFFA_RK_DISPOSAL))
+        return give_up_turn;   /* a history holds what happened to the young person (and what of it was
+                                * disposed of), not who read it */
     /* Whose record it is: the read's count per controller. */
     size_t ctl = 0;
     if (s->replay.mode != SOFFA_REPLAY_MAILBOX) {
@@ -300,7 +320,20 @@ s_replay_one(void *ctx, const soffa_store_rec_t *rec)
         if (!ok)
             return give_up_turn;
     }
-    if (!soffa_dbatch_add(r->b, rec)) {
+    /* A record disposed of is replayed as what is left of it: its clear
+     * envelope, with no key, so the auditor sees that it existed. */
+    soffa_frame_t f = {.type = SOFFA_FRAME_DELIVER, .seq = rec->seq};
+    uint8_t *owned = NULL;
+    soffa_err_t drc = soffa_lookup_delivery(rec, &f, &owned);
+    if (drc != SOFFA_OK && drc != SOFFA_ERR_DISPOSED) {
+        soffa_lookup_delivery_done(&f, &owned);
+        soffa_warn("replay: record %llu cannot be read (%s); skipped", (unsigned long long) rec->seq, soffa_strerror(drc));
+        return give_up_turn;
+    }
+    bool added = soffa_dbatch_add(r->b, rec->seq, rec->hash, f.data, f.data_len,
+                                  f.has_record_key ? f.record_key : NULL);
+    soffa_lookup_delivery_done(&f, &owned);
+    if (!added) {
         s->replay.pos = rec->seq - 1;
         r->blocked = true;
         return 1;
@@ -314,6 +347,38 @@ s_replay_one(void *ctx, const soffa_store_rec_t *rec)
         return 1;
     r->stopped = give_up_turn || s->replay.ring.len + r->b->n >= s->replay.window;
     return r->stopped;
+}
+
+typedef struct {
+    uint64_t after;
+    uint64_t seqs[64];
+    size_t n;
+} s_tombs_t;
+
+static int
+s_tomb_seq(void *ctx, uint64_t seq)
+{
+    s_tombs_t *t = ctx;
+    if (seq > t->after && t->n < 64)
+        t->seqs[t->n++] = seq;
+    return t->n == 64;
+}
+
+/* The disposal records of the replayed subject past pos, in order, as
+ * s_replay_one takes them (its window, its turn, its range). */
+static soffa_err_t
+s_replay_tombs(soffa_broker_t *self, soffa_session_t *s, s_rp_t *r)
+{
+    s_tombs_t t = {.after = s->replay.pos};
+    soffa_err_t rc = soffa_store_tomb_scan(self->store, s->replay.f.subject_id, s_tomb_seq, &t);
+    if (rc == SOFFA_ERR_NOT_FOUND)
+        rc = SOFFA_OK;   /* no keys: no tombstones either */
+    r->stopped = false;
+    for (size_t i = 0; rc == SOFFA_OK && i < t.n && !r->stopped; i++)
+        rc = soffa_store_get(self->store, t.seqs[i], s_replay_one, r);
+    if (t.n == 64 && !r->stopped)
+        r->stopped = true;   /* more to come next turn */
+    return rc;
 }
 
 /* The range is done: record the read, then REPLAY-END once that is durable. */
@@ -345,6 +410,18 @@ soffa_replay_pump(soffa_broker_t *self, soffa_session_t *s)
         break;
     case SOFFA_REPLAY_SUBJECT:
         rc = soffa_store_scan_subject(self->store, s->replay.f.subject_id, s->replay.pos, s_replay_one, &r);
+        if (rc == SOFFA_OK && (r.done || !r.stopped) && !(s->replay.f.limit && s->replay.count >= s->replay.f.limit)) {
+            /* The index is done: what was disposed of follows, as the
+             * disposal records the young person's tombstones name. */
+            s->replay.mode = SOFFA_REPLAY_TOMB;
+            s->replay.pos = 0;
+            r.budget = SOFFA_REPLAY_SCAN_MAX;   /* what was gathered stays in the batch */
+            r.done = r.stopped = r.blocked = false;
+            rc = s_replay_tombs(self, s, &r);
+        }
+        break;
+    case SOFFA_REPLAY_TOMB:
+        rc = s_replay_tombs(self, s, &r);
         break;
     default:
         rc = soffa_store_scan(self->store, s->replay.pos + 1, s_replay_one, &r);

@@ -50,15 +50,15 @@ soffa_ring_push(soffa_ring_t *r, uint64_t seq, const uint8_t hash[SOFFA_HASH_LEN
 
 /* A reader says it has read everything up to seq, and proves it with the
  * hash the delivery of seq carried: a client that never reads cannot refill
- * its window. Frees the entries up to seq; false when seq is not in flight
- * or the hash is not the one delivered (nothing is freed then). */
+ * its window. Frees the entries up to seq, in the order they were sent (a
+ * history sends the disposal records of a young person after their other
+ * records, so sequence numbers need not rise); false when seq is not in
+ * flight or the hash is not the one delivered (nothing is freed then). */
 bool
 soffa_ring_ack(soffa_ring_t *r, uint64_t seq, const uint8_t hash[SOFFA_HASH_LEN])
 {
     for (uint32_t i = 0; i < r->len; i++) {
         const soffa_sent_t *e = &r->v[(r->head + i) % r->cap];
-        if (e->seq > seq)
-            return false;
         if (e->seq == seq) {
             if (sodium_memcmp(e->hash, hash, SOFFA_HASH_LEN) != 0)
                 return false;

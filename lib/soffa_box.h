@@ -9,8 +9,25 @@
  *                                   after the outbox lets go of it (threads)
  *    access  seq (u64)           -> one view in the web inbox: who, when, what,
  *                                   which youths (keyed hashes, never numbers)
+ *    keys    record id           -> the record's key, wrapped by the epoch key
+ *    due     time || record id   -> class: when a copy runs out (gallring)
  *    meta    "last:" mailbox     -> last stored seq; "next" -> next local id;
- *            "access-next"       -> next access seq
+ *            "access-next"       -> next access seq; "format", "epoch"
+ *
+ *  Encryption at rest (format 2; README, "Where personal data lives"): every
+ *  value that holds personal data (outbox, kept and sent messages, inbox
+ *  envelopes of messages and access records, the access log, the tables of
+ *  other modules) is sealed under a record key of its own: one per message
+ *  this site sent ('M' || message id: its outbox entry, kept copy and
+ *  outcome), one per delivery ('I' || seq), one per view ('A' || seq), one
+ *  per other module's table ('T' || name). Record keys are wrapped by the
+ *  epoch key, which DATA_DIR/keys holds wrapped by the agent's master key.
+ *  Disposing of a copy deletes its key and entries and wraps every other key
+ *  under a new epoch key in the same transaction (LMDB keeps deleted bytes;
+ *  what they could open must be gone). Checkpoints and disposal records
+ *  delivered are kept in clear, byte for byte (soffa verify --against reads
+ *  them without a key). Awaited answers, message-id lookups and meta hold
+ *  no personal data and stay in clear.
  *
  *  Every write commits durably before the call returns (no MDB_NOSYNC): a
  *  message handed to the agent is on disk before the command returns, and a
@@ -23,7 +40,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "soffa_disposal.h"
 #include "soffa_err.h"
+#include "soffa_retention.h"
+#include "soffa_seal.h"
 #include "soffa_wire.h"
 
 typedef struct soffa_box soffa_box_t;
@@ -122,8 +142,51 @@ soffa_err_t soffa_box_access_put(soffa_box_t *self, const soffa_box_access_t *a,
 soffa_err_t soffa_box_access_scan(soffa_box_t *self, uint64_t after,
                                   int (*fn)(void *ctx, const soffa_box_access_t *a), void *ctx);
 
-soffa_err_t soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size);
+/*  Opens (creating it) the agent's store in dir, sealed under master. A
+ *  store that is not the master key's is refused before anything is
+ *  written (why says which key it was made with); a store of format 1
+ *  (before encryption) is refused with SOFFA_ERR_VERSION until
+ *  soffa_box_upgrade converts it. Without master (NULL) an existing store
+ *  opens for reading what is in clear only (the checkpoints soffa verify
+ *  --against reads); sealed records are then skipped. why may be NULL.
+ *  Returns SOFFA_OK, SOFFA_ERR_MASTER_KEY, SOFFA_ERR_VERSION or a store error. */
+soffa_err_t soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size, const soffa_seal_master_t *master,
+                           char *why, size_t whylen);
 void soffa_box_close(soffa_box_t **self_p);
+
+/*  Converts a store of format 1 (values in clear) in dir (not open
+ *  elsewhere) to format 2 under master, after a compacted copy of the old
+ *  store into the new directory backup_dir: a new file, swapped in with
+ *  one rename. *done is false when it was current already (then nothing is
+ *  copied). Returns SOFFA_OK, SOFFA_ERR_CONFIG (no backup_dir),
+ *  SOFFA_ERR_EXISTS (backup_dir exists), SOFFA_ERR_MASTER_KEY or a store error. */
+soffa_err_t soffa_box_upgrade(const char *dir, size_t map_size, const soffa_seal_master_t *master, const char *backup_dir,
+                              bool *done);
+
+/* ---- Gallring of this site's copies ---- */
+
+/*  The rules this store schedules its copies by, and whose copies they are
+ *  (the agent's role: the class of what it sends). Until set, nothing is
+ *  scheduled. */
+void soffa_box_set_retention(soffa_box_t *self, const soffa_retention_t *r, soffa_role_t role);
+
+/*  What a disposal took away. */
+typedef struct {
+    uint64_t inbox;                  /* deliveries */
+    uint64_t sent;                   /* messages this site sent (outbox, kept, outcome) */
+    uint64_t views;                  /* entries of the access log */
+} soffa_box_disposed_t;
+
+/*  Disposes of every copy whose time is up by now_us, in one transaction
+ *  with a new epoch key (see above). Nothing due: nothing written. */
+soffa_err_t soffa_box_dispose_due(soffa_box_t *self, int64_t now_us, soffa_box_disposed_t *rep);
+
+/*  Disposes of the copies a disposal record names: deliveries of
+ *  `mailbox` by sequence (when the record is about this mailbox) and what
+ *  this site sent by message id. soffa_box_inbox_put does this itself for
+ *  the disposal records it stores. */
+soffa_err_t soffa_box_dispose_notice(soffa_box_t *self, const char *mailbox, const soffa_disposal_t *d,
+                                     soffa_box_disposed_t *rep);
 
 /*  Stores an encoded message in the outbox; *local_id orders it. */
 soffa_err_t soffa_box_outbox_put(soffa_box_t *self, const uint8_t msg_id[16], const uint8_t *msg, size_t len,
@@ -148,7 +211,8 @@ soffa_err_t soffa_box_sent_get(soffa_box_t *self, const uint8_t msg_id[16], soff
 
 /*  Stores deliveries of `mailbox` in one transaction, skipping sequences
  *  at or below the last one stored (redeliveries). state is the initial
- *  state of new records. */
+ *  state of new records. A delivered disposal record is stored and carried
+ *  out in the same transaction (see soffa_box_dispose_notice). */
 soffa_err_t soffa_box_inbox_put(soffa_box_t *self, const char *mailbox, soffa_box_delivery_t *d, size_t n,
                                 soffa_in_state_t state);
 

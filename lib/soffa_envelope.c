@@ -1,10 +1,26 @@
 /*  soffa_envelope: the stored envelope of a record (see soffa_envelope.h). */
 #include "soffa_envelope.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "soffa_bytes.h"
+#include "soffa_seal.h"
 #include "soffa_wire.pb-c.h"
+
+bool
+soffa_envelope_kind_sealed(soffa_record_kind_t kind)
+{
+    return kind == SOFFA_RK_MESSAGE || kind == SOFFA_RK_ACCESS;
+}
+
+void
+soffa_envelope_ad(uint64_t seq, const uint8_t message_id[16], uint8_t out[SOFFA_ENVELOPE_AD])
+{
+    soffa_bytes_put_u64(out, seq);
+    memcpy(out + 8, message_id, 16);
+}
 
 soffa_err_t
 soffa_envelope_encode(const soffa_envelope_t *env, uint8_t **buf, size_t *len)
@@ -35,6 +51,8 @@ soffa_envelope_encode(const soffa_envelope_t *env, uint8_t **buf, size_t *len)
         e.subject_key.len = SOFFA_SUBJECT_KEY_LEN;
     }
     e.message_type = env->msg_type;
+    e.sealed = env->sealed;
+    e.legacy = env->legacy;
     size_t n = soffa__envelope__get_packed_size(&e);
     if (n > SOFFA_WIRE_RECORD_MAX)
         return SOFFA_ERR_TOO_LARGE;
@@ -81,10 +99,82 @@ soffa_envelope_decode(const void *buf, size_t len, soffa_envelope_t *out)
         out->has_subject_key = true;
     }
     out->msg_type = e->message_type;
+    out->sealed = e->sealed;
+    out->legacy = e->legacy;
+    if (out->legacy && !out->sealed)
+        SOFFA_WIRE_TRY(SOFFA_ERR_MALFORMED);
     return SOFFA_OK;
 fail:
     soffa_envelope_fini(out);
     return rc;
+}
+
+soffa_err_t
+soffa_envelope_legacy_bytes(const void *buf, size_t len, const uint8_t *key, uint8_t **out, size_t *outlen)
+{
+    *out = NULL;
+    *outlen = 0;
+    soffa_envelope_t e;
+    soffa_err_t rc = soffa_envelope_decode(buf, len, &e);
+    if (rc != SOFFA_OK)
+        return rc;
+    if (!e.legacy)
+        rc = SOFFA_ERR_INVALID_ARG;
+    else if (!key)
+        rc = SOFFA_ERR_DISPOSED;
+    else {
+        uint8_t ad[SOFFA_ENVELOPE_AD];
+        soffa_envelope_ad(e.seq, e.message_id, ad);
+        rc = soffa_seal_open(key, e.body, e.body_len, ad, sizeof ad, out, outlen);
+    }
+    soffa_envelope_fini(&e);
+    return rc;
+}
+
+soffa_err_t
+soffa_envelope_open(const void *buf, size_t len, const uint8_t *key, soffa_envelope_t *out)
+{
+    soffa_err_t rc = soffa_envelope_decode(buf, len, out);
+    if (rc != SOFFA_OK || !out->sealed)
+        return rc;
+    if (!key) {
+        out->body = NULL;
+        out->body_len = 0;
+        return SOFFA_ERR_DISPOSED;
+    }
+    uint8_t ad[SOFFA_ENVELOPE_AD], *plain = NULL;
+    size_t plen = 0;
+    soffa_envelope_ad(out->seq, out->message_id, ad);
+    rc = soffa_seal_open(key, out->body, out->body_len, ad, sizeof ad, &plain, &plen);
+    if (rc != SOFFA_OK) {
+        soffa_envelope_fini(out);
+        return rc;
+    }
+    if (!out->legacy) {
+        out->own_ = plain;
+        out->own_len_ = plen;
+        out->body = plain;
+        out->body_len = plen;
+        return SOFFA_OK;
+    }
+    /* A legacy record: the original envelope, which must be the record
+     * its clear copy says it is. */
+    soffa_envelope_t orig;
+    rc = soffa_envelope_decode(plain, plen, &orig);
+    sodium_memzero(plain, plen);
+    free(plain);
+    if (rc == SOFFA_OK && (orig.seq != out->seq || orig.kind != out->kind || orig.sealed
+                           || memcmp(orig.prev_hash, out->prev_hash, SOFFA_HASH_LEN) != 0
+                           || memcmp(orig.message_id, out->message_id, 16) != 0)) {
+        soffa_envelope_fini(&orig);
+        rc = SOFFA_ERR_MALFORMED;
+    }
+    soffa_envelope_fini(out);
+    if (rc != SOFFA_OK)
+        return rc;
+    *out = orig;
+    out->legacy = true;
+    return SOFFA_OK;
 }
 
 void
@@ -94,5 +184,9 @@ soffa_envelope_fini(soffa_envelope_t *env)
         return;
     if (env->pb_)
         soffa__envelope__free_unpacked(env->pb_, NULL);
+    if (env->own_) {
+        sodium_memzero(env->own_, env->own_len_);
+        free(env->own_);
+    }
     memset(env, 0, sizeof *env);
 }

@@ -49,7 +49,9 @@
     X(SESSION_CLOSED, "the broker closed this session (another connection with the same key took over, or the key has too many sessions); reconnect, and if it happens again check that no second agent uses this key") \
     X(SENSITIVE_TEXT, "refused: the free text names sensitive personal data (health, substance use, social services, crime, religion, sexuality, ethnic origin or opinions) that may not go to this recipient; rewrite it without them and send again") \
     X(SOCIAL_SECRECY, "refused: this would carry what social services knows (even that a young person is in contact with them, OSL 26:1) to Arbetsförmedlingen, where it may never go; refer on your own account, not as a follow-up of social services' answers") \
-    X(NOT_OPEN, "refused: the case or referral it names is not open for this (closed, expired, or another young person's); check the id, or reopen the case with a new signal")
+    X(NOT_OPEN, "refused: the case or referral it names is not open for this (closed, expired, or another young person's); check the id, or reopen the case with a new signal") \
+    X(MASTER_KEY, "the master key is missing, damaged or not the one this store was made with; see [keys] master_key (soffa masterkey new makes one)") \
+    X(DISPOSED, "the record was disposed of (its retention period ran out, or it was erased on request): its content no longer exists")
 
 typedef enum {
 #define SOFFA_ERR_ENUM_(name, text) SOFFA_ERR_##name,

@@ -1,6 +1,7 @@
 /*  soffa_frame: the broker protocol's frames (see soffa_frame.h). */
 #include "soffa_frame.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,8 @@ typedef struct {
         Soffa__PublishBatch publish_batch;
         Soffa__PublishAcks publish_acks;
         Soffa__DeliverBatch deliver_batch;
+        Soffa__Erase erase;
+        Soffa__Erased erased;
     } b;
     Soffa__ReplayFilter filter;
     char *mailboxes[SOFFA_WELCOME_MAX], *kommuner[SOFFA_WELCOME_MAX];
@@ -219,6 +222,8 @@ s_enc_deliver(const soffa_frame_t *f, s_enc_t *e)
     b->envelope = (ProtobufCBinaryData) {f->data_len, (uint8_t *) f->data};
     s_hash_put(&b->hash, f);
     b->replay_tag = f->tag;
+    if (f->has_record_key)
+        b->record_key = (ProtobufCBinaryData) {SOFFA_RECORD_KEY_LEN, (uint8_t *) f->record_key};
     e->fr.deliver = b;
     return SOFFA_OK;
 }
@@ -231,6 +236,12 @@ s_dec_deliver(const Soffa__Frame *fr, soffa_frame_t *out)
     out->data = d->envelope.data;
     out->data_len = d->envelope.len;
     out->tag = d->replay_tag;
+    if (d->record_key.len != 0 && d->record_key.len != SOFFA_RECORD_KEY_LEN)
+        return SOFFA_ERR_MALFORMED;
+    if (d->record_key.len) {
+        memcpy(out->record_key, d->record_key.data, SOFFA_RECORD_KEY_LEN);
+        out->has_record_key = true;
+    }
     soffa_err_t rc = soffa_wire_copy(out->mailbox, sizeof out->mailbox, d->mailbox);
     return rc != SOFFA_OK ? rc : s_hash_get(d->hash, out, false);
 }
@@ -335,6 +346,49 @@ s_dec_replay_end(const Soffa__Frame *fr, soffa_frame_t *out)
     out->tag = fr->replay_end->tag;
     out->count = fr->replay_end->count;
     out->access_seq = fr->replay_end->access_seq;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_enc_erase(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Erase *b = &e->b.erase;
+    soffa__erase__init(b);
+    b->tag = f->tag;
+    b->subject_id = (char *) f->filter.subject_id;
+    b->reason = f->code;
+    e->fr.erase = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_erase(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->erase->tag;
+    out->code = fr->erase->reason;
+    return soffa_wire_copy(out->filter.subject_id, sizeof out->filter.subject_id, fr->erase->subject_id);
+}
+
+static soffa_err_t
+s_enc_erased(const soffa_frame_t *f, s_enc_t *e)
+{
+    Soffa__Erased *b = &e->b.erased;
+    soffa__erased__init(b);
+    b->tag = f->tag;
+    b->count = f->count;
+    b->first_seq = f->seq;
+    b->last_seq = f->access_seq;
+    e->fr.erased = b;
+    return SOFFA_OK;
+}
+
+static soffa_err_t
+s_dec_erased(const Soffa__Frame *fr, soffa_frame_t *out)
+{
+    out->tag = fr->erased->tag;
+    out->count = fr->erased->count;
+    out->seq = fr->erased->first_seq;
+    out->access_seq = fr->erased->last_seq;
     return SOFFA_OK;
 }
 
@@ -627,6 +681,8 @@ s_enc_deliver_batch(const soffa_frame_t *f, s_enc_t *e)
         v[i].seq = f->items[i].seq;
         v[i].envelope = (ProtobufCBinaryData) {f->items[i].data_len, (uint8_t *) f->items[i].data};
         v[i].hash = (ProtobufCBinaryData) {SOFFA_HASH_LEN, (uint8_t *) f->items[i].hash};
+        if (f->items[i].has_record_key)
+            v[i].record_key = (ProtobufCBinaryData) {SOFFA_RECORD_KEY_LEN, (uint8_t *) f->items[i].record_key};
         e->item_ptrs[i] = &v[i];
     }
     Soffa__DeliverBatch *b = &e->b.deliver_batch;
@@ -656,6 +712,12 @@ s_dec_deliver_batch(const Soffa__Frame *fr, soffa_frame_t *out)
         if (d->hash.len != SOFFA_HASH_LEN || (d->mailbox && d->mailbox[0]) || d->replay_tag)
             return SOFFA_ERR_MALFORMED;   /* every record carries its hash; the batch its mailbox and tag */
         memcpy(it->hash, d->hash.data, SOFFA_HASH_LEN);
+        if (d->record_key.len != 0 && d->record_key.len != SOFFA_RECORD_KEY_LEN)
+            return SOFFA_ERR_MALFORMED;
+        if (d->record_key.len) {
+            memcpy(it->record_key, d->record_key.data, SOFFA_RECORD_KEY_LEN);
+            it->has_record_key = true;
+        }
     }
     return rc;
 }
@@ -693,6 +755,8 @@ static const struct {
      s_dec_publish_acks},
     {SOFFA_FRAME_DELIVER_BATCH, "deliver-batch", SOFFA__FRAME__BODY_DELIVER_BATCH, s_enc_deliver_batch,
      s_dec_deliver_batch},
+    {SOFFA_FRAME_ERASE, "erase", SOFFA__FRAME__BODY_ERASE, s_enc_erase, s_dec_erase},
+    {SOFFA_FRAME_ERASED, "erased", SOFFA__FRAME__BODY_ERASED, s_enc_erased, s_dec_erased},
 };
 
 #define S_N_FRAMES (sizeof s_frames / sizeof *s_frames)
@@ -775,9 +839,19 @@ soffa_frame_fini(soffa_frame_t *f)
     if (!f)
         return;
     if (f->pb_) {
+        Soffa__Frame *fr = f->pb_;
+        if (fr->body_case == SOFFA__FRAME__BODY_DELIVER && fr->deliver && fr->deliver->record_key.data)
+            sodium_memzero(fr->deliver->record_key.data, fr->deliver->record_key.len);
+        if (fr->body_case == SOFFA__FRAME__BODY_DELIVER_BATCH && fr->deliver_batch)
+            for (size_t i = 0; i < fr->deliver_batch->n_items; i++)
+                if (fr->deliver_batch->items[i]->record_key.data)
+                    sodium_memzero(fr->deliver_batch->items[i]->record_key.data,
+                                   fr->deliver_batch->items[i]->record_key.len);
         soffa__frame__free_unpacked(f->pb_, NULL);
         free(f->statuses);   /* owned only when decoded */
+        if (f->items)
+            sodium_memzero(f->items, f->n_items * sizeof *f->items);
         free(f->items);
     }
-    memset(f, 0, sizeof *f);
+    sodium_memzero(f, sizeof *f);
 }

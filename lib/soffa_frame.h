@@ -45,6 +45,8 @@ typedef enum {
     SOFFA_FRAME_PUBLISH_BATCH = 17,
     SOFFA_FRAME_PUBLISH_ACKS = 18,
     SOFFA_FRAME_DELIVER_BATCH = 19,
+    SOFFA_FRAME_ERASE = 20,
+    SOFFA_FRAME_ERASED = 21,
 } soffa_frame_type_t;
 
 typedef struct {
@@ -82,6 +84,8 @@ typedef struct {
     const uint8_t *data;              /* publish: message; deliver: envelope */
     size_t data_len;
     uint8_t hash[SOFFA_HASH_LEN];     /* deliver: the record's hash (always carried) */
+    uint8_t record_key[SOFFA_RECORD_KEY_LEN]; /* deliver: the key of a sealed body */
+    bool has_record_key;
 } soffa_frame_item_t;
 
 /*  One protocol frame. Which fields mean something depends on type; the
@@ -90,10 +94,10 @@ typedef struct {
     soffa_frame_type_t type;
     uint64_t tag;                     /* publish, acks, error, replay, status; ping nonce; deliver(_batch): replay tag */
     uint64_t seq;                     /* publish_ack, deliver, ack */
-    uint64_t count;                   /* replay_end */
-    uint64_t access_seq;              /* replay_end */
+    uint64_t count;                   /* replay_end; erased: records erased */
+    uint64_t access_seq;              /* replay_end; erased: the last disposal record (seq: the first) */
     bool duplicate;                   /* publish_ack */
-    uint32_t code;                    /* error: a soffa_err_t */
+    uint32_t code;                    /* error: a soffa_err_t; erase: the reason code */
     char text[256];                   /* error text; hello client; replay request */
     uint32_t version;                 /* hello: newest spoken; welcome: the session's */
     char agent[SOFFA_NAME_MAX];       /* welcome */
@@ -110,7 +114,9 @@ typedef struct {
     size_t data_len;
     uint8_t hash[SOFFA_HASH_LEN];     /* deliver; ack, replay_ack: the hash of seq as delivered */
     bool has_hash;
-    soffa_replay_filter_t filter;     /* replay */
+    uint8_t record_key[SOFFA_RECORD_KEY_LEN]; /* deliver: the key of a sealed body */
+    bool has_record_key;
+    soffa_replay_filter_t filter;     /* replay; erase: subject_id */
     uint64_t head_seq;                /* status_reply */
     uint32_t sessions;                /* status_reply */
     int64_t started_at_us;            /* status_reply */

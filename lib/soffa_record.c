@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "soffa_disposal.h"
 #include "soffa_msg.h"
+#include "soffa_restore.h"
+#include "soffa_retention.h"
 #include "soffa_time.h"
 #include "soffa_wire.h"
 
@@ -25,15 +28,19 @@ s_hex(const uint8_t *b, size_t n)
 }
 
 json_t *
-soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash)
+soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash, const uint8_t *key)
 {
     soffa_envelope_t e;
-    if (soffa_envelope_decode(env, len, &e) != SOFFA_OK)
+    soffa_err_t orc = soffa_envelope_open(env, len, key, &e);
+    if (orc != SOFFA_OK && orc != SOFFA_ERR_DISPOSED)
         return NULL;
+    bool disposed = orc == SOFFA_ERR_DISPOSED;
     char ts[32];
     soffa_time_format(e.received_at_us, ts);
     const char *kind = e.kind == SOFFA_RK_ACCESS       ? "access"
                        : e.kind == SOFFA_RK_CHECKPOINT ? "checkpoint"
+                       : e.kind == SOFFA_RK_DISPOSAL   ? "disposal"
+                       : e.kind == SOFFA_RK_AGGREGATE  ? "aggregate"
                        : e.kind == SOFFA_RK_RESTORE    ? "restore"
                                                        : "message";
     json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:I, s:{s:s, s:s, s:s, s:s}}", "seq", (json_int_t) e.seq, "mailbox",
@@ -47,7 +54,14 @@ soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash)
     if (hash)
         json_object_set_new(o, "hash", s_hex(hash, SOFFA_HASH_LEN));
     json_object_set_new(o, "prev_hash", s_hex(e.prev_hash, SOFFA_HASH_LEN));
-    if (e.kind == SOFFA_RK_MESSAGE) {
+    if (disposed) {
+        /* What is left of a record disposed of: its clear envelope. */
+        json_object_set_new(o, "disposed", json_true());
+        if (e.kind == SOFFA_RK_MESSAGE)
+            json_object_set_new(o, "type", json_string(soffa_msg_type_name((soffa_msg_type_t) e.msg_type)));
+        else
+            json_object_set_new(o, "type", json_string(kind));
+    } else if (e.kind == SOFFA_RK_MESSAGE) {
         json_object_set_new(o, "type", json_string(soffa_msg_type_name((soffa_msg_type_t) e.msg_type)));
         soffa_msg_t *m = NULL;
         if (soffa_msg_decode(e.body, e.body_len, &m) == SOFFA_OK) {
@@ -65,6 +79,29 @@ soffa_record_json(const uint8_t *env, size_t len, const uint8_t *hash)
             json_object_set_new(o, "checkpoint", json_pack("{s:I, s:o, s:o}", "covers_seq", (json_int_t) cp.covers_seq,
                                                            "head_hash", s_hex(cp.head_hash, SOFFA_HASH_LEN),
                                                            "signature", s_hex(cp.signature, SOFFA_SIGNATURE)));
+    } else if (e.kind == SOFFA_RK_AGGREGATE) {
+        json_object_set_new(o, "type", json_string("aggregate"));
+        json_t *aj = json_loadb((const char *) e.body, e.body_len, 0, NULL);
+        if (aj)
+            json_object_set_new(o, "aggregate", aj);
+    } else if (e.kind == SOFFA_RK_DISPOSAL) {
+        json_object_set_new(o, "type", json_string("disposal"));
+        soffa_disposal_t d;
+        if (soffa_disposal_decode(e.body, e.body_len, &d) == SOFFA_OK) {
+            json_t *seqs = json_array();
+            for (size_t i = 0; i < d.count; i++)
+                json_array_append_new(seqs, json_integer((json_int_t) d.seqs[i]));
+            json_t *dj = json_pack("{s:s, s:s, s:s, s:I, s:s, s:o}", "rule",
+                                   d.rule == SOFFA_DR_ERASURE ? "erasure" : "retention", "class",
+                                   soffa_retention_class_name((soffa_retention_class_t) d.retention_class), "rule_text",
+                                   d.rule_text, "count", (json_int_t) d.count, "for_mailbox", d.for_mailbox, "seqs", seqs);
+            if (d.rule == SOFFA_DR_ERASURE)
+                json_object_set_new(dj, "reason", json_string(soffa_erasure_reason_name(d.reason)));
+            if (d.has_tombstone)
+                json_object_set_new(dj, "tombstone", s_hex(d.tombstone, SOFFA_TOMBSTONE_LEN));
+            json_object_set_new(o, "disposal", dj);
+            soffa_disposal_fini(&d);
+        }
     } else if (e.kind == SOFFA_RK_RESTORE) {
         json_object_set_new(o, "type", json_string("restore"));
         soffa_restore_t r;
@@ -110,6 +147,32 @@ soffa_record_line(json_t *rec, char *out, size_t outlen)
         soffa_time_format_local(at, when);
     else if (ts)
         snprintf(when, sizeof when, "%.10s %.5s", ts, ts + 11);
+    if (json_is_true(json_object_get(rec, "disposed"))) {
+        snprintf(out, outlen, "seq %-6lld %s  %-24s from %-12s to %-18s disposed of: its content no longer exists",
+                 (long long) json_integer_value(json_object_get(rec, "seq")), when, type ? type : "?", from ? from : "?",
+                 json_string_value(json_object_get(rec, "mailbox")));
+        return;
+    }
+    json_t *ag = json_object_get(rec, "aggregate");
+    if (ag) {
+        snprintf(out, outlen, "seq %-6lld %s  %-24s key figures of %s for %s..%s, kept before gallring",
+                 (long long) json_integer_value(json_object_get(rec, "seq")), when, "aggregate",
+                 json_string_value(json_object_get(ag, "municipality")), json_string_value(json_object_get(ag, "from")),
+                 json_string_value(json_object_get(ag, "to")));
+        return;
+    }
+    json_t *dj = json_object_get(rec, "disposal");
+    if (dj) {
+        const char *rule = json_string_value(json_object_get(dj, "rule"));
+        bool erasure = rule && !strcmp(rule, "erasure");
+        snprintf(out, outlen, "seq %-6lld %s  %-24s %lld record(s) of %s (%s) %s%s%s", (long long) json_integer_value(json_object_get(rec, "seq")),
+                 when, erasure ? "erased" : "disposed of", (long long) json_integer_value(json_object_get(dj, "count")),
+                 json_string_value(json_object_get(dj, "for_mailbox")), json_string_value(json_object_get(dj, "class")),
+                 erasure ? "on request, reason " : "under the rule ",
+                 erasure ? json_string_value(json_object_get(dj, "reason")) : json_string_value(json_object_get(dj, "rule_text")),
+                 erasure ? "" : " ([retention])");
+        return;
+    }
     if (json_object_get(rec, "checkpoint")) {
         snprintf(out, outlen, "seq %-6lld %s  %-24s vouches for 1..%lld", (long long) json_integer_value(json_object_get(rec, "seq")),
                  when, "signed checkpoint",

@@ -2,6 +2,8 @@
  *
  *  One LMDB environment in a directory (created owner-only) holds:
  *    log      seq (u64 big-endian) -> hash(32) || tag(1) || encoded envelope
+ *             (messages and access records with their body sealed under the
+ *             record's key: see soffa_seal)
  *    mailbox  mailbox NUL seq      -> ordinal   (per-mailbox index; the record's place in
  *             its mailbox, 1 for the first, so counts are one seek away)
  *    subject  bucket(4) subject_key(16) seq -> "" (per-subject index; keyed hash, never the
@@ -12,9 +14,17 @@
  *    state    caller's key         -> value     (the broker's state derived from the
  *             records: answers awaited, protected subjects, ...; changed
  *             in the same transaction as the record that changes it)
- *    meta     "version", "head"    -> store version; last seq, hash and time
- *  The subject index key is BLAKE2b keyed with a 32-byte secret kept in
- *  DIR/subject.key (owner-only), created with the store.
+ *    okey     owner(17)            -> the owner's key, wrapped by the epoch key
+ *             (owner: 'S' || keyed hash of a young person, or 'D' || day for
+ *             records about nobody)
+ *    rkey     seq                  -> owner(17) || record key wrapped by the owner key
+ *    own      owner(17) || seq     -> ""        (an owner's records)
+ *    meta     "version", "head"    -> store version; last seq, hash and time;
+ *             "epoch", "k:index"   -> the epoch in use; the subject-index
+ *             secret wrapped by the epoch key
+ *  The epoch key lives in DIR/keys, wrapped by the master key, which is
+ *  never in DIR (soffa_seal). The subject index key is BLAKE2b keyed with
+ *  the subject-index secret.
  *
  *  Durability (ACID, D included): the environment is opened without
  *  MDB_NOSYNC, MDB_NOMETASYNC or MDB_MAPASYNC, so soffa_store_append returns
@@ -34,6 +44,7 @@
 #include <stdint.h>
 
 #include "soffa_err.h"
+#include "soffa_seal.h"
 #include "soffa_wire.h"
 
 typedef struct soffa_store soffa_store_t;
@@ -42,6 +53,10 @@ typedef struct {
     const char *path;      /* directory; created 0700 when missing (unless read_only) */
     size_t map_size;       /* bytes; 0 = 1 GiB */
     bool read_only;        /* open an existing store (or a copy of one) without writing */
+    const soffa_seal_master_t *master; /* the master key: required to write; without it a
+                                        * read-only open sees envelopes, never content */
+    char *why;             /* optional: what was wrong (a refused master key) */
+    size_t whylen;
 } soffa_store_opts_t;
 
 #define SOFFA_STORE_REF_MAX 40   /* longest reference key */
@@ -71,6 +86,22 @@ typedef struct {
     bool del;
 } soffa_store_state_op_t;
 
+#define SOFFA_STORE_CLASSES 8    /* retention classes the schedule knows (soffa_retention_class_t) */
+
+/*  When a record runs out (gallring; the rules are soffa_retention's, the
+ *  schedule the store's). */
+typedef struct {
+    uint8_t retention_class;      /* 0: kept */
+    int64_t due_us;               /* when it runs out (Unix µs; 0: never) */
+    bool reschedule;              /* a case's closure: the subject's earlier records of each class
+                                   * with reschedule_due[class] > 0 also run out then */
+    int64_t reschedule_due[SOFFA_STORE_CLASSES];
+} soffa_store_sched_t;
+
+/*  Gives the schedule of a record from its (plaintext) envelope bytes: for
+ *  the records an upgrade seals, which were stored before there was one. */
+typedef void (*soffa_store_sched_fn)(void *ctx, const uint8_t *env, size_t len, soffa_store_sched_t *out);
+
 /*  One envelope to append. In: env (every field but seq, prev_hash and
  *  subject_key), subject_id (canonical id or NULL; hashed, never stored),
  *  refs (keys to find the record by), seq_from (0; for a restore record
@@ -85,6 +116,7 @@ typedef struct {
     size_t n_refs;
     soffa_store_state_op_t state[SOFFA_STORE_STATE_OPS];   /* applied in order, with the record */
     size_t n_state;
+    soffa_store_sched_t sched;    /* when it runs out (sealed records only) */
     uint64_t seq_from;
     const char *subject_alias;    /* an identity number this record's subject replaces (or NULL): every
                                    * record indexed under it is indexed under the subject too */
@@ -93,13 +125,17 @@ typedef struct {
 } soffa_store_item_t;
 
 /*  One stored record as a visitor sees it; the bytes are valid only during
- *  the call. tag is env->msg_type (or 0x80 + kind for non-messages). */
+ *  the call. tag is env->msg_type (or 0x80 + kind for non-messages). key
+ *  opens a sealed body (soffa_envelope_open); it is there when the store
+ *  was opened with the master key and the record has not been disposed of. */
 typedef struct {
     uint64_t seq;
     const uint8_t *env;
     size_t len;
     const uint8_t *hash;   /* SOFFA_HASH_LEN bytes */
     uint8_t tag;
+    bool has_key;
+    uint8_t key[SOFFA_RECORD_KEY_LEN];
 } soffa_store_rec_t;
 
 /*  Visitor for scans. Return 0 to go on, anything else to stop. */
@@ -117,6 +153,7 @@ typedef struct {
     uint64_t checkpoints;  /* signed checkpoints checked */
     uint64_t last_signed;  /* highest sequence a valid checkpoint vouches for */
     uint64_t unsigned_tail; /* records after the last checkpoint (all of them when there is none) */
+    uint64_t unhashed;     /* legacy records whose content was not checked (no master key) */
     uint64_t restores;     /* restore records: each a jump in the numbering, explained */
     struct {
         uint64_t from, to; /* the numbers a restore skipped: from < seq < to were never stored here */
@@ -125,9 +162,24 @@ typedef struct {
     char reason[160];      /* what is wrong there */
 } soffa_store_verify_t;
 
-/*  Opens (creating if needed) the store at opts->path.
+/*  Master-key rotation: wraps the store's epoch key under m instead of the
+ *  key it was opened with. The free slot of DIR/keys gets the epoch key
+ *  under m (flushed), then the old slot is zeroed (flushed): the old master
+ *  key opens nothing of this data directory afterwards (a backup made
+ *  earlier still needs it). A crash between the two leaves both wrappings;
+ *  the store then opens with either key, and the next open keeps the slot of
+ *  the key it was opened with. The store must be open for writing and
+ *  nobody else's. Returns SOFFA_OK, SOFFA_ERR_MASTER_KEY (no keys loaded or
+ *  read-only), SOFFA_ERR_EXISTS (m is the key in use),
+ *  SOFFA_ERR_STORE_CORRUPT (no slot holds the epoch in use) or an I/O error. */
+soffa_err_t soffa_store_master_rotate(soffa_store_t *self, const soffa_seal_master_t *m);
+
+/*  Opens (creating if needed) the store at opts->path. A master key that is
+ *  not the store's is refused before anything is written (opts->why says
+ *  which key the store was made with).
  *  Returns SOFFA_OK, SOFFA_ERR_PERMISSION, SOFFA_ERR_STORE_IO,
- *  SOFFA_ERR_STORE_CORRUPT, SOFFA_ERR_VERSION or SOFFA_ERR_NOT_FOUND (read-only
+ *  SOFFA_ERR_STORE_CORRUPT, SOFFA_ERR_VERSION, SOFFA_ERR_MASTER_KEY (no master
+ *  key to write with, or the wrong one) or SOFFA_ERR_NOT_FOUND (read-only
  *  open of a missing store). */
 soffa_err_t soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts);
 
@@ -223,10 +275,16 @@ soffa_err_t soffa_store_state_write(soffa_store_t *self, const soffa_store_state
 /*  Converts the store in directory `path` (not open elsewhere) from an
  *  earlier format to the current one, in one transaction: nothing changes
  *  if it fails. `from` gets the version found ("2"); a current store is left
- *  alone. The derived state a new format adds starts empty; the caller
- *  rebuilds it with soffa_store_state_write. Returns SOFFA_OK,
- *  SOFFA_ERR_VERSION (a format it cannot convert) or a store error. */
-soffa_err_t soffa_store_upgrade(const char *path, size_t map_size, char from[8]);
+ *  alone. 2 -> 3 adds mailbox ordinals and the state table (empty; the
+ *  caller rebuilds it with soffa_store_state_write). 3 -> 4 seals every
+ *  record that carries personal data as a legacy record (its whole envelope
+ *  under a key of its own, its hash in the chain unchanged), moves the
+ *  subject-index secret from DIR/subject.key into the store under master,
+ *  and deletes that file. sched (may be NULL: nothing is scheduled) gives
+ *  each sealed record its schedule. Returns SOFFA_OK, SOFFA_ERR_VERSION (a format it
+ *  cannot convert), SOFFA_ERR_MASTER_KEY (no master key) or a store error. */
+soffa_err_t soffa_store_upgrade(const char *path, size_t map_size, const soffa_seal_master_t *master,
+                                soffa_store_sched_fn sched, void *sched_ctx, char from[8]);
 
 /*  Calls fn(ctx, mailbox, count, last_seq) once per mailbox that holds
  *  records, in name order (from totals kept with every commit; no scan). */
@@ -254,7 +312,9 @@ soffa_err_t soffa_store_cursor_set(soffa_store_t *self, const char *consumer, ui
 soffa_err_t soffa_store_cursor_set_many(soffa_store_t *self, const soffa_store_cursor_t *c, size_t n);
 
 /*  Walks the whole chain: every record's hash, decoding, sequence and link
- *  to its predecessor, and the head. Every checkpoint must vouch for the
+ *  to its predecessor, and the head. A legacy record (stored before
+ *  encryption) is hashed only when the store was opened with the master
+ *  key: without it only its place and links are checked. Every checkpoint must vouch for the
  *  record just before it and carry a valid signature: by trusted_key
  *  (32 bytes) when given, else by one and the same key throughout.
  *  Returns SOFFA_OK when intact, or SOFFA_ERR_CHAIN_BROKEN with
@@ -272,21 +332,77 @@ typedef struct {
  *  directory dest, while the store's writer (the broker) goes on: one read
  *  transaction, LMDB's mdb_env_copyfd2 with MDB_CP_COMPACT, so the copy is
  *  the store as of one commit. Beside it goes the one other file a restore
- *  needs, subject.key (the subject index secret); nothing else travels
- *  (never the checkpoint signing key). dest must not exist; it is made 0700
+ *  needs, keys (the epoch key of that commit, wrapped by the master key);
+ *  nothing else travels (never the master key, never the checkpoint
+ *  signing key). dest must not exist; it is made 0700
  *  and its files 0600 whatever the umask, each fsynced. The copy is then
  *  marked (soffa_store_backup_mark: a broker that opens it knows it is a
  *  restore and numbers on past anything the lost broker gave out), then
  *  opened read-only and verified (trusted_key as for soffa_store_verify);
  *  rep gets the result. On any failure nothing is left at dest.
  *  Returns SOFFA_OK, SOFFA_ERR_EXISTS (dest exists), SOFFA_ERR_NOT_FOUND
- *  (dest's parent is missing, or self has no subject.key to go with it),
+ *  (dest's parent is missing, or self has no keys file to go with it),
  *  SOFFA_ERR_PERMISSION, SOFFA_ERR_DISK_FULL, SOFFA_ERR_STORE_IO, or
  *  SOFFA_ERR_CHAIN_BROKEN (the copy does not verify: rep->verify says where;
  *  the store itself should be checked with soffa verify). */
 soffa_err_t soffa_store_backup(soffa_store_t *self, const char *dest, const uint8_t *trusted_key,
                                soffa_store_backup_t *rep);
 
+/* ---- Gallring and erasure ---- */
+
+/*  What a disposal run is told. */
+typedef struct {
+    int64_t now_us;                   /* records due at or before this go */
+    const char *erase_subject;        /* erasure instead: every record of this identity (canonical) */
+    uint32_t reason;                  /* the erasure's reason code */
+    const char *rule_text[SOFFA_STORE_CLASSES]; /* per class, as the disposal records name the rule */
+    const char *sender;               /* the broker's name: the sender of the disposal records */
+    /* The mailbox an agent reads ("" when none): where the sender of
+     * disposed records hears of them, for the copies it kept. */
+    const char *(*inbox_of)(void *ctx, const char *agent);
+    void *ctx;
+    int64_t tomb_keep_us;             /* tombstones older than this go (0: kept) */
+} soffa_store_dispose_opts_t;
+
+/*  What a disposal run did. */
+typedef struct {
+    uint64_t records;                 /* records disposed of */
+    uint64_t subjects;                /* young people of whom nothing is left */
+    uint64_t notices;                 /* disposal records written */
+    uint64_t first_seq, last_seq;     /* ... their sequence numbers */
+    uint64_t tombs_expired;
+    uint8_t tombstone[16];            /* erasure: the tombstone written */
+} soffa_store_dispose_report_t;
+
+/*  Disposes, in one durable transaction: of every record whose schedule
+ *  says it has run out by o->now_us, or (o->erase_subject) of every record
+ *  of one young person. Each record's key is destroyed (the record stays,
+ *  unreadable) with its index entries; a young person with nothing left
+ *  loses their owner key, their index entries and remembered state, and
+ *  gets a tombstone; one who lost some records gets a new owner key; every
+ *  remaining key is wrapped anew under a new epoch key, and the old one is
+ *  erased from DIR/keys after the commit. A disposal record goes into the
+ *  chain for each mailbox and class (and one to the inbox of each sender of
+ *  disposed records). A crash leaves the state before or after; the next
+ *  open finishes the keys file. Nothing due: SOFFA_OK, nothing written.
+ *  Returns SOFFA_OK, SOFFA_ERR_MASTER_KEY (opened without it),
+ *  SOFFA_ERR_PERMISSION (read-only) or a store error. */
+soffa_err_t soffa_store_dispose(soffa_store_t *self, const soffa_store_dispose_opts_t *o,
+                                soffa_store_dispose_report_t *rep);
+
+/*  The disposal records about the young person `id` (through the
+ *  tombstones): fn(ctx, seq) for each, oldest first; fn returns non-zero to
+ *  stop. SOFFA_ERR_NOT_FOUND without the master key. */
+soffa_err_t soffa_store_tomb_scan(soffa_store_t *self, const char *id, int (*fn)(void *ctx, uint64_t seq), void *ctx);
+
+/*  The earliest time a record is due (0 when nothing is scheduled). */
+int64_t soffa_store_next_due(soffa_store_t *self);
+
+/*  Calls fn(ctx, seq, class) for each record due by now_us that still has
+ *  its key (what the next disposal run takes), in due order; fn returns
+ *  non-zero to stop. Nothing is changed. */
+soffa_err_t soffa_store_due_scan(soffa_store_t *self, int64_t now_us, int (*fn)(void *ctx, uint64_t seq, uint8_t cls),
+                                 void *ctx);
 /*  The mark soffa_store_backup leaves in every copy it makes: true, with
  *  the time the copy was taken, when this store was copied by a backup and
  *  no restore record has been written since (the broker writes one, and

@@ -36,8 +36,10 @@
 #define SOFFA_SIGN_PUBLIC 32
 #define SOFFA_SIGN_SECRET 64
 #define SOFFA_SIGNATURE 64
-/* Envelope and record-body limit: the message plus a generous header. */
-#define SOFFA_WIRE_RECORD_MAX (SOFFA_MSG_MAX + 2048)
+#define SOFFA_RECORD_KEY_LEN 32  /* a record key (soffa_seal) */
+/* Envelope and record-body limit: the message plus a generous header (and
+ * room for a legacy record, which holds a whole sealed envelope). */
+#define SOFFA_WIRE_RECORD_MAX (SOFFA_MSG_MAX + 4096)
 
 /*  BLAKE2b-256 of buf: the hash every chain link refers to. */
 void soffa_wire_hash(const void *buf, size_t len, uint8_t out[SOFFA_HASH_LEN]);

@@ -64,6 +64,7 @@ RUN="$T/run"
 mkdir -m 700 "$RUN"
 (cd "$RUN" && for k in broker kaa-1419 school-1415; do "$BIN/soffa" keygen "$k" >/dev/null || exit 1; done) \
     || bad "it_51 soffa keygen"
+"$BIN/soffa" masterkey new "$RUN/master.key" >/dev/null || bad "it_51 soffa masterkey new"
 PORT=$((20000 + RANDOM % 20000))
 # The example as installed, with this test's endpoint, data directory and keys.
 sed -e "s|^endpoint = .*|endpoint = tcp://127.0.0.1:$PORT|" -e "s|^data_dir = .*|data_dir = $RUN/broker-data|" \

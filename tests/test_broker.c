@@ -754,7 +754,8 @@ Test(broker, it_11_replay_within_scope_and_every_replay_is_logged)
         }
         cr_assert_eq(f.type, SOFFA_FRAME_DELIVER);
         soffa_envelope_t e;
-        cr_assert_eq(soffa_envelope_decode(f.data, f.data_len, &e), SOFFA_OK);
+        cr_assert(f.has_record_key, "an access record is sealed and comes with its key");
+        cr_assert_eq(soffa_envelope_open(f.data, f.data_len, f.record_key, &e), SOFFA_OK);
         cr_assert_eq(e.kind, SOFFA_RK_ACCESS);
         soffa_access_t a;
         cr_assert_eq(soffa_access_decode(e.body, e.body_len, &a), SOFFA_OK);

@@ -172,7 +172,7 @@ collect(soffa_client_t *c, const char *mailbox, got_t *got, size_t max, int wait
         cr_assert_neq(f.type, SOFFA_FRAME_ERROR, "subscribe to %s refused: %s", mailbox, f.text);
         if (f.type == SOFFA_FRAME_DELIVER) {
             soffa_envelope_t e;
-            cr_assert_eq(soffa_envelope_decode(f.data, f.data_len, &e), SOFFA_OK);
+            cr_assert_eq(soffa_envelope_open(f.data, f.data_len, f.has_record_key ? f.record_key : NULL, &e), SOFFA_OK);
             soffa_msg_t *m = NULL;
             cr_assert_eq(soffa_msg_decode(e.body, e.body_len, &m), SOFFA_OK);
             got[n].type = (int) e.msg_type;
@@ -241,13 +241,16 @@ replay(soffa_client_t *c, const char *request, const char *mailbox, const char *
             soffa_frame_fini(&f);
             return code;
         }
-        soffa_frame_item_t one = {.seq = f.seq, .data = f.data, .data_len = f.data_len};
+        soffa_frame_item_t one = {.seq = f.seq, .data = f.data, .data_len = f.data_len,
+                                  .has_record_key = f.has_record_key};
         memcpy(one.hash, f.hash, SOFFA_HASH_LEN);
+        memcpy(one.record_key, f.record_key, SOFFA_RECORD_KEY_LEN);
         const soffa_frame_item_t *rec = f.type == SOFFA_FRAME_DELIVER ? &one : f.items;
         size_t k = f.type == SOFFA_FRAME_DELIVER ? 1 : f.type == SOFFA_FRAME_DELIVER_BATCH ? f.n_items : 0;
         for (size_t i = 0; i < k; i++) {
             soffa_envelope_t e;
-            cr_assert_eq(soffa_envelope_decode(rec[i].data, rec[i].data_len, &e), SOFFA_OK);
+            cr_assert_eq(soffa_envelope_open(rec[i].data, rec[i].data_len, rec[i].has_record_key ? rec[i].record_key : NULL,
+                                             &e), SOFFA_OK);
             if (n < max && types)
                 types[n] = e.kind == SOFFA_RK_ACCESS ? -1 : (int) e.msg_type;
             if (n < max && access) {
@@ -559,7 +562,9 @@ Test(lawflow, rule_08_the_register_is_built_from_an_earlier_history)
     char path[400];
     snprintf(path, sizeof path, "%s/data", b->dir);
     soffa_store_t *st = NULL;
-    soffa_store_opts_t o = {.path = path};
+    soffa_seal_master_t m;
+    tk_broker_master(b, &m);
+    soffa_store_opts_t o = {.path = path, .master = &m};
     cr_assert_eq(soffa_store_open(&st, &o), SOFFA_OK);
     soffa_store_state_op_t del[6];
     memset(del, 0, sizeof del);
@@ -896,7 +901,7 @@ Test(lawflow, rule_10_key_figures_follow_the_person)
         cr_assert_eq(soffa_client_recv(au, &f, 5000), SOFFA_OK);
         cr_assert_neq(f.type, SOFFA_FRAME_ERROR, "%s", f.text);
         if (f.type == SOFFA_FRAME_DELIVER) {
-            json_t *rec = soffa_record_json(f.data, f.data_len, f.hash);
+            json_t *rec = soffa_record_json(f.data, f.data_len, f.hash, f.has_record_key ? f.record_key : NULL);
             cr_assert_not_null(rec);
             json_array_append_new(records, rec);
             soffa_frame_t ra = {.type = SOFFA_FRAME_REPLAY_ACK, .tag = r.tag, .seq = f.seq, .has_hash = true};

@@ -88,7 +88,7 @@ Test(school, a_change_is_signalled_once_and_keys_hold_no_identity_number)
     soffa_box_t *box = NULL;
     soffa_school_t *s = NULL;
     soffa_school_cfg_t c = cfg();
-    cr_assert_eq(soffa_box_open(&box, dir, 16 << 20), SOFFA_OK);
+    cr_assert_eq(soffa_box_open(&box, dir, 16 << 20, tk_master(), NULL, 0), SOFFA_OK);
     cr_assert_eq(soffa_school_new(&s, &c, box, SECRET, "/nonexistent", dir), SOFFA_OK);
 
     json_t *a = observe(s, pnr, "1419", "2029-06-10", true);
@@ -130,7 +130,7 @@ Test(school, a_change_is_signalled_once_and_keys_hold_no_identity_number)
     soffa_box_close(&box);
     char dir2[] = "/tmp/soffa-school-XXXXXX";
     cr_assert_not_null(mkdtemp(dir2));
-    cr_assert_eq(soffa_box_open(&box, dir2, 16 << 20), SOFFA_OK);
+    cr_assert_eq(soffa_box_open(&box, dir2, 16 << 20, tk_master(), NULL, 0), SOFFA_OK);
     cr_assert_eq(soffa_school_new(&s, &c, box, SECRET, "/nonexistent", dir2), SOFFA_OK);
     a = observe(s, pnr, "1419", "2029-06-10", false);
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(a, "signals"), 0), "id")),
@@ -153,7 +153,7 @@ Test(school, hostile_observations_are_refused_whole)
     soffa_box_t *box = NULL;
     soffa_school_t *s = NULL;
     soffa_school_cfg_t c = cfg();
-    cr_assert_eq(soffa_box_open(&box, dir, 16 << 20), SOFFA_OK);
+    cr_assert_eq(soffa_box_open(&box, dir, 16 << 20, tk_master(), NULL, 0), SOFFA_OK);
     cr_assert_eq(soffa_school_new(&s, &c, box, SECRET, "/nonexistent", dir), SOFFA_OK);
     json_t *a = observe(s, bad, "1419", "", false);
     cr_assert(!json_is_true(json_object_get(a, "ok")));

@@ -1,5 +1,7 @@
 /*  Tests for soffa_store: durability, dedup, cursors, indices, the chain. */
+#define _GNU_SOURCE   /* memmem */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <lmdb.h>
 #include <signal.h>
@@ -11,6 +13,10 @@
 #include <unistd.h>
 
 #include "soffa_box.h"
+#include "soffa_bytes.h"
+#include "soffa_disposal.h"
+#include "soffa_msg.pb-c.h"
+#include "soffa_retention.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
@@ -64,7 +70,7 @@ static soffa_store_t *
 open_store(const char *dir, size_t map)
 {
     soffa_store_t *st = NULL;
-    soffa_store_opts_t o = {.path = dir, .map_size = map};
+    soffa_store_opts_t o = {.path = dir, .map_size = map, .master = tk_master()};
     cr_assert_eq(soffa_store_open(&st, &o), SOFFA_OK);
     return st;
 }
@@ -86,7 +92,17 @@ collect(void *ctx, const soffa_store_rec_t *rec)
     cr_assert_eq(soffa_envelope_decode(env, len, &e), SOFFA_OK);
     cr_assert_eq(e.seq, seq);
     uint8_t h[32];
-    soffa_wire_hash(env, len, h);
+    if (e.legacy) {
+        /* Stored before encryption: the chain's hash is the original's. */
+        uint8_t *orig;
+        size_t olen;
+        cr_assert(rec->has_key);
+        cr_assert_eq(soffa_envelope_legacy_bytes(env, len, rec->key, &orig, &olen), SOFFA_OK);
+        soffa_wire_hash(orig, olen, h);
+        free(orig);
+    } else {
+        soffa_wire_hash(env, len, h);
+    }
     cr_assert_eq(memcmp(h, hash, 32), 0);
     snprintf(c->mailbox, sizeof c->mailbox, "%s", e.mailbox);
     soffa_envelope_fini(&e);
@@ -461,7 +477,7 @@ Test(store, files_are_owner_only_and_a_shared_key_is_refused)
     struct stat s;
     cr_assert_eq(stat(path, &s), 0);
     cr_assert_eq(s.st_mode & 0777, 0700);
-    const char *files[] = {"subject.key", "data.mdb", "lock.mdb"};
+    const char *files[] = {"keys", "data.mdb", "lock.mdb"};
     for (size_t i = 0; i < 3; i++) {
         char f[600];
         snprintf(f, sizeof f, "%s/%s", path, files[i]);
@@ -469,9 +485,9 @@ Test(store, files_are_owner_only_and_a_shared_key_is_refused)
         cr_assert_eq(s.st_mode & 077, 0, "%s is open to others", files[i]);
     }
     char key[600];
-    snprintf(key, sizeof key, "%s/subject.key", path);
+    snprintf(key, sizeof key, "%s/keys", path);
     chmod(key, 0644);
-    soffa_store_opts_t o = {.path = path};
+    soffa_store_opts_t o = {.path = path, .master = tk_master()};
     cr_assert_eq(soffa_store_open(&st, &o), SOFFA_ERR_PERMISSION);
     cr_assert_null(st);
     tk_rmrf(dir);
@@ -660,7 +676,7 @@ static void
 child_appender(const char *dir, int wfd)
 {
     soffa_store_t *st = NULL;
-    soffa_store_opts_t o = {.path = dir};
+    soffa_store_opts_t o = {.path = dir, .master = tk_master()};
     if (soffa_store_open(&st, &o) != SOFFA_OK)
         _exit(3);
     rec_t r[8];
@@ -683,6 +699,7 @@ child_appender(const char *dir, int wfd)
 
 Test(store, sigkill_during_appends_loses_nothing_committed, .timeout = 120)
 {
+    tk_master();   /* one key for the child and the parent */
     for (int round = 0; round < 3; round++) {
         char *dir = tk_tmpdir("store");
         int p[2];
@@ -1204,16 +1221,17 @@ v2_copy(void)
     return dir;
 }
 
-Test(store, a_version_2_store_is_refused_until_upgraded_and_then_reads_the_same)
+Test(store, a_version_2_store_is_refused_until_upgraded_through_3_to_4_and_then_reads_the_same)
 {
     char *dir = v2_copy();
     soffa_store_t *st = NULL;
-    soffa_store_opts_t o = {.path = dir};
+    soffa_store_opts_t o = {.path = dir, .master = tk_master()};
     cr_assert_eq(soffa_store_open(&st, &o), SOFFA_ERR_VERSION);
     soffa_store_opts_t ro = {.path = dir, .read_only = true};
     cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_ERR_VERSION);
     char from[8];
-    cr_assert_eq(soffa_store_upgrade(dir, 0, from), SOFFA_OK);
+    cr_assert_eq(soffa_store_upgrade(dir, 0, NULL, NULL, NULL, from), SOFFA_ERR_MASTER_KEY, "no master key, no upgrade");
+    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), NULL, NULL, from), SOFFA_OK);
     cr_assert_str_eq(from, "2");
     st = open_store(dir, 0);
     uint64_t head;
@@ -1233,8 +1251,8 @@ Test(store, a_version_2_store_is_refused_until_upgraded_and_then_reads_the_same)
     cr_assert_eq(c.n, 3, "found %zu of the pupil's 3 records", c.n);
     soffa_store_close(&st);
     /* Upgrading again does nothing. */
-    cr_assert_eq(soffa_store_upgrade(dir, 0, from), SOFFA_OK);
-    cr_assert_str_eq(from, "3");
+    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), NULL, NULL, from), SOFFA_OK);
+    cr_assert_str_eq(from, "4");
     tk_rmrf(dir);
     free(dir);
 }
@@ -1275,11 +1293,870 @@ Test(store, issue_11_14_store_and_box_descriptors_are_close_on_exec)
     char box_dir[512];
     snprintf(box_dir, sizeof box_dir, "%s/box", dir);
     soffa_box_t *box = NULL;
-    cr_assert_eq(soffa_box_open(&box, box_dir, 1 << 20), SOFFA_OK);
+    cr_assert_eq(soffa_box_open(&box, box_dir, 1 << 20, tk_master(), NULL, 0), SOFFA_OK);
     fds_under(box_dir, &n, &inh);
     cr_assert_geq(n, 2, "the box's data and lock files are open (%d)", n);
     cr_assert_eq(inh, 0, "%d of the box's %d descriptors would be inherited by a hook", inh, n);
     soffa_box_close(&box);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* ---- Format 4: encryption at rest (issue 17) ---- */
+
+#define MARKER "Markörfras-17 hemligt om barnet"
+
+/* A record whose free text (a concern report's description) is text. */
+static void
+rec_make_text(rec_t *r, const char *pnr, const char *text)
+{
+    rec_make(r, SOFFA_MT_CONCERN_REPORT_FILED, pnr, "social/1419", "school-1415");
+    free(r->body);
+    char *js = tk_msg_json(SOFFA_MT_CONCERN_REPORT_FILED, pnr, "1419");
+    json_t *j = json_loads(js, 0, NULL);
+    free(js);
+    cr_assert_not_null(j);
+    json_object_set_new(json_object_get(j, "concern_report_filed"), "description", json_string(text));
+    char *out = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    size_t len;
+    r->body = tk_encode_json(out, &len);
+    free(out);
+    soffa_msg_t *m = NULL;
+    cr_assert_eq(soffa_msg_decode(r->body, len, &m), SOFFA_OK);
+    soffa_msg_view_t v;
+    soffa_msg_view(m, &v);
+    memcpy(r->env.message_id, v.message_id, 16);
+    soffa_msg_destroy(&m);
+    r->env.body = r->body;
+    r->env.body_len = len;
+}
+
+/* True if needle occurs in the file at path. */
+static bool
+file_has(const char *path, const void *needle, size_t nlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t) n + 1);
+    size_t got = fread(buf, 1, (size_t) n, f);
+    fclose(f);
+    bool has = memmem(buf, got, needle, nlen) != NULL;
+    free(buf);
+    return has;
+}
+
+/* True if needle occurs in any key or value of any table of the LMDB
+ * environment in dir (read as LMDB reads it, not as bytes on disk). */
+static bool
+lmdb_has(const char *dir, const void *needle, size_t nlen)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi main_db;
+    MDB_cursor *cur, *c2;
+    MDB_val k, v, k2, v2;
+    bool has = false;
+    cr_assert_eq(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+    cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    cr_assert_eq(mdb_dbi_open(txn, NULL, 0, &main_db), 0);
+    cr_assert_eq(mdb_cursor_open(txn, main_db, &cur), 0);
+    size_t tables = 0;
+    while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int) k.mv_size, (const char *) k.mv_data);
+        MDB_dbi dbi;
+        if (mdb_dbi_open(txn, name, 0, &dbi) != 0)
+            continue;
+        tables++;
+        cr_assert_eq(mdb_cursor_open(txn, dbi, &c2), 0);
+        while (mdb_cursor_get(c2, &k2, &v2, MDB_NEXT) == 0)
+            has |= memmem(k2.mv_data, k2.mv_size, needle, nlen) || memmem(v2.mv_data, v2.mv_size, needle, nlen);
+        mdb_cursor_close(c2);
+    }
+    cr_assert_gt(tables, 5, "the store's tables were read");
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return has;
+}
+
+/* Nothing of pnr (10- or 12-digit form) or text in the data directory: not
+ * in any file, not in any LMDB key or value. */
+static void
+assert_nothing_in_clear(const char *dir, const char *pnr, const char *text)
+{
+    char path[600];
+    const char *needles[] = {pnr + 2, text};   /* the 10 digits are in the 12 */
+    const char *files[] = {"data.mdb", "keys", "lock.mdb", "subject.key"};
+    for (size_t n = 0; n < 2; n++) {
+        for (size_t f = 0; f < 4; f++) {
+            snprintf(path, sizeof path, "%s/%s", dir, files[f]);
+            cr_assert(!file_has(path, needles[n], strlen(needles[n])), "'%s' is in %s", needles[n], path);
+        }
+        cr_assert(!lmdb_has(dir, needles[n], strlen(needles[n])), "'%s' is in an LMDB value of %s", needles[n], dir);
+    }
+}
+
+typedef struct {
+    uint64_t want;
+    char text[256];
+    char subject[16];
+    bool keyless;
+} open_t;
+
+static int
+open_one(void *ctx, const soffa_store_rec_t *rec)
+{
+    open_t *o = ctx;
+    if (rec->seq != o->want)
+        return 0;
+    soffa_envelope_t e;
+    soffa_err_t rc = soffa_envelope_open(rec->env, rec->len, rec->has_key ? rec->key : NULL, &e);
+    o->keyless = rc == SOFFA_ERR_DISPOSED;
+    if (rc == SOFFA_OK && e.kind == SOFFA_RK_MESSAGE) {
+        soffa_msg_t *m = NULL;
+        cr_assert_eq(soffa_msg_decode(e.body, e.body_len, &m), SOFFA_OK);
+        soffa_msg_view_t v;
+        soffa_msg_view(m, &v);
+        snprintf(o->subject, sizeof o->subject, "%s", v.subject_id);
+        const char *t = soffa_msg_free_text(m, NULL);
+        snprintf(o->text, sizeof o->text, "%s", t ? t : "");
+        soffa_msg_destroy(&m);
+    }
+    soffa_envelope_fini(&e);
+    return 1;
+}
+
+/* The record kinds are wire and disk format: each one's number is the
+ * proto's, a restore record is 4 and the kinds of gallring come after it;
+ * only messages and access records are sealed. */
+Test(store, record_kinds_are_the_proto_s_and_only_personal_data_is_sealed)
+{
+    cr_assert_eq(SOFFA_RK_RESTORE, SOFFA__RECORD_KIND__RK_RESTORE);
+    cr_assert_eq(SOFFA_RK_RESTORE, 4);
+    cr_assert_eq(SOFFA_RK_DISPOSAL, SOFFA__RECORD_KIND__RK_DISPOSAL);
+    cr_assert_eq(SOFFA_RK_DISPOSAL, 5);
+    cr_assert_eq(SOFFA_RK_AGGREGATE, SOFFA__RECORD_KIND__RK_AGGREGATE);
+    cr_assert_eq(SOFFA_RK_AGGREGATE, 6);
+    cr_assert(soffa_envelope_kind_sealed(SOFFA_RK_MESSAGE) && soffa_envelope_kind_sealed(SOFFA_RK_ACCESS));
+    cr_assert(!soffa_envelope_kind_sealed(SOFFA_RK_CHECKPOINT) && !soffa_envelope_kind_sealed(SOFFA_RK_RESTORE)
+              && !soffa_envelope_kind_sealed(SOFFA_RK_DISPOSAL) && !soffa_envelope_kind_sealed(SOFFA_RK_AGGREGATE));
+}
+
+/* The early warning (issue 19) is kept as the school's signals are, not as
+ * long as a KAA journal; a restore record is kept for good. */
+Test(store, issue_17_the_early_warning_is_kept_as_a_school_signal)
+{
+    const soffa_msg_type_t ew[] = {SOFFA_MT_YEAR9_HANDOVER, SOFFA_MT_ADMISSION_NOT_STARTED,
+                                   SOFFA_MT_EARLY_WARNING_ANSWERED};
+    for (size_t i = 0; i < sizeof ew / sizeof *ew; i++) {
+        cr_assert_eq(soffa_retention_class_of(SOFFA_RK_MESSAGE, ew[i], SOFFA_ROLE_SCHOOL), SOFFA_RC_SCHOOL_SIGNALS,
+                     "type %d", (int) ew[i]);
+        cr_assert_eq(soffa_retention_class_of(SOFFA_RK_MESSAGE, ew[i], SOFFA_ROLE_KAA), SOFFA_RC_SCHOOL_SIGNALS,
+                     "type %d", (int) ew[i]);
+    }
+    cr_assert_eq(soffa_retention_class_of(SOFFA_RK_RESTORE, 0, SOFFA_ROLE_BROKER), SOFFA_RC_NONE);
+}
+
+Test(store, issue_17_personal_data_is_sealed_at_rest_and_opens_with_the_master_key)
+{
+    char *dir = tk_tmpdir("store");
+    char child[13];
+    tk_pnr(2011, 5, 2, 384, 0, child);
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[3];
+    rec_make_text(&r[0], child, MARKER);
+    rec_make(&r[1], SOFFA_MT_ABSENCE_REPORTED, child, "kaa/1419", "school-1415");
+    rec_make(&r[2], SOFFA_MT_ABSENCE_REPORTED, OTHER, "kaa/1419", "school-1415");
+    soffa_store_item_t it[3];
+    cr_assert_eq(append(st, r, 3, it), SOFFA_OK);
+    /* Through the store, with the master key: all there. */
+    open_t o = {.want = 1};
+    cr_assert_eq(soffa_store_get(st, 1, open_one, &o), SOFFA_OK);
+    cr_assert_str_eq(o.text, MARKER);
+    cr_assert_str_eq(o.subject, child);
+    collect_t c = {.n = 0};
+    cr_assert_eq(soffa_store_scan_subject(st, child, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 2);
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
+    soffa_store_close(&st);
+    /* In the directory: nothing. */
+    assert_nothing_in_clear(dir, child, MARKER);
+    /* The check itself finds a number when there is one: the message id,
+     * which is in clear, is found as bytes. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    cr_assert(file_has(path, r[0].env.message_id, 16) && lmdb_has(dir, r[0].env.message_id, 16));
+    /* Without the master key: the envelopes and the chain, never the content. */
+    soffa_store_opts_t ro = {.path = dir, .read_only = true};
+    cr_assert_eq(soffa_store_open(&st, &ro), SOFFA_OK);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(rep.records, 3);
+    o = (open_t) {.want = 1};
+    cr_assert_eq(soffa_store_get(st, 1, open_one, &o), SOFFA_OK);
+    cr_assert(o.keyless && !o.text[0], "read without the master key");
+    cr_assert_eq(soffa_store_scan_subject(st, child, 0, collect, &c), SOFFA_ERR_NOT_FOUND);
+    soffa_store_close(&st);
+    rec_free(r, 3);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* The bytes of a file, malloc'd. */
+static char *
+slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t) n + 1);
+    *len = fread(buf, 1, (size_t) n, f);
+    fclose(f);
+    return buf;
+}
+
+Test(store, issue_17_a_wrong_or_missing_master_key_is_refused_and_nothing_is_written)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[1];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+    soffa_store_item_t it[1];
+    cr_assert_eq(append(st, r, 1, it), SOFFA_OK);
+    soffa_store_close(&st);
+    char data[600], keys[600];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    snprintf(keys, sizeof keys, "%s/keys", dir);
+    size_t dl, kl;
+    char *d0 = slurp(data, &dl), *k0 = slurp(keys, &kl);
+
+    /* Another master key. */
+    char *kd = tk_tmpdir("other-key");
+    char kp[600], why[600] = "";
+    snprintf(kp, sizeof kp, "%s/other.key", kd);
+    cr_assert_eq(soffa_seal_master_new(kp), SOFFA_OK);
+    soffa_seal_master_t other;
+    cr_assert_eq(soffa_seal_master_load(kp, NULL, NULL, &other, why, sizeof why), SOFFA_OK);
+    soffa_store_opts_t o = {.path = dir, .master = &other, .why = why, .whylen = sizeof why};
+    cr_assert_eq(soffa_store_open(&st, &o), SOFFA_ERR_MASTER_KEY);
+    cr_assert_null(st);
+    char mine[17], theirs[17];
+    soffa_seal_master_id_hex(tk_master(), mine);
+    soffa_seal_master_id_hex(&other, theirs);
+    cr_assert(strstr(why, mine) && strstr(why, theirs), "the refusal names both keys: %s", why);
+    /* No master key at all, for writing. */
+    soffa_store_opts_t none = {.path = dir, .why = why, .whylen = sizeof why};
+    cr_assert_eq(soffa_store_open(&st, &none), SOFFA_ERR_MASTER_KEY);
+    /* A damaged keys file. */
+    size_t l2;
+    char *cut = slurp(keys, &l2);
+    FILE *f = fopen(keys, "wb");
+    fwrite(cut, 1, l2 - 1, f);
+    fclose(f);
+    cr_assert_eq(soffa_store_open(&st, &(soffa_store_opts_t) {.path = dir, .master = tk_master()}),
+                 SOFFA_ERR_STORE_CORRUPT);
+    /* Neither file changed by any of it. */
+    f = fopen(keys, "wb");
+    fwrite(cut, 1, l2, f);
+    fclose(f);
+    free(cut);
+    size_t dl2, kl2;
+    char *d1 = slurp(data, &dl2), *k1 = slurp(keys, &kl2);
+    cr_assert(dl == dl2 && memcmp(d0, d1, dl) == 0, "data.mdb was written");
+    cr_assert(kl == kl2 && memcmp(k0, k1, kl) == 0, "keys was written");
+    /* And the right key still opens it. */
+    st = open_store(dir, 0);
+    soffa_store_close(&st);
+    /* A key file others can read, or one inside the data directory. */
+    chmod(kp, 0644);
+    cr_assert_eq(soffa_seal_master_load(kp, NULL, NULL, &other, why, sizeof why), SOFFA_ERR_PERMISSION);
+    chmod(kp, 0600);
+    char inside[700];
+    snprintf(inside, sizeof inside, "%s/master.key", dir);
+    tk_master_file(inside);
+    cr_assert_eq(soffa_seal_master_load(inside, NULL, dir, &other, why, sizeof why), SOFFA_ERR_CONFIG);
+    cr_assert(strstr(why, "inside the data directory"), "%s", why);
+    f = fopen(kp, "w");
+    fputs("not a key\n", f);
+    fclose(f);
+    cr_assert_eq(soffa_seal_master_load(kp, NULL, NULL, &other, why, sizeof why), SOFFA_ERR_MASTER_KEY);
+    free(d0);
+    free(d1);
+    free(k0);
+    free(k1);
+    rec_free(r, 1);
+    tk_rmrf(kd);
+    free(kd);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* Copies the version-3 fixture into a fresh directory: seq 1 an absence
+ * report about 080304-1037, seq 2 a concern report about 110502-3848 with
+ * the description "Markörfras-V3 hemligt om barnet", seq 3 an
+ * acknowledgement, 4 and 5 the access records of a replay, 6 a checkpoint. */
+static char *
+v3_copy(void)
+{
+    char *dir = tk_tmpdir("store-v3");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "cp %s/tests/fixtures/store/v3-small.mdb %s/data.mdb && cp %s/tests/fixtures/store/v3-small.subject.key "
+             "%s/subject.key && chmod 600 %s/data.mdb %s/subject.key",
+             SOFFA_SOURCE_DIR, dir, SOFFA_SOURCE_DIR, dir, dir, dir);
+    cr_assert_eq(system(cmd), 0);
+    return dir;
+}
+
+typedef struct {
+    uint8_t bytes[6][4096];
+    size_t len[6];
+    uint8_t hash[6][32];
+} raw_t;
+
+static int
+raw_one(void *ctx, const soffa_store_rec_t *rec)
+{
+    raw_t *r = ctx;
+    if (rec->seq >= 1 && rec->seq <= 6 && rec->len <= 4096) {
+        memcpy(r->bytes[rec->seq - 1], rec->env, rec->len);
+        r->len[rec->seq - 1] = rec->len;
+        memcpy(r->hash[rec->seq - 1], rec->hash, 32);
+    }
+    return 0;
+}
+
+Test(store, issue_17_a_version_3_store_is_sealed_by_the_upgrade_and_its_chain_and_checkpoints_stay)
+{
+    char *dir = v3_copy();
+    const char *pupil = "200803041037", *child = "201105023848", *marker = "Markörfras-V3";
+    char data[600];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    cr_assert(file_has(data, child, 12) && file_has(data, marker, strlen(marker)), "the fixture holds them in clear");
+    /* What the chain was before. */
+    raw_t before;
+    memset(&before, 0, sizeof before);
+    soffa_store_t *st = NULL;
+    cr_assert_eq(soffa_store_open(&st, &(soffa_store_opts_t) {.path = dir, .read_only = true}), SOFFA_ERR_VERSION);
+    {
+        MDB_env *env;
+        MDB_txn *txn;
+        MDB_dbi log;
+        MDB_cursor *cur;
+        MDB_val k, v;
+        cr_assert_eq(mdb_env_create(&env), 0);
+        mdb_env_set_maxdbs(env, 16);
+        cr_assert_eq(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+        cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+        cr_assert_eq(mdb_dbi_open(txn, "log", 0, &log), 0);
+        cr_assert_eq(mdb_cursor_open(txn, log, &cur), 0);
+        int i = 0;
+        while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0 && i < 6) {
+            memcpy(before.hash[i], v.mv_data, 32);
+            before.len[i] = v.mv_size - 33;
+            memcpy(before.bytes[i], (uint8_t *) v.mv_data + 33, before.len[i]);
+            i++;
+        }
+        cr_assert_eq(i, 6);
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        mdb_env_close(env);
+    }
+    char from[8];
+    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), NULL, NULL, from), SOFFA_OK);
+    cr_assert_str_eq(from, "3");
+    char sk[600];
+    snprintf(sk, sizeof sk, "%s/subject.key", dir);
+    cr_assert_neq(access(sk, F_OK), 0, "the subject-index secret no longer lies in the directory in clear");
+    /* Nothing personal in the converted store: not in the file (the
+     * conversion wrote a new one), not in any LMDB value; nor in a backup. */
+    assert_nothing_in_clear(dir, child, marker);
+    assert_nothing_in_clear(dir, pupil, marker);
+    char *cp = tk_tmpdir("store-v3-copy");
+    soffa_store_t *live = open_store(dir, 0);
+    soffa_store_backup_t brep;
+    char dest[700];
+    snprintf(dest, sizeof dest, "%s/b", cp);
+    cr_assert_eq(soffa_store_backup(live, dest, NULL, &brep), SOFFA_OK, "%s", brep.verify.reason);
+    assert_nothing_in_clear(dest, child, marker);
+    assert_nothing_in_clear(dest, pupil, marker);
+    /* With the master key every record opens, as it was. */
+    open_t o = {.want = 2};
+    cr_assert_eq(soffa_store_get(live, 2, open_one, &o), SOFFA_OK);
+    cr_assert(strstr(o.text, marker), "%s", o.text);
+    cr_assert_str_eq(o.subject, child);
+    collect_t c = {.n = 0};
+    cr_assert_eq(soffa_store_scan_subject(live, pupil, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 2, "the absence report and its acknowledgement; found %zu", c.n);
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(live, NULL, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(rep.records, 6);
+    cr_assert_eq(rep.unhashed, 0, "with the master key every legacy record is hashed");
+    /* The chain's hashes are the same, and the checkpoint is byte for byte
+     * what it was (what auditors' agents hold still matches). */
+    raw_t after;
+    memset(&after, 0, sizeof after);
+    cr_assert_eq(soffa_store_scan(live, 1, raw_one, &after), SOFFA_OK);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(memcmp(before.hash[i], after.hash[i], 32), 0, "record %d kept its hash", i + 1);
+    cr_assert(after.len[5] == before.len[5] && memcmp(after.bytes[5], before.bytes[5], before.len[5]) == 0,
+              "the checkpoint is unchanged");
+    cr_assert_neq(memcmp(after.bytes[1], before.bytes[1], before.len[1] < after.len[1] ? before.len[1] : after.len[1]), 0);
+    soffa_store_close(&live);
+    /* Without the key: links and checkpoints only, and it says so. */
+    cr_assert_eq(soffa_store_open(&st, &(soffa_store_opts_t) {.path = dest, .read_only = true}), SOFFA_OK);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "%s", rep.reason);
+    cr_assert_eq(rep.unhashed, 5);
+    soffa_store_close(&st);
+    tk_rmrf(cp);
+    free(cp);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* Legacy record 2 with another record's sealed content in its place: the
+ * links hold, so only the master key can tell. */
+static void
+swap_legacy_body(MDB_txn *txn, MDB_dbi log, MDB_dbi meta)
+{
+    (void) meta;
+    uint8_t k1[8], k3[8];
+    MDB_val a = key_of(2, k1), b = key_of(1, k3), va, vb;
+    cr_assert_eq(mdb_get(txn, log, &a, &va), 0);
+    cr_assert_eq(mdb_get(txn, log, &b, &vb), 0);
+    /* Record 1's clear envelope fields and sealed body, under 2's hash and seq. */
+    soffa_envelope_t e1, e2;
+    cr_assert_eq(soffa_envelope_decode((uint8_t *) vb.mv_data + 33, vb.mv_size - 33, &e1), SOFFA_OK);
+    cr_assert_eq(soffa_envelope_decode((uint8_t *) va.mv_data + 33, va.mv_size - 33, &e2), SOFFA_OK);
+    e2.body = e1.body;
+    e2.body_len = e1.body_len;
+    uint8_t *buf;
+    size_t len;
+    cr_assert_eq(soffa_envelope_encode(&e2, &buf, &len), SOFFA_OK);
+    uint8_t *val = malloc(33 + len);
+    memcpy(val, va.mv_data, 33);
+    memcpy(val + 33, buf, len);
+    soffa_envelope_fini(&e1);
+    soffa_envelope_fini(&e2);
+    MDB_val nv = {33 + len, val};
+    cr_assert_eq(mdb_put(txn, log, &a, &nv, 0), 0);
+    free(buf);
+    free(val);
+}
+
+Test(store, issue_17_an_altered_legacy_record_is_found_with_the_master_key)
+{
+    char *dir = v3_copy();
+    char from[8];
+    cr_assert_eq(soffa_store_upgrade(dir, 0, tk_master(), NULL, NULL, from), SOFFA_OK);
+    tamper(dir, swap_legacy_body);
+    soffa_store_t *st = NULL;
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_open(&st, &(soffa_store_opts_t) {.path = dir, .read_only = true}), SOFFA_OK);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_OK, "without the key the links are all it has");
+    soffa_store_close(&st);
+    cr_assert_eq(soffa_store_open(&st, &(soffa_store_opts_t) {.path = dir, .read_only = true, .master = tk_master()}),
+                 SOFFA_OK);
+    cr_assert_eq(soffa_store_verify(st, NULL, &rep), SOFFA_ERR_CHAIN_BROKEN);
+    cr_assert_eq(rep.bad_seq, 2, "%s", rep.reason);
+    soffa_store_close(&st);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* ---- Gallring and erasure (issue 17) ---- */
+
+static int
+keyed(void *ctx, const soffa_store_rec_t *rec)
+{
+    *(int *) ctx = rec->has_key;
+    return 1;
+}
+
+static bool
+has_key(soffa_store_t *st, uint64_t seq)
+{
+    int k = -1;
+    cr_assert_eq(soffa_store_get(st, seq, keyed, &k), SOFFA_OK);
+    return k == 1;
+}
+
+typedef struct {
+    uint64_t seqs[64];
+    size_t n;
+} seqs_t;
+
+static int
+seq_collect(void *ctx, uint64_t seq)
+{
+    seqs_t *s = ctx;
+    if (s->n < 64)
+        s->seqs[s->n++] = seq;
+    return 0;
+}
+
+typedef struct {
+    int notices;
+    uint64_t records;
+    bool erasure, tombstone;
+    uint64_t named[64];
+    size_t n_named;
+} notices_t;
+
+static int
+notice_one(void *ctx, const soffa_store_rec_t *rec)
+{
+    notices_t *n = ctx;
+    soffa_envelope_t e;
+    cr_assert_eq(soffa_envelope_decode(rec->env, rec->len, &e), SOFFA_OK);
+    if (e.kind == SOFFA_RK_DISPOSAL) {
+        cr_assert(!e.sealed, "a disposal record is in clear");
+        soffa_disposal_t d;
+        cr_assert_eq(soffa_disposal_decode(e.body, e.body_len, &d), SOFFA_OK);
+        n->notices++;
+        n->records += d.count;
+        n->erasure |= d.rule == SOFFA_DR_ERASURE;
+        n->tombstone |= d.has_tombstone;
+        for (size_t i = 0; i < d.count && n->n_named < 64; i++)
+            n->named[n->n_named++] = d.seqs[i];
+        soffa_disposal_fini(&d);
+    }
+    soffa_envelope_fini(&e);
+    return 0;
+}
+
+/* The current epoch key of the store in dir, read as an attacker with the
+ * data directory and the master key would. */
+static void
+epoch_key_of(const char *dir, uint8_t key[32], uint64_t *epoch_out)
+{
+    soffa_seal_keys_t k;
+    cr_assert_eq(soffa_seal_keys_read(dir, &k), SOFFA_OK);
+    char why[300];
+    uint64_t ep = k.epoch[0] ? k.epoch[0] : k.epoch[1];
+    cr_assert(k.epoch[0] == 0 || k.epoch[1] == 0, "only one epoch key is left in the keys file");
+    cr_assert_eq(soffa_seal_keys_get(&k, ep, tk_master(), key, why, sizeof why), SOFFA_OK, "%s", why);
+    if (epoch_out)
+        *epoch_out = ep;
+}
+
+/* How many windows of the files in dir open with kek under ad: whoever holds
+ * the data directory and the master key tries every offset. */
+static int
+windows_opening(const char *dir, const uint8_t kek[32], const void *ad, size_t adlen)
+{
+    int hits = 0;
+    const char *files[] = {"data.mdb", "keys"};
+    for (int f = 0; f < 2; f++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, files[f]);
+        size_t len;
+        char *buf = slurp(path, &len);
+        for (size_t off = 0; off + SOFFA_SEAL_WRAPPED <= len; off++) {
+            uint8_t out[32];
+            if (soffa_seal_unwrap(kek, (uint8_t *) buf + off, ad, adlen, out) == SOFFA_OK)
+                hits++;
+        }
+        free(buf);
+    }
+    return hits;
+}
+
+static void
+owner_ad(soffa_store_t *st, const char *pnr, uint8_t ad[18])
+{
+    ad[0] = 'O';
+    ad[1] = 'S';
+    soffa_store_subject_key(st, pnr, ad + 2);
+}
+
+/* The totals kept with every commit agree with the index: kaa/1419 holds 3
+ * records, social/1419 2. */
+static int
+totals_check(void *ctx, const char *mailbox, uint64_t count, uint64_t last)
+{
+    (void) ctx;
+    if (!strcmp(mailbox, "kaa/1419"))
+        cr_assert(count == 3 && last == 4, "kaa/1419: %llu, last %llu", (unsigned long long) count, (unsigned long long) last);
+    else if (!strcmp(mailbox, "social/1419"))
+        cr_assert(count == 2 && last == 5, "social/1419: %llu, last %llu", (unsigned long long) count, (unsigned long long) last);
+    else
+        cr_assert_fail("a mailbox no record went to: %s", mailbox);
+    return 0;
+}
+
+Test(store, issue_17_records_run_out_on_schedule_and_are_gone_even_with_the_master_key)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    char a[13], b[13];
+    tk_pnr(2009, 3, 14, 271, 0, a);
+    tk_pnr(2011, 5, 2, 384, 0, b);
+    rec_t r[3];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, a, "kaa/1419", "school-1415");
+    rec_make(&r[1], SOFFA_MT_ABSENCE_REPORTED, a, "kaa/1419", "school-1415");
+    rec_make_text(&r[2], b, MARKER);
+    soffa_store_item_t it[3];
+    for (int i = 0; i < 3; i++)
+        it[i] = (soffa_store_item_t) {.env = &r[i].env, .subject_id = r[i].subject};
+    int64_t now = soffa_now_us();
+    it[0].sched = (soffa_store_sched_t) {.retention_class = 1, .due_us = now - 1000};
+    it[1].sched = (soffa_store_sched_t) {.retention_class = 1, .due_us = now + 3600000000LL};
+    it[2].sched = (soffa_store_sched_t) {.retention_class = 4, .due_us = now - 1000};
+    cr_assert_eq(soffa_store_append(st, it, 3), SOFFA_OK);
+    cr_assert(has_key(st, 1) && has_key(st, 2) && has_key(st, 3));
+    cr_assert_eq(soffa_store_next_due(st), now - 1000);
+    char keysf[600];
+    snprintf(keysf, sizeof keysf, "%s/keys", dir);
+    size_t klen;
+    char *keys_before = slurp(keysf, &klen);
+    uint8_t adb[18];
+    owner_ad(st, b, adb);
+    uint8_t ek0[32];
+    epoch_key_of(dir, ek0, NULL);
+    cr_assert_gt(windows_opening(dir, ek0, adb, sizeof adb), 0, "the scan finds B's owner key before the disposal");
+
+    soffa_store_dispose_opts_t o = {.now_us = now, .rule_text = {NULL, "183d from message", NULL, NULL, "90d from message"},
+                                    .sender = "soffa-broker"};
+    soffa_store_dispose_report_t rep;
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+    cr_assert_eq(rep.records, 2);
+    cr_assert_eq(rep.subjects, 1, "B has nothing left");
+    cr_assert_eq(rep.notices, 2, "one record for kaa/1419's signals, one for social/1419's concern reports");
+    cr_assert(!has_key(st, 1) && has_key(st, 2) && !has_key(st, 3));
+    /* What is left reads; what went does not, through any index. */
+    open_t op = {.want = 3};
+    cr_assert_eq(soffa_store_get(st, 3, open_one, &op), SOFFA_OK);
+    cr_assert(op.keyless && !op.text[0]);
+    collect_t c = {.n = 0};
+    cr_assert_eq(soffa_store_scan_subject(st, a, 0, collect, &c), SOFFA_OK);
+    cr_assert(c.n == 1 && c.seqs[0] == 2, "A's index holds only what A has left (%zu)", c.n);
+    c.n = 0;
+    cr_assert_eq(soffa_store_scan_subject(st, b, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 0);
+    /* The chain says what went: the disposal records, in clear. */
+    notices_t nt = {0};
+    cr_assert_eq(soffa_store_scan(st, 1, notice_one, &nt), SOFFA_OK);
+    cr_assert(nt.notices == 2 && nt.records == 2 && !nt.erasure && !nt.tombstone);
+    /* Each disposal record counts in its own mailbox's totals. */
+    uint64_t n_kaa = 0, n_social = 0;
+    cr_assert_eq(soffa_store_count_mailbox(st, "kaa/1419", 0, 0, &n_kaa), SOFFA_OK);
+    cr_assert_eq(soffa_store_count_mailbox(st, "social/1419", 0, 0, &n_social), SOFFA_OK);
+    cr_assert(n_kaa == 3 && n_social == 2, "kaa/1419 %llu, social/1419 %llu", (unsigned long long) n_kaa,
+              (unsigned long long) n_social);
+    cr_assert_eq(soffa_store_mailboxes(st, totals_check, NULL), SOFFA_OK);
+    seqs_t ts = {.n = 0};
+    cr_assert_eq(soffa_store_tomb_scan(st, b, seq_collect, &ts), SOFFA_OK);
+    cr_assert_eq(ts.n, 1, "B's tombstone names the disposal record of its report");
+    soffa_store_verify_t vr;
+    cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
+    /* Nothing due now: a second run writes nothing. */
+    uint64_t head;
+    soffa_store_head(st, &head, NULL, NULL);
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+    cr_assert_eq(rep.records, 0);
+    uint64_t head2;
+    soffa_store_head(st, &head2, NULL, NULL);
+    cr_assert_eq(head, head2);
+    soffa_store_close(&st);
+
+    /* Even with the master key: the old epoch key is gone from the keys
+     * file, and no bytes of the data directory open as B's owner key or as
+     * a disposed record's key under anything that key file still holds. */
+    size_t klen2;
+    char *keys_after = slurp(keysf, &klen2);
+    cr_assert(!sodium_is_zero((uint8_t *) keys_before, SOFFA_SEAL_SLOT), "a new store's epoch is in the first slot");
+    cr_assert(!memmem(keys_after, klen2, keys_before, SOFFA_SEAL_SLOT), "the old epoch's slot is erased");
+    uint8_t ek[32];
+    epoch_key_of(dir, ek, NULL);
+    cr_assert_eq(windows_opening(dir, ek, adb, sizeof adb), 0, "B's owner key can be recovered");
+    /* A's owner key is there (A has a record left): it opens nothing that went. */
+    uint8_t ada[18];
+    st = open_store(dir, 0);
+    owner_ad(st, a, ada);
+    soffa_store_close(&st);
+    size_t dl;
+    char *data = slurp(keysf, &dl);
+    free(data);
+    char dpath[600];
+    snprintf(dpath, sizeof dpath, "%s/data.mdb", dir);
+    data = slurp(dpath, &dl);
+    int a_keys = 0;
+    for (size_t off = 0; off + SOFFA_SEAL_WRAPPED <= dl; off++) {
+        uint8_t ka[32];
+        if (soffa_seal_unwrap(ek, (uint8_t *) data + off, ada, sizeof ada, ka) != SOFFA_OK)
+            continue;
+        a_keys++;
+        uint8_t rad[9] = {'R'};
+        soffa_bytes_put_u64(rad + 1, 1);   /* record 1 went */
+        cr_assert_eq(windows_opening(dir, ka, rad, sizeof rad), 0, "a disposed record's key opens with A's key");
+    }
+    cr_assert_gt(a_keys, 0, "the scan finds A's current owner key");
+    free(data);
+    free(keys_before);
+    free(keys_after);
+    rec_free(r, 3);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+Test(store, issue_17_a_case_closure_brings_the_journal_forward)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[3];
+    for (int i = 0; i < 3; i++)
+        rec_make(&r[i], i < 2 ? SOFFA_MT_CONTACT_ATTEMPTED : SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "kaa-journal/1419", "kaa-1419");
+    soffa_store_item_t it[3];
+    for (int i = 0; i < 3; i++)
+        it[i] = (soffa_store_item_t) {.env = &r[i].env, .subject_id = r[i].subject};
+    int64_t now = soffa_now_us(), far = now + 3600000000LL;
+    for (int i = 0; i < 3; i++)
+        it[i].sched = (soffa_store_sched_t) {.retention_class = 2, .due_us = far};
+    cr_assert_eq(soffa_store_append(st, it, 2), SOFFA_OK);
+    /* The closure: the journal goes a second after it. */
+    it[2].sched.reschedule = true;
+    it[2].sched.reschedule_due[2] = now - 1;
+    cr_assert_eq(soffa_store_append(st, it + 2, 1), SOFFA_OK);
+    soffa_store_dispose_opts_t o = {.now_us = now};
+    soffa_store_dispose_report_t rep;
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+    cr_assert_eq(rep.records, 2, "the journal before the closure went");
+    cr_assert(!has_key(st, 1) && !has_key(st, 2) && has_key(st, 3), "the closure itself keeps its own schedule");
+    soffa_store_close(&st);
+    rec_free(r, 3);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+Test(store, issue_17_erasure_takes_every_record_of_one_young_person)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[4];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+    rec_make_text(&r[1], PUPIL, MARKER);
+    rec_make(&r[2], SOFFA_MT_ABSENCE_REPORTED, OTHER, "kaa/1419", "school-1415");
+    /* An access record of a read of the pupil's history, indexed under it. */
+    soffa_access_t ac = {.state = SOFFA_ACCESS_OPENED};
+    snprintf(ac.agent, sizeof ac.agent, "audit");
+    uint8_t *abody;
+    size_t alen;
+    cr_assert_eq(soffa_access_encode(&ac, &abody, &alen), SOFFA_OK);
+    memset(&r[3], 0, sizeof r[3]);
+    r[3].body = abody;
+    r[3].env = (soffa_envelope_t) {.kind = SOFFA_RK_ACCESS, .body = abody, .body_len = alen, .received_at_us = soffa_now_us()};
+    soffa_uuid7(r[3].env.message_id);
+    snprintf(r[3].env.sender_agent, sizeof r[3].env.sender_agent, "audit");
+    snprintf(r[3].env.mailbox, sizeof r[3].env.mailbox, "audit/access");
+    memcpy(r[3].subject, PUPIL, 13);
+    soffa_store_item_t it[4];
+    cr_assert_eq(append(st, r, 4, it), SOFFA_OK);
+    collect_t c = {.n = 0};
+    cr_assert_eq(soffa_store_scan_subject(st, PUPIL, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 3);
+
+    soffa_store_dispose_opts_t o = {.now_us = soffa_now_us(), .erase_subject = PUPIL, .reason = 1, .sender = "b"};
+    soffa_store_dispose_report_t rep;
+    char nobody[13];
+    tk_pnr(2010, 1, 1, 123, 0, nobody);
+    o.erase_subject = nobody;
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_ERR_NOT_FOUND, "nobody by that number");
+    o.erase_subject = PUPIL;
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+    cr_assert_eq(rep.records, 2);
+    cr_assert_eq(rep.subjects, 1);
+    cr_assert(!has_key(st, 1) && !has_key(st, 2) && has_key(st, 3) && has_key(st, 4),
+              "the other pupil's record and the access record stay");
+    c.n = 0;
+    cr_assert_eq(soffa_store_scan_subject(st, PUPIL, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 0, "not even the access record is found under the erased pupil any more");
+    notices_t nt = {0};
+    cr_assert_eq(soffa_store_scan(st, 1, notice_one, &nt), SOFFA_OK);
+    cr_assert(nt.erasure && nt.tombstone && nt.records == 2);
+    seqs_t ts = {.n = 0};
+    cr_assert_eq(soffa_store_tomb_scan(st, PUPIL, seq_collect, &ts), SOFFA_OK);
+    cr_assert_eq(ts.n, 2, "kaa/1419's and social/1419's disposal records");
+    /* Erasing again finds nothing: there is no undo, and nothing to redo. */
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_ERR_NOT_FOUND);
+    soffa_store_verify_t vr;
+    cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
+    soffa_store_close(&st);
+    uint8_t ek[32], ad[18];
+    epoch_key_of(dir, ek, NULL);
+    st = open_store(dir, 0);
+    owner_ad(st, PUPIL, ad);
+    soffa_store_close(&st);
+    cr_assert_eq(windows_opening(dir, ek, ad, sizeof ad), 0);
+    rec_free(r, 4);
+    tk_rmrf(dir);
+    free(dir);
+}
+
+/* An identity change (issue 13, rule 10) links the old number's records
+ * into the new number's index: verify with the keys accepts those entries
+ * because the link is recorded, and erasing the old number takes them from
+ * the new number's index too, with the case register and alias entries
+ * keyed by the old number. */
+Test(store, issue_17_a_replaced_number_s_records_go_from_the_new_number_s_index)
+{
+    char *dir = tk_tmpdir("store");
+    soffa_store_t *st = open_store(dir, 0);
+    rec_t r[2];
+    rec_make(&r[0], SOFFA_MT_ABSENCE_REPORTED, PUPIL, "kaa/1419", "school-1415");
+    rec_make(&r[1], SOFFA_MT_ABSENCE_REPORTED, OTHER, "kaa/1419", "school-1415");
+    soffa_store_item_t it[2];
+    cr_assert_eq(append(st, r, 2, it), SOFFA_OK);
+    cr_assert_eq(soffa_store_subject_link(st, PUPIL, OTHER), SOFFA_OK);
+    collect_t c = {.n = 0};
+    cr_assert_eq(soffa_store_scan_subject(st, OTHER, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 2, "the new number names the old number's record too");
+    soffa_store_verify_t vr;
+    cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
+    /* The broker's case register and alias map about the old number. */
+    soffa_store_state_op_t ops[3];
+    memset(ops, 0, sizeof ops);
+    ops[0].key[0] = 'a';
+    soffa_store_subject_key(st, PUPIL, ops[0].key + 1);
+    ops[0].klen = 1 + SOFFA_SUBJECT_KEY_LEN;
+    soffa_store_subject_key(st, OTHER, ops[0].val);
+    ops[0].vlen = SOFFA_SUBJECT_KEY_LEN;
+    ops[1].key[0] = 'c';
+    soffa_store_subject_key(st, PUPIL, ops[1].key + 1);
+    memcpy(ops[1].key + 1 + SOFFA_SUBJECT_KEY_LEN, "1419", 4);
+    ops[1].klen = 1 + SOFFA_SUBJECT_KEY_LEN + 4;
+    memset(ops[1].val, 0x5a, 16);
+    ops[1].vlen = 16;
+    ops[2].key[0] = 'C';
+    memset(ops[2].key + 1, 0x5a, 16);
+    ops[2].klen = 17;
+    soffa_store_subject_key(st, PUPIL, ops[2].val);
+    ops[2].vlen = SOFFA_SUBJECT_KEY_LEN;
+    cr_assert_eq(soffa_store_state_write(st, ops, 3), SOFFA_OK);
+
+    soffa_store_dispose_opts_t o = {.now_us = soffa_now_us(), .erase_subject = PUPIL, .reason = 1, .sender = "b"};
+    soffa_store_dispose_report_t rep;
+    cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+    cr_assert_eq(rep.records, 1);
+    c.n = 0;
+    cr_assert_eq(soffa_store_scan_subject(st, OTHER, 0, collect, &c), SOFFA_OK);
+    cr_assert_eq(c.n, 1, "the erased number's record is gone from the new number's index");
+    cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(soffa_store_state_get(st, ops[i].key, ops[i].klen, NULL, 0, NULL), SOFFA_ERR_NOT_FOUND,
+                     "state entry '%c' about the erased number is gone", ops[i].key[0]);
+    soffa_store_close(&st);
+    rec_free(r, 2);
     tk_rmrf(dir);
     free(dir);
 }
@@ -1362,6 +2239,89 @@ Test(store, issue_16_8_a_backup_is_marked_and_a_restore_record_jumps_the_numberi
     tk_rmrf(dest);
     tk_rmrf(dir);
     free(dir);
+}
+
+/* The child disposes of 3000 records that ran out; the parent kills it. */
+static void
+child_disposer(const char *dir)
+{
+    soffa_store_t *st = NULL;
+    soffa_store_opts_t so = {.path = dir, .master = tk_master()};
+    if (soffa_store_open(&st, &so) != SOFFA_OK)
+        _exit(3);
+    soffa_store_dispose_opts_t o = {.now_us = soffa_now_us(), .sender = "b"};
+    soffa_store_dispose_report_t rep;
+    if (soffa_store_dispose(st, &o, &rep) != SOFFA_OK)
+        _exit(4);
+    _exit(0);
+}
+
+Test(store, issue_17_a_disposal_killed_midway_leaves_the_state_before_or_after)
+{
+    tk_master();   /* one key for the child and the parent */
+    int befores = 0, afters = 0;
+    for (int round = 0; round < 6; round++) {
+        char *dir = tk_tmpdir("store");
+        soffa_store_t *st = open_store(dir, 0);
+        enum { N = 3000 };
+        rec_t r[50];
+        for (int i = 0; i < 50; i++) {
+            char p[13];
+            tk_pnr(2008, 1 + i % 12, 1 + i % 28, 100 + i, 0, p);
+            rec_make(&r[i], SOFFA_MT_ABSENCE_REPORTED, p, "kaa/1419", "school-1415");
+        }
+        int64_t now = soffa_now_us();
+        for (int b = 0; b < N / 50; b++) {
+            soffa_store_item_t it[50];
+            for (int i = 0; i < 50; i++) {
+                soffa_uuid7(r[i].env.message_id);
+                it[i] = (soffa_store_item_t) {.env = &r[i].env, .subject_id = r[i].subject,
+                                              .sched = {.retention_class = 1, .due_us = now - 1}};
+                /* every third young person keeps a record for later */
+                if (b == 0 && i % 3 == 0)
+                    it[i].sched.due_us = now + 3600000000LL;
+            }
+            cr_assert_eq(soffa_store_append(st, it, 50), SOFFA_OK);
+        }
+        soffa_store_close(&st);
+        pid_t pid = fork();
+        if (pid == 0)
+            child_disposer(dir);
+        usleep((useconds_t) (round * 15000));
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        /* Whatever moment it died at: the chain and the key tables agree,
+         * and it is all before or all after. */
+        st = open_store(dir, 0);
+        soffa_store_verify_t vr;
+        cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "round %d: %s", round, vr.reason);
+        int kept = 0;
+        for (uint64_t s = 1; s <= N; s++)
+            kept += has_key(st, s);
+        cr_assert(kept == N || kept == 17, "round %d: %d of %d records keep their key: a half disposal", round, kept, N);
+        if (kept == N)
+            befores++;
+        else
+            afters++;
+        /* The next run finishes the job. */
+        soffa_store_dispose_opts_t o = {.now_us = soffa_now_us(), .sender = "b"};
+        soffa_store_dispose_report_t rep;
+        cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+        kept = 0;
+        for (uint64_t s = 1; s <= N; s++)
+            kept += has_key(st, s);
+        cr_assert_eq(kept, 17, "round %d", round);
+        cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "round %d: %s", round, vr.reason);
+        soffa_store_close(&st);
+        /* The keys file holds one epoch key: the store's. */
+        uint8_t ek[32];
+        epoch_key_of(dir, ek, NULL);
+        rec_free(r, 50);
+        tk_rmrf(dir);
+        free(dir);
+    }
+    cr_log_info("killed before the commit %d time(s), after it %d time(s)", befores, afters);
 }
 
 Test(store, issue_16_8_a_jump_without_its_restore_record_is_a_removal)

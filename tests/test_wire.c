@@ -303,6 +303,10 @@ Test(wire, issue_18_batch_frames_round_trip)
     soffa_frame_item_t del[2] = {{.seq = 5, .data = m[0], .data_len = 40}, {.seq = 9, .data = m[1], .data_len = 40}};
     memset(del[0].hash, 0x11, SOFFA_HASH_LEN);
     memset(del[1].hash, 0x22, SOFFA_HASH_LEN);
+    /* The record key of a sealed body travels with its record (the second
+     * here); the first, in clear, has none. */
+    memset(del[1].record_key, 0x5a, SOFFA_RECORD_KEY_LEN);
+    del[1].has_record_key = true;
     f = (soffa_frame_t) {.type = SOFFA_FRAME_DELIVER_BATCH, .items = del, .n_items = 2, .tag = 4};
     strcpy(f.mailbox, "kaa/1419");
     o = roundtrip(&f);
@@ -312,6 +316,10 @@ Test(wire, issue_18_batch_frames_round_trip)
     cr_assert_eq(o.items[1].seq, 9);
     cr_assert_eq(o.items[1].hash[31], 0x22);
     cr_assert_eq(memcmp(o.items[0].data, m[0], 40), 0);
+    cr_assert(!o.items[0].has_record_key);
+    cr_assert(o.items[1].has_record_key);
+    cr_assert_eq(o.items[1].record_key[0], 0x5a);
+    cr_assert_eq(o.items[1].record_key[SOFFA_RECORD_KEY_LEN - 1], 0x5a);
     soffa_frame_fini(&o);
 
     /* WELCOME says which version the session speaks and how large a batch

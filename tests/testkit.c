@@ -1,5 +1,6 @@
 /*  testkit: made-up identities, valid messages of every type, processes. */
 #include "testkit.h"
+#include "soffa_seal.h"
 
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -394,6 +395,9 @@ tk_broker_start(const char *extra_ini)
     cr_assert_eq(soffa_keys_generate(path), SOFFA_OK);
     snprintf(path, sizeof path, "%s/broker.pub", b->dir);
     cr_assert_eq(soffa_keys_load_public(path, b->broker_pub), SOFFA_OK);
+    /* [keys] master_key defaults to master.key beside broker.ini. */
+    snprintf(path, sizeof path, "%s/master.key", b->dir);
+    cr_assert_eq(soffa_seal_master_new(path), SOFFA_OK);
     FILE *f = fopen(b->config, "w");
     cr_assert_not_null(f);
     fprintf(f, "[broker]\nendpoint = %s\nipc_endpoint = %s\nsecret_key = broker.key\ndata_dir = data\n"
@@ -802,6 +806,48 @@ tk_raw_hello(void *d)
     cr_assert(tk_raw_recv(d, &f, 3000), "no WELCOME");
     cr_assert_eq(f.type, SOFFA_FRAME_WELCOME, "got %s: %s", soffa_frame_type_name(f.type), f.text);
     soffa_frame_fini(&f);
+}
+
+/* ---- A master key for stores the tests open themselves ---- */
+
+static char s_master_hex[80];
+static soffa_seal_master_t s_master;
+
+const soffa_seal_master_t *
+tk_master(void)
+{
+    if (!s_master.loaded) {
+        char *d = tk_tmpdir("master");
+        char path[400], why[600];
+        snprintf(path, sizeof path, "%s/master.key", d);
+        cr_assert_eq(soffa_seal_master_new(path), SOFFA_OK);
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f);
+        cr_assert_not_null(fgets(s_master_hex, sizeof s_master_hex, f));
+        fclose(f);
+        cr_assert_eq(soffa_seal_master_load(path, NULL, NULL, &s_master, why, sizeof why), SOFFA_OK, "%s", why);
+        tk_rmrf(d);
+        free(d);
+    }
+    return &s_master;
+}
+
+void
+tk_master_file(const char *path)
+{
+    tk_master();
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    cr_assert(fd >= 0, "cannot write %s", path);
+    cr_assert_eq(write(fd, s_master_hex, strlen(s_master_hex)), (ssize_t) strlen(s_master_hex));
+    close(fd);
+}
+
+void
+tk_broker_master(const tk_broker_t *b, soffa_seal_master_t *m)
+{
+    char path[400], why[600];
+    snprintf(path, sizeof path, "%s/master.key", b->dir);
+    cr_assert_eq(soffa_seal_master_load(path, NULL, NULL, m, why, sizeof why), SOFFA_OK, "%s", why);
 }
 
 /* ---- A real agent process ---- */

@@ -32,6 +32,12 @@ void tk_old_samnr(char out[13]);
 /*  Same, decoded: aborts the test on failure. */
 soffa_msg_t *tk_msg(soffa_msg_type_t type, const char *pnr, const char *hemkommun);
 
+/*  A master key for stores the test opens itself (made once per process),
+ *  and the same key written to a file at path (0600), for the programs. */
+#include "soffa_seal.h"
+const soffa_seal_master_t *tk_master(void);
+void tk_master_file(const char *path);
+
 /*  Makes a fresh temporary directory (mode 0700); returns a malloc'd path. */
 char *tk_tmpdir(const char *tag);
 
@@ -78,6 +84,9 @@ bool tk_broker_spawn(tk_broker_t *b);
 
 /*  Stops the broker with sig (SIGTERM waits for a clean exit; SIGKILL kills). */
 void tk_broker_stop(tk_broker_t *b, int sig);
+
+/*  The broker's master key (master.key beside its configuration). */
+void tk_broker_master(const tk_broker_t *b, soffa_seal_master_t *m);
 
 /*  Stops the broker and removes its directory. */
 void tk_broker_free(tk_broker_t *b);

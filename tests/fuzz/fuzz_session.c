@@ -29,6 +29,7 @@
 
 #include "soffa_broker.h"
 #include "soffa_keys.h"
+#include "soffa_seal.h"
 #include "soffa_time.h"
 #include "soffa_wire.h"
 
@@ -152,6 +153,9 @@ s_setup(void)
     snprintf(path, sizeof path, "%s/broker.pub", s_dir);
     if (soffa_keys_load_public(path, broker_pub) != SOFFA_OK)
         s_die("keys");
+    snprintf(path, sizeof path, "%s/master.key", s_dir);   /* [keys] master_key's default */
+    if (soffa_seal_master_new(path) != SOFFA_OK)
+        s_die("master key");
     snprintf(config, sizeof config, "%s/broker.ini", s_dir);
     FILE *f = fopen(config, "w");
     if (!f)
