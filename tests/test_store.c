@@ -15,8 +15,10 @@
 #include "soffa_box.h"
 #include "soffa_bytes.h"
 #include "soffa_disposal.h"
+#include "soffa_envelope.h"
 #include "soffa_msg.pb-c.h"
 #include "soffa_retention.h"
+#include "soffa_seal.h"
 #include "soffa_store.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
@@ -2339,4 +2341,92 @@ Test(store, issue_16_8_a_jump_without_its_restore_record_is_a_removal)
     cr_assert(strstr(v.reason, "record 13 is missing (the next record present is 500)"), "%s", v.reason);
     tk_rmrf(dir);
     free(dir);
+}
+
+/* ---- The current format on disk (issue 12, item 6) ---- */
+
+typedef struct {
+    int tags[8];
+    size_t n;
+    char subject[13];
+    uint32_t first_type;
+    char first_mailbox[SOFFA_NAME_MAX];
+} v4_seen_t;
+
+static int
+v4_one(void *ctx, const soffa_store_rec_t *rec)
+{
+    v4_seen_t *s = ctx;
+    if (s->n < 8)
+        s->tags[s->n] = rec->tag;
+    s->n++;
+    if (rec->seq == 1) {
+        soffa_envelope_t e;
+        cr_assert(rec->has_key, "seq 1 is sealed and its key is in the store");
+        cr_assert_eq(soffa_envelope_open(rec->env, rec->len, rec->key, &e), SOFFA_OK);
+        s->first_type = e.msg_type;
+        snprintf(s->first_mailbox, sizeof s->first_mailbox, "%s", e.mailbox);
+        soffa_msg_t *m = NULL;
+        cr_assert_eq(soffa_msg_decode(e.body, e.body_len, &m), SOFFA_OK);
+        soffa_msg_view_t v;
+        soffa_msg_view(m, &v);
+        snprintf(s->subject, sizeof s->subject, "%s", v.subject_id);
+        soffa_msg_destroy(&m);
+        soffa_envelope_fini(&e);
+    }
+    return 0;
+}
+
+/* A store of the current format as a broker wrote it (tests/fixtures/store,
+ * v4-small): seq 1 an absence report about the made-up pupil 080304-1037 to
+ * kaa/1419, seq 2 the KAA's acknowledgement, seqs 3 and 4 a replay's access
+ * records, seq 5 a signed checkpoint. A change to the format that would
+ * leave such a store unreadable fails here, not at a municipality's. */
+Test(store, issue_12_the_current_format_on_disk_opens_reads_and_verifies)
+{
+    char *dir = tk_tmpdir("store-v4"), *kdir = tk_tmpdir("store-v4-master");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "F=%s/tests/fixtures/store && cp $F/v4-small.mdb %s/data.mdb && cp $F/v4-small.keys %s/keys && "
+             "cp $F/v4-small.master.key %s/master.key && chmod 600 %s/data.mdb %s/keys %s/master.key",
+             SOFFA_SOURCE_DIR, dir, dir, kdir, dir, dir, kdir);
+    cr_assert_eq(system(cmd), 0);
+    char data[600], mpath[600];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    snprintf(mpath, sizeof mpath, "%s/master.key", kdir);
+    cr_assert(!file_has(data, "200803041037", 12), "the identity number is not in the file in clear");
+    soffa_seal_master_t m;
+    char why[256] = "";
+    cr_assert_eq(soffa_seal_master_load(mpath, NULL, dir, &m, why, sizeof why), SOFFA_OK, "%s", why);
+    soffa_store_t *st = NULL;
+    cr_assert_eq(soffa_store_open(&st, &(soffa_store_opts_t) {.path = dir, .master = &m, .read_only = true}), SOFFA_OK);
+    v4_seen_t seen = {.n = 0};
+    cr_assert_eq(soffa_store_scan(st, 1, v4_one, &seen), SOFFA_OK);
+    cr_assert_eq(seen.n, 5, "%zu records", seen.n);
+    cr_assert_eq(seen.tags[0], SOFFA_MT_ABSENCE_REPORTED);
+    cr_assert_eq(seen.tags[1], SOFFA_MT_SIGNAL_ACKNOWLEDGED);
+    cr_assert_eq(seen.tags[2], 0x80 | SOFFA_RK_ACCESS);
+    cr_assert_eq(seen.tags[3], 0x80 | SOFFA_RK_ACCESS);
+    cr_assert_eq(seen.tags[4], 0x80 | SOFFA_RK_CHECKPOINT);
+    cr_assert_eq(seen.first_type, SOFFA_MT_ABSENCE_REPORTED);
+    cr_assert_str_eq(seen.first_mailbox, "kaa/1419");
+    cr_assert_str_eq(seen.subject, "200803041037");
+    /* The chain and the signed checkpoint, with the broker's public key. */
+    FILE *f = fopen(SOFFA_SOURCE_DIR "/tests/fixtures/store/v4-small.checkpoint.pub", "r");
+    cr_assert_not_null(f);
+    char hex[80] = "";
+    cr_assert_not_null(fgets(hex, sizeof hex, f));
+    fclose(f);
+    uint8_t pk[32];
+    size_t pklen = 0;
+    cr_assert_eq(sodium_hex2bin(pk, sizeof pk, hex, strlen(hex), "\n", &pklen, NULL), 0);
+    cr_assert_eq(pklen, 32);
+    soffa_store_verify_t rep;
+    cr_assert_eq(soffa_store_verify(st, pk, &rep), SOFFA_OK, "%s", rep.reason);
+    soffa_store_close(&st);
+    soffa_seal_master_wipe(&m);
+    tk_rmrf(dir);
+    tk_rmrf(kdir);
+    free(dir);
+    free(kdir);
 }
