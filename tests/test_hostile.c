@@ -1710,7 +1710,9 @@ Test(hostile, it_h17_batch_frames_are_bounded_like_single_frames, .timeout = 280
     uint8_t *hidden = with_field(m[1], len[1], 63, 40, &len[1]);
     free(m[1]);
     m[1] = hidden;
-    json_t *j = json_loads(absence_json(PUPIL, "1419"), 0, NULL);
+    js = absence_json(PUPIL, "1419");
+    json_t *j = json_loads(js, 0, NULL);
+    free(js);
     json_object_set_new(json_object_get(j, "absence_reported"), "school_unit", json_string("87654321"));
     char *s = json_dumps(j, JSON_COMPACT);
     free(m[2]);
