@@ -83,37 +83,6 @@ day(int days, char buf[11])
     return buf;
 }
 
-static const char *
-str(json_t *j, const char *path)
-{
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *dot = strchr(buf, '.');
-    if (dot) {
-        *dot = '\0';
-        j = json_object_get(j, buf);
-        path = dot + 1;
-    }
-    return json_string_value(json_object_get(j, path));
-}
-
-#define ACCEPTED(c, j, want_mailbox)                                                                       \
-    do {                                                                                                   \
-        char mb_[SOFFA_NAME_MAX], why_[256];                                                               \
-        soffa_err_t rc_ = tk_pub(c, j, mb_, why_);                                                            \
-        cr_assert_eq(rc_, SOFFA_OK, "line %d: refused (%s): %s", __LINE__, soffa_errname(rc_), why_);      \
-        cr_assert_str_eq(mb_, want_mailbox, "line %d", __LINE__);                                          \
-    } while (0)
-
-#define REFUSED(c, j, code, says)                                                                          \
-    do {                                                                                                   \
-        char mb_[SOFFA_NAME_MAX], why_[256];                                                               \
-        soffa_err_t rc_ = tk_pub(c, j, mb_, why_);                                                            \
-        cr_assert_eq(rc_, code, "line %d: got %s (%s), wanted %s", __LINE__, soffa_errname(rc_), why_,     \
-                     soffa_errname(code));                                                                 \
-        cr_assert(strstr(why_, says) != NULL, "line %d: the reason '%s' lacks '%s'", __LINE__, why_, says); \
-    } while (0)
-
 /* A consent of pnr recorded by c's organisation, valid today for half a
  * year, with the scope given (comma lists); its id goes into id. */
 static json_t *
@@ -128,7 +97,7 @@ consent(const char *pnr, const char *recipients, const char *purposes, const cha
     set(j, "consent_recorded.scope.recipients", recipients);
     set(j, "consent_recorded.scope.purposes", purposes);
     set(j, "consent_recorded.scope.data_categories", categories);
-    snprintf(id, SOFFA_UUID_STR, "%s", str(j, "consent_recorded.consent_id"));
+    snprintf(id, SOFFA_UUID_STR, "%s", tk_str(j, "consent_recorded.consent_id"));
     return j;
 }
 
@@ -152,24 +121,24 @@ Test(law, rule_01_the_kaa_target_group)
 {
     tk_broker_t *b = tk_broker_start(NULL);
     soffa_client_t *kaa = client(b, "kaa-1419");
-    ACCEPTED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P18, "1419"), "kaa-journal/1419");
-    ACCEPTED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P17, "1419"), "kaa-journal/1419");
-    REFUSED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P12, "1419"), SOFFA_ERR_AGE, "who have left compulsory school");
-    REFUSED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P25, "1419"), SOFFA_ERR_AGE, "under 20 only (SL 29:9); this young person is 25");
-    REFUSED(kaa, tk_json(SOFFA_MT_CONTACT_ATTEMPTED, P20, "1419"), SOFFA_ERR_AGE, "close the case as TURNED_20");
-    REFUSED(kaa, tk_json(SOFFA_MT_KAA_CASE_CLOSED, P20, "1419"), SOFFA_ERR_AGE, "TURNED_20");
+    TK_ACCEPTED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P18, "1419"), "kaa-journal/1419");
+    TK_ACCEPTED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P17, "1419"), "kaa-journal/1419");
+    TK_REFUSED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P12, "1419"), SOFFA_ERR_AGE, "who have left compulsory school");
+    TK_REFUSED(kaa, tk_json(SOFFA_MT_KAA_CASE_OPENED, P25, "1419"), SOFFA_ERR_AGE, "under 20 only (SL 29:9); this young person is 25");
+    TK_REFUSED(kaa, tk_json(SOFFA_MT_CONTACT_ATTEMPTED, P20, "1419"), SOFFA_ERR_AGE, "close the case as TURNED_20");
+    TK_REFUSED(kaa, tk_json(SOFFA_MT_KAA_CASE_CLOSED, P20, "1419"), SOFFA_ERR_AGE, "TURNED_20");
     /* Closing as TURNED_20 passes the age rule: what stops this one is only
      * that no case was opened under its id (a case opened at 19 closes; the
      * policy test issue_13_01 accepts it with the case known). */
     json_t *close = set(tk_json(SOFFA_MT_KAA_CASE_CLOSED, P20, "1419"), "kaa_case_closed.reason", "TURNED_20");
     json_object_del(json_object_get(close, "kaa_case_closed"), "new_hemkommun");
-    REFUSED(kaa, close, SOFFA_ERR_NOT_FOUND, "no case is registered under that case id");
+    TK_REFUSED(kaa, close, SOFFA_ERR_NOT_FOUND, "no case is registered under that case id");
     char id[SOFFA_UUID_STR];
-    REFUSED(kaa, consent(P25, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY", id), SOFFA_ERR_AGE, "records consents");
-    ACCEPTED(kaa, consent(P19, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", id),
+    TK_REFUSED(kaa, consent(P25, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY", id), SOFFA_ERR_AGE, "records consents");
+    TK_ACCEPTED(kaa, consent(P19, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", id),
              "kaa-journal/1419");
-    REFUSED(kaa, referral(P25, id, false), SOFFA_ERR_AGE, "refers young people under 20");
-    ACCEPTED(kaa, referral(P19, id, false), "af/1419");
+    TK_REFUSED(kaa, referral(P25, id, false), SOFFA_ERR_AGE, "refers young people under 20");
+    TK_ACCEPTED(kaa, referral(P19, id, false), "af/1419");
     client_close(&kaa);
     tk_broker_free(b);
 }
@@ -184,23 +153,23 @@ Test(law, rule_02_who_may_consent)
     /* From 18 only the young person: a guardian's consent for a 19-year-old
      * is refused, and nothing can rest on it. */
     json_t *j = consent(P19, "SOCIAL_SERVICES", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", id);
-    REFUSED(kaa, set(j, "consent_recorded.granted_by", "GUARDIAN"), SOFFA_ERR_CONSENT, "from 18 only they can consent");
-    REFUSED(kaa, referral(P19, id, true), SOFFA_ERR_CONSENT, "no consent is recorded");
-    ACCEPTED(kaa, consent(P19, "SOCIAL_SERVICES", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", id), "kaa-journal/1419");
-    ACCEPTED(kaa, referral(P19, id, true), "social/1419");
+    TK_REFUSED(kaa, set(j, "consent_recorded.granted_by", "GUARDIAN"), SOFFA_ERR_CONSENT, "from 18 only they can consent");
+    TK_REFUSED(kaa, referral(P19, id, true), SOFFA_ERR_CONSENT, "no consent is recorded");
+    TK_ACCEPTED(kaa, consent(P19, "SOCIAL_SERVICES", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", id), "kaa-journal/1419");
+    TK_ACCEPTED(kaa, referral(P19, id, true), "social/1419");
     /* The stated age is the identity number's. */
     j = consent(P19, "SOCIAL_SERVICES", "REFERRAL", "IDENTITY", id);
-    REFUSED(kaa, set(j, "consent_recorded.youth_age_at_grant", "17"), SOFFA_ERR_BAD_FIELD, "was 19 on");
+    TK_REFUSED(kaa, set(j, "consent_recorded.youth_age_at_grant", "17"), SOFFA_ERR_BAD_FIELD, "was 19 on");
     /* 16 and 17: the young person, assessed mature or with a guardian. */
     j = consent(P17, "SOCIAL_SERVICES", "REFERRAL", "IDENTITY", id);
-    REFUSED(kaa, set(j, "consent_recorded.maturity_assessed", "false"), SOFFA_ERR_CONSENT, "maturity_assessed");
+    TK_REFUSED(kaa, set(j, "consent_recorded.maturity_assessed", "false"), SOFFA_ERR_CONSENT, "maturity_assessed");
     j = set(consent(P17, "SOCIAL_SERVICES", "REFERRAL", "IDENTITY", id), "consent_recorded.maturity_assessed", "false");
-    ACCEPTED(kaa, set(j, "consent_recorded.granted_by", "YOUTH,GUARDIAN"), "kaa-journal/1419");
+    TK_ACCEPTED(kaa, set(j, "consent_recorded.granted_by", "YOUTH,GUARDIAN"), "kaa-journal/1419");
     /* Below 16 a guardian, or an unaccompanied minor's god man in the guardian's place. */
     j = consent(P15, "KAA", "REFERRAL", "IDENTITY,OCCUPATION", id);
-    REFUSED(school, set(j, "consent_recorded.granted_by", "YOUTH"), SOFFA_ERR_CONSENT, "under 16 a guardian");
+    TK_REFUSED(school, set(j, "consent_recorded.granted_by", "YOUTH"), SOFFA_ERR_CONSENT, "under 16 a guardian");
     j = consent(P15, "KAA", "REFERRAL", "IDENTITY,OCCUPATION", id);
-    ACCEPTED(school, set(j, "consent_recorded.granted_by", "GOD_MAN,YOUTH"), "school-journal/school-1415");
+    TK_ACCEPTED(school, set(j, "consent_recorded.granted_by", "GOD_MAN,YOUTH"), "school-journal/school-1415");
     client_close(&school);
     client_close(&kaa);
     tk_broker_free(b);
@@ -214,24 +183,24 @@ Test(law, rule_03_dates_soffa_can_trust)
     soffa_client_t *school = client(b, "school-1415");
     char d[11];
     /* 19 when the absence began (60 days back), 20 today. */
-    REFUSED(school, tk_json(SOFFA_MT_ABSENCE_REPORTED, P20, "1419"), SOFFA_ERR_AGE, "this pupil is 20");
-    ACCEPTED(school, tk_json(SOFFA_MT_ABSENCE_REPORTED, P19, "1419"), "kaa/1419");
+    TK_REFUSED(school, tk_json(SOFFA_MT_ABSENCE_REPORTED, P20, "1419"), SOFFA_ERR_AGE, "this pupil is 20");
+    TK_ACCEPTED(school, tk_json(SOFFA_MT_ABSENCE_REPORTED, P19, "1419"), "kaa/1419");
     json_t *old = set(tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"), "absence_reported.period_from", day(200, d));
-    REFUSED(school, old, SOFFA_ERR_BAD_FIELD, "absence_reported.period_from");
+    TK_REFUSED(school, old, SOFFA_ERR_BAD_FIELD, "absence_reported.period_from");
     old = set(tk_json(SOFFA_MT_ABSENCE_REPORTED, P25, "1419"), "absence_reported.period_from", day(730, d));
-    REFUSED(school, old, SOFFA_ERR_BAD_FIELD, "event_max_days");
-    REFUSED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), 40), SOFFA_ERR_BAD_FIELD, "concern_max_days");
-    REFUSED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P19, "1419"), 730), SOFFA_ERR_BAD_FIELD, "730 days");
-    ACCEPTED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), 5), "social/1419");
+    TK_REFUSED(school, old, SOFFA_ERR_BAD_FIELD, "event_max_days");
+    TK_REFUSED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), 40), SOFFA_ERR_BAD_FIELD, "concern_max_days");
+    TK_REFUSED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P19, "1419"), 730), SOFFA_ERR_BAD_FIELD, "730 days");
+    TK_ACCEPTED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), 5), "social/1419");
     client_close(&school);
     tk_broker_free(b);
 
     /* The limits are the broker's configuration. */
     b = tk_broker_start("[policy]\nevent_max_days = 365\nconcern_max_days = 60\n");
     school = client(b, "school-1415");
-    ACCEPTED(school, set(tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"), "absence_reported.period_from", day(200, d)), "kaa/1419");
-    ACCEPTED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), 40), "social/1419");
-    REFUSED(school, tk_json(SOFFA_MT_ABSENCE_REPORTED, P20, "1419"), SOFFA_ERR_AGE, "this pupil is 20");
+    TK_ACCEPTED(school, set(tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"), "absence_reported.period_from", day(200, d)), "kaa/1419");
+    TK_ACCEPTED(school, days_back(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), 40), "social/1419");
+    TK_REFUSED(school, tk_json(SOFFA_MT_ABSENCE_REPORTED, P20, "1419"), SOFFA_ERR_AGE, "this pupil is 20");
     client_close(&school);
     tk_broker_free(b);
 }
@@ -245,24 +214,24 @@ Test(law, rule_05_sensitive_text)
     soffa_client_t *school = client(b, "school-1415");
     soffa_client_t *kaa = client(b, "kaa-1419");
     char sid[SOFFA_UUID_STR], kid[SOFFA_UUID_STR];
-    ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
+    TK_ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
              "school-journal/school-1415");
     json_t *j = set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid);
-    REFUSED(school, set(j, "at_risk_notice.note", "Har fått en ADHD-diagnos och mår dåligt."),
+    TK_REFUSED(school, set(j, "at_risk_notice.note", "Har fått en ADHD-diagnos och mår dåligt."),
             SOFFA_ERR_SENSITIVE_TEXT, "at_risk_notice.note names health");
-    ACCEPTED(school, set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid), "kaa/1419");
-    ACCEPTED(kaa, consent(P18, "ARBETSFORMEDLINGEN,SOCIAL_SERVICES", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", kid),
+    TK_ACCEPTED(school, set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid), "kaa/1419");
+    TK_ACCEPTED(kaa, consent(P18, "ARBETSFORMEDLINGEN,SOCIAL_SERVICES", "REFERRAL", "IDENTITY,CONTACT,SUMMARY_TEXT", kid),
              "kaa-journal/1419");
-    REFUSED(kaa, set(referral(P18, kid, false), "referral_sent.summary", "ADHD-diagnos, BUP-kontakt, missbruk i familjen"),
+    TK_REFUSED(kaa, set(referral(P18, kid, false), "referral_sent.summary", "ADHD-diagnos, BUP-kontakt, missbruk i familjen"),
             SOFFA_ERR_SENSITIVE_TEXT, "substance use");
-    REFUSED(kaa, set(referral(P18, kid, false), "referral_sent.summary", "aktuell hos socialtjänsten, placerad på HVB"),
+    TK_REFUSED(kaa, set(referral(P18, kid, false), "referral_sent.summary", "aktuell hos socialtjänsten, placerad på HVB"),
             SOFFA_ERR_SENSITIVE_TEXT, "social services or placement");
-    ACCEPTED(kaa, referral(P18, kid, false), "af/1419");
-    ACCEPTED(kaa, set(referral(P18, kid, true), "referral_sent.summary", "Missbruk i familjen, vill ha stöd."),
+    TK_ACCEPTED(kaa, referral(P18, kid, false), "af/1419");
+    TK_ACCEPTED(kaa, set(referral(P18, kid, true), "referral_sent.summary", "Missbruk i familjen, vill ha stöd."),
              "social/1419");
     j = set(tk_json(SOFFA_MT_CONCERN_REPORT_FILED, P15, "1419"), "concern_report_filed.description",
             "Misstänkt misshandel i hemmet; mamman har ett missbruk.");
-    ACCEPTED(school, j, "social/1419");
+    TK_ACCEPTED(school, j, "social/1419");
     client_close(&kaa);
     client_close(&school);
     tk_broker_stop(b, SIGTERM);
@@ -300,10 +269,10 @@ Test(law, rule_05_the_configured_term_list)
     tk_broker_t *b = tk_broker_start(cfg);
     soffa_client_t *school = client(b, "school-1415");
     char sid[SOFFA_UUID_STR];
-    ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
+    TK_ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
              "school-journal/school-1415");
     json_t *j = set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid);
-    REFUSED(school, set(j, "at_risk_notice.note", "Det är hemligorden som gäller."), SOFFA_ERR_SENSITIVE_TEXT,
+    TK_REFUSED(school, set(j, "at_risk_notice.note", "Det är hemligorden som gäller."), SOFFA_ERR_SENSITIVE_TEXT,
             "secret (hemligt)");
     client_close(&school);
     /* --check names the list; a broken list stops the broker, naming file and line. */
@@ -348,47 +317,47 @@ Test(law, rule_06_the_consent_covers_the_content)
     soffa_client_t *af = client(b, "af-1419");
     char narrow[SOFFA_UUID_STR], wide[SOFFA_UUID_STR], sid[SOFFA_UUID_STR];
     /* A summary needs SUMMARY_TEXT. */
-    ACCEPTED(kaa, consent(P18, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,CONTACT", narrow), "kaa-journal/1419");
-    REFUSED(kaa, referral(P18, narrow, false), SOFFA_ERR_CONSENT, "SUMMARY_TEXT");
+    TK_ACCEPTED(kaa, consent(P18, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,CONTACT", narrow), "kaa-journal/1419");
+    TK_REFUSED(kaa, referral(P18, narrow, false), SOFFA_ERR_CONSENT, "SUMMARY_TEXT");
     json_t *r = set(referral(P18, narrow, false), "referral_sent.summary", "");
-    const char *rid = str(r, "referral_sent.referral_id");
+    const char *rid = tk_str(r, "referral_sent.referral_id");
     char ref[SOFFA_UUID_STR];
     snprintf(ref, sizeof ref, "%s", rid);
-    ACCEPTED(kaa, r, "af/1419");
+    TK_ACCEPTED(kaa, r, "af/1419");
     /* Status feedback keeps its rule: beyond RECEIVED it needs STATUS_FEEDBACK. */
     json_t *st = set(set(tk_json(SOFFA_MT_REFERRAL_STATUS_CHANGED, P18, "1419"), "consent_id", narrow),
                      "referral_status_changed.referral_id", ref);
-    ACCEPTED(af, set(st, "referral_status_changed.status", "RECEIVED"), "kaa/1419");
+    TK_ACCEPTED(af, set(st, "referral_status_changed.status", "RECEIVED"), "kaa/1419");
     st = set(set(tk_json(SOFFA_MT_REFERRAL_STATUS_CHANGED, P18, "1419"), "consent_id", narrow), "referral_status_changed.referral_id",
              ref);
-    REFUSED(af, st, SOFFA_ERR_CONSENT, "status feedback");
+    TK_REFUSED(af, st, SOFFA_ERR_CONSENT, "status feedback");
     /* An at-risk notice: purpose REFERRAL and OCCUPATION. */
-    ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,SUMMARY_TEXT", sid), "school-journal/school-1415");
-    REFUSED(school, set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid), SOFFA_ERR_CONSENT, "OCCUPATION");
-    ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
+    TK_ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,SUMMARY_TEXT", sid), "school-journal/school-1415");
+    TK_REFUSED(school, set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid), SOFFA_ERR_CONSENT, "OCCUPATION");
+    TK_ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
              "school-journal/school-1415");
-    ACCEPTED(school, set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid), "kaa/1419");
+    TK_ACCEPTED(school, set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid), "kaa/1419");
     /* Social services answers a referral; a referral to Arbetsförmedlingen
      * that follows the answer, or continues its thread, is refused. */
-    ACCEPTED(kaa, consent(P18, "ARBETSFORMEDLINGEN,SOCIAL_SERVICES", "REFERRAL,STATUS_FEEDBACK",
+    TK_ACCEPTED(kaa, consent(P18, "ARBETSFORMEDLINGEN,SOCIAL_SERVICES", "REFERRAL,STATUS_FEEDBACK",
                           "IDENTITY,CONTACT,SUMMARY_TEXT", wide), "kaa-journal/1419");
     json_t *soc = referral(P18, wide, true);
     char soc_msg[SOFFA_UUID_STR], soc_ref[SOFFA_UUID_STR], answer[SOFFA_UUID_STR];
-    snprintf(soc_msg, sizeof soc_msg, "%s", str(soc, "message_id"));
-    snprintf(soc_ref, sizeof soc_ref, "%s", str(soc, "referral_sent.referral_id"));
+    snprintf(soc_msg, sizeof soc_msg, "%s", tk_str(soc, "message_id"));
+    snprintf(soc_ref, sizeof soc_ref, "%s", tk_str(soc, "referral_sent.referral_id"));
     set(soc, "correlation_id", soc_msg);
-    ACCEPTED(kaa, soc, "social/1419");
+    TK_ACCEPTED(kaa, soc, "social/1419");
     st = set(set(tk_json(SOFFA_MT_REFERRAL_STATUS_CHANGED, P18, "1419"), "consent_id", wide), "referral_status_changed.referral_id",
              soc_ref);
     set(set(st, "causation_id", soc_msg), "correlation_id", soc_msg);
-    snprintf(answer, sizeof answer, "%s", str(st, "message_id"));
-    ACCEPTED(social, st, "kaa/1419");
-    REFUSED(kaa, set(referral(P18, wide, false), "causation_id", answer), SOFFA_ERR_SOCIAL_SECRECY,
+    snprintf(answer, sizeof answer, "%s", tk_str(st, "message_id"));
+    TK_ACCEPTED(social, st, "kaa/1419");
+    TK_REFUSED(kaa, set(referral(P18, wide, false), "causation_id", answer), SOFFA_ERR_SOCIAL_SECRECY,
             "causation_id names a message social services sent or received");
-    REFUSED(kaa, set(referral(P18, wide, false), "correlation_id", soc_msg), SOFFA_ERR_SOCIAL_SECRECY,
+    TK_REFUSED(kaa, set(referral(P18, wide, false), "correlation_id", soc_msg), SOFFA_ERR_SOCIAL_SECRECY,
             "correlation_id");
-    ACCEPTED(kaa, set(referral(P18, wide, true), "causation_id", answer), "social/1419");
-    ACCEPTED(kaa, referral(P18, wide, false), "af/1419");
+    TK_ACCEPTED(kaa, set(referral(P18, wide, true), "causation_id", answer), "social/1419");
+    TK_ACCEPTED(kaa, referral(P18, wide, false), "af/1419");
     client_close(&af);
     client_close(&social);
     client_close(&school);
@@ -462,13 +431,13 @@ Test(law, issue_18_one_refused_in_a_batch_the_others_stored)
                        tk_json(SOFFA_MT_ABSENCE_REPORTED, P19, "1419"), kaa_mb);
     /* Rules 5 and 6: a diagnosis in an at-risk note, and a consent that
      * does not cover the notice. */
-    ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
+    TK_ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,SUMMARY_TEXT", sid),
              "school-journal/school-1415");
     s_refused_in_batch(school, school2, tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"),
                        set(set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", sid), "at_risk_notice.note",
                            "Har fått en ADHD-diagnos."),
                        tk_json(SOFFA_MT_ABSENCE_REPORTED, P19, "1419"), kaa_mb);
-    ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,SUMMARY_TEXT", id), "school-journal/school-1415");
+    TK_ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,SUMMARY_TEXT", id), "school-journal/school-1415");
     s_refused_in_batch(school, school2, tk_json(SOFFA_MT_ABSENCE_REPORTED, P18, "1419"),
                        set(tk_json(SOFFA_MT_AT_RISK_NOTICE, P18, "1419"), "consent_id", id), tk_json(SOFFA_MT_ABSENCE_REPORTED, P19, "1419"),
                        kaa_mb);

@@ -86,37 +86,6 @@ day(int days, char buf[11])
     return buf;
 }
 
-static const char *
-str(json_t *j, const char *path)
-{
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", path);
-    char *dot = strchr(buf, '.');
-    if (dot) {
-        *dot = '\0';
-        j = json_object_get(j, buf);
-        path = dot + 1;
-    }
-    return json_string_value(json_object_get(j, path));
-}
-
-#define ACCEPTED(c, j, want_mailbox)                                                                       \
-    do {                                                                                                   \
-        char mb_[SOFFA_NAME_MAX], why_[256];                                                               \
-        soffa_err_t rc_ = tk_pub(c, j, mb_, why_);                                                         \
-        cr_assert_eq(rc_, SOFFA_OK, "line %d: refused (%s): %s", __LINE__, soffa_errname(rc_), why_);      \
-        cr_assert_str_eq(mb_, want_mailbox, "line %d", __LINE__);                                          \
-    } while (0)
-
-#define REFUSED(c, j, code, says)                                                                          \
-    do {                                                                                                   \
-        char mb_[SOFFA_NAME_MAX], why_[256];                                                               \
-        soffa_err_t rc_ = tk_pub(c, j, mb_, why_);                                                         \
-        cr_assert_eq(rc_, code, "line %d: got %s (%s), wanted %s", __LINE__, soffa_errname(rc_), why_,     \
-                     soffa_errname(code));                                                                 \
-        cr_assert(strstr(why_, says) != NULL, "line %d: the reason '%s' lacks '%s'", __LINE__, why_, says); \
-    } while (0)
-
 /* A consent of pnr recorded by the sender's organisation, valid today for
  * half a year, with the scope given (comma lists); its id goes into id.
  * Granted as the age allows (testkit): under 16 by the pupil and a guardian. */
@@ -132,7 +101,7 @@ consent(const char *pnr, const char *recipients, const char *purposes, const cha
     set(j, "consent_recorded.scope.recipients", recipients);
     set(j, "consent_recorded.scope.purposes", purposes);
     set(j, "consent_recorded.scope.data_categories", categories);
-    snprintf(id, SOFFA_UUID_STR, "%s", str(j, "consent_recorded.consent_id"));
+    snprintf(id, SOFFA_UUID_STR, "%s", tk_str(j, "consent_recorded.consent_id"));
     return j;
 }
 
@@ -167,56 +136,56 @@ Test(warning, year9_handover_allowed_and_refused)
 
     /* The consent: under 16 the pupil alone cannot give it; with a guardian it holds. */
     json_t *j = consent(P15, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", full);
-    REFUSED(school, set(j, "consent_recorded.granted_by", "YOUTH"), SOFFA_ERR_CONSENT, "under 16 a guardian");
-    ACCEPTED(school, consent(P15, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", full),
+    TK_REFUSED(school, set(j, "consent_recorded.granted_by", "YOUTH"), SOFFA_ERR_CONSENT, "under 16 a guardian");
+    TK_ACCEPTED(school, consent(P15, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", full),
              "school-journal/school-1415");
-    ACCEPTED(school, handover(P15, full), "kaa/1419");
+    TK_ACCEPTED(school, handover(P15, full), "kaa/1419");
 
     /* No consent, another organisation's consent, a consent that does not cover the content. */
     uint8_t none[16];
     soffa_uuid7(none);
     char none_s[SOFFA_UUID_STR];
     soffa_uuid_format(none, none_s);
-    REFUSED(school, handover(P15, none_s), SOFFA_ERR_CONSENT, "no consent is recorded");
-    ACCEPTED(kaa, consent(P18, "SOCIAL_SERVICES", "REFERRAL", "IDENTITY", kaa_own), "kaa-journal/1419");
-    REFUSED(school, handover(P18, kaa_own), SOFFA_ERR_CONSENT, "recorded by another organisation");
-    ACCEPTED(school, consent(P15, "KAA", "REFERRAL", "IDENTITY,OCCUPATION", no_measures),
+    TK_REFUSED(school, handover(P15, none_s), SOFFA_ERR_CONSENT, "no consent is recorded");
+    TK_ACCEPTED(kaa, consent(P18, "SOCIAL_SERVICES", "REFERRAL", "IDENTITY", kaa_own), "kaa-journal/1419");
+    TK_REFUSED(school, handover(P18, kaa_own), SOFFA_ERR_CONSENT, "recorded by another organisation");
+    TK_ACCEPTED(school, consent(P15, "KAA", "REFERRAL", "IDENTITY,OCCUPATION", no_measures),
              "school-journal/school-1415");
-    REFUSED(school, handover(P15, no_measures), SOFFA_ERR_CONSENT, "MEASURES");
-    ACCEPTED(school, drop(handover(P15, no_measures), "year9_handover", "support_tried"), "kaa/1419");
-    ACCEPTED(school, consent(P15, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", other),
+    TK_REFUSED(school, handover(P15, no_measures), SOFFA_ERR_CONSENT, "MEASURES");
+    TK_ACCEPTED(school, drop(handover(P15, no_measures), "year9_handover", "support_tried"), "kaa/1419");
+    TK_ACCEPTED(school, consent(P15, "ARBETSFORMEDLINGEN", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", other),
              "school-journal/school-1415");
-    REFUSED(school, handover(P15, other), SOFFA_ERR_CONSENT, "disclosure to the KAA");
+    TK_REFUSED(school, handover(P15, other), SOFFA_ERR_CONSENT, "disclosure to the KAA");
     /* The consent of another pupil does not speak for this one. */
-    REFUSED(school, handover(P16, full), SOFFA_ERR_CONSENT, "another person");
+    TK_REFUSED(school, handover(P16, full), SOFFA_ERR_CONSENT, "another person");
 
     /* A handover rests on a consent, never on SL 15:15. */
-    REFUSED(school, set(handover(P15, full), "legal_basis", "SL_15_15_ENROLMENT"), SOFFA_ERR_LEGAL_BASIS,
+    TK_REFUSED(school, set(handover(P15, full), "legal_basis", "SL_15_15_ENROLMENT"), SOFFA_ERR_LEGAL_BASIS,
             "CONSENT_OSL_12_2");
     /* It comes from a compulsory school; GR is for the handover only. */
-    REFUSED(school, set(handover(P15, full), "year9_handover.school_form", "GY"), SOFFA_ERR_BAD_FIELD,
+    TK_REFUSED(school, set(handover(P15, full), "year9_handover.school_form", "GY"), SOFFA_ERR_BAD_FIELD,
             "GR or ANP_GR");
-    ACCEPTED(school, set(handover(P15, full), "year9_handover.school_form", "ANP_GR"), "kaa/1419");
-    REFUSED(school, set(J(SOFFA_MT_ENROLMENT_CHANGED, P18), "enrolment_changed.school_form", "GR"),
+    TK_ACCEPTED(school, set(handover(P15, full), "year9_handover.school_form", "ANP_GR"), "kaa/1419");
+    TK_REFUSED(school, set(J(SOFFA_MT_ENROLMENT_CHANGED, P18), "enrolment_changed.school_form", "GR"),
             SOFFA_ERR_BAD_FIELD, "year-9 handover only");
     /* Codes only, each once; a school unit of its own; a last day within a school year. */
-    REFUSED(school, set(handover(P15, full), "year9_handover.support_tried", "MENTOR,MENTOR"), SOFFA_ERR_BAD_FIELD,
+    TK_REFUSED(school, set(handover(P15, full), "year9_handover.support_tried", "MENTOR,MENTOR"), SOFFA_ERR_BAD_FIELD,
             "given twice");
-    REFUSED(school, drop(handover(P15, full), "year9_handover", "risk"), SOFFA_ERR_MISSING_FIELD,
+    TK_REFUSED(school, drop(handover(P15, full), "year9_handover", "risk"), SOFFA_ERR_MISSING_FIELD,
             "year9_handover.risk");
-    REFUSED(school, set(handover(P15, full), "year9_handover.school_unit", "87654321"), SOFFA_ERR_NOT_AUTHORISED,
+    TK_REFUSED(school, set(handover(P15, full), "year9_handover.school_unit", "87654321"), SOFFA_ERR_NOT_AUTHORISED,
             "not one of school-1415's configured school units");
-    REFUSED(school, set(handover(P15, full), "year9_handover.leaves_on", day(500, d)), SOFFA_ERR_BAD_FIELD,
+    TK_REFUSED(school, set(handover(P15, full), "year9_handover.leaves_on", day(500, d)), SOFFA_ERR_BAD_FIELD,
             "year9_handover.leaves_on");
-    REFUSED(school, set(handover(P15, full), "year9_handover.leaves_on", day(-400, d)), SOFFA_ERR_BAD_FIELD,
+    TK_REFUSED(school, set(handover(P15, full), "year9_handover.leaves_on", day(-400, d)), SOFFA_ERR_BAD_FIELD,
             "event_max_days");
     /* Only a school sends it. */
-    REFUSED(kaa, handover(P15, full), SOFFA_ERR_POLICY, "a kaa agent may not send year9_handover");
+    TK_REFUSED(kaa, handover(P15, full), SOFFA_ERR_POLICY, "a kaa agent may not send year9_handover");
 
     /* A withdrawn consent carries nothing more. */
     json_t *w = set(set(J(SOFFA_MT_CONSENT_WITHDRAWN, P15), "consent_id", full), "consent_withdrawn.consent_id", full);
-    ACCEPTED(school, w, "school-journal/school-1415");
-    REFUSED(school, handover(P15, full), SOFFA_ERR_CONSENT, "withdrawn");
+    TK_ACCEPTED(school, w, "school-journal/school-1415");
+    TK_REFUSED(school, handover(P15, full), SOFFA_ERR_CONSENT, "withdrawn");
 
     /* What reaches the KAA, read only now: of the three handovers allowed, the
      * two on the withdrawn consent are withheld at delivery (issue 13, rule 7)
@@ -237,24 +206,24 @@ Test(warning, admission_not_started_allowed_and_refused)
     soffa_client_t *school = tk_client_pub(b, "school-1415");
     soffa_client_t *kaa = tk_client_pub(b, "kaa-1419");
     char d[11];
-    ACCEPTED(school, J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "kaa/1419");
-    ACCEPTED(school, drop(J(SOFFA_MT_ADMISSION_NOT_STARTED, P18), "admission_not_started", "programme_code"),
+    TK_ACCEPTED(school, J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "kaa/1419");
+    TK_ACCEPTED(school, drop(J(SOFFA_MT_ADMISSION_NOT_STARTED, P18), "admission_not_started", "programme_code"),
              "kaa/1419");
-    REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.school_form", "GR"),
+    TK_REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.school_form", "GR"),
             SOFFA_ERR_BAD_FIELD, "year-9 handover only");
-    REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.term_start", day(10, d)),
+    TK_REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.term_start", day(10, d)),
             SOFFA_ERR_BAD_FIELD, "once the term has begun");
-    REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.term_start", day(-300, d)),
+    TK_REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.term_start", day(-300, d)),
             SOFFA_ERR_BAD_FIELD, "event_max_days");
-    REFUSED(school, J(SOFFA_MT_ADMISSION_NOT_STARTED, P20), SOFFA_ERR_AGE, "under 20");
-    REFUSED(school,
+    TK_REFUSED(school, J(SOFFA_MT_ADMISSION_NOT_STARTED, P20), SOFFA_ERR_AGE, "under 20");
+    TK_REFUSED(school,
             set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.programme_code", "naturvetenskap"),
             SOFFA_ERR_BAD_FIELD, "programme code");
-    REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.school_unit", "87654321"),
+    TK_REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "admission_not_started.school_unit", "87654321"),
             SOFFA_ERR_NOT_AUTHORISED, "configured school units");
-    REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "legal_basis", "SL_15_15_ABSENCE"),
+    TK_REFUSED(school, set(J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), "legal_basis", "SL_15_15_ABSENCE"),
             SOFFA_ERR_LEGAL_BASIS, "SL_15_15_ENROLMENT");
-    REFUSED(kaa, J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), SOFFA_ERR_POLICY, "may not send admission_not_started");
+    TK_REFUSED(kaa, J(SOFFA_MT_ADMISSION_NOT_STARTED, P16), SOFFA_ERR_POLICY, "may not send admission_not_started");
     int types[8];
     cr_assert_eq(tk_collect(kaa, "kaa/1419", 16, true, 8, 800, types, NULL), 2);
     cr_assert_eq(types[0], SOFFA_MT_ADMISSION_NOT_STARTED);
@@ -277,44 +246,44 @@ Test(warning, the_kaa_answers_an_early_warning)
     char sig[SOFFA_UUID_STR], kaa_own[SOFFA_UUID_STR];
 
     /* An at-risk notice on a consent without feedback, with support tried and the school's contact role. */
-    ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", plain),
+    TK_ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION,MEASURES", plain),
              "school-journal/school-1415");
     json_t *n = set(J(SOFFA_MT_AT_RISK_NOTICE, P18), "consent_id", plain);
     set(set(n, "at_risk_notice.support_tried", "MENTOR,TEACHING_TEAM,PUPIL_HEALTH_TEAM"),
         "at_risk_notice.contact_role", "PRINCIPAL");
     drop(n, "at_risk_notice", "note");
-    snprintf(w1, sizeof w1, "%s", str(n, "message_id"));
-    ACCEPTED(school, n, "kaa/1419");
+    snprintf(w1, sizeof w1, "%s", tk_str(n, "message_id"));
+    TK_ACCEPTED(school, n, "kaa/1419");
     /* The same notice's support needs MEASURES, and each code once. */
-    ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION", kaa_own), "school-journal/school-1415");
+    TK_ACCEPTED(school, consent(P18, "KAA", "REFERRAL", "IDENTITY,OCCUPATION", kaa_own), "school-journal/school-1415");
     n = set(drop(J(SOFFA_MT_AT_RISK_NOTICE, P18), "at_risk_notice", "note"), "consent_id", kaa_own);
-    REFUSED(school, set(n, "at_risk_notice.support_tried", "MENTOR"), SOFFA_ERR_CONSENT, "MEASURES");
+    TK_REFUSED(school, set(n, "at_risk_notice.support_tried", "MENTOR"), SOFFA_ERR_CONSENT, "MEASURES");
     n = set(drop(J(SOFFA_MT_AT_RISK_NOTICE, P18), "at_risk_notice", "note"), "consent_id", plain);
-    REFUSED(school, set(n, "at_risk_notice.support_tried", "SPECIAL_SUPPORT,SPECIAL_SUPPORT"), SOFFA_ERR_BAD_FIELD,
+    TK_REFUSED(school, set(n, "at_risk_notice.support_tried", "SPECIAL_SUPPORT,SPECIAL_SUPPORT"), SOFFA_ERR_BAD_FIELD,
             "given twice");
     /* A year-9 handover on a consent that covers status feedback. */
-    ACCEPTED(school, consent(P15, "KAA", "REFERRAL,STATUS_FEEDBACK", "IDENTITY,OCCUPATION,MEASURES", feedback),
+    TK_ACCEPTED(school, consent(P15, "KAA", "REFERRAL,STATUS_FEEDBACK", "IDENTITY,OCCUPATION,MEASURES", feedback),
              "school-journal/school-1415");
     json_t *h = handover(P15, feedback);
-    snprintf(w2, sizeof w2, "%s", str(h, "message_id"));
-    ACCEPTED(school, h, "kaa/1419");
+    snprintf(w2, sizeof w2, "%s", tk_str(h, "message_id"));
+    TK_ACCEPTED(school, h, "kaa/1419");
     /* A signal under SL 15:15 is not an early warning. */
     json_t *a = J(SOFFA_MT_ABSENCE_REPORTED, P18);
-    snprintf(sig, sizeof sig, "%s", str(a, "message_id"));
-    ACCEPTED(school, a, "kaa/1419");
+    snprintf(sig, sizeof sig, "%s", tk_str(a, "message_id"));
+    TK_ACCEPTED(school, a, "kaa/1419");
 
     /* Without STATUS_FEEDBACK: ACCEPTED and NOT_IN_TARGET_GROUP only. */
-    ACCEPTED(kaa, answer(P18, w1, plain, "ACCEPTED"), "school/school-1415");
-    REFUSED(kaa, answer(P18, w1, plain, "YOUTH_CONTACTED"), SOFFA_ERR_CONSENT,
+    TK_ACCEPTED(kaa, answer(P18, w1, plain, "ACCEPTED"), "school/school-1415");
+    TK_REFUSED(kaa, answer(P18, w1, plain, "YOUTH_CONTACTED"), SOFFA_ERR_CONSENT,
             "only ACCEPTED or NOT_IN_TARGET_GROUP may be sent");
-    REFUSED(kaa, answer(P18, w1, plain, "CONTACT_PERSON_ASSIGNED"), SOFFA_ERR_CONSENT, "status feedback");
-    ACCEPTED(kaa, answer(P18, w1, plain, "NOT_IN_TARGET_GROUP"), "school/school-1415");
+    TK_REFUSED(kaa, answer(P18, w1, plain, "CONTACT_PERSON_ASSIGNED"), SOFFA_ERR_CONSENT, "status feedback");
+    TK_ACCEPTED(kaa, answer(P18, w1, plain, "NOT_IN_TARGET_GROUP"), "school/school-1415");
     /* With it: the whole answer, a contact person's reference included. */
-    ACCEPTED(kaa, answer(P15, w2, feedback, "CONTACT_PERSON_ASSIGNED"), "school/school-1415");
-    ACCEPTED(kaa, answer(P15, w2, feedback, "YOUTH_CONTACTED"), "school/school-1415");
-    REFUSED(kaa, set(answer(P15, w2, feedback, "YOUTH_CONTACTED"), "early_warning_answered.contact_ref", "handl-17"),
+    TK_ACCEPTED(kaa, answer(P15, w2, feedback, "CONTACT_PERSON_ASSIGNED"), "school/school-1415");
+    TK_ACCEPTED(kaa, answer(P15, w2, feedback, "YOUTH_CONTACTED"), "school/school-1415");
+    TK_REFUSED(kaa, set(answer(P15, w2, feedback, "YOUTH_CONTACTED"), "early_warning_answered.contact_ref", "handl-17"),
             SOFFA_ERR_BAD_FIELD, "only with status CONTACT_PERSON_ASSIGNED");
-    REFUSED(kaa, set(answer(P15, w2, feedback, "CONTACT_PERSON_ASSIGNED"), "early_warning_answered.contact_ref",
+    TK_REFUSED(kaa, set(answer(P15, w2, feedback, "CONTACT_PERSON_ASSIGNED"), "early_warning_answered.contact_ref",
                      "Anna Svensson"), SOFFA_ERR_BAD_FIELD, "a user reference");
 
     /* A warning that does not exist, one sent to another KAA, a signal that is no warning. */
@@ -322,21 +291,21 @@ Test(warning, the_kaa_answers_an_early_warning)
     uint8_t nid[16];
     soffa_uuid7(nid);
     soffa_uuid_format(nid, none);
-    REFUSED(kaa, answer(P18, none, plain, "ACCEPTED"), SOFFA_ERR_NOT_FOUND, "not known to soffa");
-    REFUSED(kaa15, answer(P18, w1, plain, "ACCEPTED"), SOFFA_ERR_NOT_AUTHORISED, "only its recipient (kaa/1419)");
-    REFUSED(kaa, answer(P18, sig, plain, "ACCEPTED"), SOFFA_ERR_POLICY, "not an early warning");
+    TK_REFUSED(kaa, answer(P18, none, plain, "ACCEPTED"), SOFFA_ERR_NOT_FOUND, "not known to soffa");
+    TK_REFUSED(kaa15, answer(P18, w1, plain, "ACCEPTED"), SOFFA_ERR_NOT_AUTHORISED, "only its recipient (kaa/1419)");
+    TK_REFUSED(kaa, answer(P18, sig, plain, "ACCEPTED"), SOFFA_ERR_POLICY, "not an early warning");
     /* The warning's own consent, its own person; a KAA answers, nobody else. */
-    REFUSED(kaa, answer(P18, w1, feedback, "ACCEPTED"), SOFFA_ERR_CONSENT, "the warning's consent id");
-    REFUSED(kaa, answer(P16, w1, plain, "ACCEPTED"), SOFFA_ERR_BAD_FIELD, "another person");
-    REFUSED(school, answer(P18, w1, plain, "ACCEPTED"), SOFFA_ERR_POLICY,
+    TK_REFUSED(kaa, answer(P18, w1, feedback, "ACCEPTED"), SOFFA_ERR_CONSENT, "the warning's consent id");
+    TK_REFUSED(kaa, answer(P16, w1, plain, "ACCEPTED"), SOFFA_ERR_BAD_FIELD, "another person");
+    TK_REFUSED(school, answer(P18, w1, plain, "ACCEPTED"), SOFFA_ERR_POLICY,
             "a school agent may not send early_warning_answered");
 
     /* The consent withdrawn: status feedback stops, ACCEPTED still goes. */
     json_t *w = set(set(J(SOFFA_MT_CONSENT_WITHDRAWN, P15), "consent_id", feedback), "consent_withdrawn.consent_id",
                     feedback);
-    ACCEPTED(school, w, "school-journal/school-1415");
-    REFUSED(kaa, answer(P15, w2, feedback, "YOUTH_DECLINED"), SOFFA_ERR_CONSENT, "withdrawn");
-    ACCEPTED(kaa, answer(P15, w2, feedback, "ACCEPTED"), "school/school-1415");
+    TK_ACCEPTED(school, w, "school-journal/school-1415");
+    TK_REFUSED(kaa, answer(P15, w2, feedback, "YOUTH_DECLINED"), SOFFA_ERR_CONSENT, "withdrawn");
+    TK_ACCEPTED(kaa, answer(P15, w2, feedback, "ACCEPTED"), "school/school-1415");
 
     /* The school reads its inbox only now: of the five answers allowed, the two
      * with status feedback on the withdrawn consent are withheld at delivery
@@ -362,19 +331,19 @@ Test(warning, a_rerouted_handover_is_answered_by_the_right_kaa)
     soffa_client_t *kaa = tk_client_pub(b, "kaa-1419");
     soffa_client_t *kaa15 = tk_client_pub(b, "kaa-1415");
     char c[SOFFA_UUID_STR], h9[SOFFA_UUID_STR];
-    ACCEPTED(school, consent(P15, "KAA", "REFERRAL,STATUS_FEEDBACK", "IDENTITY,OCCUPATION,MEASURES", c),
+    TK_ACCEPTED(school, consent(P15, "KAA", "REFERRAL,STATUS_FEEDBACK", "IDENTITY,OCCUPATION,MEASURES", c),
              "school-journal/school-1415");
     json_t *h = handover(P15, c);
-    snprintf(h9, sizeof h9, "%s", str(h, "message_id"));
-    ACCEPTED(school, h, "kaa/1419");
+    snprintf(h9, sizeof h9, "%s", tk_str(h, "message_id"));
+    TK_ACCEPTED(school, h, "kaa/1419");
     json_t *ack = set(J(SOFFA_MT_SIGNAL_ACKNOWLEDGED, P15), "signal_acknowledged.signal_id", h9);
     set(set(ack, "signal_acknowledged.result", "NOT_HEMKOMMUN_REROUTED"), "signal_acknowledged.new_hemkommun", "1415");
-    ACCEPTED(kaa, ack, "school/school-1415");
+    TK_ACCEPTED(kaa, ack, "school/school-1415");
     int types[8];
     cr_assert_eq(tk_collect(kaa15, "kaa/1415", 16, true, 8, 1500, types, NULL), 1);
     cr_assert_eq(types[0], SOFFA_MT_YEAR9_HANDOVER);
-    REFUSED(kaa, answer(P15, h9, c, "ACCEPTED"), SOFFA_ERR_NOT_AUTHORISED, "only its recipient (kaa/1415)");
-    ACCEPTED(kaa15, answer(P15, h9, c, "YOUTH_CONTACTED"), "school/school-1415");
+    TK_REFUSED(kaa, answer(P15, h9, c, "ACCEPTED"), SOFFA_ERR_NOT_AUTHORISED, "only its recipient (kaa/1415)");
+    TK_ACCEPTED(kaa15, answer(P15, h9, c, "YOUTH_CONTACTED"), "school/school-1415");
     tk_client_pub_close(&kaa15);
     tk_client_pub_close(&kaa);
     tk_client_pub_close(&school);

@@ -604,6 +604,20 @@ tk_json(soffa_msg_type_t type, const char *pnr, const char *hemkommun)
     return j;
 }
 
+const char *
+tk_str(json_t *j, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *dot = strchr(buf, '.');
+    if (dot) {
+        *dot = '\0';
+        j = json_object_get(j, buf);
+        path = dot + 1;
+    }
+    return json_string_value(json_object_get(j, path));
+}
+
 json_t *
 tk_payload(json_t *j)
 {

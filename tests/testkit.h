@@ -140,6 +140,28 @@ json_t *tk_payload(json_t *j);
 soffa_err_t tk_pub(soffa_client_t *c, json_t *j, char *mailbox, char *why);
 void tk_pub_ok(soffa_client_t *c, json_t *j, const char *want_mailbox);
 
+/*  The string at "field" or "object.field" of j (NULL if absent). */
+const char *tk_str(json_t *j, const char *path);
+
+/*  Publishes j (taken) and asserts it was stored in want_mailbox, or refused
+ *  with code and a reason containing says; failures name the test's line. */
+#define TK_ACCEPTED(c, j, want_mailbox)                                                                    \
+    do {                                                                                                   \
+        char mb_[SOFFA_NAME_MAX], why_[256];                                                               \
+        soffa_err_t rc_ = tk_pub(c, j, mb_, why_);                                                         \
+        cr_assert_eq(rc_, SOFFA_OK, "line %d: refused (%s): %s", __LINE__, soffa_errname(rc_), why_);      \
+        cr_assert_str_eq(mb_, want_mailbox, "line %d", __LINE__);                                          \
+    } while (0)
+
+#define TK_REFUSED(c, j, code, says)                                                                       \
+    do {                                                                                                   \
+        char mb_[SOFFA_NAME_MAX], why_[256];                                                               \
+        soffa_err_t rc_ = tk_pub(c, j, mb_, why_);                                                         \
+        cr_assert_eq(rc_, code, "line %d: got %s (%s), wanted %s", __LINE__, soffa_errname(rc_), why_,     \
+                     soffa_errname(code));                                                                 \
+        cr_assert(strstr(why_, says) != NULL, "line %d: the reason '%s' lacks '%s'", __LINE__, why_, says); \
+    } while (0)
+
 /*  Encodes a JSON message (asserting it parses); free with free(). */
 uint8_t *tk_encode_json(const char *json, size_t *len);
 
