@@ -17,7 +17,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 JOBS=$(nproc 2>/dev/null || echo 2)
 PACKAGES=(gcc make cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler
           liblmdb-dev lmdb-utils libcriterion-dev libsodium-dev libinih-dev libjansson-dev libxml2-utils
-          libcsv-dev libcurl4-openssl-dev python3 python3-jsonschema
+          libcsv-dev libcurl4-openssl-dev python3 python3-jsonschema faketime
           clang libclang-rt-14-dev libmicrohttpd-dev
           libsystemd-dev systemd scdoc man-db bash-completion git
           dpkg-dev debhelper fakeroot lintian

@@ -18,6 +18,19 @@
 #   and a teacher, a pupil of grundskola and one at another unit (no signals).
 set -uo pipefail
 
+# The fixtures' school year is 2026/27 with fixed dates, and their pupils were
+# born 2008-2009; the broker judges a youth's age and how far back a date may
+# lie on the day a message arrives. So the whole network (broker, agents, the
+# SS 12000 server) runs on the clock of Friday 27 November 2026 (libfaketime,
+# the clock then moving on at its normal pace), whenever the test runs.
+# Without this the test would start to fail in March 2028, when Alva turns 20.
+if [ -z "${SOFFA_IT_CLOCK:-}" ]; then
+    FT=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1)
+    [ -n "$FT" ] || { echo "[FAIL] libfaketime is missing (Debian package faketime; ./soffa.sh test installs it)"; echo "0 passed, 1 failed"; exit 1; }
+    exec env SOFFA_IT_CLOCK=1 LD_PRELOAD="$FT" FAKETIME="@2026-11-27 09:00:00" FAKETIME_DONT_FAKE_MONOTONIC=1 \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" bash "$0" "$@"
+fi
+
 BUILD=$(cd "${1:?usage: tests/it_school.sh BUILD_DIR}" && pwd)
 SOFFA="$BUILD/soffa"
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,7 +43,7 @@ SRV=""
 trap '[ -n "$SRV" ] && kill "$SRV" 2>/dev/null; "$SOFFA" down "$NET" >/dev/null 2>&1; rm -rf "$NET"' EXIT
 
 s() { local a=$1; shift; "$SOFFA" --net "$NET" --agent "$a" "$@"; }
-AT=(--since 2026-08-01 --today 2026-11-27)    # the fixtures' dates, whenever the test runs
+AT=(--since 2026-08-01 --today 2026-11-27)    # the fixtures' dates (the clock above)
 wait_count() { for _ in $(seq 150); do [ "$(count "$1")" -ge "$2" ] && return; sleep 0.1; done; }
 types() { s "$1" --json inbox --limit 100000 | grep -o '"type":"[a-z_]*"' | sort | uniq -c | tr -s ' ' | tr '\n' ';'; }
 restart_school() {
