@@ -18,18 +18,10 @@
 #   and a teacher, a pupil of grundskola and one at another unit (no signals).
 set -uo pipefail
 
-# The fixtures' school year is 2026/27 with fixed dates, and their pupils were
-# born 2008-2009; the broker judges a youth's age and how far back a date may
-# lie on the day a message arrives. So the whole network (broker, agents, the
-# SS 12000 server) runs on the clock of Friday 27 November 2026 (libfaketime,
-# the clock then moving on at its normal pace), whenever the test runs.
-# Without this the test would start to fail in March 2028, when Alva turns 20.
-if [ -z "${SOFFA_IT_CLOCK:-}" ]; then
-    FT=$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 2>/dev/null | head -1)
-    [ -n "$FT" ] || { echo "[FAIL] libfaketime is missing (Debian package faketime; ./soffa.sh test installs it)"; echo "0 passed, 1 failed"; exit 1; }
-    exec env SOFFA_IT_CLOCK=1 LD_PRELOAD="$FT" FAKETIME="@2026-11-27 09:00:00" FAKETIME_DONT_FAKE_MONOTONIC=1 \
-        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" bash "$0" "$@"
-fi
+# The fixtures' school year is 2026/27 with fixed dates and their pupils were
+# born 2008-2009: the test runs on the suite's clock (tests/clock.sh), also
+# when it is started alone.
+[ -n "${SOFFA_TEST_CLOCK_SET:-}" ] || exec bash "$(dirname "${BASH_SOURCE[0]}")/clock.sh" bash "$0" "$@"
 
 BUILD=$(cd "${1:?usage: tests/it_school.sh BUILD_DIR}" && pwd)
 SOFFA="$BUILD/soffa"
