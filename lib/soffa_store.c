@@ -389,6 +389,36 @@ s_open_dbis(soffa_store_t *self, MDB_txn *txn, bool create)
     return 0;
 }
 
+/* Whether meta holds "plaintext", the mark of a store written by a build
+ * without encryption (soffa_seal_plaintext); 0 or an LMDB error. */
+static int
+s_plaintext_marked(MDB_env *env, bool *marked)
+{
+    MDB_txn *txn;
+    MDB_dbi meta;
+    *marked = false;
+    int mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return mrc;
+    if ((mrc = mdb_dbi_open(txn, "meta", 0, &meta)) == 0) {
+        MDB_val k = {9, "plaintext"}, v;
+        mrc = mdb_get(txn, meta, &k, &v);
+        *marked = mrc == 0;
+    }
+    mdb_txn_abort(txn);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+/* Marks a store this build writes when it is the build without encryption. */
+static int
+s_plaintext_mark(MDB_txn *txn, MDB_dbi meta)
+{
+    if (!soffa_seal_plaintext())
+        return 0;
+    MDB_val k = {9, "plaintext"}, v = {1, "1"};
+    return mdb_put(txn, meta, &k, &v, 0);
+}
+
 /* Reads meta "version" (a copy, "" when none) in a read transaction. */
 static int
 s_version(MDB_env *env, char out[16], MDB_dbi *meta)
@@ -479,6 +509,22 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
         rc = SOFFA_ERR_VERSION;
         goto fail;
     }
+    bool marked = false;
+    if (!fresh && (mrc = s_plaintext_marked(self->env, &marked)) != 0)
+        goto lmdb_fail;
+    if (!fresh && marked != soffa_seal_plaintext()) {
+        if (marked)
+            snprintf(why, whylen, "store %s was written by a build without encryption at rest (-DSOFFA_BENCH_PLAINTEXT=ON, "
+                                  "for benchmarks only) and is not opened by this one: use that build, or a new data "
+                                  "directory", opts->path);
+        else
+            snprintf(why, whylen, "store %s is sealed, and this is a build without encryption at rest "
+                                  "(-DSOFFA_BENCH_PLAINTEXT=ON, for benchmarks only), which opens only the stores it "
+                                  "made: give it a new data directory", opts->path);
+        soffa_error("%s", why);
+        rc = SOFFA_ERR_VERSION;
+        goto fail;
+    }
     if (!opts->read_only && !self->master.loaded) {
         snprintf(why, whylen, "a master key is needed to write the store %s ([keys] master_key)", opts->path);
         rc = SOFFA_ERR_MASTER_KEY;
@@ -523,6 +569,7 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
         soffa_seal_key_new(self->tomb_key);
         MDB_val k = {7, "version"}, v = {strlen(S_VERSION), S_VERSION};
         if ((mrc = mdb_put(txn, self->meta, &k, &v, 0)) != 0 || (mrc = s_u64_put(txn, self->meta, "epoch", 1)) != 0
+            || (mrc = s_plaintext_mark(txn, self->meta)) != 0
             || (mrc = s_secret_put(self, txn, "k:index", self->key)) != 0
             || (mrc = s_secret_put(self, txn, "k:tomb", self->tomb_key)) != 0)
             goto lmdb_fail;
@@ -1966,7 +2013,7 @@ s_convert(soffa_store_t *self, MDB_txn *from, MDB_txn *to, bool v2, soffa_store_
     soffa_seal_key_new(self->tomb_key);
     if ((mrc = s_convert_log(self, from, to, sched, sched_ctx)) != 0 || (mrc = s_u64_put(to, self->meta, "epoch", 1)) != 0
         || (mrc = s_secret_put(self, to, "k:index", self->key)) != 0
-        || (mrc = s_secret_put(self, to, "k:tomb", self->tomb_key)) != 0)
+        || (mrc = s_secret_put(self, to, "k:tomb", self->tomb_key)) != 0 || (mrc = s_plaintext_mark(to, self->meta)) != 0)
         return mrc;
     MDB_val k = {7, "version"}, v = {strlen(S_VERSION), S_VERSION};
     return mdb_put(to, self->meta, &k, &v, 0);

@@ -2487,3 +2487,46 @@ Test(store, issue_12_the_current_format_on_disk_opens_reads_and_verifies)
     free(dir);
     free(kdir);
 }
+
+/* A store a build without encryption wrote (-DSOFFA_BENCH_PLAINTEXT=ON, for
+ * soffa-bench only; tests/fixtures/store/plain-small) is refused by this
+ * build, with the reason, and nothing is written: its bytes are in clear
+ * and must never be mistaken for a sealed store. */
+Test(store, issue_17_a_store_of_the_build_without_encryption_is_refused)
+{
+    cr_assert(!soffa_seal_plaintext(), "the tests run on the build with encryption");
+    char *dir = tk_tmpdir("store-plain"), *kdir = tk_tmpdir("store-plain-master");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "F=%s/tests/fixtures/store && cp $F/plain-small.mdb %s/data.mdb && cp $F/plain-small.keys %s/keys && "
+             "cp $F/plain-small.master.key %s/master.key && chmod 600 %s/data.mdb %s/keys %s/master.key",
+             SOFFA_SOURCE_DIR, dir, dir, kdir, dir, dir, kdir);
+    cr_assert_eq(system(cmd), 0);
+    char data[600], mpath[600];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    snprintf(mpath, sizeof mpath, "%s/master.key", kdir);
+    size_t len0;
+    char *before = slurp(data, &len0);
+    soffa_seal_master_t m;
+    char why[512] = "";
+    cr_assert_eq(soffa_seal_master_load(mpath, NULL, dir, &m, why, sizeof why), SOFFA_OK, "%s", why);
+    for (int ro = 0; ro < 2; ro++) {
+        soffa_store_t *st = NULL;
+        why[0] = '\0';
+        soffa_err_t rc = soffa_store_open(&st, &(soffa_store_opts_t) {.path = dir, .master = &m, .read_only = ro == 1,
+                                                                      .why = why, .whylen = sizeof why});
+        cr_assert_eq(rc, SOFFA_ERR_VERSION, "read_only %d: %s", ro, soffa_strerror(rc));
+        cr_assert_null(st);
+        cr_assert(strstr(why, "without encryption at rest") && strstr(why, "SOFFA_BENCH_PLAINTEXT"), "%s", why);
+    }
+    size_t len1;
+    char *after = slurp(data, &len1);
+    cr_assert(len0 == len1 && !memcmp(before, after, len0), "the refused store was written to");
+    free(before);
+    free(after);
+    soffa_seal_master_wipe(&m);
+    tk_rmrf(dir);
+    tk_rmrf(kdir);
+    free(dir);
+    free(kdir);
+}
