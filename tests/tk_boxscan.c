@@ -166,12 +166,14 @@ s_find(const char *dir, const soffa_seal_master_t *m, char **ids, int n_ids)
             adlen[i] = 17;
         } else {
             fprintf(stderr, "tk_boxscan: '%s' is not I<seq> or M<message id>\n", ids[i]);
+            sodium_memzero(&ep, sizeof ep);
             return 2;
         }
     }
     DIR *d = opendir(dir);
     if (!d) {
         fprintf(stderr, "tk_boxscan: cannot read %s\n", dir);
+        sodium_memzero(&ep, sizeof ep);
         return 1;
     }
     struct dirent *de;
