@@ -1207,7 +1207,11 @@ soffa_broker_open(soffa_broker_t *self, char *why, size_t whylen)
     }
     char idhex[2 * SOFFA_SEAL_ID + 1];
     soffa_seal_master_id_hex(&self->master, idhex);
-    soffa_info("store %s sealed under master key %s", path, idhex);
+    if (soffa_seal_plaintext())
+        soffa_warn("store %s is NOT encrypted: this is a build without encryption at rest (SOFFA_BENCH_PLAINTEXT), "
+                   "for soffa-bench only; never give it personal data", path);
+    else
+        soffa_info("store %s sealed under master key %s", path, idhex);
     rc = soffa_store_mailboxes(self->store, soffa_delivery_load_mailbox, self);
     if (rc == SOFFA_OK) {
         self->await_signals.delay_us = self->cfg.signal_ack_due * 1000;

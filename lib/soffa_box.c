@@ -308,7 +308,7 @@ soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size, const soffa_
     MDB_dbi meta;
     char format[8] = "";
     uint64_t epoch = 0;
-    bool used = false;
+    bool used = false, marked = false;
     mrc = mdb_dbi_open(txn, "meta", 0, &meta);
     if (mrc == 0) {
         s_meta_get(txn, meta, "format", format, sizeof format);
@@ -317,11 +317,24 @@ soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size, const soffa_
             epoch = soffa_bytes_get_u64(ev.mv_data);
         MDB_stat ms;
         used = mdb_stat(txn, meta, &ms) == 0 && ms.ms_entries > 0;
+        MDB_val pk = {9, "plaintext"}, pv;   /* a build without encryption's (soffa_seal_plaintext) */
+        marked = mdb_get(txn, meta, &pk, &pv) == 0;
     } else if (mrc != MDB_NOTFOUND) {
         goto fail;
     }
     mdb_txn_abort(txn);
     txn = NULL;
+    if (used && marked != soffa_seal_plaintext()) {
+        if (marked)
+            snprintf(why, whylen, "the agent's store %s was written by a build without encryption at rest "
+                                  "(-DSOFFA_BENCH_PLAINTEXT=ON, for benchmarks only) and is not opened by this one", dir);
+        else
+            snprintf(why, whylen, "the agent's store %s is sealed, and this is a build without encryption at rest "
+                                  "(-DSOFFA_BENCH_PLAINTEXT=ON, for benchmarks only), which opens only the stores it made",
+                     dir);
+        rc = SOFFA_ERR_VERSION;
+        goto out;
+    }
     if (used && strcmp(format, S_FORMAT) != 0) {
         snprintf(why, whylen, "the agent's store %s is of format %s (before encryption): with the agent stopped, run "
                               "soffa-agent --config FILE --upgrade-store --backup NEW-DIR", dir, format[0] ? format : "1");
@@ -366,6 +379,10 @@ soffa_box_open(soffa_box_t **out, const char *dir, size_t map_size, const soffa_
         MDB_val fk = {6, "format"}, fv = {1, S_FORMAT}, ek = {5, "epoch"}, ev = {8, eb};
         S_MDB(mdb_put(txn, self->meta, &fk, &fv, 0));
         S_MDB(mdb_put(txn, self->meta, &ek, &ev, 0));
+        if (soffa_seal_plaintext()) {
+            MDB_val pk = {9, "plaintext"}, pv = {1, "1"};
+            S_MDB(mdb_put(txn, self->meta, &pk, &pv, 0));
+        }
     }
     mrc = mdb_txn_commit(txn);
     txn = NULL;
@@ -1771,7 +1788,9 @@ soffa_box_upgrade(const char *dir, size_t map_size, const soffa_seal_master_t *m
     uint8_t eb[8];
     soffa_bytes_put_u64(eb, 1);
     MDB_val fk = {6, "format"}, fv = {1, S_FORMAT}, ek = {5, "epoch"}, ev = {8, eb};
-    if ((mrc = mdb_put(txn, self->meta, &fk, &fv, 0)) != 0 || (mrc = mdb_put(txn, self->meta, &ek, &ev, 0)) != 0)
+    MDB_val pk = {9, "plaintext"}, pv = {1, "1"};
+    if ((mrc = mdb_put(txn, self->meta, &fk, &fv, 0)) != 0 || (mrc = mdb_put(txn, self->meta, &ek, &ev, 0)) != 0
+        || (soffa_seal_plaintext() && (mrc = mdb_put(txn, self->meta, &pk, &pv, 0)) != 0))
         goto out;
     mrc = mdb_txn_commit(txn);
     txn = NULL;

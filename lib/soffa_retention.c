@@ -160,5 +160,10 @@ soffa_retention_sched(const soffa_retention_t *r, soffa_record_kind_t kind, uint
         out->reschedule = true;
         for (int k = 1; k < SOFFA_RC_COUNT && k < SOFFA_STORE_CLASSES; k++)
             out->reschedule_due[k] = soffa_retention_due_closed(r, (soffa_retention_class_t) k, received_us);
+    } else if (kind == SOFFA_RK_MESSAGE) {
+        /* A reopening, or anything else about the young person after a
+         * closure: the case goes on, and its records do not run out from
+         * a closure that no longer holds. */
+        out->reopen = true;
     }
 }

@@ -81,7 +81,8 @@ int64_t soffa_retention_due_closed(const soffa_retention_t *r, soffa_retention_c
 
 /*  The schedule of one record for the store: its class, when it runs out,
  *  and for a case's closure (kaa_case_closed) when the young person's
- *  closure-anchored records run out. subject may be NULL. */
+ *  closure-anchored records run out; any other message (a reopening, a new
+ *  signal) takes such a closure back (reopen). subject may be NULL. */
 void soffa_retention_sched(const soffa_retention_t *r, soffa_record_kind_t kind, uint32_t msg_type, soffa_role_t role,
                            int64_t received_us, const char *subject, soffa_store_sched_t *out);
 

@@ -76,6 +76,13 @@ void soffa_seal_master_id_hex(const soffa_seal_master_t *m, char out[2 * SOFFA_S
 /*  Wipes a loaded master key. */
 void soffa_seal_master_wipe(soffa_seal_master_t *m);
 
+/*  True in a build configured with -DSOFFA_BENCH_PLAINTEXT=ON, for the
+ *  benchmark's comparison only: sealing copies the bytes in the same layout
+ *  (zero nonce and tag), unwrapping and opening copy them out, and stores
+ *  carry a mark (meta "plaintext") so that this build opens only the stores
+ *  it made and every other build refuses them. Packages never set it. */
+bool soffa_seal_plaintext(void);
+
 /*  A new random key. */
 void soffa_seal_key_new(uint8_t key[SOFFA_SEAL_KEY]);
 

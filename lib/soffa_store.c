@@ -389,6 +389,36 @@ s_open_dbis(soffa_store_t *self, MDB_txn *txn, bool create)
     return 0;
 }
 
+/* Whether meta holds "plaintext", the mark of a store written by a build
+ * without encryption (soffa_seal_plaintext); 0 or an LMDB error. */
+static int
+s_plaintext_marked(MDB_env *env, bool *marked)
+{
+    MDB_txn *txn;
+    MDB_dbi meta;
+    *marked = false;
+    int mrc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (mrc != 0)
+        return mrc;
+    if ((mrc = mdb_dbi_open(txn, "meta", 0, &meta)) == 0) {
+        MDB_val k = {9, "plaintext"}, v;
+        mrc = mdb_get(txn, meta, &k, &v);
+        *marked = mrc == 0;
+    }
+    mdb_txn_abort(txn);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+/* Marks a store this build writes when it is the build without encryption. */
+static int
+s_plaintext_mark(MDB_txn *txn, MDB_dbi meta)
+{
+    if (!soffa_seal_plaintext())
+        return 0;
+    MDB_val k = {9, "plaintext"}, v = {1, "1"};
+    return mdb_put(txn, meta, &k, &v, 0);
+}
+
 /* Reads meta "version" (a copy, "" when none) in a read transaction. */
 static int
 s_version(MDB_env *env, char out[16], MDB_dbi *meta)
@@ -479,6 +509,22 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
         rc = SOFFA_ERR_VERSION;
         goto fail;
     }
+    bool marked = false;
+    if (!fresh && (mrc = s_plaintext_marked(self->env, &marked)) != 0)
+        goto lmdb_fail;
+    if (!fresh && marked != soffa_seal_plaintext()) {
+        if (marked)
+            snprintf(why, whylen, "store %s was written by a build without encryption at rest (-DSOFFA_BENCH_PLAINTEXT=ON, "
+                                  "for benchmarks only) and is not opened by this one: use that build, or a new data "
+                                  "directory", opts->path);
+        else
+            snprintf(why, whylen, "store %s is sealed, and this is a build without encryption at rest "
+                                  "(-DSOFFA_BENCH_PLAINTEXT=ON, for benchmarks only), which opens only the stores it "
+                                  "made: give it a new data directory", opts->path);
+        soffa_error("%s", why);
+        rc = SOFFA_ERR_VERSION;
+        goto fail;
+    }
     if (!opts->read_only && !self->master.loaded) {
         snprintf(why, whylen, "a master key is needed to write the store %s ([keys] master_key)", opts->path);
         rc = SOFFA_ERR_MASTER_KEY;
@@ -523,6 +569,7 @@ soffa_store_open(soffa_store_t **out, const soffa_store_opts_t *opts)
         soffa_seal_key_new(self->tomb_key);
         MDB_val k = {7, "version"}, v = {strlen(S_VERSION), S_VERSION};
         if ((mrc = mdb_put(txn, self->meta, &k, &v, 0)) != 0 || (mrc = s_u64_put(txn, self->meta, "epoch", 1)) != 0
+            || (mrc = s_plaintext_mark(txn, self->meta)) != 0
             || (mrc = s_secret_put(self, txn, "k:index", self->key)) != 0
             || (mrc = s_secret_put(self, txn, "k:tomb", self->tomb_key)) != 0)
             goto lmdb_fail;
@@ -802,11 +849,111 @@ s_due_put(soffa_store_t *self, MDB_txn *txn, int64_t due_us, uint64_t seq, uint8
     return mdb_put(txn, self->due, &kv, &v, 0);
 }
 
+/* The owner's closure, in the due table after every schedule entry (0xFF
+ * sorts after any time): 0xFF 'C' || owner -> the time each class was
+ * brought forward to (u64 per class, 0: not). The entries a closure added
+ * are found again through it when the case goes on. */
+#define S_CLOSED_KEY (2 + S_OWNER)
+#define S_CLOSED_VAL (8 * SOFFA_STORE_CLASSES)
+
+static void
+s_closed_key(const uint8_t owner[S_OWNER], uint8_t k[S_CLOSED_KEY])
+{
+    k[0] = 0xFF;
+    k[1] = 'C';
+    memcpy(k + 2, owner, S_OWNER);
+}
+
+/* Calls fn for every record of the owner before seq `before` whose key is
+ * there (its class with it). */
+static int
+s_owner_each(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], uint64_t before,
+             int (*fn)(soffa_store_t *self, MDB_txn *txn, uint64_t seq, uint8_t cls, const void *ctx), const void *ctx);
+
+static int
+s_due_del_one(soffa_store_t *self, MDB_txn *txn, uint64_t seq, uint8_t cls, const void *ctx)
+{
+    const uint8_t *times = ctx;
+    if (cls >= SOFFA_STORE_CLASSES)
+        return 0;
+    uint64_t at = soffa_bytes_get_u64(times + 8 * cls);
+    if (!at)
+        return 0;
+    uint8_t k[16];
+    soffa_bytes_put_u64(k, at);
+    soffa_bytes_put_u64(k + 8, seq);
+    MDB_val kv = {16, k};
+    int mrc = mdb_del(txn, self->due, &kv, NULL);
+    return mrc == MDB_NOTFOUND ? 0 : mrc;
+}
+
+/* The case goes on (a reopening, or any new record of the young person
+ * after a closure): the entries the last closure brought forward go, and
+ * each record runs out again by its own schedule (the 20th birthday for a
+ * closure-anchored class) until the next closure. */
+static int
+s_unclose(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], uint64_t before)
+{
+    uint8_t ck[S_CLOSED_KEY], times[S_CLOSED_VAL];
+    s_closed_key(owner, ck);
+    MDB_val kv = {sizeof ck, ck}, v;
+    int mrc = mdb_get(txn, self->due, &kv, &v);
+    if (mrc == MDB_NOTFOUND)
+        return 0;
+    if (mrc != 0)
+        return mrc;
+    if (v.mv_size != S_CLOSED_VAL)
+        return MDB_CORRUPTED;
+    memcpy(times, v.mv_data, sizeof times);
+    if ((mrc = s_owner_each(self, txn, owner, before, s_due_del_one, times)) != 0)
+        return mrc;
+    return mdb_del(txn, self->due, &kv, NULL);
+}
+
+static int
+s_due_put_one(soffa_store_t *self, MDB_txn *txn, uint64_t seq, uint8_t cls, const void *ctx)
+{
+    const soffa_store_item_t *it = ctx;
+    if (cls < SOFFA_STORE_CLASSES && it->sched.reschedule_due[cls] > 0)
+        return s_due_put(self, txn, it->sched.reschedule_due[cls], seq, cls);
+    return 0;
+}
+
 /* A closure: every earlier record of the owner whose class the item names
  * runs out at the time given for its class (a second, earlier schedule
- * entry; the later one finds nothing left). */
+ * entry; the later one finds nothing left), and the closure is noted so
+ * that s_unclose can take those entries back. */
 static int
 s_reschedule(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], const soffa_store_item_t *it, uint64_t before)
+{
+    int mrc = s_owner_each(self, txn, owner, before, s_due_put_one, it);
+    if (mrc != 0)
+        return mrc;
+    uint8_t ck[S_CLOSED_KEY], times[S_CLOSED_VAL];
+    s_closed_key(owner, ck);
+    for (int c = 0; c < SOFFA_STORE_CLASSES; c++)
+        soffa_bytes_put_u64(times + 8 * c, it->sched.reschedule_due[c] > 0 ? (uint64_t) it->sched.reschedule_due[c] : 0);
+    MDB_val kv = {sizeof ck, ck}, v = {sizeof times, times};
+    return mdb_put(txn, self->due, &kv, &v, 0);
+}
+
+/* A new record's effect on its owner's earlier schedule: a closure brings
+ * the closure-anchored records forward; anything else that goes on the
+ * case after a closure (a reopening, a new signal) takes that back first. */
+static int
+s_sched_owner(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], const soffa_store_item_t *it, uint64_t seq)
+{
+    int mrc = 0;
+    if (it->sched.reschedule || it->sched.reopen)
+        mrc = s_unclose(self, txn, owner, seq);
+    if (mrc == 0 && it->sched.reschedule)
+        mrc = s_reschedule(self, txn, owner, it, seq);
+    return mrc;
+}
+
+static int
+s_owner_each(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], uint64_t before,
+             int (*fn)(soffa_store_t *self, MDB_txn *txn, uint64_t seq, uint8_t cls, const void *ctx), const void *ctx)
 {
     MDB_cursor *cur;
     int mrc = mdb_cursor_open(txn, self->own, &cur);
@@ -845,9 +992,7 @@ s_reschedule(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], co
             MDB_val rk = {8, sk}, rv;
             if (mdb_get(txn, self->rkey, &rk, &rv) != 0 || rv.mv_size != S_RKEY)
                 continue;
-            uint8_t cls = ((uint8_t *) rv.mv_data)[S_OWNER];
-            if (cls < SOFFA_STORE_CLASSES && it->sched.reschedule_due[cls] > 0)
-                mrc = s_due_put(self, txn, it->sched.reschedule_due[cls], seqs[i], cls);
+            mrc = fn(self, txn, seqs[i], ((uint8_t *) rv.mv_data)[S_OWNER], ctx);
         }
         if (mrc != 0 || !more)
             break;
@@ -1161,7 +1306,7 @@ s_append_in(soffa_store_t *self, MDB_txn *txn, soffa_store_item_t *items, size_t
         if (sealable && it->sched.retention_class && it->sched.due_us > 0
             && (mrc = s_due_put(self, txn, it->sched.due_us, seq, it->sched.retention_class)) != 0)
             goto out;
-        if (sealable && it->sched.reschedule && (mrc = s_reschedule(self, txn, owner, it, seq)) != 0)
+        if (sealable && (mrc = s_sched_owner(self, txn, owner, it, seq)) != 0)
             goto out;
 
         for (size_t r = 0; r < it->n_refs && r < SOFFA_STORE_REFS; r++) {
@@ -1821,8 +1966,8 @@ s_convert_log(soffa_store_t *self, MDB_txn *from, MDB_txn *to, soffa_store_sched
         mrc = s_seal_record(self, to, &e, owner, it.sched.retention_class, &sealed);
         if (mrc == 0 && it.sched.retention_class && it.sched.due_us > 0)
             mrc = s_due_put(self, to, it.sched.due_us, seq, it.sched.retention_class);
-        if (mrc == 0 && it.sched.reschedule)
-            mrc = s_reschedule(self, to, owner, &it, seq);
+        if (mrc == 0)
+            mrc = s_sched_owner(self, to, owner, &it, seq);
         if (mrc == 0) {
             e.legacy = true;
             soffa_err_t rc = soffa_envelope_encode(&e, &out, &len);
@@ -1868,7 +2013,7 @@ s_convert(soffa_store_t *self, MDB_txn *from, MDB_txn *to, bool v2, soffa_store_
     soffa_seal_key_new(self->tomb_key);
     if ((mrc = s_convert_log(self, from, to, sched, sched_ctx)) != 0 || (mrc = s_u64_put(to, self->meta, "epoch", 1)) != 0
         || (mrc = s_secret_put(self, to, "k:index", self->key)) != 0
-        || (mrc = s_secret_put(self, to, "k:tomb", self->tomb_key)) != 0)
+        || (mrc = s_secret_put(self, to, "k:tomb", self->tomb_key)) != 0 || (mrc = s_plaintext_mark(to, self->meta)) != 0)
         return mrc;
     MDB_val k = {7, "version"}, v = {strlen(S_VERSION), S_VERSION};
     return mdb_put(to, self->meta, &k, &v, 0);
@@ -2904,6 +3049,11 @@ s_owner_settle(soffa_store_t *self, MDB_txn *txn, const uint8_t owner[S_OWNER], 
     MDB_val ok = {S_OWNER, (void *) owner};
     if (!left) {
         if ((mrc = mdb_del(txn, self->okey, &ok, NULL)) != 0 && mrc != MDB_NOTFOUND)
+            return mrc;
+        uint8_t ck[S_CLOSED_KEY];   /* a closure noted for it */
+        s_closed_key(owner, ck);
+        MDB_val ckv = {sizeof ck, ck};
+        if ((mrc = mdb_del(txn, self->due, &ckv, NULL)) != 0 && mrc != MDB_NOTFOUND)
             return mrc;
         if (owner[0] == 'S') {
             uint8_t pk[1 + SOFFA_SUBJECT_KEY_LEN] = {'P'};   /* a remembered protected identity */

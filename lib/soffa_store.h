@@ -96,6 +96,9 @@ typedef struct {
     bool reschedule;              /* a case's closure: the subject's earlier records of each class
                                    * with reschedule_due[class] > 0 also run out then */
     int64_t reschedule_due[SOFFA_STORE_CLASSES];
+    bool reopen;                  /* the case goes on (a reopening, any new record of the
+                                   * subject): what the last closure brought forward is
+                                   * taken back, each record runs out by its own due_us */
 } soffa_store_sched_t;
 
 /*  Gives the schedule of a record from its (plaintext) envelope bytes: for

@@ -14,5 +14,10 @@ soffa_version(void)
 void
 soffa_version_print(const char *program)
 {
+#ifdef SOFFA_BENCH_PLAINTEXT
+    printf("%s %s, built WITHOUT encryption at rest (SOFFA_BENCH_PLAINTEXT, for soffa-bench only)\n", program,
+           soffa_version());
+#else
     printf("%s %s\n", program, soffa_version());
+#endif
 }

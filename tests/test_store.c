@@ -2041,6 +2041,63 @@ Test(store, issue_17_a_case_closure_brings_the_journal_forward)
     free(dir);
 }
 
+/* A case reopened after its closure (or anything new about the young
+ * person) takes the closure's date back: the journal does not go at the
+ * old closure's date; a later closure brings it forward again. */
+Test(store, issue_17_a_reopened_case_pushes_the_closure_s_disposal_back)
+{
+    static const soffa_msg_type_t then[] = {SOFFA_MT_KAA_CASE_REOPENED, SOFFA_MT_ABSENCE_REPORTED};
+    for (size_t variant = 0; variant < 2; variant++) {
+        char *dir = tk_tmpdir("store");
+        soffa_store_t *st = open_store(dir, 0);
+        rec_t r[5];
+        for (int i = 0; i < 2; i++)
+            rec_make(&r[i], SOFFA_MT_CONTACT_ATTEMPTED, PUPIL, "kaa-journal/1419", "kaa-1419");
+        rec_make(&r[2], SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "kaa-journal/1419", "kaa-1419");
+        rec_make(&r[3], then[variant], PUPIL, variant ? "kaa/1419" : "kaa-journal/1419", variant ? "school-1415" : "kaa-1419");
+        rec_make(&r[4], SOFFA_MT_KAA_CASE_CLOSED, PUPIL, "kaa-journal/1419", "kaa-1419");
+        soffa_store_item_t it[5];
+        int64_t now = soffa_now_us(), far = now + 3600000000LL;
+        soffa_retention_t rules;
+        soffa_retention_defaults(&rules);
+        for (int i = 0; i < 5; i++) {
+            it[i] = (soffa_store_item_t) {.env = &r[i].env, .subject_id = r[i].subject};
+            /* as the broker schedules it, with the dates moved to now */
+            soffa_retention_sched(&rules, SOFFA_RK_MESSAGE, r[i].env.msg_type, i == 3 && variant ? SOFFA_ROLE_SCHOOL : SOFFA_ROLE_KAA,
+                                  now, r[i].subject, &it[i].sched);
+            it[i].sched.due_us = far;
+        }
+        cr_assert(it[2].sched.reschedule && !it[2].sched.reopen, "a closure brings forward");
+        cr_assert(it[3].sched.reopen && !it[3].sched.reschedule, "variant %zu: what follows takes it back", variant);
+        /* The closure: the journal goes a second before now. */
+        it[2].sched.reschedule_due[2] = now - 1000000;
+        cr_assert_eq(soffa_store_append(st, it, 3), SOFFA_OK);
+        /* The case goes on before that date came. */
+        cr_assert_eq(soffa_store_append(st, it + 3, 1), SOFFA_OK);
+        soffa_store_dispose_opts_t o = {.now_us = now};
+        soffa_store_dispose_report_t rep;
+        cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+        cr_assert_eq(rep.records, 0, "variant %zu: %llu record(s) went at the date of a closure taken back", variant,
+                     (unsigned long long) rep.records);
+        cr_assert(has_key(st, 1) && has_key(st, 2) && has_key(st, 3) && has_key(st, 4));
+        cr_assert_eq(soffa_store_next_due(st), far, "each runs out by its own date again");
+        /* A later closure brings the journal forward again, the case's
+         * records after the first closure with it. */
+        it[4].sched.reschedule_due[2] = now - 1;
+        cr_assert_eq(soffa_store_append(st, it + 4, 1), SOFFA_OK);
+        cr_assert_eq(soffa_store_dispose(st, &o, &rep), SOFFA_OK);
+        cr_assert_eq(rep.records, variant ? 3 : 4, "variant %zu: %llu", variant, (unsigned long long) rep.records);
+        cr_assert(!has_key(st, 1) && !has_key(st, 2) && !has_key(st, 3) && has_key(st, 5));
+        cr_assert_eq(has_key(st, 4), variant == 1, "an absence report is not closure-anchored");
+        soffa_store_verify_t vr;
+        cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
+        soffa_store_close(&st);
+        rec_free(r, 5);
+        tk_rmrf(dir);
+        free(dir);
+    }
+}
+
 Test(store, issue_17_erasure_takes_every_record_of_one_young_person)
 {
     char *dir = tk_tmpdir("store");
@@ -2424,6 +2481,49 @@ Test(store, issue_12_the_current_format_on_disk_opens_reads_and_verifies)
     soffa_store_verify_t rep;
     cr_assert_eq(soffa_store_verify(st, pk, &rep), SOFFA_OK, "%s", rep.reason);
     soffa_store_close(&st);
+    soffa_seal_master_wipe(&m);
+    tk_rmrf(dir);
+    tk_rmrf(kdir);
+    free(dir);
+    free(kdir);
+}
+
+/* A store a build without encryption wrote (-DSOFFA_BENCH_PLAINTEXT=ON, for
+ * soffa-bench only; tests/fixtures/store/plain-small) is refused by this
+ * build, with the reason, and nothing is written: its bytes are in clear
+ * and must never be mistaken for a sealed store. */
+Test(store, issue_17_a_store_of_the_build_without_encryption_is_refused)
+{
+    cr_assert(!soffa_seal_plaintext(), "the tests run on the build with encryption");
+    char *dir = tk_tmpdir("store-plain"), *kdir = tk_tmpdir("store-plain-master");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "F=%s/tests/fixtures/store && cp $F/plain-small.mdb %s/data.mdb && cp $F/plain-small.keys %s/keys && "
+             "cp $F/plain-small.master.key %s/master.key && chmod 600 %s/data.mdb %s/keys %s/master.key",
+             SOFFA_SOURCE_DIR, dir, dir, kdir, dir, dir, kdir);
+    cr_assert_eq(system(cmd), 0);
+    char data[600], mpath[600];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    snprintf(mpath, sizeof mpath, "%s/master.key", kdir);
+    size_t len0;
+    char *before = slurp(data, &len0);
+    soffa_seal_master_t m;
+    char why[512] = "";
+    cr_assert_eq(soffa_seal_master_load(mpath, NULL, dir, &m, why, sizeof why), SOFFA_OK, "%s", why);
+    for (int ro = 0; ro < 2; ro++) {
+        soffa_store_t *st = NULL;
+        why[0] = '\0';
+        soffa_err_t rc = soffa_store_open(&st, &(soffa_store_opts_t) {.path = dir, .master = &m, .read_only = ro == 1,
+                                                                      .why = why, .whylen = sizeof why});
+        cr_assert_eq(rc, SOFFA_ERR_VERSION, "read_only %d: %s", ro, soffa_strerror(rc));
+        cr_assert_null(st);
+        cr_assert(strstr(why, "without encryption at rest") && strstr(why, "SOFFA_BENCH_PLAINTEXT"), "%s", why);
+    }
+    size_t len1;
+    char *after = slurp(data, &len1);
+    cr_assert(len0 == len1 && !memcmp(before, after, len0), "the refused store was written to");
+    free(before);
+    free(after);
     soffa_seal_master_wipe(&m);
     tk_rmrf(dir);
     tk_rmrf(kdir);
