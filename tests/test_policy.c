@@ -8,6 +8,7 @@
 
 #include "soffa_id.h"
 #include "soffa_policy.h"
+#include "soffa_teams.h"
 #include "soffa_uuid.h"
 #include "testkit.h"
 
@@ -321,6 +322,35 @@ static bool T_WITHDRAWN, T_REF_AF_EXPIRED, T_REROUTED;
 static char T_ADULT[13];
 static soffa_identity_t T_SCHOOL, T_KAA, T_SOCIAL, T_AF, T_AUDIT;
 static char T_PUPIL[13], T_CHILD[13];
+/* Tjörn's KAA in three teams (issue 19, item 4), for the rows of types 43 and 44. */
+static soffa_identity_t T_NORR, T_CENTRUM, T_INTAG;
+static soffa_teams_t *T_TEAMS;
+
+/* A teams table from the [teams ...] sections of ini, checked against the
+ * agents ids; rc of loading, why filled on failure. */
+static soffa_err_t
+t_teams_load(const char *ini, const soffa_identity_t *const *ids, size_t n, soffa_teams_t **out, char *why,
+             size_t whylen)
+{
+    char *dir = tk_tmpdir("teams");
+    char path[512];
+    snprintf(path, sizeof path, "%s/teams.ini", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(ini, f);
+    fclose(f);
+    soffa_teams_t *t = soffa_teams_new();
+    cr_assert_not_null(t);
+    soffa_cfg_section_t sec = soffa_teams_section(t);
+    soffa_err_t rc = soffa_cfg_load(path, &sec, 1, why, whylen);
+    rc = soffa_teams_finish(t, path, rc, ids, n, why, whylen);
+    tk_rmrf(dir);
+    free(dir);
+    if (rc != SOFFA_OK)
+        soffa_teams_destroy(&t);
+    *out = t;
+    return rc;
+}
 
 static void
 t_identity(soffa_identity_t *id, const char *name, soffa_role_t role, const char *kommun)
@@ -343,6 +373,16 @@ t_setup(void)
     t_identity(&T_SOCIAL, "social-1419", SOFFA_ROLE_SOCIAL, "1419");
     t_identity(&T_AF, "af-1419", SOFFA_ROLE_AF, "1419");
     t_identity(&T_AUDIT, "audit", SOFFA_ROLE_AUDIT, "");
+    t_identity(&T_NORR, "kaa-1419-norr", SOFFA_ROLE_KAA, "1419");
+    snprintf(T_NORR.team, sizeof T_NORR.team, "norr");
+    t_identity(&T_CENTRUM, "kaa-1419-centrum", SOFFA_ROLE_KAA, "1419");
+    snprintf(T_CENTRUM.team, sizeof T_CENTRUM.team, "centrum");
+    t_identity(&T_INTAG, "kaa-1419-intag", SOFFA_ROLE_KAA, "1419");
+    snprintf(T_INTAG.team, sizeof T_INTAG.team, "intag");
+    const soffa_identity_t *teams[] = {&T_NORR, &T_CENTRUM, &T_INTAG, &T_SCHOOL};
+    char why[512] = "";
+    cr_assert_eq(t_teams_load("[teams 1419]\nteams = norr, centrum, intag\nrule = school\nintake = intag\n"
+                              "schools = 12345678:norr\n", teams, 4, &T_TEAMS, why, sizeof why), SOFFA_OK, "%s", why);
     tk_pnr(t.year - 21, 1, 9, 117, 0, T_ADULT);
     T_WITHDRAWN = T_REF_AF_EXPIRED = false;
     uint8_t *ids[] = {T_KAA_CONSENT, T_SCHOOL_CONSENT, T_SIGNAL, T_REF_AF, T_REF_SOC, T_REPORT, T_HANDOVER_CONSENT,
@@ -356,6 +396,7 @@ static void
 t_teardown(void)
 {
     soffa_terms_destroy(&TERMS);
+    soffa_teams_destroy(&T_TEAMS);
 }
 
 static json_t *
@@ -545,6 +586,12 @@ t_decide_with(const t_row_t *r, const char *subject, const char *const *set, con
         memset(&facts.kase, 0, sizeof facts.kase);
     if (r->type == SOFFA_MT_KAA_CASE_REOPENED)
         facts.kase.open = false;
+    if (r->type == SOFFA_MT_CASE_OWNER_CHANGED)   /* a handover from the contact person the case has */
+        snprintf(facts.kase.owner, sizeof facts.kase.owner, "handl-17");
+    if (r->type == SOFFA_MT_CASE_TRANSFERRED) {   /* Tjörn in teams: norr passes its case to centrum */
+        facts.teams = T_TEAMS;
+        snprintf(facts.kase.team, sizeof facts.kase.team, "%s", r->who->team);
+    }
     facts.old_known_here = true;   /* an identity change: the KAA holds the old number */
     if (given) {
         facts = *given;
@@ -581,6 +628,8 @@ Test(policy, issue_12_every_route_of_the_table_and_the_roles_it_refuses, .init =
         {SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_KAA_CASE_REOPENED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_CASE_OWNER_CHANGED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_CASE_TRANSFERRED, &T_NORR, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_CONSENT_RECORDED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_CONSENT_RECORDED, &T_SCHOOL, SOFFA_OK, "school-journal/school-1415"},
         {SOFFA_MT_CONSENT_WITHDRAWN, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
