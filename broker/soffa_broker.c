@@ -485,11 +485,6 @@ soffa_broker_reload(soffa_broker_t *self, char *why, size_t whylen)
     soffa_idtable_carry_over(t, self->agents);
     s_reload_t r = {self, t, 0};
     soffa_map_each(self->sessions, s_reload_session, &r);
-    soffa_info("reload: done; %zu session(s) closed", r.closed);
-    /* The old table goes; an agent it alone still holds lives on in the
-     * sessions that point at it (closed above) until they are forgotten. */
-    soffa_idtable_destroy(&self->agents);
-    self->agents = t;
     /* [teams K] is taken at once, with the agents it was checked against:
      * signals from now on are routed by the new rules; records already
      * stored stay in the inbox they went to. */
@@ -497,6 +492,11 @@ soffa_broker_reload(soffa_broker_t *self, char *why, size_t whylen)
         soffa_info("reload: [teams] changed; signals are routed to the KAA teams by the new rules from now on");
     soffa_teams_destroy(&self->teams);
     self->teams = teams;
+    soffa_info("reload: done; %zu session(s) closed", r.closed);
+    /* The old table goes; an agent it alone still holds lives on in the
+     * sessions that point at it (closed above) until they are forgotten. */
+    soffa_idtable_destroy(&self->agents);
+    self->agents = t;
     self->reloads++;
     return SOFFA_OK;
 }

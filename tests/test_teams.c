@@ -10,9 +10,11 @@
  *  test_policy.) */
 #include <criterion/criterion.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "soffa_envelope.h"
 #include "soffa_keys.h"
@@ -60,12 +62,16 @@ static const char *const TEAMS_INI =
     "[agent audit-1481]\npublic_key = %s/audit-1481.pub\nrole = audit\n"
     "scope = kaa/1481, kaa/1481/*, kaa-journal/1481, social/1481\n";
 
-/* A broker that knows the teams: their keys are made in keydir first and
- * copied beside the broker's, where tk_client_pub finds them. */
+/* A broker that knows the teams: their keys are made in a directory of
+ * their own first (the configuration names the public keys there, and a
+ * reload reads them again) and the secret keys copied beside the broker's,
+ * where tk_client_pub finds them. s_stop removes both. */
+static char *s_keydir;
+
 static tk_broker_t *
 s_start(void)
 {
-    char *keydir = tk_tmpdir("teamkeys");
+    char *keydir = s_keydir = tk_tmpdir("teamkeys");
     static char ini[8192];
     int n = snprintf(ini, sizeof ini, TEAMS_INI, keydir);
     char path[512];
@@ -87,9 +93,16 @@ s_start(void)
         snprintf(cmd, sizeof cmd, "cp '%s' '%s'", from, to);
         cr_assert_eq(system(cmd), 0);
     }
-    tk_rmrf(keydir);
-    free(keydir);
     return b;
+}
+
+static void
+s_stop(tk_broker_t *b)
+{
+    tk_broker_free(b);
+    tk_rmrf(s_keydir);
+    free(s_keydir);
+    s_keydir = NULL;
 }
 
 /* A valid message of `type` about pnr living in kommun. */
@@ -200,7 +213,7 @@ Test(teams, signals_are_routed_to_a_team_by_the_rule)
     tk_client_pub_close(&norr);
     tk_client_pub_close(&intag);
     tk_client_pub_close(&school);
-    tk_broker_free(b);
+    s_stop(b);
 }
 
 /* A case in Mölndal: norr opens it, assigns a contact person, hands over
@@ -355,5 +368,88 @@ Test(teams, a_case_keeps_its_person_and_follows_its_team)
     tk_client_pub_close(&af);
     tk_client_pub_close(&kaa1419);
     tk_client_pub_close(&auditor);
-    tk_broker_free(b);
+    s_stop(b);
+}
+
+/* ---- Reload ---------------------------------------------------------------------------- */
+
+/* The whole of a file (free it). */
+static char *
+slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    char *text = calloc(1, 1 << 16);
+    size_t n = fread(text, 1, (1 << 16) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+/* Replaces `from` by `to` once in the broker's configuration. */
+static void
+edit(tk_broker_t *b, const char *from, const char *to)
+{
+    char *text = slurp(b->config);
+    char *at = strstr(text, from);
+    cr_assert_not_null(at, "'%s' is not in the configuration", from);
+    FILE *f = fopen(b->config, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "%.*s%s%s", (int) (at - text), text, to, at + strlen(from));
+    fclose(f);
+    free(text);
+}
+
+static int
+log_count(tk_broker_t *b, const char *what)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/broker.log", b->dir);
+    char *text = slurp(path);
+    int n = 0;
+    for (char *p = strstr(text, what); p; p = strstr(p + 1, what))
+        n++;
+    free(text);
+    return n;
+}
+
+/* SIGHUP, and waits until the broker took the file or refused it. */
+static void
+reload(tk_broker_t *b)
+{
+    int before = log_count(b, "reload: done") + log_count(b, "reload refused");
+    cr_assert_eq(kill(b->pid, SIGHUP), 0);
+    for (int i = 0; i < 200; i++) {
+        if (log_count(b, "reload: done") + log_count(b, "reload refused") > before)
+            return;
+        usleep(20000);
+    }
+    cr_assert_fail("the broker did not finish a reload within 4 s (see %s/broker.log)", b->dir);
+}
+
+/* A reload takes a new rule at once; a broken [teams] is refused with its
+ * reason, and the rule in force stays. */
+Test(teams, a_reload_takes_new_rules_and_refuses_broken_ones)
+{
+    tk_broker_t *b = s_start();
+    soffa_client_t *school = tk_client_pub(b, "school-1415");
+    TK_ACCEPTED(school, J(SOFFA_MT_ENROLMENT_CHANGED, P18, "1481"), "kaa/1481/norr");
+    edit(b, "schools = 12345678:norr", "schools = 12345678:soder");
+    reload(b);
+    cr_assert_eq(log_count(b, "[teams] changed"), 1);
+    tk_client_pub_close(&school);
+    school = tk_client_pub(b, "school-1415");
+    TK_ACCEPTED(school, J(SOFFA_MT_ENROLMENT_CHANGED, P17, "1481"), "kaa/1481/soder");
+    edit(b, "schools = 12345678:soder", "schools = 12345678:soder, 12345678:intag");
+    reload(b);
+    cr_assert_eq(log_count(b, "reload refused"), 1);
+    cr_assert_eq(log_count(b, "12345678 is mapped twice"), 1);
+    edit(b, "12345678:soder, 12345678:intag", "12345678:soder, 12345679:hisingen");
+    reload(b);
+    cr_assert_eq(log_count(b, "reload refused"), 2);
+    cr_assert_eq(log_count(b, "team 'hisingen', which is not one of teams"), 1);
+    TK_ACCEPTED(school, set(J(SOFFA_MT_ABSENCE_REPORTED, P17, "1481"), "absence_reported.school_unit", "12345678"),
+                "kaa/1481/soder");
+    tk_client_pub_close(&school);
+    s_stop(b);
 }
