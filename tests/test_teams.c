@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -451,5 +452,74 @@ Test(teams, a_reload_takes_new_rules_and_refuses_broken_ones)
     TK_ACCEPTED(school, set(J(SOFFA_MT_ABSENCE_REPORTED, P17, "1481"), "absence_reported.school_unit", "12345678"),
                 "kaa/1481/soder");
     tk_client_pub_close(&school);
+    s_stop(b);
+}
+
+/* ---- The command line, through the real agents ------------------------------------------ */
+
+/* `soffa --socket SOCK ARGS...` (NULL-terminated); its exit code, output in *out (free it). */
+static int
+cli(const tk_agent_t *a, char **out, ...)
+{
+    char *argv[32] = {SOFFA_BIN_DIR "/soffa", "--socket", (char *) a->sock};
+    int n = 3;
+    va_list ap;
+    va_start(ap, out);
+    for (char *s = va_arg(ap, char *); s && n < 31; s = va_arg(ap, char *))
+        argv[n++] = s;
+    va_end(ap);
+    argv[n] = NULL;
+    char *err = NULL;
+    *out = NULL;
+    int rc = tk_run(argv, out, &err);
+    size_t lo = *out ? strlen(*out) : 0, le = err ? strlen(err) : 0;
+    char *both = calloc(1, lo + le + 1);
+    memcpy(both, *out ? *out : "", lo);
+    memcpy(both + lo, err ? err : "", le);
+    free(*out);
+    free(err);
+    *out = both;
+    return rc;
+}
+
+#define CLI_SAYS(a, want_rc, says, ...)                                                                  \
+    do {                                                                                                 \
+        char *o_ = NULL;                                                                                 \
+        int rc_ = cli(a, &o_, __VA_ARGS__, NULL);                                                        \
+        cr_assert((want_rc) == 0 ? rc_ == 0 : rc_ != 0, "line %d: exit %d: %s", __LINE__, rc_, o_);     \
+        cr_assert(strstr(o_, says) != NULL, "line %d: '%s' lacks '%s'", __LINE__, o_, says);            \
+        free(o_);                                                                                        \
+    } while (0)
+
+/* soffa case owner and case transfer, from two teams' agents. */
+Test(teams, the_command_line_assigns_hands_over_and_transfers)
+{
+    tk_broker_t *b = s_start();
+    tk_agent_t norr, soder;
+    tk_agent_start(&norr, b, "kaa-1481-norr", "norr", b->ipc, "broker.pub", "kaa-1481-norr.key", NULL);
+    tk_agent_start(&soder, b, "kaa-1481-soder", "soder", b->ipc, "broker.pub", "kaa-1481-soder.key", NULL);
+    free(tk_agent_wait(&norr, "\"connected\":true", NULL, 8000));
+    free(tk_agent_wait(&soder, "\"connected\":true", NULL, 8000));
+    uint8_t raw[16];
+    char id[SOFFA_UUID_STR];
+    soffa_uuid7(raw);
+    soffa_uuid_format(raw, id);
+    CLI_SAYS(&norr, 0, "accepted: case open -> kaa-journal/1481", "case", "open", "--pupil", P18, "--hemkommun",
+             "1481", "--case-id", id);
+    CLI_SAYS(&norr, 1, "looks like a name", "case", "owner", "--pupil", P18, "--hemkommun", "1481", "--case-id", id,
+             "--owner-ref", "anna.svensson", "--reason", "ASSIGNED");
+    CLI_SAYS(&norr, 0, "accepted: case owner -> kaa-journal/1481", "case", "owner", "--pupil", P18, "--hemkommun",
+             "1481", "--case-id", id, "--owner-ref", "handl-17", "--reason", "ASSIGNED");
+    CLI_SAYS(&norr, 1, "not a team of the KAA of 1481", "case", "transfer", "--pupil", P18, "--hemkommun", "1481",
+             "--case-id", id, "--to-team", "hisingen");
+    CLI_SAYS(&norr, 0, "accepted: case transfer -> kaa-journal/1481", "case", "transfer", "--pupil", P18,
+             "--hemkommun", "1481", "--case-id", id, "--to-team", "soder");
+    CLI_SAYS(&norr, 1, "held by team soder", "case", "owner", "--pupil", P18, "--hemkommun", "1481", "--case-id", id,
+             "--owner-ref", "handl-31", "--previous-ref", "handl-17", "--reason", "TEAM_TRANSFER");
+    CLI_SAYS(&soder, 0, "accepted: case owner -> kaa-journal/1481", "case", "owner", "--pupil", P18, "--hemkommun",
+             "1481", "--case-id", id, "--owner-ref", "handl-31", "--previous-ref", "handl-17", "--reason",
+             "TEAM_TRANSFER");
+    tk_agent_stop(&norr);
+    tk_agent_stop(&soder);
     s_stop(b);
 }
