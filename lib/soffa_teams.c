@@ -347,6 +347,20 @@ soffa_teams_rule(const soffa_teams_t *self, const char *kommun)
     return k ? k->rule : SOFFA_TEAMS_RULE_NONE;
 }
 
+size_t
+soffa_teams_count(const soffa_teams_t *self, const char *kommun)
+{
+    const s_kommun_t *k = s_find(self, kommun);
+    return k ? k->n_teams : 0;
+}
+
+const char *
+soffa_teams_at(const soffa_teams_t *self, const char *kommun, size_t i)
+{
+    const s_kommun_t *k = s_find(self, kommun);
+    return k && i < k->n_teams ? k->teams[i] : "";
+}
+
 bool
 soffa_teams_same(const soffa_teams_t *a, const soffa_teams_t *b)
 {

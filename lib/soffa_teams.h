@@ -76,6 +76,10 @@ const char *soffa_teams_intake(const soffa_teams_t *self, const char *kommun);
 /*  The rule of kommun (SOFFA_TEAMS_RULE_NONE when it has no teams). */
 soffa_teams_rule_t soffa_teams_rule(const soffa_teams_t *self, const char *kommun);
 
+/*  The teams of kommun: how many (0 without teams), and the i-th. */
+size_t soffa_teams_count(const soffa_teams_t *self, const char *kommun);
+const char *soffa_teams_at(const soffa_teams_t *self, const char *kommun, size_t i);
+
 /*  True when a and b hold the same teams and rules. */
 bool soffa_teams_same(const soffa_teams_t *a, const soffa_teams_t *b);
 

@@ -19,6 +19,8 @@
 
 #include "soffa_envelope.h"
 #include "soffa_keys.h"
+#include "soffa_record.h"
+#include "soffa_stats.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
 #include "testkit.h"
@@ -211,6 +213,36 @@ Test(teams, signals_are_routed_to_a_team_by_the_rule)
     cr_assert_eq(types[0], SOFFA_MT_ENROLMENT_CHANGED);
     cr_assert_eq(tk_collect(intag, "kaa/1481/intag", 8, true, 8, 1500, types, NULL), 1);
     cr_assert_eq(types[0], SOFFA_MT_ABSENCE_REPORTED);
+    /* The municipality's figures read its teams' inboxes: both signals count. */
+    soffa_client_t *au = tk_client_pub(b, "audit-1481");
+    soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = soffa_client_next_tag(au)};
+    snprintf(r.text, sizeof r.text, "stats");
+    cr_assert_eq(soffa_client_send(au, &r), SOFFA_OK);
+    json_t *records = json_array();
+    for (;;) {
+        soffa_frame_t f;
+        cr_assert_eq(soffa_client_recv(au, &f, 5000), SOFFA_OK);
+        cr_assert_neq(f.type, SOFFA_FRAME_ERROR, "%s", f.text);
+        if (f.type == SOFFA_FRAME_DELIVER) {
+            json_t *rec = soffa_record_json(f.data, f.data_len, f.hash, f.has_record_key ? f.record_key : NULL);
+            cr_assert_not_null(rec);
+            json_array_append_new(records, rec);
+            soffa_frame_t ra = {.type = SOFFA_FRAME_REPLAY_ACK, .tag = r.tag, .seq = f.seq, .has_hash = true};
+            memcpy(ra.hash, f.hash, SOFFA_HASH_LEN);
+            soffa_client_send(au, &ra);
+        }
+        bool end = f.type == SOFFA_FRAME_REPLAY_END;
+        soffa_frame_fini(&f);
+        if (end)
+            break;
+    }
+    soffa_date_t from = soffa_date_today(), to = from;
+    from.year--;
+    json_t *st = soffa_stats_compute(records, "1481", from, to);
+    cr_assert_eq(json_integer_value(json_object_get(st, "records_read")), 2);
+    json_decref(st);
+    json_decref(records);
+    tk_client_pub_close(&au);
     tk_client_pub_close(&norr);
     tk_client_pub_close(&intag);
     tk_client_pub_close(&school);
