@@ -20,6 +20,8 @@
 #include "soffa_envelope.h"
 #include "soffa_keys.h"
 #include "soffa_record.h"
+#include "soffa_seal.h"
+#include "soffa_store.h"
 #include "soffa_stats.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
@@ -536,6 +538,7 @@ Test(teams, the_command_line_assigns_hands_over_and_transfers)
     char id[SOFFA_UUID_STR];
     soffa_uuid7(raw);
     soffa_uuid_format(raw, id);
+    CLI_SAYS(&norr, 1, "6 digits", "signal", "enrolment", "--pupil", P18, "--hemkommun", "1481", "--district", "1481");
     CLI_SAYS(&norr, 0, "accepted: case open -> kaa-journal/1481", "case", "open", "--pupil", P18, "--hemkommun",
              "1481", "--case-id", id);
     CLI_SAYS(&norr, 1, "looks like a name", "case", "owner", "--pupil", P18, "--hemkommun", "1481", "--case-id", id,
@@ -553,5 +556,69 @@ Test(teams, the_command_line_assigns_hands_over_and_transfers)
              "TEAM_TRANSFER");
     tk_agent_stop(&norr);
     tk_agent_stop(&soder);
+    s_stop(b);
+}
+
+/* ---- The register built from the history ------------------------------------------------- */
+
+/* A store whose case register is gone (as one written before it): at the
+ * next start the broker builds it from the history, with the team holding
+ * the case and its contact person. */
+Test(teams, the_team_and_contact_person_are_rebuilt_from_the_history)
+{
+    tk_broker_t *b = s_start();
+    soffa_client_t *norr = tk_client_pub(b, "kaa-1481-norr");
+    json_t *open = J(SOFFA_MT_KAA_CASE_OPENED, P18, "1481");
+    char id[SOFFA_UUID_STR];
+    snprintf(id, sizeof id, "%s", tk_str(open, "kaa_case_opened.case_id"));
+    TK_ACCEPTED(norr, open, "kaa-journal/1481");
+    TK_ACCEPTED(norr, owner(P18, "1481", id, "handl-17", "", "ASSIGNED"), "kaa-journal/1481");
+    TK_ACCEPTED(norr, transfer(P18, "1481", id, "soder"), "kaa-journal/1481");
+    tk_client_pub_close(&norr);
+    tk_broker_stop(b, SIGTERM);
+    char path[400];
+    snprintf(path, sizeof path, "%s/data", b->dir);
+    soffa_store_t *st = NULL;
+    soffa_seal_master_t m;
+    tk_broker_master(b, &m);
+    soffa_store_opts_t o = {.path = path, .master = &m};
+    cr_assert_eq(soffa_store_open(&st, &o), SOFFA_OK);
+    uint8_t raw[16];
+    cr_assert(soffa_uuid_parse(id, raw));
+    soffa_store_state_op_t del[4];
+    memset(del, 0, sizeof del);
+    del[0].key[0] = 'C';
+    del[1].key[0] = 'O';
+    for (int i = 0; i < 2; i++) {
+        memcpy(del[i].key + 1, raw, 16);
+        del[i].klen = 17;
+        del[i].del = true;
+    }
+    del[2].key[0] = 'c';
+    soffa_store_subject_key(st, P18, del[2].key + 1);
+    memcpy(del[2].key + 1 + SOFFA_SUBJECT_KEY_LEN, "1481", 4);
+    del[2].klen = 1 + SOFFA_SUBJECT_KEY_LEN + 4;
+    del[2].del = true;
+    memcpy(del[3].key, "Vcases-1", 8);
+    del[3].klen = 8;
+    del[3].del = true;
+    cr_assert_eq(soffa_store_state_write(st, del, 4), SOFFA_OK);
+    uint8_t ok[17] = {'O'};
+    memcpy(ok + 1, raw, 16);
+    cr_assert_eq(soffa_store_state_get(st, ok, sizeof ok, NULL, 0, NULL), SOFFA_ERR_NOT_FOUND);
+    soffa_store_close(&st);
+    cr_assert(tk_broker_spawn(b));
+    norr = tk_client_pub(b, "kaa-1481-norr");
+    soffa_client_t *soder = tk_client_pub(b, "kaa-1481-soder");
+    TK_REFUSED(norr, ev(SOFFA_MT_CONTACT_ATTEMPTED, P18, "1481", id), SOFFA_ERR_NOT_AUTHORISED, "held by team soder");
+    TK_REFUSED(soder, owner(P18, "1481", id, "handl-31", "handl-9", "TEAM_TRANSFER"), SOFFA_ERR_BAD_FIELD,
+               "contact person is handl-17");
+    TK_ACCEPTED(soder, owner(P18, "1481", id, "handl-31", "handl-17", "TEAM_TRANSFER"), "kaa-journal/1481");
+    /* A new signal goes to the team the register says holds the case. */
+    soffa_client_t *school = tk_client_pub(b, "school-1415");
+    TK_ACCEPTED(school, J(SOFFA_MT_ENROLMENT_CHANGED, P18, "1481"), "kaa/1481/soder");
+    tk_client_pub_close(&school);
+    tk_client_pub_close(&norr);
+    tk_client_pub_close(&soder);
     s_stop(b);
 }
