@@ -12,8 +12,8 @@
 #define S_CASE_VAL (S_PK + 4 + 1 + 4 + 4 + 4 + 1)   /* before the seq */
 #define S_ALIAS_HOPS 16                            /* longest chain of replaced numbers followed */
 
-#define S_TEAM 16                                  /* 'O': the team, NUL-padded */
-#define S_OWNER 32                                 /* 'O': the contact person's staff reference, NUL-padded */
+#define S_TEAM 16                                  /* 'T': the team, NUL-padded */
+#define S_OWNER 32                                 /* 'T': the contact person's staff reference, NUL-padded */
 
 static const uint8_t s_built_key[] = {'V', 'c', 'a', 's', 'e', 's', '-', '1'};
 
@@ -133,12 +133,13 @@ s_case_op(soffa_store_state_op_t *op, const uint8_t case_id[16], const s_case_t 
     op->vlen = (size_t) (p - op->val);
 }
 
-/* The team holding a case and its contact person ('O', issue 19 item 4):
- * apart from 'C' so that a case written before teams reads as before. */
+/* The team holding a case and its contact person ('T', issue 19 item 4):
+ * apart from 'C' so that a case written before teams reads as before ('O'
+ * is soffa_status's awaited answers). */
 static void
 s_owner_get(soffa_broker_t *self, const uint8_t case_id[16], char team[S_TEAM + 1], char owner[S_OWNER + 1])
 {
-    uint8_t k[17] = {'O'}, v[S_TEAM + S_OWNER];
+    uint8_t k[17] = {'T'}, v[S_TEAM + S_OWNER];
     memcpy(k + 1, case_id, 16);
     size_t len = 0;
     team[0] = owner[0] = '\0';
@@ -154,7 +155,7 @@ static void
 s_owner_op(soffa_store_state_op_t *op, const uint8_t case_id[16], const char *team, const char *owner)
 {
     memset(op, 0, sizeof *op);
-    op->key[0] = 'O';
+    op->key[0] = 'T';
     memcpy(op->key + 1, case_id, 16);
     op->klen = 17;
     strncpy((char *) op->val, team, S_TEAM);

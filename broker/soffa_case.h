@@ -8,7 +8,7 @@
  *                                    not_reached(1) seq(8): a case, as its last record left it
  *                                    (seq: that record; when closed, the closing)
  *    'c' person(16) kommun(4)     -> case_id(16): the young person's latest case with that KAA
- *    'O' case_id(16)              -> team(16) owner(32): the team holding a case and its contact
+ *    'T' case_id(16)              -> team(16) owner(32): the team holding a case and its contact
  *                                    person's staff reference, NUL-padded (issue 19, item 4)
  *    'a' key(16)                  -> key(16): an identity number replaced by another
  *    'V' "cases-1"                -> "": the register was built from the history
