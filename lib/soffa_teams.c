@@ -136,6 +136,16 @@ s_fail(char *why, size_t whylen, const char *fmt, ...)
     return SOFFA_ERR_CONFIG;
 }
 
+/* The teams of k as "a, b, c", for a message. */
+static const char *
+s_team_list(const s_kommun_t *k, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (size_t i = 0, len = 0; i < k->n_teams && len < size; i++, len = strlen(buf))
+        snprintf(buf + len, size - len, "%s%s", i ? ", " : "", k->teams[i]);
+    return buf;
+}
+
 /* The code:team pairs of a mapping (schools or districts) into routes. */
 static soffa_err_t
 s_routes(const char *path, s_kommun_t *k, const char *key, const char *list, bool school, s_route_t *routes,
@@ -162,9 +172,11 @@ s_routes(const char *path, s_kommun_t *k, const char *key, const char *list, boo
             return s_fail(why, whylen, "%s: [teams %s] %s: '%s' is not %s", path, k->kommun, key, code,
                           school ? "an 8-digit school unit code (skolenhetskod)" : "a 6-digit district code (distriktskod)");
         int t = s_team_index(k, team);
+        char names[300];
         if (t < 0)
-            return s_fail(why, whylen, "%s: [teams %s] %s: %s goes to team '%s', which is not one of teams = (%s); "
-                          "list the team or correct the name", path, k->kommun, key, code, team, k->teams[0]);
+            return s_fail(why, whylen, "%s: [teams %s] %s: %s goes to team '%s', which is not one of teams (%s); "
+                          "list the team or correct the name", path, k->kommun, key, code, team,
+                          s_team_list(k, names, sizeof names));
         for (size_t i = 0; i < *n; i++)
             if (!strcmp(routes[i].code, code))
                 return s_fail(why, whylen, "%s: [teams %s] %s: %s is mapped twice (to %s and %s); a %s goes to one team",
