@@ -207,15 +207,26 @@ Test(teams, signals_are_routed_to_a_team_by_the_rule)
     TK_REFUSED(school, j, SOFFA_ERR_PROTECTED, "district of the address is secret");
     TK_REFUSED(school, set(J(SOFFA_MT_ENROLMENT_CHANGED, P17, "1482"), "subject.district", "1482-01"),
                SOFFA_ERR_BAD_FIELD, "6 digits");
-    /* Each team reads its own inbox: norr got one signal, intag the other. */
+    /* A signal Tjörn's KAA sends on to Mölndal goes to the team the rule gives its school unit. */
+    json_t *sig = J(SOFFA_MT_ENROLMENT_CHANGED, P17, "1419");
+    char sid[SOFFA_UUID_STR];
+    snprintf(sid, sizeof sid, "%s", tk_str(sig, "message_id"));
+    TK_ACCEPTED(school, sig, "kaa/1419");
+    soffa_client_t *tjorn = tk_client_pub(b, "kaa-1419");
+    json_t *ack = set(J(SOFFA_MT_SIGNAL_ACKNOWLEDGED, P17, "1419"), "signal_acknowledged.signal_id", sid);
+    set(set(ack, "signal_acknowledged.result", "NOT_HEMKOMMUN_REROUTED"), "signal_acknowledged.new_hemkommun", "1481");
+    TK_ACCEPTED(tjorn, ack, "school/school-1415");
+    tk_client_pub_close(&tjorn);
+    /* Each team reads its own inbox: norr got its signal and the rerouted one, intag the other. */
     soffa_client_t *norr = tk_client_pub(b, "kaa-1481-norr");
     soffa_client_t *intag = tk_client_pub(b, "kaa-1481-intag");
     int types[8];
-    cr_assert_eq(tk_collect(norr, "kaa/1481/norr", 8, true, 8, 1500, types, NULL), 1);
+    cr_assert_eq(tk_collect(norr, "kaa/1481/norr", 8, true, 8, 1500, types, NULL), 2);
     cr_assert_eq(types[0], SOFFA_MT_ENROLMENT_CHANGED);
+    cr_assert_eq(types[1], SOFFA_MT_ENROLMENT_CHANGED);
     cr_assert_eq(tk_collect(intag, "kaa/1481/intag", 8, true, 8, 1500, types, NULL), 1);
     cr_assert_eq(types[0], SOFFA_MT_ABSENCE_REPORTED);
-    /* The municipality's figures read its teams' inboxes: both signals count. */
+    /* The municipality's figures read its teams' inboxes: all three signals count. */
     soffa_client_t *au = tk_client_pub(b, "audit-1481");
     soffa_frame_t r = {.type = SOFFA_FRAME_REPLAY, .tag = soffa_client_next_tag(au)};
     snprintf(r.text, sizeof r.text, "stats");
@@ -241,7 +252,7 @@ Test(teams, signals_are_routed_to_a_team_by_the_rule)
     soffa_date_t from = soffa_date_today(), to = from;
     from.year--;
     json_t *st = soffa_stats_compute(records, "1481", from, to);
-    cr_assert_eq(json_integer_value(json_object_get(st, "records_read")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(st, "records_read")), 3);
     json_decref(st);
     json_decref(records);
     tk_client_pub_close(&au);
