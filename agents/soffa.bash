@@ -16,8 +16,9 @@ _soffa()
         kaa_case_opened contact_attempted occupation_recorded plan_agreed measure_started
         measure_ended kaa_case_closed consent_recorded consent_withdrawn referral_sent
         referral_status_changed referral_withdrawn concern_report_filed
-        concern_report_feedback subject_identity_changed kaa_case_reopened"
-    local message_opts="--pupil --reserve-id --hemkommun --protected --re --consent
+        concern_report_feedback subject_identity_changed kaa_case_reopened case_owner_changed
+        case_transferred"
+    local message_opts="--pupil --reserve-id --hemkommun --district --protected --re --consent
         --occurred --legal-basis --actor --wait --json --help"
 
     # The values of global options.
@@ -76,7 +77,7 @@ _soffa()
     local kinds=
     case $cmd in
     signal) kinds="enrolment absence at-risk year9 not-started" ;;
-    case) kinds="open contact occupation plan measure-start measure-end close reopen" ;;
+    case) kinds="open contact occupation plan measure-start measure-end close reopen owner transfer" ;;
     consent) kinds="record withdraw" ;;
     refer) kinds="af social" ;;
     referral) kinds="status withdraw" ;;

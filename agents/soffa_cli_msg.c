@@ -57,6 +57,11 @@ static const s_alias_t s_aliases[] = {
     {"case", "measure-end", SOFFA_MT_MEASURE_ENDED, NULL, "KAA: a measure ended"},
     {"case", "close", SOFFA_MT_KAA_CASE_CLOSED, NULL, "KAA: close a case (--reason ...; MOVED_OUT: --new-hemkommun, and --consent ID to hand the case on)"},
     {"case", "reopen", SOFFA_MT_KAA_CASE_REOPENED, NULL, "KAA: reopen a closed case on a new signal (--case-id ID --signal-id ID)"},
+    {"case", "owner", SOFFA_MT_CASE_OWNER_CHANGED, NULL,
+     "KAA: the case's contact person, a staff reference (--case-id ID --owner-ref REF --reason ASSIGNED; a "
+     "handover: --previous-ref REF --reason STAFF_LEFT|WORKLOAD|YOUTH_ASKED|TEAM_TRANSFER|OTHER)"},
+    {"case", "transfer", SOFFA_MT_CASE_TRANSFERRED, NULL,
+     "KAA team: pass the case to another team of the municipality (--case-id ID --to-team TEAM)"},
     {"consent", "record", SOFFA_MT_CONSENT_RECORDED, "granted_by=YOUTH;form=WRITTEN", "KAA or school: record the youth's consent"},
     {"consent", "withdraw", SOFFA_MT_CONSENT_WITHDRAWN, "by=YOUTH", "KAA or school: the youth withdrew a consent"},
     {"refer", "af", SOFFA_MT_REFERRAL_SENT, "target_kind=ARBETSFORMEDLINGEN;purpose=AF_YOUTH_PROGRAMME", "KAA: refer to Arbetsförmedlingen (--consent ID)"},
@@ -112,6 +117,12 @@ s_draft_flag(s_draft_t *d, const char *cmd, const char *name, const char *v)
             return false;
         }
         json_object_set_new(d->subject, "hemkommun", json_string(v));
+    } else if (!strcmp(name, "district")) {
+        if (strlen(v) != 6 || strspn(v, "0123456789") != 6) {
+            soffa_cli_die(cmd, 1, "--district: a district (distriktskod) is 6 digits, e.g. 148012");
+            return false;
+        }
+        json_object_set_new(d->subject, "district", json_string(v));
     } else if (!strcmp(name, "protected")) {
         json_object_set_new(d->subject, "protected_identity", json_boolean(!strcmp(v, "yes") || !strcmp(v, "true")));
     } else if (!strcmp(name, "re")) {
@@ -306,6 +317,8 @@ s_usage_send(const char *words)
          "  --reserve-id X      a local reserve number, said explicitly\n"
          "  --hemkommun KOD     the youth's home municipality (4 digits)\n"
          "  --protected yes     protected identity: no contact details anywhere\n"
+         "  --district NNNNNN   district (distriktskod) of the registered address: a\n"
+         "                      municipality whose KAA works in teams may route by it\n"
          "  --re ID|SEQ|last    answer or follow a message in this agent's inbox (by\n"
          "                      message id, sequence, or the newest): copies its\n"
          "                      subject, thread, consent and ids\n"

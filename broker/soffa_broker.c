@@ -69,6 +69,7 @@
 #include <zmq.h>
 
 #include "soffa_cfg.h"
+#include "soffa_teams.h"
 #include "soffa_log.h"
 #include "soffa_notify.h"
 #include "soffa_time.h"
@@ -227,13 +228,18 @@ s_retention_load(const char *config_path, const soffa_broker_cfg_t *cfg, const s
  * every reload. The master key is not read here: the store is opened with
  * it once, at start, and a reload never needs it. */
 static soffa_err_t
-s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agents, soffa_retention_t *retention,
-       char *why, size_t whylen)
+s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agents, soffa_teams_t **teams,
+       soffa_retention_t *retention, char *why, size_t whylen)
 {
     *agents = NULL;
+    *teams = NULL;
     soffa_idtable_t *t = soffa_idtable_new();
-    if (!t)
+    soffa_teams_t *tm = soffa_teams_new();
+    if (!t || !tm) {
+        soffa_idtable_destroy(&t);
+        soffa_teams_destroy(&tm);
         return SOFFA_ERR_NOMEM;
+    }
     memset(cfg, 0, sizeof *cfg);
     const soffa_cfg_section_t sections[] = {
         {"broker", false, s_broker_keys, sizeof s_broker_keys / sizeof *s_broker_keys, cfg, NULL, NULL},
@@ -246,9 +252,18 @@ s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agent
         {"keys", false, s_keys_keys, sizeof s_keys_keys / sizeof *s_keys_keys, cfg, NULL, NULL},
         {"retention", false, s_retention_keys, sizeof s_retention_keys / sizeof *s_retention_keys, cfg, NULL, NULL},
         soffa_idtable_section(t),
+        soffa_teams_section(tm),
     };
     soffa_err_t rc = soffa_cfg_load(config_path, sections, sizeof sections / sizeof *sections, why, whylen);
     rc = soffa_idtable_finish(t, config_path, rc, why, whylen);
+    {
+        size_t n = soffa_idtable_size(t);
+        const soffa_identity_t **ids = calloc(n ? n : 1, sizeof *ids);
+        for (size_t i = 0; ids && i < n; i++)
+            ids[i] = &soffa_idtable_at(t, i)->id;
+        rc = ids ? soffa_teams_finish(tm, config_path, rc, ids, n, why, whylen) : SOFFA_ERR_NOMEM;
+        free(ids);
+    }
     if (rc == SOFFA_OK && soffa_log_level_parse(cfg->log_level) < 0) {
         snprintf(why, whylen, "%s: log_level must be debug, info, warn or error", config_path);
         rc = SOFFA_ERR_CONFIG;
@@ -268,9 +283,11 @@ s_load(const char *config_path, soffa_broker_cfg_t *cfg, soffa_idtable_t **agent
         rc = s_retention_load(config_path, cfg, t, retention, why, whylen);
     if (rc != SOFFA_OK) {
         soffa_idtable_destroy(&t);
+        soffa_teams_destroy(&tm);
         return rc;
     }
     *agents = t;
+    *teams = tm;
     return SOFFA_OK;
 }
 
@@ -291,7 +308,7 @@ soffa_broker_new(soffa_broker_t **out, const char *config_path, char *why, size_
         soffa_broker_destroy(&self);
         return SOFFA_ERR_NOMEM;
     }
-    soffa_err_t rc = s_load(config_path, &self->cfg, &self->agents, &self->retention, why, whylen);
+    soffa_err_t rc = s_load(config_path, &self->cfg, &self->agents, &self->teams, &self->retention, why, whylen);
     /* The sensitive-term list, once: a list that does not load stops the
      * broker (why names the file and line), so free text is never routed
      * unscreened. A reload does not read it again (s_cfg_changes says so). */
@@ -455,8 +472,9 @@ soffa_broker_reload(soffa_broker_t *self, char *why, size_t whylen)
 {
     soffa_broker_cfg_t fresh;
     soffa_idtable_t *t = NULL;
+    soffa_teams_t *teams = NULL;
     soffa_retention_t retention;   /* checked; [retention] is taken at the next restart */
-    soffa_err_t rc = s_load(self->config_path, &fresh, &t, &retention, why, whylen);
+    soffa_err_t rc = s_load(self->config_path, &fresh, &t, &teams, &retention, why, whylen);
     if (rc != SOFFA_OK) {
         self->reload_failures++;
         soffa_error("reload refused, the configuration loaded before stays in force: %s", why[0] ? why : soffa_strerror(rc));
@@ -467,6 +485,13 @@ soffa_broker_reload(soffa_broker_t *self, char *why, size_t whylen)
     soffa_idtable_carry_over(t, self->agents);
     s_reload_t r = {self, t, 0};
     soffa_map_each(self->sessions, s_reload_session, &r);
+    /* [teams K] is taken at once, with the agents it was checked against:
+     * signals from now on are routed by the new rules; records already
+     * stored stay in the inbox they went to. */
+    if (!soffa_teams_same(self->teams, teams))
+        soffa_info("reload: [teams] changed; signals are routed to the KAA teams by the new rules from now on");
+    soffa_teams_destroy(&self->teams);
+    self->teams = teams;
     soffa_info("reload: done; %zu session(s) closed", r.closed);
     /* The old table goes; an agent it alone still holds lives on in the
      * sessions that point at it (closed above) until they are forgotten. */
@@ -1488,6 +1513,7 @@ soffa_broker_destroy(soffa_broker_t **self_p)
     }
     soffa_store_close(&self->store);
     soffa_idtable_destroy(&self->agents);
+    soffa_teams_destroy(&self->teams);
     soffa_terms_destroy(&self->terms);
     explicit_bzero(self->secret_key, sizeof self->secret_key);
     sodium_memzero(self->sign_sk, sizeof self->sign_sk);

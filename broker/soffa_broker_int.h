@@ -286,6 +286,7 @@ struct soffa_broker {
     char config_path[1024];
     soffa_broker_cfg_t cfg;
     soffa_idtable_t *agents;          /* the configured agents (replaced whole by a reload) */
+    struct soffa_teams *teams;        /* [teams K]: municipalities whose KAA works in teams (replaced with agents) */
     uint64_t reloads, reload_failures;
     char public_key[41], secret_key[41];
     char data_path[1024];

@@ -4,11 +4,16 @@
 #include <string.h>
 
 #include "soffa_bytes.h"
+#include "soffa_idtable.h"
 #include "soffa_log.h"
+#include "soffa_teams.h"
 
 #define S_PK SOFFA_SUBJECT_KEY_LEN
 #define S_CASE_VAL (S_PK + 4 + 1 + 4 + 4 + 4 + 1)   /* before the seq */
 #define S_ALIAS_HOPS 16                            /* longest chain of replaced numbers followed */
+
+#define S_TEAM 16                                  /* 'T': the team, NUL-padded */
+#define S_OWNER 32                                 /* 'T': the contact person's staff reference, NUL-padded */
 
 static const uint8_t s_built_key[] = {'V', 'c', 'a', 's', 'e', 's', '-', '1'};
 
@@ -128,6 +133,36 @@ s_case_op(soffa_store_state_op_t *op, const uint8_t case_id[16], const s_case_t 
     op->vlen = (size_t) (p - op->val);
 }
 
+/* The team holding a case and its contact person ('T', issue 19 item 4):
+ * apart from 'C' so that a case written before teams reads as before ('O'
+ * is soffa_status's awaited answers). */
+static void
+s_owner_get(soffa_broker_t *self, const uint8_t case_id[16], char team[S_TEAM + 1], char owner[S_OWNER + 1])
+{
+    uint8_t k[17] = {'T'}, v[S_TEAM + S_OWNER];
+    memcpy(k + 1, case_id, 16);
+    size_t len = 0;
+    team[0] = owner[0] = '\0';
+    if (soffa_store_state_get(self->store, k, sizeof k, v, sizeof v, &len) != SOFFA_OK || len != sizeof v)
+        return;
+    memcpy(team, v, S_TEAM);
+    team[S_TEAM] = '\0';
+    memcpy(owner, v + S_TEAM, S_OWNER);
+    owner[S_OWNER] = '\0';
+}
+
+static void
+s_owner_op(soffa_store_state_op_t *op, const uint8_t case_id[16], const char *team, const char *owner)
+{
+    memset(op, 0, sizeof *op);
+    op->key[0] = 'T';
+    memcpy(op->key + 1, case_id, 16);
+    op->klen = 17;
+    strncpy((char *) op->val, team, S_TEAM);
+    strncpy((char *) op->val + S_TEAM, owner, S_OWNER);
+    op->vlen = S_TEAM + S_OWNER;
+}
+
 /* The young person's latest case with kommun's KAA ('c'), if any. */
 static bool
 s_latest_case(soffa_broker_t *self, const uint8_t person[S_PK], const char *kommun, uint8_t case_id[16])
@@ -166,7 +201,9 @@ s_is_case_event(soffa_msg_type_t t)
     case SOFFA_MT_MEASURE_STARTED:
     case SOFFA_MT_MEASURE_ENDED:
     case SOFFA_MT_KAA_CASE_CLOSED:
-    case SOFFA_MT_KAA_CASE_REOPENED: return true;
+    case SOFFA_MT_KAA_CASE_REOPENED:
+    case SOFFA_MT_CASE_OWNER_CHANGED:
+    case SOFFA_MT_CASE_TRANSFERRED: return true;
     default: return false;
     }
 }
@@ -212,11 +249,36 @@ s_known_here(soffa_broker_t *self, const char *id, const soffa_identity_t *sende
 }
 
 void
+soffa_case_team(void *ctx, const char *subject_id, const char *kommun, char out[17])
+{
+    soffa_broker_t *self = ctx;
+    out[0] = '\0';
+    uint8_t person[S_PK], case_id[16];
+    char owner[S_OWNER + 1];
+    if (!subject_id || !subject_id[0] || !kommun || strlen(kommun) != 4)
+        return;
+    soffa_case_person(self, subject_id, person);
+    if (s_latest_case(self, person, kommun, case_id))
+        s_owner_get(self, case_id, out, owner);
+}
+
+void
+soffa_case_agent_team(void *ctx, const char *agent, char out[17])
+{
+    soffa_broker_t *self = ctx;
+    const soffa_ident_t *a = soffa_idtable_by_name(self->agents, agent);
+    snprintf(out, 17, "%s", a ? a->id.team : "");
+}
+
+void
 soffa_case_facts(soffa_broker_t *self, const soffa_msg_view_t *v, const soffa_identity_t *sender,
                  soffa_policy_facts_t *facts)
 {
     memset(facts, 0, sizeof *facts);
     facts->same_person = soffa_case_same_person;
+    facts->teams = self->teams;
+    facts->case_team = soffa_case_team;
+    facts->agent_team = soffa_case_agent_team;
     facts->ctx = self;
     facts->not_reached_attempts = (uint32_t) self->cfg.not_reached_attempts;
     facts->not_reached_channels = (uint32_t) self->cfg.not_reached_channels;
@@ -239,10 +301,11 @@ soffa_case_facts(soffa_broker_t *self, const soffa_msg_view_t *v, const soffa_id
             k->closed_on = c.closed_on;
             k->failed_attempts = c.failed;
             k->channels = c.channels;
+            s_owner_get(self, v->ref_id, k->team, k->owner);
         }
         uint8_t latest[16];
         s_case_t l;
-        if (sender->kommun[0] && s_latest_case(self, person, sender->kommun, latest)
+        if (sender && sender->kommun[0] && s_latest_case(self, person, sender->kommun, latest)
             && memcmp(latest, v->ref_id, 16) != 0 && s_case_get(self, latest, &l))
             k->person_has_open = l.open;
     }
@@ -290,8 +353,8 @@ s_move_latest(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v, size_t v
  * kommun) into ops (room for cap); seq 0: appended at commit. Returns how
  * many; *alias (13 bytes) gets the number an identity change replaces. */
 static size_t
-s_ops(soffa_broker_t *self, const soffa_msg_view_t *v, const char *kommun, soffa_store_state_op_t *ops, size_t cap,
-      uint64_t seq, char alias[13])
+s_ops(soffa_broker_t *self, const soffa_msg_view_t *v, const char *kommun, const char *team,
+      soffa_store_state_op_t *ops, size_t cap, uint64_t seq, char alias[13])
 {
     size_t n = 0;
     alias[0] = '\0';
@@ -302,6 +365,10 @@ s_ops(soffa_broker_t *self, const soffa_msg_view_t *v, const char *kommun, soffa
     if (s_is_case_event(v->type) && v->ref_id) {
         s_case_t c;
         bool known = s_case_get(self, v->ref_id, &c);
+        char held[S_TEAM + 1], owner[S_OWNER + 1];
+        s_owner_get(self, v->ref_id, held, owner);
+        if (cap < 3)
+            return 0;
         switch (v->type) {
         case SOFFA_MT_KAA_CASE_OPENED:
             memset(&c, 0, sizeof c);
@@ -310,6 +377,16 @@ s_ops(soffa_broker_t *self, const soffa_msg_view_t *v, const char *kommun, soffa
             c.open = true;
             s_case_op(&ops[n++], v->ref_id, &c, seq);
             s_latest_op(&ops[n++], person, kommun, v->ref_id);
+            if (team && team[0])
+                s_owner_op(&ops[n++], v->ref_id, team, "");
+            break;
+        case SOFFA_MT_CASE_OWNER_CHANGED:
+            if (known)
+                s_owner_op(&ops[n++], v->ref_id, held, v->owner_ref);
+            break;
+        case SOFFA_MT_CASE_TRANSFERRED:
+            if (known)
+                s_owner_op(&ops[n++], v->ref_id, v->to_team, owner);
             break;
         case SOFFA_MT_KAA_CASE_REOPENED:
             if (!known)
@@ -320,6 +397,8 @@ s_ops(soffa_broker_t *self, const soffa_msg_view_t *v, const char *kommun, soffa
             c.not_reached = false;
             s_case_op(&ops[n++], v->ref_id, &c, seq);
             s_latest_op(&ops[n++], person, kommun, v->ref_id);
+            if (team && team[0] && strcmp(team, held) != 0)   /* the team whose new signal reopened it */
+                s_owner_op(&ops[n++], v->ref_id, team, owner);
             break;
         case SOFFA_MT_CONTACT_ATTEMPTED:
             if (!known)
@@ -390,7 +469,7 @@ soffa_case_ops(soffa_broker_t *self, const soffa_msg_view_t *v, const soffa_iden
 {
     if (sender->role != SOFFA_ROLE_KAA || p->n_state >= SOFFA_STORE_STATE_OPS)
         return;
-    p->n_state += s_ops(self, v, sender->kommun, p->state + p->n_state, SOFFA_STORE_STATE_OPS - p->n_state, 0,
+    p->n_state += s_ops(self, v, sender->kommun, sender->team, p->state + p->n_state, SOFFA_STORE_STATE_OPS - p->n_state, 0,
                         p->alias_from);
 }
 
@@ -420,7 +499,9 @@ s_build_one(void *ctx, const soffa_store_rec_t *rec)
         soffa_msg_view(m, &v);
         soffa_store_state_op_t ops[SOFFA_STORE_STATE_OPS];
         char alias[13];
-        size_t n = s_ops(b->self, &v, e.sender_kommun, ops, SOFFA_STORE_STATE_OPS, rec->seq, alias);
+        char team[17];
+        soffa_case_agent_team(b->self, e.sender_agent, team);
+        size_t n = s_ops(b->self, &v, e.sender_kommun, team, ops, SOFFA_STORE_STATE_OPS, rec->seq, alias);
         if (n)
             b->rc = soffa_store_state_write(b->self->store, ops, n);
         if (b->rc == SOFFA_OK && alias[0])

@@ -8,6 +8,8 @@
  *                                    not_reached(1) seq(8): a case, as its last record left it
  *                                    (seq: that record; when closed, the closing)
  *    'c' person(16) kommun(4)     -> case_id(16): the young person's latest case with that KAA
+ *    'T' case_id(16)              -> team(16) owner(32): the team holding a case and its contact
+ *                                    person's staff reference, NUL-padded (issue 19, item 4)
  *    'a' key(16)                  -> key(16): an identity number replaced by another
  *    'V' "cases-1"                -> "": the register was built from the history
  *
@@ -30,6 +32,12 @@ void soffa_case_facts(soffa_broker_t *self, const soffa_msg_view_t *v, const sof
  * the policy allowed it, with nothing committed in between. */
 void soffa_case_ops(soffa_broker_t *self, const soffa_msg_view_t *v, const soffa_identity_t *sender,
                     soffa_pending_t *p);
+
+/* The team holding the young person's latest case with kommun's KAA ("" for
+ * none), and the team of a configured agent: the policy's facts->case_team
+ * and agent_team. ctx is the broker. */
+void soffa_case_team(void *ctx, const char *subject_id, const char *kommun, char out[17]);
+void soffa_case_agent_team(void *ctx, const char *agent, char out[17]);
 
 /* The alias map as the policy asks it: do identity numbers a and b name the
  * same person? ctx is the broker. */

@@ -21,6 +21,7 @@ typedef struct {
     char orgnr[16];
     char scope[SOFFA_SCOPE_MAX];
     bool span_controllers;
+    char team[24];
 } s_agent_cfg_t;
 
 static const soffa_cfg_key_t s_agent_keys[] = {
@@ -31,6 +32,7 @@ static const soffa_cfg_key_t s_agent_keys[] = {
     {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 1024, "unit codes, comma-separated: a school's skolenhetskoder (required), else local units"},
     {"orgnr", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, orgnr), 16, "organisationsnummer messages may claim"},
     {"scope", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, scope), SOFFA_SCOPE_MAX, "audit: mailbox patterns it may replay"},
+    {"team", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, team), 24, "kaa: its team of the municipality's KAA, one of [teams K] teams (inbox kaa/K/TEAM)"},
     {"span_controllers", SOFFA_CFG_BOOL, "no", 0, 0, offsetof(s_agent_cfg_t, span_controllers), 0, "audit: the scope may cover more than one data controller's records"},
 };
 
@@ -218,6 +220,17 @@ s_convert(soffa_idtable_t *self, soffa_ident_t *ident, const s_agent_cfg_t *a, c
                  a->scope[0] ? "scope" : "span_controllers");
         return SOFFA_ERR_CONFIG;
     }
+    if (a->team[0] && (strlen(a->team) > 16 || a->team[0] < 'a' || a->team[0] > 'z'
+                       || strspn(a->team, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(a->team))) {
+        snprintf(why, whylen, "%s: [agent %s] team must be a team name: 1 to 16 of a-z 0-9 -, starting with a letter "
+                 "('%s' is not)", config_path, id->name, a->team);
+        return SOFFA_ERR_CONFIG;
+    }
+    if (a->team[0] && id->role != SOFFA_ROLE_KAA) {
+        snprintf(why, whylen, "%s: [agent %s] team is for KAA agents only", config_path, id->name);
+        return SOFFA_ERR_CONFIG;
+    }
+    snprintf(id->team, sizeof id->team, "%.16s", a->team);
     id->span_controllers = a->span_controllers;
     snprintf(id->kommun, sizeof id->kommun, "%.4s", a->kommun);
     snprintf(id->scope, sizeof id->scope, "%s", a->scope);
@@ -331,7 +344,8 @@ soffa_idtable_same(const soffa_ident_t *a, const soffa_ident_t *b)
     const soffa_identity_t *x = &a->id, *y = &b->id;
     if (strcmp(x->name, y->name) || x->role != y->role || strcmp(x->kommun, y->kommun) || strcmp(x->unit, y->unit)
         || x->n_units != y->n_units || strcmp(x->orgnr, y->orgnr) || strcmp(x->scope, y->scope)
-        || x->span_controllers != y->span_controllers || strcmp(x->controller, y->controller))
+        || x->span_controllers != y->span_controllers || strcmp(x->controller, y->controller)
+        || strcmp(x->team, y->team))
         return false;
     for (size_t i = 0; i < x->n_units; i++)
         if (strcmp(x->units[i], y->units[i]))

@@ -137,7 +137,9 @@ s_reroute(soffa_broker_t *self, const soffa_msg_view_t *ack)
     soffa_err_t rc = soffa_notice_copy(sig.msg, &edit, &body, &len);
     if (rc == SOFFA_OK) {
         char mailbox[SOFFA_NAME_MAX];
-        snprintf(mailbox, sizeof mailbox, "kaa/%.4s", ack->new_hemkommun);
+        soffa_policy_facts_t facts;
+        soffa_case_facts(self, &sig.view, NULL, &facts);
+        soffa_policy_kaa_inbox(&facts, ack->new_hemkommun, &sig.view, NULL, mailbox);
         f = s_copy_record(self, body, len, sig.view.type, mailbox, sig.sender, sig.sender_role, sig.sender_kommun,
                           sig.view.school_unit, sig.view.subject_id);
     } else {
@@ -154,8 +156,8 @@ s_reroute(soffa_broker_t *self, const soffa_msg_view_t *ack)
         memcpy(p->dec.awaits_id, ack->ref_id, 16);
         soffa_msg_view_t cv = sig.view;
         soffa_publish_state_ops(self, p, &cv);
-        soffa_info("signal at seq %llu rerouted by %s's KAA to kaa/%.4s", (unsigned long long) sig.seq,
-                   ack->hemkommun, ack->new_hemkommun);
+        soffa_info("signal at seq %llu rerouted by %s's KAA to %s", (unsigned long long) sig.seq,
+                   ack->hemkommun, p->env.mailbox);
     }
     soffa_policy_ref_fini(&sig);
     return f;
@@ -169,7 +171,9 @@ static soffa_followup_t *
 s_handover(soffa_broker_t *self, const soffa_identity_t *kaa, const soffa_msg_t *msg, const soffa_msg_view_t *v)
 {
     char to[SOFFA_NAME_MAX];
-    snprintf(to, sizeof to, "kaa/%.4s", v->new_hemkommun);
+    soffa_policy_facts_t facts;
+    soffa_case_facts(self, v, kaa, &facts);
+    soffa_policy_kaa_inbox(&facts, v->new_hemkommun, v, NULL, to);
     soffa_notice_edit_t edit = {.hemkommun = v->new_hemkommun, .drop_consent = true};
     uint8_t *body = NULL;
     size_t len = 0;

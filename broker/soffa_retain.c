@@ -10,6 +10,7 @@
 #include "soffa_log.h"
 #include "soffa_record.h"
 #include "soffa_stats.h"
+#include "soffa_teams.h"
 #include "soffa_uuid.h"
 
 #include "soffa_commit.h"
@@ -75,6 +76,9 @@ s_mailbox_kommun(const char *mailbox, char out[5])
         size_t n = strlen(prefixes[i]);
         if (!strncmp(mailbox, prefixes[i], n) && strlen(mailbox + n) == 4)
             snprintf(out, 5, "%s", mailbox + n);
+    /* A team's inbox kaa/K/TEAM feeds its municipality's figures (issue 19, item 4). */
+    if (!strncmp(mailbox, "kaa/", 4) && strlen(mailbox) > 9 && mailbox[8] == '/')
+        snprintf(out, 5, "%.4s", mailbox + 4);
     }
 }
 
@@ -132,6 +136,10 @@ s_aggregate(soffa_broker_t *self, const s_period_t *p)
     static const char *const fmts[] = {"kaa/%s", "kaa-journal/%s", "af/%s", "social/%s"};
     for (size_t i = 0; i < sizeof fmts / sizeof *fmts; i++) {
         snprintf(mailbox, sizeof mailbox, fmts[i], p->kommun);
+        soffa_store_scan_mailbox(self->store, mailbox, 0, s_collect, records);
+    }
+    for (size_t i = 0; i < soffa_teams_count(self->teams, p->kommun); i++) {
+        snprintf(mailbox, sizeof mailbox, "kaa/%s/%s", p->kommun, soffa_teams_at(self->teams, p->kommun, i));
         soffa_store_scan_mailbox(self->store, mailbox, 0, s_collect, records);
     }
     soffa_date_t from = {p->year, p->half == 1 ? 1 : 7, 1}, to = {p->year, p->half == 1 ? 6 : 12, p->half == 1 ? 30 : 31};

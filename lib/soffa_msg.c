@@ -271,6 +271,10 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     v->claimed_unit = "";
     v->claimed_orgnr = "";
     v->school_unit = "";
+    v->district = "";
+    v->owner_ref = "";
+    v->previous_ref = "";
+    v->to_team = "";
     if (!msg)
         return;
     const Soffa__Message *m = msg->pb;
@@ -287,6 +291,7 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->hemkommun = m->subject->hemkommun;
         v->protected_identity = m->subject->protected_identity;
         v->protection_lifted = m->subject->protection_lifted;
+        v->district = m->subject->district ? m->subject->district : "";
     }
     if (m->occurred_at_us > 0)
         v->event_date = soffa_date_to_int(soffa_date_local(m->occurred_at_us));
@@ -358,6 +363,16 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->ref_id = s_id16(m->kaa_case_closed->case_id);
         v->new_hemkommun = m->kaa_case_closed->new_hemkommun;
         v->close_reason = m->kaa_case_closed->reason;
+        break;
+    case SOFFA__MESSAGE__PAYLOAD_CASE_OWNER_CHANGED:
+        v->ref_id = s_id16(m->case_owner_changed->case_id);
+        v->owner_ref = m->case_owner_changed->owner_ref ? m->case_owner_changed->owner_ref : "";
+        v->previous_ref = m->case_owner_changed->previous_ref ? m->case_owner_changed->previous_ref : "";
+        v->owner_reason = m->case_owner_changed->reason;
+        break;
+    case SOFFA__MESSAGE__PAYLOAD_CASE_TRANSFERRED:
+        v->ref_id = s_id16(m->case_transferred->case_id);
+        v->to_team = m->case_transferred->to_team ? m->case_transferred->to_team : "";
         break;
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_REOPENED:
         v->ref_id = s_id16(m->kaa_case_reopened->case_id);

@@ -43,7 +43,9 @@
     X(KAA_CASE_REOPENED, kaa_case_reopened, 39)                \
     X(EARLY_WARNING_ANSWERED, early_warning_answered, 40)      \
     X(YEAR9_HANDOVER, year9_handover, 41)                      \
-    X(ADMISSION_NOT_STARTED, admission_not_started, 42)
+    X(ADMISSION_NOT_STARTED, admission_not_started, 42)        \
+    X(CASE_OWNER_CHANGED, case_owner_changed, 43)              \
+    X(CASE_TRANSFERRED, case_transferred, 44)
 
 typedef enum {
     SOFFA_MT_NONE = 0,
@@ -53,7 +55,7 @@ typedef enum {
 } soffa_msg_type_t;
 
 #define SOFFA_MT_FIRST SOFFA_MT_ENROLMENT_CHANGED
-#define SOFFA_MT_LAST SOFFA_MT_ADMISSION_NOT_STARTED
+#define SOFFA_MT_LAST SOFFA_MT_CASE_TRANSFERRED
 
 /* Mirrors of the proto enumerations soffa's logic decides on. The numbers
  * are checked against the generated code at compile time in soffa_msg.c. */
@@ -176,6 +178,12 @@ typedef struct {
     int school_form;                 /* year9_handover, admission_not_started: SchoolForm, 0 otherwise */
     uint32_t support_tried;          /* at_risk_notice, year9_handover: bit (1 << SupportTried) of each */
     int warning_status;              /* early_warning_answered: EarlyWarningStatus, 0 otherwise */
+    /* Case owner and teams (issue 19, item 4). */
+    const char *district;            /* subject.district (distriktskod of the registered address), "" if absent */
+    const char *owner_ref;           /* case_owner_changed: the new contact person's staff reference, else "" */
+    const char *previous_ref;        /* case_owner_changed: the contact person until now, "" if none */
+    int owner_reason;                /* case_owner_changed: OwnerChangeReason, 0 otherwise */
+    const char *to_team;             /* case_transferred: the team the case goes to, else "" */
 } soffa_msg_view_t;
 
 /* SchoolForm and EarlyWarningStatus values the policy decides on. */

@@ -250,6 +250,40 @@ s_user_ref(s_vctx_t *c, const char *field, const char *s, bool required)
     return SOFFA_OK;
 }
 
+/* A staff reference: the pseudonymous contact person of a case (issue 19,
+ * item 4). A user reference that holds a digit (an opaque user id such as
+ * handl-17 or u4711): a reference without one, or with a capitalised word
+ * ("Anna", "Svensson"), looks like a name, and names never travel. */
+static soffa_err_t
+s_staff_ref(s_vctx_t *c, const char *field, const char *s, bool required)
+{
+    S_CHECK(s_user_ref(c, field, s, required));
+    if (!s || !*s)
+        return SOFFA_OK;
+    bool digit = false, capital_word = false;
+    for (size_t i = 0; s[i]; i++) {
+        digit |= s[i] >= '0' && s[i] <= '9';
+        capital_word |= s[i] >= 'A' && s[i] <= 'Z' && s[i + 1] >= 'a' && s[i + 1] <= 'z';
+    }
+    if (!digit || capital_word)
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field,
+                     "this looks like a name; a contact person is named by a staff reference, an opaque user id "
+                     "with digits (e.g. handl-17), never by name");
+    return SOFFA_OK;
+}
+
+/* A team name of a KAA ([teams K]): 1 to 16 of a-z 0-9 -, starting with a letter. */
+static soffa_err_t
+s_team(s_vctx_t *c, const char *field, const char *s)
+{
+    if (!s || !*s)
+        return s_bad(c, SOFFA_ERR_MISSING_FIELD, field, "required: the team the case goes to");
+    if (!s_form(s, S_LOWER, S_LOWER S_DIGITS "-", 1, 16))
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field,
+                     "a team name: 1 to 16 of a-z 0-9 - starting with a letter (e.g. hisingen)");
+    return SOFFA_OK;
+}
+
 /* A unit: a skolenhetskod for a school principal, else a local unit code. */
 static soffa_err_t
 s_unit_id(s_vctx_t *c, const char *field, const char *s, int kind)
@@ -433,6 +467,15 @@ s_person(s_vctx_t *c, const char *field, const Soffa__PersonRef *p)
         s_path(f, sizeof f, field, ".protection_lifted");
         return s_bad(c, SOFFA_ERR_BAD_FIELD, f, "an identity cannot be both protected and no longer protected");
     }
+    if (p->district && *p->district) {
+        s_path(f, sizeof f, field, ".district");
+        if (!s_form(p->district, S_DIGITS, S_DIGITS, 6, 6))
+            return s_bad(c, SOFFA_ERR_BAD_FIELD, f, "a district (distriktskod) is 6 digits, e.g. 148012");
+        if (p->protected_identity)
+            return s_bad(c, SOFFA_ERR_PROTECTED, f,
+                         "the young person has a protected identity: the district of the address is secret; "
+                         "remove it");
+    }
     s_path(f, sizeof f, field, ".hemkommun");
     return s_kommun(c, f, p->hemkommun, true);
 }
@@ -504,6 +547,26 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
             return s_bad(c, SOFFA_ERR_BAD_FIELD, "early_warning_answered.contact_ref",
                          "only with status CONTACT_PERSON_ASSIGNED");
         return s_user_ref(c, "early_warning_answered.contact_ref", p->contact_ref, false);
+    }
+    case SOFFA__MESSAGE__PAYLOAD_CASE_OWNER_CHANGED: {
+        const Soffa__CaseOwnerChanged *p = m->case_owner_changed;
+        S_CHECK(s_uuid(c, "case_owner_changed.case_id", p->case_id, true));
+        S_CHECK(s_staff_ref(c, "case_owner_changed.owner_ref", p->owner_ref, true));
+        S_CHECK(s_staff_ref(c, "case_owner_changed.previous_ref", p->previous_ref, false));
+        S_CHECK(s_enum(c, "case_owner_changed.reason", &soffa__owner_change_reason__descriptor, p->reason, true));
+        if (p->previous_ref && !strcmp(p->previous_ref, p->owner_ref))
+            return s_bad(c, SOFFA_ERR_BAD_FIELD, "case_owner_changed.owner_ref",
+                         "the new contact person is the one the case has; name another");
+        if ((!p->previous_ref || !*p->previous_ref) != (p->reason == SOFFA__OWNER_CHANGE_REASON__OCR_ASSIGNED))
+            return s_bad(c, SOFFA_ERR_BAD_FIELD, "case_owner_changed.reason",
+                         "ASSIGNED is the first contact person (no previous_ref); a handover names the previous one "
+                         "and why (STAFF_LEFT, WORKLOAD, YOUTH_ASKED, TEAM_TRANSFER, OTHER)");
+        return SOFFA_OK;
+    }
+    case SOFFA__MESSAGE__PAYLOAD_CASE_TRANSFERRED: {
+        const Soffa__CaseTransferred *p = m->case_transferred;
+        S_CHECK(s_uuid(c, "case_transferred.case_id", p->case_id, true));
+        return s_team(c, "case_transferred.to_team", p->to_team);
     }
     case SOFFA__MESSAGE__PAYLOAD_YEAR9_HANDOVER: {
         const Soffa__Year9Handover *p = m->year9_handover;

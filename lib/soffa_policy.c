@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "soffa_id.h"
+#include "soffa_teams.h"
 #include "soffa_terms.h"
 #include "soffa_uuid.h"
 
@@ -46,6 +47,9 @@ enum {
     S_REROUTE = 1 << 24,             /* an acknowledgement that sends the signal on names another municipality */
     S_REFERRAL_LIVE = 1 << 25,       /* the referral answered has not expired */
     S_IDENTITY = 1 << 26,            /* an identity change: the numbers, and what the alias map says */
+    /* Case owner and teams (issue 19, item 4). */
+    S_OWNER = 1 << 27,               /* a contact person's change names the one the case has */
+    S_TRANSFER = 1 << 28,            /* a transfer names another team of the sender's municipality */
 };
 
 /* Which id of a message a column names. */
@@ -130,6 +134,14 @@ static const s_rule_t s_rules[] = {
      0, S_CASE_INDEX, 0, 0, 0},
     {SOFFA_MT_KAA_CASE_REOPENED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
      S_SUBJECT_IN_SCOPE | S_CASE_REOPEN | S_TARGET_GROUP, 0, S_CASE_INDEX, 0, 0, 0},
+    /* The case's contact person (a staff reference, never a name) and its
+     * handover when staff change; a case passed to another team of the
+     * same municipality (issue 19, item 4). Case events like the others:
+     * the journal only, by the team that holds the case. */
+    {SOFFA_MT_CASE_OWNER_CHANGED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_IN_CASE | S_TARGET_GROUP | S_OWNER, 0, S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_CASE_TRANSFERRED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_IN_CASE | S_TARGET_GROUP | S_TRANSFER, 0, S_CASE_INDEX, 0, 0, 0},
     {SOFFA_MT_SUBJECT_IDENTITY_CHANGED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
      S_SUBJECT_IN_SCOPE | S_IDENTITY, 0, S_NO_INDEX, 0, 0, 0},
     /* Consents, recorded and withdrawn in the recorder's journal. */
@@ -306,11 +318,16 @@ soffa_policy_has_unit(const soffa_identity_t *id, const char *unit)
 /* ---- Mailboxes ------------------------------------------------------------ */
 
 static void
-s_inbox_of(soffa_role_t role, const char *agent, const char *kommun, char out[SOFFA_NAME_MAX])
+s_inbox_of(soffa_role_t role, const char *agent, const char *kommun, const char *team, char out[SOFFA_NAME_MAX])
 {
     switch (role) {
     case SOFFA_ROLE_SCHOOL: snprintf(out, SOFFA_NAME_MAX, "school/%.50s", agent); break;
-    case SOFFA_ROLE_KAA: snprintf(out, SOFFA_NAME_MAX, "kaa/%.4s", kommun); break;
+    case SOFFA_ROLE_KAA:
+        if (team && team[0])
+            snprintf(out, SOFFA_NAME_MAX, "kaa/%.4s/%.16s", kommun, team);
+        else
+            snprintf(out, SOFFA_NAME_MAX, "kaa/%.4s", kommun);
+        break;
     case SOFFA_ROLE_SOCIAL: snprintf(out, SOFFA_NAME_MAX, "social/%.4s", kommun); break;
     case SOFFA_ROLE_AF: snprintf(out, SOFFA_NAME_MAX, "af/%.4s", kommun); break;
     /* An auditor's agent keeps every signed checkpoint it is given: its own
@@ -323,7 +340,27 @@ s_inbox_of(soffa_role_t role, const char *agent, const char *kommun, char out[SO
 void
 soffa_policy_inbox(const soffa_identity_t *id, char out[SOFFA_NAME_MAX])
 {
-    s_inbox_of(id->role, id->name, id->kommun, out);
+    s_inbox_of(id->role, id->name, id->kommun, id->team, out);
+}
+
+void
+soffa_policy_kaa_inbox(const soffa_policy_facts_t *facts, const char *kommun, const soffa_msg_view_t *v,
+                       const char *team, char out[SOFFA_NAME_MAX])
+{
+    const struct soffa_teams *teams = facts ? facts->teams : NULL;
+    if (!soffa_teams_split(teams, kommun)) {
+        snprintf(out, SOFFA_NAME_MAX, "kaa/%.4s", kommun);
+        return;
+    }
+    /* The young person keeps the team that holds their case; else the
+     * team named (the one that sent what is answered), else the rule. */
+    char held[17] = "";
+    if (facts->case_team && v && v->subject_id[0])
+        facts->case_team(facts->ctx, v->subject_id, kommun, held);
+    const char *t = soffa_teams_has(teams, kommun, held) ? held
+                  : soffa_teams_has(teams, kommun, team) ? team
+                  : soffa_teams_route(teams, kommun, v ? v->school_unit : "", v ? v->district : "");
+    s_inbox_of(SOFFA_ROLE_KAA, "", kommun, t, out);
 }
 
 void
@@ -1137,6 +1174,22 @@ s_check_feedback(s_dc_t *d, const soffa_policy_ref_t *referral)
 /* An answer: the record answered must exist, be the sender's to answer (it
  * received it) or to withdraw (it sent it), and be about the same person.
  * It decides where the answer goes. */
+/* The inbox of whoever sent record a, as it stands now: a KAA of a
+ * municipality with teams is the team holding the young person's case (a
+ * transferred case's answers follow it), else the team that sent it. */
+static void
+s_answered_sender_inbox(s_dc_t *d, const soffa_policy_ref_t *a, char out[SOFFA_NAME_MAX])
+{
+    if (a->sender_role != SOFFA_ROLE_KAA) {
+        s_inbox_of(a->sender_role, a->sender, a->sender_kommun, "", out);
+        return;
+    }
+    char team[17] = "";
+    if (d->facts->agent_team)
+        d->facts->agent_team(d->facts->ctx, a->sender, team);
+    soffa_policy_kaa_inbox(d->facts, a->sender_kommun, d->v, team, out);
+}
+
 static soffa_err_t
 s_check_answered(s_dc_t *d)
 {
@@ -1152,7 +1205,7 @@ s_check_answered(s_dc_t *d)
         return rc;
     char inbox[SOFFA_NAME_MAX], answered_sender_inbox[SOFFA_NAME_MAX];
     soffa_policy_inbox(d->sender, inbox);
-    s_inbox_of(a.sender_role, a.sender, a.sender_kommun, answered_sender_inbox);
+    s_answered_sender_inbox(d, &a, answered_sender_inbox);
     if ((d->rule->checks & S_ANSWERER_RECEIVED) && strcmp(a.mailbox, inbox) != 0)
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED, "only its recipient (%s) may answer it", a.mailbox);
     else if ((d->rule->checks & S_ANSWERER_SENT) && strcmp(answered_sender_inbox, inbox) != 0)
@@ -1218,6 +1271,14 @@ s_check_case(s_dc_t *d)
     if (!k->same_person)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN,
                         "the case belongs to another young person; use this young person's own case");
+    /* A municipality's teams: the team holding the case records its
+     * events; one that passed it on no longer does (issue 19, item 4). A
+     * reopening comes with a new signal to the reopening team's inbox. */
+    if (!(d->rule->checks & S_CASE_REOPEN) && k->team[0] && strcmp(k->team, d->sender->team) != 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "the case is held by team %s of the KAA of %s, not by %s%s; that team records its events",
+                        k->team, k->kommun, d->sender->team[0] ? "team " : "", d->sender->team[0] ? d->sender->team
+                                                                                                : d->sender->name);
     if (d->rule->checks & S_CASE_REOPEN) {
         if (k->open)
             return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_OPEN, "the case is open; only a closed case is reopened");
@@ -1343,6 +1404,45 @@ s_check_handover(s_dc_t *d)
     return rc;
 }
 
+/* A change of contact person names the one the case has: the first is
+ * ASSIGNED to a case without one; a handover names the previous one. */
+static soffa_err_t
+s_check_owner(s_dc_t *d)
+{
+    const soffa_policy_case_t *k = &d->facts->kase;
+    const soffa_msg_view_t *v = d->v;
+    if (!v->previous_ref[0] && k->owner[0])
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_EXISTS,
+                        "case_owner_changed: the case has a contact person (%s); hand it over with previous_ref = %s "
+                        "and a reason", k->owner, k->owner);
+    if (v->previous_ref[0] && strcmp(v->previous_ref, k->owner) != 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "case_owner_changed.previous_ref: the case's contact person is %s%s, not %s", 
+                        k->owner[0] ? k->owner : "nobody yet", k->owner[0] ? "" : " (assign one: reason ASSIGNED)",
+                        v->previous_ref);
+    return SOFFA_OK;
+}
+
+/* A transfer names another team of the sender's own municipality. */
+static soffa_err_t
+s_check_transfer(s_dc_t *d)
+{
+    const soffa_policy_case_t *k = &d->facts->kase;
+    const char *kommun = d->sender->kommun, *to = d->v->to_team;
+    if (!soffa_teams_split(d->facts->teams, kommun))
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_POLICY,
+                        "case_transferred: the KAA of %s is not split into teams (no [teams %s] in the broker's "
+                        "configuration), so there is no team to pass the case to", kommun, kommun);
+    if (!soffa_teams_has(d->facts->teams, kommun, to))
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_FOUND,
+                        "case_transferred.to_team: %s is not a team of the KAA of %s; a case passes only between "
+                        "the teams of one municipality", to, kommun);
+    if (!strcmp(to, k->team[0] ? k->team : d->sender->team))
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "case_transferred.to_team: team %s holds the case already", to);
+    return SOFFA_OK;
+}
+
 /* "Not our youth, rerouted": the right home municipality is another one. */
 static soffa_err_t
 s_check_reroute(s_dc_t *d)
@@ -1448,6 +1548,8 @@ static const struct {
     {"the municipality rerouted to", S_REROUTE, s_check_reroute},
     {"the referral has not expired", S_REFERRAL_LIVE, s_check_referral_live},
     {"the identity change", S_IDENTITY, s_check_identity},
+    {"the case's contact person", S_OWNER, s_check_owner},
+    {"the team a case passes to", S_TRANSFER, s_check_transfer},
 };
 
 /* Where the message goes (an answer's destination was set by its check). */
@@ -1456,7 +1558,7 @@ s_destination(s_dc_t *d)
 {
     const soffa_msg_view_t *v = d->v;
     switch (d->rule->dest) {
-    case S_TO_KAA_OF_SUBJECT: snprintf(d->out->mailbox, sizeof d->out->mailbox, "kaa/%.4s", v->hemkommun); break;
+    case S_TO_KAA_OF_SUBJECT: soffa_policy_kaa_inbox(d->facts, v->hemkommun, v, NULL, d->out->mailbox); break;
     case S_TO_SOCIAL_OF_SUBJECT: snprintf(d->out->mailbox, sizeof d->out->mailbox, "social/%.4s", v->hemkommun); break;
     case S_TO_AGENCY_OF_SUBJECT:
         snprintf(d->out->mailbox, sizeof d->out->mailbox, "%s/%.4s",

@@ -9,6 +9,7 @@
  *
  *  Mailboxes:
  *    kaa/K             signals and answers for the KAA of municipality K
+ *    kaa/K/T           ... for team T of that KAA, when K splits it into teams ([teams K])
  *    kaa-journal/K     KAA K's own case events and consents (read by no agent)
  *    social/K, af/K    referrals and concern reports for municipality K
  *    school/A          answers to school agent A
@@ -48,6 +49,7 @@ typedef struct {
     char scope[SOFFA_SCOPE_MAX];    /* audit: mailbox patterns it may replay, comma-separated */
     bool span_controllers;          /* audit: the scope may cover several data controllers (configured so) */
     char controller[SOFFA_NAME_MAX];/* audit: the one data controller its scope covers ("" when it spans) */
+    char team[17];                  /* kaa: its team of a municipality's KAA ([teams K]); "" for a whole KAA */
 } soffa_identity_t;
 
 /*  Fills id->units, id->n_units and id->unit from a configured list of unit
@@ -152,7 +154,11 @@ typedef struct {
     uint32_t failed_attempts;      /* contact attempts since the opening or the last REACHED */
     uint32_t channels;             /* bit (1 << channel) of each of those attempts */
     bool person_has_open;          /* the young person has an open case (another id) with the sender's KAA */
+    char team[17];                 /* ... the team holding it ("" for a KAA without teams) */
+    char owner[33];                /* ... its contact person's staff reference ("" before one is assigned) */
 } soffa_policy_case_t;
+
+struct soffa_teams;
 
 /*  What the broker knows beyond the message itself, and the settings the
  *  decision applies. */
@@ -176,6 +182,14 @@ typedef struct {
     /* The alias map: true if the two identity numbers name the same person
      * (one replaced the other). NULL: only equal numbers do. */
     bool (*same_person)(void *ctx, const char *a, const char *b);
+    /* KAA teams (issue 19, item 4). teams: the municipalities that split
+     * their KAA (borrowed; NULL: none does). case_team: the team holding
+     * the young person's latest open case with kommun's KAA ("" for none).
+     * agent_team: the team of a configured agent ("" for none or unknown).
+     * NULL callbacks: no case and no agent has a team. */
+    const struct soffa_teams *teams;
+    void (*case_team)(void *ctx, const char *subject_id, const char *kommun, char out[17]);
+    void (*agent_team)(void *ctx, const char *agent, char out[17]);
     void *ctx;
 } soffa_policy_facts_t;
 
@@ -185,6 +199,14 @@ typedef struct {
 /*  The inbox of an identity ("kaa/1419"), or its journal. */
 void soffa_policy_inbox(const soffa_identity_t *id, char out[SOFFA_NAME_MAX]);
 void soffa_policy_journal(const soffa_identity_t *id, char out[SOFFA_NAME_MAX]);
+
+/*  The inbox of kommun's KAA for a message about the young person of v
+ *  (issue 19, item 4): kaa/K when K has no teams; else the team holding
+ *  the young person's open case, else `team` (may be NULL or ""), else the
+ *  team the municipality's rule gives v's school unit or district. facts
+ *  may be NULL (no teams). */
+void soffa_policy_kaa_inbox(const soffa_policy_facts_t *facts, const char *kommun, const soffa_msg_view_t *v,
+                            const char *team, char out[SOFFA_NAME_MAX]);
 
 /*  True if an identity may read mailbox (its inbox; audit: its scope). */
 bool soffa_policy_may_read(const soffa_identity_t *id, const char *mailbox);

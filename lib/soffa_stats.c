@@ -228,6 +228,14 @@ s_free_entry(void *ctx, const void *k, size_t kl, void *v)
     return 0;
 }
 
+/* The KAA's inbox kaa/K, or one of its teams' kaa/K/TEAM (issue 19, item 4). */
+static bool
+s_kaa_inbox(const char *mailbox, const char *kaa)
+{
+    size_t n = strlen(kaa);
+    return !strncmp(mailbox, kaa, n) && (mailbox[n] == '\0' || mailbox[n] == '/');
+}
+
 json_t *
 soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soffa_date_t to)
 {
@@ -273,7 +281,7 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
     json_array_foreach(records, i, rec) {
         const char *mb = json_string_value(json_object_get(rec, "mailbox"));
         json_t *m = json_object_get(rec, "message");
-        if (!mb || !m || (strcmp(mb, kaa) && strcmp(mb, journal) && strcmp(mb, af) && strcmp(mb, social)))
+        if (!mb || !m || (!s_kaa_inbox(mb, kaa) && strcmp(mb, journal) && strcmp(mb, af) && strcmp(mb, social)))
             continue;
         read++;
         int64_t occ = json_integer_value(json_object_get(m, "occurred_at_us"));
@@ -291,7 +299,7 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
         case SOFFA_MT_ENROLMENT_CHANGED:
         case SOFFA_MT_ABSENCE_REPORTED:
         case SOFFA_MT_AT_RISK_NOTICE:
-            if (strcmp(mb, kaa) != 0)
+            if (!s_kaa_inbox(mb, kaa))
                 break;
             s_add(&signals[t - SOFFA_MT_ENROLMENT_CHANGED], y->sex);
             s_month_add(a, d, S_M_SIGNALS, y->sex);

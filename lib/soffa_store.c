@@ -2986,8 +2986,9 @@ s_index_purge(soffa_store_t *self, MDB_txn *txn, const uint8_t h[SOFFA_SUBJECT_K
 
 /* The broker's case register and alias map about a young person who has no
  * record left (soffa_case.h: 'c' person kommun -> case id, 'C' case id ->
- * the case, 'a' key -> the key that replaced it): they go with the owner
- * key, so that nothing keyed by the person outlives their records. */
+ * the case, 'T' case id -> its team and contact person, 'a' key -> the key
+ * that replaced it): they go with the owner key, so that nothing keyed by
+ * the person outlives their records. */
 static int
 s_cases_forget(soffa_store_t *self, MDB_txn *txn, const uint8_t h[SOFFA_SUBJECT_KEY_LEN])
 {
@@ -3020,6 +3021,9 @@ s_cases_forget(soffa_store_t *self, MDB_txn *txn, const uint8_t h[SOFFA_SUBJECT_
         uint8_t ck[17] = {'C'};
         memcpy(ck + 1, cases[i], 16);
         MDB_val ckv = {sizeof ck, ck};
+        if ((mrc = mdb_del(txn, self->state, &ckv, NULL)) != 0 && mrc != MDB_NOTFOUND)
+            return mrc;
+        ck[0] = 'T';
         if ((mrc = mdb_del(txn, self->state, &ckv, NULL)) != 0 && mrc != MDB_NOTFOUND)
             return mrc;
     }

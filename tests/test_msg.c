@@ -90,7 +90,7 @@ Test(msg, every_type_round_trips_through_json_and_the_codec)
         cr_assert_null(m);
         types++;
     }
-    cr_assert_eq(types, 23);
+    cr_assert_eq(types, 25);
 }
 
 Test(msg, view_exposes_what_routing_needs)

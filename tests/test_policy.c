@@ -8,6 +8,7 @@
 
 #include "soffa_id.h"
 #include "soffa_policy.h"
+#include "soffa_teams.h"
 #include "soffa_uuid.h"
 #include "testkit.h"
 
@@ -321,6 +322,35 @@ static bool T_WITHDRAWN, T_REF_AF_EXPIRED, T_REROUTED;
 static char T_ADULT[13];
 static soffa_identity_t T_SCHOOL, T_KAA, T_SOCIAL, T_AF, T_AUDIT;
 static char T_PUPIL[13], T_CHILD[13];
+/* Tjörn's KAA in three teams (issue 19, item 4), for the rows of types 43 and 44. */
+static soffa_identity_t T_NORR, T_CENTRUM, T_INTAG;
+static soffa_teams_t *T_TEAMS;
+
+/* A teams table from the [teams ...] sections of ini, checked against the
+ * agents ids; rc of loading, why filled on failure. */
+static soffa_err_t
+t_teams_load(const char *ini, const soffa_identity_t *const *ids, size_t n, soffa_teams_t **out, char *why,
+             size_t whylen)
+{
+    char *dir = tk_tmpdir("teams");
+    char path[512];
+    snprintf(path, sizeof path, "%s/teams.ini", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(ini, f);
+    fclose(f);
+    soffa_teams_t *t = soffa_teams_new();
+    cr_assert_not_null(t);
+    soffa_cfg_section_t sec = soffa_teams_section(t);
+    soffa_err_t rc = soffa_cfg_load(path, &sec, 1, why, whylen);
+    rc = soffa_teams_finish(t, path, rc, ids, n, why, whylen);
+    tk_rmrf(dir);
+    free(dir);
+    if (rc != SOFFA_OK)
+        soffa_teams_destroy(&t);
+    *out = t;
+    return rc;
+}
 
 static void
 t_identity(soffa_identity_t *id, const char *name, soffa_role_t role, const char *kommun)
@@ -343,6 +373,16 @@ t_setup(void)
     t_identity(&T_SOCIAL, "social-1419", SOFFA_ROLE_SOCIAL, "1419");
     t_identity(&T_AF, "af-1419", SOFFA_ROLE_AF, "1419");
     t_identity(&T_AUDIT, "audit", SOFFA_ROLE_AUDIT, "");
+    t_identity(&T_NORR, "kaa-1419-norr", SOFFA_ROLE_KAA, "1419");
+    snprintf(T_NORR.team, sizeof T_NORR.team, "norr");
+    t_identity(&T_CENTRUM, "kaa-1419-centrum", SOFFA_ROLE_KAA, "1419");
+    snprintf(T_CENTRUM.team, sizeof T_CENTRUM.team, "centrum");
+    t_identity(&T_INTAG, "kaa-1419-intag", SOFFA_ROLE_KAA, "1419");
+    snprintf(T_INTAG.team, sizeof T_INTAG.team, "intag");
+    const soffa_identity_t *teams[] = {&T_NORR, &T_CENTRUM, &T_INTAG, &T_SCHOOL};
+    char why[512] = "";
+    cr_assert_eq(t_teams_load("[teams 1419]\nteams = norr, centrum, intag\nrule = school\nintake = intag\n"
+                              "schools = 12345678:norr\n", teams, 4, &T_TEAMS, why, sizeof why), SOFFA_OK, "%s", why);
     tk_pnr(t.year - 21, 1, 9, 117, 0, T_ADULT);
     T_WITHDRAWN = T_REF_AF_EXPIRED = false;
     uint8_t *ids[] = {T_KAA_CONSENT, T_SCHOOL_CONSENT, T_SIGNAL, T_REF_AF, T_REF_SOC, T_REPORT, T_HANDOVER_CONSENT,
@@ -356,6 +396,7 @@ static void
 t_teardown(void)
 {
     soffa_terms_destroy(&TERMS);
+    soffa_teams_destroy(&T_TEAMS);
 }
 
 static json_t *
@@ -545,6 +586,12 @@ t_decide_with(const t_row_t *r, const char *subject, const char *const *set, con
         memset(&facts.kase, 0, sizeof facts.kase);
     if (r->type == SOFFA_MT_KAA_CASE_REOPENED)
         facts.kase.open = false;
+    if (r->type == SOFFA_MT_CASE_OWNER_CHANGED)   /* a handover from the contact person the case has */
+        snprintf(facts.kase.owner, sizeof facts.kase.owner, "handl-17");
+    if (r->type == SOFFA_MT_CASE_TRANSFERRED) {   /* Tjörn in teams: norr passes its case to centrum */
+        facts.teams = T_TEAMS;
+        snprintf(facts.kase.team, sizeof facts.kase.team, "%s", r->who->team);
+    }
     facts.old_known_here = true;   /* an identity change: the KAA holds the old number */
     if (given) {
         facts = *given;
@@ -581,6 +628,8 @@ Test(policy, issue_12_every_route_of_the_table_and_the_roles_it_refuses, .init =
         {SOFFA_MT_KAA_CASE_CLOSED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_KAA_CASE_REOPENED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_SUBJECT_IDENTITY_CHANGED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_CASE_OWNER_CHANGED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
+        {SOFFA_MT_CASE_TRANSFERRED, &T_NORR, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_CONSENT_RECORDED, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
         {SOFFA_MT_CONSENT_RECORDED, &T_SCHOOL, SOFFA_OK, "school-journal/school-1415"},
         {SOFFA_MT_CONSENT_WITHDRAWN, &T_KAA, SOFFA_OK, "kaa-journal/1419"},
@@ -1605,4 +1654,221 @@ Test(policy, issue_19_the_year9_handover, .init = l_setup, .fini = t_teardown)
         cr_assert(strstr(why, bad[i].says), "%s: %s", bad[i].path, why);
         soffa_msg_destroy(&m);
     }
+}
+
+/* ---- Case owner and teams (issue 19, item 4) -------------------------------------- */
+
+static char T_HELD[17];   /* the team holding the pupil's case, as the broker's register would say */
+
+static void
+t_case_team(void *ctx, const char *subject_id, const char *kommun, char out[17])
+{
+    (void) ctx;
+    (void) subject_id;
+    snprintf(out, 17, "%s", strcmp(kommun, "1419") == 0 ? T_HELD : "");
+}
+
+/* The referrals of the fake store were sent by kaa-1419: here, team norr. */
+static void
+t_agent_team(void *ctx, const char *agent, char out[17])
+{
+    (void) ctx;
+    snprintf(out, 17, "%s", strcmp(agent, "kaa-1419") == 0 ? "norr" : "");
+}
+
+#define TEAMS_FACTS(h, o)                                                                                     \
+    {.teams = T_TEAMS, .case_team = t_case_team, .agent_team = t_agent_team,                                 \
+     .kase = {.known = true, .open = true, .same_person = true, .kommun = "1419", .team = h, .owner = o}}
+
+/* Where a message goes when Tjörn's KAA works in teams. */
+static void
+t_goes(const char *label, soffa_msg_type_t type, const soffa_identity_t *who, const char *const *set,
+       const char *held, const char *want)
+{
+    snprintf(T_HELD, sizeof T_HELD, "%s", held);
+    soffa_policy_facts_t facts = TEAMS_FACTS("", "");
+    t_row_t r = {type, who, SOFFA_OK, NULL};
+    soffa_policy_decision_t dec;
+    char why[256] = "";
+    soffa_err_t rc = t_decide_with(&r, NULL, set, &facts, &dec, why, sizeof why);
+    cr_assert_eq(rc, SOFFA_OK, "%s: %s (%s)", label, soffa_errname(rc), why);
+    cr_assert_str_eq(dec.mailbox, want, "%s", label);
+}
+
+Test(policy, issue_19_signals_go_to_a_team_by_the_rule, .init = t_setup, .fini = t_teardown)
+{
+    const char *mapped[] = {"enrolment_changed.school_unit", "12345678", NULL};
+    const char *unmapped[] = {"enrolment_changed.school_unit", "12345679", NULL};
+    soffa_identity_t school = T_SCHOOL;
+    cr_assert_eq(soffa_policy_set_units(&school, "12345678, 12345679", NULL, 0), SOFFA_OK);
+    t_goes("a mapped school unit", SOFFA_MT_ENROLMENT_CHANGED, &school, mapped, "", "kaa/1419/norr");
+    t_goes("an unmapped school unit goes to intake", SOFFA_MT_ENROLMENT_CHANGED, &school, unmapped, "",
+           "kaa/1419/intag");
+    t_goes("the team holding the young person's case", SOFFA_MT_ENROLMENT_CHANGED, &school, mapped, "centrum",
+           "kaa/1419/centrum");
+    /* Answers to what a team sent: that team, or the team the case went to. */
+    t_goes("a status to the referring team", SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_AF, NULL, "", "kaa/1419/norr");
+    t_goes("a status after the case moved", SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_AF, NULL, "centrum",
+           "kaa/1419/centrum");
+    /* No teams: as before. */
+    soffa_policy_decision_t dec;
+    char why[256];
+    t_row_t r = {SOFFA_MT_ENROLMENT_CHANGED, &T_SCHOOL, SOFFA_OK, NULL};
+    cr_assert_eq(t_decide(&r, &dec, why, sizeof why), SOFFA_OK, "%s", why);
+    cr_assert_str_eq(dec.mailbox, "kaa/1419");
+    /* The rules themselves: by district when the signal carries one, else intake. */
+    soffa_identity_t a = T_NORR, b = T_CENTRUM, c = T_INTAG;
+    snprintf(a.kommun, 5, "1480");
+    snprintf(b.kommun, 5, "1480");
+    snprintf(c.kommun, 5, "1480");
+    const soffa_identity_t *ids[] = {&a, &b, &c};
+    soffa_teams_t *t = NULL;
+    cr_assert_eq(t_teams_load("[teams 1480]\nteams = norr, centrum, intag\nrule = district\nintake = intag\n"
+                              "districts = 148012:norr, 148013:centrum\n", ids, 3, &t, why, sizeof why),
+                 SOFFA_OK, "%s", why);
+    cr_assert_str_eq(soffa_teams_route(t, "1480", "12345678", "148013"), "centrum");
+    cr_assert_str_eq(soffa_teams_route(t, "1480", "12345678", ""), "intag");
+    cr_assert_str_eq(soffa_teams_route(t, "1480", "", "999999"), "intag");
+    cr_assert_str_eq(soffa_teams_route(t, "1419", "", "148013"), "", "another municipality has no teams here");
+    cr_assert_eq(soffa_teams_rule(t, "1480"), SOFFA_TEAMS_RULE_DISTRICT);
+    soffa_teams_destroy(&t);
+    cr_assert_eq(t_teams_load("[teams 1480]\nteams = norr, centrum, intag\nrule = intake\nintake = intag\n", ids, 3,
+                              &t, why, sizeof why), SOFFA_OK, "%s", why);
+    cr_assert_str_eq(soffa_teams_route(t, "1480", "12345678", "148013"), "intag");
+    soffa_teams_destroy(&t);
+}
+
+Test(policy, issue_19_case_owner_and_transfer_rows, .init = t_setup, .fini = t_teardown)
+{
+    soffa_identity_t kaa_1415 = T_NORR;
+    snprintf(kaa_1415.kommun, 5, "1415");
+    const t_frow_t rows[] = {
+        /* The contact person. */
+        {"the first contact person", SOFFA_MT_CASE_OWNER_CHANGED, &T_NORR, NULL,
+         {"case_owner_changed.previous_ref", "-", "case_owner_changed.reason", "ASSIGNED"}, TEAMS_FACTS("norr", ""),
+         SOFFA_OK, NULL},
+        {"a second first contact person", SOFFA_MT_CASE_OWNER_CHANGED, &T_NORR, NULL,
+         {"case_owner_changed.previous_ref", "-", "case_owner_changed.reason", "ASSIGNED"},
+         TEAMS_FACTS("norr", "handl-9"), SOFFA_ERR_EXISTS, "hand it over with previous_ref = handl-9"},
+        {"a handover from the contact person", SOFFA_MT_CASE_OWNER_CHANGED, &T_NORR, NULL, {NULL},
+         TEAMS_FACTS("norr", "handl-17"), SOFFA_OK, NULL},
+        {"a handover from someone else", SOFFA_MT_CASE_OWNER_CHANGED, &T_NORR, NULL, {NULL},
+         TEAMS_FACTS("norr", "handl-9"), SOFFA_ERR_BAD_FIELD, "contact person is handl-9"},
+        {"a handover by a team that does not hold the case", SOFFA_MT_CASE_OWNER_CHANGED, &T_CENTRUM, NULL, {NULL},
+         TEAMS_FACTS("norr", "handl-17"), SOFFA_ERR_NOT_AUTHORISED, "held by team norr"},
+        {"a handover on no case", SOFFA_MT_CASE_OWNER_CHANGED, &T_KAA, NULL, {NULL}, {0}, SOFFA_ERR_NOT_FOUND, NULL},
+        {"a handover by a school", SOFFA_MT_CASE_OWNER_CHANGED, &T_SCHOOL, NULL, {NULL},
+         TEAMS_FACTS("norr", "handl-17"), SOFFA_ERR_POLICY, NULL},
+        /* Passing a case on. */
+        {"to another team of the municipality", SOFFA_MT_CASE_TRANSFERRED, &T_NORR, NULL, {NULL},
+         TEAMS_FACTS("norr", "handl-17"), SOFFA_OK, NULL},
+        {"to a team that does not exist", SOFFA_MT_CASE_TRANSFERRED, &T_NORR, NULL,
+         {"case_transferred.to_team", "hisingen"}, TEAMS_FACTS("norr", ""), SOFFA_ERR_NOT_FOUND, "not a team of"},
+        {"to the team that holds it", SOFFA_MT_CASE_TRANSFERRED, &T_NORR, NULL, {"case_transferred.to_team", "norr"},
+         TEAMS_FACTS("norr", ""), SOFFA_ERR_BAD_FIELD, "holds the case already"},
+        {"by a team that passed it on", SOFFA_MT_CASE_TRANSFERRED, &T_NORR, NULL, {"case_transferred.to_team", "intag"},
+         TEAMS_FACTS("centrum", ""), SOFFA_ERR_NOT_AUTHORISED, "held by team centrum"},
+        {"by another municipality's team", SOFFA_MT_CASE_TRANSFERRED, &kaa_1415, NULL, {NULL},
+         TEAMS_FACTS("norr", ""), SOFFA_ERR_NOT_AUTHORISED, "home municipality is 1419"},
+        {"by a KAA without teams", SOFFA_MT_CASE_TRANSFERRED, &T_KAA, NULL, {NULL},
+         {.kase = {.known = true, .open = true, .same_person = true, .kommun = "1419"}}, SOFFA_ERR_POLICY,
+         "not split into teams"},
+        {"by social services", SOFFA_MT_CASE_TRANSFERRED, &T_SOCIAL, NULL, {NULL}, TEAMS_FACTS("norr", ""),
+         SOFFA_ERR_POLICY, NULL},
+        /* Other events of a passed-on case: the new team only. */
+        {"an event by the team that passed it on", SOFFA_MT_CONTACT_ATTEMPTED, &T_NORR, NULL, {NULL},
+         TEAMS_FACTS("centrum", ""), SOFFA_ERR_NOT_AUTHORISED, "held by team centrum"},
+        {"an event by the team that holds it", SOFFA_MT_CONTACT_ATTEMPTED, &T_CENTRUM, NULL, {NULL},
+         TEAMS_FACTS("centrum", ""), SOFFA_OK, NULL},
+    };
+    t_frows(rows, sizeof rows / sizeof *rows);
+    /* A contact person is a staff reference, never a name or an identity number. */
+    const struct {
+        const char *path, *value, *says;
+    } bad[] = {
+        {"case_owner_changed.owner_ref", "anna.svensson", "looks like a name"},
+        {"case_owner_changed.owner_ref", "Anna3", "looks like a name"},
+        {"case_owner_changed.owner_ref", "Anna Svensson", "user reference"},
+        {"case_owner_changed.owner_ref", T_PUPIL, "identity number"},
+        {"case_owner_changed.owner_ref", "handl-17", "the one the case has"},
+        {"case_owner_changed.reason", "ASSIGNED", "ASSIGNED is the first"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        json_t *j = t_json(SOFFA_MT_CASE_OWNER_CHANGED, T_PUPIL);
+        const char *set[] = {bad[i].path, bad[i].value, NULL};
+        t_set_fields(j, set);
+        char *text = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        soffa_msg_t *m = NULL;
+        char why[256] = "";
+        cr_assert_eq(soffa_msg_from_json(text, &m, why, sizeof why), SOFFA_OK, "%s", why);
+        free(text);
+        cr_assert_eq(soffa_msg_validate(m, 0, why, sizeof why), SOFFA_ERR_BAD_FIELD, "%s = %s", bad[i].path,
+                     bad[i].value);
+        cr_assert(strstr(why, bad[i].says), "%s = %s: %s", bad[i].path, bad[i].value, why);
+        soffa_msg_destroy(&m);
+    }
+}
+
+/* [teams K] is checked hostile by default, with what to write instead. */
+Test(policy, issue_19_teams_configuration_is_checked, .init = t_setup, .fini = t_teardown)
+{
+    soffa_identity_t kaa_1480 = T_KAA, plain = T_KAA, stray = T_NORR;
+    snprintf(kaa_1480.kommun, 5, "1480");
+    snprintf(kaa_1480.team, sizeof kaa_1480.team, "hisingen");
+    snprintf(stray.team, sizeof stray.team, "hisingen");
+    const soffa_identity_t *ok[] = {&T_NORR, &T_CENTRUM, &T_INTAG};
+    const soffa_identity_t *with_plain[] = {&T_NORR, &T_CENTRUM, &T_INTAG, &plain};
+    const soffa_identity_t *with_stray[] = {&T_NORR, &T_CENTRUM, &T_INTAG, &stray};
+    const soffa_identity_t *with_1480[] = {&T_NORR, &T_CENTRUM, &T_INTAG, &kaa_1480};
+    const soffa_identity_t *two_norr[] = {&T_NORR, &T_CENTRUM, &T_INTAG, &T_NORR};
+    const char *base = "[teams 1419]\nteams = norr, centrum, intag\nrule = school\nintake = intag\n";
+    static const struct {
+        const char *extra;   /* appended to base, or a whole file when it starts with '[' */
+        int agents;          /* 0 ok, 1 with a KAA agent without a team, 2 a stray team, 3 Göteborg, 4 two agents */
+        const char *says;
+    } cases[] = {
+        {"schools = 12345678:norr, 12345679:centrum, 12345678:intag\n", 0, "12345678 is mapped twice"},
+        {"schools = 12345678:hisingen\n", 0, "not one of teams"},
+        {"schools = 1234:norr\n", 0, "8-digit school unit code"},
+        {"schools = 12345678\n", 0, "CODE:TEAM"},
+        {"", 0, "rule = school maps school units"},
+        {"schools = 12345678:norr\ndistricts = 148012:norr\n", 0, "and no districts"},
+        {"[teams 1419]\nteams = norr, centrum, intag\nrule = nearest\nintake = intag\n", 0, "rule must be"},
+        {"[teams 1419]\nteams = norr, centrum, intag\nrule = intake\nintake = hisingen\n", 0, "intake: 'hisingen'"},
+        {"[teams 1419]\nteams = norr, Centrum\nrule = intake\nintake = norr\n", 0, "not a team name"},
+        {"[teams 1419]\nteams = norr\nrule = intake\nintake = norr\n", 0, "at least two teams"},
+        {"[teams 1419]\nteams = norr, centrum, intag, skola\nrule = intake\nintake = intag\n", 0, "team skola has no agent"},
+        {"[teams 9999]\nteams = norr, centrum\nrule = intake\nintake = norr\n", 0, "290 municipality codes"},
+        {"[teams 1419]\nteams = norr, centrum, intag\nrule = intake\nintake = intag\n"
+         "[teams 1480]\nteams = a, b\nrule = intake\nintake = a\n", 0, "[teams 1480] the municipality has no KAA agent"},
+        {"schools = 12345678:norr\n", 1, "give the agent team ="},
+        {"schools = 12345678:norr\n", 2, "unknown team"},
+        {"schools = 12345678:norr\n", 3, "no [teams 1480] section"},
+        {"schools = 12345678:norr\n", 4, "both serve team norr"},
+    };
+    const soffa_identity_t *const *sets[] = {ok, with_plain, with_stray, with_1480, two_norr};
+    const size_t sizes[] = {3, 4, 4, 4, 4};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char ini[1024], why[512] = "";
+        if (cases[i].extra[0] == '[')
+            snprintf(ini, sizeof ini, "%s", cases[i].extra);
+        else
+            snprintf(ini, sizeof ini, "%s%s", base, cases[i].extra);
+        soffa_teams_t *t = NULL;
+        soffa_err_t rc = t_teams_load(ini, sets[cases[i].agents], sizes[cases[i].agents], &t, why, sizeof why);
+        cr_assert_eq(rc, SOFFA_ERR_CONFIG, "case %zu (%s) was taken", i, cases[i].says);
+        cr_assert_null(t);
+        cr_assert(strstr(why, cases[i].says), "case %zu: '%s' lacks '%s'", i, why, cases[i].says);
+    }
+    /* The same with a mapping that holds is taken. */
+    soffa_teams_t *t = NULL;
+    char ini[512], why[512] = "";
+    snprintf(ini, sizeof ini, "%sschools = 12345678:norr, 12345679:centrum\n", base);
+    cr_assert_eq(t_teams_load(ini, ok, 3, &t, why, sizeof why), SOFFA_OK, "%s", why);
+    cr_assert(soffa_teams_split(t, "1419"));
+    cr_assert(soffa_teams_has(t, "1419", "centrum"));
+    cr_assert_not(soffa_teams_has(t, "1419", "hisingen"));
+    cr_assert(soffa_teams_same(t, T_TEAMS) == false);
+    soffa_teams_destroy(&t);
 }

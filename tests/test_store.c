@@ -2183,7 +2183,7 @@ Test(store, issue_17_a_replaced_number_s_records_go_from_the_new_number_s_index)
     soffa_store_verify_t vr;
     cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
     /* The broker's case register and alias map about the old number. */
-    soffa_store_state_op_t ops[3];
+    soffa_store_state_op_t ops[4];
     memset(ops, 0, sizeof ops);
     ops[0].key[0] = 'a';
     soffa_store_subject_key(st, PUPIL, ops[0].key + 1);
@@ -2201,7 +2201,14 @@ Test(store, issue_17_a_replaced_number_s_records_go_from_the_new_number_s_index)
     ops[2].klen = 17;
     soffa_store_subject_key(st, PUPIL, ops[2].val);
     ops[2].vlen = SOFFA_SUBJECT_KEY_LEN;
-    cr_assert_eq(soffa_store_state_write(st, ops, 3), SOFFA_OK);
+    /* ... and the case's team and contact person (issue 19, item 4). */
+    ops[3].key[0] = 'T';
+    memset(ops[3].key + 1, 0x5a, 16);
+    ops[3].klen = 17;
+    memcpy(ops[3].val, "norr", 4);
+    memcpy(ops[3].val + 16, "handl-17", 8);
+    ops[3].vlen = 48;
+    cr_assert_eq(soffa_store_state_write(st, ops, 4), SOFFA_OK);
 
     soffa_store_dispose_opts_t o = {.now_us = soffa_now_us(), .erase_subject = PUPIL, .reason = 1, .sender = "b"};
     soffa_store_dispose_report_t rep;
@@ -2211,7 +2218,7 @@ Test(store, issue_17_a_replaced_number_s_records_go_from_the_new_number_s_index)
     cr_assert_eq(soffa_store_scan_subject(st, OTHER, 0, collect, &c), SOFFA_OK);
     cr_assert_eq(c.n, 1, "the erased number's record is gone from the new number's index");
     cr_assert_eq(soffa_store_verify(st, NULL, &vr), SOFFA_OK, "%s", vr.reason);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         cr_assert_eq(soffa_store_state_get(st, ops[i].key, ops[i].klen, NULL, 0, NULL), SOFFA_ERR_NOT_FOUND,
                      "state entry '%c' about the erased number is gone", ops[i].key[0]);
     soffa_store_close(&st);

@@ -131,6 +131,11 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
                          "measure_type", "PRAKTIK", "end", "2026-11-20", "outcome", "COMPLETED");
     case SOFFA_MT_KAA_CASE_REOPENED:
         return json_pack("{s:o, s:o}", "case_id", s_uuid(), "signal_id", s_uuid());
+    case SOFFA_MT_CASE_OWNER_CHANGED:
+        return json_pack("{s:o, s:s, s:s, s:s}", "case_id", s_uuid(), "owner_ref", "handl-23", "previous_ref",
+                         "handl-17", "reason", "STAFF_LEFT");
+    case SOFFA_MT_CASE_TRANSFERRED:
+        return json_pack("{s:o, s:s}", "case_id", s_uuid(), "to_team", "centrum");
     case SOFFA_MT_KAA_CASE_CLOSED:
         return json_pack("{s:o, s:s, s:s}", "case_id", s_uuid(), "reason", "MOVED_OUT",
                          "new_hemkommun", "1480");
