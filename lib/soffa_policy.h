@@ -12,6 +12,8 @@
  *    kaa-journal/K     KAA K's own case events and consents (read by no agent)
  *    social/K, af/K    referrals and concern reports for municipality K
  *    school/A          answers to school agent A
+ *    provider/K/A      referrals for provider agent A of municipality K (Komvux, ...)
+ *    social-journal/K  consents recorded by social services of K (read by no agent)
  *    school-journal/A  consents recorded by school agent A
  *    audit/checkpoint  the broker's signed checkpoints (read by every auditor's agent)
  *    audit/access/C    one record when a read of the history opens, one when it ends, in
@@ -48,7 +50,12 @@ typedef struct {
     char scope[SOFFA_SCOPE_MAX];    /* audit: mailbox patterns it may replay, comma-separated */
     bool span_controllers;          /* audit: the scope may cover several data controllers (configured so) */
     char controller[SOFFA_NAME_MAX];/* audit: the one data controller its scope covers ("" when it spans) */
+    soffa_provider_kind_t provider_kind; /* provider: which local actor it is (configured); else SOFFA_PVK_NONE */
 } soffa_identity_t;
+
+/*  The longest name of a provider agent: its access log
+ *  audit/access/provider/NAME fits SOFFA_NAME_MAX. */
+#define SOFFA_PROVIDER_NAME_MAX 40
 
 /*  Fills id->units, id->n_units and id->unit from a configured list of unit
  *  codes separated by commas (blanks allowed, "" for none): for a school
@@ -176,6 +183,9 @@ typedef struct {
     /* The alias map: true if the two identity numbers name the same person
      * (one replaced the other). NULL: only equal numbers do. */
     bool (*same_person)(void *ctx, const char *a, const char *b);
+    /* The configured provider agents (issue 19): the i-th of municipality
+     * kommun, NULL past the end. NULL: none is configured. */
+    const soffa_identity_t *(*provider_at)(void *ctx, const char *kommun, size_t i);
     void *ctx;
 } soffa_policy_facts_t;
 
