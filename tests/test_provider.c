@@ -365,3 +365,86 @@ Test(provider, social_services_refer_to_the_kaa)
     tk_client_pub_close(&soc);
     tk_broker_free(b);
 }
+
+/* `soffa` on an agent's control socket (argv after the socket, NULL-ended):
+ * its exit code; out gets stdout and stderr together (free it). */
+static int
+cli(const tk_agent_t *a, char **out, const char *const *args)
+{
+    char *argv[32] = {SOFFA_BIN_DIR "/soffa", "--socket", (char *) a->sock};
+    size_t n = 3;
+    for (size_t i = 0; args[i] && n < 31; i++)
+        argv[n++] = (char *) args[i];
+    argv[n] = NULL;
+    char *o = NULL, *e = NULL;
+    int rc = tk_run(argv, &o, &e);
+    size_t len = strlen(o ? o : "") + strlen(e ? e : "") + 2;
+    *out = malloc(len);
+    snprintf(*out, len, "%s\n%s", o ? o : "", e ? e : "");
+    free(o);
+    free(e);
+    return rc;
+}
+
+/* The command line through the real agents: the KAA records a consent and
+ * refers to Komvux (`soffa refer provider`), Komvux's agent answers
+ * (`soffa referral status`); a kind nobody provides is refused with what to
+ * configure. */
+Test(provider, the_command_line_through_the_agents, .timeout = 60)
+{
+    tk_broker_t *b = s_start(NULL);
+    tk_agent_t kaa, komvux;
+    tk_agent_start(&kaa, b, "kaa-1419", "kaa", b->ipc, "broker.pub", "kaa-1419.key", NULL);
+    tk_agent_start(&komvux, b, "komvux-1419", "komvux", b->ipc, "broker.pub", "komvux-1419.key", NULL);
+    char *st = tk_agent_wait(&kaa, "\"connected\":true", NULL, 8000);
+    cr_assert(strstr(st, "\"connected\":true"), "kaa did not connect: %s", st);
+    free(st);
+    st = tk_agent_wait(&komvux, "\"connected\":true", NULL, 8000);
+    cr_assert(strstr(st, "\"connected\":true"), "komvux did not connect: %s (see %s)", st, komvux.log);
+    cr_assert(strstr(st, "provider/1419/komvux-1419"), "komvux reads its own inbox: %s", st);
+    free(st);
+
+    char from[11], to[11], *out = NULL;
+    soffa_date_format(soffa_date_today(), from);
+    soffa_date_format(soffa_date_local(soffa_now_us() + 30 * 86400000000LL), to);
+    const char *rec[] = {"consent", "record", "--pupil", P18, "--hemkommun", "1419", "--youth-age-at-grant", "18",
+                         "--maturity-assessed", "yes", "--scope.recipients", "PROVIDER", "--scope.provider-kinds",
+                         "KOMVUX", "--scope.purposes", "REFERRAL,STATUS_FEEDBACK", "--scope.data-categories",
+                         "IDENTITY", "--valid-from", from, "--valid-to", to, "--recorded-by", "h1", NULL};
+    cr_assert_eq(cli(&kaa, &out, rec), 0, "%s", out);
+    char *p = strstr(out, "consent_id");
+    cr_assert_not_null(p, "%s", out);
+    char consent_id[SOFFA_UUID_STR] = "";
+    cr_assert_eq(sscanf(p, "consent_id %36s", consent_id), 1, "%s", out);
+    free(out);
+
+    const char *ref[] = {"refer", "provider", "--pupil", P18, "--hemkommun", "1419", "--consent", consent_id,
+                         "--provider-kind", "KOMVUX", NULL};
+    cr_assert_eq(cli(&kaa, &out, ref), 0, "%s", out);
+    cr_assert(strstr(out, "provider/1419/komvux-1419"), "%s", out);
+    free(out);
+    const char *none[] = {"refer", "provider", "--pupil", P18, "--hemkommun", "1419", "--consent", consent_id,
+                          "--provider-kind", "NAVIGATOR_CENTRE", NULL};
+    cr_assert_neq(cli(&kaa, &out, none), 0, "%s", out);
+    cr_assert(strstr(out, "provider_kind = navigator_centre"), "%s", out);
+    free(out);
+
+    /* Komvux's agent has it, and answers. */
+    st = tk_agent_wait(&komvux, "\"received\":1", NULL, 5000);
+    free(st);
+    const char *ans[] = {"referral", "status", "--re", "last", "--status", "ACCEPTED", NULL};
+    int rc = 1;
+    for (int i = 0; i < 20 && rc != 0; i++) {   /* until the referral is in its inbox */
+        rc = cli(&komvux, &out, ans);
+        if (rc != 0) {
+            free(out);
+            usleep(200000);
+        }
+    }
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "kaa/1419"), "%s", out);
+    free(out);
+    tk_agent_stop(&komvux);
+    tk_agent_stop(&kaa);
+    tk_broker_free(b);
+}
