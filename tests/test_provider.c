@@ -418,10 +418,33 @@ Test(provider, the_command_line_through_the_agents, .timeout = 60)
     cr_assert_eq(sscanf(p, "consent_id %36s", consent_id), 1, "%s", out);
     free(out);
 
+    uint8_t id[16];
+    char ref_id[SOFFA_UUID_STR], case_id[SOFFA_UUID_STR];
+    soffa_uuid7(id);
+    soffa_uuid_format(id, ref_id);
+    soffa_uuid7(id);
+    soffa_uuid_format(id, case_id);
     const char *ref[] = {"refer", "provider", "--pupil", P18, "--hemkommun", "1419", "--consent", consent_id,
-                         "--provider-kind", "KOMVUX", NULL};
+                         "--provider-kind", "KOMVUX", "--referral-id", ref_id, NULL};
     cr_assert_eq(cli(&kaa, &out, ref), 0, "%s", out);
     cr_assert(strstr(out, "provider/1419/komvux-1419"), "%s", out);
+    free(out);
+    /* The measure at Komvux names the referral. */
+    const char *open[] = {"case", "open", "--pupil", P18, "--hemkommun", "1419", "--case-id", case_id,
+                          "--registration-reason", "DROPOUT_NATIONAL", NULL};
+    cr_assert_eq(cli(&kaa, &out, open), 0, "%s", out);
+    free(out);
+    const char *measure[] = {"case", "measure-start", "--pupil", P18, "--hemkommun", "1419", "--case-id", case_id,
+                             "--measure-type", "STUDIES_OTHER", "--start", from, "--provider.kind", "PROVIDER",
+                             "--provider.provider-kind", "KOMVUX", "--referral-id", ref_id, NULL};
+    cr_assert_eq(cli(&kaa, &out, measure), 0, "%s", out);
+    cr_assert(strstr(out, "kaa-journal/1419"), "%s", out);
+    free(out);
+    const char *wrong[] = {"case", "measure-start", "--pupil", P18, "--hemkommun", "1419", "--case-id", case_id,
+                           "--measure-type", "STUDIES_OTHER", "--start", from, "--provider.kind", "PROVIDER",
+                           "--provider.provider-kind", "FOLKHOGSKOLA", "--referral-id", ref_id, NULL};
+    cr_assert_neq(cli(&kaa, &out, wrong), 0, "%s", out);
+    cr_assert(strstr(out, "kind komvux, not folkhogskola"), "%s", out);
     free(out);
     const char *none[] = {"refer", "provider", "--pupil", P18, "--hemkommun", "1419", "--consent", consent_id,
                           "--provider-kind", "NAVIGATOR_CENTRE", NULL};
