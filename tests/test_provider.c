@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "soffa_keys.h"
+#include "soffa_stats.h"
 #include "soffa_time.h"
 #include "soffa_uuid.h"
 #include "testkit.h"
@@ -470,4 +471,22 @@ Test(provider, the_command_line_through_the_agents, .timeout = 60)
     tk_agent_stop(&komvux);
     tk_agent_stop(&kaa);
     tk_broker_free(b);
+}
+
+/* The key figures count the KAA's own referrals: one social services sent
+ * to the KAA (stored in kaa/1419) is not a referral to Arbetsförmedlingen. */
+Test(provider, a_referral_to_the_kaa_is_not_counted_as_the_kaas)
+{
+    json_t *m = J(SOFFA_MT_REFERRAL_SENT, P18);
+    set(set(m, "referral_sent.target_kind", "KAA"), "referral_sent.purpose", "KAA_SUPPORT");
+    json_t *records = json_pack("[{s:s, s:s, s:o}]", "mailbox", "kaa/1419", "type", "referral_sent", "message", m);
+    soffa_date_t to = soffa_date_today(), from = soffa_date_local(soffa_now_us() - 40 * 86400000000LL);
+    json_t *st = soffa_stats_compute(records, "1419", from, to);
+    cr_assert_not_null(st);
+    json_t *af = json_object_get(json_object_get(json_object_get(st, "referrals"), "af"), "sent");
+    char *text = json_dumps(af, JSON_COMPACT);
+    cr_assert(strstr(text, "\"total\":0"), "social services' referral counted as the KAA's: %s", text);
+    free(text);
+    json_decref(st);
+    json_decref(records);
 }
