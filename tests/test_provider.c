@@ -391,7 +391,7 @@ cli(const tk_agent_t *a, char **out, const char *const *args)
  * refers to Komvux (`soffa refer provider`), Komvux's agent answers
  * (`soffa referral status`); a kind nobody provides is refused with what to
  * configure. */
-Test(provider, the_command_line_through_the_agents, .timeout = 60)
+Test(provider, the_command_line_through_the_agents)
 {
     tk_broker_t *b = s_start(NULL);
     tk_agent_t kaa, komvux;
