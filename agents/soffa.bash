@@ -79,7 +79,7 @@ _soffa()
     signal) kinds="enrolment absence at-risk year9 not-started" ;;
     case) kinds="open contact occupation plan measure-start measure-end close reopen owner transfer" ;;
     consent) kinds="record withdraw" ;;
-    refer) kinds="af social" ;;
+    refer) kinds="af social provider school kaa" ;;
     referral) kinds="status withdraw" ;;
     concern) kinds="report feedback" ;;
     identity) kinds="change" ;;

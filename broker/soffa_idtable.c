@@ -22,12 +22,14 @@ typedef struct {
     char scope[SOFFA_SCOPE_MAX];
     bool span_controllers;
     char team[24];
+    char provider_kind[24];        /* provider: komvux, labour_market_unit, ... */
 } s_agent_cfg_t;
 
 static const soffa_cfg_key_t s_agent_keys[] = {
     {"public_key", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, public_key), 512,
      "the agent's public key (Z85) or its .pub file; while its key is rotated, the new and the old one, comma-separated"},
-    {"role", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, role), 16, "school, kaa, social, af or audit"},
+    {"role", SOFFA_CFG_STR, NULL, 0, 0, offsetof(s_agent_cfg_t, role), 16, "school, kaa, social, af, provider or audit"},
+    {"provider_kind", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, provider_kind), 24, "provider: komvux, labour_market_unit, guidance_centre, folkhogskola, navigator_centre, samordningsforbund or school_programme"},
     {"kommun", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, kommun), 8, "municipality code the agent serves"},
     {"unit", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, unit), 1024, "unit codes, comma-separated: a school's skolenhetskoder (required), else local units"},
     {"orgnr", SOFFA_CFG_STR, "", 0, 0, offsetof(s_agent_cfg_t, orgnr), 16, "organisationsnummer messages may claim"},
@@ -174,8 +176,28 @@ s_convert(soffa_idtable_t *self, soffa_ident_t *ident, const s_agent_cfg_t *a, c
     soffa_identity_t *id = &ident->id;
     id->role = soffa_role_from_name(a->role);
     if (id->role == SOFFA_ROLE_NONE || id->role == SOFFA_ROLE_BROKER) {
-        snprintf(why, whylen, "%s: [agent %s] role must be school, kaa, social, af or audit, not '%s'", config_path,
-                 id->name, a->role);
+        snprintf(why, whylen, "%s: [agent %s] role must be school, kaa, social, af, provider or audit, not '%s'",
+                 config_path, id->name, a->role);
+        return SOFFA_ERR_CONFIG;
+    }
+    /* A provider's access log is audit/access/provider/NAME. */
+    if (id->role == SOFFA_ROLE_PROVIDER && strlen(id->name) > SOFFA_PROVIDER_NAME_MAX) {
+        snprintf(why, whylen, "%s: [agent %s] a provider's name may be at most %d characters; choose a shorter one",
+                 config_path, id->name, SOFFA_PROVIDER_NAME_MAX);
+        return SOFFA_ERR_CONFIG;
+    }
+    id->provider_kind = soffa_provider_kind_from_name(a->provider_kind);
+    if (id->role == SOFFA_ROLE_PROVIDER && id->provider_kind == SOFFA_PVK_NONE) {
+        snprintf(why, whylen,
+                 "%s: [agent %s] is a provider and needs provider_kind = komvux, labour_market_unit, "
+                 "guidance_centre, folkhogskola, navigator_centre, samordningsforbund or school_programme%s%s%s",
+                 config_path, id->name, a->provider_kind[0] ? " (not '" : "", a->provider_kind,
+                 a->provider_kind[0] ? "')" : "");
+        return SOFFA_ERR_CONFIG;
+    }
+    if (id->role != SOFFA_ROLE_PROVIDER && a->provider_kind[0]) {
+        snprintf(why, whylen, "%s: [agent %s] provider_kind is for providers (role = provider) only", config_path,
+                 id->name);
         return SOFFA_ERR_CONFIG;
     }
     /* An agent's name fits every mailbox made of it whole (a school's
@@ -345,7 +367,7 @@ soffa_idtable_same(const soffa_ident_t *a, const soffa_ident_t *b)
     if (strcmp(x->name, y->name) || x->role != y->role || strcmp(x->kommun, y->kommun) || strcmp(x->unit, y->unit)
         || x->n_units != y->n_units || strcmp(x->orgnr, y->orgnr) || strcmp(x->scope, y->scope)
         || x->span_controllers != y->span_controllers || strcmp(x->controller, y->controller)
-        || strcmp(x->team, y->team))
+        || strcmp(x->team, y->team) || x->provider_kind != y->provider_kind)
         return false;
     for (size_t i = 0; i < x->n_units; i++)
         if (strcmp(x->units[i], y->units[i]))

@@ -64,6 +64,21 @@ soffa_publish_followup_push(soffa_broker_t *self, soffa_followup_t *f)
     self->followups_tail = f;
 }
 
+/* The i-th provider agent configured for municipality kommun (facts of a
+ * referral to a provider, issue 19); NULL past the end. */
+static const soffa_identity_t *
+s_provider_at(void *ctx, const char *kommun, size_t i)
+{
+    soffa_broker_t *self = ctx;
+    size_t n = soffa_idtable_size(self->agents);
+    for (size_t k = 0; k < n; k++) {
+        const soffa_identity_t *id = &soffa_idtable_at(self->agents, k)->id;
+        if (id->role == SOFFA_ROLE_PROVIDER && strcmp(id->kommun, kommun) == 0 && i-- == 0)
+            return id;
+    }
+    return NULL;
+}
+
 /* A referral that rests on a withdrawn consent: its recipient is told. */
 static bool
 s_withdrawal_notice(soffa_broker_t *self, const soffa_followup_t *f, uint64_t seq)
@@ -406,6 +421,8 @@ s_publish_one(soffa_broker_t *self, soffa_session_t *s, uint64_t tag, const uint
     /* The term list and the date limits go into every decision: the
      * policy refuses free text it cannot screen, so none slips through. */
     facts.terms = self->terms;
+    facts.provider_at = s_provider_at;
+    facts.ctx = self;
     facts.event_max_days = (uint32_t) self->cfg.event_max_days;
     facts.concern_max_days = (uint32_t) self->cfg.concern_max_days;
     soffa_policy_decision_t dec;

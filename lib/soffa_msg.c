@@ -205,7 +205,39 @@ soffa_msg_type_from_name(const char *name)
     return SOFFA_MT_NONE;
 }
 
-static const char *const s_role_names[] = {"none", "school", "kaa", "social", "af", "audit", "broker"};
+static const char *const s_role_names[] = {"none", "school", "kaa", "social", "af", "audit", "broker", "provider"};
+
+static const char *const s_provider_kinds[][2] = {
+    {"none", "ingen"},
+    {"komvux", "Komvux"},
+    {"labour_market_unit", "arbetsmarknadsenheten"},
+    {"guidance_centre", "vägledningscentrum"},
+    {"folkhogskola", "folkhögskola"},
+    {"navigator_centre", "Navigatorcentrum"},
+    {"samordningsforbund", "samordningsförbund"},
+    {"school_programme", "annan skolas program"},
+};
+
+const char *
+soffa_provider_kind_name(soffa_provider_kind_t kind)
+{
+    return (unsigned) kind < SOFFA_PVK_COUNT_ ? s_provider_kinds[kind][0] : "unknown";
+}
+
+const char *
+soffa_provider_kind_sv(soffa_provider_kind_t kind)
+{
+    return (unsigned) kind < SOFFA_PVK_COUNT_ ? s_provider_kinds[kind][1] : "okänd";
+}
+
+soffa_provider_kind_t
+soffa_provider_kind_from_name(const char *name)
+{
+    for (size_t i = 1; name && i < SOFFA_PVK_COUNT_; i++)
+        if (strcmp(name, s_provider_kinds[i][0]) == 0)
+            return (soffa_provider_kind_t) i;
+    return SOFFA_PVK_NONE;
+}
 
 const char *
 soffa_role_name(soffa_role_t role)
@@ -275,6 +307,7 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
     v->owner_ref = "";
     v->previous_ref = "";
     v->to_team = "";
+    v->provider = "";
     if (!msg)
         return;
     const Soffa__Message *m = msg->pb;
@@ -300,6 +333,7 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->claimed_kommun = m->sender->kommunkod ? m->sender->kommunkod : "";
         v->claimed_unit = m->sender->unit_id ? m->sender->unit_id : "";
         v->claimed_orgnr = m->sender->org_nr ? m->sender->org_nr : "";
+        v->claimed_provider_kind = m->sender->provider_kind;
     }
 
     switch (m->payload_case) {
@@ -355,6 +389,11 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         break;
     case SOFFA__MESSAGE__PAYLOAD_MEASURE_STARTED:
         v->ref_id = s_id16(m->measure_started->case_id);
+        v->measure_referral = s_id16(m->measure_started->referral_id);
+        if (m->measure_started->provider) {
+            v->measure_provider = m->measure_started->provider->kind;
+            v->provider_kind = m->measure_started->provider->provider_kind;
+        }
         break;
     case SOFFA__MESSAGE__PAYLOAD_MEASURE_ENDED:
         v->ref_id = s_id16(m->measure_ended->case_id);
@@ -410,6 +449,9 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
             for (size_t i = 0; i < c->scope->n_data_categories; i++)
                 if (c->scope->data_categories[i] > 0 && c->scope->data_categories[i] < 32)
                     v->consent_categories |= 1u << c->scope->data_categories[i];
+            for (size_t i = 0; i < c->scope->n_provider_kinds; i++)
+                if (c->scope->provider_kinds[i] > 0 && c->scope->provider_kinds[i] < 32)
+                    v->consent_provider_kinds |= 1u << c->scope->provider_kinds[i];
         }
         break;
     }
@@ -421,6 +463,9 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->ref_id = s_id16(r->referral_id);
         v->target_kind = (soffa_target_kind_t) r->target_kind;
         v->purpose = r->purpose;
+        v->provider_kind = r->target_kind == SOFFA__TARGET_KIND__TK_SCHOOL ? SOFFA_PVK_SCHOOL_PROGRAMME
+                                                                          : (int) r->provider_kind;
+        v->provider = r->provider ? r->provider : "";
         v->has_contact = r->contact && ((r->contact->phone && *r->contact->phone)
                                         || (r->contact->email && *r->contact->email));
         break;

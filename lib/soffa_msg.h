@@ -77,6 +77,7 @@ typedef enum {
     SOFFA_ROLE_AF = 4,
     SOFFA_ROLE_AUDIT = 5,
     SOFFA_ROLE_BROKER = 6,
+    SOFFA_ROLE_PROVIDER = 7,         /* a local actor: Komvux, a labour-market unit... (issue 19) */
 } soffa_role_t;
 
 typedef enum {
@@ -85,7 +86,28 @@ typedef enum {
     SOFFA_PK_KAA = 2,
     SOFFA_PK_SOCIAL_SERVICES = 3,
     SOFFA_PK_ARBETSFORMEDLINGEN = 4,
+    SOFFA_PK_SOFFA = 5,
+    SOFFA_PK_PROVIDER = 6,
 } soffa_party_kind_t;
+
+/* ProviderKind: which local actor a provider agent is (its configuration). */
+typedef enum {
+    SOFFA_PVK_NONE = 0,
+    SOFFA_PVK_KOMVUX = 1,
+    SOFFA_PVK_LABOUR_MARKET_UNIT = 2,
+    SOFFA_PVK_GUIDANCE_CENTRE = 3,
+    SOFFA_PVK_FOLKHOGSKOLA = 4,
+    SOFFA_PVK_NAVIGATOR_CENTRE = 5,
+    SOFFA_PVK_SAMORDNINGSFORBUND = 6,
+    SOFFA_PVK_SCHOOL_PROGRAMME = 7,
+    SOFFA_PVK_COUNT_ = 8,
+} soffa_provider_kind_t;
+
+/*  "komvux" for SOFFA_PVK_KOMVUX (the configuration's word), and back
+ *  (SOFFA_PVK_NONE when unknown); the Swedish name for people. */
+const char *soffa_provider_kind_name(soffa_provider_kind_t kind);
+soffa_provider_kind_t soffa_provider_kind_from_name(const char *name);
+const char *soffa_provider_kind_sv(soffa_provider_kind_t kind);
 
 typedef enum {
     SOFFA_TK_NONE = 0,
@@ -93,6 +115,8 @@ typedef enum {
     SOFFA_TK_ARBETSFORMEDLINGEN = 2,
     SOFFA_TK_SCHOOL = 3,
     SOFFA_TK_OTHER = 4,
+    SOFFA_TK_PROVIDER = 5,
+    SOFFA_TK_KAA = 6,
 } soffa_target_kind_t;
 
 typedef enum {
@@ -184,6 +208,14 @@ typedef struct {
     const char *previous_ref;        /* case_owner_changed: the contact person until now, "" if none */
     int owner_reason;                /* case_owner_changed: OwnerChangeReason, 0 otherwise */
     const char *to_team;             /* case_transferred: the team the case goes to, else "" */
+    /* Providers (issue 19, item 3). */
+    int provider_kind;               /* referral_sent: ProviderKind (SCHOOL_PROGRAMME for TK_SCHOOL); measure_started:
+                                      * provider.provider_kind; 0 otherwise */
+    const char *provider;            /* referral_sent: the provider agent named, "" when none */
+    uint32_t consent_provider_kinds; /* consent_recorded: bit (1 << ProviderKind) of scope.provider_kinds */
+    const uint8_t *measure_referral; /* measure_started: the referral it follows from, NULL when none */
+    int measure_provider;            /* measure_started: provider.kind (PartyKind), 0 when none */
+    int claimed_provider_kind;       /* sender.provider_kind as claimed, 0 if absent */
 } soffa_msg_view_t;
 
 /* SchoolForm and EarlyWarningStatus values the policy decides on. */

@@ -497,6 +497,10 @@ s_party(s_vctx_t *c, const char *field, const Soffa__Party *p)
     S_CHECK(s_kommun(c, f, p->kommunkod, false));
     s_path(f, sizeof f, field, ".unit_id");
     S_CHECK(s_unit_id(c, f, p->unit_id, p->kind));
+    s_path(f, sizeof f, field, ".provider_kind");
+    S_CHECK(s_enum(c, f, &soffa__provider_kind__descriptor, p->provider_kind, false));
+    if (p->provider_kind && p->kind != SOFFA__PARTY_KIND__PK_PROVIDER)
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, f, "only a provider (kind PROVIDER) has a provider kind");
     s_path(f, sizeof f, field, ".actor_ref");
     return s_user_ref(c, f, p->actor_ref, false);
 }
@@ -640,6 +644,7 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         S_CHECK(s_uuid(c, "measure_started.measure_id", p->measure_id, true));
         S_CHECK(s_enum(c, "measure_started.measure_type", &soffa__measure_type__descriptor, p->measure_type, true));
         S_CHECK(s_party(c, "measure_started.provider", p->provider));
+        S_CHECK(s_uuid(c, "measure_started.referral_id", p->referral_id, false));
         return s_date(c, "measure_started.start", p->start, true);
     }
     case SOFFA__MESSAGE__PAYLOAD_MEASURE_ENDED: {
@@ -694,6 +699,13 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
                 return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.scope.recipients",
                              "soffa itself receives nothing under a consent; name the organisations");
         }
+        for (size_t i = 0; i < s->n_provider_kinds; i++) {
+            S_CHECK(s_enum(c, "consent_recorded.scope.provider_kinds", &soffa__provider_kind__descriptor,
+                           s->provider_kinds[i], true));
+            for (size_t k = 0; k < i; k++)
+                if (s->provider_kinds[k] == s->provider_kinds[i])
+                    return s_bad(c, SOFFA_ERR_BAD_FIELD, "consent_recorded.scope.provider_kinds", "a kind is given twice");
+        }
         for (size_t i = 0; i < s->n_purposes; i++)
             S_CHECK(s_enum(c, "consent_recorded.scope.purposes", &soffa__consent_purpose__descriptor,
                            s->purposes[i], true));
@@ -725,11 +737,31 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         case SOFFA__TARGET_KIND__TK_ARBETSFORMEDLINGEN: lo = 1; hi = 3; break;
         case SOFFA__TARGET_KIND__TK_SOCIAL_SERVICES: lo = 10; hi = 12; break;
         case SOFFA__TARGET_KIND__TK_SCHOOL: lo = hi = 20; break;
+        case SOFFA__TARGET_KIND__TK_KAA: lo = hi = 40; break;
+        case SOFFA__TARGET_KIND__TK_PROVIDER: lo = 50; hi = 53; break;
         default: lo = hi = 30; break;
         }
-        if ((int) p->purpose < lo || (int) p->purpose > hi)
+        /* A provider named as OTHER takes the provider purposes too. */
+        bool other_provider = p->target_kind == SOFFA__TARGET_KIND__TK_OTHER && p->provider_kind
+                           && p->purpose >= 50 && p->purpose <= 53;
+        if (((int) p->purpose < lo || (int) p->purpose > hi) && !other_provider)
             return s_bad(c, p->purpose ? SOFFA_ERR_BAD_FIELD : SOFFA_ERR_MISSING_FIELD,
                          "referral_sent.purpose", "not a purpose for this target kind");
+        S_CHECK(s_enum(c, "referral_sent.provider_kind", &soffa__provider_kind__descriptor, p->provider_kind, false));
+        bool to_provider = p->target_kind == SOFFA__TARGET_KIND__TK_PROVIDER
+                        || p->target_kind == SOFFA__TARGET_KIND__TK_OTHER
+                        || p->target_kind == SOFFA__TARGET_KIND__TK_SCHOOL;
+        if (!to_provider && (p->provider_kind || (p->provider && *p->provider)))
+            return s_bad(c, SOFFA_ERR_BAD_FIELD, p->provider_kind ? "referral_sent.provider_kind" : "referral_sent.provider",
+                         "only a referral to a provider (target PROVIDER, SCHOOL or OTHER) names one");
+        if (p->target_kind == SOFFA__TARGET_KIND__TK_SCHOOL && p->provider_kind
+            && p->provider_kind != SOFFA__PROVIDER_KIND__PVK_SCHOOL_PROGRAMME)
+            return s_bad(c, SOFFA_ERR_BAD_FIELD, "referral_sent.provider_kind",
+                         "a referral to a school goes to a provider of kind SCHOOL_PROGRAMME; leave it out or use "
+                         "target PROVIDER");
+        if (p->provider && *p->provider && !s_form(p->provider, S_LOWER S_UPPER S_DIGITS, S_LOWER S_UPPER S_DIGITS "._-", 1, 42))
+            return s_bad(c, SOFFA_ERR_BAD_FIELD, "referral_sent.provider",
+                         "a provider agent's name: 1 to 42 of a-z A-Z 0-9 . _ - starting with a letter or digit");
         if (p->contact) {
             S_CHECK(s_phone(c, "referral_sent.contact.phone", p->contact->phone));
             S_CHECK(s_email(c, "referral_sent.contact.email", p->contact->email));

@@ -19,6 +19,7 @@ typedef enum {
     S_TO_OWN_JOURNAL,          /* the sender's journal */
     S_TO_ANSWERED_SENDER,      /* the inbox of whoever sent the answered record */
     S_TO_ANSWERED_RECIPIENT,   /* the mailbox the answered record went to */
+    S_TO_PROVIDER,             /* provider/<sender's municipality>/<agent>: the provider chosen (s_check_provider) */
 } s_dest_t;
 
 /* Checks a row asks for (each is one named function below). */
@@ -39,6 +40,9 @@ enum {
     S_SCREEN_TEXT = 1 << 12,         /* free text bound for a KAA, Arbetsförmedlingen or a school is screened */
     /* Early warning (issue 19). */
     S_EARLY_WARNING = 1 << 13,       /* the record answered is an early warning (at-risk notice, year-9 handover) */
+    /* Local actors (issue 19, item 3). */
+    S_PROVIDER = 1 << 14,            /* a provider of the referral's kind is configured in the municipality */
+    S_MEASURE_REFERRAL = 1 << 15,    /* a measure's referral_id: this KAA's referral, same person, same provider kind */
     /* Issue 13, rules 7-10 (bits from 20 up). */
     S_CASE_NEW = 1 << 20,            /* the case id is new, the young person has no open case here */
     S_CASE_OPEN = 1 << 21,           /* the case is the sender's, the young person's, and open */
@@ -126,8 +130,8 @@ static const s_rule_t s_rules[] = {
      S_CASE_INDEX, 0, 0, 0},
     {SOFFA_MT_PLAN_AGREED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
      S_CASE_INDEX, 0, 0, 0},
-    {SOFFA_MT_MEASURE_STARTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
-     S_CASE_INDEX, 0, 0, 0},
+    {SOFFA_MT_MEASURE_STARTED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0,
+     S_IN_CASE | S_TARGET_GROUP | S_MEASURE_REFERRAL, 0, S_CASE_INDEX, 0, 0, 0},
     {SOFFA_MT_MEASURE_ENDED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_TARGET_GROUP, 0,
      S_CASE_INDEX, 0, 0, 0},
     {SOFFA_MT_KAA_CASE_CLOSED, SOFFA_ROLE_KAA, SOFFA_LB_SL_29_9_INTERNAL, S_TO_OWN_JOURNAL, 0, S_IN_CASE | S_HANDOVER | S_TARGET_GROUP,
@@ -166,6 +170,34 @@ static const s_rule_t s_rules[] = {
      {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_STATUS},
     {SOFFA_MT_REFERRAL_WITHDRAWN, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_RECIPIENT,
      SOFFA_REF_REFERRAL, S_ANSWERER_SENT, 0, S_NO_INDEX, 0, 0, 0},
+    /* The local actors (issue 19, item 3). A KAA refers a young person to a
+     * provider of its own municipality (Komvux, the labour-market unit, a
+     * guidance centre, a folkhögskola, a Navigator centre, a samordnings-
+     * förbund activity, another school's programme: targets PROVIDER, OTHER
+     * and SCHOOL) under a consent covering that kind of provider; the
+     * provider answers as Arbetsförmedlingen does. Social services refer a
+     * young person to the KAA of the home municipality under a consent they
+     * recorded themselves; the KAA answers. (A referral's row is chosen by
+     * its target: s_rule_for.) */
+    {SOFFA_MT_REFERRAL_SENT, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_PROVIDER, 0,
+     S_SUBJECT_IN_SCOPE | S_PROVIDER | S_CONSENT_REFERRAL | S_TARGET_GROUP | S_SCREEN_TEXT, SOFFA_REF_REFERRAL,
+     {{SOFFA_REF_REFERRAL, S_ID_REF}, {SOFFA_REF_BY_CONSENT, S_ID_CONSENT}}, SOFFA_RECEIPT_STATUS, S_ID_REF, 0},
+    {SOFFA_MT_REFERRAL_STATUS_CHANGED, SOFFA_ROLE_PROVIDER, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_SENDER,
+     SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK | S_REFERRAL_LIVE, 0,
+     {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_STATUS},
+    {SOFFA_MT_CONSENT_RECORDED, SOFFA_ROLE_SOCIAL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
+     S_SUBJECT_IN_SCOPE | S_OWN_CONSENT | S_CONSENT_GIVER, SOFFA_REF_CONSENT, {{SOFFA_REF_CONSENT, S_ID_REF}, {0, 0}},
+     0, 0, 0},
+    {SOFFA_MT_CONSENT_WITHDRAWN, SOFFA_ROLE_SOCIAL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_OWN_JOURNAL, 0,
+     S_OWN_CONSENT | S_CONSENT_EXISTS, 0, {{SOFFA_REF_WITHDRAWAL, S_ID_REF}, {0, 0}}, 0, 0, 0},
+    {SOFFA_MT_REFERRAL_SENT, SOFFA_ROLE_SOCIAL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_KAA_OF_SUBJECT, 0,
+     S_SUBJECT_IN_SCOPE | S_CONSENT_REFERRAL | S_TARGET_GROUP | S_SCREEN_TEXT, SOFFA_REF_REFERRAL,
+     {{SOFFA_REF_REFERRAL, S_ID_REF}, {SOFFA_REF_BY_CONSENT, S_ID_CONSENT}}, SOFFA_RECEIPT_STATUS, S_ID_REF, 0},
+    {SOFFA_MT_REFERRAL_STATUS_CHANGED, SOFFA_ROLE_KAA, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_SENDER,
+     SOFFA_REF_REFERRAL, S_ANSWERER_RECEIVED | S_CONSENT_FEEDBACK | S_REFERRAL_LIVE, 0,
+     {{SOFFA_REF_STATUS, S_ID_REF}, {0, 0}}, 0, 0, SOFFA_RECEIPT_STATUS},
+    {SOFFA_MT_REFERRAL_WITHDRAWN, SOFFA_ROLE_SOCIAL, SOFFA_LB_CONSENT_OSL_12_2, S_TO_ANSWERED_RECIPIENT,
+     SOFFA_REF_REFERRAL, S_ANSWERER_SENT, 0, S_NO_INDEX, 0, 0, 0},
     /* Reports of concern: never held back by consent. */
     {SOFFA_MT_CONCERN_REPORT_FILED, SOFFA_ROLE_SCHOOL, SOFFA_LB_SOL_REPORT_OF_CONCERN, S_TO_SOCIAL_OF_SUBJECT, 0,
      S_AGE_UNDER_18, SOFFA_REF_REPORT, {{SOFFA_REF_REPORT, S_ID_REF}, {0, 0}}, 0, 0, 0},
@@ -183,6 +215,30 @@ s_rule(soffa_msg_type_t type, soffa_role_t role)
 {
     for (size_t i = 0; i < S_N_RULES; i++)
         if (s_rules[i].type == type && s_rules[i].role == role)
+            return &s_rules[i];
+    return NULL;
+}
+
+/* The destination a referral's target kind asks for. */
+static s_dest_t
+s_target_dest(soffa_target_kind_t t)
+{
+    switch (t) {
+    case SOFFA_TK_SOCIAL_SERVICES:
+    case SOFFA_TK_ARBETSFORMEDLINGEN: return S_TO_AGENCY_OF_SUBJECT;
+    case SOFFA_TK_KAA: return S_TO_KAA_OF_SUBJECT;
+    default: return S_TO_PROVIDER;   /* PROVIDER, SCHOOL, OTHER */
+    }
+}
+
+/* The row for the message from role: for a referral, the row of (type,
+ * role) whose destination its target kind asks for; NULL when none. */
+static const s_rule_t *
+s_rule_for(const soffa_msg_view_t *v, soffa_role_t role)
+{
+    for (size_t i = 0; i < S_N_RULES; i++)
+        if (s_rules[i].type == v->type && s_rules[i].role == role
+            && (v->type != SOFFA_MT_REFERRAL_SENT || s_rules[i].dest == s_target_dest(v->target_kind)))
             return &s_rules[i];
     return NULL;
 }
@@ -330,6 +386,9 @@ s_inbox_of(soffa_role_t role, const char *agent, const char *kommun, const char 
         break;
     case SOFFA_ROLE_SOCIAL: snprintf(out, SOFFA_NAME_MAX, "social/%.4s", kommun); break;
     case SOFFA_ROLE_AF: snprintf(out, SOFFA_NAME_MAX, "af/%.4s", kommun); break;
+    case SOFFA_ROLE_PROVIDER:
+        snprintf(out, SOFFA_NAME_MAX, "provider/%.4s/%.*s", kommun, SOFFA_PROVIDER_NAME_MAX, agent);
+        break;
     /* An auditor's agent keeps every signed checkpoint it is given: its own
      * copy of the chain heads, for soffa verify --against. */
     case SOFFA_ROLE_AUDIT: snprintf(out, SOFFA_NAME_MAX, "audit/checkpoint"); break;
@@ -370,6 +429,8 @@ soffa_policy_journal(const soffa_identity_t *id, char out[SOFFA_NAME_MAX])
         snprintf(out, SOFFA_NAME_MAX, "kaa-journal/%.4s", id->kommun);
     else if (id->role == SOFFA_ROLE_SCHOOL)
         snprintf(out, SOFFA_NAME_MAX, "school-journal/%.44s", id->name);
+    else if (id->role == SOFFA_ROLE_SOCIAL)
+        snprintf(out, SOFFA_NAME_MAX, "social-journal/%.4s", id->kommun);
     else
         out[0] = '\0';
 }
@@ -384,7 +445,7 @@ soffa_policy_journal(const soffa_identity_t *id, char out[SOFFA_NAME_MAX])
 void
 soffa_policy_controller(const char *mailbox, char out[SOFFA_NAME_MAX])
 {
-    static const char *const municipal[] = {"kaa/", "kaa-journal/", "social/", "audit/access/"};
+    static const char *const municipal[] = {"kaa/", "kaa-journal/", "social/", "social-journal/", "audit/access/"};
     out[0] = '\0';
     if (!mailbox)
         return;
@@ -405,6 +466,10 @@ soffa_policy_controller(const char *mailbox, char out[SOFFA_NAME_MAX])
         snprintf(out, SOFFA_NAME_MAX, "school/%.50s", mailbox + 7);
     else if (!strncmp(mailbox, "school-journal/", 15))
         snprintf(out, SOFFA_NAME_MAX, "school/%.50s", mailbox + 15);
+    else if (!strncmp(mailbox, "provider/", 9) && strlen(mailbox) > 14 && mailbox[13] == '/')
+        /* A provider is a data controller of its own (a folkhögskola or a
+         * samordningsförbund is no part of the municipality). */
+        snprintf(out, SOFFA_NAME_MAX, "provider/%.*s", SOFFA_PROVIDER_NAME_MAX, mailbox + 14);
     else if (!strcmp(mailbox, "audit/access"))
         snprintf(out, SOFFA_NAME_MAX, "soffa");   /* the shared access log of earlier versions */
 }
@@ -447,7 +512,8 @@ soffa_err_t
 soffa_policy_scope_check(soffa_identity_t *audit, const soffa_identity_t *all, size_t n, char *why, size_t whylen)
 {
     char first[SOFFA_NAME_MAX] = "", second[SOFFA_NAME_MAX] = "", m[SOFFA_NAME_MAX];
-    static const char *const kinds[] = {"kaa/%s", "kaa-journal/%s", "social/%s", "af/%s", "audit/access/%s"};
+    static const char *const kinds[] = {"kaa/%s", "kaa-journal/%s", "social/%s", "social-journal/%s", "af/%s",
+                                        "audit/access/%s"};
     for (size_t i = 0; i < soffa_kommun_count(); i++)
         for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
             snprintf(m, sizeof m, kinds[k], soffa_kommun_at(i));
@@ -464,6 +530,10 @@ soffa_policy_scope_check(soffa_identity_t *audit, const soffa_identity_t *all, s
             s_probe(audit, m, first, second);
         if (all[i].role == SOFFA_ROLE_SCHOOL) {
             snprintf(m, sizeof m, "audit/access/school/%.40s", all[i].name);
+            s_probe(audit, m, first, second);
+        }
+        if (all[i].role == SOFFA_ROLE_PROVIDER) {
+            snprintf(m, sizeof m, "audit/access/provider/%.*s", SOFFA_PROVIDER_NAME_MAX, all[i].name);
             s_probe(audit, m, first, second);
         }
     }
@@ -538,6 +608,22 @@ s_party_of_role(soffa_role_t role)
     case SOFFA_ROLE_KAA: return SOFFA_PK_KAA;
     case SOFFA_ROLE_SOCIAL: return SOFFA_PK_SOCIAL_SERVICES;
     case SOFFA_ROLE_AF: return SOFFA_PK_ARBETSFORMEDLINGEN;
+    case SOFFA_ROLE_PROVIDER: return SOFFA_PK_PROVIDER;
+    default: return SOFFA_PK_NONE;
+    }
+}
+
+/* The kind of party a referral's target kind reaches. */
+static soffa_party_kind_t
+s_target_party(soffa_target_kind_t t)
+{
+    switch (t) {
+    case SOFFA_TK_SOCIAL_SERVICES: return SOFFA_PK_SOCIAL_SERVICES;
+    case SOFFA_TK_ARBETSFORMEDLINGEN: return SOFFA_PK_ARBETSFORMEDLINGEN;
+    case SOFFA_TK_KAA: return SOFFA_PK_KAA;
+    case SOFFA_TK_PROVIDER:
+    case SOFFA_TK_SCHOOL:
+    case SOFFA_TK_OTHER: return SOFFA_PK_PROVIDER;
     default: return SOFFA_PK_NONE;
     }
 }
@@ -642,7 +728,7 @@ bool
 soffa_policy_deliverable(const soffa_msg_view_t *v, soffa_role_t sender_role, const char *mailbox,
                          soffa_date_t today, const soffa_policy_facts_t *facts, soffa_policy_find_fn find, void *ctx)
 {
-    const s_rule_t *r = s_rule(v->type, sender_role);
+    const s_rule_t *r = s_rule_for(v, sender_role);
     if (!r)
         return true;   /* the broker's own notices (withdrawals, expiries) */
     bool consent = (r->checks & (S_CONSENT_TO_KAA | S_CONSENT_REFERRAL))
@@ -668,7 +754,7 @@ soffa_policy_is_inbox(const char *mailbox)
 {
     return mailbox
            && (!strncmp(mailbox, "kaa/", 4) || !strncmp(mailbox, "social/", 7) || !strncmp(mailbox, "af/", 3)
-               || !strncmp(mailbox, "school/", 7));
+               || !strncmp(mailbox, "school/", 7) || !strncmp(mailbox, "provider/", 9));
 }
 
 /* ---- The decision: the row, then its named checks in order ---------------------------- */
@@ -703,6 +789,10 @@ s_check_claims(s_dc_t *d)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
                         "sender.kind: the message claims another kind of sender than %s, a %s agent", sender->name,
                         soffa_role_name(sender->role));
+    if (v->claimed_provider_kind && v->claimed_provider_kind != (int) sender->provider_kind)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
+                        "sender.provider_kind: the message claims another kind of provider than %s is configured as",
+                        sender->name);
     if (v->claimed_orgnr[0] && !sender->orgnr[0])
         return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
                         "sender.org_nr: the message claims organisation %s, but %s has no orgnr in the broker's "
@@ -853,7 +943,9 @@ s_check_target_group(s_dc_t *d)
     if (age < 0 || !s_birth(v, &birth))
         return s_refuse(d->why, d->whylen, SOFFA_ERR_AGE,
                         "the KAA's target group cannot be checked: the identity carries no birth date before today");
-    const char *what = v->type == SOFFA_MT_REFERRAL_SENT     ? "refers"
+    const char *what = v->type == SOFFA_MT_REFERRAL_SENT && d->sender->role == SOFFA_ROLE_SOCIAL
+                           ? "takes referrals for"
+                     : v->type == SOFFA_MT_REFERRAL_SENT     ? "refers"
                      : v->type == SOFFA_MT_CONSENT_RECORDED ? "records consents for"
                                                               : "keeps cases for";
     if (age >= 20 && v->type == SOFFA_MT_KAA_CASE_REOPENED)
@@ -975,15 +1067,20 @@ s_check_consent(s_dc_t *d)
     if (rc == SOFFA_OK && (d->rule->checks & S_CONSENT_TO_KAA) && !(c.view.consent_recipients & (1u << SOFFA_PK_KAA)))
         rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the consent does not cover disclosure to the KAA");
     if (rc == SOFFA_OK && (d->rule->checks & S_CONSENT_REFERRAL)) {
-        soffa_party_kind_t pk = v->target_kind == SOFFA_TK_SOCIAL_SERVICES      ? SOFFA_PK_SOCIAL_SERVICES
-                              : v->target_kind == SOFFA_TK_ARBETSFORMEDLINGEN ? SOFFA_PK_ARBETSFORMEDLINGEN
-                                                                                : SOFFA_PK_NONE;
+        soffa_party_kind_t pk = s_target_party(v->target_kind);
         if (pk == SOFFA_PK_NONE)
-            rc = s_refuse(d->why, d->whylen, SOFFA_ERR_POLICY,
-                          "soffa routes referrals to social services and Arbetsförmedlingen only");
+            rc = s_refuse(d->why, d->whylen, SOFFA_ERR_POLICY, "soffa has no route for that target kind");
         else if (!(c.view.consent_recipients & (1u << pk)))
             rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the consent does not cover %s",
-                          pk == SOFFA_PK_SOCIAL_SERVICES ? "social services" : "Arbetsförmedlingen");
+                          pk == SOFFA_PK_SOCIAL_SERVICES ? "social services"
+                          : pk == SOFFA_PK_KAA           ? "the KAA"
+                          : pk == SOFFA_PK_PROVIDER      ? "local providers (recipient PROVIDER)"
+                                                         : "Arbetsförmedlingen");
+        else if (pk == SOFFA_PK_PROVIDER && (v->provider_kind <= 0 || v->provider_kind >= 32
+                                             || !(c.view.consent_provider_kinds & (1u << v->provider_kind))))
+            rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT,
+                          "the consent does not cover this kind of provider (%s): list it in scope.provider_kinds",
+                          soffa_provider_kind_sv((soffa_provider_kind_t) v->provider_kind));
         else if (!(c.view.consent_purposes & (1u << SOFFA_CP_REFERRAL)))
             rc = s_refuse(d->why, d->whylen, SOFFA_ERR_CONSENT, "the consent does not cover referrals");
         else if (v->has_contact && !(c.view.consent_categories & (1u << SOFFA_DC_CONTACT)))
@@ -1520,6 +1617,112 @@ s_check_identity(s_dc_t *d)
     return SOFFA_OK;
 }
 
+/* ---- The local actors (issue 19, item 3) --------------------------------------------- */
+
+/* A referral to a provider (targets PROVIDER, OTHER, and SCHOOL for
+ * another school's programme) goes to a provider agent of the sender's
+ * municipality of the kind it names: the one it names (referral_sent.
+ * provider), or the only one of that kind. Sets the destination. */
+static soffa_err_t
+s_check_provider(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    const char *k = d->sender->kommun;
+    if (!v->provider_kind)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_MISSING_FIELD,
+                        "referral_sent.provider_kind: name the kind of provider the referral goes to (KOMVUX, "
+                        "LABOUR_MARKET_UNIT, GUIDANCE_CENTRE, FOLKHOGSKOLA, NAVIGATOR_CENTRE, SAMORDNINGSFORBUND, "
+                        "SCHOOL_PROGRAMME)");
+    soffa_provider_kind_t kind = (soffa_provider_kind_t) v->provider_kind;
+    const soffa_identity_t *found = NULL;
+    size_t n = 0;
+    char names[160] = "";
+    for (size_t i = 0; d->facts->provider_at; i++) {
+        const soffa_identity_t *p = d->facts->provider_at(d->facts->ctx, k, i);
+        if (!p)
+            break;
+        if (p->role != SOFFA_ROLE_PROVIDER || strcmp(p->kommun, k) != 0)
+            continue;
+        if (v->provider[0]) {
+            if (strcmp(p->name, v->provider) == 0)
+                found = p;
+            continue;
+        }
+        if (p->provider_kind != kind)
+            continue;
+        found = p;
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof names - len, "%s%s", n ? ", " : "", p->name);
+        n++;
+    }
+    if (v->provider[0] && !found)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_FOUND,
+                        "referral_sent.provider: no provider agent '%s' is configured for municipality %s (add "
+                        "[agent %s] with role = provider, kommun = %s, provider_kind = %s)", v->provider, k, v->provider, k,
+                        soffa_provider_kind_name(kind));
+    if (v->provider[0] && found->provider_kind != kind)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "referral_sent.provider: %s is a provider of kind %s, not %s", found->name,
+                        soffa_provider_kind_name(found->provider_kind), soffa_provider_kind_name(kind));
+    if (!found)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_POLICY,
+                        "no provider of kind %s (%s) is configured for municipality %s: add [agent NAME] with "
+                        "role = provider, kommun = %s, provider_kind = %s to the broker's configuration",
+                        soffa_provider_kind_name(kind), soffa_provider_kind_sv(kind), k, k,
+                        soffa_provider_kind_name(kind));
+    if (n > 1)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "referral_sent.provider: municipality %s has several providers of kind %s (%s); name the one "
+                        "the referral goes to", k, soffa_provider_kind_name(kind), names);
+    s_inbox_of(SOFFA_ROLE_PROVIDER, found->name, found->kommun, d->out->mailbox);
+    return SOFFA_OK;
+}
+
+/* A measure that follows from a referral (measure_started.referral_id):
+ * the referral is this KAA's, about the same young person (whose open case
+ * the measure is recorded on), and went to the kind of party the measure
+ * names as its provider (a provider: of the same provider kind). */
+static soffa_err_t
+s_check_measure_referral(s_dc_t *d)
+{
+    const soffa_msg_view_t *v = d->v;
+    if (!v->measure_referral)
+        return SOFFA_OK;
+    soffa_policy_ref_t r = {0};
+    soffa_err_t rc = d->find(d->ctx, SOFFA_REF_REFERRAL, v->measure_referral, &r);
+    if (rc == SOFFA_ERR_NOT_FOUND)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_FOUND,
+                        "measure_started.referral_id: no referral with that id is known to soffa");
+    if (rc != SOFFA_OK)
+        return rc;
+    soffa_party_kind_t to = s_target_party(r.view.target_kind);
+    if (r.view.type != SOFFA_MT_REFERRAL_SENT || r.sender_role != SOFFA_ROLE_KAA
+        || strcmp(r.sender_kommun, d->sender->kommun) != 0)
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
+                      "measure_started.referral_id: that referral was not sent by the KAA of %s", d->sender->kommun);
+    else if (!s_same_person(d->facts, r.view.subject_id, v->subject_id))
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                      "measure_started.referral_id: that referral is about another young person");
+    else if (v->measure_provider != (int) to)
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                      "measure_started.provider: the referral went to %s; name it as the measure's provider "
+                      "(provider.kind %s%s%s)",
+                      to == SOFFA_PK_PROVIDER ? "a local provider" : to == SOFFA_PK_SOCIAL_SERVICES ? "social services"
+                                                                                               : "Arbetsförmedlingen",
+                      to == SOFFA_PK_PROVIDER ? "PROVIDER" : to == SOFFA_PK_SOCIAL_SERVICES ? "SOCIAL_SERVICES"
+                                                                                         : "ARBETSFORMEDLINGEN",
+                      to == SOFFA_PK_PROVIDER ? ", provider.provider_kind " : "",
+                      to == SOFFA_PK_PROVIDER ? soffa_provider_kind_name((soffa_provider_kind_t) r.view.provider_kind)
+                                              : "");
+    else if (to == SOFFA_PK_PROVIDER && v->provider_kind != r.view.provider_kind)
+        rc = s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                      "measure_started.provider.provider_kind: the referral went to a provider of kind %s, not %s",
+                      soffa_provider_kind_name((soffa_provider_kind_t) r.view.provider_kind),
+                      soffa_provider_kind_name((soffa_provider_kind_t) v->provider_kind));
+    soffa_policy_ref_fini(&r);
+    return rc;
+}
+
 /* The checks in the order they run; a row runs those its flags ask for
  * (flags 0: every row; the check looks at the row's columns itself). */
 static const struct {
@@ -1536,6 +1739,7 @@ static const struct {
     {"a consent's own id", S_OWN_CONSENT, s_check_own_consent},
     {"who may consent", S_CONSENT_GIVER, s_check_consent_giver},
     {"a new id is new", 0, s_check_new_id},
+    {"the provider", S_PROVIDER, s_check_provider},
     {"consent", S_CONSENT_TO_KAA | S_CONSENT_REFERRAL, s_check_consent},
     {"the consent covers the content", S_CONSENT_TO_KAA | S_CONSENT_REFERRAL, s_check_consent_content},
     {"nothing of social services to Arbetsförmedlingen", S_CONSENT_REFERRAL, s_check_not_from_social},
@@ -1550,6 +1754,7 @@ static const struct {
     {"the identity change", S_IDENTITY, s_check_identity},
     {"the case's contact person", S_OWNER, s_check_owner},
     {"the team a case passes to", S_TRANSFER, s_check_transfer},
+    {"the referral a measure follows", S_MEASURE_REFERRAL, s_check_measure_referral},
 };
 
 /* Where the message goes (an answer's destination was set by its check). */
@@ -1566,7 +1771,8 @@ s_destination(s_dc_t *d)
         break;
     case S_TO_OWN_JOURNAL: soffa_policy_journal(d->sender, d->out->mailbox); break;
     case S_TO_ANSWERED_SENDER:
-    case S_TO_ANSWERED_RECIPIENT: break;
+    case S_TO_ANSWERED_RECIPIENT:
+    case S_TO_PROVIDER: break;
     }
     if (!d->out->mailbox[0])
         return s_refuse(d->why, d->whylen, SOFFA_ERR_POLICY, "no mailbox for this message");
@@ -1630,8 +1836,16 @@ soffa_policy_decide(const soffa_identity_t *sender, const soffa_msg_t *msg, soff
     soffa_msg_view_t v;
     soffa_msg_view(msg, &v);
     memset(out, 0, sizeof *out);
-    s_dc_t d = {sender, &v, s_rule(v.type, sender->role), today, facts ? facts : &none, find, ctx, out,
+    s_dc_t d = {sender, &v, s_rule_for(&v, sender->role), today, facts ? facts : &none, find, ctx, out,
                 soffa_msg_type_name(v.type), why, whylen, msg};
+    if (!d.rule && v.type == SOFFA_MT_REFERRAL_SENT && s_rule(v.type, sender->role))
+        return s_refuse(why, whylen, SOFFA_ERR_POLICY, "a %s agent may not send a referral to that target (%s)%s",
+                        soffa_role_name(sender->role),
+                        v.target_kind == SOFFA_TK_KAA ? "KAA" : v.target_kind == SOFFA_TK_SOCIAL_SERVICES ? "social services"
+                        : v.target_kind == SOFFA_TK_ARBETSFORMEDLINGEN ? "Arbetsförmedlingen" : "a provider",
+                        sender->role == SOFFA_ROLE_SOCIAL ? "; social services refer to the KAA (target KAA)"
+                        : v.target_kind == SOFFA_TK_KAA ? "; a young person who moved is handed on by closing the case "
+                                                          "as MOVED_OUT" : "");
     if (!d.rule)
         return s_refuse(why, whylen, SOFFA_ERR_POLICY, "a %s agent may not send %s%s", soffa_role_name(sender->role),
                         d.tname, s_rule_of_type(v.type) ? "" : " (no route exists for it)");

@@ -13,6 +13,8 @@
  *    kaa-journal/K     KAA K's own case events and consents (read by no agent)
  *    social/K, af/K    referrals and concern reports for municipality K
  *    school/A          answers to school agent A
+ *    provider/K/A      referrals for provider agent A of municipality K (Komvux, ...)
+ *    social-journal/K  consents recorded by social services of K (read by no agent)
  *    school-journal/A  consents recorded by school agent A
  *    audit/checkpoint  the broker's signed checkpoints (read by every auditor's agent)
  *    audit/access/C    one record when a read of the history opens, one when it ends, in
@@ -50,7 +52,12 @@ typedef struct {
     bool span_controllers;          /* audit: the scope may cover several data controllers (configured so) */
     char controller[SOFFA_NAME_MAX];/* audit: the one data controller its scope covers ("" when it spans) */
     char team[17];                  /* kaa: its team of a municipality's KAA ([teams K]); "" for a whole KAA */
+    soffa_provider_kind_t provider_kind; /* provider: which local actor it is (configured); else SOFFA_PVK_NONE */
 } soffa_identity_t;
+
+/*  The longest name of a provider agent: its access log
+ *  audit/access/provider/NAME fits SOFFA_NAME_MAX. */
+#define SOFFA_PROVIDER_NAME_MAX 40
 
 /*  Fills id->units, id->n_units and id->unit from a configured list of unit
  *  codes separated by commas (blanks allowed, "" for none): for a school
@@ -190,6 +197,9 @@ typedef struct {
     const struct soffa_teams *teams;
     void (*case_team)(void *ctx, const char *subject_id, const char *kommun, char out[17]);
     void (*agent_team)(void *ctx, const char *agent, char out[17]);
+    /* The configured provider agents (issue 19): the i-th of municipality
+     * kommun, NULL past the end. NULL: none is configured. */
+    const soffa_identity_t *(*provider_at)(void *ctx, const char *kommun, size_t i);
     void *ctx;
 } soffa_policy_facts_t;
 

@@ -332,8 +332,10 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
             break;
         }
         case SOFFA_MT_REFERRAL_SENT: {
+            /* The KAA's referrals (to af/ and social/); one social services
+             * sent to the KAA (in kaa/) is none of them. */
             const char *rid = json_string_value(json_object_get(pl, "referral_id"));
-            if (!rid || soffa_map_sget(a->refs, rid))
+            if (!rid || !strcmp(mb, kaa) || soffa_map_sget(a->refs, rid))
                 break;
             s_ref_t *r = calloc(1, sizeof *r);
             if (!r)

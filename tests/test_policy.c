@@ -352,6 +352,21 @@ t_teams_load(const char *ini, const soffa_identity_t *const *ids, size_t n, soff
     return rc;
 }
 
+/* Issue 19, the local actors: the providers configured for Tjörn (Komvux,
+ * another school's programme, a folkhögskola, two guidance centres); a
+ * consent social-1419 recorded (covering the KAA); a referral kaa-1419 sent
+ * to komvux-1419, and one social-1419 sent to kaa/1419 on that consent. */
+static soffa_identity_t T_PROVIDER, T_PROVIDERS[5];
+static uint8_t T_SOC_CONSENT[16], T_REF_PROV[16], T_REF_SOC_KAA[16];
+
+static const soffa_identity_t *
+t_provider_at(void *ctx, const char *kommun, size_t i)
+{
+    (void) ctx;
+    (void) kommun;
+    return i < sizeof T_PROVIDERS / sizeof *T_PROVIDERS ? &T_PROVIDERS[i] : NULL;
+}
+
 static void
 t_identity(soffa_identity_t *id, const char *name, soffa_role_t role, const char *kommun)
 {
@@ -383,6 +398,21 @@ t_setup(void)
     char why[512] = "";
     cr_assert_eq(t_teams_load("[teams 1419]\nteams = norr, centrum, intag\nrule = school\nintake = intag\n"
                               "schools = 12345678:norr\n", teams, 4, &T_TEAMS, why, sizeof why), SOFFA_OK, "%s", why);
+    t_identity(&T_PROVIDER, "komvux-1419", SOFFA_ROLE_PROVIDER, "1419");
+    T_PROVIDER.provider_kind = SOFFA_PVK_KOMVUX;
+    static const struct {
+        const char *name;
+        soffa_provider_kind_t kind;
+    } provs[] = {{"komvux-1419", SOFFA_PVK_KOMVUX}, {"skola-1419", SOFFA_PVK_SCHOOL_PROGRAMME},
+                 {"fhsk-1419", SOFFA_PVK_FOLKHOGSKOLA}, {"vgc-a", SOFFA_PVK_GUIDANCE_CENTRE},
+                 {"vgc-b", SOFFA_PVK_GUIDANCE_CENTRE}};
+    for (size_t i = 0; i < 5; i++) {
+        t_identity(&T_PROVIDERS[i], provs[i].name, SOFFA_ROLE_PROVIDER, "1419");
+        T_PROVIDERS[i].provider_kind = provs[i].kind;
+    }
+    soffa_uuid7(T_SOC_CONSENT);
+    soffa_uuid7(T_REF_PROV);
+    soffa_uuid7(T_REF_SOC_KAA);
     tk_pnr(t.year - 21, 1, 9, 117, 0, T_ADULT);
     T_WITHDRAWN = T_REF_AF_EXPIRED = false;
     uint8_t *ids[] = {T_KAA_CONSENT, T_SCHOOL_CONSENT, T_SIGNAL, T_REF_AF, T_REF_SOC, T_REPORT, T_HANDOVER_CONSENT,
@@ -390,6 +420,7 @@ t_setup(void)
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
         soffa_uuid7(ids[i]);
     facts_setup();
+    FACTS.provider_at = t_provider_at;
 }
 
 static void
@@ -447,10 +478,10 @@ t_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_
     json_t *j = NULL;
     const char *sender = NULL, *mailbox = NULL;
     soffa_role_t role = SOFFA_ROLE_NONE;
-    static const char *const kaa_covers[] = {"ARBETSFORMEDLINGEN", "SOCIAL_SERVICES", "KAA"};
+    static const char *const kaa_covers[] = {"ARBETSFORMEDLINGEN", "SOCIAL_SERVICES", "KAA", "PROVIDER"};
     static const char *const school_covers[] = {"KAA"};
     bool a_consent = !memcmp(id, T_KAA_CONSENT, 16) || !memcmp(id, T_SCHOOL_CONSENT, 16)
-                  || !memcmp(id, T_HANDOVER_CONSENT, 16);
+                  || !memcmp(id, T_HANDOVER_CONSENT, 16) || !memcmp(id, T_SOC_CONSENT, 16);
     if (kind == SOFFA_REF_WITHDRAWAL && T_WITHDRAWN && a_consent) {
         j = t_json(SOFFA_MT_CONSENT_WITHDRAWN, T_PUPIL);
         t_set_id(json_object_get(j, "consent_withdrawn"), "consent_id", id);
@@ -480,8 +511,31 @@ t_find(void *ctx, soffa_ref_kind_t kind, const uint8_t id[16], soffa_policy_ref_
         t_set_id(j, "message_id", T_SIGNAL_ADULT);
         sender = "school-1415", role = SOFFA_ROLE_SCHOOL, mailbox = "kaa/1419";
     } else if (kind == SOFFA_REF_CONSENT && !memcmp(id, T_KAA_CONSENT, 16)) {
-        j = t_consent(T_KAA_CONSENT, kaa_covers, 3);
+        j = t_consent(T_KAA_CONSENT, kaa_covers, 4);
+        json_object_set_new(json_object_get(json_object_get(j, "consent_recorded"), "scope"), "provider_kinds",
+                            json_pack("[s,s,s]", "KOMVUX", "SCHOOL_PROGRAMME", "GUIDANCE_CENTRE"));
         sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = "kaa-journal/1419";
+    } else if (kind == SOFFA_REF_CONSENT && !memcmp(id, T_SOC_CONSENT, 16)) {
+        static const char *const soc_covers[] = {"KAA"};
+        j = t_consent(T_SOC_CONSENT, soc_covers, 1);
+        sender = "social-1419", role = SOFFA_ROLE_SOCIAL, mailbox = "social-journal/1419";
+    } else if (kind == SOFFA_REF_REFERRAL && !memcmp(id, T_REF_PROV, 16)) {
+        j = t_json(SOFFA_MT_REFERRAL_SENT, T_PUPIL);
+        json_t *r = json_object_get(j, "referral_sent");
+        t_set_id(r, "referral_id", id);
+        json_object_set_new(r, "target_kind", json_string("PROVIDER"));
+        json_object_set_new(r, "purpose", json_string("PROVIDER_STUDIES"));
+        json_object_set_new(r, "provider_kind", json_string("KOMVUX"));
+        t_set_id(j, "consent_id", T_KAA_CONSENT);
+        sender = "kaa-1419", role = SOFFA_ROLE_KAA, mailbox = "provider/1419/komvux-1419";
+    } else if (kind == SOFFA_REF_REFERRAL && !memcmp(id, T_REF_SOC_KAA, 16)) {
+        j = t_json(SOFFA_MT_REFERRAL_SENT, T_PUPIL);
+        json_t *r = json_object_get(j, "referral_sent");
+        t_set_id(r, "referral_id", id);
+        json_object_set_new(r, "target_kind", json_string("KAA"));
+        json_object_set_new(r, "purpose", json_string("KAA_SUPPORT"));
+        t_set_id(j, "consent_id", T_SOC_CONSENT);
+        sender = "social-1419", role = SOFFA_ROLE_SOCIAL, mailbox = "kaa/1419";
     } else if (kind == SOFFA_REF_CONSENT && !memcmp(id, T_SCHOOL_CONSENT, 16)) {
         j = t_consent(T_SCHOOL_CONSENT, school_covers, 1);
         sender = "school-1415", role = SOFFA_ROLE_SCHOOL, mailbox = "school-journal/school-1415";
@@ -551,19 +605,36 @@ t_decide_with(const t_row_t *r, const char *subject, const char *const *set, con
     case SOFFA_MT_SIGNAL_ACKNOWLEDGED: t_set_id(pl, "signal_id", T_SIGNAL); break;
     case SOFFA_MT_CONSENT_RECORDED: json_object_set(j, "consent_id", json_object_get(pl, "consent_id")); break;
     case SOFFA_MT_CONSENT_WITHDRAWN: {
-        const uint8_t *c = r->who->role == SOFFA_ROLE_SCHOOL ? T_SCHOOL_CONSENT : T_KAA_CONSENT;
+        const uint8_t *c = r->who->role == SOFFA_ROLE_SCHOOL   ? T_SCHOOL_CONSENT
+                         : r->who->role == SOFFA_ROLE_SOCIAL ? T_SOC_CONSENT
+                                                              : T_KAA_CONSENT;
         t_set_id(j, "consent_id", c);
         t_set_id(pl, "consent_id", c);
         break;
     }
-    case SOFFA_MT_REFERRAL_SENT: t_set_id(j, "consent_id", T_KAA_CONSENT); break;
+    case SOFFA_MT_REFERRAL_SENT:
+        t_set_id(j, "consent_id", r->who->role == SOFFA_ROLE_SOCIAL ? T_SOC_CONSENT : T_KAA_CONSENT);
+        /* Social services refer to the KAA; a row whose mailbox is a
+         * provider's is a KAA's referral to Komvux. */
+        if (r->who->role == SOFFA_ROLE_SOCIAL) {
+            json_object_set_new(pl, "target_kind", json_string("KAA"));
+            json_object_set_new(pl, "purpose", json_string("KAA_SUPPORT"));
+        } else if (r->mailbox && !strncmp(r->mailbox, "provider/", 9)) {
+            json_object_set_new(pl, "target_kind", json_string("PROVIDER"));
+            json_object_set_new(pl, "purpose", json_string("PROVIDER_STUDIES"));
+            json_object_set_new(pl, "provider_kind", json_string("KOMVUX"));
+        }
+        break;
     case SOFFA_MT_REFERRAL_STATUS_CHANGED:
-        t_set_id(pl, "referral_id", r->who->role == SOFFA_ROLE_SOCIAL ? T_REF_SOC : T_REF_AF);
-        t_set_id(j, "consent_id", T_KAA_CONSENT);
+        t_set_id(pl, "referral_id", r->who->role == SOFFA_ROLE_SOCIAL     ? T_REF_SOC
+                                    : r->who->role == SOFFA_ROLE_PROVIDER ? T_REF_PROV
+                                    : r->who->role == SOFFA_ROLE_KAA      ? T_REF_SOC_KAA
+                                                                          : T_REF_AF);
+        t_set_id(j, "consent_id", r->who->role == SOFFA_ROLE_KAA ? T_SOC_CONSENT : T_KAA_CONSENT);
         break;
     case SOFFA_MT_REFERRAL_WITHDRAWN:
-        t_set_id(pl, "referral_id", T_REF_AF);
-        t_set_id(j, "consent_id", T_KAA_CONSENT);
+        t_set_id(pl, "referral_id", r->who->role == SOFFA_ROLE_SOCIAL ? T_REF_SOC_KAA : T_REF_AF);
+        t_set_id(j, "consent_id", r->who->role == SOFFA_ROLE_SOCIAL ? T_SOC_CONSENT : T_KAA_CONSENT);
         break;
     case SOFFA_MT_CONCERN_REPORT_FEEDBACK: t_set_id(pl, "report_id", T_REPORT); break;
     case SOFFA_MT_KAA_CASE_REOPENED: t_set_id(pl, "signal_id", T_SIGNAL); break;
@@ -641,6 +712,14 @@ Test(policy, issue_12_every_route_of_the_table_and_the_roles_it_refuses, .init =
         {SOFFA_MT_CONCERN_REPORT_FILED, &T_SCHOOL, SOFFA_OK, "social/1419"},
         {SOFFA_MT_CONCERN_REPORT_FILED, &T_KAA, SOFFA_OK, "social/1419"},
         {SOFFA_MT_CONCERN_REPORT_FEEDBACK, &T_SOCIAL, SOFFA_OK, "school/school-1415"},
+        /* Issue 19, the local actors. */
+        {SOFFA_MT_REFERRAL_SENT, &T_KAA, SOFFA_OK, "provider/1419/komvux-1419"},
+        {SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_PROVIDER, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_CONSENT_RECORDED, &T_SOCIAL, SOFFA_OK, "social-journal/1419"},
+        {SOFFA_MT_CONSENT_WITHDRAWN, &T_SOCIAL, SOFFA_OK, "social-journal/1419"},
+        {SOFFA_MT_REFERRAL_SENT, &T_SOCIAL, SOFFA_OK, "kaa/1419"},
+        {SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_KAA, SOFFA_OK, "social/1419"},
+        {SOFFA_MT_REFERRAL_WITHDRAWN, &T_SOCIAL, SOFFA_OK, "kaa/1419"},
     };
     const size_t n = sizeof rows / sizeof *rows;
     /* Every route of the policy is a row here, and the other way round. */
@@ -654,7 +733,7 @@ Test(policy, issue_12_every_route_of_the_table_and_the_roles_it_refuses, .init =
         cr_assert(covered, "route %s from %s has no row in this test", soffa_msg_type_name(type), soffa_role_name(role));
     }
     cr_assert_eq(routes, n);
-    const soffa_identity_t *everyone[] = {&T_SCHOOL, &T_KAA, &T_SOCIAL, &T_AF, &T_AUDIT};
+    const soffa_identity_t *everyone[] = {&T_SCHOOL, &T_KAA, &T_SOCIAL, &T_AF, &T_AUDIT, &T_PROVIDER};
     for (size_t i = 0; i < n; i++) {
         soffa_policy_decision_t dec;
         char why[256];
@@ -726,6 +805,17 @@ t_set_fields(json_t *j, const char *const *set)
             t_set_id(j, "consent_id", T_HANDOVER_CONSENT);
         } else if (!strcmp(set[k], "consent_id") && !strcmp(set[k + 1], "KAA")) {
             t_set_id(j, "consent_id", T_KAA_CONSENT);
+        } else if (!strcmp(set[k], "consent_id") && !strcmp(set[k + 1], "SOC")) {
+            t_set_id(j, "consent_id", T_SOC_CONSENT);
+        } else if (!strcmp(set[k], "measure_started.referral_id") || !strcmp(set[k], "referral_status_changed.referral_id")) {
+            const char *v = set[k + 1];
+            char *dot = strchr(set[k], '.');
+            char obj[40];
+            snprintf(obj, sizeof obj, "%.*s", (int) (dot - set[k]), set[k]);
+            t_set_id(json_object_get(j, obj), "referral_id", !strcmp(v, "PROV")     ? T_REF_PROV
+                                                             : !strcmp(v, "AF")     ? T_REF_AF
+                                                             : !strcmp(v, "SOCKAA") ? T_REF_SOC_KAA
+                                                                                    : T_SIGNAL);
         } else if (!strcmp(set[k], "kaa_case_reopened.signal_id") && !strcmp(set[k + 1], "ADULT")) {
             t_set_id(json_object_get(j, "kaa_case_reopened"), "signal_id", T_SIGNAL_ADULT);
         } else {
@@ -741,7 +831,7 @@ typedef struct {
     soffa_msg_type_t type;
     const soffa_identity_t *who;
     const char *subject;
-    const char *set[6];
+    const char *set[8];
     soffa_policy_facts_t facts;
     soffa_err_t want;
     const char *says;
@@ -1871,4 +1961,138 @@ Test(policy, issue_19_teams_configuration_is_checked, .init = t_setup, .fini = t
     cr_assert_not(soffa_teams_has(t, "1419", "hisingen"));
     cr_assert(soffa_teams_same(t, T_TEAMS) == false);
     soffa_teams_destroy(&t);
+}
+
+/* ---- Issue 19, item 3: the local actors ------------------------------------------------------ */
+
+#define PROVIDERS {.provider_at = t_provider_at}
+#define PROVIDERS_IN_CASE {.provider_at = t_provider_at, .kase = OPEN_CASE}
+
+/* A KAA refers a young person to a provider of its municipality under a
+ * consent covering that kind of provider (SCHOOL and OTHER go through
+ * providers too); the provider answers; social services refer to the KAA;
+ * a measure links to the referral it follows from. Allowed and refused
+ * rows beside each other. */
+Test(policy, issue_19_local_actors, .init = t_setup, .fini = t_teardown)
+{
+    const t_frow_t rows[] = {
+        /* KAA → provider. */
+        {"to Komvux", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "PROVIDER", "referral_sent.purpose", "PROVIDER_STUDIES",
+          "referral_sent.provider_kind", "KOMVUX"}, PROVIDERS, SOFFA_OK, NULL},
+        {"to a school's programme (target SCHOOL)", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "SCHOOL", "referral_sent.purpose", "SCHOOL_RETURN"}, PROVIDERS, SOFFA_OK,
+         NULL},
+        {"target SCHOOL with no school programme configured", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "SCHOOL", "referral_sent.purpose", "SCHOOL_RETURN"}, {0}, SOFFA_ERR_POLICY,
+         "provider_kind = school_programme to the broker's configuration"},
+        {"target OTHER naming Komvux", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "OTHER", "referral_sent.purpose", "OTHER", "referral_sent.provider_kind",
+          "KOMVUX"}, PROVIDERS, SOFFA_OK, NULL},
+        {"target OTHER naming no kind", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "OTHER", "referral_sent.purpose", "OTHER"}, PROVIDERS,
+         SOFFA_ERR_MISSING_FIELD, "referral_sent.provider_kind"},
+        {"a kind the consent does not cover", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "PROVIDER", "referral_sent.purpose", "PROVIDER_STUDIES",
+          "referral_sent.provider_kind", "FOLKHOGSKOLA"}, PROVIDERS, SOFFA_ERR_CONSENT, "scope.provider_kinds"},
+        {"a kind nobody provides here", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "PROVIDER", "referral_sent.purpose", "PROVIDER_WORK",
+          "referral_sent.provider_kind", "LABOUR_MARKET_UNIT"}, PROVIDERS, SOFFA_ERR_POLICY,
+         "role = provider, kommun = 1419, provider_kind = labour_market_unit"},
+        {"two guidance centres, none named", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "PROVIDER", "referral_sent.purpose", "PROVIDER_GUIDANCE",
+          "referral_sent.provider_kind", "GUIDANCE_CENTRE"}, PROVIDERS, SOFFA_ERR_BAD_FIELD, "vgc-a, vgc-b"},
+        {"a provider nobody configured", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "PROVIDER", "referral_sent.provider_kind", "KOMVUX",
+          "referral_sent.provider", "nobody", "referral_sent.purpose", "PROVIDER_STUDIES"}, PROVIDERS, SOFFA_ERR_NOT_FOUND, "no provider agent 'nobody'"},
+        {"a provider of another kind than named", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "PROVIDER", "referral_sent.provider_kind", "GUIDANCE_CENTRE",
+          "referral_sent.provider", "komvux-1419", "referral_sent.purpose", "PROVIDER_GUIDANCE"}, PROVIDERS, SOFFA_ERR_BAD_FIELD, "of kind komvux"},
+        {"a young person of another municipality", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "PROVIDER", "referral_sent.provider_kind", "KOMVUX", "subject.hemkommun",
+          "1415", "referral_sent.purpose", "PROVIDER_STUDIES"}, PROVIDERS, SOFFA_ERR_NOT_AUTHORISED, "home municipality is 1415"},
+        {"a provider refers nobody", SOFFA_MT_REFERRAL_SENT, &T_PROVIDER, NULL,
+         {"referral_sent.target_kind", "PROVIDER", "referral_sent.provider_kind", "KOMVUX", "referral_sent.purpose",
+          "PROVIDER_STUDIES"}, PROVIDERS,
+         SOFFA_ERR_POLICY, "a provider agent may not send referral_sent"},
+        {"the provider claims another kind", SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_PROVIDER, NULL,
+         {"sender.kind", "PROVIDER", "sender.provider_kind", "FOLKHOGSKOLA"}, PROVIDERS, SOFFA_ERR_NOT_AUTHORISED,
+         "sender.provider_kind"},
+        {"the provider answers its referral", SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_PROVIDER, NULL,
+         {"referral_status_changed.status", "IN_PROGRESS"}, PROVIDERS, SOFFA_OK, NULL},
+        {"the provider answers Arbetsförmedlingen's referral", SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_PROVIDER, NULL,
+         {"referral_status_changed.referral_id", "AF"}, PROVIDERS, SOFFA_ERR_NOT_AUTHORISED, "only its recipient"},
+        /* Social services → KAA. */
+        {"social services refer to the KAA", SOFFA_MT_REFERRAL_SENT, &T_SOCIAL, NULL, {NULL}, PROVIDERS, SOFFA_OK,
+         NULL},
+        {"social services refer to Arbetsförmedlingen", SOFFA_MT_REFERRAL_SENT, &T_SOCIAL, NULL,
+         {"referral_sent.target_kind", "ARBETSFORMEDLINGEN", "referral_sent.purpose", "AF_YOUTH_PROGRAMME"},
+         PROVIDERS, SOFFA_ERR_POLICY, "social services refer to the KAA"},
+        {"social services on the KAA's consent", SOFFA_MT_REFERRAL_SENT, &T_SOCIAL, NULL, {"consent_id", "KAA"},
+         PROVIDERS, SOFFA_ERR_CONSENT, "another organisation"},
+        {"social services refer a 21-year-old", SOFFA_MT_REFERRAL_SENT, &T_SOCIAL, T_ADULT, {NULL}, PROVIDERS,
+         SOFFA_ERR_AGE, "takes referrals for young people under 20 only"},
+        {"a KAA refers to a KAA", SOFFA_MT_REFERRAL_SENT, &T_KAA, NULL,
+         {"referral_sent.target_kind", "KAA", "referral_sent.purpose", "KAA_SUPPORT"}, PROVIDERS, SOFFA_ERR_POLICY,
+         "MOVED_OUT"},
+        {"the KAA answers social services", SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_KAA, NULL, {NULL}, PROVIDERS,
+         SOFFA_OK, NULL},
+        {"the KAA answers a referral to Arbetsförmedlingen", SOFFA_MT_REFERRAL_STATUS_CHANGED, &T_KAA, NULL,
+         {"referral_status_changed.referral_id", "AF", "consent_id", "KAA"}, PROVIDERS, SOFFA_ERR_NOT_AUTHORISED,
+         "only its recipient"},
+        /* A measure that follows from a referral. */
+        {"a Komvux measure on the Komvux referral", SOFFA_MT_MEASURE_STARTED, &T_KAA, NULL,
+         {"measure_started.referral_id", "PROV", "measure_started.provider.kind", "PROVIDER",
+          "measure_started.provider.provider_kind", "KOMVUX"}, PROVIDERS_IN_CASE, SOFFA_OK, NULL},
+        {"a folkhögskola measure on the Komvux referral", SOFFA_MT_MEASURE_STARTED, &T_KAA, NULL,
+         {"measure_started.referral_id", "PROV", "measure_started.provider.kind", "PROVIDER",
+          "measure_started.provider.provider_kind", "FOLKHOGSKOLA"}, PROVIDERS_IN_CASE, SOFFA_ERR_BAD_FIELD,
+         "kind komvux, not folkhogskola"},
+        {"an Arbetsförmedlingen measure on the Komvux referral", SOFFA_MT_MEASURE_STARTED, &T_KAA, NULL,
+         {"measure_started.referral_id", "PROV"}, PROVIDERS_IN_CASE, SOFFA_ERR_BAD_FIELD, "provider.kind PROVIDER"},
+        {"an Arbetsförmedlingen measure on the referral to it", SOFFA_MT_MEASURE_STARTED, &T_KAA, NULL,
+         {"measure_started.referral_id", "AF"}, PROVIDERS_IN_CASE, SOFFA_OK, NULL},
+        {"a referral nobody sent", SOFFA_MT_MEASURE_STARTED, &T_KAA, NULL, {"measure_started.referral_id", "NONE"},
+         PROVIDERS_IN_CASE, SOFFA_ERR_NOT_FOUND, "no referral with that id"},
+        {"social services' referral", SOFFA_MT_MEASURE_STARTED, &T_KAA, NULL,
+         {"measure_started.referral_id", "SOCKAA"}, PROVIDERS_IN_CASE, SOFFA_ERR_NOT_AUTHORISED,
+         "not sent by the KAA of 1419"},
+        {"the referral of another young person", SOFFA_MT_MEASURE_STARTED, &T_KAA, T_CHILD,
+         {"measure_started.referral_id", "PROV", "measure_started.provider.kind", "PROVIDER",
+          "measure_started.provider.provider_kind", "KOMVUX"}, PROVIDERS_IN_CASE, SOFFA_ERR_BAD_FIELD,
+         "another young person"},
+    };
+    t_frows(rows, sizeof rows / sizeof *rows);
+    /* Where the allowed ones go. */
+    const struct {
+        const char *set[10];
+        const char *mailbox;
+    } to[] = {
+        {{"referral_sent.target_kind", "PROVIDER", "referral_sent.provider_kind", "KOMVUX", "referral_sent.purpose",
+          "PROVIDER_STUDIES"}, "provider/1419/komvux-1419"},
+        {{"referral_sent.target_kind", "SCHOOL", "referral_sent.purpose", "SCHOOL_RETURN"}, "provider/1419/skola-1419"},
+        {{"referral_sent.target_kind", "PROVIDER", "referral_sent.provider_kind", "GUIDANCE_CENTRE",
+          "referral_sent.provider", "vgc-b", "referral_sent.purpose", "PROVIDER_GUIDANCE"}, "provider/1419/vgc-b"},
+    };
+    for (size_t i = 0; i < sizeof to / sizeof *to; i++) {
+        t_row_t r = {SOFFA_MT_REFERRAL_SENT, &T_KAA, SOFFA_OK, NULL};
+        soffa_policy_decision_t dec;
+        char why[256] = "";
+        soffa_policy_facts_t f = PROVIDERS;
+        cr_assert_eq(t_decide_with(&r, NULL, to[i].set, &f, &dec, why, sizeof why), SOFFA_OK, "%s: %s",
+                     to[i].mailbox, why);
+        cr_assert_str_eq(dec.mailbox, to[i].mailbox);
+        cr_assert_eq(dec.awaits, SOFFA_RECEIPT_STATUS, "a referral to a provider waits for its status");
+    }
+    /* Providers' mailboxes: their inbox, their own data controller. */
+    char m[SOFFA_NAME_MAX], c[SOFFA_NAME_MAX];
+    soffa_policy_inbox(&T_PROVIDER, m);
+    cr_assert_str_eq(m, "provider/1419/komvux-1419");
+    cr_assert(soffa_policy_is_inbox(m));
+    soffa_policy_controller(m, c);
+    cr_assert_str_eq(c, "provider/komvux-1419");
+    soffa_policy_journal(&T_SOCIAL, m);
+    cr_assert_str_eq(m, "social-journal/1419");
+    soffa_policy_controller(m, c);
+    cr_assert_str_eq(c, "1419", "social services' consents are the municipality's records");
 }

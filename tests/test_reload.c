@@ -287,7 +287,7 @@ Test(reload, a_broken_file_changes_nothing_and_says_why, .timeout = 60)
     reload(b);
     cr_assert_eq(kill(pid, 0), 0);
     cr_assert(log_count(b, "reload refused, the configuration loaded before stays in force") == 1);
-    cr_assert(log_count(b, "[agent af-1415] role must be school, kaa, social, af or audit, not 'wizard'") == 1,
+    cr_assert(log_count(b, "[agent af-1415] role must be school, kaa, social, af, provider or audit, not 'wizard'") == 1,
               "the log does not say what is wrong");
     soffa_client_t *c = NULL;
     soffa_err_t rc = tk_client_try(b, "kaa-1482", false, 500, &c);
