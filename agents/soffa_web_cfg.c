@@ -58,7 +58,7 @@ soffa_web_cfg_resolve(soffa_web_cfg_t *c, const char *config_path, char *why, si
                  || strlen(def) > 100)
             rc = SOFFA_ERR_CONFIG, snprintf(why, whylen, "%s: [web] dir is too long a path for a socket", config_path);
         else
-            snprintf(c->socket_path, sizeof c->socket_path, "%s", def);
+            memcpy(c->socket_path, def, strlen(def) + 1);   /* checked above: at most 100 bytes */
     }
     if (rc == SOFFA_OK) {
         if (c->users[0])

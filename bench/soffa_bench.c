@@ -102,7 +102,9 @@ s_pnr(int year, int month, int day, int birth_no, char out[13])
 static void
 s_luhn10(long stem, char out[11])
 {
-    snprintf(out, 11, "%09ld0", stem % 1000000000L);
+    char buf[24];   /* room for any long, which the compiler cannot see the modulo bound */
+    snprintf(buf, sizeof buf, "%09ld0", labs(stem % 1000000000L));
+    memcpy(out, buf, 11);
     for (int c = 0; c <= 9; c++) {
         out[9] = (char) ('0' + c);
         if (soffa_luhn_ok(out, 10))

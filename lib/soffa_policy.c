@@ -1674,7 +1674,7 @@ s_check_provider(s_dc_t *d)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
                         "referral_sent.provider: municipality %s has several providers of kind %s (%s); name the one "
                         "the referral goes to", k, soffa_provider_kind_name(kind), names);
-    s_inbox_of(SOFFA_ROLE_PROVIDER, found->name, found->kommun, d->out->mailbox);
+    s_inbox_of(SOFFA_ROLE_PROVIDER, found->name, found->kommun, "", d->out->mailbox);
     return SOFFA_OK;
 }
 
