@@ -359,6 +359,9 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->new_hemkommun = m->kaa_case_closed->new_hemkommun;
         v->close_reason = m->kaa_case_closed->reason;
         break;
+    case SOFFA__MESSAGE__PAYLOAD_CASE_MAPPED:
+        v->ref_id = s_id16(m->case_mapped->case_id);
+        break;
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_REOPENED:
         v->ref_id = s_id16(m->kaa_case_reopened->case_id);
         v->signal_id = s_id16(m->kaa_case_reopened->signal_id);

@@ -43,7 +43,8 @@
     X(KAA_CASE_REOPENED, kaa_case_reopened, 39)                \
     X(EARLY_WARNING_ANSWERED, early_warning_answered, 40)      \
     X(YEAR9_HANDOVER, year9_handover, 41)                      \
-    X(ADMISSION_NOT_STARTED, admission_not_started, 42)
+    X(ADMISSION_NOT_STARTED, admission_not_started, 42)        \
+    X(CASE_MAPPED, case_mapped, 45)
 
 typedef enum {
     SOFFA_MT_NONE = 0,
@@ -53,7 +54,7 @@ typedef enum {
 } soffa_msg_type_t;
 
 #define SOFFA_MT_FIRST SOFFA_MT_ENROLMENT_CHANGED
-#define SOFFA_MT_LAST SOFFA_MT_ADMISSION_NOT_STARTED
+#define SOFFA_MT_LAST SOFFA_MT_CASE_MAPPED
 
 /* Mirrors of the proto enumerations soffa's logic decides on. The numbers
  * are checked against the generated code at compile time in soffa_msg.c. */
