@@ -16,7 +16,7 @@ _soffa()
         kaa_case_opened contact_attempted occupation_recorded plan_agreed measure_started
         measure_ended kaa_case_closed consent_recorded consent_withdrawn referral_sent
         referral_status_changed referral_withdrawn concern_report_filed
-        concern_report_feedback subject_identity_changed kaa_case_reopened"
+        concern_report_feedback subject_identity_changed kaa_case_reopened case_mapped"
     local message_opts="--pupil --reserve-id --hemkommun --protected --re --consent
         --occurred --legal-basis --actor --wait --json --help"
 
@@ -76,7 +76,7 @@ _soffa()
     local kinds=
     case $cmd in
     signal) kinds="enrolment absence at-risk year9 not-started" ;;
-    case) kinds="open contact occupation plan measure-start measure-end close reopen" ;;
+    case) kinds="open contact map occupation plan measure-start measure-end close reopen" ;;
     consent) kinds="record withdraw" ;;
     refer) kinds="af social" ;;
     referral) kinds="status withdraw" ;;
@@ -124,7 +124,7 @@ _soffa()
     replay) opts="--mailbox --pupil --type --from --to --from-seq --to-seq --limit --json --help" ;;
     history) opts="--pupil --as-of --limit --json --help" ;;
     access-log) opts="--pupil --from --to --limit --json --help" ;;
-    stats) opts="--municipality --from --to --json --csv --html --help" ;;
+    stats) opts="--municipality --from --to --half-year --export --json --csv --html --help" ;;
     erase)
         [[ $prev == --reason ]] && { COMPREPLY=($(compgen -W "ERRONEOUS_REGISTRATION WRONG_IDENTITY NO_LEGAL_BASIS SUBJECT_REQUEST OTHER" -- "$cur")); return; }
         opts="--pupil --reason --json --help"
