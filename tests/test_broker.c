@@ -122,7 +122,7 @@ Test(broker, it_02_every_allowed_row_reaches_its_mailbox)
     json_object_set_new(tk_payload(ack), "signal_id", json_string(signal_id));
     tk_pub_ok(k, ack, "school/school-1415");
     /* The case events, on one case (issue 13: events name an open case). */
-    const soffa_msg_type_t internal[] = {SOFFA_MT_KAA_CASE_OPENED, SOFFA_MT_CONTACT_ATTEMPTED,
+    const soffa_msg_type_t internal[] = {SOFFA_MT_KAA_CASE_OPENED, SOFFA_MT_CONTACT_ATTEMPTED, SOFFA_MT_CASE_MAPPED,
                                          SOFFA_MT_OCCUPATION_RECORDED, SOFFA_MT_PLAN_AGREED,
                                          SOFFA_MT_MEASURE_STARTED, SOFFA_MT_MEASURE_ENDED,
                                          SOFFA_MT_KAA_CASE_CLOSED, SOFFA_MT_SUBJECT_IDENTITY_CHANGED};
