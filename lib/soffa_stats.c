@@ -1139,25 +1139,32 @@ s_period(s_fig_t *g, const char *name, long lo, long hi)
         json_object_set_new(x, s_bands[k], s_cell4(&p->bands[k]));
     json_object_set_new(o, "age", x);
     free(p);
-    /* Signals and dropouts (LEFT) per school unit, units in order of first appearance. */
-    json_t *units = json_array();
-    for (size_t i = 0; i < g->n_sigs; i++) {
-        const s_sig_t *s = &g->sigs[i];
-        bool earlier = false;
-        for (size_t j = 0; j < i && !earlier; j++)
-            earlier = !strcmp(g->sigs[j].unit, s->unit) && g->sigs[j].day >= lo && g->sigs[j].day <= hi;
-        if (earlier || s->day < lo || s->day > hi)
+    /* Signals and dropouts (LEFT) per school unit, units in order of first
+     * appearance; one pass, units found by a hash (a JSON object). */
+    json_t *units = json_array(), *index = json_object();
+    s_cnt4_t(*cnt)[2] = calloc(g->n_sigs + 1, sizeof *cnt);
+    const char **names = calloc(g->n_sigs + 1, sizeof *names);
+    size_t n_units = 0;
+    for (size_t i = 0; cnt && names && i < g->n_sigs; i++) {
+        const s_sig_t *sg = &g->sigs[i];
+        if (sg->day < lo || sg->day > hi)
             continue;
-        s_cnt4_t sig = {0}, left = {0};
-        for (size_t j = i; j < g->n_sigs; j++)
-            if (!strcmp(g->sigs[j].unit, s->unit) && g->sigs[j].day >= lo && g->sigs[j].day <= hi) {
-                s_add4(&sig, g->sigs[j].sex);
-                if (g->sigs[j].left)
-                    s_add4(&left, g->sigs[j].sex);
-            }
-        json_array_append_new(units, json_pack("{s:s, s:o, s:o}", "school_unit", s->unit, "signals", s_cell4(&sig),
-                                               "left", s_cell4(&left)));
+        json_t *at = json_object_get(index, sg->unit);
+        size_t u = at ? (size_t) json_integer_value(at) : n_units;
+        if (!at) {
+            json_object_set_new(index, sg->unit, json_integer((json_int_t) n_units));
+            names[n_units++] = sg->unit;
+        }
+        s_add4(&cnt[u][0], sg->sex);
+        if (sg->left)
+            s_add4(&cnt[u][1], sg->sex);
     }
+    for (size_t u = 0; u < n_units; u++)
+        json_array_append_new(units, json_pack("{s:s, s:o, s:o}", "school_unit", names[u], "signals",
+                                               s_cell4(&cnt[u][0]), "left", s_cell4(&cnt[u][1])));
+    free(cnt);
+    free(names);
+    json_decref(index);
     json_object_set_new(o, "schools", units);
     return o;
 }
@@ -1441,12 +1448,32 @@ s_period_csv_row(void *ctx, const char *period, const char *key, const char *lab
     fprintf(out, "period %s,%s,%s,%s,%s\n", period, key, t, w, m);
 }
 
+/* Text into XHTML: the five characters that could end it escaped. */
+static void
+s_html_text(FILE *out, const char *t)
+{
+    for (; *t; t++) {
+        switch (*t) {
+        case '&': fputs("&amp;", out); break;
+        case '<': fputs("&lt;", out); break;
+        case '>': fputs("&gt;", out); break;
+        case '"': fputs("&quot;", out); break;
+        case '\'': fputs("&#39;", out); break;
+        default: fputc(*t, out);
+        }
+    }
+}
+
 static void
 s_period_html_row(void *ctx, const char *period, const char *key, const char *label, json_t *cell)
 {
     (void) key;
     FILE *out = ctx;
-    fprintf(out, "<tr><td>%s</td><td>%s</td>", period, label);
+    fputs("<tr><td>", out);
+    s_html_text(out, period);
+    fputs("</td><td>", out);
+    s_html_text(out, label);
+    fputs("</td>", out);
     static const char *const ks[] = {"total", "women", "men", "unknown"};
     for (int i = 0; i < 4; i++) {
         char c[16];
