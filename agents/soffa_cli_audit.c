@@ -560,26 +560,28 @@ s_half_year(const char *v, soffa_date_t *from, soffa_date_t *to)
 static int
 s_export(soffa_cli_t *c, const char *kommun, soffa_date_t from, soffa_date_t to, const char *path)
 {
-    char mb[24];
-    snprintf(mb, sizeof mb, "kaa-journal/%s", kommun);
-    json_t *a = soffa_cli_call(c, "stats", json_pack("{s:s, s:s, s:{s:s}}", "cmd", "replay", "request", "export",
-                                                    "filter", "mailbox", mb), 60000);
-    if (!a)
-        return 1;
-    if (!json_is_true(json_object_get(a, "ok"))) {
-        int rc = soffa_cli_refused("stats", a);
-        json_decref(a);
-        return rc;
-    }
+    /* The file first: no read of identity numbers that cannot be written. */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
         int e = errno;
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
-        json_decref(a);
+            unlink(path);
+        }
         return soffa_cli_die("stats", 1, "cannot create %s: %s (the export never overwrites a file; give a new name)",
                              path, strerror(e));
+    }
+    char mb[24];
+    snprintf(mb, sizeof mb, "kaa-journal/%s", kommun);
+    json_t *a = soffa_cli_call(c, "stats", json_pack("{s:s, s:s, s:{s:s}}", "cmd", "replay", "request", "export",
+                                                    "filter", "mailbox", mb), 60000);
+    if (!a || !json_is_true(json_object_get(a, "ok"))) {
+        fclose(f);
+        unlink(path);
+        int rc = a ? soffa_cli_refused("stats", a) : 1;
+        json_decref(a);
+        return rc;
     }
     long rows = soffa_stats_export(json_object_get(a, "records"), kommun, from, to, f);
     json_decref(a);

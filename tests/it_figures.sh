@@ -201,6 +201,12 @@ expect "September: in the KAA, the reopened case counted" '{"total":8,"women":nu
     "$(per 2026-09 .in_kaa_during)"
 expect "September: contacted" '{"total":6,"women":null,"men":null,"unknown":0,"share":0.75}' "$(per 2026-09 .contacted)"
 
+# Youths in the KAA on a given day: a period ending there. On 10 September:
+# P2 (reopened on the 2nd) P3 P4 P5 (closed the 15th) P6 (the 20th) P7 P8 P9.
+J=$(q audit stats --municipality 1419 --from 2026-07-01 --to 2026-09-10 --json)
+expect "the last month is clipped to --to" "2026-09-01..2026-09-10" "$(per 2026-09 .from | tr -d '"')..$(per 2026-09 .to | tr -d '"')"
+expect "youths in the KAA on 10 September" '{"total":8,"women":null,"men":null,"unknown":0}' "$(per 2026-09 .in_kaa_at_end)"
+
 # ---- The first half: the case across the boundary counts in both ------------------
 J=$(q audit stats --municipality 1419 --half-year 2026H1 --json)
 # P1 (May, open on 30 June), P2 (March-April), P10 (June): 3.
@@ -210,14 +216,14 @@ expect "H1: nobody in the KAA in January" '{"total":0,"women":0,"men":0,"unknown
 
 # ---- The forms for people and spreadsheets carry them too ---------------------------
 T=$(q audit stats --municipality 1419 --half-year 2026H2)
-echo "$T" | grep -q '2026H2   unga i KAA under perioden  *16       7       8      <5' \
+grep -q '2026H2   unga i KAA under perioden  *16       7       8      <5' <<<"$T" \
     && ok "the table has the Swedish labels and an okänt column" || bad "table" "$T"
-echo "$T" | grep -q '2026H2   kartlagda  *6      <5      <5       0   andel 0.375' \
+grep -q '2026H2   kartlagda  *6      <5      <5       0   andel 0.375' <<<"$T" \
     && ok "the table gives the share mapped" || bad "table share" "$(echo "$T" | grep kartlagda)"
 C=$(q audit stats --municipality 1419 --half-year 2026H2 --csv)
-echo "$C" | grep -qx 'period 2026H2,in_kaa_during,16,7,8' && ok "CSV keeps its five columns, new rows added" || bad "CSV" "$C"
-echo "$C" | grep -qx 'period 2026H2,school.14150001.left,5,<5,<5' && ok "CSV: dropouts per school unit" || bad "CSV school" "$C"
-echo "$C" | grep -qx 'signals,absence_reported,<5,<5,0' && ok "CSV: the existing rows unchanged" || bad "CSV existing" "$(echo "$C" | head -5)"
+grep -qx 'period 2026H2,in_kaa_during,16,7,8' <<<"$C" && ok "CSV keeps its five columns, new rows added" || bad "CSV" "$C"
+grep -qx 'period 2026H2,school.14150001.left,5,<5,<5' <<<"$C" && ok "CSV: dropouts per school unit" || bad "CSV school" "$C"
+grep -qx 'signals,absence_reported,<5,<5,0' <<<"$C" && ok "CSV: the existing rows unchanged" || bad "CSV existing" "$(echo "$C" | head -5)"
 q audit stats --municipality 1419 --half-year 2026H2 --html "$NET/r.html" >/dev/null
 xmllint --noout "$NET/r.html" 2>"$NET/xml.err" && ok "the HTML report with the period table is well-formed" \
     || bad "HTML" "$(cat "$NET/xml.err")"
@@ -288,8 +294,11 @@ case "$rc:$out" in 2:*"per half-year"*) ok "an export needs --half-year";; *) ba
 out=$(q audit stats --municipality 1419 --half-year 2026H3 2>&1); rc=$?
 case "$rc:$out" in 2:*"2026H1"*) ok "a malformed half-year is refused with an example";; *) bad "half-year" "$rc $out";; esac
 LOG=$(q audit access-log --json)
-echo "$LOG" | grep '"mailbox":"audit/access/1419"' | grep -q '"request":"export","filter":"mailbox kaa-journal/1419; "' \
-    && ok "the export is in Tjörn's access log, with its filter" || bad "export logged" "$LOG"
+# Two exports were made (H2, H1): each read is in Tjörn's log with its filter;
+# the refused ones, and the one that would have overwritten a file (the file
+# is made before anything is read), read nothing.
+expect "the exports are in Tjörn's access log, with their filter; nothing read for a refused one" 2 \
+    "$(grep '"mailbox":"audit/access/1419"' <<<"$LOG" | grep '"state":"completed"' | grep -c '"request":"export","filter":"mailbox kaa-journal/1419; "')"
 
 # ---- A mapping is a case event like the others ------------------------------------------
 out=$(q kaa-1419 case map --pupil "$P8" --hemkommun 1419 --case-id "$(cid 99)" --mapped-on 2026-11-01 2>&1); rc=$?
