@@ -42,7 +42,10 @@ json_t *soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t fr
  *  was open on any day of it: opened on or before its last day and not
  *  closed before its first (a case reopened counts from the reopening).
  *  Cells are {total, women, men, unknown} (unknown: reserve numbers), with
- *  counts of 1 to 4 null; shares of in_kaa_during need 5 in it. */
+ *  counts of 1 to 4 null (and a share whose count is); shares of
+ *  in_kaa_during need 5 in it. Per youth, at most 16 case stretches and 32
+ *  occupations, declines and measures are read (far more than a KAA
+ *  records); what lies beyond is not counted. */
 json_t *soffa_stats_periods(json_t *records, const char *kommun, soffa_date_t from, soffa_date_t to);
 
 /*  Writes the export of [from, to] (a half-year) as CSV (soffa_csv_write_row):
