@@ -17,7 +17,7 @@ _soffa()
         measure_ended kaa_case_closed consent_recorded consent_withdrawn referral_sent
         referral_status_changed referral_withdrawn concern_report_filed
         concern_report_feedback subject_identity_changed kaa_case_reopened case_owner_changed
-        case_transferred"
+        case_transferred case_mapped"
     local message_opts="--pupil --reserve-id --hemkommun --district --protected --re --consent
         --occurred --legal-basis --actor --wait --json --help"
 
@@ -77,7 +77,7 @@ _soffa()
     local kinds=
     case $cmd in
     signal) kinds="enrolment absence at-risk year9 not-started" ;;
-    case) kinds="open contact occupation plan measure-start measure-end close reopen owner transfer" ;;
+    case) kinds="open contact map occupation plan measure-start measure-end close reopen owner transfer" ;;
     consent) kinds="record withdraw" ;;
     refer) kinds="af social provider school kaa" ;;
     referral) kinds="status withdraw" ;;
@@ -125,7 +125,7 @@ _soffa()
     replay) opts="--mailbox --pupil --type --from --to --from-seq --to-seq --limit --json --help" ;;
     history) opts="--pupil --as-of --limit --json --help" ;;
     access-log) opts="--pupil --from --to --limit --json --help" ;;
-    stats) opts="--municipality --from --to --json --csv --html --help" ;;
+    stats) opts="--municipality --from --to --half-year --export --json --csv --html --help" ;;
     erase)
         [[ $prev == --reason ]] && { COMPREPLY=($(compgen -W "ERRONEOUS_REGISTRATION WRONG_IDENTITY NO_LEGAL_BASIS SUBJECT_REQUEST OTHER" -- "$cur")); return; }
         opts="--pupil --reason --json --help"

@@ -4,7 +4,9 @@
 #include "soffa_cli_audit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sodium.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -537,23 +539,92 @@ s_stats_of(json_t *records, const char *kommun, soffa_date_t from, soffa_date_t 
     return st;
 }
 
+/* --half-year 2026H1 as its first and last day. */
+static bool
+s_half_year(const char *v, soffa_date_t *from, soffa_date_t *to)
+{
+    char *end;
+    long y = strtol(v, &end, 10);
+    if (end != v + 4 || y < 2000 || y > 2999 || (strcmp(end, "H1") && strcmp(end, "H2")))
+        return false;
+    bool h1 = end[1] == '1';
+    *from = (soffa_date_t) {(int) y, h1 ? 1 : 7, 1};
+    *to = (soffa_date_t) {(int) y, h1 ? 6 : 12, h1 ? 30 : 31};
+    return true;
+}
+
+/* The export of one half-year: the municipality's KAA journal, read under
+ * the purpose "export" (the broker gives it only to an auditor whose scope
+ * covers kaa-journal/K, and logs the read), written to a new file readable
+ * by its owner only. */
+static int
+s_export(soffa_cli_t *c, const char *kommun, soffa_date_t from, soffa_date_t to, const char *path)
+{
+    /* The file first: no read of identity numbers that cannot be written. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        int e = errno;
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+        return soffa_cli_die("stats", 1, "cannot create %s: %s (the export never overwrites a file; give a new name)",
+                             path, strerror(e));
+    }
+    char mb[24];
+    snprintf(mb, sizeof mb, "kaa-journal/%s", kommun);
+    json_t *a = soffa_cli_call(c, "stats", json_pack("{s:s, s:s, s:{s:s}}", "cmd", "replay", "request", "export",
+                                                    "filter", "mailbox", mb), 60000);
+    if (!a || !json_is_true(json_object_get(a, "ok"))) {
+        fclose(f);
+        unlink(path);
+        int rc = a ? soffa_cli_refused("stats", a) : 1;
+        json_decref(a);
+        return rc;
+    }
+    long rows = soffa_stats_export(json_object_get(a, "records"), kommun, from, to, f);
+    json_decref(a);
+    if (fclose(f) != 0 || rows < 0) {
+        unlink(path);
+        return soffa_cli_die("stats", 1, "cannot write %s", path);
+    }
+    char fs[11], ts[11];
+    soffa_date_format(from, fs);
+    soffa_date_format(to, ts);
+    if (c->json)
+        printf("{\"export\":\"%s\",\"rows\":%ld,\"from\":\"%s\",\"to\":\"%s\"}\n", "written", rows, fs, ts);
+    else
+        printf("wrote %s: %ld youth(s) in the KAA of %s from %s to %s (identity numbers: keep it as the "
+               "municipality's own records)\n", path, rows, kommun, fs, ts);
+    return 0;
+}
+
 int
 soffa_cli_audit_stats(soffa_cli_t *c)
 {
-    const char *kommun = NULL, *html = NULL;
-    bool csv = false;
+    const char *kommun = NULL, *html = NULL, *export = NULL;
+    bool csv = false, half = false;
     soffa_date_t from = {0, 0, 0}, to = {0, 0, 0};
     for (int i = 1; i < c->argc; i++) {
         const char *a = c->argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            puts("usage: soffa stats --municipality KOD --from DATE --to DATE [--json | --csv | --html FILE]\n\n"
+            puts("usage: soffa stats --municipality KOD (--from DATE --to DATE | --half-year YYYYH1|YYYYH2)\n"
+                 "                   [--json | --csv | --html FILE | --export FILE]\n\n"
                  "Auditors: the KAA key figures of one municipality for a period, computed from\n"
                  "the history (business dates): signals by kind, youths signalled and\n"
                  "registered, share contacted and median days from signal to first contact,\n"
                  "share with a plan and in a measure, referrals by agency with outcomes and\n"
                  "median days to the first answer, closures by reason, and the month-by-month\n"
                  "series. Counts are split by legal sex; counts of 1 to 4 are suppressed.\n"
-                 "--html writes a self-contained page with charts. The read is logged.");
+                 "--html writes a self-contained page with charts. The read is logged.\n"
+                 "Per half-year and month: youths in the KAA during the period and at its end,\n"
+                 "the shares contacted, mapped and with a plan, declines, occupations, where\n"
+                 "they went at closure, age bands, signals and dropouts per school unit.\n"
+                 "--half-year 2026H1 is 1 Jan to 30 Jun 2026 (H2: 1 Jul to 31 Dec).\n"
+                 "--export FILE (with --half-year) writes one CSV row per youth in the KAA\n"
+                 "during the half-year, identity number included: for the municipality's own\n"
+                 "reporting, given only to an auditor whose scope covers kaa-journal/KOD.");
             return 0;
         } else if (!strcmp(a, "--csv")) {
             csv = true;
@@ -571,14 +642,27 @@ soffa_cli_audit_stats(soffa_cli_t *c)
                 return soffa_cli_die("stats", 2, "--to takes a date YYYY-MM-DD");
         } else if (!strcmp(a, "--html")) {
             html = c->argv[++i];
+        } else if (!strcmp(a, "--export")) {
+            export = c->argv[++i];
+        } else if (!strcmp(a, "--half-year")) {
+            if (!s_half_year(c->argv[++i], &from, &to))
+                return soffa_cli_die("stats", 2, "--half-year takes a year and a half, e.g. 2026H1 (1 Jan-30 Jun) or "
+                                                 "2026H2 (1 Jul-31 Dec), not '%s'", c->argv[i]);
+            half = true;
         } else {
             return soffa_cli_die("stats", 2, "unknown argument '%s' (see soffa stats --help)", a);
         }
     }
     if (!kommun || !from.year || !to.year)
-        return soffa_cli_die("stats", 2, "give --municipality, --from and --to (see soffa stats --help)");
+        return soffa_cli_die("stats", 2, "give --municipality, and --from and --to or --half-year (see soffa stats --help)");
     if (soffa_date_cmp(from, to) > 0)
         return soffa_cli_die("stats", 2, "--from is after --to");
+    if (export && !half)
+        return soffa_cli_die("stats", 2, "--export is per half-year: give --half-year YYYYH1 or YYYYH2");
+    if (export && (html || csv))
+        return soffa_cli_die("stats", 2, "--export writes its own file; leave out --csv and --html");
+    if (export)
+        return s_export(c, kommun, from, to, export);
     json_t *a = soffa_cli_call(c, "stats", json_pack("{s:s, s:s, s:{}}", "cmd", "replay", "request", "stats", "filter"), 60000);
     if (!a)
         return 1;

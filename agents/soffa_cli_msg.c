@@ -52,6 +52,7 @@ static const s_alias_t s_aliases[] = {
     {"case", "open", SOFFA_MT_KAA_CASE_OPENED, "registration_reason=DROPOUT_NATIONAL", "KAA: open a case"},
     {"case", "contact", SOFFA_MT_CONTACT_ATTEMPTED, NULL, "KAA: record a contact attempt"},
     {"case", "occupation", SOFFA_MT_OCCUPATION_RECORDED, NULL, "KAA: record the youth's occupation"},
+    {"case", "map", SOFFA_MT_CASE_MAPPED, NULL, "KAA: the youth's situation was mapped (kartläggning; --mapped-on DATE)"},
     {"case", "plan", SOFFA_MT_PLAN_AGREED, NULL, "KAA: record an agreed plan"},
     {"case", "measure-start", SOFFA_MT_MEASURE_STARTED, NULL, "KAA: a measure started"},
     {"case", "measure-end", SOFFA_MT_MEASURE_ENDED, NULL, "KAA: a measure ended"},

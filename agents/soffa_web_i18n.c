@@ -357,6 +357,7 @@ static const s_text_t s_types[] = {
     {"kaa_case_opened", "Ärende öppnat"},
     {"contact_attempted", "Kontaktförsök"},
     {"occupation_recorded", "Sysselsättning registrerad"},
+    {"case_mapped", "Kartläggning gjord"},
     {"plan_agreed", "Plan överenskommen"},
     {"measure_started", "Insats påbörjad"},
     {"measure_ended", "Insats avslutad"},

@@ -197,6 +197,7 @@ s_is_case_event(soffa_msg_type_t t)
     case SOFFA_MT_KAA_CASE_OPENED:
     case SOFFA_MT_CONTACT_ATTEMPTED:
     case SOFFA_MT_OCCUPATION_RECORDED:
+    case SOFFA_MT_CASE_MAPPED:
     case SOFFA_MT_PLAN_AGREED:
     case SOFFA_MT_MEASURE_STARTED:
     case SOFFA_MT_MEASURE_ENDED:

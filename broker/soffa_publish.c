@@ -230,6 +230,7 @@ s_handed_on(soffa_msg_type_t type, uint32_t categories)
     case SOFFA_MT_KAA_CASE_OPENED:
     case SOFFA_MT_KAA_CASE_REOPENED:
     case SOFFA_MT_CONTACT_ATTEMPTED: return true;
+    case SOFFA_MT_CASE_MAPPED:
     case SOFFA_MT_OCCUPATION_RECORDED: return categories & (1u << SOFFA_DC_OCCUPATION);
     case SOFFA_MT_PLAN_AGREED:
     case SOFFA_MT_MEASURE_STARTED:

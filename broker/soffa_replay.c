@@ -22,9 +22,12 @@
  * ends (COMPLETED, before REPLAY-END) or is cut off (CUT_OFF, when the
  * reader goes away or is closed): how many records were sent, under which
  * filter. The reader states its purpose (replay, history, stats,
- * access-log); the filter and the count are the broker's own. */
+ * access-log, export); the filter and the count are the broker's own.
+ * An export (the per-youth list a municipality reports from, identity
+ * numbers included) reads exactly one municipality's KAA journal,
+ * kaa-journal/K, and only an auditor whose scope covers it gets it. */
 
-static const char *const s_read_purposes[] = {"replay", "history", "stats", "access-log"};
+static const char *const s_read_purposes[] = {"replay", "history", "stats", "access-log", "export"};
 
 static void
 s_filter_text(const soffa_replay_filter_t *f, char *out, size_t len)
@@ -476,7 +479,15 @@ soffa_replay_on_request(soffa_broker_t *self, soffa_session_t *s, const soffa_fr
         known |= strcmp(purpose, s_read_purposes[i]) == 0;
     if (!known) {
         soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
-                     "the purpose of a read is replay, history, stats or access-log");
+                     "the purpose of a read is replay, history, stats, access-log or export");
+        return;
+    }
+    if (!strcmp(purpose, "export")
+        && (strncmp(f->filter.mailbox, "kaa-journal/", 12) != 0 || soffa_kommun_check(f->filter.mailbox + 12) != SOFFA_OK
+            || f->filter.subject_id[0] || f->filter.message_type)) {
+        soffa_send_error(self, s->rid, f->tag, SOFFA_ERR_BAD_FIELD,
+                         "an export reads one municipality's KAA journal whole: filter mailbox kaa-journal/KOD, "
+                         "no other filter");
         return;
     }
     /* The access log as agents ask for it ("audit/access"): the auditor's

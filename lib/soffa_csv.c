@@ -278,3 +278,29 @@ soffa_csv_read(const char *text, size_t len, soffa_csv_row_fn fn, void *ctx, cha
     free(r.fields);
     return r.rc;
 }
+
+soffa_err_t
+soffa_csv_write_row(FILE *out, const char *const *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *f = fields[i] ? fields[i] : "";
+        if (i > 0 && fputc(',', out) == EOF)
+            return SOFFA_ERR_IO;
+        if (f[0] && strchr("=+-@\t\r", f[0])) {
+            /* A formula to a spreadsheet: the apostrophe makes it text. */
+            size_t len = strlen(f);
+            char *safe = malloc(len + 2);
+            if (!safe)
+                return SOFFA_ERR_NOMEM;
+            safe[0] = '\'';
+            memcpy(safe + 1, f, len + 1);
+            int rc = csv_fwrite(out, safe, len + 1);
+            free(safe);
+            if (rc != 0)
+                return SOFFA_ERR_IO;
+        } else if (csv_fwrite(out, f, strlen(f)) != 0) {
+            return SOFFA_ERR_IO;
+        }
+    }
+    return fputs("\r\n", out) == EOF ? SOFFA_ERR_IO : SOFFA_OK;
+}

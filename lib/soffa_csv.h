@@ -17,6 +17,7 @@
 #define SOFFA_CSV_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "soffa_err.h"
 
@@ -34,5 +35,13 @@ typedef int (*soffa_csv_row_fn)(void *ctx, long line, char **fields, size_t n);
  *  quoting, not UTF-8, a field or row too large) or SOFFA_ERR_NOMEM. */
 soffa_err_t soffa_csv_read(const char *text, size_t len, soffa_csv_row_fn fn, void *ctx, char *sep, char *why,
                            size_t whylen);
+
+/*  Writes one row of fields[0..n) to out, separated by ',' and ended by
+ *  CRLF (RFC 4180): every field quoted through libcsv (a quote inside
+ *  doubled). A field that a spreadsheet would take for a formula (starting
+ *  with =, +, -, @, a tab or a carriage return) is written with a leading
+ *  apostrophe, so opening an export never runs anything. NULL fields are
+ *  empty. Returns SOFFA_OK or SOFFA_ERR_IO. */
+soffa_err_t soffa_csv_write_row(FILE *out, const char *const *fields, size_t n);
 
 #endif

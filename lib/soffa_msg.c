@@ -413,6 +413,9 @@ soffa_msg_view(const soffa_msg_t *msg, soffa_msg_view_t *v)
         v->ref_id = s_id16(m->case_transferred->case_id);
         v->to_team = m->case_transferred->to_team ? m->case_transferred->to_team : "";
         break;
+    case SOFFA__MESSAGE__PAYLOAD_CASE_MAPPED:
+        v->ref_id = s_id16(m->case_mapped->case_id);
+        break;
     case SOFFA__MESSAGE__PAYLOAD_KAA_CASE_REOPENED:
         v->ref_id = s_id16(m->kaa_case_reopened->case_id);
         v->signal_id = s_id16(m->kaa_case_reopened->signal_id);

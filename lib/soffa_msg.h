@@ -45,7 +45,8 @@
     X(YEAR9_HANDOVER, year9_handover, 41)                      \
     X(ADMISSION_NOT_STARTED, admission_not_started, 42)        \
     X(CASE_OWNER_CHANGED, case_owner_changed, 43)              \
-    X(CASE_TRANSFERRED, case_transferred, 44)
+    X(CASE_TRANSFERRED, case_transferred, 44)                  \
+    X(CASE_MAPPED, case_mapped, 45)
 
 typedef enum {
     SOFFA_MT_NONE = 0,
@@ -55,7 +56,7 @@ typedef enum {
 } soffa_msg_type_t;
 
 #define SOFFA_MT_FIRST SOFFA_MT_ENROLMENT_CHANGED
-#define SOFFA_MT_LAST SOFFA_MT_CASE_TRANSFERRED
+#define SOFFA_MT_LAST SOFFA_MT_CASE_MAPPED
 
 /* Mirrors of the proto enumerations soffa's logic decides on. The numbers
  * are checked against the generated code at compile time in soffa_msg.c. */

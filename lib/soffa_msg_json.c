@@ -20,7 +20,7 @@ s_is_date_field(const char *name)
 {
     static const char *const dates[] = {"effective_date", "period_from", "period_to", "as_of",
                                         "review_date", "start", "end", "valid_from",
-                                        "valid_to", "respond_by", "leaves_on", "term_start"};
+                                        "valid_to", "respond_by", "leaves_on", "term_start", "mapped_on"};
     for (size_t i = 0; i < sizeof dates / sizeof *dates; i++)
         if (strcmp(name, dates[i]) == 0)
             return true;

@@ -624,6 +624,11 @@ s_payload(s_vctx_t *c, const Soffa__Message *m)
         S_CHECK(s_date(c, "occupation_recorded.as_of", p->as_of, true));
         return s_enum(c, "occupation_recorded.occupation", &soffa__occupation__descriptor, p->occupation, true);
     }
+    case SOFFA__MESSAGE__PAYLOAD_CASE_MAPPED: {
+        const Soffa__CaseMapped *p = m->case_mapped;
+        S_CHECK(s_uuid(c, "case_mapped.case_id", p->case_id, true));
+        return s_date(c, "case_mapped.mapped_on", p->mapped_on, true);
+    }
     case SOFFA__MESSAGE__PAYLOAD_PLAN_AGREED: {
         const Soffa__PlanAgreed *p = m->plan_agreed;
         S_CHECK(s_uuid(c, "plan_agreed.case_id", p->case_id, true));

@@ -109,9 +109,9 @@ expect "with a plan (12 of 30)" '"with_plan":{"total":12,"women":6,"men":6,"shar
 expect "in a measure (8 of 30)" '"in_measure":{"total":8,"women":null,"men":null,"share":0.267}' "$(f in_measure)"
 # AF: 8 sent (4/4 are under 5: suppressed); latest ACCEPTED for 1..6, DECLINED for 7..8;
 # every first answer came a day after the referral.
-echo "$J" | grep -q '"af":{"sent":{"total":8,"women":null,"men":null},"outcomes":{"ACCEPTED":{"total":6,"women":null,"men":null},"DECLINED_BY_AGENCY":{"total":null,"women":null,"men":null}},"median_days_to_first_answer":1.0}' \
+grep -q '"af":{"sent":{"total":8,"women":null,"men":null},"outcomes":{"ACCEPTED":{"total":6,"women":null,"men":null},"DECLINED_BY_AGENCY":{"total":null,"women":null,"men":null}},"median_days_to_first_answer":1.0}' <<<"$J" \
     && ok "referrals to AF, outcomes, median days to the first answer" || bad "referrals to AF" "$(echo "$J" | grep -o '"af":{.*}},"median_days_to_first_answer":[0-9.a-z]*')"
-echo "$J" | grep -q '"social":{"sent":{"total":null,"women":null,"men":null},"outcomes":{"NO_ANSWER":{"total":null,"women":null,"men":null}},"median_days_to_first_answer":null}' \
+grep -q '"social":{"sent":{"total":null,"women":null,"men":null},"outcomes":{"NO_ANSWER":{"total":null,"women":null,"men":null}},"median_days_to_first_answer":null}' <<<"$J" \
     && ok "referrals to social services (2: suppressed)" || bad "social" "$J"
 expect "closures STARTED_EQUIVALENT (1..6)" '"STARTED_EQUIVALENT":{"total":6,"women":null,"men":null}' "$(f STARTED_EQUIVALENT)"
 expect "closures TURNED_20 (7..11)" '"TURNED_20":{"total":5,"women":null,"men":null}' "$(f TURNED_20)"
@@ -121,17 +121,17 @@ expect "closures STARTED_INTRODUCTION_PROGRAMME are counted too (none here)" \
 # 25 = 12 women + 13 men; 15 registered and reached (7/8); referrals 1..10 (5/5);
 # closures 1..9 (5 men, 4 women: suppressed). Oct: pupils 16..30 (8 even = women,
 # 7 men); 5 reached (16..20); closures 10, 11 (2: suppressed). Nov: 10 + 30 signals.
-echo "$J" | grep -q '"month":"2026-09","signals":{"total":25,"women":12,"men":13},"registered":{"total":15,"women":7,"men":8},"contacted":{"total":15,"women":7,"men":8},"referrals":{"total":10,"women":5,"men":5},"closures":{"total":9,"women":null,"men":5}' \
+grep -q '"month":"2026-09","signals":{"total":25,"women":12,"men":13},"registered":{"total":15,"women":7,"men":8},"contacted":{"total":15,"women":7,"men":8},"referrals":{"total":10,"women":5,"men":5},"closures":{"total":9,"women":null,"men":5}' <<<"$J" \
     && ok "September" || bad "September" "$(echo "$J" | grep -o '"month":"2026-09"[^]]*')"
-echo "$J" | grep -q '"month":"2026-10","signals":{"total":15,"women":8,"men":7},"registered":{"total":15,"women":8,"men":7},"contacted":{"total":5,"women":null,"men":null},"referrals":{"total":0,"women":0,"men":0},"closures":{"total":null,"women":null,"men":null}' \
+grep -q '"month":"2026-10","signals":{"total":15,"women":8,"men":7},"registered":{"total":15,"women":8,"men":7},"contacted":{"total":5,"women":null,"men":null},"referrals":{"total":0,"women":0,"men":0},"closures":{"total":null,"women":null,"men":null}' <<<"$J" \
     && ok "October" || bad "October" "$(echo "$J" | grep -o '"month":"2026-10"[^]]*')"
-echo "$J" | grep -q '"month":"2026-11","signals":{"total":40,"women":20,"men":20},"registered":{"total":0,"women":0,"men":0}' \
+grep -q '"month":"2026-11","signals":{"total":40,"women":20,"men":20},"registered":{"total":0,"women":0,"men":0}' <<<"$J" \
     && ok "November" || bad "November" "$(echo "$J" | grep -o '"month":"2026-11"[^]]*')"
 
 # ---- CSV and HTML carry the same numbers ---------------------------------------------
 C=$(q audit stats --municipality 1419 --from 2026-09-01 --to 2026-11-30 --csv)
-echo "$C" | grep -qx 'signals,absence_reported,70,35,35' && ok "CSV row" || bad "CSV row" "$C"
-echo "$C" | grep -qx 'youths,in_measure,8,<5,<5' && ok "CSV suppression" || bad "CSV suppression" "$C"
+grep -qx 'signals,absence_reported,70,35,35' <<<"$C" && ok "CSV row" || bad "CSV row" "$C"
+grep -qx 'youths,in_measure,8,<5,<5' <<<"$C" && ok "CSV suppression" || bad "CSV suppression" "$C"
 q audit stats --municipality 1419 --from 2026-09-01 --to 2026-11-30 --html "$NET/report.html" >/dev/null
 xmllint --noout "$NET/report.html" 2>"$NET/xml.err" && ok "the HTML report is well-formed" || bad "HTML well-formed" "$(cat "$NET/xml.err")"
 grep -q '<td>signals</td><td>absence_reported</td><td class="n">70</td><td class="n">35</td><td class="n">35</td>' "$NET/report.html" \

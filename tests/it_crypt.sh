@@ -304,6 +304,8 @@ out=$(s2 audit history --pupil "$P3" 2>&1)
 case "$out" in *"disposed of"*"1 record(s) of kaa/1419 (school_signals) under the rule 4s from message"*) ok "it_63 after 4 s: the history says it was disposed of, when and under which rule";; *) bad "it_63 after" "$out";; esac
 case "$out" in *absence_reported*) bad "it_63 the signal is still shown" "$out";; *) ok "it_63 ... and shows nothing of it";; esac
 expect "it_63 the half-year's key figures are unchanged after gallring" "$FIG_BEFORE" "$(figures)"
+case "$(figures)" in *'"period": "'"${HY[0]:0:4}"'H'*'"school_unit": "14150001"'*) ok "it_63 ... the figures per half-year and month (issue 19) among them";;
+    *) bad "it_63 period figures kept" "$(figures)";; esac
 s2 audit stats --municipality 1419 --from "${HY[0]}" --to "${HY[1]}" --json | grep -q '"kept_before_gallring":true' \
     && ok "it_63 ... read from the aggregate kept before the records went" || bad "it_63 aggregate" "$(s2 audit stats --municipality 1419 --from "${HY[0]}" --to "${HY[1]}" --json)"
 for _ in $(seq 50); do s2 kaa-1419 --json inbox | grep -q "$SID" || break; sleep 0.1; done

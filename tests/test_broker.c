@@ -122,7 +122,7 @@ Test(broker, it_02_every_allowed_row_reaches_its_mailbox)
     json_object_set_new(tk_payload(ack), "signal_id", json_string(signal_id));
     tk_pub_ok(k, ack, "school/school-1415");
     /* The case events, on one case (issue 13: events name an open case). */
-    const soffa_msg_type_t internal[] = {SOFFA_MT_KAA_CASE_OPENED, SOFFA_MT_CONTACT_ATTEMPTED,
+    const soffa_msg_type_t internal[] = {SOFFA_MT_KAA_CASE_OPENED, SOFFA_MT_CONTACT_ATTEMPTED, SOFFA_MT_CASE_MAPPED,
                                          SOFFA_MT_OCCUPATION_RECORDED, SOFFA_MT_PLAN_AGREED,
                                          SOFFA_MT_MEASURE_STARTED, SOFFA_MT_MEASURE_ENDED,
                                          SOFFA_MT_KAA_CASE_CLOSED, SOFFA_MT_SUBJECT_IDENTITY_CHANGED};
@@ -683,6 +683,41 @@ replay(soffa_client_t *c, const soffa_replay_filter_t *fl, const char *request, 
         }
         soffa_frame_fini(&f);
     }
+}
+
+/* Issue 19 item 5: the half-year export (identity numbers in it) reads one
+ * municipality's KAA journal whole, and only an auditor whose scope covers
+ * that journal gets it; any other filter is refused. */
+Test(broker, it_11b_an_export_reads_one_kaa_journal_whole_within_the_scope)
+{
+    tk_broker_t *b = tk_broker_start(NULL);
+    soffa_client_t *k = tk_client(b, "kaa-1419", false);
+    tk_pub_ok(k, tk_json(SOFFA_MT_KAA_CASE_OPENED, PUPIL, "1419"), "kaa-journal/1419");
+    tk_pub_ok(k, tk_json(SOFFA_MT_KAA_CASE_OPENED, CHILD, "1419"), "kaa-journal/1419");
+    soffa_client_t *au = tk_client(b, "audit-1419", false);
+    soffa_replay_filter_t fl = {0};
+    strcpy(fl.mailbox, "kaa-journal/1419");
+    cr_assert_eq(replay(au, &fl, "export", NULL, NULL, 0, NULL), 2);
+    strcpy(fl.mailbox, "kaa/1419");
+    cr_assert_eq(replay(au, &fl, "export", NULL, NULL, 0, NULL), -SOFFA_ERR_BAD_FIELD, "not the journal");
+    memset(&fl, 0, sizeof fl);
+    cr_assert_eq(replay(au, &fl, "export", NULL, NULL, 0, NULL), -SOFFA_ERR_BAD_FIELD, "no mailbox");
+    strcpy(fl.mailbox, "kaa-journal/9999");
+    cr_assert_eq(replay(au, &fl, "export", NULL, NULL, 0, NULL), -SOFFA_ERR_BAD_FIELD, "no such municipality");
+    strcpy(fl.mailbox, "kaa-journal/1419");
+    strcpy(fl.subject_id, PUPIL);
+    cr_assert_eq(replay(au, &fl, "export", NULL, NULL, 0, NULL), -SOFFA_ERR_BAD_FIELD, "one youth only");
+    fl.subject_id[0] = '\0';
+    fl.message_type = SOFFA_MT_KAA_CASE_OPENED;
+    cr_assert_eq(replay(au, &fl, "export", NULL, NULL, 0, NULL), -SOFFA_ERR_BAD_FIELD, "one type only");
+    fl.message_type = 0;
+    soffa_client_t *au15 = tk_client(b, "audit-1415", false);
+    cr_assert_eq(replay(au15, &fl, "export", NULL, NULL, 0, NULL), -SOFFA_ERR_NOT_AUTHORISED, "another municipality's");
+    cr_assert_eq(replay(k, &fl, "export", NULL, NULL, 0, NULL), -SOFFA_ERR_NOT_AUTHORISED, "a KAA is no auditor");
+    soffa_client_close(&k);
+    soffa_client_close(&au);
+    soffa_client_close(&au15);
+    tk_broker_free(b);
 }
 
 Test(broker, it_11_replay_within_scope_and_every_replay_is_logged)

@@ -114,6 +114,33 @@ Test(csv, bad_quoting_names_its_line)
     cr_assert(strstr(why, "rad 2: ett citattecken"), "%s", why);
 }
 
+/* The writer (the key-figure export, issue 19): every field quoted, quotes
+ * doubled, separators and line breaks kept inside, UTF-8 as it is, and a
+ * cell a spreadsheet would run as a formula made text; read back by the
+ * reader, the fields come back as written (the neutralised ones with their
+ * apostrophe). */
+Test(csv, the_writer_quotes_and_neutralises_formulas)
+{
+    const char *row[] = {"=HYPERLINK(\"http://x\")", "+46", "-1", "@SUM(A1)", "\tx", "a \"b\", c\nd", "kön åäö", "", NULL};
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_not_null(f);
+    cr_assert_eq(soffa_csv_write_row(f, row, sizeof row / sizeof *row), SOFFA_OK);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_str_eq(buf, "\"'=HYPERLINK(\"\"http://x\"\")\",\"'+46\",\"'-1\",\"'@SUM(A1)\",\"'\tx\","
+                          "\"a \"\"b\"\", c\nd\",\"kön åäö\",\"\",\"\"\r\n");
+    rows_t r;
+    char sep, why[600];
+    cr_assert_eq(read_text(buf, len, &r, &sep, why), SOFFA_OK, "%s", why);
+    cr_assert_eq(r.rows, 1);
+    cr_assert_eq(r.n[0], 9);
+    cr_assert_str_eq(r.cells[0][0], "'=HYPERLINK(\"http://x\")");
+    cr_assert_str_eq(r.cells[0][5], "a \"b\", c\nd");
+    cr_assert_str_eq(r.cells[0][6], "kön åäö");
+    free(buf);
+}
+
 Test(sheet, swedish_headings_and_words)
 {
     const char t[] = "Typ;Personnummer;Hemkommun;Händelse;Datum;Skolenhetskod;Skolform;Avgångsorsak;Förnamn\n"

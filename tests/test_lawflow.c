@@ -921,7 +921,27 @@ Test(lawflow, rule_10_key_figures_follow_the_person)
     cr_assert(strstr(text, "\"registered\":{\"total\":5"), "%s", text);
     cr_assert(strstr(text, "\"contacted\":{\"total\":5"), "the contacts under the new numbers were lost: %s", text);
     free(text);
+    /* So do the figures per period (issue 19) and the export: five youths,
+     * under their new numbers. */
+    text = json_dumps(json_array_get(json_object_get(st, "periods"), 0), JSON_COMPACT);
+    cr_assert(strstr(text, "\"in_kaa_during\":{\"total\":5,"), "%s", text);
+    cr_assert(strstr(text, "\"contacted\":{\"total\":5,"), "%s", text);
+    free(text);
     json_decref(st);
+    char *csv = NULL;
+    size_t csv_len = 0;
+    FILE *out = open_memstream(&csv, &csv_len);
+    cr_assert_not_null(out);
+    cr_assert_eq(soffa_stats_export(records, "1419", from, to, out), 5);
+    cr_assert_eq(fclose(out), 0);
+    for (int i = 0; i < 5; i++) {
+        char samnr[13], pnr[13];
+        tk_pnr(t.year - 18, 5, 20 + i, 313 + 2 * i, 1, samnr);
+        tk_pnr(t.year - 18, 5, 20 + i, 427 + 2 * i, 0, pnr);
+        cr_assert(strstr(csv, pnr) != NULL, "%s is not in the export: %s", pnr, csv);
+        cr_assert(strstr(csv, samnr) == NULL, "the replaced %s is in the export: %s", samnr, csv);
+    }
+    free(csv);
     json_decref(records);
     tk_client_pub_close(&au);
     tk_client_pub_close(&k);

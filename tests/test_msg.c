@@ -90,7 +90,7 @@ Test(msg, every_type_round_trips_through_json_and_the_codec)
         cr_assert_null(m);
         types++;
     }
-    cr_assert_eq(types, 25);
+    cr_assert_eq(types, 26);
 }
 
 Test(msg, view_exposes_what_routing_needs)
@@ -424,6 +424,22 @@ Test(msg, required_fields_and_ranges)
     j = base(SOFFA_MT_KAA_CASE_CLOSED);
     json_object_set_new(json_object_get(j, "kaa_case_closed"), "reason", json_string("TURNED_20"));
     cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_BAD_FIELD, "new_hemkommun without MOVED_OUT");
+
+    /* A mapping (issue 19): the case and the date, both required; codes only. */
+    j = base(SOFFA_MT_CASE_MAPPED);
+    json_object_del(json_object_get(j, "case_mapped"), "mapped_on");
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_MISSING_FIELD);
+    cr_assert(strstr(why, "case_mapped.mapped_on") != NULL, "%s", why);
+    j = base(SOFFA_MT_CASE_MAPPED);
+    json_object_del(json_object_get(j, "case_mapped"), "case_id");
+    cr_assert_eq(check(j, why, sizeof why), SOFFA_ERR_MISSING_FIELD);
+    cr_assert(strstr(why, "case_mapped.case_id") != NULL, "%s", why);
+    j = base(SOFFA_MT_CASE_MAPPED);
+    json_object_set_new(json_object_get(j, "case_mapped"), "mapped_on", json_string("2026-13-40"));
+    cr_assert_neq(check(j, why, sizeof why), SOFFA_OK, "an impossible date");
+    j = base(SOFFA_MT_CASE_MAPPED);
+    json_object_set_new(json_object_get(j, "case_mapped"), "note", json_string("samtal om hemmet"));
+    cr_assert_neq(check(j, why, sizeof why), SOFFA_OK, "no free text in a mapping");
 
     j = base(SOFFA_MT_ABSENCE_REPORTED);
     json_object_del(j, "absence_reported");

@@ -118,6 +118,8 @@ s_payload(soffa_msg_type_t type, const char *pnr, const char *hemkommun, const c
     case SOFFA_MT_OCCUPATION_RECORDED:
         return json_pack("{s:o, s:s, s:s}", "case_id", s_uuid(), "as_of", "2026-11-01",
                          "occupation", "NONE");
+    case SOFFA_MT_CASE_MAPPED:
+        return json_pack("{s:o, s:s}", "case_id", s_uuid(), "mapped_on", "2026-11-02");
     case SOFFA_MT_PLAN_AGREED:
         return json_pack("{s:o, s:o, s:s, s:[{s:o, s:s}], s:s}", "case_id", s_uuid(), "plan_id",
                          s_uuid(), "goal", "RETURN_TO_STUDIES", "measures", "measure_id", s_uuid(),
