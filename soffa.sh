@@ -53,24 +53,38 @@ build() {
 }
 
 # Builds the libFuzzer targets with clang and runs each for FUZZ_SECONDS
-# against the seed corpus in tests/fuzz/corpus; any crash fails.
+# against the seed corpus in tests/fuzz/corpus, JOBS targets at a time (each
+# is one process on one core); any crash fails.
 fuzz() {
     local secs=${FUZZ_SECONDS:-30} dir="$ROOT/build-fuzz" failed=0 passed=0
-    say "fuzzing: build (build-fuzz/) and ${secs}s per target"
+    local targets=(frame msg policy id terms csv ss12000 form session)
+    say "fuzzing: build (build-fuzz/) and ${secs}s per target, $JOBS at a time"
     CC=clang build "$dir" -DSOFFA_FUZZ=ON >/dev/null
-    for t in frame msg policy id terms csv ss12000 form session; do
-        local work
-        work=$(mktemp -d /tmp/soffa-fuzz-XXXXXX)
-        if (cd "$work" && "$dir/fuzz_$t" "$work" "$ROOT/tests/fuzz/corpus/$t" -max_total_time="$secs" \
-                -rss_limit_mb=2048 -print_final_stats=1 >"$work/log" 2>&1); then
-            printf '  fuzz_%-7s %s executions, no crash\n' "$t" "$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/log" | grep -o '[0-9]*$')"
-            passed=$((passed + 1))
-        else
-            echo "  fuzz_$t FOUND A CRASH:"
-            grep -E 'ERROR|SUMMARY|runtime error|Test unit written|Base64' "$work/log" | sed 's/^/    /'
-            failed=$((failed + 1))
-        fi
-        rm -rf "$work"
+    local i t
+    for ((i = 0; i < ${#targets[@]}; i += JOBS)); do
+        local batch=("${targets[@]:i:JOBS}") works=()
+        for t in "${batch[@]}"; do
+            local work
+            work=$(mktemp -d /tmp/soffa-fuzz-XXXXXX)
+            works+=("$work")
+            (cd "$work" && "$dir/fuzz_$t" "$work" "$ROOT/tests/fuzz/corpus/$t" -max_total_time="$secs" \
+                -rss_limit_mb=2048 -print_final_stats=1 >"$work/log" 2>&1; echo $? >"$work/rc") &
+        done
+        wait
+        local k
+        for k in "${!batch[@]}"; do
+            t=${batch[$k]}
+            local work=${works[$k]}
+            if [ "$(cat "$work/rc" 2>/dev/null)" = 0 ]; then
+                printf '  fuzz_%-7s %s executions, no crash\n' "$t" "$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$work/log" | grep -o '[0-9]*$')"
+                passed=$((passed + 1))
+            else
+                echo "  fuzz_$t FOUND A CRASH:"
+                grep -E 'ERROR|SUMMARY|runtime error|Test unit written|Base64' "$work/log" | sed 's/^/    /'
+                failed=$((failed + 1))
+            fi
+            rm -rf "$work"
+        done
     done
     echo "fuzz: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]
