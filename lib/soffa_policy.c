@@ -830,6 +830,13 @@ s_check_protected(s_dc_t *d)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_PROTECTED,
                         "the young person has a protected identity%s; remove the phone and e-mail",
                         v->protected_identity ? "" : " (an earlier message said so)");
+    /* The district of the registered address is as secret as the address
+     * (validation refuses it beside protected_identity; here when only an
+     * earlier message said so). */
+    if (remembered && !v->protection_lifted && v->district && v->district[0])
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_PROTECTED,
+                        "subject.district: the young person has a protected identity (an earlier message said so): "
+                        "the district of the address is secret; remove it");
     if (v->protection_lifted && (d->sender->role != SOFFA_ROLE_KAA || strcmp(d->sender->kommun, v->hemkommun) != 0))
         return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
                         "only the KAA of the home municipality (%s) may say that an identity is no longer protected",
