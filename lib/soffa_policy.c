@@ -1785,6 +1785,14 @@ s_destination(s_dc_t *d)
     }
     if (!d->out->mailbox[0])
         return s_refuse(d->why, d->whylen, SOFFA_ERR_POLICY, "no mailbox for this message");
+    /* The district of the registered address is there to route to a KAA
+     * team (issue 19, item 4); nobody else is told where the young person
+     * lives more closely than the home municipality. */
+    if (v->district && v->district[0] && strncmp(d->out->mailbox, "kaa/", 4) != 0
+        && strncmp(d->out->mailbox, "kaa-journal/", 12) != 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "subject.district: the district of the address only routes a message to a KAA team; remove "
+                        "it from a message to %s", d->out->mailbox);
     return SOFFA_OK;
 }
 
