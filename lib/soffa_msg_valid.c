@@ -269,6 +269,17 @@ s_staff_ref(s_vctx_t *c, const char *field, const char *s, bool required)
         return s_bad(c, SOFFA_ERR_BAD_FIELD, field,
                      "this looks like a name; a contact person is named by a staff reference, an opaque user id "
                      "with digits (e.g. handl-17), never by name");
+    /* Its digits alone: an identity number split by . _ or letters
+     * (u20080314.2710) is one all the same, and the case register keeps
+     * the reference. */
+    char digits[33];
+    size_t n = 0;
+    for (size_t i = 0; s[i] && n < sizeof digits - 1; i++)
+        if (s[i] >= '0' && s[i] <= '9')
+            digits[n++] = s[i];
+    digits[n] = '\0';
+    if (s_holds_id_number(digits, soffa_date_local(c->now_us)))
+        return s_bad(c, SOFFA_ERR_BAD_FIELD, field, "a staff reference must not hold an identity number");
     return SOFFA_OK;
 }
 

@@ -830,6 +830,13 @@ s_check_protected(s_dc_t *d)
         return s_refuse(d->why, d->whylen, SOFFA_ERR_PROTECTED,
                         "the young person has a protected identity%s; remove the phone and e-mail",
                         v->protected_identity ? "" : " (an earlier message said so)");
+    /* The district of the registered address is as secret as the address
+     * (validation refuses it beside protected_identity; here when only an
+     * earlier message said so). */
+    if (remembered && !v->protection_lifted && v->district && v->district[0])
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_PROTECTED,
+                        "subject.district: the young person has a protected identity (an earlier message said so): "
+                        "the district of the address is secret; remove it");
     if (v->protection_lifted && (d->sender->role != SOFFA_ROLE_KAA || strcmp(d->sender->kommun, v->hemkommun) != 0))
         return s_refuse(d->why, d->whylen, SOFFA_ERR_NOT_AUTHORISED,
                         "only the KAA of the home municipality (%s) may say that an identity is no longer protected",
@@ -1778,6 +1785,14 @@ s_destination(s_dc_t *d)
     }
     if (!d->out->mailbox[0])
         return s_refuse(d->why, d->whylen, SOFFA_ERR_POLICY, "no mailbox for this message");
+    /* The district of the registered address is there to route to a KAA
+     * team (issue 19, item 4); nobody else is told where the young person
+     * lives more closely than the home municipality. */
+    if (v->district && v->district[0] && strncmp(d->out->mailbox, "kaa/", 4) != 0
+        && strncmp(d->out->mailbox, "kaa-journal/", 12) != 0)
+        return s_refuse(d->why, d->whylen, SOFFA_ERR_BAD_FIELD,
+                        "subject.district: the district of the address only routes a message to a KAA team; remove "
+                        "it from a message to %s", d->out->mailbox);
     return SOFFA_OK;
 }
 

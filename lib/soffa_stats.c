@@ -83,6 +83,14 @@ s_share(long num, long den)
     return json_real((double) ((long) (1000.0 * (double) num / (double) den + 0.5)) / 1000.0);
 }
 
+/* The share of a count that is itself shown: a suppressed count (1 to 4)
+ * has no share, which would tell it. */
+static json_t *
+s_share_of(long num, long den)
+{
+    return num >= 1 && num <= 4 ? json_null() : s_share(num, den);
+}
+
 static int
 s_cmp_long(const void *a, const void *b)
 {
@@ -386,14 +394,14 @@ soffa_stats_compute(json_t *records, const char *kommun, soffa_date_t from, soff
     json_object_set_new(out, "signalled", s_cell(&ys.signalled));
     json_object_set_new(out, "registered", s_cell(&ys.registered));
     json_t *c = s_cell(&ys.contacted);
-    json_object_set_new(c, "share", s_share(ys.contacted.t, ys.registered.t));
+    json_object_set_new(c, "share", s_share_of(ys.contacted.t, ys.registered.t));
     json_object_set_new(c, "median_days_to_first_contact", s_median(ys.days, ys.n_days));
     json_object_set_new(out, "contacted", c);
     c = s_cell(&ys.plan);
-    json_object_set_new(c, "share", s_share(ys.plan.t, ys.registered.t));
+    json_object_set_new(c, "share", s_share_of(ys.plan.t, ys.registered.t));
     json_object_set_new(out, "with_plan", c);
     c = s_cell(&ys.measure);
-    json_object_set_new(c, "share", s_share(ys.measure.t, ys.registered.t));
+    json_object_set_new(c, "share", s_share_of(ys.measure.t, ys.registered.t));
     json_object_set_new(out, "in_measure", c);
     json_t *refs = json_object();
     for (int k = 0; k < 2; k++) {

@@ -162,6 +162,12 @@ expect "H2: mapped (case map)" '{"total":6,"women":null,"men":null,"unknown":0,"
 # A plan: P1 P3 P6 = 3: suppressed, and so is its share (it would tell the count).
 expect "H2: with a plan, suppressed with its share" '{"total":null,"women":null,"men":null,"unknown":0,"share":null}' \
     "$(per 2026H2 .with_plan)"
+# The window's figures beside them: a suppressed count's share is suppressed too.
+expect "H2: no share of a suppressed count among the window's figures" "" \
+    "$(python3 -c 'import json, sys
+j = json.loads(sys.argv[1])
+for k in ("contacted", "with_plan", "in_measure"):
+    if j[k]["total"] is None and j[k]["share"] is not None: print(k, j[k])' "$J")"
 # Declines in H2: P4 (contact) and P9 (a measure) = 2.
 expect "H2: declines" '{"total":null,"women":null,"men":null,"unknown":0}' "$(per 2026H2 .declined)"
 # Occupation on 31 December: P1 WORK, P7 STUDIES_KOMVUX, 14 none recorded

@@ -1878,7 +1878,9 @@ Test(policy, issue_19_case_owner_and_transfer_rows, .init = t_setup, .fini = t_t
          TEAMS_FACTS("centrum", ""), SOFFA_OK, NULL},
     };
     t_frows(rows, sizeof rows / sizeof *rows);
-    /* A contact person is a staff reference, never a name or an identity number. */
+    /* A contact person is a staff reference, never a name or an identity number (nor one split by . or _). */
+    char dotted[16];
+    snprintf(dotted, sizeof dotted, "u%.8s.%.4s", T_PUPIL, T_PUPIL + 8);
     const struct {
         const char *path, *value, *says;
     } bad[] = {
@@ -1886,6 +1888,7 @@ Test(policy, issue_19_case_owner_and_transfer_rows, .init = t_setup, .fini = t_t
         {"case_owner_changed.owner_ref", "Anna3", "looks like a name"},
         {"case_owner_changed.owner_ref", "Anna Svensson", "user reference"},
         {"case_owner_changed.owner_ref", T_PUPIL, "identity number"},
+        {"case_owner_changed.owner_ref", dotted, "identity number"},
         {"case_owner_changed.owner_ref", "handl-17", "the one the case has"},
         {"case_owner_changed.reason", "ASSIGNED", "ASSIGNED is the first"},
     };

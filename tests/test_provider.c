@@ -221,6 +221,9 @@ Test(provider, kaa_refers_and_the_provider_answers)
     TK_REFUSED(kaa, refer(P19, p19, "KOMVUX", x), SOFFA_ERR_CONSENT, "recipient PROVIDER");
     TK_REFUSED(kaa, set(refer(P18, c, "SCHOOL", x), "referral_sent.provider_kind", "KOMVUX"), SOFFA_ERR_BAD_FIELD,
                "SCHOOL_PROGRAMME");
+    /* The district of the address routes to a KAA team only; a provider never gets it. */
+    TK_REFUSED(kaa, set(refer(P18, c, "KOMVUX", x), "subject.district", "141901"), SOFFA_ERR_BAD_FIELD,
+               "subject.district");
     /* A provider refers nobody. */
     TK_REFUSED(komvux, refer(P18, c, "KOMVUX", x), SOFFA_ERR_POLICY, "a provider agent may not send referral_sent");
 

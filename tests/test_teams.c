@@ -205,6 +205,14 @@ Test(teams, signals_are_routed_to_a_team_by_the_rule)
     json_t *j = set(J(SOFFA_MT_ENROLMENT_CHANGED, P17, "1482"), "subject.district", "148201");
     json_object_set_new(json_object_get(j, "subject"), "protected_identity", json_true());
     TK_REFUSED(school, j, SOFFA_ERR_PROTECTED, "district of the address is secret");
+    /* ... nor once an earlier message said the identity is protected. */
+    char p19[13];
+    s_age(19, 519, p19);
+    j = J(SOFFA_MT_ENROLMENT_CHANGED, p19, "1482");
+    json_object_set_new(json_object_get(j, "subject"), "protected_identity", json_true());
+    TK_ACCEPTED(school, j, "kaa/1482/ost");
+    TK_REFUSED(school, set(J(SOFFA_MT_ABSENCE_REPORTED, p19, "1482"), "subject.district", "148201"),
+               SOFFA_ERR_PROTECTED, "an earlier message said so");
     TK_REFUSED(school, set(J(SOFFA_MT_ENROLMENT_CHANGED, P17, "1482"), "subject.district", "1482-01"),
                SOFFA_ERR_BAD_FIELD, "6 digits");
     /* A signal Tjörn's KAA sends on to Mölndal goes to the team the rule gives its school unit. */
