@@ -158,8 +158,9 @@ s_owner_op(soffa_store_state_op_t *op, const uint8_t case_id[16], const char *te
     op->key[0] = 'T';
     memcpy(op->key + 1, case_id, 16);
     op->klen = 17;
-    strncpy((char *) op->val, team, S_TEAM);
-    strncpy((char *) op->val + S_TEAM, owner, S_OWNER);
+    /* Fixed-width fields, zero-padded (op is zeroed above), no terminator. */
+    memcpy(op->val, team, strnlen(team, S_TEAM));
+    memcpy(op->val + S_TEAM, owner, strnlen(owner, S_OWNER));
     op->vlen = S_TEAM + S_OWNER;
 }
 
