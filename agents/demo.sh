@@ -286,9 +286,9 @@ for agent in grundskola-1419 school-1415 kaa-1419 komvux-1419 audit; do
 done
 
 bold "14. Spring, year 9: the compulsory school hands the pupil over to Tjörn's KAA"
-say "Tjörn's KAA asked its compulsory schools to tell them in spring about year-9 pupils"
-say "at risk (in autumn it is \"alldeles för sent\"). The handover rests on consent, not on"
-say "the law; at 15 ($HANDOVER_ON) a guardian must consent for the pupil (OSL 12:2)."
+say "Stenungsund's KAA found that in autumn it is \"alldeles för sent\" for year-9 pupils at"
+say "risk; the compulsory schools should tell the KAA in spring. The handover rests on"
+say "consent, not on the law; at 15 ($HANDOVER_ON) a guardian consents for the pupil (OSL 12:2)."
 say "Sent without a consent, it is refused:"
 if run grundskola-1419 signal year9 --pupil "$PUPIL2" --hemkommun 1419 --occurred "$HANDOVER_ON" \
     --school-unit 14190001 --school-form GR --risk NOT_COMPLETING --leaves-on "$YEAR9_ENDS"; then
