@@ -24,27 +24,32 @@
 
 typedef struct {
     const char *name;     /* the agent's name, its directory and its key files */
-    const char *role;     /* school, kaa, social, af or audit */
+    const char *role;     /* school, kaa, social, af, provider or audit */
     const char *kommun;   /* the municipality it serves, or NULL */
     const char *unit;     /* a school's skolenhetskod, or NULL */
     const char *scope;    /* an auditor's scope, or NULL */
     const char *span;     /* "yes": its scope spans data controllers (span_controllers), or NULL */
+    const char *kind;     /* a provider's provider_kind, or NULL */
     const char *what;     /* who it plays, for people */
 } s_node_t;
 
 /* The auditors: one whose scope covers every data controller of the network
- * (both municipalities, the school, Arbetsförmedlingen: so configured), and
- * Stenungsund's own, which reads Stenungsund's records only. */
+ * (both municipalities, the schools, Arbetsförmedlingen, the provider: so
+ * configured), and Stenungsund's own, which reads Stenungsund's records only.
+ * The compulsory school and Komvux play in the demo's second part (a year-9
+ * handover, a referral to a local actor). */
 static const s_node_t s_nodes[] = {
-    {"school-1415", "school", "1415", "14150001", NULL, NULL, "an upper-secondary school in Stenungsund"},
-    {"kaa-1415", "kaa", "1415", NULL, NULL, NULL, "Stenungsund's KAA team"},
-    {"kaa-1419", "kaa", "1419", NULL, NULL, NULL, "Tjörn's KAA team"},
-    {"social-1419", "social", "1419", NULL, NULL, NULL, "social services in Tjörn"},
-    {"af-1419", "af", "1419", NULL, NULL, NULL, "Arbetsförmedlingen for Tjörn"},
-    {"audit", "audit", NULL, NULL, "*/1415, */1419, school/*, school-journal/*, audit/*", "yes",
-     "an auditor for both municipalities, the school and Arbetsförmedlingen"},
-    {"audit-1415", "audit", NULL, NULL, "kaa/1415, kaa-journal/1415, social/1415", NULL,
+    {"school-1415", "school", "1415", "14150001", NULL, NULL, NULL, "an upper-secondary school in Stenungsund"},
+    {"kaa-1415", "kaa", "1415", NULL, NULL, NULL, NULL, "Stenungsund's KAA team"},
+    {"kaa-1419", "kaa", "1419", NULL, NULL, NULL, NULL, "Tjörn's KAA team"},
+    {"social-1419", "social", "1419", NULL, NULL, NULL, NULL, "social services in Tjörn"},
+    {"af-1419", "af", "1419", NULL, NULL, NULL, NULL, "Arbetsförmedlingen for Tjörn"},
+    {"audit", "audit", NULL, NULL, "*/1415, */1419, school/*, school-journal/*, provider/*, audit/*", "yes", NULL,
+     "an auditor for both municipalities, the schools, Arbetsförmedlingen and Komvux"},
+    {"audit-1415", "audit", NULL, NULL, "kaa/1415, kaa-journal/1415, social/1415", NULL, NULL,
      "an auditor for Stenungsund only"},
+    {"grundskola-1419", "school", "1419", "14190001", NULL, NULL, NULL, "a compulsory school in Tjörn"},
+    {"komvux-1419", "provider", "1419", NULL, NULL, NULL, "komvux", "Komvux in Tjörn, a local actor"},
 };
 #define S_NODES (sizeof s_nodes / sizeof *s_nodes)
 
@@ -79,6 +84,7 @@ static const soffa_cli_ini_row_t s_broker_ini_agent[] = {
     {SOFFA_CLI_INI_KEY, "unit", "{unit}", "unit"},
     {SOFFA_CLI_INI_KEY, "scope", "{scope}", "scope"},
     {SOFFA_CLI_INI_KEY, "span_controllers", "{span}", "span"},
+    {SOFFA_CLI_INI_KEY, "provider_kind", "{kind}", "kind"},
 };
 
 /* A node's agent.ini, after its [web] section (soffa_webdemo). A school is
@@ -218,7 +224,7 @@ s_write_network(const char *dir, const char *abs, int port)
         const soffa_cli_ini_var_t vars[] = {{"dir", abs},         {"name", n->name},   {"role", n->role},
                                             {"kommun", n->kommun}, {"unit", n->unit},   {"scope", n->scope},
                                             {"what", n->what},     {"school", !strcmp(n->role, "school") ? n->role : NULL},
-                                            {"span", n->span}};
+                                            {"span", n->span},     {"kind", n->kind}};
         rc = soffa_cli_ini_write(f, s_broker_ini_agent, S_ROWS(s_broker_ini_agent), vars, S_ROWS(vars), why, sizeof why);
         if (rc != SOFFA_OK)
             status = soffa_cli_die("up", 1, "cannot write %s: %s", path, why);
@@ -299,7 +305,7 @@ s_print_network(const soffa_cli_t *c, const char *dir, const char *abs, int port
     }
     printf("soffa network up in %s\n  broker   tcp://127.0.0.1:%d and ipc://%s/broker/broker.sock\n", abs, port, abs);
     for (size_t i = 0; i < S_NODES; i++)
-        printf("  %-12s %-7s %s\n", s_nodes[i].name, s_nodes[i].role, s_nodes[i].what);
+        printf("  %-15s %-8s %s\n", s_nodes[i].name, s_nodes[i].role, s_nodes[i].what);
     soffa_webdemo_print(stdout, abs);
     printf("Try: soffa --net %s --agent kaa-1419 status\nStop: soffa down %s\n", dir, dir);
 }
@@ -311,7 +317,7 @@ soffa_cli_net_up(soffa_cli_t *c)
         puts("usage: soffa up DIR\n\n"
              "Creates in DIR (new or empty) keys, configurations and data for a broker and\n"
              "one agent of each role, starts them in the background and returns when every\n"
-             "agent is connected; also the web inboxes of the school, the KAA teams,\n"
+             "agent is connected; also the web inboxes of the schools, the KAA teams,\n"
              "social services and Arbetsförmedlingen on loopback ports, each with a demo\n"
              "account whose password is in DIR/web-passwords (owner-only).\n"
              "Talk to an agent with: soffa --net DIR --agent NAME ...\n"
@@ -366,10 +372,10 @@ soffa_cli_net_down(soffa_cli_t *c)
     FILE *pf = fopen(pidfile, "r");
     if (!pf)
         return soffa_cli_die("down", 1, "no network runs from %s (no %s)", c->argv[1], pidfile);
-    char names[16][64];
-    pid_t pids[16];
+    char names[32][64];
+    pid_t pids[32];
     int n = 0;
-    while (n < 16 && fscanf(pf, "%63s %d", names[n], &pids[n]) == 2)
+    while (n < 32 && fscanf(pf, "%63s %d", names[n], &pids[n]) == 2)
         n++;
     fclose(pf);
     int stopped = 0;

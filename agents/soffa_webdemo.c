@@ -169,7 +169,7 @@ soffa_webdemo_print(FILE *out, const char *dir)
         char name[64], url[256];
         if (line[0] == '#' || sscanf(line, "%63s %255s", name, url) != 2)
             continue;
-        fprintf(out, "  %-12s %s\n", name, url);
+        fprintf(out, "  %-15s %s\n", name, url);
     }
     fclose(f);
 }

@@ -166,7 +166,7 @@ s_box_cmp(const void *a, const void *b)
 #define S_PREV_NAMES 64   /* agents named in soffa_broker_previous_key_sessions (the rest summed as "...") */
 
 typedef struct {
-    uint64_t live[SOFFA_ROLE_BROKER + 1];
+    uint64_t live[SOFFA_ROLE_PROVIDER + 1];
     uint64_t closed;
     struct {
         const char *name;
@@ -184,7 +184,7 @@ s_session(void *ctx, const void *k, size_t kl, void *v)
     const soffa_session_t *s = v;
     if (s->state == SOFFA_SESS_CLOSED)
         c->closed++;
-    else if ((unsigned) s->id->role <= SOFFA_ROLE_BROKER)
+    else if ((unsigned) s->id->role <= SOFFA_ROLE_PROVIDER)
         c->live[s->id->role]++;
     if (s->state != SOFFA_SESS_CLOSED && s->rid[0] == SOFFA_RID_PREVIOUS) {
         size_t i = 0;
@@ -313,7 +313,11 @@ soffa_metrics_render(soffa_broker_t *self, soffa_prom_text_t *t)
     memset(&ss, 0, sizeof ss);
     soffa_map_each(self->sessions, s_session, &ss);
     soffa_prom_family(t, "soffa_broker_sessions", "gauge", "live agent sessions, by role");
-    for (int r = SOFFA_ROLE_SCHOOL; r <= SOFFA_ROLE_AUDIT; r++) {
+    /* Every role an agent may have: school to audit, and the provider (7,
+     * after the broker's own 6). */
+    for (int r = SOFFA_ROLE_SCHOOL; r <= SOFFA_ROLE_PROVIDER; r++) {
+        if (r == SOFFA_ROLE_BROKER)
+            continue;
         soffa_prom_label(l, sizeof l, "", "role", soffa_role_name((soffa_role_t) r));
         soffa_prom_sample(t, "soffa_broker_sessions", l, (double) ss.live[r]);
     }

@@ -122,7 +122,7 @@ for i in 1 2 3; do out=$(absence "$i"); case "$out" in accepted*) ;; *) bad "it_
 case "$(absence 4 14199999)" in *NOT_AUTHORISED*) ;; *) bad "it_61 the refusal did not happen";; esac
 for _ in $(seq 50); do [ "$(count kaa-1419)" -ge 3 ] && break; sleep 0.1; done
 sessions() { scrape; awk '/^soffa_broker_sessions\{/ {n += $2} END {print n + 0}' "$NET/scrape"; }
-for _ in $(seq 50); do [ "$(sessions)" = 7 ] && break; sleep 0.1; done   # every agent back after the restart
+for _ in $(seq 50); do [ "$(sessions)" = 9 ] && break; sleep 0.1; done   # every agent back after the restart
 hdr=$(curl -sS -D - -o "$NET/scrape" "http://127.0.0.1:$PORT/metrics")
 case "$hdr" in *"Content-Type: text/plain; version=0.0.4"*) ok "it_61 served as Prometheus text format 0.0.4";; *) bad "it_61 content type" "$hdr";; esac
 out=$(promtool check metrics < "$NET/scrape" 2>&1); rc=$?
@@ -133,8 +133,8 @@ expect "it_61 one refused for its school unit, by type and code" 1 \
 expect "it_61 kaa/1419 holds three" 3 "$(metric 'soffa_mailbox_depth{mailbox="kaa/1419"}')"
 expect "it_61 ... and waits for their three acknowledgements" 3 "$(metric 'soffa_broker_awaiting{kind="signal_ack"}')"
 expect "it_61 its reader is connected" 1 "$(metric 'soffa_mailbox_readers{mailbox="kaa/1419"}')"
-expect "it_61 sessions by role: 1 school, 2 kaa, 2 audit" "1 2 2" \
-    "$(metric 'soffa_broker_sessions{role="school"}') $(metric 'soffa_broker_sessions{role="kaa"}') $(metric 'soffa_broker_sessions{role="audit"}')"
+expect "it_61 sessions by role: 2 school, 2 kaa, 2 audit, 1 provider" "2 2 2 1" \
+    "$(metric 'soffa_broker_sessions{role="school"}') $(metric 'soffa_broker_sessions{role="kaa"}') $(metric 'soffa_broker_sessions{role="audit"}') $(metric 'soffa_broker_sessions{role="provider"}')"
 C=$(metric soffa_broker_commit_duration_seconds_count)
 [ "$C" != absent ] && [ "$C" -ge 3 ] && ok "it_61 commit latency histogram: $C commits" || bad "it_61 commit count" "$C"
 expect "it_61 the batch size histogram counts the same commits" "$C" "$(metric soffa_broker_commit_batch_records_count)"
