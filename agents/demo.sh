@@ -71,7 +71,10 @@ luhn() {   # luhn DIGITS: the check digit
     done
     echo $(( (10 - sum % 10) % 10 ))
 }
-BORN_YY=$(printf '%02d' $(( ($(date +%Y) - 18) % 100 )))
+# (Before 14 March the year before, so that the pupil is 18 on every date.)
+BORN_Y=$(( $(date +%Y) - 18 ))
+[ "$(date +%m%d)" \< 0314 ] && BORN_Y=$(( BORN_Y - 1 ))
+BORN_YY=$(printf '%02d' $(( BORN_Y % 100 )))
 PUPIL=${BORN_YY}0314-271$(luhn "${BORN_YY}0314271")
 TODAY=$(date +%F)
 # The autumn term so far: absence from twelve weeks ago to two weeks ago.
