@@ -604,7 +604,7 @@ int
 soffa_cli_audit_stats(soffa_cli_t *c)
 {
     const char *kommun = NULL, *html = NULL, *export = NULL;
-    bool csv = false, half = false;
+    bool csv = false, half = false, dates = false;
     soffa_date_t from = {0, 0, 0}, to = {0, 0, 0};
     for (int i = 1; i < c->argc; i++) {
         const char *a = c->argv[i];
@@ -637,9 +637,11 @@ soffa_cli_audit_stats(soffa_cli_t *c)
         } else if (!strcmp(a, "--from")) {
             if (!soffa_date_parse(c->argv[++i], &from))
                 return soffa_cli_die("stats", 2, "--from takes a date YYYY-MM-DD");
+            dates = true;
         } else if (!strcmp(a, "--to")) {
             if (!soffa_date_parse(c->argv[++i], &to))
                 return soffa_cli_die("stats", 2, "--to takes a date YYYY-MM-DD");
+            dates = true;
         } else if (!strcmp(a, "--html")) {
             html = c->argv[++i];
         } else if (!strcmp(a, "--export")) {
@@ -653,6 +655,9 @@ soffa_cli_audit_stats(soffa_cli_t *c)
             return soffa_cli_die("stats", 2, "unknown argument '%s' (see soffa stats --help)", a);
         }
     }
+    if (half && dates)
+        return soffa_cli_die("stats", 2, "give either --half-year or --from and --to, not both (the half-year sets both "
+                                         "dates)");
     if (!kommun || !from.year || !to.year)
         return soffa_cli_die("stats", 2, "give --municipality, and --from and --to or --half-year (see soffa stats --help)");
     if (soffa_date_cmp(from, to) > 0)

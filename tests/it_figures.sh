@@ -297,6 +297,9 @@ out=$(q audit stats --municipality 1419 --half-year 2026H2 --export "$NET/h2.csv
 case "$rc:$out" in 1:*"never overwrites"*) ok "the export never overwrites a file";; *) bad "overwrite" "$rc $out";; esac
 out=$(q audit stats --municipality 1419 --from 2026-07-01 --to 2026-12-31 --export "$NET/z.csv" 2>&1); rc=$?
 case "$rc:$out" in 2:*"per half-year"*) ok "an export needs --half-year";; *) bad "export without half-year" "$rc $out";; esac
+out=$(q audit stats --municipality 1419 --half-year 2026H2 --from 2026-01-01 --export "$NET/z.csv" 2>&1); rc=$?
+case "$rc:$out" in 2:*"not both"*) ok "--half-year with --from is refused, not a silently changed period";; *) bad "half-year and from" "$rc $out";; esac
+[ ! -e "$NET/z.csv" ] && ok "... and no file" || bad "a refused export left a file"
 out=$(q audit stats --municipality 1419 --half-year 2026H3 2>&1); rc=$?
 case "$rc:$out" in 2:*"2026H1"*) ok "a malformed half-year is refused with an example";; *) bad "half-year" "$rc $out";; esac
 LOG=$(q audit access-log --json)
