@@ -12,7 +12,7 @@
 #include "soffa_msg.h"
 
 typedef struct {
-    long t, w, m;     /* total, women, men */
+    long t, w, m, u;  /* total, women, men, unknown (reserve numbers) */
 } s_cnt_t;
 
 typedef enum { S_SEX_UNKNOWN, S_SEX_WOMAN, S_SEX_MAN } s_sex_t;
@@ -53,6 +53,8 @@ s_add(s_cnt_t *c, s_sex_t sex)
         c->w++;
     else if (sex == S_SEX_MAN)
         c->m++;
+    else
+        c->u++;
 }
 
 static s_sex_t
@@ -67,12 +69,17 @@ s_sex_of(json_t *subject)
     return (id[10] - '0') % 2 ? S_SEX_MAN : S_SEX_WOMAN;
 }
 
+/* A count as shown: 1 to 4 suppressed (null), so that no one is recognised. */
+static json_t *
+s_sup(long v)
+{
+    return v >= 1 && v <= 4 ? json_null() : json_integer(v);
+}
+
 static json_t *
 s_cell(const s_cnt_t *c)
 {
-#define S_SUP(v) ((v) >= 1 && (v) <= 4 ? json_null() : json_integer(v))
-    return json_pack("{s:o, s:o, s:o}", "total", S_SUP(c->t), "women", S_SUP(c->w), "men", S_SUP(c->m));
-#undef S_SUP
+    return json_pack("{s:o, s:o, s:o}", "total", s_sup(c->t), "women", s_sup(c->w), "men", s_sup(c->m));
 }
 
 static json_t *
@@ -718,29 +725,12 @@ typedef struct {
     size_t n_sigs, cap_sigs;
 } s_fig_t;
 
-typedef struct {
-    long t, w, m, u;
-} s_cnt4_t;
-
-static void
-s_add4(s_cnt4_t *c, s_sex_t sex)
-{
-    c->t++;
-    if (sex == S_SEX_WOMAN)
-        c->w++;
-    else if (sex == S_SEX_MAN)
-        c->m++;
-    else
-        c->u++;
-}
-
+/* The same with the unknown sex (the period figures). */
 static json_t *
-s_cell4(const s_cnt4_t *c)
+s_cell4(const s_cnt_t *c)
 {
-#define S_SUP(v) ((v) >= 1 && (v) <= 4 ? json_null() : json_integer(v))
-    return json_pack("{s:o, s:o, s:o, s:o}", "total", S_SUP(c->t), "women", S_SUP(c->w), "men", S_SUP(c->m),
-                     "unknown", S_SUP(c->u));
-#undef S_SUP
+    return json_pack("{s:o, s:o, s:o, s:o}", "total", s_sup(c->t), "women", s_sup(c->w), "men", s_sup(c->m),
+                     "unknown", s_sup(c->u));
 }
 
 static const char *
@@ -1033,9 +1023,9 @@ static const char *const s_bands[] = {"16-17", "18-19", "other"};
 
 typedef struct {
     long lo, hi;
-    s_cnt4_t during, at_end, contacted, mapped, plan, declined;
-    s_cnt4_t occ[S_N(s_occ_codes)], meas[S_N(s_meas_codes)], groups[S_N(s_groups)], by_type[S_N(s_meas_codes)];
-    s_cnt4_t bands[S_N(s_bands)];
+    s_cnt_t during, at_end, contacted, mapped, plan, declined;
+    s_cnt_t occ[S_N(s_occ_codes)], meas[S_N(s_meas_codes)], groups[S_N(s_groups)], by_type[S_N(s_meas_codes)];
+    s_cnt_t bands[S_N(s_bands)];
 } s_per_t;
 
 static size_t
@@ -1057,34 +1047,34 @@ s_per_youth(void *ctx, const void *k, size_t kl, void *v)
     int sp = s_fy_span_in(y, p->lo, p->hi);
     if (sp < 0)
         return 0;
-    s_add4(&p->during, y->sex);
+    s_add(&p->during, y->sex);
     for (int k2 = 0; k2 < y->n_spans; k2++)
         if (y->spans[k2].open <= p->hi && y->spans[k2].close > p->hi) {
-            s_add4(&p->at_end, y->sex);
+            s_add(&p->at_end, y->sex);
             break;
         }
     if (y->reached <= p->hi)
-        s_add4(&p->contacted, y->sex);
+        s_add(&p->contacted, y->sex);
     if (y->mapped <= p->hi)
-        s_add4(&p->mapped, y->sex);
+        s_add(&p->mapped, y->sex);
     if (y->plan <= p->hi)
-        s_add4(&p->plan, y->sex);
+        s_add(&p->plan, y->sex);
     for (int k2 = 0; k2 < y->n_declines; k2++)
         if (y->declines[k2] >= p->lo && y->declines[k2] <= p->hi) {
-            s_add4(&p->declined, y->sex);
+            s_add(&p->declined, y->sex);
             break;
         }
     const char *occ = s_fy_occ_on(y, p->hi);
     size_t oi = s_index(s_occ_codes, S_N(s_occ_codes), occ[0] ? occ : "NOT_RECORDED");
     if (oi < S_N(s_occ_codes))
-        s_add4(&p->occ[oi], y->sex);
+        s_add(&p->occ[oi], y->sex);
     bool seen[S_N(s_meas_codes)] = {false};
     for (int k2 = 0; k2 < y->n_meas; k2++) {
         const s_meas_t *m = &y->meas[k2];
         size_t mi = s_index(s_meas_codes, S_N(s_meas_codes), m->type);
         if (!m->declined && m->start <= p->hi && m->end >= p->lo && mi < S_N(s_meas_codes) && !seen[mi]) {
             seen[mi] = true;
-            s_add4(&p->meas[mi], y->sex);
+            s_add(&p->meas[mi], y->sex);
         }
     }
     for (int k2 = 0; k2 < y->n_spans; k2++) {
@@ -1093,25 +1083,24 @@ s_per_youth(void *ctx, const void *k, size_t kl, void *v)
             continue;
         const char *mtype;
         size_t gi = s_index(s_groups, S_N(s_groups), s_close_group(y, s, &mtype));
-        s_add4(&p->groups[gi], y->sex);
+        s_add(&p->groups[gi], y->sex);
         size_t mi = s_index(s_meas_codes, S_N(s_meas_codes), mtype);
         if (mi < S_N(s_meas_codes))
-            s_add4(&p->by_type[mi], y->sex);
+            s_add(&p->by_type[mi], y->sex);
     }
     long first = y->spans[sp].open > p->lo ? y->spans[sp].open : p->lo;
     for (int k2 = 0; k2 < y->n_spans; k2++)
         if (y->spans[k2].open <= p->hi && y->spans[k2].close >= p->lo && y->spans[k2].open < first)
             first = y->spans[k2].open > p->lo ? y->spans[k2].open : p->lo;
-    s_add4(&p->bands[s_index(s_bands, S_N(s_bands), s_age_band(y, first))], y->sex);
+    s_add(&p->bands[s_index(s_bands, S_N(s_bands), s_age_band(y, first))], y->sex);
     return 0;
 }
 
 static json_t *
-s_cell4_share(const s_cnt4_t *c, long den)
+s_cell4_share(const s_cnt_t *c, long den)
 {
     json_t *j = s_cell4(c);
-    /* A share of a suppressed count would tell the count. */
-    json_object_set_new(j, "share", c->t >= 1 && c->t <= 4 ? json_null() : s_share(c->t, den));
+    json_object_set_new(j, "share", s_share_of(c->t, den));
     return j;
 }
 
@@ -1160,7 +1149,7 @@ s_period(s_fig_t *g, const char *name, long lo, long hi)
     /* Signals and dropouts (LEFT) per school unit, units in order of first
      * appearance; one pass, units found by a hash (a JSON object). */
     json_t *units = json_array(), *index = json_object();
-    s_cnt4_t(*cnt)[2] = calloc(g->n_sigs + 1, sizeof *cnt);
+    s_cnt_t(*cnt)[2] = calloc(g->n_sigs + 1, sizeof *cnt);
     const char **names = calloc(g->n_sigs + 1, sizeof *names);
     size_t n_units = 0;
     for (size_t i = 0; cnt && names && i < g->n_sigs; i++) {
@@ -1173,9 +1162,9 @@ s_period(s_fig_t *g, const char *name, long lo, long hi)
             json_object_set_new(index, sg->unit, json_integer((json_int_t) n_units));
             names[n_units++] = sg->unit;
         }
-        s_add4(&cnt[u][0], sg->sex);
+        s_add(&cnt[u][0], sg->sex);
         if (sg->left)
-            s_add4(&cnt[u][1], sg->sex);
+            s_add(&cnt[u][1], sg->sex);
     }
     for (size_t u = 0; u < n_units; u++)
         json_array_append_new(units, json_pack("{s:s, s:o, s:o}", "school_unit", names[u], "signals",
